@@ -1,0 +1,117 @@
+package gitstore
+
+import (
+	"container/list"
+	"hash/crc32"
+	"sync"
+	"sync/atomic"
+
+	"github.com/nexus-mem/nexus"
+)
+
+// cache is the L1 cache: a least-recently-used map from context id to the
+// context's encoded bytes, bounded in bytes. Every entry carries a CRC-32C
+// of its bytes, checked on every hit; a damaged entry is dropped and
+// counted, and the caller reloads from git.
+type cache struct {
+	mu    sync.Mutex
+	max   int64
+	used  int64
+	ll    *list.List
+	items map[nexus.ID]*list.Element
+
+	hits, misses, corrupt atomic.Int64
+}
+
+type cacheItem struct {
+	id  nexus.ID
+	b   []byte
+	crc uint32
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// itemOverhead approximates the bookkeeping bytes of one entry.
+const itemOverhead = 128
+
+func newCache(maxBytes int64) *cache {
+	return &cache{max: maxBytes, ll: list.New(), items: map[nexus.ID]*list.Element{}}
+}
+
+// get returns the cached bytes of id, or nil.
+func (c *cache) get(id nexus.ID) []byte {
+	c.mu.Lock()
+	el, ok := c.items[id]
+	if !ok {
+		c.mu.Unlock()
+		c.misses.Add(1)
+		return nil
+	}
+	it := el.Value.(*cacheItem)
+	if crc32.Checksum(it.b, castagnoli) != it.crc {
+		c.removeLocked(el)
+		c.mu.Unlock()
+		c.corrupt.Add(1)
+		c.misses.Add(1)
+		return nil
+	}
+	c.ll.MoveToFront(el)
+	c.mu.Unlock()
+	c.hits.Add(1)
+	return it.b
+}
+
+// put stores b (which must not be modified afterwards) for id.
+func (c *cache) put(id nexus.ID, b []byte) {
+	size := int64(len(b)) + itemOverhead
+	if size > c.max/8 {
+		return // one entry may not flush a large part of the cache
+	}
+	it := &cacheItem{id: id, b: b, crc: crc32.Checksum(b, castagnoli)}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[id]; ok {
+		c.removeLocked(el)
+	}
+	c.items[id] = c.ll.PushFront(it)
+	c.used += size
+	for c.used > c.max {
+		c.removeLocked(c.ll.Back())
+	}
+}
+
+func (c *cache) removeLocked(el *list.Element) {
+	it := el.Value.(*cacheItem)
+	c.ll.Remove(el)
+	delete(c.items, it.id)
+	c.used -= int64(len(it.b)) + itemOverhead
+}
+
+// resize changes the byte budget, evicting as needed.
+func (c *cache) resize(maxBytes int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.max = maxBytes
+	for c.used > c.max && c.ll.Len() > 0 {
+		c.removeLocked(c.ll.Back())
+	}
+}
+
+// CacheStats describes the L1 cache.
+type CacheStats struct {
+	Entries      int   `json:"entries"`
+	Bytes        int64 `json:"bytes"`
+	MaxBytes     int64 `json:"max_bytes"`
+	Hits         int64 `json:"hits"`
+	Misses       int64 `json:"misses"`
+	CorruptDrops int64 `json:"corrupt_drops"`
+}
+
+func (c *cache) stats() CacheStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return CacheStats{
+		Entries: c.ll.Len(), Bytes: c.used, MaxBytes: c.max,
+		Hits: c.hits.Load(), Misses: c.misses.Load(), CorruptDrops: c.corrupt.Load(),
+	}
+}

@@ -1,0 +1,293 @@
+package gitstore
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"github.com/nexus-mem/nexus"
+)
+
+// entry is what the catalog knows of one live context: enough to filter
+// listings and to find the blob without touching git trees.
+type entry struct {
+	id     nexus.ID
+	parent nexus.ID
+	ts     int64 // Unix nanoseconds
+	ns     string
+	typ    nexus.Type
+	agent  string
+	blob   Hash
+	leaf   uint64 // shard leaf index within the namespace
+	size   uint32 // bytes of the blob
+}
+
+// catalog is the derived index of the live contexts at commit head.
+type catalog struct {
+	mu       sync.RWMutex
+	head     Hash
+	byID     map[nexus.ID]*entry
+	ordered  []*entry // by id, ascending (ids are time-ordered)
+	children map[nexus.ID][]*entry
+	leafFill map[string]leafFill // per namespace: the newest leaf and its size
+	strs     map[string]string   // interned namespaces and agents
+}
+
+// leafFill says where the next context of a namespace goes.
+type leafFill struct {
+	leaf  uint64
+	count int
+}
+
+func newCatalog() *catalog {
+	return &catalog{
+		byID:     map[nexus.ID]*entry{},
+		children: map[nexus.ID][]*entry{},
+		leafFill: map[string]leafFill{},
+		strs:     map[string]string{},
+	}
+}
+
+func (c *catalog) intern(s string) string {
+	if v, ok := c.strs[s]; ok {
+		return v
+	}
+	c.strs[s] = s
+	return s
+}
+
+// addLocked inserts e, keeping ordered sorted even if e is not the newest
+// (which happens only while rebuilding from a tree walk).
+func (c *catalog) addLocked(e *entry) {
+	if _, dup := c.byID[e.id]; dup {
+		return
+	}
+	e.ns, e.agent = c.intern(e.ns), c.intern(e.agent)
+	c.byID[e.id] = e
+	n := len(c.ordered)
+	if n == 0 || c.ordered[n-1].id.Compare(e.id) < 0 {
+		c.ordered = append(c.ordered, e)
+	} else {
+		i := sort.Search(n, func(i int) bool { return c.ordered[i].id.Compare(e.id) > 0 })
+		c.ordered = append(c.ordered, nil)
+		copy(c.ordered[i+1:], c.ordered[i:])
+		c.ordered[i] = e
+	}
+	if !e.parent.IsZero() {
+		c.children[e.parent] = insertSorted(c.children[e.parent], e)
+	}
+	lf := c.leafFill[e.ns]
+	switch {
+	case e.leaf > lf.leaf || lf.count == 0:
+		c.leafFill[e.ns] = leafFill{e.leaf, 1}
+	case e.leaf == lf.leaf:
+		c.leafFill[e.ns] = leafFill{lf.leaf, lf.count + 1}
+	}
+}
+
+func insertSorted(s []*entry, e *entry) []*entry {
+	i := sort.Search(len(s), func(i int) bool { return s[i].id.Compare(e.id) > 0 })
+	s = append(s, nil)
+	copy(s[i+1:], s[i:])
+	s[i] = e
+	return s
+}
+
+func (c *catalog) removeLocked(id nexus.ID) {
+	e, ok := c.byID[id]
+	if !ok {
+		return
+	}
+	delete(c.byID, id)
+	i := sort.Search(len(c.ordered), func(i int) bool { return c.ordered[i].id.Compare(id) >= 0 })
+	if i < len(c.ordered) && c.ordered[i] == e {
+		c.ordered = append(c.ordered[:i], c.ordered[i+1:]...)
+	}
+	if !e.parent.IsZero() {
+		kids := c.children[e.parent]
+		for j, k := range kids {
+			if k == e {
+				c.children[e.parent] = append(kids[:j:j], kids[j+1:]...)
+				break
+			}
+		}
+	}
+}
+
+func (c *catalog) get(id nexus.ID) (*entry, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	e, ok := c.byID[id]
+	return e, ok
+}
+
+func (c *catalog) len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.ordered)
+}
+
+// nextSlot returns the leaf for the next context of ns, given how many
+// contexts of ns the pending batch already placed (pending).
+func (c *catalog) nextLeafLocked(ns string, pending int) uint64 {
+	lf, ok := c.leafFill[ns]
+	n := pending
+	if ok {
+		n += int(lf.leaf)*leafSize + lf.count
+	}
+	return uint64(n / leafSize)
+}
+
+// equal reports whether two catalogs hold the same entries at the same head.
+func (c *catalog) equal(o *catalog) error {
+	if c.head != o.head {
+		return fmt.Errorf("head %s != %s", c.head, o.head)
+	}
+	if len(c.ordered) != len(o.ordered) {
+		return fmt.Errorf("%d entries != %d", len(c.ordered), len(o.ordered))
+	}
+	for i, e := range c.ordered {
+		if *e != *o.ordered[i] {
+			return fmt.Errorf("entry %d differs: %+v != %+v", i, *e, *o.ordered[i])
+		}
+	}
+	return nil
+}
+
+// Catalog file format, all integers big-endian or uvarint:
+//
+//	"NXCAT1\n" head[20] count(uvarint) entries... sha256[32]
+//
+// entry: id[16] parent[16] ts(varint) ns(str) type(str) agent(str) blob[20]
+// leaf(uvarint) size(uvarint), str = uvarint length + bytes.
+const catalogMagic = "NXCAT1\n"
+
+const catalogFile = "catalog.bin"
+
+// save writes the catalog durably to dir. It snapshots under the read lock
+// and encodes outside it.
+func (c *catalog) save(dir string) error {
+	c.mu.RLock()
+	head, ents := c.head, c.ordered[:len(c.ordered):len(c.ordered)]
+	c.mu.RUnlock()
+	var buf bytes.Buffer
+	buf.Grow(64 + len(ents)*96)
+	buf.WriteString(catalogMagic)
+	buf.Write(head[:])
+	var tmp [binary.MaxVarintLen64]byte
+	buf.Write(binary.AppendUvarint(tmp[:0], uint64(len(ents))))
+	for _, e := range ents {
+		encodeEntry(&buf, e)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	buf.Write(sum[:])
+	if err := writeFileDurable(dir, catalogFile, buf.Bytes()); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func encodeEntry(buf *bytes.Buffer, e *entry) {
+	var tmp [binary.MaxVarintLen64]byte
+	buf.Write(e.id[:])
+	buf.Write(e.parent[:])
+	buf.Write(binary.AppendVarint(tmp[:0], e.ts))
+	for _, s := range []string{e.ns, string(e.typ), e.agent} {
+		buf.Write(binary.AppendUvarint(tmp[:0], uint64(len(s))))
+		buf.WriteString(s)
+	}
+	buf.Write(e.blob[:])
+	buf.Write(binary.AppendUvarint(tmp[:0], e.leaf))
+	buf.Write(binary.AppendUvarint(tmp[:0], uint64(e.size)))
+}
+
+// errCatalogDamaged marks a catalog file that must be rebuilt.
+var errCatalogDamaged = errors.New("catalog file is damaged")
+
+// loadCatalog reads dir's catalog file. A missing file returns (nil, nil);
+// a damaged one an error wrapping errCatalogDamaged.
+func loadCatalog(dir string) (*catalog, error) {
+	b, err := os.ReadFile(filepath.Join(dir, catalogFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < len(catalogMagic)+20+1+32 || string(b[:len(catalogMagic)]) != catalogMagic {
+		return nil, fmt.Errorf("%w: bad header or too short (%d bytes)", errCatalogDamaged, len(b))
+	}
+	body, sum := b[:len(b)-32], b[len(b)-32:]
+	if s := sha256.Sum256(body); !bytes.Equal(s[:], sum) {
+		return nil, fmt.Errorf("%w: checksum mismatch", errCatalogDamaged)
+	}
+	c := newCatalog()
+	r := bufio.NewReader(bytes.NewReader(body[len(catalogMagic):]))
+	if _, err := io.ReadFull(r, c.head[:]); err != nil {
+		return nil, fmt.Errorf("%w: %v", errCatalogDamaged, err)
+	}
+	n, err := binary.ReadUvarint(r)
+	if err != nil || n > uint64(len(b)) {
+		return nil, fmt.Errorf("%w: bad count", errCatalogDamaged)
+	}
+	c.ordered = make([]*entry, 0, n)
+	for i := uint64(0); i < n; i++ {
+		e, err := decodeEntry(r)
+		if err != nil {
+			return nil, fmt.Errorf("%w: entry %d: %v", errCatalogDamaged, i, err)
+		}
+		c.addLocked(e)
+	}
+	if r.Buffered() != 0 {
+		return nil, fmt.Errorf("%w: trailing data", errCatalogDamaged)
+	}
+	return c, nil
+}
+
+func decodeEntry(r *bufio.Reader) (*entry, error) {
+	e := &entry{}
+	if _, err := io.ReadFull(r, e.id[:]); err != nil {
+		return nil, err
+	}
+	if _, err := io.ReadFull(r, e.parent[:]); err != nil {
+		return nil, err
+	}
+	ts, err := binary.ReadVarint(r)
+	if err != nil {
+		return nil, err
+	}
+	e.ts = ts
+	var strs [3]string
+	for i := range strs {
+		l, err := binary.ReadUvarint(r)
+		if err != nil || l > 1024 {
+			return nil, fmt.Errorf("bad string length")
+		}
+		s := make([]byte, l)
+		if _, err := io.ReadFull(r, s); err != nil {
+			return nil, err
+		}
+		strs[i] = string(s)
+	}
+	e.ns, e.typ, e.agent = strs[0], nexus.Type(strs[1]), strs[2]
+	if _, err := io.ReadFull(r, e.blob[:]); err != nil {
+		return nil, err
+	}
+	if e.leaf, err = binary.ReadUvarint(r); err != nil {
+		return nil, err
+	}
+	size, err := binary.ReadUvarint(r)
+	if err != nil || size > 1<<31 {
+		return nil, fmt.Errorf("bad size")
+	}
+	e.size = uint32(size)
+	return e, nil
+}

@@ -1,0 +1,195 @@
+package gitstore
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/nexus-mem/nexus"
+)
+
+// loadCatalog brings the catalog to head: load the persisted file, verify
+// it, then catch up by diffing its tree against head's, or rebuild it from
+// git when it is missing, damaged or refers to an unknown commit.
+func (s *Store) loadCatalog(head Hash) error {
+	c, err := loadCatalog(s.dir)
+	switch {
+	case errors.Is(err, errCatalogDamaged):
+		s.log.Warn("catalog damaged; rebuilding from git", "err", err)
+		c = nil
+	case err != nil:
+		return wrapIOError(err, "read catalog")
+	}
+	if c != nil && !c.head.IsZero() && !s.repo.hasObject(c.head) {
+		s.log.Warn("catalog refers to an unknown commit; rebuilding from git", "catalog_head", c.head)
+		c = nil
+	}
+	if c == nil {
+		c = newCatalog()
+	}
+	s.cat = c
+	if c.head == head {
+		return nil
+	}
+	start := time.Now()
+	from := c.head
+	if err := s.catchUp(head); err != nil {
+		return nexus.WrapError(nexus.EUnavailable, err, "cannot bring the catalog up to date with %s (run `nexus fsck`)", head)
+	}
+	s.log.Info("catalog caught up", "from", from, "to", head, "contexts", c.len(), "took", time.Since(start))
+	if err := c.save(s.dir); err != nil {
+		s.log.Warn("cannot save catalog", "err", err)
+	}
+	return nil
+}
+
+// catchUp applies to the catalog every file change between its head's tree
+// and head's tree, reading added blobs in parallel.
+func (s *Store) catchUp(head Hash) error {
+	oldRoot, err := s.rootTree(s.cat.head)
+	if err != nil {
+		return err
+	}
+	newRoot, err := s.rootTree(head)
+	if err != nil {
+		return err
+	}
+	var changes []fileChange
+	if err := s.trees.diff(oldRoot, newRoot, func(fc fileChange) error {
+		changes = append(changes, fc)
+		return nil
+	}); err != nil {
+		return err
+	}
+	entries, err := s.readEntries(changes)
+	if err != nil {
+		return err
+	}
+	c := s.cat
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	removed := false
+	for _, fc := range changes {
+		if !fc.added {
+			c.removeLocked(fc.id)
+			removed = true
+		}
+	}
+	for _, e := range entries {
+		c.addLocked(e)
+	}
+	if removed {
+		c.recomputeLeafFillLocked()
+	}
+	c.head = head
+	return nil
+}
+
+// readEntries reads and checks the blobs of the added files, on all cores.
+func (s *Store) readEntries(changes []fileChange) ([]*entry, error) {
+	var added []fileChange
+	for _, fc := range changes {
+		if fc.added {
+			added = append(added, fc)
+		}
+	}
+	out := make([]*entry, len(added))
+	errs := make([]error, len(added))
+	var done int64
+	var mu sync.Mutex
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				out[i], errs[i] = s.readEntry(added[i])
+				mu.Lock()
+				done++
+				if s.opts.Progress != nil && (done%1024 == 0 || int(done) == len(added)) {
+					s.opts.Progress(int(done), len(added))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range added {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+// readEntry reads one context file and checks it against its path.
+func (s *Store) readEntry(fc fileChange) (*entry, error) {
+	data, err := s.repo.readTyped(fc.blob, objBlob)
+	if err != nil {
+		return nil, err
+	}
+	c, err := decodeContext(data)
+	if err != nil {
+		return nil, fmt.Errorf("context %s: %w", fc.id, err)
+	}
+	if c.ID != fc.id || c.Namespace != fc.ns {
+		return nil, fmt.Errorf("context file %s/%s holds context %s of namespace %q", fc.ns, fc.id, c.ID, c.Namespace)
+	}
+	return entryOf(c, fc.blob, fc.leaf, len(data)), nil
+}
+
+func (c *catalog) recomputeLeafFillLocked() {
+	clear(c.leafFill)
+	for _, e := range c.ordered {
+		lf := c.leafFill[e.ns]
+		switch {
+		case lf.count == 0 || e.leaf > lf.leaf:
+			c.leafFill[e.ns] = leafFill{e.leaf, 1}
+		case e.leaf == lf.leaf:
+			c.leafFill[e.ns] = leafFill{e.leaf, lf.count + 1}
+		}
+	}
+}
+
+// VerifyCatalog builds a catalog from git alone and compares it with the
+// live one. It returns nil when they are equal. Tests and fsck use it.
+func (s *Store) VerifyCatalog() error {
+	s.cat.mu.RLock()
+	head := s.cat.head
+	s.cat.mu.RUnlock()
+	fresh := &Store{repo: s.repo, trees: newTrees(s.repo), cat: newCatalog(), opts: s.opts}
+	fresh.opts.Progress = nil
+	if err := fresh.catchUp(head); err != nil {
+		return err
+	}
+	s.cat.mu.RLock()
+	defer s.cat.mu.RUnlock()
+	if err := s.cat.equal(fresh.cat); err != nil {
+		return fmt.Errorf("catalog differs from a rebuild from git: %w", err)
+	}
+	return nil
+}
+
+// background persists the catalog periodically.
+func (s *Store) background() {
+	defer s.wg.Done()
+	tick := time.NewTicker(s.opts.SaveInterval)
+	defer tick.Stop()
+	saved := s.Head()
+	for {
+		select {
+		case <-s.closing:
+			return
+		case <-tick.C:
+		}
+		if h := s.Head(); h != saved && s.failure() == nil {
+			if err := s.cat.save(s.dir); err != nil {
+				s.log.Warn("cannot save catalog", "err", err)
+			} else {
+				saved = h
+			}
+		}
+	}
+}

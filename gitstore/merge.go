@@ -1,0 +1,157 @@
+package gitstore
+
+import (
+	"fmt"
+	"math/bits"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
+)
+
+// Packs are merged by size tier, as in a log-structured merge tree: a tier
+// holds packs whose sizes have the same power of 4, and when one holds
+// MergePacks packs they are rewritten as one pack of a higher tier. Each
+// object is thus rewritten about log4(store size / batch size) times and
+// the number of packs stays logarithmic. Packs above maxMergeBytes are left
+// alone: a merged pack is assembled in memory.
+const maxMergeBytes = 512 << 20
+
+// kickMerge asks the merger to look at the packs, without blocking.
+func (s *Store) kickMerge() {
+	select {
+	case s.mergeKick <- struct{}{}:
+	default:
+	}
+}
+
+// merger runs merges when kicked, until the store closes.
+func (s *Store) merger() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.closing:
+			return
+		case <-s.mergeKick:
+		}
+		for {
+			merged, err := s.mergeOnce()
+			if err != nil {
+				s.log.Warn("pack merge failed", "err", err)
+			}
+			if !merged || err != nil {
+				break
+			}
+		}
+	}
+}
+
+// mergeCandidates returns the packs of the lowest tier that is full.
+func (r *repo) mergeCandidates(fanIn int) []*pack {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	tiers := map[int][]*pack{}
+	for _, p := range r.packs {
+		if p.size < maxMergeBytes/int64(fanIn) {
+			t := bits.Len64(uint64(p.size)) / 2
+			tiers[t] = append(tiers[t], p)
+		}
+	}
+	keys := make([]int, 0, len(tiers))
+	for t := range tiers {
+		keys = append(keys, t)
+	}
+	sort.Ints(keys)
+	for _, t := range keys {
+		if len(tiers[t]) >= fanIn {
+			return tiers[t]
+		}
+	}
+	return nil
+}
+
+// mergeOnce merges one full tier. It reports whether it merged anything.
+func (s *Store) mergeOnce() (bool, error) {
+	cands := s.repo.mergeCandidates(s.opts.MergePacks)
+	if len(cands) == 0 {
+		return false, nil
+	}
+	pw := newPackWriter()
+	for i := len(cands) - 1; i >= 0; i-- { // oldest first
+		if err := s.copyPack(pw, cands[i]); err != nil {
+			return false, err
+		}
+	}
+	data, idx, idxBytes, sum, err := pw.finish()
+	if err != nil {
+		return false, err
+	}
+	if err := s.repo.replacePacks(cands, data, idx, idxBytes, sum); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// copyPack adds every object of p, whole and verified, to pw.
+func (s *Store) copyPack(pw *packWriter, p *pack) error {
+	it, err := p.idx.EntriesByOffset()
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for {
+		e, err := it.Next()
+		if err != nil {
+			break
+		}
+		t, data, err := s.repo.readObject(Hash(e.Hash))
+		if err != nil {
+			return fmt.Errorf("merge %s: %w", p.name, err)
+		}
+		pw.add(t, data)
+	}
+	return nil
+}
+
+// replacePacks makes the merged pack durable, swaps it in for old, then
+// deletes old's files (index first, so a crash leaves at most an orphan
+// pack that the next open removes).
+func (r *repo) replacePacks(old []*pack, data []byte, idx *idxfile.MemoryIndex, idxBytes []byte, sum Hash) error {
+	name := "pack-" + sum.String()
+	if err := writeFileDurable(r.packDir, name+".pack", data); err != nil {
+		return err
+	}
+	if err := writeFileDurable(r.packDir, name+".idx", idxBytes); err != nil {
+		os.Remove(filepath.Join(r.packDir, name+".pack"))
+		return err
+	}
+	if err := syncDir(r.packDir); err != nil {
+		return err
+	}
+	merged, err := openPack(r.packDir, name, idx)
+	if err != nil {
+		return err
+	}
+	gone := map[*pack]bool{}
+	for _, p := range old {
+		gone[p] = true
+	}
+	r.mu.Lock()
+	keep := make([]*pack, 0, len(r.packs)-len(old)+1)
+	for _, p := range r.packs {
+		if !gone[p] && p.name != name {
+			keep = append(keep, p)
+		}
+	}
+	r.packs = append(keep, merged)
+	for _, p := range old {
+		p.f.Close()
+		if p.name != name {
+			os.Remove(filepath.Join(r.packDir, p.name+".idx"))
+			os.Remove(filepath.Join(r.packDir, p.name+".pack"))
+		}
+	}
+	r.mu.Unlock()
+	return syncDir(r.packDir)
+}

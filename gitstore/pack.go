@@ -1,0 +1,303 @@
+package gitstore
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
+	"github.com/go-git/go-git/v5/plumbing/format/packfile"
+	"github.com/klauspost/compress/zlib"
+)
+
+// packWriter accumulates the objects of one batch as a version 2 packfile in
+// memory. Objects are stored whole (no deltas), zlib level 1, in the order
+// they were added, so the same objects always give the same bytes.
+type packWriter struct {
+	buf     []byte
+	entries []packEntry
+	seen    map[Hash]struct{}
+	zw      *zlib.Writer
+	scratch []byte // reusable encoding buffer
+}
+
+type packEntry struct {
+	hash   Hash
+	offset uint64
+	crc    uint32
+}
+
+const packHeaderLen = 12
+
+func newPackWriter() *packWriter {
+	zw, _ := zlib.NewWriterLevel(io.Discard, zlib.BestSpeed) // level is valid: no error
+	p := &packWriter{zw: zw, seen: map[Hash]struct{}{}}
+	p.reset()
+	return p
+}
+
+func (p *packWriter) reset() {
+	p.buf = append(p.buf[:0], make([]byte, packHeaderLen)...)
+	p.entries = p.entries[:0]
+	clear(p.seen)
+}
+
+// appender lets the zlib writer append to the pack buffer.
+type appender struct{ b *[]byte }
+
+func (a appender) Write(p []byte) (int, error) { *a.b = append(*a.b, p...); return len(p), nil }
+
+// add stores an object and returns its id. An object already in the pack is
+// not stored twice.
+func (p *packWriter) add(t objType, data []byte) Hash {
+	h := hashObject(t, data)
+	if _, ok := p.seen[h]; ok {
+		return h
+	}
+	p.seen[h] = struct{}{}
+	start := len(p.buf)
+	p.buf = appendPackHeader(p.buf, t, uint64(len(data)))
+	p.zw.Reset(appender{&p.buf})
+	p.zw.Write(data) // writes to memory: cannot fail
+	p.zw.Close()
+	p.entries = append(p.entries, packEntry{h, uint64(start), crc32.ChecksumIEEE(p.buf[start:])})
+	return h
+}
+
+func (p *packWriter) count() int { return len(p.entries) }
+
+// appendPackHeader appends a pack object header: type and size, 4 bits of
+// size in the first byte, then 7 bits per byte, little-endian.
+func appendPackHeader(dst []byte, t objType, size uint64) []byte {
+	b := byte(t)<<4 | byte(size&0x0f)
+	size >>= 4
+	for size != 0 {
+		dst = append(dst, b|0x80)
+		b = byte(size & 0x7f)
+		size >>= 7
+	}
+	return append(dst, b)
+}
+
+// finish completes the pack (header and trailer) and builds its index.
+func (p *packWriter) finish() (pack []byte, idx *idxfile.MemoryIndex, idxBytes []byte, sum Hash, err error) {
+	copy(p.buf[0:4], "PACK")
+	binary.BigEndian.PutUint32(p.buf[4:8], 2)
+	binary.BigEndian.PutUint32(p.buf[8:12], uint32(len(p.entries)))
+	sum = sha1.Sum(p.buf)
+	p.buf = append(p.buf, sum[:]...)
+
+	w := new(idxfile.Writer)
+	w.OnHeader(uint32(len(p.entries)))
+	for _, e := range p.entries {
+		w.Add(plumbing.Hash(e.hash), e.offset, e.crc)
+	}
+	if err := w.OnFooter(plumbing.Hash(sum)); err != nil {
+		return nil, nil, nil, sum, fmt.Errorf("build pack index: %w", err)
+	}
+	idx, err = w.Index()
+	if err != nil {
+		return nil, nil, nil, sum, fmt.Errorf("build pack index: %w", err)
+	}
+	var ib bytes.Buffer
+	if _, err := idxfile.NewEncoder(&ib).Encode(idx); err != nil {
+		return nil, nil, nil, sum, fmt.Errorf("encode pack index: %w", err)
+	}
+	return p.buf, idx, ib.Bytes(), sum, nil
+}
+
+// pack is one packfile open for reading.
+type pack struct {
+	name  string // pack-<sum>, without extension
+	f     *os.File
+	idx   *idxfile.MemoryIndex
+	size  int64
+	count int64
+}
+
+// openPack opens dir/name.pack with its index. idx may be passed when the
+// caller just built it.
+func openPack(dir, name string, idx *idxfile.MemoryIndex) (*pack, error) {
+	if idx == nil {
+		b, err := os.ReadFile(filepath.Join(dir, name+".idx"))
+		if err != nil {
+			return nil, err
+		}
+		idx = idxfile.NewMemoryIndex()
+		if err := idxfile.NewDecoder(bytes.NewReader(b)).Decode(idx); err != nil {
+			return nil, fmt.Errorf("pack index %s.idx: %w", name, err)
+		}
+	}
+	f, err := os.Open(filepath.Join(dir, name+".pack"))
+	if err != nil {
+		return nil, err
+	}
+	p := &pack{name: name, f: f, idx: idx}
+	if err := p.checkHeader(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// checkHeader verifies the pack's header, size and trailer against its index.
+func (p *pack) checkHeader() error {
+	st, err := p.f.Stat()
+	if err != nil {
+		return err
+	}
+	p.size = st.Size()
+	var hdr [packHeaderLen]byte
+	if _, err := p.f.ReadAt(hdr[:], 0); err != nil {
+		return fmt.Errorf("pack %s: cannot read header: %w", p.name, err)
+	}
+	if string(hdr[:4]) != "PACK" || binary.BigEndian.Uint32(hdr[4:8]) != 2 {
+		return fmt.Errorf("pack %s: bad header", p.name)
+	}
+	n, _ := p.idx.Count()
+	p.count = n
+	if int64(binary.BigEndian.Uint32(hdr[8:12])) != n {
+		return fmt.Errorf("pack %s: holds %d objects but its index lists %d", p.name, binary.BigEndian.Uint32(hdr[8:12]), n)
+	}
+	var trailer Hash
+	if p.size < packHeaderLen+20 {
+		return fmt.Errorf("pack %s: truncated (%d bytes)", p.name, p.size)
+	}
+	if _, err := p.f.ReadAt(trailer[:], p.size-20); err != nil {
+		return fmt.Errorf("pack %s: cannot read trailer: %w", p.name, err)
+	}
+	if trailer != Hash(p.idx.PackfileChecksum) {
+		return fmt.Errorf("pack %s: trailer does not match its index (truncated or replaced)", p.name)
+	}
+	return nil
+}
+
+func (p *pack) offset(h Hash) (int64, bool) {
+	off, err := p.idx.FindOffset(plumbing.Hash(h))
+	return off, err == nil
+}
+
+var zlibReaders sync.Pool
+
+// inflate reads a zlib stream of exactly size bytes starting at off and
+// checks its Adler-32 trailer.
+func (p *pack) inflate(off int64, size uint64) ([]byte, error) {
+	sr := io.NewSectionReader(p.f, off, p.size-20-off)
+	var zr io.ReadCloser
+	if v := zlibReaders.Get(); v != nil {
+		zr = v.(io.ReadCloser)
+		if err := zr.(zlib.Resetter).Reset(sr, nil); err != nil {
+			return nil, err
+		}
+	} else {
+		var err error
+		if zr, err = zlib.NewReader(sr); err != nil {
+			return nil, err
+		}
+	}
+	defer zlibReaders.Put(zr)
+	if size > maxObjectSize {
+		return nil, fmt.Errorf("object of %d bytes is over the %d byte limit", size, maxObjectSize)
+	}
+	out := make([]byte, size)
+	if _, err := io.ReadFull(zr, out); err != nil {
+		return nil, err
+	}
+	var one [1]byte
+	if n, err := zr.Read(one[:]); n != 0 || err != io.EOF {
+		return nil, errors.New("object data longer than its header says, or checksum mismatch")
+	}
+	return out, nil
+}
+
+const maxObjectSize = 256 << 20
+
+// readAt decodes the object at off, resolving deltas through resolve.
+func (p *pack) readAt(off int64, resolve func(Hash) (objType, []byte, error), depth int) (objType, []byte, error) {
+	if depth > 100 {
+		return 0, nil, errors.New("delta chain too deep")
+	}
+	var hdr [32]byte
+	n, err := p.f.ReadAt(hdr[:], off)
+	if n == 0 {
+		return 0, nil, fmt.Errorf("read object header at %d: %w", off, err)
+	}
+	t := objType(hdr[0] >> 4 & 7)
+	size := uint64(hdr[0] & 0x0f)
+	i, shift := 1, 4
+	for hdr[i-1]&0x80 != 0 {
+		if i >= n || shift > 60 {
+			return 0, nil, fmt.Errorf("bad object header at %d", off)
+		}
+		size |= uint64(hdr[i]&0x7f) << shift
+		shift += 7
+		i++
+	}
+	switch t {
+	case objCommit, objTree, objBlob, objTag:
+		data, err := p.inflate(off+int64(i), size)
+		return t, data, err
+	case objOfsDelta:
+		rel, j, err := ofsDeltaOffset(hdr[i:n])
+		if err != nil || rel > off {
+			return 0, nil, fmt.Errorf("bad delta base offset at %d", off)
+		}
+		bt, base, err := p.readAt(off-rel, resolve, depth+1)
+		if err != nil {
+			return 0, nil, err
+		}
+		return p.patch(bt, base, off+int64(i+j), size)
+	case objRefDelta:
+		if n < i+20 {
+			return 0, nil, fmt.Errorf("bad ref delta at %d", off)
+		}
+		var bh Hash
+		copy(bh[:], hdr[i:i+20])
+		bt, base, err := resolve(bh)
+		if err != nil {
+			return 0, nil, err
+		}
+		return p.patch(bt, base, off+int64(i+20), size)
+	}
+	return 0, nil, fmt.Errorf("unknown object type %d at %d", t, off)
+}
+
+func (p *pack) patch(t objType, base []byte, off int64, size uint64) (objType, []byte, error) {
+	delta, err := p.inflate(off, size)
+	if err != nil {
+		return 0, nil, err
+	}
+	out, err := packfile.PatchDelta(base, delta)
+	return t, out, err
+}
+
+func ofsDeltaOffset(b []byte) (int64, int, error) {
+	if len(b) == 0 {
+		return 0, 0, errors.New("short")
+	}
+	c := b[0]
+	v := int64(c & 0x7f)
+	i := 1
+	for c&0x80 != 0 {
+		if i >= len(b) {
+			return 0, 0, errors.New("short")
+		}
+		c = b[i]
+		i++
+		v = ((v + 1) << 7) | int64(c&0x7f)
+	}
+	return v, i, nil
+}
+
+func isPackName(name string) bool {
+	return strings.HasPrefix(name, "pack-") && len(name) == len("pack-")+40
+}

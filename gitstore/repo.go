@@ -1,0 +1,351 @@
+package gitstore
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
+)
+
+// repo is the bare git repository: its packs and its main ref. It owns the
+// durable write path; go-git is used only for the pack index format.
+type repo struct {
+	dir     string // <data>/repo.git
+	packDir string // objects/pack
+
+	mu    sync.RWMutex // guards packs
+	packs []*pack      // newest first
+}
+
+const mainRef = "refs/heads/main"
+
+// initRepo creates the skeleton of a bare repository if it does not exist.
+func initRepo(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "HEAD")); err == nil {
+		return nil
+	}
+	for _, d := range []string{"objects/pack", "objects/info", "refs/heads", "refs/tags", "info"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	files := map[string]string{
+		"config":      "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n[gc]\n\tauto = 0\n",
+		"description": "Nexus memory\n",
+	}
+	for name, content := range files {
+		if err := writeFileDurable(dir, name, []byte(content)); err != nil {
+			return err
+		}
+	}
+	// HEAD last: its presence marks a complete skeleton.
+	if err := writeFileDurable(dir, "HEAD", []byte("ref: "+mainRef+"\n")); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(dir))
+}
+
+// openRepo opens the repository, removing what a crash can leave behind:
+// temp files and packs without an index.
+func openRepo(dir string) (*repo, error) {
+	r := &repo{dir: dir, packDir: filepath.Join(dir, "objects", "pack")}
+	if err := r.cleanup(); err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(r.packDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".idx")
+		if !ok || !isPackName(name) {
+			continue
+		}
+		p, err := openPack(r.packDir, name, nil)
+		if err != nil {
+			r.close()
+			return nil, fmt.Errorf("open %s: %w", name, err)
+		}
+		r.packs = append(r.packs, p)
+	}
+	r.sortPacks()
+	return r, nil
+}
+
+// sortPacks orders packs by modification time, newest first, so recent
+// objects are found sooner.
+func (r *repo) sortPacks() {
+	mt := map[*pack]int64{}
+	for _, p := range r.packs {
+		if st, err := p.f.Stat(); err == nil {
+			mt[p] = st.ModTime().UnixNano()
+		}
+	}
+	sort.SliceStable(r.packs, func(i, j int) bool { return mt[r.packs[i]] > mt[r.packs[j]] })
+}
+
+// cleanup removes temp files and orphan packs (a .pack whose .idx was never
+// renamed into place, i.e. a batch that was never acknowledged).
+func (r *repo) cleanup() error {
+	ents, err := os.ReadDir(r.packDir)
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for _, e := range ents {
+		have[e.Name()] = true
+	}
+	for _, e := range ents {
+		n := e.Name()
+		base, isPack := strings.CutSuffix(n, ".pack")
+		idxBase, isIdx := strings.CutSuffix(n, ".idx")
+		orphan := (isPack && !have[base+".idx"]) || (isIdx && !have[idxBase+".pack"])
+		if strings.HasPrefix(n, "tmp_") || orphan {
+			if err := os.Remove(filepath.Join(r.packDir, n)); err != nil {
+				return err
+			}
+		}
+	}
+	lock := filepath.Join(r.dir, mainRef+".lock")
+	if err := os.Remove(lock); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+func (r *repo) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range r.packs {
+		p.f.Close()
+	}
+	r.packs = nil
+}
+
+// readObject returns an object's type and content, verifying its hash.
+func (r *repo) readObject(h Hash) (objType, []byte, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.readObjectLocked(h, 0)
+}
+
+func (r *repo) readObjectLocked(h Hash, depth int) (objType, []byte, error) {
+	for _, p := range r.packs {
+		off, ok := p.offset(h)
+		if !ok {
+			continue
+		}
+		resolve := func(b Hash) (objType, []byte, error) { return r.readObjectLocked(b, depth+1) }
+		t, data, err := p.readAt(off, resolve, depth)
+		if err != nil {
+			return 0, nil, &CorruptError{Object: h, Err: fmt.Errorf("in %s at offset %d: %w", p.name, off, err)}
+		}
+		if got := hashObject(t, data); got != h {
+			return 0, nil, &CorruptError{Object: h, Err: fmt.Errorf("in %s at offset %d: content hashes to %s", p.name, off, got)}
+		}
+		return t, data, nil
+	}
+	return 0, nil, &MissingError{Object: h}
+}
+
+// readTyped reads an object and checks its type.
+func (r *repo) readTyped(h Hash, want objType) ([]byte, error) {
+	t, data, err := r.readObject(h)
+	if err != nil {
+		return nil, err
+	}
+	if t != want {
+		return nil, &CorruptError{Object: h, Err: fmt.Errorf("is a %s, want a %s", t, want)}
+	}
+	return data, nil
+}
+
+// hasObject reports whether any pack holds h.
+func (r *repo) hasObject(h Hash) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, p := range r.packs {
+		if _, ok := p.offset(h); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// writePack makes a finished pack durable (pack, then index, each via temp
+// file + fsync + rename, then a directory fsync) and adds it to the set.
+func (r *repo) writePack(data []byte, idx *idxfile.MemoryIndex, idxBytes []byte, sum Hash) error {
+	name := "pack-" + sum.String()
+	if err := writeFileDurable(r.packDir, name+".pack", data); err != nil {
+		return err
+	}
+	if err := writeFileDurable(r.packDir, name+".idx", idxBytes); err != nil {
+		os.Remove(filepath.Join(r.packDir, name+".pack"))
+		return err
+	}
+	if err := syncDir(r.packDir); err != nil {
+		return err
+	}
+	p, err := openPack(r.packDir, name, idx)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.packs = append([]*pack{p}, r.packs...)
+	r.mu.Unlock()
+	return nil
+}
+
+// readRef returns the commit refs/heads/main points to, or the zero hash
+// for a repository without commits.
+func (r *repo) readRef() (Hash, error) {
+	b, err := os.ReadFile(filepath.Join(r.dir, mainRef))
+	if errors.Is(err, os.ErrNotExist) {
+		return r.readPackedRef()
+	}
+	if err != nil {
+		return zeroHash, err
+	}
+	h, err := ParseHash(string(bytes.TrimSpace(b)))
+	if err != nil {
+		return zeroHash, fmt.Errorf("%s is damaged (%d bytes): %w", mainRef, len(b), err)
+	}
+	return h, nil
+}
+
+// readPackedRef looks main up in packed-refs, where `git pack-refs` puts it.
+func (r *repo) readPackedRef() (Hash, error) {
+	b, err := os.ReadFile(filepath.Join(r.dir, "packed-refs"))
+	if errors.Is(err, os.ErrNotExist) {
+		return zeroHash, nil
+	}
+	if err != nil {
+		return zeroHash, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if h, name, ok := strings.Cut(line, " "); ok && name == mainRef {
+			return ParseHash(h)
+		}
+	}
+	return zeroHash, nil
+}
+
+// writeRef moves main to h durably: lock file, fsync, rename, fsync dir.
+func (r *repo) writeRef(h Hash) error {
+	dir := filepath.Join(r.dir, "refs", "heads")
+	lock := filepath.Join(r.dir, mainRef+".lock")
+	f, err := os.OpenFile(lock, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(h.String() + "\n")
+	if err == nil {
+		err = syncTemp(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(lock, filepath.Join(r.dir, mainRef))
+	}
+	if err != nil {
+		os.Remove(lock)
+		return err
+	}
+	return syncDir(dir)
+}
+
+// writeFileDurable writes dir/name through a temp file in dir that is
+// fsynced before the rename. The caller fsyncs dir when it needs the name
+// itself to be durable.
+func writeFileDurable(dir, name string, data []byte) error {
+	f, err := os.CreateTemp(dir, "tmp_"+name+"_*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = syncTemp(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, name))
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
+
+// syncDir fsyncs a directory so that renames and creations in it survive a
+// power loss.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = syncFile(d)
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// isNoSpace reports whether err means the disk or quota is full.
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// CorruptError reports an object whose stored bytes are damaged.
+type CorruptError struct {
+	Object Hash
+	Err    error
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("object %s is corrupt: %v", e.Object, e.Err)
+}
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// MissingError reports an object that no pack holds.
+type MissingError struct{ Object Hash }
+
+func (e *MissingError) Error() string { return fmt.Sprintf("object %s is missing", e.Object) }
+
+// syncTemp fsyncs a temp file that is deleted if this fails, so a failure
+// is an ordinary error: nothing keeps the unsynced data.
+func syncTemp(f *os.File) error {
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", f.Name(), err)
+	}
+	return nil
+}
+
+// syncFile fsyncs f, marking a failure as a *SyncError: after a failed
+// fsync the kernel may have dropped the dirty pages, so what was written
+// must never be trusted even if a second fsync succeeds.
+func syncFile(f *os.File) error {
+	if err := f.Sync(); err != nil {
+		return &SyncError{Path: f.Name(), Err: err}
+	}
+	return nil
+}
+
+// SyncError reports a failed fsync.
+type SyncError struct {
+	Path string
+	Err  error
+}
+
+func (e *SyncError) Error() string { return fmt.Sprintf("fsync %s: %v", e.Path, e.Err) }
+func (e *SyncError) Unwrap() error { return e.Err }

@@ -1,0 +1,321 @@
+package gitstore
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nexus-mem/nexus"
+)
+
+// Options configure a Store. The zero value works.
+type Options struct {
+	MaxContent   int           // bytes of content per context; 0: nexus.DefaultMaxContent
+	CacheBytes   int64         // L1 cache budget; 0: 64 MiB
+	MaxBatch     int           // most contexts per group commit; 0: 1024
+	SaveInterval time.Duration // how often the catalog is persisted; 0: 30s
+	MergePacks   int           // packs of one size tier merged together; 0: 8
+	Logger       *slog.Logger
+	// Progress, if set, is called while the catalog is rebuilt or caught up
+	// with the number of contexts processed so far and the estimated total.
+	Progress func(done, total int)
+	// Failpoint, if set, is called at "pack-written", "ref-moved" and
+	// "catalog-updated" during each group commit. A non-nil error fails the
+	// batch at that point; tests use it to crash or fail there.
+	Failpoint func(point string) error
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (o *Options) setDefaults() {
+	if o.MaxContent <= 0 {
+		o.MaxContent = nexus.DefaultMaxContent
+	}
+	if o.CacheBytes <= 0 {
+		o.CacheBytes = 64 << 20
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 1024
+	}
+	if o.SaveInterval <= 0 {
+		o.SaveInterval = 30 * time.Second
+	}
+	if o.MergePacks <= 0 {
+		o.MergePacks = 8
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Store is the on-disk context store. It is safe for concurrent use.
+type Store struct {
+	dir   string
+	opts  Options
+	log   *slog.Logger
+	lock  *os.File
+	repo  *repo
+	cat   *catalog
+	cache *cache
+
+	reqs      chan *request
+	closing   chan struct{}
+	mergeKick chan struct{}
+	wg        sync.WaitGroup
+	close     sync.Once
+
+	// Owned by the writer goroutine.
+	trees  *trees
+	pw     *packWriter
+	gen    nexus.IDGenerator
+	lastTS int64
+
+	failMu sync.Mutex
+	failed error // set when a write left the repository in an unknown state
+}
+
+var _ nexus.Store = (*Store)(nil)
+
+// request is one write waiting for the writer: a draft to be assigned an id
+// and timestamp, or (from Apply) contexts with fixed ids and timestamps.
+type request struct {
+	draft *nexus.Draft
+	fixed []*nexus.Context
+	done  chan result
+}
+
+type result struct {
+	ctx  *nexus.Context
+	head Hash
+	err  error
+}
+
+// Open opens (creating if needed) the store in dir. It takes the directory
+// lock, recovers from any interrupted write, and brings the catalog up to
+// date with the repository.
+func Open(dir string, opts Options) (*Store, error) {
+	opts.setDefaults()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, wrapIOError(err, "create data directory")
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		dir: dir, opts: opts, log: opts.Logger, lock: lock,
+		cache:     newCache(opts.CacheBytes),
+		reqs:      make(chan *request, 4096),
+		closing:   make(chan struct{}),
+		mergeKick: make(chan struct{}, 1),
+		pw:        newPackWriter(),
+	}
+	if err := s.openRepo(); err != nil {
+		s.unlock()
+		return nil, err
+	}
+	s.wg.Add(3)
+	go s.writer()
+	go s.background()
+	go s.merger()
+	s.kickMerge()
+	return s, nil
+}
+
+func (s *Store) openRepo() error {
+	gitDir := filepath.Join(s.dir, "repo.git")
+	if err := initRepo(gitDir); err != nil {
+		return wrapIOError(err, "create repository")
+	}
+	r, err := openRepo(gitDir)
+	if err != nil {
+		return nexus.WrapError(nexus.EUnavailable, err, "cannot open repository %s (run `nexus fsck`)", gitDir)
+	}
+	s.repo = r
+	s.trees = newTrees(r)
+	head, err := r.readRef()
+	if err != nil {
+		r.close()
+		return nexus.WrapError(nexus.EUnavailable, err, "cannot read %s (run `nexus fsck`)", mainRef)
+	}
+	if err := s.loadCatalog(head); err != nil {
+		r.close()
+		return err
+	}
+	if n := len(s.cat.ordered); n > 0 {
+		last := s.cat.ordered[n-1]
+		s.gen.Observe(last.id)
+		s.lastTS = last.ts
+	}
+	return nil
+}
+
+// lockDir takes an exclusive, non-blocking flock on dir/LOCK. The kernel
+// drops it when the process dies, so a crash never leaves a stale lock.
+func lockDir(dir string) (*os.File, error) {
+	path := filepath.Join(dir, "LOCK")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, wrapIOError(err, "open lock file")
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b, _ := os.ReadFile(path)
+		f.Close()
+		holder := strings.TrimSpace(string(b))
+		if holder == "" {
+			holder = "another process"
+		} else {
+			holder = "process " + holder
+		}
+		return nil, nexus.Errorf(nexus.EConflict, "data directory %s is in use by %s: stop it or use its server (--server)", dir, holder)
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return f, nil
+}
+
+func (s *Store) unlock() {
+	if s.lock != nil {
+		s.lock.Truncate(0)
+		s.lock.Close()
+		s.lock = nil
+	}
+}
+
+// Close stops the writer after the writes already queued, saves the
+// catalog and releases the directory lock.
+func (s *Store) Close() error {
+	var err error
+	s.close.Do(func() {
+		close(s.closing)
+		s.wg.Wait()
+		if s.failure() == nil {
+			err = s.cat.save(s.dir)
+		}
+		s.repo.close()
+		s.unlock()
+	})
+	return err
+}
+
+// Dir returns the data directory.
+func (s *Store) Dir() string { return s.dir }
+
+// GitDir returns the path of the bare repository.
+func (s *Store) GitDir() string { return filepath.Join(s.dir, "repo.git") }
+
+// Head returns the commit the store is at (zero for an empty store).
+func (s *Store) Head() Hash {
+	s.cat.mu.RLock()
+	defer s.cat.mu.RUnlock()
+	return s.cat.head
+}
+
+// Len returns the number of live contexts.
+func (s *Store) Len() int { return s.cat.len() }
+
+// CacheStats reports on the L1 cache.
+func (s *Store) CacheStats() CacheStats { return s.cache.stats() }
+
+// Ready reports whether the store accepts writes.
+func (s *Store) Ready() error { return s.failure() }
+
+func (s *Store) failure() error {
+	s.failMu.Lock()
+	defer s.failMu.Unlock()
+	return s.failed
+}
+
+func (s *Store) fail(err error) {
+	s.failMu.Lock()
+	defer s.failMu.Unlock()
+	if s.failed == nil {
+		s.failed = nexus.WrapError(nexus.EUnavailable, err, "the store stopped accepting writes after a storage failure; restart it to recover")
+		s.log.Error("store failed", "err", err)
+	}
+}
+
+// Put validates d and stores it as a new context, returning once the commit
+// that holds it is durable.
+func (s *Store) Put(ctx context.Context, d nexus.Draft) (*nexus.Context, error) {
+	if err := d.Normalize(s.opts.MaxContent); err != nil {
+		return nil, err
+	}
+	if err := s.checkParent(d.Namespace, d.ParentID, nil); err != nil {
+		return nil, err
+	}
+	r, err := s.submit(ctx, &request{draft: &d})
+	if err != nil {
+		return nil, err
+	}
+	return r.ctx, nil
+}
+
+// Apply stores contexts whose ids and timestamps were fixed beforehand, in
+// one group commit, and returns the new head. The same batch applied to the
+// same state always yields byte-identical objects and the same head.
+func (s *Store) Apply(ctx context.Context, batch []*nexus.Context) (Hash, error) {
+	if len(batch) == 0 {
+		return s.Head(), nil
+	}
+	r, err := s.submit(ctx, &request{fixed: batch})
+	return r.head, err
+}
+
+func (s *Store) submit(ctx context.Context, req *request) (result, error) {
+	if err := s.failure(); err != nil {
+		return result{}, err
+	}
+	req.done = make(chan result, 1)
+	select {
+	case s.reqs <- req:
+	case <-s.closing:
+		return result{}, nexus.Errorf(nexus.EUnavailable, "the store is shutting down")
+	case <-ctx.Done():
+		return result{}, ctx.Err()
+	}
+	select {
+	case r := <-req.done:
+		return r, r.err
+	case <-ctx.Done():
+		// The write may still be committed: its outcome is unknown to us.
+		return result{}, ctx.Err()
+	}
+}
+
+// checkParent verifies that parent (if set) is a live context of ns, either
+// committed or earlier in the pending batch.
+func (s *Store) checkParent(ns string, parent nexus.ID, pending map[nexus.ID]string) error {
+	if parent.IsZero() {
+		return nil
+	}
+	pns, ok := pending[parent]
+	if !ok {
+		e, found := s.cat.get(parent)
+		if !found {
+			return nexus.Errorf(nexus.EInvalid, "parent %s does not exist", parent)
+		}
+		pns = e.ns
+	}
+	if pns != ns {
+		return nexus.Errorf(nexus.EInvalid, "parent %s is in namespace %q, not %q: a thread stays in one namespace", parent, pns, ns)
+	}
+	return nil
+}
+
+func wrapIOError(err error, what string) error {
+	if isNoSpace(err) {
+		return nexus.WrapError(nexus.EInsufficientStorage, err, "%s: the disk is full; nothing was written", what)
+	}
+	return nexus.WrapError(nexus.EInternal, err, "%s", what)
+}
