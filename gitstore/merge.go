@@ -2,6 +2,7 @@ package gitstore
 
 import (
 	"fmt"
+	"hash/crc32"
 	"math/bits"
 	"os"
 	"path/filepath"
@@ -93,24 +94,57 @@ func (s *Store) mergeOnce() (bool, error) {
 	return true, nil
 }
 
-// copyPack adds every object of p, whole and verified, to pw.
+// copyPack adds every object of p to pw. Whole objects are copied as
+// they are stored, checked against the CRC-32 of the pack index; deltas
+// (which only packs written by stock git contain) are resolved and stored
+// whole, since their base offsets change.
 func (s *Store) copyPack(pw *packWriter, p *pack) error {
 	it, err := p.idx.EntriesByOffset()
 	if err != nil {
 		return err
 	}
 	defer it.Close()
+	var ents []*idxfile.Entry
 	for {
 		e, err := it.Next()
 		if err != nil {
 			break
 		}
-		t, data, err := s.repo.readObject(Hash(e.Hash))
-		if err != nil {
+		ents = append(ents, e)
+	}
+	for i, e := range ents {
+		end := uint64(p.size - 20)
+		if i+1 < len(ents) {
+			end = ents[i+1].Offset
+		}
+		if err := s.copyObject(pw, p, e, end); err != nil {
 			return fmt.Errorf("merge %s: %w", p.name, err)
 		}
-		pw.add(t, data)
 	}
+	return nil
+}
+
+func (s *Store) copyObject(pw *packWriter, p *pack, e *idxfile.Entry, end uint64) error {
+	h := Hash(e.Hash)
+	if end < e.Offset || end-e.Offset > maxObjectSize {
+		return &CorruptError{Object: h, Err: fmt.Errorf("bad offsets %d-%d", e.Offset, end)}
+	}
+	raw := make([]byte, end-e.Offset)
+	if _, err := p.f.ReadAt(raw, int64(e.Offset)); err != nil {
+		return &CorruptError{Object: h, Err: err}
+	}
+	if crc32.ChecksumIEEE(raw) != e.CRC32 {
+		return &CorruptError{Object: h, Err: fmt.Errorf("in %s at offset %d: CRC-32 mismatch", p.name, e.Offset)}
+	}
+	if t := objType(raw[0] >> 4 & 7); t >= objCommit && t <= objTag {
+		pw.addRaw(h, raw, e.CRC32)
+		return nil
+	}
+	t, data, err := s.repo.readObject(h)
+	if err != nil {
+		return err
+	}
+	pw.add(t, data)
 	return nil
 }
 

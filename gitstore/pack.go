@@ -73,6 +73,17 @@ func (p *packWriter) add(t objType, data []byte) Hash {
 	return h
 }
 
+// addRaw stores an object already encoded as a pack entry (header and
+// zlib data) whose integrity the caller checked.
+func (p *packWriter) addRaw(h Hash, raw []byte, crc uint32) {
+	if _, ok := p.seen[h]; ok {
+		return
+	}
+	p.seen[h] = struct{}{}
+	p.entries = append(p.entries, packEntry{h, uint64(len(p.buf)), crc})
+	p.buf = append(p.buf, raw...)
+}
+
 func (p *packWriter) count() int { return len(p.entries) }
 
 // appendPackHeader appends a pack object header: type and size, 4 bits of

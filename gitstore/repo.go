@@ -22,6 +22,8 @@ type repo struct {
 
 	mu    sync.RWMutex // guards packs
 	packs []*pack      // newest first
+
+	spares *spares
 }
 
 const mainRef = "refs/heads/main"
@@ -55,7 +57,7 @@ func initRepo(dir string) error {
 // openRepo opens the repository, removing what a crash can leave behind:
 // temp files and packs without an index.
 func openRepo(dir string) (*repo, error) {
-	r := &repo{dir: dir, packDir: filepath.Join(dir, "objects", "pack")}
+	r := &repo{dir: dir, packDir: filepath.Join(dir, "objects", "pack"), spares: newSpares(3)}
 	if err := r.cleanup(); err != nil {
 		return nil, err
 	}
@@ -113,9 +115,21 @@ func (r *repo) cleanup() error {
 			}
 		}
 	}
-	lock := filepath.Join(r.dir, mainRef+".lock")
-	if err := os.Remove(lock); err != nil && !errors.Is(err, os.ErrNotExist) {
+	return removeTemps(filepath.Join(r.dir, "refs", "heads"))
+}
+
+// removeTemps deletes the tmp_* files of dir.
+func removeTemps(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
 		return err
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "tmp_") {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -183,10 +197,10 @@ func (r *repo) hasObject(h Hash) bool {
 // file + fsync + rename, then a directory fsync) and adds it to the set.
 func (r *repo) writePack(data []byte, idx *idxfile.MemoryIndex, idxBytes []byte, sum Hash) error {
 	name := "pack-" + sum.String()
-	if err := writeFileDurable(r.packDir, name+".pack", data); err != nil {
+	if err := writeVia(r.spares, r.packDir, name+".pack", data); err != nil {
 		return err
 	}
-	if err := writeFileDurable(r.packDir, name+".idx", idxBytes); err != nil {
+	if err := writeVia(r.spares, r.packDir, name+".idx", idxBytes); err != nil {
 		os.Remove(filepath.Join(r.packDir, name+".pack"))
 		return err
 	}
@@ -237,26 +251,10 @@ func (r *repo) readPackedRef() (Hash, error) {
 	return zeroHash, nil
 }
 
-// writeRef moves main to h durably: lock file, fsync, rename, fsync dir.
+// writeRef moves main to h durably: temp file, fsync, rename, fsync dir.
 func (r *repo) writeRef(h Hash) error {
 	dir := filepath.Join(r.dir, "refs", "heads")
-	lock := filepath.Join(r.dir, mainRef+".lock")
-	f, err := os.OpenFile(lock, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.WriteString(h.String() + "\n")
-	if err == nil {
-		err = syncTemp(f)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(lock, filepath.Join(r.dir, mainRef))
-	}
-	if err != nil {
-		os.Remove(lock)
+	if err := writeVia(r.spares, dir, "main", []byte(h.String()+"\n")); err != nil {
 		return err
 	}
 	return syncDir(dir)
@@ -266,7 +264,18 @@ func (r *repo) writeRef(h Hash) error {
 // fsynced before the rename. The caller fsyncs dir when it needs the name
 // itself to be durable.
 func writeFileDurable(dir, name string, data []byte) error {
-	f, err := os.CreateTemp(dir, "tmp_"+name+"_*")
+	return writeVia(nil, dir, name, data)
+}
+
+// writeVia is writeFileDurable with the temp file taken from sp, if set.
+func writeVia(sp *spares, dir, name string, data []byte) error {
+	var f *os.File
+	var err error
+	if sp != nil {
+		f, err = sp.take(dir)
+	} else {
+		f, err = os.CreateTemp(dir, spareName)
+	}
 	if err != nil {
 		return err
 	}

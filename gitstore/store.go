@@ -124,7 +124,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		s.unlock()
 		return nil, err
 	}
-	s.wg.Add(3)
+	s.wg.Add(4)
+	go func() { defer s.wg.Done(); s.repo.spares.run(s.closing) }()
 	go s.writer()
 	go s.background()
 	go s.merger()

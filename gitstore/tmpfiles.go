@@ -1,0 +1,104 @@
+package gitstore
+
+import (
+	"os"
+	"sync"
+)
+
+// spares keeps a few empty temp files created ahead of time in each
+// directory the write path uses. Creating a file costs more than writing
+// and fsyncing a small one on the file systems measured here (see
+// docs/BENCHMARKS.md), so a group commit takes a spare instead of creating
+// one. Spares are named tmp_* and removed on the next open if unused.
+type spares struct {
+	mu     sync.Mutex
+	ready  map[string][]*os.File
+	want   int
+	kick   chan struct{}
+	closed bool
+}
+
+// spareName is the pattern of temp files. Git ignores names ending in
+// ".lock" under refs/, so a temp file there is never taken for a ref.
+const spareName = "tmp_*.lock"
+
+func newSpares(want int) *spares {
+	return &spares{ready: map[string][]*os.File{}, want: want, kick: make(chan struct{}, 1)}
+}
+
+// take returns a spare temp file in dir, creating one if none is ready.
+func (s *spares) take(dir string) (*os.File, error) {
+	s.mu.Lock()
+	if fs := s.ready[dir]; len(fs) > 0 {
+		f := fs[len(fs)-1]
+		s.ready[dir] = fs[:len(fs)-1]
+		s.mu.Unlock()
+		s.refill()
+		return f, nil
+	}
+	if _, known := s.ready[dir]; !known {
+		s.ready[dir] = nil
+	}
+	s.mu.Unlock()
+	s.refill()
+	return os.CreateTemp(dir, spareName)
+}
+
+func (s *spares) refill() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run tops up every known directory until closing is closed.
+func (s *spares) run(closing <-chan struct{}) {
+	for {
+		select {
+		case <-closing:
+			s.close()
+			return
+		case <-s.kick:
+		}
+		for _, dir := range s.dirs() {
+			for s.need(dir) {
+				f, err := os.CreateTemp(dir, spareName)
+				if err != nil {
+					break // e.g. disk full: the write path creates its own and reports
+				}
+				s.mu.Lock()
+				s.ready[dir] = append(s.ready[dir], f)
+				s.mu.Unlock()
+			}
+		}
+	}
+}
+
+func (s *spares) dirs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.ready))
+	for d := range s.ready {
+		out = append(out, d)
+	}
+	return out
+}
+
+func (s *spares) need(dir string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.closed && len(s.ready[dir]) < s.want
+}
+
+func (s *spares) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for _, fs := range s.ready {
+		for _, f := range fs {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}
+	clear(s.ready)
+}
