@@ -26,8 +26,9 @@ type packWriter struct {
 	buf     []byte
 	entries []packEntry
 	seen    map[Hash]struct{}
-	zw      *zlib.Writer
-	scratch []byte // reusable encoding buffer
+	zw      *zlib.Writer // level 1, for blobs and commits
+	zstore  *zlib.Writer // level 0, for trees: object ids do not compress
+	scratch []byte       // reusable encoding buffer
 }
 
 type packEntry struct {
@@ -39,8 +40,9 @@ type packEntry struct {
 const packHeaderLen = 12
 
 func newPackWriter() *packWriter {
-	zw, _ := zlib.NewWriterLevel(io.Discard, zlib.BestSpeed) // level is valid: no error
-	p := &packWriter{zw: zw, seen: map[Hash]struct{}{}}
+	zw, _ := zlib.NewWriterLevel(io.Discard, zlib.BestSpeed)     // level is valid: no error
+	zs, _ := zlib.NewWriterLevel(io.Discard, zlib.NoCompression) // likewise
+	p := &packWriter{zw: zw, zstore: zs, seen: map[Hash]struct{}{}}
 	p.reset()
 	return p
 }
@@ -66,9 +68,13 @@ func (p *packWriter) add(t objType, data []byte) Hash {
 	p.seen[h] = struct{}{}
 	start := len(p.buf)
 	p.buf = appendPackHeader(p.buf, t, uint64(len(data)))
-	p.zw.Reset(appender{&p.buf})
-	p.zw.Write(data) // writes to memory: cannot fail
-	p.zw.Close()
+	zw := p.zw
+	if t == objTree {
+		zw = p.zstore
+	}
+	zw.Reset(appender{&p.buf})
+	zw.Write(data) // writes to memory: cannot fail
+	zw.Close()
 	p.entries = append(p.entries, packEntry{h, uint64(start), crc32.ChecksumIEEE(p.buf[start:])})
 	return h
 }

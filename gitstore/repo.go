@@ -193,15 +193,68 @@ func (r *repo) hasObject(h Hash) bool {
 	return false
 }
 
-// writePack makes a finished pack durable (pack, then index, each via temp
-// file + fsync + rename, then a directory fsync) and adds it to the set.
-func (r *repo) writePack(data []byte, idx *idxfile.MemoryIndex, idxBytes []byte, sum Hash) error {
+// commitPack makes a finished pack durable and moves main to head:
+//
+//  1. pack, index and new ref are written to temp files and fsynced, in
+//     parallel (none is visible yet);
+//  2. pack and index are renamed into place and objects/pack is fsynced;
+//  3. afterPack runs (a failpoint), then the ref file is renamed over
+//     refs/heads/main and refs/heads is fsynced.
+//
+// An error before step 2 leaves nothing behind. A *SyncError from a
+// directory fsync leaves the outcome unknown.
+func (r *repo) commitPack(data []byte, idx *idxfile.MemoryIndex, idxBytes []byte, sum, head Hash, afterPack func() error) error {
 	name := "pack-" + sum.String()
-	if err := writeVia(r.spares, r.packDir, name+".pack", data); err != nil {
+	refDir := filepath.Join(r.dir, "refs", "heads")
+	contents := [3][]byte{data, idxBytes, []byte(head.String() + "\n")}
+	dirs := [3]string{r.packDir, r.packDir, refDir}
+	var tmps [3]string
+	var errs [3]error
+	var wg sync.WaitGroup
+	for i := range contents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tmps[i], errs[i] = stageFile(r.spares, dirs[i], contents[i])
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs[:]...); err != nil {
+		for _, t := range tmps {
+			if t != "" {
+				os.Remove(t)
+			}
+		}
 		return err
 	}
-	if err := writeVia(r.spares, r.packDir, name+".idx", idxBytes); err != nil {
-		os.Remove(filepath.Join(r.packDir, name+".pack"))
+	if err := r.installPack(name, idx, tmps[0], tmps[1]); err != nil {
+		os.Remove(tmps[2])
+		return err
+	}
+	if err := afterPack(); err != nil {
+		os.Remove(tmps[2])
+		return err
+	}
+	if err := os.Rename(tmps[2], filepath.Join(r.dir, mainRef)); err != nil {
+		os.Remove(tmps[2])
+		return err
+	}
+	return syncDir(refDir)
+}
+
+// installPack renames a staged pack and index into place, fsyncs the
+// directory and adds the pack to the set.
+func (r *repo) installPack(name string, idx *idxfile.MemoryIndex, packTmp, idxTmp string) error {
+	packPath, idxPath := filepath.Join(r.packDir, name+".pack"), filepath.Join(r.packDir, name+".idx")
+	err := os.Rename(packTmp, packPath)
+	if err == nil {
+		if err = os.Rename(idxTmp, idxPath); err != nil {
+			os.Remove(packPath)
+		}
+	}
+	if err != nil {
+		os.Remove(packTmp)
+		os.Remove(idxTmp)
 		return err
 	}
 	if err := syncDir(r.packDir); err != nil {
@@ -269,6 +322,20 @@ func writeFileDurable(dir, name string, data []byte) error {
 
 // writeVia is writeFileDurable with the temp file taken from sp, if set.
 func writeVia(sp *spares, dir, name string, data []byte) error {
+	tmp, err := stageFile(sp, dir, data)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// stageFile writes data to a temp file in dir (from sp, if set), fsyncs
+// and closes it, and returns its path. On error nothing is left behind.
+func stageFile(sp *spares, dir string, data []byte) (string, error) {
 	var f *os.File
 	var err error
 	if sp != nil {
@@ -277,9 +344,8 @@ func writeVia(sp *spares, dir, name string, data []byte) error {
 		f, err = os.CreateTemp(dir, spareName)
 	}
 	if err != nil {
-		return err
+		return "", err
 	}
-	tmp := f.Name()
 	_, err = f.Write(data)
 	if err == nil {
 		err = syncTemp(f)
@@ -287,13 +353,11 @@ func writeVia(sp *spares, dir, name string, data []byte) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, name))
-	}
 	if err != nil {
-		os.Remove(tmp)
+		os.Remove(f.Name())
+		return "", err
 	}
-	return err
+	return f.Name(), nil
 }
 
 // syncDir fsyncs a directory so that renames and creations in it survive a

@@ -183,17 +183,12 @@ func (s *Store) apply(items []staged) (Hash, error) {
 	}
 	pack, idx, idxBytes, sum, err := s.pw.finish()
 	if err == nil {
-		err = s.repo.writePack(pack, idx, idxBytes, sum)
-	}
-	if err == nil {
-		s.kickMerge()
-		err = s.failpoint("pack-written")
+		err = s.repo.commitPack(pack, idx, idxBytes, sum, head, func() error {
+			s.kickMerge()
+			return s.failpoint("pack-written")
+		})
 	}
 	if err != nil {
-		s.rewindTS()
-		return zeroHash, s.writeFailed(err, false)
-	}
-	if err := s.repo.writeRef(head); err != nil {
 		s.rewindTS()
 		return zeroHash, s.writeFailed(err, s.refMayHaveMoved())
 	}

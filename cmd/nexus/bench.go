@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/httpapi"
+)
+
+// loadResult summarises one load run.
+type loadResult struct {
+	Ops      int           `json:"ops"`
+	Errors   int           `json:"errors"`
+	Elapsed  time.Duration `json:"elapsed_ns"`
+	lat      []time.Duration
+	firstErr error
+}
+
+func (r *loadResult) rate() float64 { return float64(r.Ops) / r.Elapsed.Seconds() }
+
+func (r *loadResult) pct(p float64) time.Duration {
+	if len(r.lat) == 0 {
+		return 0
+	}
+	i := int(p * float64(len(r.lat)-1))
+	return r.lat[i]
+}
+
+func (r *loadResult) String() string {
+	s := fmt.Sprintf("%d ok, %d errors in %.1fs: %.0f/s; latency p50 %s p90 %s p99 %s max %s",
+		r.Ops, r.Errors, r.Elapsed.Seconds(), r.rate(), r.pct(0.5), r.pct(0.9), r.pct(0.99), r.pct(1))
+	if r.firstErr != nil {
+		s += "; first error: " + describe(r.firstErr)
+	}
+	return s
+}
+
+// load runs op from n workers until dur passes or max ops are done (0: no
+// maximum), recording each successful op's latency.
+func load(ctx context.Context, n int, dur time.Duration, max int, op func(ctx context.Context, worker int) error) *loadResult {
+	ctx, cancel := context.WithTimeout(ctx, dur)
+	defer cancel()
+	var mu sync.Mutex
+	res := &loadResult{}
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < n; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var lat []time.Duration
+			errs := 0
+			var firstErr error
+			for ctx.Err() == nil {
+				t := time.Now()
+				err := op(ctx, w)
+				if ctx.Err() != nil {
+					break // cut off by the deadline: neither success nor failure
+				}
+				if err != nil {
+					errs++
+					if firstErr == nil {
+						firstErr = err
+					}
+					continue
+				}
+				lat = append(lat, time.Since(t))
+				if max > 0 && len(lat)*n >= max {
+					break
+				}
+			}
+			mu.Lock()
+			res.lat = append(res.lat, lat...)
+			res.Errors += errs
+			if res.firstErr == nil {
+				res.firstErr = firstErr
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	res.Elapsed = time.Since(start)
+	res.Ops = len(res.lat)
+	slices.Sort(res.lat)
+	return res
+}
+
+// benchClient is an HTTP client sized for n concurrent workers.
+func benchClient(server, token string, n int) *httpapi.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = n+8, n+8
+	opts := []httpapi.ClientOption{httpapi.WithHTTPClient(&http.Client{Transport: tr, Timeout: 60 * time.Second})}
+	if token != "" {
+		opts = append(opts, httpapi.WithToken(token))
+	}
+	return httpapi.NewClient(strings.TrimRight(server, "/"), opts...)
+}
+
+func benchPayload(size int) string {
+	words := []string{"agent", "memory", "context", "durable", "commit", "search", "thread", "decision", "result", "observed"}
+	var b strings.Builder
+	for b.Len() < size {
+		b.WriteString(words[rand.IntN(len(words))])
+		b.WriteByte(' ')
+	}
+	return b.String()[:size]
+}
+
+// writeOp stores contexts of the given size through c.
+func writeOp(c nexus.Store, size int) func(context.Context, int) error {
+	body := benchPayload(size)
+	return func(ctx context.Context, w int) error {
+		_, err := c.Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Content: body, AgentID: fmt.Sprintf("bench-%d", w), Namespace: "bench"})
+		return err
+	}
+}
+
+// readOp reads random ids out of ids through c.
+func readOp(c nexus.Store, ids []nexus.ID) func(context.Context, int) error {
+	return func(ctx context.Context, _ int) error {
+		_, err := c.Get(ctx, ids[rand.IntN(len(ids))])
+		return err
+	}
+}
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "report" {
+		return runBenchReport(ctx, args[1:], stdout, stderr)
+	}
+	fs, cf := newClientFlagSet("bench", stderr)
+	writers := fs.Int("writers", 8, "concurrent writers")
+	readers := fs.Int("readers", 0, "concurrent readers (ids come from a seed of written contexts)")
+	dur := fs.Duration("duration", 10*time.Second, "how long to run")
+	size := fs.Int("size", 512, "content bytes per context")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: nexus bench [flags]          load-test a running server\n       nexus bench report [flags]   measure every figure of docs/BENCHMARKS.md")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *writers < 0 || *readers < 0 || *writers+*readers == 0 || *size <= 0 || *dur <= 0 {
+		return usagef("need writers or readers > 0, size > 0, duration > 0")
+	}
+	c := benchClient(cf.server, cf.token, *writers+*readers)
+	var ids []nexus.ID
+	if *readers > 0 {
+		var err error
+		if ids, err = seedContexts(ctx, c, 1000, *size); err != nil {
+			return err
+		}
+	}
+	var wres, rres *loadResult
+	var wg sync.WaitGroup
+	if *writers > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); wres = load(ctx, *writers, *dur, 0, writeOp(c, *size)) }()
+	}
+	if *readers > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); rres = load(ctx, *readers, *dur, 0, readOp(c, ids)) }()
+	}
+	wg.Wait()
+	if wres != nil {
+		fmt.Fprintf(stdout, "writes (%d clients, %d B): %s\n", *writers, *size, wres)
+	}
+	if rres != nil {
+		fmt.Fprintf(stdout, "reads  (%d clients): %s\n", *readers, rres)
+	}
+	return nil
+}
+
+// seedContexts writes n contexts through c and returns their ids.
+func seedContexts(ctx context.Context, c nexus.Store, n, size int) ([]nexus.ID, error) {
+	var mu sync.Mutex
+	var ids []nexus.ID
+	res := load(ctx, 8, 5*time.Minute, n, func(ctx context.Context, w int) error {
+		x, err := c.Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Content: benchPayload(size), Namespace: "bench"})
+		if err == nil {
+			mu.Lock()
+			ids = append(ids, x.ID)
+			mu.Unlock()
+		}
+		return err
+	})
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("cannot seed contexts to read: %v", res)
+	}
+	return ids, nil
+}

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/gitstore"
+)
+
+// reportConfig sizes `nexus bench report`.
+type reportConfig struct {
+	dir        string
+	size       int
+	phase      time.Duration
+	gitLoop    int
+	fastImport int
+	small, big int
+	keep       bool
+}
+
+// runBenchReport measures every figure of the store in one run on this
+// machine: baselines first, then the real server binary over HTTP.
+func runBenchReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench report", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := &reportConfig{}
+	fs.StringVar(&c.dir, "dir", "", "work directory (default: a new temp dir)")
+	fs.IntVar(&c.size, "size", 512, "content bytes per context")
+	fs.DurationVar(&c.phase, "phase", 10*time.Second, "duration of each load phase")
+	fs.IntVar(&c.gitLoop, "git-loop", 300, "contexts written by the git CLI loop baseline")
+	fs.IntVar(&c.fastImport, "fast-import", 20000, "contexts written by the git fast-import baseline")
+	fs.IntVar(&c.small, "small", 10000, "store size of the small-store throughput run")
+	fs.IntVar(&c.big, "big", 200000, "store size of the large-store throughput run")
+	fs.BoolVar(&c.keep, "keep", false, "keep the work directory")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if c.dir == "" {
+		d, err := os.MkdirTemp("", "nexus-bench-")
+		if err != nil {
+			return err
+		}
+		c.dir = d
+	}
+	if !c.keep {
+		defer os.RemoveAll(c.dir)
+	}
+	r := &reporter{cfg: c, out: stdout, log: stderr}
+	return r.run(ctx)
+}
+
+type reporter struct {
+	cfg *reportConfig
+	out io.Writer
+	log io.Writer
+}
+
+func (r *reporter) say(format string, args ...any) { fmt.Fprintf(r.log, format+"\n", args...) }
+
+func (r *reporter) run(ctx context.Context) error {
+	c := r.cfg
+	fmt.Fprintf(r.out, "# nexus bench report — %s, %d B contexts, %s phases\n\n", time.Now().UTC().Format(time.RFC3339), c.size, c.phase)
+	r.say("baseline: git CLI loop (%d contexts)", c.gitLoop)
+	gitRate, err := gitLoopBaseline(ctx, filepath.Join(c.dir, "gitloop"), c.gitLoop, c.size)
+	if err != nil {
+		return fmt.Errorf("git loop baseline: %w", err)
+	}
+	r.say("baseline: git fast-import (%d contexts)", c.fastImport)
+	fiRate, err := fastImportBaseline(ctx, filepath.Join(c.dir, "fastimport"), c.fastImport, c.size)
+	if err != nil {
+		return fmt.Errorf("fast-import baseline: %w", err)
+	}
+	fmt.Fprintf(r.out, "| write path | contexts/s | vs git CLI loop |\n|---|---:|---:|\n")
+	fmt.Fprintf(r.out, "| git CLI loop (hash-object + mktree + commit-tree + update-ref per context) | %.0f | 1.0× |\n", gitRate)
+	fmt.Fprintf(r.out, "| git fast-import, one stream, no fsync | %.0f | %.1f× |\n", fiRate, fiRate/gitRate)
+
+	data := filepath.Join(c.dir, "data")
+	srv, err := startServer(ctx, data, r.log)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	var w64 float64
+	for _, n := range []int{1, 8, 64} {
+		r.say("HTTP durable writes, %d clients", n)
+		res := load(ctx, n, c.phase, 0, writeOp(benchClient(srv.url, "", n), c.size))
+		if res.Ops == 0 {
+			return fmt.Errorf("no write succeeded: %v", res)
+		}
+		fmt.Fprintf(r.out, "| nexus HTTP, %d client(s), fsync per group commit | %.0f | %.1f× |\n", n, res.rate(), res.rate()/gitRate)
+		fmt.Fprintf(r.out, "|   latency p50 / p99 | %s / %s | |\n", res.pct(0.5).Round(time.Microsecond), res.pct(0.99).Round(time.Microsecond))
+		if n == 64 {
+			w64 = res.rate()
+		}
+	}
+	if err := r.reads(ctx, srv); err != nil {
+		return err
+	}
+	srv.stop()
+	return r.scale(ctx, data, w64)
+}
+
+// reads measures GET by id over HTTP, one client (latency) and eight.
+func (r *reporter) reads(ctx context.Context, srv *server) error {
+	c := benchClient(srv.url, "", 8)
+	ids, err := seedContexts(ctx, c, 2000, r.cfg.size)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(r.out, "\n| GET /v1/contexts/{id} over HTTP | req/s | p50 | p99 |\n|---|---:|---:|---:|\n")
+	for _, n := range []int{1, 8} {
+		r.say("HTTP reads, %d clients", n)
+		res := load(ctx, n, r.cfg.phase, 0, readOp(c, ids))
+		fmt.Fprintf(r.out, "| %d client(s) | %.0f | %s | %s |\n", n, res.rate(), res.pct(0.5).Round(time.Microsecond), res.pct(0.99).Round(time.Microsecond))
+	}
+	return nil
+}
+
+// scale measures write throughput at two store sizes, cold start and
+// repository size, and L1 hits in-process.
+func (r *reporter) scale(ctx context.Context, data string, w64 float64) error {
+	c := r.cfg
+	fmt.Fprintf(r.out, "\n| store size | HTTP writes/s, 64 clients | cold start to ready | repo bytes/context |\n|---:|---:|---:|---:|\n")
+	var rates []float64
+	for _, n := range []int{c.small, c.big} {
+		r.say("filling the store to %d contexts", n)
+		if err := fillTo(ctx, data, n, c.size); err != nil {
+			return err
+		}
+		t0 := time.Now()
+		srv, err := startServer(ctx, data, r.log)
+		if err != nil {
+			return err
+		}
+		cold := time.Since(t0)
+		r.say("HTTP durable writes at %d contexts, 64 clients", n)
+		res := load(ctx, 64, c.phase, 0, writeOp(benchClient(srv.url, "", 64), c.size))
+		srv.stop()
+		rates = append(rates, res.rate())
+		bytes, count, err := repoBytes(data)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(r.out, "| %d | %.0f | %s | %.0f |\n", count, res.rate(), cold.Round(time.Millisecond), float64(bytes)/float64(count))
+	}
+	fmt.Fprintf(r.out, "\nthroughput ratio small/large store: %.2f (bar ≤ 1.5); fresh-store 64-client rate was %.0f/s\n", rates[0]/rates[1], w64)
+	return r.l1(ctx, data)
+}
+
+// l1 measures in-process reads that hit the L1 cache.
+func (r *reporter) l1(ctx context.Context, data string) error {
+	s, err := gitstore.Open(data, gitstore.Options{})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	p, err := s.List(ctx, nexus.Filter{Limit: 1000})
+	if err != nil {
+		return err
+	}
+	var ids []nexus.ID
+	for _, x := range p.Contexts {
+		ids = append(ids, x.ID)
+	}
+	const n = 1000000
+	t0 := time.Now()
+	for i := 0; i < n; i++ {
+		if _, err := s.GetRaw(ctx, ids[i%len(ids)]); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(r.out, "L1 hit in-process (GetRaw, verified): %s per read; cache %+v\n", (time.Since(t0) / n).Round(time.Nanosecond), s.CacheStats())
+	return nil
+}
+
+// fillTo adds contexts to the store in data until it holds n, in group
+// commits of 1024 through Apply (the path replication uses).
+func fillTo(ctx context.Context, data string, n, size int) error {
+	s, err := gitstore.Open(data, gitstore.Options{})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	var gen nexus.IDGenerator
+	t := time.Now()
+	for s.Len() < n {
+		batch := make([]*nexus.Context, 0, 1024)
+		for i := 0; i < 1024 && s.Len()+len(batch) < n; i++ {
+			t = t.Add(time.Microsecond)
+			c := &nexus.Context{ID: gen.New(t), Namespace: "bench", Type: nexus.TypeObservation, AgentID: "fill",
+				Timestamp: t, Metadata: []byte("{}"), Content: benchPayload(size)}
+			c.SemanticHash = nexus.SemanticHash(c.Type, c.Content, c.Metadata)
+			batch = append(batch, c)
+		}
+		if _, err := s.Apply(ctx, batch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func repoBytes(data string) (int64, int, error) {
+	var total int64
+	err := filepath.Walk(filepath.Join(data, "repo.git"), func(_ string, info os.FileInfo, err error) error {
+		if err == nil && info.Mode().IsRegular() {
+			total += info.Size()
+		}
+		return err
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	s, err := gitstore.Open(data, gitstore.Options{})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer s.Close()
+	return total, s.Len(), nil
+}
+
+// server is a `nexus serve` child process.
+type server struct {
+	cmd *exec.Cmd
+	url string
+}
+
+// startServer runs this binary's serve verb on data and waits until it
+// listens (so the time it takes is the cold start).
+func startServer(ctx context.Context, data string, log io.Writer) (*server, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, exe, "serve", "--data", data, "--addr", "127.0.0.1:0")
+	cmd.Stderr = io.Discard
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "nexus listening on "); ok {
+			url, _, _ := strings.Cut(rest, " ")
+			go io.Copy(io.Discard, out)
+			return &server{cmd: cmd, url: url}, nil
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	return nil, fmt.Errorf("server did not start on %s", data)
+}
+
+// stop ends the server gracefully and waits for it.
+func (s *server) stop() {
+	if s.cmd.ProcessState != nil {
+		return
+	}
+	s.cmd.Process.Signal(os.Interrupt)
+	s.cmd.Wait()
+}

@@ -1,0 +1,103 @@
+// Command nexus runs and uses a Nexus memory: `nexus serve` starts the
+// server; the other verbs talk to it over HTTP or open a data directory.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/nexus-mem/nexus"
+)
+
+// command is one verb of the CLI.
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+var commands = map[string]command{
+	"serve": {"run the server (embedded store, HTTP API)", runServe},
+	"put":   {"store a context (content as argument or stdin)", runPut},
+	"get":   {"print a context by id", runGet},
+	"chain": {"print a context and its ancestors", runChain},
+	"ls":    {"list contexts with filters", runList},
+	"log":   {"print the commit journal", runLog},
+	"bench": {"load-test a running server; report throughput and latency", runBench},
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes one CLI invocation and returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout)
+		return 0
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "nexus: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return 2
+	}
+	if err := cmd.run(ctx, args[1:], stdout, stderr); err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "nexus %s: %v\n", args[0], err)
+			return 2
+		}
+		fmt.Fprintf(stderr, "nexus %s: %s\n", args[0], describe(err))
+		return 1
+	}
+	return 0
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: nexus <command> [flags]\n\nCommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(w, "\nRun `nexus <command> -h` for the flags of a command.")
+}
+
+// usageError is a mistake in the command line (exit code 2).
+type usageError struct{ error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// describe renders an error for a person: the code and message of an
+// application error, or the error text.
+func describe(err error) string {
+	var e *nexus.Error
+	if errors.As(err, &e) {
+		msg := e.Message
+		if e.Code == nexus.EInternal && e.Err != nil {
+			msg += ": " + e.Err.Error()
+		}
+		return fmt.Sprintf("%s (%s)", msg, e.Code)
+	}
+	return err.Error()
+}
+
+// env returns the environment variable or def.
+func env(name, def string) string {
+	if v := strings.TrimSpace(os.Getenv(name)); v != "" {
+		return v
+	}
+	return def
+}

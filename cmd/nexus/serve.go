@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nexus-mem/nexus/gitstore"
+	"github.com/nexus-mem/nexus/httpapi"
+)
+
+const (
+	defaultData = "./nexus-data"
+	defaultAddr = "127.0.0.1:7411"
+)
+
+type serveConfig struct {
+	data, addr   string
+	insecure     bool
+	maxContent   int
+	cacheMiB     int
+	shutdownWait time.Duration
+	cpuProfile   string
+}
+
+func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := &serveConfig{}
+	fs.StringVar(&c.data, "data", env("NEXUS_DATA", defaultData), "data directory (env NEXUS_DATA)")
+	fs.StringVar(&c.addr, "addr", env("NEXUS_ADDR", defaultAddr), "listen address host:port (env NEXUS_ADDR)")
+	fs.BoolVar(&c.insecure, "insecure", false, "allow a non-loopback address without NEXUS_TOKEN")
+	fs.IntVar(&c.maxContent, "max-content", 1<<20, "largest context content in bytes")
+	fs.IntVar(&c.cacheMiB, "cache-mib", 64, "L1 cache budget in MiB")
+	fs.DurationVar(&c.shutdownWait, "shutdown-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	if err := fs.Parse(args); err != nil {
+		return nil, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return nil, usagef("unexpected arguments %q", fs.Args())
+	}
+	if c.maxContent <= 0 || c.cacheMiB <= 0 {
+		return nil, usagef("--max-content and --cache-mib must be positive")
+	}
+	return c, nil
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := serveFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	token := os.Getenv("NEXUS_TOKEN")
+	if err := checkExposure(cfg.addr, token, cfg.insecure); err != nil {
+		return err
+	}
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	store, err := gitstore.Open(cfg.data, gitstore.Options{
+		MaxContent: cfg.maxContent, CacheBytes: int64(cfg.cacheMiB) << 20, Logger: logger,
+		Progress: newProgress(stderr, "catalog"), Failpoint: failpointFromEnv(),
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		store.Close()
+		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
+	}
+	srv := &http.Server{
+		Handler: httpapi.NewServer(store, httpapi.Options{
+			Token: token, MaxBodyBytes: int64(cfg.maxContent)*6 + 256<<10, Logger: logger, Ready: store.Ready,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+	logger.Info("nexus serving", "addr", "http://"+ln.Addr().String(), "data", cfg.data, "contexts", store.Len(), "head", store.Head())
+	fmt.Fprintf(stdout, "nexus listening on http://%s (data %s, %d contexts)\n", ln.Addr(), cfg.data, store.Len())
+	return serveUntilDone(ctx, srv, ln, store, cfg.shutdownWait, logger)
+}
+
+// serveUntilDone serves until ctx ends, then stops accepting, waits for
+// in-flight requests (so acknowledged writes finish) and closes the store.
+func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, store *gitstore.Store, wait time.Duration, log *slog.Logger) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	var serveErr error
+	select {
+	case serveErr = <-errc:
+	case <-ctx.Done():
+		log.Info("shutting down: draining in-flight requests")
+		sctx, cancel := context.WithTimeout(context.Background(), wait)
+		serveErr = srv.Shutdown(sctx)
+		cancel()
+	}
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	if err := store.Close(); err != nil && serveErr == nil {
+		serveErr = err
+	}
+	log.Info("stopped", "head", store.Head())
+	return serveErr
+}
+
+// checkExposure refuses to listen beyond loopback without a token.
+func checkExposure(addr, token string, insecure bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return usagef("invalid --addr %q: %v", addr, err)
+	}
+	if isLoopback(host) || token != "" || insecure {
+		return nil
+	}
+	return usagef("listening on %q exposes the memory beyond this machine: set NEXUS_TOKEN (clients send it as a bearer token) or pass --insecure", addr)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// failpointFromEnv arms a crash point for tests: NEXUS_FAILPOINT=point or
+// point:probability makes the process SIGKILL itself at that point of a
+// group commit (points: pack-written, ref-moved, catalog-updated).
+func failpointFromEnv() func(string) error {
+	spec := os.Getenv("NEXUS_FAILPOINT")
+	if spec == "" {
+		return nil
+	}
+	point, prob, _ := strings.Cut(spec, ":")
+	p := 1.0
+	if v, err := strconv.ParseFloat(prob, 64); err == nil {
+		p = v
+	}
+	return func(at string) error {
+		if at == point && rand.Float64() < p {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {} // the signal is on its way
+		}
+		return nil
+	}
+}
