@@ -40,11 +40,15 @@ func (t *trees) load(h Hash) ([]treeEntry, error) {
 	return e, nil
 }
 
-func (t *trees) remember(h Hash, e []treeEntry) {
+func (t *trees) remember(h Hash, e []treeEntry) { t.cache[h] = e }
+
+// trim empties the cache when it has grown past its bound. It is called
+// between batches only: during a batch the cache holds trees that are not
+// in any pack yet.
+func (t *trees) trim() {
 	if len(t.cache) >= t.max {
 		clear(t.cache)
 	}
-	t.cache[h] = e
 }
 
 // find returns the index of name in entries, or where it would go.

@@ -214,6 +214,7 @@ func (s *Store) apply(items []staged) (Hash, error) {
 // build encodes the staged contexts into the pack writer, one commit each.
 func (s *Store) build(items []staged) (Hash, []*entry, error) {
 	s.pw.reset()
+	s.trees.trim()
 	s.cat.mu.RLock()
 	head := s.cat.head
 	s.cat.mu.RUnlock()
