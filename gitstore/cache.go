@@ -87,16 +87,6 @@ func (c *cache) removeLocked(el *list.Element) {
 	c.used -= int64(len(it.b)) + itemOverhead
 }
 
-// resize changes the byte budget, evicting as needed.
-func (c *cache) resize(maxBytes int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.max = maxBytes
-	for c.used > c.max && c.ll.Len() > 0 {
-		c.removeLocked(c.ll.Back())
-	}
-}
-
 // CacheStats describes the L1 cache.
 type CacheStats struct {
 	Entries      int   `json:"entries"`

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/nexus-mem/nexus"
 )
@@ -56,11 +55,6 @@ func parseShardDirs(dirs []string) (uint64, error) {
 }
 
 const fileExt = ".json"
-
-// contextPath is the path of a context's file in the snapshot tree.
-func contextPath(ns string, leaf uint64, id nexus.ID) string {
-	return ns + "/" + strings.Join(shardDirs(leaf), "/") + "/" + id.String() + fileExt
-}
 
 // encodeContext returns the blob of a context: its API JSON, compact, keys
 // in struct order, no HTML escaping, one trailing newline. The same context
@@ -152,5 +146,3 @@ func entryOf(c *nexus.Context, blob Hash, leaf uint64, size int) *entry {
 		agent: c.AgentID, blob: blob, leaf: leaf, size: uint32(size),
 	}
 }
-
-func unixNano(ts int64) time.Time { return time.Unix(0, ts).UTC() }

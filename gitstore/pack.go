@@ -90,8 +90,6 @@ func (p *packWriter) addRaw(h Hash, raw []byte, crc uint32) {
 	p.buf = append(p.buf, raw...)
 }
 
-func (p *packWriter) count() int { return len(p.entries) }
-
 // appendPackHeader appends a pack object header: type and size, 4 bits of
 // size in the first byte, then 7 bits per byte, little-endian.
 func appendPackHeader(dst []byte, t objType, size uint64) []byte {

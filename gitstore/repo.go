@@ -304,15 +304,6 @@ func (r *repo) readPackedRef() (Hash, error) {
 	return zeroHash, nil
 }
 
-// writeRef moves main to h durably: temp file, fsync, rename, fsync dir.
-func (r *repo) writeRef(h Hash) error {
-	dir := filepath.Join(r.dir, "refs", "heads")
-	if err := writeVia(r.spares, dir, "main", []byte(h.String()+"\n")); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
 // writeFileDurable writes dir/name through a temp file in dir that is
 // fsynced before the rename. The caller fsyncs dir when it needs the name
 // itself to be durable.

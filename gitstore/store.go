@@ -277,6 +277,9 @@ func (s *Store) submit(ctx context.Context, req *request) (result, error) {
 	if err := s.failure(); err != nil {
 		return result{}, err
 	}
+	if err := ctx.Err(); err != nil {
+		return result{}, err
+	}
 	req.done = make(chan result, 1)
 	select {
 	case s.reqs <- req:

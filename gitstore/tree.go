@@ -138,17 +138,17 @@ func (t *trees) diffAt(old, new Hash, path []string, fn func(fileChange) error) 
 	for i < len(a) || j < len(b) {
 		switch {
 		case j >= len(b) || i < len(a) && entryLess(a[i].name, a[i].dir, b[j].name, b[j].dir):
-			err = t.visit(a[i], zeroHash, path, false, fn)
+			err = t.visit(a[i], path, false, fn)
 			i++
 		case i >= len(a) || entryLess(b[j].name, b[j].dir, a[i].name, a[i].dir):
-			err = t.visit(b[j], zeroHash, path, true, fn)
+			err = t.visit(b[j], path, true, fn)
 			j++
 		default:
 			if a[i].hash != b[j].hash {
 				if a[i].dir {
 					err = t.diffAt(a[i].hash, b[j].hash, append(path, a[i].name), fn)
-				} else if err = t.visit(a[i], zeroHash, path, false, fn); err == nil {
-					err = t.visit(b[j], zeroHash, path, true, fn)
+				} else if err = t.visit(a[i], path, false, fn); err == nil {
+					err = t.visit(b[j], path, true, fn)
 				}
 			}
 			i, j = i+1, j+1
@@ -162,7 +162,7 @@ func (t *trees) diffAt(old, new Hash, path []string, fn func(fileChange) error) 
 
 // visit reports entry e (a whole subtree if it is a directory) as added or
 // removed.
-func (t *trees) visit(e treeEntry, _ Hash, path []string, added bool, fn func(fileChange) error) error {
+func (t *trees) visit(e treeEntry, path []string, added bool, fn func(fileChange) error) error {
 	if e.dir {
 		if added {
 			return t.diffAt(zeroHash, e.hash, append(path, e.name), fn)

@@ -1,0 +1,40 @@
+// Package httpapi serves a [nexus.Store] over HTTP/JSON and provides a
+// [Client] that implements the same interface against such a server.
+//
+// # Basics
+//
+// [NewServer] wraps any store in an [http.Handler]:
+//
+//	POST /v1/contexts                  store a nexus.Draft; 201 with the context
+//	GET  /v1/contexts/{id}             one context
+//	GET  /v1/contexts/{id}/chain       the context and its ancestors (?limit=)
+//	GET  /v1/contexts/{id}/children    direct children, oldest first
+//	GET  /v1/contexts                  list (?namespace=&type=&agent=&parent=
+//	                                   &since=&until=&limit=&cursor=&order=)
+//	GET  /v1/log                       the journal, newest first (?limit=&cursor=)
+//	GET  /livez                        the process is up; never needs a token
+//	GET  /readyz                       the store can serve
+//
+// Every error is a JSON body {"error":{"code":"...","message":"..."}} whose
+// code is a [nexus.Code] and whose status follows from it (invalid 400,
+// unauthorized 401, not_found 404, conflict 409, too_large 413,
+// unsupported_media 415, internal 500, unavailable 503,
+// insufficient_storage 507); unknown routes answer 404 and wrong methods 405.
+// [Client] turns those bodies back into [*nexus.Error] values with the same
+// code and message, so code written against a local store behaves the same
+// against a remote one.
+//
+// # Caveats
+//
+// The server is strict about its input: request bodies must be JSON
+// (Content-Type application/json), valid UTF-8, with no unknown fields and
+// nothing after the object; unknown or repeated query parameters are errors;
+// paths with dot segments, doubled slashes or encoded tricks are rejected
+// rather than redirected. Times in queries are RFC 3339.
+//
+// Internal errors are logged with their cause and answered with the message
+// "internal error", so no detail of the server leaks to clients. When
+// [Options.Token] is set, every route but /livez requires it as a bearer
+// token, compared in constant time; the token crosses the network in the
+// clear, so serve over TLS or on loopback only.
+package httpapi

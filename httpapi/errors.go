@@ -1,0 +1,85 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/nexus-mem/nexus"
+)
+
+// errorBody is the JSON shape of every error response.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    nexus.Code `json:"code"`
+	Message string     `json:"message"`
+}
+
+// statusOf maps an error code to its HTTP status. It is the one place where
+// the mapping is defined; codeOf inverts it for the client.
+func statusOf(code nexus.Code) int {
+	switch code {
+	case nexus.EInvalid:
+		return http.StatusBadRequest
+	case nexus.EUnauthorized:
+		return http.StatusUnauthorized
+	case nexus.ENotFound:
+		return http.StatusNotFound
+	case nexus.EConflict:
+		return http.StatusConflict
+	case nexus.ETooLarge:
+		return http.StatusRequestEntityTooLarge
+	case nexus.EUnsupportedMedia:
+		return http.StatusUnsupportedMediaType
+	case nexus.EUnavailable:
+		return http.StatusServiceUnavailable
+	case nexus.EInsufficientStorage:
+		return http.StatusInsufficientStorage
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// codeOf returns the code for a status, for error responses that carry no
+// JSON error body (a proxy's 502 page, say).
+func codeOf(status int) nexus.Code {
+	for _, c := range []nexus.Code{
+		nexus.EInvalid, nexus.EUnauthorized, nexus.ENotFound, nexus.EConflict, nexus.ETooLarge,
+		nexus.EUnsupportedMedia, nexus.EUnavailable, nexus.EInsufficientStorage, nexus.EInternal,
+	} {
+		if statusOf(c) == status {
+			return c
+		}
+	}
+	switch {
+	case status == http.StatusBadGateway || status == http.StatusGatewayTimeout || status == http.StatusTooManyRequests:
+		return nexus.EUnavailable
+	case status >= 400 && status < 500:
+		return nexus.EInvalid
+	default:
+		return nexus.EInternal
+	}
+}
+
+// fail writes err as a JSON error response. Internal errors are logged with
+// their cause and shown to the client only as "internal error".
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code := nexus.ErrorCode(err)
+	msg := nexus.ErrorMessage(err)
+	switch code {
+	case nexus.EInternal:
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		msg = "internal error"
+	case nexus.EUnavailable, nexus.EInsufficientStorage:
+		s.log.Warn("request not served", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeError(w, statusOf(code), code, msg)
+}
+
+// writeError writes an error body with an explicit status; fail is the
+// usual entry point, this one serves the few statuses that are not codes.
+func writeError(w http.ResponseWriter, status int, code nexus.Code, msg string) {
+	// An error body never fails to encode.
+	_ = writeJSON(w, status, errorBody{errorDetail{Code: code, Message: msg}})
+}

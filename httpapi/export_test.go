@@ -1,0 +1,4 @@
+package httpapi
+
+// DecodeDraft exposes the request decoder to the fuzz test.
+var DecodeDraft = decodeDraft

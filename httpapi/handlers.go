@@ -1,0 +1,182 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/nexus-mem/nexus"
+)
+
+// contextList is the response of the chain and children routes.
+type contextList struct {
+	Contexts []*nexus.Context `json:"contexts"`
+}
+
+func (s *Server) putContext(w http.ResponseWriter, r *http.Request) error {
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	body, err := s.readJSONBody(w, r)
+	if err != nil {
+		return err
+	}
+	d, err := decodeDraft(body)
+	if err != nil {
+		return err
+	}
+	c, err := s.store.Put(r.Context(), d)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/v1/contexts/"+c.ID.String())
+	return writeJSON(w, http.StatusCreated, c)
+}
+
+func (s *Server) getContext(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	if s.raw != nil {
+		b, err := s.raw.GetRaw(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		writeRaw(w, http.StatusOK, b)
+		return nil
+	}
+	c, err := s.store.Get(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, c)
+}
+
+func (s *Server) chain(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	q, err := parseQuery(r, "limit")
+	if err != nil {
+		return err
+	}
+	limit, err := q.int("limit")
+	if err != nil {
+		return err
+	}
+	if limit < 0 {
+		return nexus.Errorf(nexus.EInvalid, "limit %d is negative (0 means no limit)", limit)
+	}
+	cs, err := s.store.Chain(r.Context(), id, limit)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, contextList{nonNil(cs)})
+}
+
+func (s *Server) children(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	cs, err := s.store.Children(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, contextList{nonNil(cs)})
+}
+
+func (s *Server) listContexts(w http.ResponseWriter, r *http.Request) error {
+	f, err := listFilter(r)
+	if err != nil {
+		return err
+	}
+	p, err := s.store.List(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	p.Contexts = nonNil(p.Contexts)
+	return writeJSON(w, http.StatusOK, p)
+}
+
+// listFilter builds and validates the filter of a list request.
+func listFilter(r *http.Request) (nexus.Filter, error) {
+	q, err := parseQuery(r, "namespace", "type", "agent", "parent", "since", "until", "limit", "cursor", "order")
+	if err != nil {
+		return nexus.Filter{}, err
+	}
+	f := nexus.Filter{
+		Namespace: q["namespace"],
+		Type:      nexus.Type(q["type"]),
+		AgentID:   q["agent"],
+		Cursor:    q["cursor"],
+		Order:     nexus.Order(q["order"]),
+	}
+	if f.ParentID, err = q.id("parent"); err != nil {
+		return f, err
+	}
+	if f.Since, err = q.time("since"); err != nil {
+		return f, err
+	}
+	if f.Until, err = q.time("until"); err != nil {
+		return f, err
+	}
+	if f.Limit, err = q.int("limit"); err != nil {
+		return f, err
+	}
+	return f, f.Validate()
+}
+
+func (s *Server) journal(w http.ResponseWriter, r *http.Request) error {
+	q, err := parseQuery(r, "limit", "cursor")
+	if err != nil {
+		return err
+	}
+	f := nexus.LogFilter{Cursor: q["cursor"]}
+	if f.Limit, err = q.int("limit"); err != nil {
+		return err
+	}
+	if err := f.Validate(); err != nil {
+		return err
+	}
+	p, err := s.store.Log(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	if p.Entries == nil {
+		p.Entries = []nexus.LogEntry{}
+	}
+	return writeJSON(w, http.StatusOK, p)
+}
+
+type status struct {
+	Status string `json:"status"`
+}
+
+func (s *Server) livez(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, status{"ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	if s.ready != nil {
+		if err := s.ready(); err != nil {
+			writeError(w, http.StatusServiceUnavailable, nexus.EUnavailable, "not ready: "+err.Error())
+			return nil
+		}
+	}
+	return writeJSON(w, http.StatusOK, status{"ready"})
+}
+
+// nonNil makes an empty list encode as [] rather than null.
+func nonNil(cs []*nexus.Context) []*nexus.Context {
+	if cs == nil {
+		return []*nexus.Context{}
+	}
+	return cs
+}

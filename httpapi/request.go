@@ -1,0 +1,245 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nexus-mem/nexus"
+)
+
+// readJSONBody checks the content type and returns the body, bounded by the
+// server's limit.
+func (s *Server) readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
+		return nil, err
+	}
+	if r.ContentLength > s.maxBody {
+		return nil, tooLarge(s.maxBody)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return nil, tooLarge(s.maxBody)
+	case err != nil:
+		return nil, nexus.WrapError(nexus.EInvalid, err, "reading the request body failed")
+	}
+	return body, nil
+}
+
+func tooLarge(limit int64) error {
+	return nexus.Errorf(nexus.ETooLarge, "request body is over the limit of %d bytes", limit)
+}
+
+// checkContentType accepts application/json with, at most, a UTF-8 charset.
+func checkContentType(ct string) error {
+	if ct == "" {
+		return nexus.Errorf(nexus.EUnsupportedMedia, "Content-Type is missing: want application/json")
+	}
+	media, params, err := mime.ParseMediaType(ct)
+	if err != nil || media != "application/json" {
+		return nexus.Errorf(nexus.EUnsupportedMedia, "Content-Type %q is not supported: want application/json", clip(ct, 80))
+	}
+	for k, v := range params {
+		if k != "charset" || !strings.EqualFold(v, "utf-8") {
+			return nexus.Errorf(nexus.EUnsupportedMedia, "Content-Type parameter %s=%q is not supported: only charset=utf-8", clip(k, 40), clip(v, 40))
+		}
+	}
+	return nil
+}
+
+// decodeDraft decodes a request body into a draft. Every failure is an
+// EInvalid error whose message names the field or the byte offset.
+func decodeDraft(body []byte) (nexus.Draft, error) {
+	var d nexus.Draft
+	// encoding/json would replace invalid UTF-8 with U+FFFD without a word.
+	if !utf8.Valid(body) {
+		return d, nexus.Errorf(nexus.EInvalid, "request body is not valid UTF-8 (first bad byte at offset %d)", invalidUTF8At(body))
+	}
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 {
+		return d, nexus.Errorf(nexus.EInvalid, "request body is empty: want a JSON object")
+	}
+	if trimmed[0] != '{' {
+		return d, nexus.Errorf(nexus.EInvalid, "request body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		return nexus.Draft{}, jsonError(err)
+	}
+	off := int(dec.InputOffset())
+	if rest := bytes.TrimLeft(body[off:], " \t\r\n"); len(rest) > 0 {
+		return nexus.Draft{}, nexus.Errorf(nexus.EInvalid, "unexpected data after the JSON object at offset %d", len(body)-len(rest))
+	}
+	if err := checkKeys(body); err != nil {
+		return nexus.Draft{}, err
+	}
+	return d, nil
+}
+
+// jsonError describes a decoding error of a draft for the client.
+func jsonError(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	var nerr *nexus.Error
+	switch {
+	case errors.As(err, &syn):
+		return nexus.Errorf(nexus.EInvalid, "malformed JSON at offset %d: %s", syn.Offset, strings.TrimPrefix(syn.Error(), "json: "))
+	case errors.As(err, &typ) && typ.Field != "":
+		// Every field of a draft but metadata, which takes any JSON, is a string.
+		return nexus.Errorf(nexus.EInvalid, "field %q: want a string, got JSON %s (offset %d)", typ.Field, typ.Value, typ.Offset)
+	case errors.As(err, &nerr):
+		// Only the id type validates while decoding.
+		return nexus.Errorf(nexus.EInvalid, "field \"parent_id\": %s", nerr.Message)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return nexus.Errorf(nexus.EInvalid, "request body ends inside the JSON object")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return nexus.Errorf(nexus.EInvalid, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	}
+	return nexus.Errorf(nexus.EInvalid, "invalid request body: %s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// draftFields are the JSON names of a draft's fields.
+var draftFields = func() []string {
+	t := reflect.TypeFor[nexus.Draft]()
+	names := make([]string, t.NumField())
+	for i := range names {
+		names[i], _, _ = strings.Cut(t.Field(i).Tag.Get("json"), ",")
+	}
+	return names
+}()
+
+// checkKeys rejects what encoding/json lets through in a syntactically
+// valid body: a field name in other letter case, or a field given twice.
+func checkKeys(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil { // the opening brace
+		return jsonError(err)
+	}
+	seen := make(map[string]bool)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return jsonError(err)
+		}
+		key, _ := tok.(string)
+		switch {
+		case !slices.Contains(draftFields, key):
+			return nexus.Errorf(nexus.EInvalid, "unknown field %q (field names are lower case: %s)", clip(key, 40), strings.Join(draftFields, ", "))
+		case seen[key]:
+			return nexus.Errorf(nexus.EInvalid, "field %q is given twice", key)
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return jsonError(err)
+		}
+	}
+	return nil
+}
+
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
+}
+
+// query holds the parameters of a request, each given at most once.
+type query map[string]string
+
+// parseQuery parses r's query string, accepting only the allowed names.
+func parseQuery(r *http.Request, allowed ...string) (query, error) {
+	vals, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, nexus.Errorf(nexus.EInvalid, "malformed query string: %v", err)
+	}
+	var unknown []string
+	q := make(query, len(vals))
+	for name, vs := range vals {
+		switch {
+		case !slices.Contains(allowed, name):
+			unknown = append(unknown, strconv.Quote(clip(name, 40)))
+		case len(vs) > 1:
+			return nil, nexus.Errorf(nexus.EInvalid, "query parameter %q is given %d times", name, len(vs))
+		default:
+			q[name] = vs[0]
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		noun := "parameter"
+		if len(unknown) > 1 {
+			noun = "parameters"
+		}
+		return nil, nexus.Errorf(nexus.EInvalid, "unknown query %s %s; %s", noun, strings.Join(unknown, ", "), allowedList(allowed))
+	}
+	return q, nil
+}
+
+func allowedList(allowed []string) string {
+	if len(allowed) == 0 {
+		return "this endpoint takes none"
+	}
+	return "allowed: " + strings.Join(allowed, ", ")
+}
+
+// int returns the named parameter as an integer, 0 if absent.
+func (q query) int(name string) (int, error) {
+	v, ok := q[name]
+	if !ok {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, nexus.Errorf(nexus.EInvalid, "%s %q is not an integer", name, clip(v, 40))
+	}
+	return n, nil
+}
+
+// id returns the named parameter as an id, the zero id if absent.
+func (q query) id(name string) (nexus.ID, error) {
+	v, ok := q[name]
+	if !ok {
+		return nexus.ZeroID, nil
+	}
+	id, err := nexus.ParseID(v)
+	if err != nil {
+		return id, nexus.Errorf(nexus.EInvalid, "%s: %s", name, nexus.ErrorMessage(err))
+	}
+	return id, nil
+}
+
+// time returns the named parameter as an RFC 3339 time, zero if absent.
+func (q query) time(name string) (time.Time, error) {
+	v, ok := q[name]
+	if !ok {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return t, nexus.Errorf(nexus.EInvalid, "%s %q is not an RFC 3339 time such as 2006-01-02T15:04:05Z", name, clip(v, 60))
+	}
+	return t, nil
+}
+
+// pathID parses the {id} path segment.
+func pathID(r *http.Request) (nexus.ID, error) {
+	return nexus.ParseID(r.PathValue("id"))
+}

@@ -1,0 +1,241 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path"
+	"runtime/debug"
+	"strings"
+
+	"github.com/nexus-mem/nexus"
+)
+
+// DefaultMaxBodyBytes bounds request bodies unless Options say otherwise:
+// twice the default content limit, room for the JSON escapes of ordinary
+// text, plus the metadata limit.
+const DefaultMaxBodyBytes = 2<<20 + nexus.MaxMetadata
+
+// Options configure a [Server]. The zero value is a working configuration
+// without authentication.
+type Options struct {
+	// Token, if set, must be presented as "Authorization: Bearer <token>"
+	// on every request except GET /livez.
+	Token string
+	// MaxBodyBytes bounds request bodies; 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Logger receives internal errors and recovered panics; nil discards.
+	Logger *slog.Logger
+	// Ready reports whether the store can serve, for GET /readyz; nil
+	// means always ready.
+	Ready func() error
+}
+
+// Server serves a [nexus.Store] over HTTP. It is an [http.Handler].
+type Server struct {
+	store   nexus.Store
+	raw     rawGetter // store's fast path for single reads, or nil
+	token   [sha256.Size]byte
+	auth    bool
+	maxBody int64
+	log     *slog.Logger
+	ready   func() error
+	mux     *http.ServeMux
+}
+
+// rawGetter is an optional capability of a store: the stored JSON encoding
+// of one context, served without decoding and re-encoding it.
+type rawGetter interface {
+	GetRaw(ctx context.Context, id nexus.ID) ([]byte, error)
+}
+
+// NewServer returns a server for store.
+func NewServer(store nexus.Store, opts Options) *Server {
+	s := &Server{
+		store:   store,
+		auth:    opts.Token != "",
+		token:   sha256.Sum256([]byte(opts.Token)),
+		maxBody: opts.MaxBodyBytes,
+		log:     opts.Logger,
+		ready:   opts.Ready,
+		mux:     http.NewServeMux(),
+	}
+	s.raw, _ = store.(rawGetter)
+	if s.maxBody <= 0 {
+		s.maxBody = DefaultMaxBodyBytes
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.routes()
+	return s
+}
+
+// handlerFunc is a handler that reports failure by returning an error.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (s *Server) routes() {
+	s.handle("POST /v1/contexts", s.putContext)
+	s.handle("GET /v1/contexts", s.listContexts)
+	s.handle("GET /v1/contexts/{id}", s.getContext)
+	s.handle("GET /v1/contexts/{id}/chain", s.chain)
+	s.handle("GET /v1/contexts/{id}/children", s.children)
+	s.handle("GET /v1/log", s.journal)
+	s.handle("GET /livez", s.livez)
+	s.handle("GET /readyz", s.readyz)
+}
+
+func (s *Server) handle(pattern string, h handlerFunc) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.fail(w, r, err)
+		}
+	})
+}
+
+// ServeHTTP implements [http.Handler]: it recovers panics, checks the
+// token and the path, and dispatches to the route.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sw := &statusWriter{ResponseWriter: w}
+	defer s.recoverPanic(sw, r)
+	sw.Header().Set("X-Content-Type-Options", "nosniff")
+	if !s.authorized(r) {
+		sw.Header().Set("WWW-Authenticate", `Bearer realm="nexus"`)
+		s.fail(sw, r, nexus.Errorf(nexus.EUnauthorized, "missing or wrong bearer token"))
+		return
+	}
+	// The mux would redirect a non-canonical path to its cleaned form, which
+	// can name another resource; refuse it instead.
+	if p := r.URL.EscapedPath(); cleanPath(p) != p {
+		s.fail(sw, r, nexus.Errorf(nexus.EInvalid, "path %q is not canonical (no dot segments or empty segments)", clip(p, 80)))
+		return
+	}
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		s.unmatched(sw, r)
+		return
+	}
+	s.mux.ServeHTTP(sw, r)
+}
+
+// authorized reports whether r carries the token, or needs none.
+func (s *Server) authorized(r *http.Request) bool {
+	if !s.auth {
+		return true
+	}
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Path == "/livez" {
+		return true
+	}
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	// Hashing first makes the comparison independent of the length too.
+	sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+	return subtle.ConstantTimeCompare(sum[:], s.token[:]) == 1
+}
+
+// cleanPath returns the canonical form of p, as the mux computes it.
+func cleanPath(p string) string {
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
+}
+
+// unmatched answers a request no route takes: 405 if the path exists with
+// other methods, 404 otherwise, both as JSON.
+func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) {
+	h, _ := s.mux.Handler(r)
+	probe := &probeWriter{header: http.Header{}}
+	h.ServeHTTP(probe, r)
+	if probe.status == http.StatusMethodNotAllowed {
+		allow := probe.header.Get("Allow")
+		w.Header().Set("Allow", allow)
+		writeError(w, http.StatusMethodNotAllowed, nexus.EInvalid,
+			fmt.Sprintf("method %s is not allowed on %s; allowed: %s", clip(r.Method, 20), clip(r.URL.Path, 80), allow))
+		return
+	}
+	s.fail(w, r, nexus.Errorf(nexus.ENotFound, "no route for %s %s", clip(r.Method, 20), clip(r.URL.Path, 80)))
+}
+
+// recoverPanic turns a panic in a handler into a logged 500 response.
+func (s *Server) recoverPanic(w *statusWriter, r *http.Request) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler {
+		panic(v)
+	}
+	s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+	if !w.wroteHeader {
+		writeError(w, http.StatusInternalServerError, nexus.EInternal, "internal error")
+	}
+}
+
+// writeJSON writes v with the given status. It encodes before writing, so
+// an encoding failure is returned while the response can still become an
+// error; failures to write go unreported, as the client is gone.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nexus.WrapError(nexus.EInternal, err, "encoding the response")
+	}
+	writeRaw(w, status, buf.Bytes())
+	return nil
+}
+
+// writeRaw writes b, which is JSON, with the given status.
+func writeRaw(w http.ResponseWriter, status int, b []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// statusWriter remembers whether the response has started.
+type statusWriter struct {
+	http.ResponseWriter
+	wroteHeader bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.wroteHeader = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wroteHeader = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// probeWriter records what the mux's own 404 and 405 handlers would answer.
+type probeWriter struct {
+	header http.Header
+	status int
+}
+
+func (p *probeWriter) Header() http.Header         { return p.header }
+func (p *probeWriter) WriteHeader(status int)      { p.status = status }
+func (p *probeWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+// clip shortens s for an error message.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
