@@ -12,9 +12,9 @@ import (
 )
 
 // Packs are merged by size tier, as in a log-structured merge tree: a tier
-// holds packs whose sizes have the same power of 4, and when one holds
+// holds packs whose sizes have the same power of 8, and when one holds
 // MergePacks packs they are rewritten as one pack of a higher tier. Each
-// object is thus rewritten about log4(store size / batch size) times and
+// object is thus rewritten about log8(store size / batch size) times and
 // the number of packs stays logarithmic. Packs above maxMergeBytes are left
 // alone: a merged pack is assembled in memory.
 const maxMergeBytes = 512 << 20
@@ -55,7 +55,7 @@ func (r *repo) mergeCandidates(fanIn int) []*pack {
 	tiers := map[int][]*pack{}
 	for _, p := range r.packs {
 		if p.size < maxMergeBytes/int64(fanIn) {
-			t := bits.Len64(uint64(p.size)) / 2
+			t := bits.Len64(uint64(p.size)) / 3
 			tiers[t] = append(tiers[t], p)
 		}
 	}
@@ -79,6 +79,11 @@ func (s *Store) mergeOnce() (bool, error) {
 		return false, nil
 	}
 	pw := newPackWriter()
+	var total int64
+	for _, p := range cands {
+		total += p.size
+	}
+	pw.buf = make([]byte, packHeaderLen, total)
 	for i := len(cands) - 1; i >= 0; i-- { // oldest first
 		if err := s.copyPack(pw, cands[i]); err != nil {
 			return false, err
@@ -97,7 +102,8 @@ func (s *Store) mergeOnce() (bool, error) {
 // copyPack adds every object of p to pw. Whole objects are copied as
 // they are stored, checked against the CRC-32 of the pack index; deltas
 // (which only packs written by stock git contain) are resolved and stored
-// whole, since their base offsets change.
+// whole, since their base offsets change. The pack is read in one call:
+// merged packs are small (the largest tier merged is maxMergeBytes/fanIn).
 func (s *Store) copyPack(pw *packWriter, p *pack) error {
 	it, err := p.idx.EntriesByOffset()
 	if err != nil {
@@ -112,27 +118,28 @@ func (s *Store) copyPack(pw *packWriter, p *pack) error {
 		}
 		ents = append(ents, e)
 	}
+	data := make([]byte, p.size-20)
+	if _, err := p.f.ReadAt(data, 0); err != nil {
+		return fmt.Errorf("merge %s: %w", p.name, err)
+	}
 	for i, e := range ents {
-		end := uint64(p.size - 20)
+		end := uint64(len(data))
 		if i+1 < len(ents) {
 			end = ents[i+1].Offset
 		}
-		if err := s.copyObject(pw, p, e, end); err != nil {
+		if err := s.copyObject(pw, p, e, data, end); err != nil {
 			return fmt.Errorf("merge %s: %w", p.name, err)
 		}
 	}
 	return nil
 }
 
-func (s *Store) copyObject(pw *packWriter, p *pack, e *idxfile.Entry, end uint64) error {
+func (s *Store) copyObject(pw *packWriter, p *pack, e *idxfile.Entry, data []byte, end uint64) error {
 	h := Hash(e.Hash)
-	if end < e.Offset || end-e.Offset > maxObjectSize {
+	if end < e.Offset || end > uint64(len(data)) || e.Offset < packHeaderLen {
 		return &CorruptError{Object: h, Err: fmt.Errorf("bad offsets %d-%d", e.Offset, end)}
 	}
-	raw := make([]byte, end-e.Offset)
-	if _, err := p.f.ReadAt(raw, int64(e.Offset)); err != nil {
-		return &CorruptError{Object: h, Err: err}
-	}
+	raw := data[e.Offset:end]
 	if crc32.ChecksumIEEE(raw) != e.CRC32 {
 		return &CorruptError{Object: h, Err: fmt.Errorf("in %s at offset %d: CRC-32 mismatch", p.name, e.Offset)}
 	}
@@ -140,11 +147,11 @@ func (s *Store) copyObject(pw *packWriter, p *pack, e *idxfile.Entry, end uint64
 		pw.addRaw(h, raw, e.CRC32)
 		return nil
 	}
-	t, data, err := s.repo.readObject(h)
+	t, obj, err := s.repo.readObject(h)
 	if err != nil {
 		return err
 	}
-	pw.add(t, data)
+	pw.add(t, obj)
 	return nil
 }
 

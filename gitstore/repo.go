@@ -195,37 +195,31 @@ func (r *repo) hasObject(h Hash) bool {
 
 // commitPack makes a finished pack durable and moves main to head:
 //
-//  1. pack, index and new ref are written to temp files and fsynced, in
-//     parallel (none is visible yet);
+//  1. pack, index and new ref are written to temp files and fsynced (none
+//     is visible yet);
 //  2. pack and index are renamed into place and objects/pack is fsynced;
 //  3. afterPack runs (a failpoint), then the ref file is renamed over
 //     refs/heads/main and refs/heads is fsynced.
 //
 // An error before step 2 leaves nothing behind. A *SyncError from a
-// directory fsync leaves the outcome unknown.
+// directory fsync leaves the outcome unknown. Step 1 runs sequentially:
+// fsyncing the three files from parallel goroutines was measured slower
+// here (docs/STORAGE.md).
 func (r *repo) commitPack(data []byte, idx *idxfile.MemoryIndex, idxBytes []byte, sum, head Hash, afterPack func() error) error {
 	name := "pack-" + sum.String()
 	refDir := filepath.Join(r.dir, "refs", "heads")
 	contents := [3][]byte{data, idxBytes, []byte(head.String() + "\n")}
 	dirs := [3]string{r.packDir, r.packDir, refDir}
 	var tmps [3]string
-	var errs [3]error
-	var wg sync.WaitGroup
 	for i := range contents {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tmps[i], errs[i] = stageFile(r.spares, dirs[i], contents[i])
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs[:]...); err != nil {
-		for _, t := range tmps {
-			if t != "" {
+		t, err := stageFile(r.spares, dirs[i], contents[i])
+		if err != nil {
+			for _, t := range tmps[:i] {
 				os.Remove(t)
 			}
+			return err
 		}
-		return err
+		tmps[i] = t
 	}
 	if err := r.installPack(name, idx, tmps[0], tmps[1]); err != nil {
 		os.Remove(tmps[2])

@@ -15,7 +15,7 @@ import (
 // stock git CLI, so the report can state ratios measured in the same run.
 
 func gitCmd(ctx context.Context, dir string, stdin []byte, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "git", append([]string{"--git-dir", dir}, args...)...)
+	cmd := exec.CommandContext(ctx, "git", append([]string{"-c", "gc.auto=0", "--git-dir", dir}, args...)...)
 	cmd.Stdin = bytes.NewReader(stdin)
 	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=bench", "GIT_AUTHOR_EMAIL=bench@localhost", "GIT_COMMITTER_NAME=bench", "GIT_COMMITTER_EMAIL=bench@localhost")
 	out, err := cmd.Output()
@@ -63,7 +63,7 @@ func fastImportBaseline(ctx context.Context, dir string, n, size int) (float64, 
 		return 0, fmt.Errorf("git init: %v: %s", err, out)
 	}
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, "git", "--git-dir", dir, "fast-import", "--quiet")
+	cmd := exec.CommandContext(ctx, "git", "-c", "gc.auto=0", "--git-dir", dir, "fast-import", "--quiet")
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		return 0, err

@@ -106,7 +106,7 @@ func (r *reporter) run(ctx context.Context) error {
 		return err
 	}
 	srv.stop()
-	return r.scale(ctx, data, w64)
+	return r.scale(ctx, filepath.Join(c.dir, "scale"), w64)
 }
 
 // reads measures GET by id over HTTP, one client (latency) and eight.
@@ -136,6 +136,10 @@ func (r *reporter) scale(ctx context.Context, data string, w64 float64) error {
 		if err := fillTo(ctx, data, n, c.size); err != nil {
 			return err
 		}
+		_, before, err := repoBytes(data)
+		if err != nil {
+			return err
+		}
 		t0 := time.Now()
 		srv, err := startServer(ctx, data, r.log)
 		if err != nil {
@@ -150,7 +154,7 @@ func (r *reporter) scale(ctx context.Context, data string, w64 float64) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(r.out, "| %d | %.0f | %s | %.0f |\n", count, res.rate(), cold.Round(time.Millisecond), float64(bytes)/float64(count))
+		fmt.Fprintf(r.out, "| %d | %.0f | %s | %.0f |\n", before, res.rate(), cold.Round(time.Millisecond), float64(bytes)/float64(count))
 	}
 	fmt.Fprintf(r.out, "\nthroughput ratio small/large store: %.2f (bar ≤ 1.5); fresh-store 64-client rate was %.0f/s\n", rates[0]/rates[1], w64)
 	return r.l1(ctx, data)

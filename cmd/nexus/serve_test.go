@@ -1,0 +1,132 @@
+package main_test
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/gitstore"
+	"github.com/nexus-mem/nexus/httpapi"
+)
+
+// SIGTERM drains in-flight writes: every acknowledged write is in the
+// store, the process exits 0, and the catalog it saved needs no catch-up.
+func TestServe_GracefulShutdown(t *testing.T) {
+	data := t.TempDir()
+	p := startServe(t, data)
+	c := httpapi.NewClient(p.url)
+	var mu sync.Mutex
+	acked := map[nexus.ID]bool{}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				x, err := c.Put(context.Background(), nexus.Draft{Type: nexus.TypeMemory, Content: fmt.Sprint(w, " ", i)})
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				acked[x.ID] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	err := p.cmd.Wait()
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("server exit: %v", err)
+	}
+	s, err := gitstore.Open(data, gitstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for id := range acked {
+		if _, err := s.Get(context.Background(), id); err != nil {
+			t.Fatalf("acknowledged %s lost: %v", id, err)
+		}
+	}
+	if len(acked) == 0 || s.Len() < len(acked) {
+		t.Fatalf("%d acknowledged, %d stored", len(acked), s.Len())
+	}
+}
+
+func TestServe_RefusesExposureWithoutToken(t *testing.T) {
+	out, err := exec.Command(binary, "serve", "--data", t.TempDir(), "--addr", "0.0.0.0:0").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "NEXUS_TOKEN") {
+		t.Fatalf("serve on 0.0.0.0 without a token: %v\n%s", err, out)
+	}
+}
+
+func TestServe_SecondProcessRefused(t *testing.T) {
+	data := t.TempDir()
+	p := startServe(t, data)
+	defer func() { p.cmd.Process.Signal(syscall.SIGTERM); p.cmd.Wait() }()
+	out, err := exec.Command(binary, "serve", "--data", data, "--addr", "127.0.0.1:0").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "in use by process") {
+		t.Fatalf("second serve on one data dir: %v\n%s", err, out)
+	}
+}
+
+// The CLI verbs against a real server, human and JSON output.
+func TestCLI_Verbs(t *testing.T) {
+	p := startServe(t, t.TempDir())
+	defer func() { p.cmd.Process.Signal(syscall.SIGTERM); p.cmd.Wait() }()
+	nexusCLI := func(stdin string, args ...string) (string, error) {
+		cmd := exec.Command(binary, args...)
+		cmd.Env = append(cmd.Environ(), "NEXUS_SERVER="+p.url)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	id, err := nexusCLI("", "put", "--type", "instruction", "--agent", "planner", "--meta", "prio=high", "Fix", "the", "bug")
+	if err != nil {
+		t.Fatalf("put: %v %s", err, id)
+	}
+	id = strings.TrimSpace(id)
+	child, err := nexusCLI("from stdin\n", "put", "--type", "decision", "--parent", id)
+	if err != nil {
+		t.Fatalf("put stdin: %v %s", err, child)
+	}
+	out, err := nexusCLI("", "get", id)
+	if err != nil || !strings.Contains(out, "Fix the bug") || !strings.Contains(out, `{"prio":"high"}`) {
+		t.Fatalf("get: %v\n%s", err, out)
+	}
+	out, err = nexusCLI("", "chain", strings.TrimSpace(child))
+	if err != nil || strings.Count(out, "\n") != 2 || !strings.Contains(out, "from stdin") {
+		t.Fatalf("chain: %v\n%s", err, out)
+	}
+	out, err = nexusCLI("", "ls", "--json", "--type", "decision")
+	if err != nil || !strings.Contains(out, `"content": "from stdin\n"`) {
+		t.Fatalf("ls: %v\n%s", err, out)
+	}
+	out, err = nexusCLI("", "log")
+	if err != nil || !strings.Contains(out, "planner") || !strings.Contains(out, "instruction: Fix the bug") {
+		t.Fatalf("log: %v\n%s", err, out)
+	}
+	out, err = nexusCLI("", "put", "--type", "bogus", "x")
+	if err == nil || !strings.Contains(out, `unknown type "bogus"`) {
+		t.Fatalf("bad type: %v\n%s", err, out)
+	}
+	out, err = nexusCLI("", "get", "../../etc/passwd")
+	if err == nil || !strings.Contains(out, "invalid id") {
+		t.Fatalf("bad id: %v\n%s", err, out)
+	}
+}
