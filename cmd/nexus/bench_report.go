@@ -157,6 +157,16 @@ func (r *reporter) scale(ctx context.Context, data string, w64 float64) error {
 		fmt.Fprintf(r.out, "| %d | %.0f | %s | %.0f |\n", before, res.rate(), cold.Round(time.Millisecond), float64(bytes)/float64(count))
 	}
 	fmt.Fprintf(r.out, "\nthroughput ratio small/large store: %.2f (bar ≤ 1.5); fresh-store 64-client rate was %.0f/s\n", rates[0]/rates[1], w64)
+	if err := os.Remove(filepath.Join(data, "catalog.bin")); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	srv, err := startServer(ctx, data, r.log)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(r.out, "cold start with the catalog deleted (full rebuild from git): %s\n", time.Since(t0).Round(time.Millisecond))
+	srv.stop()
 	return r.l1(ctx, data)
 }
 
