@@ -92,22 +92,19 @@ func (s *Store) commitGroup(reqs []*request) {
 		return
 	}
 	head, err := s.apply(items)
+	ctxOf := make(map[*request]*nexus.Context, len(ok))
+	for _, it := range items {
+		if it.req.draft != nil {
+			ctxOf[it.req] = it.ctx
+		}
+	}
 	for _, r := range ok {
 		res := result{head: head, err: err}
-		if err == nil && r.draft != nil {
-			res.ctx = findCtx(items, r)
+		if err == nil {
+			res.ctx = ctxOf[r]
 		}
 		r.done <- res
 	}
-}
-
-func findCtx(items []staged, r *request) *nexus.Context {
-	for _, it := range items {
-		if it.req == r {
-			return it.ctx
-		}
-	}
-	return nil
 }
 
 // stage turns a request into contexts with ids and timestamps, checking
