@@ -135,7 +135,7 @@ func (c *catalog) len() int {
 	return len(c.ordered)
 }
 
-// nextSlot returns the leaf for the next context of ns, given how many
+// nextLeafLocked returns the leaf for the next context of ns, given how many
 // contexts of ns the pending batch already placed (pending).
 func (c *catalog) nextLeafLocked(ns string, pending int) uint64 {
 	lf, ok := c.leafFill[ns]

@@ -155,23 +155,22 @@ func (s *Store) copyObject(pw *packWriter, p *pack, e *idxfile.Entry, data []byt
 	return nil
 }
 
-// replacePacks makes the merged pack durable, swaps it in for old, then
-// deletes old's files (index first, so a crash leaves at most an orphan
+// replacePacks makes the merged pack durable and adds it to the set (the
+// same path as a group commit's pack), then drops old from the set and
+// deletes their files (index first, so a crash leaves at most an orphan
 // pack that the next open removes).
 func (r *repo) replacePacks(old []*pack, data []byte, idx *idxfile.MemoryIndex, idxBytes []byte, sum Hash) error {
 	name := "pack-" + sum.String()
-	if err := writeFileDurable(r.packDir, name+".pack", data); err != nil {
-		return err
-	}
-	if err := writeFileDurable(r.packDir, name+".idx", idxBytes); err != nil {
-		os.Remove(filepath.Join(r.packDir, name+".pack"))
-		return err
-	}
-	if err := syncDir(r.packDir); err != nil {
-		return err
-	}
-	merged, err := openPack(r.packDir, name, idx)
+	packTmp, err := stageFile(nil, r.packDir, data)
 	if err != nil {
+		return err
+	}
+	idxTmp, err := stageFile(nil, r.packDir, idxBytes)
+	if err != nil {
+		os.Remove(packTmp)
+		return err
+	}
+	if err := r.installPack(name, idx, packTmp, idxTmp); err != nil {
 		return err
 	}
 	gone := map[*pack]bool{}
@@ -179,13 +178,13 @@ func (r *repo) replacePacks(old []*pack, data []byte, idx *idxfile.MemoryIndex, 
 		gone[p] = true
 	}
 	r.mu.Lock()
-	keep := make([]*pack, 0, len(r.packs)-len(old)+1)
+	keep := r.packs[:0:0]
 	for _, p := range r.packs {
-		if !gone[p] && p.name != name {
+		if !gone[p] {
 			keep = append(keep, p)
 		}
 	}
-	r.packs = append(keep, merged)
+	r.packs = keep
 	for _, p := range old {
 		p.f.Close()
 		if p.name != name {

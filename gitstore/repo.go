@@ -302,12 +302,7 @@ func (r *repo) readPackedRef() (Hash, error) {
 // fsynced before the rename. The caller fsyncs dir when it needs the name
 // itself to be durable.
 func writeFileDurable(dir, name string, data []byte) error {
-	return writeVia(nil, dir, name, data)
-}
-
-// writeVia is writeFileDurable with the temp file taken from sp, if set.
-func writeVia(sp *spares, dir, name string, data []byte) error {
-	tmp, err := stageFile(sp, dir, data)
+	tmp, err := stageFile(nil, dir, data)
 	if err != nil {
 		return err
 	}
