@@ -5,6 +5,8 @@ go 1.26.8
 require (
 	github.com/go-git/go-git/v5 v5.19.3
 	github.com/klauspost/compress v1.20.4
+	github.com/sony/gobreaker/v2 v2.4.0
+	golang.org/x/sys v0.48.0
 )
 
 require (

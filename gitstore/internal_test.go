@@ -89,6 +89,12 @@ func TestMerge_ManySmallPacks(t *testing.T) {
 	if n := s.packCount(); n >= 50 {
 		t.Fatalf("%d packs after 200 commits: nothing merged", n)
 	}
+	s.repo.mu.RLock()
+	all := append([]*pack(nil), s.repo.packs...)
+	s.repo.mu.RUnlock()
+	if ok, err := blockCopy(newPackWriter(), all); err != nil || !ok {
+		t.Fatalf("our own packs did not take the fast merge path: ok=%v err=%v", ok, err)
+	}
 	s.Close()
 	s, err = Open(dir, Options{CacheBytes: 1}) // no cache: reads come from the packs
 	if err != nil {
@@ -110,4 +116,65 @@ func (s *Store) packCount() int {
 	s.repo.mu.RLock()
 	defer s.repo.mu.RUnlock()
 	return len(s.repo.packs)
+}
+
+// Packs written by stock git (with deltas, or repeating objects of other
+// packs) take the object-by-object merge path; the result is complete and
+// stock git accepts it.
+func TestMerge_PacksFromStockGit(t *testing.T) {
+	for name, repack := range map[string][]string{
+		"deltas":     {"repack", "-a", "-d", "-f", "--window=250", "--depth=50"},
+		"duplicates": {"repack", "-a", "--window=0"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := Open(dir, Options{MergePacks: 1 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []nexus.ID
+			put := func(i int) {
+				c, err := s.Put(context.Background(), nexus.Draft{Type: nexus.TypeMemory, Content: fmt.Sprint("a context that looks much like the others, number ", i)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, c.ID)
+			}
+			for i := 0; i < 40; i++ {
+				put(i)
+			}
+			gitDir := s.GitDir()
+			s.Close()
+			if out, err := exec.Command("git", append([]string{"--git-dir", gitDir}, repack...)...).CombinedOutput(); err != nil {
+				t.Fatalf("git repack: %v\n%s", err, out)
+			}
+			if s, err = Open(dir, Options{MergePacks: 1 << 20, CacheBytes: 1}); err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			for i := 40; i < 45; i++ {
+				put(i)
+			}
+			s.repo.mu.RLock()
+			all := append([]*pack(nil), s.repo.packs...)
+			s.repo.mu.RUnlock()
+			if ok, err := blockCopy(newPackWriter(), all); err != nil || ok {
+				t.Fatalf("fast path taken for git's packs: ok=%v err=%v", ok, err)
+			}
+			if err := s.merge(all); err != nil {
+				t.Fatal(err)
+			}
+			if n := s.packCount(); n != 1 {
+				t.Fatalf("%d packs after merging all", n)
+			}
+			for _, id := range ids {
+				if _, err := s.Get(context.Background(), id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if out, err := exec.Command("git", "--git-dir", gitDir, "fsck", "--full", "--strict").CombinedOutput(); err != nil {
+				t.Fatalf("git fsck: %v\n%s", err, out)
+			}
+		})
+	}
 }

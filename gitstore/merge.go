@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-
-	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
 )
 
 // Packs are merged by size tier, as in a log-structured merge tree: a tier
@@ -78,25 +76,104 @@ func (s *Store) mergeOnce() (bool, error) {
 	if len(cands) == 0 {
 		return false, nil
 	}
-	pw := newPackWriter()
+	return true, s.merge(cands)
+}
+
+// merge rewrites cands (newest first) as one pack.
+func (s *Store) merge(cands []*pack) error {
 	var total int64
 	for _, p := range cands {
 		total += p.size
 	}
+	pw := newPackWriter()
 	pw.buf = make([]byte, packHeaderLen, total)
-	for i := len(cands) - 1; i >= 0; i-- { // oldest first
-		if err := s.copyPack(pw, cands[i]); err != nil {
-			return false, err
+	ok, err := blockCopy(pw, cands)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		pw.reset()
+		for i := len(cands) - 1; i >= 0; i-- { // oldest first
+			if err := s.copyPack(pw, cands[i]); err != nil {
+				return err
+			}
 		}
 	}
-	data, idx, idxBytes, sum, err := pw.finish()
-	if err != nil {
-		return false, err
+	data, idx := pw.finish()
+	return s.repo.replacePacks(cands, data, idx)
+}
+
+// blockCopy is the fast path of a merge, taken for packs this store wrote:
+// every entry is a whole object and no object is in two packs. Each pack's
+// entries are checked against the CRC-32s of its index, then its body is
+// appended in one piece, and the merged index comes from merging the
+// packs' sorted indexes, shifted by where each body landed. It reports
+// false, with pw in an unspecified state, when a pack holds a delta or
+// objects repeat; the caller then copies object by object.
+func blockCopy(pw *packWriter, packs []*pack) (bool, error) {
+	var lists [][]packEntry
+	for i := len(packs) - 1; i >= 0; i-- { // oldest first
+		p := packs[i]
+		data := make([]byte, p.size-20)
+		if _, err := p.f.ReadAt(data, 0); err != nil {
+			return false, fmt.Errorf("merge %s: %w", p.name, err)
+		}
+		ents := p.idx.byOffset()
+		for j, e := range ents {
+			end := uint64(len(data))
+			if j+1 < len(ents) {
+				end = ents[j+1].offset
+			}
+			raw, err := checkEntry(p, e, data, end)
+			if err != nil {
+				return false, fmt.Errorf("merge %s: %w", p.name, err)
+			}
+			if t := objType(raw[0] >> 4 & 7); t < objCommit || t > objTag {
+				return false, nil
+			}
+		}
+		shift := uint64(len(pw.buf)) - packHeaderLen
+		pw.buf = append(pw.buf, data[packHeaderLen:]...)
+		list := p.idx.entries()
+		for j := range list {
+			list[j].offset += shift
+		}
+		lists = append(lists, list)
 	}
-	if err := s.repo.replacePacks(cands, data, idx, idxBytes, sum); err != nil {
-		return false, err
+	for len(lists) > 1 {
+		var next [][]packEntry
+		for i := 0; i < len(lists); i += 2 {
+			if i+1 == len(lists) {
+				next = append(next, lists[i])
+				continue
+			}
+			m, ok := mergeByHash(lists[i], lists[i+1])
+			if !ok {
+				return false, nil
+			}
+			next = append(next, m)
+		}
+		lists = next
 	}
+	pw.entries = lists[0]
 	return true, nil
+}
+
+// mergeByHash merges two lists sorted by object id; it reports false if
+// an id is in both.
+func mergeByHash(a, b []packEntry) ([]packEntry, bool) {
+	out := make([]packEntry, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		switch c := compareHash(&a[0].hash, &b[0].hash); {
+		case c < 0:
+			out, a = append(out, a[0]), a[1:]
+		case c > 0:
+			out, b = append(out, b[0]), b[1:]
+		default:
+			return nil, false
+		}
+	}
+	return append(append(out, a...), b...), true
 }
 
 // copyPack adds every object of p to pw. Whole objects are copied as
@@ -105,19 +182,7 @@ func (s *Store) mergeOnce() (bool, error) {
 // whole, since their base offsets change. The pack is read in one call:
 // merged packs are small (the largest tier merged is maxMergeBytes/fanIn).
 func (s *Store) copyPack(pw *packWriter, p *pack) error {
-	it, err := p.idx.EntriesByOffset()
-	if err != nil {
-		return err
-	}
-	defer it.Close()
-	var ents []*idxfile.Entry
-	for {
-		e, err := it.Next()
-		if err != nil {
-			break
-		}
-		ents = append(ents, e)
-	}
+	ents := p.idx.byOffset()
 	data := make([]byte, p.size-20)
 	if _, err := p.f.ReadAt(data, 0); err != nil {
 		return fmt.Errorf("merge %s: %w", p.name, err)
@@ -125,7 +190,7 @@ func (s *Store) copyPack(pw *packWriter, p *pack) error {
 	for i, e := range ents {
 		end := uint64(len(data))
 		if i+1 < len(ents) {
-			end = ents[i+1].Offset
+			end = ents[i+1].offset
 		}
 		if err := s.copyObject(pw, p, e, data, end); err != nil {
 			return fmt.Errorf("merge %s: %w", p.name, err)
@@ -134,20 +199,29 @@ func (s *Store) copyPack(pw *packWriter, p *pack) error {
 	return nil
 }
 
-func (s *Store) copyObject(pw *packWriter, p *pack, e *idxfile.Entry, data []byte, end uint64) error {
-	h := Hash(e.Hash)
-	if end < e.Offset || end > uint64(len(data)) || e.Offset < packHeaderLen {
-		return &CorruptError{Object: h, Err: fmt.Errorf("bad offsets %d-%d", e.Offset, end)}
+// checkEntry returns the stored bytes of entry e, which end at end, after
+// checking them against the index's CRC-32.
+func checkEntry(p *pack, e packEntry, data []byte, end uint64) ([]byte, error) {
+	if end <= e.offset || end > uint64(len(data)) || e.offset < packHeaderLen {
+		return nil, &CorruptError{Object: e.hash, Err: fmt.Errorf("bad offsets %d-%d", e.offset, end)}
 	}
-	raw := data[e.Offset:end]
-	if crc32.ChecksumIEEE(raw) != e.CRC32 {
-		return &CorruptError{Object: h, Err: fmt.Errorf("in %s at offset %d: CRC-32 mismatch", p.name, e.Offset)}
+	raw := data[e.offset:end]
+	if crc32.ChecksumIEEE(raw) != e.crc {
+		return nil, &CorruptError{Object: e.hash, Err: fmt.Errorf("in %s at offset %d: CRC-32 mismatch", p.name, e.offset)}
+	}
+	return raw, nil
+}
+
+func (s *Store) copyObject(pw *packWriter, p *pack, e packEntry, data []byte, end uint64) error {
+	raw, err := checkEntry(p, e, data, end)
+	if err != nil {
+		return err
 	}
 	if t := objType(raw[0] >> 4 & 7); t >= objCommit && t <= objTag {
-		pw.addRaw(h, raw, e.CRC32)
+		pw.addRaw(e.hash, raw, e.crc)
 		return nil
 	}
-	t, obj, err := s.repo.readObject(h)
+	t, obj, err := s.repo.readObject(e.hash)
 	if err != nil {
 		return err
 	}
@@ -159,13 +233,13 @@ func (s *Store) copyObject(pw *packWriter, p *pack, e *idxfile.Entry, data []byt
 // same path as a group commit's pack), then drops old from the set and
 // deletes their files (index first, so a crash leaves at most an orphan
 // pack that the next open removes).
-func (r *repo) replacePacks(old []*pack, data []byte, idx *idxfile.MemoryIndex, idxBytes []byte, sum Hash) error {
-	name := "pack-" + sum.String()
-	packTmp, err := stageFile(nil, r.packDir, data)
+func (r *repo) replacePacks(old []*pack, data []byte, idx *packIndex) error {
+	name := "pack-" + idx.packSum().String()
+	packTmp, err := stageFile(r.spares, r.packDir, data)
 	if err != nil {
 		return err
 	}
-	idxTmp, err := stageFile(nil, r.packDir, idxBytes)
+	idxTmp, err := stageFile(r.spares, r.packDir, idx.data)
 	if err != nil {
 		os.Remove(packTmp)
 		return err
@@ -188,8 +262,8 @@ func (r *repo) replacePacks(old []*pack, data []byte, idx *idxfile.MemoryIndex, 
 	for _, p := range old {
 		p.f.Close()
 		if p.name != name {
-			os.Remove(filepath.Join(r.packDir, p.name+".idx"))
-			os.Remove(filepath.Join(r.packDir, p.name+".pack"))
+			r.spares.recycle(filepath.Join(r.packDir, p.name+".idx"))
+			r.spares.recycle(filepath.Join(r.packDir, p.name+".pack"))
 		}
 	}
 	r.mu.Unlock()

@@ -1,7 +1,6 @@
 package gitstore
 
 import (
-	"bytes"
 	"crypto/sha1"
 	"encoding/binary"
 	"errors"
@@ -13,8 +12,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/klauspost/compress/zlib"
 )
@@ -104,51 +101,33 @@ func appendPackHeader(dst []byte, t objType, size uint64) []byte {
 }
 
 // finish completes the pack (header and trailer) and builds its index.
-func (p *packWriter) finish() (pack []byte, idx *idxfile.MemoryIndex, idxBytes []byte, sum Hash, err error) {
+func (p *packWriter) finish() (pack []byte, idx *packIndex) {
 	copy(p.buf[0:4], "PACK")
 	binary.BigEndian.PutUint32(p.buf[4:8], 2)
 	binary.BigEndian.PutUint32(p.buf[8:12], uint32(len(p.entries)))
-	sum = sha1.Sum(p.buf)
+	sum := Hash(sha1.Sum(p.buf))
 	p.buf = append(p.buf, sum[:]...)
-
-	w := new(idxfile.Writer)
-	w.OnHeader(uint32(len(p.entries)))
-	for _, e := range p.entries {
-		w.Add(plumbing.Hash(e.hash), e.offset, e.crc)
-	}
-	if err := w.OnFooter(plumbing.Hash(sum)); err != nil {
-		return nil, nil, nil, sum, fmt.Errorf("build pack index: %w", err)
-	}
-	idx, err = w.Index()
-	if err != nil {
-		return nil, nil, nil, sum, fmt.Errorf("build pack index: %w", err)
-	}
-	var ib bytes.Buffer
-	if _, err := idxfile.NewEncoder(&ib).Encode(idx); err != nil {
-		return nil, nil, nil, sum, fmt.Errorf("encode pack index: %w", err)
-	}
-	return p.buf, idx, ib.Bytes(), sum, nil
+	return p.buf, buildIndex(p.entries, sum)
 }
 
 // pack is one packfile open for reading.
 type pack struct {
 	name  string // pack-<sum>, without extension
 	f     *os.File
-	idx   *idxfile.MemoryIndex
+	idx   *packIndex
 	size  int64
 	count int64
 }
 
 // openPack opens dir/name.pack with its index. idx may be passed when the
 // caller just built it.
-func openPack(dir, name string, idx *idxfile.MemoryIndex) (*pack, error) {
+func openPack(dir, name string, idx *packIndex) (*pack, error) {
 	if idx == nil {
 		b, err := os.ReadFile(filepath.Join(dir, name+".idx"))
 		if err != nil {
 			return nil, err
 		}
-		idx = idxfile.NewMemoryIndex()
-		if err := idxfile.NewDecoder(bytes.NewReader(b)).Decode(idx); err != nil {
+		if idx, err = parseIndex(b); err != nil {
 			return nil, fmt.Errorf("pack index %s.idx: %w", name, err)
 		}
 	}
@@ -178,7 +157,7 @@ func (p *pack) checkHeader() error {
 	if string(hdr[:4]) != "PACK" || binary.BigEndian.Uint32(hdr[4:8]) != 2 {
 		return fmt.Errorf("pack %s: bad header", p.name)
 	}
-	n, _ := p.idx.Count()
+	n := int64(p.idx.count())
 	p.count = n
 	if int64(binary.BigEndian.Uint32(hdr[8:12])) != n {
 		return fmt.Errorf("pack %s: holds %d objects but its index lists %d", p.name, binary.BigEndian.Uint32(hdr[8:12]), n)
@@ -190,15 +169,15 @@ func (p *pack) checkHeader() error {
 	if _, err := p.f.ReadAt(trailer[:], p.size-20); err != nil {
 		return fmt.Errorf("pack %s: cannot read trailer: %w", p.name, err)
 	}
-	if trailer != Hash(p.idx.PackfileChecksum) {
+	if trailer != p.idx.packSum() {
 		return fmt.Errorf("pack %s: trailer does not match its index (truncated or replaced)", p.name)
 	}
 	return nil
 }
 
 func (p *pack) offset(h Hash) (int64, bool) {
-	off, err := p.idx.FindOffset(plumbing.Hash(h))
-	return off, err == nil
+	off, ok := p.idx.find(h)
+	return int64(off), ok
 }
 
 var zlibReaders sync.Pool

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-
-	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
 )
 
 // repo is the bare git repository: its packs and its main ref. It owns the
@@ -57,7 +55,7 @@ func initRepo(dir string) error {
 // openRepo opens the repository, removing what a crash can leave behind:
 // temp files and packs without an index.
 func openRepo(dir string) (*repo, error) {
-	r := &repo{dir: dir, packDir: filepath.Join(dir, "objects", "pack"), spares: newSpares(3)}
+	r := &repo{dir: dir, packDir: filepath.Join(dir, "objects", "pack"), spares: newSpares(3, 16)}
 	if err := r.cleanup(); err != nil {
 		return nil, err
 	}
@@ -195,50 +193,79 @@ func (r *repo) hasObject(h Hash) bool {
 
 // commitPack makes a finished pack durable and moves main to head:
 //
-//  1. pack, index and new ref are written to temp files and fsynced (none
-//     is visible yet);
-//  2. pack and index are renamed into place and objects/pack is fsynced;
-//  3. afterPack runs (a failpoint), then the ref file is renamed over
-//     refs/heads/main and refs/heads is fsynced.
+//  1. pack and index are written to temp files and fsynced (neither is
+//     visible yet);
+//  2. they are renamed into place and objects/pack is fsynced;
+//  3. afterPack runs (a failpoint), then the ref moves (see moveRef).
 //
 // An error before step 2 leaves nothing behind. A *SyncError from a
 // directory fsync leaves the outcome unknown. Step 1 runs sequentially:
-// fsyncing the three files from parallel goroutines was measured slower
-// here (docs/STORAGE.md).
-func (r *repo) commitPack(data []byte, idx *idxfile.MemoryIndex, idxBytes []byte, sum, head Hash, afterPack func() error) error {
-	name := "pack-" + sum.String()
-	refDir := filepath.Join(r.dir, "refs", "heads")
-	contents := [3][]byte{data, idxBytes, []byte(head.String() + "\n")}
-	dirs := [3]string{r.packDir, r.packDir, refDir}
-	var tmps [3]string
-	for i := range contents {
-		t, err := stageFile(r.spares, dirs[i], contents[i])
-		if err != nil {
-			for _, t := range tmps[:i] {
-				os.Remove(t)
-			}
-			return err
-		}
-		tmps[i] = t
+// fsyncing the files from parallel goroutines was measured slower here
+// (docs/STORAGE.md).
+func (r *repo) commitPack(data []byte, idx *packIndex, head Hash, afterPack func() error) error {
+	name := "pack-" + idx.packSum().String()
+	packTmp, err := stageFile(r.spares, r.packDir, data)
+	if err != nil {
+		return err
 	}
-	if err := r.installPack(name, idx, tmps[0], tmps[1]); err != nil {
-		os.Remove(tmps[2])
+	idxTmp, err := stageFile(r.spares, r.packDir, idx.data)
+	if err != nil {
+		os.Remove(packTmp)
+		return err
+	}
+	if err := r.installPack(name, idx, packTmp, idxTmp); err != nil {
 		return err
 	}
 	if err := afterPack(); err != nil {
-		os.Remove(tmps[2])
 		return err
 	}
-	if err := os.Rename(tmps[2], filepath.Join(r.dir, mainRef)); err != nil {
-		os.Remove(tmps[2])
+	return r.moveRef(head)
+}
+
+// refSpare is the temp file main is written through. It lives in
+// refs/heads, where git ignores names ending in ".lock".
+const refSpare = "tmp_main.lock"
+
+// moveRef points main at head: the new value is written to the spare ref
+// file and fsynced, the spare and main swap names in one atomic exchange,
+// and refs/heads is fsynced. After the swap the spare holds the old value
+// and is reused next time, so moving the ref creates no file (creating one
+// is the costliest step of a commit on ext4). Where the exchange is not
+// available, or main does not exist yet, a plain rename does the same.
+func (r *repo) moveRef(head Hash) error {
+	refDir := filepath.Join(r.dir, "refs", "heads")
+	tmp, main := filepath.Join(refDir, refSpare), filepath.Join(r.dir, mainRef)
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
 		return err
+	}
+	line := head.String() + "\n"
+	_, err = f.WriteAt([]byte(line), 0)
+	if err == nil {
+		err = f.Truncate(int64(len(line)))
+	}
+	if err == nil {
+		err = syncTemp(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := exchange(tmp, main); err != nil {
+		if err := os.Rename(tmp, main); err != nil {
+			os.Remove(tmp)
+			return err
+		}
 	}
 	return syncDir(refDir)
 }
 
 // installPack renames a staged pack and index into place, fsyncs the
 // directory and adds the pack to the set.
-func (r *repo) installPack(name string, idx *idxfile.MemoryIndex, packTmp, idxTmp string) error {
+func (r *repo) installPack(name string, idx *packIndex, packTmp, idxTmp string) error {
 	packPath, idxPath := filepath.Join(r.packDir, name+".pack"), filepath.Join(r.packDir, name+".idx")
 	err := os.Rename(packTmp, packPath)
 	if err == nil {
@@ -326,7 +353,10 @@ func stageFile(sp *spares, dir string, data []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	_, err = f.Write(data)
+	_, err = f.WriteAt(data, 0)
+	if err == nil {
+		err = f.Truncate(int64(len(data))) // a recycled spare may be longer
+	}
 	if err == nil {
 		err = syncTemp(f)
 	}

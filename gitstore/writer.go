@@ -178,13 +178,11 @@ func (s *Store) apply(items []staged) (Hash, error) {
 		s.rewindTS()
 		return zeroHash, err
 	}
-	pack, idx, idxBytes, sum, err := s.pw.finish()
-	if err == nil {
-		err = s.repo.commitPack(pack, idx, idxBytes, sum, head, func() error {
-			s.kickMerge()
-			return s.failpoint("pack-written")
-		})
-	}
+	pack, idx := s.pw.finish()
+	err = s.repo.commitPack(pack, idx, head, func() error {
+		s.kickMerge()
+		return s.failpoint("pack-written")
+	})
 	if err != nil {
 		s.rewindTS()
 		return zeroHash, s.writeFailed(err, s.refMayHaveMoved())
