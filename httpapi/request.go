@@ -63,30 +63,42 @@ func checkContentType(ct string) error {
 // EInvalid error whose message names the field or the byte offset.
 func decodeDraft(body []byte) (nexus.Draft, error) {
 	var d nexus.Draft
-	// encoding/json would replace invalid UTF-8 with U+FFFD without a word.
-	if !utf8.Valid(body) {
-		return d, nexus.Errorf(nexus.EInvalid, "request body is not valid UTF-8 (first bad byte at offset %d)", invalidUTF8At(body))
-	}
-	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) == 0 {
-		return d, nexus.Errorf(nexus.EInvalid, "request body is empty: want a JSON object")
-	}
-	if trimmed[0] != '{' {
-		return d, nexus.Errorf(nexus.EInvalid, "request body must be a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&d); err != nil {
-		return nexus.Draft{}, jsonError(err)
-	}
-	off := int(dec.InputOffset())
-	if rest := bytes.TrimLeft(body[off:], " \t\r\n"); len(rest) > 0 {
-		return nexus.Draft{}, nexus.Errorf(nexus.EInvalid, "unexpected data after the JSON object at offset %d", len(body)-len(rest))
-	}
-	if err := checkKeys(body); err != nil {
+	if err := decodeObject(body, &d, draftFields); err != nil {
+		var e *nexus.Error
+		if errors.As(err, &e) && strings.HasPrefix(e.Message, idErrorPrefix) {
+			// parent_id is the one id of a draft
+			return nexus.Draft{}, nexus.Errorf(nexus.EInvalid, "field \"parent_id\": %s", strings.TrimPrefix(e.Message, idErrorPrefix))
+		}
 		return nexus.Draft{}, err
 	}
 	return d, nil
+}
+
+// decodeObject decodes a JSON object into v, a pointer to a struct whose
+// JSON field names are fields, strictly: valid UTF-8, one object and
+// nothing after it, only known field names in their exact case, each once.
+func decodeObject(body []byte, v any, fields []string) error {
+	// encoding/json would replace invalid UTF-8 with U+FFFD without a word.
+	if !utf8.Valid(body) {
+		return nexus.Errorf(nexus.EInvalid, "request body is not valid UTF-8 (first bad byte at offset %d)", invalidUTF8At(body))
+	}
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 {
+		return nexus.Errorf(nexus.EInvalid, "request body is empty: want a JSON object")
+	}
+	if trimmed[0] != '{' {
+		return nexus.Errorf(nexus.EInvalid, "request body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	off := int(dec.InputOffset())
+	if rest := bytes.TrimLeft(body[off:], " \t\r\n"); len(rest) > 0 {
+		return nexus.Errorf(nexus.EInvalid, "unexpected data after the JSON object at offset %d", len(body)-len(rest))
+	}
+	return checkKeys(body, fields)
 }
 
 // jsonError describes a decoding error of a draft for the client.
@@ -98,11 +110,10 @@ func jsonError(err error) error {
 	case errors.As(err, &syn):
 		return nexus.Errorf(nexus.EInvalid, "malformed JSON at offset %d: %s", syn.Offset, strings.TrimPrefix(syn.Error(), "json: "))
 	case errors.As(err, &typ) && typ.Field != "":
-		// Every field of a draft but metadata, which takes any JSON, is a string.
-		return nexus.Errorf(nexus.EInvalid, "field %q: want a string, got JSON %s (offset %d)", typ.Field, typ.Value, typ.Offset)
+		return nexus.Errorf(nexus.EInvalid, "field %q: want %s, got JSON %s (offset %d)", typ.Field, jsonKind(typ.Type), typ.Value, typ.Offset)
 	case errors.As(err, &nerr):
-		// Only the id type validates while decoding.
-		return nexus.Errorf(nexus.EInvalid, "field \"parent_id\": %s", nerr.Message)
+		// Only ids validate while decoding.
+		return nexus.Errorf(nexus.EInvalid, "%s%s", idErrorPrefix, nerr.Message)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return nexus.Errorf(nexus.EInvalid, "request body ends inside the JSON object")
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
@@ -111,19 +122,46 @@ func jsonError(err error) error {
 	return nexus.Errorf(nexus.EInvalid, "invalid request body: %s", strings.TrimPrefix(err.Error(), "json: "))
 }
 
-// draftFields are the JSON names of a draft's fields.
-var draftFields = func() []string {
-	t := reflect.TypeFor[nexus.Draft]()
+// idErrorPrefix starts the message of an id that failed to decode; the
+// decoder does not say which field held it.
+const idErrorPrefix = "invalid id: "
+
+// jsonKind names the JSON kind a Go type decodes from.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "another type"
+}
+
+// jsonFields lists the JSON names of T's fields.
+func jsonFields[T any]() []string {
+	t := reflect.TypeFor[T]()
 	names := make([]string, t.NumField())
 	for i := range names {
 		names[i], _, _ = strings.Cut(t.Field(i).Tag.Get("json"), ",")
 	}
 	return names
-}()
+}
+
+// draftFields are the JSON names of a draft's fields.
+var draftFields = jsonFields[nexus.Draft]()
 
 // checkKeys rejects what encoding/json lets through in a syntactically
 // valid body: a field name in other letter case, or a field given twice.
-func checkKeys(body []byte) error {
+func checkKeys(body []byte, fields []string) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if _, err := dec.Token(); err != nil { // the opening brace
 		return jsonError(err)
@@ -136,8 +174,8 @@ func checkKeys(body []byte) error {
 		}
 		key, _ := tok.(string)
 		switch {
-		case !slices.Contains(draftFields, key):
-			return nexus.Errorf(nexus.EInvalid, "unknown field %q (field names are lower case: %s)", clip(key, 40), strings.Join(draftFields, ", "))
+		case !slices.Contains(fields, key):
+			return nexus.Errorf(nexus.EInvalid, "unknown field %q (field names are lower case: %s)", clip(key, 40), strings.Join(fields, ", "))
 		case seen[key]:
 			return nexus.Errorf(nexus.EInvalid, "field %q is given twice", key)
 		}

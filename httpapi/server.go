@@ -34,18 +34,22 @@ type Options struct {
 	// Ready reports whether the store can serve, for GET /readyz; nil
 	// means always ready.
 	Ready func() error
+	// Searcher answers POST /v1/search and GET /v1/contexts/{id}/related;
+	// without one they answer 503.
+	Searcher nexus.Searcher
 }
 
 // Server serves a [nexus.Store] over HTTP. It is an [http.Handler].
 type Server struct {
-	store   nexus.Store
-	raw     rawGetter // store's fast path for single reads, or nil
-	token   [sha256.Size]byte
-	auth    bool
-	maxBody int64
-	log     *slog.Logger
-	ready   func() error
-	mux     *http.ServeMux
+	store    nexus.Store
+	raw      rawGetter // store's fast path for single reads, or nil
+	token    [sha256.Size]byte
+	auth     bool
+	maxBody  int64
+	log      *slog.Logger
+	ready    func() error
+	searcher nexus.Searcher
+	mux      *http.ServeMux
 }
 
 // rawGetter is an optional capability of a store: the stored JSON encoding
@@ -57,13 +61,14 @@ type rawGetter interface {
 // NewServer returns a server for store.
 func NewServer(store nexus.Store, opts Options) *Server {
 	s := &Server{
-		store:   store,
-		auth:    opts.Token != "",
-		token:   sha256.Sum256([]byte(opts.Token)),
-		maxBody: opts.MaxBodyBytes,
-		log:     opts.Logger,
-		ready:   opts.Ready,
-		mux:     http.NewServeMux(),
+		store:    store,
+		auth:     opts.Token != "",
+		token:    sha256.Sum256([]byte(opts.Token)),
+		maxBody:  opts.MaxBodyBytes,
+		log:      opts.Logger,
+		ready:    opts.Ready,
+		searcher: opts.Searcher,
+		mux:      http.NewServeMux(),
 	}
 	s.raw, _ = store.(rawGetter)
 	if s.maxBody <= 0 {
@@ -85,6 +90,8 @@ func (s *Server) routes() {
 	s.handle("GET /v1/contexts/{id}", s.getContext)
 	s.handle("GET /v1/contexts/{id}/chain", s.chain)
 	s.handle("GET /v1/contexts/{id}/children", s.children)
+	s.handle("GET /v1/contexts/{id}/related", s.related)
+	s.handle("POST /v1/search", s.searchContexts)
 	s.handle("GET /v1/log", s.journal)
 	s.handle("GET /livez", s.livez)
 	s.handle("GET /readyz", s.readyz)
