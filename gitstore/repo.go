@@ -113,7 +113,21 @@ func (r *repo) cleanup() error {
 			}
 		}
 	}
-	return removeTemps(filepath.Join(r.dir, "refs", "heads"))
+	if err := removeTemps(filepath.Join(r.dir, "refs", "heads")); err != nil {
+		return err
+	}
+	// Side refs live in subdirectories of refs/nexus, each with its spare.
+	side := filepath.Join(r.dir, filepath.FromSlash(sidePrefix))
+	err = filepath.WalkDir(side, func(path string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		return removeTemps(path)
+	})
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 // removeTemps deletes the tmp_* files of dir.
@@ -202,7 +216,7 @@ func (r *repo) hasObject(h Hash) bool {
 // directory fsync leaves the outcome unknown. Step 1 runs sequentially:
 // fsyncing the files from parallel goroutines was measured slower here
 // (docs/STORAGE.md).
-func (r *repo) commitPack(data []byte, idx *packIndex, head Hash, afterPack func() error) error {
+func (r *repo) commitPack(data []byte, idx *packIndex, ref string, head Hash, afterPack func() error) error {
 	name := "pack-" + idx.packSum().String()
 	packTmp, err := stageFile(r.spares, r.packDir, data)
 	if err != nil {
@@ -219,22 +233,27 @@ func (r *repo) commitPack(data []byte, idx *packIndex, head Hash, afterPack func
 	if err := afterPack(); err != nil {
 		return err
 	}
-	return r.moveRef(head)
+	return r.moveRef(ref, head)
 }
 
-// refSpare is the temp file main is written through. It lives in
-// refs/heads, where git ignores names ending in ".lock".
-const refSpare = "tmp_main.lock"
+// refSpare is the temp file a ref is written through, one in each ref
+// directory, where git ignores names ending in ".lock".
+const refSpare = "tmp_ref.lock"
 
-// moveRef points main at head: the new value is written to the spare ref
-// file and fsynced, the spare and main swap names in one atomic exchange,
-// and refs/heads is fsynced. After the swap the spare holds the old value
-// and is reused next time, so moving the ref creates no file (creating one
-// is the costliest step of a commit on ext4). Where the exchange is not
-// available, or main does not exist yet, a plain rename does the same.
-func (r *repo) moveRef(head Hash) error {
-	refDir := filepath.Join(r.dir, "refs", "heads")
-	tmp, main := filepath.Join(refDir, refSpare), filepath.Join(r.dir, mainRef)
+// moveRef points ref at head: the new value is written to the spare ref
+// file and fsynced, the spare and the ref swap names in one atomic
+// exchange, and the ref's directory is fsynced. After the swap the spare
+// holds the old value and is reused next time, so moving a ref creates no
+// file (creating one is the costliest step of a commit on ext4). Where the
+// exchange is not available, or the ref does not exist yet, a plain rename
+// does the same.
+func (r *repo) moveRef(ref string, head Hash) error {
+	main := filepath.Join(r.dir, ref)
+	refDir := filepath.Dir(main)
+	if err := mkdirDurable(refDir); err != nil {
+		return err
+	}
+	tmp := filepath.Join(refDir, refSpare)
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return err
@@ -293,23 +312,27 @@ func (r *repo) installPack(name string, idx *packIndex, packTmp, idxTmp string) 
 
 // readRef returns the commit refs/heads/main points to, or the zero hash
 // for a repository without commits.
-func (r *repo) readRef() (Hash, error) {
-	b, err := os.ReadFile(filepath.Join(r.dir, mainRef))
+func (r *repo) readRef() (Hash, error) { return r.readNamedRef(mainRef) }
+
+// readNamedRef returns the commit ref points to, or the zero hash if the
+// ref does not exist.
+func (r *repo) readNamedRef(ref string) (Hash, error) {
+	b, err := os.ReadFile(filepath.Join(r.dir, ref))
 	if errors.Is(err, os.ErrNotExist) {
-		return r.readPackedRef()
+		return r.readPackedRef(ref)
 	}
 	if err != nil {
 		return zeroHash, err
 	}
 	h, err := ParseHash(string(bytes.TrimSpace(b)))
 	if err != nil {
-		return zeroHash, fmt.Errorf("%s is damaged (%d bytes): %w", mainRef, len(b), err)
+		return zeroHash, fmt.Errorf("%s is damaged (%d bytes): %w", ref, len(b), err)
 	}
 	return h, nil
 }
 
-// readPackedRef looks main up in packed-refs, where `git pack-refs` puts it.
-func (r *repo) readPackedRef() (Hash, error) {
+// readPackedRef looks ref up in packed-refs, where `git pack-refs` puts it.
+func (r *repo) readPackedRef(ref string) (Hash, error) {
 	b, err := os.ReadFile(filepath.Join(r.dir, "packed-refs"))
 	if errors.Is(err, os.ErrNotExist) {
 		return zeroHash, nil
@@ -318,11 +341,26 @@ func (r *repo) readPackedRef() (Hash, error) {
 		return zeroHash, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if h, name, ok := strings.Cut(line, " "); ok && name == mainRef {
+		if h, name, ok := strings.Cut(line, " "); ok && name == ref {
 			return ParseHash(h)
 		}
 	}
 	return zeroHash, nil
+}
+
+// mkdirDurable creates dir and its missing parents, fsyncing each parent
+// whose entries changed.
+func mkdirDurable(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := mkdirDurable(filepath.Dir(dir)); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	return syncDir(filepath.Dir(dir))
 }
 
 // writeFileDurable writes dir/name through a temp file in dir that is

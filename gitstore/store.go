@@ -32,6 +32,9 @@ type Options struct {
 	Failpoint func(point string) error
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// OnCommit, if set, is called by the writer after each group commit
+	// is acknowledged (e.g. to wake an indexer). It must not block.
+	OnCommit func()
 }
 
 func (o *Options) setDefaults() {
@@ -87,10 +90,12 @@ type Store struct {
 var _ nexus.Store = (*Store)(nil)
 
 // request is one write waiting for the writer: a draft to be assigned an id
-// and timestamp, or (from Apply) contexts with fixed ids and timestamps.
+// and timestamp, (from Apply) contexts with fixed ids and timestamps, or
+// an append to a side ref.
 type request struct {
 	draft *nexus.Draft
 	fixed []*nexus.Context
+	side  *sideWrite
 	done  chan result
 }
 

@@ -41,7 +41,7 @@ func (s *Store) gather(first *request) []*request {
 }
 
 func (r *request) size() int {
-	if r.draft != nil {
+	if r.draft != nil || r.side != nil {
 		return 1
 	}
 	return len(r.fixed)
@@ -76,6 +76,16 @@ func (s *Store) commitGroup(reqs []*request) {
 		}
 		return
 	}
+	ctxReqs := reqs[:0:0]
+	for _, r := range reqs {
+		if r.side == nil {
+			ctxReqs = append(ctxReqs, r)
+			continue
+		}
+		head, err := s.commitSide(r.side)
+		r.done <- result{head: head, err: err}
+	}
+	reqs = ctxReqs
 	var ok []*request
 	var items []staged
 	pending := map[nexus.ID]string{}
@@ -179,7 +189,7 @@ func (s *Store) apply(items []staged) (Hash, error) {
 		return zeroHash, err
 	}
 	pack, idx := s.pw.finish()
-	err = s.repo.commitPack(pack, idx, head, func() error {
+	err = s.repo.commitPack(pack, idx, mainRef, head, func() error {
 		s.kickMerge()
 		return s.failpoint("pack-written")
 	})
@@ -202,6 +212,9 @@ func (s *Store) apply(items []staged) (Hash, error) {
 	}
 	if ferr != nil {
 		return zeroHash, nexus.WrapError(nexus.EInternal, ferr, "failpoint")
+	}
+	if s.opts.OnCommit != nil {
+		s.opts.OnCommit()
 	}
 	return head, nil
 }
