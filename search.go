@@ -65,6 +65,9 @@ type SearchRequest struct {
 	// Consistent waits until every context written before the request is
 	// indexed.
 	Consistent bool `json:"consistent,omitempty"`
+	// Exact compares the query with every stored vector instead of walking
+	// the graph: the true nearest contexts, at a cost linear in the store.
+	Exact bool `json:"exact,omitempty"`
 }
 
 // Validate checks the request and fills defaults. needQuery is false for

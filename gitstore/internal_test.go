@@ -89,18 +89,18 @@ func TestMerge_ManySmallPacks(t *testing.T) {
 	if n := s.packCount(); n >= 50 {
 		t.Fatalf("%d packs after 200 commits: nothing merged", n)
 	}
+	s.Close()
+	s, err = Open(dir, Options{CacheBytes: 1, MergePacks: 1 << 20}) // no cache: reads come from the packs; no merging
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	s.repo.mu.RLock()
 	all := append([]*pack(nil), s.repo.packs...)
 	s.repo.mu.RUnlock()
 	if ok, err := blockCopy(newPackWriter(), all); err != nil || !ok {
 		t.Fatalf("our own packs did not take the fast merge path: ok=%v err=%v", ok, err)
 	}
-	s.Close()
-	s, err = Open(dir, Options{CacheBytes: 1}) // no cache: reads come from the packs
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	for _, id := range ids {
 		if _, err := s.Get(context.Background(), id); err != nil {
 			t.Fatal(err)

@@ -144,3 +144,28 @@ func (s *Store) WalkSide(ctx context.Context, name string, fn func(files map[str
 	}
 	return nil
 }
+
+// SideLog is a log of opaque segments kept on side refs, one file per
+// append; the search index keeps its embeddings in one.
+type SideLog struct{ s *Store }
+
+// SideLog returns the store's segment log.
+func (s *Store) SideLog() SideLog { return SideLog{s} }
+
+const segmentFile = "segment"
+
+// Append durably adds segment to the log called name.
+func (l SideLog) Append(ctx context.Context, name string, segment []byte) error {
+	_, err := l.s.AppendSide(ctx, name, map[string][]byte{segmentFile: segment}, "segment of "+name)
+	return err
+}
+
+// Walk calls fn with each segment of the log called name, newest first.
+func (l SideLog) Walk(ctx context.Context, name string, fn func(segment []byte) error) error {
+	return l.s.WalkSide(ctx, name, func(files map[string][]byte) error {
+		if seg, ok := files[segmentFile]; ok {
+			return fn(seg)
+		}
+		return nil
+	})
+}

@@ -106,7 +106,30 @@ func (r *reporter) run(ctx context.Context) error {
 		return err
 	}
 	srv.stop()
+	if err := r.indexingCost(ctx, filepath.Join(c.dir, "nosearch"), w64, gitRate); err != nil {
+		return err
+	}
 	return r.scale(ctx, filepath.Join(c.dir, "scale"), w64)
+}
+
+// indexingCost measures 64-client writes with the search indexes off, to
+// compare with the same load with them on (the default).
+func (r *reporter) indexingCost(ctx context.Context, data string, withIndex, gitRate float64) error {
+	srv, err := startServer(ctx, data, r.log, "--no-search")
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	r.say("HTTP durable writes, 64 clients, search off")
+	res := load(ctx, 64, r.cfg.phase, 0, writeOp(benchClient(srv.url, "", 64), r.cfg.size))
+	if res.Ops == 0 {
+		return fmt.Errorf("no write succeeded: %v", res)
+	}
+	fmt.Fprintf(r.out, "\n| 64 clients | writes/s | vs git CLI loop |\n|---|---:|---:|\n")
+	fmt.Fprintf(r.out, "| search indexing on (the default, above) | %.0f | %.1f× |\n", withIndex, withIndex/gitRate)
+	fmt.Fprintf(r.out, "| search indexing off (--no-search) | %.0f | %.1f× |\n", res.rate(), res.rate()/gitRate)
+	fmt.Fprintf(r.out, "| cost of indexing | %.1f%% | |\n", 100*(1-withIndex/res.rate()))
+	return nil
 }
 
 // reads measures GET by id over HTTP, one client (latency) and eight.
@@ -129,7 +152,7 @@ func (r *reporter) reads(ctx context.Context, srv *server) error {
 // repository size, and L1 hits in-process.
 func (r *reporter) scale(ctx context.Context, data string, w64 float64) error {
 	c := r.cfg
-	fmt.Fprintf(r.out, "\n| store size | HTTP writes/s, 64 clients | cold start to ready | repo bytes/context |\n|---:|---:|---:|---:|\n")
+	fmt.Fprintf(r.out, "\n| store size | HTTP writes/s, 64 clients (search off) | cold start to ready | repo bytes/context |\n|---:|---:|---:|---:|\n")
 	var rates []float64
 	for _, n := range []int{c.small, c.big} {
 		r.say("filling the store to %d contexts", n)
@@ -140,8 +163,10 @@ func (r *reporter) scale(ctx context.Context, data string, w64 float64) error {
 		if err != nil {
 			return err
 		}
+		// Search off: these runs measure the store; at start the index
+		// would otherwise catch up on every context filled in.
 		t0 := time.Now()
-		srv, err := startServer(ctx, data, r.log)
+		srv, err := startServer(ctx, data, r.log, "--no-search")
 		if err != nil {
 			return err
 		}
@@ -161,7 +186,7 @@ func (r *reporter) scale(ctx context.Context, data string, w64 float64) error {
 		return err
 	}
 	t0 := time.Now()
-	srv, err := startServer(ctx, data, r.log)
+	srv, err := startServer(ctx, data, r.log, "--no-search")
 	if err != nil {
 		return err
 	}
@@ -249,12 +274,12 @@ type server struct {
 
 // startServer runs this binary's serve verb on data and waits until it
 // listens (so the time it takes is the cold start).
-func startServer(ctx context.Context, data string, log io.Writer) (*server, error) {
+func startServer(ctx context.Context, data string, log io.Writer, flags ...string) (*server, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, exe, "serve", "--data", data, "--addr", "127.0.0.1:0")
+	cmd := exec.CommandContext(ctx, exe, append([]string{"serve", "--data", data, "--addr", "127.0.0.1:0"}, flags...)...)
 	cmd.Stderr = io.Discard
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -23,13 +23,16 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"serve": {"run the server (embedded store, HTTP API)", runServe},
-	"put":   {"store a context (content as argument or stdin)", runPut},
-	"get":   {"print a context by id", runGet},
-	"chain": {"print a context and its ancestors", runChain},
-	"ls":    {"list contexts with filters", runList},
-	"log":   {"print the commit journal", runLog},
-	"bench": {"load-test a running server; report throughput and latency", runBench},
+	"serve":   {"run the server (embedded store, HTTP API)", runServe},
+	"put":     {"store a context (content as argument or stdin)", runPut},
+	"get":     {"print a context by id", runGet},
+	"chain":   {"print a context and its ancestors", runChain},
+	"ls":      {"list contexts with filters", runList},
+	"log":     {"print the commit journal", runLog},
+	"search":  {"search contexts by meaning and words", runSearch},
+	"related": {"print the contexts nearest to one by meaning", runRelated},
+	"reindex": {"rebuild the search indexes of a data directory (server stopped)", runReindex},
+	"bench":   {"load-test a running server; report throughput and latency", runBench},
 }
 
 func main() {

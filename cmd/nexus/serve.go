@@ -14,11 +14,14 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/gitstore"
 	"github.com/nexus-mem/nexus/httpapi"
+	"github.com/nexus-mem/nexus/search"
 )
 
 const (
@@ -33,6 +36,7 @@ type serveConfig struct {
 	cacheMiB     int
 	shutdownWait time.Duration
 	cpuProfile   string
+	noSearch     bool
 }
 
 func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
@@ -46,6 +50,7 @@ func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.IntVar(&c.cacheMiB, "cache-mib", 64, "L1 cache budget in MiB")
 	fs.DurationVar(&c.shutdownWait, "shutdown-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	fs.BoolVar(&c.noSearch, "no-search", false, "serve without the search indexes (no embedding, no indexing)")
 	if err := fs.Parse(args); err != nil {
 		return nil, usageError{err}
 	}
@@ -79,21 +84,48 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer pprof.StopCPUProfile()
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	var engine *search.Engine
+	var notify atomic.Pointer[search.Engine] // set once the engine exists
 	store, err := gitstore.Open(cfg.data, gitstore.Options{
 		MaxContent: cfg.maxContent, CacheBytes: int64(cfg.cacheMiB) << 20, Logger: logger,
 		Progress: newProgress(stderr, "catalog"), Failpoint: failpointFromEnv(),
+		OnCommit: func() {
+			if e := notify.Load(); e != nil {
+				e.Notify()
+			}
+		},
 	})
 	if err != nil {
 		return err
 	}
+	var searcher nexus.Searcher
+	if !cfg.noSearch {
+		emb, err := newEmbedder(ctx)
+		if err != nil {
+			store.Close()
+			return err
+		}
+		e, err := search.Open(store, emb, search.Options{
+			Dir: indexDir(cfg.data), Log: store.SideLog(), Resolve: resolveEmbedder,
+			Logger: logger, Progress: newProgress(stderr, "index"),
+		})
+		if err != nil {
+			store.Close()
+			return err
+		}
+		engine, searcher = e, e
+		notify.Store(e)
+		logger.Info("search enabled", "model", emb.Model(), "dimension", emb.Dimension())
+	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
-		store.Close()
+		closeAll(engine, store)
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
 	srv := &http.Server{
 		Handler: httpapi.NewServer(store, httpapi.Options{
 			Token: token, MaxBodyBytes: int64(cfg.maxContent)*6 + 256<<10, Logger: logger, Ready: store.Ready,
+			Searcher: searcher,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
@@ -102,12 +134,24 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	logger.Info("nexus serving", "addr", "http://"+ln.Addr().String(), "data", cfg.data, "contexts", store.Len(), "head", store.Head())
 	fmt.Fprintf(stdout, "nexus listening on http://%s (data %s, %d contexts)\n", ln.Addr(), cfg.data, store.Len())
-	return serveUntilDone(ctx, srv, ln, store, cfg.shutdownWait, logger)
+	return serveUntilDone(ctx, srv, ln, engine, store, cfg.shutdownWait, logger)
+}
+
+// closeAll closes the search engine (if any), then the store.
+func closeAll(engine *search.Engine, store *gitstore.Store) error {
+	var err error
+	if engine != nil {
+		err = engine.Close()
+	}
+	if serr := store.Close(); err == nil {
+		err = serr
+	}
+	return err
 }
 
 // serveUntilDone serves until ctx ends, then stops accepting, waits for
 // in-flight requests (so acknowledged writes finish) and closes the store.
-func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, store *gitstore.Store, wait time.Duration, log *slog.Logger) error {
+func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, engine *search.Engine, store *gitstore.Store, wait time.Duration, log *slog.Logger) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	var serveErr error
@@ -122,7 +166,7 @@ func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, stor
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
 	}
-	if err := store.Close(); err != nil && serveErr == nil {
+	if err := closeAll(engine, store); err != nil && serveErr == nil {
 		serveErr = err
 	}
 	log.Info("stopped", "head", store.Head())

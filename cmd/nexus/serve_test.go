@@ -130,3 +130,50 @@ func TestCLI_Verbs(t *testing.T) {
 		t.Fatalf("bad id: %v\n%s", err, out)
 	}
 }
+
+// Search through the real server and the CLI, then an offline reindex of
+// the same data directory.
+func TestCLI_Search(t *testing.T) {
+	data := t.TempDir()
+	p := startServe(t, data)
+	nexusCLI := func(args ...string) (string, error) {
+		cmd := exec.Command(binary, args...)
+		cmd.Env = append(cmd.Environ(), "NEXUS_SERVER="+p.url)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	zebra, err := nexusCLI("put", "--type", "observation", "--meta", "room=b2", "A zebra wandered into the server room.")
+	if err != nil {
+		t.Fatalf("put: %v %s", err, zebra)
+	}
+	zebra = strings.TrimSpace(zebra)
+	for _, text := range []string{"The zebra left the server room at noon.", "Lunch was pasta.", "Deploys are frozen until Monday."} {
+		if out, err := nexusCLI("put", text); err != nil {
+			t.Fatalf("put: %v %s", err, out)
+		}
+	}
+	out, err := nexusCLI("search", "--consistent", "--limit", "2", "zebra", "server", "room")
+	if err != nil || !strings.Contains(out, zebra) || !strings.Contains(out, "semantic+keyword") || !strings.Contains(out, "2 hits") {
+		t.Fatalf("search: %v\n%s", err, out)
+	}
+	out, err = nexusCLI("search", "--json", "--mode", "keyword", "--meta", "room=b2", "zebra")
+	if err != nil || strings.Count(out, `"id": `) != 1 || !strings.Contains(out, `"took_ms"`) {
+		t.Fatalf("search --meta: %v\n%s", err, out)
+	}
+	out, err = nexusCLI("related", "--min-score", "0.2", zebra)
+	if err != nil || !strings.Contains(out, "left the server room") || strings.Contains(out, "wandered") {
+		t.Fatalf("related: %v\n%s", err, out)
+	}
+	out, err = nexusCLI("search", "--limit", "1000", "zebra")
+	if err == nil || !strings.Contains(out, "limit 1000 out of range") {
+		t.Fatalf("bad limit: %v\n%s", err, out)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := exec.Command(binary, "reindex", "--data", data).CombinedOutput()
+	if err != nil || !strings.Contains(string(b), "indexed 4 contexts with nexus-hash-v1-384") {
+		t.Fatalf("reindex: %v\n%s", err, b)
+	}
+}

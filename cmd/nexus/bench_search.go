@@ -1,0 +1,306 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/embed"
+	"github.com/nexus-mem/nexus/gitstore"
+	"github.com/nexus-mem/nexus/search"
+)
+
+// textGen writes a synthetic memory whose texts cluster by topic, as real
+// agent notes do: each text mixes words of its topic with common words,
+// both drawn with Zipf-like frequencies.
+type textGen struct {
+	r      *rand.Rand
+	common []string
+	topics [][]string
+}
+
+func newTextGen(seed uint64, topics int) *textGen {
+	r := rand.New(rand.NewPCG(seed, 7))
+	syll := strings.Fields("ka lo mi ru ne ta so vi pe zu da ri mo ke lu na fe gi po ba te xi yo wu ce")
+	seen := map[string]bool{}
+	word := func() string {
+		for {
+			var b strings.Builder
+			for range 2 + r.IntN(3) {
+				b.WriteString(syll[r.IntN(len(syll))])
+			}
+			if w := b.String(); !seen[w] {
+				seen[w] = true
+				return w
+			}
+		}
+	}
+	g := &textGen{r: r}
+	for range 300 {
+		g.common = append(g.common, word())
+	}
+	for range topics {
+		t := make([]string, 40)
+		for i := range t {
+			t[i] = word()
+		}
+		g.topics = append(g.topics, t)
+	}
+	return g
+}
+
+// zipf picks an index of n with probability falling as 1/(rank+1).
+func (g *textGen) zipf(n int) int {
+	return min(n-1, int(float64(n)*g.r.Float64()*g.r.Float64()*g.r.Float64()))
+}
+
+// text returns words words about topic t.
+func (g *textGen) text(t, words int) string {
+	out := make([]string, words)
+	for i := range out {
+		if g.r.IntN(2) == 0 {
+			out[i] = g.topics[t][g.zipf(len(g.topics[t]))]
+		} else {
+			out[i] = g.common[g.zipf(len(g.common))]
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// query returns a short query about topic t.
+func (g *textGen) query(t int) string {
+	out := make([]string, 4)
+	for i := range out {
+		out[i] = g.topics[t][g.zipf(len(g.topics[t]))]
+	}
+	return strings.Join(out, " ")
+}
+
+func runBenchSearch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench search", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	n := fs.Int("n", 100000, "contexts in the store")
+	queries := fs.Int("queries", 200, "queries per mode")
+	topics := fs.Int("topics", 1000, "topics the texts cluster into")
+	dir := fs.String("dir", "", "work directory (default: a new temp dir)")
+	keep := fs.Bool("keep", false, "keep the work directory")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *n <= 0 || *queries <= 0 || *topics <= 0 {
+		return usagef("--n, --queries and --topics must be positive")
+	}
+	if *dir == "" {
+		d, err := os.MkdirTemp("", "nexus-bench-search-")
+		if err != nil {
+			return err
+		}
+		*dir = d
+	}
+	if !*keep {
+		defer os.RemoveAll(*dir)
+	}
+	b := &searchBench{n: *n, queries: *queries, gen: newTextGen(1, *topics), dir: *dir, out: stdout, log: stderr}
+	return b.run(ctx)
+}
+
+type searchBench struct {
+	n, queries int
+	gen        *textGen
+	dir        string
+	out, log   io.Writer
+	store      *gitstore.Store
+}
+
+func (b *searchBench) run(ctx context.Context) error {
+	fmt.Fprintf(b.out, "# nexus bench search — %s, %d contexts, %d topics, %d queries, GOMAXPROCS %d\n\n",
+		time.Now().UTC().Format(time.RFC3339), b.n, len(b.gen.topics), b.queries, runtime.GOMAXPROCS(0))
+	data := filepath.Join(b.dir, "data")
+	t0 := time.Now()
+	if err := b.fill(ctx, data); err != nil {
+		return err
+	}
+	fmt.Fprintf(b.out, "store filled with %d contexts in %s\n\n", b.n, time.Since(t0).Round(time.Millisecond))
+	st, err := gitstore.Open(data, gitstore.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	b.store = st
+	emb := embed.NewHashing(embed.DefaultDimension)
+	idx := filepath.Join(b.dir, "index")
+	opts := search.Options{Dir: idx, Log: st.SideLog()}
+
+	fmt.Fprintf(b.out, "| step | time | rate |\n|---|---:|---:|\n")
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	e, build, err := b.build(ctx, emb, opts, "build: embed + HNSW + BM25, vectors kept in git")
+	if err != nil {
+		return err
+	}
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if err := b.queryFigures(ctx, e); err != nil {
+		e.Close()
+		return err
+	}
+	if err := e.Close(); err != nil {
+		return err
+	}
+	t0 = time.Now()
+	e, err = search.Open(st, emb, opts)
+	if err != nil {
+		return err
+	}
+	load := time.Since(t0)
+	if got := e.Indexed(); got != b.n {
+		e.Close()
+		return fmt.Errorf("reloaded index holds %d of %d contexts", got, b.n)
+	}
+	e.Close()
+	files, _ := os.ReadDir(idx)
+	var size int64
+	for _, f := range files {
+		if info, err := f.Info(); err == nil {
+			size += info.Size()
+		}
+	}
+	if err := os.RemoveAll(idx); err != nil {
+		return err
+	}
+	e, rebuild, err := b.build(ctx, emb, opts, "full rebuild from git (index files deleted)")
+	if err != nil {
+		return err
+	}
+	e.Close()
+	fmt.Fprintf(b.out, "| load saved index (verify checksums) | %s | |\n", load.Round(time.Millisecond))
+	fmt.Fprintf(b.out, "\nmemory of the indexes: %.0f bytes per context (heap growth over the build); saved index files: %.0f bytes per context\n",
+		float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(b.n), float64(size)/float64(b.n))
+	fmt.Fprintf(b.out, "build %s, rebuild from git %s\n", build.Round(time.Millisecond), rebuild.Round(time.Millisecond))
+	return nil
+}
+
+// fill writes the synthetic memory through Apply, in batches of 1024.
+func (b *searchBench) fill(ctx context.Context, data string) error {
+	s, err := gitstore.Open(data, gitstore.Options{})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	var gen nexus.IDGenerator
+	t := time.Now()
+	progress := newProgress(b.log, "store")
+	for done := 0; done < b.n; {
+		batch := make([]*nexus.Context, 0, 1024)
+		for ; len(batch) < 1024 && done < b.n; done++ {
+			t = t.Add(time.Microsecond)
+			c := &nexus.Context{ID: gen.New(t), Namespace: "bench", Type: nexus.TypeObservation, AgentID: "fill",
+				Timestamp: t, Metadata: []byte(fmt.Sprintf(`{"topic":%d}`, done%len(b.gen.topics))),
+				Content: b.gen.text(done%len(b.gen.topics), 40)}
+			c.SemanticHash = nexus.SemanticHash(c.Type, c.Content, c.Metadata)
+			batch = append(batch, c)
+		}
+		if _, err := s.Apply(ctx, batch); err != nil {
+			return err
+		}
+		progress(done, b.n)
+	}
+	return nil
+}
+
+// build opens an engine on an empty index directory and times its
+// catch-up over the whole store.
+func (b *searchBench) build(ctx context.Context, emb nexus.Embedder, opts search.Options, what string) (*search.Engine, time.Duration, error) {
+	t0 := time.Now()
+	e, err := search.Open(b.store, emb, opts)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := e.CatchUp(ctx, newProgress(b.log, "index")); err != nil {
+		e.Close()
+		return nil, 0, err
+	}
+	d := time.Since(t0)
+	fmt.Fprintf(b.out, "| %s | %s | %.0f contexts/s |\n", what, d.Round(time.Millisecond), float64(b.n)/d.Seconds())
+	return e, d, nil
+}
+
+// queryFigures measures latency per mode and the recall@10 of the graph
+// against an exact scan of the same vectors, in the same run.
+func (b *searchBench) queryFigures(ctx context.Context, e *search.Engine) error {
+	qs := make([]string, b.queries)
+	for i := range qs {
+		qs[i] = b.gen.query(b.gen.r.IntN(len(b.gen.topics)))
+	}
+	type mode struct {
+		name string
+		req  nexus.SearchRequest
+	}
+	modes := []mode{
+		{"semantic exact (scan of every vector)", nexus.SearchRequest{Mode: nexus.Semantic, Exact: true}},
+		{"semantic (HNSW)", nexus.SearchRequest{Mode: nexus.Semantic}},
+		{"keyword (BM25)", nexus.SearchRequest{Mode: nexus.Keyword}},
+		{"hybrid (RRF)", nexus.SearchRequest{Mode: nexus.Hybrid}},
+		{"hybrid, filtered to one topic (metadata)", nexus.SearchRequest{Mode: nexus.Hybrid}},
+	}
+	fmt.Fprintf(b.out, "\n| search, limit 10 | p50 | p99 | recall@10 vs exact |\n|---|---:|---:|---:|\n")
+	results := make([][][]nexus.ID, len(modes))
+	for mi, m := range modes {
+		lat := make([]time.Duration, len(qs))
+		results[mi] = make([][]nexus.ID, len(qs))
+		for i, q := range qs {
+			req := m.req
+			req.Query, req.Limit = q, 10
+			if mi == 4 {
+				req.Metadata = map[string]any{"topic": float64(i % len(b.gen.topics))}
+			}
+			t0 := time.Now()
+			res, err := e.Search(ctx, req)
+			lat[i] = time.Since(t0)
+			if err != nil {
+				return fmt.Errorf("%s: %w", m.name, err)
+			}
+			for _, h := range res.Hits {
+				results[mi][i] = append(results[mi][i], h.Context.ID)
+			}
+		}
+		slices.Sort(lat)
+		recall := ""
+		if mi == 1 {
+			recall = fmt.Sprintf("%.3f", recallAt(results[1], results[0]))
+		}
+		fmt.Fprintf(b.out, "| %s | %s | %s | %s |\n", m.name, lat[len(lat)/2].Round(time.Microsecond), lat[len(lat)*99/100].Round(time.Microsecond), recall)
+	}
+	return nil
+}
+
+// recallAt is the mean share of the exact top results that got found.
+func recallAt(got, exact [][]nexus.ID) float64 {
+	var sum float64
+	n := 0
+	for i := range exact {
+		if len(exact[i]) == 0 {
+			continue
+		}
+		hit := 0
+		for _, id := range exact[i] {
+			if slices.Contains(got[i], id) {
+				hit++
+			}
+		}
+		sum += float64(hit) / float64(len(exact[i]))
+		n++
+	}
+	return sum / float64(max(n, 1))
+}

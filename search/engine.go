@@ -1,0 +1,552 @@
+package search
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/keyword"
+	"github.com/nexus-mem/nexus/vector"
+)
+
+// Source is the store an engine indexes: gitstore.Store is one.
+type Source interface {
+	List(ctx context.Context, f nexus.Filter) (*nexus.Page, error)
+	Get(ctx context.Context, id nexus.ID) (*nexus.Context, error)
+	// Len is the number of contexts stored.
+	Len() int
+}
+
+// Options configure an engine. Zero fields take working defaults.
+type Options struct {
+	// Dir holds the saved indexes; empty keeps them in memory only.
+	Dir string
+	// Vector tunes the HNSW graph.
+	Vector vector.Options
+	// Keyword chooses the keyword analyzer.
+	Keyword keyword.Config
+	// Batch is the number of contexts indexed per step (default 256).
+	Batch int
+	// SaveInterval is how often changed indexes are saved (default 30s).
+	SaveInterval time.Duration
+	// RetryInterval is the wait before embedding again after the embedder
+	// failed (default 5s).
+	RetryInterval time.Duration
+	// MaxCPU is the share of one core the indexer uses while writes keep
+	// arriving (default 0.25; 1 or more: no limit).
+	MaxCPU float64
+	// Workers is the number of goroutines adding to the indexes when
+	// catching up (default GOMAXPROCS).
+	Workers int
+	// ExactBelow: a filtered search whose filter keeps fewer contexts than
+	// this scans their vectors exactly (default 5,000).
+	ExactBelow int
+	// Log keeps embeddings in the store's repository, so that a rebuild
+	// takes them from there instead of calling the embedder; nil keeps
+	// them only in the index files.
+	Log VectorLog
+	// Resolve returns the embedder of a model other than the configured
+	// one, if it can still be made; after a model change, the saved index
+	// of that model then answers searches until the new one has caught up.
+	Resolve func(model string) (nexus.Embedder, bool)
+	// Logger receives index events; nil discards them.
+	Logger *slog.Logger
+	// Progress, if set, is called while the indexer catches up after
+	// Open (a rebuild, or the writes made while the index was closed).
+	Progress func(done, total int)
+}
+
+func (o *Options) setDefaults() {
+	if o.Batch <= 0 {
+		o.Batch = 256
+	}
+	if o.SaveInterval <= 0 {
+		o.SaveInterval = 30 * time.Second
+	}
+	if o.RetryInterval <= 0 {
+		o.RetryInterval = 5 * time.Second
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.MaxCPU <= 0 {
+		o.MaxCPU = 0.25
+	}
+	if o.ExactBelow <= 0 {
+		o.ExactBelow = 5000
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Engine indexes a store and answers searches. Its methods are safe for
+// concurrent use; Close stops its goroutines.
+type Engine struct {
+	src  Source
+	emb  nexus.Embedder
+	opts Options
+	log  *slog.Logger
+
+	vec *vector.Index
+	kw  *keyword.Index
+
+	mu       sync.RWMutex // guards the fields below
+	tab      *table
+	cursor   nexus.ID // last context added to the table
+	done     int      // docs fully added to both indexes
+	noVec    []uint32 // docs waiting for an embedding
+	degraded string   // why the last embedding failed; "" when healthy
+	failedAt time.Time
+	savedAt  int // done at the last save
+	progress chan struct{}
+
+	root        string                 // Options.Dir: the parent of the model directories
+	prev        atomic.Pointer[Engine] // the previous model's engine, during a migration
+	known       map[nexus.ID][]float32 // vectors from the log, for a rebuild; guarded by stepMu
+	logFailures atomic.Int64           // vector log appends that failed
+
+	kick      chan struct{}
+	closing   chan struct{}
+	wg        sync.WaitGroup
+	stepMu    sync.Mutex // held by a step, a save and an embedding retry
+	closeOnce sync.Once
+}
+
+// Open loads the saved indexes of opts.Dir (verifying and catching them
+// up) or starts empty, and starts indexing src in the background.
+func Open(src Source, emb nexus.Embedder, opts Options) (*Engine, error) {
+	opts.setDefaults()
+	dir := ""
+	if opts.Dir != "" {
+		dir = modelDir(opts.Dir, emb.Model())
+	}
+	e, err := open(src, emb, opts, dir)
+	if err != nil {
+		return nil, err
+	}
+	e.root = opts.Dir
+	if e.Indexed() < src.Len() {
+		e.startMigration()
+	}
+	e.wg.Add(1)
+	go e.run()
+	return e, nil
+}
+
+// open loads or starts the index of one model in dir, without starting
+// its indexer.
+func open(src Source, emb nexus.Embedder, opts Options, dir string) (*Engine, error) {
+	opts.setDefaults()
+	opts.Dir = dir
+	e := &Engine{
+		src: src, emb: emb, opts: opts, log: opts.Logger.With("model", emb.Model()),
+		progress: make(chan struct{}), kick: make(chan struct{}, 1), closing: make(chan struct{}),
+	}
+	if err := e.load(); err != nil {
+		e.log.Warn("search index not loaded; rebuilding from the store", "reason", err)
+		if err := e.reset(); err != nil {
+			return nil, err
+		}
+	}
+	if e.done == 0 && src.Len() > 0 && opts.Log != nil {
+		known, err := e.loadKnown(context.Background())
+		if err != nil {
+			e.log.Warn("reading the vector log failed; the rebuild embeds again what it lacks", "err", err)
+		}
+		e.known = known
+		e.log.Info("rebuilding the search index", "contexts", src.Len(), "vectors kept in git", len(known))
+	}
+	return e, nil
+}
+
+// reset empties the indexes.
+func (e *Engine) reset() error {
+	vec, err := vector.New(e.emb.Dimension(), e.opts.Vector)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.vec, e.kw, e.tab = vec, keyword.New(e.opts.Keyword), newTable()
+	e.cursor, e.done, e.noVec, e.savedAt = nexus.ID{}, 0, nil, -1
+	return nil
+}
+
+// Close stops indexing and saves the indexes. Calling it again does
+// nothing.
+func (e *Engine) Close() error {
+	err := errAlreadyClosed
+	e.closeOnce.Do(func() {
+		close(e.closing)
+		e.wg.Wait()
+		err = e.save()
+		if prev := e.prev.Swap(nil); prev != nil {
+			if perr := prev.Close(); err == nil {
+				err = perr
+			}
+		}
+	})
+	if err == errAlreadyClosed {
+		return nil
+	}
+	return err
+}
+
+var errAlreadyClosed = errors.New("already closed")
+
+// Notify tells the engine that the store has new contexts. It never blocks.
+func (e *Engine) Notify() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run indexes until Close: on every Notify, and once a second to retry
+// embeddings and save.
+func (e *Engine) run() {
+	defer e.wg.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	lastSave := time.Now()
+	progress := e.opts.Progress // only for the first pass: a rebuild or catch-up at start
+	for {
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-e.closing:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		if err := e.follow(ctx, progress); err != nil && ctx.Err() == nil {
+			e.log.Warn("indexing failed; will retry", "err", err)
+		}
+		progress = nil
+		e.finishMigration()
+		e.retryEmbeddings(ctx)
+		cancel()
+		if time.Since(lastSave) >= e.opts.SaveInterval {
+			if err := e.save(); err != nil {
+				e.log.Warn("saving the search index failed", "err", err)
+			}
+			lastSave = time.Now()
+		}
+		select {
+		case <-e.closing:
+			return
+		case <-e.kick:
+		case <-tick.C:
+		}
+	}
+}
+
+// CatchUp indexes every context stored after the cursor and returns when
+// none is left (or ctx is done), reporting to progress if it is not nil.
+func (e *Engine) CatchUp(ctx context.Context, progress func(done, total int)) error {
+	return e.catchUp(ctx, progress)
+}
+
+// follow catches up like CatchUp, but while contexts keep arriving it
+// rations its CPU to Options.MaxCPU of one core, sleeping after each batch,
+// so that indexing does not take the cores that durable writes need; the
+// index lag grows meanwhile and is made up once writes slow down.
+func (e *Engine) follow(ctx context.Context, progress func(done, total int)) error {
+	busy := false // writes arrived during the last step
+	for {
+		workers := e.opts.Workers
+		if busy && e.opts.MaxCPU < 1 {
+			workers = 1
+		}
+		before, start := e.src.Len(), time.Now()
+		n, err := e.step(ctx, workers)
+		if err != nil || n == 0 {
+			return err
+		}
+		if progress != nil {
+			progress(e.Indexed(), max(before, e.Indexed()))
+		}
+		if busy = e.src.Len() != before; !busy || e.opts.MaxCPU >= 1 {
+			continue // writes have paused: full speed
+		}
+		pause := time.Duration(float64(time.Since(start)) * (float64(workers)/e.opts.MaxCPU - 1))
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (e *Engine) catchUp(ctx context.Context, progress func(done, total int)) error {
+	total := e.src.Len()
+	if progress != nil && e.Indexed() >= total {
+		progress = nil // nothing to catch up: no bar
+	}
+	for {
+		n, err := e.step(ctx, e.opts.Workers)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		if progress != nil {
+			progress(e.Indexed(), max(total, e.Indexed()))
+		}
+	}
+}
+
+// step indexes the next batch, adding to the indexes from workers
+// goroutines, and returns its size. Steps (and saves) are serialised by
+// stepMu: the background indexer and an explicit CatchUp may run at once.
+func (e *Engine) step(ctx context.Context, workers int) (int, error) {
+	e.stepMu.Lock()
+	defer e.stepMu.Unlock()
+	e.mu.RLock()
+	cur := e.cursor
+	e.mu.RUnlock()
+	f := nexus.Filter{Order: nexus.Oldest, Limit: e.opts.Batch}
+	if !cur.IsZero() {
+		f.Cursor = cur.String()
+	}
+	page, err := e.src.List(ctx, f)
+	if err != nil {
+		return 0, fmt.Errorf("list contexts after %s: %w", cur, err)
+	}
+	cs := page.Contexts
+	if len(cs) == 0 {
+		return 0, nil
+	}
+	vecs, embErr := e.vectorsOf(ctx, cs)
+	if embErr != nil && ctx.Err() != nil {
+		return 0, ctx.Err()
+	}
+	e.mu.Lock()
+	ords := make([]uint32, len(cs))
+	for i, c := range cs {
+		ords[i] = e.tab.add(c)
+		if vecs[i] == nil {
+			e.noVec = append(e.noVec, ords[i])
+		}
+	}
+	e.cursor = cs[len(cs)-1].ID
+	if embErr != nil {
+		e.markFailed(embErr)
+	}
+	e.mu.Unlock()
+	if err := e.addAll(cs, ords, vecs, workers); err != nil {
+		return 0, err
+	}
+	e.advance(len(cs))
+	return len(cs), nil
+}
+
+// addAll adds a batch to both indexes from workers goroutines.
+func (e *Engine) addAll(cs []*nexus.Context, ords []uint32, vecs [][]float32, workers int) error {
+	var next atomic.Int64
+	errs := make([]error, max(1, min(workers, len(cs))))
+	var wg sync.WaitGroup
+	for w := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < len(cs); i = int(next.Add(1) - 1) {
+				if err := e.kw.Add(ords[i], cs[i].Content); err != nil {
+					errs[w] = fmt.Errorf("keyword index %s: %w", cs[i].ID, err)
+					return
+				}
+				if vecs[i] != nil {
+					if err := e.vec.Add(ords[i], vecs[i]); err != nil {
+						errs[w] = fmt.Errorf("vector index %s: %w", cs[i].ID, err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// vectorsOf returns the embedding of each context: from the vector log
+// read for a rebuild when it has one, else from the embedder (and then
+// kept in the log). On an embedder error the contexts it was asked for get
+// nil vectors and the error is returned with the others.
+func (e *Engine) vectorsOf(ctx context.Context, cs []*nexus.Context) ([][]float32, error) {
+	vecs := make([][]float32, len(cs))
+	var need []*nexus.Context
+	var at []int
+	for i, c := range cs {
+		if v, ok := e.known[c.ID]; ok {
+			vecs[i] = v
+			delete(e.known, c.ID)
+			continue
+		}
+		need, at = append(need, c), append(at, i)
+	}
+	if len(e.known) == 0 {
+		e.known = nil
+	}
+	if len(need) == 0 {
+		return vecs, nil
+	}
+	fresh, err := e.embed(ctx, need)
+	if err != nil {
+		return vecs, err
+	}
+	ids := make([]nexus.ID, len(need))
+	for j, i := range at {
+		vecs[i], ids[j] = fresh[j], need[j].ID
+	}
+	e.logVectors(ctx, ids, fresh)
+	return vecs, nil
+}
+
+// embed returns the checked embeddings of cs.
+func (e *Engine) embed(ctx context.Context, cs []*nexus.Context) ([][]float32, error) {
+	texts := make([]string, len(cs))
+	for i, c := range cs {
+		texts[i] = c.Content
+	}
+	vecs, err := e.emb.Embed(ctx, texts)
+	if err != nil {
+		return nil, err
+	}
+	if len(vecs) != len(cs) {
+		return nil, nexus.Errorf(nexus.EUnavailable, "embedder returned %d vectors for %d texts", len(vecs), len(cs))
+	}
+	for _, v := range vecs {
+		if err := nexus.CheckVector(v, e.emb.Dimension()); err != nil {
+			return nil, err
+		}
+	}
+	return vecs, nil
+}
+
+func (e *Engine) markFailed(err error) {
+	if e.degraded == "" {
+		e.log.Warn("embedding failed; indexing keywords only until it recovers", "err", err)
+	}
+	e.degraded = "embedding provider failed: " + nexus.ErrorMessage(err)
+	e.failedAt = time.Now()
+}
+
+// advance records n more docs as fully indexed and wakes waiters.
+func (e *Engine) advance(n int) {
+	e.mu.Lock()
+	e.done += n
+	close(e.progress)
+	e.progress = make(chan struct{})
+	e.mu.Unlock()
+}
+
+// retryEmbeddings embeds docs that were indexed without a vector, once the
+// retry interval has passed since the last failure.
+func (e *Engine) retryEmbeddings(ctx context.Context) {
+	e.mu.RLock()
+	due := len(e.noVec) > 0 && time.Since(e.failedAt) >= e.opts.RetryInterval
+	e.mu.RUnlock()
+	if !due {
+		return
+	}
+	e.stepMu.Lock()
+	defer e.stepMu.Unlock()
+	for due && ctx.Err() == nil {
+		e.mu.RLock()
+		ords := append([]uint32(nil), e.noVec[:min(len(e.noVec), e.opts.Batch)]...)
+		ids := make([]nexus.ID, len(ords))
+		for i, o := range ords {
+			ids[i] = e.tab.docs[o].id
+		}
+		e.mu.RUnlock()
+		cs := make([]*nexus.Context, len(ids))
+		for i, id := range ids {
+			c, err := e.src.Get(ctx, id)
+			if err != nil {
+				e.log.Warn("re-reading a context to embed failed", "id", id, "err", err)
+				return
+			}
+			cs[i] = c
+		}
+		vecs, err := e.embed(ctx, cs)
+		if err != nil {
+			e.mu.Lock()
+			e.markFailed(err)
+			e.mu.Unlock()
+			return
+		}
+		e.logVectors(ctx, ids, vecs)
+		for i, o := range ords {
+			if err := e.vec.Add(o, vecs[i]); err != nil {
+				e.log.Warn("vector index add failed", "id", ids[i], "err", err)
+			}
+		}
+		e.mu.Lock()
+		e.noVec = e.noVec[len(ords):]
+		if len(e.noVec) == 0 {
+			e.log.Info("embedding recovered; every context has its vector")
+			e.degraded = ""
+		}
+		due = len(e.noVec) > 0
+		e.mu.Unlock()
+	}
+}
+
+// Indexed is the number of contexts in both indexes.
+func (e *Engine) Indexed() int {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.done
+}
+
+// Stats describe the engine for health and metrics.
+type Stats struct {
+	Indexed   int    `json:"indexed"`
+	Lag       int    `json:"lag"`       // stored contexts not yet indexed
+	NoVector  int    `json:"no_vector"` // indexed for keywords, waiting for an embedding
+	Model     string `json:"model"`     // embedding model
+	Dimension int    `json:"dimension"` // of its vectors
+	Degraded  string `json:"degraded,omitempty"`
+	// LogFailures counts embeddings that could not be kept in git.
+	LogFailures int64 `json:"log_failures"`
+}
+
+// Stats returns the current figures.
+func (e *Engine) Stats() Stats {
+	n := e.src.Len()
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return Stats{
+		Indexed: e.done, Lag: max(0, n-e.done), NoVector: len(e.noVec),
+		Model: e.emb.Model(), Dimension: e.emb.Dimension(), Degraded: e.degraded,
+		LogFailures: e.logFailures.Load(),
+	}
+}
+
+// waitIndexed blocks until n contexts are indexed or ctx is done.
+func (e *Engine) waitIndexed(ctx context.Context, n int) error {
+	e.Notify()
+	for {
+		e.mu.RLock()
+		done, ch := e.done, e.progress
+		e.mu.RUnlock()
+		if done >= n {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nexus.WrapError(nexus.EUnavailable, ctx.Err(), "index still %d contexts behind", n-done)
+		case <-e.closing:
+			return nexus.Errorf(nexus.EUnavailable, "search engine is closing")
+		}
+	}
+}

@@ -1,0 +1,336 @@
+package search
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/keyword"
+	"github.com/nexus-mem/nexus/vector"
+)
+
+// The saved state: a manifest naming one generation of three files, each
+// with its SHA-256. Files of a generation are written and fsynced before
+// the manifest that names them is renamed into place, so a crash leaves
+// either the old or the new generation whole.
+const (
+	manifestFile    = "manifest.json"
+	manifestVersion = 1
+	docsMagic       = "NXDOCS1\n"
+)
+
+type manifest struct {
+	Version   int               `json:"version"`
+	Model     string            `json:"model"`
+	Dimension int               `json:"dimension"`
+	Cursor    nexus.ID          `json:"cursor"`
+	Count     int               `json:"count"`
+	Gen       int64             `json:"gen"`
+	Files     map[string]string `json:"files"` // name → sha256 hex
+}
+
+// save writes the indexes if they changed since the last save. It holds
+// stepMu, so the files agree with one another.
+func (e *Engine) save() error {
+	if e.opts.Dir == "" {
+		return nil
+	}
+	e.stepMu.Lock()
+	defer e.stepMu.Unlock()
+	e.mu.RLock()
+	if e.done == e.savedAt {
+		e.mu.RUnlock()
+		return nil
+	}
+	m := manifest{
+		Version: manifestVersion, Model: e.emb.Model(), Dimension: e.emb.Dimension(),
+		Cursor: e.cursor, Count: e.done, Files: map[string]string{},
+	}
+	docs := encodeDocs(e.tab, e.noVec)
+	done := e.done
+	e.mu.RUnlock()
+	if err := os.MkdirAll(e.opts.Dir, 0o755); err != nil {
+		return err
+	}
+	old, _ := readManifest(e.opts.Dir)
+	m.Gen = 1
+	if old != nil {
+		m.Gen = old.Gen + 1
+	}
+	writers := map[string]func(io.Writer) error{
+		"docs":    func(w io.Writer) error { _, err := w.Write(docs); return err },
+		"vectors": func(w io.Writer) error { _, err := e.vec.WriteTo(w); return err },
+		"keyword": func(w io.Writer) error { _, err := e.kw.WriteTo(w); return err },
+	}
+	for kind, write := range writers {
+		name := fmt.Sprintf("%s-%d.bin", kind, m.Gen)
+		sum, err := writeDurable(e.opts.Dir, name, write)
+		if err != nil {
+			return fmt.Errorf("save %s: %w", name, err)
+		}
+		m.Files[name] = sum
+	}
+	b, _ := json.MarshalIndent(m, "", "  ")
+	if _, err := writeDurable(e.opts.Dir, manifestFile, func(w io.Writer) error { _, err := w.Write(b); return err }); err != nil {
+		return err
+	}
+	if err := syncDir(e.opts.Dir); err != nil {
+		return err
+	}
+	removeStale(e.opts.Dir, m.Files)
+	e.mu.Lock()
+	e.savedAt = done
+	e.mu.Unlock()
+	return nil
+}
+
+// writeDurable writes dir/name through a fsynced temp file and returns the
+// SHA-256 of what it wrote.
+func writeDurable(dir, name string, write func(io.Writer) error) (string, error) {
+	f, err := os.CreateTemp(dir, "tmp-*")
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	err = write(io.MultiWriter(f, h))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), filepath.Join(dir, name))
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// removeStale deletes files of other generations and temp files.
+func removeStale(dir string, keep map[string]string) {
+	ents, _ := os.ReadDir(dir)
+	for _, de := range ents {
+		n := de.Name()
+		if _, ok := keep[n]; ok || n == manifestFile {
+			continue
+		}
+		if strings.HasSuffix(n, ".bin") || strings.HasPrefix(n, "tmp-") {
+			os.Remove(filepath.Join(dir, n))
+		}
+	}
+}
+
+func readManifest(dir string) (*manifest, error) {
+	b, err := os.ReadFile(filepath.Join(dir, manifestFile))
+	if err != nil {
+		return nil, err
+	}
+	var m manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	return &m, nil
+}
+
+// load reads the saved indexes, checking every file against its SHA-256
+// and the whole against the store. Any problem is an error; the caller
+// then rebuilds.
+func (e *Engine) load() error {
+	if e.opts.Dir == "" {
+		return e.reset()
+	}
+	m, err := readManifest(e.opts.Dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return e.reset()
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case m.Version != manifestVersion:
+		return fmt.Errorf("index version %d, want %d", m.Version, manifestVersion)
+	case m.Model != e.emb.Model() || m.Dimension != e.emb.Dimension():
+		return fmt.Errorf("index made with model %s/%d, configured %s/%d", m.Model, m.Dimension, e.emb.Model(), e.emb.Dimension())
+	}
+	files := map[string][]byte{}
+	for _, kind := range []string{"docs", "vectors", "keyword"} {
+		name := fmt.Sprintf("%s-%d.bin", kind, m.Gen)
+		want, ok := m.Files[name]
+		if !ok {
+			return fmt.Errorf("manifest lists no %s", name)
+		}
+		b, err := os.ReadFile(filepath.Join(e.opts.Dir, name))
+		if err != nil {
+			return err
+		}
+		if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != want {
+			return fmt.Errorf("%s: checksum mismatch (damaged)", name)
+		}
+		files[kind] = b
+	}
+	tab, noVec, err := decodeDocs(files["docs"])
+	if err != nil {
+		return fmt.Errorf("docs: %w", err)
+	}
+	vec, err := vector.Read(bytes.NewReader(files["vectors"]))
+	if err != nil {
+		return fmt.Errorf("vectors: %w", err)
+	}
+	kw, err := keyword.Read(bytes.NewReader(files["keyword"]))
+	if err != nil {
+		return fmt.Errorf("keyword: %w", err)
+	}
+	switch n := len(tab.docs); {
+	case n != m.Count:
+		return fmt.Errorf("docs hold %d contexts, manifest says %d", n, m.Count)
+	case vec.Dim() != e.emb.Dimension():
+		return fmt.Errorf("vectors have %d dimensions, want %d", vec.Dim(), e.emb.Dimension())
+	case vec.Len()+len(noVec) != n:
+		return fmt.Errorf("%d vectors and %d waiting for %d contexts", vec.Len(), len(noVec), n)
+	case n > 0 && tab.docs[n-1].id != m.Cursor:
+		return fmt.Errorf("cursor %s is not the last context indexed", m.Cursor)
+	case n > e.src.Len():
+		return fmt.Errorf("index holds %d contexts, the store %d", n, e.src.Len())
+	}
+	if n := len(tab.docs); n > 0 {
+		if _, err := e.src.Get(context.Background(), m.Cursor); err != nil {
+			return fmt.Errorf("last indexed context %s is not in the store: %w", m.Cursor, err)
+		}
+	}
+	e.mu.Lock()
+	e.vec, e.kw, e.tab = vec, kw, tab
+	e.cursor, e.done, e.noVec, e.savedAt = m.Cursor, len(tab.docs), noVec, len(tab.docs)
+	if len(noVec) > 0 {
+		e.degraded = fmt.Sprintf("%d contexts were saved without an embedding", len(noVec))
+	}
+	e.mu.Unlock()
+	return nil
+}
+
+// encodeDocs serialises the table: strings, then fixed-size doc records
+// with their metadata hashes, then the docs waiting for a vector.
+func encodeDocs(t *table, noVec []uint32) []byte {
+	b := []byte(docsMagic)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(t.strs)))
+	for _, s := range t.strs {
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(s)))
+		b = append(b, s...)
+	}
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(t.docs)))
+	for _, d := range t.docs {
+		b = append(b, d.id[:]...)
+		b = binary.LittleEndian.AppendUint64(b, uint64(d.ts))
+		for _, x := range []uint32{d.ns, d.typ, d.agent, uint32(d.parent), d.root, uint32(len(d.meta))} {
+			b = binary.LittleEndian.AppendUint32(b, x)
+		}
+		for _, h := range d.meta {
+			b = binary.LittleEndian.AppendUint64(b, h)
+		}
+	}
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(noVec)))
+	for _, o := range noVec {
+		b = binary.LittleEndian.AppendUint32(b, o)
+	}
+	return b
+}
+
+// reader decodes little-endian fields, remembering the first short read.
+type reader struct {
+	b   []byte
+	bad bool
+}
+
+func (r *reader) next(n int) []byte {
+	if r.bad || n < 0 || n > len(r.b) {
+		r.bad = true
+		return make([]byte, max(n, 0))
+	}
+	out := r.b[:n]
+	r.b = r.b[n:]
+	return out
+}
+
+func (r *reader) u32() uint32 { return binary.LittleEndian.Uint32(r.next(4)) }
+func (r *reader) u64() uint64 { return binary.LittleEndian.Uint64(r.next(8)) }
+
+// count reads a length and checks that at least min bytes per item remain.
+func (r *reader) count(per int) int {
+	n := int(r.u32())
+	if n*per > len(r.b) {
+		r.bad = true
+		return 0
+	}
+	return n
+}
+
+func decodeDocs(b []byte) (*table, []uint32, error) {
+	if !bytes.HasPrefix(b, []byte(docsMagic)) {
+		return nil, nil, errors.New("not a docs file")
+	}
+	r := &reader{b: b[len(docsMagic):]}
+	t := newTable()
+	for range r.count(4) {
+		s := string(r.next(int(r.u32())))
+		if r.bad {
+			break
+		}
+		t.intern(s)
+	}
+	nd := r.count(16 + 8 + 24)
+	t.docs = make([]doc, 0, nd)
+	for i := range nd {
+		var d doc
+		copy(d.id[:], r.next(16))
+		d.ts = int64(r.u64())
+		d.ns, d.typ, d.agent = r.u32(), r.u32(), r.u32()
+		d.parent, d.root = int32(r.u32()), r.u32()
+		nm := r.count(8)
+		if r.bad {
+			break
+		}
+		if nm > 0 {
+			d.meta = make([]uint64, nm)
+			for j := range d.meta {
+				d.meta[j] = r.u64()
+			}
+		}
+		ns := uint32(len(t.strs))
+		if d.ns >= ns || d.typ >= ns || d.agent >= ns || d.parent >= int32(i) || d.parent < -1 || d.root > uint32(i) {
+			return nil, nil, fmt.Errorf("doc %d has references out of range", i)
+		}
+		t.docs = append(t.docs, d)
+		t.byID[d.id] = uint32(i)
+	}
+	noVec := make([]uint32, r.count(4))
+	for i := range noVec {
+		if noVec[i] = r.u32(); int(noVec[i]) >= len(t.docs) {
+			return nil, nil, fmt.Errorf("waiting doc %d out of range", noVec[i])
+		}
+	}
+	if r.bad || len(r.b) != 0 {
+		return nil, nil, errors.New("truncated or trailing bytes")
+	}
+	return t, noVec, nil
+}

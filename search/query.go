@@ -1,0 +1,281 @@
+package search
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/keyword"
+	"github.com/nexus-mem/nexus/vector"
+)
+
+var _ nexus.Searcher = (*Engine)(nil)
+
+// rrfK is the constant of reciprocal rank fusion: a context ranked r-th by
+// a signal earns 1/(rrfK+r).
+const rrfK = 60
+
+// snippetRunes is the length of a hit's snippet.
+const snippetRunes = 240
+
+// candidate is one context found by at least one signal.
+type candidate struct {
+	ord   uint32
+	fused float64
+	sim   *float64
+	bm25  *float64
+	terms []string
+}
+
+// Search runs a query. See [nexus.SearchRequest] for its fields.
+func (e *Engine) Search(ctx context.Context, req nexus.SearchRequest) (*nexus.SearchResult, error) {
+	if s, note := e.serving(); s != e {
+		return withNote(s.Search(ctx, req))(note)
+	}
+	start := time.Now()
+	if err := req.Validate(true); err != nil {
+		return nil, err
+	}
+	if req.Consistent {
+		if err := e.waitIndexed(ctx, e.src.Len()); err != nil {
+			return nil, err
+		}
+	}
+	res := &nexus.SearchResult{Mode: req.Mode, Hits: []nexus.SearchHit{}}
+	allow, v, ok := e.compile(&req)
+	if !ok {
+		return e.finish(res, start), nil
+	}
+	depth := max(4*req.Limit, 50)
+	byOrd := map[uint32]*candidate{}
+	signals := 0
+	if req.Mode != nexus.Keyword {
+		hits, err := e.semantic(ctx, req.Query, depth, allow, v, req.Exact)
+		switch {
+		case err != nil && req.Mode == nexus.Semantic:
+			return nil, err
+		case err != nil:
+			res.Degraded = "semantic signal left out: " + nexus.ErrorMessage(err)
+		default:
+			signals++
+			for rank, h := range hits {
+				c := cand(byOrd, h.Key)
+				s := float64(h.Score)
+				c.sim = &s
+				c.fused += 1 / float64(rrfK+rank+1)
+			}
+		}
+	}
+	if req.Mode != nexus.Semantic {
+		hits, err := e.kw.Search(req.Query, depth, keyword.Or, allow)
+		if err != nil {
+			return nil, err
+		}
+		signals++
+		for rank, h := range hits {
+			c := cand(byOrd, h.Key)
+			s := float64(h.Score)
+			c.bm25, c.terms = &s, h.Matched
+			c.fused += 1 / float64(rrfK+rank+1)
+		}
+	}
+	cands := rank(byOrd, req.Mode, signals)
+	if err := e.fill(ctx, res, cands, &req); err != nil {
+		return nil, err
+	}
+	return e.finish(res, start), nil
+}
+
+func cand(m map[uint32]*candidate, ord uint32) *candidate {
+	c := m[ord]
+	if c == nil {
+		c = &candidate{ord: ord}
+		m[ord] = c
+	}
+	return c
+}
+
+// rank scores the candidates for the mode and sorts them, best first.
+func rank(m map[uint32]*candidate, mode nexus.SearchMode, signals int) []*candidate {
+	out := make([]*candidate, 0, len(m))
+	for _, c := range m {
+		switch mode {
+		case nexus.Semantic:
+			c.fused = *c.sim
+		case nexus.Keyword:
+			c.fused = *c.bm25
+		default:
+			c.fused /= float64(signals) / float64(rrfK+1) // first everywhere scores 1
+		}
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b *candidate) int {
+		if a.fused != b.fused {
+			if a.fused > b.fused {
+				return -1
+			}
+			return 1
+		}
+		return int(a.ord) - int(b.ord)
+	})
+	return out
+}
+
+// semantic embeds the query and returns its nearest allowed vectors.
+func (e *Engine) semantic(ctx context.Context, query string, k int, allow func(uint32) bool, v view, exact bool) ([]vector.Result, error) {
+	e.mu.RLock()
+	degraded, missing := e.degraded, len(e.noVec)
+	e.mu.RUnlock()
+	if degraded != "" && missing > 0 && e.vec.Len() == 0 {
+		return nil, nexus.Errorf(nexus.EUnavailable, "%s", degraded)
+	}
+	qs, err := e.emb.Embed(ctx, []string{query})
+	if err == nil && len(qs) != 1 {
+		err = nexus.Errorf(nexus.EUnavailable, "embedder returned %d vectors for 1 query", len(qs))
+	}
+	if err == nil {
+		err = nexus.CheckVector(qs[0], e.emb.Dimension())
+	}
+	if err != nil {
+		return nil, nexus.WrapError(nexus.EUnavailable, err, "embed the query")
+	}
+	if exact {
+		return e.vec.Exact(qs[0], k, allow)
+	}
+	return e.nearest(qs[0], k, allow, v)
+}
+
+// nearest searches the graph, or scans exactly when the filter keeps few
+// contexts (a graph walk could then end before finding k of them).
+func (e *Engine) nearest(q []float32, k int, allow func(uint32) bool, v view) ([]vector.Result, error) {
+	if allow != nil {
+		kept := 0
+		for o := range v.docs {
+			if allow(uint32(o)) {
+				if kept++; kept >= e.opts.ExactBelow {
+					break
+				}
+			}
+		}
+		if kept < e.opts.ExactBelow {
+			return e.vec.Exact(q, k, allow)
+		}
+	}
+	return e.vec.Search(q, k, allow)
+}
+
+// compile snapshots the docs and builds the filter predicate.
+func (e *Engine) compile(req *nexus.SearchRequest) (func(uint32) bool, view, bool) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	v := view{docs: e.tab.docs[:len(e.tab.docs):len(e.tab.docs)]}
+	allow, ok := e.tab.filter(v, req)
+	if ok && allow == nil {
+		n := uint32(len(v.docs))
+		allow = func(o uint32) bool { return o < n }
+	}
+	return allow, v, ok
+}
+
+// fill reads the best candidates from the store and makes hits of them.
+func (e *Engine) fill(ctx context.Context, res *nexus.SearchResult, cands []*candidate, req *nexus.SearchRequest) error {
+	e.mu.RLock()
+	ids := make([]nexus.ID, len(cands))
+	for i, c := range cands {
+		ids[i] = e.tab.docs[c.ord].id
+	}
+	e.mu.RUnlock()
+	for i, c := range cands {
+		if len(res.Hits) == req.Limit || c.fused < req.MinScore {
+			break
+		}
+		ctxt, err := e.src.Get(ctx, ids[i])
+		if err != nil {
+			if nexus.ErrorCode(err) == nexus.ENotFound {
+				continue // gone from the store since it was indexed
+			}
+			return err
+		}
+		hit := nexus.SearchHit{Context: ctxt, Score: c.fused, Similarity: c.sim, BM25: c.bm25, Terms: c.terms}
+		if c.sim != nil {
+			hit.Matched = append(hit.Matched, nexus.SignalSemantic)
+		}
+		if c.bm25 != nil {
+			hit.Matched = append(hit.Matched, nexus.SignalKeyword)
+		}
+		terms := c.terms
+		if len(terms) == 0 {
+			terms = keyword.Analyze(req.Query)
+		}
+		hit.Snippet = keyword.Snippet(ctxt.Content, terms, snippetRunes)
+		res.Hits = append(res.Hits, hit)
+	}
+	return nil
+}
+
+func (e *Engine) finish(res *nexus.SearchResult, start time.Time) *nexus.SearchResult {
+	st := e.Stats()
+	res.IndexLag = st.Lag
+	if res.Degraded == "" && st.Degraded != "" && res.Mode != nexus.Keyword {
+		res.Degraded = st.Degraded + fmt.Sprintf(" (%d contexts are not yet searchable by meaning)", st.NoVector)
+	}
+	res.TookMS = float64(time.Since(start).Microseconds()) / 1000
+	return res
+}
+
+// Related returns the contexts nearest to id by meaning.
+func (e *Engine) Related(ctx context.Context, id nexus.ID, req nexus.SearchRequest) (*nexus.SearchResult, error) {
+	if s, note := e.serving(); s != e {
+		return withNote(s.Related(ctx, id, req))(note)
+	}
+	start := time.Now()
+	req.Mode = nexus.Semantic
+	if err := req.Validate(false); err != nil {
+		return nil, err
+	}
+	e.mu.RLock()
+	ord, ok := e.tab.byID[id]
+	e.mu.RUnlock()
+	if !ok {
+		if _, err := e.src.Get(ctx, id); err != nil {
+			return nil, err
+		}
+		return nil, nexus.Errorf(nexus.EUnavailable, "context %s is not indexed yet; retry shortly", id)
+	}
+	q, ok := e.vec.Vector(ord)
+	if !ok {
+		return nil, nexus.Errorf(nexus.EUnavailable, "context %s has no embedding yet (the embedding provider is failing)", id)
+	}
+	res := &nexus.SearchResult{Mode: nexus.Semantic, Hits: []nexus.SearchHit{}}
+	allow, v, ok := e.compile(&req)
+	if !ok {
+		return e.finish(res, start), nil
+	}
+	notSelf := func(o uint32) bool { return o != ord && allow(o) }
+	hits, err := e.nearest(q, req.Limit, notSelf, v)
+	if err != nil {
+		return nil, err
+	}
+	byOrd := map[uint32]*candidate{}
+	for _, h := range hits {
+		s := float64(h.Score)
+		cand(byOrd, h.Key).sim = &s
+	}
+	if err := e.fill(ctx, res, rank(byOrd, nexus.Semantic, 1), &req); err != nil {
+		return nil, err
+	}
+	return e.finish(res, start), nil
+}
+
+// withNote adds note to a result's Degraded.
+func withNote(res *nexus.SearchResult, err error) func(note string) (*nexus.SearchResult, error) {
+	return func(note string) (*nexus.SearchResult, error) {
+		if res != nil {
+			res.Degraded = strings.TrimPrefix(res.Degraded+"; "+note, "; ")
+		}
+		return res, err
+	}
+}

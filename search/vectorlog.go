@@ -1,0 +1,123 @@
+package search
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/nexus-mem/nexus"
+)
+
+// VectorLog keeps embeddings in the store's repository so that a rebuild
+// of the index never calls the embedder: gitstore's side refs are one
+// (cmd/nexus adapts them). Segments are opaque to it.
+type VectorLog interface {
+	// Append durably adds a segment to the log called name.
+	Append(ctx context.Context, name string, segment []byte) error
+	// Walk calls fn with every segment of the log, newest first.
+	Walk(ctx context.Context, name string, fn func(segment []byte) error) error
+}
+
+// LogName is the name of the vector log of a model: "embeddings/" and a
+// readable slug of the model id with a hash of the exact id, so that any
+// model id maps to a valid git ref name and two ids never share a log.
+func LogName(model string) string {
+	var b strings.Builder
+	for _, c := range strings.ToLower(model) {
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' {
+			b.WriteRune(c)
+		} else {
+			b.WriteByte('-')
+		}
+		if b.Len() >= 80 {
+			break
+		}
+	}
+	slug := strings.Trim(b.String(), ".-_")
+	sum := sha256.Sum256([]byte(model))
+	return "embeddings/" + slug + "-" + hex.EncodeToString(sum[:4])
+}
+
+const segMagic = "NXVEC1\n"
+
+// encodeSegment lays out a batch of embeddings: magic, model id, dimension,
+// count, then each context id followed by its vector (float32, little
+// endian). Git's object hash covers its integrity.
+func encodeSegment(model string, dim int, ids []nexus.ID, vecs [][]float32) []byte {
+	b := make([]byte, 0, len(segMagic)+12+len(model)+len(ids)*(16+4*dim))
+	b = append(b, segMagic...)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(model)))
+	b = append(b, model...)
+	b = binary.LittleEndian.AppendUint32(b, uint32(dim))
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(ids)))
+	for i, id := range ids {
+		b = append(b, id[:]...)
+		for _, x := range vecs[i] {
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
+		}
+	}
+	return b
+}
+
+// decodeSegment reads a segment, calling fn for each embedding; the vector
+// passed to fn is freshly allocated.
+func decodeSegment(b []byte, model string, dim int, fn func(id nexus.ID, v []float32)) error {
+	if !strings.HasPrefix(string(b[:min(len(b), len(segMagic))]), segMagic) {
+		return errors.New("not a vector segment")
+	}
+	r := &reader{b: b[len(segMagic):]}
+	m := string(r.next(int(r.u32())))
+	d := int(r.u32())
+	n := r.count(16 + 4*max(d, 1))
+	switch {
+	case r.bad:
+		return errors.New("truncated vector segment")
+	case m != model || d != dim:
+		return fmt.Errorf("segment of model %s/%d in the log of %s/%d", m, d, model, dim)
+	case len(r.b) != n*(16+4*d):
+		return fmt.Errorf("vector segment of %d embeddings has %d bytes of records", n, len(r.b))
+	}
+	for range n {
+		var id nexus.ID
+		copy(id[:], r.next(16))
+		v := make([]float32, d)
+		for j := range v {
+			v[j] = math.Float32frombits(r.u32())
+		}
+		if nexus.CheckVector(v, d) == nil {
+			fn(id, v)
+		}
+	}
+	return nil
+}
+
+// loadKnown reads the model's vector log into memory for a rebuild.
+func (e *Engine) loadKnown(ctx context.Context) (map[nexus.ID][]float32, error) {
+	known := map[nexus.ID][]float32{}
+	model, dim := e.emb.Model(), e.emb.Dimension()
+	err := e.opts.Log.Walk(ctx, LogName(model), func(seg []byte) error {
+		return decodeSegment(seg, model, dim, func(id nexus.ID, v []float32) {
+			if _, dup := known[id]; !dup { // newest first: keep the latest
+				known[id] = v
+			}
+		})
+	})
+	return known, err
+}
+
+// logVectors appends freshly made embeddings to the vector log.
+func (e *Engine) logVectors(ctx context.Context, ids []nexus.ID, vecs [][]float32) {
+	if e.opts.Log == nil || len(ids) == 0 {
+		return
+	}
+	seg := encodeSegment(e.emb.Model(), e.emb.Dimension(), ids, vecs)
+	if err := e.opts.Log.Append(ctx, LogName(e.emb.Model()), seg); err != nil {
+		e.logFailures.Add(1)
+		e.log.Warn("keeping embeddings in git failed; a rebuild will embed these again", "contexts", len(ids), "err", err)
+	}
+}

@@ -1,0 +1,129 @@
+package vector_test
+
+import (
+	"bytes"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/nexus-mem/nexus/vector"
+)
+
+// The benchmarks run on clustered data of NEXUS_VECTOR_N vectors (10,000)
+// of NEXUS_VECTOR_DIM components (384), 1000 clusters:
+//
+//	NEXUS_VECTOR_N=100000 nice -n 19 go test -run '^$' -bench . -benchtime 2000x ./vector/
+
+type benchData struct {
+	base, queries [][]float32
+	ix            *vector.Index
+	truth         [][]vector.Result // exact top 10 of each query
+}
+
+var (
+	benchOnce sync.Once
+	bench     benchData
+)
+
+func setup(b *testing.B) *benchData {
+	benchOnce.Do(func() {
+		n, dim := envInt(b, "NEXUS_VECTOR_N", 10000), envInt(b, "NEXUS_VECTOR_DIM", 384)
+		bench.base, bench.queries = dataset(21, n, 200, dim, 1000, 1)
+		bench.ix = MustBuild(b, dim, vector.Options{}, bench.base)
+		for _, q := range bench.queries {
+			want, err := bench.ix.Exact(q, 10, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			bench.truth = append(bench.truth, want)
+		}
+	})
+	return &bench
+}
+
+func BenchmarkSearch(b *testing.B) {
+	d := setup(b)
+	for _, ef := range []int{32, 64, 96, 128, 256} {
+		b.Run(fmt.Sprintf("ef=%d", ef), func(b *testing.B) {
+			var sum float64
+			i := 0
+			for b.Loop() {
+				q := i % len(d.queries)
+				got, err := d.ix.SearchEf(d.queries[q], 10, ef, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				sum += recall(got, d.truth[q])
+				i++
+			}
+			b.ReportMetric(sum/float64(i), "recall@10")
+		})
+	}
+	b.Run("filtered=1/10", func(b *testing.B) {
+		allow := func(k uint32) bool { return k%10 == 0 }
+		var sum float64
+		i := 0
+		for b.Loop() {
+			q := d.queries[i%len(d.queries)]
+			got, err := d.ix.Search(q, 10, allow)
+			if err != nil {
+				b.Fatal(err)
+			}
+			want, _ := d.ix.Exact(q, 10, allow)
+			sum += recall(got, want)
+			i++
+		}
+		b.ReportMetric(sum/float64(i), "recall@10")
+	})
+}
+
+func BenchmarkExact(b *testing.B) {
+	d := setup(b)
+	i := 0
+	for b.Loop() {
+		if _, err := d.ix.Exact(d.queries[i%len(d.queries)], 10, nil); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkAdd builds the whole index in each iteration; ns/op is the
+// build time, and inserts/s the rate.
+func BenchmarkAdd(b *testing.B) {
+	d := setup(b)
+	for _, workers := range []int{1, 2} {
+		b.Run(fmt.Sprintf("goroutines=%d", workers), func(b *testing.B) {
+			for b.Loop() {
+				ix, err := vector.New(len(d.base[0]), vector.Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				build(b, ix, d.base, workers)
+			}
+			b.ReportMetric(float64(len(d.base))*float64(b.N)/b.Elapsed().Seconds(), "inserts/s")
+		})
+	}
+}
+
+func BenchmarkWriteTo(b *testing.B) {
+	d := setup(b)
+	var w countingDiscard
+	for b.Loop() {
+		if _, err := d.ix.WriteTo(&w); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(int64(w.n / b.N))
+}
+
+func BenchmarkRead(b *testing.B) {
+	d := setup(b)
+	data := MustEncode(b, d.ix)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := vector.Read(bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

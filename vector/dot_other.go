@@ -1,0 +1,12 @@
+//go:build !amd64
+
+package vector
+
+// useAVX2 is false: the assembly kernel exists only on amd64.
+const useAVX2 = false
+
+// dot returns the dot product of a and b, which have the same length.
+func dot(a, b []float32) float32 { return dotGeneric(a, b) }
+
+// dotBatch sets out[i] to the dot product of q and vs[i].
+func dotBatch(q []float32, vs [][]float32, out []float32) { dotBatchGeneric(q, vs, out) }

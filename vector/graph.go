@@ -1,0 +1,282 @@
+package vector
+
+import "slices"
+
+// The graph follows Malkov and Yashunin, "Efficient and robust approximate
+// nearest neighbor search using Hierarchical Navigable Small World graphs"
+// (2018): greedy descent through the upper layers, a best-first search of
+// width ef on the lower ones, and the neighbour-selection heuristic
+// (their algorithm 4) both for a new node and for a neighbour whose list
+// overflows. Every neighbour list is read and written under its node's
+// mutex; vectors are written once, before the node is linked, and read
+// without locks.
+
+// scratch is the working memory of one search or insertion, reused through
+// Index.scratch so that the hot path does not allocate.
+type scratch struct {
+	visited []uint16 // visited[id] == stamp: id was seen in this search
+	stamp   uint16
+	cand    maxHeap  // frontier
+	res     minHeap  // best ef found so far
+	nbuf    []uint32 // a copy of one neighbour list
+	ids     []uint32 // the unvisited ones among them
+	vecs    [][]float32
+	scores  []float32
+	entries []cand
+	w       []cand
+	sel     []cand
+	pool    []cand // candidates when a neighbour list overflows
+	kept    []cand
+}
+
+func (ix *Index) getScratch() *scratch {
+	if s, ok := ix.scratch.Get().(*scratch); ok {
+		return s
+	}
+	return &scratch{}
+}
+
+// begin starts a search over ids below n by moving to a fresh stamp; the
+// visited slice is cleared only when the 16-bit stamp wraps.
+func (s *scratch) begin(n int) {
+	if len(s.visited) < n {
+		s.visited = make([]uint16, n+n/4+1024)
+		s.stamp = 0
+	}
+	s.stamp++
+	if s.stamp == 0 {
+		clear(s.visited)
+		s.stamp = 1
+	}
+}
+
+// visit marks id and reports whether it was unmarked. Ids of nodes added
+// since begin grow the slice.
+func (s *scratch) visit(id uint32) bool {
+	if int(id) >= len(s.visited) {
+		grown := make([]uint16, int(id)+int(id)/4+1024)
+		copy(grown, s.visited)
+		s.visited = grown
+	}
+	if s.visited[id] == s.stamp {
+		return false
+	}
+	s.visited[id] = s.stamp
+	return true
+}
+
+// entryLevel returns the top layer recorded in an entry word.
+func entryLevel(e uint64) int { return int(e >> 32 & 0xff) }
+
+// insert links node id, whose top layer is lvl and vector v, into the graph.
+func (ix *Index) insert(s *scratch, id uint32, lvl int, v []float32) {
+	e := ix.entry.Load()
+	if e == 0 || lvl > entryLevel(e) {
+		// This node becomes the entry point: hold entryMu until it is
+		// linked, so that no other node raises the top layer meanwhile.
+		ix.entryMu.Lock()
+		e = ix.entry.Load()
+		if e != 0 && lvl <= entryLevel(e) {
+			ix.entryMu.Unlock()
+		} else {
+			defer ix.entryMu.Unlock()
+			defer ix.entry.Store(entryBit | uint64(lvl)<<32 | uint64(id))
+			if e == 0 {
+				return
+			}
+		}
+	}
+	top := entryLevel(e)
+	cur := cand{id: uint32(e), score: dot(v, ix.vec(uint32(e)))}
+	for l := top; l > lvl; l-- {
+		cur = ix.greedy(s, v, cur, l, id)
+	}
+	s.entries = append(s.entries[:0], cur)
+	for l := min(lvl, top); l >= 0; l-- {
+		ix.searchLayer(s, v, s.entries, ix.opts.EfConstruction, l, nil)
+		s.w = s.res.drainBest(s.w)
+		// A concurrent insertion may have linked id already, so that the
+		// search found id itself.
+		s.w = slices.DeleteFunc(s.w, func(c cand) bool { return c.id == id })
+		s.sel = ix.selectNeighbours(s.sel[:0], s.w, ix.opts.M)
+		ix.setLinks(s, id, l, s.sel)
+		for _, nb := range s.sel {
+			ix.connect(s, nb.id, cand{score: nb.score, id: id}, l)
+		}
+		if len(s.w) > 0 {
+			s.entries, s.w = s.w, s.entries
+		}
+	}
+}
+
+// greedy walks layer l from cur to a node none of whose neighbours is more
+// similar to q, never stepping onto node skip: an inserted node must not
+// start its own search from itself.
+func (ix *Index) greedy(s *scratch, q []float32, cur cand, l int, skip uint32) cand {
+	for {
+		moved := false
+		s.nbuf = ix.neighbours(s.nbuf, cur.id, l)
+		s.vecs = s.vecs[:0]
+		for _, nb := range s.nbuf {
+			s.vecs = append(s.vecs, ix.vec(nb))
+		}
+		s.scores = dotBatchInto(s.scores, q, s.vecs)
+		for j, nb := range s.nbuf {
+			if sc := s.scores[j]; sc > cur.score && nb != skip {
+				cur, moved = cand{score: sc, id: nb}, true
+			}
+		}
+		if !moved {
+			return cur
+		}
+	}
+}
+
+// searchLayer leaves in s.res the ef nodes most similar to q that it finds
+// on layer l, starting from entries, among those allow accepts (all when
+// allow is nil). Rejected nodes are still walked through, and the walk stops
+// only once s.res holds ef nodes, so a filter widens the search rather than
+// emptying it.
+func (ix *Index) searchLayer(s *scratch, q []float32, entries []cand, ef, l int, allow func(uint32) bool) {
+	s.begin(int(ix.next.Load()))
+	s.cand.reset()
+	s.res.reset()
+	for _, e := range entries {
+		if s.visit(e.id) {
+			s.cand.push(e)
+			ix.offer(s, e, ef, allow)
+		}
+	}
+	for s.cand.len() > 0 {
+		c := s.cand.pop()
+		if s.res.len() >= ef && c.score < s.res.top().score {
+			break
+		}
+		s.nbuf = ix.neighbours(s.nbuf, c.id, l)
+		s.ids, s.vecs = s.ids[:0], s.vecs[:0]
+		for _, nb := range s.nbuf {
+			if s.visit(nb) {
+				s.ids = append(s.ids, nb)
+				s.vecs = append(s.vecs, ix.vec(nb))
+			}
+		}
+		s.scores = dotBatchInto(s.scores, q, s.vecs)
+		for j, nb := range s.ids {
+			x := cand{score: s.scores[j], id: nb}
+			if s.res.len() < ef || x.score > s.res.top().score {
+				s.cand.push(x)
+				ix.offer(s, x, ef, allow)
+			}
+		}
+	}
+}
+
+// offer adds x to the result set if allow accepts its key, keeping the best ef.
+func (ix *Index) offer(s *scratch, x cand, ef int, allow func(uint32) bool) {
+	if allow != nil {
+		c, i := ix.chunkOf(x.id)
+		if !allow(c.keys[i]) {
+			return
+		}
+	}
+	s.res.push(x)
+	if s.res.len() > ef {
+		s.res.pop()
+	}
+}
+
+// selectNeighbours appends to dst up to m of the candidates w (best first)
+// by the HNSW heuristic: a candidate is kept only if it is more similar to
+// the base than to every candidate kept before it. This keeps links that
+// point in different directions, which is what lets a search leave one
+// cluster for another.
+func (ix *Index) selectNeighbours(dst, w []cand, m int) []cand {
+	for _, c := range w {
+		if len(dst) >= m {
+			break
+		}
+		cv := ix.vec(c.id)
+		good := true
+		for _, r := range dst {
+			if dot(cv, ix.vec(r.id)) > c.score {
+				good = false
+				break
+			}
+		}
+		if good {
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
+
+// setLinks gives id the neighbours sel on layer l. Insertions running
+// concurrently may already have linked id there (they can reach it through
+// a layer above before id is linked on this one); their links are kept.
+func (ix *Index) setLinks(s *scratch, id uint32, l int, sel []cand) {
+	c, i := ix.chunkOf(id)
+	c.mu[i].Lock()
+	defer c.mu[i].Unlock()
+	list := ix.listLocked(c, i, l)
+	s.pool = append(s.pool[:0], sel...)
+	if n := list[0]; n > 0 {
+		s.vecs = s.vecs[:0]
+		s.ids = s.ids[:0]
+		for _, o := range list[1 : 1+n] {
+			if !slices.ContainsFunc(sel, func(x cand) bool { return x.id == o }) {
+				s.ids = append(s.ids, o)
+				s.vecs = append(s.vecs, ix.vec(o))
+			}
+		}
+		s.scores = dotBatchInto(s.scores, ix.vec(id), s.vecs)
+		for j, o := range s.ids {
+			s.pool = append(s.pool, cand{score: s.scores[j], id: o})
+		}
+	}
+	ix.writeLocked(s, list, s.pool)
+}
+
+// connect adds x to the neighbours of nb on layer l; x.score is their
+// similarity.
+func (ix *Index) connect(s *scratch, nb uint32, x cand, l int) {
+	c, i := ix.chunkOf(nb)
+	c.mu[i].Lock()
+	defer c.mu[i].Unlock()
+	list := ix.listLocked(c, i, l)
+	n := int(list[0])
+	if n < len(list)-1 {
+		list[1+n] = x.id
+		list[0]++
+		return
+	}
+	s.vecs = s.vecs[:0]
+	for _, o := range list[1 : 1+n] {
+		s.vecs = append(s.vecs, ix.vec(o))
+	}
+	s.scores = dotBatchInto(s.scores, ix.vec(nb), s.vecs)
+	s.pool = append(s.pool[:0], x)
+	for j, o := range list[1 : 1+n] {
+		s.pool = append(s.pool, cand{score: s.scores[j], id: o})
+	}
+	ix.writeLocked(s, list, s.pool)
+}
+
+// writeLocked stores the candidates in a neighbour list (count first),
+// pruned with the heuristic when there are more than it holds, and zeroes
+// the unused slots. The caller holds the list's mutex.
+func (ix *Index) writeLocked(s *scratch, list []uint32, pool []cand) {
+	capacity := len(list) - 1
+	if len(pool) > capacity {
+		slices.SortFunc(pool, compareCand)
+		s.kept = ix.selectNeighbours(s.kept[:0], pool, capacity)
+		pool = s.kept
+	}
+	list[0] = uint32(len(pool))
+	for j := range capacity {
+		if j < len(pool) {
+			list[1+j] = pool[j].id
+		} else {
+			list[1+j] = 0
+		}
+	}
+}
