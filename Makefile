@@ -18,9 +18,21 @@ test:
 build:
 	go build -o nexus ./cmd/nexus
 
+FUZZTIME ?= 30s
 fuzz:
-	go test -run '^$$' -fuzz FuzzParseID -fuzztime 30s .
-	go test -run '^$$' -fuzz FuzzCanonicalMetadata -fuzztime 30s .
+	go test -run '^$$' -fuzz FuzzParseID -fuzztime $(FUZZTIME) .
+	go test -run '^$$' -fuzz FuzzCanonicalMetadata -fuzztime $(FUZZTIME) .
+	go test -run '^$$' -fuzz FuzzParseIndex -fuzztime $(FUZZTIME) ./gitstore/
+	go test -run '^$$' -fuzz FuzzDecodeDraft -fuzztime $(FUZZTIME) ./httpapi/
+	go test -run '^$$' -fuzz FuzzDecodeSearch -fuzztime $(FUZZTIME) ./httpapi/
+	go test -run '^$$' -fuzz FuzzDecodeDocs -fuzztime $(FUZZTIME) ./search/
+	go test -run '^$$' -fuzz FuzzDecodeSegment -fuzztime $(FUZZTIME) ./search/
+	go test -run '^$$' -fuzz FuzzRead -fuzztime $(FUZZTIME) ./keyword/
+	go test -run '^$$' -fuzz FuzzAnalyze -fuzztime $(FUZZTIME) ./keyword/
+	go test -run '^$$' -fuzz FuzzRead -fuzztime $(FUZZTIME) ./vector/
+	go test -run '^$$' -fuzz FuzzDecodeResponse -fuzztime $(FUZZTIME) ./embed/
+	go test -run '^$$' -fuzz FuzzErrorBodyMessage -fuzztime $(FUZZTIME) ./embed/
+	go test -run '^$$' -fuzz FuzzParseRetryAfter -fuzztime $(FUZZTIME) ./internal/retry/
 
 bench:
 	go test -run '^$$' -bench . -benchtime 3s ./gitstore/

@@ -99,3 +99,28 @@ func checkIDResponse(t *testing.T, srv http.Handler, u *url.URL, validID bool) {
 		t.Fatalf("GET %s: status %d, want 400 or 404", u, w.Code)
 	}
 }
+
+// The search decoder fails with an invalid error or yields a request whose
+// validation does not panic and, when it passes, has its defaults filled.
+func FuzzDecodeSearch(f *testing.F) {
+	for _, seed := range []string{
+		`{"query":"x"}`, `{"query":"a b","mode":"semantic","limit":5,"metadata":{"k":"v","n":1.5,"b":true,"z":null}}`,
+		`{"query":"x","since":"2026-01-01T00:00:00Z","until":"2025-01-01T00:00:00Z"}`, `{"query":"x","thread_id":"../x"}`,
+		`{"query":"x","limit":1e400}`, `{"query":"x","min_score":-1}`, `{"Query":"x"}`, `{"query":"x","query":"y"}`,
+		`{"metadata":{"k":{}}}`, `{"query":"x","as_of":7}`, `[]`, ``,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := httpapi.DecodeSearch(body)
+		if err != nil {
+			if nexus.ErrorCode(err) != nexus.EInvalid {
+				t.Fatalf("decode error %v is not invalid", err)
+			}
+			return
+		}
+		if req.Validate(true) == nil && (req.Limit < 1 || req.Limit > nexus.MaxSearchLimit || req.Mode == "") {
+			t.Fatalf("validated request %+v lacks defaults", req)
+		}
+	})
+}

@@ -1,0 +1,62 @@
+package search
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/nexus-mem/nexus"
+)
+
+// Decoders of the saved docs table and of vector segments never panic on
+// damaged input, and a table they accept has no reference out of range.
+func FuzzDecodeDocs(f *testing.F) {
+	t := newTable()
+	var gen nexus.IDGenerator
+	now := time.Now()
+	for i := range 3 {
+		c := &nexus.Context{ID: gen.New(now), Namespace: "n", Type: nexus.TypeMemory, AgentID: "a", Timestamp: now,
+			Metadata: json.RawMessage(`{"k":"v","n":1}`)}
+		if i > 0 {
+			c.ParentID = t.docs[i-1].id
+		}
+		t.add(c)
+	}
+	f.Add(encodeDocs(t, []uint32{1}))
+	f.Add(encodeDocs(newTable(), nil))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tab, noVec, err := decodeDocs(b)
+		if err != nil {
+			return
+		}
+		for i, d := range tab.docs {
+			if int(d.ns) >= len(tab.strs) || int(d.parent) >= i || int(d.root) > i {
+				t.Fatalf("doc %d: references out of range", i)
+			}
+		}
+		for _, o := range noVec {
+			if int(o) >= len(tab.docs) {
+				t.Fatalf("waiting doc %d out of range", o)
+			}
+		}
+	})
+}
+
+func FuzzDecodeSegment(f *testing.F) {
+	var gen nexus.IDGenerator
+	ids := []nexus.ID{gen.New(time.Now()), gen.New(time.Now())}
+	f.Add(encodeSegment("m", 3, ids, [][]float32{{1, 0, 0}, {0, 1, 0}}))
+	f.Add(encodeSegment("m", 3, nil, nil))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n := 0
+		err := decodeSegment(b, "m", 3, func(id nexus.ID, v []float32) {
+			if len(v) != 3 || nexus.CheckVector(v, 3) != nil {
+				t.Fatalf("bad vector passed on: %v", v)
+			}
+			n++
+		})
+		if err != nil && n > 0 {
+			t.Fatal("vectors passed on from a segment that failed")
+		}
+	})
+}
