@@ -163,6 +163,29 @@ func (s *Server) livez(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, status{"ok"})
 }
 
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	h := nexus.CheckHealth(r.Context(), nil)
+	if s.health != nil {
+		h = s.health(r.Context())
+	}
+	code := http.StatusOK
+	if h.Status == nexus.StatusUnhealthy {
+		code = http.StatusServiceUnavailable
+	}
+	return writeJSON(w, code, h)
+}
+
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) error {
+	if s.metrics == nil {
+		return nexus.Errorf(nexus.ENotFound, "metrics are not enabled on this server")
+	}
+	s.metrics.ServeHTTP(w, r)
+	return nil
+}
+
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	if s.ready != nil {
 		if err := s.ready(); err != nil {

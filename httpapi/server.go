@@ -37,6 +37,11 @@ type Options struct {
 	// Searcher answers POST /v1/search and GET /v1/contexts/{id}/related;
 	// without one they answer 503.
 	Searcher nexus.Searcher
+	// Health answers GET /health (200 unless a component is unhealthy,
+	// then 503); nil reports only that the process is up.
+	Health func(ctx context.Context) nexus.Health
+	// Metrics serves GET /metrics; nil answers 404.
+	Metrics http.Handler
 }
 
 // Server serves a [nexus.Store] over HTTP. It is an [http.Handler].
@@ -49,6 +54,8 @@ type Server struct {
 	log      *slog.Logger
 	ready    func() error
 	searcher nexus.Searcher
+	health   func(ctx context.Context) nexus.Health
+	metrics  http.Handler
 	mux      *http.ServeMux
 }
 
@@ -68,6 +75,8 @@ func NewServer(store nexus.Store, opts Options) *Server {
 		log:      opts.Logger,
 		ready:    opts.Ready,
 		searcher: opts.Searcher,
+		health:   opts.Health,
+		metrics:  opts.Metrics,
 		mux:      http.NewServeMux(),
 	}
 	s.raw, _ = store.(rawGetter)
@@ -94,6 +103,8 @@ func (s *Server) routes() {
 	s.handle("POST /v1/search", s.searchContexts)
 	s.handle("GET /v1/log", s.journal)
 	s.handle("GET /livez", s.livez)
+	s.handle("GET /health", s.healthz)
+	s.handle("GET /metrics", s.serveMetrics)
 	s.handle("GET /readyz", s.readyz)
 }
 

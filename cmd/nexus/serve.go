@@ -21,6 +21,7 @@ import (
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/gitstore"
 	"github.com/nexus-mem/nexus/httpapi"
+	"github.com/nexus-mem/nexus/metrics"
 	"github.com/nexus-mem/nexus/search"
 )
 
@@ -122,10 +123,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		closeAll(engine, store)
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
+	health, mets := observe(store, engine, cfg.data)
 	srv := &http.Server{
 		Handler: httpapi.NewServer(store, httpapi.Options{
 			Token: token, MaxBodyBytes: int64(cfg.maxContent)*6 + 256<<10, Logger: logger, Ready: store.Ready,
-			Searcher: searcher,
+			Searcher: searcher, Health: health, Metrics: mets.Handler(),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
@@ -135,6 +137,29 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logger.Info("nexus serving", "addr", "http://"+ln.Addr().String(), "data", cfg.data, "contexts", store.Len(), "head", store.Head())
 	fmt.Fprintf(stdout, "nexus listening on http://%s (data %s, %d contexts)\n", ln.Addr(), cfg.data, store.Len())
 	return serveUntilDone(ctx, srv, ln, engine, store, cfg.shutdownWait, logger)
+}
+
+// observe builds the node's health check and metrics from its parts.
+func observe(store *gitstore.Store, engine *search.Engine, data string) (func(context.Context) nexus.Health, *metrics.Metrics) {
+	checkers := store.HealthCheckers()
+	src := metrics.Sources{
+		Contexts: store.Len,
+		Cache: func() metrics.CacheFigures {
+			c := store.CacheStats()
+			return metrics.CacheFigures{Entries: int64(c.Entries), Bytes: c.Bytes, Hits: c.Hits, Misses: c.Misses, CorruptDrops: c.CorruptDrops}
+		},
+		DataDir: data,
+	}
+	if engine != nil {
+		checkers[nexus.ComponentIndex] = engine
+		src.Index = func() metrics.IndexFigures {
+			st := engine.Stats()
+			return metrics.IndexFigures{Indexed: st.Indexed, Lag: st.Lag, NoVector: st.NoVector, LogFailures: st.LogFailures}
+		}
+	}
+	health := func(ctx context.Context) nexus.Health { return nexus.CheckHealth(ctx, checkers) }
+	src.Health = health
+	return health, metrics.New(src)
 }
 
 // closeAll closes the search engine (if any), then the store.

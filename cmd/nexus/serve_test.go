@@ -2,7 +2,10 @@ package main_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os/exec"
 	"strings"
 	"sync"
@@ -175,5 +178,53 @@ func TestCLI_Search(t *testing.T) {
 	b, err := exec.Command(binary, "reindex", "--data", data).CombinedOutput()
 	if err != nil || !strings.Contains(string(b), "indexed 4 contexts with nexus-hash-v1-384") {
 		t.Fatalf("reindex: %v\n%s", err, b)
+	}
+}
+
+// /health reports every component in the recovery design's shape and
+// /metrics exposes the node's figures, from the real binary.
+func TestServe_HealthAndMetrics(t *testing.T) {
+	p := startServe(t, t.TempDir())
+	defer func() { p.cmd.Process.Signal(syscall.SIGTERM); p.cmd.Wait() }()
+	c := httpapi.NewClient(p.url)
+	for i := range 5 {
+		if _, err := c.Put(context.Background(), nexus.Draft{Type: nexus.TypeMemory, Content: fmt.Sprint("note ", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := http.Get(p.url + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h nexus.Health
+	json.NewDecoder(resp.Body).Decode(&h)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || h.Status != nexus.StatusHealthy {
+		t.Fatalf("health %d %+v", resp.StatusCode, h)
+	}
+	want := map[string]string{
+		nexus.ComponentGit: nexus.StatusHealthy, nexus.ComponentStore: nexus.StatusHealthy, nexus.ComponentCache: nexus.StatusHealthy,
+		nexus.ComponentIndex: nexus.StatusHealthy, nexus.ComponentAgents: nexus.StatusDisabled,
+	}
+	for name, st := range want {
+		got := h.Components[name]
+		if got.Status != st || got.Timestamp.IsZero() {
+			t.Errorf("%s: %+v, want %s", name, got, st)
+		}
+	}
+	if n := h.Components[nexus.ComponentStore].Details["contexts"]; n != float64(5) {
+		t.Errorf("context_manager details: %v", h.Components[nexus.ComponentStore].Details)
+	}
+	resp, err = http.Get(p.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, s := range []string{"nexus_contexts 5\n", "nexus_index_lag_contexts ", "nexus_cache_hit_ratio ", "nexus_disk_free_bytes ",
+		`nexus_component_status{component="semantic_index",status="healthy"} 1`, "nexus_uptime_seconds "} {
+		if !strings.Contains(string(b), s) {
+			t.Errorf("metrics lack %q", s)
+		}
 	}
 }

@@ -1,0 +1,82 @@
+package gitstore
+
+import (
+	"context"
+
+	"github.com/nexus-mem/nexus"
+)
+
+// HealthCheckers returns the checkers of the store's components: the git
+// repository, the context catalog and the L1 cache.
+func (s *Store) HealthCheckers() map[string]nexus.HealthChecker {
+	return map[string]nexus.HealthChecker{
+		nexus.ComponentGit:   nexus.HealthFunc(s.gitHealth),
+		nexus.ComponentStore: nexus.HealthFunc(s.catalogHealth),
+		nexus.ComponentCache: nexus.HealthFunc(s.cacheHealth),
+	}
+}
+
+// gitHealth: the ref is readable and the writer has not stopped on an
+// uncertain write.
+func (s *Store) gitHealth(context.Context) nexus.ComponentHealth {
+	s.repo.mu.RLock()
+	packs := len(s.repo.packs)
+	var bytes int64
+	for _, p := range s.repo.packs {
+		bytes += p.size
+	}
+	s.repo.mu.RUnlock()
+	details := map[string]any{"packs": packs, "pack_bytes": bytes}
+	if err := s.failure(); err != nil {
+		return nexus.ComponentHealth{Status: nexus.StatusUnhealthy, Error: nexus.ErrorMessage(err), Details: details}
+	}
+	head, err := s.repo.readRef()
+	if err != nil {
+		return nexus.ComponentHealth{Status: nexus.StatusUnhealthy, Error: "cannot read " + mainRef + ": " + err.Error(), Details: details}
+	}
+	details["head"] = head.String()
+	return nexus.ComponentHealth{Status: nexus.StatusHealthy, Details: details}
+}
+
+// catalogHealth: the catalog reflects the head main points to.
+func (s *Store) catalogHealth(context.Context) nexus.ComponentHealth {
+	s.cat.mu.RLock()
+	head, n := s.cat.head, len(s.cat.ordered)
+	s.cat.mu.RUnlock()
+	details := map[string]any{"contexts": n, "head": head.String()}
+	onDisk, err := s.repo.readRef()
+	switch {
+	case err != nil:
+		return nexus.ComponentHealth{Status: nexus.StatusUnhealthy, Error: err.Error(), Details: details}
+	case onDisk != head && s.failure() == nil:
+		// A group commit may be between moving the ref and updating the
+		// catalog: look again before calling it a fault.
+		s.cat.mu.RLock()
+		head = s.cat.head
+		s.cat.mu.RUnlock()
+		if onDisk2, _ := s.repo.readRef(); onDisk2 != head {
+			return nexus.ComponentHealth{Status: nexus.StatusDegraded, Details: details,
+				Error: "catalog at " + head.String() + " while main is at " + onDisk2.String()}
+		}
+	}
+	return nexus.ComponentHealth{Status: nexus.StatusHealthy, Details: details}
+}
+
+// cacheHealth reports the L1 cache; entries that failed their checksum
+// make it degraded (they were dropped and reloaded from git).
+func (s *Store) cacheHealth(context.Context) nexus.ComponentHealth {
+	st := s.cache.stats()
+	rate := 0.0
+	if st.Hits+st.Misses > 0 {
+		rate = float64(st.Hits) / float64(st.Hits+st.Misses)
+	}
+	h := nexus.ComponentHealth{Status: nexus.StatusHealthy, Details: map[string]any{
+		"entries": st.Entries, "bytes": st.Bytes, "max_bytes": st.MaxBytes, "hits": st.Hits, "misses": st.Misses,
+		"hit_rate": rate, "corrupt_drops": st.CorruptDrops,
+	}}
+	if st.CorruptDrops > 0 {
+		h.Status = nexus.StatusDegraded
+		h.Error = "cache entries failed their checksum and were reloaded from git"
+	}
+	return h
+}

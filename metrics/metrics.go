@@ -1,0 +1,142 @@
+// Package metrics exposes a node's figures to Prometheus.
+//
+// # Basics
+//
+// [New] builds a registry whose collectors read their values from the
+// node at scrape time through [Sources] (plain functions, so that this
+// package knows no other part of Nexus), plus the Go and process
+// collectors. [Metrics.Handler] serves it in the Prometheus text format.
+//
+// # Caveats
+//
+// A source left nil is not registered: its metrics are absent rather than
+// zero, so a missing part is never mistaken for a healthy one.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/nexus-mem/nexus"
+)
+
+// CacheFigures are the L1 cache's counters.
+type CacheFigures struct {
+	Entries, Bytes, Hits, Misses, CorruptDrops int64
+}
+
+// IndexFigures are the search index's figures.
+type IndexFigures struct {
+	Indexed, Lag, NoVector int
+	LogFailures            int64
+}
+
+// Sources are where the metrics read from; nil fields are left out.
+type Sources struct {
+	Health   func(ctx context.Context) nexus.Health
+	Contexts func() int
+	Cache    func() CacheFigures
+	Index    func() IndexFigures
+	// DataDir is the data directory whose file system's free space is
+	// reported.
+	DataDir string
+}
+
+// Metrics is a registry of a node's metrics.
+type Metrics struct {
+	reg   *prometheus.Registry
+	start time.Time
+}
+
+// New registers the collectors of src.
+func New(src Sources) *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry(), start: time.Now()}
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.gauge("nexus_uptime_seconds", "Seconds since the node started.", func() float64 { return time.Since(m.start).Seconds() })
+	if src.Contexts != nil {
+		m.gauge("nexus_contexts", "Contexts stored.", func() float64 { return float64(src.Contexts()) })
+	}
+	if src.Cache != nil {
+		m.counter("nexus_cache_hits_total", "L1 cache hits.", func() float64 { return float64(src.Cache().Hits) })
+		m.counter("nexus_cache_misses_total", "L1 cache misses.", func() float64 { return float64(src.Cache().Misses) })
+		m.counter("nexus_cache_corrupt_drops_total", "L1 cache entries that failed their checksum and were reloaded from git.",
+			func() float64 { return float64(src.Cache().CorruptDrops) })
+		m.gauge("nexus_cache_bytes", "Bytes held by the L1 cache.", func() float64 { return float64(src.Cache().Bytes) })
+		m.gauge("nexus_cache_hit_ratio", "L1 cache hits over lookups since start (0 before the first lookup).", func() float64 {
+			c := src.Cache()
+			if c.Hits+c.Misses == 0 {
+				return 0
+			}
+			return float64(c.Hits) / float64(c.Hits+c.Misses)
+		})
+	}
+	if src.Index != nil {
+		m.gauge("nexus_index_lag_contexts", "Stored contexts not yet in the search index.", func() float64 { return float64(src.Index().Lag) })
+		m.gauge("nexus_index_contexts", "Contexts in the search index.", func() float64 { return float64(src.Index().Indexed) })
+		m.gauge("nexus_index_waiting_embedding", "Indexed contexts waiting for an embedding (the embedder failed).",
+			func() float64 { return float64(src.Index().NoVector) })
+		m.counter("nexus_index_vector_log_failures_total", "Embeddings that could not be kept in git.",
+			func() float64 { return float64(src.Index().LogFailures) })
+	}
+	if src.DataDir != "" {
+		m.gauge("nexus_disk_free_bytes", "Bytes available to the node on the data directory's file system.", func() float64 {
+			var st syscall.Statfs_t
+			if err := syscall.Statfs(src.DataDir, &st); err != nil {
+				return -1
+			}
+			return float64(st.Bavail) * float64(st.Bsize)
+		})
+	}
+	if src.Health != nil {
+		m.reg.MustRegister(&healthCollector{check: src.Health, desc: prometheus.NewDesc("nexus_component_status",
+			"Health of each component: 1 for the status it is in, 0 for the others.", []string{"component", "status"}, nil)})
+	}
+	return m
+}
+
+func (m *Metrics) gauge(name, help string, f func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+}
+
+func (m *Metrics) counter(name, help string, f func() float64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
+}
+
+// Registry is where other parts register their own collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the metrics in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// healthCollector turns the node's health into one series per component
+// and status.
+type healthCollector struct {
+	check func(ctx context.Context) nexus.Health
+	desc  *prometheus.Desc
+}
+
+func (c *healthCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *healthCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	h := c.check(ctx)
+	for _, name := range nexus.Components {
+		got := h.Components[name].Status
+		for _, st := range []string{nexus.StatusHealthy, nexus.StatusDegraded, nexus.StatusUnhealthy, nexus.StatusDisabled} {
+			v := 0.0
+			if st == got {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, name, st)
+		}
+	}
+}

@@ -1,0 +1,25 @@
+package search
+
+import (
+	"context"
+
+	"github.com/nexus-mem/nexus"
+)
+
+// CheckHealth reports the search index: degraded while the embedder
+// fails, contexts wait for a vector, or a model change is under way.
+func (e *Engine) CheckHealth(context.Context) nexus.ComponentHealth {
+	st := e.Stats()
+	h := nexus.ComponentHealth{Status: nexus.StatusHealthy, Details: map[string]any{
+		"indexed": st.Indexed, "lag": st.Lag, "no_vector": st.NoVector, "model": st.Model,
+		"dimension": st.Dimension, "log_failures": st.LogFailures,
+	}}
+	if prev := e.Migration(); prev != "" {
+		h.Status = nexus.StatusDegraded
+		h.Details["migrating_from"] = prev
+	}
+	if st.Degraded != "" {
+		h.Status, h.Error = nexus.StatusDegraded, st.Degraded
+	}
+	return h
+}
