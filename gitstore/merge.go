@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math/bits"
-	"os"
 	"path/filepath"
 	"sort"
 )
@@ -235,16 +234,7 @@ func (s *Store) copyObject(pw *packWriter, p *pack, e packEntry, data []byte, en
 // pack that the next open removes).
 func (r *repo) replacePacks(old []*pack, data []byte, idx *packIndex) error {
 	name := "pack-" + idx.packSum().String()
-	packTmp, err := stageFile(r.spares, r.packDir, data)
-	if err != nil {
-		return err
-	}
-	idxTmp, err := stageFile(r.spares, r.packDir, idx.data)
-	if err != nil {
-		os.Remove(packTmp)
-		return err
-	}
-	if err := r.installPack(name, idx, packTmp, idxTmp); err != nil {
+	if err := r.writePack(data, idx); err != nil {
 		return err
 	}
 	gone := map[*pack]bool{}

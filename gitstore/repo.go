@@ -217,17 +217,7 @@ func (r *repo) hasObject(h Hash) bool {
 // fsyncing the files from parallel goroutines was measured slower here
 // (docs/STORAGE.md).
 func (r *repo) commitPack(data []byte, idx *packIndex, ref string, head Hash, afterPack func() error) error {
-	name := "pack-" + idx.packSum().String()
-	packTmp, err := stageFile(r.spares, r.packDir, data)
-	if err != nil {
-		return err
-	}
-	idxTmp, err := stageFile(r.spares, r.packDir, idx.data)
-	if err != nil {
-		os.Remove(packTmp)
-		return err
-	}
-	if err := r.installPack(name, idx, packTmp, idxTmp); err != nil {
+	if err := r.writePack(data, idx); err != nil {
 		return err
 	}
 	if err := afterPack(); err != nil {
@@ -280,6 +270,21 @@ func (r *repo) moveRef(ref string, head Hash) error {
 		}
 	}
 	return syncDir(refDir)
+}
+
+// writePack stages a pack and its index in fsynced temp files, then
+// installs them.
+func (r *repo) writePack(data []byte, idx *packIndex) error {
+	packTmp, err := stageFile(r.spares, r.packDir, data)
+	if err != nil {
+		return err
+	}
+	idxTmp, err := stageFile(r.spares, r.packDir, idx.data)
+	if err != nil {
+		os.Remove(packTmp)
+		return err
+	}
+	return r.installPack("pack-"+idx.packSum().String(), idx, packTmp, idxTmp)
 }
 
 // installPack renames a staged pack and index into place, fsyncs the

@@ -224,6 +224,12 @@ func (r *reporter) l1(ctx context.Context, data string) error {
 // fillTo adds contexts to the store in data until it holds n, in group
 // commits of 1024 through Apply (the path replication uses).
 func fillTo(ctx context.Context, data string, n, size int) error {
+	return fillWith(ctx, data, n, nil, func(int) (string, string) { return benchPayload(size), "{}" })
+}
+
+// fillWith adds contexts made by text(i) (content and metadata) to the
+// store in data until it holds n, in Apply batches of 1024.
+func fillWith(ctx context.Context, data string, n int, progress func(done, total int), text func(i int) (string, string)) error {
 	s, err := gitstore.Open(data, gitstore.Options{})
 	if err != nil {
 		return err
@@ -235,13 +241,17 @@ func fillTo(ctx context.Context, data string, n, size int) error {
 		batch := make([]*nexus.Context, 0, 1024)
 		for i := 0; i < 1024 && s.Len()+len(batch) < n; i++ {
 			t = t.Add(time.Microsecond)
+			content, meta := text(s.Len() + len(batch))
 			c := &nexus.Context{ID: gen.New(t), Namespace: "bench", Type: nexus.TypeObservation, AgentID: "fill",
-				Timestamp: t, Metadata: []byte("{}"), Content: benchPayload(size)}
+				Timestamp: t, Metadata: []byte(meta), Content: content}
 			c.SemanticHash = nexus.SemanticHash(c.Type, c.Content, c.Metadata)
 			batch = append(batch, c)
 		}
 		if _, err := s.Apply(ctx, batch); err != nil {
 			return err
+		}
+		if progress != nil {
+			progress(s.Len(), n)
 		}
 	}
 	return nil

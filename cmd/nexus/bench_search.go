@@ -169,13 +169,15 @@ func (b *searchBench) run(ctx context.Context) error {
 		return fmt.Errorf("reloaded index holds %d of %d contexts", got, b.n)
 	}
 	e.Close()
-	files, _ := os.ReadDir(idx)
 	var size int64
-	for _, f := range files {
-		if info, err := f.Info(); err == nil {
-			size += info.Size()
+	filepath.WalkDir(idx, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				size += info.Size()
+			}
 		}
-	}
+		return err
+	})
 	if err := os.RemoveAll(idx); err != nil {
 		return err
 	}
@@ -193,30 +195,10 @@ func (b *searchBench) run(ctx context.Context) error {
 
 // fill writes the synthetic memory through Apply, in batches of 1024.
 func (b *searchBench) fill(ctx context.Context, data string) error {
-	s, err := gitstore.Open(data, gitstore.Options{})
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	var gen nexus.IDGenerator
-	t := time.Now()
-	progress := newProgress(b.log, "store")
-	for done := 0; done < b.n; {
-		batch := make([]*nexus.Context, 0, 1024)
-		for ; len(batch) < 1024 && done < b.n; done++ {
-			t = t.Add(time.Microsecond)
-			c := &nexus.Context{ID: gen.New(t), Namespace: "bench", Type: nexus.TypeObservation, AgentID: "fill",
-				Timestamp: t, Metadata: []byte(fmt.Sprintf(`{"topic":%d}`, done%len(b.gen.topics))),
-				Content: b.gen.text(done%len(b.gen.topics), 40)}
-			c.SemanticHash = nexus.SemanticHash(c.Type, c.Content, c.Metadata)
-			batch = append(batch, c)
-		}
-		if _, err := s.Apply(ctx, batch); err != nil {
-			return err
-		}
-		progress(done, b.n)
-	}
-	return nil
+	topics := len(b.gen.topics)
+	return fillWith(ctx, data, b.n, newProgress(b.log, "store"), func(i int) (string, string) {
+		return b.gen.text(i%topics, 40), fmt.Sprintf(`{"topic":%d}`, i%topics)
+	})
 }
 
 // build opens an engine on an empty index directory and times its
