@@ -105,3 +105,21 @@ func (c *cache) stats() CacheStats {
 		Hits: c.hits.Load(), Misses: c.misses.Load(), CorruptDrops: c.corrupt.Load(),
 	}
 }
+
+// verifyAll checks every entry against its checksum, drops the bad ones
+// and returns how many it dropped.
+func (c *cache) verifyAll() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for el := c.ll.Front(); el != nil; {
+		next := el.Next()
+		if it := el.Value.(*cacheItem); crc32.Checksum(it.b, castagnoli) != it.crc {
+			c.removeLocked(el)
+			c.corrupt.Add(1)
+			n++
+		}
+		el = next
+	}
+	return n
+}

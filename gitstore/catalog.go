@@ -291,3 +291,8 @@ func decodeEntry(r *bufio.Reader) (*entry, error) {
 	e.size = uint32(size)
 	return e, nil
 }
+
+// replaceLocked takes the contents of f (which is not used afterwards).
+func (c *catalog) replaceLocked(f *catalog) {
+	c.head, c.byID, c.ordered, c.children, c.leafFill, c.strs = f.head, f.byID, f.ordered, f.children, f.leafFill, f.strs
+}

@@ -193,3 +193,26 @@ func (s *Store) background() {
 		}
 	}
 }
+
+// RebuildCatalog replaces the catalog with one built from git alone and
+// saves it. A group commit that lands meanwhile makes it build again.
+func (s *Store) RebuildCatalog() error {
+	for {
+		s.cat.mu.RLock()
+		head := s.cat.head
+		s.cat.mu.RUnlock()
+		fresh := &Store{repo: s.repo, trees: newTrees(s.repo), cat: newCatalog(), opts: s.opts}
+		fresh.opts.Progress = nil
+		if err := fresh.catchUp(head); err != nil {
+			return err
+		}
+		s.cat.mu.Lock()
+		if s.cat.head != head {
+			s.cat.mu.Unlock()
+			continue
+		}
+		s.cat.replaceLocked(fresh.cat)
+		s.cat.mu.Unlock()
+		return s.cat.save(s.dir)
+	}
+}

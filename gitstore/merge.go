@@ -71,6 +71,8 @@ func (r *repo) mergeCandidates(fanIn int) []*pack {
 
 // mergeOnce merges one full tier. It reports whether it merged anything.
 func (s *Store) mergeOnce() (bool, error) {
+	s.mergeMu.Lock()
+	defer s.mergeMu.Unlock()
 	cands := s.repo.mergeCandidates(s.opts.MergePacks)
 	if len(cands) == 0 {
 		return false, nil

@@ -74,6 +74,7 @@ type Store struct {
 	reqs      chan *request
 	closing   chan struct{}
 	mergeKick chan struct{}
+	mergeMu   sync.Mutex // held by a merge, and by a deep fsck to pause merging
 	wg        sync.WaitGroup
 	close     sync.Once
 

@@ -186,6 +186,29 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+func (s *Server) adminFsck(w http.ResponseWriter, r *http.Request) error {
+	if s.fsck == nil {
+		return nexus.Errorf(nexus.ENotFound, "fsck is not enabled on this server")
+	}
+	q, err := parseQuery(r, "deep")
+	if err != nil {
+		return err
+	}
+	deep := false
+	switch q["deep"] {
+	case "", "false", "0":
+	case "true", "1":
+		deep = true
+	default:
+		return nexus.Errorf(nexus.EInvalid, "deep %q: want true or false", clip(q["deep"], 20))
+	}
+	rep, err := s.fsck(r.Context(), deep)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, rep)
+}
+
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	if s.ready != nil {
 		if err := s.ready(); err != nil {

@@ -42,6 +42,9 @@ type Options struct {
 	Health func(ctx context.Context) nexus.Health
 	// Metrics serves GET /metrics; nil answers 404.
 	Metrics http.Handler
+	// Fsck runs an integrity check for POST /v1/admin/fsck?deep=; its
+	// report is returned as JSON. nil answers 404.
+	Fsck func(ctx context.Context, deep bool) (any, error)
 }
 
 // Server serves a [nexus.Store] over HTTP. It is an [http.Handler].
@@ -56,6 +59,7 @@ type Server struct {
 	searcher nexus.Searcher
 	health   func(ctx context.Context) nexus.Health
 	metrics  http.Handler
+	fsck     func(ctx context.Context, deep bool) (any, error)
 	mux      *http.ServeMux
 }
 
@@ -77,6 +81,7 @@ func NewServer(store nexus.Store, opts Options) *Server {
 		searcher: opts.Searcher,
 		health:   opts.Health,
 		metrics:  opts.Metrics,
+		fsck:     opts.Fsck,
 		mux:      http.NewServeMux(),
 	}
 	s.raw, _ = store.(rawGetter)
@@ -105,6 +110,7 @@ func (s *Server) routes() {
 	s.handle("GET /livez", s.livez)
 	s.handle("GET /health", s.healthz)
 	s.handle("GET /metrics", s.serveMetrics)
+	s.handle("POST /v1/admin/fsck", s.adminFsck)
 	s.handle("GET /readyz", s.readyz)
 }
 

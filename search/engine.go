@@ -108,6 +108,7 @@ type Engine struct {
 	progress chan struct{}
 
 	root        string                 // Options.Dir: the parent of the model directories
+	loadErr     error                  // why the saved index was not loaded at open
 	prev        atomic.Pointer[Engine] // the previous model's engine, during a migration
 	known       map[nexus.ID][]float32 // vectors from the log, for a rebuild; guarded by stepMu
 	logFailures atomic.Int64           // vector log appends that failed
@@ -150,6 +151,7 @@ func open(src Source, emb nexus.Embedder, opts Options, dir string) (*Engine, er
 		progress: make(chan struct{}), kick: make(chan struct{}, 1), closing: make(chan struct{}),
 	}
 	if err := e.load(); err != nil {
+		e.loadErr = err
 		e.log.Warn("search index not loaded; rebuilding from the store", "reason", err)
 		if err := e.reset(); err != nil {
 			return nil, err

@@ -334,3 +334,16 @@ func decodeDocs(b []byte) (*table, []uint32, error) {
 	}
 	return t, noVec, nil
 }
+
+// VerifySaved checks the index saved under root for emb's model against
+// its checksums and against src, without serving it. No saved index is
+// not an error (the next open builds one).
+func VerifySaved(src Source, emb nexus.Embedder, root string) error {
+	opts := Options{}
+	opts.setDefaults()
+	e, err := open(src, emb, opts, modelDir(root, emb.Model()))
+	if err != nil {
+		return err
+	}
+	return e.loadErr
+}

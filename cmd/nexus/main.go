@@ -32,6 +32,7 @@ var commands = map[string]command{
 	"search":  {"search contexts by meaning and words", runSearch},
 	"related": {"print the contexts nearest to one by meaning", runRelated},
 	"reindex": {"rebuild the search indexes of a data directory (server stopped)", runReindex},
+	"fsck":    {"check (and repair derived state of) a data directory (server stopped)", runFsck},
 	"bench":   {"load-test a running server; report throughput and latency", runBench},
 }
 
@@ -55,6 +56,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if err := cmd.run(ctx, args[1:], stdout, stderr); err != nil {
 		var ue usageError
+		var ec exitCode
+		if errors.As(err, &ec) {
+			fmt.Fprintf(stderr, "nexus %s: %s\n", args[0], ec.msg)
+			return ec.code
+		}
 		if errors.As(err, &ue) {
 			fmt.Fprintf(stderr, "nexus %s: %v\n", args[0], err)
 			return 2

@@ -128,6 +128,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Handler: httpapi.NewServer(store, httpapi.Options{
 			Token: token, MaxBodyBytes: int64(cfg.maxContent)*6 + 256<<10, Logger: logger, Ready: store.Ready,
 			Searcher: searcher, Health: health, Metrics: mets.Handler(),
+			Fsck: func(ctx context.Context, deep bool) (any, error) { return store.Fsck(ctx, deep) },
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -221,10 +223,75 @@ func TestServe_HealthAndMetrics(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	resp, err = http.Post(p.url+"/v1/admin/fsck?deep=true", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Deep     bool  `json:"deep"`
+		Commits  int   `json:"commits"`
+		Problems []any `json:"problems"`
+	}
+	json.NewDecoder(resp.Body).Decode(&rep)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !rep.Deep || rep.Commits != 5 || len(rep.Problems) != 0 {
+		t.Fatalf("online fsck: %d %+v", resp.StatusCode, rep)
+	}
 	for _, s := range []string{"nexus_contexts 5\n", "nexus_index_lag_contexts ", "nexus_cache_hit_ratio ", "nexus_disk_free_bytes ",
 		`nexus_component_status{component="semantic_index",status="healthy"} 1`, "nexus_uptime_seconds "} {
 		if !strings.Contains(string(b), s) {
 			t.Errorf("metrics lack %q", s)
 		}
+	}
+}
+
+// `nexus fsck` on the real binary: clean (0), a damaged search index is
+// repaired (1) and the next start rebuilds it, a damaged repository is
+// reported (4) with what to do.
+func TestCLI_Fsck(t *testing.T) {
+	data := t.TempDir()
+	p := startServe(t, data)
+	c := httpapi.NewClient(p.url)
+	for i := range 10 {
+		if _, err := c.Put(context.Background(), nexus.Draft{Type: nexus.TypeMemory, Content: fmt.Sprint("fact ", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Search(context.Background(), nexus.SearchRequest{Query: "fact", Consistent: true}); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.cmd.Wait()
+	fsck := func() (string, int) {
+		out, err := exec.Command(binary, "fsck", "--data", data).CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	if out, code := fsck(); code != 0 || !strings.Contains(out, "search index: ok") || !strings.Contains(out, "\nclean\n") {
+		t.Fatalf("clean store: exit %d\n%s", code, out)
+	}
+	vecs, _ := filepath.Glob(filepath.Join(data, "index", "*", "vectors-*.bin"))
+	if len(vecs) != 1 {
+		t.Fatalf("index files: %v", vecs)
+	}
+	os.Truncate(vecs[0], 100)
+	if out, code := fsck(); code != 1 || !strings.Contains(out, "REPAIRED search index removed") {
+		t.Fatalf("damaged index: exit %d\n%s", code, out)
+	}
+	if out, code := fsck(); code != 0 || !strings.Contains(out, "search index: none") {
+		t.Fatalf("after repair: exit %d\n%s", code, out)
+	}
+	packs, _ := filepath.Glob(filepath.Join(data, "repo.git", "objects", "pack", "*.pack"))
+	b, _ := os.ReadFile(packs[0])
+	b[len(b)/2] ^= 0xff
+	os.WriteFile(packs[0], b, 0o644)
+	out, code := fsck()
+	if code != 4 || !strings.Contains(out, "PROBLEM") {
+		t.Fatalf("damaged repository: exit %d\n%s", code, out)
 	}
 }

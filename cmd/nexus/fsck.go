@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/nexus-mem/nexus/gitstore"
+	"github.com/nexus-mem/nexus/search"
+)
+
+// Exit codes of `nexus fsck`, after e2fsck: 0 clean, 1 problems found and
+// repaired, 4 problems left (the store is damaged).
+const (
+	fsckClean    = 0
+	fsckRepaired = 1
+	fsckDamaged  = 4
+)
+
+// exitCode is an error that carries the process's exit code.
+type exitCode struct {
+	code int
+	msg  string
+}
+
+func (e exitCode) Error() string { return e.msg }
+
+// fsckResult is what `nexus fsck --json` prints.
+type fsckResult struct {
+	Store    *gitstore.FsckReport `json:"store"`
+	Index    string               `json:"index"` // "ok", "none", or the problem
+	Repaired []string             `json:"repaired"`
+	Status   string               `json:"status"` // clean, repaired, damaged
+}
+
+func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("fsck", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", env("NEXUS_DATA", defaultData), "data directory (env NEXUS_DATA); the server must be stopped")
+	deep := fs.Bool("deep", true, "re-read every object and walk all history (false: refs and catalog only)")
+	repair := fs.Bool("repair", true, "rebuild damaged derived state (catalog, search index)")
+	asJSON := fs.Bool("json", false, "print JSON for scripts")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	res := &fsckResult{Repaired: []string{}}
+	store, err := gitstore.Open(*data, gitstore.Options{Progress: newProgress(stderr, "catalog")})
+	if err != nil {
+		return exitCode{fsckDamaged, fmt.Sprintf("the store cannot be opened: %s\n"+
+			"The git repository itself is damaged: restore it from a backup (`nexus backup list`), "+
+			"or inspect it with `git --git-dir %s fsck --full`.", describe(err), filepath.Join(*data, "repo.git"))}
+	}
+	defer store.Close()
+	if res.Store, err = store.Fsck(ctx, *deep); err != nil {
+		return err
+	}
+	res.Index = checkIndex(ctx, store, *data)
+	if *repair {
+		fsckRepair(res, store, *data)
+	}
+	switch {
+	case !res.Store.Clean():
+		res.Status = "damaged"
+	case len(res.Repaired) > 0:
+		res.Status = "repaired"
+	default:
+		res.Status = "clean"
+	}
+	if *asJSON {
+		printJSON(stdout, res)
+	} else {
+		printFsck(stdout, res)
+	}
+	switch res.Status {
+	case "damaged":
+		return exitCode{fsckDamaged, fmt.Sprintf("%d problems left: the repository is damaged", len(res.Store.Problems))}
+	case "repaired":
+		return exitCode{fsckRepaired, "problems found and repaired"}
+	}
+	return nil
+}
+
+// checkIndex verifies the saved search index against its checksums and
+// the store.
+func checkIndex(ctx context.Context, store *gitstore.Store, data string) string {
+	if _, err := os.Stat(indexDir(data)); os.IsNotExist(err) {
+		return "none"
+	}
+	emb, err := newEmbedder(ctx)
+	if err != nil {
+		return "cannot check: " + err.Error()
+	}
+	if err := search.VerifySaved(store, emb, indexDir(data)); err != nil {
+		return err.Error()
+	}
+	return "ok"
+}
+
+// fsckRepair rebuilds derived state that failed its checks: the catalog
+// (rebuilt from git by the next open) and the search index (rebuilt by the
+// next serve, taking vectors from git).
+func fsckRepair(res *fsckResult, store *gitstore.Store, data string) {
+	var left []gitstore.Problem
+	for _, p := range res.Store.Problems {
+		if p.Kind == "catalog" || p.Kind == "cache" {
+			continue
+		}
+		left = append(left, p)
+	}
+	if len(left) < len(res.Store.Problems) {
+		if err := store.RebuildCatalog(); err != nil {
+			left = append(left, gitstore.Problem{Kind: "catalog", Message: "rebuild failed: " + err.Error()})
+		} else {
+			res.Repaired = append(res.Repaired, "catalog rebuilt from git")
+		}
+	}
+	res.Store.Problems = left
+	if res.Index != "ok" && res.Index != "none" {
+		if err := os.RemoveAll(indexDir(data)); err == nil {
+			res.Repaired = append(res.Repaired, "search index removed: the server rebuilds it at start ("+res.Index+")")
+		}
+	}
+}
+
+func printFsck(w io.Writer, res *fsckResult) {
+	r := res.Store
+	mode := "fast"
+	if r.Deep {
+		mode = "deep"
+	}
+	fmt.Fprintf(w, "%s check of %s: %d packs, %d objects re-hashed, %d commits, %d context files in %s\n",
+		mode, r.Head, r.Packs, r.Objects, r.Commits, r.Contexts, r.Took.Round(1e6))
+	for _, p := range r.Problems {
+		fmt.Fprintf(w, "PROBLEM %s\n", p)
+	}
+	fmt.Fprintf(w, "search index: %s\n", res.Index)
+	for _, s := range res.Repaired {
+		fmt.Fprintf(w, "REPAIRED %s\n", s)
+	}
+	fmt.Fprintln(w, res.Status)
+}

@@ -1,0 +1,280 @@
+package gitstore
+
+import (
+	"context"
+	"crypto/sha1"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nexus-mem/nexus"
+)
+
+// Problem is one finding of a check, named precisely enough to act on.
+type Problem struct {
+	// Kind is one of: pack, object, ref, reachability, context, chain,
+	// catalog.
+	Kind    string `json:"kind"`
+	Object  string `json:"object,omitempty"` // object id or file
+	Path    string `json:"path,omitempty"`   // path in the snapshot, for contexts
+	Message string `json:"message"`
+}
+
+func (p Problem) String() string {
+	var b strings.Builder
+	b.WriteString(p.Kind)
+	if p.Object != "" {
+		b.WriteString(" " + p.Object)
+	}
+	if p.Path != "" {
+		b.WriteString(" (" + p.Path + ")")
+	}
+	return b.String() + ": " + p.Message
+}
+
+// FsckReport is the result of [Store.Fsck].
+type FsckReport struct {
+	Deep     bool          `json:"deep"`
+	Head     string        `json:"head"`
+	Packs    int           `json:"packs"`
+	Objects  int           `json:"objects"`  // objects re-hashed (deep)
+	Commits  int           `json:"commits"`  // commits walked on main (deep)
+	Contexts int           `json:"contexts"` // context files checked (deep)
+	Problems []Problem     `json:"problems"`
+	Took     time.Duration `json:"took_ns"`
+}
+
+// Clean reports whether the check found nothing.
+func (r *FsckReport) Clean() bool { return len(r.Problems) == 0 }
+
+func (r *FsckReport) add(kind, object, path, format string, args ...any) {
+	r.Problems = append(r.Problems, Problem{Kind: kind, Object: object, Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+// maxProblems bounds a report: past it, a store is damaged enough.
+const maxProblems = 1000
+
+// Fsck checks the repository and the catalog. The fast check (run at
+// every open) reads the refs, the head commit and the catalog's head. The
+// deep check also re-reads every pack (trailer checksum, CRC-32 of every
+// entry, SHA-1 of every object), walks main's whole history and every
+// snapshot tree (every object reachable, every context file well formed,
+// at its path, with a valid semantic hash, its parent present in the same
+// namespace), walks the side refs, verifies the L1 cache, and compares
+// the catalog with a rebuild from git. Pack merging waits while a deep
+// check runs; writes do not.
+func (s *Store) Fsck(ctx context.Context, deep bool) (*FsckReport, error) {
+	start := time.Now()
+	rep := &FsckReport{Deep: deep, Head: s.Head().String(), Problems: []Problem{}}
+	s.checkRefs(rep)
+	if deep {
+		s.mergeMu.Lock()
+		defer s.mergeMu.Unlock()
+		s.repo.mu.RLock()
+		packs := append([]*pack(nil), s.repo.packs...)
+		s.repo.mu.RUnlock()
+		rep.Packs = len(packs)
+		for _, p := range packs {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			s.checkPack(rep, p)
+		}
+		if err := s.walkMain(ctx, rep); err != nil {
+			return nil, err
+		}
+		if n := s.cache.verifyAll(); n > 0 {
+			rep.add("cache", "", "", "%d cache entries failed their checksum and were dropped", n)
+		}
+		if len(rep.Problems) == 0 {
+			if err := s.VerifyCatalog(); err != nil {
+				rep.add("catalog", catalogFile, "", "%v", err)
+			}
+		}
+	} else {
+		s.repo.mu.RLock()
+		rep.Packs = len(s.repo.packs)
+		s.repo.mu.RUnlock()
+	}
+	rep.Took = time.Since(start)
+	return rep, nil
+}
+
+// checkRefs reads main and the side refs and the commits they name.
+func (s *Store) checkRefs(rep *FsckReport) {
+	head, err := s.repo.readRef()
+	if err != nil {
+		rep.add("ref", mainRef, "", "%v", err)
+		return
+	}
+	if !head.IsZero() {
+		if _, err := s.readCommit(head); err != nil {
+			rep.add("ref", mainRef, "", "points to %s, which cannot be read: %s", head, nexus.ErrorMessage(err))
+		}
+	}
+	s.cat.mu.RLock()
+	catHead := s.cat.head
+	s.cat.mu.RUnlock()
+	if catHead != head && s.failure() == nil {
+		if again, _ := s.repo.readRef(); again != s.Head() { // not a commit in flight
+			rep.add("catalog", catalogFile, "", "reflects %s but main is at %s", catHead, again)
+		}
+	}
+}
+
+// checkPack re-reads a whole pack: trailer checksum, then every entry's
+// CRC-32 and object id.
+func (s *Store) checkPack(rep *FsckReport, p *pack) {
+	data := make([]byte, p.size)
+	if _, err := p.f.ReadAt(data, 0); err != nil {
+		rep.add("pack", p.name+".pack", "", "cannot be read: %v", err)
+		return
+	}
+	if sum := sha1.Sum(data[:len(data)-20]); Hash(sum) != Hash(data[len(data)-20:]) {
+		rep.add("pack", p.name+".pack", "", "checksum mismatch: the pack is damaged")
+	}
+	ents := p.idx.byOffset()
+	for i, e := range ents {
+		end := uint64(len(data) - 20)
+		if i+1 < len(ents) {
+			end = ents[i+1].offset
+		}
+		if _, err := checkEntry(p, e, data[:len(data)-20], end); err != nil {
+			rep.add("object", e.hash.String(), "", "%v", err)
+			continue
+		}
+		s.repo.mu.RLock()
+		t, obj, err := p.readAt(int64(e.offset), func(b Hash) (objType, []byte, error) { return s.repo.readObjectLocked(b, 1) }, 0)
+		s.repo.mu.RUnlock()
+		switch {
+		case err != nil:
+			rep.add("object", e.hash.String(), "", "in %s at offset %d: %v", p.name, e.offset, err)
+		case hashObject(t, obj) != e.hash:
+			rep.add("object", e.hash.String(), "", "in %s at offset %d: content hashes to %s", p.name, e.offset, hashObject(t, obj))
+		}
+		rep.Objects++
+		if len(rep.Problems) >= maxProblems {
+			return
+		}
+	}
+}
+
+// walkMain walks main's history and every tree of it once, checking that
+// every object is there and every context file is sound.
+func (s *Store) walkMain(ctx context.Context, rep *FsckReport) error {
+	head, err := s.repo.readRef()
+	if err != nil || head.IsZero() {
+		return nil // reported by checkRefs, or an empty store
+	}
+	seenTree := map[Hash]bool{}
+	seenBlob := map[Hash]bool{}
+	for h := head; !h.IsZero(); {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		data, err := s.repo.readTyped(h, objCommit)
+		if err != nil {
+			rep.add("reachability", h.String(), "", "commit on main: %v", err)
+			return nil
+		}
+		cm, err := decodeCommit(data)
+		if err != nil {
+			rep.add("object", h.String(), "", "commit on main does not parse: %v", err)
+			return nil
+		}
+		rep.Commits++
+		s.walkTree(rep, cm.tree, nil, seenTree, seenBlob)
+		if len(rep.Problems) >= maxProblems {
+			return nil
+		}
+		h = zeroHash
+		if len(cm.parents) > 0 {
+			h = cm.parents[0]
+		}
+	}
+	s.checkChains(rep, head)
+	return nil
+}
+
+// walkTree checks a snapshot tree (dirs is its path) and what it holds.
+func (s *Store) walkTree(rep *FsckReport, t Hash, dirs []string, seenTree, seenBlob map[Hash]bool) {
+	if seenTree[t] {
+		return
+	}
+	seenTree[t] = true
+	path := strings.Join(dirs, "/")
+	data, err := s.repo.readTyped(t, objTree)
+	if err != nil {
+		rep.add("reachability", t.String(), path, "tree: %v", err)
+		return
+	}
+	ents, err := decodeTree(data)
+	if err != nil {
+		rep.add("object", t.String(), path, "tree does not parse: %v", err)
+		return
+	}
+	for _, e := range ents {
+		if e.dir {
+			s.walkTree(rep, e.hash, append(dirs[:len(dirs):len(dirs)], e.name), seenTree, seenBlob)
+			continue
+		}
+		if seenBlob[e.hash] {
+			continue
+		}
+		seenBlob[e.hash] = true
+		s.checkContextFile(rep, dirs, e)
+	}
+}
+
+// checkContextFile reads one context file and checks it against its path.
+func (s *Store) checkContextFile(rep *FsckReport, dirs []string, e treeEntry) {
+	path := strings.Join(append(dirs[:len(dirs):len(dirs)], e.name), "/")
+	fc, err := parseContextPath(dirs, e.name)
+	if err != nil {
+		rep.add("context", e.hash.String(), path, "%v", err)
+		return
+	}
+	b, err := s.repo.readTyped(e.hash, objBlob)
+	if err != nil {
+		rep.add("reachability", e.hash.String(), path, "context file: %v", err)
+		return
+	}
+	rep.Contexts++
+	c, err := decodeContext(b)
+	if err != nil {
+		rep.add("context", e.hash.String(), path, "%v", err)
+		return
+	}
+	switch {
+	case c.ID != fc.id:
+		rep.add("context", e.hash.String(), path, "file holds context %s", c.ID)
+	case c.Namespace != dirs[0]:
+		rep.add("context", e.hash.String(), path, "context of namespace %q filed under %q", c.Namespace, dirs[0])
+	default:
+		if err := c.Verify(); err != nil {
+			rep.add("context", e.hash.String(), path, "%s", nexus.ErrorMessage(err))
+		}
+	}
+}
+
+// checkChains reports contexts of the head snapshot whose parent is not
+// in it (orphans); they are reported, never relinked.
+func (s *Store) checkChains(rep *FsckReport, head Hash) {
+	s.cat.mu.RLock()
+	defer s.cat.mu.RUnlock()
+	if s.cat.head != head {
+		return // a write moved on; the catalog check covers this state
+	}
+	for _, e := range s.cat.ordered {
+		if e.parent.IsZero() {
+			continue
+		}
+		p, ok := s.cat.byID[e.parent]
+		switch {
+		case !ok:
+			rep.add("chain", e.id.String(), "", "parent %s is not in the store: the context is an orphan", e.parent)
+		case p.ns != e.ns:
+			rep.add("chain", e.id.String(), "", "parent %s is in namespace %q, not %q", e.parent, p.ns, e.ns)
+		}
+	}
+}

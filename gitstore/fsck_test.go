@@ -1,0 +1,212 @@
+package gitstore_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/gitstore"
+)
+
+// damagedStore writes n contexts, one group commit (one pack) each, and
+// closes the store; it returns the directory and what was written.
+func damagedStore(t *testing.T, n int) (string, map[nexus.ID]string) {
+	t.Helper()
+	dir := t.TempDir()
+	s, err := gitstore.Open(dir, gitstore.Options{MergePacks: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := map[nexus.ID]string{}
+	var parent nexus.ID
+	for i := range n {
+		c := mustPut(t, s, nexus.Draft{Type: nexus.TypeMemory, Content: fmt.Sprintf("context number %d with some text", i), ParentID: parent})
+		written[c.ID] = c.Content
+		if i%3 == 0 {
+			parent = c.ID
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir, written
+}
+
+// packs lists the pack files, oldest first.
+func packs(t *testing.T, dir string) []string {
+	t.Helper()
+	ps, _ := filepath.Glob(filepath.Join(dir, "repo.git", "objects", "pack", "pack-*.pack"))
+	slices.SortFunc(ps, func(a, b string) int {
+		sa, _ := os.Stat(a)
+		sb, _ := os.Stat(b)
+		return sa.ModTime().Compare(sb.ModTime())
+	})
+	return ps
+}
+
+func gitFsckFails(t *testing.T, dir string) bool {
+	t.Helper()
+	return exec.Command("git", "--git-dir", filepath.Join(dir, "repo.git"), "fsck", "--full", "--strict").Run() != nil
+}
+
+func TestFsck_Clean(t *testing.T) {
+	dir, _ := damagedStore(t, 20)
+	s := MustOpen(t, dir, gitstore.Options{})
+	for _, deep := range []bool{false, true} {
+		rep, err := s.Fsck(context.Background(), deep)
+		if err != nil || !rep.Clean() {
+			t.Fatalf("deep=%v: %v %+v", deep, err, rep)
+		}
+		if deep && (rep.Commits != 20 || rep.Contexts != 20 || rep.Objects == 0) {
+			t.Fatalf("deep report counts: %+v", rep)
+		}
+	}
+	if gitFsckFails(t, dir) {
+		t.Fatal("git fsck fails on a clean store")
+	}
+}
+
+// The corruption matrix of git data (node stopped): each fault is
+// detected — by a refusal to open that names the damage, or by fsck —
+// git fsck agrees that something is wrong, and no read returns wrong
+// content.
+func TestFsck_CorruptionMatrix(t *testing.T) {
+	cases := []struct {
+		name   string
+		damage func(t *testing.T, dir string)
+		refuse string // substring of the open error, or "" if it opens
+	}{
+		{"bit flip in an object", func(t *testing.T, dir string) {
+			p := packs(t, dir)[5]
+			b, _ := os.ReadFile(p)
+			b[len(b)/2] ^= 0x40
+			os.WriteFile(p, b, 0o644)
+		}, ""},
+		{"zeroed object bytes", func(t *testing.T, dir string) {
+			p := packs(t, dir)[7]
+			b, _ := os.ReadFile(p)
+			for i := 20; i < 60 && i < len(b)-20; i++ {
+				b[i] = 0
+			}
+			os.WriteFile(p, b, 0o644)
+		}, ""},
+		{"object deleted but referenced", func(t *testing.T, dir string) {
+			p := packs(t, dir)[3]
+			os.Remove(p)
+			os.Remove(strings.TrimSuffix(p, ".pack") + ".idx")
+		}, ""},
+		{"truncated pack", func(t *testing.T, dir string) {
+			p := packs(t, dir)[2]
+			st, _ := os.Stat(p)
+			os.Truncate(p, st.Size()-7)
+		}, "trailer does not match"},
+		{"truncated index", func(t *testing.T, dir string) {
+			idx := strings.TrimSuffix(packs(t, dir)[4], ".pack") + ".idx"
+			st, _ := os.Stat(idx)
+			os.Truncate(idx, st.Size()-30)
+		}, "pack index"},
+		{"empty ref file", func(t *testing.T, dir string) {
+			os.WriteFile(filepath.Join(dir, "repo.git", "refs", "heads", "main"), nil, 0o644)
+		}, "refs/heads/main is damaged"},
+		{"ref to a missing commit", func(t *testing.T, dir string) {
+			os.WriteFile(filepath.Join(dir, "repo.git", "refs", "heads", "main"), []byte(strings.Repeat("ab", 20)+"\n"), 0o644)
+		}, "abababab"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, written := damagedStore(t, 20)
+			tc.damage(t, dir)
+			if !gitFsckFails(t, dir) {
+				t.Fatal("git fsck does not see the damage: the case injects nothing")
+			}
+			s, err := gitstore.Open(dir, gitstore.Options{CacheBytes: 1})
+			if tc.refuse != "" {
+				if err == nil {
+					s.Close()
+					t.Fatalf("opened a store with %s", tc.name)
+				}
+				if !strings.Contains(err.Error(), tc.refuse) {
+					t.Fatalf("refusal does not name the damage: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Logf("refused to open: %v", err)
+				return
+			}
+			defer s.Close()
+			rep, err := s.Fsck(context.Background(), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Clean() {
+				t.Fatalf("deep fsck found nothing: %+v", rep)
+			}
+			t.Logf("fsck: %d problems, first: %s", len(rep.Problems), rep.Problems[0])
+			for id, content := range written {
+				c, err := s.Get(context.Background(), id)
+				if err == nil && c.Content != content {
+					t.Fatalf("silently wrong read of %s: %q", id, c.Content)
+				}
+			}
+		})
+	}
+}
+
+// Orphans (a context whose parent is gone from the snapshot) are reported
+// as chain problems, not relinked. The store cannot produce one; a
+// hand-made commit on main does.
+func TestFsck_OrphanReported(t *testing.T) {
+	dir, _ := damagedStore(t, 4)
+	gitDir := filepath.Join(dir, "repo.git")
+	s := MustOpen(t, dir, gitstore.Options{})
+	var parent nexus.ID
+	page, _ := s.List(context.Background(), nexus.Filter{Order: nexus.Oldest})
+	parent = page.Contexts[0].ID
+	s.Close()
+	// Remove the parent's file from the head tree with stock git.
+	ls := git(t, gitDir, "ls-tree", "-r", "--name-only", "main")
+	var path string
+	for _, l := range strings.Split(ls, "\n") {
+		if strings.Contains(l, parent.String()) {
+			path = l
+		}
+	}
+	idx := filepath.Join(t.TempDir(), "index")
+	env := append(os.Environ(), "GIT_INDEX_FILE="+idx)
+	run := func(args ...string) string {
+		cmd := exec.Command("git", append([]string{"--git-dir", gitDir}, args...)...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	run("read-tree", "main")
+	run("rm", "--cached", "-q", path)
+	tree := run("write-tree")
+	commit := run("commit-tree", tree, "-p", "main", "-m", "remove a parent")
+	run("update-ref", "refs/heads/main", commit)
+	run("repack", "-d") // the store reads packs only: pack git's loose objects
+	s = MustOpen(t, dir, gitstore.Options{})
+	rep, err := s.Fsck(context.Background(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chain []gitstore.Problem
+	for _, p := range rep.Problems {
+		if p.Kind == "chain" {
+			chain = append(chain, p)
+		}
+	}
+	if len(chain) == 0 || !strings.Contains(chain[0].Message, parent.String()) {
+		t.Fatalf("orphans not reported: %+v", rep.Problems)
+	}
+}
