@@ -17,7 +17,7 @@ const (
 	maxLevel    = 15 // top layer cap; with M >= 2 a higher one is never drawn in practice
 	defaultM    = 24
 	defaultEfC  = 100
-	defaultEfS  = 128
+	defaultEfS  = 192
 	defaultSeed = 1
 )
 
@@ -40,9 +40,9 @@ type Options struct {
 }
 
 // DefaultOptions returns the options used for zero fields: M 24,
-// EfConstruction 100, EfSearch 128, Seed 1. On 384-dimensional unit vectors
-// in 1,000 clusters they measured recall@10 0.998 at 100,000 vectors and
-// 0.98 at 1,000,000 (docs/VECTOR.md).
+// EfConstruction 100, EfSearch 192, Seed 1. On 384-dimensional unit vectors
+// in 1,000 clusters they measured recall@10 above 0.99 at 100,000 and at
+// 1,000,000 vectors, with a median query of 0.5 to 1 ms (docs/VECTOR.md).
 func DefaultOptions() Options {
 	return Options{M: defaultM, EfConstruction: defaultEfC, EfSearch: defaultEfS, Seed: defaultSeed}
 }
