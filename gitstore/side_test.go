@@ -14,7 +14,7 @@ import (
 // first, survive a reopen, and leave main alone.
 func TestStore_SideRef(t *testing.T) {
 	dir := t.TempDir()
-	s := MustOpen(t, dir, gitstore.Options{})
+	s := MustOpen(t, dir, gitstore.Options{MergePacks: 1 << 20})
 	mustPut(t, s, nexus.Draft{Type: nexus.TypeMemory, Content: "journal entry"})
 	head, n := s.Head(), s.Len()
 	ctx := context.Background()

@@ -44,6 +44,10 @@ type Options struct {
 	// Workers is the number of goroutines adding to the indexes when
 	// catching up (default GOMAXPROCS).
 	Workers int
+	// EfSearch is the candidate list of a graph search: larger finds more
+	// of the true nearest neighbours, more slowly (default 512; see
+	// docs/BENCHMARKS.md for recall against it).
+	EfSearch int
 	// ExactBelow: a filtered search whose filter keeps fewer contexts than
 	// this scans their vectors exactly (default 5,000).
 	ExactBelow int
@@ -77,6 +81,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxCPU <= 0 {
 		o.MaxCPU = 0.25
+	}
+	if o.EfSearch <= 0 {
+		o.EfSearch = 512
 	}
 	if o.ExactBelow <= 0 {
 		o.ExactBelow = 5000

@@ -151,20 +151,33 @@ func (e *Engine) semantic(ctx context.Context, query string, k int, allow func(u
 // nearest searches the graph, or scans exactly when the filter keeps few
 // contexts (a graph walk could then end before finding k of them).
 func (e *Engine) nearest(q []float32, k int, allow func(uint32) bool, v view) ([]vector.Result, error) {
-	if allow != nil {
+	if v.filtered && e.keepsFew(allow, len(v.docs)) {
+		return e.vec.Exact(q, k, allow)
+	}
+	return e.vec.SearchEf(q, k, max(k, e.opts.EfSearch), allow)
+}
+
+// keepsFew estimates from an evenly spaced sample of up to 4,096 contexts
+// whether allow keeps fewer than ExactBelow of the n, without a pass over
+// all of them.
+func (e *Engine) keepsFew(allow func(uint32) bool, n int) bool {
+	const samples = 4096
+	if n <= samples {
 		kept := 0
-		for o := range v.docs {
+		for o := range n {
 			if allow(uint32(o)) {
-				if kept++; kept >= e.opts.ExactBelow {
-					break
-				}
+				kept++
 			}
 		}
-		if kept < e.opts.ExactBelow {
-			return e.vec.Exact(q, k, allow)
+		return kept < e.opts.ExactBelow
+	}
+	kept := 0
+	for i := range samples {
+		if allow(uint32(i * n / samples)) {
+			kept++
 		}
 	}
-	return e.vec.Search(q, k, allow)
+	return kept*n/samples < e.opts.ExactBelow
 }
 
 // compile snapshots the docs and builds the filter predicate.
@@ -173,6 +186,7 @@ func (e *Engine) compile(req *nexus.SearchRequest) (func(uint32) bool, view, boo
 	defer e.mu.RUnlock()
 	v := view{docs: e.tab.docs[:len(e.tab.docs):len(e.tab.docs)]}
 	allow, ok := e.tab.filter(v, req)
+	v.filtered = allow != nil
 	if ok && allow == nil {
 		n := uint32(len(v.docs))
 		allow = func(o uint32) bool { return o < n }

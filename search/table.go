@@ -131,7 +131,8 @@ func formatFloat(f float64) string {
 // view is a snapshot of the docs for one query: ordinals at or past len
 // were added after it began and are skipped.
 type view struct {
-	docs []doc
+	docs     []doc
+	filtered bool // the request has filters
 }
 
 // filter compiles the request's filters into a predicate over ordinals,

@@ -151,11 +151,15 @@ func (b *searchBench) run(ctx context.Context) error {
 	var after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	if err := b.queryFigures(ctx, e); err != nil {
+	qs, exact, err := b.queryFigures(ctx, e)
+	if err != nil {
 		e.Close()
 		return err
 	}
 	if err := e.Close(); err != nil {
+		return err
+	}
+	if err := b.efSweep(ctx, emb, opts, qs, exact); err != nil {
 		return err
 	}
 	t0 = time.Now()
@@ -220,7 +224,7 @@ func (b *searchBench) build(ctx context.Context, emb nexus.Embedder, opts search
 
 // queryFigures measures latency per mode and the recall@10 of the graph
 // against an exact scan of the same vectors, in the same run.
-func (b *searchBench) queryFigures(ctx context.Context, e *search.Engine) error {
+func (b *searchBench) queryFigures(ctx context.Context, e *search.Engine) ([]string, [][]nexus.ID, error) {
 	qs := make([]string, b.queries)
 	for i := range qs {
 		qs[i] = b.gen.query(b.gen.r.IntN(len(b.gen.topics)))
@@ -251,7 +255,7 @@ func (b *searchBench) queryFigures(ctx context.Context, e *search.Engine) error 
 			res, err := e.Search(ctx, req)
 			lat[i] = time.Since(t0)
 			if err != nil {
-				return fmt.Errorf("%s: %w", m.name, err)
+				return nil, nil, fmt.Errorf("%s: %w", m.name, err)
 			}
 			for _, h := range res.Hits {
 				results[mi][i] = append(results[mi][i], h.Context.ID)
@@ -264,6 +268,39 @@ func (b *searchBench) queryFigures(ctx context.Context, e *search.Engine) error 
 		}
 		fmt.Fprintf(b.out, "| %s | %s | %s | %s |\n", m.name, lat[len(lat)/2].Round(time.Microsecond), lat[len(lat)*99/100].Round(time.Microsecond), recall)
 	}
+	return qs, results[0], nil
+}
+
+// efSweep reopens the saved index with several graph search widths and
+// measures semantic latency and recall against the exact results.
+func (b *searchBench) efSweep(ctx context.Context, emb nexus.Embedder, opts search.Options, qs []string, exact [][]nexus.ID) error {
+	fmt.Fprintf(b.out, "\n| semantic (HNSW), efSearch | p50 | p99 | recall@10 vs exact |\n|---:|---:|---:|---:|\n")
+	for _, ef := range []int{128, 256, 512, 1024} {
+		o := opts
+		o.EfSearch = ef
+		e, err := search.Open(b.store, emb, o)
+		if err != nil {
+			return err
+		}
+		lat := make([]time.Duration, len(qs))
+		got := make([][]nexus.ID, len(qs))
+		for i, q := range qs {
+			t0 := time.Now()
+			res, err := e.Search(ctx, nexus.SearchRequest{Query: q, Mode: nexus.Semantic, Limit: 10})
+			lat[i] = time.Since(t0)
+			if err != nil {
+				e.Close()
+				return err
+			}
+			for _, h := range res.Hits {
+				got[i] = append(got[i], h.Context.ID)
+			}
+		}
+		e.Close()
+		slices.Sort(lat)
+		fmt.Fprintf(b.out, "| %d | %s | %s | %.3f |\n", ef, lat[len(lat)/2].Round(time.Microsecond), lat[len(lat)*99/100].Round(time.Microsecond), recallAt(got, exact))
+	}
+	fmt.Fprintln(b.out)
 	return nil
 }
 
