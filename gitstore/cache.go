@@ -123,3 +123,12 @@ func (c *cache) verifyAll() int {
 	}
 	return n
 }
+
+// clear drops every entry.
+func (c *cache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.ll.Len() > 0 {
+		c.removeLocked(c.ll.Back())
+	}
+}

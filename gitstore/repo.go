@@ -116,9 +116,9 @@ func (r *repo) cleanup() error {
 	if err := removeTemps(filepath.Join(r.dir, "refs", "heads")); err != nil {
 		return err
 	}
-	// Side refs live in subdirectories of refs/nexus, each with its spare.
-	side := filepath.Join(r.dir, filepath.FromSlash(sidePrefix))
-	err = filepath.WalkDir(side, func(path string, d os.DirEntry, err error) error {
+	// Side and recovery refs live in subdirectories of refs/, each with
+	// its spare.
+	err = filepath.WalkDir(filepath.Join(r.dir, "refs"), func(path string, d os.DirEntry, err error) error {
 		if err != nil || !d.IsDir() {
 			return err
 		}

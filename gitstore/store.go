@@ -94,10 +94,11 @@ var _ nexus.Store = (*Store)(nil)
 // and timestamp, (from Apply) contexts with fixed ids and timestamps, or
 // an append to a side ref.
 type request struct {
-	draft *nexus.Draft
-	fixed []*nexus.Context
-	side  *sideWrite
-	done  chan result
+	draft   *nexus.Draft
+	fixed   []*nexus.Context
+	side    *sideWrite
+	restore *restoreReq
+	done    chan result
 }
 
 type result struct {

@@ -41,7 +41,7 @@ func (s *Store) gather(first *request) []*request {
 }
 
 func (r *request) size() int {
-	if r.draft != nil || r.side != nil {
+	if r.draft != nil || r.side != nil || r.restore != nil {
 		return 1
 	}
 	return len(r.fixed)
@@ -78,12 +78,15 @@ func (s *Store) commitGroup(reqs []*request) {
 	}
 	ctxReqs := reqs[:0:0]
 	for _, r := range reqs {
-		if r.side == nil {
+		switch {
+		case r.side != nil:
+			head, err := s.commitSide(r.side)
+			r.done <- result{head: head, err: err}
+		case r.restore != nil:
+			r.done <- result{err: s.commitRestore(r.restore)}
+		default:
 			ctxReqs = append(ctxReqs, r)
-			continue
 		}
-		head, err := s.commitSide(r.side)
-		r.done <- result{head: head, err: err}
 	}
 	reqs = ctxReqs
 	var ok []*request

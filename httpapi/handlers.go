@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/nexus-mem/nexus"
 )
@@ -207,6 +208,39 @@ func (s *Server) adminFsck(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, rep)
+}
+
+// restoreRequest is the body of POST /v1/admin/restore.
+type restoreRequest struct {
+	At     time.Time `json:"at"`
+	DryRun bool      `json:"dry_run"`
+}
+
+var restoreFields = jsonFields[restoreRequest]()
+
+func (s *Server) adminRestore(w http.ResponseWriter, r *http.Request) error {
+	if s.restore == nil {
+		return nexus.Errorf(nexus.ENotFound, "restore is not enabled on this server")
+	}
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	body, err := s.readJSONBody(w, r)
+	if err != nil {
+		return err
+	}
+	var req restoreRequest
+	if err := decodeObject(body, &req, restoreFields); err != nil {
+		return err
+	}
+	if req.At.IsZero() {
+		return nexus.Errorf(nexus.EInvalid, "field \"at\" is required: an RFC 3339 time")
+	}
+	plan, err := s.restore(r.Context(), req.At, req.DryRun)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, plan)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {

@@ -12,6 +12,7 @@ import (
 	"path"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/nexus-mem/nexus"
 )
@@ -45,6 +46,10 @@ type Options struct {
 	// Fsck runs an integrity check for POST /v1/admin/fsck?deep=; its
 	// report is returned as JSON. nil answers 404.
 	Fsck func(ctx context.Context, deep bool) (any, error)
+	// Restore moves the memory back to a time, for POST /v1/admin/restore
+	// {"at": RFC 3339, "dry_run": bool}; its plan is returned as JSON. nil
+	// answers 404.
+	Restore func(ctx context.Context, at time.Time, dryRun bool) (any, error)
 }
 
 // Server serves a [nexus.Store] over HTTP. It is an [http.Handler].
@@ -60,6 +65,7 @@ type Server struct {
 	health   func(ctx context.Context) nexus.Health
 	metrics  http.Handler
 	fsck     func(ctx context.Context, deep bool) (any, error)
+	restore  func(ctx context.Context, at time.Time, dryRun bool) (any, error)
 	mux      *http.ServeMux
 }
 
@@ -82,6 +88,7 @@ func NewServer(store nexus.Store, opts Options) *Server {
 		health:   opts.Health,
 		metrics:  opts.Metrics,
 		fsck:     opts.Fsck,
+		restore:  opts.Restore,
 		mux:      http.NewServeMux(),
 	}
 	s.raw, _ = store.(rawGetter)
@@ -111,6 +118,7 @@ func (s *Server) routes() {
 	s.handle("GET /health", s.healthz)
 	s.handle("GET /metrics", s.serveMetrics)
 	s.handle("POST /v1/admin/fsck", s.adminFsck)
+	s.handle("POST /v1/admin/restore", s.adminRestore)
 	s.handle("GET /readyz", s.readyz)
 }
 

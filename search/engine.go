@@ -235,6 +235,7 @@ func (e *Engine) run() {
 			case <-ctx.Done():
 			}
 		}()
+		e.checkRollback(ctx)
 		if err := e.follow(ctx, progress); err != nil && ctx.Err() == nil {
 			e.log.Warn("indexing failed; will retry", "err", err)
 		}
@@ -254,6 +255,34 @@ func (e *Engine) run() {
 		case <-e.kick:
 		case <-tick.C:
 		}
+	}
+}
+
+// checkRollback rebuilds the index when the store no longer holds the
+// last context indexed: a point-in-time restore moved it back.
+func (e *Engine) checkRollback(ctx context.Context) {
+	e.mu.RLock()
+	cur := e.cursor
+	e.mu.RUnlock()
+	if cur.IsZero() {
+		return
+	}
+	if _, err := e.src.Get(ctx, cur); nexus.ErrorCode(err) != nexus.ENotFound {
+		return
+	}
+	e.log.Warn("the store was rolled back past the index; rebuilding it", "last_indexed", cur)
+	e.stepMu.Lock()
+	defer e.stepMu.Unlock()
+	if err := e.reset(); err != nil {
+		e.log.Error("resetting the index failed", "err", err)
+		return
+	}
+	if e.opts.Log != nil {
+		known, err := e.loadKnown(ctx)
+		if err != nil {
+			e.log.Warn("reading the vector log failed; the rebuild embeds again what it lacks", "err", err)
+		}
+		e.known = known
 	}
 }
 

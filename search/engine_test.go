@@ -498,3 +498,29 @@ func TestEngine_ModelChange(t *testing.T) {
 		t.Fatalf("index dirs after the migration: %v", dirs)
 	}
 }
+
+// A point-in-time restore of the store makes the index rebuild: rolled
+// back contexts are no longer found.
+func TestEngine_FollowsRestore(t *testing.T) {
+	c := mustCorpus(t)
+	e := mustEngine(t, c, embed.NewHashing(64), t.TempDir())
+	if res := mustSearch(t, e, nexus.SearchRequest{Query: "quokka zebra", Mode: nexus.Keyword}); len(res.Hits) != 1 {
+		t.Fatalf("before the restore: %+v", res)
+	}
+	if _, err := c.store.RestoreTo(context.Background(), c.mid, false); err != nil {
+		t.Fatal(err)
+	}
+	e.Notify()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res := mustSearch(t, e, nexus.SearchRequest{Query: "quokka zebra billing", Mode: nexus.Keyword, Limit: 50})
+		if len(res.Hits) == 3 { // only the rollout thread, written before mid
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("index still serves rolled-back contexts: %d hits", len(res.Hits))
+		}
+		e.Notify()
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -70,7 +70,7 @@ func (e *Engine) Search(ctx context.Context, req nexus.SearchRequest) (*nexus.Se
 		}
 	}
 	if req.Mode != nexus.Semantic {
-		hits, err := e.kw.Search(req.Query, depth, keyword.Or, allow)
+		hits, err := v.kw.Search(req.Query, depth, keyword.Or, allow)
 		if err != nil {
 			return nil, err
 		}
@@ -83,7 +83,7 @@ func (e *Engine) Search(ctx context.Context, req nexus.SearchRequest) (*nexus.Se
 		}
 	}
 	cands := rank(byOrd, req.Mode, signals)
-	if err := e.fill(ctx, res, cands, &req); err != nil {
+	if err := e.fill(ctx, res, cands, &req, v); err != nil {
 		return nil, err
 	}
 	return e.finish(res, start), nil
@@ -129,7 +129,7 @@ func (e *Engine) semantic(ctx context.Context, query string, k int, allow func(u
 	e.mu.RLock()
 	degraded, missing := e.degraded, len(e.noVec)
 	e.mu.RUnlock()
-	if degraded != "" && missing > 0 && e.vec.Len() == 0 {
+	if degraded != "" && missing > 0 && v.vec.Len() == 0 {
 		return nil, nexus.Errorf(nexus.EUnavailable, "%s", degraded)
 	}
 	qs, err := e.emb.Embed(ctx, []string{query})
@@ -143,7 +143,7 @@ func (e *Engine) semantic(ctx context.Context, query string, k int, allow func(u
 		return nil, nexus.WrapError(nexus.EUnavailable, err, "embed the query")
 	}
 	if exact {
-		return e.vec.Exact(qs[0], k, allow)
+		return v.vec.Exact(qs[0], k, allow)
 	}
 	return e.nearest(qs[0], k, allow, v)
 }
@@ -152,9 +152,9 @@ func (e *Engine) semantic(ctx context.Context, query string, k int, allow func(u
 // contexts (a graph walk could then end before finding k of them).
 func (e *Engine) nearest(q []float32, k int, allow func(uint32) bool, v view) ([]vector.Result, error) {
 	if v.filtered && e.keepsFew(allow, len(v.docs)) {
-		return e.vec.Exact(q, k, allow)
+		return v.vec.Exact(q, k, allow)
 	}
-	return e.vec.SearchEf(q, k, max(k, e.opts.EfSearch), allow)
+	return v.vec.SearchEf(q, k, max(k, e.opts.EfSearch), allow)
 }
 
 // keepsFew estimates from an evenly spaced sample of up to 4,096 contexts
@@ -184,7 +184,7 @@ func (e *Engine) keepsFew(allow func(uint32) bool, n int) bool {
 func (e *Engine) compile(req *nexus.SearchRequest) (func(uint32) bool, view, bool) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	v := view{docs: e.tab.docs[:len(e.tab.docs):len(e.tab.docs)]}
+	v := view{docs: e.tab.docs[:len(e.tab.docs):len(e.tab.docs)], vec: e.vec, kw: e.kw}
 	allow, ok := e.tab.filter(v, req)
 	v.filtered = allow != nil
 	if ok && allow == nil {
@@ -195,13 +195,11 @@ func (e *Engine) compile(req *nexus.SearchRequest) (func(uint32) bool, view, boo
 }
 
 // fill reads the best candidates from the store and makes hits of them.
-func (e *Engine) fill(ctx context.Context, res *nexus.SearchResult, cands []*candidate, req *nexus.SearchRequest) error {
-	e.mu.RLock()
+func (e *Engine) fill(ctx context.Context, res *nexus.SearchResult, cands []*candidate, req *nexus.SearchRequest, v view) error {
 	ids := make([]nexus.ID, len(cands))
 	for i, c := range cands {
-		ids[i] = e.tab.docs[c.ord].id
+		ids[i] = v.docs[c.ord].id
 	}
-	e.mu.RUnlock()
 	for i, c := range cands {
 		if len(res.Hits) == req.Limit || c.fused < req.MinScore {
 			break
@@ -250,21 +248,21 @@ func (e *Engine) Related(ctx context.Context, id nexus.ID, req nexus.SearchReque
 	if err := req.Validate(false); err != nil {
 		return nil, err
 	}
+	res := &nexus.SearchResult{Mode: nexus.Semantic, Hits: []nexus.SearchHit{}}
+	allow, v, ok := e.compile(&req)
 	e.mu.RLock()
-	ord, ok := e.tab.byID[id]
+	ord, indexed := e.tab.byID[id]
 	e.mu.RUnlock()
-	if !ok {
+	if !indexed || int(ord) >= len(v.docs) {
 		if _, err := e.src.Get(ctx, id); err != nil {
 			return nil, err
 		}
 		return nil, nexus.Errorf(nexus.EUnavailable, "context %s is not indexed yet; retry shortly", id)
 	}
-	q, ok := e.vec.Vector(ord)
-	if !ok {
+	q, found := v.vec.Vector(ord)
+	if !found {
 		return nil, nexus.Errorf(nexus.EUnavailable, "context %s has no embedding yet (the embedding provider is failing)", id)
 	}
-	res := &nexus.SearchResult{Mode: nexus.Semantic, Hits: []nexus.SearchHit{}}
-	allow, v, ok := e.compile(&req)
 	if !ok {
 		return e.finish(res, start), nil
 	}
@@ -278,7 +276,7 @@ func (e *Engine) Related(ctx context.Context, id nexus.ID, req nexus.SearchReque
 		s := float64(h.Score)
 		cand(byOrd, h.Key).sim = &s
 	}
-	if err := e.fill(ctx, res, rank(byOrd, nexus.Semantic, 1), &req); err != nil {
+	if err := e.fill(ctx, res, rank(byOrd, nexus.Semantic, 1), &req, v); err != nil {
 		return nil, err
 	}
 	return e.finish(res, start), nil

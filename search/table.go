@@ -7,6 +7,8 @@ import (
 	"slices"
 
 	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/keyword"
+	"github.com/nexus-mem/nexus/vector"
 )
 
 // doc is what a search needs to filter one context without reading it.
@@ -133,6 +135,8 @@ func formatFloat(f float64) string {
 type view struct {
 	docs     []doc
 	filtered bool // the request has filters
+	vec      *vector.Index
+	kw       *keyword.Index
 }
 
 // filter compiles the request's filters into a predicate over ordinals,

@@ -33,6 +33,7 @@ var commands = map[string]command{
 	"related": {"print the contexts nearest to one by meaning", runRelated},
 	"reindex": {"rebuild the search indexes of a data directory (server stopped)", runReindex},
 	"fsck":    {"check (and repair derived state of) a data directory (server stopped)", runFsck},
+	"restore": {"move the memory back to a point in time, keeping the rest under refs/recovery/", runRestore},
 	"bench":   {"load-test a running server; report throughput and latency", runBench},
 }
 

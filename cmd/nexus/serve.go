@@ -129,6 +129,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			Token: token, MaxBodyBytes: int64(cfg.maxContent)*6 + 256<<10, Logger: logger, Ready: store.Ready,
 			Searcher: searcher, Health: health, Metrics: mets.Handler(),
 			Fsck: func(ctx context.Context, deep bool) (any, error) { return store.Fsck(ctx, deep) },
+			Restore: func(ctx context.Context, at time.Time, dry bool) (any, error) {
+				return store.RestoreTo(ctx, at, dry) // the index sees its last context gone and rebuilds
+			},
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,

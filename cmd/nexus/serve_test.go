@@ -295,3 +295,66 @@ func TestCLI_Fsck(t *testing.T) {
 		t.Fatalf("damaged repository: exit %d\n%s", code, out)
 	}
 }
+
+// Point-in-time restore through the admin endpoint of a running server
+// and through `nexus restore` on a stopped one.
+func TestRestore_AdminAndCLI(t *testing.T) {
+	data := t.TempDir()
+	p := startServe(t, data)
+	c := httpapi.NewClient(p.url)
+	ctx := context.Background()
+	var ids []nexus.ID
+	var mid time.Time
+	for i := range 6 {
+		x, err := c.Put(ctx, nexus.Draft{Type: nexus.TypeMemory, Content: fmt.Sprint("step ", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, x.ID)
+		if i == 3 {
+			mid = x.Timestamp
+		}
+	}
+	body := fmt.Sprintf(`{"at":%q,"dry_run":true}`, mid.Format(time.RFC3339Nano))
+	resp, err := http.Post(p.url+"/v1/admin/restore", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan struct {
+		Kept       int  `json:"kept"`
+		RolledBack int  `json:"rolled_back"`
+		DryRun     bool `json:"dry_run"`
+	}
+	json.NewDecoder(resp.Body).Decode(&plan)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || plan.Kept != 4 || plan.RolledBack != 2 || !plan.DryRun {
+		t.Fatalf("dry run: %d %+v", resp.StatusCode, plan)
+	}
+	if _, err := c.Get(ctx, ids[5]); err != nil {
+		t.Fatalf("a dry run rolled back: %v", err)
+	}
+	resp, _ = http.Post(p.url+"/v1/admin/restore", "application/json", strings.NewReader(`{"at":"yesterday"}`))
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Fatalf("bad time: %d", resp.StatusCode)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.cmd.Wait()
+	out, err := exec.Command(binary, "restore", "--data", data, "--at", mid.Format(time.RFC3339Nano)).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "rolled back 2 contexts") || !strings.Contains(string(out), "refs/recovery/") {
+		t.Fatalf("restore: %v\n%s", err, out)
+	}
+	p = startServe(t, data)
+	defer func() { p.cmd.Process.Signal(syscall.SIGTERM); p.cmd.Wait() }()
+	c = httpapi.NewClient(p.url)
+	for i, id := range ids {
+		_, err := c.Get(ctx, id)
+		if (i <= 3) != (err == nil) {
+			t.Fatalf("context %d after the restore: %v", i, err)
+		}
+	}
+	res, err := c.Search(ctx, nexus.SearchRequest{Query: "step", Mode: nexus.Keyword, Limit: 20, Consistent: true})
+	if err != nil || len(res.Hits) != 4 {
+		t.Fatalf("search after the restore: %v %+v", err, res)
+	}
+}
