@@ -46,6 +46,9 @@ type Sources struct {
 	// DataDir is the data directory whose file system's free space is
 	// reported.
 	DataDir string
+	// LastBackup returns when the newest backup was written and its size;
+	// ok is false when there is none (the metrics are then absent).
+	LastBackup func() (at time.Time, bytes int64, ok bool)
 }
 
 // Metrics is a registry of a node's metrics.
@@ -93,6 +96,11 @@ func New(src Sources) *Metrics {
 			return float64(st.Bavail) * float64(st.Bsize)
 		})
 	}
+	if src.LastBackup != nil {
+		m.reg.MustRegister(&backupCollector{last: src.LastBackup,
+			age:  prometheus.NewDesc("nexus_backup_age_seconds", "Seconds since the newest backup was written.", nil, nil),
+			size: prometheus.NewDesc("nexus_backup_bytes", "Size of the newest backup.", nil, nil)})
+	}
 	if src.Health != nil {
 		m.reg.MustRegister(&healthCollector{check: src.Health, desc: prometheus.NewDesc("nexus_component_status",
 			"Health of each component: 1 for the status it is in, 0 for the others.", []string{"component", "status"}, nil)})
@@ -139,4 +147,21 @@ func (c *healthCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, name, st)
 		}
 	}
+}
+
+// backupCollector reports the newest backup, or nothing when there is none.
+type backupCollector struct {
+	last      func() (time.Time, int64, bool)
+	age, size *prometheus.Desc
+}
+
+func (c *backupCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.age; ch <- c.size }
+
+func (c *backupCollector) Collect(ch chan<- prometheus.Metric) {
+	at, n, ok := c.last()
+	if !ok {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, time.Since(at).Seconds())
+	ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(n))
 }

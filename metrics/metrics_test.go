@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/metrics"
@@ -25,10 +26,11 @@ func scrape(t *testing.T, m *metrics.Metrics) string {
 func TestMetrics_ReadSourcesAtScrape(t *testing.T) {
 	contexts := 7
 	m := metrics.New(metrics.Sources{
-		Contexts: func() int { return contexts },
-		Cache:    func() metrics.CacheFigures { return metrics.CacheFigures{Hits: 3, Misses: 1, Bytes: 100} },
-		Index:    func() metrics.IndexFigures { return metrics.IndexFigures{Indexed: 5, Lag: 2} },
-		DataDir:  t.TempDir(),
+		Contexts:   func() int { return contexts },
+		Cache:      func() metrics.CacheFigures { return metrics.CacheFigures{Hits: 3, Misses: 1, Bytes: 100} },
+		Index:      func() metrics.IndexFigures { return metrics.IndexFigures{Indexed: 5, Lag: 2} },
+		DataDir:    t.TempDir(),
+		LastBackup: func() (time.Time, int64, bool) { return time.Now().Add(-time.Hour), 4096, true },
 		Health: func(context.Context) nexus.Health {
 			return nexus.CheckHealth(context.Background(), map[string]nexus.HealthChecker{
 				nexus.ComponentGit: nexus.HealthFunc(func(context.Context) nexus.ComponentHealth {
@@ -44,7 +46,7 @@ func TestMetrics_ReadSourcesAtScrape(t *testing.T) {
 		`nexus_component_status{component="git_repository",status="unhealthy"} 1`,
 		`nexus_component_status{component="git_repository",status="healthy"} 0`,
 		`nexus_component_status{component="agents",status="disabled"} 1`,
-		"nexus_uptime_seconds ", "nexus_disk_free_bytes ", "go_goroutines ", "process_cpu_seconds_total ",
+		"nexus_uptime_seconds ", "nexus_disk_free_bytes ", "nexus_backup_bytes 4096\n", "nexus_backup_age_seconds 3600", "go_goroutines ", "process_cpu_seconds_total ",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("scrape lacks %q", want)
@@ -61,7 +63,7 @@ func TestMetrics_ReadSourcesAtScrape(t *testing.T) {
 
 func TestMetrics_NilSourcesAbsent(t *testing.T) {
 	out := scrape(t, metrics.New(metrics.Sources{}))
-	for _, absent := range []string{"nexus_contexts", "nexus_cache_", "nexus_index_", "nexus_disk_free", "nexus_component_status"} {
+	for _, absent := range []string{"nexus_contexts", "nexus_cache_", "nexus_index_", "nexus_disk_free", "nexus_component_status", "nexus_backup_"} {
 		if strings.Contains(out, absent) {
 			t.Errorf("scrape has %q without its source", absent)
 		}

@@ -38,6 +38,9 @@ type serveConfig struct {
 	shutdownWait time.Duration
 	cpuProfile   string
 	noSearch     bool
+	backupDir    string
+	backupEvery  time.Duration
+	backupKeep   int
 }
 
 func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
@@ -52,6 +55,9 @@ func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.DurationVar(&c.shutdownWait, "shutdown-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	fs.BoolVar(&c.noSearch, "no-search", false, "serve without the search indexes (no embedding, no indexing)")
+	fs.StringVar(&c.backupDir, "backup-dir", "", "where scheduled backups go (default DATA/backups)")
+	fs.DurationVar(&c.backupEvery, "backup-interval", 24*time.Hour, "how often to write a verified backup (0: never)")
+	fs.IntVar(&c.backupKeep, "backup-keep", 3, "scheduled backups kept")
 	if err := fs.Parse(args); err != nil {
 		return nil, usageError{err}
 	}
@@ -60,6 +66,12 @@ func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	}
 	if c.maxContent <= 0 || c.cacheMiB <= 0 {
 		return nil, usagef("--max-content and --cache-mib must be positive")
+	}
+	if c.backupEvery < 0 || c.backupKeep < 1 {
+		return nil, usagef("--backup-interval must be ≥ 0 and --backup-keep ≥ 1")
+	}
+	if c.backupDir == "" {
+		c.backupDir = backupDir(c.data)
 	}
 	return c, nil
 }
@@ -123,7 +135,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		closeAll(engine, store)
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
-	health, mets := observe(store, engine, cfg.data)
+	health, mets := observe(store, engine, cfg.data, cfg.backupDir)
 	srv := &http.Server{
 		Handler: httpapi.NewServer(store, httpapi.Options{
 			Token: token, MaxBodyBytes: int64(cfg.maxContent)*6 + 256<<10, Logger: logger, Ready: store.Ready,
@@ -138,13 +150,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 	}
+	if cfg.backupEvery > 0 {
+		go scheduleBackups(ctx, store, cfg.backupDir, cfg.backupEvery, cfg.backupKeep, logger)
+	}
 	logger.Info("nexus serving", "addr", "http://"+ln.Addr().String(), "data", cfg.data, "contexts", store.Len(), "head", store.Head())
 	fmt.Fprintf(stdout, "nexus listening on http://%s (data %s, %d contexts)\n", ln.Addr(), cfg.data, store.Len())
 	return serveUntilDone(ctx, srv, ln, engine, store, cfg.shutdownWait, logger)
 }
 
 // observe builds the node's health check and metrics from its parts.
-func observe(store *gitstore.Store, engine *search.Engine, data string) (func(context.Context) nexus.Health, *metrics.Metrics) {
+func observe(store *gitstore.Store, engine *search.Engine, data, backups string) (func(context.Context) nexus.Health, *metrics.Metrics) {
 	checkers := store.HealthCheckers()
 	src := metrics.Sources{
 		Contexts: store.Len,
@@ -153,6 +168,13 @@ func observe(store *gitstore.Store, engine *search.Engine, data string) (func(co
 			return metrics.CacheFigures{Entries: int64(c.Entries), Bytes: c.Bytes, Hits: c.Hits, Misses: c.Misses, CorruptDrops: c.CorruptDrops}
 		},
 		DataDir: data,
+		LastBackup: func() (time.Time, int64, bool) {
+			list, err := gitstore.ListBackups(backups)
+			if err != nil || len(list) == 0 {
+				return time.Time{}, 0, false
+			}
+			return list[0].Time, list[0].Bytes, true
+		},
 	}
 	if engine != nil {
 		checkers[nexus.ComponentIndex] = engine

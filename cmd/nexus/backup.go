@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nexus-mem/nexus/gitstore"
+)
+
+// backupDir is where backups go unless --dir says otherwise.
+func backupDir(data string) string { return filepath.Join(data, "backups") }
+
+func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "list":
+			return runBackupList(args[1:], stdout, stderr)
+		case "verify":
+			return runBackupVerify(ctx, args[1:], stdout, stderr)
+		case "restore":
+			return runBackupRestore(ctx, args[1:], stdout, stderr)
+		}
+	}
+	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", env("NEXUS_DATA", defaultData), "data directory (env NEXUS_DATA); the server must be stopped")
+	dir := fs.String("dir", "", "backup directory (default DATA/backups)")
+	keep := fs.Int("keep", 0, "then delete all but the newest N backups (0: keep all)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: nexus backup [flags]                 write a verified git bundle of the store\n       nexus backup list [--dir D]         list backups, newest first\n       nexus backup verify FILE            check a backup\n       nexus backup restore FILE --data D  make D a store from a backup")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		*dir = backupDir(*data)
+	}
+	store, err := gitstore.Open(*data, gitstore.Options{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	info, err := store.Backup(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: main at %s, %d refs, %d bytes, verified\n", info.Path, info.Head[:12], info.Refs, info.Bytes)
+	if *keep > 0 {
+		gone, err := gitstore.PruneBackups(*dir, *keep)
+		for _, g := range gone {
+			fmt.Fprintf(stdout, "deleted %s\n", g)
+		}
+		return err
+	}
+	return nil
+}
+
+func runBackupList(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("backup list", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", env("NEXUS_DATA", defaultData), "data directory whose backups/ to list")
+	dir := fs.String("dir", "", "backup directory (default DATA/backups)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		*dir = backupDir(*data)
+	}
+	list, err := gitstore.ListBackups(*dir)
+	if err != nil {
+		return err
+	}
+	for _, b := range list {
+		fmt.Fprintf(stdout, "%s  %s  %10d bytes  %s\n", b.Time.Format(time.RFC3339), b.Head, b.Bytes, b.Path)
+	}
+	return nil
+}
+
+func runBackupVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("backup verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("want one backup file")
+	}
+	info, err := gitstore.VerifyBackup(ctx, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "ok: main at %s, %d refs, %d bytes\n", info.Head, info.Refs, info.Bytes)
+	return nil
+}
+
+func runBackupRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("backup restore", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", "", "new data directory to create from the backup")
+	var file string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") { // FILE before the flags
+		file, args = args[0], args[1:]
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if file == "" && fs.NArg() == 1 {
+		file = fs.Arg(0)
+	} else if fs.NArg() > 0 {
+		return usagef("want one backup file and --data DIR")
+	}
+	if file == "" || *data == "" {
+		return usagef("want one backup file and --data DIR")
+	}
+	info, err := gitstore.RestoreBackup(ctx, file, *data)
+	if err != nil {
+		return err
+	}
+	store, err := gitstore.Open(*data, gitstore.Options{Progress: newProgress(stderr, "catalog")})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	fmt.Fprintf(stdout, "restored %d contexts (main at %s) into %s\n", store.Len(), info.Head[:12], *data)
+	return nil
+}
+
+// scheduleBackups writes a backup every interval into dir, keeping the
+// newest keep, until ctx ends.
+func scheduleBackups(ctx context.Context, store *gitstore.Store, dir string, interval time.Duration, keep int, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if store.Len() == 0 {
+			continue
+		}
+		start := time.Now()
+		info, err := store.Backup(ctx, dir)
+		if err != nil {
+			log.Error("scheduled backup failed", "err", err)
+			continue
+		}
+		log.Info("backup written", "path", info.Path, "bytes", info.Bytes, "took", time.Since(start))
+		if _, err := gitstore.PruneBackups(dir, keep); err != nil {
+			log.Warn("pruning old backups failed", "err", err)
+		}
+	}
+}

@@ -1,0 +1,271 @@
+package gitstore
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nexus-mem/nexus"
+)
+
+// Backups are git bundles (`git bundle create`), made with pack merging
+// paused so that git never reads a pack the merger retires, verified
+// with `git bundle verify` and fsynced before they count. They hold main
+// and every side and recovery ref, so a restore brings back the journal,
+// the embeddings kept in git and the rolled-back heads.
+
+// BackupInfo describes one backup file.
+type BackupInfo struct {
+	Path  string    `json:"path"`
+	Head  string    `json:"head"`
+	Time  time.Time `json:"time"`
+	Bytes int64     `json:"bytes"`
+	Refs  int       `json:"refs"`
+}
+
+const backupExt = ".bundle"
+
+// Backup writes a verified bundle of the repository into dir and returns
+// what it wrote.
+func (s *Store) Backup(ctx context.Context, dir string) (*BackupInfo, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	head := s.Head()
+	if head.IsZero() {
+		return nil, nexus.Errorf(nexus.EInvalid, "the store is empty: nothing to back up")
+	}
+	now := time.Now().UTC()
+	name := fmt.Sprintf("nexus-%s-%s%s", now.Format("20060102T150405Z"), head.String()[:12], backupExt)
+	final := filepath.Join(dir, name)
+	tmp := filepath.Join(dir, "tmp-"+name)
+	s.mergeMu.Lock()
+	out, err := exec.CommandContext(ctx, "git", "--git-dir", s.GitDir(), "bundle", "create", "-q", tmp, "--all").CombinedOutput()
+	s.mergeMu.Unlock()
+	if err != nil {
+		os.Remove(tmp)
+		return nil, fmt.Errorf("git bundle create: %v: %s", err, bytes.TrimSpace(out))
+	}
+	info, err := VerifyBackup(ctx, tmp)
+	if err == nil && info.Head != head.String() {
+		err = fmt.Errorf("bundle holds main at %s, want %s", info.Head, head)
+	}
+	if err == nil {
+		err = syncPath(tmp)
+	}
+	if err == nil {
+		err = os.Rename(tmp, final)
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return nil, err
+	}
+	info.Path, info.Time = final, now
+	return info, nil
+}
+
+// VerifyBackup checks a bundle: the SHA-1 trailer of its pack over every
+// byte (git bundle verify alone accepts a truncated or bit-flipped pack),
+// then `git bundle verify` for its refs and complete history. A damaged
+// bundle is an EInvalid error naming the problem.
+func VerifyBackup(ctx context.Context, path string) (*BackupInfo, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkBundlePack(path); err != nil {
+		return nil, nexus.Errorf(nexus.EInvalid, "backup %s is damaged: %v", filepath.Base(path), err)
+	}
+	out, err := exec.CommandContext(ctx, "git", "bundle", "verify", path).CombinedOutput()
+	if err != nil {
+		return nil, nexus.Errorf(nexus.EInvalid, "backup %s is damaged: %s", filepath.Base(path), strings.TrimSpace(string(out)))
+	}
+	heads, err := exec.CommandContext(ctx, "git", "bundle", "list-heads", path).Output()
+	if err != nil {
+		return nil, nexus.Errorf(nexus.EInvalid, "backup %s: cannot list its refs: %v", filepath.Base(path), err)
+	}
+	info := &BackupInfo{Path: path, Bytes: st.Size(), Time: st.ModTime().UTC()}
+	for _, line := range strings.Split(strings.TrimSpace(string(heads)), "\n") {
+		h, ref, ok := strings.Cut(line, " ")
+		if !ok || !strings.HasPrefix(ref, "refs/") {
+			continue // HEAD
+		}
+		info.Refs++
+		if ref == mainRef {
+			info.Head = h
+		}
+	}
+	if info.Head == "" {
+		return nil, nexus.Errorf(nexus.EInvalid, "backup %s holds no %s", filepath.Base(path), mainRef)
+	}
+	return info, nil
+}
+
+// ListBackups returns the backups in dir, newest first.
+func ListBackups(dir string) ([]*BackupInfo, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []*BackupInfo
+	for _, e := range ents {
+		n := e.Name()
+		if !strings.HasPrefix(n, "nexus-") || !strings.HasSuffix(n, backupExt) {
+			continue
+		}
+		st, err := e.Info()
+		if err != nil {
+			continue
+		}
+		parts := strings.Split(strings.TrimSuffix(strings.TrimPrefix(n, "nexus-"), backupExt), "-")
+		info := &BackupInfo{Path: filepath.Join(dir, n), Bytes: st.Size()}
+		if len(parts) == 2 {
+			info.Time, _ = time.Parse("20060102T150405Z", parts[0])
+			info.Head = parts[1]
+		}
+		out = append(out, info)
+	}
+	slices.SortFunc(out, func(a, b *BackupInfo) int { return strings.Compare(b.Path, a.Path) })
+	return out, nil
+}
+
+// PruneBackups deletes all but the newest keep backups of dir.
+func PruneBackups(dir string, keep int) ([]string, error) {
+	list, err := ListBackups(dir)
+	if err != nil {
+		return nil, err
+	}
+	var gone []string
+	for i := keep; i < len(list); i++ {
+		if err := os.Remove(list[i].Path); err != nil {
+			return gone, err
+		}
+		gone = append(gone, list[i].Path)
+	}
+	return gone, syncDir(dir)
+}
+
+// RestoreBackup makes dataDir (which must not hold a repository) a store
+// whose repository is the bundle's: the bundle is verified, cloned with
+// stock git, every file fsynced; the catalog is rebuilt at the next open.
+func RestoreBackup(ctx context.Context, bundle, dataDir string) (*BackupInfo, error) {
+	info, err := VerifyBackup(ctx, bundle)
+	if err != nil {
+		return nil, err
+	}
+	repoDir := filepath.Join(dataDir, "repo.git")
+	if _, err := os.Stat(repoDir); err == nil {
+		return nil, nexus.Errorf(nexus.EConflict, "%s already holds a repository: restore into a new data directory (move the damaged one aside first)", dataDir)
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return nil, err
+	}
+	tmp := filepath.Join(dataDir, "tmp-restore.git")
+	os.RemoveAll(tmp)
+	if out, err := exec.CommandContext(ctx, "git", "clone", "-q", "--mirror", bundle, tmp).CombinedOutput(); err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("git clone of the bundle: %v: %s", err, bytes.TrimSpace(out))
+	}
+	// The mirror's remote points at the bundle file: drop it.
+	exec.CommandContext(ctx, "git", "--git-dir", tmp, "remote", "remove", "origin").Run()
+	if err := syncTree(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	if err := os.Rename(tmp, repoDir); err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	return info, syncDir(dataDir)
+}
+
+// syncPath fsyncs one file.
+func syncPath(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = syncFile(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// syncTree fsyncs every file and directory under root.
+func syncTree(root string) error {
+	return filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return syncDir(path)
+		}
+		return syncPath(path)
+	})
+}
+
+// checkBundlePack reads a v2 or v3 bundle's header up to the blank line,
+// then checks the pack after it: magic, version, and the SHA-1 trailer
+// over all the bytes before it.
+func checkBundlePack(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 1<<20)
+	first, err := r.ReadString('\n')
+	if err != nil || (first != "# v2 git bundle\n" && first != "# v3 git bundle\n") {
+		return errors.New("not a git bundle")
+	}
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return errors.New("bundle header is cut off")
+		}
+		if line == "\n" {
+			break
+		}
+	}
+	h := sha1.New()
+	var hdr [12]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil || string(hdr[:4]) != "PACK" {
+		return errors.New("no pack after the bundle header")
+	}
+	h.Write(hdr[:])
+	// Hash everything but the last 20 bytes, which must equal the hash.
+	var tail []byte
+	buf := make([]byte, 1<<20)
+	for {
+		n, err := r.Read(buf)
+		tail = append(tail, buf[:n]...)
+		if len(tail) > 20 {
+			h.Write(tail[:len(tail)-20])
+			tail = append(tail[:0], tail[len(tail)-20:]...)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if len(tail) != 20 || !bytes.Equal(h.Sum(nil), tail) {
+		return errors.New("pack checksum mismatch (truncated or damaged)")
+	}
+	return nil
+}
