@@ -35,6 +35,7 @@ var commands = map[string]command{
 	"fsck":    {"check (and repair derived state of) a data directory (server stopped)", runFsck},
 	"restore": {"move the memory back to a point in time, keeping the rest under refs/recovery/", runRestore},
 	"backup":  {"write, list, verify or restore verified git bundles of a store", runBackup},
+	"recover": {"check and recover a stopped node, component by component", runRecover},
 	"bench":   {"load-test a running server; report throughput and latency", runBench},
 }
 

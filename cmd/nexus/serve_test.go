@@ -401,3 +401,41 @@ func TestCLI_Backup(t *testing.T) {
 		t.Fatalf("truncated backup: %v\n%s", err, out)
 	}
 }
+
+// Cascading recovery on the real binary: a destroyed index is rebuilt and
+// reported as recovered; a damaged repository stops the cascade with
+// what to do.
+func TestCLI_Recover(t *testing.T) {
+	data := t.TempDir()
+	p := startServe(t, data)
+	c := httpapi.NewClient(p.url)
+	for i := range 5 {
+		if _, err := c.Put(context.Background(), nexus.Draft{Type: nexus.TypeMemory, Content: fmt.Sprint("memo ", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Search(context.Background(), nexus.SearchRequest{Query: "memo", Consistent: true})
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.cmd.Wait()
+	recov := func() (string, int) {
+		out, err := exec.Command(binary, "recover", "--data", data).CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return string(out), ee.ExitCode()
+		}
+		return string(out), 0
+	}
+	out, code := recov()
+	if code != 0 || strings.Count(out, " ok ") != 4 || !strings.Contains(out, "agents           disabled") {
+		t.Fatalf("healthy node: exit %d\n%s", code, out)
+	}
+	os.RemoveAll(filepath.Join(data, "index"))
+	out, code = recov()
+	if code != 0 || !strings.Contains(out, "semantic_index   recovered") {
+		t.Fatalf("index destroyed: exit %d\n%s", code, out)
+	}
+	os.WriteFile(filepath.Join(data, "repo.git", "refs", "heads", "main"), nil, 0o644)
+	out, code = recov()
+	if code != 4 || !strings.Contains(out, "git_repository   failed") || !strings.Contains(out, "nexus backup restore") || strings.Contains(out, "context_manager") {
+		t.Fatalf("damaged repository: exit %d\n%s", code, out)
+	}
+}
