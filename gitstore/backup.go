@@ -89,11 +89,21 @@ func VerifyBackup(ctx context.Context, path string) (*BackupInfo, error) {
 	if err := checkBundlePack(path); err != nil {
 		return nil, nexus.Errorf(nexus.EInvalid, "backup %s is damaged: %v", filepath.Base(path), err)
 	}
-	out, err := exec.CommandContext(ctx, "git", "bundle", "verify", path).CombinedOutput()
+	// git bundle verify needs a repository to check prerequisites
+	// against: an empty one, so that the bundle must be complete.
+	scratch, err := os.MkdirTemp("", "nexus-verify-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(scratch)
+	if out, err := exec.CommandContext(ctx, "git", "init", "-q", "--bare", scratch).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("git init: %v: %s", err, bytes.TrimSpace(out))
+	}
+	out, err := exec.CommandContext(ctx, "git", "--git-dir", scratch, "bundle", "verify", path).CombinedOutput()
 	if err != nil {
 		return nil, nexus.Errorf(nexus.EInvalid, "backup %s is damaged: %s", filepath.Base(path), strings.TrimSpace(string(out)))
 	}
-	heads, err := exec.CommandContext(ctx, "git", "bundle", "list-heads", path).Output()
+	heads, err := exec.CommandContext(ctx, "git", "--git-dir", scratch, "bundle", "list-heads", path).Output()
 	if err != nil {
 		return nil, nexus.Errorf(nexus.EInvalid, "backup %s: cannot list its refs: %v", filepath.Base(path), err)
 	}

@@ -371,8 +371,11 @@ func TestCLI_Backup(t *testing.T) {
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	p.cmd.Wait()
+	outside := t.TempDir() // not inside a git repository, as for a user
 	cli := func(args ...string) (string, error) {
-		out, err := exec.Command(binary, args...).CombinedOutput()
+		cmd := exec.Command(binary, args...)
+		cmd.Dir = outside
+		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
 	if out, err := cli("backup", "--data", data); err != nil || !strings.Contains(out, "verified") {
