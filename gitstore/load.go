@@ -159,14 +159,13 @@ func (s *Store) VerifyCatalog() error {
 	s.cat.mu.RLock()
 	head := s.cat.head
 	s.cat.mu.RUnlock()
-	fresh := &Store{repo: s.repo, trees: newTrees(s.repo), cat: newCatalog(), opts: s.opts}
-	fresh.opts.Progress = nil
-	if err := fresh.catchUp(head); err != nil {
+	fresh, err := s.buildCatalog(head)
+	if err != nil {
 		return err
 	}
 	s.cat.mu.RLock()
 	defer s.cat.mu.RUnlock()
-	if err := s.cat.equal(fresh.cat); err != nil {
+	if err := s.cat.equal(fresh); err != nil {
 		return fmt.Errorf("catalog differs from a rebuild from git: %w", err)
 	}
 	return nil
@@ -201,9 +200,8 @@ func (s *Store) RebuildCatalog() error {
 		s.cat.mu.RLock()
 		head := s.cat.head
 		s.cat.mu.RUnlock()
-		fresh := &Store{repo: s.repo, trees: newTrees(s.repo), cat: newCatalog(), opts: s.opts}
-		fresh.opts.Progress = nil
-		if err := fresh.catchUp(head); err != nil {
+		fresh, err := s.buildCatalog(head)
+		if err != nil {
 			return err
 		}
 		s.cat.mu.Lock()
@@ -211,8 +209,18 @@ func (s *Store) RebuildCatalog() error {
 			s.cat.mu.Unlock()
 			continue
 		}
-		s.cat.replaceLocked(fresh.cat)
+		s.cat.replaceLocked(fresh)
 		s.cat.mu.Unlock()
 		return s.cat.save(s.dir)
 	}
+}
+
+// buildCatalog builds a catalog of head from git alone.
+func (s *Store) buildCatalog(head Hash) (*catalog, error) {
+	fresh := &Store{repo: s.repo, trees: newTrees(s.repo), cat: newCatalog(), opts: s.opts}
+	fresh.opts.Progress = nil
+	if err := fresh.catchUp(head); err != nil {
+		return nil, err
+	}
+	return fresh.cat, nil
 }

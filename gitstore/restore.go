@@ -100,14 +100,13 @@ func (s *Store) commitRestore(req *restoreReq) error {
 	if err := s.repo.moveRef(mainRef, target); err != nil {
 		return s.writeFailed(err, s.refMayHaveMoved())
 	}
-	fresh := &Store{repo: s.repo, trees: newTrees(s.repo), cat: newCatalog(), opts: s.opts}
-	fresh.opts.Progress = nil
-	if err := fresh.catchUp(target); err != nil {
+	fresh, err := s.buildCatalog(target)
+	if err != nil {
 		s.fail(err) // main moved but the catalog cannot follow: reopen rebuilds it
 		return s.failure()
 	}
 	s.cat.mu.Lock()
-	s.cat.replaceLocked(fresh.cat)
+	s.cat.replaceLocked(fresh)
 	s.cat.mu.Unlock()
 	s.cache.clear()
 	s.trees = newTrees(s.repo)
