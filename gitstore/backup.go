@@ -46,21 +46,25 @@ func (s *Store) Backup(ctx context.Context, dir string) (*BackupInfo, error) {
 		return nil, nexus.Errorf(nexus.EInvalid, "the store is empty: nothing to back up")
 	}
 	now := time.Now().UTC()
-	name := fmt.Sprintf("nexus-%s-%s%s", now.Format("20060102T150405Z"), head.String()[:12], backupExt)
-	final := filepath.Join(dir, name)
-	tmp := filepath.Join(dir, "tmp-"+name)
+	tmp := filepath.Join(dir, fmt.Sprintf("tmp-nexus-%s%s", now.Format("20060102T150405.000000000Z"), backupExt))
 	s.mergeMu.Lock()
-	out, err := exec.CommandContext(ctx, "git", "--git-dir", s.GitDir(), "bundle", "create", "-q", tmp, "--all").CombinedOutput()
+	err := s.bundleSnapshot(ctx, tmp)
 	s.mergeMu.Unlock()
 	if err != nil {
 		os.Remove(tmp)
-		return nil, fmt.Errorf("git bundle create: %v: %s", err, bytes.TrimSpace(out))
+		return nil, err
 	}
 	info, err := VerifyBackup(ctx, tmp)
 	if err == nil && info.Head != head.String() {
-		err = fmt.Errorf("bundle holds main at %s, want %s", info.Head, head)
+		// Writes went on while git read the repository: the bundle must
+		// then hold a descendant of the head seen before.
+		if out, aerr := exec.CommandContext(ctx, "git", "--git-dir", s.GitDir(), "merge-base", "--is-ancestor", head.String(), info.Head).CombinedOutput(); aerr != nil {
+			err = fmt.Errorf("bundle holds main at %s, which does not descend from %s: %s", info.Head, head, bytes.TrimSpace(out))
+		}
 	}
+	var final string
 	if err == nil {
+		final = filepath.Join(dir, fmt.Sprintf("nexus-%s-%s%s", now.Format("20060102T150405Z"), info.Head[:12], backupExt))
 		err = syncPath(tmp)
 	}
 	if err == nil {
@@ -75,6 +79,50 @@ func (s *Store) Backup(ctx context.Context, dir string) (*BackupInfo, error) {
 	}
 	info.Path, info.Time = final, now
 	return info, nil
+}
+
+// bundleSnapshot bundles the refs as they are now. Git reads through a
+// scratch repository that borrows our objects (objects/info/alternates)
+// and holds a copy of the refs, so that group commits going on meanwhile
+// (new packs, moved refs) do not change what it sees; the caller pauses
+// merging, so no pack git reads is retired.
+func (s *Store) bundleSnapshot(ctx context.Context, out string) error {
+	scratch, err := os.MkdirTemp("", "nexus-backup-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(scratch)
+	if o, err := exec.CommandContext(ctx, "git", "init", "-q", "--bare", scratch).CombinedOutput(); err != nil {
+		return fmt.Errorf("git init: %v: %s", err, bytes.TrimSpace(o))
+	}
+	objects, err := filepath.Abs(filepath.Join(s.GitDir(), "objects"))
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(scratch, "objects", "info", "alternates"), []byte(objects+"\n"), 0o644); err != nil {
+		return err
+	}
+	refs, err := s.repo.listRefs()
+	if err != nil {
+		return err
+	}
+	refs[mainRef] = s.Head() // what has been acknowledged
+	var packed strings.Builder
+	names := make([]string, 0, len(refs))
+	for n := range refs {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		fmt.Fprintf(&packed, "%s %s\n", refs[n], n)
+	}
+	if err := os.WriteFile(filepath.Join(scratch, "packed-refs"), []byte(packed.String()), 0o644); err != nil {
+		return err
+	}
+	if o, err := exec.CommandContext(ctx, "git", "--git-dir", scratch, "bundle", "create", "-q", out, "--all").CombinedOutput(); err != nil {
+		return fmt.Errorf("git bundle create: %v: %s", err, bytes.TrimSpace(o))
+	}
+	return nil
 }
 
 // VerifyBackup checks a bundle: the SHA-1 trailer of its pack over every

@@ -81,3 +81,46 @@ func flip(b []byte, i int) []byte {
 	c[i] ^= 0x20
 	return c
 }
+
+// A backup taken while writes go on succeeds and holds at least every
+// context acknowledged before it started.
+func TestBackup_DuringWrites(t *testing.T) {
+	ctx := context.Background()
+	s := MustOpen(t, "", gitstore.Options{})
+	before := mustPut(t, s, nexus.Draft{Type: nexus.TypeMemory, Content: "before"})
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			s.Put(ctx, nexus.Draft{Type: nexus.TypeMemory, Content: strings.Repeat("w", i%50+1)})
+		}
+	}()
+	dir := t.TempDir()
+	var infos []*gitstore.BackupInfo
+	for range 3 {
+		info, err := s.Backup(ctx, dir)
+		if err != nil {
+			close(stop)
+			<-done
+			t.Fatalf("backup during writes: %v", err)
+		}
+		infos = append(infos, info)
+		time.Sleep(1100 * time.Millisecond)
+	}
+	close(stop)
+	<-done
+	data := filepath.Join(t.TempDir(), "r")
+	if _, err := gitstore.RestoreBackup(ctx, infos[0].Path, data); err != nil {
+		t.Fatal(err)
+	}
+	r := MustOpen(t, data, gitstore.Options{})
+	if _, err := r.Get(ctx, before.ID); err != nil || r.Head().String() != infos[0].Head {
+		t.Fatalf("restored: %v, head %s vs %s", err, r.Head(), infos[0].Head)
+	}
+}

@@ -336,6 +336,31 @@ func (r *repo) readNamedRef(ref string) (Hash, error) {
 	return h, nil
 }
 
+// listRefs reads every loose ref under refs/ (temp files skipped).
+func (r *repo) listRefs() (map[string]Hash, error) {
+	out := map[string]Hash{}
+	root := filepath.Join(r.dir, "refs")
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.HasPrefix(d.Name(), "tmp_") || strings.HasSuffix(d.Name(), ".lock") {
+			return err
+		}
+		rel, err := filepath.Rel(r.dir, path)
+		if err != nil {
+			return err
+		}
+		name := filepath.ToSlash(rel)
+		h, err := r.readNamedRef(name)
+		if err != nil {
+			return err
+		}
+		if !h.IsZero() {
+			out[name] = h
+		}
+		return nil
+	})
+	return out, err
+}
+
 // readPackedRef looks ref up in packed-refs, where `git pack-refs` puts it.
 func (r *repo) readPackedRef(ref string) (Hash, error) {
 	b, err := os.ReadFile(filepath.Join(r.dir, "packed-refs"))

@@ -52,6 +52,13 @@ func (s *spares) recycle(path string) {
 		os.Remove(path)
 		return
 	}
+	// The old name must be gone on disk before the file is overwritten
+	// with another pack's bytes, or a crash could leave it under its old
+	// name with wrong contents.
+	if err := syncDir(dir); err != nil {
+		os.Remove(name)
+		return
+	}
 	f, err := os.OpenFile(name, os.O_RDWR, 0)
 	if err != nil {
 		os.Remove(name)

@@ -182,9 +182,18 @@ func (e *Engine) keepsFew(allow func(uint32) bool, n int) bool {
 
 // compile snapshots the docs and builds the filter predicate.
 func (e *Engine) compile(req *nexus.SearchRequest) (func(uint32) bool, view, bool) {
+	return e.compileFor(req, nexus.ZeroID)
+}
+
+// compileFor is compile that also resolves self's ordinal in the same
+// snapshot (for Related).
+func (e *Engine) compileFor(req *nexus.SearchRequest, self nexus.ID) (func(uint32) bool, view, bool) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	v := view{docs: e.tab.docs[:len(e.tab.docs):len(e.tab.docs)], vec: e.vec, kw: e.kw}
+	if !self.IsZero() {
+		v.self, v.selfFound = e.tab.byID[self]
+	}
 	allow, ok := e.tab.filter(v, req)
 	v.filtered = allow != nil
 	if ok && allow == nil {
@@ -249,10 +258,8 @@ func (e *Engine) Related(ctx context.Context, id nexus.ID, req nexus.SearchReque
 		return nil, err
 	}
 	res := &nexus.SearchResult{Mode: nexus.Semantic, Hits: []nexus.SearchHit{}}
-	allow, v, ok := e.compile(&req)
-	e.mu.RLock()
-	ord, indexed := e.tab.byID[id]
-	e.mu.RUnlock()
+	allow, v, ok := e.compileFor(&req, id)
+	ord, indexed := v.self, v.selfFound
 	if !indexed || int(ord) >= len(v.docs) {
 		if _, err := e.src.Get(ctx, id); err != nil {
 			return nil, err

@@ -133,10 +133,12 @@ func formatFloat(f float64) string {
 // view is a snapshot of the docs for one query: ordinals at or past len
 // were added after it began and are skipped.
 type view struct {
-	docs     []doc
-	filtered bool // the request has filters
-	vec      *vector.Index
-	kw       *keyword.Index
+	docs      []doc
+	filtered  bool // the request has filters
+	vec       *vector.Index
+	kw        *keyword.Index
+	self      uint32 // for Related: the ordinal of its context
+	selfFound bool
 }
 
 // filter compiles the request's filters into a predicate over ordinals,
