@@ -42,7 +42,31 @@ func TestStore_DiskFull(t *testing.T) {
 	if len(acked) < 10 {
 		t.Fatalf("only %d writes before the disk filled", len(acked))
 	}
+	if h := s.HealthCheckers()[nexus.ComponentGit].CheckHealth(context.Background()); h.Status != nexus.StatusDegraded || h.Details["read_only"] != true {
+		t.Fatalf("health with the disk full: %+v", h)
+	}
+	// Space comes back: writes resume on the same open store, by themselves.
+	if out, err := exec.Command("mount", "-o", "remount,size=16m", dir).CombinedOutput(); err != nil {
+		t.Fatalf("grow the tmpfs: %v %s", err, out)
+	}
+	c, err := s.Put(context.Background(), nexus.Draft{Type: nexus.TypeMemory, Content: content})
+	if err != nil {
+		t.Fatalf("write after space came back: %v", err)
+	}
+	acked = append(acked, c.ID)
+	if h := s.HealthCheckers()[nexus.ComponentGit].CheckHealth(context.Background()); h.Status != nexus.StatusHealthy {
+		t.Fatalf("health after space came back: %+v", h)
+	}
 	s.Close()
+	// No temp file is left behind once the store is closed.
+	for _, d := range []string{filepath.Join(data, "repo.git", "objects", "pack"), filepath.Join(data, "repo.git", "refs", "heads")} {
+		ents, _ := os.ReadDir(d)
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), "tmp_") {
+				t.Errorf("temp file %s left in %s", e.Name(), d)
+			}
+		}
+	}
 	s, err = gitstore.Open(data, gitstore.Options{})
 	if err != nil {
 		t.Fatal(err)

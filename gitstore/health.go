@@ -35,6 +35,11 @@ func (s *Store) gitHealth(context.Context) nexus.ComponentHealth {
 		return nexus.ComponentHealth{Status: nexus.StatusUnhealthy, Error: "cannot read " + mainRef + ": " + err.Error(), Details: details}
 	}
 	details["head"] = head.String()
+	if s.diskFull.Load() {
+		details["read_only"] = true
+		return nexus.ComponentHealth{Status: nexus.StatusDegraded, Details: details,
+			Error: "the disk is full: writes answer 507 (insufficient_storage) until space is freed; they resume by themselves"}
+	}
 	return nexus.ComponentHealth{Status: nexus.StatusHealthy, Details: details}
 }
 

@@ -113,12 +113,13 @@ func (r *repo) cleanup() error {
 			}
 		}
 	}
-	if err := removeTemps(filepath.Join(r.dir, "refs", "heads")); err != nil {
-		return err
-	}
-	// Side and recovery refs live in subdirectories of refs/, each with
-	// its spare.
-	err = filepath.WalkDir(filepath.Join(r.dir, "refs"), func(path string, d os.DirEntry, err error) error {
+	return r.removeRefSpares()
+}
+
+// removeRefSpares deletes the temp files of every ref directory (each
+// ref's directory keeps one spare while the store is open).
+func (r *repo) removeRefSpares() error {
+	err := filepath.WalkDir(filepath.Join(r.dir, "refs"), func(path string, d os.DirEntry, err error) error {
 		if err != nil || !d.IsDir() {
 			return err
 		}

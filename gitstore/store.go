@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -86,6 +87,8 @@ type Store struct {
 
 	failMu sync.Mutex
 	failed error // set when a write left the repository in an unknown state
+
+	diskFull atomic.Bool // the last group commit failed for lack of space
 }
 
 var _ nexus.Store = (*Store)(nil)
@@ -211,6 +214,7 @@ func (s *Store) Close() error {
 			err = s.cat.save(s.dir)
 		}
 		s.repo.close()
+		s.repo.removeRefSpares() // no temp file outlives the store
 		s.unlock()
 	})
 	return err

@@ -216,6 +216,7 @@ func (s *Store) apply(items []staged) (Hash, error) {
 	if ferr != nil {
 		return zeroHash, nexus.WrapError(nexus.EInternal, ferr, "failpoint")
 	}
+	s.diskFull.Store(false)
 	if s.opts.OnCommit != nil {
 		s.opts.OnCommit()
 	}
@@ -307,6 +308,9 @@ func (s *Store) writeFailed(err error, uncertain bool) error {
 	if uncertain || errors.As(err, &se) {
 		s.fail(err)
 		return s.failure()
+	}
+	if isNoSpace(err) {
+		s.diskFull.Store(true) // cleared by the next commit that succeeds
 	}
 	return wrapIOError(err, "commit")
 }
