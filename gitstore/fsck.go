@@ -97,6 +97,25 @@ func (s *Store) Fsck(ctx context.Context, deep bool) (*FsckReport, error) {
 		s.repo.mu.RUnlock()
 	}
 	rep.Took = time.Since(start)
+	if deep {
+		s.lastDeep.Store(rep)
+	}
+	return rep, nil
+}
+
+// damage returns the first problem of the last deep check that derived
+// state cannot explain (repository damage), if any.
+func (s *Store) damage() (*FsckReport, *Problem) {
+	rep := s.lastDeep.Load()
+	if rep == nil {
+		return nil, nil
+	}
+	for i, p := range rep.Problems {
+		switch p.Kind {
+		case "pack", "object", "reachability", "ref", "context":
+			return rep, &rep.Problems[i]
+		}
+	}
 	return rep, nil
 }
 

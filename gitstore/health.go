@@ -2,6 +2,7 @@ package gitstore
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/nexus-mem/nexus"
 )
@@ -35,6 +36,13 @@ func (s *Store) gitHealth(context.Context) nexus.ComponentHealth {
 		return nexus.ComponentHealth{Status: nexus.StatusUnhealthy, Error: "cannot read " + mainRef + ": " + err.Error(), Details: details}
 	}
 	details["head"] = head.String()
+	if rep, p := s.damage(); rep != nil {
+		details["last_deep_check"] = map[string]any{"problems": len(rep.Problems), "took_ms": rep.Took.Milliseconds()}
+		if p != nil {
+			return nexus.ComponentHealth{Status: nexus.StatusUnhealthy, Details: details,
+				Error: fmt.Sprintf("the last deep check found %d problems, first: %s (stop the node and run `nexus recover`)", len(rep.Problems), p)}
+		}
+	}
 	if s.diskFull.Load() {
 		details["read_only"] = true
 		return nexus.ComponentHealth{Status: nexus.StatusDegraded, Details: details,

@@ -88,7 +88,8 @@ type Store struct {
 	failMu sync.Mutex
 	failed error // set when a write left the repository in an unknown state
 
-	diskFull atomic.Bool // the last group commit failed for lack of space
+	diskFull atomic.Bool                // the last group commit failed for lack of space
+	lastDeep atomic.Pointer[FsckReport] // the last deep integrity check
 }
 
 var _ nexus.Store = (*Store)(nil)

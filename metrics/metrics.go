@@ -55,12 +55,31 @@ type Sources struct {
 type Metrics struct {
 	reg   *prometheus.Registry
 	start time.Time
+
+	recoveries  *prometheus.CounterVec   // by component and result
+	recoveryDur *prometheus.HistogramVec // by component
+	lastFailure *prometheus.GaugeVec     // by component, Unix seconds
+	fsckRuns    *prometheus.CounterVec   // by mode
+	fsckProbs   *prometheus.GaugeVec     // by mode: problems found by the last run
+	fsckDur     *prometheus.GaugeVec     // by mode: seconds the last run took
+	fsckLast    *prometheus.GaugeVec     // by mode: Unix seconds of the last run
 }
 
 // New registers the collectors of src.
 func New(src Sources) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry(), start: time.Now()}
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.recoveries = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nexus_recovery_total",
+		Help: "Recovery attempts by component and result (success or failure)."}, []string{"component", "result"})
+	m.recoveryDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "nexus_recovery_duration_seconds",
+		Help: "Duration of recovery attempts.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, []string{"component"})
+	m.lastFailure = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nexus_recovery_last_failure_timestamp_seconds",
+		Help: "When a recovery of the component last failed (Unix seconds)."}, []string{"component"})
+	m.fsckRuns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nexus_fsck_runs_total", Help: "Integrity checks run, by mode."}, []string{"mode"})
+	m.fsckProbs = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nexus_fsck_problems", Help: "Problems found by the last integrity check of each mode."}, []string{"mode"})
+	m.fsckDur = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nexus_fsck_duration_seconds", Help: "Duration of the last integrity check of each mode."}, []string{"mode"})
+	m.fsckLast = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nexus_fsck_last_run_timestamp_seconds", Help: "When the last integrity check of each mode ran (Unix seconds)."}, []string{"mode"})
+	m.reg.MustRegister(m.recoveries, m.recoveryDur, m.lastFailure, m.fsckRuns, m.fsckProbs, m.fsckDur, m.fsckLast)
 	m.gauge("nexus_uptime_seconds", "Seconds since the node started.", func() float64 { return time.Since(m.start).Seconds() })
 	if src.Contexts != nil {
 		m.gauge("nexus_contexts", "Contexts stored.", func() float64 { return float64(src.Contexts()) })
@@ -114,6 +133,25 @@ func (m *Metrics) gauge(name, help string, f func() float64) {
 
 func (m *Metrics) counter(name, help string, f func() float64) {
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
+}
+
+// RecordRecovery counts one recovery attempt of component.
+func (m *Metrics) RecordRecovery(component string, ok bool, took time.Duration) {
+	result := "success"
+	if !ok {
+		result = "failure"
+		m.lastFailure.WithLabelValues(component).Set(float64(time.Now().Unix()))
+	}
+	m.recoveries.WithLabelValues(component, result).Inc()
+	m.recoveryDur.WithLabelValues(component).Observe(took.Seconds())
+}
+
+// RecordFsck records an integrity check of mode "fast" or "deep".
+func (m *Metrics) RecordFsck(mode string, problems int, took time.Duration) {
+	m.fsckRuns.WithLabelValues(mode).Inc()
+	m.fsckProbs.WithLabelValues(mode).Set(float64(problems))
+	m.fsckDur.WithLabelValues(mode).Set(took.Seconds())
+	m.fsckLast.WithLabelValues(mode).Set(float64(time.Now().Unix()))
 }
 
 // Registry is where other parts register their own collectors.

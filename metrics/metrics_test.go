@@ -55,6 +55,21 @@ func TestMetrics_ReadSourcesAtScrape(t *testing.T) {
 	if strings.Contains(out, "nexus_disk_free_bytes -1") {
 		t.Error("statfs of the data dir failed")
 	}
+	m.RecordRecovery("context_manager", true, 20*time.Millisecond)
+	m.RecordRecovery("context_manager", false, time.Second)
+	m.RecordFsck("deep", 3, 2*time.Second)
+	out = scrape(t, m)
+	for _, want := range []string{
+		`nexus_recovery_total{component="context_manager",result="success"} 1`,
+		`nexus_recovery_total{component="context_manager",result="failure"} 1`,
+		`nexus_recovery_duration_seconds_count{component="context_manager"} 2`,
+		`nexus_recovery_last_failure_timestamp_seconds{component="context_manager"} `,
+		`nexus_fsck_problems{mode="deep"} 3`, `nexus_fsck_duration_seconds{mode="deep"} 2`, `nexus_fsck_runs_total{mode="deep"} 1`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("scrape lacks %q", want)
+		}
+	}
 	contexts = 9
 	if !strings.Contains(scrape(t, m), "nexus_contexts 9\n") {
 		t.Error("a second scrape did not read the source again")

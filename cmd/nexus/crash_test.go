@@ -43,9 +43,20 @@ type proc struct {
 	url string
 }
 
-func startServe(t *testing.T, data string, env ...string) *proc {
+// Arguments starting with "--" are flags of serve; the others are
+// environment variables (NAME=value).
+func startServe(t *testing.T, data string, extra ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(binary, "serve", "--data", data, "--addr", "127.0.0.1:0")
+	args := []string{"serve", "--data", data, "--addr", "127.0.0.1:0"}
+	var env []string
+	for _, e := range extra {
+		if strings.HasPrefix(e, "--") {
+			args = append(args, e)
+		} else {
+			env = append(env, e)
+		}
+	}
+	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {

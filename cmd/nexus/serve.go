@@ -41,6 +41,7 @@ type serveConfig struct {
 	backupDir    string
 	backupEvery  time.Duration
 	backupKeep   int
+	scrubEvery   time.Duration
 }
 
 func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
@@ -58,6 +59,7 @@ func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.backupDir, "backup-dir", "", "where scheduled backups go (default DATA/backups)")
 	fs.DurationVar(&c.backupEvery, "backup-interval", 24*time.Hour, "how often to write a verified backup (0: never)")
 	fs.IntVar(&c.backupKeep, "backup-keep", 3, "scheduled backups kept")
+	fs.DurationVar(&c.scrubEvery, "scrub-interval", 24*time.Hour, "how often to run a deep integrity check in the background (0: never)")
 	if err := fs.Parse(args); err != nil {
 		return nil, usageError{err}
 	}
@@ -67,8 +69,8 @@ func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	if c.maxContent <= 0 || c.cacheMiB <= 0 {
 		return nil, usagef("--max-content and --cache-mib must be positive")
 	}
-	if c.backupEvery < 0 || c.backupKeep < 1 {
-		return nil, usagef("--backup-interval must be ≥ 0 and --backup-keep ≥ 1")
+	if c.backupEvery < 0 || c.backupKeep < 1 || c.scrubEvery < 0 {
+		return nil, usagef("--backup-interval and --scrub-interval must be ≥ 0 and --backup-keep ≥ 1")
 	}
 	if c.backupDir == "" {
 		c.backupDir = backupDir(c.data)
@@ -136,6 +138,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
 	health, mets := observe(store, engine, cfg.data, cfg.backupDir)
+	if err := startupCheck(ctx, store, mets, logger); err != nil {
+		ln.Close()
+		closeAll(engine, store)
+		return err
+	}
+	if cfg.scrubEvery > 0 {
+		go scrub(ctx, store, cfg.scrubEvery, mets, logger)
+	}
 	srv := &http.Server{
 		Handler: httpapi.NewServer(store, httpapi.Options{
 			Token: token, MaxBodyBytes: int64(cfg.maxContent)*6 + 256<<10, Logger: logger, Ready: store.Ready,

@@ -442,3 +442,67 @@ func TestCLI_Recover(t *testing.T) {
 		t.Fatalf("damaged repository: exit %d\n%s", code, out)
 	}
 }
+
+// The background scrub finds a damaged pack: /health turns unhealthy
+// naming the problem and the fsck metrics count it.
+func TestServe_ScrubFindsDamage(t *testing.T) {
+	data := t.TempDir()
+	p := startServe(t, data, "--scrub-interval=200ms")
+	defer func() { p.cmd.Process.Signal(syscall.SIGTERM); p.cmd.Wait() }()
+	c := httpapi.NewClient(p.url)
+	for i := range 20 {
+		if _, err := c.Put(context.Background(), nexus.Draft{Type: nexus.TypeMemory, Content: fmt.Sprint("scrub me ", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	packs, _ := filepath.Glob(filepath.Join(data, "repo.git", "objects", "pack", "pack-*.pack"))
+	if len(packs) == 0 {
+		t.Fatal("no pack")
+	}
+	f, err := os.OpenFile(packs[0], os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := f.Stat()
+	b := make([]byte, 1)
+	f.ReadAt(b, st.Size()/2)
+	b[0] ^= 0xff
+	f.WriteAt(b, st.Size()/2)
+	f.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(p.url + "/health")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var h nexus.Health
+		json.NewDecoder(resp.Body).Decode(&h)
+		resp.Body.Close()
+		if resp.StatusCode == 503 && strings.Contains(h.Components[nexus.ComponentGit].Error, "nexus recover") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("health never reported the damage: %d %+v", resp.StatusCode, h.Components[nexus.ComponentGit])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	resp, err := http.Get(p.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(out), `nexus_fsck_runs_total{mode="deep"}`) || strings.Contains(string(out), `nexus_fsck_problems{mode="deep"} 0`) {
+		t.Fatalf("fsck metrics:\n%s", grepLines(string(out), "nexus_fsck"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
