@@ -132,3 +132,25 @@ func (c *cache) clear() {
 		c.removeLocked(c.ll.Back())
 	}
 }
+
+// resize sets the budget, evicting the least recently used entries that
+// no longer fit.
+func (c *cache) resize(maxBytes int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.max = maxBytes
+	for c.used > c.max && c.ll.Len() > 0 {
+		c.removeLocked(c.ll.Back())
+	}
+}
+
+// SetCacheBytes changes the L1 cache budget at run time; a smaller budget
+// evicts at once. underPressure says the change answers memory pressure,
+// which the memory_cache health then reports.
+func (s *Store) SetCacheBytes(n int64, underPressure bool) {
+	if n < 1<<20 {
+		n = 1 << 20
+	}
+	s.cache.resize(n)
+	s.memPressure.Store(underPressure)
+}

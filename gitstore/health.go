@@ -3,6 +3,7 @@ package gitstore
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/nexus-mem/nexus"
 )
@@ -90,6 +91,11 @@ func (s *Store) cacheHealth(context.Context) nexus.ComponentHealth {
 	if st.CorruptDrops > 0 {
 		h.Status = nexus.StatusDegraded
 		h.Error = "cache entries failed their checksum and were reloaded from git"
+	}
+	if s.memPressure.Load() {
+		h.Status = nexus.StatusDegraded
+		h.Details["memory_pressure"] = true
+		h.Error = strings.TrimPrefix(h.Error+"; ", "; ") + fmt.Sprintf("shrunk to %d bytes under memory pressure", st.MaxBytes)
 	}
 	return h
 }

@@ -178,3 +178,23 @@ func TestMerge_PacksFromStockGit(t *testing.T) {
 		})
 	}
 }
+
+func TestCache_Resize(t *testing.T) {
+	c := newCache(1 << 20)
+	var ids []nexus.ID
+	var gen nexus.IDGenerator
+	for range 100 {
+		id := gen.New(time.Now())
+		ids = append(ids, id)
+		c.put(id, make([]byte, 4000))
+	}
+	if st := c.stats(); st.Entries != 100 {
+		t.Fatalf("%d entries", st.Entries)
+	}
+	c.get(ids[0]) // most recently used now
+	c.resize(10 * (4000 + itemOverhead))
+	st := c.stats()
+	if st.Entries != 10 || st.Bytes > st.MaxBytes || c.get(ids[0]) == nil || c.get(ids[1]) != nil {
+		t.Fatalf("after shrinking: %+v", st)
+	}
+}

@@ -88,8 +88,9 @@ type Store struct {
 	failMu sync.Mutex
 	failed error // set when a write left the repository in an unknown state
 
-	diskFull atomic.Bool                // the last group commit failed for lack of space
-	lastDeep atomic.Pointer[FsckReport] // the last deep integrity check
+	diskFull    atomic.Bool                // the last group commit failed for lack of space
+	lastDeep    atomic.Pointer[FsckReport] // the last deep integrity check
+	memPressure atomic.Bool                // the cache was shrunk under memory pressure
 }
 
 var _ nexus.Store = (*Store)(nil)

@@ -63,6 +63,7 @@ type Metrics struct {
 	fsckProbs   *prometheus.GaugeVec     // by mode: problems found by the last run
 	fsckDur     *prometheus.GaugeVec     // by mode: seconds the last run took
 	fsckLast    *prometheus.GaugeVec     // by mode: Unix seconds of the last run
+	pressure    prometheus.Counter       // memory pressure events
 }
 
 // New registers the collectors of src.
@@ -79,7 +80,9 @@ func New(src Sources) *Metrics {
 	m.fsckProbs = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nexus_fsck_problems", Help: "Problems found by the last integrity check of each mode."}, []string{"mode"})
 	m.fsckDur = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nexus_fsck_duration_seconds", Help: "Duration of the last integrity check of each mode."}, []string{"mode"})
 	m.fsckLast = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nexus_fsck_last_run_timestamp_seconds", Help: "When the last integrity check of each mode ran (Unix seconds)."}, []string{"mode"})
-	m.reg.MustRegister(m.recoveries, m.recoveryDur, m.lastFailure, m.fsckRuns, m.fsckProbs, m.fsckDur, m.fsckLast)
+	m.pressure = prometheus.NewCounter(prometheus.CounterOpts{Name: "nexus_memory_pressure_events_total",
+		Help: "Times the process went over 90 % of its memory budget and shrank its caches."})
+	m.reg.MustRegister(m.recoveries, m.recoveryDur, m.lastFailure, m.fsckRuns, m.fsckProbs, m.fsckDur, m.fsckLast, m.pressure)
 	m.gauge("nexus_uptime_seconds", "Seconds since the node started.", func() float64 { return time.Since(m.start).Seconds() })
 	if src.Contexts != nil {
 		m.gauge("nexus_contexts", "Contexts stored.", func() float64 { return float64(src.Contexts()) })
@@ -153,6 +156,9 @@ func (m *Metrics) RecordFsck(mode string, problems int, took time.Duration) {
 	m.fsckDur.WithLabelValues(mode).Set(took.Seconds())
 	m.fsckLast.WithLabelValues(mode).Set(float64(time.Now().Unix()))
 }
+
+// RecordMemoryPressure counts one shrinking of the caches.
+func (m *Metrics) RecordMemoryPressure() { m.pressure.Inc() }
 
 // Registry is where other parts register their own collectors.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }

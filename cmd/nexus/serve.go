@@ -42,6 +42,7 @@ type serveConfig struct {
 	backupEvery  time.Duration
 	backupKeep   int
 	scrubEvery   time.Duration
+	memoryMiB    int
 }
 
 func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
@@ -60,6 +61,7 @@ func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.DurationVar(&c.backupEvery, "backup-interval", 24*time.Hour, "how often to write a verified backup (0: never)")
 	fs.IntVar(&c.backupKeep, "backup-keep", 3, "scheduled backups kept")
 	fs.DurationVar(&c.scrubEvery, "scrub-interval", 24*time.Hour, "how often to run a deep integrity check in the background (0: never)")
+	fs.IntVar(&c.memoryMiB, "memory-budget-mib", 0, "memory budget; over 90 % of it the L1 cache shrinks (default: the cgroup limit, if any)")
 	if err := fs.Parse(args); err != nil {
 		return nil, usageError{err}
 	}
@@ -145,6 +147,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if cfg.scrubEvery > 0 {
 		go scrub(ctx, store, cfg.scrubEvery, mets, logger)
+	}
+	if budget := memoryBudget(cfg.memoryMiB); budget > 0 {
+		go watchMemory(ctx, store, budget, int64(cfg.cacheMiB)<<20, 2*time.Second, mets, logger)
 	}
 	srv := &http.Server{
 		Handler: httpapi.NewServer(store, httpapi.Options{

@@ -506,3 +506,40 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// Over its memory budget the server shrinks the L1 cache and says so in
+// /health and /metrics.
+func TestServe_MemoryPressure(t *testing.T) {
+	p := startServe(t, t.TempDir(), "--memory-budget-mib=1") // any process holds more than this
+	defer func() { p.cmd.Process.Signal(syscall.SIGTERM); p.cmd.Wait() }()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get(p.url + "/health")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var h nexus.Health
+		json.NewDecoder(resp.Body).Decode(&h)
+		resp.Body.Close()
+		mc := h.Components[nexus.ComponentCache]
+		if mc.Status == nexus.StatusDegraded && strings.Contains(mc.Error, "memory pressure") {
+			if max := mc.Details["max_bytes"].(float64); max != 16<<20 {
+				t.Fatalf("cache budget %v, want a quarter of 64 MiB", max)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("memory pressure never reported: %+v", mc)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	resp, err := http.Get(p.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(out), "nexus_memory_pressure_events_total 1") {
+		t.Fatalf("metrics: %s", grepLines(string(out), "pressure"))
+	}
+}
