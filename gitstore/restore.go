@@ -109,6 +109,7 @@ func (s *Store) commitRestore(req *restoreReq) error {
 	s.cat.replaceLocked(fresh)
 	s.cat.mu.Unlock()
 	s.cache.clear()
+	s.restores.Add(1)
 	s.trees = newTrees(s.repo)
 	s.rewindTS()
 	if err := s.cat.save(s.dir); err != nil {
@@ -140,3 +141,7 @@ func (s *Store) commitAt(head Hash, at time.Time) (Hash, error) {
 		h = cm.parents[0]
 	}
 }
+
+// Restores counts the point-in-time restores this store has run since it
+// was opened: derived state built before a restore is stale.
+func (s *Store) Restores() uint64 { return s.restores.Load() }

@@ -91,6 +91,7 @@ type Store struct {
 	diskFull    atomic.Bool                // the last group commit failed for lack of space
 	lastDeep    atomic.Pointer[FsckReport] // the last deep integrity check
 	memPressure atomic.Bool                // the cache was shrunk under memory pressure
+	restores    atomic.Uint64              // point-in-time restores run since Open
 }
 
 var _ nexus.Store = (*Store)(nil)

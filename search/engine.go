@@ -116,6 +116,7 @@ type Engine struct {
 
 	root        string                 // Options.Dir: the parent of the model directories
 	loadErr     error                  // why the saved index was not loaded at open
+	restores    atomic.Uint64          // the store's restore count the index reflects
 	prev        atomic.Pointer[Engine] // the previous model's engine, during a migration
 	known       map[nexus.ID][]float32 // vectors from the log, for a rebuild; guarded by stepMu
 	logFailures atomic.Int64           // vector log appends that failed
@@ -156,6 +157,9 @@ func open(src Source, emb nexus.Embedder, opts Options, dir string) (*Engine, er
 	e := &Engine{
 		src: src, emb: emb, opts: opts, log: opts.Logger.With("model", emb.Model()),
 		progress: make(chan struct{}), kick: make(chan struct{}, 1), closing: make(chan struct{}),
+	}
+	if rc, ok := src.(restoreCounter); ok {
+		e.restores.Store(rc.Restores())
 	}
 	if err := e.load(); err != nil {
 		e.loadErr = err
@@ -258,17 +262,29 @@ func (e *Engine) run() {
 	}
 }
 
-// checkRollback rebuilds the index when the store no longer holds the
-// last context indexed: a point-in-time restore moved it back.
+// restoreCounter is what a store that can move back in time offers:
+// gitstore.Store counts its point-in-time restores.
+type restoreCounter interface{ Restores() uint64 }
+
+// checkRollback rebuilds the index when the store moved back in time: it
+// ran a restore since the index was built, or it no longer holds the last
+// context indexed (a restore made while the index was closed).
 func (e *Engine) checkRollback(ctx context.Context) {
 	e.mu.RLock()
 	cur := e.cursor
 	e.mu.RUnlock()
-	if cur.IsZero() {
-		return
+	restored := false
+	if rc, ok := e.src.(restoreCounter); ok {
+		n := rc.Restores()
+		restored = n != e.restores.Swap(n)
 	}
-	if _, err := e.src.Get(ctx, cur); nexus.ErrorCode(err) != nexus.ENotFound {
-		return
+	if !restored {
+		if cur.IsZero() {
+			return
+		}
+		if _, err := e.src.Get(ctx, cur); nexus.ErrorCode(err) != nexus.ENotFound {
+			return
+		}
 	}
 	e.log.Warn("the store was rolled back past the index; rebuilding it", "last_indexed", cur)
 	e.stepMu.Lock()
