@@ -91,6 +91,7 @@ func decodeObject(body []byte, v any, fields []string) error {
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
+	dec.UseNumber() // numbers in free-form fields keep their exact text
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
 	}

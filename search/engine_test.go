@@ -524,3 +524,44 @@ func TestEngine_FollowsRestore(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Metadata numbers compare as JSON values: 1 equals 1.0, and integers
+// beyond 2^53 stay distinct.
+func TestEngine_MetadataNumbers(t *testing.T) {
+	st, err := gitstore.Open(t.TempDir(), gitstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	byName := map[string]nexus.ID{}
+	for name, meta := range map[string]string{
+		"big":      `{"n":9007199254740993}`,
+		"bigger-1": `{"n":9007199254740992}`,
+		"one":      `{"k":1.0}`,
+	} {
+		c, err := st.Put(context.Background(), nexus.Draft{Type: nexus.TypeMemory, Content: "same words here", Metadata: json.RawMessage(meta)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		byName[name] = c.ID
+	}
+	e, err := search.Open(st, embed.NewHashing(32), search.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	for _, tc := range []struct {
+		meta map[string]any
+		want string
+	}{
+		{map[string]any{"n": json.Number("9007199254740993")}, "big"},
+		{map[string]any{"n": json.Number("9007199254740992")}, "bigger-1"},
+		{map[string]any{"k": float64(1)}, "one"},
+		{map[string]any{"k": json.Number("1")}, "one"},
+	} {
+		got := ids(mustSearch(t, e, nexus.SearchRequest{Query: "same words", Mode: nexus.Keyword, Metadata: tc.meta}))
+		if len(got) != 1 || got[0] != byName[tc.want] {
+			t.Errorf("metadata %v: %v, want %s", tc.meta, got, tc.want)
+		}
+	}
+}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"hash/fnv"
+	"math"
 	"slices"
+	"strconv"
 
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/keyword"
@@ -110,24 +112,38 @@ func pairHash(key string, v any) (uint64, bool) {
 	case nil:
 		h.Write([]byte{'n'})
 	case float64:
-		h.Write([]byte{'f'})
-		h.Write([]byte(json.Number(formatFloat(x))))
+		h.Write([]byte(canonFloat(x)))
 	case json.Number:
-		f, err := x.Float64()
-		if err != nil {
+		c, ok := canonNumber(string(x))
+		if !ok {
 			return 0, false
 		}
-		h.Write([]byte{'f'})
-		h.Write([]byte(formatFloat(f)))
+		h.Write([]byte(c))
 	default:
 		return 0, false
 	}
 	return h.Sum64(), true
 }
 
-func formatFloat(f float64) string {
-	b, _ := json.Marshal(f) // finite: JSON numbers are
-	return string(b)
+// canonNumber gives equal JSON numbers one spelling: integers exactly
+// (also beyond 2^53, which a float64 would round), others as the shortest
+// float64.
+func canonNumber(s string) (string, bool) {
+	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return "i" + strconv.FormatInt(i, 10), true
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		return "", false
+	}
+	return canonFloat(f), true
+}
+
+func canonFloat(f float64) string {
+	if f == math.Trunc(f) && math.Abs(f) < 1<<63 {
+		return "i" + strconv.FormatInt(int64(f), 10)
+	}
+	return "f" + strconv.FormatFloat(f, 'g', -1, 64)
 }
 
 // view is a snapshot of the docs for one query: ordinals at or past len
