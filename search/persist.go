@@ -25,7 +25,7 @@ import (
 // either the old or the new generation whole.
 const (
 	manifestFile    = "manifest.json"
-	manifestVersion = 1
+	manifestVersion = 2 // 2: numbers in metadata hashes are canonical JSON values
 	docsMagic       = "NXDOCS1\n"
 )
 
