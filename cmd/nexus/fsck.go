@@ -43,6 +43,7 @@ func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	deep := fs.Bool("deep", true, "re-read every object and walk all history (false: refs and catalog only)")
 	repair := fs.Bool("repair", true, "rebuild damaged derived state (catalog, search index)")
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
+	from := fs.String("backup", "", "backup to repair damaged objects from (default: the newest in DATA/backups)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -60,6 +61,9 @@ func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	res.Index = checkIndex(ctx, store, *data)
 	if *repair {
 		fsckRepair(res, store, *data)
+		if !res.Store.Clean() && *deep {
+			repairObjects(ctx, res, store, *data, *from)
+		}
 	}
 	switch {
 	case !res.Store.Clean():
@@ -122,6 +126,28 @@ func fsckRepair(res *fsckResult, store *gitstore.Store, data string) {
 		if err := os.RemoveAll(indexDir(data)); err == nil {
 			res.Repaired = append(res.Repaired, "search index removed: the server rebuilds it at start ("+res.Index+")")
 		}
+	}
+}
+
+// repairObjects repairs damaged objects from a backup, then checks again.
+func repairObjects(ctx context.Context, res *fsckResult, store *gitstore.Store, data, from string) {
+	if from == "" {
+		list, err := gitstore.ListBackups(backupDir(data))
+		if err != nil || len(list) == 0 {
+			return
+		}
+		from = list[0].Path
+	}
+	rep, err := store.RepairFromBackup(ctx, from)
+	if rep != nil && len(rep.Restored) > 0 {
+		res.Repaired = append(res.Repaired, fmt.Sprintf("%d objects restored from %s, %d damaged packs rewritten", len(rep.Restored), from, len(rep.Salvaged)))
+	}
+	if err != nil {
+		res.Store.Problems = append(res.Store.Problems, gitstore.Problem{Kind: "repair", Object: from, Message: describe(err)})
+		return
+	}
+	if again, err := store.Fsck(ctx, true); err == nil {
+		res.Store = again
 	}
 }
 

@@ -286,13 +286,28 @@ func TestCLI_Fsck(t *testing.T) {
 	if out, code := fsck(); code != 0 || !strings.Contains(out, "search index: none") {
 		t.Fatalf("after repair: exit %d\n%s", code, out)
 	}
+	if out, err := exec.Command(binary, "backup", "--data", data).CombinedOutput(); err != nil {
+		t.Fatalf("backup: %v\n%s", err, out)
+	}
 	packs, _ := filepath.Glob(filepath.Join(data, "repo.git", "objects", "pack", "*.pack"))
-	b, _ := os.ReadFile(packs[0])
-	b[len(b)/2] ^= 0xff
-	os.WriteFile(packs[0], b, 0o644)
+	damage := func() {
+		b, _ := os.ReadFile(packs[0])
+		b[len(b)/2] ^= 0xff
+		os.WriteFile(packs[0], b, 0o644)
+	}
+	damage()
+	if out, code := fsck(); code != 1 || !strings.Contains(out, "objects restored from") {
+		t.Fatalf("damaged repository with a backup: exit %d\n%s", code, out)
+	}
+	if out, code := fsck(); code != 0 {
+		t.Fatalf("after the repair: exit %d\n%s", code, out)
+	}
+	os.RemoveAll(filepath.Join(data, "backups"))
+	packs, _ = filepath.Glob(filepath.Join(data, "repo.git", "objects", "pack", "*.pack"))
+	damage()
 	out, code := fsck()
 	if code != 4 || !strings.Contains(out, "PROBLEM") {
-		t.Fatalf("damaged repository: exit %d\n%s", code, out)
+		t.Fatalf("damaged repository, no backup: exit %d\n%s", code, out)
 	}
 }
 
