@@ -194,15 +194,9 @@ func TestServe_HealthAndMetrics(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	resp, err := http.Get(p.url + "/health")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var h nexus.Health
-	json.NewDecoder(resp.Body).Decode(&h)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || h.Status != nexus.StatusHealthy {
-		t.Fatalf("health %d %+v", resp.StatusCode, h)
+	code, h := getHealth(t, p.url)
+	if code != 200 || h.Status != nexus.StatusHealthy {
+		t.Fatalf("health %d %+v", code, h)
 	}
 	want := map[string]string{
 		nexus.ComponentGit: nexus.StatusHealthy, nexus.ComponentStore: nexus.StatusHealthy, nexus.ComponentCache: nexus.StatusHealthy,
@@ -217,13 +211,8 @@ func TestServe_HealthAndMetrics(t *testing.T) {
 	if n := h.Components[nexus.ComponentStore].Details["contexts"]; n != float64(5) {
 		t.Errorf("context_manager details: %v", h.Components[nexus.ComponentStore].Details)
 	}
-	resp, err = http.Get(p.url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	resp, err = http.Post(p.url+"/v1/admin/fsck?deep=true", "application/json", nil)
+	metricsText := getMetrics(t, p.url)
+	resp, err := http.Post(p.url+"/v1/admin/fsck?deep=true", "application/json", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +228,7 @@ func TestServe_HealthAndMetrics(t *testing.T) {
 	}
 	for _, s := range []string{"nexus_contexts 5\n", "nexus_index_lag_contexts ", "nexus_cache_hit_ratio ", "nexus_disk_free_bytes ",
 		`nexus_component_status{component="semantic_index",status="healthy"} 1`, "nexus_uptime_seconds "} {
-		if !strings.Contains(string(b), s) {
+		if !strings.Contains(metricsText, s) {
 			t.Errorf("metrics lack %q", s)
 		}
 	}
@@ -484,32 +473,56 @@ func TestServe_ScrubFindsDamage(t *testing.T) {
 	b[0] ^= 0xff
 	f.WriteAt(b, st.Size()/2)
 	f.Close()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(p.url + "/health")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var h nexus.Health
-		json.NewDecoder(resp.Body).Decode(&h)
-		resp.Body.Close()
-		if resp.StatusCode == 503 && strings.Contains(h.Components[nexus.ComponentGit].Error, "nexus recover") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("health never reported the damage: %d %+v", resp.StatusCode, h.Components[nexus.ComponentGit])
-		}
-		time.Sleep(100 * time.Millisecond)
+	waitHealth(t, p.url, 20*time.Second, func(code int, h nexus.Health) bool {
+		return code == 503 && strings.Contains(h.Components[nexus.ComponentGit].Error, "nexus recover")
+	})
+	out := getMetrics(t, p.url)
+	if !strings.Contains(out, `nexus_fsck_runs_total{mode="deep"}`) || strings.Contains(out, `nexus_fsck_problems{mode="deep"} 0`) {
+		t.Fatalf("fsck metrics:\n%s", grepLines(out, "nexus_fsck"))
 	}
-	resp, err := http.Get(p.url + "/metrics")
+}
+
+// getHealth fetches /health.
+func getHealth(t *testing.T, url string) (int, nexus.Health) {
+	t.Helper()
+	resp, err := http.Get(url + "/health")
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(out), `nexus_fsck_runs_total{mode="deep"}`) || strings.Contains(string(out), `nexus_fsck_problems{mode="deep"} 0`) {
-		t.Fatalf("fsck metrics:\n%s", grepLines(string(out), "nexus_fsck"))
+	defer resp.Body.Close()
+	var h nexus.Health
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+		t.Fatal(err)
 	}
+	return resp.StatusCode, h
+}
+
+// waitHealth polls /health until ok accepts it.
+func waitHealth(t *testing.T, url string, within time.Duration, ok func(code int, h nexus.Health) bool) nexus.Health {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		code, h := getHealth(t, url)
+		if ok(code, h) {
+			return h
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("health never reached the expected state: %d %+v", code, h)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// getMetrics fetches /metrics.
+func getMetrics(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 func grepLines(s, sub string) string {
@@ -527,34 +540,15 @@ func grepLines(s, sub string) string {
 func TestServe_MemoryPressure(t *testing.T) {
 	p := startServe(t, t.TempDir(), "--memory-budget-mib=1") // any process holds more than this
 	defer func() { p.cmd.Process.Signal(syscall.SIGTERM); p.cmd.Wait() }()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get(p.url + "/health")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var h nexus.Health
-		json.NewDecoder(resp.Body).Decode(&h)
-		resp.Body.Close()
+	h := waitHealth(t, p.url, 15*time.Second, func(_ int, h nexus.Health) bool {
 		mc := h.Components[nexus.ComponentCache]
-		if mc.Status == nexus.StatusDegraded && strings.Contains(mc.Error, "memory pressure") {
-			if max := mc.Details["max_bytes"].(float64); max != 16<<20 {
-				t.Fatalf("cache budget %v, want a quarter of 64 MiB", max)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("memory pressure never reported: %+v", mc)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return mc.Status == nexus.StatusDegraded && strings.Contains(mc.Error, "memory pressure")
+	})
+	if max := h.Components[nexus.ComponentCache].Details["max_bytes"].(float64); max != 16<<20 {
+		t.Fatalf("cache budget %v, want a quarter of 64 MiB", max)
 	}
-	resp, err := http.Get(p.url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(out), "nexus_memory_pressure_events_total 1") {
-		t.Fatalf("metrics: %s", grepLines(string(out), "pressure"))
+	out := getMetrics(t, p.url)
+	if !strings.Contains(out, "nexus_memory_pressure_events_total 1") {
+		t.Fatalf("metrics: %s", grepLines(out, "pressure"))
 	}
 }
