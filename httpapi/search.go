@@ -78,18 +78,7 @@ func (c *Client) Search(ctx context.Context, req nexus.SearchRequest) (*nexus.Se
 // Related returns the contexts nearest to id by meaning. Of req, only
 // Limit, MinScore, Namespace, Type and AgentID are sent.
 func (c *Client) Related(ctx context.Context, id nexus.ID, req nexus.SearchRequest) (*nexus.SearchResult, error) {
-	q := url.Values{}
-	set := func(name, v string) {
-		if v != "" {
-			q.Set(name, v)
-		}
-	}
-	set("namespace", req.Namespace)
-	set("type", string(req.Type))
-	set("agent", req.AgentID)
-	if req.Limit != 0 {
-		q.Set("limit", strconv.Itoa(req.Limit))
-	}
+	q := filterQuery(nexus.Filter{Namespace: req.Namespace, Type: req.Type, AgentID: req.AgentID, Limit: req.Limit})
 	if req.MinScore != 0 {
 		q.Set("min_score", strconv.FormatFloat(req.MinScore, 'g', -1, 64))
 	}

@@ -135,6 +135,25 @@ func runBackupRestore(ctx context.Context, args []string, stdout, stderr io.Writ
 // scheduleBackups writes a backup every interval into dir, keeping the
 // newest keep, until ctx ends.
 func scheduleBackups(ctx context.Context, store *gitstore.Store, dir string, interval time.Duration, keep int, log *slog.Logger) {
+	every(ctx, interval, func() {
+		if store.Len() == 0 {
+			return
+		}
+		start := time.Now()
+		info, err := store.Backup(ctx, dir)
+		if err != nil {
+			log.Error("scheduled backup failed", "err", err)
+			return
+		}
+		log.Info("backup written", "path", info.Path, "bytes", info.Bytes, "took", time.Since(start))
+		if _, err := gitstore.PruneBackups(dir, keep); err != nil {
+			log.Warn("pruning old backups failed", "err", err)
+		}
+	})
+}
+
+// every calls f once per interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, f func()) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -143,18 +162,6 @@ func scheduleBackups(ctx context.Context, store *gitstore.Store, dir string, int
 			return
 		case <-t.C:
 		}
-		if store.Len() == 0 {
-			continue
-		}
-		start := time.Now()
-		info, err := store.Backup(ctx, dir)
-		if err != nil {
-			log.Error("scheduled backup failed", "err", err)
-			continue
-		}
-		log.Info("backup written", "path", info.Path, "bytes", info.Bytes, "took", time.Since(start))
-		if _, err := gitstore.PruneBackups(dir, keep); err != nil {
-			log.Warn("pruning old backups failed", "err", err)
-		}
+		f()
 	}
 }

@@ -71,21 +71,16 @@ func startupCheck(ctx context.Context, store *gitstore.Store, mets *metrics.Metr
 }
 
 // scrub runs a deep check every interval until ctx ends.
-func scrub(ctx context.Context, store *gitstore.Store, every time.Duration, mets *metrics.Metrics, log *slog.Logger) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+func scrub(ctx context.Context, store *gitstore.Store, interval time.Duration, mets *metrics.Metrics, log *slog.Logger) {
+	every(ctx, interval, func() {
 		start := time.Now()
 		left, err := checkAndRepair(ctx, store, true, mets, log)
-		if err != nil && ctx.Err() == nil {
-			log.Error("scrub failed", "err", err)
-			continue
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Error("scrub failed", "err", err)
+			}
+			return
 		}
 		log.Info("scrub done", "took", time.Since(start), "problems_left", len(left))
-	}
+	})
 }
