@@ -81,30 +81,47 @@ func (s *Store) Backup(ctx context.Context, dir string) (*BackupInfo, error) {
 	return info, nil
 }
 
-// bundleSnapshot bundles the refs as they are now. Git reads through a
-// scratch repository that borrows our objects (objects/info/alternates)
-// and holds a copy of the refs, so that group commits going on meanwhile
-// (new packs, moved refs) do not change what it sees; the caller pauses
+// bundleSnapshot bundles the refs as they are now; the caller pauses
 // merging, so no pack git reads is retired.
 func (s *Store) bundleSnapshot(ctx context.Context, out string) error {
-	scratch, err := os.MkdirTemp("", "nexus-backup-")
+	scratch, err := s.snapshotRepo(ctx)
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(scratch)
+	if o, err := exec.CommandContext(ctx, "git", "--git-dir", scratch, "bundle", "create", "-q", out, "--all").CombinedOutput(); err != nil {
+		return fmt.Errorf("git bundle create: %v: %s", err, bytes.TrimSpace(o))
+	}
+	return nil
+}
+
+// snapshotRepo returns a scratch repository (to remove when done) that
+// borrows our objects (objects/info/alternates) and holds a copy of the
+// refs as they are now, main at the acknowledged head, so that group
+// commits going on meanwhile (new packs, moved refs) do not change what
+// git reads from it. The caller pauses merging while git reads.
+func (s *Store) snapshotRepo(ctx context.Context) (string, error) {
+	scratch, err := os.MkdirTemp("", "nexus-snapshot-")
+	if err != nil {
+		return "", err
+	}
+	fail := func(err error) (string, error) {
+		os.RemoveAll(scratch)
+		return "", err
+	}
 	if o, err := exec.CommandContext(ctx, "git", "init", "-q", "--bare", scratch).CombinedOutput(); err != nil {
-		return fmt.Errorf("git init: %v: %s", err, bytes.TrimSpace(o))
+		return fail(fmt.Errorf("git init: %v: %s", err, bytes.TrimSpace(o)))
 	}
 	objects, err := filepath.Abs(filepath.Join(s.GitDir(), "objects"))
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	if err := os.WriteFile(filepath.Join(scratch, "objects", "info", "alternates"), []byte(objects+"\n"), 0o644); err != nil {
-		return err
+		return fail(err)
 	}
 	refs, err := s.repo.listRefs()
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	refs[mainRef] = s.Head() // what has been acknowledged
 	var packed strings.Builder
@@ -117,12 +134,9 @@ func (s *Store) bundleSnapshot(ctx context.Context, out string) error {
 		fmt.Fprintf(&packed, "%s %s\n", refs[n], n)
 	}
 	if err := os.WriteFile(filepath.Join(scratch, "packed-refs"), []byte(packed.String()), 0o644); err != nil {
-		return err
+		return fail(err)
 	}
-	if o, err := exec.CommandContext(ctx, "git", "--git-dir", scratch, "bundle", "create", "-q", out, "--all").CombinedOutput(); err != nil {
-		return fmt.Errorf("git bundle create: %v: %s", err, bytes.TrimSpace(o))
-	}
-	return nil
+	return scratch, nil
 }
 
 // VerifyBackup checks a bundle: the SHA-1 trailer of its pack over every
@@ -217,12 +231,22 @@ func PruneBackups(dir string, keep int) ([]string, error) {
 }
 
 // RestoreBackup makes dataDir (which must not hold a repository) a store
-// whose repository is the bundle's: the bundle is verified, cloned with
-// stock git, every file fsynced; the catalog is rebuilt at the next open.
+// whose repository is the backup's (a bundle or a mirror): the backup is
+// verified, cloned with stock git, every file fsynced; the catalog is
+// rebuilt at the next open.
 func RestoreBackup(ctx context.Context, bundle, dataDir string) (*BackupInfo, error) {
-	info, err := VerifyBackup(ctx, bundle)
-	if err != nil {
-		return nil, err
+	var info *BackupInfo
+	if isMirror(bundle) {
+		m, err := VerifyMirror(ctx, bundle)
+		if err != nil {
+			return nil, err
+		}
+		info = &BackupInfo{Path: m.Path, Head: m.Head, Refs: m.Refs}
+	} else {
+		var err error
+		if info, err = VerifyBackup(ctx, bundle); err != nil {
+			return nil, err
+		}
 	}
 	repoDir := filepath.Join(dataDir, "repo.git")
 	if _, err := os.Stat(repoDir); err == nil {
@@ -233,11 +257,11 @@ func RestoreBackup(ctx context.Context, bundle, dataDir string) (*BackupInfo, er
 	}
 	tmp := filepath.Join(dataDir, "tmp-restore.git")
 	os.RemoveAll(tmp)
-	if out, err := exec.CommandContext(ctx, "git", "clone", "-q", "--mirror", bundle, tmp).CombinedOutput(); err != nil {
+	if err := cloneSource(ctx, bundle, tmp); err != nil {
 		os.RemoveAll(tmp)
-		return nil, fmt.Errorf("git clone of the bundle: %v: %s", err, bytes.TrimSpace(out))
+		return nil, err
 	}
-	// The mirror's remote points at the bundle file: drop it.
+	// The clone's remote points at the backup: drop it.
 	exec.CommandContext(ctx, "git", "--git-dir", tmp, "remote", "remove", "origin").Run()
 	if err := syncTree(tmp); err != nil {
 		os.RemoveAll(tmp)

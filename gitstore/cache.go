@@ -21,6 +21,7 @@ type cache struct {
 	items map[nexus.ID]*list.Element
 
 	hits, misses, corrupt atomic.Int64
+	cleared               atomic.Int64 // corrupt at the last recovery
 }
 
 type cacheItem struct {
@@ -95,6 +96,9 @@ type CacheStats struct {
 	Hits         int64 `json:"hits"`
 	Misses       int64 `json:"misses"`
 	CorruptDrops int64 `json:"corrupt_drops"`
+	// ClearedDrops is CorruptDrops when the cache was last cleared by a
+	// recovery: the drops since then are unexplained.
+	ClearedDrops int64 `json:"cleared_drops"`
 }
 
 func (c *cache) stats() CacheStats {
@@ -102,7 +106,7 @@ func (c *cache) stats() CacheStats {
 	defer c.mu.Unlock()
 	return CacheStats{
 		Entries: c.ll.Len(), Bytes: c.used, MaxBytes: c.max,
-		Hits: c.hits.Load(), Misses: c.misses.Load(), CorruptDrops: c.corrupt.Load(),
+		Hits: c.hits.Load(), Misses: c.misses.Load(), CorruptDrops: c.corrupt.Load(), ClearedDrops: c.cleared.Load(),
 	}
 }
 

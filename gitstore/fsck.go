@@ -99,6 +99,8 @@ func (s *Store) Fsck(ctx context.Context, deep bool) (*FsckReport, error) {
 	rep.Took = time.Since(start)
 	if deep {
 		s.lastDeep.Store(rep)
+		// Damage seen by reads until now is either in this report or gone.
+		s.corruptSeen.Store(s.repo.corruptReads.Load())
 	}
 	return rep, nil
 }
@@ -117,6 +119,39 @@ func (s *Store) damage() (*FsckReport, *Problem) {
 		}
 	}
 	return rep, nil
+}
+
+// forgetProblems drops the problems of a kind, now repaired, from the
+// last deep check's report.
+func (s *Store) forgetProblems(kind string) {
+	for {
+		rep := s.lastDeep.Load()
+		if rep == nil {
+			return
+		}
+		kept := *rep
+		kept.Problems = make([]Problem, 0, len(rep.Problems))
+		for _, p := range rep.Problems {
+			if p.Kind != kind {
+				kept.Problems = append(kept.Problems, p)
+			}
+		}
+		if len(kept.Problems) == len(rep.Problems) || s.lastDeep.CompareAndSwap(rep, &kept) {
+			return
+		}
+	}
+}
+
+// catalogProblem returns the first catalog problem of the last deep check.
+func (s *Store) catalogProblem() *Problem {
+	if rep := s.lastDeep.Load(); rep != nil {
+		for i, p := range rep.Problems {
+			if p.Kind == "catalog" {
+				return &rep.Problems[i]
+			}
+		}
+	}
+	return nil
 }
 
 // checkRefs reads main and the side refs and the commits they name.

@@ -37,11 +37,15 @@ func (s *Store) gitHealth(context.Context) nexus.ComponentHealth {
 		return nexus.ComponentHealth{Status: nexus.StatusUnhealthy, Error: "cannot read " + mainRef + ": " + err.Error(), Details: details}
 	}
 	details["head"] = head.String()
+	if n := s.repo.corruptReads.Load() - s.corruptSeen.Load(); n > 0 {
+		return nexus.ComponentHealth{Status: nexus.StatusUnhealthy, Details: details,
+			Error: fmt.Sprintf("%d reads found damaged objects since the last deep check, the latest: %v", n, s.repo.lastCorrupt.Load())}
+	}
 	if rep, p := s.damage(); rep != nil {
 		details["last_deep_check"] = map[string]any{"problems": len(rep.Problems), "took_ms": rep.Took.Milliseconds()}
 		if p != nil {
 			return nexus.ComponentHealth{Status: nexus.StatusUnhealthy, Details: details,
-				Error: fmt.Sprintf("the last deep check found %d problems, first: %s (stop the node and run `nexus recover`)", len(rep.Problems), p)}
+				Error: fmt.Sprintf("the last deep check found %d problems, first: %s", len(rep.Problems), p)}
 		}
 	}
 	if s.diskFull.Load() {
@@ -73,6 +77,10 @@ func (s *Store) catalogHealth(context.Context) nexus.ComponentHealth {
 				Error: "catalog at " + head.String() + " while main is at " + onDisk2.String()}
 		}
 	}
+	if p := s.catalogProblem(); p != nil {
+		return nexus.ComponentHealth{Status: nexus.StatusDegraded, Details: details,
+			Error: "the last deep check found the catalog disagrees with git: " + p.Message}
+	}
 	return nexus.ComponentHealth{Status: nexus.StatusHealthy, Details: details}
 }
 
@@ -88,9 +96,9 @@ func (s *Store) cacheHealth(context.Context) nexus.ComponentHealth {
 		"entries": st.Entries, "bytes": st.Bytes, "max_bytes": st.MaxBytes, "hits": st.Hits, "misses": st.Misses,
 		"hit_rate": rate, "corrupt_drops": st.CorruptDrops,
 	}}
-	if st.CorruptDrops > 0 {
+	if st.CorruptDrops > st.ClearedDrops {
 		h.Status = nexus.StatusDegraded
-		h.Error = "cache entries failed their checksum and were reloaded from git"
+		h.Error = fmt.Sprintf("%d cache entries failed their checksum (reloaded from git)", st.CorruptDrops-st.ClearedDrops)
 	}
 	if s.memPressure.Load() {
 		h.Status = nexus.StatusDegraded

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -62,6 +63,19 @@ func TestCache_CorruptEntryReloaded(t *testing.T) {
 	}
 	if st := s.CacheStats(); st.CorruptDrops != 1 {
 		t.Fatalf("corrupt drops = %d, want 1", st.CorruptDrops)
+	}
+	// The cache is degraded until a recovery re-verifies and empties it.
+	if h := s.cacheHealth(context.Background()); h.Status != nexus.StatusDegraded || !strings.Contains(h.Error, "1 cache entries failed") {
+		t.Fatalf("cache health after damage: %+v", h)
+	}
+	if n := s.RecoverCache(); n != 0 {
+		t.Fatalf("recovery found %d more bad entries", n)
+	}
+	if st := s.CacheStats(); st.Entries != 0 || st.ClearedDrops != 1 {
+		t.Fatalf("after recovery: %+v", st)
+	}
+	if h := s.cacheHealth(context.Background()); h.Status != nexus.StatusHealthy {
+		t.Fatalf("cache health after recovery: %+v", h)
 	}
 }
 

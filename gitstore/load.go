@@ -211,7 +211,11 @@ func (s *Store) RebuildCatalog() error {
 		}
 		s.cat.replaceLocked(fresh)
 		s.cat.mu.Unlock()
-		return s.cat.save(s.dir)
+		if err := s.cat.save(s.dir); err != nil {
+			return err
+		}
+		s.forgetProblems("catalog")
+		return nil
 	}
 }
 

@@ -19,12 +19,13 @@ type RepairReport struct {
 }
 
 // RepairFromBackup repairs damaged or missing objects from a verified
-// backup bundle: each object a deep check finds damaged or missing is read
-// from the bundle (hash-verified) into a new pack, then every damaged pack
-// is rewritten without its bad entries. Objects the backup does not hold
-// (written after it) are reported, never invented.
+// backup bundle or a mirror repository: each object a deep check finds
+// damaged or missing is read from the backup (hash-verified) into a new
+// pack, then every damaged pack is rewritten without its bad entries.
+// Objects the backup does not hold (written after it) are reported, never
+// invented.
 func (s *Store) RepairFromBackup(ctx context.Context, bundle string) (*RepairReport, error) {
-	if _, err := VerifyBackup(ctx, bundle); err != nil {
+	if err := checkSource(ctx, bundle); err != nil {
 		return nil, err
 	}
 	rep, err := s.Fsck(ctx, true)
@@ -51,8 +52,8 @@ func (s *Store) RepairFromBackup(ctx context.Context, bundle string) (*RepairRep
 	}
 	defer os.RemoveAll(scratch)
 	src := filepath.Join(scratch, "repo.git")
-	if o, err := exec.CommandContext(ctx, "git", "clone", "-q", "--mirror", bundle, src).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("git clone of the backup: %v: %s", err, bytes.TrimSpace(o))
+	if err := cloneSource(ctx, bundle, src); err != nil {
+		return nil, err
 	}
 	backup, err := openRepo(src)
 	if err != nil {
@@ -93,6 +94,30 @@ func (s *Store) RepairFromBackup(ctx context.Context, bundle string) (*RepairRep
 		out.Salvaged = append(out.Salvaged, p.name)
 	}
 	return out, nil
+}
+
+// checkSource verifies a backup bundle, or checks that a mirror is a
+// repository (every object read from it is hash-checked anyway).
+func checkSource(ctx context.Context, source string) error {
+	if isMirror(source) {
+		return initMirrorCheck(source)
+	}
+	_, err := VerifyBackup(ctx, source)
+	return err
+}
+
+// cloneSource clones a bundle or a mirror into the bare repository dst.
+// A mirror is cloned through git's pack protocol (--no-local), so that
+// every object is hash-checked by index-pack and lands in one pack.
+func cloneSource(ctx context.Context, source, dst string) error {
+	args := []string{"clone", "-q", "--mirror"}
+	if isMirror(source) {
+		args = append(args, "--no-local")
+	}
+	if o, err := exec.CommandContext(ctx, "git", append(args, source, dst)...).CombinedOutput(); err != nil {
+		return fmt.Errorf("git clone of the backup %s: %v: %s", source, err, bytes.TrimSpace(o))
+	}
+	return nil
 }
 
 // packHolds reports whether p lists any of the objects.

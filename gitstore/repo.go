@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -22,6 +23,9 @@ type repo struct {
 	packs []*pack      // newest first
 
 	spares *spares
+
+	corruptReads atomic.Int64                 // objects that failed their hash on read
+	lastCorrupt  atomic.Pointer[CorruptError] // the latest of them
 }
 
 const mainRef = "refs/heads/main"
@@ -172,14 +176,21 @@ func (r *repo) readObjectLocked(h Hash, depth int) (objType, []byte, error) {
 		resolve := func(b Hash) (objType, []byte, error) { return r.readObjectLocked(b, depth+1) }
 		t, data, err := p.readAt(off, resolve, depth)
 		if err != nil {
-			return 0, nil, &CorruptError{Object: h, Err: fmt.Errorf("in %s at offset %d: %w", p.name, off, err)}
+			return 0, nil, r.corrupt(&CorruptError{Object: h, Err: fmt.Errorf("in %s at offset %d: %w", p.name, off, err)})
 		}
 		if got := hashObject(t, data); got != h {
-			return 0, nil, &CorruptError{Object: h, Err: fmt.Errorf("in %s at offset %d: content hashes to %s", p.name, off, got)}
+			return 0, nil, r.corrupt(&CorruptError{Object: h, Err: fmt.Errorf("in %s at offset %d: content hashes to %s", p.name, off, got)})
 		}
 		return t, data, nil
 	}
 	return 0, nil, &MissingError{Object: h}
+}
+
+// corrupt counts a read that found damage, for the health check.
+func (r *repo) corrupt(e *CorruptError) *CorruptError {
+	r.corruptReads.Add(1)
+	r.lastCorrupt.Store(e)
+	return e
 }
 
 // readTyped reads an object and checks its type.

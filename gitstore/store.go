@@ -90,6 +90,7 @@ type Store struct {
 
 	diskFull    atomic.Bool                // the last group commit failed for lack of space
 	lastDeep    atomic.Pointer[FsckReport] // the last deep integrity check
+	corruptSeen atomic.Int64               // corrupt reads the last deep check accounts for
 	memPressure atomic.Bool                // the cache was shrunk under memory pressure
 	restores    atomic.Uint64              // point-in-time restores run since Open
 }
@@ -104,6 +105,7 @@ type request struct {
 	fixed   []*nexus.Context
 	side    *sideWrite
 	restore *restoreReq
+	fixRef  *fixRefReq
 	done    chan result
 }
 
@@ -118,7 +120,7 @@ type result struct {
 // date with the repository.
 func Open(dir string, opts Options) (*Store, error) {
 	opts.setDefaults()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := mkdirDurable(dir); err != nil {
 		return nil, wrapIOError(err, "create data directory")
 	}
 	lock, err := lockDir(dir)

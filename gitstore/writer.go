@@ -41,7 +41,7 @@ func (s *Store) gather(first *request) []*request {
 }
 
 func (r *request) size() int {
-	if r.draft != nil || r.side != nil || r.restore != nil {
+	if r.draft != nil || r.side != nil || r.restore != nil || r.fixRef != nil {
 		return 1
 	}
 	return len(r.fixed)
@@ -84,6 +84,8 @@ func (s *Store) commitGroup(reqs []*request) {
 			r.done <- result{head: head, err: err}
 		case r.restore != nil:
 			r.done <- result{err: s.commitRestore(r.restore)}
+		case r.fixRef != nil:
+			r.done <- result{err: s.commitFixRef(r.fixRef)}
 		default:
 			ctxReqs = append(ctxReqs, r)
 		}

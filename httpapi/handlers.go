@@ -243,6 +243,20 @@ func (s *Server) adminRestore(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, plan)
 }
 
+func (s *Server) adminRecover(w http.ResponseWriter, r *http.Request) error {
+	if s.recover == nil {
+		return nexus.Errorf(nexus.ENotFound, "recovery is not enabled on this server")
+	}
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	steps, err := s.recover(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, steps)
+}
+
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	if s.ready != nil {
 		if err := s.ready(); err != nil {

@@ -50,6 +50,12 @@ type Options struct {
 	// {"at": RFC 3339, "dry_run": bool}; its plan is returned as JSON. nil
 	// answers 404.
 	Restore func(ctx context.Context, at time.Time, dryRun bool) (any, error)
+	// Recover runs the node's cascading recovery now, for POST
+	// /v1/admin/recover; its steps are returned as JSON. nil answers 404.
+	Recover func(ctx context.Context) (any, error)
+	// MCP serves the Model Context Protocol at /mcp (every method), behind
+	// the same token as the API; nil answers 404.
+	MCP http.Handler
 }
 
 // Server serves a [nexus.Store] over HTTP. It is an [http.Handler].
@@ -66,6 +72,8 @@ type Server struct {
 	metrics  http.Handler
 	fsck     func(ctx context.Context, deep bool) (any, error)
 	restore  func(ctx context.Context, at time.Time, dryRun bool) (any, error)
+	recover  func(ctx context.Context) (any, error)
+	mcp      http.Handler
 	mux      *http.ServeMux
 }
 
@@ -89,6 +97,8 @@ func NewServer(store nexus.Store, opts Options) *Server {
 		metrics:  opts.Metrics,
 		fsck:     opts.Fsck,
 		restore:  opts.Restore,
+		recover:  opts.Recover,
+		mcp:      opts.MCP,
 		mux:      http.NewServeMux(),
 	}
 	s.raw, _ = store.(rawGetter)
@@ -119,7 +129,11 @@ func (s *Server) routes() {
 	s.handle("GET /metrics", s.serveMetrics)
 	s.handle("POST /v1/admin/fsck", s.adminFsck)
 	s.handle("POST /v1/admin/restore", s.adminRestore)
+	s.handle("POST /v1/admin/recover", s.adminRecover)
 	s.handle("GET /readyz", s.readyz)
+	if s.mcp != nil {
+		s.mux.Handle("/mcp", s.mcp)
+	}
 }
 
 func (s *Server) handle(pattern string, h handlerFunc) {

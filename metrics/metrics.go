@@ -59,6 +59,7 @@ type Metrics struct {
 	recoveries  *prometheus.CounterVec   // by component and result
 	recoveryDur *prometheus.HistogramVec // by component
 	lastFailure *prometheus.GaugeVec     // by component, Unix seconds
+	failures    *prometheus.CounterVec   // by component: times found failing
 	fsckRuns    *prometheus.CounterVec   // by mode
 	fsckProbs   *prometheus.GaugeVec     // by mode: problems found by the last run
 	fsckDur     *prometheus.GaugeVec     // by mode: seconds the last run took
@@ -76,13 +77,15 @@ func New(src Sources) *Metrics {
 		Help: "Duration of recovery attempts.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, []string{"component"})
 	m.lastFailure = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nexus_recovery_last_failure_timestamp_seconds",
 		Help: "When a recovery of the component last failed (Unix seconds)."}, []string{"component"})
+	m.failures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nexus_component_failures_total",
+		Help: "Times a component was found failing by the cascading recovery."}, []string{"component"})
 	m.fsckRuns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nexus_fsck_runs_total", Help: "Integrity checks run, by mode."}, []string{"mode"})
 	m.fsckProbs = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nexus_fsck_problems", Help: "Problems found by the last integrity check of each mode."}, []string{"mode"})
 	m.fsckDur = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nexus_fsck_duration_seconds", Help: "Duration of the last integrity check of each mode."}, []string{"mode"})
 	m.fsckLast = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nexus_fsck_last_run_timestamp_seconds", Help: "When the last integrity check of each mode ran (Unix seconds)."}, []string{"mode"})
 	m.pressure = prometheus.NewCounter(prometheus.CounterOpts{Name: "nexus_memory_pressure_events_total",
 		Help: "Times the process went over 90 % of its memory budget and shrank its caches."})
-	m.reg.MustRegister(m.recoveries, m.recoveryDur, m.lastFailure, m.fsckRuns, m.fsckProbs, m.fsckDur, m.fsckLast, m.pressure)
+	m.reg.MustRegister(m.recoveries, m.recoveryDur, m.lastFailure, m.failures, m.fsckRuns, m.fsckProbs, m.fsckDur, m.fsckLast, m.pressure)
 	m.gauge("nexus_uptime_seconds", "Seconds since the node started.", func() float64 { return time.Since(m.start).Seconds() })
 	if src.Contexts != nil {
 		m.gauge("nexus_contexts", "Contexts stored.", func() float64 { return float64(src.Contexts()) })
@@ -148,6 +151,9 @@ func (m *Metrics) RecordRecovery(component string, ok bool, took time.Duration) 
 	m.recoveries.WithLabelValues(component, result).Inc()
 	m.recoveryDur.WithLabelValues(component).Observe(took.Seconds())
 }
+
+// RecordFailure counts a component newly found failing.
+func (m *Metrics) RecordFailure(component string) { m.failures.WithLabelValues(component).Inc() }
 
 // RecordFsck records an integrity check of mode "fast" or "deep".
 func (m *Metrics) RecordFsck(mode string, problems int, took time.Duration) {

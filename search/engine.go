@@ -114,12 +114,14 @@ type Engine struct {
 	savedAt  int // done at the last save
 	progress chan struct{}
 
-	root        string                 // Options.Dir: the parent of the model directories
-	loadErr     error                  // why the saved index was not loaded at open
-	restores    atomic.Uint64          // the store's restore count the index reflects
-	prev        atomic.Pointer[Engine] // the previous model's engine, during a migration
-	known       map[nexus.ID][]float32 // vectors from the log, for a rebuild; guarded by stepMu
-	logFailures atomic.Int64           // vector log appends that failed
+	root        string                   // Options.Dir: the parent of the model directories
+	loadErr     error                    // why the saved index was not loaded at open
+	restores    atomic.Uint64            // the store's restore count the index reflects
+	prev        atomic.Pointer[Engine]   // the previous model's engine, during a migration
+	saved       atomic.Pointer[manifest] // the generation last saved or loaded
+	fileDamage  atomic.Pointer[string]   // what the last check of the saved files found
+	known       map[nexus.ID][]float32   // vectors from the log, for a rebuild; guarded by stepMu
+	logFailures atomic.Int64             // vector log appends that failed
 
 	kick      chan struct{}
 	closing   chan struct{}

@@ -21,5 +21,11 @@ func (e *Engine) CheckHealth(context.Context) nexus.ComponentHealth {
 	if st.Degraded != "" {
 		h.Status, h.Error = nexus.StatusDegraded, st.Degraded
 	}
+	// The in-memory index still answers; the damage is to what the next
+	// start would load, which Resave writes again.
+	e.CheckFiles(false)
+	if d := e.FileDamage(); d != "" {
+		h.Status, h.Error = nexus.StatusDegraded, "saved index: "+d+" (searches are answered from memory; the files are written again)"
+	}
 	return h
 }

@@ -91,6 +91,8 @@ func (e *Engine) save() error {
 	e.mu.Lock()
 	e.savedAt = done
 	e.mu.Unlock()
+	e.saved.Store(&m)
+	e.fileDamage.Store(nil)
 	return nil
 }
 
@@ -226,6 +228,7 @@ func (e *Engine) load() error {
 		e.degraded = fmt.Sprintf("%d contexts were saved without an embedding", len(noVec))
 	}
 	e.mu.Unlock()
+	e.saved.Store(m)
 	return nil
 }
 

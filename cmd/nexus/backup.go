@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -32,8 +33,9 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	data := fs.String("data", env("NEXUS_DATA", defaultData), "data directory (env NEXUS_DATA); the server must be stopped")
 	dir := fs.String("dir", "", "backup directory (default DATA/backups)")
 	keep := fs.Int("keep", 0, "then delete all but the newest N backups (0: keep all)")
+	mirror := fs.String("mirror", "", "push every ref to this bare repository path instead of writing a bundle (created if missing)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: nexus backup [flags]                 write a verified git bundle of the store\n       nexus backup list [--dir D]         list backups, newest first\n       nexus backup verify FILE            check a backup\n       nexus backup restore FILE --data D  make D a store from a backup")
+		fmt.Fprintln(stderr, "Usage: nexus backup [flags]                 write a verified git bundle of the store\n       nexus backup --mirror PATH          push the store to a mirror repository\n       nexus backup list [--dir D]         list backups, newest first\n       nexus backup verify FILE|MIRROR     check a backup\n       nexus backup restore FILE|MIRROR --data D  make D a store from a backup")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
@@ -47,6 +49,14 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer store.Close()
+	if *mirror != "" {
+		m, err := store.PushMirror(ctx, *mirror)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s: main at %s, %d refs, pushed in %s\n", m.Path, m.Head[:12], m.Refs, m.Took.Round(time.Millisecond))
+		return nil
+	}
 	info, err := store.Backup(ctx, *dir)
 	if err != nil {
 		return err
@@ -90,7 +100,15 @@ func runBackupVerify(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usagef("want one backup file")
+		return usagef("want one backup file or mirror repository")
+	}
+	if st, err := os.Stat(fs.Arg(0)); err == nil && st.IsDir() {
+		m, err := gitstore.VerifyMirror(ctx, fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "ok: mirror with main at %s, %d refs, git fsck --full clean\n", m.Head, m.Refs)
+		return nil
 	}
 	info, err := gitstore.VerifyBackup(ctx, fs.Arg(0))
 	if err != nil {
@@ -149,6 +167,21 @@ func scheduleBackups(ctx context.Context, store *gitstore.Store, dir string, int
 		if _, err := gitstore.PruneBackups(dir, keep); err != nil {
 			log.Warn("pruning old backups failed", "err", err)
 		}
+	})
+}
+
+// scheduleMirror pushes to the mirror every interval until ctx ends.
+func scheduleMirror(ctx context.Context, store *gitstore.Store, mirror string, interval time.Duration, log *slog.Logger) {
+	every(ctx, interval, func() {
+		if store.Len() == 0 {
+			return
+		}
+		m, err := store.PushMirror(ctx, mirror)
+		if err != nil {
+			log.Error("mirror push failed", "mirror", mirror, "err", err)
+			return
+		}
+		log.Info("mirror pushed", "mirror", m.Path, "head", m.Head, "took", m.Took)
 	})
 }
 

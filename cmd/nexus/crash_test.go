@@ -39,8 +39,27 @@ func TestMain(m *testing.M) {
 
 // proc is a running `nexus serve`.
 type proc struct {
-	cmd *exec.Cmd
-	url string
+	cmd    *exec.Cmd
+	url    string
+	stderr *lockedBuffer
+}
+
+// lockedBuffer collects a process's output while tests read it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // Arguments starting with "--" are flags of serve; the others are
@@ -62,8 +81,8 @@ func startServe(t *testing.T, data string, extra ...string) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +91,7 @@ func startServe(t *testing.T, data string, extra ...string) *proc {
 		if rest, ok := strings.CutPrefix(sc.Text(), "nexus listening on "); ok {
 			url, _, _ := strings.Cut(rest, " ")
 			go io.Copy(io.Discard, out)
-			return &proc{cmd: cmd, url: url}
+			return &proc{cmd: cmd, url: url, stderr: stderr}
 		}
 	}
 	cmd.Wait()

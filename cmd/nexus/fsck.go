@@ -43,7 +43,8 @@ func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	deep := fs.Bool("deep", true, "re-read every object and walk all history (false: refs and catalog only)")
 	repair := fs.Bool("repair", true, "rebuild damaged derived state (catalog, search index)")
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
-	from := fs.String("backup", "", "backup to repair damaged objects from (default: the newest in DATA/backups)")
+	from := fs.String("backup", "", "backup (bundle or mirror) to repair damaged objects from (default: --mirror, then DATA/backups newest first)")
+	mirror := fs.String("mirror", "", "mirror repository to repair damaged objects from")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -62,7 +63,7 @@ func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *repair {
 		fsckRepair(res, store, *data)
 		if !res.Store.Clean() && *deep {
-			repairObjects(ctx, res, store, *data, *from)
+			repairObjects(ctx, res, store, fixSources(*from, *mirror, *data))
 		}
 	}
 	switch {
@@ -129,25 +130,30 @@ func fsckRepair(res *fsckResult, store *gitstore.Store, data string) {
 	}
 }
 
-// repairObjects repairs damaged objects from a backup, then checks again.
-func repairObjects(ctx context.Context, res *fsckResult, store *gitstore.Store, data, from string) {
-	if from == "" {
-		list, err := gitstore.ListBackups(backupDir(data))
-		if err != nil || len(list) == 0 {
-			return
-		}
-		from = list[0].Path
+// fixSources lists where to repair objects from: the backup asked for,
+// else the mirror and every bundle in DATA/backups, newest first.
+func fixSources(from, mirror, data string) []string {
+	if from != "" {
+		return []string{from}
 	}
-	rep, err := store.RepairFromBackup(ctx, from)
-	if rep != nil && len(rep.Restored) > 0 {
-		res.Repaired = append(res.Repaired, fmt.Sprintf("%d objects restored from %s, %d damaged packs rewritten", len(rep.Restored), from, len(rep.Salvaged)))
-	}
-	if err != nil {
-		res.Store.Problems = append(res.Store.Problems, gitstore.Problem{Kind: "repair", Object: from, Message: describe(err)})
+	return repairSources(mirror, backupDir(data))()
+}
+
+// repairObjects repairs damaged objects from the backups, best first,
+// and reports the deep check that confirms it.
+func repairObjects(ctx context.Context, res *fsckResult, store *gitstore.Store, sources []string) {
+	if len(sources) == 0 {
 		return
 	}
-	if again, err := store.Fsck(ctx, true); err == nil {
-		res.Store = again
+	did, err := store.RepairFrom(ctx, sources)
+	if did != "" {
+		res.Repaired = append(res.Repaired, did)
+	}
+	if last := store.LastDeepCheck(); last != nil {
+		res.Store = last
+	}
+	if err != nil {
+		res.Store.Problems = append(res.Store.Problems, gitstore.Problem{Kind: "repair", Message: describe(err)})
 	}
 }
 

@@ -29,6 +29,8 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	data := fs.String("data", env("NEXUS_DATA", defaultData), "data directory (env NEXUS_DATA); the server must be stopped")
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
+	from := fs.String("backup", "", "backup (bundle or mirror) to repair damaged objects from (default: --mirror, then DATA/backups newest first)")
+	mirror := fs.String("mirror", "", "mirror repository to repair damaged objects from")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -56,7 +58,11 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		for _, p := range rep.Problems {
 			if p.Kind != "catalog" && p.Kind != "cache" && p.Kind != "chain" {
-				return "failed", fmt.Sprintf("%d problems, first: %s; restore the newest backup (nexus backup restore)", len(rep.Problems), p)
+				did, err := store.RepairFrom(ctx, fixSources(*from, *mirror, *data))
+				if err != nil {
+					return "failed", fmt.Sprintf("%d problems, first: %s; repair: %v; restore the newest backup into a new data directory (nexus backup restore)", len(rep.Problems), p, err)
+				}
+				return "recovered", did
 			}
 		}
 		return "ok", fmt.Sprintf("%d objects re-hashed, %d commits", rep.Objects, rep.Commits)

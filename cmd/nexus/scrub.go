@@ -10,6 +10,8 @@ import (
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/gitstore"
 	"github.com/nexus-mem/nexus/metrics"
+	"github.com/nexus-mem/nexus/recovery"
+	"github.com/nexus-mem/nexus/search"
 )
 
 // checkAndRepair runs an integrity check and repairs what is derived: a
@@ -70,17 +72,49 @@ func startupCheck(ctx context.Context, store *gitstore.Store, mets *metrics.Metr
 	return nil
 }
 
-// scrub runs a deep check every interval until ctx ends.
-func scrub(ctx context.Context, store *gitstore.Store, interval time.Duration, mets *metrics.Metrics, log *slog.Logger) {
+// scrub runs a deep check of the repository and of the saved index every
+// interval until ctx ends, then the cascading recovery, which repairs
+// what the checks found.
+func scrub(ctx context.Context, store *gitstore.Store, engine *search.Engine, interval time.Duration, mets *metrics.Metrics, mgr *recovery.Manager, log *slog.Logger) {
 	every(ctx, interval, func() {
-		start := time.Now()
-		left, err := checkAndRepair(ctx, store, true, mets, log)
+		rep, err := store.Fsck(ctx, true)
 		if err != nil {
 			if ctx.Err() == nil {
 				log.Error("scrub failed", "err", err)
 			}
 			return
 		}
-		log.Info("scrub done", "took", time.Since(start), "problems_left", len(left))
+		mets.RecordFsck("deep", len(rep.Problems), rep.Took)
+		for _, p := range rep.Problems {
+			log.Warn("scrub found a problem", "problem", p.String())
+		}
+		if engine != nil {
+			if err := engine.CheckFiles(true); err != nil {
+				log.Warn("scrub found the saved index damaged", "err", err)
+			}
+		}
+		steps := mgr.Run(ctx)
+		log.Info("scrub done", "took", rep.Took, "problems", len(rep.Problems), "recovery", summarize(steps))
 	})
+}
+
+// summarize lists the steps of a cascade that did something.
+func summarize(steps []recovery.Step) string {
+	var out []string
+	for _, s := range steps {
+		if s.Status != recovery.OK && s.Status != recovery.Disabled {
+			out = append(out, s.Component+" "+s.Status)
+		}
+	}
+	if len(out) == 0 {
+		return "nothing to recover"
+	}
+	return strings.Join(out, ", ")
+}
+
+func fsckMode(deep bool) string {
+	if deep {
+		return "deep"
+	}
+	return "fast"
 }

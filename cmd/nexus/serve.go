@@ -22,6 +22,7 @@ import (
 	"github.com/nexus-mem/nexus/gitstore"
 	"github.com/nexus-mem/nexus/httpapi"
 	"github.com/nexus-mem/nexus/metrics"
+	"github.com/nexus-mem/nexus/recovery"
 	"github.com/nexus-mem/nexus/search"
 )
 
@@ -43,6 +44,9 @@ type serveConfig struct {
 	backupKeep   int
 	scrubEvery   time.Duration
 	memoryMiB    int
+	recoverEvery time.Duration
+	mirror       string
+	mirrorEvery  time.Duration
 }
 
 func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
@@ -61,6 +65,9 @@ func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.DurationVar(&c.backupEvery, "backup-interval", 24*time.Hour, "how often to write a verified backup (0: never)")
 	fs.IntVar(&c.backupKeep, "backup-keep", 3, "scheduled backups kept")
 	fs.DurationVar(&c.scrubEvery, "scrub-interval", 24*time.Hour, "how often to run a deep integrity check in the background (0: never)")
+	fs.DurationVar(&c.recoverEvery, "recover-interval", 10*time.Second, "how often the cascading recovery checks every component")
+	fs.StringVar(&c.mirror, "mirror", "", "bare repository path to push every ref to (created if missing); also a source for repairs")
+	fs.DurationVar(&c.mirrorEvery, "mirror-interval", 10*time.Minute, "how often to push to --mirror")
 	fs.IntVar(&c.memoryMiB, "memory-budget-mib", 0, "memory budget; over 90 % of it the L1 cache shrinks (default: the cgroup limit, if any)")
 	if err := fs.Parse(args); err != nil {
 		return nil, usageError{err}
@@ -139,14 +146,30 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		closeAll(engine, store)
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
-	health, mets := observe(store, engine, cfg.data, cfg.backupDir)
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	var mets *metrics.Metrics
+	mgr := recovery.New(nodeComponents(store, engine, repairSources(cfg.mirror, cfg.backupDir)), recovery.Options{
+		Interval: cfg.recoverEvery, Logger: logger,
+		OnFailure:  func(c string) { mets.RecordFailure(c) },
+		OnRecovery: func(c string, ok bool, took time.Duration) { mets.RecordRecovery(c, ok, took) },
+		OnFatal: func(s recovery.Step) {
+			logger.Error("a critical component could not be recovered: the node stops", "step", s.String())
+			stop(&fatalStop{s})
+		},
+	})
+	health, mets := observe(mgr.Checkers(), store, engine, cfg.data, cfg.backupDir)
 	if err := startupCheck(ctx, store, mets, logger); err != nil {
 		ln.Close()
 		closeAll(engine, store)
 		return err
 	}
+	go mgr.Watch(ctx)
 	if cfg.scrubEvery > 0 {
-		go scrub(ctx, store, cfg.scrubEvery, mets, logger)
+		go scrub(ctx, store, engine, cfg.scrubEvery, mets, mgr, logger)
+	}
+	if cfg.mirror != "" && cfg.mirrorEvery > 0 {
+		go scheduleMirror(ctx, store, cfg.mirror, cfg.mirrorEvery, logger)
 	}
 	if budget := memoryBudget(cfg.memoryMiB); budget > 0 {
 		go watchMemory(ctx, store, budget, int64(cfg.cacheMiB)<<20, 2*time.Second, mets, logger)
@@ -155,7 +178,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Handler: httpapi.NewServer(store, httpapi.Options{
 			Token: token, MaxBodyBytes: int64(cfg.maxContent)*6 + 256<<10, Logger: logger, Ready: store.Ready,
 			Searcher: searcher, Health: health, Metrics: mets.Handler(),
-			Fsck: func(ctx context.Context, deep bool) (any, error) { return store.Fsck(ctx, deep) },
+			Fsck: func(ctx context.Context, deep bool) (any, error) {
+				rep, err := store.Fsck(ctx, deep)
+				if err == nil {
+					mets.RecordFsck(fsckMode(deep), len(rep.Problems), rep.Took)
+					mgr.Trigger() // the cascade repairs what the check found
+				}
+				return rep, err
+			},
+			Recover: func(ctx context.Context) (any, error) {
+				return map[string]any{"steps": mgr.Run(ctx), "stopping": mgr.Fatal()}, nil
+			},
 			Restore: func(ctx context.Context, at time.Time, dry bool) (any, error) {
 				return store.RestoreTo(ctx, at, dry) // the index sees its last context gone and rebuilds
 			},
@@ -170,12 +203,21 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	logger.Info("nexus serving", "addr", "http://"+ln.Addr().String(), "data", cfg.data, "contexts", store.Len(), "head", store.Head())
 	fmt.Fprintf(stdout, "nexus listening on http://%s (data %s, %d contexts)\n", ln.Addr(), cfg.data, store.Len())
-	return serveUntilDone(ctx, srv, ln, engine, store, cfg.shutdownWait, logger)
+	err = serveUntilDone(ctx, srv, ln, engine, store, cfg.shutdownWait, logger)
+	var fs *fatalStop
+	if errors.As(context.Cause(ctx), &fs) {
+		return exitCode{fsckDamaged, fmt.Sprintf("the node stopped: %s\nrun `nexus recover --data %s` (it says what to restore if it cannot repair)", fs.step, cfg.data)}
+	}
+	return err
 }
 
+// fatalStop is why a node stopped itself: a critical component failed.
+type fatalStop struct{ step recovery.Step }
+
+func (f *fatalStop) Error() string { return f.step.String() }
+
 // observe builds the node's health check and metrics from its parts.
-func observe(store *gitstore.Store, engine *search.Engine, data, backups string) (func(context.Context) nexus.Health, *metrics.Metrics) {
-	checkers := store.HealthCheckers()
+func observe(checkers map[string]nexus.HealthChecker, store *gitstore.Store, engine *search.Engine, data, backups string) (func(context.Context) nexus.Health, *metrics.Metrics) {
 	src := metrics.Sources{
 		Contexts: store.Len,
 		Cache: func() metrics.CacheFigures {
@@ -192,7 +234,6 @@ func observe(store *gitstore.Store, engine *search.Engine, data, backups string)
 		},
 	}
 	if engine != nil {
-		checkers[nexus.ComponentIndex] = engine
 		src.Index = func() metrics.IndexFigures {
 			st := engine.Stats()
 			return metrics.IndexFigures{Indexed: st.Indexed, Lag: st.Lag, NoVector: st.NoVector, LogFailures: st.LogFailures}

@@ -407,6 +407,18 @@ func TestCLI_Backup(t *testing.T) {
 	if out, err := cli("backup", "verify", files[0]); err == nil || !strings.Contains(out, "damaged") {
 		t.Fatalf("truncated backup: %v\n%s", err, out)
 	}
+	// A mirror: pushed, verified with git fsck, restored from.
+	mirror := filepath.Join(t.TempDir(), "mirror.git")
+	if out, err := cli("backup", "--data", data, "--mirror", mirror); err != nil || !strings.Contains(out, "pushed") {
+		t.Fatalf("mirror push: %v\n%s", err, out)
+	}
+	if out, err := cli("backup", "verify", mirror); err != nil || !strings.Contains(out, "git fsck --full clean") {
+		t.Fatalf("mirror verify: %v\n%s", err, out)
+	}
+	fromMirror := filepath.Join(t.TempDir(), "from-mirror")
+	if out, err := cli("backup", "restore", mirror, "--data", fromMirror); err != nil || !strings.Contains(out, "restored 1 contexts") {
+		t.Fatalf("restore from the mirror: %v\n%s", err, out)
+	}
 }
 
 // Cascading recovery on the real binary: a destroyed index is rebuilt and
@@ -440,45 +452,27 @@ func TestCLI_Recover(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "semantic_index   recovered") {
 		t.Fatalf("index destroyed: exit %d\n%s", code, out)
 	}
+	head, _ := os.ReadFile(filepath.Join(data, "repo.git", "refs", "heads", "main"))
 	os.WriteFile(filepath.Join(data, "repo.git", "refs", "heads", "main"), nil, 0o644)
 	out, code = recov()
 	if code != 4 || !strings.Contains(out, "git_repository   failed") || !strings.Contains(out, "nexus backup restore") || strings.Contains(out, "context_manager") {
 		t.Fatalf("damaged repository: exit %d\n%s", code, out)
 	}
-}
-
-// The background scrub finds a damaged pack: /health turns unhealthy
-// naming the problem and the fsck metrics count it.
-func TestServe_ScrubFindsDamage(t *testing.T) {
-	data := t.TempDir()
-	p := startServe(t, data, "--scrub-interval=200ms")
-	defer func() { p.cmd.Process.Signal(syscall.SIGTERM); p.cmd.Wait() }()
-	c := httpapi.NewClient(p.url)
-	for i := range 20 {
-		if _, err := c.Put(context.Background(), nexus.Draft{Type: nexus.TypeMemory, Content: fmt.Sprint("scrub me ", i)}); err != nil {
-			t.Fatal(err)
-		}
+	// Damaged objects with a backup: repaired in place, the cascade goes on.
+	os.WriteFile(filepath.Join(data, "repo.git", "refs", "heads", "main"), []byte(head), 0o644)
+	if out, err := exec.Command(binary, "backup", "--data", data).CombinedOutput(); err != nil {
+		t.Fatalf("backup: %v\n%s", err, out)
 	}
 	packs, _ := filepath.Glob(filepath.Join(data, "repo.git", "objects", "pack", "pack-*.pack"))
-	if len(packs) == 0 {
-		t.Fatal("no pack")
+	b, _ := os.ReadFile(packs[0])
+	b[len(b)/2] ^= 0x04
+	os.WriteFile(packs[0], b, 0o644)
+	out, code = recov()
+	if code != 0 || !strings.Contains(out, "git_repository   recovered") || !strings.Contains(out, "objects restored from") {
+		t.Fatalf("damaged objects with a backup: exit %d\n%s", code, out)
 	}
-	f, err := os.OpenFile(packs[0], os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, _ := f.Stat()
-	b := make([]byte, 1)
-	f.ReadAt(b, st.Size()/2)
-	b[0] ^= 0xff
-	f.WriteAt(b, st.Size()/2)
-	f.Close()
-	waitHealth(t, p.url, 20*time.Second, func(code int, h nexus.Health) bool {
-		return code == 503 && strings.Contains(h.Components[nexus.ComponentGit].Error, "nexus recover")
-	})
-	out := getMetrics(t, p.url)
-	if !strings.Contains(out, `nexus_fsck_runs_total{mode="deep"}`) || strings.Contains(out, `nexus_fsck_problems{mode="deep"} 0`) {
-		t.Fatalf("fsck metrics:\n%s", grepLines(out, "nexus_fsck"))
+	if out, err := exec.Command("git", "--git-dir", filepath.Join(data, "repo.git"), "fsck", "--full", "--strict").CombinedOutput(); err != nil {
+		t.Fatalf("git fsck after recover: %v\n%s", err, out)
 	}
 }
 

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/gitstore"
+	"github.com/nexus-mem/nexus/recovery"
+	"github.com/nexus-mem/nexus/search"
+)
+
+// nodeComponents is the cascade of a running node, in recovery order:
+// what each component's failure looks like and how the node repairs it
+// without stopping. sources lists the backups to repair objects from,
+// best first (the mirror, then the bundles newest first).
+func nodeComponents(store *gitstore.Store, engine *search.Engine, sources func() []string) []recovery.Component {
+	checks := store.HealthCheckers()
+	comps := []recovery.Component{
+		{
+			Name: nexus.ComponentGit, Critical: true, Health: checks[nexus.ComponentGit],
+			Recover: func(ctx context.Context) (string, error) { return recoverRepository(ctx, store, sources()) },
+		},
+		{
+			Name: nexus.ComponentStore, Critical: true, Health: checks[nexus.ComponentStore],
+			Failing: notHealthy,
+			Recover: func(ctx context.Context) (string, error) {
+				did, err := store.RepairRef(ctx)
+				if err != nil {
+					return "", err
+				}
+				if h := checks[nexus.ComponentStore].CheckHealth(ctx); h.Status == nexus.StatusHealthy {
+					return did, nil
+				}
+				if err := store.RebuildCatalog(); err != nil {
+					return "", fmt.Errorf("catalog rebuild: %w", err)
+				}
+				return strings.TrimPrefix(did+"; ", "; ") + fmt.Sprintf("catalog rebuilt from git (%d contexts)", store.Len()), nil
+			},
+		},
+		{
+			Name: nexus.ComponentCache, Health: checks[nexus.ComponentCache],
+			Failing: func(context.Context, nexus.ComponentHealth) string {
+				if st := store.CacheStats(); st.CorruptDrops > st.ClearedDrops {
+					return fmt.Sprintf("%d cache entries failed their checksum", st.CorruptDrops-st.ClearedDrops)
+				}
+				return ""
+			},
+			Recover: func(context.Context) (string, error) {
+				n := store.RecoverCache()
+				return fmt.Sprintf("every entry re-verified (%d more bad) and the cache emptied: it refills from git", n), nil
+			},
+		},
+		{Name: nexus.ComponentIndex},
+		{Name: nexus.ComponentAgents}, // no agents run on this node yet
+	}
+	if engine != nil {
+		comps[3] = recovery.Component{
+			Name: nexus.ComponentIndex, Health: engine,
+			Failing: func(_ context.Context, h nexus.ComponentHealth) string {
+				if d := engine.FileDamage(); d != "" {
+					return "saved index: " + d
+				}
+				if h.Status == nexus.StatusUnhealthy {
+					return h.Error
+				}
+				return ""
+			},
+			Recover: func(context.Context) (string, error) {
+				if err := engine.Resave(); err != nil {
+					return "", err
+				}
+				if err := engine.CheckFiles(true); err != nil {
+					return "", err
+				}
+				return "saved index written again from memory and verified", nil
+			},
+		}
+	}
+	return comps
+}
+
+func notHealthy(_ context.Context, h nexus.ComponentHealth) string {
+	if h.Status == nexus.StatusHealthy {
+		return ""
+	}
+	return h.Error
+}
+
+// recoverRepository repairs what a running node can: a damaged main ref
+// is rewritten from the acknowledged head, damaged objects are restored
+// from the backups. A store that stopped on an uncertain write cannot be
+// trusted until it is reopened: that needs a restart.
+func recoverRepository(ctx context.Context, store *gitstore.Store, sources []string) (string, error) {
+	if err := store.Ready(); err != nil {
+		return "", fmt.Errorf("%s; restart the node: its start-up check reopens the repository", nexus.ErrorMessage(err))
+	}
+	did, err := store.RepairRef(ctx)
+	if err != nil {
+		return "", err
+	}
+	if h := store.HealthCheckers()[nexus.ComponentGit].CheckHealth(ctx); h.Status != nexus.StatusUnhealthy {
+		return did, nil
+	}
+	fixed, err := store.RepairFrom(ctx, sources)
+	if err != nil {
+		return "", fmt.Errorf("%s (%s); stop the node, then `nexus recover --data DIR` or restore a backup into a new data directory", err, fixed)
+	}
+	return strings.TrimPrefix(did+"; ", "; ") + fixed, nil
+}
+
+// repairSources lists where damaged objects can be repaired from: the
+// mirror first (pushed most often), then the bundles, newest first.
+func repairSources(mirror, backups string) func() []string {
+	return func() []string {
+		var out []string
+		if mirror != "" {
+			out = append(out, mirror)
+		}
+		if list, err := gitstore.ListBackups(backups); err == nil {
+			for _, b := range list {
+				out = append(out, b.Path)
+			}
+		}
+		return out
+	}
+}

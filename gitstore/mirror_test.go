@@ -1,0 +1,230 @@
+package gitstore_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/gitstore"
+)
+
+// A mirror receives every ref by push, incrementally; stock git finds it
+// whole; it restores into a new data directory and repairs damaged
+// objects like a bundle does.
+func TestMirror_PushRestoreRepair(t *testing.T) {
+	ctx := context.Background()
+	dir, written := damagedStore(t, 20)
+	s, err := gitstore.Open(dir, gitstore.Options{MergePacks: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendSide(ctx, "embeddings/m", map[string][]byte{"segment": []byte("vectors")}, "seg"); err != nil {
+		t.Fatal(err)
+	}
+	mirror := filepath.Join(t.TempDir(), "mirror.git")
+	m, err := s.PushMirror(ctx, mirror)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Head != s.Head().String() || m.Refs != 2 {
+		t.Fatalf("mirror %+v, head %s", m, s.Head())
+	}
+	git(t, mirror, "fsck", "--full", "--strict", "--no-dangling")
+	// Incremental: more writes, pushed again; refs follow exactly.
+	c := mustPut(t, s, nexus.Draft{Type: nexus.TypeMemory, Content: "after the first push"})
+	written[c.ID] = c.Content
+	if m, err = s.PushMirror(ctx, mirror); err != nil || m.Head != s.Head().String() {
+		t.Fatalf("second push: %v %+v", err, m)
+	}
+	if got := strings.TrimSpace(git(t, mirror, "rev-parse", "refs/heads/main")); got != s.Head().String() {
+		t.Fatalf("mirror main %s, store %s", got, s.Head())
+	}
+	if v, err := gitstore.VerifyMirror(ctx, mirror); err != nil || v.Head != s.Head().String() {
+		t.Fatalf("verify: %v %+v", err, v)
+	}
+	// A path that is neither empty nor a repository is refused.
+	junk := t.TempDir()
+	os.WriteFile(filepath.Join(junk, "notes.txt"), []byte("mine"), 0o644)
+	if _, err := s.PushMirror(ctx, junk); nexus.ErrorCode(err) != nexus.EInvalid {
+		t.Fatalf("push into a non-repository: %v", err)
+	}
+	if _, err := s.PushMirror(ctx, s.GitDir()); nexus.ErrorCode(err) != nexus.EInvalid {
+		t.Fatalf("push into itself: %v", err)
+	}
+
+	// Restore from the mirror into a new data directory.
+	data := filepath.Join(t.TempDir(), "restored")
+	if _, err := gitstore.RestoreBackup(ctx, mirror, data); err != nil {
+		t.Fatal(err)
+	}
+	r := MustOpen(t, data, gitstore.Options{})
+	for id, content := range written {
+		if got, err := r.Get(ctx, id); err != nil || got.Content != content {
+			t.Fatalf("restored store: %s: %v", id, err)
+		}
+	}
+	r.Close()
+
+	// Damage an object; the mirror repairs it in place.
+	s.Close()
+	ps := packs(t, dir)
+	b := mustRead(t, ps[3])
+	b[len(b)/2] ^= 0x10
+	os.WriteFile(ps[3], b, 0o644)
+	s = MustOpen(t, dir, gitstore.Options{MergePacks: 1 << 20, CacheBytes: 1})
+	did, err := s.RepairFrom(ctx, []string{filepath.Join(t.TempDir(), "missing.bundle"), mirror})
+	if err != nil || !strings.Contains(did, "restored from "+mirror) || !strings.Contains(did, "deep check clean") {
+		t.Fatalf("repair from the mirror: %q %v", did, err)
+	}
+	for id, content := range written {
+		if got, err := s.Get(ctx, id); err != nil || got.Content != content {
+			t.Fatalf("after repair: %s: %v", id, err)
+		}
+	}
+	s.Close()
+	if gitFsckFails(t, dir) {
+		t.Fatal("git fsck fails after the repair")
+	}
+	// A damaged mirror is refused by verify and restore.
+	mp, _ := filepath.Glob(filepath.Join(mirror, "objects", "pack", "*.pack"))
+	for _, p := range mp {
+		b := mustRead(t, p)
+		os.Chmod(p, 0o644)
+		os.WriteFile(p, flip(b, len(b)/2), 0o644)
+	}
+	if _, err := gitstore.VerifyMirror(ctx, mirror); nexus.ErrorCode(err) != nexus.EInvalid {
+		t.Fatalf("damaged mirror verified: %v", err)
+	}
+	if _, err := gitstore.RestoreBackup(ctx, mirror, filepath.Join(t.TempDir(), "again")); err == nil {
+		t.Fatal("restored from a damaged mirror")
+	}
+}
+
+// A damaged main ref is rewritten from the acknowledged head while the
+// store runs; a valid but different one is first kept under
+// refs/recovery/.
+func TestRepairRef(t *testing.T) {
+	ctx := context.Background()
+	s := MustOpen(t, "", gitstore.Options{})
+	for i := range 5 {
+		mustPut(t, s, nexus.Draft{Type: nexus.TypeMemory, Content: strings.Repeat("ref ", i+1)})
+	}
+	head := s.Head()
+	if did, err := s.RepairRef(ctx); err != nil || did != "" {
+		t.Fatalf("healthy ref repaired: %q %v", did, err)
+	}
+	refFile := filepath.Join(s.GitDir(), "refs", "heads", "main")
+	gitHealth := s.HealthCheckers()[nexus.ComponentGit]
+	for name, content := range map[string]string{
+		"emptied": "",
+		"garbage": "not a hash at all\n",
+		"missing": "0123456789abcdef0123456789abcdef01234567\n",
+	} {
+		os.WriteFile(refFile, []byte(content), 0o644)
+		if name != "missing" {
+			if h := gitHealth.CheckHealth(ctx); h.Status != nexus.StatusUnhealthy {
+				t.Fatalf("%s ref: health %+v", name, h)
+			}
+		}
+		did, err := s.RepairRef(ctx)
+		if err != nil || !strings.Contains(did, "rewritten at the acknowledged head") {
+			t.Fatalf("%s ref: %q %v", name, did, err)
+		}
+		if got := strings.TrimSpace(string(mustRead(t, refFile))); got != head.String() {
+			t.Fatalf("%s ref: main is %q, want %s", name, got, head)
+		}
+	}
+	// Moved back behind the store's back: kept, then rewritten.
+	older := strings.TrimSpace(git(t, s.GitDir(), "rev-parse", "refs/heads/main~2"))
+	os.WriteFile(refFile, []byte(older+"\n"), 0o644)
+	if h := s.HealthCheckers()[nexus.ComponentStore].CheckHealth(ctx); h.Status == nexus.StatusHealthy {
+		t.Fatalf("catalog health with main moved: %+v", h)
+	}
+	did, err := s.RepairRef(ctx)
+	if err != nil || !strings.Contains(did, "now kept as refs/recovery/") {
+		t.Fatalf("moved ref: %q %v", did, err)
+	}
+	if refs := git(t, s.GitDir(), "for-each-ref", "--format=%(objectname)", "refs/recovery/"); !strings.Contains(refs, older) {
+		t.Fatalf("the moved value is not kept: %q", refs)
+	}
+	c := mustPut(t, s, nexus.Draft{Type: nexus.TypeMemory, Content: "after the repairs"})
+	if got := strings.TrimSpace(git(t, s.GitDir(), "log", "-1", "--format=%P", "refs/heads/main")); got != head.String() {
+		t.Fatalf("write %s after repair has parent %s, want %s", c.ID, got, head)
+	}
+	git(t, s.GitDir(), "fsck", "--full", "--strict")
+}
+
+// A read that finds an object damaged makes the repository unhealthy
+// until a deep check accounts for it; RepairFrom repairs and confirms.
+func TestCorruptRead_HealthAndRepair(t *testing.T) {
+	ctx := context.Background()
+	dir, written := damagedStore(t, 10)
+	s, err := gitstore.Open(dir, gitstore.Options{MergePacks: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle, err := s.Backup(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	damageBlob(t, packs(t, dir)[2])
+	s = MustOpen(t, dir, gitstore.Options{MergePacks: 1 << 20, CacheBytes: 1})
+	gitHealth := s.HealthCheckers()[nexus.ComponentGit]
+	if h := gitHealth.CheckHealth(ctx); h.Status != nexus.StatusHealthy {
+		t.Fatalf("health before any read: %+v", h)
+	}
+	bad := 0
+	for id := range written {
+		if _, err := s.Get(ctx, id); err != nil {
+			bad++
+		}
+	}
+	if bad == 0 {
+		t.Fatal("no read hit the damaged object")
+	}
+	h := gitHealth.CheckHealth(ctx)
+	if h.Status != nexus.StatusUnhealthy || !strings.Contains(h.Error, "reads found damaged objects") {
+		t.Fatalf("health after a damaged read: %+v", h)
+	}
+	if _, err := s.RepairFrom(ctx, nil); err == nil {
+		t.Fatal("repair with no sources succeeded")
+	}
+	did, err := s.RepairFrom(ctx, []string{bundle.Path})
+	if err != nil || !strings.Contains(did, "objects restored") {
+		t.Fatalf("repair: %q %v", did, err)
+	}
+	if h := gitHealth.CheckHealth(ctx); h.Status != nexus.StatusHealthy {
+		t.Fatalf("health after repair: %+v", h)
+	}
+	for id, content := range written {
+		if c, err := s.Get(ctx, id); err != nil || c.Content != content {
+			t.Fatalf("%s after repair: %v", id, err)
+		}
+	}
+}
+
+// damageBlob flips a bit inside the compressed data of the first blob of
+// a pack (found with git verify-pack), so that reading it fails.
+func damageBlob(t *testing.T, pack string) {
+	t.Helper()
+	out := git(t, filepath.Dir(filepath.Dir(filepath.Dir(pack))), "verify-pack", "-v", strings.TrimSuffix(pack, ".pack")+".idx")
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 5 && f[1] == "blob" {
+			off, _ := strconv.Atoi(f[4])
+			size, _ := strconv.Atoi(f[3])
+			b := mustRead(t, pack)
+			b[off+size/2+1] ^= 0x08
+			if err := os.WriteFile(pack, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+	t.Fatalf("no blob in %s:\n%s", pack, out)
+}
