@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -80,7 +81,11 @@ func (s *Store) Fsck(ctx context.Context, deep bool) (*FsckReport, error) {
 			}
 			s.checkPack(rep, p)
 		}
-		if err := s.walkMain(ctx, rep); err != nil {
+		seen := newSeen()
+		if err := s.walkMain(ctx, rep, seen); err != nil {
+			return nil, err
+		}
+		if err := s.walkOtherRefs(ctx, rep, seen); err != nil {
 			return nil, err
 		}
 		if n := s.cache.verifyAll(); n > 0 {
@@ -121,9 +126,9 @@ func (s *Store) damage() (*FsckReport, *Problem) {
 	return rep, nil
 }
 
-// forgetProblems drops the problems of a kind, now repaired, from the
-// last deep check's report.
-func (s *Store) forgetProblems(kind string) {
+// forgetProblems drops the problems of a kind (and, if object is not
+// empty, of that object), now repaired, from the last deep check's report.
+func (s *Store) forgetProblems(kind string, object ...string) {
 	for {
 		rep := s.lastDeep.Load()
 		if rep == nil {
@@ -132,7 +137,7 @@ func (s *Store) forgetProblems(kind string) {
 		kept := *rep
 		kept.Problems = make([]Problem, 0, len(rep.Problems))
 		for _, p := range rep.Problems {
-			if p.Kind != kind {
+			if p.Kind != kind || (len(object) > 0 && p.Object != object[0]) {
 				kept.Problems = append(kept.Problems, p)
 			}
 		}
@@ -215,14 +220,14 @@ func (s *Store) checkPack(rep *FsckReport, p *pack) {
 
 // walkMain walks main's history and every tree of it once, checking that
 // every object is there and every context file is sound.
-func (s *Store) walkMain(ctx context.Context, rep *FsckReport) error {
+func (s *Store) walkMain(ctx context.Context, rep *FsckReport, seen *seen) error {
 	head, err := s.repo.readRef()
 	if err != nil || head.IsZero() {
 		return nil // reported by checkRefs, or an empty store
 	}
-	seenTree := map[Hash]bool{}
-	seenBlob := map[Hash]bool{}
+	seenTree, seenBlob := seen.trees, seen.blobs
 	for h := head; !h.IsZero(); {
+		seen.commits[h] = true
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -248,6 +253,93 @@ func (s *Store) walkMain(ctx context.Context, rep *FsckReport) error {
 	}
 	s.checkChains(rep, head)
 	return nil
+}
+
+// seen is what a deep check has walked already.
+type seen struct{ commits, trees, blobs map[Hash]bool }
+
+func newSeen() *seen { return &seen{map[Hash]bool{}, map[Hash]bool{}, map[Hash]bool{}} }
+
+// walkOtherRefs walks the whole history of every ref but main (the side
+// refs of derived data, the recovery refs of restores): every commit,
+// tree and file must be there and intact. Objects main's walk checked are
+// not read again.
+func (s *Store) walkOtherRefs(ctx context.Context, rep *FsckReport, seen *seen) error {
+	refs, err := s.repo.listRefs()
+	if err != nil {
+		rep.add("ref", "refs/", "", "cannot list the refs: %v", err)
+		return nil
+	}
+	names := make([]string, 0, len(refs))
+	for n := range refs {
+		if n != mainRef {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		stack := []Hash{refs[name]}
+		for len(stack) > 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			h := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if seen.commits[h] {
+				continue
+			}
+			seen.commits[h] = true
+			data, err := s.repo.readTyped(h, objCommit)
+			if err != nil {
+				rep.add("reachability", h.String(), name, "commit of %s: %v", name, err)
+				continue
+			}
+			cm, err := decodeCommit(data)
+			if err != nil {
+				rep.add("object", h.String(), name, "commit of %s does not parse: %v", name, err)
+				continue
+			}
+			rep.Commits++
+			s.walkObjects(rep, cm.tree, name, seen)
+			stack = append(stack, cm.parents...)
+			if len(rep.Problems) >= maxProblems {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// walkObjects checks that a tree and everything under it are there and
+// intact, without reading the files as contexts.
+func (s *Store) walkObjects(rep *FsckReport, t Hash, ref string, seen *seen) {
+	if seen.trees[t] {
+		return
+	}
+	seen.trees[t] = true
+	data, err := s.repo.readTyped(t, objTree)
+	if err != nil {
+		rep.add("reachability", t.String(), ref, "tree: %v", err)
+		return
+	}
+	ents, err := decodeTree(data)
+	if err != nil {
+		rep.add("object", t.String(), ref, "tree does not parse: %v", err)
+		return
+	}
+	for _, e := range ents {
+		if e.dir {
+			s.walkObjects(rep, e.hash, ref, seen)
+			continue
+		}
+		if seen.blobs[e.hash] {
+			continue
+		}
+		seen.blobs[e.hash] = true
+		if _, err := s.repo.readTyped(e.hash, objBlob); err != nil {
+			rep.add("reachability", e.hash.String(), ref, "file %s: %v", e.name, err)
+		}
+	}
 }
 
 // walkTree checks a snapshot tree (dirs is its path) and what it holds.

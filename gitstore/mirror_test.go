@@ -228,3 +228,84 @@ func damageBlob(t *testing.T, pack string) {
 	}
 	t.Fatalf("no blob in %s:\n%s", pack, out)
 }
+
+// A repository that cannot be opened is repaired offline: a truncated
+// index is rebuilt from its whole pack (no backup needed), a truncated
+// pack is quarantined and its objects copied back from a backup, an
+// emptied main ref is set to the one journal tip.
+func TestRepairOffline(t *testing.T) {
+	ctx := context.Background()
+	dir, written := damagedStore(t, 12)
+	s, err := gitstore.Open(dir, gitstore.Options{MergePacks: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle, err := s.Backup(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := s.Head()
+	s.Close()
+	reopen := func(what string) {
+		t.Helper()
+		s, err := gitstore.Open(dir, gitstore.Options{MergePacks: 1 << 20})
+		if err != nil {
+			t.Fatalf("%s: open after repair: %v", what, err)
+		}
+		defer s.Close()
+		for id, content := range written {
+			if c, err := s.Get(ctx, id); err != nil || c.Content != content {
+				t.Fatalf("%s: %s: %v", what, id, err)
+			}
+		}
+		if s.Head() != head {
+			t.Fatalf("%s: head %s, want %s", what, s.Head(), head)
+		}
+		if rep, err := s.Fsck(ctx, true); err != nil || !rep.Clean() {
+			t.Fatalf("%s: deep check: %v %+v", what, err, rep)
+		}
+	}
+	ps := packs(t, dir)
+	idx := strings.TrimSuffix(ps[4], ".pack") + ".idx"
+	if err := os.Truncate(idx, 100); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gitstore.Open(dir, gitstore.Options{}); err == nil {
+		t.Fatal("opened with a truncated index")
+	}
+	did, err := gitstore.RepairOffline(ctx, dir, nil)
+	if err != nil || len(did) != 1 || !strings.Contains(did[0], "index was rebuilt from the pack") {
+		t.Fatalf("truncated index: %q %v", did, err)
+	}
+	reopen("truncated index")
+
+	ps = packs(t, dir)
+	if err := os.Truncate(ps[6], 40); err != nil {
+		t.Fatal(err)
+	}
+	if did, err := gitstore.RepairOffline(ctx, dir, []string{bundle.Path}); err != nil || len(did) != 2 ||
+		!strings.Contains(did[0], "moved to "+filepath.Join(dir, "quarantine")) || !strings.Contains(did[1], "copied from") {
+		t.Fatalf("truncated pack: %q %v", did, err)
+	}
+	reopen("truncated pack")
+
+	os.WriteFile(filepath.Join(dir, "repo.git", "refs", "heads", "main"), nil, 0o644)
+	if did, err := gitstore.RepairOffline(ctx, dir, nil); err != nil || len(did) != 1 || !strings.Contains(did[0], "set to "+head.String()) {
+		t.Fatalf("emptied ref: %q %v", did, err)
+	}
+	reopen("emptied ref")
+	if gitFsckFails(t, dir) {
+		t.Fatal("git fsck fails after the offline repairs")
+	}
+	// The newest pack lost too: the remaining tips are older than the head
+	// the catalog saved (or several), so main is not set back silently.
+	ps = packs(t, dir)
+	newest := strings.TrimSuffix(ps[len(ps)-1], ".pack")
+	os.Remove(newest + ".pack")
+	os.Remove(newest + ".idx")
+	os.WriteFile(filepath.Join(dir, "repo.git", "refs", "heads", "main"), nil, 0o644)
+	did, err = gitstore.RepairOffline(ctx, dir, nil)
+	if err == nil || !(strings.Contains(err.Error(), "does not descend from "+head.String()) || strings.Contains(err.Error(), "could be main's head")) {
+		t.Fatalf("lost newest pack: %q %v", did, err)
+	}
+}

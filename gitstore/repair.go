@@ -63,7 +63,20 @@ func (s *Store) RepairFromBackup(ctx context.Context, bundle string) (*RepairRep
 	s.mergeMu.Lock()
 	defer s.mergeMu.Unlock()
 	pw := newPackWriter()
+	// A missing tree or commit hides what is below it from the check:
+	// what it names is restored too when this repository lacks it.
+	queue := make([]Hash, 0, len(bad))
 	for h := range bad {
+		queue = append(queue, h)
+	}
+	done := map[Hash]bool{}
+	for len(queue) > 0 {
+		h := queue[len(queue)-1]
+		queue = queue[:len(queue)-1]
+		if done[h] {
+			continue
+		}
+		done[h] = true
 		t, data, err := backup.readObject(h)
 		if err != nil {
 			out.Unrepaired = append(out.Unrepaired, h.String())
@@ -71,6 +84,11 @@ func (s *Store) RepairFromBackup(ctx context.Context, bundle string) (*RepairRep
 		}
 		pw.add(t, data)
 		out.Restored = append(out.Restored, h.String())
+		for _, c := range objectLinks(t, data) {
+			if !done[c] && (bad[c] || !s.repo.hasObject(c)) {
+				queue = append(queue, c)
+			}
+		}
 	}
 	if len(pw.entries) > 0 {
 		data, idx := pw.finish()
@@ -94,6 +112,29 @@ func (s *Store) RepairFromBackup(ctx context.Context, bundle string) (*RepairRep
 		out.Salvaged = append(out.Salvaged, p.name)
 	}
 	return out, nil
+}
+
+// objectLinks lists the objects a tree or commit names.
+func objectLinks(t objType, data []byte) []Hash {
+	switch t {
+	case objTree:
+		ents, err := decodeTree(data)
+		if err != nil {
+			return nil
+		}
+		out := make([]Hash, len(ents))
+		for i, e := range ents {
+			out[i] = e.hash
+		}
+		return out
+	case objCommit:
+		c, err := decodeCommit(data)
+		if err != nil {
+			return nil
+		}
+		return append([]Hash{c.tree}, c.parents...)
+	}
+	return nil
 }
 
 // checkSource verifies a backup bundle, or checks that a mirror is a

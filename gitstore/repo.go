@@ -348,7 +348,7 @@ func (r *repo) readNamedRef(ref string) (Hash, error) {
 	return h, nil
 }
 
-// listRefs reads every loose ref under refs/ (temp files skipped).
+// listRefs reads every ref but main, loose (temp files skipped) or packed.
 func (r *repo) listRefs() (map[string]Hash, error) {
 	out := map[string]Hash{}
 	root := filepath.Join(r.dir, "refs")
@@ -361,6 +361,9 @@ func (r *repo) listRefs() (map[string]Hash, error) {
 			return err
 		}
 		name := filepath.ToSlash(rel)
+		if name == mainRef {
+			return nil // every caller uses the acknowledged head, or none
+		}
 		h, err := r.readNamedRef(name)
 		if err != nil {
 			return err
@@ -370,7 +373,33 @@ func (r *repo) listRefs() (map[string]Hash, error) {
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	// Refs packed by git (a clone of a backup packs them all); a loose
+	// ref of the same name overrides its packed value.
+	b, err := os.ReadFile(filepath.Join(r.dir, "packed-refs"))
+	if errors.Is(err, os.ErrNotExist) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		hs, name, ok := strings.Cut(line, " ")
+		if !ok || name == mainRef || !strings.HasPrefix(name, "refs/") || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "^") {
+			continue
+		}
+		if _, loose := out[name]; loose {
+			continue
+		}
+		h, err := ParseHash(hs)
+		if err != nil {
+			return nil, fmt.Errorf("packed-refs: %s: %w", name, err)
+		}
+		out[name] = h
+	}
+	return out, nil
 }
 
 // readPackedRef looks ref up in packed-refs, where `git pack-refs` puts it.

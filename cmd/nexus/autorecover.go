@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/nexus-mem/nexus"
@@ -125,4 +129,29 @@ func repairSources(mirror, backups string) func() []string {
 		}
 		return out
 	}
+}
+
+// openRepairing opens the store; when the repository cannot be opened
+// for damage (not for a lock held by another process), it repairs it
+// offline from sources and opens it again, returning what it did.
+func openRepairing(ctx context.Context, data string, opts gitstore.Options, sources []string) (*gitstore.Store, []string, error) {
+	store, err := gitstore.Open(data, opts)
+	if err == nil {
+		return store, nil, nil
+	}
+	if code := nexus.ErrorCode(err); code == nexus.EConflict || code == nexus.EInvalid || errors.Is(err, fs.ErrPermission) {
+		return nil, nil, err
+	}
+	if _, serr := os.Stat(filepath.Join(data, "repo.git", "HEAD")); serr != nil {
+		return nil, nil, err // not a repository at all: nothing to repair
+	}
+	did, rerr := gitstore.RepairOffline(ctx, data, sources)
+	if rerr != nil {
+		return nil, did, fmt.Errorf("%s\nrepair failed: %v", describe(err), rerr)
+	}
+	store, err2 := gitstore.Open(data, opts)
+	if err2 != nil {
+		return nil, did, fmt.Errorf("%s\nstill cannot open after repair (%s): %s", describe(err), strings.Join(did, "; "), describe(err2))
+	}
+	return store, append([]string{"could not open: " + describe(err)}, did...), nil
 }

@@ -49,7 +49,14 @@ func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	res := &fsckResult{Repaired: []string{}}
-	store, err := gitstore.Open(*data, gitstore.Options{Progress: newProgress(stderr, "catalog")})
+	var store *gitstore.Store
+	var opened []string
+	var err error
+	if *repair {
+		store, opened, err = openRepairing(ctx, *data, gitstore.Options{Progress: newProgress(stderr, "catalog")}, fixSources(*from, *mirror, *data))
+	} else {
+		store, err = gitstore.Open(*data, gitstore.Options{Progress: newProgress(stderr, "catalog")})
+	}
 	if err != nil {
 		return exitCode{fsckDamaged, fmt.Sprintf("the store cannot be opened: %s\n"+
 			"The git repository itself is damaged: restore it from a backup (`nexus backup list`), "+
@@ -59,6 +66,7 @@ func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if res.Store, err = store.Fsck(ctx, *deep); err != nil {
 		return err
 	}
+	res.Repaired = append(res.Repaired, opened...)
 	res.Index = checkIndex(ctx, store, *data)
 	if *repair {
 		fsckRepair(res, store, *data)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nexus-mem/nexus"
@@ -49,7 +50,8 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}()
 	ok := step(nexus.ComponentGit, func() (string, string) {
 		var err error
-		if store, err = gitstore.Open(*data, gitstore.Options{Progress: newProgress(stderr, "catalog")}); err != nil {
+		var opened []string
+		if store, opened, err = openRepairing(ctx, *data, gitstore.Options{Progress: newProgress(stderr, "catalog")}, fixSources(*from, *mirror, *data)); err != nil {
 			return "failed", describe(err) + "; restore the newest backup into a new data directory: nexus backup list, then nexus backup restore FILE --data NEWDIR"
 		}
 		rep, err := store.Fsck(ctx, true)
@@ -62,8 +64,11 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				if err != nil {
 					return "failed", fmt.Sprintf("%d problems, first: %s; repair: %v; restore the newest backup into a new data directory (nexus backup restore)", len(rep.Problems), p, err)
 				}
-				return "recovered", did
+				return "recovered", strings.Join(append(opened, did), "; ")
 			}
+		}
+		if len(opened) > 0 {
+			return "recovered", strings.Join(opened, "; ") + fmt.Sprintf("; deep check clean (%d objects re-hashed)", rep.Objects)
 		}
 		return "ok", fmt.Sprintf("%d objects re-hashed, %d commits", rep.Objects, rep.Commits)
 	})

@@ -455,6 +455,13 @@ func TestCLI_Recover(t *testing.T) {
 	head, _ := os.ReadFile(filepath.Join(data, "repo.git", "refs", "heads", "main"))
 	os.WriteFile(filepath.Join(data, "repo.git", "refs", "heads", "main"), nil, 0o644)
 	out, code = recov()
+	if code != 0 || !strings.Contains(out, "git_repository   recovered") || !strings.Contains(out, "set to "+strings.TrimSpace(string(head))) {
+		t.Fatalf("emptied ref: exit %d\n%s", code, out)
+	}
+	// With no catalog to confirm the newest commit, the ref is not guessed.
+	os.WriteFile(filepath.Join(data, "repo.git", "refs", "heads", "main"), nil, 0o644)
+	os.Remove(filepath.Join(data, "catalog.bin"))
+	out, code = recov()
 	if code != 4 || !strings.Contains(out, "git_repository   failed") || !strings.Contains(out, "nexus backup restore") || strings.Contains(out, "context_manager") {
 		t.Fatalf("damaged repository: exit %d\n%s", code, out)
 	}
