@@ -14,6 +14,8 @@
 //	GET  /v1/log                       the journal, newest first (?limit=&cursor=)
 //	GET  /livez                        the process is up; never needs a token
 //	GET  /readyz                       the store can serve
+//	     /mcp                          Model Context Protocol, streamable HTTP, when
+//	                                   Options.MCP is set (same token)
 //
 // Every error is a JSON body {"error":{"code":"...","message":"..."}} whose
 // code is a [nexus.Code] and whose status follows from it (invalid 400,

@@ -37,6 +37,7 @@ var commands = map[string]command{
 	"backup":  {"write, list, verify or restore verified git bundles of a store", runBackup},
 	"recover": {"check and recover a stopped node, component by component", runRecover},
 	"bench":   {"load-test a running server; report throughput and latency", runBench},
+	"mcp":     {"serve MCP on stdio for an AI client, backed by the server (started if none runs)", runMCP},
 }
 
 func main() {

@@ -110,7 +110,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	var engine *search.Engine
 	var notify atomic.Pointer[search.Engine] // set once the engine exists
-	store, repaired, err := openRepairing(ctx, cfg.data, gitstore.Options{
+	store, err := gitstore.Open(cfg.data, gitstore.Options{
 		MaxContent: cfg.maxContent, CacheBytes: int64(cfg.cacheMiB) << 20, Logger: logger,
 		Progress: newProgress(stderr, "catalog"), Failpoint: failpointFromEnv(),
 		OnCommit: func() {
@@ -118,12 +118,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				e.Notify()
 			}
 		},
-	}, repairSources(cfg.mirror, cfg.backupDir)())
+	})
 	if err != nil {
 		return err
-	}
-	for _, r := range repaired {
-		logger.Warn("repaired at start", "what", r)
 	}
 	var searcher nexus.Searcher
 	if !cfg.noSearch {
@@ -181,6 +178,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Handler: httpapi.NewServer(store, httpapi.Options{
 			Token: token, MaxBodyBytes: int64(cfg.maxContent)*6 + 256<<10, Logger: logger, Ready: store.Ready,
 			Searcher: searcher, Health: health, Metrics: mets.Handler(),
+			MCP: mcpHandler(store, searcher, int64(cfg.maxContent)*6+256<<10, logger),
 			Fsck: func(ctx context.Context, deep bool) (any, error) {
 				rep, err := store.Fsck(ctx, deep)
 				if err == nil {

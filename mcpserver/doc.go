@@ -1,0 +1,44 @@
+// Package mcpserver exposes a Nexus memory to AI agents over the Model
+// Context Protocol, with the official Go SDK.
+//
+// # Basics
+//
+// [New] builds an *mcp.Server over any [nexus.Store] and [nexus.Searcher]:
+// the on-disk store and its search engine in the server process, or an
+// httpapi.Client talking to a running server (what `nexus mcp` does, so
+// that every MCP process on a machine shares one memory). Run it over stdio
+// with mcp.StdioTransport, or serve it over streamable HTTP with
+// [NewHandler]. The server offers these tools:
+//
+//	store_context      store a context (Store.Put)
+//	get_context        one context by id (Store.Get)
+//	get_chain          a context and its ancestors (Store.Chain)
+//	list_contexts      recent contexts with filters, paged (Store.List)
+//	search_contexts    hybrid, semantic or keyword search (Searcher.Search)
+//	related_contexts   the contexts nearest in meaning to one (Searcher.Related)
+//
+// and two resource templates: nexus://contexts/{id} (one context as JSON)
+// and nexus://threads/{id} (the thread that ends at a context, root first).
+// Every tool has an input and an output schema; a successful call returns
+// the output as structured content and as JSON text.
+//
+// # Errors
+//
+// A call that fails — bad arguments, a missing context, a server that
+// cannot serve — is a tool result with isError set, never a protocol error,
+// so the model sees what went wrong. Its text is the HTTP API's error body,
+// {"error":{"code":"...","message":"..."}}, with a [nexus.Code] (invalid,
+// not_found, unavailable, ...) and a message written for the caller; internal
+// causes are not shown. Arguments that do not match the input schema are
+// code invalid. Resources, which have no error results, answer a protocol
+// error whose data carries the same code and message.
+//
+// # Caveats
+//
+// Listings, chains and search hits cut content to 2,000 characters (marked
+// content_truncated) unless the call asks for full_content; get_context and
+// the resources always return it whole. Tool arguments are decoded as JSON
+// numbers of double precision, so integers in metadata beyond 2^53 lose
+// digits over MCP (the HTTP API keeps them). Search tools exist only when
+// a searcher is given.
+package mcpserver

@@ -1,0 +1,151 @@
+package mcpserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"strings"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/nexus-mem/nexus"
+)
+
+// DefaultAgent is the agent id of contexts stored without one.
+const DefaultAgent = "mcp"
+
+// Options configure [New]. The zero value works.
+type Options struct {
+	// Agent is the agent_id of contexts stored without one; "" means
+	// DefaultAgent.
+	Agent string
+	// Namespace is the namespace of contexts stored without one; "" means
+	// the store's default.
+	Namespace string
+	// Logger receives the SDK's events; nil discards them.
+	Logger *slog.Logger
+}
+
+// instructions tell the model what the server is for.
+const instructions = `Nexus is a shared, durable memory for agents. Everything stored here outlives this session and is visible to the other agents and sessions using the same memory.
+- Before starting work, search_contexts (or list_contexts) for what was already decided, tried or observed.
+- Record decisions, findings, results and summaries with store_context, one idea per context, with a fitting type.
+- Contexts are immutable: to continue, answer or revise one, store a new context with parent_id set to it; get_chain reads such a thread back.
+- Ids are 26-character ULIDs such as 01JB8X6Q4Z9V5M2K7T3R1N0PAW; use the ids that tools return.`
+
+// New returns an MCP server offering the memory in store, and search
+// through searcher. A nil searcher leaves out the search tools.
+func New(store nexus.Store, searcher nexus.Searcher, opts Options) *mcp.Server {
+	if opts.Agent == "" {
+		opts.Agent = DefaultAgent
+	}
+	s := mcp.NewServer(&mcp.Implementation{Name: "nexus", Title: "Nexus memory", Version: version()}, &mcp.ServerOptions{
+		Instructions: instructions,
+		Logger:       opts.Logger,
+		Capabilities: &mcp.ServerCapabilities{}, // tools and resources are added below; no logging
+	})
+	s.AddReceivingMiddleware(schemaErrors)
+	t := &tools{store: store, searcher: searcher, opts: opts}
+	t.register(s)
+	addResources(s, store)
+	return s
+}
+
+// NewHandler serves s over streamable HTTP. Sessions are stateless and
+// answers plain JSON, so any number of server processes can answer, a
+// restart loses nothing, and nothing is kept per client. maxBody bounds
+// request bodies (0: the SDK's default of 4 MiB).
+func NewHandler(s *mcp.Server, maxBody int64) http.Handler {
+	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{
+		Stateless:           true,
+		JSONResponse:        true,
+		MaxRequestBodyBytes: maxBody,
+	})
+}
+
+// version is the module version of this build, or "devel".
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Path == "github.com/nexus-mem/nexus" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			return bi.Main.Version
+		}
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/nexus-mem/nexus" {
+				return d.Version
+			}
+		}
+	}
+	return "devel"
+}
+
+// toolError is the error of a failed tool call: the API's code and
+// message. Its text, which the SDK puts in the result, is the API's JSON
+// error body.
+type toolError struct {
+	code    nexus.Code
+	message string
+}
+
+func (e *toolError) Error() string { return errorBody(e.code, e.message) }
+
+// asToolError turns any error into a tool error, keeping the code and the
+// client-facing message of a *nexus.Error.
+func asToolError(err error) error {
+	return &toolError{code: nexus.ErrorCode(err), message: nexus.ErrorMessage(err)}
+}
+
+// errorBody renders {"error":{"code":...,"message":...}}.
+func errorBody(code nexus.Code, message string) string {
+	var body struct {
+		Error struct {
+			Code    nexus.Code `json:"code"`
+			Message string     `json:"message"`
+		} `json:"error"`
+	}
+	body.Error.Code, body.Error.Message = code, message
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.Encode(body) // strings only: cannot fail
+	return strings.TrimSpace(buf.String())
+}
+
+// schemaErrors gives the failures the SDK reports before a tool handler
+// runs — arguments that do not match the input schema or do not decode —
+// the same shape as the handlers' errors, with code invalid.
+func schemaErrors(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		res, err := next(ctx, method, req)
+		r, ok := res.(*mcp.CallToolResult)
+		if err != nil || !ok || !r.IsError || r.GetError() == nil {
+			return res, err
+		}
+		var te *toolError
+		if errors.As(r.GetError(), &te) {
+			return res, err
+		}
+		msg := "arguments do not match the input schema: " + schemaMessage(r.GetError().Error())
+		r.Content = []mcp.Content{&mcp.TextContent{Text: errorBody(nexus.EInvalid, msg)}}
+		return r, nil
+	}
+}
+
+// schemaNoise is what the schema validator's messages say that the caller
+// need not read: prefixes naming the validation steps, and numbers as
+// fractions or with six decimals.
+var (
+	schemaPrefixes = strings.NewReplacer(`validating "arguments": `, "", "validating root: ", "", "validating /properties/", "")
+	schemaNumbers  = regexp.MustCompile(`\b(\d+)(?:/1|\.000000)\b`)
+)
+
+// schemaMessage shortens a message of the schema validator, such as
+// `validating "arguments": validating root: validating /properties/limit:
+// maximum: 1000/1 is greater than 100.000000`, to "limit: maximum: 1000 is
+// greater than 100".
+func schemaMessage(msg string) string {
+	return schemaNumbers.ReplaceAllString(schemaPrefixes.Replace(msg), "$1")
+}
