@@ -110,7 +110,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	var engine *search.Engine
 	var notify atomic.Pointer[search.Engine] // set once the engine exists
-	store, err := gitstore.Open(cfg.data, gitstore.Options{
+	store, repaired, err := openRepairing(ctx, cfg.data, gitstore.Options{
 		MaxContent: cfg.maxContent, CacheBytes: int64(cfg.cacheMiB) << 20, Logger: logger,
 		Progress: newProgress(stderr, "catalog"), Failpoint: failpointFromEnv(),
 		OnCommit: func() {
@@ -118,9 +118,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				e.Notify()
 			}
 		},
-	})
+	}, repairSources(cfg.mirror, cfg.backupDir)())
 	if err != nil {
 		return err
+	}
+	for _, r := range repaired {
+		logger.Warn("repaired at start", "what", r)
 	}
 	var searcher nexus.Searcher
 	if !cfg.noSearch {
