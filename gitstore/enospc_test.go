@@ -115,7 +115,11 @@ func testSpaceFault(t *testing.T, f spaceFault) {
 		}
 		acked = append(acked, c.ID)
 	}
-	if nexus.ErrorCode(full) != nexus.EInsufficientStorage || !strings.Contains(nexus.ErrorMessage(full), "disk is full") {
+	want := "the disk is full"
+	if f.errno == syscall.EDQUOT {
+		want = "the disk quota is exceeded"
+	}
+	if nexus.ErrorCode(full) != nexus.EInsufficientStorage || !strings.Contains(nexus.ErrorMessage(full), want) {
 		t.Fatalf("after %d writes: %v, want insufficient_storage", len(acked), full)
 	}
 	if !errors.Is(full, f.errno) {

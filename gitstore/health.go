@@ -48,10 +48,10 @@ func (s *Store) gitHealth(context.Context) nexus.ComponentHealth {
 				Error: fmt.Sprintf("the last deep check found %d problems, first: %s", len(rep.Problems), p)}
 		}
 	}
-	if s.diskFull.Load() {
+	if why := s.diskFull.Load(); why != nil {
 		details["read_only"] = true
 		return nexus.ComponentHealth{Status: nexus.StatusDegraded, Details: details,
-			Error: "the disk is full: writes answer 507 (insufficient_storage) until space is freed; they resume by themselves"}
+			Error: *why + ": writes answer 507 (insufficient_storage) until space is freed; they resume by themselves"}
 	}
 	return nexus.ComponentHealth{Status: nexus.StatusHealthy, Details: details}
 }

@@ -493,6 +493,14 @@ func syncDir(dir string) error {
 	return err
 }
 
+// noSpace says which limit a no-space error hit.
+func noSpace(err error) string {
+	if errors.Is(err, syscall.EDQUOT) {
+		return "the disk quota is exceeded"
+	}
+	return "the disk is full"
+}
+
 // isNoSpace reports whether err means the disk or quota is full.
 func isNoSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)

@@ -88,7 +88,7 @@ type Store struct {
 	failMu sync.Mutex
 	failed error // set when a write left the repository in an unknown state
 
-	diskFull    atomic.Bool                // the last group commit failed for lack of space
+	diskFull    atomic.Pointer[string]     // why the last group commit failed for lack of space, or nil
 	lastDeep    atomic.Pointer[FsckReport] // the last deep integrity check
 	corruptSeen atomic.Int64               // corrupt reads the last deep check accounts for
 	memPressure atomic.Bool                // the cache was shrunk under memory pressure
@@ -335,7 +335,7 @@ func (s *Store) checkParent(ns string, parent nexus.ID, pending map[nexus.ID]str
 
 func wrapIOError(err error, what string) error {
 	if isNoSpace(err) {
-		return nexus.WrapError(nexus.EInsufficientStorage, err, "%s: the disk is full; nothing was written", what)
+		return nexus.WrapError(nexus.EInsufficientStorage, err, "%s: %s; nothing was written", what, noSpace(err))
 	}
 	return nexus.WrapError(nexus.EInternal, err, "%s", what)
 }

@@ -218,7 +218,7 @@ func (s *Store) apply(items []staged) (Hash, error) {
 	if ferr != nil {
 		return zeroHash, nexus.WrapError(nexus.EInternal, ferr, "failpoint")
 	}
-	s.diskFull.Store(false)
+	s.diskFull.Store(nil)
 	if s.opts.OnCommit != nil {
 		s.opts.OnCommit()
 	}
@@ -312,7 +312,8 @@ func (s *Store) writeFailed(err error, uncertain bool) error {
 		return s.failure()
 	}
 	if isNoSpace(err) {
-		s.diskFull.Store(true) // cleared by the next commit that succeeds
+		why := noSpace(err)
+		s.diskFull.Store(&why) // cleared by the next commit that succeeds
 	}
 	return wrapIOError(err, "commit")
 }
