@@ -49,11 +49,18 @@ func initRepo(dir string) error {
 			return err
 		}
 	}
-	// HEAD last: its presence marks a complete skeleton.
+	// HEAD last: its presence marks a complete skeleton. Then every
+	// directory that gained entries is fsynced, deepest first, so that
+	// the skeleton is durable before it is used.
 	if err := writeFileDurable(dir, "HEAD", []byte("ref: "+mainRef+"\n")); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(dir))
+	for _, d := range []string{filepath.Join(dir, "objects"), filepath.Join(dir, "refs"), dir, filepath.Dir(dir)} {
+		if err := syncDir(d); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // openRepo opens the repository, removing what a crash can leave behind:
