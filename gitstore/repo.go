@@ -487,8 +487,11 @@ func stageFile(sp *spares, dir string, data []byte) (string, error) {
 }
 
 // syncDir fsyncs a directory so that renames and creations in it survive a
-// power loss.
-func syncDir(dir string) error {
+// power loss. It is a variable only so that the power-loss test can take
+// it away and show that it notices (powerloss_test.go).
+var syncDir = fsyncDir
+
+func fsyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
@@ -530,8 +533,11 @@ type MissingError struct{ Object Hash }
 func (e *MissingError) Error() string { return fmt.Sprintf("object %s is missing", e.Object) }
 
 // syncTemp fsyncs a temp file that is deleted if this fails, so a failure
-// is an ordinary error: nothing keeps the unsynced data.
-func syncTemp(f *os.File) error {
+// is an ordinary error: nothing keeps the unsynced data. It is a variable
+// for the same reason as syncDir.
+var syncTemp = fsyncTemp
+
+func fsyncTemp(f *os.File) error {
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("fsync %s: %w", f.Name(), err)
 	}
