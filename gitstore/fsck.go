@@ -39,7 +39,7 @@ type FsckReport struct {
 	Head     string        `json:"head"`
 	Packs    int           `json:"packs"`
 	Objects  int           `json:"objects"`  // objects re-hashed (deep)
-	Commits  int           `json:"commits"`  // commits walked on main (deep)
+	Commits  int           `json:"commits"`  // commits walked on every ref (deep)
 	Contexts int           `json:"contexts"` // context files checked (deep)
 	Problems []Problem     `json:"problems"`
 	Took     time.Duration `json:"took_ns"`

@@ -215,4 +215,39 @@ func TestFsck_OrphanReported(t *testing.T) {
 	if len(chain) == 0 || !strings.Contains(chain[0].Message, parent.String()) {
 		t.Fatalf("orphans not reported: %+v", rep.Problems)
 	}
+	// Marked durably on refs/nexus/orphans, once; the chain is not relinked.
+	ctx := context.Background()
+	if due, err := s.OrphansToMark(ctx); err != nil || due == "" {
+		t.Fatalf("orphans to mark: %q %v", due, err)
+	}
+	list, changed, err := s.MarkOrphans(ctx)
+	if err != nil || !changed || len(list) != len(chain) || list[0].Parent != parent {
+		t.Fatalf("mark: %+v %v %v", list, changed, err)
+	}
+	if due, _ := s.OrphansToMark(ctx); due != "" {
+		t.Fatalf("still due after marking: %q", due)
+	}
+	if _, changed, _ := s.MarkOrphans(ctx); changed {
+		t.Fatal("the same orphans marked twice")
+	}
+	if h := s.HealthCheckers()[nexus.ComponentStore].CheckHealth(ctx); h.Details["orphans"] != len(chain) {
+		t.Fatalf("health: %+v", h)
+	}
+	if _, err := s.Chain(ctx, list[0].ID, 0); err == nil || !strings.Contains(err.Error(), "broken") {
+		t.Fatalf("chain of an orphan: %v", err)
+	}
+	s.Close()
+	if n := strings.Count(git(t, gitDir, "log", "--format=%s", "refs/nexus/orphans"), "\n"); n != 1 {
+		t.Fatalf("%d commits on refs/nexus/orphans", n)
+	}
+	if marked := git(t, gitDir, "show", "refs/nexus/orphans:orphans.json"); !strings.Contains(marked, list[0].ID.String()) || !strings.Contains(marked, parent.String()) {
+		t.Fatalf("orphans.json: %s", marked)
+	}
+	s = MustOpen(t, dir, gitstore.Options{})
+	if got, err := s.Orphans(ctx); err != nil || len(got) != len(list) || !got[0].Found.Equal(list[0].Found) {
+		t.Fatalf("orphans after reopen: %+v %v", got, err)
+	}
+	if rep, err := s.Fsck(ctx, true); err != nil || len(rep.Problems) != len(chain) {
+		t.Fatalf("deep check with the mark: %v %+v", err, rep)
+	}
 }

@@ -77,6 +77,9 @@ func (s *Store) catalogHealth(context.Context) nexus.ComponentHealth {
 				Error: "catalog at " + head.String() + " while main is at " + onDisk2.String()}
 		}
 	}
+	if m := s.orphanMarks.Load(); m != nil && m.count > 0 {
+		details["orphans"] = m.count // marked on refs/nexus/orphans; chains broken, never relinked
+	}
 	if p := s.catalogProblem(); p != nil {
 		return nexus.ComponentHealth{Status: nexus.StatusDegraded, Details: details,
 			Error: "the last deep check found the catalog disagrees with git: " + p.Message}

@@ -88,11 +88,12 @@ type Store struct {
 	failMu sync.Mutex
 	failed error // set when a write left the repository in an unknown state
 
-	diskFull    atomic.Pointer[string]     // why the last group commit failed for lack of space, or nil
-	lastDeep    atomic.Pointer[FsckReport] // the last deep integrity check
-	corruptSeen atomic.Int64               // corrupt reads the last deep check accounts for
-	memPressure atomic.Bool                // the cache was shrunk under memory pressure
-	restores    atomic.Uint64              // point-in-time restores run since Open
+	diskFull    atomic.Pointer[string]      // why the last group commit failed for lack of space, or nil
+	lastDeep    atomic.Pointer[FsckReport]  // the last deep integrity check
+	corruptSeen atomic.Int64                // corrupt reads the last deep check accounts for
+	orphanMarks atomic.Pointer[orphanMarks] // what refs/nexus/orphans holds, once known
+	memPressure atomic.Bool                 // the cache was shrunk under memory pressure
+	restores    atomic.Uint64               // point-in-time restores run since Open
 }
 
 var _ nexus.Store = (*Store)(nil)

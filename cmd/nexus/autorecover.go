@@ -28,19 +28,18 @@ func nodeComponents(store *gitstore.Store, engine *search.Engine, sources func()
 		},
 		{
 			Name: nexus.ComponentStore, Critical: true, Health: checks[nexus.ComponentStore],
-			Failing: notHealthy,
-			Recover: func(ctx context.Context) (string, error) {
-				did, err := store.RepairRef(ctx)
+			Failing: func(ctx context.Context, h nexus.ComponentHealth) string {
+				if why := notHealthy(ctx, h); why != "" {
+					return why
+				}
+				why, err := store.OrphansToMark(ctx)
 				if err != nil {
-					return "", err
+					return "cannot read the orphan marks: " + err.Error()
 				}
-				if h := checks[nexus.ComponentStore].CheckHealth(ctx); h.Status == nexus.StatusHealthy {
-					return did, nil
-				}
-				if err := store.RebuildCatalog(); err != nil {
-					return "", fmt.Errorf("catalog rebuild: %w", err)
-				}
-				return strings.TrimPrefix(did+"; ", "; ") + fmt.Sprintf("catalog rebuilt from git (%d contexts)", store.Len()), nil
+				return why
+			},
+			Recover: func(ctx context.Context) (string, error) {
+				return recoverCatalog(ctx, store, checks[nexus.ComponentStore])
 			},
 		},
 		{
@@ -83,6 +82,39 @@ func nodeComponents(store *gitstore.Store, engine *search.Engine, sources func()
 		}
 	}
 	return comps
+}
+
+// recoverCatalog rewrites a moved main, rebuilds a catalog that differs
+// from git, and marks the contexts whose chain is broken.
+func recoverCatalog(ctx context.Context, store *gitstore.Store, health nexus.HealthChecker) (string, error) {
+	var did []string
+	fixed, err := store.RepairRef(ctx)
+	if err != nil {
+		return "", err
+	}
+	if fixed != "" {
+		did = append(did, fixed)
+	}
+	if h := health.CheckHealth(ctx); h.Status != nexus.StatusHealthy {
+		if err := store.RebuildCatalog(); err != nil {
+			return "", fmt.Errorf("catalog rebuild: %w", err)
+		}
+		did = append(did, fmt.Sprintf("catalog rebuilt from git (%d contexts)", store.Len()))
+	}
+	if due, err := store.OrphansToMark(ctx); err != nil {
+		return "", err
+	} else if due != "" {
+		list, changed, err := store.MarkOrphans(ctx)
+		if err != nil {
+			return "", fmt.Errorf("marking orphans: %w", err)
+		}
+		if changed {
+			did = append(did, fmt.Sprintf("%d orphaned contexts marked on refs/nexus/%s (never relinked)", len(list), gitstore.OrphansRef))
+		} else {
+			did = append(did, fmt.Sprintf("%d orphaned contexts already marked", len(list)))
+		}
+	}
+	return strings.Join(did, "; "), nil
 }
 
 func notHealthy(_ context.Context, h nexus.ComponentHealth) string {

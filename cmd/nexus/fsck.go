@@ -131,6 +131,13 @@ func fsckRepair(res *fsckResult, store *gitstore.Store, data string) {
 		}
 	}
 	res.Store.Problems = left
+	if res.Store.Deep {
+		if list, changed, err := store.MarkOrphans(context.Background()); err != nil {
+			res.Store.Problems = append(res.Store.Problems, gitstore.Problem{Kind: "chain", Message: "cannot mark orphans: " + err.Error()})
+		} else if changed {
+			res.Repaired = append(res.Repaired, fmt.Sprintf("%d orphaned contexts marked on refs/nexus/%s (never relinked)", len(list), gitstore.OrphansRef))
+		}
+	}
 	if res.Index != "ok" && res.Index != "none" {
 		if err := os.RemoveAll(indexDir(data)); err == nil {
 			res.Repaired = append(res.Repaired, "search index removed: the server rebuilds it at start ("+res.Index+")")

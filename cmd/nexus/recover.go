@@ -73,13 +73,23 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return "ok", fmt.Sprintf("%d objects re-hashed, %d commits", rep.Objects, rep.Commits)
 	})
 	ok = ok && step(nexus.ComponentStore, func() (string, string) {
-		if err := store.VerifyCatalog(); err == nil {
-			return "ok", fmt.Sprintf("%d contexts", store.Len())
-		} else if rerr := store.RebuildCatalog(); rerr != nil {
-			return "failed", "catalog rebuild failed: " + rerr.Error()
-		} else {
-			return "recovered", "catalog rebuilt from git: " + err.Error()
+		status, reason := "ok", fmt.Sprintf("%d contexts", store.Len())
+		if err := store.VerifyCatalog(); err != nil {
+			if rerr := store.RebuildCatalog(); rerr != nil {
+				return "failed", "catalog rebuild failed: " + rerr.Error()
+			}
+			status, reason = "recovered", "catalog rebuilt from git: "+err.Error()
 		}
+		list, changed, err := store.MarkOrphans(ctx)
+		switch {
+		case err != nil:
+			return "failed", "marking orphans: " + err.Error()
+		case changed:
+			status, reason = "recovered", reason+fmt.Sprintf("; %d orphaned contexts marked on refs/nexus/orphans (never relinked)", len(list))
+		case len(list) > 0:
+			reason += fmt.Sprintf("; %d orphaned contexts (marked)", len(list))
+		}
+		return status, reason
 	})
 	if !ok {
 		return finishRecover(stdout, steps, *asJSON)

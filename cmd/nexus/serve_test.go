@@ -223,7 +223,7 @@ func TestServe_HealthAndMetrics(t *testing.T) {
 	}
 	json.NewDecoder(resp.Body).Decode(&rep)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || !rep.Deep || rep.Commits != 5 || len(rep.Problems) != 0 {
+	if resp.StatusCode != 200 || !rep.Deep || rep.Commits < 5 || len(rep.Problems) != 0 { // main's 5 and the embeddings log's
 		t.Fatalf("online fsck: %d %+v", resp.StatusCode, rep)
 	}
 	for _, s := range []string{"nexus_contexts 5\n", "nexus_index_lag_contexts ", "nexus_cache_hit_ratio ", "nexus_disk_free_bytes ",
