@@ -88,8 +88,15 @@ func (s *Store) RepairFrom(ctx context.Context, sources []string) (string, error
 		return "", errors.New("no backup or mirror is configured to repair from")
 	}
 	var did, errs []string
+	// The last deep check says what is damaged, unless reads found more
+	// since: then the first repair checks again.
+	known := s.lastDeep.Load()
+	if _, p := s.damage(); p == nil || s.repo.corruptReads.Load() != s.corruptSeen.Load() {
+		known = nil
+	}
 	for _, src := range sources {
-		rep, err := s.RepairFromBackup(ctx, src)
+		rep, err := s.repairFromBackup(ctx, src, known)
+		known = nil
 		if rep != nil && len(rep.Restored)+len(rep.Salvaged) > 0 {
 			did = append(did, fmt.Sprintf("%d objects restored from %s, %d packs rewritten", len(rep.Restored), src, len(rep.Salvaged)))
 		}

@@ -25,12 +25,22 @@ type RepairReport struct {
 // Objects the backup does not hold (written after it) are reported, never
 // invented.
 func (s *Store) RepairFromBackup(ctx context.Context, bundle string) (*RepairReport, error) {
+	return s.repairFromBackup(ctx, bundle, nil)
+}
+
+// repairFromBackup repairs what rep found, or what a new deep check
+// finds when rep is nil. An older report is safe to use: restoring an
+// object that is no longer damaged only adds a good copy, and the caller
+// confirms with a new deep check.
+func (s *Store) repairFromBackup(ctx context.Context, bundle string, rep *FsckReport) (*RepairReport, error) {
 	if err := checkSource(ctx, bundle); err != nil {
 		return nil, err
 	}
-	rep, err := s.Fsck(ctx, true)
-	if err != nil {
-		return nil, err
+	if rep == nil {
+		var err error
+		if rep, err = s.Fsck(ctx, true); err != nil {
+			return nil, err
+		}
 	}
 	bad := map[Hash]bool{}
 	damagedPacks := map[string]bool{}
