@@ -250,11 +250,16 @@ func RestoreBackup(ctx context.Context, bundle, dataDir string) (*BackupInfo, er
 	}
 	repoDir := filepath.Join(dataDir, "repo.git")
 	if _, err := os.Stat(repoDir); err == nil {
-		return nil, nexus.Errorf(nexus.EConflict, "%s already holds a repository: restore into a new data directory (move the damaged one aside first)", dataDir)
+		return nil, nexus.Errorf(nexus.EConflict, "%s already holds a repository: restore into a new data directory, or set the damaged one aside (--replace)", dataDir)
 	}
-	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+	if err := mkdirDurable(dataDir); err != nil {
 		return nil, err
 	}
+	lock, err := lockDir(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
 	tmp := filepath.Join(dataDir, "tmp-restore.git")
 	os.RemoveAll(tmp)
 	if err := cloneSource(ctx, bundle, tmp); err != nil {
@@ -272,6 +277,40 @@ func RestoreBackup(ctx context.Context, bundle, dataDir string) (*BackupInfo, er
 		return nil, err
 	}
 	return info, syncDir(dataDir)
+}
+
+// SetAside moves a data directory's repository and derived state (the
+// catalog, the search index) into DATA/quarantine/<time>-replaced/, so
+// that a backup can be restored in their place; nothing is deleted. It
+// takes the directory lock, so no server may be running on it.
+func SetAside(dataDir string) (string, error) {
+	lock, err := lockDir(dataDir)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Close()
+	to := filepath.Join(dataDir, "quarantine", time.Now().UTC().Format("20060102T150405Z")+"-replaced")
+	if err := mkdirDurable(to); err != nil {
+		return "", err
+	}
+	moved := 0
+	for _, name := range []string{"repo.git", catalogFile, "index"} {
+		err := os.Rename(filepath.Join(dataDir, name), filepath.Join(to, name))
+		switch {
+		case err == nil:
+			moved++
+		case !errors.Is(err, os.ErrNotExist):
+			return "", err
+		}
+	}
+	if moved == 0 {
+		os.Remove(to)
+		return "", nexus.Errorf(nexus.EInvalid, "%s holds no repository to set aside", dataDir)
+	}
+	if err := syncDir(to); err != nil {
+		return "", err
+	}
+	return to, syncDir(dataDir)
 }
 
 // syncPath fsyncs one file.

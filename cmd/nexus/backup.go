@@ -122,6 +122,7 @@ func runBackupRestore(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs := flag.NewFlagSet("backup restore", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	data := fs.String("data", "", "new data directory to create from the backup")
+	replace := fs.Bool("replace", false, "the data directory holds a (damaged) store: move it to DATA/quarantine/ first")
 	var file string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") { // FILE before the flags
 		file, args = args[0], args[1:]
@@ -136,6 +137,23 @@ func runBackupRestore(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	if file == "" || *data == "" {
 		return usagef("want one backup file and --data DIR")
+	}
+	if *replace {
+		// Check the backup before anything is moved.
+		var err error
+		if st, serr := os.Stat(file); serr == nil && st.IsDir() {
+			_, err = gitstore.VerifyMirror(ctx, file)
+		} else {
+			_, err = gitstore.VerifyBackup(ctx, file)
+		}
+		if err != nil {
+			return err
+		}
+		aside, err := gitstore.SetAside(*data)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "the previous store of %s is kept in %s\n", *data, aside)
 	}
 	info, err := gitstore.RestoreBackup(ctx, file, *data)
 	if err != nil {

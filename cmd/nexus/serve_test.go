@@ -419,6 +419,25 @@ func TestCLI_Backup(t *testing.T) {
 	if out, err := cli("backup", "restore", mirror, "--data", fromMirror); err != nil || !strings.Contains(out, "restored 1 contexts") {
 		t.Fatalf("restore from the mirror: %v\n%s", err, out)
 	}
+	// Into the damaged data directory itself: refused, then with --replace
+	// the old store is set aside (nothing deleted) and the backup restored.
+	packs, _ := filepath.Glob(filepath.Join(data, "repo.git", "objects", "pack", "*.pack"))
+	os.Truncate(packs[0], 10)
+	if out, err := cli("backup", "restore", mirror, "--data", data); err == nil || !strings.Contains(out, "--replace") {
+		t.Fatalf("restore over a store: %v\n%s", err, out)
+	}
+	out, err = cli("backup", "restore", mirror, "--data", data, "--replace")
+	if err != nil || !strings.Contains(out, "is kept in "+filepath.Join(data, "quarantine")) || !strings.Contains(out, "restored 1 contexts") {
+		t.Fatalf("restore --replace: %v\n%s", err, out)
+	}
+	if kept, _ := filepath.Glob(filepath.Join(data, "quarantine", "*-replaced", "repo.git", "objects", "pack", "*.pack")); len(kept) == 0 {
+		t.Fatal("the replaced store was not kept")
+	}
+	q := startServe(t, data)
+	defer func() { q.cmd.Process.Signal(syscall.SIGTERM); q.cmd.Wait() }()
+	if got, err := httpapi.NewClient(q.url).Get(context.Background(), x.ID); err != nil || got.Content != "keep this safe" {
+		t.Fatalf("store restored in place: %v %+v", err, got)
+	}
 }
 
 // Cascading recovery on the real binary: a destroyed index is rebuilt and
