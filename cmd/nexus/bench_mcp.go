@@ -53,6 +53,19 @@ func runBenchMCP(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		fmt.Fprintf(stdout, "mcp %-5s %s (%d clients): %s\n", tr, *tool, *clients, res)
 	}
+	if *tool == "get_context" {
+		// The baseline of the same run: the same read over the REST API.
+		c := cf.client()
+		stored, err := c.Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Namespace: "bench", Content: benchPayload(512)})
+		if err != nil {
+			return err
+		}
+		res := load(ctx, *clients, *dur, *calls, func(ctx context.Context, _ int) error {
+			_, err := c.Get(ctx, stored.ID)
+			return err
+		})
+		fmt.Fprintf(stdout, "rest  GET /v1/contexts/{id} (%d clients, baseline): %s\n", *clients, res)
+	}
 	return nil
 }
 
