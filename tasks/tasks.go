@@ -1,0 +1,665 @@
+// Package tasks is the work queue of agents that Nexus does not run (a
+// coding assistant, a script on another machine): they register, hold a
+// lease they renew with heartbeats, claim tasks with a lease of their own,
+// and complete them with a result context or fail them. When an agent's
+// lease lapses (it crashed, hung, or lost the network) its claims go back
+// to the queue and a healthy agent takes them.
+//
+// Everything durable lives in the store, so nothing here can be lost or
+// done twice by a crash:
+//
+//   - a task is an instruction context whose metadata holds
+//     {"task": {"capability": ..., "max_attempts": ...}}; its id is the
+//     task's id;
+//   - a completion is a result context, child of the task, whose metadata
+//     holds {"task": {"id": ..., "claim": ...}}: the task is done exactly
+//     when such a child exists, and the queue writes it once, under the
+//     claim that is current;
+//   - a failed attempt is an error context, child of the task, with
+//     {"task": {"id": ..., "claim": ..., "final": ...}}.
+//
+// Leases and claims live in memory: after a restart every unfinished task
+// is queued again, and agents register again when a heartbeat answers
+// not_found. A claim is fenced by its number: an agent whose claim lapsed
+// cannot complete the task another agent has since claimed.
+package tasks
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nexus-mem/nexus"
+)
+
+// Task states.
+const (
+	Queued     = "queued"     // waiting for an agent
+	Claimed    = "claimed"    // an agent holds it under a lease
+	Completing = "completing" // its result is being written
+	Done       = "done"       // a result context holds the answer
+	Failed     = "failed"     // every attempt failed, or an agent gave up
+)
+
+// Agent states.
+const (
+	Active = "active" // its lease is current
+	Lost   = "lost"   // its lease lapsed; its claims went back to the queue
+)
+
+// Options configure a queue. Zero fields take the defaults.
+type Options struct {
+	// AgentLease is how long an agent stays active without a heartbeat
+	// (default 30s).
+	AgentLease time.Duration
+	// ClaimLease is how long a claim holds without a heartbeat of its
+	// agent (default 60s); each heartbeat renews it.
+	ClaimLease time.Duration
+	// MaxAttempts is the number of claims a task gets before it fails
+	// (default 3).
+	MaxAttempts int
+	// Now is the clock (default time.Now), injectable for tests.
+	Now func() time.Time
+	// OnEvent, if set, is told of agent status changes and task
+	// transitions, in order. It must not block.
+	OnEvent func(Event)
+	Logger  *slog.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.AgentLease <= 0 {
+		o.AgentLease = 30 * time.Second
+	}
+	if o.ClaimLease <= 0 {
+		o.ClaimLease = 60 * time.Second
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 3
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Event is a change of an agent's status or of a task's state.
+type Event struct {
+	Kind   string    `json:"kind"` // "agent" or "task"
+	ID     string    `json:"id"`
+	Status string    `json:"status"`
+	Agent  string    `json:"agent,omitempty"` // for a task: the agent concerned
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+// Agent is an external agent as the queue knows it.
+type Agent struct {
+	ID            string     `json:"id"`
+	Name          string     `json:"name,omitempty"`
+	Capabilities  []string   `json:"capabilities"`
+	Status        string     `json:"status"`
+	Registered    time.Time  `json:"registered"`
+	LastHeartbeat time.Time  `json:"last_heartbeat"`
+	LeaseExpires  time.Time  `json:"lease_expires"`
+	Claims        []nexus.ID `json:"claims"`
+}
+
+// Task is one unit of work.
+type Task struct {
+	ID           nexus.ID  `json:"id"`
+	Namespace    string    `json:"namespace"`
+	Capability   string    `json:"capability,omitempty"`
+	Content      string    `json:"content"`
+	Creator      string    `json:"creator,omitempty"`
+	Created      time.Time `json:"created"`
+	Status       string    `json:"status"`
+	Attempts     int       `json:"attempts"` // claims made so far
+	MaxAttempts  int       `json:"max_attempts"`
+	ClaimedBy    string    `json:"claimed_by,omitempty"`
+	Claim        int       `json:"claim,omitempty"` // the current claim's number, for completing it
+	LeaseExpires time.Time `json:"lease_expires,omitzero"`
+	Result       nexus.ID  `json:"result,omitzero"`
+	Error        string    `json:"error,omitempty"`
+}
+
+// NewTask is what a task is created from.
+type NewTask struct {
+	Namespace   string   `json:"namespace,omitempty"`
+	Content     string   `json:"content"`
+	Capability  string   `json:"capability,omitempty"`
+	ParentID    nexus.ID `json:"parent_id,omitzero"`
+	Creator     string   `json:"agent_id,omitempty"`
+	MaxAttempts int      `json:"max_attempts,omitempty"`
+}
+
+// Answer is what an agent completes a task with.
+type Answer struct {
+	Content  string          `json:"content"`
+	Type     nexus.Type      `json:"type,omitempty"` // default result
+	Metadata json.RawMessage `json:"metadata,omitempty"`
+}
+
+// taskMeta is the "task" key of the metadata of task, result and error
+// contexts.
+type taskMeta struct {
+	ID          nexus.ID `json:"id,omitzero"`
+	Capability  string   `json:"capability,omitempty"`
+	MaxAttempts int      `json:"max_attempts,omitempty"`
+	Claim       int      `json:"claim,omitempty"`
+	Final       bool     `json:"final,omitempty"`
+}
+
+// Queue holds the tasks and the external agents. Its methods are safe
+// for concurrent use.
+type Queue struct {
+	store nexus.Store
+	opts  Options
+
+	mu     sync.Mutex
+	tasks  map[nexus.ID]*Task
+	order  []nexus.ID // queued tasks, oldest first (may hold stale ids)
+	agents map[string]*Agent
+}
+
+// Open returns a queue over store, rebuilt from the task, result and
+// error contexts it holds: unfinished tasks are queued again.
+func Open(ctx context.Context, store nexus.Store, opts Options) (*Queue, error) {
+	opts.setDefaults()
+	q := &Queue{store: store, opts: opts, tasks: map[nexus.ID]*Task{}, agents: map[string]*Agent{}}
+	f := nexus.Filter{Type: nexus.TypeInstruction, Order: nexus.Oldest, Limit: nexus.MaxLimit}
+	for {
+		page, err := store.List(ctx, f)
+		if err != nil {
+			return nil, fmt.Errorf("rebuild the task queue: %w", err)
+		}
+		for _, c := range page.Contexts {
+			m, ok := metaOf(c)
+			if !ok {
+				continue
+			}
+			t, err := q.rebuild(ctx, c, m)
+			if err != nil {
+				return nil, err
+			}
+			q.tasks[t.ID] = t
+			if t.Status == Queued {
+				q.order = append(q.order, t.ID)
+			}
+		}
+		if page.NextCursor == "" {
+			return q, nil
+		}
+		f.Cursor = page.NextCursor
+	}
+}
+
+// rebuild finds a task's state in its children.
+func (q *Queue) rebuild(ctx context.Context, c *nexus.Context, m taskMeta) (*Task, error) {
+	t := taskOf(c, m)
+	kids, err := q.store.Children(ctx, c.ID)
+	if err != nil {
+		return nil, fmt.Errorf("rebuild task %s: %w", c.ID, err)
+	}
+	for _, k := range kids {
+		km, ok := metaOf(k)
+		if !ok || km.ID != c.ID {
+			continue
+		}
+		t.Attempts = max(t.Attempts, km.Claim)
+		switch k.Type {
+		case nexus.TypeError:
+			t.Error = k.Content
+			if km.Final {
+				t.Status = Failed
+			}
+		default:
+			t.Status, t.Result, t.Error = Done, k.ID, ""
+		}
+		if t.Status == Done {
+			break
+		}
+	}
+	if t.Status == Queued && t.Attempts >= t.MaxAttempts {
+		t.Status = Failed
+	}
+	return t, nil
+}
+
+func taskOf(c *nexus.Context, m taskMeta) *Task {
+	return &Task{
+		ID: c.ID, Namespace: c.Namespace, Capability: m.Capability, Content: c.Content, Creator: c.AgentID,
+		Created: c.Timestamp, Status: Queued, MaxAttempts: max(m.MaxAttempts, 1),
+	}
+}
+
+// metaOf reads the "task" key of a context's metadata.
+func metaOf(c *nexus.Context) (taskMeta, bool) {
+	var m struct {
+		Task *taskMeta `json:"task"`
+	}
+	if len(c.Metadata) == 0 || json.Unmarshal(c.Metadata, &m) != nil || m.Task == nil {
+		return taskMeta{}, false
+	}
+	return *m.Task, true
+}
+
+func (q *Queue) emit(e Event) {
+	if q.opts.OnEvent != nil {
+		e.At = q.opts.Now().UTC()
+		q.opts.OnEvent(e)
+	}
+}
+
+// Register adds an agent (or renews it, if the id is known) with the
+// capabilities it serves; an empty list serves every task.
+func (q *Queue) Register(id, name string, caps []string) (Agent, error) {
+	if err := nexus.ValidateAgentID(id); err != nil {
+		return Agent{}, err
+	}
+	for _, c := range caps {
+		if err := validCapability(c); err != nil {
+			return Agent{}, err
+		}
+	}
+	now := q.opts.Now()
+	q.mu.Lock()
+	a, ok := q.agents[id]
+	if !ok {
+		a = &Agent{ID: id, Registered: now}
+		q.agents[id] = a
+	}
+	was := a.Status
+	a.Name, a.Capabilities = name, slices.Clone(caps)
+	if a.Capabilities == nil {
+		a.Capabilities = []string{}
+	}
+	a.Status, a.LastHeartbeat, a.LeaseExpires = Active, now, now.Add(q.opts.AgentLease)
+	out := a.snapshot()
+	q.mu.Unlock()
+	if was != Active {
+		q.emit(Event{Kind: "agent", ID: id, Status: Active, Reason: "registered"})
+	}
+	return out, nil
+}
+
+func validCapability(c string) error {
+	if c == "" || len(c) > 64 {
+		return nexus.Errorf(nexus.EInvalid, "capability %q: want 1-64 characters", c)
+	}
+	for _, r := range c {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == ':' || r == '/') {
+			return nexus.Errorf(nexus.EInvalid, "capability %q: want letters, digits and - _ . : /", c)
+		}
+	}
+	return nil
+}
+
+func (a *Agent) snapshot() Agent {
+	out := *a
+	out.Capabilities = slices.Clone(a.Capabilities)
+	out.Claims = slices.Clone(a.Claims)
+	if out.Claims == nil {
+		out.Claims = []nexus.ID{}
+	}
+	return out
+}
+
+// Heartbeat renews an agent's lease and the leases of its claims. An
+// agent the queue does not know (never registered, or forgotten by a
+// restart) gets not_found and registers again.
+func (q *Queue) Heartbeat(id string) (Agent, error) {
+	now := q.opts.Now()
+	q.mu.Lock()
+	a, ok := q.agents[id]
+	if !ok {
+		q.mu.Unlock()
+		return Agent{}, nexus.Errorf(nexus.ENotFound, "agent %q is not registered (or the server restarted): register it again with POST /v1/agents", id)
+	}
+	revived := a.Status != Active
+	a.Status, a.LastHeartbeat, a.LeaseExpires = Active, now, now.Add(q.opts.AgentLease)
+	for _, tid := range a.Claims {
+		if t := q.tasks[tid]; t != nil && t.Status == Claimed {
+			t.LeaseExpires = now.Add(q.opts.ClaimLease)
+		}
+	}
+	out := a.snapshot()
+	q.mu.Unlock()
+	if revived {
+		q.emit(Event{Kind: "agent", ID: id, Status: Active, Reason: "heartbeat after its lease lapsed"})
+	}
+	return out, nil
+}
+
+// Agents lists the registered agents, by id.
+func (q *Queue) Agents() []Agent {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := make([]Agent, 0, len(q.agents))
+	for _, a := range q.agents {
+		out = append(out, a.snapshot())
+	}
+	slices.SortFunc(out, func(a, b Agent) int { return cmpString(a.ID, b.ID) })
+	return out
+}
+
+// Agent returns one agent.
+func (q *Queue) Agent(id string) (Agent, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	a, ok := q.agents[id]
+	if !ok {
+		return Agent{}, nexus.Errorf(nexus.ENotFound, "agent %q is not registered", id)
+	}
+	return a.snapshot(), nil
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Create stores a new task (an instruction context) and queues it.
+func (q *Queue) Create(ctx context.Context, n NewTask) (Task, error) {
+	if n.Capability != "" {
+		if err := validCapability(n.Capability); err != nil {
+			return Task{}, err
+		}
+	}
+	if n.MaxAttempts < 0 || n.MaxAttempts > 100 {
+		return Task{}, nexus.Errorf(nexus.EInvalid, "max_attempts %d: want 1-100 (0: the default %d)", n.MaxAttempts, q.opts.MaxAttempts)
+	}
+	if n.MaxAttempts == 0 {
+		n.MaxAttempts = q.opts.MaxAttempts
+	}
+	meta, _ := json.Marshal(map[string]taskMeta{"task": {Capability: n.Capability, MaxAttempts: n.MaxAttempts}})
+	c, err := q.store.Put(ctx, nexus.Draft{
+		Namespace: n.Namespace, Type: nexus.TypeInstruction, Content: n.Content,
+		Metadata: meta, AgentID: n.Creator, ParentID: n.ParentID,
+	})
+	if err != nil {
+		return Task{}, err
+	}
+	t := taskOf(c, taskMeta{Capability: n.Capability, MaxAttempts: n.MaxAttempts})
+	q.mu.Lock()
+	q.tasks[t.ID] = t
+	q.order = append(q.order, t.ID)
+	out := *t
+	q.mu.Unlock()
+	q.emit(Event{Kind: "task", ID: t.ID.String(), Status: Queued, Reason: "created"})
+	return out, nil
+}
+
+// Get returns one task.
+func (q *Queue) Get(id nexus.ID) (Task, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	t, ok := q.tasks[id]
+	if !ok {
+		return Task{}, nexus.Errorf(nexus.ENotFound, "task %s not found", id)
+	}
+	return *t, nil
+}
+
+// List returns the tasks in a state ("" for all), oldest first, at most
+// limit of them (0: all).
+func (q *Queue) List(status string, limit int) ([]Task, error) {
+	switch status {
+	case "", Queued, Claimed, Completing, Done, Failed:
+	default:
+		return nil, nexus.Errorf(nexus.EInvalid, "status %q: want queued, claimed, completing, done or failed", status)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := []Task{}
+	for _, t := range q.tasks {
+		if status == "" || t.Status == status {
+			out = append(out, *t)
+		}
+	}
+	slices.SortFunc(out, func(a, b Task) int { return a.ID.Compare(b.ID) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// Claim gives the oldest queued task the agent can serve to the agent,
+// under a lease; ok is false when there is none.
+func (q *Queue) Claim(agentID string) (t Task, ok bool, err error) {
+	now := q.opts.Now()
+	q.mu.Lock()
+	a, known := q.agents[agentID]
+	if !known || a.Status != Active {
+		q.mu.Unlock()
+		return Task{}, false, nexus.Errorf(nexus.ENotFound, "agent %q is not registered or its lease lapsed: register it again", agentID)
+	}
+	for i := 0; i < len(q.order); i++ {
+		cur := q.tasks[q.order[i]]
+		if cur == nil || cur.Status != Queued {
+			q.order = slices.Delete(q.order, i, i+1) // stale entry
+			i--
+			continue
+		}
+		if cur.Capability != "" && len(a.Capabilities) > 0 && !slices.Contains(a.Capabilities, cur.Capability) {
+			continue
+		}
+		q.order = slices.Delete(q.order, i, i+1)
+		cur.Status, cur.ClaimedBy = Claimed, agentID
+		cur.Attempts++
+		cur.Claim = cur.Attempts
+		cur.LeaseExpires = now.Add(q.opts.ClaimLease)
+		a.Claims = append(a.Claims, cur.ID)
+		a.LastHeartbeat, a.LeaseExpires = now, now.Add(q.opts.AgentLease) // claiming is a sign of life
+		t = *cur
+		q.mu.Unlock()
+		q.emit(Event{Kind: "task", ID: t.ID.String(), Status: Claimed, Agent: agentID})
+		return t, true, nil
+	}
+	q.mu.Unlock()
+	return Task{}, false, nil
+}
+
+// hold checks that agentID holds the current claim of task id and moves
+// the task to Completing; the caller writes, then settles.
+func (q *Queue) hold(id nexus.ID, agentID string, claim int) (*Task, error) {
+	t, ok := q.tasks[id]
+	switch {
+	case !ok:
+		return nil, nexus.Errorf(nexus.ENotFound, "task %s not found", id)
+	case t.Status == Done:
+		return nil, nexus.Errorf(nexus.EConflict, "task %s is already done (result %s)", id, t.Result)
+	case t.Status == Failed:
+		return nil, nexus.Errorf(nexus.EConflict, "task %s has failed: %s", id, t.Error)
+	case t.Status == Completing && t.ClaimedBy == agentID && t.Claim == claim:
+		return nil, nexus.Errorf(nexus.EConflict, "task %s: this claim is already being completed", id)
+	case t.Status != Claimed || t.ClaimedBy != agentID || t.Claim != claim:
+		return nil, nexus.Errorf(nexus.EConflict, "task %s: claim %d of %q is not current (the lease lapsed and the task went back to the queue, or another agent holds it): claim it again", id, claim, agentID)
+	}
+	t.Status = Completing
+	return t, nil
+}
+
+// release drops task id from its agent's claims.
+func (q *Queue) release(t *Task) {
+	if a := q.agents[t.ClaimedBy]; a != nil {
+		a.Claims = slices.DeleteFunc(a.Claims, func(x nexus.ID) bool { return x == t.ID })
+	}
+}
+
+// Complete stores the answer as a result context, child of the task, and
+// marks it done; only the agent holding the current claim can, and only
+// once.
+func (q *Queue) Complete(ctx context.Context, id nexus.ID, agentID string, claim int, ans Answer) (Task, *nexus.Context, error) {
+	if ans.Type == "" {
+		ans.Type = nexus.TypeResult
+	}
+	meta, err := withTask(ans.Metadata, taskMeta{ID: id, Claim: claim})
+	if err != nil {
+		return Task{}, nil, err
+	}
+	q.mu.Lock()
+	t, err := q.hold(id, agentID, claim)
+	if err != nil {
+		q.mu.Unlock()
+		return Task{}, nil, err
+	}
+	ns := t.Namespace
+	q.mu.Unlock()
+	c, err := q.store.Put(ctx, nexus.Draft{Namespace: ns, Type: ans.Type, Content: ans.Content, Metadata: meta, AgentID: agentID, ParentID: id})
+	q.mu.Lock()
+	if err != nil {
+		t.Status = Claimed // the claim still holds; the agent may try again
+		q.mu.Unlock()
+		return Task{}, nil, err
+	}
+	q.release(t)
+	t.Status, t.Result, t.Error, t.LeaseExpires = Done, c.ID, "", time.Time{}
+	out := *t
+	q.mu.Unlock()
+	q.emit(Event{Kind: "task", ID: id.String(), Status: Done, Agent: agentID})
+	return out, c, nil
+}
+
+// Fail records a failed attempt as an error context, child of the task.
+// With retry, the task goes back to the queue while attempts remain;
+// otherwise (or on the last attempt) it fails for good.
+func (q *Queue) Fail(ctx context.Context, id nexus.ID, agentID string, claim int, reason string, retry bool) (Task, error) {
+	if reason == "" {
+		return Task{}, nexus.Errorf(nexus.EInvalid, "reason is required: say why the task failed")
+	}
+	q.mu.Lock()
+	t, err := q.hold(id, agentID, claim)
+	if err != nil {
+		q.mu.Unlock()
+		return Task{}, err
+	}
+	final := !retry || t.Attempts >= t.MaxAttempts
+	ns := t.Namespace
+	q.mu.Unlock()
+	meta, _ := json.Marshal(map[string]taskMeta{"task": {ID: id, Claim: claim, Final: final}})
+	_, err = q.store.Put(ctx, nexus.Draft{Namespace: ns, Type: nexus.TypeError, Content: reason, Metadata: meta, AgentID: agentID, ParentID: id})
+	q.mu.Lock()
+	if err != nil {
+		t.Status = Claimed
+		q.mu.Unlock()
+		return Task{}, err
+	}
+	q.release(t)
+	t.Error, t.ClaimedBy, t.LeaseExpires = reason, "", time.Time{}
+	status := Queued
+	if final {
+		status = Failed
+	} else {
+		q.order = append(q.order, t.ID)
+	}
+	t.Status = status
+	out := *t
+	q.mu.Unlock()
+	q.emit(Event{Kind: "task", ID: id.String(), Status: status, Agent: agentID, Reason: reason})
+	return out, nil
+}
+
+// withTask adds the "task" key to user metadata, which must not have one.
+func withTask(raw json.RawMessage, m taskMeta) (json.RawMessage, error) {
+	obj := map[string]json.RawMessage{}
+	if len(raw) > 0 && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &obj); err != nil {
+			return nil, nexus.Errorf(nexus.EInvalid, "metadata must be a JSON object: %v", err)
+		}
+	}
+	if _, ok := obj["task"]; ok {
+		return nil, nexus.Errorf(nexus.EInvalid, `metadata key "task" is reserved for the task queue`)
+	}
+	b, _ := json.Marshal(m)
+	obj["task"] = b
+	return json.Marshal(obj)
+}
+
+// Reap expires lapsed leases: an agent without a heartbeat is lost and
+// its claims go back to the queue; so does a claim whose own lease lapsed.
+// It returns how many tasks went back.
+func (q *Queue) Reap() int {
+	now := q.opts.Now()
+	var events []Event
+	n := 0
+	q.mu.Lock()
+	for _, a := range q.agents {
+		if a.Status == Active && now.After(a.LeaseExpires) {
+			a.Status = Lost
+			events = append(events, Event{Kind: "agent", ID: a.ID, Status: Lost, Reason: "no heartbeat within its lease"})
+		}
+	}
+	for _, t := range q.tasks {
+		if t.Status != Claimed {
+			continue
+		}
+		a := q.agents[t.ClaimedBy]
+		why := ""
+		switch {
+		case a == nil || a.Status != Active:
+			why = "its agent's lease lapsed"
+		case now.After(t.LeaseExpires):
+			why = "its claim's lease lapsed"
+		default:
+			continue
+		}
+		q.release(t)
+		agent := t.ClaimedBy
+		t.ClaimedBy, t.LeaseExpires = "", time.Time{}
+		if t.Attempts >= t.MaxAttempts {
+			t.Status, t.Error = Failed, fmt.Sprintf("%d attempts, the last lost: %s", t.Attempts, why)
+		} else {
+			t.Status = Queued
+			q.order = append(q.order, t.ID)
+		}
+		n++
+		events = append(events, Event{Kind: "task", ID: t.ID.String(), Status: t.Status, Agent: agent, Reason: why})
+	}
+	q.mu.Unlock()
+	for _, e := range events {
+		q.opts.Logger.Warn("lease lapsed", "kind", e.Kind, "id", e.ID, "status", e.Status, "reason", e.Reason)
+		q.emit(e)
+	}
+	return n
+}
+
+// Run reaps lapsed leases every interval until ctx ends.
+func (q *Queue) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			q.Reap()
+		}
+	}
+}
+
+// Health reports the external agents for the agents component of
+// /health: how many are active and lost, and the tasks by state.
+func (q *Queue) Health() map[string]any {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	agents := map[string]int{Active: 0, Lost: 0}
+	for _, a := range q.agents {
+		agents[a.Status]++
+	}
+	tasks := map[string]int{Queued: 0, Claimed: 0, Completing: 0, Done: 0, Failed: 0}
+	for _, t := range q.tasks {
+		tasks[t.Status]++
+	}
+	return map[string]any{"external_agents": agents, "tasks": tasks}
+}
