@@ -33,6 +33,7 @@ fuzz:
 	go test -run '^$$' -fuzz FuzzDecodeResponse -fuzztime $(FUZZTIME) ./embed/
 	go test -run '^$$' -fuzz FuzzErrorBodyMessage -fuzztime $(FUZZTIME) ./embed/
 	go test -run '^$$' -fuzz FuzzParseRetryAfter -fuzztime $(FUZZTIME) ./internal/retry/
+	go test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./config/
 
 bench:
 	go test -run '^$$' -bench . -benchtime 3s ./gitstore/

@@ -38,6 +38,8 @@ var commands = map[string]command{
 	"recover": {"check and recover a stopped node, component by component", runRecover},
 	"bench":   {"load-test a running server; report throughput and latency", runBench},
 	"mcp":     {"serve MCP on stdio for an AI client, backed by the server (started if none runs)", runMCP},
+
+	"systemd-unit": {"print a systemd unit that runs this binary's server", runSystemdUnit},
 }
 
 func main() {
@@ -83,7 +85,7 @@ func usage(w io.Writer) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-12s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun `nexus <command> -h` for the flags of a command.")
 }
