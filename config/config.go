@@ -1,11 +1,9 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 )
 
@@ -58,8 +56,8 @@ type Server struct {
 
 // Agent is one LLM worker the node can call.
 type Agent struct {
-	// ID names the agent in the API and in provenance: letters, digits,
-	// '.', '_' and '-', at most 64, starting with a letter or digit.
+	// ID names the agent in the API and in provenance (the rules of
+	// nexus.ValidateAgentID).
 	ID string `yaml:"id"`
 	// Provider is openai, anthropic or command.
 	Provider string `yaml:"provider"`
@@ -70,18 +68,33 @@ type Agent struct {
 	// Model is the model asked for; required for openai and anthropic,
 	// recorded in provenance for command.
 	Model string `yaml:"model"`
-	// APIKeyEnv names the environment variable holding the key. Default:
-	// ANTHROPIC_API_KEY for anthropic, and OPENAI_API_KEY for openai when
-	// base_url is left out; no key otherwise (a local server).
+	// APIKeyEnv names the variable holding the key: in the environment,
+	// or in SecretsFile when that is set. Default: ANTHROPIC_API_KEY for
+	// anthropic; OPENAI_API_KEY for openai when base_url is left out or a
+	// secrets file is named; none otherwise (a local server). A command
+	// agent gets its key in its environment under this name.
 	APIKeyEnv string `yaml:"api_key_env"`
-	// SecretsFile is a file holding the key alone (surrounding whitespace
-	// is dropped); exclusive with api_key_env.
+	// SecretsFile is a file holding the key: the key alone, KEY=value
+	// lines or a JSON object (APIKeyEnv names the entry); it is read when
+	// the agent is built, never here.
 	SecretsFile string `yaml:"secrets_file"`
-	// Command, Args and Env run a command agent; the process inherits the
-	// server's environment plus Env.
+	// Command, Args, Env and Dir run a command agent; the process inherits
+	// the server's environment plus Env.
 	Command string            `yaml:"command"`
 	Args    []string          `yaml:"args"`
 	Env     map[string]string `yaml:"env"`
+	Dir     string            `yaml:"dir"`
+	// Probe is a command agent's heartbeat, a command that must exit 0
+	// (default: the command with --version).
+	Probe []string `yaml:"probe"`
+	// System is the system prompt (empty: the built-in one).
+	System string `yaml:"system"`
+	// MaxTokens bounds an answer (default 1024 for anthropic, which
+	// requires it; 0: not sent).
+	MaxTokens int `yaml:"max_tokens"`
+	// PromptBudget bounds the context chain rendered into a prompt
+	// (default 64KiB).
+	PromptBudget Size `yaml:"prompt_budget"`
 	// Capabilities are what the agent is routed for (e.g. summarize,
 	// code); a request for a capability goes to any agent that has it.
 	Capabilities []string `yaml:"capabilities"`
@@ -133,7 +146,7 @@ type Breaker struct {
 // Heartbeat is a health check that costs no tokens: the models endpoint
 // of an HTTP provider, process liveness for a command.
 type Heartbeat struct {
-	// Interval between checks (default 30s).
+	// Interval between checks (default 30s; 0: no heartbeats).
 	Interval time.Duration `yaml:"interval"`
 	// FailureThreshold is the consecutive failed checks that mark the
 	// agent down (default 3).
@@ -218,11 +231,12 @@ func Defaults() Config {
 // in afterwards.
 func DefaultAgent() Agent {
 	return Agent{
-		Timeout:   60 * time.Second,
-		Retries:   Retries{Max: 3, Base: 500 * time.Millisecond, Cap: 30 * time.Second},
-		Breaker:   Breaker{Failures: 5, OpenTimeout: 30 * time.Second, HalfOpenProbes: 1},
-		Heartbeat: Heartbeat{Interval: 30 * time.Second, FailureThreshold: 3},
-		Weight:    1,
+		Timeout:      60 * time.Second,
+		PromptBudget: 64 << 10,
+		Retries:      Retries{Max: 3, Base: 500 * time.Millisecond, Cap: 30 * time.Second},
+		Breaker:      Breaker{Failures: 5, OpenTimeout: 30 * time.Second, HalfOpenProbes: 1},
+		Heartbeat:    Heartbeat{Interval: 30 * time.Second, FailureThreshold: 3},
+		Weight:       1,
 	}
 }
 
@@ -279,33 +293,4 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, d.errs.sorted()
 	}
 	return &c, nil
-}
-
-// APIKey returns the agent's key from its environment variable or secrets
-// file, or "" when it is configured with neither. The error never holds
-// the key.
-func (a *Agent) APIKey() (string, error) {
-	switch {
-	case a.APIKeyEnv != "":
-		v := strings.TrimSpace(os.Getenv(a.APIKeyEnv))
-		if v == "" {
-			return "", fmt.Errorf("agent %s: the environment variable %s that holds its API key is not set", a.ID, a.APIKeyEnv)
-		}
-		return v, nil
-	case a.SecretsFile != "":
-		b, err := os.ReadFile(a.SecretsFile)
-		if err != nil {
-			var pe *os.PathError
-			if errors.As(err, &pe) {
-				err = pe.Err
-			}
-			return "", fmt.Errorf("agent %s: read the secrets file %s: %w", a.ID, a.SecretsFile, err)
-		}
-		v := strings.TrimSpace(string(b))
-		if v == "" {
-			return "", fmt.Errorf("agent %s: the secrets file %s is empty", a.ID, a.SecretsFile)
-		}
-		return v, nil
-	}
-	return "", nil
 }

@@ -39,8 +39,11 @@ func TestConfig_LoadExample(t *testing.T) {
 	if want := filepath.Join(dir, "secrets", "anthropic.key"); claude.SecretsFile != want {
 		t.Errorf("secrets_file = %q, want %q (relative to the file)", claude.SecretsFile, want)
 	}
-	if claude.APIKeyEnv != "" {
-		t.Errorf("an agent with a secrets file got api_key_env %q", claude.APIKeyEnv)
+	if claude.APIKeyEnv != "ANTHROPIC_API_KEY" || claude.MaxTokens != 4096 {
+		t.Errorf("claude: api_key_env %q (the default entry in the secrets file), max_tokens %d (4096 set)", claude.APIKeyEnv, claude.MaxTokens)
+	}
+	if linter := c.Agents[3]; !reflect.DeepEqual(linter.Probe, []string{linter.Command, "--version"}) {
+		t.Errorf("command agent probe %q, want the command with --version", linter.Probe)
 	}
 	if m := c.Pools[0].Members; m[0].Weight != 3 || m[1].Weight != 1 {
 		t.Errorf("member weights %d, %d; want 3 (the agent's) and 1", m[0].Weight, m[1].Weight)
@@ -65,21 +68,25 @@ agents:
   - {id: a, provider: anthropic, model: m}
   - {id: o, provider: openai, model: m}
   - {id: local, provider: openai, model: m, base_url: "http://127.0.0.1:8080/v1"}
+  - {id: filed, provider: openai, model: m, base_url: "http://127.0.0.1:8080/v1", secrets_file: keys.env}
 supervisor:
   processes:
     - {name: p, command: ./bin/agent}
 `)
 		want := config.DefaultAgent()
 		want.ID, want.Provider, want.Model = "a", config.ProviderAnthropic, "m"
-		want.BaseURL, want.APIKeyEnv = config.DefaultAnthropicURL, "ANTHROPIC_API_KEY"
+		want.BaseURL, want.APIKeyEnv, want.MaxTokens = config.DefaultAnthropicURL, "ANTHROPIC_API_KEY", 1024
 		if !reflect.DeepEqual(c.Agents[0], want) {
 			t.Errorf("anthropic agent:\n got %+v\nwant %+v", c.Agents[0], want)
 		}
 		if a := c.Agents[1]; a.BaseURL != config.DefaultOpenAIURL || a.APIKeyEnv != "OPENAI_API_KEY" {
 			t.Errorf("openai agent: base_url %q, api_key_env %q", a.BaseURL, a.APIKeyEnv)
 		}
-		if a := c.Agents[2]; a.APIKeyEnv != "" {
-			t.Errorf("a local endpoint got api_key_env %q; want none", a.APIKeyEnv)
+		if a := c.Agents[2]; a.APIKeyEnv != "" || a.MaxTokens != 0 {
+			t.Errorf("a local endpoint got api_key_env %q, max_tokens %d; want none", a.APIKeyEnv, a.MaxTokens)
+		}
+		if a := c.Agents[3]; a.APIKeyEnv != "OPENAI_API_KEY" || a.SecretsFile != filepath.Join(filepath.Dir(c.File), "keys.env") {
+			t.Errorf("openai with a secrets file: api_key_env %q, secrets_file %q", a.APIKeyEnv, a.SecretsFile)
 		}
 		p := c.Supervisor.Processes[0]
 		wantP := config.DefaultProcess()
@@ -108,7 +115,7 @@ agents:
     timeout: 5
 `, `nexus.yaml:12: agents[1].timeout: "5" is not a duration (e.g. 30s)`},
 		{"unknown field", "agents:\n  - {id: a, provider: openai, model: m, temperature: 0.2}\n",
-			`nexus.yaml:2: agents[0].temperature: unknown field (known: api_key_env, args, base_url, breaker, capabilities, command, env, heartbeat, id, model, provider, rate_limit, retries, secrets_file, timeout, weight)`},
+			`nexus.yaml:2: agents[0].temperature: unknown field (known: api_key_env, args, base_url, breaker, capabilities, command, dir, env, heartbeat, id, max_tokens, model, probe, prompt_budget, provider, rate_limit, retries, secrets_file, system, timeout, weight)`},
 		{"unknown top-level field", "agent: []\n",
 			`nexus.yaml:1: agent: unknown field (known: agents, pools, server, supervisor)`},
 		{"inline key", "agents:\n  - id: a\n    provider: openai\n    model: m\n    api_key: abc\n",
@@ -129,8 +136,18 @@ agents:
 			`nexus.yaml:2: agents[0].provider: "gemini" is not a provider: openai, anthropic or command`},
 		{"model missing", "agents:\n  - {id: a, provider: anthropic}\n",
 			`nexus.yaml:2: agents[0].model: required for an anthropic agent`},
-		{"both key sources", "agents:\n  - {id: a, provider: anthropic, model: m, api_key_env: K, secrets_file: k}\n",
-			`nexus.yaml:2: agents[0].secrets_file: set api_key_env or secrets_file, not both`},
+		{"command agent with a secrets file but no variable", "agents:\n  - {id: c, provider: command, command: x, secrets_file: k}\n",
+			`nexus.yaml:2: agents[0].api_key_env: required with secrets_file for a command agent: the variable its key is passed in`},
+		{"query in url", "agents:\n  - {id: a, provider: openai, model: m, base_url: 'https://example.com/v1?key=abc'}\n",
+			`nexus.yaml:2: agents[0].base_url: has a query or fragment, where keys hide: keys go in api_key_env or secrets_file`},
+		{"bad agent id", "agents:\n  - {id: 'two words', provider: openai, model: m}\n",
+			`nexus.yaml:2: agents[0].id: invalid agent_id "two words": want 1-128 of A-Z a-z 0-9 . _ - : @ / +, starting with a letter or digit`},
+		{"probe on an http agent", "agents:\n  - {id: a, provider: openai, model: m, probe: [x]}\n",
+			`nexus.yaml:2: agents[0].probe: only a command agent runs a command (this one is openai)`},
+		{"negative heartbeat", "agents:\n  - {id: a, provider: openai, model: m, heartbeat: {interval: -1s}}\n",
+			`nexus.yaml:2: agents[0].heartbeat.interval: must not be negative (0: no heartbeats), not -1s`},
+		{"tiny prompt budget", "agents:\n  - {id: a, provider: openai, model: m, prompt_budget: 100}\n",
+			`nexus.yaml:2: agents[0].prompt_budget: must be at least 1KiB, not 100B`},
 		{"negative retries", "agents:\n  - id: a\n    provider: openai\n    model: m\n    retries: {max: -1}\n",
 			`nexus.yaml:5: agents[0].retries.max: must not be negative, not -1`},
 		{"negative duration", "agents:\n  - id: a\n    provider: openai\n    model: m\n    breaker:\n      open_timeout: -5s\n",
@@ -268,37 +285,6 @@ func TestConfig_TooLarge(t *testing.T) {
 	}
 	if _, err := config.Load(filepath.Join(t.TempDir(), "missing.yaml")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("missing file: got %v; want ErrNotExist", err)
-	}
-}
-
-func TestConfig_AgentAPIKey(t *testing.T) {
-	const key = "secret-value-123"
-	t.Setenv("NEXUS_TEST_KEY", "  "+key+"\n")
-	file := filepath.Join(t.TempDir(), "key")
-	if err := os.WriteFile(file, []byte(key+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		name    string
-		agent   config.Agent
-		want    string
-		wantErr string
-	}{
-		{"env", config.Agent{ID: "a", APIKeyEnv: "NEXUS_TEST_KEY"}, key, ""},
-		{"file", config.Agent{ID: "a", SecretsFile: file}, key, ""},
-		{"none", config.Agent{ID: "a"}, "", ""},
-		{"unset env", config.Agent{ID: "a", APIKeyEnv: "NEXUS_TEST_UNSET_KEY"}, "", "agent a: the environment variable NEXUS_TEST_UNSET_KEY that holds its API key is not set"},
-		{"missing file", config.Agent{ID: "a", SecretsFile: file + ".missing"}, "", "agent a: read the secrets file " + file + ".missing: no such file or directory"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := tc.agent.APIKey()
-			if got != tc.want {
-				t.Errorf("key %q, want %q", got, tc.want)
-			}
-			if (err == nil) != (tc.wantErr == "") || (err != nil && err.Error() != tc.wantErr) {
-				t.Errorf("error %v, want %q", err, tc.wantErr)
-			}
-		})
 	}
 }
 

@@ -22,23 +22,23 @@
 //	agents:
 //	  - {id: writer, provider: anthropic, model: claude-sonnet-4-5, <<: *patient}
 //
-// Relative paths in the file (command, dir, log_dir, run_dir,
-// secrets_file) are relative to the directory holding the file, and are
-// returned absolute. A command without a slash is looked up in PATH when it
-// is started, not here.
+// Relative paths in the file (command, the program of probe, dir,
+// log_dir, run_dir, secrets_file) are relative to the directory holding
+// the file, and are returned absolute. A command without a slash is looked
+// up in PATH when it is started, not here.
 //
 // # Caveats
 //
-// API keys are never written in the file: an agent names the environment
-// variable that holds its key (api_key_env) or a file that holds it alone
-// (secrets_file), and [Agent.APIKey] reads it when it is needed. A field
-// named like a credential (api_key, token, password, ...), a value shaped
-// like a known provider key (sk-..., sk-ant-..., ghp_..., ...), a credential
-// in a base_url and a literal value for an environment variable named like
-// a credential (*_API_KEY, *_TOKEN, *_SECRET, *_PASSWORD) are refused with
-// a message that says where the key goes instead. A supervised or command
-// process inherits the server's environment, so a key it needs is set
-// there.
+// API keys are never written in the file: an agent names the variable
+// that holds its key (api_key_env), in the environment or in a secrets
+// file (secrets_file) that the agent reads when it is built. Refused, with
+// a message that says where the key goes instead: a field named like a
+// credential (api_key, token, password, ...), a value shaped like a known
+// provider key (sk-..., sk-ant-..., ghp_..., ...), a credential, query or
+// fragment in a base_url, and a literal value for an environment variable
+// named like a credential (*_API_KEY, *_TOKEN, *_SECRET, *_PASSWORD). A
+// supervised or command process inherits the server's environment, so a
+// key it needs is set there.
 //
 // The package only reads and checks: it starts nothing and opens no
 // connection. The run and log directories of supervised processes may be

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/nexus-mem/nexus"
 )
 
 const msgKeyValue = "this looks like an API key: keys are never written in the configuration file " +
@@ -75,23 +78,33 @@ func (d *decoder) fill(c *Config) {
 		a := &c.Agents[i]
 		switch a.Provider {
 		case ProviderOpenAI:
+			if (a.BaseURL == "" && a.APIKeyEnv == "" && a.SecretsFile == "") || (a.SecretsFile != "" && a.APIKeyEnv == "") {
+				a.APIKeyEnv = "OPENAI_API_KEY"
+			}
 			if a.BaseURL == "" {
 				a.BaseURL = DefaultOpenAIURL
-				if a.APIKeyEnv == "" && a.SecretsFile == "" {
-					a.APIKeyEnv = "OPENAI_API_KEY"
-				}
 			}
 		case ProviderAnthropic:
 			if a.BaseURL == "" {
 				a.BaseURL = DefaultAnthropicURL
 			}
-			if a.APIKeyEnv == "" && a.SecretsFile == "" {
+			if a.APIKeyEnv == "" {
 				a.APIKeyEnv = "ANTHROPIC_API_KEY"
 			}
+			if !d.set(fmt.Sprintf("agents[%d].max_tokens", i)) {
+				a.MaxTokens = 1024
+			}
+		case ProviderCommand:
+			if len(a.Probe) == 0 && a.Command != "" {
+				a.Probe = []string{a.Command, "--version"}
+			}
 		}
-		a.SecretsFile = d.abs(a.SecretsFile)
+		a.SecretsFile, a.Dir = d.abs(a.SecretsFile), d.abs(a.Dir)
 		if strings.ContainsRune(a.Command, '/') {
 			a.Command = d.abs(a.Command)
+		}
+		if len(a.Probe) > 0 && strings.ContainsRune(a.Probe[0], '/') {
+			a.Probe[0] = d.abs(a.Probe[0])
 		}
 		weights[a.ID] = a.Weight
 	}
@@ -159,7 +172,7 @@ func (d *decoder) validateServer(s *Server) {
 }
 
 func (d *decoder) validateAgent(p string, a *Agent) {
-	d.name(p+".id", a.ID)
+	d.agentID(p+".id", a.ID)
 	switch a.Provider {
 	case ProviderOpenAI, ProviderAnthropic:
 		d.validateHTTPAgent(p, a)
@@ -167,11 +180,16 @@ func (d *decoder) validateAgent(p string, a *Agent) {
 		if a.Command == "" {
 			d.errorf(p+".command", "required for a command agent (the program to run)")
 		}
-		for _, f := range []string{"base_url", "api_key_env", "secrets_file"} {
-			if d.set(p + "." + f) {
-				d.errorf(p+"."+f, "a command agent has no endpoint or key (the process inherits the server's environment)")
-			}
+		if d.set(p + ".base_url") {
+			d.errorf(p+".base_url", "a command agent has no endpoint")
 		}
+		if a.SecretsFile != "" && a.APIKeyEnv == "" {
+			d.errorf(p+".api_key_env", "required with secrets_file for a command agent: the variable its key is passed in")
+		}
+		if len(a.Probe) > 0 && a.Probe[0] == "" {
+			d.errorf(p+".probe", "the first word is the program to run, and it is empty")
+		}
+		d.keyEnv(p, a.APIKeyEnv)
 	case "":
 		d.errorf(p+".provider", "required: openai, anthropic or command")
 	default:
@@ -202,16 +220,22 @@ func (d *decoder) validateAgent(p string, a *Agent) {
 	d.atLeast(p+".breaker.failures", a.Breaker.Failures, 1)
 	d.positive(p+".breaker.open_timeout", a.Breaker.OpenTimeout)
 	d.atLeast(p+".breaker.half_open_probes", a.Breaker.HalfOpenProbes, 1)
-	d.positive(p+".heartbeat.interval", a.Heartbeat.Interval)
+	if a.Heartbeat.Interval < 0 {
+		d.errorf(p+".heartbeat.interval", "must not be negative (0: no heartbeats), not %v", a.Heartbeat.Interval)
+	}
 	d.atLeast(p+".heartbeat.failure_threshold", a.Heartbeat.FailureThreshold, 1)
 	d.atLeast(p+".weight", a.Weight, 1)
+	d.atLeast(p+".max_tokens", a.MaxTokens, 0)
+	if a.PromptBudget < 1<<10 {
+		d.errorf(p+".prompt_budget", "must be at least 1KiB, not %v", a.PromptBudget)
+	}
 }
 
 func (d *decoder) validateHTTPAgent(p string, a *Agent) {
 	if a.Model == "" {
 		d.errorf(p+".model", "required for an %s agent", a.Provider)
 	}
-	for _, f := range []string{"command", "args", "env"} {
+	for _, f := range []string{"command", "args", "env", "dir", "probe"} {
 		if d.set(p + "." + f) {
 			d.errorf(p+"."+f, "only a command agent runs a command (this one is %s)", a.Provider)
 		}
@@ -222,12 +246,16 @@ func (d *decoder) validateHTTPAgent(p string, a *Agent) {
 		d.errorf(p+".base_url", "%q is not an http:// or https:// URL", a.BaseURL)
 	case u.User != nil:
 		d.errorf(p+".base_url", "holds credentials: keys are never written in the configuration file (use api_key_env or secrets_file)")
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		d.errorf(p+".base_url", "has a query or fragment, where keys hide: keys go in api_key_env or secrets_file")
 	}
-	if a.APIKeyEnv != "" && a.SecretsFile != "" {
-		d.errorf(p+".secrets_file", "set api_key_env or secrets_file, not both")
-	}
-	if a.APIKeyEnv != "" && !envPattern.MatchString(a.APIKeyEnv) {
-		d.errorf(p+".api_key_env", "%q is not an environment variable name", a.APIKeyEnv)
+	d.keyEnv(p, a.APIKeyEnv)
+}
+
+// keyEnv checks the name of the variable holding a key.
+func (d *decoder) keyEnv(p, name string) {
+	if name != "" && !envPattern.MatchString(name) {
+		d.errorf(p+".api_key_env", "%q is not an environment variable name", name)
 	}
 }
 
@@ -235,7 +263,7 @@ func (d *decoder) validatePools(pools []Pool, agents map[string]string) {
 	names := map[string]string{}
 	for i, pool := range pools {
 		p := fmt.Sprintf("pools[%d]", i)
-		d.name(p+".name", pool.Name)
+		d.agentID(p+".name", pool.Name)
 		if first, dup := names[pool.Name]; dup && pool.Name != "" {
 			d.errorf(p+".name", "pool %q is already defined at %s (line %d)", pool.Name, first, d.lineOf(first))
 		} else if _, clash := agents[pool.Name]; clash {
@@ -310,6 +338,21 @@ func (d *decoder) env(path string, env map[string]string) {
 		case isCredentialEnv(name) && v != "":
 			d.errorf(p, "a credential is never written in the configuration file: the process inherits the server's environment, set %s there", name)
 		}
+	}
+}
+
+// agentID checks an agent id (or a pool name, which is one).
+func (d *decoder) agentID(path, v string) {
+	if v == "" {
+		d.errorf(path, "required")
+		return
+	}
+	if err := nexus.ValidateAgentID(v); err != nil {
+		var e *nexus.Error
+		if errors.As(err, &e) {
+			err = errors.New(e.Message)
+		}
+		d.errorf(path, "%v", err)
 	}
 }
 
