@@ -32,6 +32,11 @@ fuzz:
 	go test -run '^$$' -fuzz FuzzRead -fuzztime $(FUZZTIME) ./vector/
 	go test -run '^$$' -fuzz FuzzDecodeResponse -fuzztime $(FUZZTIME) ./embed/
 	go test -run '^$$' -fuzz FuzzErrorBodyMessage -fuzztime $(FUZZTIME) ./embed/
+	go test -run '^$$' -fuzz FuzzDecodeOpenAI -fuzztime $(FUZZTIME) ./agent/
+	go test -run '^$$' -fuzz FuzzDecodeAnthropic -fuzztime $(FUZZTIME) ./agent/
+	go test -run '^$$' -fuzz FuzzDecodeCommand -fuzztime $(FUZZTIME) ./agent/
+	go test -run '^$$' -fuzz FuzzErrorBodyMessage -fuzztime $(FUZZTIME) ./agent/
+	go test -run '^$$' -fuzz FuzzParseSecrets -fuzztime $(FUZZTIME) ./agent/
 	go test -run '^$$' -fuzz FuzzParseRetryAfter -fuzztime $(FUZZTIME) ./internal/retry/
 	go test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./config/
 
