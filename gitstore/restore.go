@@ -15,6 +15,7 @@ type RestorePlan struct {
 	To          string    `json:"to"`           // the last commit at or before At
 	RecoveryRef string    `json:"recovery_ref"` // where From is kept
 	Kept        int       `json:"kept"`         // contexts at or before At
+	LastKept    nexus.ID  `json:"last_kept"`    // the newest of them
 	RolledBack  int       `json:"rolled_back"`  // contexts after At, now only under RecoveryRef
 	FirstGone   nexus.ID  `json:"first_rolled_back,omitzero"`
 	LastGone    nexus.ID  `json:"last_rolled_back,omitzero"`
@@ -51,6 +52,7 @@ func (s *Store) planRestore(at time.Time) (*RestorePlan, error) {
 	for _, e := range s.cat.ordered {
 		if e.ts <= t {
 			p.Kept++
+			p.LastKept = e.id
 			continue
 		}
 		if p.RolledBack == 0 {
@@ -114,6 +116,9 @@ func (s *Store) commitRestore(req *restoreReq) error {
 	s.rewindTS()
 	if err := s.cat.save(s.dir); err != nil {
 		s.log.Warn("cannot save catalog after restore", "err", err)
+	}
+	if s.opts.OnRestore != nil {
+		s.opts.OnRestore(*plan)
 	}
 	if s.opts.OnCommit != nil {
 		s.opts.OnCommit()

@@ -2,11 +2,14 @@ package gitstore_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -106,5 +109,51 @@ func TestRestoreTo_Refusals(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(s.GitDir(), "refs", "recovery")); !os.IsNotExist(err) {
 		t.Fatal("a restore that rolls nothing back made a recovery ref")
+	}
+}
+
+// OnRestore gets the plan of every restore that moves main, from the
+// writer, before the commits that follow; ids keep increasing across it,
+// which the event stream relies on.
+func TestRestoreTo_OnRestore(t *testing.T) {
+	var mu sync.Mutex
+	var calls []string
+	var plans []gitstore.RestorePlan
+	s := MustOpen(t, "", gitstore.Options{
+		OnCommit: func() { mu.Lock(); calls = append(calls, "commit"); mu.Unlock() },
+		OnRestore: func(p gitstore.RestorePlan) {
+			mu.Lock()
+			calls, plans = append(calls, "restore"), append(plans, p)
+			mu.Unlock()
+		},
+	})
+	var cs []*nexus.Context
+	for i := range 8 {
+		cs = append(cs, mustPut(t, s, nexus.Draft{Type: nexus.TypeMemory, Content: fmt.Sprint("fact ", i)}))
+	}
+	if _, err := s.RestoreTo(t.Context(), cs[4].Timestamp, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RestoreTo(t.Context(), cs[7].Timestamp, false); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := s.RestoreTo(t.Context(), cs[4].Timestamp, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := mustPut(t, s, nexus.Draft{Type: nexus.TypeMemory, Content: "after"})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(plans) != 1 || plans[0] != *plan {
+		t.Fatalf("OnRestore got %+v, want one call with %+v (dry runs and restores to now move nothing)", plans, plan)
+	}
+	if plan.LastKept != cs[4].ID || plan.FirstGone != cs[5].ID || plan.LastGone != cs[7].ID || plan.Kept != 5 {
+		t.Errorf("plan %+v: want last kept %s, rolled back %s … %s", plan, cs[4].ID, cs[5].ID, cs[7].ID)
+	}
+	if want := slices.Repeat([]string{"commit"}, 8); !slices.Equal(calls[:8], want) || !slices.Equal(calls[8:], []string{"restore", "commit", "commit"}) {
+		t.Errorf("hook calls %v: want 8 commits, then the restore before its OnCommit and the next commit", calls)
+	}
+	if after.ID.Compare(plan.LastGone) <= 0 {
+		t.Errorf("id %s after the restore does not sort after the rolled-back %s", after.ID, plan.LastGone)
 	}
 }

@@ -36,6 +36,10 @@ type Options struct {
 	// OnCommit, if set, is called by the writer after each group commit
 	// is acknowledged (e.g. to wake an indexer). It must not block.
 	OnCommit func()
+	// OnRestore, if set, is called by the writer after a point-in-time
+	// restore moved main back (before OnCommit, and before any later
+	// commit), with its plan. It must not block.
+	OnRestore func(RestorePlan)
 }
 
 func (o *Options) setDefaults() {

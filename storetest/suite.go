@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) nexus.Store, opts ...Option) {
 	t.Run("Children", s.testChildren)
 	t.Run("List", s.testList)
 	t.Run("ListInvalid", s.testListInvalid)
+	t.Run("ListFromAbsentCursor", s.testListFromAbsentCursor)
 	t.Run("Log", s.testLog)
 	t.Run("LogInvalid", s.testLogInvalid)
 	t.Run("Cancelled", s.testCancelled)

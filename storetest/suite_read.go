@@ -179,6 +179,44 @@ func (s *suite) testListInvalid(t *testing.T) {
 	}
 }
 
+// A cursor is a position, not a reference: an id that names no context
+// (one from another store, or removed since) pages from where it would
+// sort. Resuming the event stream from a context a restore rolled back
+// relies on it.
+func (s *suite) testListFromAbsentCursor(t *testing.T) {
+	st := s.open(t)
+	var all []*nexus.Context
+	for i := range 6 {
+		all = append(all, mustPut(t, st, nexus.Draft{Namespace: []string{"a", "b"}[i%2], Type: nexus.TypeMemory, Content: "item " + strconv.Itoa(i)}))
+		if i == 2 {
+			time.Sleep(2 * time.Millisecond) // the next id starts a later millisecond
+		}
+	}
+	// An id of another store, between the third and the fourth context.
+	var g nexus.IDGenerator
+	g.Observe(all[2].ID)
+	between := g.New(all[2].ID.Time())
+	if between.Compare(all[3].ID) >= 0 {
+		t.Skipf("the store gave %s and %s in one millisecond: no id sorts between them", all[2].ID, all[3].ID)
+	}
+	for _, tc := range []struct {
+		f    nexus.Filter
+		want []*nexus.Context
+	}{
+		{nexus.Filter{Order: nexus.Oldest}, all[3:]},
+		{nexus.Filter{Order: nexus.Newest}, reversed(all[:3])},
+		{nexus.Filter{Order: nexus.Oldest, Namespace: "a"}, []*nexus.Context{all[4]}},
+		{nexus.Filter{Order: nexus.Oldest, Limit: 2}, all[3:5]},
+	} {
+		tc.f.Cursor = between.String()
+		p, err := st.List(t.Context(), tc.f)
+		if err != nil {
+			t.Fatalf("List(%+v): %v", tc.f, err)
+		}
+		sameContexts(t, p.Contexts, tc.want)
+	}
+}
+
 func (s *suite) testLog(t *testing.T) {
 	st := s.open(t)
 	var puts []*nexus.Context
@@ -265,10 +303,11 @@ func (s *suite) testLogInvalid(t *testing.T) {
 	st := s.open(t)
 	mustPut(t, st, nexus.Draft{Type: nexus.TypeMemory, Content: "one"})
 	for name, f := range map[string]nexus.LogFilter{
-		"negative limit":     {Limit: -1},
-		"limit over maximum": {Limit: nexus.MaxLimit + 1},
-		"cursor not hex":     {Cursor: "HEAD"},
-		"cursor too short":   {Cursor: "abc123"},
+		"negative limit":      {Limit: -1},
+		"limit over maximum":  {Limit: nexus.MaxLimit + 1},
+		"cursor not hex":      {Cursor: "HEAD"},
+		"cursor too short":    {Cursor: "abc123"},
+		"cursor of no commit": {Cursor: "0123456789abcdef0123456789abcdef01234567"},
 	} {
 		_, err := st.Log(t.Context(), f)
 		if nexus.ErrorCode(err) != nexus.EInvalid {
