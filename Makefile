@@ -25,6 +25,9 @@ fuzz:
 	go test -run '^$$' -fuzz FuzzParseIndex -fuzztime $(FUZZTIME) ./gitstore/
 	go test -run '^$$' -fuzz FuzzDecodeDraft -fuzztime $(FUZZTIME) ./httpapi/
 	go test -run '^$$' -fuzz FuzzDecodeSearch -fuzztime $(FUZZTIME) ./httpapi/
+	go test -run '^$$' -fuzz FuzzEventsRequest -fuzztime $(FUZZTIME) ./httpapi/
+	go test -run '^$$' -fuzz FuzzReadSSE -fuzztime $(FUZZTIME) ./httpapi/
+	go test -run '^$$' -fuzz FuzzParsePosition -fuzztime $(FUZZTIME) ./events/
 	go test -run '^$$' -fuzz FuzzDecodeDocs -fuzztime $(FUZZTIME) ./search/
 	go test -run '^$$' -fuzz FuzzDecodeSegment -fuzztime $(FUZZTIME) ./search/
 	go test -run '^$$' -fuzz FuzzRead -fuzztime $(FUZZTIME) ./keyword/

@@ -23,6 +23,7 @@ type Client struct {
 	base  string
 	token string
 	hc    *http.Client
+	idle  time.Duration // of an event stream; 0: DefaultStreamIdleTimeout
 }
 
 var _ nexus.Store = (*Client)(nil)

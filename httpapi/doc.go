@@ -12,10 +12,21 @@
 //	GET  /v1/contexts                  list (?namespace=&type=&agent=&parent=
 //	                                   &since=&until=&limit=&cursor=&order=)
 //	GET  /v1/log                       the journal, newest first (?limit=&cursor=)
+//	GET  /v1/events                    server-sent events (?namespace=&type=&agent=,
+//	                                   Last-Event-ID), when Options.Events is set
+//	GET  /v1/openapi.json              the OpenAPI 3 document of every route
 //	GET  /livez                        the process is up; never needs a token
 //	GET  /readyz                       the store can serve
 //	     /mcp                          Model Context Protocol, streamable HTTP, when
 //	                                   Options.MCP is set (same token)
+//
+// plus search, health, metrics and admin routes: the OpenAPI document
+// (openapi.json, written by hand and embedded) describes them all, and
+// tests hold it to the routes registered and to real responses.
+//
+// [Client.Subscribe] streams the events and, when a connection drops,
+// resumes by itself with the id of the last event read, so the events go
+// on without a gap or a repeat (see package events for what ids are).
 //
 // Every error is a JSON body {"error":{"code":"...","message":"..."}} whose
 // code is a [nexus.Code] and whose status follows from it (invalid 400,

@@ -56,6 +56,13 @@ type Options struct {
 	// MCP serves the Model Context Protocol at /mcp (every method), behind
 	// the same token as the API; nil answers 404.
 	MCP http.Handler
+	// Events serves GET /v1/events as server-sent events; nil answers
+	// 404.
+	Events nexus.EventSource
+	// KeepAlive is how often an idle event stream gets a comment; 0 means
+	// DefaultKeepAlive. A client that reads nothing for twice as long is
+	// dropped (it resumes from its last event id).
+	KeepAlive time.Duration
 }
 
 // Server serves a [nexus.Store] over HTTP. It is an [http.Handler].
@@ -74,7 +81,10 @@ type Server struct {
 	restore  func(ctx context.Context, at time.Time, dryRun bool) (any, error)
 	recover  func(ctx context.Context) (any, error)
 	mcp      http.Handler
+	events   nexus.EventSource
+	beat     time.Duration // keep-alive interval of event streams
 	mux      *http.ServeMux
+	patterns []string // every pattern registered with mux, in order
 }
 
 // rawGetter is an optional capability of a store: the stored JSON encoding
@@ -99,6 +109,8 @@ func NewServer(store nexus.Store, opts Options) *Server {
 		restore:  opts.Restore,
 		recover:  opts.Recover,
 		mcp:      opts.MCP,
+		events:   opts.Events,
+		beat:     opts.KeepAlive,
 		mux:      http.NewServeMux(),
 	}
 	s.raw, _ = store.(rawGetter)
@@ -107,6 +119,9 @@ func NewServer(store nexus.Store, opts Options) *Server {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.beat <= 0 {
+		s.beat = DefaultKeepAlive
 	}
 	s.routes()
 	return s
@@ -131,17 +146,26 @@ func (s *Server) routes() {
 	s.handle("POST /v1/admin/restore", s.adminRestore)
 	s.handle("POST /v1/admin/recover", s.adminRecover)
 	s.handle("GET /readyz", s.readyz)
+	s.handle("GET /v1/events", s.streamEvents)
+	s.handle("GET /v1/openapi.json", s.openAPI)
 	if s.mcp != nil {
-		s.mux.Handle("/mcp", s.mcp)
+		s.register("/mcp", s.mcp)
 	}
 }
 
 func (s *Server) handle(pattern string, h handlerFunc) {
-	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+	s.register(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {
 			s.fail(w, r, err)
 		}
-	})
+	}))
+}
+
+// register adds a route to the mux and to the list of patterns (which the
+// OpenAPI document is checked against).
+func (s *Server) register(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, h)
+	s.patterns = append(s.patterns, pattern)
 }
 
 // ServeHTTP implements [http.Handler]: it recovers panics, checks the

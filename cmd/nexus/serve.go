@@ -110,6 +110,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	var engine *search.Engine
 	var notify atomic.Pointer[search.Engine] // set once the engine exists
+	var hooks eventHooks                     // feed the event bus once it exists
 	store, repaired, err := openRepairing(ctx, cfg.data, gitstore.Options{
 		MaxContent: cfg.maxContent, CacheBytes: int64(cfg.cacheMiB) << 20, Logger: logger,
 		Progress: newProgress(stderr, "catalog"), Failpoint: failpointFromEnv(),
@@ -117,7 +118,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			if e := notify.Load(); e != nil {
 				e.Notify()
 			}
+			hooks.commit()
 		},
+		OnRestore: hooks.restore,
 	}, repairSources(cfg.mirror, cfg.backupDir)())
 	if err != nil {
 		return err
@@ -151,6 +154,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
+	bus, err := hooks.start(ctx, store, logger)
+	if err != nil {
+		ln.Close()
+		closeAll(engine, store)
+		return err
+	}
 	var mets *metrics.Metrics
 	mgr := recovery.New(nodeComponents(store, engine, repairSources(cfg.mirror, cfg.backupDir)), recovery.Options{
 		Interval: cfg.recoverEvery, Logger: logger,
@@ -180,7 +189,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	srv := &http.Server{
 		Handler: httpapi.NewServer(store, httpapi.Options{
 			Token: token, MaxBodyBytes: int64(cfg.maxContent)*6 + 256<<10, Logger: logger, Ready: store.Ready,
-			Searcher: searcher, Health: health, Metrics: mets.Handler(),
+			Searcher: searcher, Health: health, Metrics: mets.Handler(), Events: bus,
 			MCP: mcpHandler(store, searcher, int64(cfg.maxContent)*6+256<<10, logger),
 			Fsck: func(ctx context.Context, deep bool) (any, error) {
 				rep, err := store.Fsck(ctx, deep)

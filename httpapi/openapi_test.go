@@ -1,0 +1,222 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/embed"
+	"github.com/nexus-mem/nexus/events"
+	"github.com/nexus-mem/nexus/httpapi"
+	"github.com/nexus-mem/nexus/recovery"
+	"github.com/nexus-mem/nexus/search"
+	"github.com/nexus-mem/nexus/storetest"
+)
+
+// loadOpenAPI parses the served document and checks it is valid OpenAPI 3.
+func loadOpenAPI(t *testing.T) *openapi3.T {
+	t.Helper()
+	doc, err := openapi3.NewLoader().LoadFromData(httpapi.OpenAPI())
+	if err != nil {
+		t.Fatalf("the OpenAPI document does not parse: %v", err)
+	}
+	if err := doc.Validate(t.Context()); err != nil {
+		t.Fatalf("the OpenAPI document is not valid: %v", err)
+	}
+	return doc
+}
+
+// allOptions enables every optional route (the others are always
+// registered).
+func allOptions() httpapi.Options {
+	ok := func(context.Context) (any, error) { return map[string]any{}, nil }
+	return httpapi.Options{
+		Metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+			io.WriteString(w, "# HELP nexus_up 1 if the node is up.\n# TYPE nexus_up gauge\nnexus_up 1\n")
+		}),
+		Fsck:    func(ctx context.Context, deep bool) (any, error) { return ok(ctx) },
+		Restore: func(ctx context.Context, at time.Time, dry bool) (any, error) { return ok(ctx) },
+		Recover: ok,
+		MCP: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{}}`)
+		}),
+	}
+}
+
+// The document's paths and methods are the routes the server registers,
+// both ways: every documented operation reaches its own pattern in the
+// mux, and every pattern is documented.
+func TestOpenAPI_matchesRoutes(t *testing.T) {
+	doc := loadOpenAPI(t)
+	s := httpapi.NewServer(storetest.NewMemStore(), allOptions())
+	patterns := httpapi.Patterns(s)
+	documented := map[string]bool{}
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			target := strings.ReplaceAll(path, "{id}", "01KB2W3G6T0Q5A9QYQ7M3N8C2D")
+			r := httptest.NewRequest(method, target, nil)
+			want := method + " " + path
+			if !slices.Contains(patterns, want) {
+				want = path // a pattern for every method (/mcp)
+			}
+			if !slices.Contains(patterns, want) {
+				t.Errorf("documented %s %s is not a registered route", method, path)
+				continue
+			}
+			if got := httpapi.MatchedPattern(s, r); got != want {
+				t.Errorf("%s %s reaches pattern %q in the mux, want %q", method, target, got, want)
+			}
+			documented[want] = true
+		}
+	}
+	for _, p := range patterns {
+		if !documented[p] {
+			t.Errorf("route %q is not in the OpenAPI document", p)
+		}
+	}
+	if len(patterns) < 18 {
+		t.Errorf("only %d patterns registered: %v", len(patterns), patterns)
+	}
+}
+
+func TestServer_openAPI(t *testing.T) {
+	srv := newServer(t, storetest.NewMemStore(), httpapi.Options{})
+	resp := send(t, srv, request{method: "GET", target: "/v1/openapi.json"})
+	if resp.status != 200 || resp.header.Get("Content-Type") != "application/json" || !bytes.Equal(resp.body, httpapi.OpenAPI()) {
+		t.Fatalf("GET /v1/openapi.json: %d %q, %d bytes", resp.status, resp.header.Get("Content-Type"), len(resp.body))
+	}
+	wantError(t, send(t, srv, request{method: "GET", target: "/v1/openapi.json?x=1"}), 400, nexus.EInvalid)
+}
+
+// Real requests to every route of a real node, and the error answers of
+// some bad ones: each request and response is what the document says.
+func TestOpenAPI_responses(t *testing.T) {
+	doc := loadOpenAPI(t)
+	n := newEventNode(t, httpapi.Options{}, events.Options{})
+	eng, err := search.Open(n.store, embed.NewHashing(64), search.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	opts := allOptions()
+	opts.Events, opts.Searcher, opts.MaxBodyBytes = n.bus, eng, 64<<10
+	opts.Fsck = func(ctx context.Context, deep bool) (any, error) { return n.store.Fsck(ctx, deep) }
+	opts.Restore = func(ctx context.Context, at time.Time, dry bool) (any, error) { return n.store.RestoreTo(ctx, at, dry) }
+	opts.Recover = func(context.Context) (any, error) {
+		return map[string]any{"steps": []recovery.Step{{Component: nexus.ComponentGit, Status: "healthy", Took: time.Millisecond, At: time.Now()}}, "stopping": false}, nil
+	}
+	srv := httptest.NewServer(httpapi.NewServer(n.store, opts))
+	defer srv.Close()
+	doc.Servers = openapi3.Servers{{URL: srv.URL}}
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// call sends a request, checks it (if valid) and its answer against
+	// the document, and returns the answer's body.
+	call := func(method, target, ctype, body string, valid bool, status int) []byte {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), method, srv.URL+target, strings.NewReader(body))
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		route, params, err := router.FindRoute(req)
+		if err != nil {
+			t.Fatalf("%s %s: no route in the document: %v", method, target, err)
+		}
+		in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, IncludeResponseStatus: true}}
+		if valid {
+			if err := openapi3filter.ValidateRequest(t.Context(), in); err != nil {
+				t.Errorf("%s %s: the request does not match the document: %v", method, target, err)
+			}
+			req.Body = io.NopCloser(strings.NewReader(body))
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		got, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != status {
+			t.Errorf("%s %s: %d %s, want %d", method, target, resp.StatusCode, got, status)
+		}
+		out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header,
+			Body: io.NopCloser(bytes.NewReader(got)), Options: in.Options}
+		if err := openapi3filter.ValidateResponse(t.Context(), out); err != nil {
+			t.Errorf("%s %s: the %d answer does not match the document: %v\n%s", method, target, resp.StatusCode, err, got)
+		}
+		return got
+	}
+	const js = "application/json"
+	sub := subscribeTo(t, clientOf(n.srv), nexus.EventFilter{}, "")
+	var root, child nexus.Context
+	json.Unmarshal(call("POST", "/v1/contexts", js, `{"type":"decision","content":"use git","namespace":"team","agent_id":"ann","metadata":{"k":[1,2.5]}}`, true, 201), &root)
+	json.Unmarshal(call("POST", "/v1/contexts", js, fmt.Sprintf(`{"type":"result","content":"done","namespace":"team","parent_id":%q}`, root.ID), true, 201), &child)
+	call("POST", "/v1/contexts", js, `{"type":"bogus","content":"x"}`, false, 400)
+	call("POST", "/v1/contexts", "text/plain", `{"type":"memory","content":"x"}`, false, 415)
+	call("POST", "/v1/contexts", js, `{"type":"memory","content":"`+strings.Repeat("x", 65<<10)+`"}`, false, 413)
+	call("GET", "/v1/contexts?namespace=team&order=asc&limit=1", "", "", true, 200)
+	call("GET", "/v1/contexts?limit=lots", "", "", false, 400)
+	call("GET", "/v1/contexts/"+root.ID.String(), "", "", true, 200)
+	call("GET", "/v1/contexts/01KB2W3G6T0Q5A9QYQ7M3N8C2D", "", "", true, 404)
+	call("GET", "/v1/contexts/"+child.ID.String()+"/chain?limit=5", "", "", true, 200)
+	call("GET", "/v1/contexts/"+root.ID.String()+"/children", "", "", true, 200)
+	call("POST", "/v1/search", js, `{"query":"git","consistent":true}`, true, 200) // indexes what was written
+	call("POST", "/v1/search", js, `{"query":"git","mode":"hybrid","limit":5,"namespace":"team","metadata":{"k":null}}`, true, 200)
+	call("GET", "/v1/contexts/"+root.ID.String()+"/related?limit=3&namespace=team", "", "", true, 200)
+	call("POST", "/v1/search", js, `{"query":""}`, false, 400)
+	call("GET", "/v1/log?limit=1", "", "", true, 200)
+	call("GET", "/livez", "", "", true, 200)
+	call("GET", "/readyz", "", "", true, 200)
+	call("GET", "/health", "", "", true, 200)
+	call("GET", "/metrics", "", "", true, 200)
+	call("GET", "/v1/openapi.json", "", "", true, 200)
+	call("POST", "/v1/admin/fsck?deep=true", "", "", true, 200)
+	call("POST", "/v1/admin/fsck?deep=maybe", "", "", false, 400)
+	call("POST", "/v1/admin/recover", "", "", true, 200)
+	call("POST", "/v1/admin/restore", js, fmt.Sprintf(`{"at":%q,"dry_run":true}`, root.Timestamp.Format(time.RFC3339Nano)), true, 200)
+	call("POST", "/v1/admin/restore", js, fmt.Sprintf(`{"at":%q}`, root.Timestamp.Format(time.RFC3339Nano)), true, 200)
+	call("POST", "/v1/admin/restore", js, `{"at":"yesterday"}`, false, 400)
+	call("POST", "/mcp", js, `{"jsonrpc":"2.0","id":1,"method":"ping"}`, true, 200)
+	call("GET", "/v1/events?type=bogus", "", "", false, 400)
+
+	// The events' data match their schemas too.
+	schemas := map[string]string{nexus.EventContext: "Context", nexus.EventRestore: "RestorePlan", nexus.EventResync: "Resync"}
+	check := func(ev nexus.Event) {
+		t.Helper()
+		var v any
+		json.Unmarshal(ev.Data, &v)
+		if err := doc.Components.Schemas[schemas[ev.Type]].Value.VisitJSON(v); err != nil {
+			t.Errorf("%s event %s does not match schema %s: %v", ev.Type, ev.Data, schemas[ev.Type], err)
+		}
+	}
+	for _, want := range []string{nexus.EventContext, nexus.EventContext, nexus.EventRestore} {
+		ev := nextEvent(t, sub)
+		if ev.Type != want {
+			t.Fatalf("event %s %s, want a %s", ev.Type, ev.ID, want)
+		}
+		check(ev)
+	}
+	resync := subscribeTo(t, clientOf(n.srv), nexus.EventFilter{}, "01KB2W3G6T0Q5A9QYQ7M3N8C2D")
+	if ev := nextEvent(t, resync); ev.Type != nexus.EventResync {
+		t.Fatalf("resuming from an unknown context: %s %s", ev.Type, ev.ID)
+	} else {
+		check(ev)
+	}
+}
