@@ -35,9 +35,11 @@
 // are gone (kept under refs/recovery/). Its event carries the restore plan,
 // whose "last_kept" is the newest context kept, and its id is
 // "<last_kept>.<n>": resuming from it gives the contexts written after the
-// restore. Ids are never reused: contexts written after a restore get ids
-// greater than every id before it (the store's id generator is not wound
-// back), so a context id always names the same context.
+// restore. Ids are not reused: in the running server, contexts written
+// after a restore get ids greater than every id before it (the store's id
+// generator is not wound back); after a restart, ids start after the
+// newest one kept and with the time, so they sort after the rolled-back
+// ones unless the clock was set back past them.
 //
 // A subscriber that resumes from a context a restore rolled back gets the
 // restore event first (it holds contexts that are gone: drop everything
