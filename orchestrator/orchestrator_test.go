@@ -1,0 +1,404 @@
+package orchestrator_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/agent"
+	"github.com/nexus-mem/nexus/gitstore"
+	"github.com/nexus-mem/nexus/orchestrator"
+)
+
+// provider is a fake OpenAI-compatible server speaking the real chat
+// completions wire format; down makes it answer 503.
+type provider struct {
+	srv   *httptest.Server
+	name  string
+	down  atomic.Bool
+	calls atomic.Int64
+	mu    sync.Mutex
+	last  string // the last request body
+}
+
+func newProvider(t testing.TB, name string) *provider {
+	p := &provider{name: name}
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/models":
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, `{"object":"list","data":[{"id":"fake-model","object":"model"}]}`)
+			return
+		case "/v1/chat/completions":
+		default:
+			http.NotFound(w, r)
+			return
+		}
+		p.calls.Add(1)
+		var req struct {
+			Model    string `json:"model"`
+			Messages []struct {
+				Role    string `json:"role"`
+				Content string `json:"content"`
+			} `json:"messages"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			http.Error(w, `{"error":{"message":"bad json","type":"invalid_request_error"}}`, 400)
+			return
+		}
+		body, _ := json.Marshal(req)
+		p.mu.Lock()
+		p.last = string(body)
+		p.mu.Unlock()
+		if p.down.Load() {
+			w.WriteHeader(503)
+			fmt.Fprint(w, `{"error":{"message":"overloaded","type":"server_error"}}`)
+			return
+		}
+		last := req.Messages[len(req.Messages)-1].Content
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{
+			"id": "chatcmpl-1", "object": "chat.completion", "model": req.Model,
+			"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
+				"message": map[string]any{"role": "assistant", "content": p.name + " answers: " + firstLine(last)}}},
+			"usage": map[string]any{"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49},
+		})
+	}))
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndex(s, "\n"); i >= 0 {
+		s = s[i+1:]
+	}
+	return s
+}
+
+func (p *provider) lastRequest() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.last
+}
+
+func runner(t testing.TB, id string, p *provider, tune func(*agent.Config)) *agent.Runner {
+	t.Helper()
+	cfg := agent.Config{ID: id, Provider: agent.OpenAI, Model: "fake-model", BaseURL: p.srv.URL + "/v1",
+		Timeout: 5 * time.Second, HeartbeatInterval: -1}
+	if tune != nil {
+		tune(&cfg)
+	}
+	r, err := agent.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func store(t testing.TB) (*gitstore.Store, string) {
+	t.Helper()
+	dir := t.TempDir()
+	s, err := gitstore.Open(dir, gitstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, dir
+}
+
+func put(t testing.TB, s nexus.Store, content string, parent nexus.ID) *nexus.Context {
+	t.Helper()
+	c, err := s.Put(context.Background(), nexus.Draft{Type: nexus.TypeInstruction, Content: content, ParentID: parent, Namespace: "proj"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// The answer is a child of the context, with its provenance; the prompt
+// held the whole chain, oldest first.
+func TestProcess_StoresAnswerWithProvenance(t *testing.T) {
+	ctx := context.Background()
+	s, _ := store(t)
+	p := newProvider(t, "writer")
+	o := orchestrator.New(s, orchestrator.Options{})
+	if err := o.Add(runner(t, "writer", p, nil), []string{"docs"}); err != nil {
+		t.Fatal(err)
+	}
+	root := put(t, s, "We are building a parser.", nexus.ID{})
+	mid := put(t, s, "It must accept JSON5.", root.ID)
+	leaf := put(t, s, "Write the README section.", mid.ID)
+	ans, err := o.Process(ctx, orchestrator.Request{ContextID: leaf.ID, Agent: "writer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ans.Context
+	if c.ParentID != leaf.ID || c.Namespace != "proj" || c.Type != nexus.TypeResult || c.AgentID != "writer" ||
+		c.Content != "writer answers: Write the README section." {
+		t.Fatalf("answer: %+v", c)
+	}
+	var meta struct {
+		P agent.Provenance `json:"provenance"`
+	}
+	if err := json.Unmarshal(c.Metadata, &meta); err != nil {
+		t.Fatal(err)
+	}
+	if meta.P.Agent != "writer" || meta.P.FinalAgent != "writer" || meta.P.Model != "fake-model" || meta.P.TokensIn != 42 ||
+		meta.P.TokensOut != 7 || meta.P.Attempts != 1 || meta.P.Latency <= 0 {
+		t.Fatalf("provenance: %+v", meta.P)
+	}
+	req := p.lastRequest()
+	i, j, k := strings.Index(req, "We are building"), strings.Index(req, "JSON5"), strings.Index(req, "README section")
+	if i < 0 || !(i < j && j < k) {
+		t.Fatalf("the prompt does not hold the chain oldest first: %s", req)
+	}
+	// Stored: the store returns it as a child, with the same provenance.
+	kids, _ := s.Children(ctx, leaf.ID)
+	if len(kids) != 1 || kids[0].ID != c.ID {
+		t.Fatalf("children: %+v", kids)
+	}
+	for _, bad := range []orchestrator.Request{
+		{ContextID: leaf.ID},
+		{ContextID: leaf.ID, Agent: "nobody"},
+		{ContextID: leaf.ID, Capability: "painting"},
+		{ContextID: leaf.ID, Agent: "writer", Capability: "docs"},
+		{Agent: "writer"},
+		{ContextID: leaf.ID, Agent: "writer", Type: "poem"},
+	} {
+		if _, err := o.Process(ctx, bad); nexus.ErrorCode(err) != nexus.EInvalid && nexus.ErrorCode(err) != nexus.ENotFound {
+			t.Errorf("%+v: %v", bad, err)
+		}
+	}
+}
+
+// A capability goes to the agents having it in turn; pipelines chain the
+// answers; a broadcast answers the same context once per agent.
+func TestRoutingPipelineBroadcast(t *testing.T) {
+	ctx := context.Background()
+	s, _ := store(t)
+	o := orchestrator.New(s, orchestrator.Options{})
+	for _, id := range []string{"a", "b", "c"} {
+		caps := []string{"review"}
+		if id == "c" {
+			caps = []string{"summarize"}
+		}
+		o.Add(runner(t, id, newProvider(t, id), nil), caps)
+	}
+	q := put(t, s, "Is this safe?", nexus.ID{})
+	var by []string
+	for range 4 {
+		a, err := o.Process(ctx, orchestrator.Request{ContextID: q.ID, Capability: "review"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		by = append(by, a.Context.AgentID)
+	}
+	if strings.Join(by, ",") != "a,b,a,b" {
+		t.Fatalf("capability routing: %v", by)
+	}
+	steps, err := o.Pipeline(ctx, q.ID, []string{"a", "c"}, "")
+	if err != nil || len(steps) != 2 || steps[0].Context.ParentID != q.ID || steps[1].Context.ParentID != steps[0].Context.ID ||
+		steps[1].Context.AgentID != "c" || !strings.Contains(steps[1].Context.Content, "a answers") {
+		t.Fatalf("pipeline: %v %+v", err, steps)
+	}
+	answers, errs := o.Broadcast(ctx, q.ID, []string{"a", "b", "c"}, nexus.TypeAnalysis)
+	for i, a := range answers {
+		if errs[i] != nil || a.Context.ParentID != q.ID || a.Context.Type != nexus.TypeAnalysis {
+			t.Fatalf("broadcast %d: %v %+v", i, errs[i], a)
+		}
+	}
+	if _, err := o.Pipeline(ctx, q.ID, []string{"a", "ghost"}, ""); err == nil || !strings.Contains(err.Error(), "step 2 (ghost)") {
+		t.Fatalf("pipeline with an unknown agent: %v", err)
+	}
+}
+
+// A pool fails over to its backup when the primary is down; the answer
+// says who answered. Once the primary's breaker is open, the backup gets
+// the calls at once.
+func TestFailoverToBackup(t *testing.T) {
+	ctx := context.Background()
+	s, _ := store(t)
+	primary, backup := newProvider(t, "primary"), newProvider(t, "backup")
+	fast := func(c *agent.Config) {
+		c.RetryBase, c.RetryMax, c.BreakerFailures, c.BreakerCooldown = 5*time.Millisecond, 20*time.Millisecond, 4, time.Hour
+	}
+	pool, err := agent.NewPool("team", nil,
+		agent.Member{Agent: runner(t, "primary", primary, fast), Weight: 1},
+		agent.Member{Agent: runner(t, "backup", backup, fast), Backup: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := orchestrator.New(s, orchestrator.Options{})
+	o.Add(pool, nil)
+	q := put(t, s, "Summarize the incident.", nexus.ID{})
+	primary.down.Store(true)
+	a, err := o.Process(ctx, orchestrator.Request{ContextID: q.ID, Agent: "team"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := a.Provenance
+	if a.Context.AgentID != "backup" || p.Agent != "team" || p.FinalAgent != "backup" || p.Attempts != 5 || len(p.Trail) != 2 || p.Trail[0].Class != agent.ClassOverload {
+		t.Fatalf("failover answer: %+v %+v", a.Context, p)
+	}
+	// The primary failed 4 attempts in a row: its breaker is open.
+	before := primary.calls.Load()
+	a, err = o.Process(ctx, orchestrator.Request{ContextID: q.ID, Agent: "team"})
+	if err != nil || a.Context.AgentID != "backup" || primary.calls.Load() != before {
+		t.Fatalf("with the breaker open: %v %+v, primary called %d more times", err, a, primary.calls.Load()-before)
+	}
+}
+
+// Agent state is checkpointed as agent_state contexts and restored into
+// a new agent after a restart.
+func TestCheckpointAndRestore(t *testing.T) {
+	ctx := context.Background()
+	s, dir := store(t)
+	p := newProvider(t, "w")
+	o := orchestrator.New(s, orchestrator.Options{CheckpointEvery: -1})
+	o.Add(runner(t, "w", p, nil), nil)
+	q := put(t, s, "count me", nexus.ID{})
+	for range 3 {
+		if _, err := o.Process(ctx, orchestrator.Request{ContextID: q.ID, Agent: "w"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, _ := s.List(ctx, nexus.Filter{Type: nexus.TypeAgentState, AgentID: "w"})
+	if len(page.Contexts) != 3 || page.Contexts[0].Namespace != orchestrator.StateNamespace {
+		t.Fatalf("%d checkpoints", len(page.Contexts))
+	}
+	s.Close()
+	s2, err := gitstore.Open(dir, gitstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	fresh := runner(t, "w", p, nil)
+	o2 := orchestrator.New(s2, orchestrator.Options{})
+	o2.Add(fresh, nil)
+	if n, err := o2.RestoreStates(ctx); err != nil || n != 1 {
+		t.Fatalf("restored %d: %v", n, err)
+	}
+	var st struct {
+		Answers int `json:"answers"`
+	}
+	b, _ := fresh.State()
+	if json.Unmarshal(b, &st); st.Answers != 3 {
+		t.Fatalf("restored state: %s", b)
+	}
+	// Unchanged state is not checkpointed again.
+	if err := o2.Checkpoint(ctx, "w"); err != nil {
+		t.Fatal(err)
+	}
+	if page, _ := s2.List(ctx, nexus.Filter{Type: nexus.TypeAgentState, AgentID: "w"}); len(page.Contexts) != 3 {
+		t.Fatalf("%d checkpoints after an unchanged one", len(page.Contexts))
+	}
+	// By default checkpoints are due every 30 s, written in the
+	// background: one after the first answer, the rest by Close.
+	o3 := orchestrator.New(s2, orchestrator.Options{})
+	o3.Add(runner(t, "w2", p, nil), nil)
+	for range 5 {
+		if _, err := o3.Process(ctx, orchestrator.Request{ContextID: q.ID, Agent: "w2"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := o3.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	page, _ = s2.List(ctx, nexus.Filter{Type: nexus.TypeAgentState, AgentID: "w2"})
+	if len(page.Contexts) != 2 || !strings.Contains(page.Contexts[0].Content, `"answers":5`) {
+		t.Fatalf("background checkpoints: %d, newest %q", len(page.Contexts), page.Contexts[0].Content)
+	}
+}
+
+// BenchmarkOverhead is the orchestrator's cost per call against the fake
+// provider: Process (chain read, agent call, answer stored) minus the
+// agent call alone, in the same run.
+func BenchmarkOverhead(b *testing.B) {
+	s, _ := store(b)
+	p := newProvider(b, "w")
+	r := runner(b, "w", p, nil)
+	o := orchestrator.New(s, orchestrator.Options{})
+	o.Add(r, nil)
+	q := put(b, s, "bench", nexus.ID{})
+	chain, _ := s.Chain(context.Background(), q.ID, 32)
+	var direct, write, full []time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := r.Process(context.Background(), chain); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if _, err := s.Put(context.Background(), nexus.Draft{Type: nexus.TypeResult, Content: "p answers: bench", ParentID: q.ID, Namespace: "proj", AgentID: "w"}); err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		if _, err := o.Process(context.Background(), orchestrator.Request{ContextID: q.ID, Agent: "w"}); err != nil {
+			b.Fatal(err)
+		}
+		direct, write, full = append(direct, t1.Sub(t0)), append(write, t2.Sub(t1)), append(full, time.Since(t2))
+	}
+	o.Close(context.Background())
+	// The medians of each part; the durable write of the answer is what
+	// every POST /v1/contexts pays too.
+	b.ReportMetric(float64(median(direct))/1e3, "agent-µs")
+	b.ReportMetric(float64(median(write))/1e3, "answer-write-µs")
+	b.ReportMetric(float64(median(full))/1e3, "process-µs")
+	b.ReportMetric(float64(median(full)-median(direct)-median(write))/1e3, "overhead-µs")
+}
+
+func median(d []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), d...)
+	for i := range s {
+		for j := i + 1; j < len(s); j++ {
+			if s[j] < s[i] {
+				s[i], s[j] = s[j], s[i]
+			}
+		}
+	}
+	return s[len(s)/2]
+}
+
+// BenchmarkFailover is the time from a call reaching a primary that is
+// down (503 on every request) to the answer of its backup stored, with
+// the agents' default retry settings (3 retries, full jitter from 500ms)
+// and a fresh breaker each time; and, once the primary's breaker is open,
+// the same call. Run it with -benchtime 10x.
+func BenchmarkFailover(b *testing.B) {
+	s, _ := store(b)
+	q := put(b, s, "Summarize the incident.", nexus.ID{})
+	var first, open []time.Duration
+	for i := 0; b.Loop(); i++ {
+		primary, backup := newProvider(b, "primary"), newProvider(b, "backup")
+		primary.down.Store(true)
+		pool, err := agent.NewPool(fmt.Sprint("team", i), nil,
+			agent.Member{Agent: runner(b, fmt.Sprint("primary", i), primary, func(c *agent.Config) { c.BreakerFailures = 4 }), Weight: 1},
+			agent.Member{Agent: runner(b, fmt.Sprint("backup", i), backup, nil), Backup: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		o := orchestrator.New(s, orchestrator.Options{})
+		o.Add(pool, nil)
+		t0 := time.Now()
+		a, err := o.Process(context.Background(), orchestrator.Request{ContextID: q.ID, Agent: pool.ID()})
+		if err != nil || a.Provenance.FinalAgent != fmt.Sprint("backup", i) {
+			b.Fatalf("%v %+v", err, a)
+		}
+		t1 := time.Now()
+		if _, err := o.Process(context.Background(), orchestrator.Request{ContextID: q.ID, Agent: pool.ID()}); err != nil {
+			b.Fatal(err)
+		}
+		first, open = append(first, t1.Sub(t0)), append(open, time.Since(t1))
+		o.Close(context.Background())
+	}
+	b.ReportMetric(float64(median(first))/1e6, "first-failover-ms")
+	b.ReportMetric(float64(median(open))/1e6, "breaker-open-ms")
+}
