@@ -162,18 +162,9 @@ func TestRepairRef(t *testing.T) {
 // until a deep check accounts for it; RepairFrom repairs and confirms.
 func TestCorruptRead_HealthAndRepair(t *testing.T) {
 	ctx := context.Background()
-	dir, written := damagedStore(t, 10)
-	s, err := gitstore.Open(dir, gitstore.Options{MergePacks: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bundle, err := s.Backup(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
+	dir, written, bundle, _ := backedUpStore(t, 10)
 	damageBlob(t, packs(t, dir)[2])
-	s = MustOpen(t, dir, gitstore.Options{MergePacks: 1 << 20, CacheBytes: 1})
+	s := MustOpen(t, dir, gitstore.Options{MergePacks: 1 << 20, CacheBytes: 1})
 	gitHealth := s.HealthCheckers()[nexus.ComponentGit]
 	if h := gitHealth.CheckHealth(ctx); h.Status != nexus.StatusHealthy {
 		t.Fatalf("health before any read: %+v", h)
@@ -208,6 +199,23 @@ func TestCorruptRead_HealthAndRepair(t *testing.T) {
 	}
 }
 
+// backedUpStore is damagedStore with a bundle backup of it taken; it
+// returns the store's head too.
+func backedUpStore(t *testing.T, n int) (string, map[nexus.ID]string, *gitstore.BackupInfo, gitstore.Hash) {
+	t.Helper()
+	dir, written := damagedStore(t, n)
+	s, err := gitstore.Open(dir, gitstore.Options{MergePacks: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	bundle, err := s.Backup(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, written, bundle, s.Head()
+}
+
 // damageBlob flips a bit inside the compressed data of the first blob of
 // a pack (found with git verify-pack), so that reading it fails.
 func damageBlob(t *testing.T, pack string) {
@@ -235,17 +243,7 @@ func damageBlob(t *testing.T, pack string) {
 // emptied main ref is set to the one journal tip.
 func TestRepairOffline(t *testing.T) {
 	ctx := context.Background()
-	dir, written := damagedStore(t, 12)
-	s, err := gitstore.Open(dir, gitstore.Options{MergePacks: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bundle, err := s.Backup(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	head := s.Head()
-	s.Close()
+	dir, written, bundle, head := backedUpStore(t, 12)
 	reopen := func(what string) {
 		t.Helper()
 		s, err := gitstore.Open(dir, gitstore.Options{MergePacks: 1 << 20})

@@ -66,6 +66,17 @@ func (l *lockedBuffer) String() string {
 // environment variables (NAME=value).
 func startServe(t *testing.T, data string, extra ...string) *proc {
 	t.Helper()
+	p, out := tryServe(t, data, extra...)
+	if p == nil {
+		t.Fatalf("server did not start: %s", out)
+	}
+	return p
+}
+
+// tryServe starts a server, or returns its output if it exits before it
+// listens (it refused to start).
+func tryServe(t *testing.T, data string, extra ...string) (*proc, string) {
+	t.Helper()
 	args := []string{"serve", "--data", data, "--addr", "127.0.0.1:0"}
 	var env []string
 	for _, e := range extra {
@@ -91,12 +102,11 @@ func startServe(t *testing.T, data string, extra ...string) *proc {
 		if rest, ok := strings.CutPrefix(sc.Text(), "nexus listening on "); ok {
 			url, _, _ := strings.Cut(rest, " ")
 			go io.Copy(io.Discard, out)
-			return &proc{cmd: cmd, url: url, stderr: stderr}
+			return &proc{cmd: cmd, url: url, stderr: stderr}, ""
 		}
 	}
 	cmd.Wait()
-	t.Fatalf("server did not start: %s", stderr.String())
-	return nil
+	return nil, stderr.String()
 }
 
 // outcome of one write: acknowledged (with id) or indeterminate.

@@ -1,12 +1,10 @@
 package main_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -102,7 +100,7 @@ func runFault(t *testing.T, fc faultCase) faultRow {
 		fc.inject(t, data)
 		q, refusal := tryServe(t, data, args...)
 		if q == nil {
-			row.detected = "at start: " + firstLine(refusal)
+			row.detected = "at start: " + firstLine(strings.TrimPrefix(lastLines(refusal), "nexus: "))
 			out, code := runCLI("recover", "--data", data)
 			if code != 0 {
 				row.outcome = "refused: nexus recover exits " + fmt.Sprint(code) + ", " + lastFailure(out)
@@ -272,31 +270,6 @@ func wrongReadsOffline(t *testing.T, data string, written map[nexus.ID]string) i
 		}
 	}
 	return wrong
-}
-
-// tryServe starts a server, or returns its output if it refuses to start.
-func tryServe(t *testing.T, data string, extra ...string) (*proc, string) {
-	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve", "--data", data, "--addr", "127.0.0.1:0"}, extra...)...)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := &lockedBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "nexus listening on "); ok {
-			url, _, _ := strings.Cut(rest, " ")
-			go io.Copy(io.Discard, out)
-			return &proc{cmd: cmd, url: url, stderr: stderr}, ""
-		}
-	}
-	cmd.Wait()
-	return nil, strings.TrimPrefix(lastLines(stderr.String()), "nexus: ")
 }
 
 func runCLI(args ...string) (string, int) {
