@@ -20,7 +20,11 @@
 //	     /mcp                          Model Context Protocol, streamable HTTP, when
 //	                                   Options.MCP is set (same token)
 //
-// plus search, health, metrics and admin routes: the OpenAPI document
+// plus /v1/agents (the node's own agents when Options.Agents is set: list,
+// process a context by agent, capability, pipeline or broadcast; external
+// agents when Options.Tasks is set: register, heartbeat) and /v1/tasks
+// (the task queue of external agents: create, list, claim, complete,
+// fail), and search, health, metrics and admin routes: the OpenAPI document
 // (openapi.json, written by hand and embedded) describes them all, and
 // tests hold it to the routes registered and to real responses.
 //

@@ -15,6 +15,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/nexus-mem/nexus"
@@ -56,6 +57,62 @@ func allOptions() httpapi.Options {
 			io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{}}`)
 		}),
 	}
+}
+
+// docCaller sends requests to a test server and checks them and their
+// answers against the OpenAPI document.
+type docCaller struct {
+	t      *testing.T
+	srv    *httptest.Server
+	router routers.Router
+}
+
+func newDocCaller(t *testing.T, doc *openapi3.T, srv *httptest.Server) *docCaller {
+	t.Helper()
+	doc.Servers = openapi3.Servers{{URL: srv.URL}}
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &docCaller{t: t, srv: srv, router: router}
+}
+
+// call sends a request, checks it (if valid) and its answer against the
+// document, and returns the answer's body.
+func (c *docCaller) call(method, target, ctype, body string, valid bool, status int) []byte {
+	t := c.t
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), method, c.srv.URL+target, strings.NewReader(body))
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	route, params, err := c.router.FindRoute(req)
+	if err != nil {
+		t.Fatalf("%s %s: no route in the document: %v", method, target, err)
+	}
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, IncludeResponseStatus: true}}
+	if valid {
+		if err := openapi3filter.ValidateRequest(t.Context(), in); err != nil {
+			t.Errorf("%s %s: the request does not match the document: %v", method, target, err)
+		}
+		req.Body = io.NopCloser(strings.NewReader(body))
+	}
+	resp, err := c.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != status {
+		t.Errorf("%s %s: %d %s, want %d", method, target, resp.StatusCode, got, status)
+	}
+	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header,
+		Body: io.NopCloser(bytes.NewReader(got)), Options: in.Options}
+	if err := openapi3filter.ValidateResponse(t.Context(), out); err != nil {
+		t.Errorf("%s %s: the %d answer does not match the document: %v\n%s", method, target, resp.StatusCode, err, got)
+	}
+	return got
 }
 
 // The document's paths and methods are the routes the server registers,
@@ -122,47 +179,7 @@ func TestOpenAPI_responses(t *testing.T) {
 	}
 	srv := httptest.NewServer(httpapi.NewServer(n.store, opts))
 	defer srv.Close()
-	doc.Servers = openapi3.Servers{{URL: srv.URL}}
-	router, err := gorillamux.NewRouter(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// call sends a request, checks it (if valid) and its answer against
-	// the document, and returns the answer's body.
-	call := func(method, target, ctype, body string, valid bool, status int) []byte {
-		t.Helper()
-		req, _ := http.NewRequestWithContext(t.Context(), method, srv.URL+target, strings.NewReader(body))
-		if ctype != "" {
-			req.Header.Set("Content-Type", ctype)
-		}
-		route, params, err := router.FindRoute(req)
-		if err != nil {
-			t.Fatalf("%s %s: no route in the document: %v", method, target, err)
-		}
-		in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
-			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, IncludeResponseStatus: true}}
-		if valid {
-			if err := openapi3filter.ValidateRequest(t.Context(), in); err != nil {
-				t.Errorf("%s %s: the request does not match the document: %v", method, target, err)
-			}
-			req.Body = io.NopCloser(strings.NewReader(body))
-		}
-		resp, err := srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		got, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != status {
-			t.Errorf("%s %s: %d %s, want %d", method, target, resp.StatusCode, got, status)
-		}
-		out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header,
-			Body: io.NopCloser(bytes.NewReader(got)), Options: in.Options}
-		if err := openapi3filter.ValidateResponse(t.Context(), out); err != nil {
-			t.Errorf("%s %s: the %d answer does not match the document: %v\n%s", method, target, resp.StatusCode, err, got)
-		}
-		return got
-	}
+	call := newDocCaller(t, doc, srv).call
 	const js = "application/json"
 	sub := subscribeTo(t, clientOf(n.srv), nexus.EventFilter{}, "")
 	var root, child nexus.Context

@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/agent"
+	"github.com/nexus-mem/nexus/orchestrator"
+	"github.com/nexus-mem/nexus/tasks"
 )
 
 // DefaultMaxBodyBytes bounds request bodies unless Options say otherwise:
@@ -63,6 +66,16 @@ type Options struct {
 	// DefaultKeepAlive. A client that reads nothing for twice as long is
 	// dropped (it resumes from its last event id).
 	KeepAlive time.Duration
+	// Tasks is the queue of external agents and their tasks, for
+	// /v1/agents (registration, heartbeats) and /v1/tasks; nil answers
+	// 404 there.
+	Tasks *tasks.Queue
+	// Agents are the node's own agents, for /v1/agents (listing) and
+	// /v1/agents/{id}/process, /v1/agents/process; nil: none.
+	Agents *orchestrator.Orchestrator
+	// AgentStatus reports the node's own agents (health, breaker), for
+	// GET /v1/agents; nil: none.
+	AgentStatus func() []agent.Status
 }
 
 // Server serves a [nexus.Store] over HTTP. It is an [http.Handler].
@@ -82,6 +95,9 @@ type Server struct {
 	recover  func(ctx context.Context) (any, error)
 	mcp      http.Handler
 	events   nexus.EventSource
+	tasks    *tasks.Queue
+	agents   *orchestrator.Orchestrator
+	agentSt  func() []agent.Status
 	beat     time.Duration // keep-alive interval of event streams
 	mux      *http.ServeMux
 	patterns []string // every pattern registered with mux, in order
@@ -110,6 +126,9 @@ func NewServer(store nexus.Store, opts Options) *Server {
 		recover:  opts.Recover,
 		mcp:      opts.MCP,
 		events:   opts.Events,
+		tasks:    opts.Tasks,
+		agents:   opts.Agents,
+		agentSt:  opts.AgentStatus,
 		beat:     opts.KeepAlive,
 		mux:      http.NewServeMux(),
 	}
@@ -148,6 +167,18 @@ func (s *Server) routes() {
 	s.handle("GET /readyz", s.readyz)
 	s.handle("GET /v1/events", s.streamEvents)
 	s.handle("GET /v1/openapi.json", s.openAPI)
+	s.handle("POST /v1/agents", s.registerAgent)
+	s.handle("GET /v1/agents", s.listAgents)
+	s.handle("GET /v1/agents/{id}", s.getAgent)
+	s.handle("POST /v1/agents/{id}/heartbeat", s.heartbeat)
+	s.handle("POST /v1/agents/{id}/process", s.processWith)
+	s.handle("POST /v1/agents/process", s.processMany)
+	s.handle("POST /v1/tasks", s.createTask)
+	s.handle("GET /v1/tasks", s.listTasks)
+	s.handle("GET /v1/tasks/{id}", s.getTask)
+	s.handle("POST /v1/tasks/claim", s.claimTask)
+	s.handle("POST /v1/tasks/{id}/complete", s.completeTask)
+	s.handle("POST /v1/tasks/{id}/fail", s.failTask)
 	if s.mcp != nil {
 		s.register("/mcp", s.mcp)
 	}

@@ -1,0 +1,113 @@
+// Package agenttest provides a fake OpenAI-compatible chat completions
+// server for the tests of packages built on package agent (the
+// orchestrator, the HTTP API, the MCP server, the command line). It speaks
+// the real wire format over real HTTP, answers deterministically and can
+// be made to fail.
+package agenttest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nexus-mem/nexus/agent"
+)
+
+// Model is the model the fake serves and reports.
+const Model = "fake-model"
+
+// Provider is a fake OpenAI-compatible server: GET /v1/models answers the
+// heartbeat, POST /v1/chat/completions answers "NAME answers: LAST LINE"
+// where LAST LINE is the last line of the last message (the content of
+// the context asked about, for a prompt built from a chain), with usage
+// of 42 prompt and 7 completion tokens.
+type Provider struct {
+	// URL is the API root, for agent.Config.BaseURL (it ends in /v1).
+	URL   string
+	name  string
+	down  atomic.Bool
+	calls atomic.Int64
+}
+
+// NewProvider starts a fake named name; it stops when the test ends.
+func NewProvider(tb testing.TB, name string) *Provider {
+	tb.Helper()
+	p := &Provider{name: name}
+	srv := httptest.NewServer(http.HandlerFunc(p.serve))
+	tb.Cleanup(srv.Close)
+	p.URL = srv.URL + "/v1"
+	return p
+}
+
+// SetDown makes the fake answer every completion with 503 (overloaded),
+// or answer again.
+func (p *Provider) SetDown(down bool) { p.down.Store(down) }
+
+// Calls is the number of completion requests received.
+func (p *Provider) Calls() int64 { return p.calls.Load() }
+
+// Answer is what the fake named name answers to a prompt whose last line
+// is last.
+func Answer(name, last string) string { return name + " answers: " + last }
+
+func (p *Provider) serve(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.Method == http.MethodGet && r.URL.Path == "/v1/models":
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"object":"list","data":[{"id":%q,"object":"model"}]}`, Model)
+		return
+	case r.Method != http.MethodPost || r.URL.Path != "/v1/chat/completions":
+		http.NotFound(w, r)
+		return
+	}
+	p.calls.Add(1)
+	var req struct {
+		Model    string `json:"model"`
+		Messages []struct {
+			Role    string `json:"role"`
+			Content string `json:"content"`
+		} `json:"messages"`
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.Messages) == 0 {
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, `{"error":{"message":"want a JSON body with messages","type":"invalid_request_error"}}`)
+		return
+	}
+	if p.down.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, `{"error":{"message":"the model is overloaded","type":"server_error"}}`)
+		return
+	}
+	json.NewEncoder(w).Encode(map[string]any{
+		"id": "chatcmpl-1", "object": "chat.completion", "created": time.Now().Unix(), "model": req.Model,
+		"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
+			"message": map[string]any{"role": "assistant", "content": Answer(p.name, lastLine(req.Messages[len(req.Messages)-1].Content))}}},
+		"usage": map[string]any{"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49},
+	})
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndex(s, "\n"); i >= 0 {
+		s = s[i+1:]
+	}
+	return s
+}
+
+// NewRunner returns an agent with id calling p: no retries, no
+// background heartbeats, a timeout of 5s.
+func NewRunner(tb testing.TB, id string, p *Provider) *agent.Runner {
+	tb.Helper()
+	r, err := agent.New(agent.Config{ID: id, Provider: agent.OpenAI, Model: Model, BaseURL: p.URL,
+		Timeout: 5 * time.Second, MaxRetries: -1, HeartbeatInterval: -1})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return r
+}

@@ -1,0 +1,391 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/agent"
+	"github.com/nexus-mem/nexus/orchestrator"
+	"github.com/nexus-mem/nexus/tasks"
+)
+
+// Agents: the node's own (package orchestrator, configured in serve's
+// config file) and external ones with their task queue (package tasks).
+//
+//	POST /v1/agents                  register an external agent {"id", "name", "capabilities"} → 201
+//	GET  /v1/agents                  {"agents": [the node's own, with status], "external": [...]}
+//	GET  /v1/agents/{id}             one agent, either kind
+//	POST /v1/agents/{id}/heartbeat   renew an external agent's lease and its claims' (404: register again)
+//	POST /v1/agents/{id}/process     {"context_id", "type"} → 201 answer, stored as a child
+//	POST /v1/agents/process          {"context_id", "capability"} or {"context_id", "agents", "mode": "pipeline"|"broadcast"}
+//	POST /v1/tasks                   create {"content", "namespace", "capability", "parent_id", "agent_id", "max_attempts"} → 201
+//	GET  /v1/tasks?status=&limit=    {"tasks": [...]}
+//	GET  /v1/tasks/{id}              one task
+//	POST /v1/tasks/claim             {"agent_id"} → 200 task with its claim, or 204 when none waits
+//	POST /v1/tasks/{id}/complete     {"agent_id", "claim", "content", "type", "metadata"} → {"task", "result"}
+//	POST /v1/tasks/{id}/fail         {"agent_id", "claim", "reason", "retry"} → task
+
+type registerRequest struct {
+	ID           string   `json:"id"`
+	Name         string   `json:"name"`
+	Capabilities []string `json:"capabilities"`
+}
+
+type claimRequest struct {
+	AgentID string `json:"agent_id"`
+}
+
+type completeRequest struct {
+	AgentID  string          `json:"agent_id"`
+	Claim    int             `json:"claim"`
+	Content  string          `json:"content"`
+	Type     nexus.Type      `json:"type"`
+	Metadata json.RawMessage `json:"metadata"`
+}
+
+type failRequest struct {
+	AgentID string `json:"agent_id"`
+	Claim   int    `json:"claim"`
+	Reason  string `json:"reason"`
+	Retry   bool   `json:"retry"`
+}
+
+var (
+	registerFields = jsonFields[registerRequest]()
+	claimFields    = jsonFields[claimRequest]()
+	completeFields = jsonFields[completeRequest]()
+	failFields     = jsonFields[failRequest]()
+	newTaskFields  = jsonFields[tasks.NewTask]()
+)
+
+var errNoTasks = nexus.Errorf(nexus.ENotFound, "the task queue is not enabled on this server")
+
+// decodeBody reads a JSON object body into v, refusing unknown fields.
+func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any, fields []string) error {
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	body, err := s.readJSONBody(w, r)
+	if err != nil {
+		return err
+	}
+	return decodeObject(body, v, fields)
+}
+
+func (s *Server) registerAgent(w http.ResponseWriter, r *http.Request) error {
+	if s.tasks == nil {
+		return errNoTasks
+	}
+	var req registerRequest
+	if err := s.decodeBody(w, r, &req, registerFields); err != nil {
+		return err
+	}
+	a, err := s.tasks.Register(req.ID, req.Name, req.Capabilities)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, a)
+}
+
+// ownAgent is one of the node's own agents in GET /v1/agents.
+type ownAgent struct {
+	orchestrator.Info
+	Status *agent.Status `json:"status,omitempty"` // absent for a pool
+}
+
+func (s *Server) ownAgents() []ownAgent {
+	out := []ownAgent{}
+	if s.agents == nil {
+		return out
+	}
+	status := map[string]agent.Status{}
+	if s.agentSt != nil {
+		for _, st := range s.agentSt() {
+			status[st.Agent] = st
+		}
+	}
+	for _, info := range s.agents.Agents() {
+		a := ownAgent{Info: info}
+		if st, ok := status[info.ID]; ok {
+			a.Status = &st
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	external := []tasks.Agent{}
+	if s.tasks != nil {
+		external = s.tasks.Agents()
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"agents": s.ownAgents(), "external": external})
+}
+
+func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) error {
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	for _, a := range s.ownAgents() {
+		if a.ID == id {
+			return writeJSON(w, http.StatusOK, a)
+		}
+	}
+	if s.tasks == nil {
+		return nexus.Errorf(nexus.ENotFound, "no agent %q on this node", clip(id, 80))
+	}
+	a, err := s.tasks.Agent(id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, a)
+}
+
+var errNoAgents = nexus.Errorf(nexus.ENotFound, "this node runs no agents (serve --config names them)")
+
+// processRequest is the body of POST /v1/agents/{id}/process and POST
+// /v1/agents/process.
+type processRequest struct {
+	ContextID  nexus.ID   `json:"context_id"`
+	Type       nexus.Type `json:"type"`
+	Capability string     `json:"capability"`
+	Agents     []string   `json:"agents"`
+	Mode       string     `json:"mode"`
+}
+
+var processFields = jsonFields[processRequest]()
+
+func (s *Server) processWith(w http.ResponseWriter, r *http.Request) error {
+	if s.agents == nil {
+		return errNoAgents
+	}
+	var req processRequest
+	if err := s.decodeBody(w, r, &req, processFields); err != nil {
+		return err
+	}
+	if req.Capability != "" || len(req.Agents) > 0 || req.Mode != "" {
+		return nexus.Errorf(nexus.EInvalid, "the agent is in the path: capability, agents and mode belong to POST /v1/agents/process")
+	}
+	a, err := s.agents.Process(r.Context(), orchestrator.Request{ContextID: req.ContextID, Agent: r.PathValue("id"), Type: req.Type})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, a)
+}
+
+func (s *Server) processMany(w http.ResponseWriter, r *http.Request) error {
+	if s.agents == nil {
+		return errNoAgents
+	}
+	var req processRequest
+	if err := s.decodeBody(w, r, &req, processFields); err != nil {
+		return err
+	}
+	switch {
+	case req.Capability != "" && (len(req.Agents) > 0 || req.Mode != ""):
+		return nexus.Errorf(nexus.EInvalid, "give a capability, or agents with a mode, not both")
+	case req.Capability != "":
+		a, err := s.agents.Process(r.Context(), orchestrator.Request{ContextID: req.ContextID, Capability: req.Capability, Type: req.Type})
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusCreated, map[string]any{"answers": []*orchestrator.Answer{a}})
+	case len(req.Agents) == 0 || len(req.Agents) > 16:
+		return nexus.Errorf(nexus.EInvalid, "agents: want 1-16 agent ids (or a capability)")
+	case req.ContextID.IsZero():
+		return nexus.Errorf(nexus.EInvalid, "context_id is required")
+	}
+	switch req.Mode {
+	case "pipeline":
+		answers, err := s.agents.Pipeline(r.Context(), req.ContextID, req.Agents, req.Type)
+		if err != nil && len(answers) == 0 {
+			return err
+		}
+		out := map[string]any{"answers": orEmpty(answers)}
+		if err != nil {
+			out["error"] = detailOf(err)
+		}
+		return writeJSON(w, http.StatusCreated, out)
+	case "broadcast":
+		answers, errs := s.agents.Broadcast(r.Context(), req.ContextID, req.Agents, req.Type)
+		out := map[string]any{"answers": answers}
+		var failed []map[string]any
+		for i, err := range errs {
+			if err != nil {
+				failed = append(failed, map[string]any{"agent": req.Agents[i], "error": detailOf(err)})
+			}
+		}
+		if len(failed) == len(errs) {
+			return errs[0]
+		}
+		if failed != nil {
+			out["errors"] = failed
+		}
+		return writeJSON(w, http.StatusCreated, out)
+	}
+	return nexus.Errorf(nexus.EInvalid, "mode %q: want pipeline or broadcast", clip(req.Mode, 20))
+}
+
+func orEmpty(a []*orchestrator.Answer) []*orchestrator.Answer {
+	if a == nil {
+		return []*orchestrator.Answer{}
+	}
+	return a
+}
+
+// detailOf is the API's error object, for an error inside a 2xx answer.
+func detailOf(err error) errorDetail {
+	return errorDetail{Code: nexus.ErrorCode(err), Message: nexus.ErrorMessage(err)}
+}
+
+func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
+	if s.tasks == nil {
+		return errNoTasks
+	}
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	a, err := s.tasks.Heartbeat(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, a)
+}
+
+func (s *Server) createTask(w http.ResponseWriter, r *http.Request) error {
+	if s.tasks == nil {
+		return errNoTasks
+	}
+	var req tasks.NewTask
+	if err := s.decodeBody(w, r, &req, newTaskFields); err != nil {
+		return err
+	}
+	t, err := s.tasks.Create(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, t)
+}
+
+func (s *Server) listTasks(w http.ResponseWriter, r *http.Request) error {
+	if s.tasks == nil {
+		return errNoTasks
+	}
+	q, err := parseQuery(r, "status", "limit")
+	if err != nil {
+		return err
+	}
+	limit := 0
+	if v := q["limit"]; v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 0 {
+			return nexus.Errorf(nexus.EInvalid, "limit %q: want a number of tasks, 0 or more", clip(v, 20))
+		}
+	}
+	list, err := s.tasks.List(q["status"], limit)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"tasks": list})
+}
+
+func (s *Server) getTask(w http.ResponseWriter, r *http.Request) error {
+	if s.tasks == nil {
+		return errNoTasks
+	}
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	t, err := s.tasks.Get(id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, t)
+}
+
+func (s *Server) claimTask(w http.ResponseWriter, r *http.Request) error {
+	if s.tasks == nil {
+		return errNoTasks
+	}
+	var req claimRequest
+	if err := s.decodeBody(w, r, &req, claimFields); err != nil {
+		return err
+	}
+	if err := nexus.ValidateAgentID(req.AgentID); err != nil {
+		return err
+	}
+	t, ok, err := s.tasks.Claim(req.AgentID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	return writeJSON(w, http.StatusOK, t)
+}
+
+func (s *Server) completeTask(w http.ResponseWriter, r *http.Request) error {
+	if s.tasks == nil {
+		return errNoTasks
+	}
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	var req completeRequest
+	if err := s.decodeBody(w, r, &req, completeFields); err != nil {
+		return err
+	}
+	if err := checkClaim(req.AgentID, req.Claim); err != nil {
+		return err
+	}
+	t, c, err := s.tasks.Complete(r.Context(), id, req.AgentID, req.Claim, tasks.Answer{Content: req.Content, Type: req.Type, Metadata: req.Metadata})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"task": t, "result": c})
+}
+
+func (s *Server) failTask(w http.ResponseWriter, r *http.Request) error {
+	if s.tasks == nil {
+		return errNoTasks
+	}
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	var req failRequest
+	if err := s.decodeBody(w, r, &req, failFields); err != nil {
+		return err
+	}
+	if err := checkClaim(req.AgentID, req.Claim); err != nil {
+		return err
+	}
+	t, err := s.tasks.Fail(r.Context(), id, req.AgentID, req.Claim, req.Reason, req.Retry)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, t)
+}
+
+// checkClaim checks the agent and claim number of a completion or a
+// failure before the queue looks for the claim.
+func checkClaim(agentID string, claim int) error {
+	if err := nexus.ValidateAgentID(agentID); err != nil {
+		return err
+	}
+	if claim < 1 {
+		return nexus.Errorf(nexus.EInvalid, "claim %d: want the claim number the claim returned (1 or more)", claim)
+	}
+	return nil
+}

@@ -1,0 +1,449 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/agent"
+	"github.com/nexus-mem/nexus/agent/agenttest"
+	"github.com/nexus-mem/nexus/gitstore"
+	"github.com/nexus-mem/nexus/httpapi"
+	"github.com/nexus-mem/nexus/orchestrator"
+	"github.com/nexus-mem/nexus/storetest"
+	"github.com/nexus-mem/nexus/tasks"
+)
+
+// fakeClock is the injected clock of a task queue.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// agentNode is a server over a store on disk with a task queue and three
+// agents of its own calling fake providers: writer (capability docs),
+// critic (review) and broken (docs, its provider answers 503), and a
+// pool team of writer and critic.
+type agentNode struct {
+	store  *gitstore.Store
+	queue  *tasks.Queue
+	orch   *orchestrator.Orchestrator
+	clock  *fakeClock
+	broken *agenttest.Provider
+	srv    *httptest.Server
+}
+
+const (
+	agentLease = 30 * time.Second
+	claimLease = time.Minute
+)
+
+func newAgentNode(t *testing.T) *agentNode {
+	t.Helper()
+	st, err := gitstore.Open(t.TempDir(), gitstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	n := &agentNode{store: st, clock: &fakeClock{now: time.Now()}}
+	n.queue, err = tasks.Open(t.Context(), st, tasks.Options{AgentLease: agentLease, ClaimLease: claimLease, Now: n.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.orch = orchestrator.New(st, orchestrator.Options{CheckpointEvery: -1})
+	writer := agenttest.NewRunner(t, "writer", agenttest.NewProvider(t, "writer"))
+	critic := agenttest.NewRunner(t, "critic", agenttest.NewProvider(t, "critic"))
+	n.broken = agenttest.NewProvider(t, "broken")
+	n.broken.SetDown(true)
+	broken := agenttest.NewRunner(t, "broken", n.broken)
+	team, err := agent.NewPool("team", nil, agent.Member{Agent: writer}, agent.Member{Agent: critic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []struct {
+		a    agent.Agent
+		caps []string
+	}{{writer, []string{"docs"}}, {critic, []string{"review"}}, {broken, []string{"docs"}}, {team, nil}} {
+		if err := n.orch.Add(a.a, a.caps); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runners := []*agent.Runner{writer, critic, broken}
+	status := func() []agent.Status {
+		var out []agent.Status
+		for _, r := range runners {
+			out = append(out, r.Status())
+		}
+		return out
+	}
+	n.srv = httptest.NewServer(httpapi.NewServer(st, httpapi.Options{Tasks: n.queue, Agents: n.orch, AgentStatus: status}))
+	t.Cleanup(n.srv.Close)
+	return n
+}
+
+// decode unmarshals a response body into a value of type T.
+func decode[T any](t *testing.T, body []byte) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Fatalf("%s: %v", body, err)
+	}
+	return v
+}
+
+// errCode is the code of an error body.
+func errCode(t *testing.T, body []byte) nexus.Code {
+	t.Helper()
+	return decode[apiError](t, body).Error.Code
+}
+
+const js = "application/json"
+
+// The node's own agents: listing with status, one by id, processing by
+// agent, by capability, as a pipeline and as a broadcast, and the errors;
+// every request and answer as the document says.
+func TestAgentsAPI_ownAgents(t *testing.T) {
+	n := newAgentNode(t)
+	call := newDocCaller(t, loadOpenAPI(t), n.srv).call
+	root := mustPut(t, n.store, nexus.Draft{Namespace: "proj", Type: nexus.TypeInstruction, Content: "We are building a parser."})
+	leaf := mustPut(t, n.store, nexus.Draft{Namespace: "proj", Type: nexus.TypeInstruction, Content: "Write the README.", ParentID: root.ID})
+
+	t.Run("list", func(t *testing.T) {
+		list := decode[struct {
+			Agents []struct {
+				ID           string        `json:"id"`
+				Capabilities []string      `json:"capabilities"`
+				Status       *agent.Status `json:"status"`
+			} `json:"agents"`
+			External []tasks.Agent `json:"external"`
+		}](t, call("GET", "/v1/agents", "", "", true, 200))
+		var got []string
+		for _, a := range list.Agents {
+			got = append(got, fmt.Sprintf("%s%v status:%v", a.ID, a.Capabilities, a.Status != nil))
+		}
+		if want := "writer[docs] status:true critic[review] status:true broken[docs] status:true team[] status:false"; strings.Join(got, " ") != want || len(list.External) != 0 {
+			t.Fatalf("agents %q, external %v; want %q and none", got, list.External, want)
+		}
+		if st := list.Agents[0].Status; st.Agent != "writer" || st.Model != agenttest.Model || st.Breaker != "closed" || st.Condition != agent.Healthy {
+			t.Errorf("writer's status: %+v", st)
+		}
+		call("GET", "/v1/agents?x=1", "", "", false, 400)
+	})
+	t.Run("get", func(t *testing.T) {
+		if a := decode[orchestrator.Info](t, call("GET", "/v1/agents/team", "", "", true, 200)); a.ID != "team" {
+			t.Errorf("GET /v1/agents/team: %+v", a)
+		}
+		call("GET", "/v1/agents/critic", "", "", true, 200)
+		if code := errCode(t, call("GET", "/v1/agents/nobody", "", "", true, 404)); code != nexus.ENotFound {
+			t.Errorf("unknown agent: %s", code)
+		}
+	})
+	t.Run("process", func(t *testing.T) {
+		ans := decode[orchestrator.Answer](t, call("POST", "/v1/agents/writer/process", js, fmt.Sprintf(`{"context_id":%q,"type":"document"}`, leaf.ID), true, 201))
+		c, p := ans.Context, ans.Provenance
+		if c.ParentID != leaf.ID || c.Namespace != "proj" || c.Type != nexus.TypeDocument || c.AgentID != "writer" || c.Content != agenttest.Answer("writer", "Write the README.") {
+			t.Errorf("answer: %+v", c)
+		}
+		if p.Agent != "writer" || p.FinalAgent != "writer" || p.Model != agenttest.Model || p.TokensIn != 42 || p.TokensOut != 7 || p.Attempts != 1 || len(p.Trail) != 1 {
+			t.Errorf("provenance: %+v", p)
+		}
+		stored, err := n.store.Get(t.Context(), c.ID)
+		if err != nil || !strings.Contains(string(stored.Metadata), `"final_agent":"writer"`) {
+			t.Errorf("the stored answer (%v): %s", err, stored.Metadata)
+		}
+		// A pool answers through one of its members.
+		if a := decode[orchestrator.Answer](t, call("POST", "/v1/agents/team/process", js, fmt.Sprintf(`{"context_id":%q}`, leaf.ID), true, 201)); a.Provenance.Agent != "team" || a.Context.AgentID != a.Provenance.FinalAgent {
+			t.Errorf("pool answer: %+v %+v", a.Context, a.Provenance)
+		}
+	})
+	t.Run("process errors", func(t *testing.T) {
+		for _, tc := range []struct {
+			target, body string
+			valid        bool
+			status       int
+		}{
+			{"/v1/agents/writer/process", fmt.Sprintf(`{"context_id":%q,"capability":"docs"}`, leaf.ID), false, 400},
+			{"/v1/agents/writer/process", `{}`, false, 400},
+			{"/v1/agents/writer/process", `{"context_id":"01KB2W3G6T0Q5A9QYQ7M3N8C2D"}`, true, 404},
+			{"/v1/agents/nobody/process", fmt.Sprintf(`{"context_id":%q}`, leaf.ID), true, 404},
+			{"/v1/agents/broken/process", fmt.Sprintf(`{"context_id":%q}`, leaf.ID), true, 503},
+		} {
+			call("POST", tc.target, js, tc.body, tc.valid, tc.status)
+		}
+	})
+	t.Run("capability", func(t *testing.T) {
+		// docs: writer and broken take turns; writer first.
+		res := decode[struct {
+			Answers []orchestrator.Answer `json:"answers"`
+		}](t, call("POST", "/v1/agents/process", js, fmt.Sprintf(`{"context_id":%q,"capability":"docs"}`, leaf.ID), true, 201))
+		if len(res.Answers) != 1 || res.Answers[0].Provenance.Agent != "writer" {
+			t.Errorf("by capability: %+v", res.Answers)
+		}
+		call("POST", "/v1/agents/process", js, fmt.Sprintf(`{"context_id":%q,"capability":"docs"}`, leaf.ID), true, 503) // broken's turn
+		call("POST", "/v1/agents/process", js, fmt.Sprintf(`{"context_id":%q,"capability":"poetry"}`, leaf.ID), true, 404)
+	})
+	t.Run("pipeline", func(t *testing.T) {
+		res := decode[struct {
+			Answers []orchestrator.Answer `json:"answers"`
+			Error   *apiError             `json:"error"`
+		}](t, call("POST", "/v1/agents/process", js, fmt.Sprintf(`{"context_id":%q,"agents":["writer","critic"],"mode":"pipeline"}`, leaf.ID), true, 201))
+		if len(res.Answers) != 2 || res.Error != nil {
+			t.Fatalf("pipeline: %+v", res)
+		}
+		first, second := res.Answers[0].Context, res.Answers[1].Context
+		if first.ParentID != leaf.ID || second.ParentID != first.ID || second.Content != agenttest.Answer("critic", first.Content) {
+			t.Errorf("pipeline answers: %+v then %+v", first, second)
+		}
+		// A failing step ends it: the answers before it and the error.
+		body := call("POST", "/v1/agents/process", js, fmt.Sprintf(`{"context_id":%q,"agents":["writer","broken","critic"],"mode":"pipeline"}`, leaf.ID), true, 201)
+		var partial struct {
+			Answers []orchestrator.Answer `json:"answers"`
+			Error   struct {
+				Code    nexus.Code `json:"code"`
+				Message string     `json:"message"`
+			} `json:"error"`
+		}
+		json.Unmarshal(body, &partial)
+		if len(partial.Answers) != 1 || partial.Error.Code != nexus.EUnavailable || !strings.Contains(partial.Error.Message, "agent broken") {
+			t.Errorf("pipeline with a failing step: %s", body)
+		}
+		call("POST", "/v1/agents/process", js, fmt.Sprintf(`{"context_id":%q,"agents":["broken","writer"],"mode":"pipeline"}`, leaf.ID), true, 503)
+	})
+	t.Run("broadcast", func(t *testing.T) {
+		body := call("POST", "/v1/agents/process", js, fmt.Sprintf(`{"context_id":%q,"agents":["critic","broken","writer"],"mode":"broadcast"}`, leaf.ID), true, 201)
+		var res struct {
+			Answers []*orchestrator.Answer `json:"answers"`
+			Errors  []struct {
+				Agent string `json:"agent"`
+				Error struct {
+					Code nexus.Code `json:"code"`
+				} `json:"error"`
+			} `json:"errors"`
+		}
+		json.Unmarshal(body, &res)
+		if len(res.Answers) != 3 || res.Answers[0] == nil || res.Answers[1] != nil || res.Answers[2] == nil ||
+			res.Answers[0].Context.AgentID != "critic" || res.Answers[2].Context.ParentID != leaf.ID ||
+			len(res.Errors) != 1 || res.Errors[0].Agent != "broken" || res.Errors[0].Error.Code != nexus.EUnavailable {
+			t.Errorf("broadcast: %s", body)
+		}
+		call("POST", "/v1/agents/process", js, fmt.Sprintf(`{"context_id":%q,"agents":["broken"],"mode":"broadcast"}`, leaf.ID), true, 503)
+	})
+	t.Run("bad requests", func(t *testing.T) {
+		for _, body := range []string{
+			fmt.Sprintf(`{"context_id":%q,"capability":"docs","agents":["writer"],"mode":"pipeline"}`, leaf.ID),
+			fmt.Sprintf(`{"context_id":%q,"agents":["writer"],"mode":"relay"}`, leaf.ID),
+			fmt.Sprintf(`{"context_id":%q,"agents":[],"mode":"pipeline"}`, leaf.ID),
+			fmt.Sprintf(`{"context_id":%q,"agents":["writer"]}`, leaf.ID),
+			`{"agents":["writer"],"mode":"broadcast"}`,
+			`{"context_id":"nope","capability":"docs"}`,
+			fmt.Sprintf(`{"context_id":%q,"capability":"docs","type":"bogus"}`, leaf.ID),
+		} {
+			if code := errCode(t, call("POST", "/v1/agents/process", js, body, false, 400)); code != nexus.EInvalid {
+				t.Errorf("%s: %s", body, code)
+			}
+		}
+		call("POST", "/v1/agents/process", "text/plain", `{}`, false, 415)
+	})
+	if n.broken.Calls() == 0 {
+		t.Error("the broken agent was never called")
+	}
+}
+
+// External agents and the task queue: register, heartbeat, create, list,
+// claim (and 204 when nothing waits), complete, fail, and a claim that
+// lapsed (409 for the agent that lost it, which another then completes
+// once); every request and answer as the document says.
+func TestAgentsAPI_tasks(t *testing.T) {
+	n := newAgentNode(t)
+	call := newDocCaller(t, loadOpenAPI(t), n.srv).call
+	task := func(body []byte) tasks.Task { t.Helper(); return decode[tasks.Task](t, body) }
+
+	// Registration and heartbeats.
+	a := decode[tasks.Agent](t, call("POST", "/v1/agents", js, `{"id":"coder","name":"Coding assistant","capabilities":["code"]}`, true, 201))
+	if a.ID != "coder" || a.Status != tasks.Active || !a.LeaseExpires.Equal(n.clock.Now().Add(agentLease)) {
+		t.Fatalf("registered: %+v", a)
+	}
+	call("POST", "/v1/agents", js, `{"id":"any"}`, true, 201)
+	call("POST", "/v1/agents", js, `{"id":"-bad"}`, false, 400)
+	call("POST", "/v1/agents", js, `{"id":"x","capabilities":["no spaces"]}`, false, 400)
+	call("POST", "/v1/agents", js, `{"id":"x","role":"extra"}`, false, 400)
+	n.clock.Add(10 * time.Second)
+	if a := decode[tasks.Agent](t, call("POST", "/v1/agents/coder/heartbeat", "", "", true, 200)); !a.LastHeartbeat.Equal(n.clock.Now()) {
+		t.Errorf("after a heartbeat: %+v", a)
+	}
+	call("POST", "/v1/agents/stranger/heartbeat", "", "", true, 404)
+	if a := decode[tasks.Agent](t, call("GET", "/v1/agents/coder", "", "", true, 200)); a.Name != "Coding assistant" {
+		t.Errorf("GET /v1/agents/coder: %+v", a)
+	}
+	list := decode[struct {
+		External []tasks.Agent `json:"external"`
+	}](t, call("GET", "/v1/agents", "", "", true, 200))
+	if len(list.External) != 2 || list.External[0].ID != "any" || list.External[1].ID != "coder" {
+		t.Errorf("external agents: %+v", list.External)
+	}
+
+	// Tasks: create, list, get.
+	parent := mustPut(t, n.store, nexus.Draft{Namespace: "proj", Type: nexus.TypeDecision, Content: "Ship on Friday."})
+	code := task(call("POST", "/v1/tasks", js, fmt.Sprintf(`{"namespace":"proj","content":"Fix the parser.","capability":"code","parent_id":%q,"agent_id":"planner","max_attempts":2}`, parent.ID), true, 201))
+	if code.Status != tasks.Queued || code.Namespace != "proj" || code.Creator != "planner" || code.MaxAttempts != 2 {
+		t.Errorf("created: %+v", code)
+	}
+	doc := task(call("POST", "/v1/tasks", js, `{"content":"Write the changelog.","capability":"docs"}`, true, 201))
+	call("POST", "/v1/tasks", js, `{"content":"x","capability":"a b"}`, false, 400)
+	call("POST", "/v1/tasks", js, `{"content":"x","max_attempts":101}`, false, 400)
+	call("POST", "/v1/tasks", js, `{"content":""}`, false, 400)
+	call("POST", "/v1/tasks", js, `{"content":"x","parent_id":"01KB2W3G6T0Q5A9QYQ7M3N8C2D"}`, true, 400)
+	if got := task(call("GET", "/v1/tasks/"+code.ID.String(), "", "", true, 200)); got.Content != "Fix the parser." {
+		t.Errorf("GET task: %+v", got)
+	}
+	call("GET", "/v1/tasks/01KB2W3G6T0Q5A9QYQ7M3N8C2D", "", "", true, 404)
+	call("GET", "/v1/tasks/nope", "", "", false, 400)
+	listTasks := func(query string) []tasks.Task {
+		t.Helper()
+		return decode[struct {
+			Tasks []tasks.Task `json:"tasks"`
+		}](t, call("GET", "/v1/tasks"+query, "", "", true, 200)).Tasks
+	}
+	if l := listTasks("?status=queued&limit=1"); len(l) != 1 || l[0].ID != code.ID {
+		t.Errorf("?status=queued&limit=1: %+v", l)
+	}
+	call("GET", "/v1/tasks?status=lost", "", "", false, 400)
+	call("GET", "/v1/tasks?limit=-1", "", "", false, 400)
+
+	// Claim: coder serves code only; any serves everything.
+	claimed := task(call("POST", "/v1/tasks/claim", js, `{"agent_id":"coder"}`, true, 200))
+	if claimed.ID != code.ID || claimed.Status != tasks.Claimed || claimed.ClaimedBy != "coder" || claimed.Claim != 1 {
+		t.Fatalf("claimed: %+v", claimed)
+	}
+	if body := call("POST", "/v1/tasks/claim", js, `{"agent_id":"coder"}`, true, 204); len(body) != 0 {
+		t.Errorf("204 with a body: %q", body)
+	}
+	call("POST", "/v1/tasks/claim", js, `{"agent_id":"stranger"}`, true, 404)
+	call("POST", "/v1/tasks/claim", js, `{}`, false, 400)
+	call("POST", "/v1/tasks/"+code.ID.String()+"/complete", js, `{"claim":1,"content":"x"}`, false, 400)
+	call("POST", "/v1/tasks/"+code.ID.String()+"/complete", js, `{"agent_id":"coder","claim":0,"content":"x"}`, false, 400)
+	call("POST", "/v1/tasks/"+code.ID.String()+"/fail", js, `{"agent_id":"coder","reason":"x"}`, false, 400)
+
+	// Complete: a wrong claim number is a conflict; the right one stores
+	// the result once.
+	completeBody := func(agent string, claim int) string {
+		return fmt.Sprintf(`{"agent_id":%q,"claim":%d,"content":"Fixed in parse.go.","metadata":{"files":["parse.go"]}}`, agent, claim)
+	}
+	target := "/v1/tasks/" + code.ID.String() + "/complete"
+	call("POST", target, js, completeBody("coder", 2), true, 409)
+	call("POST", target, js, `{"agent_id":"coder","claim":1,"content":"x","metadata":{"task":1}}`, true, 400)
+	done := decode[struct {
+		Task   tasks.Task    `json:"task"`
+		Result nexus.Context `json:"result"`
+	}](t, call("POST", target, js, completeBody("coder", 1), true, 200))
+	if done.Task.Status != tasks.Done || done.Task.Result != done.Result.ID || done.Result.ParentID != code.ID ||
+		done.Result.Type != nexus.TypeResult || done.Result.AgentID != "coder" || done.Result.Namespace != "proj" ||
+		!strings.Contains(string(done.Result.Metadata), `"files":["parse.go"]`) {
+		t.Errorf("completed: %+v", done)
+	}
+	if code := errCode(t, call("POST", target, js, completeBody("coder", 1), true, 409)); code != nexus.EConflict {
+		t.Errorf("completing twice: %s", code)
+	}
+	call("POST", "/v1/tasks/01KB2W3G6T0Q5A9QYQ7M3N8C2D/complete", js, completeBody("coder", 1), true, 404)
+
+	// Fail: with retry the task goes back to the queue; without, it fails.
+	first := task(call("POST", "/v1/tasks/claim", js, `{"agent_id":"any"}`, true, 200))
+	if first.ID != doc.ID {
+		t.Fatalf("any claimed %s, want the docs task %s", first.ID, doc.ID)
+	}
+	failTarget := "/v1/tasks/" + doc.ID.String() + "/fail"
+	call("POST", failTarget, js, `{"agent_id":"any","claim":1,"reason":""}`, false, 400)
+	if back := task(call("POST", failTarget, js, `{"agent_id":"any","claim":1,"reason":"no network","retry":true}`, true, 200)); back.Status != tasks.Queued || back.Error != "no network" {
+		t.Errorf("failed with retry: %+v", back)
+	}
+	call("POST", failTarget, js, `{"agent_id":"any","claim":1,"reason":"again"}`, true, 409)
+	second := task(call("POST", "/v1/tasks/claim", js, `{"agent_id":"any"}`, true, 200))
+	if failed := task(call("POST", failTarget, js, fmt.Sprintf(`{"agent_id":"any","claim":%d,"reason":"cannot write docs"}`, second.Claim), true, 200)); failed.Status != tasks.Failed || second.Claim != 2 {
+		t.Errorf("failed for good: %+v (claim %d)", failed, second.Claim)
+	}
+	call("POST", "/v1/tasks/01KB2W3G6T0Q5A9QYQ7M3N8C2D/fail", js, `{"agent_id":"any","claim":1,"reason":"x"}`, true, 404)
+
+	// A lapsed claim: slow stops heartbeating, its task goes back to the
+	// queue, fast claims and completes it; slow's late completion is a
+	// conflict and writes nothing.
+	late := task(call("POST", "/v1/tasks", js, `{"content":"Review the PR."}`, true, 201))
+	call("POST", "/v1/agents", js, `{"id":"slow"}`, true, 201)
+	held := task(call("POST", "/v1/tasks/claim", js, `{"agent_id":"slow"}`, true, 200))
+	n.clock.Add(agentLease + time.Second)
+	call("POST", "/v1/agents", js, `{"id":"fast"}`, true, 201)
+	if got := n.queue.Reap(); got != 1 {
+		t.Fatalf("Reap sent %d tasks back, want 1", got)
+	}
+	if a := decode[tasks.Agent](t, call("GET", "/v1/agents/slow", "", "", true, 200)); a.Status != tasks.Lost || len(a.Claims) != 0 {
+		t.Errorf("slow after its lease: %+v", a)
+	}
+	call("POST", "/v1/tasks/claim", js, `{"agent_id":"slow"}`, true, 404)
+	taken := task(call("POST", "/v1/tasks/claim", js, `{"agent_id":"fast"}`, true, 200))
+	if taken.ID != late.ID || taken.Claim != held.Claim+1 {
+		t.Fatalf("fast claimed %+v, want %s with claim %d", taken, late.ID, held.Claim+1)
+	}
+	lateTarget := "/v1/tasks/" + late.ID.String() + "/complete"
+	msg := decode[apiError](t, call("POST", lateTarget, js, fmt.Sprintf(`{"agent_id":"slow","claim":%d,"content":"LGTM"}`, held.Claim), true, 409)).Error.Message
+	if !strings.Contains(msg, "not current") {
+		t.Errorf("late completion: %q", msg)
+	}
+	call("POST", lateTarget, js, fmt.Sprintf(`{"agent_id":"fast","claim":%d,"content":"Two nits."}`, taken.Claim), true, 200)
+	kids, err := n.store.Children(t.Context(), late.ID)
+	if err != nil || len(kids) != 1 || kids[0].Content != "Two nits." || kids[0].AgentID != "fast" {
+		t.Errorf("the task's children (%v): %+v", err, kids)
+	}
+	if l := listTasks("?status=done"); len(l) != 2 {
+		t.Errorf("done: %+v", l)
+	}
+}
+
+// Without a queue or agents, the routes answer 404 (GET /v1/agents:
+// empty lists), as the document says.
+func TestAgentsAPI_disabled(t *testing.T) {
+	srv := httptest.NewServer(httpapi.NewServer(storetest.NewMemStore(), httpapi.Options{}))
+	defer srv.Close()
+	call := newDocCaller(t, loadOpenAPI(t), srv).call
+	if body := string(call("GET", "/v1/agents", "", "", true, 200)); body != `{"agents":[],"external":[]}`+"\n" {
+		t.Errorf("GET /v1/agents: %s", body)
+	}
+	const id = "01KB2W3G6T0Q5A9QYQ7M3N8C2D"
+	for _, r := range []struct{ method, target, body, want string }{
+		{"POST", "/v1/agents", `{"id":"coder"}`, "task queue is not enabled"},
+		{"GET", "/v1/agents/coder", "", `no agent "coder"`},
+		{"POST", "/v1/agents/coder/heartbeat", "", "task queue is not enabled"},
+		{"POST", "/v1/agents/writer/process", `{"context_id":"` + id + `"}`, "runs no agents"},
+		{"POST", "/v1/agents/process", `{"context_id":"` + id + `","capability":"docs"}`, "runs no agents"},
+		{"POST", "/v1/tasks", `{"content":"x"}`, "task queue is not enabled"},
+		{"GET", "/v1/tasks", "", "task queue is not enabled"},
+		{"GET", "/v1/tasks/" + id, "", "task queue is not enabled"},
+		{"POST", "/v1/tasks/claim", `{"agent_id":"coder"}`, "task queue is not enabled"},
+		{"POST", "/v1/tasks/" + id + "/complete", `{"agent_id":"coder","claim":1,"content":"x"}`, "task queue is not enabled"},
+		{"POST", "/v1/tasks/" + id + "/fail", `{"agent_id":"coder","claim":1,"reason":"x"}`, "task queue is not enabled"},
+	} {
+		ctype := ""
+		if r.body != "" {
+			ctype = js
+		}
+		e := decode[apiError](t, call(r.method, r.target, ctype, r.body, true, 404))
+		if e.Error.Code != nexus.ENotFound || !strings.Contains(e.Error.Message, r.want) {
+			t.Errorf("%s %s: %+v, want not_found saying %q", r.method, r.target, e.Error, r.want)
+		}
+	}
+}
