@@ -29,8 +29,8 @@ import (
 
 type registerRequest struct {
 	ID           string   `json:"id"`
-	Name         string   `json:"name"`
-	Capabilities []string `json:"capabilities"`
+	Name         string   `json:"name,omitempty"`
+	Capabilities []string `json:"capabilities,omitempty"`
 }
 
 type claimRequest struct {
@@ -41,15 +41,26 @@ type completeRequest struct {
 	AgentID  string          `json:"agent_id"`
 	Claim    int             `json:"claim"`
 	Content  string          `json:"content"`
-	Type     nexus.Type      `json:"type"`
-	Metadata json.RawMessage `json:"metadata"`
+	Type     nexus.Type      `json:"type,omitempty"`
+	Metadata json.RawMessage `json:"metadata,omitempty"`
+}
+
+// taskList is the answer of GET /v1/tasks.
+type taskList struct {
+	Tasks []tasks.Task `json:"tasks"`
+}
+
+// completeResult is the answer of POST /v1/tasks/{id}/complete.
+type completeResult struct {
+	Task   tasks.Task     `json:"task"`
+	Result *nexus.Context `json:"result"`
 }
 
 type failRequest struct {
 	AgentID string `json:"agent_id"`
 	Claim   int    `json:"claim"`
 	Reason  string `json:"reason"`
-	Retry   bool   `json:"retry"`
+	Retry   bool   `json:"retry,omitempty"`
 }
 
 var (
@@ -89,14 +100,22 @@ func (s *Server) registerAgent(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusCreated, a)
 }
 
-// ownAgent is one of the node's own agents in GET /v1/agents.
-type ownAgent struct {
+// OwnAgent is one of the node's own agents (or pools), as GET /v1/agents
+// lists it.
+type OwnAgent struct {
 	orchestrator.Info
 	Status *agent.Status `json:"status,omitempty"` // absent for a pool
 }
 
-func (s *Server) ownAgents() []ownAgent {
-	out := []ownAgent{}
+// AgentList is the answer of GET /v1/agents: the node's own agents, in
+// the order configured, and the external ones, by id.
+type AgentList struct {
+	Agents   []OwnAgent    `json:"agents"`
+	External []tasks.Agent `json:"external"`
+}
+
+func (s *Server) ownAgents() []OwnAgent {
+	out := []OwnAgent{}
 	if s.agents == nil {
 		return out
 	}
@@ -107,7 +126,7 @@ func (s *Server) ownAgents() []ownAgent {
 		}
 	}
 	for _, info := range s.agents.Agents() {
-		a := ownAgent{Info: info}
+		a := OwnAgent{Info: info}
 		if st, ok := status[info.ID]; ok {
 			a.Status = &st
 		}
@@ -124,7 +143,7 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
 	if s.tasks != nil {
 		external = s.tasks.Agents()
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"agents": s.ownAgents(), "external": external})
+	return writeJSON(w, http.StatusOK, AgentList{Agents: s.ownAgents(), External: external})
 }
 
 func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) error {
@@ -149,23 +168,42 @@ func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) error {
 
 var errNoAgents = nexus.Errorf(nexus.ENotFound, "this node runs no agents (serve --config names them)")
 
-// processRequest is the body of POST /v1/agents/{id}/process and POST
-// /v1/agents/process.
-type processRequest struct {
+// ProcessRequest is the body of POST /v1/agents/process (and, with
+// ContextID and Type alone, of POST /v1/agents/{id}/process): a
+// capability, or agents with a mode.
+type ProcessRequest struct {
 	ContextID  nexus.ID   `json:"context_id"`
-	Type       nexus.Type `json:"type"`
-	Capability string     `json:"capability"`
-	Agents     []string   `json:"agents"`
-	Mode       string     `json:"mode"`
+	Type       nexus.Type `json:"type,omitempty"` // of the answers; default result
+	Capability string     `json:"capability,omitempty"`
+	Agents     []string   `json:"agents,omitempty"`
+	Mode       string     `json:"mode,omitempty"` // ModePipeline or ModeBroadcast, with Agents
 }
 
-var processFields = jsonFields[processRequest]()
+// The modes of a [ProcessRequest] with agents.
+const (
+	ModePipeline  = "pipeline"  // each agent answers the previous answer
+	ModeBroadcast = "broadcast" // every agent answers the same context
+)
+
+var processFields = jsonFields[ProcessRequest]()
+
+// processResult is the answer of POST /v1/agents/process.
+type processResult struct {
+	Answers []*orchestrator.Answer `json:"answers"`         // broadcast: null where an agent failed
+	Error   *errorDetail           `json:"error,omitempty"` // pipeline: why it stopped
+	Errors  []agentError           `json:"errors,omitempty"`
+}
+
+type agentError struct {
+	Agent string      `json:"agent"`
+	Error errorDetail `json:"error"`
+}
 
 func (s *Server) processWith(w http.ResponseWriter, r *http.Request) error {
 	if s.agents == nil {
 		return errNoAgents
 	}
-	var req processRequest
+	var req ProcessRequest
 	if err := s.decodeBody(w, r, &req, processFields); err != nil {
 		return err
 	}
@@ -183,7 +221,7 @@ func (s *Server) processMany(w http.ResponseWriter, r *http.Request) error {
 	if s.agents == nil {
 		return errNoAgents
 	}
-	var req processRequest
+	var req ProcessRequest
 	if err := s.decodeBody(w, r, &req, processFields); err != nil {
 		return err
 	}
@@ -195,37 +233,34 @@ func (s *Server) processMany(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		return writeJSON(w, http.StatusCreated, map[string]any{"answers": []*orchestrator.Answer{a}})
+		return writeJSON(w, http.StatusCreated, processResult{Answers: []*orchestrator.Answer{a}})
 	case len(req.Agents) == 0 || len(req.Agents) > 16:
 		return nexus.Errorf(nexus.EInvalid, "agents: want 1-16 agent ids (or a capability)")
 	case req.ContextID.IsZero():
 		return nexus.Errorf(nexus.EInvalid, "context_id is required")
 	}
 	switch req.Mode {
-	case "pipeline":
+	case ModePipeline:
 		answers, err := s.agents.Pipeline(r.Context(), req.ContextID, req.Agents, req.Type)
 		if err != nil && len(answers) == 0 {
 			return err
 		}
-		out := map[string]any{"answers": orEmpty(answers)}
+		out := processResult{Answers: orEmpty(answers)}
 		if err != nil {
-			out["error"] = detailOf(err)
+			d := detailOf(err)
+			out.Error = &d
 		}
 		return writeJSON(w, http.StatusCreated, out)
-	case "broadcast":
+	case ModeBroadcast:
 		answers, errs := s.agents.Broadcast(r.Context(), req.ContextID, req.Agents, req.Type)
-		out := map[string]any{"answers": answers}
-		var failed []map[string]any
+		out := processResult{Answers: answers}
 		for i, err := range errs {
 			if err != nil {
-				failed = append(failed, map[string]any{"agent": req.Agents[i], "error": detailOf(err)})
+				out.Errors = append(out.Errors, agentError{Agent: req.Agents[i], Error: detailOf(err)})
 			}
 		}
-		if len(failed) == len(errs) {
+		if len(out.Errors) == len(errs) {
 			return errs[0]
-		}
-		if failed != nil {
-			out["errors"] = failed
 		}
 		return writeJSON(w, http.StatusCreated, out)
 	}
@@ -291,7 +326,7 @@ func (s *Server) listTasks(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"tasks": list})
+	return writeJSON(w, http.StatusOK, taskList{Tasks: list})
 }
 
 func (s *Server) getTask(w http.ResponseWriter, r *http.Request) error {
@@ -353,7 +388,7 @@ func (s *Server) completeTask(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"task": t, "result": c})
+	return writeJSON(w, http.StatusOK, completeResult{Task: t, Result: c})
 }
 
 func (s *Server) failTask(w http.ResponseWriter, r *http.Request) error {

@@ -186,7 +186,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 	if resp.StatusCode/100 != 2 {
 		return responseError(resp)
 	}
-	if out == nil {
+	if out == nil || resp.StatusCode == http.StatusNoContent {
 		return nil
 	}
 	// Reading the whole body first tells a transfer cut short (unavailable)
