@@ -78,11 +78,28 @@ func agentPath(id, suffix string) string {
 	return "/v1/agents/" + url.PathEscape(id) + suffix
 }
 
-// Process asks one of the node's agents (or pools) to answer a context;
-// the answer is stored as a child of it, of type typ (default result).
-func (c *Client) Process(ctx context.Context, agentID string, contextID nexus.ID, typ nexus.Type) (*orchestrator.Answer, error) {
+// Process asks one of the node's agents (or pools), req.Agent, or any
+// agent with req.Capability, to answer req.ContextID; the answer is stored
+// as a child of it, of type req.Type (default result). It has the
+// signature of [orchestrator.Orchestrator.Process], which serves it.
+func (c *Client) Process(ctx context.Context, req orchestrator.Request) (*orchestrator.Answer, error) {
+	switch {
+	case req.Agent != "" && req.Capability != "":
+		return nil, nexus.Errorf(nexus.EInvalid, "ask an agent or a capability, not both")
+	case req.Capability != "":
+		res, err := c.ProcessMany(ctx, ProcessRequest{ContextID: req.ContextID, Type: req.Type, Capability: req.Capability})
+		if err != nil {
+			return nil, err
+		}
+		if len(res.Answers) != 1 || res.Answers[0] == nil {
+			return nil, nexus.Errorf(nexus.EInternal, "POST /v1/agents/process: %d answers to a capability, want 1", len(res.Answers))
+		}
+		return res.Answers[0], nil
+	case req.Agent == "":
+		return nil, nexus.Errorf(nexus.EInvalid, "name an agent or a capability")
+	}
 	var out orchestrator.Answer
-	if err := c.do(ctx, http.MethodPost, agentPath(agentID, "/process"), nil, ProcessRequest{ContextID: contextID, Type: typ}, &out); err != nil {
+	if err := c.do(ctx, http.MethodPost, agentPath(req.Agent, "/process"), nil, ProcessRequest{ContextID: req.ContextID, Type: req.Type}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -9,6 +9,7 @@ import (
 	"github.com/nexus-mem/nexus/agent"
 	"github.com/nexus-mem/nexus/agent/agenttest"
 	"github.com/nexus-mem/nexus/httpapi"
+	"github.com/nexus-mem/nexus/orchestrator"
 	"github.com/nexus-mem/nexus/storetest"
 	"github.com/nexus-mem/nexus/tasks"
 )
@@ -42,15 +43,25 @@ func TestClient_agents(t *testing.T) {
 	wantCode(t, "Agent(nobody)", err, nexus.ENotFound)
 
 	t.Run("Process", func(t *testing.T) {
-		a, err := c.Process(ctx, "writer", leaf.ID, nexus.TypeSummary)
+		a, err := c.Process(ctx, orchestrator.Request{Agent: "writer", ContextID: leaf.ID, Type: nexus.TypeSummary})
 		if err != nil || a.Context.ParentID != leaf.ID || a.Context.Type != nexus.TypeSummary || a.Provenance.FinalAgent != "writer" ||
 			a.Context.Content != agenttest.Answer("writer", "Write the README.") {
 			t.Fatalf("Process: %+v, %v", a, err)
 		}
-		_, err = c.Process(ctx, "broken", leaf.ID, "")
+		_, err = c.Process(ctx, orchestrator.Request{Agent: "broken", ContextID: leaf.ID})
 		wantCode(t, "Process(broken)", err, nexus.EUnavailable)
-		_, err = c.Process(ctx, "writer", nexus.ID{}, "")
+		_, err = c.Process(ctx, orchestrator.Request{Agent: "writer"})
 		wantCode(t, "Process without a context", err, nexus.EInvalid)
+		a, err = c.Process(ctx, orchestrator.Request{Capability: "review", ContextID: leaf.ID})
+		if err != nil || a.Provenance.Agent != "critic" || a.Context.ParentID != leaf.ID {
+			t.Errorf("Process by capability: %+v, %v", a, err)
+		}
+		_, err = c.Process(ctx, orchestrator.Request{Capability: "poetry", ContextID: leaf.ID})
+		wantCode(t, "Process by an unknown capability", err, nexus.ENotFound)
+		_, err = c.Process(ctx, orchestrator.Request{Agent: "writer", Capability: "review", ContextID: leaf.ID})
+		wantCode(t, "Process by agent and capability", err, nexus.EInvalid)
+		_, err = c.Process(ctx, orchestrator.Request{ContextID: leaf.ID})
+		wantCode(t, "Process by nobody", err, nexus.EInvalid)
 	})
 	t.Run("ProcessMany", func(t *testing.T) {
 		r, err := c.ProcessMany(ctx, httpapi.ProcessRequest{ContextID: leaf.ID, Capability: "review"})
@@ -179,7 +190,7 @@ func TestClient_agentsDisabled(t *testing.T) {
 	_, calls["RegisterAgent"] = c.RegisterAgent(ctx, "a", "", nil)
 	_, calls["Heartbeat"] = c.Heartbeat(ctx, "a")
 	_, calls["Agent"] = c.Agent(ctx, "a")
-	_, calls["Process"] = c.Process(ctx, "a", id, "")
+	_, calls["Process"] = c.Process(ctx, orchestrator.Request{Agent: "a", ContextID: id})
 	_, calls["ProcessMany"] = c.ProcessMany(ctx, httpapi.ProcessRequest{ContextID: id, Capability: "docs"})
 	_, calls["CreateTask"] = c.CreateTask(ctx, tasks.NewTask{Content: "x"})
 	_, calls["Tasks"] = c.Tasks(ctx, "", 0)

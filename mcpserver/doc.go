@@ -17,8 +17,21 @@
 //	search_contexts    hybrid, semantic or keyword search (Searcher.Search)
 //	related_contexts   the contexts nearest in meaning to one (Searcher.Related)
 //
-// and two resource templates: nexus://contexts/{id} (one context as JSON)
-// and nexus://threads/{id} (the thread that ends at a context, root first).
+// and, with an [Agents] backend (Options.Agents, or a store that implements
+// it, such as httpapi.Client), the task queue of external agents and the
+// node's own agents:
+//
+//	register_agent     register a worker agent, with a lease
+//	heartbeat_agent    renew its lease and its claims
+//	create_task        queue a task
+//	claim_task         claim the oldest task it can serve, with a claim number
+//	complete_task      store the result of a claimed task, once
+//	fail_task          give a claimed task up, or back to the queue
+//	process_context    have one of the node's agents answer a context
+//
+// It also offers two resource templates: nexus://contexts/{id} (one
+// context as JSON) and nexus://threads/{id} (the thread that ends at a
+// context, root first).
 // Every tool has an input and an output schema; a successful call returns
 // the output as structured content and as JSON text.
 //
@@ -40,5 +53,5 @@
 // the resources always return it whole. Tool arguments are decoded as JSON
 // numbers of double precision, so integers in metadata beyond 2^53 lose
 // digits over MCP (the HTTP API keeps them). Search tools exist only when
-// a searcher is given.
+// a searcher is given, agent and task tools only with an [Agents] backend.
 package mcpserver

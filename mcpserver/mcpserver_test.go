@@ -91,24 +91,22 @@ func connectHTTP(t *testing.T, url, tok string) (*mcp.ClientSession, error) {
 }
 
 // The tools and resources behave the same whichever way they are wired:
-// over the on-disk store, over an HTTP client of a server (as `nexus mcp`
-// runs), and over streamable HTTP at /mcp behind the API's token.
+// over the on-disk store (with the node's task queue and agents), over an
+// HTTP client of a server (as `nexus mcp` runs), and over streamable HTTP
+// at /mcp behind the API's token.
 func TestServer_conformance(t *testing.T) {
-	wirings := map[string]func(t *testing.T) *mcp.ClientSession{
-		"disk": func(t *testing.T) *mcp.ClientSession {
-			m := newMemory(t)
-			return connect(t, mcpserver.New(m.store, m.engine, mcpserver.Options{Agent: "tester"}))
+	wirings := map[string]func(t *testing.T, m memory, n *node) *mcp.ClientSession{
+		"disk": func(t *testing.T, m memory, n *node) *mcp.ClientSession {
+			return connect(t, mcpserver.New(m.store, m.engine, mcpserver.Options{Agent: "tester", Agents: mcpserver.LocalAgents(n.queue, n.orch)}))
 		},
-		"client": func(t *testing.T) *mcp.ClientSession {
-			m := newMemory(t)
-			srv := httptest.NewServer(httpapi.NewServer(m.store, httpapi.Options{Token: token, Searcher: m.engine}))
+		"client": func(t *testing.T, m memory, n *node) *mcp.ClientSession {
+			srv := httptest.NewServer(httpapi.NewServer(m.store, httpapi.Options{Token: token, Searcher: m.engine, Tasks: n.queue, Agents: n.orch}))
 			t.Cleanup(srv.Close)
 			c := httpapi.NewClient(srv.URL, httpapi.WithToken(token))
-			return connect(t, mcpserver.New(c, c, mcpserver.Options{Agent: "tester"}))
+			return connect(t, mcpserver.New(c, c, mcpserver.Options{Agent: "tester"})) // the client is the Agents
 		},
-		"streamable": func(t *testing.T) *mcp.ClientSession {
-			m := newMemory(t)
-			h := mcpserver.NewHandler(mcpserver.New(m.store, m.engine, mcpserver.Options{Agent: "tester"}), 0)
+		"streamable": func(t *testing.T, m memory, n *node) *mcp.ClientSession {
+			h := mcpserver.NewHandler(mcpserver.New(m.store, m.engine, mcpserver.Options{Agent: "tester", Agents: mcpserver.LocalAgents(n.queue, n.orch)}), 0)
 			srv := httptest.NewServer(httpapi.NewServer(m.store, httpapi.Options{Token: token, Searcher: m.engine, MCP: h}))
 			t.Cleanup(srv.Close)
 			cs, err := connectHTTP(t, srv.URL, token)
@@ -120,7 +118,9 @@ func TestServer_conformance(t *testing.T) {
 	}
 	for name, wire := range wirings {
 		t.Run(name, func(t *testing.T) {
-			cs := wire(t)
+			m := newMemory(t)
+			n := newNode(t, m.store)
+			cs := wire(t, m, n)
 			t.Run("tools", func(t *testing.T) { checkToolList(t, cs) })
 			th := storeThread(t, cs)
 			t.Run("read", func(t *testing.T) { checkReads(t, cs, th) })
@@ -128,11 +128,19 @@ func TestServer_conformance(t *testing.T) {
 			t.Run("content", func(t *testing.T) { checkContent(t, cs) })
 			t.Run("errors", func(t *testing.T) { checkErrors(t, cs, th) })
 			t.Run("resources", func(t *testing.T) { checkResources(t, cs, th) })
+			t.Run("tasks", func(t *testing.T) { checkTasks(t, cs, n) })
+			t.Run("process", func(t *testing.T) { checkProcess(t, cs, th) })
 		})
 	}
 }
 
-var allTools = []string{"get_chain", "get_context", "list_contexts", "related_contexts", "search_contexts", "store_context"}
+var (
+	allTools = []string{
+		"claim_task", "complete_task", "create_task", "fail_task", "get_chain", "get_context", "heartbeat_agent",
+		"list_contexts", "process_context", "register_agent", "related_contexts", "search_contexts", "store_context",
+	}
+	writeTools = []string{"claim_task", "complete_task", "create_task", "fail_task", "heartbeat_agent", "process_context", "register_agent", "store_context"}
+)
 
 func checkToolList(t *testing.T, cs *mcp.ClientSession) {
 	res, err := cs.ListTools(t.Context(), nil)
@@ -147,7 +155,7 @@ func checkToolList(t *testing.T, cs *mcp.ClientSession) {
 		if in["type"] != "object" || out["type"] != "object" || in["additionalProperties"] != false || len(tool.Description) < 40 {
 			t.Errorf("%s: input %v, output %v, description %q", tool.Name, in, out, tool.Description)
 		}
-		if tool.Annotations == nil || tool.Annotations.ReadOnlyHint != (tool.Name != "store_context") {
+		if tool.Annotations == nil || tool.Annotations.ReadOnlyHint == slices.Contains(writeTools, tool.Name) {
 			t.Errorf("%s: annotations %+v", tool.Name, tool.Annotations)
 		}
 	}

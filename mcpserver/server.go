@@ -28,6 +28,10 @@ type Options struct {
 	Namespace string
 	// Logger receives the SDK's events; nil discards them.
 	Logger *slog.Logger
+	// Agents backs the agent and task tools. When nil, the store is used
+	// if it implements [Agents] (an httpapi.Client does); otherwise those
+	// tools are not offered.
+	Agents Agents
 }
 
 // instructions tell the model what the server is for.
@@ -37,19 +41,28 @@ const instructions = `Nexus is a shared, durable memory for agents. Everything s
 - Contexts are immutable: to continue, answer or revise one, store a new context with parent_id set to it; get_chain reads such a thread back.
 - Ids are 26-character ULIDs such as 01JB8X6Q4Z9V5M2K7T3R1N0PAW; use the ids that tools return.`
 
-// New returns an MCP server offering the memory in store, and search
-// through searcher. A nil searcher leaves out the search tools.
+// New returns an MCP server offering the memory in store, search through
+// searcher, and the agent and task tools through opts.Agents (or the
+// store, if it implements [Agents]). A nil searcher leaves out the search
+// tools.
 func New(store nexus.Store, searcher nexus.Searcher, opts Options) *mcp.Server {
 	if opts.Agent == "" {
 		opts.Agent = DefaultAgent
 	}
+	if opts.Agents == nil {
+		opts.Agents, _ = store.(Agents)
+	}
+	text := instructions
+	if opts.Agents != nil {
+		text += agentInstructions
+	}
 	s := mcp.NewServer(&mcp.Implementation{Name: "nexus", Title: "Nexus memory", Version: version()}, &mcp.ServerOptions{
-		Instructions: instructions,
+		Instructions: text,
 		Logger:       opts.Logger,
 		Capabilities: &mcp.ServerCapabilities{}, // tools and resources are added below; no logging
 	})
 	s.AddReceivingMiddleware(schemaErrors)
-	t := &tools{store: store, searcher: searcher, opts: opts}
+	t := &tools{store: store, searcher: searcher, agents: opts.Agents, opts: opts}
 	t.register(s)
 	addResources(s, store)
 	return s

@@ -20,6 +20,7 @@ const previewRunes = 2000
 type tools struct {
 	store    nexus.Store
 	searcher nexus.Searcher // nil: no search tools
+	agents   Agents         // nil: no agent and task tools
 	opts     Options
 }
 
@@ -69,6 +70,9 @@ func (t *tools) register(s *mcp.Server) {
 		p.enum("order", string(nexus.Newest), string(nexus.Oldest))
 		p.def("order", nexus.Newest)
 	}, func(p props) { contextSchema(p.of("contexts")) }, t.list)
+	if t.agents != nil {
+		t.registerAgents(s)
+	}
 	if t.searcher == nil {
 		return
 	}
@@ -202,21 +206,27 @@ func (t *tools) put(ctx context.Context, in putInput) (*contextOut, error) {
 	if d.ParentID, err = optionalID("parent_id", in.ParentID); err != nil {
 		return nil, err
 	}
-	if d.Namespace == "" && !d.ParentID.IsZero() {
-		// A thread stays in one namespace: continue the parent's. A
-		// parent that cannot be read is reported by Put.
-		if p, err := t.store.Get(ctx, d.ParentID); err == nil {
-			d.Namespace = p.Namespace
-		}
-	}
-	if d.Namespace == "" {
-		d.Namespace = t.opts.Namespace
-	}
+	d.Namespace = t.namespace(ctx, d.Namespace, d.ParentID)
 	c, err := t.store.Put(ctx, d)
 	if err != nil {
 		return nil, err
 	}
 	return ptr(newContext(c, true)), nil
+}
+
+// namespace is the namespace of a new context: ns if given, else its
+// parent's (a thread stays in one namespace), else the server's. A parent
+// that cannot be read is left for the write to report.
+func (t *tools) namespace(ctx context.Context, ns string, parent nexus.ID) string {
+	if ns == "" && !parent.IsZero() {
+		if p, err := t.store.Get(ctx, parent); err == nil {
+			ns = p.Namespace
+		}
+	}
+	if ns == "" {
+		ns = t.opts.Namespace
+	}
+	return ns
 }
 
 type getInput struct {

@@ -24,6 +24,8 @@ import (
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/httpapi"
 	"github.com/nexus-mem/nexus/mcpserver"
+	"github.com/nexus-mem/nexus/orchestrator"
+	"github.com/nexus-mem/nexus/tasks"
 )
 
 // serveLog is the file in the data directory that a server started by
@@ -291,8 +293,9 @@ type reviving struct {
 }
 
 var (
-	_ nexus.Store    = (*reviving)(nil)
-	_ nexus.Searcher = (*reviving)(nil)
+	_ nexus.Store      = (*reviving)(nil)
+	_ nexus.Searcher   = (*reviving)(nil)
+	_ mcpserver.Agents = (*reviving)(nil)
 )
 
 // again runs f, and once more after ensuring a server if it was refused.
@@ -337,6 +340,50 @@ func (r *reviving) Search(ctx context.Context, req nexus.SearchRequest) (*nexus.
 
 func (r *reviving) Related(ctx context.Context, id nexus.ID, req nexus.SearchRequest) (*nexus.SearchResult, error) {
 	return again(ctx, r, func() (*nexus.SearchResult, error) { return r.Client.Related(ctx, id, req) })
+}
+
+func (r *reviving) RegisterAgent(ctx context.Context, id, name string, caps []string) (tasks.Agent, error) {
+	return again(ctx, r, func() (tasks.Agent, error) { return r.Client.RegisterAgent(ctx, id, name, caps) })
+}
+
+func (r *reviving) Heartbeat(ctx context.Context, id string) (tasks.Agent, error) {
+	return again(ctx, r, func() (tasks.Agent, error) { return r.Client.Heartbeat(ctx, id) })
+}
+
+func (r *reviving) CreateTask(ctx context.Context, n tasks.NewTask) (tasks.Task, error) {
+	return again(ctx, r, func() (tasks.Task, error) { return r.Client.CreateTask(ctx, n) })
+}
+
+func (r *reviving) ClaimTask(ctx context.Context, agentID string) (tasks.Task, bool, error) {
+	type claim struct {
+		t  tasks.Task
+		ok bool
+	}
+	c, err := again(ctx, r, func() (claim, error) {
+		t, ok, err := r.Client.ClaimTask(ctx, agentID)
+		return claim{t, ok}, err
+	})
+	return c.t, c.ok, err
+}
+
+func (r *reviving) CompleteTask(ctx context.Context, id nexus.ID, agentID string, n int, ans tasks.Answer) (tasks.Task, *nexus.Context, error) {
+	type done struct {
+		t tasks.Task
+		c *nexus.Context
+	}
+	d, err := again(ctx, r, func() (done, error) {
+		t, c, err := r.Client.CompleteTask(ctx, id, agentID, n, ans)
+		return done{t, c}, err
+	})
+	return d.t, d.c, err
+}
+
+func (r *reviving) FailTask(ctx context.Context, id nexus.ID, agentID string, n int, reason string, retry bool) (tasks.Task, error) {
+	return again(ctx, r, func() (tasks.Task, error) { return r.Client.FailTask(ctx, id, agentID, n, reason, retry) })
+}
+
+func (r *reviving) Process(ctx context.Context, req orchestrator.Request) (*orchestrator.Answer, error) {
+	return again(ctx, r, func() (*orchestrator.Answer, error) { return r.Client.Process(ctx, req) })
 }
 
 // mcpHandler is the /mcp endpoint of `nexus serve`: the MCP tools over the

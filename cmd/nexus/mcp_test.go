@@ -92,10 +92,17 @@ func mustCall(t *testing.T, cs *mcp.ClientSession, name string, args map[string]
 	}
 }
 
-// exerciseMCP lists the tools and calls each of them, with their error
-// cases, and reads both resources. It writes into namespace ns and expects
-// contexts stored without an agent to have agent.
-func exerciseMCP(t *testing.T, cs *mcp.ClientSession, ns, agent string) {
+// The tools of the memory, and those of the agents and the task queue,
+// which `nexus mcp` offers through its client.
+var (
+	memoryTools = []string{"get_chain", "get_context", "list_contexts", "related_contexts", "search_contexts", "store_context"}
+	agentTools  = []string{"claim_task", "complete_task", "create_task", "fail_task", "heartbeat_agent", "process_context", "register_agent"}
+)
+
+// exerciseMCP lists the tools (want), calls the memory tools, with their
+// error cases, and reads both resources. It writes into namespace ns and
+// expects contexts stored without an agent to have agent.
+func exerciseMCP(t *testing.T, cs *mcp.ClientSession, ns, agent string, want []string) {
 	tools, err := cs.ListTools(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -105,8 +112,9 @@ func exerciseMCP(t *testing.T, cs *mcp.ClientSession, ns, agent string) {
 		names = append(names, tool.Name)
 	}
 	slices.Sort(names)
-	if want := []string{"get_chain", "get_context", "list_contexts", "related_contexts", "search_contexts", "store_context"}; !slices.Equal(names, want) {
-		t.Fatalf("tools %v", names)
+	want = slices.Sorted(slices.Values(want))
+	if !slices.Equal(names, want) {
+		t.Fatalf("tools %v, want %v", names, want)
 	}
 	var root, child nexus.Context
 	mustCall(t, cs, "store_context", map[string]any{"content": "The zebra crossing needs new paint.", "type": "observation", "metadata": map[string]any{"street": "main"}, "namespace": ns}, &root)
@@ -184,7 +192,7 @@ func TestMCP_StdioAndHTTP(t *testing.T) {
 	defer func() { p.cmd.Process.Signal(syscall.SIGTERM); p.cmd.Wait() }()
 	t.Run("stdio", func(t *testing.T) {
 		cs, stderr := mcpProcess(t, "--server", p.url, "--no-start", "--agent", "mcp-test")
-		exerciseMCP(t, cs, "over-stdio", "mcp-test")
+		exerciseMCP(t, cs, "over-stdio", "mcp-test", slices.Concat(memoryTools, agentTools))
 		if strings.Contains(stderr.String(), "level=ERROR") {
 			t.Errorf("stderr: %s", stderr)
 		}
@@ -196,7 +204,7 @@ func TestMCP_StdioAndHTTP(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer cs.Close()
-		exerciseMCP(t, cs, "over-http", "mcp")
+		exerciseMCP(t, cs, "over-http", "mcp", memoryTools)
 	})
 }
 
