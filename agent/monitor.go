@@ -79,6 +79,19 @@ func (r *Runner) Status() Status {
 	return s
 }
 
+// FailuresByClass counts the failed requests and heartbeats by class
+// since the agent was made (what Status counts as Failures); classes that
+// never failed are absent.
+func (r *Runner) FailuresByClass() map[Class]uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[Class]uint64, len(r.byClass))
+	for c, n := range r.byClass {
+		out[c] = n
+	}
+	return out
+}
+
 // errUnhealthy is the failure fed to the breaker to force it open.
 var errUnhealthy = &Error{Class: ClassServer, Message: "heartbeats failed"}
 

@@ -46,7 +46,8 @@ type Runner struct {
 	lastOK       time.Time
 	lastBeat     time.Time
 	openedAt     time.Time
-	condition    Condition // the last one reported to OnChange
+	condition    Condition        // the last one reported to OnChange
+	byClass      map[Class]uint64 // failed requests and heartbeats by class
 	mem          memory
 }
 
@@ -373,6 +374,10 @@ func (r *Runner) failed(e *Error, what string) {
 	}
 	r.failures.Add(1)
 	r.mu.Lock()
+	if r.byClass == nil {
+		r.byClass = map[Class]uint64{}
+	}
+	r.byClass[e.Class]++
 	if countsAgainst(e.Class) {
 		r.consecutive++
 	}

@@ -200,6 +200,9 @@ func TestRunner_ServerErrors(t *testing.T) {
 			if st := r.Status(); st.Retries != 1 || st.Failures != 1 || st.Requests != 2 || st.Condition != agent.Healthy {
 				t.Errorf("%s: status %+v", tc.class, st)
 			}
+			if by := r.FailuresByClass(); len(by) != 1 || by[tc.class] != 1 {
+				t.Errorf("%s: failures by class %v", tc.class, by)
+			}
 			if !strings.Contains(logs(), "class="+string(tc.class)) {
 				t.Errorf("%s: the retry's class is not logged:\n%s", tc.class, logs())
 			}
