@@ -62,6 +62,9 @@ type Options struct {
 	// MaxAttempts is the number of claims a task gets before it fails
 	// (default 3).
 	MaxAttempts int
+	// MaxQueued bounds the tasks waiting for an agent: Create refuses a
+	// task past it with code unavailable (0: no bound).
+	MaxQueued int
 	// Now is the clock (default time.Now), injectable for tests.
 	Now func() time.Time
 	// OnEvent, if set, is told of agent status changes and task
@@ -161,10 +164,11 @@ type Queue struct {
 	store nexus.Store
 	opts  Options
 
-	mu     sync.Mutex
-	tasks  map[nexus.ID]*Task
-	order  []nexus.ID // queued tasks, oldest first (may hold stale ids)
-	agents map[string]*Agent
+	mu      sync.Mutex
+	tasks   map[nexus.ID]*Task
+	order   []nexus.ID // queued tasks, oldest first (may hold stale ids)
+	agents  map[string]*Agent
+	pending int // tasks being created, counted against MaxQueued
 }
 
 // Open returns a queue over store, rebuilt from the task, result and
@@ -382,11 +386,17 @@ func (q *Queue) Create(ctx context.Context, n NewTask) (Task, error) {
 	if n.MaxAttempts == 0 {
 		n.MaxAttempts = q.opts.MaxAttempts
 	}
+	if err := q.reserve(); err != nil {
+		return Task{}, err
+	}
 	meta, _ := json.Marshal(map[string]taskMeta{"task": {Capability: n.Capability, MaxAttempts: n.MaxAttempts}})
 	c, err := q.store.Put(ctx, nexus.Draft{
 		Namespace: n.Namespace, Type: nexus.TypeInstruction, Content: n.Content,
 		Metadata: meta, AgentID: n.Creator, ParentID: n.ParentID,
 	})
+	q.mu.Lock()
+	q.pending--
+	q.mu.Unlock()
 	if err != nil {
 		return Task{}, err
 	}
@@ -398,6 +408,25 @@ func (q *Queue) Create(ctx context.Context, n NewTask) (Task, error) {
 	q.mu.Unlock()
 	q.emit(Event{Kind: "task", ID: t.ID.String(), Status: Queued, Reason: "created"})
 	return out, nil
+}
+
+// reserve counts a task being created against MaxQueued, or refuses it.
+func (q *Queue) reserve() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.opts.MaxQueued > 0 {
+		waiting := q.pending
+		for _, t := range q.tasks {
+			if t.Status == Queued {
+				waiting++
+			}
+		}
+		if waiting >= q.opts.MaxQueued {
+			return nexus.Errorf(nexus.EUnavailable, "the task queue is full: %d tasks wait for an agent (the most allowed); try again once agents have claimed some", waiting)
+		}
+	}
+	q.pending++
+	return nil
 }
 
 // Get returns one task.

@@ -304,3 +304,29 @@ func TestQueue_CapabilitiesAttemptsAndInput(t *testing.T) {
 		t.Fatalf("claim by an unknown agent: %v", err)
 	}
 }
+
+// Past MaxQueued a new task is refused until an agent claims one.
+func TestQueue_MaxQueued(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	q, _ := tasks.Open(ctx, s, tasks.Options{MaxQueued: 2})
+	for i := range 2 {
+		if _, err := q.Create(ctx, tasks.NewTask{Content: fmt.Sprint("task ", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := q.Create(ctx, tasks.NewTask{Content: "one too many"})
+	if nexus.ErrorCode(err) != nexus.EUnavailable || !strings.Contains(nexus.ErrorMessage(err), "2 tasks wait") {
+		t.Fatalf("third task: %v", err)
+	}
+	if list, _ := q.List("", 0); len(list) != 2 {
+		t.Fatalf("%d tasks after a refused one, want 2", len(list))
+	}
+	q.Register("worker", "", nil)
+	if _, ok, err := q.Claim("worker"); !ok || err != nil {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	if _, err := q.Create(ctx, tasks.NewTask{Content: "fits again"}); err != nil {
+		t.Fatalf("after a claim: %v", err)
+	}
+}
