@@ -37,6 +37,40 @@ type IndexFigures struct {
 	LogFailures            int64
 }
 
+// AgentFigures are one of the node's own agents' health and counters,
+// counted since the agent was made.
+type AgentFigures struct {
+	Agent                                                   string
+	Status                                                  string // healthy, degraded, unhealthy or auth_failed
+	Breaker                                                 string // closed, open or half-open
+	Calls, Requests, Retries, Rejected, TokensIn, TokensOut uint64
+	// Failures counts failed requests and heartbeats by class (timeout,
+	// overload, auth, ...).
+	Failures map[string]uint64
+}
+
+// ProcessFigures are one supervised process's state and restarts.
+type ProcessFigures struct {
+	Name     string
+	State    string // starting, running, backoff, stopping, stopped, exited, failed
+	Restarts int    // since the node started
+}
+
+// ExternalFigures are the external agents of the task queue and its tasks.
+type ExternalFigures struct {
+	Active, Lost int
+	Tasks        map[string]int // by state: queued, claimed, completing, done, failed
+}
+
+// The states each family of series is reported in: one series per state,
+// 1 for the current one and 0 for the others.
+var (
+	agentStatuses = []string{"healthy", "degraded", "unhealthy", "auth_failed"}
+	breakerStates = []string{"closed", "half-open", "open"}
+	processStates = []string{"starting", "running", "backoff", "stopping", "stopped", "exited", "failed"}
+	taskStates    = []string{"queued", "claimed", "completing", "done", "failed"}
+)
+
 // Sources are where the metrics read from; nil fields are left out.
 type Sources struct {
 	Health   func(ctx context.Context) nexus.Health
@@ -49,6 +83,12 @@ type Sources struct {
 	// LastBackup returns when the newest backup was written and its size;
 	// ok is false when there is none (the metrics are then absent).
 	LastBackup func() (at time.Time, bytes int64, ok bool)
+	// Agents, Processes and External report the agent work of the node:
+	// its own agents, its supervised processes and the external agents
+	// with their tasks.
+	Agents    func() []AgentFigures
+	Processes func() []ProcessFigures
+	External  func() ExternalFigures
 }
 
 // Metrics is a registry of a node's metrics.
@@ -125,6 +165,9 @@ func New(src Sources) *Metrics {
 		m.reg.MustRegister(&backupCollector{last: src.LastBackup,
 			age:  prometheus.NewDesc("nexus_backup_age_seconds", "Seconds since the newest backup was written.", nil, nil),
 			size: prometheus.NewDesc("nexus_backup_bytes", "Size of the newest backup.", nil, nil)})
+	}
+	if src.Agents != nil || src.Processes != nil || src.External != nil {
+		m.reg.MustRegister(newAgentCollector(src))
 	}
 	if src.Health != nil {
 		m.reg.MustRegister(&healthCollector{check: src.Health, desc: prometheus.NewDesc("nexus_component_status",
@@ -214,4 +257,91 @@ func (c *backupCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, time.Since(at).Seconds())
 	ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(n))
+}
+
+// agentCollector reports the agent work of the node: one set of series per
+// agent and per process, read at scrape time.
+type agentCollector struct {
+	src Sources
+
+	status, breaker, calls, requests, retries, rejected, tokens, failures *prometheus.Desc
+	procState, procRestarts                                               *prometheus.Desc
+	external, tasks                                                       *prometheus.Desc
+}
+
+func newAgentCollector(src Sources) *agentCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, nil)
+	}
+	return &agentCollector{src: src,
+		status:       d("nexus_agent_status", "Condition of each of the node's agents: 1 for the one it is in, 0 for the others.", "agent", "status"),
+		breaker:      d("nexus_agent_breaker_state", "Circuit breaker of each agent: 1 for the state it is in, 0 for the others.", "agent", "state"),
+		calls:        d("nexus_agent_calls_total", "Calls to each agent (through a pool included).", "agent"),
+		requests:     d("nexus_agent_requests_total", "Requests sent to each agent's provider, retries included.", "agent"),
+		retries:      d("nexus_agent_retries_total", "Requests that retried a failed one.", "agent"),
+		rejected:     d("nexus_agent_rejected_total", "Calls refused unsent: breaker open, auth_failed, rate limit.", "agent"),
+		tokens:       d("nexus_agent_tokens_total", "Tokens as the provider counted them (estimated if it did not), in the prompt (in) and the answer (out).", "agent", "direction"),
+		failures:     d("nexus_agent_failures_total", "Failed requests and heartbeats of each agent by class (timeout, overload, server, rate_limit, auth, ...).", "agent", "class"),
+		procState:    d("nexus_supervised_process_state", "State of each supervised process: 1 for the one it is in, 0 for the others.", "process", "state"),
+		procRestarts: d("nexus_supervised_process_restarts_total", "Restarts of each supervised process since the node started.", "process"),
+		external:     d("nexus_external_agents", "External agents registered with the task queue, by status (active: lease current; lost: lapsed).", "status"),
+		tasks:        d("nexus_tasks", "Tasks of the queue by state.", "state"),
+	}
+}
+
+func (c *agentCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.status, c.breaker, c.calls, c.requests, c.retries, c.rejected, c.tokens, c.failures,
+		c.procState, c.procRestarts, c.external, c.tasks} {
+		ch <- d
+	}
+}
+
+func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	oneOf := func(d *prometheus.Desc, name string, states []string, got string) {
+		for _, st := range states {
+			gauge(d, boolFloat(st == got), name, st)
+		}
+	}
+	if c.src.Agents != nil {
+		for _, a := range c.src.Agents() {
+			oneOf(c.status, a.Agent, agentStatuses, a.Status)
+			oneOf(c.breaker, a.Agent, breakerStates, a.Breaker)
+			counter(c.calls, a.Calls, a.Agent)
+			counter(c.requests, a.Requests, a.Agent)
+			counter(c.retries, a.Retries, a.Agent)
+			counter(c.rejected, a.Rejected, a.Agent)
+			counter(c.tokens, a.TokensIn, a.Agent, "in")
+			counter(c.tokens, a.TokensOut, a.Agent, "out")
+			for class, n := range a.Failures {
+				counter(c.failures, n, a.Agent, class)
+			}
+		}
+	}
+	if c.src.Processes != nil {
+		for _, p := range c.src.Processes() {
+			oneOf(c.procState, p.Name, processStates, p.State)
+			counter(c.procRestarts, uint64(p.Restarts), p.Name)
+		}
+	}
+	if c.src.External != nil {
+		e := c.src.External()
+		gauge(c.external, float64(e.Active), "active")
+		gauge(c.external, float64(e.Lost), "lost")
+		for _, st := range taskStates {
+			gauge(c.tasks, float64(e.Tasks[st]), st)
+		}
+	}
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

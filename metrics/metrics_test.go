@@ -78,9 +78,53 @@ func TestMetrics_ReadSourcesAtScrape(t *testing.T) {
 
 func TestMetrics_NilSourcesAbsent(t *testing.T) {
 	out := scrape(t, metrics.New(metrics.Sources{}))
-	for _, absent := range []string{"nexus_contexts", "nexus_cache_", "nexus_index_", "nexus_disk_free", "nexus_component_status", "nexus_backup_"} {
+	for _, absent := range []string{"nexus_contexts", "nexus_cache_", "nexus_index_", "nexus_disk_free", "nexus_component_status", "nexus_backup_", "nexus_agent_", "nexus_supervised_", "nexus_external_", "nexus_tasks"} {
 		if strings.Contains(out, absent) {
 			t.Errorf("scrape has %q without its source", absent)
 		}
+	}
+}
+
+func TestMetrics_Agents(t *testing.T) {
+	figures := []metrics.AgentFigures{
+		{Agent: "primary", Status: "unhealthy", Breaker: "open", Calls: 4, Requests: 6, Retries: 2, Rejected: 1, TokensIn: 30, TokensOut: 7,
+			Failures: map[string]uint64{"overload": 5, "timeout": 1}},
+		{Agent: "backup", Status: "healthy", Breaker: "closed", Calls: 3, Requests: 3},
+	}
+	restarts := 2
+	m := metrics.New(metrics.Sources{
+		Agents: func() []metrics.AgentFigures { return figures },
+		Processes: func() []metrics.ProcessFigures {
+			return []metrics.ProcessFigures{{Name: "coder", State: "backoff", Restarts: restarts}}
+		},
+		External: func() metrics.ExternalFigures {
+			return metrics.ExternalFigures{Active: 2, Lost: 1, Tasks: map[string]int{"queued": 3, "done": 9}}
+		},
+	})
+	out := scrape(t, m)
+	for _, want := range []string{
+		`nexus_agent_status{agent="primary",status="unhealthy"} 1`, `nexus_agent_status{agent="primary",status="healthy"} 0`,
+		`nexus_agent_status{agent="backup",status="healthy"} 1`, `nexus_agent_status{agent="backup",status="auth_failed"} 0`,
+		`nexus_agent_breaker_state{agent="primary",state="open"} 1`, `nexus_agent_breaker_state{agent="primary",state="closed"} 0`,
+		`nexus_agent_breaker_state{agent="backup",state="closed"} 1`,
+		`nexus_agent_calls_total{agent="primary"} 4`, `nexus_agent_requests_total{agent="primary"} 6`,
+		`nexus_agent_retries_total{agent="primary"} 2`, `nexus_agent_rejected_total{agent="primary"} 1`,
+		`nexus_agent_tokens_total{agent="primary",direction="in"} 30`, `nexus_agent_tokens_total{agent="primary",direction="out"} 7`,
+		`nexus_agent_failures_total{agent="primary",class="overload"} 5`, `nexus_agent_failures_total{agent="primary",class="timeout"} 1`,
+		`nexus_supervised_process_state{process="coder",state="backoff"} 1`, `nexus_supervised_process_state{process="coder",state="running"} 0`,
+		`nexus_supervised_process_restarts_total{process="coder"} 2`,
+		`nexus_external_agents{status="active"} 2`, `nexus_external_agents{status="lost"} 1`,
+		`nexus_tasks{state="queued"} 3`, `nexus_tasks{state="done"} 9`, `nexus_tasks{state="claimed"} 0`,
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("scrape lacks %q", want)
+		}
+	}
+	if strings.Contains(out, `nexus_agent_failures_total{agent="backup"`) {
+		t.Error("a class that never failed has a series")
+	}
+	restarts = 3
+	if out := scrape(t, m); !strings.Contains(out, `nexus_supervised_process_restarts_total{process="coder"} 3`) {
+		t.Error("a second scrape did not read the processes again")
 	}
 }
