@@ -18,8 +18,9 @@ import (
 // nodeComponents is the cascade of a running node, in recovery order:
 // what each component's failure looks like and how the node repairs it
 // without stopping. sources lists the backups to repair objects from,
-// best first (the mirror, then the bundles newest first).
-func nodeComponents(store *gitstore.Store, engine *search.Engine, sources func() []string) []recovery.Component {
+// best first (the mirror, then the bundles newest first); agents is the
+// agents layer (agents_recovery.go).
+func nodeComponents(store *gitstore.Store, engine *search.Engine, sources func() []string, agents recovery.Component) []recovery.Component {
 	checks := store.HealthCheckers()
 	comps := []recovery.Component{
 		{
@@ -56,7 +57,7 @@ func nodeComponents(store *gitstore.Store, engine *search.Engine, sources func()
 			},
 		},
 		{Name: nexus.ComponentIndex},
-		{Name: nexus.ComponentAgents}, // no agents run on this node yet
+		agents,
 	}
 	if engine != nil {
 		comps[3] = recovery.Component{

@@ -387,11 +387,12 @@ func (r *reviving) Process(ctx context.Context, req orchestrator.Request) (*orch
 }
 
 // mcpHandler is the /mcp endpoint of `nexus serve`: the MCP tools over the
-// node's own store and searcher (nil: no search tools). maxBody bounds
+// node's own store and searcher (nil: no search tools), and the agent and
+// task tools over its task queue and agents (nil: none). maxBody bounds
 // request bodies; the SDK logs only warnings and errors, as it would
 // otherwise log every stateless request.
-func mcpHandler(store nexus.Store, searcher nexus.Searcher, maxBody int64, log *slog.Logger) http.Handler {
-	s := mcpserver.New(store, searcher, mcpserver.Options{Logger: slog.New(atLeast{log.Handler(), slog.LevelWarn})})
+func mcpHandler(store nexus.Store, searcher nexus.Searcher, agents mcpserver.Agents, maxBody int64, log *slog.Logger) http.Handler {
+	s := mcpserver.New(store, searcher, mcpserver.Options{Logger: slog.New(atLeast{log.Handler(), slog.LevelWarn}), Agents: agents})
 	return mcpserver.NewHandler(s, maxBody)
 }
 

@@ -204,7 +204,17 @@ func TestMCP_StdioAndHTTP(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer cs.Close()
-		exerciseMCP(t, cs, "over-http", "mcp", memoryTools)
+		exerciseMCP(t, cs, "over-http", "mcp", slices.Concat(memoryTools, agentTools))
+		// The tools act on the node's own task queue.
+		mustCall(t, cs, "register_agent", map[string]any{"agent_id": "mcp-over-http"}, nil)
+		resp, err := http.Get(p.url + "/v1/agents/mcp-over-http")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("the agent registered over /mcp: GET /v1/agents/mcp-over-http answered %d", resp.StatusCode)
+		}
 	})
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/gitstore"
 	"github.com/nexus-mem/nexus/httpapi"
+	"github.com/nexus-mem/nexus/mcpserver"
 	"github.com/nexus-mem/nexus/metrics"
 	"github.com/nexus-mem/nexus/recovery"
 	"github.com/nexus-mem/nexus/search"
@@ -47,6 +48,7 @@ type serveConfig struct {
 	recoverEvery time.Duration
 	mirror       string
 	mirrorEvery  time.Duration
+	configFile   string
 }
 
 func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
@@ -68,6 +70,7 @@ func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.DurationVar(&c.recoverEvery, "recover-interval", 10*time.Second, "how often the cascading recovery checks every component")
 	fs.StringVar(&c.mirror, "mirror", "", "bare repository path to push every ref to (created if missing); also a source for repairs")
 	fs.DurationVar(&c.mirrorEvery, "mirror-interval", 10*time.Minute, "how often to push to --mirror")
+	fs.StringVar(&c.configFile, "config", env("NEXUS_CONFIG", ""), "YAML file of the node's agents, pools, supervised processes and limits (env NEXUS_CONFIG)")
 	fs.IntVar(&c.memoryMiB, "memory-budget-mib", 0, "memory budget; over 90 % of it the L1 cache shrinks (default: the cgroup limit, if any)")
 	if err := fs.Parse(args); err != nil {
 		return nil, usageError{err}
@@ -108,6 +111,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer pprof.StopCPUProfile()
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	agents, err := loadNodeAgents(cfg.configFile, cfg.data, logger)
+	if err != nil {
+		return err
+	}
 	var engine *search.Engine
 	var notify atomic.Pointer[search.Engine] // set once the engine exists
 	var hooks eventHooks                     // feed the event bus once it exists
@@ -161,7 +168,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	var mets *metrics.Metrics
-	mgr := recovery.New(nodeComponents(store, engine, repairSources(cfg.mirror, cfg.backupDir)), recovery.Options{
+	mgr := recovery.New(nodeComponents(store, engine, repairSources(cfg.mirror, cfg.backupDir), agents.component()), recovery.Options{
 		Interval: cfg.recoverEvery, Logger: logger,
 		OnFailure:  func(c string) { mets.RecordFailure(c) },
 		OnRecovery: func(c string, ok bool, took time.Duration) { mets.RecordRecovery(c, ok, took) },
@@ -170,8 +177,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			stop(&fatalStop{s})
 		},
 	})
-	health, mets := observe(mgr.Checkers(), store, engine, cfg.data, cfg.backupDir)
+	health, mets := observe(mgr.Checkers(), store, engine, agents, cfg.data, cfg.backupDir)
 	if err := startupCheck(ctx, store, mets, logger); err != nil {
+		ln.Close()
+		closeAll(engine, store)
+		return err
+	}
+	if err := agents.start(ctx, store, bus); err != nil {
+		agents.close(cfg.shutdownWait)
 		ln.Close()
 		closeAll(engine, store)
 		return err
@@ -190,7 +203,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Handler: httpapi.NewServer(store, httpapi.Options{
 			Token: token, MaxBodyBytes: int64(cfg.maxContent)*6 + 256<<10, Logger: logger, Ready: store.Ready,
 			Searcher: searcher, Health: health, Metrics: mets.Handler(), Events: bus,
-			MCP: mcpHandler(store, searcher, int64(cfg.maxContent)*6+256<<10, logger),
+			Tasks: agents.queue, Agents: agents.orchestrator(), AgentStatus: agents.status(),
+			MCP: mcpHandler(store, searcher, mcpserver.LocalAgents(agents.queue, agents.orchestrator()), int64(cfg.maxContent)*6+256<<10, logger),
 			Fsck: func(ctx context.Context, deep bool) (any, error) {
 				rep, err := store.Fsck(ctx, deep)
 				if err == nil {
@@ -216,7 +230,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	logger.Info("nexus serving", "addr", "http://"+ln.Addr().String(), "data", cfg.data, "contexts", store.Len(), "head", store.Head())
 	fmt.Fprintf(stdout, "nexus listening on http://%s (data %s, %d contexts)\n", ln.Addr(), cfg.data, store.Len())
-	err = serveUntilDone(ctx, srv, ln, engine, store, cfg.shutdownWait, logger)
+	err = serveUntilDone(ctx, srv, ln, agents, engine, store, cfg.shutdownWait, logger)
 	var fs *fatalStop
 	if errors.As(context.Cause(ctx), &fs) {
 		return exitCode{fsckDamaged, fmt.Sprintf("the node stopped: %s\nrun `nexus recover --data %s` (it says what to restore if it cannot repair)", fs.step, cfg.data)}
@@ -230,7 +244,7 @@ type fatalStop struct{ step recovery.Step }
 func (f *fatalStop) Error() string { return f.step.String() }
 
 // observe builds the node's health check and metrics from its parts.
-func observe(checkers map[string]nexus.HealthChecker, store *gitstore.Store, engine *search.Engine, data, backups string) (func(context.Context) nexus.Health, *metrics.Metrics) {
+func observe(checkers map[string]nexus.HealthChecker, store *gitstore.Store, engine *search.Engine, agents *nodeAgents, data, backups string) (func(context.Context) nexus.Health, *metrics.Metrics) {
 	src := metrics.Sources{
 		Contexts: store.Len,
 		Cache: func() metrics.CacheFigures {
@@ -252,6 +266,7 @@ func observe(checkers map[string]nexus.HealthChecker, store *gitstore.Store, eng
 			return metrics.IndexFigures{Indexed: st.Indexed, Lag: st.Lag, NoVector: st.NoVector, LogFailures: st.LogFailures}
 		}
 	}
+	agents.metricSources(&src)
 	health := func(ctx context.Context) nexus.Health { return nexus.CheckHealth(ctx, checkers) }
 	src.Health = health
 	return health, metrics.New(src)
@@ -269,15 +284,18 @@ func closeAll(engine *search.Engine, store *gitstore.Store) error {
 	return err
 }
 
-// serveUntilDone serves until ctx ends, then stops accepting, waits for
-// in-flight requests (so acknowledged writes finish) and closes the store.
-func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, engine *search.Engine, store *gitstore.Store, wait time.Duration, log *slog.Logger) error {
+// serveUntilDone serves until ctx ends, then stops the supervised
+// processes (while the server still answers them), stops accepting, waits
+// for in-flight requests (so acknowledged writes finish), stops the agents
+// (their last checkpoints go to the store) and closes the store.
+func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, agents *nodeAgents, engine *search.Engine, store *gitstore.Store, wait time.Duration, log *slog.Logger) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	var serveErr error
 	select {
 	case serveErr = <-errc:
 	case <-ctx.Done():
+		agents.stopProcesses(wait)
 		log.Info("shutting down: draining in-flight requests")
 		sctx, cancel := context.WithTimeout(context.Background(), wait)
 		serveErr = srv.Shutdown(sctx)
@@ -286,6 +304,7 @@ func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, engi
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
 	}
+	agents.close(wait)
 	if err := closeAll(engine, store); err != nil && serveErr == nil {
 		serveErr = err
 	}
