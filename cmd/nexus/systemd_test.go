@@ -28,7 +28,7 @@ func TestSystemdUnit(t *testing.T) {
 			"Type=exec\n", "User=nexus\n", "Group=nexus\n", "StateDirectory=nexus\n",
 			"Restart=on-failure\n", "RestartSec=5s\n",
 			"# Exit code 4: the node stopped itself because a critical component is damaged\n",
-			"RestartPreventExitStatus=4\n",
+			"RestartPreventExitStatus=2 4\n",
 			"TimeoutStopSec=45s\n", "KillMode=mixed\n", "LimitNOFILE=65536\n",
 			"EnvironmentFile=-/etc/nexus/nexus.env\n",
 			"ProtectSystem=strict\n", "ReadWritePaths=/var/lib/nexus\n", "ProtectHome=yes\n",
