@@ -447,3 +447,26 @@ func TestAgentsAPI_disabled(t *testing.T) {
 		}
 	}
 }
+
+// A full queue refuses new tasks with 503 until agents claim some.
+func TestAgentsAPI_queueFull(t *testing.T) {
+	st, err := gitstore.Open(t.TempDir(), gitstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	q, err := tasks.Open(t.Context(), st, tasks.Options{MaxQueued: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(httpapi.NewServer(st, httpapi.Options{Tasks: q}))
+	defer srv.Close()
+	call := newDocCaller(t, loadOpenAPI(t), srv).call
+	call("POST", "/v1/tasks", js, `{"content":"first"}`, true, 201)
+	if msg := decode[apiError](t, call("POST", "/v1/tasks", js, `{"content":"second"}`, true, 503)).Error.Message; !strings.Contains(msg, "queue is full") {
+		t.Errorf("a task past the bound: %q", msg)
+	}
+	call("POST", "/v1/agents", js, `{"id":"a"}`, true, 201)
+	call("POST", "/v1/tasks/claim", js, `{"agent_id":"a"}`, true, 200)
+	call("POST", "/v1/tasks", js, `{"content":"second"}`, true, 201)
+}

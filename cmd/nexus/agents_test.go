@@ -2,11 +2,15 @@ package main_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/nexus-mem/nexus"
@@ -256,5 +260,47 @@ func TestCLI_agentsDisabled(t *testing.T) {
 	}
 	if _, errOut, code := nexusCLI(t, "tasks", "--server", srv.URL); code != 1 || !strings.Contains(errOut, "the task queue is not enabled on this server (not_found)") {
 		t.Errorf("tasks: %d %s", code, errOut)
+	}
+}
+
+// The verbs against the real server, its agent from --config calling a
+// fake OpenAI-compatible provider.
+func TestCLI_agentsServe(t *testing.T) {
+	provider := agenttest.NewProvider(t, "writer")
+	cfg := filepath.Join(t.TempDir(), "nexus.yaml")
+	yaml := fmt.Sprintf("agents:\n  - id: writer\n    provider: openai\n    base_url: %s\n    model: %s\n    capabilities: [docs]\n    heartbeat: {interval: 0}\n", provider.URL, agenttest.Model)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startServe(t, t.TempDir(), "--config="+cfg, "--no-search")
+	defer func() { p.cmd.Process.Signal(syscall.SIGTERM); p.cmd.Wait() }()
+	c := httpapi.NewClient(p.url)
+	if _, err := c.RegisterAgent(t.Context(), "coder", "", []string{"code"}); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := nexusCLI(t, "agents", "--server", p.url)
+	if code != 0 || !fields(line(t, out, "writer"), "writer", "healthy", "closed", "openai/"+agenttest.Model, "docs", "0", "0", "-") ||
+		!strings.Contains(line(t, out, "coder"), "active") {
+		t.Fatalf("nexus agents: %d\n%s%s", code, out, errOut)
+	}
+	ctx, err := c.Put(t.Context(), nexus.Draft{Type: nexus.TypeInstruction, Content: "Summarize the release notes."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = nexusCLI(t, "agents", "process", "--server", p.url, "--capability", "docs", ctx.ID.String())
+	if code != 0 || !strings.Contains(out, agenttest.Answer("writer", ctx.Content)) || provider.Calls() != 1 {
+		t.Fatalf("nexus agents process: %d\n%s%s", code, out, errOut)
+	}
+	out, errOut, code = nexusCLI(t, "tasks", "create", "--server", p.url, "--capability", "code", "Fix the parser.")
+	id, _, _ := strings.Cut(out, " ")
+	if code != 0 || !strings.HasPrefix(out, id+" queued ") {
+		t.Fatalf("nexus tasks create: %d %s%s", code, out, errOut)
+	}
+	if _, ok, err := c.ClaimTask(t.Context(), "coder"); !ok || err != nil {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	out, _, code = nexusCLI(t, "tasks", "--server", p.url, "--status", "claimed")
+	if code != 0 || !fields(line(t, out, id), id, "claimed", "1/3", "code", "coder", "-", "Fix", "the", "parser.") {
+		t.Errorf("nexus tasks --status claimed: %d\n%s", code, out)
 	}
 }

@@ -185,6 +185,70 @@ func exerciseMCP(t *testing.T, cs *mcp.ClientSession, ns, agent string, want []s
 	}
 }
 
+// exerciseTasks has external agents register, claim, heartbeat and
+// complete tasks through the task tools; a claim that is no longer
+// current is a conflict for its old holder, and the server without
+// --config runs no agents to process a context.
+func exerciseTasks(t *testing.T, cs *mcp.ClientSession) {
+	type task struct {
+		ID     string
+		Status string
+		Claim  int
+		Result string
+	}
+	var claim struct {
+		Claimed bool
+		Task    task
+	}
+	var agent struct {
+		Status string
+		Claims []string
+	}
+	for _, id := range []string{"worker-1", "worker-2"} {
+		mustCall(t, cs, "register_agent", map[string]any{"agent_id": id, "capabilities": []string{"code"}}, &agent)
+	}
+	var fix, review task
+	mustCall(t, cs, "create_task", map[string]any{"content": "Fix the parser.", "capability": "code"}, &fix)
+	mustCall(t, cs, "claim_task", map[string]any{"agent_id": "worker-1"}, &claim)
+	if !claim.Claimed || claim.Task.ID != fix.ID || claim.Task.Claim != 1 {
+		t.Fatalf("claim_task: %+v", claim)
+	}
+	mustCall(t, cs, "heartbeat_agent", map[string]any{"agent_id": "worker-1"}, &agent)
+	if agent.Status != "active" || !slices.Equal(agent.Claims, []string{fix.ID}) {
+		t.Errorf("heartbeat_agent: %+v", agent)
+	}
+	var done struct {
+		Task   task
+		Result nexus.Context
+	}
+	mustCall(t, cs, "complete_task", map[string]any{"task_id": fix.ID, "agent_id": "worker-1", "claim": 1, "content": "Fixed."}, &done)
+	if done.Task.Status != "done" || done.Result.ParentID.String() != fix.ID || done.Result.AgentID != "worker-1" || done.Task.Result != done.Result.ID.String() {
+		t.Fatalf("complete_task: %+v", done)
+	}
+
+	// worker-1 hands the review back; worker-2 takes it under claim 2.
+	mustCall(t, cs, "create_task", map[string]any{"content": "Review the fix."}, &review)
+	mustCall(t, cs, "claim_task", map[string]any{"agent_id": "worker-1"}, &claim)
+	mustCall(t, cs, "fail_task", map[string]any{"task_id": review.ID, "agent_id": "worker-1", "claim": claim.Task.Claim, "reason": "out of time", "retry": true}, &review)
+	if review.Status != "queued" {
+		t.Fatalf("fail_task with retry: %+v", review)
+	}
+	mustCall(t, cs, "claim_task", map[string]any{"agent_id": "worker-2"}, &claim)
+	if claim.Task.ID != review.ID || claim.Task.Claim != 2 {
+		t.Fatalf("worker-2 claims: %+v", claim)
+	}
+	if code, msg := callTool(t, cs, "complete_task", map[string]any{"task_id": review.ID, "agent_id": "worker-1", "claim": 1, "content": "LGTM"}, nil); code != nexus.EConflict || !strings.Contains(msg, "not current") {
+		t.Errorf("complete_task with a stale claim: %s %q", code, msg)
+	}
+	mustCall(t, cs, "complete_task", map[string]any{"task_id": review.ID, "agent_id": "worker-2", "claim": 2, "content": "One nit."}, &done)
+	if done.Result.AgentID != "worker-2" {
+		t.Errorf("worker-2 completes: %+v", done)
+	}
+	if code, msg := callTool(t, cs, "process_context", map[string]any{"context_id": fix.ID, "agent": "writer"}, nil); code != nexus.ENotFound || !strings.Contains(msg, "runs no agents") {
+		t.Errorf("process_context on a node without agents: %s %q", code, msg)
+	}
+}
+
 // The real `nexus mcp` over stdio and /mcp of the real server, both driven
 // by the SDK's client, give the same answers from one memory.
 func TestMCP_StdioAndHTTP(t *testing.T) {
@@ -193,6 +257,7 @@ func TestMCP_StdioAndHTTP(t *testing.T) {
 	t.Run("stdio", func(t *testing.T) {
 		cs, stderr := mcpProcess(t, "--server", p.url, "--no-start", "--agent", "mcp-test")
 		exerciseMCP(t, cs, "over-stdio", "mcp-test", slices.Concat(memoryTools, agentTools))
+		exerciseTasks(t, cs)
 		if strings.Contains(stderr.String(), "level=ERROR") {
 			t.Errorf("stderr: %s", stderr)
 		}
@@ -205,6 +270,7 @@ func TestMCP_StdioAndHTTP(t *testing.T) {
 		}
 		defer cs.Close()
 		exerciseMCP(t, cs, "over-http", "mcp", slices.Concat(memoryTools, agentTools))
+		exerciseTasks(t, cs)
 		// The tools act on the node's own task queue.
 		mustCall(t, cs, "register_agent", map[string]any{"agent_id": "mcp-over-http"}, nil)
 		resp, err := http.Get(p.url + "/v1/agents/mcp-over-http")
