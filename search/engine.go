@@ -194,11 +194,21 @@ func (e *Engine) reset() error {
 	return nil
 }
 
-// Close stops indexing and saves the indexes. Calling it again does
-// nothing.
+// closeDrain bounds how long Close lets the indexer catch up first.
+const closeDrain = 3 * time.Second
+
+// Close stops indexing and saves the indexes. It first lets the indexer
+// catch up with the store for a moment, so that the vectors of the last
+// writes are kept in git rather than embedded again at the next start.
+// Calling it again does nothing.
 func (e *Engine) Close() error {
 	err := errAlreadyClosed
 	e.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), closeDrain)
+		if werr := e.waitIndexed(ctx, e.src.Len()); werr != nil {
+			e.log.Info("closing with contexts not indexed yet; the next start indexes them", "err", werr)
+		}
+		cancel()
 		close(e.closing)
 		e.wg.Wait()
 		err = e.save()

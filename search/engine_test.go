@@ -565,3 +565,34 @@ func TestEngine_MetadataNumbers(t *testing.T) {
 		}
 	}
 }
+
+// Contexts written just before Close are indexed and their vectors kept
+// in git before the engine stops, so the next start embeds nothing.
+func TestEngine_CloseKeepsLastVectors(t *testing.T) {
+	c := mustCorpus(t)
+	dir := t.TempDir()
+	e, err := search.Open(c.store, embed.NewHashing(64), search.Options{Dir: dir, Log: c.store.SideLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSearch(t, e, nexus.SearchRequest{Query: "billing", Mode: nexus.Semantic, Consistent: true})
+	for i := range 40 {
+		if _, err := c.store.Put(context.Background(), nexus.Draft{Type: nexus.TypeMemory, Content: fmt.Sprint("written just before the shutdown ", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := &countingEmbedder{Hashing: embed.NewHashing(64)}
+	os.RemoveAll(dir)
+	r, err := search.Open(c.store, again, search.Options{Dir: dir, Log: c.store.SideLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	mustSearch(t, r, nexus.SearchRequest{Query: "shutdown", Mode: nexus.Semantic, Consistent: true})
+	if n := again.texts.Load(); n != 1 {
+		t.Fatalf("the rebuild embedded %d texts; want only the query", n)
+	}
+}
