@@ -390,7 +390,9 @@ func (q *Queue) Create(ctx context.Context, n NewTask) (Task, error) {
 		return Task{}, err
 	}
 	meta, _ := json.Marshal(map[string]taskMeta{"task": {Capability: n.Capability, MaxAttempts: n.MaxAttempts}})
-	c, err := q.store.Put(ctx, nexus.Draft{
+	// Not cancelled with the request: once submitted, the write's outcome
+	// must be known, or a task could exist in the store but not the queue.
+	c, err := q.store.Put(context.WithoutCancel(ctx), nexus.Draft{
 		Namespace: n.Namespace, Type: nexus.TypeInstruction, Content: n.Content,
 		Metadata: meta, AgentID: n.Creator, ParentID: n.ParentID,
 	})
@@ -545,7 +547,10 @@ func (q *Queue) Complete(ctx context.Context, id nexus.ID, agentID string, claim
 	}
 	ns := t.Namespace
 	q.mu.Unlock()
-	c, err := q.store.Put(ctx, nexus.Draft{Namespace: ns, Type: ans.Type, Content: ans.Content, Metadata: meta, AgentID: agentID, ParentID: id})
+	// Not cancelled with the request: a write cut off by a client that
+	// went away may still commit, and the claim must not be given back
+	// while a result may exist (it would be completed twice).
+	c, err := q.store.Put(context.WithoutCancel(ctx), nexus.Draft{Namespace: ns, Type: ans.Type, Content: ans.Content, Metadata: meta, AgentID: agentID, ParentID: id})
 	q.mu.Lock()
 	if err != nil {
 		t.Status = Claimed // the claim still holds; the agent may try again
@@ -577,7 +582,7 @@ func (q *Queue) Fail(ctx context.Context, id nexus.ID, agentID string, claim int
 	ns := t.Namespace
 	q.mu.Unlock()
 	meta, _ := json.Marshal(map[string]taskMeta{"task": {ID: id, Claim: claim, Final: final}})
-	_, err = q.store.Put(ctx, nexus.Draft{Namespace: ns, Type: nexus.TypeError, Content: reason, Metadata: meta, AgentID: agentID, ParentID: id})
+	_, err = q.store.Put(context.WithoutCancel(ctx), nexus.Draft{Namespace: ns, Type: nexus.TypeError, Content: reason, Metadata: meta, AgentID: agentID, ParentID: id})
 	q.mu.Lock()
 	if err != nil {
 		t.Status = Claimed
@@ -615,12 +620,25 @@ func withTask(raw json.RawMessage, m taskMeta) (json.RawMessage, error) {
 	return json.Marshal(obj)
 }
 
+// lapse is a claim lost to a lapsed lease, recorded in the store as a
+// failed attempt so that attempts survive a restart.
+type lapse struct {
+	task  nexus.ID
+	ns    string
+	agent string
+	claim int
+	final bool
+	why   string
+}
+
 // Reap expires lapsed leases: an agent without a heartbeat is lost and
 // its claims go back to the queue; so does a claim whose own lease lapsed.
-// It returns how many tasks went back.
+// Each lost claim is stored as a failed attempt (an error context, child
+// of the task). It returns how many tasks went back.
 func (q *Queue) Reap() int {
 	now := q.opts.Now()
 	var events []Event
+	var lapses []lapse
 	n := 0
 	q.mu.Lock()
 	for _, a := range q.agents {
@@ -646,12 +664,14 @@ func (q *Queue) Reap() int {
 		q.release(t)
 		agent := t.ClaimedBy
 		t.ClaimedBy, t.LeaseExpires = "", time.Time{}
-		if t.Attempts >= t.MaxAttempts {
+		final := t.Attempts >= t.MaxAttempts
+		if final {
 			t.Status, t.Error = Failed, fmt.Sprintf("%d attempts, the last lost: %s", t.Attempts, why)
 		} else {
-			t.Status = Queued
+			t.Status, t.Error = Queued, "claim "+fmt.Sprint(t.Claim)+" lost: "+why
 			q.order = append(q.order, t.ID)
 		}
+		lapses = append(lapses, lapse{task: t.ID, ns: t.Namespace, agent: agent, claim: t.Claim, final: final, why: why})
 		n++
 		events = append(events, Event{Kind: "task", ID: t.ID.String(), Status: t.Status, Agent: agent, Reason: why})
 	}
@@ -659,6 +679,13 @@ func (q *Queue) Reap() int {
 	for _, e := range events {
 		q.opts.Logger.Warn("lease lapsed", "kind", e.Kind, "id", e.ID, "status", e.Status, "reason", e.Reason)
 		q.emit(e)
+	}
+	for _, l := range lapses {
+		meta, _ := json.Marshal(map[string]taskMeta{"task": {ID: l.task, Claim: l.claim, Final: l.final}})
+		d := nexus.Draft{Namespace: l.ns, Type: nexus.TypeError, Content: "claim lost: " + l.why, Metadata: meta, AgentID: l.agent, ParentID: l.task}
+		if _, err := q.store.Put(context.Background(), d); err != nil {
+			q.opts.Logger.Warn("recording a lost claim failed; after a restart the task gets that attempt back", "task", l.task, "err", err)
+		}
 	}
 	return n
 }

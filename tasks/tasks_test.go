@@ -330,3 +330,86 @@ func TestQueue_MaxQueued(t *testing.T) {
 		t.Fatalf("after a claim: %v", err)
 	}
 }
+
+// lateStore commits like the real store but, like it, reports the
+// request's cancellation when the caller stopped waiting, although the
+// write went through ("the write may still be committed").
+type lateStore struct{ nexus.Store }
+
+func (l lateStore) Put(ctx context.Context, d nexus.Draft) (*nexus.Context, error) {
+	c, err := l.Store.Put(context.WithoutCancel(ctx), d)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return c, err
+}
+
+// A completion whose request is cancelled while the result is written
+// still counts once: the claim is not handed back, so no second result
+// can follow.
+func TestQueue_CompleteCancelledIsOnce(t *testing.T) {
+	s, _ := open(t)
+	q, err := tasks.Open(context.Background(), lateStore{s}, tasks.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Register("w", "", nil)
+	task, _ := q.Create(context.Background(), tasks.NewTask{Content: "answer once"})
+	c, _, _ := q.Claim("w")
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	done, res, err := q.Complete(gone, task.ID, "w", c.Claim, tasks.Answer{Content: "first"})
+	if err != nil || done.Status != tasks.Done || res == nil {
+		t.Fatalf("cancelled completion: %+v %v", done, err)
+	}
+	if _, _, err := q.Complete(context.Background(), task.ID, "w", c.Claim, tasks.Answer{Content: "second"}); nexus.ErrorCode(err) != nexus.EConflict {
+		t.Fatalf("retry after a cancelled completion: %v", err)
+	}
+	if rs := results(t, s, task.ID); len(rs) != 1 || rs[0].Content != "first" {
+		t.Fatalf("results: %+v", rs)
+	}
+}
+
+// Claims lost to lapsed leases are stored as failed attempts, so a
+// restart neither gives a task its attempts back nor revives one that ran
+// out of them.
+func TestQueue_LapsesSurviveRestart(t *testing.T) {
+	ctx := context.Background()
+	s, dir := open(t)
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	opts := tasks.Options{AgentLease: time.Hour, ClaimLease: time.Minute, MaxAttempts: 2, Now: clk.now}
+	q, _ := tasks.Open(ctx, s, opts)
+	q.Register("slow", "", nil)
+	once, _ := q.Create(ctx, tasks.NewTask{Content: "lapses once"})
+	twice, _ := q.Create(ctx, tasks.NewTask{Content: "lapses twice"})
+	q.Claim("slow")
+	q.Claim("slow")
+	clk.add(2 * time.Minute)
+	q.Reap() // both lose claim 1
+	c, _, _ := q.Claim("slow")
+	if c.ID != once.ID || c.Claim != 2 {
+		t.Fatalf("second claim: %+v", c)
+	}
+	clk.add(2 * time.Minute)
+	q.Reap() // "once" loses claim 2: out of attempts
+	kids, _ := s.Children(ctx, once.ID)
+	if len(kids) != 2 || kids[0].Type != nexus.TypeError || !strings.Contains(kids[0].Content, "lease lapsed") {
+		t.Fatalf("lapses recorded: %+v", kids)
+	}
+	s.Close()
+	s2, err := gitstore.Open(dir, gitstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	q2, err := tasks.Open(ctx, s2, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := q2.Get(once.ID); g.Status != tasks.Failed || g.Attempts != 2 {
+		t.Fatalf("task out of attempts after restart: %+v", g)
+	}
+	if g, _ := q2.Get(twice.ID); g.Status != tasks.Queued || g.Attempts != 1 || !strings.Contains(g.Error, "lease lapsed") {
+		t.Fatalf("task with one lost claim after restart: %+v", g)
+	}
+}
