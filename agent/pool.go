@@ -209,6 +209,12 @@ func (p *Pool) failure(errs []*Error, sent int) *Error {
 	return &Error{Agent: p.id, Class: class, Message: msg, RetryAfter: after, Attempts: sent, Err: errors.Join(causes...)}
 }
 
+// Available reports whether any member might take a call now (see
+// [Runner.Available]).
+func (p *Pool) Available() bool {
+	return slices.ContainsFunc(p.members(), (*Runner).available)
+}
+
 // members returns every member, primaries first.
 func (p *Pool) members() []*Runner {
 	p.mu.Lock()

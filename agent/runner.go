@@ -453,6 +453,11 @@ func (r *Runner) Reset() error {
 	return nil
 }
 
+// Available reports whether a call might be sent now: the agent is not
+// auth_failed and its breaker is not open. Routers use it to skip an
+// agent that would refuse the call unsent.
+func (r *Runner) Available() bool { return r.available() }
+
 // available reports whether a call might be sent now: the agent is not
 // auth_failed and its breaker is not open.
 func (r *Runner) available() bool {

@@ -196,7 +196,14 @@ func TestAgentsAPI_ownAgents(t *testing.T) {
 		if len(res.Answers) != 1 || res.Answers[0].Provenance.Agent != "writer" {
 			t.Errorf("by capability: %+v", res.Answers)
 		}
-		call("POST", "/v1/agents/process", js, fmt.Sprintf(`{"context_id":%q,"capability":"docs"}`, leaf.ID), true, 503) // broken's turn
+		// broken's turn: it is overloaded, so writer answers, and the trail says so.
+		res = decode[struct {
+			Answers []orchestrator.Answer `json:"answers"`
+		}](t, call("POST", "/v1/agents/process", js, fmt.Sprintf(`{"context_id":%q,"capability":"docs"}`, leaf.ID), true, 201))
+		if p := res.Answers[0].Provenance; p.Agent != "broken" || p.FinalAgent != "writer" || len(p.Trail) != 2 ||
+			p.Trail[0].Agent != "broken" || p.Trail[0].Class != agent.ClassOverload || res.Answers[0].Context.AgentID != "writer" {
+			t.Errorf("failover by capability: %+v", p)
+		}
 		call("POST", "/v1/agents/process", js, fmt.Sprintf(`{"context_id":%q,"capability":"poetry"}`, leaf.ID), true, 404)
 	})
 	t.Run("pipeline", func(t *testing.T) {
@@ -244,6 +251,19 @@ func TestAgentsAPI_ownAgents(t *testing.T) {
 			t.Errorf("broadcast: %s", body)
 		}
 		call("POST", "/v1/agents/process", js, fmt.Sprintf(`{"context_id":%q,"agents":["broken"],"mode":"broadcast"}`, leaf.ID), true, 503)
+	})
+	t.Run("unknown agent", func(t *testing.T) {
+		// Every agent is checked before any is asked: nothing is stored.
+		calls, before := n.broken.Calls(), n.store.Len()
+		for _, mode := range []string{"pipeline", "broadcast"} {
+			body := fmt.Sprintf(`{"context_id":%q,"agents":["broken","writer","ghost"],"mode":%q}`, leaf.ID, mode)
+			if code := errCode(t, call("POST", "/v1/agents/process", js, body, true, 404)); code != nexus.ENotFound {
+				t.Errorf("%s with an unknown agent: %s", mode, code)
+			}
+		}
+		if n.store.Len() != before || n.broken.Calls() != calls {
+			t.Errorf("%d contexts stored, %d calls made", n.store.Len()-before, n.broken.Calls()-calls)
+		}
 	})
 	t.Run("bad requests", func(t *testing.T) {
 		for _, body := range []string{

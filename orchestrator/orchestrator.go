@@ -13,9 +13,11 @@ package orchestrator
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -49,6 +51,12 @@ type Options struct {
 
 // Orchestrator holds the agents of a node. Its methods are safe for
 // concurrent use.
+//
+// A call by capability goes to the agents having it in turn; an agent
+// that reports itself unavailable (breaker open, auth_failed) is asked
+// only after the others, and when the agent asked cannot answer (it is
+// unreachable, overloaded, rate limited, timing out, ...) the next one is
+// asked. The provenance's trail lists every agent tried.
 type Orchestrator struct {
 	store nexus.Store
 	opts  Options
@@ -129,35 +137,139 @@ func (o *Orchestrator) Len() int {
 	return len(o.order)
 }
 
-// route finds the agent named id, or, with a capability, takes the agents
-// having it in turn.
-func (o *Orchestrator) route(id, capability string) (*member, error) {
+// availability is the health an agent may report: [agent.Runner] and
+// [agent.Pool] do.
+type availability interface{ Available() bool }
+
+// available reports whether m might take a call now; an agent that does
+// not say is taken to.
+func (m *member) available() bool {
+	a, ok := m.a.(availability)
+	return !ok || a.Available()
+}
+
+// member finds the agent named id.
+func (o *Orchestrator) member(id string) (*member, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	return o.memberLocked(id)
+}
+
+func (o *Orchestrator) memberLocked(id string) (*member, error) {
+	m, ok := o.agents[id]
+	if !ok {
+		return nil, nexus.Errorf(nexus.ENotFound, "no agent %q on this node (GET /v1/agents lists them)", id)
+	}
+	return m, nil
+}
+
+// members finds every agent of ids, or fails on the first unknown one.
+func (o *Orchestrator) members(ids []string) ([]*member, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make([]*member, len(ids))
+	for i, id := range ids {
+		m, err := o.memberLocked(id)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = m
+	}
+	return out, nil
+}
+
+// Has reports whether the orchestrator holds an agent or pool named id.
+func (o *Orchestrator) Has(id string) bool {
+	_, err := o.member(id)
+	return err == nil
+}
+
+// route returns the agents to ask, in order: the agent named id, or,
+// with a capability, every agent having it, starting with the next in
+// turn, those available (breaker not open, not auth_failed) first.
+func (o *Orchestrator) route(id, capability string) ([]*member, error) {
 	switch {
 	case id != "" && capability != "":
 		return nil, nexus.Errorf(nexus.EInvalid, "ask an agent or a capability, not both")
 	case id != "":
-		m, ok := o.agents[id]
-		if !ok {
-			return nil, nexus.Errorf(nexus.ENotFound, "no agent %q on this node (GET /v1/agents lists them)", id)
+		m, err := o.member(id)
+		if err != nil {
+			return nil, err
 		}
-		return m, nil
-	case capability != "":
-		var able []string
-		for _, aid := range o.order {
-			if slices.Contains(o.agents[aid].caps, capability) {
-				able = append(able, aid)
-			}
-		}
-		if len(able) == 0 {
-			return nil, nexus.Errorf(nexus.ENotFound, "no agent on this node has the capability %q", capability)
-		}
-		i := o.rr[capability] % len(able)
-		o.rr[capability]++
-		return o.agents[able[i]], nil
+		return []*member{m}, nil
+	case capability == "":
+		return nil, nexus.Errorf(nexus.EInvalid, "name an agent or a capability")
 	}
-	return nil, nexus.Errorf(nexus.EInvalid, "name an agent or a capability")
+	o.mu.Lock()
+	var able []*member
+	for _, aid := range o.order {
+		if slices.Contains(o.agents[aid].caps, capability) {
+			able = append(able, o.agents[aid])
+		}
+	}
+	if len(able) == 0 {
+		o.mu.Unlock()
+		return nil, nexus.Errorf(nexus.ENotFound, "no agent on this node has the capability %q", capability)
+	}
+	i := o.rr[capability] % len(able)
+	o.rr[capability]++
+	o.mu.Unlock()
+	var up, down []*member
+	for _, m := range slices.Concat(able[i:], able[:i]) {
+		if m.available() {
+			up = append(up, m)
+		} else {
+			down = append(down, m)
+		}
+	}
+	return append(up, down...), nil
+}
+
+// failsOver reports whether a call that failed with class c goes on to
+// the next agent able to answer: when the agent could not be reached or
+// could not answer now. A request the provider refused (bad_request) would
+// be refused elsewhere too, and a canceled call is over.
+func failsOver(c agent.Class) bool {
+	return c != agent.ClassBadRequest && c != agent.ClassCanceled
+}
+
+// ask calls the agents of ms in order until one answers, going on to the
+// next when one fails in a way [failsOver] allows. When it went on, the
+// provenance names the first agent asked as Agent, and its trail starts
+// with the agents that failed. It returns the member that answered.
+func (o *Orchestrator) ask(ctx context.Context, ms []*member, call func(agent.Agent) (*agent.Response, error)) (*agent.Response, *member, error) {
+	select {
+	case o.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, nil, ctx.Err()
+	}
+	defer func() { <-o.sem }()
+	start := time.Now()
+	var (
+		trail []agent.Attempt
+		sent  int
+	)
+	for i, m := range ms {
+		began := time.Now()
+		resp, err := call(m.a)
+		if err == nil {
+			if len(trail) > 0 {
+				p := &resp.Provenance
+				p.Agent, p.Trail = ms[0].a.ID(), append(trail, p.Trail...)
+				p.Attempts += sent
+				p.Latency = time.Since(start)
+			}
+			return resp, m, nil
+		}
+		var e *agent.Error
+		if i+1 == len(ms) || !errors.As(err, &e) || !failsOver(e.Class) || ctx.Err() != nil {
+			return nil, nil, err
+		}
+		trail = append(trail, agent.Attempt{Agent: m.a.ID(), Requests: e.Attempts, Class: e.Class, Error: e.Message, Latency: time.Since(began)})
+		sent += e.Attempts
+		o.opts.Logger.Warn("agent failed; asking the next one", "from", m.a.ID(), "to", ms[i+1].a.ID(), "class", string(e.Class), "err", e.Message)
+	}
+	return nil, nil, nexus.Errorf(nexus.ENotFound, "no agent to ask")
 }
 
 // Request asks for one answer.
@@ -175,53 +287,58 @@ type Answer struct {
 }
 
 // Process answers one context: the agent gets the context and its
-// ancestors, and its answer is stored as the context's child.
+// ancestors, and its answer is stored as the context's child. Asked by
+// capability, it fails over to the next agent having it when one could
+// not answer (see [Orchestrator] for the order).
 func (o *Orchestrator) Process(ctx context.Context, req Request) (*Answer, error) {
-	if req.Type == "" {
-		req.Type = nexus.TypeResult
-	}
-	if !req.Type.Valid() {
-		return nil, nexus.Errorf(nexus.EInvalid, "type %q is not a context type", req.Type)
+	typ, err := answerType(req.Type)
+	if err != nil {
+		return nil, err
 	}
 	if req.ContextID.IsZero() {
 		return nil, nexus.Errorf(nexus.EInvalid, "context_id is required")
 	}
-	m, err := o.route(req.Agent, req.Capability)
+	ms, err := o.route(req.Agent, req.Capability)
 	if err != nil {
 		return nil, err
 	}
-	return o.process(ctx, m, req.ContextID, req.Type)
+	return o.process(ctx, ms, req.ContextID, typ)
 }
 
-func (o *Orchestrator) process(ctx context.Context, m *member, id nexus.ID, typ nexus.Type) (*Answer, error) {
+// answerType is the type of an answer: typ, result by default.
+func answerType(typ nexus.Type) (nexus.Type, error) {
+	if typ == "" {
+		return nexus.TypeResult, nil
+	}
+	if !typ.Valid() {
+		return "", nexus.Errorf(nexus.EInvalid, "type %q is not a context type", typ)
+	}
+	return typ, nil
+}
+
+func (o *Orchestrator) process(ctx context.Context, ms []*member, id nexus.ID, typ nexus.Type) (*Answer, error) {
 	chain, err := o.store.Chain(ctx, id, o.opts.MaxChainDepth)
 	if err != nil {
 		return nil, err
 	}
-	select {
-	case o.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	resp, err := m.a.Process(ctx, chain)
-	<-o.sem
+	resp, m, err := o.ask(ctx, ms, func(a agent.Agent) (*agent.Response, error) { return a.Process(ctx, chain) })
 	if err != nil {
 		return nil, err
 	}
+	return o.keep(ctx, m, resp, nexus.Draft{Namespace: chain[0].Namespace, Type: typ, ParentID: id})
+}
+
+// keep stores resp, the answer of m, as d with its provenance.
+func (o *Orchestrator) keep(ctx context.Context, m *member, resp *agent.Response, d nexus.Draft) (*Answer, error) {
 	meta, err := json.Marshal(map[string]any{"provenance": resp.Provenance})
 	if err != nil {
 		return nil, err
 	}
-	by := resp.Provenance.FinalAgent
-	if by == "" {
-		by = m.a.ID()
-	}
-	c, err := o.store.Put(ctx, nexus.Draft{
-		Namespace: chain[0].Namespace, Type: typ, Content: resp.Content,
-		Metadata: meta, AgentID: by, ParentID: id,
-	})
+	d.AgentID = cmp.Or(resp.Provenance.FinalAgent, m.a.ID())
+	d.Content, d.Metadata = resp.Content, meta
+	c, err := o.store.Put(ctx, d)
 	if err != nil {
-		return nil, fmt.Errorf("store the answer of %s: %w", by, err)
+		return nil, fmt.Errorf("store the answer of %s: %w", d.AgentID, err)
 	}
 	o.checkpointLater(ctx, m)
 	return &Answer{Context: c, Provenance: resp.Provenance}, nil
@@ -266,18 +383,27 @@ func (o *Orchestrator) Close(ctx context.Context) error {
 }
 
 // Pipeline runs the agents in order: the first answers the context, each
-// next one answers the previous answer. It returns the answers made
-// before any failure, with the error.
+// next one answers the previous answer. Every agent must exist before
+// any is asked. It returns the answers made before any failure, with the
+// error.
 func (o *Orchestrator) Pipeline(ctx context.Context, id nexus.ID, agents []string, typ nexus.Type) ([]*Answer, error) {
 	if len(agents) == 0 {
 		return nil, nexus.Errorf(nexus.EInvalid, "a pipeline needs at least one agent")
 	}
+	typ, err := answerType(typ)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := o.members(agents)
+	if err != nil {
+		return nil, err
+	}
 	var out []*Answer
 	cur := id
-	for _, aid := range agents {
-		a, err := o.Process(ctx, Request{ContextID: cur, Agent: aid, Type: typ})
+	for i, m := range ms {
+		a, err := o.process(ctx, ms[i:i+1], cur, typ)
 		if err != nil {
-			return out, fmt.Errorf("pipeline step %d (%s): %w", len(out)+1, aid, err)
+			return out, fmt.Errorf("pipeline step %d (%s): %w", len(out)+1, m.a.ID(), err)
 		}
 		out = append(out, a)
 		cur = a.Context.ID
@@ -286,17 +412,28 @@ func (o *Orchestrator) Pipeline(ctx context.Context, id nexus.ID, agents []strin
 }
 
 // Broadcast asks every agent the same context at once; each answer is a
-// child of it. Answers and errors are in the order of agents.
+// child of it. Answers and errors are in the order of agents. If an agent
+// is unknown (or the type invalid), none is asked and every error is that
+// one.
 func (o *Orchestrator) Broadcast(ctx context.Context, id nexus.ID, agents []string, typ nexus.Type) ([]*Answer, []error) {
 	out := make([]*Answer, len(agents))
 	errs := make([]error, len(agents))
+	typ, err := answerType(typ)
+	var ms []*member
+	if err == nil {
+		ms, err = o.members(agents)
+	}
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return out, errs
+	}
 	var wg sync.WaitGroup
-	for i, aid := range agents {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out[i], errs[i] = o.Process(ctx, Request{ContextID: id, Agent: aid, Type: typ})
-		}()
+	for i, m := range ms {
+		wg.Go(func() {
+			out[i], errs[i] = o.process(ctx, []*member{m}, id, typ)
+		})
 	}
 	wg.Wait()
 	return out, errs
@@ -325,7 +462,7 @@ func (o *Orchestrator) checkpoint(ctx context.Context, m *member) error {
 
 // Checkpoint stores one agent's state now, if it changed.
 func (o *Orchestrator) Checkpoint(ctx context.Context, id string) error {
-	m, err := o.route(id, "")
+	m, err := o.member(id)
 	if err != nil {
 		return err
 	}
@@ -335,7 +472,7 @@ func (o *Orchestrator) Checkpoint(ctx context.Context, id string) error {
 // RestoreState puts back an agent's last agent_state checkpoint, if it
 // has one; it says whether it did.
 func (o *Orchestrator) RestoreState(ctx context.Context, id string) (bool, error) {
-	m, err := o.route(id, "")
+	m, err := o.member(id)
 	if err != nil {
 		return false, err
 	}

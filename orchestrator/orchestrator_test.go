@@ -216,8 +216,72 @@ func TestRoutingPipelineBroadcast(t *testing.T) {
 			t.Fatalf("broadcast %d: %v %+v", i, errs[i], a)
 		}
 	}
-	if _, err := o.Pipeline(ctx, q.ID, []string{"a", "ghost"}, ""); err == nil || !strings.Contains(err.Error(), "step 2 (ghost)") {
-		t.Fatalf("pipeline with an unknown agent: %v", err)
+}
+
+// A pipeline or broadcast naming an unknown agent asks none and stores
+// nothing.
+func TestPipelineBroadcast_UnknownAgent(t *testing.T) {
+	ctx := context.Background()
+	s, _ := store(t)
+	o := orchestrator.New(s, orchestrator.Options{})
+	p := newProvider(t, "a")
+	o.Add(runner(t, "a", p, nil), nil)
+	q := put(t, s, "Is this safe?", nexus.ID{})
+	before := s.Len()
+	if steps, err := o.Pipeline(ctx, q.ID, []string{"a", "ghost"}, ""); nexus.ErrorCode(err) != nexus.ENotFound || len(steps) != 0 {
+		t.Errorf("pipeline with an unknown agent: %v, %d answers", err, len(steps))
+	}
+	answers, errs := o.Broadcast(ctx, q.ID, []string{"a", "ghost"}, "")
+	for i := range errs {
+		if answers[i] != nil || nexus.ErrorCode(errs[i]) != nexus.ENotFound || !strings.Contains(errs[i].Error(), "ghost") {
+			t.Errorf("broadcast with an unknown agent, %d: %v %v", i, answers[i], errs[i])
+		}
+	}
+	if p.calls.Load() != 0 || s.Len() != before {
+		t.Errorf("%d calls, %d contexts stored", p.calls.Load(), s.Len()-before)
+	}
+}
+
+// A call by capability skips an agent whose breaker is open and fails
+// over to the next agent having it when the one asked cannot answer;
+// the provenance shows the trail across them.
+func TestProcess_CapabilityFailover(t *testing.T) {
+	ctx := context.Background()
+	s, _ := store(t)
+	o := orchestrator.New(s, orchestrator.Options{})
+	down, up := newProvider(t, "down"), newProvider(t, "up")
+	down.down.Store(true)
+	once := func(c *agent.Config) { c.MaxRetries, c.BreakerFailures, c.BreakerCooldown = -1, 1, time.Hour }
+	o.Add(runner(t, "down", down, once), []string{"review"})
+	o.Add(runner(t, "up", up, once), []string{"review"})
+	q := put(t, s, "Is this safe?", nexus.ID{})
+	for i := range 4 {
+		a, err := o.Process(ctx, orchestrator.Request{ContextID: q.ID, Capability: "review"})
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		p := a.Provenance
+		if a.Context.AgentID != "up" || p.FinalAgent != "up" {
+			t.Fatalf("call %d answered by %s: %+v", i, a.Context.AgentID, p)
+		}
+		var trail []string
+		for _, x := range p.Trail {
+			trail = append(trail, x.Agent+":"+string(x.Class))
+		}
+		// down's turns are calls 0 and 2; by call 2 its breaker is open.
+		want := map[int]string{0: "down:overload up:", 2: "up:"}[i]
+		if i == 1 || i == 3 {
+			want = "up:"
+		}
+		if got := strings.Join(trail, " "); got != want {
+			t.Errorf("call %d: trail %q, want %q", i, got, want)
+		}
+		if i == 0 && (p.Agent != "down" || p.Attempts != 2 || p.Trail[0].Requests != 1) {
+			t.Errorf("call 0 provenance: %+v", p)
+		}
+	}
+	if n := down.calls.Load(); n != 1 {
+		t.Errorf("the agent down got %d requests, want 1 (then its breaker opened)", n)
 	}
 }
 
