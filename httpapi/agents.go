@@ -93,11 +93,20 @@ func (s *Server) registerAgent(w http.ResponseWriter, r *http.Request) error {
 	if err := s.decodeBody(w, r, &req, registerFields); err != nil {
 		return err
 	}
+	if s.agents != nil && s.agents.Has(req.ID) {
+		return errOwnAgent(req.ID)
+	}
 	a, err := s.tasks.Register(req.ID, req.Name, req.Capabilities)
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusCreated, a)
+}
+
+// errOwnAgent refuses to register an external agent under the id of one
+// of the node's own agents or pools.
+func errOwnAgent(id string) error {
+	return nexus.Errorf(nexus.EConflict, "agent id %q is taken by one of this node's own agents (GET /v1/agents lists them): register under another id", clip(id, 80))
 }
 
 // OwnAgent is one of the node's own agents (or pools), as GET /v1/agents

@@ -295,6 +295,12 @@ func TestAgentsAPI_tasks(t *testing.T) {
 	call := newDocCaller(t, loadOpenAPI(t), n.srv).call
 	task := func(body []byte) tasks.Task { t.Helper(); return decode[tasks.Task](t, body) }
 
+	// The ids of the node's own agents and pools are taken.
+	for _, id := range []string{"writer", "team"} {
+		if code := errCode(t, call("POST", "/v1/agents", js, fmt.Sprintf(`{"id":%q}`, id), true, 409)); code != nexus.EConflict {
+			t.Errorf("registering %s: %s", id, code)
+		}
+	}
 	// Registration and heartbeats.
 	a := decode[tasks.Agent](t, call("POST", "/v1/agents", js, `{"id":"coder","name":"Coding assistant","capabilities":["code"]}`, true, 201))
 	if a.ID != "coder" || a.Status != tasks.Active || !a.LeaseExpires.Equal(n.clock.Now().Add(agentLease)) {

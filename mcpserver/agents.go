@@ -47,6 +47,9 @@ func (l localAgents) RegisterAgent(_ context.Context, id, name string, caps []st
 	if l.q == nil {
 		return tasks.Agent{}, errNoQueue
 	}
+	if l.o != nil && l.o.Has(id) {
+		return tasks.Agent{}, nexus.Errorf(nexus.EConflict, "agent id %q is taken by one of this node's own agents: register under another id", clip(id, 80))
+	}
 	return l.q.Register(id, name, caps)
 }
 

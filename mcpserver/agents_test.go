@@ -208,6 +208,7 @@ func checkTasks(t *testing.T, cs *mcp.ClientSession, n *node) {
 		{"register_agent", map[string]any{"agent_id": "-x"}, nexus.EInvalid, "agent_id: pattern"},
 		{"register_agent", map[string]any{"agent_id": "x", "capabilities": []string{"a b"}}, nexus.EInvalid, "pattern"},
 		{"register_agent", map[string]any{}, nexus.EInvalid, `missing properties: ["agent_id"]`},
+		{"register_agent", map[string]any{"agent_id": "writer"}, nexus.EConflict, "taken by one of this node's own agents"},
 		{"create_task", map[string]any{"content": ""}, nexus.EInvalid, "content: minLength"},
 		{"create_task", map[string]any{"content": "x", "max_attempts": 500}, nexus.EInvalid, "max_attempts: maximum: 500 is greater than 100"},
 		{"create_task", map[string]any{"content": "x", "parent_id": newID()}, nexus.EInvalid, "does not exist"},

@@ -8,10 +8,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/nexus-mem/nexus/config"
 )
 
 // unitConfig is what `nexus systemd-unit` needs to write a unit.
@@ -19,6 +22,18 @@ type unitConfig struct {
 	exe, data, addr, user, envFile string
 	shutdownWait, restartWait      time.Duration
 	nofile                         int
+
+	// configFile is serve's --config (absolute; empty: none).
+	configFile string
+	// writable are the directories the server and its processes write,
+	// the data directory first; readOnly are paths inside them that must
+	// stay read-only (the configuration).
+	writable, readOnly []string
+	// named are the other paths the configuration names (files it reads,
+	// commands it runs), which must stay visible.
+	named []string
+	// maxStop is the largest stop_timeout of a supervised process.
+	maxStop time.Duration
 }
 
 func runSystemdUnit(_ context.Context, args []string, stdout, stderr io.Writer) error {
@@ -36,6 +51,7 @@ func runSystemdUnit(_ context.Context, args []string, stdout, stderr io.Writer) 
 	fs.DurationVar(&c.shutdownWait, "shutdown-timeout", 30*time.Second, "serve's --shutdown-timeout; systemd waits longer before SIGKILL")
 	fs.DurationVar(&c.restartWait, "restart-sec", 5*time.Second, "wait before systemd restarts a failed server")
 	fs.IntVar(&c.nofile, "nofile", 65536, "open file limit (LimitNOFILE)")
+	fs.StringVar(&c.configFile, "config", "", "serve's --config FILE, an absolute path; it is loaded and checked, and the directories it writes are opened to the server")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -48,7 +64,22 @@ func runSystemdUnit(_ context.Context, args []string, stdout, stderr io.Writer) 
 	if c.shutdownWait <= 0 || c.restartWait <= 0 || c.nofile <= 0 {
 		return usagef("--shutdown-timeout, --restart-sec and --nofile must be positive")
 	}
-	for _, v := range []string{c.data, c.addr, c.user, c.envFile} {
+	if c.configFile != "" && !filepath.IsAbs(c.configFile) {
+		return usagef("--config %q: the unit needs an absolute path", c.configFile)
+	}
+	var err error
+	if c.data, err = filepath.Abs(c.data); err != nil {
+		return err
+	}
+	c.writable = []string{c.data}
+	if c.configFile != "" {
+		cfg, err := config.Load(c.configFile)
+		if err != nil {
+			return usageError{err}
+		}
+		c.addConfig(cfg)
+	}
+	for _, v := range append([]string{c.data, c.addr, c.user, c.envFile, c.configFile}, c.writable...) {
 		if strings.ContainsFunc(v, unicode.IsControl) {
 			return usagef("%q: a unit file cannot hold control characters", v)
 		}
@@ -61,9 +92,6 @@ func runSystemdUnit(_ context.Context, args []string, stdout, stderr io.Writer) 
 		return fmt.Errorf("find the path of this binary: %w", err)
 	}
 	c.exe = exe
-	if c.data, err = filepath.Abs(c.data); err != nil {
-		return err
-	}
 	_, err = io.WriteString(stdout, systemdUnit(c))
 	return err
 }
@@ -72,11 +100,20 @@ func runSystemdUnit(_ context.Context, args []string, stdout, stderr io.Writer) 
 func systemdUnit(c unitConfig) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-	stopWait := c.shutdownWait + 15*time.Second
+	stopWait := c.maxStop + c.shutdownWait + 15*time.Second
+	owner := ""
+	if c.user != "" && c.user != "root" {
+		owner = fmt.Sprintf(" -o %s -g %s", c.user, c.user)
+	}
 	w("# nexus.service, written by `nexus systemd-unit`.")
 	w("#   nexus systemd-unit > /etc/systemd/system/nexus.service")
-	if c.user != "" && c.user != "root" {
+	if owner != "" {
 		w("#   useradd --system --home-dir %s --shell /usr/sbin/nologin %s", c.data, c.user)
+	}
+	for _, dir := range c.writable {
+		if !c.createdBySystemd(dir) {
+			w("#   install -d%s %s", owner, shellWord(dir))
+		}
 	}
 	w("#   systemctl daemon-reload && systemctl enable --now nexus")
 	w("[Unit]")
@@ -93,16 +130,24 @@ func systemdUnit(c unitConfig) string {
 		w("User=%s", c.user)
 		w("Group=%s", c.user)
 	}
-	if state, ok := strings.CutPrefix(c.data, "/var/lib/"); ok && state != "" && !strings.Contains(state, "/") {
+	if state, ok := stateDirectory(c.data); ok {
 		w("# Created (owned by the service's user) before the server starts.")
 		w("StateDirectory=%s", state)
+	}
+	if logs := c.logsDirectories(); len(logs) > 0 {
+		w("# The supervised processes' log directories, created like the state directory.")
+		w("LogsDirectory=%s", strings.Join(logs, " "))
 	}
 	if c.envFile != "" {
 		w("# NEXUS_TOKEN and the API keys of agents (e.g. OPENAI_API_KEY) go in this file, mode 0600; '-': it may be absent.")
 		w("EnvironmentFile=-%s", systemdQuote(c.envFile))
 	}
-	w("ExecStart=%s serve --data %s --addr %s --shutdown-timeout %s",
-		execWord(c.exe), execWord(c.data), execWord(c.addr), c.shutdownWait)
+	configFlag := ""
+	if c.configFile != "" {
+		configFlag = " --config " + execWord(c.configFile)
+	}
+	w("ExecStart=%s serve --data %s --addr %s --shutdown-timeout %s%s",
+		execWord(c.exe), execWord(c.data), execWord(c.addr), c.shutdownWait, configFlag)
 	w("Restart=on-failure")
 	w("RestartSec=%s", systemdSeconds(c.restartWait))
 	w("# Exit code %d: the node stopped itself because a critical component is damaged", fsckDamaged)
@@ -111,8 +156,9 @@ func systemdUnit(c unitConfig) string {
 	w("# Exit code 2: the command line or the --config file is wrong (the message says")
 	w("# where); a restart would fail the same way until it is fixed.")
 	w("RestartPreventExitStatus=2 %d", fsckDamaged)
-	w("# serve drains in-flight requests for up to --shutdown-timeout after SIGTERM,")
-	w("# then closes the store; systemd waits longer than that before SIGKILL.")
+	w("# After SIGTERM serve stops its supervised processes (each within its")
+	w("# stop_timeout), drains in-flight requests for up to --shutdown-timeout, then")
+	w("# closes the store; systemd waits longer than both before SIGKILL.")
 	w("TimeoutStopSec=%s", systemdSeconds(stopWait))
 	w("# SIGTERM to the server alone: it stops the agent processes it supervises itself.")
 	w("KillMode=mixed")
@@ -122,9 +168,18 @@ func systemdUnit(c unitConfig) string {
 	w("# MemoryDenyWriteExecute (it breaks JIT runtimes such as Node.js) is not set.")
 	w("NoNewPrivileges=yes")
 	w("ProtectSystem=strict")
-	w("ReadWritePaths=%s", systemdQuote(c.data))
-	w("ProtectHome=%s", protectHome(c.data))
-	w("PrivateTmp=yes")
+	w("# The data directory and the directories the --config file names (run_dir,")
+	w("# log_dir, dir); the configuration itself stays read-only.")
+	w("ReadWritePaths=%s", unitWords(c.writable))
+	if len(c.readOnly) > 0 {
+		w("ReadOnlyPaths=%s", unitWords(c.readOnly))
+	}
+	w("ProtectHome=%s", protectHome(c.paths()))
+	if slices.ContainsFunc(c.paths(), inTmp) {
+		w("# No PrivateTmp: the service's own /tmp would hide the paths under /tmp it uses.")
+	} else {
+		w("PrivateTmp=yes")
+	}
 	w("PrivateDevices=yes")
 	w("ProtectKernelTunables=yes")
 	w("ProtectKernelModules=yes")
@@ -152,15 +207,136 @@ func systemdUnit(c unitConfig) string {
 	return b.String()
 }
 
-// protectHome keeps home directories out of reach unless the data lives
-// there, in which case they are read-only (ReadWritePaths opens the data).
-func protectHome(data string) string {
-	for _, home := range []string{"/home/", "/root/", "/run/user/"} {
-		if strings.HasPrefix(data+"/", home) {
-			return "read-only"
+// addConfig takes from a loaded configuration what the unit must allow:
+// the directories it writes, the files it reads and the longest stop.
+func (c *unitConfig) addConfig(cfg *config.Config) {
+	dirs := []string{cfg.Supervisor.RunDir}
+	for _, p := range cfg.Supervisor.Processes {
+		dirs = append(dirs, p.LogDir, p.Dir)
+		c.named = append(c.named, p.Command)
+		c.maxStop = max(c.maxStop, p.StopTimeout)
+	}
+	for _, a := range cfg.Agents {
+		dirs = append(dirs, a.Dir)
+		c.named = append(c.named, a.Command, a.SecretsFile)
+	}
+	c.writable = outermost(append(c.writable, dirs...))
+	c.named = append(c.named, c.configFile)
+	c.readOnly = readOnlyConfig(c.configFile, c.writable)
+}
+
+// outermost returns the absolute paths of paths, cleaned, each once, in
+// their order, leaving out those inside another one.
+func outermost(paths []string) []string {
+	var abs []string
+	for _, p := range paths {
+		if filepath.IsAbs(p) {
+			abs = append(abs, filepath.Clean(p))
+		}
+	}
+	var out []string
+	for i, p := range abs {
+		inner := slices.ContainsFunc(abs, func(q string) bool { return q != p && within(p, q) }) ||
+			slices.Index(abs, p) < i
+		if !inner {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// readOnlyConfig returns what keeps the configuration file read-only when
+// it lies in a writable directory: its directory, or the file alone when
+// that directory is (or holds) a writable one. ProtectSystem=strict keeps
+// it read-only everywhere else.
+func readOnlyConfig(file string, writable []string) []string {
+	if file == "" {
+		return nil
+	}
+	dir := filepath.Dir(file)
+	if !slices.ContainsFunc(writable, func(w string) bool { return within(dir, w) }) {
+		return nil
+	}
+	if slices.ContainsFunc(writable, func(w string) bool { return within(w, dir) }) {
+		return []string{file}
+	}
+	return []string{dir}
+}
+
+// within reports whether path is dir or lies inside it.
+func within(path, dir string) bool {
+	return path == dir || strings.HasPrefix(path, strings.TrimSuffix(dir, "/")+"/")
+}
+
+// paths are every path the unit's service uses.
+func (c *unitConfig) paths() []string {
+	return slices.Concat(c.writable, c.readOnly, c.named)
+}
+
+// stateDirectory returns NAME when dir is /var/lib/NAME, which systemd
+// creates for the service.
+func stateDirectory(dir string) (string, bool) {
+	name, ok := strings.CutPrefix(dir, "/var/lib/")
+	return name, ok && name != "" && !strings.Contains(name, "/")
+}
+
+// logsDirectories are the writable directories /var/log/NAME, which
+// systemd creates for the service.
+func (c *unitConfig) logsDirectories() []string {
+	var names []string
+	for _, dir := range c.writable {
+		if name, ok := strings.CutPrefix(dir, "/var/log/"); ok && name != "" && !strings.Contains(name, "/") {
+			names = append(names, systemdQuote(name))
+		}
+	}
+	return names
+}
+
+// createdBySystemd reports whether systemd creates the writable directory
+// dir before the server starts (StateDirectory=, LogsDirectory=).
+func (c *unitConfig) createdBySystemd(dir string) bool {
+	if _, ok := stateDirectory(dir); ok {
+		return dir == c.data
+	}
+	name, ok := strings.CutPrefix(dir, "/var/log/")
+	return ok && name != "" && !strings.Contains(name, "/")
+}
+
+// protectHome keeps home directories out of reach unless one of the
+// service's paths lies there, in which case they are read-only
+// (ReadWritePaths opens the writable ones).
+func protectHome(paths []string) string {
+	for _, p := range paths {
+		for _, home := range []string{"/home", "/root", "/run/user"} {
+			if within(p, home) {
+				return "read-only"
+			}
 		}
 	}
 	return "yes"
+}
+
+// inTmp reports whether path lies in a directory PrivateTmp replaces.
+func inTmp(path string) bool {
+	return within(path, "/tmp") || within(path, "/var/tmp")
+}
+
+// shellWord quotes s for a shell when it holds more than plain path
+// characters.
+func shellWord(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return !strings.ContainsRune("/._-+,:=@", r) && !unicode.IsLetter(r) && !unicode.IsDigit(r) }) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// unitWords renders paths as the words of one unit file setting.
+func unitWords(paths []string) string {
+	words := make([]string, len(paths))
+	for i, p := range paths {
+		words[i] = systemdQuote(p)
+	}
+	return strings.Join(words, " ")
 }
 
 // lowPort reports whether addr's port needs CAP_NET_BIND_SERVICE.

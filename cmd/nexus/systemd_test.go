@@ -68,12 +68,105 @@ func TestSystemdUnit(t *testing.T) {
 		})
 	}
 	t.Run("usage errors", func(t *testing.T) {
-		for _, args := range [][]string{{"--addr", "nowhere"}, {"--shutdown-timeout", "0s"}, {"--data", "/a\nb"}, {"extra"}} {
+		broken := writeFile(t, t.TempDir(), "nexus.yaml", "supervisor:\n  processes:\n    - {name: p, command: /bin/true, stop_timeout: 10}\n")
+		out, code := runCLI("systemd-unit", "--config", broken)
+		if code != 2 || !strings.Contains(out, broken+":3") || !strings.Contains(out, "stop_timeout") || strings.Contains(out, "[Service]") {
+			t.Errorf("broken --config: exit %d, want 2 and the file's message without a unit:\n%s", code, out)
+		}
+		for _, args := range [][]string{{"--addr", "nowhere"}, {"--shutdown-timeout", "0s"}, {"--data", "/a\nb"}, {"extra"},
+			{"--config", "nexus.yaml"}, {"--config", "/nonexistent/nexus.yaml"}} {
 			if out, code := runCLI(append([]string{"systemd-unit"}, args...)...); code != 2 {
 				t.Errorf("%q: exit %d, want 2: %s", args, code, out)
 			}
 		}
 	})
+}
+
+// With --config, the unit passes the file to serve, opens the directories
+// the file's agents and processes write (once each, the data directory
+// covering those inside it), keeps the file read-only, and waits for the
+// slowest process to stop on top of serve's own shutdown.
+func TestSystemdUnit_Config(t *testing.T) {
+	exe, err := filepath.EvalSymlinks(binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	example, err := filepath.Abs(filepath.Join("..", "..", "docs", "nexus.example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	conf := writeFile(t, filepath.Join(data, "conf"), "nexus.yaml", `
+supervisor:
+  run_dir: /run/nexus-agents
+  processes:
+    - {name: a, command: /bin/true, log_dir: /var/log/nexus-agents, dir: /srv/work, stop_timeout: 20s}
+    - {name: b, command: /bin/true, log_dir: /var/log/nexus-agents/, dir: ../work, stop_timeout: 65s}
+agents:
+  - {id: c, provider: command, command: /bin/true, dir: /srv/work/c}
+`)
+	inside := writeFile(t, data, "nexus.yaml", "supervisor:\n  processes:\n    - {name: p, command: /bin/true, log_dir: logs}\n")
+	tmp := "PrivateTmp=yes\n"
+	if strings.HasPrefix(data, "/tmp/") || strings.HasPrefix(data, "/var/tmp/") {
+		tmp = "# No PrivateTmp: the service's own /tmp would hide the paths under /tmp it uses.\n"
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+		not  []string
+	}{
+		{"the example", []string{"--data", "/var/lib/nexus", "--config", example}, []string{
+			"ExecStart=" + exe + " serve --data /var/lib/nexus --addr 127.0.0.1:7411 --shutdown-timeout 30s --config " + example + "\n",
+			"ReadWritePaths=/var/lib/nexus /var/log/nexus /srv/coder /srv/lint\n",
+			"StateDirectory=nexus\n", "LogsDirectory=nexus\n",
+			"#   install -d -o nexus -g nexus /srv/coder\n",
+			"TimeoutStopSec=55s\n", "ProtectHome=yes\n", "PrivateTmp=yes\n",
+		}, []string{"ReadOnlyPaths", "install -d -o nexus -g nexus /var/l"}},
+		{"a file in a subdirectory of the data", []string{"--data", data, "--config", conf, "--shutdown-timeout", "10s", "--user", ""}, []string{
+			" --shutdown-timeout 10s --config " + conf + "\n",
+			"ReadWritePaths=" + data + " /run/nexus-agents /var/log/nexus-agents /srv/work\n",
+			"ReadOnlyPaths=" + filepath.Dir(conf) + "\n",
+			"LogsDirectory=nexus-agents\n",
+			"#   install -d " + data + "\n", "#   install -d /run/nexus-agents\n", "#   install -d /srv/work\n",
+			"TimeoutStopSec=90s\n", tmp,
+		}, []string{"StateDirectory", "install -d /var/log"}},
+		{"a file in the data directory itself", []string{"--data", data, "--config", inside}, []string{
+			"ReadWritePaths=" + data + "\n", "ReadOnlyPaths=" + inside + "\n", "TimeoutStopSec=55s\n",
+		}, []string{"LogsDirectory"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, code := runCLI(append([]string{"systemd-unit"}, tc.args...)...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("missing %q in:\n%s", w, out)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(out, n) {
+					t.Errorf("unexpected %q in:\n%s", n, out)
+				}
+			}
+			verifyUnit(t, out)
+		})
+	}
+}
+
+// writeFile writes a file named name holding src in dir, which it
+// creates, and returns its path.
+func writeFile(t *testing.T, dir, name, src string) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // verifyUnit runs `systemd-analyze verify` on a unit when systemd is
