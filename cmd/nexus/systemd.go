@@ -324,10 +324,14 @@ func inTmp(path string) bool {
 // shellWord quotes s for a shell when it holds more than plain path
 // characters.
 func shellWord(s string) string {
-	if !strings.ContainsFunc(s, func(r rune) bool { return !strings.ContainsRune("/._-+,:=@", r) && !unicode.IsLetter(r) && !unicode.IsDigit(r) }) {
+	if !strings.ContainsFunc(s, notPlain) {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func notPlain(r rune) bool {
+	return !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune("/._-+,:=@", r)
 }
 
 // unitWords renders paths as the words of one unit file setting.

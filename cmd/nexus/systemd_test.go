@@ -106,9 +106,21 @@ agents:
   - {id: c, provider: command, command: /bin/true, dir: /srv/work/c}
 `)
 	inside := writeFile(t, data, "nexus.yaml", "supervisor:\n  processes:\n    - {name: p, command: /bin/true, log_dir: logs}\n")
-	tmp := "PrivateTmp=yes\n"
-	if strings.HasPrefix(data, "/tmp/") || strings.HasPrefix(data, "/var/tmp/") {
-		tmp = "# No PrivateTmp: the service's own /tmp would hide the paths under /tmp it uses.\n"
+	// The checkout and the temporary directory may lie where PrivateTmp or
+	// ProtectHome would hide them.
+	privateTmp := func(path string) string {
+		if strings.HasPrefix(path, "/tmp/") || strings.HasPrefix(path, "/var/tmp/") {
+			return "# No PrivateTmp: the service's own /tmp would hide the paths under /tmp it uses.\n"
+		}
+		return "PrivateTmp=yes\n"
+	}
+	protectHome := func(path string) string {
+		for _, home := range []string{"/home/", "/root/", "/run/user/"} {
+			if strings.HasPrefix(path, home) {
+				return "ProtectHome=read-only\n"
+			}
+		}
+		return "ProtectHome=yes\n"
 	}
 	for _, tc := range []struct {
 		name string
@@ -121,7 +133,7 @@ agents:
 			"ReadWritePaths=/var/lib/nexus /var/log/nexus /srv/coder /srv/lint\n",
 			"StateDirectory=nexus\n", "LogsDirectory=nexus\n",
 			"#   install -d -o nexus -g nexus /srv/coder\n",
-			"TimeoutStopSec=55s\n", "ProtectHome=yes\n", "PrivateTmp=yes\n",
+			"TimeoutStopSec=55s\n", protectHome(example), privateTmp(example),
 		}, []string{"ReadOnlyPaths", "install -d -o nexus -g nexus /var/l"}},
 		{"a file in a subdirectory of the data", []string{"--data", data, "--config", conf, "--shutdown-timeout", "10s", "--user", ""}, []string{
 			" --shutdown-timeout 10s --config " + conf + "\n",
@@ -129,7 +141,7 @@ agents:
 			"ReadOnlyPaths=" + filepath.Dir(conf) + "\n",
 			"LogsDirectory=nexus-agents\n",
 			"#   install -d " + data + "\n", "#   install -d /run/nexus-agents\n", "#   install -d /srv/work\n",
-			"TimeoutStopSec=90s\n", tmp,
+			"TimeoutStopSec=90s\n", protectHome(data), privateTmp(data),
 		}, []string{"StateDirectory", "install -d /var/log"}},
 		{"a file in the data directory itself", []string{"--data", data, "--config", inside}, []string{
 			"ReadWritePaths=" + data + "\n", "ReadOnlyPaths=" + inside + "\n", "TimeoutStopSec=55s\n",
