@@ -8,6 +8,7 @@ import (
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/agent"
 	"github.com/nexus-mem/nexus/orchestrator"
+	"github.com/nexus-mem/nexus/supervisor"
 	"github.com/nexus-mem/nexus/tasks"
 )
 
@@ -15,7 +16,7 @@ import (
 // config file) and external ones with their task queue (package tasks).
 //
 //	POST /v1/agents                  register an external agent {"id", "name", "capabilities"} → 201
-//	GET  /v1/agents                  {"agents": [the node's own, with status], "external": [...]}
+//	GET  /v1/agents                  {"agents": [the node's own, with status], "external": [...], "processes": [supervised]}
 //	GET  /v1/agents/{id}             one agent, either kind
 //	POST /v1/agents/{id}/heartbeat   renew an external agent's lease and its claims' (404: register again)
 //	POST /v1/agents/{id}/process     {"context_id", "type"} → 201 answer, stored as a child
@@ -117,10 +118,12 @@ type OwnAgent struct {
 }
 
 // AgentList is the answer of GET /v1/agents: the node's own agents, in
-// the order configured, and the external ones, by id.
+// the order configured, the external ones, by id, and the node's
+// supervised processes, by name.
 type AgentList struct {
-	Agents   []OwnAgent    `json:"agents"`
-	External []tasks.Agent `json:"external"`
+	Agents    []OwnAgent          `json:"agents"`
+	External  []tasks.Agent       `json:"external"`
+	Processes []supervisor.Status `json:"processes"`
 }
 
 func (s *Server) ownAgents() []OwnAgent {
@@ -152,7 +155,11 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
 	if s.tasks != nil {
 		external = s.tasks.Agents()
 	}
-	return writeJSON(w, http.StatusOK, AgentList{Agents: s.ownAgents(), External: external})
+	procs := []supervisor.Status{}
+	if s.procs != nil {
+		procs = append(procs, s.procs()...)
+	}
+	return writeJSON(w, http.StatusOK, AgentList{Agents: s.ownAgents(), External: external, Processes: procs})
 }
 
 func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) error {

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"github.com/nexus-mem/nexus/httpapi"
 	"github.com/nexus-mem/nexus/orchestrator"
 	"github.com/nexus-mem/nexus/storetest"
+	"github.com/nexus-mem/nexus/supervisor"
 	"github.com/nexus-mem/nexus/tasks"
 )
 
@@ -40,7 +42,7 @@ func (c *fakeClock) Add(d time.Duration) {
 // agentNode is a server over a store on disk with a task queue and three
 // agents of its own calling fake providers: writer (capability docs),
 // critic (review) and broken (docs, its provider answers 503), and a
-// pool team of writer and critic.
+// pool team of writer and critic; it supervises one process, sleeper.
 type agentNode struct {
 	store  *gitstore.Store
 	queue  *tasks.Queue
@@ -93,7 +95,15 @@ func newAgentNode(t *testing.T) *agentNode {
 		}
 		return out
 	}
-	n.srv = httptest.NewServer(httpapi.NewServer(st, httpapi.Options{Tasks: n.queue, Agents: n.orch, AgentStatus: status}))
+	sup, err := supervisor.New(supervisor.Options{RunDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sup.Close(context.Background()) })
+	if err := sup.Start(supervisor.Spec{Name: "sleeper", Command: "sleep", Args: []string{"3600"}, LogDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	n.srv = httptest.NewServer(httpapi.NewServer(st, httpapi.Options{Tasks: n.queue, Agents: n.orch, AgentStatus: status, Processes: sup.Status}))
 	t.Cleanup(n.srv.Close)
 	return n
 }
@@ -132,8 +142,12 @@ func TestAgentsAPI_ownAgents(t *testing.T) {
 				Capabilities []string      `json:"capabilities"`
 				Status       *agent.Status `json:"status"`
 			} `json:"agents"`
-			External []tasks.Agent `json:"external"`
+			External  []tasks.Agent       `json:"external"`
+			Processes []supervisor.Status `json:"processes"`
 		}](t, call("GET", "/v1/agents", "", "", true, 200))
+		if len(list.Processes) != 1 || list.Processes[0].Name != "sleeper" || list.Processes[0].Restarts != 0 {
+			t.Errorf("processes: %+v", list.Processes)
+		}
 		var got []string
 		for _, a := range list.Agents {
 			got = append(got, fmt.Sprintf("%s%v status:%v", a.ID, a.Capabilities, a.Status != nil))
@@ -453,7 +467,7 @@ func TestAgentsAPI_disabled(t *testing.T) {
 	srv := httptest.NewServer(httpapi.NewServer(storetest.NewMemStore(), httpapi.Options{}))
 	defer srv.Close()
 	call := newDocCaller(t, loadOpenAPI(t), srv).call
-	if body := string(call("GET", "/v1/agents", "", "", true, 200)); body != `{"agents":[],"external":[]}`+"\n" {
+	if body := string(call("GET", "/v1/agents", "", "", true, 200)); body != `{"agents":[],"external":[],"processes":[]}`+"\n" {
 		t.Errorf("GET /v1/agents: %s", body)
 	}
 	const id = "01KB2W3G6T0Q5A9QYQ7M3N8C2D"

@@ -17,6 +17,7 @@ import (
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/agent"
 	"github.com/nexus-mem/nexus/orchestrator"
+	"github.com/nexus-mem/nexus/supervisor"
 	"github.com/nexus-mem/nexus/tasks"
 )
 
@@ -76,6 +77,9 @@ type Options struct {
 	// AgentStatus reports the node's own agents (health, breaker), for
 	// GET /v1/agents; nil: none.
 	AgentStatus func() []agent.Status
+	// Processes reports the node's supervised processes (state, pid,
+	// restarts), for GET /v1/agents; nil: none.
+	Processes func() []supervisor.Status
 }
 
 // Server serves a [nexus.Store] over HTTP. It is an [http.Handler].
@@ -98,6 +102,7 @@ type Server struct {
 	tasks    *tasks.Queue
 	agents   *orchestrator.Orchestrator
 	agentSt  func() []agent.Status
+	procs    func() []supervisor.Status
 	beat     time.Duration // keep-alive interval of event streams
 	mux      *http.ServeMux
 	patterns []string // every pattern registered with mux, in order
@@ -129,6 +134,7 @@ func NewServer(store nexus.Store, opts Options) *Server {
 		tasks:    opts.Tasks,
 		agents:   opts.Agents,
 		agentSt:  opts.AgentStatus,
+		procs:    opts.Processes,
 		beat:     opts.KeepAlive,
 		mux:      http.NewServeMux(),
 	}

@@ -5,18 +5,22 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/agent"
 	"github.com/nexus-mem/nexus/httpapi"
 	"github.com/nexus-mem/nexus/orchestrator"
+	"github.com/nexus-mem/nexus/supervisor"
 	"github.com/nexus-mem/nexus/tasks"
 )
 
 // runAgents is `nexus agents`: the node's own agents with their health
-// and breaker, and the external agents with their lease; `nexus agents
+// and breaker, the external agents with their lease and the supervised
+// processes; `nexus agents
 // process` asks them to answer a context.
 func runAgents(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "process" {
@@ -58,7 +62,7 @@ func printAgents(w io.Writer, list *httpapi.AgentList, now time.Time) {
 				fmt.Fprintf(tw, "%s\tpool\t-\t-\t%s\t-\t-\t-\n", a.ID, caps)
 				continue
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s/%s\t%s\t%d\t%d\t%s\n", a.ID, st.Condition, st.Breaker, st.Provider, st.Model, caps,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", a.ID, st.Condition, st.Breaker, model(st), caps,
 				st.Calls, st.Failures, orDash(clipText(st.LastError, 60)))
 		}
 		tw.Flush()
@@ -66,15 +70,45 @@ func printAgents(w io.Writer, list *httpapi.AgentList, now time.Time) {
 	fmt.Fprintln(w)
 	if len(list.External) == 0 {
 		fmt.Fprintln(w, "No external agents are registered.")
-		return
+	} else {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "EXTERNAL\tSTATUS\tLEASE\tCLAIMS\tCAPABILITIES\tNAME")
+		for _, a := range list.External {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", a.ID, a.Status, lease(a.LeaseExpires, now), len(a.Claims),
+				orDash(strings.Join(a.Capabilities, ",")), orDash(a.Name))
+		}
+		tw.Flush()
 	}
+	if len(list.Processes) > 0 {
+		fmt.Fprintln(w)
+		printProcesses(w, list.Processes)
+	}
+}
+
+// printProcesses prints the supervised processes.
+func printProcesses(w io.Writer, procs []supervisor.Status) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "EXTERNAL\tSTATUS\tLEASE\tCLAIMS\tCAPABILITIES\tNAME")
-	for _, a := range list.External {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", a.ID, a.Status, lease(a.LeaseExpires, now), len(a.Claims),
-			orDash(strings.Join(a.Capabilities, ",")), orDash(a.Name))
+	fmt.Fprintln(tw, "PROCESS\tSTATE\tPID\tRESTARTS\tLAST EXIT")
+	for _, p := range procs {
+		pid, exit := "-", "-"
+		if p.PID > 0 {
+			pid = strconv.Itoa(p.PID)
+		}
+		if p.LastExit != nil {
+			exit = p.LastExit.String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", p.Name, p.State, pid, p.Restarts, exit)
 	}
 	tw.Flush()
+}
+
+// model is the MODEL column of an agent: provider/model, or for a command
+// its model if one is configured.
+func model(st *agent.Status) string {
+	if st.Provider == agent.Command {
+		return orDash(st.Model)
+	}
+	return string(st.Provider) + "/" + st.Model
 }
 
 // lease says when a lease lapses, or how long ago it did.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/agent"
@@ -268,7 +269,9 @@ func TestCLI_agentsDisabled(t *testing.T) {
 func TestCLI_agentsServe(t *testing.T) {
 	provider := agenttest.NewProvider(t, "writer")
 	cfg := filepath.Join(t.TempDir(), "nexus.yaml")
-	yaml := fmt.Sprintf("agents:\n  - id: writer\n    provider: openai\n    base_url: %s\n    model: %s\n    capabilities: [docs]\n    heartbeat: {interval: 0}\n", provider.URL, agenttest.Model)
+	yaml := fmt.Sprintf("agents:\n  - id: writer\n    provider: openai\n    base_url: %s\n    model: %s\n    capabilities: [docs]\n    heartbeat: {interval: 0}\n", provider.URL, agenttest.Model) +
+		"  - {id: script, provider: command, command: cat, heartbeat: {interval: 0}}\n" +
+		"supervisor:\n  processes:\n    - {name: sleeper, command: sleep, args: [\"3600\"], stop_timeout: 2s}\n"
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -278,9 +281,16 @@ func TestCLI_agentsServe(t *testing.T) {
 	if _, err := c.RegisterAgent(t.Context(), "coder", "", []string{"code"}); err != nil {
 		t.Fatal(err)
 	}
-	out, errOut, code := nexusCLI(t, "agents", "--server", p.url)
+	var out, errOut string
+	var code int
+	waitFor(t, 5*time.Second, "the supervised process running", func() bool {
+		out, errOut, code = nexusCLI(t, "agents", "--server", p.url)
+		return strings.Contains(out, "sleeper  running")
+	})
 	if code != 0 || !fields(line(t, out, "writer"), "writer", "healthy", "closed", "openai/"+agenttest.Model, "docs", "0", "0", "-") ||
-		!strings.Contains(line(t, out, "coder"), "active") {
+		!fields(line(t, out, "script"), "script", "healthy", "closed", "-", "-", "0", "0", "-") ||
+		!strings.Contains(line(t, out, "coder"), "active") || !strings.Contains(out, "\nPROCESS  STATE    PID") ||
+		!regexp.MustCompile(`\nsleeper +running +[1-9][0-9]* +0 +-\n`).MatchString(out) {
 		t.Fatalf("nexus agents: %d\n%s%s", code, out, errOut)
 	}
 	ctx, err := c.Put(t.Context(), nexus.Draft{Type: nexus.TypeInstruction, Content: "Summarize the release notes."})

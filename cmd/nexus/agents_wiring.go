@@ -221,6 +221,21 @@ func (na *nodeAgents) status() func() []agent.Status {
 	return na.monitor.Status
 }
 
+// processes reports the supervised processes, with their restarts since
+// the node started, for GET /v1/agents; nil when there are none.
+func (na *nodeAgents) processes() func() []supervisor.Status {
+	if na.procs == nil {
+		return nil
+	}
+	return func() []supervisor.Status {
+		var out []supervisor.Status
+		for _, st := range na.procs.status() {
+			out = append(out, st.Status)
+		}
+		return out
+	}
+}
+
 // stopProcesses stops the supervised processes (SIGTERM, then SIGKILL
 // after their stop timeout), while the server still answers them.
 func (na *nodeAgents) stopProcesses(wait time.Duration) {

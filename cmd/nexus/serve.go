@@ -203,7 +203,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Handler: httpapi.NewServer(store, httpapi.Options{
 			Token: token, MaxBodyBytes: int64(cfg.maxContent)*6 + 256<<10, Logger: logger, Ready: store.Ready,
 			Searcher: searcher, Health: health, Metrics: mets.Handler(), Events: bus,
-			Tasks: agents.queue, Agents: agents.orchestrator(), AgentStatus: agents.status(),
+			Tasks: agents.queue, Agents: agents.orchestrator(), AgentStatus: agents.status(), Processes: agents.processes(),
 			MCP: mcpHandler(store, searcher, mcpserver.LocalAgents(agents.queue, agents.orchestrator()), int64(cfg.maxContent)*6+256<<10, logger),
 			Fsck: func(ctx context.Context, deep bool) (any, error) {
 				rep, err := store.Fsck(ctx, deep)
