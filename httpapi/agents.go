@@ -1,9 +1,13 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"math"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/agent"
@@ -19,8 +23,13 @@ import (
 //	GET  /v1/agents                  {"agents": [the node's own, with status], "external": [...], "processes": [supervised]}
 //	GET  /v1/agents/{id}             one agent, either kind
 //	POST /v1/agents/{id}/heartbeat   renew an external agent's lease and its claims' (404: register again)
-//	POST /v1/agents/{id}/process     {"context_id", "type"} → 201 answer, stored as a child
-//	POST /v1/agents/process          {"context_id", "capability"} or {"context_id", "agents", "mode": "pipeline"|"broadcast"}
+//	POST /v1/agents/{id}/process     {"context_id", "type", "timeout"} → 201 answer, stored as a child
+//	POST /v1/agents/process          {"context_id", "capability"} or {"context_id", "agents", "mode": "pipeline"|"broadcast"}, and "timeout"
+//
+// A call to the node's agents lasts at most its timeout (default 2m, at
+// most 10m); the write deadline of its response is moved past it. A rate
+// limited agent that said how long to wait answers 429 with Retry-After;
+// other agent failures answer 503, with Retry-After when the wait is known.
 //	POST /v1/tasks                   create {"content", "namespace", "capability", "parent_id", "agent_id", "max_attempts"} → 201
 //	GET  /v1/tasks?status=&limit=    {"tasks": [...]}
 //	GET  /v1/tasks/{id}              one task
@@ -193,6 +202,58 @@ type ProcessRequest struct {
 	Capability string     `json:"capability,omitempty"`
 	Agents     []string   `json:"agents,omitempty"`
 	Mode       string     `json:"mode,omitempty"` // ModePipeline or ModeBroadcast, with Agents
+	// Timeout bounds the whole call, retries, waits and every step
+	// included: a Go duration ("90s", "5m"); default DefaultAgentTimeout,
+	// at most MaxAgentTimeout.
+	Timeout string `json:"timeout,omitempty"`
+}
+
+// How long a call to the node's agents may take: by default, and at most
+// (the timeout field of a request).
+const (
+	DefaultAgentTimeout = 2 * time.Minute
+	MaxAgentTimeout     = 10 * time.Minute
+)
+
+// agentContext is the context of a call to the node's agents: r's, with
+// the deadline the request asked for. The answer is written after the
+// call, so the response's write deadline is moved past it (the server's
+// WriteTimeout would cut it short).
+func agentContext(w http.ResponseWriter, r *http.Request, timeout string) (context.Context, context.CancelFunc, error) {
+	d := DefaultAgentTimeout
+	if timeout != "" {
+		v, err := time.ParseDuration(timeout)
+		if err != nil || v <= 0 || v > MaxAgentTimeout {
+			return nil, nil, nexus.Errorf(nexus.EInvalid, "timeout %q: want a duration such as 90s or 5m, above 0 and at most %s", clip(timeout, 20), MaxAgentTimeout)
+		}
+		d = v
+	}
+	// Not every ResponseWriter has deadlines (a test recorder, HTTP/1
+	// hijacked); then there is nothing to extend.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(d + 30*time.Second))
+	ctx, cancel := context.WithTimeout(r.Context(), d)
+	return ctx, cancel, nil
+}
+
+// agentFailed answers the failure of a call to the node's agents: 429
+// when an agent is rate limited and said for how long, else the error's
+// own status; with Retry-After whenever the wait is known. A call that
+// ran out of its timeout says so.
+func (s *Server) agentFailed(ctx context.Context, w http.ResponseWriter, r *http.Request, err error) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) && r.Context().Err() == nil {
+		return nexus.Errorf(nexus.EUnavailable, "the agents did not answer within the timeout (nothing was stored; the timeout field allows up to %s): %s", MaxAgentTimeout, nexus.ErrorMessage(err))
+	}
+	var e *agent.Error
+	if !errors.As(err, &e) || e.RetryAfter <= 0 {
+		return err
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
+	if e.Class != agent.ClassRateLimit {
+		return err
+	}
+	s.log.Warn("request not served", "method", r.Method, "path", r.URL.Path, "err", err)
+	writeError(w, http.StatusTooManyRequests, nexus.EUnavailable, nexus.ErrorMessage(err))
+	return nil
 }
 
 // The modes of a [ProcessRequest] with agents.
@@ -226,9 +287,14 @@ func (s *Server) processWith(w http.ResponseWriter, r *http.Request) error {
 	if req.Capability != "" || len(req.Agents) > 0 || req.Mode != "" {
 		return nexus.Errorf(nexus.EInvalid, "the agent is in the path: capability, agents and mode belong to POST /v1/agents/process")
 	}
-	a, err := s.agents.Process(r.Context(), orchestrator.Request{ContextID: req.ContextID, Agent: r.PathValue("id"), Type: req.Type})
+	ctx, cancel, err := agentContext(w, r, req.Timeout)
 	if err != nil {
 		return err
+	}
+	defer cancel()
+	a, err := s.agents.Process(ctx, orchestrator.Request{ContextID: req.ContextID, Agent: r.PathValue("id"), Type: req.Type})
+	if err != nil {
+		return s.agentFailed(ctx, w, r, err)
 	}
 	return writeJSON(w, http.StatusCreated, a)
 }
@@ -244,22 +310,29 @@ func (s *Server) processMany(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case req.Capability != "" && (len(req.Agents) > 0 || req.Mode != ""):
 		return nexus.Errorf(nexus.EInvalid, "give a capability, or agents with a mode, not both")
-	case req.Capability != "":
-		a, err := s.agents.Process(r.Context(), orchestrator.Request{ContextID: req.ContextID, Capability: req.Capability, Type: req.Type})
-		if err != nil {
-			return err
-		}
-		return writeJSON(w, http.StatusCreated, processResult{Answers: []*orchestrator.Answer{a}})
-	case len(req.Agents) == 0 || len(req.Agents) > 16:
+	case req.Capability == "" && (len(req.Agents) == 0 || len(req.Agents) > 16):
 		return nexus.Errorf(nexus.EInvalid, "agents: want 1-16 agent ids (or a capability)")
 	case req.ContextID.IsZero():
 		return nexus.Errorf(nexus.EInvalid, "context_id is required")
+	case req.Capability == "" && req.Mode != ModePipeline && req.Mode != ModeBroadcast:
+		return nexus.Errorf(nexus.EInvalid, "mode %q: want pipeline or broadcast", clip(req.Mode, 20))
 	}
-	switch req.Mode {
-	case ModePipeline:
-		answers, err := s.agents.Pipeline(r.Context(), req.ContextID, req.Agents, req.Type)
+	ctx, cancel, err := agentContext(w, r, req.Timeout)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	if req.Capability != "" {
+		a, err := s.agents.Process(ctx, orchestrator.Request{ContextID: req.ContextID, Capability: req.Capability, Type: req.Type})
+		if err != nil {
+			return s.agentFailed(ctx, w, r, err)
+		}
+		return writeJSON(w, http.StatusCreated, processResult{Answers: []*orchestrator.Answer{a}})
+	}
+	if req.Mode == ModePipeline {
+		answers, err := s.agents.Pipeline(ctx, req.ContextID, req.Agents, req.Type)
 		if err != nil && len(answers) == 0 {
-			return err
+			return s.agentFailed(ctx, w, r, err)
 		}
 		out := processResult{Answers: orEmpty(answers)}
 		if err != nil {
@@ -267,20 +340,18 @@ func (s *Server) processMany(w http.ResponseWriter, r *http.Request) error {
 			out.Error = &d
 		}
 		return writeJSON(w, http.StatusCreated, out)
-	case ModeBroadcast:
-		answers, errs := s.agents.Broadcast(r.Context(), req.ContextID, req.Agents, req.Type)
-		out := processResult{Answers: answers}
-		for i, err := range errs {
-			if err != nil {
-				out.Errors = append(out.Errors, agentError{Agent: req.Agents[i], Error: detailOf(err)})
-			}
-		}
-		if len(out.Errors) == len(errs) {
-			return errs[0]
-		}
-		return writeJSON(w, http.StatusCreated, out)
 	}
-	return nexus.Errorf(nexus.EInvalid, "mode %q: want pipeline or broadcast", clip(req.Mode, 20))
+	answers, errs := s.agents.Broadcast(ctx, req.ContextID, req.Agents, req.Type)
+	out := processResult{Answers: answers}
+	for i, err := range errs {
+		if err != nil {
+			out.Errors = append(out.Errors, agentError{Agent: req.Agents[i], Error: detailOf(err)})
+		}
+	}
+	if len(out.Errors) == len(errs) {
+		return s.agentFailed(ctx, w, r, errs[0])
+	}
+	return writeJSON(w, http.StatusCreated, out)
 }
 
 func orEmpty(a []*orchestrator.Answer) []*orchestrator.Answer {

@@ -517,3 +517,68 @@ func TestAgentsAPI_queueFull(t *testing.T) {
 	call("POST", "/v1/tasks/claim", js, `{"agent_id":"a"}`, true, 200)
 	call("POST", "/v1/tasks", js, `{"content":"second"}`, true, 201)
 }
+
+// A call to the node's agents is answered although it outlasts the
+// server's WriteTimeout; its timeout field bounds it; a rate limited
+// agent answers 429 and an overloaded one 503, both with the provider's
+// Retry-After.
+func TestAgentsAPI_longCalls(t *testing.T) {
+	st, err := gitstore.Open(t.TempDir(), gitstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	slow := agenttest.NewProvider(t, "slow")
+	o := orchestrator.New(st, orchestrator.Options{CheckpointEvery: -1})
+	if err := o.Add(agenttest.NewRunner(t, "slow", slow), []string{"docs"}); err != nil {
+		t.Fatal(err)
+	}
+	busy := agenttest.NewProvider(t, "busy") // a breaker of its own
+	if err := o.Add(agenttest.NewRunner(t, "busy", busy), nil); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(httpapi.NewServer(st, httpapi.Options{Agents: o}))
+	srv.Config.WriteTimeout = 200 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	call := newDocCaller(t, loadOpenAPI(t), srv).call
+	q := mustPut(t, st, nexus.Draft{Namespace: "proj", Type: nexus.TypeInstruction, Content: "Write the README."})
+	body := func(extra string) string { return fmt.Sprintf(`{"context_id":%q%s}`, q.ID, extra) }
+
+	slow.SetDelay(400 * time.Millisecond)
+	if a := decode[orchestrator.Answer](t, call("POST", "/v1/agents/slow/process", js, body(""), true, 201)); a.Context.ParentID != q.ID {
+		t.Errorf("slow answer: %+v", a.Context)
+	}
+	before, start := st.Len(), time.Now()
+	msg := decode[apiError](t, call("POST", "/v1/agents/process", js, body(`,"capability":"docs","timeout":"100ms"`), true, 503)).Error.Message
+	if took := time.Since(start); took > 350*time.Millisecond || !strings.Contains(msg, "did not answer within the timeout") || st.Len() != before {
+		t.Errorf("timeout 100ms: after %v, %q, %d stored", took, msg, st.Len()-before)
+	}
+	for _, timeout := range []string{"0s", "-1s", "11m", "soon", "90"} {
+		if code := errCode(t, call("POST", "/v1/agents/slow/process", js, body(`,"timeout":"`+timeout+`"`), false, 400)); code != nexus.EInvalid {
+			t.Errorf("timeout %q: %s", timeout, code)
+		}
+	}
+	slow.SetDelay(0)
+
+	for _, c := range []struct {
+		fake   *agenttest.Provider
+		status int
+		target string
+		extra  string
+	}{
+		{slow, 429, "/v1/agents/slow/process", ""},
+		{slow, 429, "/v1/agents/process", `,"capability":"docs"`},
+		{busy, 503, "/v1/agents/process", `,"agents":["busy"],"mode":"pipeline"`},
+	} {
+		c.fake.Fail(c.status, 7*time.Second)
+		call("POST", c.target, js, body(c.extra), true, c.status)
+		resp := send(t, srv, request{method: "POST", target: c.target, ctype: js, auth: "-", body: strings.NewReader(body(c.extra))})
+		if resp.status != c.status || resp.header.Get("Retry-After") != "7" {
+			t.Errorf("%s %s with the provider answering %d: %d, Retry-After %q", c.target, c.extra, c.status, resp.status, resp.header.Get("Retry-After"))
+		}
+	}
+	if st.Len() != before {
+		t.Errorf("%d answers stored by failed calls", st.Len()-before)
+	}
+}

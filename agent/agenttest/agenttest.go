@@ -25,13 +25,16 @@ const Model = "fake-model"
 // heartbeat, POST /v1/chat/completions answers "NAME answers: LAST LINE"
 // where LAST LINE is the last line of the last message (the content of
 // the context asked about, for a prompt built from a chain), with usage
-// of 42 prompt and 7 completion tokens.
+// of 42 prompt and 7 completion tokens. It can be made to fail (SetDown,
+// Fail) and to be slow (SetDelay).
 type Provider struct {
 	// URL is the API root, for agent.Config.BaseURL (it ends in /v1).
-	URL   string
-	name  string
-	down  atomic.Bool
-	calls atomic.Int64
+	URL        string
+	name       string
+	status     atomic.Int32 // the status every completion gets; 0: answer
+	retryAfter atomic.Int64 // seconds, sent with status
+	delay      atomic.Int64 // before answering a completion
+	calls      atomic.Int64
 }
 
 // NewProvider starts a fake named name; it stops when the test ends.
@@ -46,7 +49,25 @@ func NewProvider(tb testing.TB, name string) *Provider {
 
 // SetDown makes the fake answer every completion with 503 (overloaded),
 // or answer again.
-func (p *Provider) SetDown(down bool) { p.down.Store(down) }
+func (p *Provider) SetDown(down bool) {
+	if down {
+		p.Fail(http.StatusServiceUnavailable, 0)
+	} else {
+		p.Fail(0, 0)
+	}
+}
+
+// Fail makes the fake answer every completion with status (429 a rate
+// limit error, others a server error) and, if retryAfter is positive, a
+// Retry-After header of that many seconds; status 0 makes it answer again.
+func (p *Provider) Fail(status int, retryAfter time.Duration) {
+	p.retryAfter.Store(int64(retryAfter / time.Second))
+	p.status.Store(int32(status))
+}
+
+// SetDelay makes the fake wait d before it answers a completion (or until
+// the request is canceled).
+func (p *Provider) SetDelay(d time.Duration) { p.delay.Store(int64(d)) }
 
 // Calls is the number of completion requests received.
 func (p *Provider) Calls() int64 { return p.calls.Load() }
@@ -79,9 +100,23 @@ func (p *Provider) serve(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `{"error":{"message":"want a JSON body with messages","type":"invalid_request_error"}}`)
 		return
 	}
-	if p.down.Load() {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprint(w, `{"error":{"message":"the model is overloaded","type":"server_error"}}`)
+	if d := time.Duration(p.delay.Load()); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if status := int(p.status.Load()); status != 0 {
+		if after := p.retryAfter.Load(); after > 0 {
+			w.Header().Set("Retry-After", fmt.Sprint(after))
+		}
+		w.WriteHeader(status)
+		if status == http.StatusTooManyRequests {
+			fmt.Fprint(w, `{"error":{"message":"rate limit reached for requests","type":"requests","code":"rate_limit_exceeded"}}`)
+		} else {
+			fmt.Fprint(w, `{"error":{"message":"the model is overloaded","type":"server_error"}}`)
+		}
 		return
 	}
 	json.NewEncoder(w).Encode(map[string]any{
