@@ -25,6 +25,8 @@ import (
 //	POST /v1/agents/{id}/heartbeat   renew an external agent's lease and its claims' (404: register again)
 //	POST /v1/agents/{id}/process     {"context_id", "type", "timeout"} → 201 answer, stored as a child
 //	POST /v1/agents/process          {"context_id", "capability"} or {"context_id", "agents", "mode": "pipeline"|"broadcast"}, and "timeout"
+//	POST /v1/agents/{id}/generate    {"prompt", "namespace", "type", "parent_id", "timeout"} → 201 answer, stored as a new context
+//	POST /v1/agents/generate         the same with "capability"
 //
 // A call to the node's agents lasts at most its timeout (default 2m, at
 // most 10m); the write deadline of its response is moved past it. A rate
@@ -352,6 +354,57 @@ func (s *Server) processMany(w http.ResponseWriter, r *http.Request) error {
 		return s.agentFailed(ctx, w, r, errs[0])
 	}
 	return writeJSON(w, http.StatusCreated, out)
+}
+
+// GenerateRequest is the body of POST /v1/agents/generate (and, without
+// Capability, of POST /v1/agents/{id}/generate): a prompt to answer, and
+// where to store the answer.
+type GenerateRequest struct {
+	Capability string     `json:"capability,omitempty"`
+	Prompt     string     `json:"prompt"`
+	Namespace  string     `json:"namespace,omitempty"` // of the answer; default the parent's, else default
+	Type       nexus.Type `json:"type,omitempty"`      // of the answer; default result
+	ParentID   nexus.ID   `json:"parent_id,omitzero"`  // none: the answer is a root
+	Timeout    string     `json:"timeout,omitempty"`   // as in ProcessRequest
+}
+
+var generateFields = jsonFields[GenerateRequest]()
+
+func (s *Server) generateWith(w http.ResponseWriter, r *http.Request) error {
+	return s.generate(w, r, r.PathValue("id"))
+}
+
+func (s *Server) generateBy(w http.ResponseWriter, r *http.Request) error {
+	return s.generate(w, r, "")
+}
+
+// generate answers POST /v1/agents/{id}/generate (id set) and
+// /v1/agents/generate (by capability).
+func (s *Server) generate(w http.ResponseWriter, r *http.Request, id string) error {
+	if s.agents == nil {
+		return errNoAgents
+	}
+	var req GenerateRequest
+	if err := s.decodeBody(w, r, &req, generateFields); err != nil {
+		return err
+	}
+	switch {
+	case id != "" && req.Capability != "":
+		return nexus.Errorf(nexus.EInvalid, "the agent is in the path: a capability belongs to POST /v1/agents/generate")
+	case id == "" && req.Capability == "":
+		return nexus.Errorf(nexus.EInvalid, "capability is required (or POST /v1/agents/{id}/generate to ask one agent)")
+	}
+	ctx, cancel, err := agentContext(w, r, req.Timeout)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	a, err := s.agents.Generate(ctx, orchestrator.GenerateRequest{Agent: id, Capability: req.Capability, Prompt: req.Prompt,
+		Namespace: req.Namespace, Type: req.Type, ParentID: req.ParentID})
+	if err != nil {
+		return s.agentFailed(ctx, w, r, err)
+	}
+	return writeJSON(w, http.StatusCreated, a)
 }
 
 func orEmpty(a []*orchestrator.Answer) []*orchestrator.Answer {

@@ -266,6 +266,45 @@ func TestAgentsAPI_ownAgents(t *testing.T) {
 		}
 		call("POST", "/v1/agents/process", js, fmt.Sprintf(`{"context_id":%q,"agents":["broken"],"mode":"broadcast"}`, leaf.ID), true, 503)
 	})
+	t.Run("generate", func(t *testing.T) {
+		a := decode[orchestrator.Answer](t, call("POST", "/v1/agents/writer/generate", js, `{"prompt":"Name the parser.","namespace":"names","timeout":"30s"}`, true, 201))
+		if c := a.Context; !c.ParentID.IsZero() || c.Namespace != "names" || c.Type != nexus.TypeResult || c.AgentID != "writer" ||
+			c.Content != agenttest.Answer("writer", "Name the parser.") || a.Provenance.FinalAgent != "writer" {
+			t.Errorf("generate: %+v %+v", c, a.Provenance)
+		}
+		a = decode[orchestrator.Answer](t, call("POST", "/v1/agents/generate", js, fmt.Sprintf(`{"capability":"docs","prompt":"Describe it.","type":"document","parent_id":%q}`, root.ID), true, 201))
+		if c := a.Context; c.ParentID != root.ID || c.Namespace != "proj" || c.Type != nexus.TypeDocument || c.AgentID != "writer" {
+			t.Errorf("generate by capability: %+v %+v", c, a.Provenance)
+		}
+		// The client: by agent, and by capability.
+		c := httpapi.NewClient(n.srv.URL)
+		if a, err := c.Generate(t.Context(), orchestrator.GenerateRequest{Agent: "critic", Prompt: "Review it."}); err != nil || a.Context.AgentID != "critic" || a.Context.Namespace != nexus.DefaultNamespace {
+			t.Errorf("client generate: %v %+v", err, a)
+		}
+		if a, err := c.Generate(t.Context(), orchestrator.GenerateRequest{Capability: "review", Prompt: "Review it.", ParentID: root.ID}); err != nil || a.Context.ParentID != root.ID {
+			t.Errorf("client generate by capability: %v %+v", err, a)
+		}
+		before := n.store.Len()
+		for _, tc := range []struct {
+			target, body string
+			valid        bool
+			status       int
+		}{
+			{"/v1/agents/writer/generate", `{"prompt":"x","capability":"docs"}`, false, 400},
+			{"/v1/agents/writer/generate", `{"prompt":""}`, false, 400},
+			{"/v1/agents/writer/generate", `{"prompt":"x","timeout":"1h"}`, false, 400},
+			{"/v1/agents/generate", `{"prompt":"x"}`, false, 400},
+			{"/v1/agents/nobody/generate", `{"prompt":"x"}`, true, 404},
+			{"/v1/agents/writer/generate", `{"prompt":"x","parent_id":"01KB2W3G6T0Q5A9QYQ7M3N8C2D"}`, true, 404},
+			{"/v1/agents/generate", `{"prompt":"x","capability":"poetry"}`, true, 404},
+			{"/v1/agents/broken/generate", `{"prompt":"x"}`, true, 503},
+		} {
+			call("POST", tc.target, js, tc.body, tc.valid, tc.status)
+		}
+		if n.store.Len() != before {
+			t.Errorf("failed generations stored %d contexts", n.store.Len()-before)
+		}
+	})
 	t.Run("unknown agent", func(t *testing.T) {
 		// Every agent is checked before any is asked: nothing is stored.
 		calls, before := n.broken.Calls(), n.store.Len()

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/orchestrator"
@@ -99,7 +100,7 @@ func (c *Client) Process(ctx context.Context, req orchestrator.Request) (*orches
 		return nil, nexus.Errorf(nexus.EInvalid, "name an agent or a capability")
 	}
 	var out orchestrator.Answer
-	if err := c.do(ctx, http.MethodPost, agentPath(req.Agent, "/process"), nil, ProcessRequest{ContextID: req.ContextID, Type: req.Type}, &out); err != nil {
+	if err := c.do(ctx, http.MethodPost, agentPath(req.Agent, "/process"), nil, ProcessRequest{ContextID: req.ContextID, Type: req.Type, Timeout: timeoutOf(ctx)}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -124,10 +125,36 @@ type AgentFailure struct {
 	Err   error
 }
 
+// Generate has one of the node's agents (req.Agent), or any agent with
+// req.Capability, answer req.Prompt; the answer is stored as a new
+// context.
+func (c *Client) Generate(ctx context.Context, req orchestrator.GenerateRequest) (*orchestrator.Answer, error) {
+	body := GenerateRequest{Prompt: req.Prompt, Namespace: req.Namespace, Type: req.Type, ParentID: req.ParentID, Timeout: timeoutOf(ctx)}
+	path := "/v1/agents/generate"
+	switch {
+	case req.Agent != "" && req.Capability != "":
+		return nil, nexus.Errorf(nexus.EInvalid, "ask an agent or a capability, not both")
+	case req.Agent != "":
+		path = agentPath(req.Agent, "/generate")
+	case req.Capability != "":
+		body.Capability = req.Capability
+	default:
+		return nil, nexus.Errorf(nexus.EInvalid, "name an agent or a capability")
+	}
+	var out orchestrator.Answer
+	if err := c.do(ctx, http.MethodPost, path, nil, body, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // ProcessMany asks any agent with req.Capability, or req.Agents as a
 // pipeline or a broadcast (req.Mode). A pipeline that fails at its first
 // step, or a broadcast where every agent fails, is an error.
 func (c *Client) ProcessMany(ctx context.Context, req ProcessRequest) (*ProcessResult, error) {
+	if req.Timeout == "" {
+		req.Timeout = timeoutOf(ctx)
+	}
 	var wire processResult
 	if err := c.do(ctx, http.MethodPost, "/v1/agents/process", nil, req, &wire); err != nil {
 		return nil, err
@@ -204,4 +231,20 @@ func (c *Client) FailTask(ctx context.Context, id nexus.ID, agentID string, clai
 	var out tasks.Task
 	err := c.do(ctx, http.MethodPost, "/v1/tasks/"+id.String()+"/fail", nil, failRequest{AgentID: agentID, Claim: claim, Reason: reason, Retry: retry}, &out)
 	return out, err
+}
+
+// timeoutOf is the timeout field of a call to the node's agents: what is
+// left of ctx's deadline, whole seconds rounded down, at most
+// MaxAgentTimeout; none (the server's default) without a deadline or with
+// less than a second left.
+func timeoutOf(ctx context.Context) string {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return ""
+	}
+	left := min(time.Until(deadline).Truncate(time.Second), MaxAgentTimeout)
+	if left < time.Second {
+		return ""
+	}
+	return left.String()
 }

@@ -71,8 +71,9 @@ type Options struct {
 	// /v1/agents (registration, heartbeats) and /v1/tasks; nil answers
 	// 404 there.
 	Tasks *tasks.Queue
-	// Agents are the node's own agents, for /v1/agents (listing) and
-	// /v1/agents/{id}/process, /v1/agents/process; nil: none.
+	// Agents are the node's own agents, for /v1/agents (listing),
+	// /v1/agents/{id}/process, /v1/agents/process, /v1/agents/{id}/generate
+	// and /v1/agents/generate; nil: none.
 	Agents *orchestrator.Orchestrator
 	// AgentStatus reports the node's own agents (health, breaker), for
 	// GET /v1/agents; nil: none.
@@ -179,6 +180,8 @@ func (s *Server) routes() {
 	s.handle("POST /v1/agents/{id}/heartbeat", s.heartbeat)
 	s.handle("POST /v1/agents/{id}/process", s.processWith)
 	s.handle("POST /v1/agents/process", s.processMany)
+	s.handle("POST /v1/agents/{id}/generate", s.generateWith)
+	s.handle("POST /v1/agents/generate", s.generateBy)
 	s.handle("POST /v1/tasks", s.createTask)
 	s.handle("GET /v1/tasks", s.listTasks)
 	s.handle("GET /v1/tasks/{id}", s.getTask)

@@ -3,7 +3,8 @@
 // an agent (one named, or any agent with a capability), and stores the
 // answer as a child context whose metadata holds its provenance: the
 // agent asked, the agent that finally answered, the model, tokens in and
-// out, latency and attempts. Pipelines feed each answer to the next agent
+// out, latency and attempts. Generate answers a prompt alone and stores
+// the answer likewise, as a root or under a parent given. Pipelines feed each answer to the next agent
 // as a new child; a broadcast asks several agents the same context.
 //
 // After each answer an agent's state, when it changed, is checkpointed as
@@ -21,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -342,6 +344,54 @@ func (o *Orchestrator) keep(ctx context.Context, m *member, resp *agent.Response
 	}
 	o.checkpointLater(ctx, m)
 	return &Answer{Context: c, Provenance: resp.Provenance}, nil
+}
+
+// GenerateRequest asks for an answer to a prompt that stands alone.
+type GenerateRequest struct {
+	Agent      string `json:"agent,omitempty"`
+	Capability string `json:"capability,omitempty"`
+	Prompt     string `json:"prompt"`
+	// Namespace of the answer; default the parent's, else
+	// [nexus.DefaultNamespace].
+	Namespace string     `json:"namespace,omitempty"`
+	Type      nexus.Type `json:"type,omitempty"`     // of the answer; default result
+	ParentID  nexus.ID   `json:"parent_id,omitzero"` // the answer's parent; none: a root
+}
+
+// Generate asks an agent (or, by capability, the agents having it, as
+// Process does) to answer a prompt alone, without a chain, and stores the
+// answer as a new context with its provenance: a root, or a child of
+// ParentID. The prompt is checked, and the parent looked up, before any
+// agent is asked.
+func (o *Orchestrator) Generate(ctx context.Context, req GenerateRequest) (*Answer, error) {
+	typ, err := answerType(req.Type)
+	if err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(req.Prompt) == "" {
+		return nil, nexus.Errorf(nexus.EInvalid, "prompt is required")
+	}
+	ms, err := o.route(req.Agent, req.Capability)
+	if err != nil {
+		return nil, err
+	}
+	ns := req.Namespace
+	if !req.ParentID.IsZero() {
+		parent, err := o.store.Get(ctx, req.ParentID)
+		if err != nil {
+			return nil, fmt.Errorf("parent_id: %w", err)
+		}
+		ns = cmp.Or(ns, parent.Namespace)
+	}
+	ns = cmp.Or(ns, nexus.DefaultNamespace)
+	if err := nexus.ValidateNamespace(ns); err != nil {
+		return nil, err
+	}
+	resp, m, err := o.ask(ctx, ms, func(a agent.Agent) (*agent.Response, error) { return a.Generate(ctx, req.Prompt) })
+	if err != nil {
+		return nil, err
+	}
+	return o.keep(ctx, m, resp, nexus.Draft{Namespace: ns, Type: typ, ParentID: req.ParentID})
 }
 
 // checkpointLater writes a checkpoint of m after an answer: at once when

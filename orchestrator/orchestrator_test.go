@@ -466,3 +466,56 @@ func BenchmarkFailover(b *testing.B) {
 	b.ReportMetric(float64(median(first))/1e6, "first-failover-ms")
 	b.ReportMetric(float64(median(open))/1e6, "breaker-open-ms")
 }
+
+// Generate answers a prompt alone and stores the answer as a root, or
+// under the parent given (in its namespace), with its provenance; by
+// capability it fails over like Process. Bad requests ask no agent.
+func TestGenerate(t *testing.T) {
+	ctx := context.Background()
+	s, _ := store(t)
+	o := orchestrator.New(s, orchestrator.Options{})
+	down, up := newProvider(t, "down"), newProvider(t, "up")
+	down.down.Store(true)
+	once := func(c *agent.Config) { c.MaxRetries = -1 }
+	o.Add(runner(t, "down", down, once), []string{"write"})
+	o.Add(runner(t, "up", up, once), []string{"write"})
+
+	a, err := o.Generate(ctx, orchestrator.GenerateRequest{Agent: "up", Prompt: "Name the parser.", Namespace: "names"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := a.Context
+	if !c.ParentID.IsZero() || c.Namespace != "names" || c.Type != nexus.TypeResult || c.AgentID != "up" || c.Content != "up answers: Name the parser." ||
+		!strings.Contains(string(c.Metadata), `"final_agent":"up"`) || a.Provenance.TokensIn != 42 {
+		t.Errorf("root answer: %+v %+v", c, a.Provenance)
+	}
+	parent := put(t, s, "The parser.", nexus.ID{})
+	a, err = o.Generate(ctx, orchestrator.GenerateRequest{Capability: "write", Prompt: "Describe it.", Type: nexus.TypeDocument, ParentID: parent.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := a.Context; c.ParentID != parent.ID || c.Namespace != "proj" || c.Type != nexus.TypeDocument || c.AgentID != "up" ||
+		len(a.Provenance.Trail) != 2 || a.Provenance.Trail[0].Agent != "down" {
+		t.Errorf("child answer by capability: %+v %+v", c, a.Provenance)
+	}
+	calls, n := down.calls.Load()+up.calls.Load(), s.Len()
+	ghost, _ := nexus.ParseID("01KB2W3G6T0Q5A9QYQ7M3N8C2D")
+	for _, c := range []struct {
+		req  orchestrator.GenerateRequest
+		code nexus.Code
+	}{
+		{orchestrator.GenerateRequest{Agent: "up", Prompt: "  "}, nexus.EInvalid},
+		{orchestrator.GenerateRequest{Agent: "up", Prompt: "x", Type: "poem"}, nexus.EInvalid},
+		{orchestrator.GenerateRequest{Agent: "up", Prompt: "x", Namespace: "Bad NS"}, nexus.EInvalid},
+		{orchestrator.GenerateRequest{Prompt: "x"}, nexus.EInvalid},
+		{orchestrator.GenerateRequest{Agent: "ghost", Prompt: "x"}, nexus.ENotFound},
+		{orchestrator.GenerateRequest{Agent: "up", Prompt: "x", ParentID: ghost}, nexus.ENotFound},
+	} {
+		if _, err := o.Generate(ctx, c.req); nexus.ErrorCode(err) != c.code {
+			t.Errorf("%+v: %v, want %s", c.req, err, c.code)
+		}
+	}
+	if got := down.calls.Load() + up.calls.Load(); got != calls || s.Len() != n {
+		t.Errorf("bad requests made %d calls and stored %d contexts", got-calls, s.Len()-n)
+	}
+}
