@@ -24,6 +24,7 @@ type Agents interface {
 	CompleteTask(ctx context.Context, id nexus.ID, agentID string, claim int, ans tasks.Answer) (tasks.Task, *nexus.Context, error)
 	FailTask(ctx context.Context, id nexus.ID, agentID string, claim int, reason string, retry bool) (tasks.Task, error)
 	Process(ctx context.Context, req orchestrator.Request) (*orchestrator.Answer, error)
+	Generate(ctx context.Context, req orchestrator.GenerateRequest) (*orchestrator.Answer, error)
 }
 
 // LocalAgents returns [Agents] over a node's task queue and orchestrator.
@@ -95,11 +96,18 @@ func (l localAgents) Process(ctx context.Context, req orchestrator.Request) (*or
 	return l.o.Process(ctx, req)
 }
 
+func (l localAgents) Generate(ctx context.Context, req orchestrator.GenerateRequest) (*orchestrator.Answer, error) {
+	if l.o == nil {
+		return nil, errNoAgents
+	}
+	return l.o.Generate(ctx, req)
+}
+
 // agentInstructions are added to the instructions when the agent tools
 // are offered.
 const agentInstructions = `
 - To work on shared tasks: register_agent once with a unique agent_id, then claim_task; do the work; complete_task (or fail_task) with the task id and the claim number claim_task returned. While you hold a task, call heartbeat_agent more often than lease_seconds, or the task goes back to the queue.
-- process_context asks one of the node's own agents (by agent id or capability) to answer a context; the answer is stored as its child.`
+- process_context asks one of the node's own agents (by agent id or capability) to answer a context; the answer is stored as its child. generate_context asks one to answer a prompt alone; the answer is stored as a new context.`
 
 // Patterns of the tools' agent ids and capabilities, as the API checks
 // them.
@@ -202,6 +210,25 @@ func (t *tools) registerAgents(s *mcp.Server) {
 		props{p.get("provenance").Properties["trail"].Items}.enum("class", "auth", "rate_limit", "overload", "server", "timeout",
 			"network", "malformed", "bad_request", "config", "unavailable", "canceled")
 	}, t.process)
+	add(s, &mcp.Tool{
+		Name:  "generate_context",
+		Title: "Have one of the node's agents write a context",
+		Description: "Have one of the agents this Nexus node runs (LLM workers configured on the server) answer a prompt on its own, without a thread: " +
+			"name the agent with agent, or give a capability to let any agent that has it answer. " +
+			"The answer is stored as a new context (type result unless you say otherwise; a root, or a child of parent_id) and returned with its provenance. " +
+			"To have an agent answer a stored context and its thread, use process_context instead. " +
+			"Code not_found: no such agent, capability or parent, or the node runs no agents; code unavailable: no agent answered (nothing was stored).",
+		Annotations: &mcp.ToolAnnotations{DestructiveHint: ptr(false), OpenWorldHint: ptr(true)},
+	}, func(p props) {
+		p.get("agent").Pattern = agentIDPattern
+		p.get("capability").Pattern = capabilityPattern
+		p.get("prompt").MinLength = ptr(1)
+		p.contextType("type")
+	}, func(p props) {
+		contextSchema(props{p.get("context")})
+		props{p.get("provenance").Properties["trail"].Items}.enum("class", "auth", "rate_limit", "overload", "server", "timeout",
+			"network", "malformed", "bad_request", "config", "unavailable", "canceled")
+	}, t.generate)
 }
 
 type agentOut struct {
@@ -422,6 +449,11 @@ func (t *tools) process(ctx context.Context, in processInput) (*processOut, erro
 	if err != nil {
 		return nil, err
 	}
+	return newAnswer(a), nil
+}
+
+// newAnswer is the output of a stored answer.
+func newAnswer(a *orchestrator.Answer) *processOut {
 	p := a.Provenance
 	out := &processOut{Context: newContext(a.Context, true), Provenance: provenanceOut{
 		Agent: p.Agent, FinalAgent: p.FinalAgent, Model: p.Model, TokensIn: p.TokensIn, TokensOut: p.TokensOut,
@@ -430,7 +462,29 @@ func (t *tools) process(ctx context.Context, in processInput) (*processOut, erro
 	for _, x := range p.Trail {
 		out.Provenance.Trail = append(out.Provenance.Trail, attemptOut{Agent: x.Agent, Requests: x.Requests, Class: string(x.Class), Error: x.Error, LatencyMS: ms(x.Latency)})
 	}
-	return out, nil
+	return out
+}
+
+type generateInput struct {
+	Prompt     string `json:"prompt" jsonschema:"what the agent is to answer or write"`
+	Agent      string `json:"agent,omitempty" jsonschema:"the id of the node's agent (or pool) to ask; give this or capability"`
+	Capability string `json:"capability,omitempty" jsonschema:"ask any of the node's agents with this capability; give this or agent"`
+	Namespace  string `json:"namespace,omitempty" jsonschema:"the namespace of the answer: 1-64 of a-z 0-9 . _ - (default: the parent's, else the server's)"`
+	Type       string `json:"type,omitempty" jsonschema:"the type of the stored answer; result when left out"`
+	ParentID   string `json:"parent_id,omitempty" jsonschema:"id of the context the answer continues; without it the answer is a root"`
+}
+
+func (t *tools) generate(ctx context.Context, in generateInput) (*processOut, error) {
+	parent, err := optionalID("parent_id", in.ParentID)
+	if err != nil {
+		return nil, err
+	}
+	a, err := t.agents.Generate(ctx, orchestrator.GenerateRequest{Agent: in.Agent, Capability: in.Capability, Prompt: in.Prompt,
+		Namespace: t.namespace(ctx, in.Namespace, parent), Type: nexus.Type(in.Type), ParentID: parent})
+	if err != nil {
+		return nil, err
+	}
+	return newAnswer(a), nil
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -305,3 +305,40 @@ func TestNew_agentTools(t *testing.T) {
 		t.Errorf("process_context without agents: %s %q", code, msg)
 	}
 }
+
+// generate_context has the node's agents answer a prompt alone and stores
+// the answer as a root or under a parent, with provenance.
+func checkGenerate(t *testing.T, cs *mcp.ClientSession, th thread) {
+	var out struct {
+		Context    nexus.Context
+		Provenance struct {
+			FinalAgent string `json:"final_agent"`
+			TokensIn   int    `json:"tokens_in"`
+		}
+	}
+	call(t, cs, "generate_context", map[string]any{"prompt": "Name the parser.", "agent": "writer", "namespace": "names"}, &out)
+	if c := out.Context; !c.ParentID.IsZero() || c.Namespace != "names" || c.Type != nexus.TypeResult || c.AgentID != "writer" ||
+		c.Content != agenttest.Answer("writer", "Name the parser.") || out.Provenance.FinalAgent != "writer" || out.Provenance.TokensIn != 42 {
+		t.Errorf("generate_context: %+v", out)
+	}
+	call(t, cs, "generate_context", map[string]any{"prompt": "Describe it.", "capability": "docs", "type": "document", "parent_id": th.leaf.ID.String()}, &out)
+	if c := out.Context; c.ParentID != th.leaf.ID || c.Namespace != th.leaf.Namespace || c.Type != nexus.TypeDocument {
+		t.Errorf("generate_context by capability under a parent: %+v", out)
+	}
+	for _, c := range []struct {
+		args map[string]any
+		code nexus.Code
+		msg  string
+	}{
+		{map[string]any{"prompt": "x"}, nexus.EInvalid, "name an agent or a capability"},
+		{map[string]any{"prompt": "", "agent": "writer"}, nexus.EInvalid, "prompt: minLength"},
+		{map[string]any{"prompt": "x", "agent": "nobody"}, nexus.ENotFound, `no agent "nobody"`},
+		{map[string]any{"prompt": "x", "agent": "writer", "parent_id": newID()}, nexus.ENotFound, "not found"},
+		{map[string]any{"prompt": "x", "agent": "broken"}, nexus.EUnavailable, "503"},
+	} {
+		code, msg := toolError(t, cs, "generate_context", c.args)
+		if code != c.code || !strings.Contains(msg, c.msg) {
+			t.Errorf("generate_context %v: %s %q, want %s containing %q", c.args, code, msg, c.code, c.msg)
+		}
+	}
+}

@@ -28,6 +28,7 @@
 //	complete_task      store the result of a claimed task, once
 //	fail_task          give a claimed task up, or back to the queue
 //	process_context    have one of the node's agents answer a context
+//	generate_context   have one of the node's agents answer a prompt, stored as a new context
 //
 // It also offers two resource templates: nexus://contexts/{id} (one
 // context as JSON) and nexus://threads/{id} (the thread that ends at a

@@ -130,16 +130,17 @@ func TestServer_conformance(t *testing.T) {
 			t.Run("resources", func(t *testing.T) { checkResources(t, cs, th) })
 			t.Run("tasks", func(t *testing.T) { checkTasks(t, cs, n) })
 			t.Run("process", func(t *testing.T) { checkProcess(t, cs, th) })
+			t.Run("generate", func(t *testing.T) { checkGenerate(t, cs, th) })
 		})
 	}
 }
 
 var (
 	allTools = []string{
-		"claim_task", "complete_task", "create_task", "fail_task", "get_chain", "get_context", "heartbeat_agent",
+		"claim_task", "complete_task", "create_task", "fail_task", "generate_context", "get_chain", "get_context", "heartbeat_agent",
 		"list_contexts", "process_context", "register_agent", "related_contexts", "search_contexts", "store_context",
 	}
-	writeTools = []string{"claim_task", "complete_task", "create_task", "fail_task", "heartbeat_agent", "process_context", "register_agent", "store_context"}
+	writeTools = []string{"claim_task", "complete_task", "create_task", "fail_task", "generate_context", "heartbeat_agent", "process_context", "register_agent", "store_context"}
 )
 
 func checkToolList(t *testing.T, cs *mcp.ClientSession) {
