@@ -68,3 +68,52 @@ func TestServer_Search(t *testing.T) {
 	resp = send(t, noSearch, request{method: "POST", target: "/v1/search", ctype: "application/json", body: strings.NewReader(`{"query":"x"}`)})
 	wantError(t, resp, http.StatusServiceUnavailable, nexus.EUnavailable)
 }
+
+// An agent's checkpoint (agent_state) comes back from /v1/search and
+// /related only to a request for that type.
+func TestServer_Search_agentState(t *testing.T) {
+	store, err := gitstore.Open(t.TempDir(), gitstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	eng, err := search.Open(store, embed.NewHashing(64), search.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	srv := newServer(t, store, httpapi.Options{Searcher: eng})
+	c := httpapi.NewClient(srv.URL, httpapi.WithToken(token), httpapi.WithHTTPClient(srv.Client()))
+	ctx := context.Background()
+	memory, err := c.Put(ctx, nexus.Draft{Type: nexus.TypeMemory, Content: "a zebra in the data center"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, err := c.Put(ctx, nexus.Draft{Type: nexus.TypeAgentState, AgentID: "keeper", Content: `{"seen":"a zebra in the data center"}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hits := func(res *nexus.SearchResult, err error) []nexus.ID {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []nexus.ID
+		for _, h := range res.Hits {
+			out = append(out, h.Context.ID)
+		}
+		return out
+	}
+	if got := hits(c.Search(ctx, nexus.SearchRequest{Query: "zebra data center", Consistent: true})); len(got) != 1 || got[0] != memory.ID {
+		t.Errorf("search: %v, want only the memory %s", got, memory.ID)
+	}
+	if got := hits(c.Search(ctx, nexus.SearchRequest{Query: "zebra data center", Type: nexus.TypeAgentState})); len(got) != 1 || got[0] != state.ID {
+		t.Errorf("search of type agent_state: %v, want only the checkpoint %s", got, state.ID)
+	}
+	if got := hits(c.Related(ctx, memory.ID, nexus.SearchRequest{Limit: 5})); len(got) != 0 {
+		t.Errorf("related: %v, want none (the only other context is a checkpoint)", got)
+	}
+	if got := hits(c.Related(ctx, memory.ID, nexus.SearchRequest{Limit: 5, Type: nexus.TypeAgentState})); len(got) != 1 || got[0] != state.ID {
+		t.Errorf("related of type agent_state: %v, want the checkpoint %s", got, state.ID)
+	}
+}

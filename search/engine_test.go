@@ -191,6 +191,46 @@ func TestEngine_Filters(t *testing.T) {
 	})
 }
 
+// Agents' checkpoints (agent_state) stay out of search and Related unless
+// the request asks for that type.
+func TestEngine_AgentState(t *testing.T) {
+	c := mustCorpus(t)
+	state, err := c.store.Put(context.Background(), nexus.Draft{Namespace: "agents", Type: nexus.TypeAgentState, AgentID: "chef",
+		Content: `{"notes":"the quokka incident: a zebra walked through the data center"}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := mustEngine(t, c, embed.NewHashing(384), "")
+	for _, mode := range []nexus.SearchMode{nexus.Hybrid, nexus.Semantic, nexus.Keyword} {
+		t.Run(string(mode), func(t *testing.T) {
+			res := mustSearch(t, e, nexus.SearchRequest{Query: "quokka zebra data center", Mode: mode, Limit: 100})
+			if got := ids(res); slices.Contains(got, state.ID) || !slices.Contains(got, c.ids["zebra"]) {
+				t.Errorf("without a type: %v, want the zebra memory and not the checkpoint %s", got, state.ID)
+			}
+			res = mustSearch(t, e, nexus.SearchRequest{Query: "quokka zebra data center", Mode: mode, Type: nexus.TypeAgentState})
+			if got := ids(res); !slices.Equal(got, []nexus.ID{state.ID}) {
+				t.Errorf("type agent_state: %v, want only the checkpoint %s", got, state.ID)
+			}
+		})
+	}
+	t.Run("related", func(t *testing.T) {
+		res, err := e.Related(context.Background(), c.ids["zebra"], nexus.SearchRequest{Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ids(res); slices.Contains(got, state.ID) || len(got) == 0 {
+			t.Errorf("related to the zebra memory: %v, want hits but not the checkpoint %s", got, state.ID)
+		}
+		res, err = e.Related(context.Background(), c.ids["zebra"], nexus.SearchRequest{Limit: 100, Type: nexus.TypeAgentState})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ids(res); !slices.Equal(got, []nexus.ID{state.ID}) {
+			t.Errorf("related of type agent_state: %v, want only the checkpoint %s", got, state.ID)
+		}
+	})
+}
+
 func sorted(xs []nexus.ID) []nexus.ID {
 	out := slices.Clone(xs)
 	slices.SortFunc(out, func(a, b nexus.ID) int { return a.Compare(b) })

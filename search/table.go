@@ -158,7 +158,9 @@ type view struct {
 }
 
 // filter compiles the request's filters into a predicate over ordinals,
-// or nil when nothing is filtered. ok is false when the filter can match
+// or nil when nothing is filtered. Without a type filter, agent_state
+// checkpoints are left out: they are an agent's serialized state, not
+// memory to show a model. ok is false when the filter can match
 // nothing (e.g. an unknown namespace).
 func (t *table) filter(v view, r *nexus.SearchRequest) (pred func(uint32) bool, ok bool) {
 	var checks []func(*doc) bool
@@ -176,6 +178,9 @@ func (t *table) filter(v view, r *nexus.SearchRequest) (pred func(uint32) bool, 
 			return nil, false
 		}
 		checks = append(checks, func(d *doc) bool { return d.typ == id })
+	} else if id, ok := str(string(nexus.TypeAgentState)); ok {
+		// Agents' checkpoints are found only when asked for by type.
+		checks = append(checks, func(d *doc) bool { return d.typ != id })
 	}
 	if r.AgentID != "" {
 		id, ok := str(r.AgentID)
