@@ -234,15 +234,15 @@ func (c *Client) FailTask(ctx context.Context, id nexus.ID, agentID string, clai
 }
 
 // timeoutOf is the timeout field of a call to the node's agents: what is
-// left of ctx's deadline, whole seconds rounded down, at most
-// MaxAgentTimeout; none (the server's default) without a deadline or with
-// less than a second left.
+// left of ctx's deadline, to the nearest second, at most MaxAgentTimeout;
+// none (the server's default) without a deadline or with less than a
+// second left.
 func timeoutOf(ctx context.Context) string {
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		return ""
 	}
-	left := min(time.Until(deadline).Truncate(time.Second), MaxAgentTimeout)
+	left := min(time.Until(deadline).Round(time.Second), MaxAgentTimeout)
 	if left < time.Second {
 		return ""
 	}

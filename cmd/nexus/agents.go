@@ -21,15 +21,20 @@ import (
 // runAgents is `nexus agents`: the node's own agents with their health
 // and breaker, the external agents with their lease and the supervised
 // processes; `nexus agents
-// process` asks them to answer a context.
+// process` asks them to answer a context, `nexus agents generate` a
+// prompt.
 func runAgents(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "process" {
 		return runAgentsProcess(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "generate" {
+		return runAgentsGenerate(ctx, args[1:], stdout, stderr)
+	}
 	fs, cf := newClientFlagSet("agents", stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: nexus agents [flags]               list the node's agents and the external ones\n"+
-			"       nexus agents process --agent ID|--capability C|--pipeline A,B|--broadcast A,B [--type T] CONTEXT_ID")
+			"       nexus agents process --agent ID|--capability C|--pipeline A,B|--broadcast A,B [--type T] [--timeout D] CONTEXT_ID\n"+
+			"       nexus agents generate --agent ID|--capability C [--ns NS] [--type T] [--parent ID] [--timeout D] PROMPT|-")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
@@ -143,6 +148,7 @@ func runAgentsProcess(ctx context.Context, args []string, stdout, stderr io.Writ
 	pipeline := fs.String("pipeline", "", "agents, comma-separated: the first answers the context, each next one the previous answer")
 	broadcast := fs.String("broadcast", "", "agents, comma-separated: each answers the context")
 	typ := fs.String("type", "", "type of the answers (default result): "+typeNames())
+	timeout := fs.Duration("timeout", 0, "the most the call may take, retries, waits and every step included (default: the server's, 2m; at most 10m)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -160,6 +166,11 @@ func runAgentsProcess(ctx context.Context, args []string, stdout, stderr io.Writ
 	if given != 1 {
 		return usagef("give one of --agent, --capability, --pipeline and --broadcast")
 	}
+	ctx, cancel, err := withCallTimeout(ctx, *timeout)
+	if err != nil {
+		return err
+	}
+	defer cancel()
 	c := cf.client()
 	if *agentID != "" {
 		a, err := c.Process(ctx, orchestrator.Request{ContextID: id, Agent: *agentID, Type: req.Type})
@@ -184,6 +195,66 @@ func runAgentsProcess(ctx context.Context, args []string, stdout, stderr io.Writ
 		return err
 	}
 	return partialFailure(stderr, res)
+}
+
+// runAgentsGenerate is `nexus agents generate`: an agent answers a
+// prompt, stored as a new context.
+func runAgentsGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, cf := newClientFlagSet("agents generate", stderr)
+	var req orchestrator.GenerateRequest
+	fs.StringVar(&req.Agent, "agent", "", "the node's agent (or pool) to ask")
+	fs.StringVar(&req.Capability, "capability", "", "ask any of the node's agents with this capability")
+	fs.StringVar(&req.Namespace, "ns", "", "namespace of the answer (default: the parent's, else default)")
+	typ := fs.String("type", "", "type of the answer (default result): "+typeNames())
+	parent := fs.String("parent", "", "id of the context the answer continues (default: none, a root)")
+	timeout := fs.Duration("timeout", 0, "the most the call may take, retries and waits included (default: the server's, 2m; at most 10m)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if (req.Agent == "") == (req.Capability == "") {
+		return usagef("give one of --agent and --capability")
+	}
+	if fs.NArg() == 0 {
+		return usagef("want the prompt (or - to read it from stdin)")
+	}
+	var err error
+	if req.Prompt, err = contentFrom(fs.Args(), os.Stdin); err != nil {
+		return err
+	}
+	if *parent != "" {
+		if req.ParentID, err = nexus.ParseID(*parent); err != nil {
+			return usagef("--parent: %s", nexus.ErrorMessage(err))
+		}
+	}
+	req.Type = nexus.Type(*typ)
+	ctx, cancel, err := withCallTimeout(ctx, *timeout)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	a, err := cf.client().Generate(ctx, req)
+	if err != nil {
+		return err
+	}
+	if cf.json {
+		return printJSON(stdout, a)
+	}
+	return printAnswers(stdout, []*orchestrator.Answer{a}, false)
+}
+
+// withCallTimeout bounds a call to the node's agents by --timeout; the
+// client sends what is left of it as the call's timeout.
+func withCallTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc, error) {
+	switch {
+	case d == 0:
+		return ctx, func() {}, nil
+	case d < time.Second || d > httpapi.MaxAgentTimeout:
+		return nil, nil, usagef("--timeout %s: want 1s to %s", d, httpapi.MaxAgentTimeout)
+	}
+	// The client sends what is left, to the nearest second (d), as the
+	// call's timeout; the margin lets the server's answer come back.
+	ctx, cancel := context.WithTimeout(ctx, d+400*time.Millisecond)
+	return ctx, cancel, nil
 }
 
 // partialFailure reports the steps or agents that did not answer; their

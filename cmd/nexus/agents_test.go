@@ -301,6 +301,40 @@ func TestCLI_agentsServe(t *testing.T) {
 	if code != 0 || !strings.Contains(out, agenttest.Answer("writer", ctx.Content)) || provider.Calls() != 1 {
 		t.Fatalf("nexus agents process: %d\n%s%s", code, out, errOut)
 	}
+	out, errOut, code = nexusCLI(t, "agents", "generate", "--server", p.url, "--agent", "writer", "--ns", "notes", "--timeout", "30s", "Name", "the", "parser.")
+	gid, _, _ := strings.Cut(out, " ")
+	if code != 0 || !strings.Contains(out, "answered by writer, "+agenttest.Model+", 42+7 tokens") || !strings.Contains(out, agenttest.Answer("writer", "Name the parser.")) {
+		t.Fatalf("nexus agents generate: %d\n%s%s", code, out, errOut)
+	}
+	if id, err := nexus.ParseID(gid); err != nil {
+		t.Fatalf("nexus agents generate printed %q", out)
+	} else if g, err := c.Get(t.Context(), id); err != nil || !g.ParentID.IsZero() || g.Namespace != "notes" || g.Type != nexus.TypeResult || g.AgentID != "writer" {
+		t.Fatalf("the generated context (%v): %+v", err, g)
+	}
+	cmd := exec.Command(binary, "agents", "generate", "--server", p.url, "--capability", "docs", "--type", "document", "--parent", ctx.ID.String(), "--json", "-")
+	cmd.Stdin = strings.NewReader("Describe the release.\n")
+	js, err := cmd.Output()
+	var gen orchestrator.Answer
+	if err != nil || json.Unmarshal(js, &gen) != nil || gen.Context.ParentID != ctx.ID || gen.Context.Type != nexus.TypeDocument ||
+		gen.Context.Content != agenttest.Answer("writer", "Describe the release.") || provider.Calls() != 3 {
+		t.Fatalf("nexus agents generate --capability --json: %v %s", err, js)
+	}
+	for _, c := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"x"}, 2, "give one of --agent and --capability"},
+		{[]string{"--agent", "writer"}, 2, "want the prompt"},
+		{[]string{"--agent", "writer", "--timeout", "20m", "x"}, 2, "--timeout 20m0s: want 1s to 10m0s"},
+		{[]string{"--agent", "nobody", "x"}, 1, `no agent "nobody"`},
+		{[]string{"--agent", "writer", "--parent", "01KB2W3G6T0Q5A9QYQ7M3N8C2D", "x"}, 1, "(not_found)"},
+	} {
+		_, errOut, code := nexusCLI(t, append([]string{"agents", "generate", "--server", p.url}, c.args...)...)
+		if code != c.code || !strings.Contains(errOut, c.msg) {
+			t.Errorf("agents generate %v: %d %q, want %d with %q", c.args, code, errOut, c.code, c.msg)
+		}
+	}
 	out, errOut, code = nexusCLI(t, "tasks", "create", "--server", p.url, "--capability", "code", "Fix the parser.")
 	id, _, _ := strings.Cut(out, " ")
 	if code != 0 || !strings.HasPrefix(out, id+" queued ") {
