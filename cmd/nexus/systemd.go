@@ -100,7 +100,10 @@ func runSystemdUnit(_ context.Context, args []string, stdout, stderr io.Writer) 
 func systemdUnit(c unitConfig) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-	stopWait := c.maxStop + c.shutdownWait + 15*time.Second
+	// Supervised processes stop, requests drain, the agents' last
+	// checkpoints are written (each step bounded by --shutdown-timeout),
+	// the search index catches up (3 s at most) and the store closes.
+	stopWait := c.maxStop + 2*c.shutdownWait + 20*time.Second
 	owner := ""
 	if c.user != "" && c.user != "root" {
 		owner = fmt.Sprintf(" -o %s -g %s", c.user, c.user)
@@ -157,8 +160,9 @@ func systemdUnit(c unitConfig) string {
 	w("# where); a restart would fail the same way until it is fixed.")
 	w("RestartPreventExitStatus=2 %d", fsckDamaged)
 	w("# After SIGTERM serve stops its supervised processes (each within its")
-	w("# stop_timeout), drains in-flight requests for up to --shutdown-timeout, then")
-	w("# closes the store; systemd waits longer than both before SIGKILL.")
+	w("# stop_timeout), drains in-flight requests and then writes its agents' last")
+	w("# checkpoints (each for up to --shutdown-timeout), lets the search index catch")
+	w("# up (3s at most) and closes the store; systemd waits longer than all that.")
 	w("TimeoutStopSec=%s", systemdSeconds(stopWait))
 	w("# SIGTERM to the server alone: it stops the agent processes it supervises itself.")
 	w("KillMode=mixed")

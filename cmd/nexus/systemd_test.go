@@ -29,7 +29,7 @@ func TestSystemdUnit(t *testing.T) {
 			"Restart=on-failure\n", "RestartSec=5s\n",
 			"# Exit code 4: the node stopped itself because a critical component is damaged\n",
 			"RestartPreventExitStatus=2 4\n",
-			"TimeoutStopSec=45s\n", "KillMode=mixed\n", "LimitNOFILE=65536\n",
+			"TimeoutStopSec=80s\n", "KillMode=mixed\n", "LimitNOFILE=65536\n",
 			"EnvironmentFile=-/etc/nexus/nexus.env\n",
 			"ProtectSystem=strict\n", "ReadWritePaths=/var/lib/nexus\n", "ProtectHome=yes\n",
 			"NoNewPrivileges=yes\n", "CapabilityBoundingSet=\n",
@@ -38,7 +38,7 @@ func TestSystemdUnit(t *testing.T) {
 		{"flags", []string{"--data", "/srv/nexus data", "--addr", "0.0.0.0:443", "--user", "agents",
 			"--shutdown-timeout", "1m", "--restart-sec", "1500ms", "--nofile", "4096", "--env-file", ""}, []string{
 			`ExecStart=` + exe + ` serve --data "/srv/nexus data" --addr 0.0.0.0:443 --shutdown-timeout 1m0s` + "\n",
-			"User=agents\n", "RestartSec=2s\n", "TimeoutStopSec=75s\n", "LimitNOFILE=4096\n",
+			"User=agents\n", "RestartSec=2s\n", "TimeoutStopSec=140s\n", "LimitNOFILE=4096\n",
 			`ReadWritePaths="/srv/nexus data"` + "\n",
 			"AmbientCapabilities=CAP_NET_BIND_SERVICE\n", "CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n",
 		}, []string{"EnvironmentFile", "StateDirectory", "CapabilityBoundingSet=\n"}},
@@ -133,7 +133,7 @@ agents:
 			"ReadWritePaths=/var/lib/nexus /var/log/nexus /srv/coder /srv/lint\n",
 			"StateDirectory=nexus\n", "LogsDirectory=nexus\n",
 			"#   install -d -o nexus -g nexus /srv/coder\n",
-			"TimeoutStopSec=55s\n", protectHome(example), privateTmp(example),
+			"TimeoutStopSec=90s\n", protectHome(example), privateTmp(example),
 		}, []string{"ReadOnlyPaths", "install -d -o nexus -g nexus /var/l"}},
 		{"a file in a subdirectory of the data", []string{"--data", data, "--config", conf, "--shutdown-timeout", "10s", "--user", ""}, []string{
 			" --shutdown-timeout 10s --config " + conf + "\n",
@@ -141,10 +141,10 @@ agents:
 			"ReadOnlyPaths=" + filepath.Dir(conf) + "\n",
 			"LogsDirectory=nexus-agents\n",
 			"#   install -d " + data + "\n", "#   install -d /run/nexus-agents\n", "#   install -d /srv/work\n",
-			"TimeoutStopSec=90s\n", protectHome(data), privateTmp(data),
+			"TimeoutStopSec=105s\n", protectHome(data), privateTmp(data),
 		}, []string{"StateDirectory", "install -d /var/log"}},
 		{"a file in the data directory itself", []string{"--data", data, "--config", inside}, []string{
-			"ReadWritePaths=" + data + "\n", "ReadOnlyPaths=" + inside + "\n", "TimeoutStopSec=55s\n",
+			"ReadWritePaths=" + data + "\n", "ReadOnlyPaths=" + inside + "\n", "TimeoutStopSec=90s\n",
 		}, []string{"LogsDirectory"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
