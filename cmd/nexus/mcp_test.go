@@ -96,7 +96,7 @@ func mustCall(t *testing.T, cs *mcp.ClientSession, name string, args map[string]
 // which `nexus mcp` offers through its client.
 var (
 	memoryTools = []string{"get_chain", "get_context", "list_contexts", "related_contexts", "search_contexts", "store_context"}
-	agentTools  = []string{"claim_task", "complete_task", "create_task", "fail_task", "heartbeat_agent", "process_context", "register_agent"}
+	agentTools  = []string{"claim_task", "complete_task", "create_task", "fail_task", "generate_context", "heartbeat_agent", "process_context", "register_agent"}
 )
 
 // exerciseMCP lists the tools (want), calls the memory tools, with their
@@ -246,6 +246,9 @@ func exerciseTasks(t *testing.T, cs *mcp.ClientSession) {
 	}
 	if code, msg := callTool(t, cs, "process_context", map[string]any{"context_id": fix.ID, "agent": "writer"}, nil); code != nexus.ENotFound || !strings.Contains(msg, "runs no agents") {
 		t.Errorf("process_context on a node without agents: %s %q", code, msg)
+	}
+	if code, msg := callTool(t, cs, "generate_context", map[string]any{"prompt": "Name it.", "agent": "writer"}, nil); code != nexus.ENotFound || !strings.Contains(msg, "runs no agents") {
+		t.Errorf("generate_context on a node without agents: %s %q", code, msg)
 	}
 }
 
