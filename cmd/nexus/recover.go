@@ -11,16 +11,9 @@ import (
 
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/gitstore"
+	"github.com/nexus-mem/nexus/recovery"
 	"github.com/nexus-mem/nexus/search"
 )
-
-// stepResult is one component's outcome in a cascading recovery.
-type stepResult struct {
-	Component string        `json:"component"`
-	Status    string        `json:"status"` // ok, recovered, failed, skipped, disabled
-	Reason    string        `json:"reason,omitempty"`
-	Took      time.Duration `json:"took_ns"`
-}
 
 // runRecover checks and recovers a stopped node's components in order:
 // git repository → store (catalog) → cache → index → agents. A failure of
@@ -35,12 +28,12 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	var steps []stepResult
+	var steps []recovery.Step
 	step := func(component string, f func() (string, string)) bool {
 		start := time.Now()
 		status, reason := f()
-		steps = append(steps, stepResult{component, status, reason, time.Since(start)})
-		return status != "failed"
+		steps = append(steps, recovery.Step{Component: component, Status: status, Reason: reason, Took: time.Since(start), At: start.UTC()})
+		return status != recovery.Failed
 	}
 	var store *gitstore.Store
 	defer func() {
@@ -52,40 +45,40 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		var err error
 		var opened []string
 		if store, opened, err = openRepairing(ctx, *data, gitstore.Options{Progress: newProgress(stderr, "catalog")}, fixSources(*from, *mirror, *data)); err != nil {
-			return "failed", describe(err) + "; restore the newest backup into a new data directory: nexus backup list, then nexus backup restore FILE --data NEWDIR"
+			return recovery.Failed, describe(err) + "; restore the newest backup into a new data directory: nexus backup list, then nexus backup restore FILE --data NEWDIR"
 		}
 		rep, err := store.Fsck(ctx, true)
 		if err != nil {
-			return "failed", err.Error()
+			return recovery.Failed, err.Error()
 		}
 		for _, p := range rep.Problems {
 			if p.Kind != "catalog" && p.Kind != "cache" && p.Kind != "chain" {
 				did, err := store.RepairFrom(ctx, fixSources(*from, *mirror, *data))
 				if err != nil {
-					return "failed", fmt.Sprintf("%d problems, first: %s; repair: %v; restore the newest backup into a new data directory (nexus backup restore)", len(rep.Problems), p, err)
+					return recovery.Failed, fmt.Sprintf("%d problems, first: %s; repair: %v; restore the newest backup into a new data directory (nexus backup restore)", len(rep.Problems), p, err)
 				}
-				return "recovered", strings.Join(append(opened, did), "; ")
+				return recovery.Recovered, strings.Join(append(opened, did), "; ")
 			}
 		}
 		if len(opened) > 0 {
-			return "recovered", strings.Join(opened, "; ") + fmt.Sprintf("; deep check clean (%d objects re-hashed)", rep.Objects)
+			return recovery.Recovered, strings.Join(opened, "; ") + fmt.Sprintf("; deep check clean (%d objects re-hashed)", rep.Objects)
 		}
-		return "ok", fmt.Sprintf("%d objects re-hashed, %d commits", rep.Objects, rep.Commits)
+		return recovery.OK, fmt.Sprintf("%d objects re-hashed, %d commits", rep.Objects, rep.Commits)
 	})
 	ok = ok && step(nexus.ComponentStore, func() (string, string) {
-		status, reason := "ok", fmt.Sprintf("%d contexts", store.Len())
+		status, reason := recovery.OK, fmt.Sprintf("%d contexts", store.Len())
 		if err := store.VerifyCatalog(); err != nil {
 			if rerr := store.RebuildCatalog(); rerr != nil {
-				return "failed", "catalog rebuild failed: " + rerr.Error()
+				return recovery.Failed, "catalog rebuild failed: " + rerr.Error()
 			}
-			status, reason = "recovered", "catalog rebuilt from git: "+err.Error()
+			status, reason = recovery.Recovered, "catalog rebuilt from git: "+err.Error()
 		}
 		list, changed, err := store.MarkOrphans(ctx)
 		switch {
 		case err != nil:
-			return "failed", "marking orphans: " + err.Error()
+			return recovery.Failed, "marking orphans: " + err.Error()
 		case changed:
-			status, reason = "recovered", reason+fmt.Sprintf("; %d orphaned contexts marked on refs/nexus/orphans (never relinked)", len(list))
+			status, reason = recovery.Recovered, reason+fmt.Sprintf("; %d orphaned contexts marked on refs/nexus/orphans (never relinked)", len(list))
 		case len(list) > 0:
 			reason += fmt.Sprintf("; %d orphaned contexts (marked)", len(list))
 		}
@@ -95,10 +88,10 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return finishRecover(stdout, steps, *asJSON)
 	}
 	step(nexus.ComponentCache, func() (string, string) {
-		return "ok", "empty at start; entries are checksum-verified on every hit"
+		return recovery.OK, "empty at start; entries are checksum-verified on every hit"
 	})
 	step(nexus.ComponentIndex, func() (string, string) { return recoverIndex(ctx, store, *data, stderr) })
-	step(nexus.ComponentAgents, func() (string, string) { return "disabled", "no agents configured" })
+	step(nexus.ComponentAgents, func() (string, string) { return recovery.Disabled, "no agents configured" })
 	return finishRecover(stdout, steps, *asJSON)
 }
 
@@ -107,42 +100,42 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 func recoverIndex(ctx context.Context, store *gitstore.Store, data string, stderr io.Writer) (string, string) {
 	emb, err := newEmbedder(ctx)
 	if err != nil {
-		return "failed", err.Error()
+		return recovery.Failed, err.Error()
 	}
 	verr := search.VerifySaved(store, emb, indexDir(data))
 	if verr == nil {
 		if _, err := os.Stat(indexDir(data)); err == nil {
-			return "ok", "saved index verified"
+			return recovery.OK, "saved index verified"
 		}
 	}
 	if err := os.RemoveAll(indexDir(data)); err != nil {
-		return "failed", err.Error()
+		return recovery.Failed, err.Error()
 	}
 	e, err := search.Open(store, emb, search.Options{Dir: indexDir(data), Log: store.SideLog()})
 	if err != nil {
-		return "failed", err.Error()
+		return recovery.Failed, err.Error()
 	}
 	if err := e.CatchUp(ctx, newProgress(stderr, "index")); err != nil {
 		e.Close()
-		return "failed", err.Error()
+		return recovery.Failed, err.Error()
 	}
 	if err := e.Close(); err != nil {
-		return "failed", err.Error()
+		return recovery.Failed, err.Error()
 	}
 	reason := "no saved index: built"
 	if verr != nil {
 		reason = "rebuilt: " + verr.Error()
 	}
-	return "recovered", reason
+	return recovery.Recovered, reason
 }
 
-func finishRecover(w io.Writer, steps []stepResult, asJSON bool) error {
+func finishRecover(w io.Writer, steps []recovery.Step, asJSON bool) error {
 	failed := false
 	for _, s := range steps {
-		failed = failed || s.Status == "failed"
+		failed = failed || s.Status == recovery.Failed
 	}
 	if asJSON {
-		printJSON(w, map[string]any{"steps": steps, "ok": !failed})
+		printJSON(w, map[string]any{"steps": steps, recovery.OK: !failed})
 	} else {
 		for _, s := range steps {
 			fmt.Fprintf(w, "%-16s %-9s %8s  %s\n", s.Component, s.Status, s.Took.Round(time.Millisecond), s.Reason)
