@@ -289,28 +289,14 @@ func SetAside(dataDir string) (string, error) {
 		return "", err
 	}
 	defer lock.Close()
-	to := filepath.Join(dataDir, "quarantine", time.Now().UTC().Format("20060102T150405Z")+"-replaced")
-	if err := mkdirDurable(to); err != nil {
+	to, moved, err := moveAside(dataDir, "-replaced", dataDir, "repo.git", catalogFile, "index")
+	if err != nil {
 		return "", err
-	}
-	moved := 0
-	for _, name := range []string{"repo.git", catalogFile, "index"} {
-		err := os.Rename(filepath.Join(dataDir, name), filepath.Join(to, name))
-		switch {
-		case err == nil:
-			moved++
-		case !errors.Is(err, os.ErrNotExist):
-			return "", err
-		}
 	}
 	if moved == 0 {
-		os.Remove(to)
 		return "", nexus.Errorf(nexus.EInvalid, "%s holds no repository to set aside", dataDir)
 	}
-	if err := syncDir(to); err != nil {
-		return "", err
-	}
-	return to, syncDir(dataDir)
+	return to, nil
 }
 
 // syncPath fsyncs one file.

@@ -183,19 +183,37 @@ func reindex(ctx context.Context, packDir, name string) error {
 
 // quarantine moves a pack and its index out of the repository.
 func quarantine(dataDir, packDir, name string) (string, error) {
-	q := filepath.Join(dataDir, "quarantine", time.Now().UTC().Format("20060102T150405Z"))
-	if err := mkdirDurable(q); err != nil {
-		return "", err
+	to, _, err := moveAside(dataDir, "", packDir, name+".pack", name+".idx")
+	return to, err
+}
+
+// moveAside moves the names that exist in dir into a new directory
+// DATA/quarantine/<time><suffix>/ and fsyncs both; nothing is deleted. It
+// returns the directory and how many names it moved (with none, it
+// leaves no directory behind).
+func moveAside(dataDir, suffix, dir string, names ...string) (string, int, error) {
+	to := filepath.Join(dataDir, "quarantine", time.Now().UTC().Format("20060102T150405Z")+suffix)
+	if err := mkdirDurable(to); err != nil {
+		return "", 0, err
 	}
-	for _, ext := range []string{".pack", ".idx"} {
-		if err := os.Rename(filepath.Join(packDir, name+ext), filepath.Join(q, name+ext)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return "", err
+	moved := 0
+	for _, n := range names {
+		err := os.Rename(filepath.Join(dir, n), filepath.Join(to, n))
+		switch {
+		case err == nil:
+			moved++
+		case !errors.Is(err, os.ErrNotExist):
+			return "", moved, err
 		}
 	}
-	if err := syncDir(q); err != nil {
-		return "", err
+	if moved == 0 {
+		os.Remove(to)
+		return "", 0, nil
 	}
-	return q, syncDir(packDir)
+	if err := syncDir(to); err != nil {
+		return "", moved, err
+	}
+	return to, moved, syncDir(dir)
 }
 
 // copyMissing copies every object of a backup that r lacks into r as one
