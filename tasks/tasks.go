@@ -647,10 +647,16 @@ func (q *Queue) Reap() int {
 			events = append(events, Event{Kind: "agent", ID: a.ID, Status: Lost, Reason: "no heartbeat within its lease"})
 		}
 	}
+	// Oldest first, so that tasks lost together go back in the order
+	// they were created (the map's order is random).
+	var claimed []*Task
 	for _, t := range q.tasks {
-		if t.Status != Claimed {
-			continue
+		if t.Status == Claimed {
+			claimed = append(claimed, t)
 		}
+	}
+	slices.SortFunc(claimed, func(a, b *Task) int { return a.ID.Compare(b.ID) })
+	for _, t := range claimed {
 		a := q.agents[t.ClaimedBy]
 		why := ""
 		switch {
