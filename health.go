@@ -20,10 +20,17 @@ const (
 	ComponentCache  = "memory_cache"
 	ComponentIndex  = "semantic_index"
 	ComponentAgents = "agents"
+	// ComponentBackups is the backup and mirror schedules: reported by
+	// /health, not part of the cascade.
+	ComponentBackups = "backups"
 )
 
 // Components lists the components in recovery order.
 var Components = []string{ComponentGit, ComponentStore, ComponentCache, ComponentIndex, ComponentAgents}
+
+// HealthComponents lists what a node's health reports: the components of
+// the cascade, then the backups.
+var HealthComponents = append(append([]string(nil), Components...), ComponentBackups)
 
 // ComponentHealth is the state of one component: a status, details when
 // it works, the error when it does not, and when it was checked.
@@ -62,7 +69,7 @@ func Rank(status string) int {
 func CheckHealth(ctx context.Context, checkers map[string]HealthChecker) Health {
 	now := time.Now().UTC()
 	h := Health{Status: StatusHealthy, Components: map[string]ComponentHealth{}, Timestamp: now}
-	for _, name := range Components {
+	for _, name := range HealthComponents {
 		c := ComponentHealth{Status: StatusDisabled, Timestamp: now}
 		if ch := checkers[name]; ch != nil {
 			c = ch.CheckHealth(ctx)

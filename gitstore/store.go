@@ -76,8 +76,13 @@ type Store struct {
 	cat   *catalog
 	cache *cache
 
-	reqs      chan *request
-	closing   chan struct{}
+	reqs    chan *request
+	closing chan struct{}
+	// sendMu orders sends on reqs before Close: submit holds it for
+	// reading while it sends, Close for writing while it sets shut and
+	// closes closing. No request is queued after the writer drained.
+	sendMu    sync.RWMutex
+	shut      bool
 	mergeKick chan struct{}
 	mergeMu   sync.Mutex // held by a merge, and by a deep fsck to pause merging
 	wg        sync.WaitGroup
@@ -218,7 +223,10 @@ func (s *Store) unlock() {
 func (s *Store) Close() error {
 	var err error
 	s.close.Do(func() {
+		s.sendMu.Lock()
+		s.shut = true
 		close(s.closing)
+		s.sendMu.Unlock()
 		s.wg.Wait()
 		if s.failure() == nil {
 			err = s.cat.save(s.dir)
@@ -302,12 +310,8 @@ func (s *Store) submit(ctx context.Context, req *request) (result, error) {
 		return result{}, err
 	}
 	req.done = make(chan result, 1)
-	select {
-	case s.reqs <- req:
-	case <-s.closing:
-		return result{}, nexus.Errorf(nexus.EUnavailable, "the store is shutting down")
-	case <-ctx.Done():
-		return result{}, ctx.Err()
+	if err := s.send(ctx, req); err != nil {
+		return result{}, err
 	}
 	select {
 	case r := <-req.done:
@@ -315,6 +319,22 @@ func (s *Store) submit(ctx context.Context, req *request) (result, error) {
 	case <-ctx.Done():
 		// The write may still be committed: its outcome is unknown to us.
 		return result{}, ctx.Err()
+	}
+}
+
+// send queues req for the writer, unless the store is closing: a request
+// queued once the writer drained would never be answered.
+func (s *Store) send(ctx context.Context, req *request) error {
+	s.sendMu.RLock()
+	defer s.sendMu.RUnlock()
+	if s.shut {
+		return nexus.Errorf(nexus.EUnavailable, "the store is shutting down")
+	}
+	select {
+	case s.reqs <- req:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

@@ -89,6 +89,16 @@ type Sources struct {
 	Agents    func() []AgentFigures
 	Processes func() []ProcessFigures
 	External  func() ExternalFigures
+	// Services reports the node's background jobs.
+	Services func() []ServiceFigures
+}
+
+// ServiceFigures are one background job of a node: whether it runs, and
+// its rounds and failed rounds (periodic jobs).
+type ServiceFigures struct {
+	Name           string
+	Running        bool
+	Runs, Failures uint64
 }
 
 // Metrics is a registry of a node's metrics.
@@ -169,6 +179,9 @@ func New(src Sources) *Metrics {
 	if src.Agents != nil || src.Processes != nil || src.External != nil {
 		m.reg.MustRegister(newAgentCollector(src))
 	}
+	if src.Services != nil {
+		m.reg.MustRegister(newServiceCollector(src.Services))
+	}
 	if src.Health != nil {
 		m.reg.MustRegister(&healthCollector{check: src.Health, desc: prometheus.NewDesc("nexus_component_status",
 			"Health of each component: 1 for the status it is in, 0 for the others.", []string{"component", "status"}, nil)})
@@ -230,7 +243,7 @@ func (c *healthCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	h := c.check(ctx)
-	for _, name := range nexus.Components {
+	for _, name := range nexus.HealthComponents {
 		got := h.Components[name].Status
 		for _, st := range []string{nexus.StatusHealthy, nexus.StatusDegraded, nexus.StatusUnhealthy, nexus.StatusDisabled} {
 			v := 0.0
@@ -344,4 +357,36 @@ func boolFloat(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// serviceCollector reports the node's background jobs.
+type serviceCollector struct {
+	list                    func() []ServiceFigures
+	running, runs, failures *prometheus.Desc
+}
+
+func newServiceCollector(list func() []ServiceFigures) *serviceCollector {
+	l := []string{"service"}
+	return &serviceCollector{list: list,
+		running:  prometheus.NewDesc("nexus_service_running", "1 while a background job of the node runs.", l, nil),
+		runs:     prometheus.NewDesc("nexus_service_runs_total", "Rounds of a periodic background job.", l, nil),
+		failures: prometheus.NewDesc("nexus_service_failures_total", "Rounds of a periodic background job that failed.", l, nil)}
+}
+
+func (c *serviceCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.running
+	ch <- c.runs
+	ch <- c.failures
+}
+
+func (c *serviceCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.list() {
+		running := 0.0
+		if s.Running {
+			running = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.running, prometheus.GaugeValue, running, s.Name)
+		ch <- prometheus.MustNewConstMetric(c.runs, prometheus.CounterValue, float64(s.Runs), s.Name)
+		ch <- prometheus.MustNewConstMetric(c.failures, prometheus.CounterValue, float64(s.Failures), s.Name)
+	}
 }

@@ -5,17 +5,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/nexus-mem/nexus/gitstore"
+	"github.com/nexus-mem/nexus/node"
 )
 
 // backupDir is where backups go unless --dir says otherwise.
-func backupDir(data string) string { return filepath.Join(data, "backups") }
+func backupDir(data string) string { return node.BackupDir(data) }
 
 func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
@@ -166,53 +165,4 @@ func runBackupRestore(ctx context.Context, args []string, stdout, stderr io.Writ
 	defer store.Close()
 	fmt.Fprintf(stdout, "restored %d contexts (main at %s) into %s\n", store.Len(), info.Head[:12], *data)
 	return nil
-}
-
-// scheduleBackups writes a backup every interval into dir, keeping the
-// newest keep, until ctx ends.
-func scheduleBackups(ctx context.Context, store *gitstore.Store, dir string, interval time.Duration, keep int, log *slog.Logger) {
-	every(ctx, interval, func() {
-		if store.Len() == 0 {
-			return
-		}
-		start := time.Now()
-		info, err := store.Backup(ctx, dir)
-		if err != nil {
-			log.Error("scheduled backup failed", "err", err)
-			return
-		}
-		log.Info("backup written", "path", info.Path, "bytes", info.Bytes, "took", time.Since(start))
-		if _, err := gitstore.PruneBackups(dir, keep); err != nil {
-			log.Warn("pruning old backups failed", "err", err)
-		}
-	})
-}
-
-// scheduleMirror pushes to the mirror every interval until ctx ends.
-func scheduleMirror(ctx context.Context, store *gitstore.Store, mirror string, interval time.Duration, log *slog.Logger) {
-	every(ctx, interval, func() {
-		if store.Len() == 0 {
-			return
-		}
-		m, err := store.PushMirror(ctx, mirror)
-		if err != nil {
-			log.Error("mirror push failed", "mirror", mirror, "err", err)
-			return
-		}
-		log.Info("mirror pushed", "mirror", m.Path, "head", m.Head, "took", m.Took)
-	})
-}
-
-// every calls f once per interval until ctx ends.
-func every(ctx context.Context, interval time.Duration, f func()) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		f()
-	}
 }

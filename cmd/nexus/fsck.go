@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/nexus-mem/nexus/gitstore"
+	"github.com/nexus-mem/nexus/node"
 	"github.com/nexus-mem/nexus/search"
 )
 
@@ -53,7 +54,7 @@ func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var opened []string
 	var err error
 	if *repair {
-		store, opened, err = openRepairing(ctx, *data, gitstore.Options{Progress: newProgress(stderr, "catalog")}, fixSources(*from, *mirror, *data))
+		store, opened, err = node.OpenRepairing(ctx, *data, gitstore.Options{Progress: newProgress(stderr, "catalog")}, fixSources(*from, *mirror, *data))
 	} else {
 		store, err = gitstore.Open(*data, gitstore.Options{Progress: newProgress(stderr, "catalog")})
 	}
@@ -151,7 +152,7 @@ func fixSources(from, mirror, data string) []string {
 	if from != "" {
 		return []string{from}
 	}
-	return repairSources(mirror, backupDir(data))()
+	return node.RepairSources(mirror, backupDir(data))()
 }
 
 // repairObjects repairs damaged objects from the backups, best first,

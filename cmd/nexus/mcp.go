@@ -24,6 +24,7 @@ import (
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/httpapi"
 	"github.com/nexus-mem/nexus/mcpserver"
+	"github.com/nexus-mem/nexus/node"
 	"github.com/nexus-mem/nexus/orchestrator"
 	"github.com/nexus-mem/nexus/tasks"
 )
@@ -171,7 +172,7 @@ func (s *starter) localAddr() (string, bool) {
 	if port == "" {
 		port = "80"
 	}
-	return net.JoinHostPort(u.Hostname(), port), u.Scheme == "http" && isLoopback(u.Hostname()) && u.Path == ""
+	return net.JoinHostPort(u.Hostname(), port), u.Scheme == "http" && node.IsLoopback(u.Hostname()) && u.Path == ""
 }
 
 // notRunning tells the user what to run.
@@ -391,25 +392,3 @@ func (r *reviving) Process(ctx context.Context, req orchestrator.Request) (*orch
 // task tools over its task queue and agents (nil: none). maxBody bounds
 // request bodies; the SDK logs only warnings and errors, as it would
 // otherwise log every stateless request.
-func mcpHandler(store nexus.Store, searcher nexus.Searcher, agents mcpserver.Agents, maxBody int64, log *slog.Logger) http.Handler {
-	s := mcpserver.New(store, searcher, mcpserver.Options{Logger: slog.New(atLeast{log.Handler(), slog.LevelWarn}), Agents: agents})
-	return mcpserver.NewHandler(s, maxBody)
-}
-
-// atLeast passes on the records of its handler at level or above.
-type atLeast struct {
-	slog.Handler
-	level slog.Level
-}
-
-func (h atLeast) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= h.level && h.Handler.Enabled(ctx, l)
-}
-
-func (h atLeast) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return atLeast{h.Handler.WithAttrs(attrs), h.level}
-}
-
-func (h atLeast) WithGroup(name string) slog.Handler {
-	return atLeast{h.Handler.WithGroup(name), h.level}
-}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/gitstore"
+	"github.com/nexus-mem/nexus/node"
 	"github.com/nexus-mem/nexus/recovery"
 	"github.com/nexus-mem/nexus/search"
 )
@@ -44,7 +45,7 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	ok := step(nexus.ComponentGit, func() (string, string) {
 		var err error
 		var opened []string
-		if store, opened, err = openRepairing(ctx, *data, gitstore.Options{Progress: newProgress(stderr, "catalog")}, fixSources(*from, *mirror, *data)); err != nil {
+		if store, opened, err = node.OpenRepairing(ctx, *data, gitstore.Options{Progress: newProgress(stderr, "catalog")}, fixSources(*from, *mirror, *data)); err != nil {
 			return recovery.Failed, describe(err) + "; restore the newest backup into a new data directory: nexus backup list, then nexus backup restore FILE --data NEWDIR"
 		}
 		rep, err := store.Fsck(ctx, true)

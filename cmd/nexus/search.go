@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/embed"
 	"github.com/nexus-mem/nexus/gitstore"
+	"github.com/nexus-mem/nexus/node"
 	"github.com/nexus-mem/nexus/search"
 )
 
@@ -128,24 +127,8 @@ func newEmbedder(ctx context.Context) (nexus.Embedder, error) {
 	return o, nil
 }
 
-// resolveEmbedder makes the embedder of a model other than the configured
-// one when it can: the built-in hashing models of any dimension. After a
-// model change, the previous index then serves until the new one is built.
-func resolveEmbedder(model string) (nexus.Embedder, bool) {
-	d, ok := strings.CutPrefix(model, "nexus-hash-v1-")
-	if !ok {
-		return nil, false
-	}
-	n, err := strconv.Atoi(d)
-	if err != nil || n <= 0 || n > 1<<16 {
-		return nil, false
-	}
-	h := embed.NewHashing(n)
-	return h, h.Model() == model
-}
-
 // indexDir is where the search indexes of a data directory live.
-func indexDir(data string) string { return filepath.Join(data, "index") }
+func indexDir(data string) string { return node.IndexDir(data) }
 
 func runReindex(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("reindex", flag.ContinueOnError)

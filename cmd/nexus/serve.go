@@ -9,27 +9,20 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"os"
 	"runtime/pprof"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/nexus-mem/nexus"
-	"github.com/nexus-mem/nexus/gitstore"
-	"github.com/nexus-mem/nexus/httpapi"
-	"github.com/nexus-mem/nexus/mcpserver"
-	"github.com/nexus-mem/nexus/metrics"
-	"github.com/nexus-mem/nexus/recovery"
-	"github.com/nexus-mem/nexus/search"
+	"github.com/nexus-mem/nexus/config"
+	"github.com/nexus-mem/nexus/node"
 )
 
 const (
-	defaultData = "./nexus-data"
-	defaultAddr = "127.0.0.1:7411"
+	defaultData = node.DefaultDir
+	defaultAddr = node.DefaultAddr
 )
 
 type serveConfig struct {
@@ -78,25 +71,12 @@ func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	if fs.NArg() > 0 {
 		return nil, usagef("unexpected arguments %q", fs.Args())
 	}
-	if c.maxContent <= 0 || c.cacheMiB <= 0 {
-		return nil, usagef("--max-content and --cache-mib must be positive")
-	}
-	if c.backupEvery < 0 || c.backupKeep < 1 || c.scrubEvery < 0 {
-		return nil, usagef("--backup-interval and --scrub-interval must be ≥ 0 and --backup-keep ≥ 1")
-	}
-	if c.backupDir == "" {
-		c.backupDir = backupDir(c.data)
-	}
 	return c, nil
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := serveFlags(args, stderr)
 	if err != nil {
-		return err
-	}
-	token := os.Getenv("NEXUS_TOKEN")
-	if err := checkExposure(cfg.addr, token, cfg.insecure); err != nil {
 		return err
 	}
 	if cfg.cpuProfile != "" {
@@ -110,226 +90,66 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer pprof.StopCPUProfile()
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	agents, err := loadNodeAgents(cfg.configFile, cfg.data, logger)
+	nc, err := cfg.nodeConfig(ctx, stderr)
 	if err != nil {
 		return err
 	}
-	var engine *search.Engine
-	var notify atomic.Pointer[search.Engine] // set once the engine exists
-	var hooks eventHooks                     // feed the event bus once it exists
-	store, repaired, err := openRepairing(ctx, cfg.data, gitstore.Options{
-		MaxContent: cfg.maxContent, CacheBytes: int64(cfg.cacheMiB) << 20, Logger: logger,
-		Progress: newProgress(stderr, "catalog"), Failpoint: failpointFromEnv(),
-		OnCommit: func() {
-			if e := notify.Load(); e != nil {
-				e.Notify()
-			}
-			hooks.commit()
-		},
-		OnRestore: hooks.restore,
-	}, repairSources(cfg.mirror, cfg.backupDir)())
+	n, err := node.Open(ctx, nc)
 	if err != nil {
+		var ce *node.ConfigError
+		if errors.As(err, &ce) {
+			return usageError{err}
+		}
 		return err
 	}
-	for _, r := range repaired {
-		logger.Warn("repaired at start", "what", r)
+	ln, err := net.Listen("tcp", nc.Addr)
+	if err != nil {
+		n.Close(context.Background())
+		return fmt.Errorf("listen on %s: %w", nc.Addr, err)
 	}
-	var searcher nexus.Searcher
-	if !cfg.noSearch {
+	fmt.Fprintf(stdout, "nexus listening on http://%s (data %s, %d contexts)\n", ln.Addr(), nc.Dir, n.Len())
+	err = n.Serve(ctx, ln)
+	if cerr := n.Close(context.Background()); err == nil {
+		err = cerr
+	}
+	var fatal *node.FatalError
+	if errors.As(err, &fatal) {
+		return exitCode{fsckDamaged, fmt.Sprintf("the node stopped: %s\nrun `nexus recover --data %s` (it says what to restore if it cannot repair)", fatal.Step, nc.Dir)}
+	}
+	return err
+}
+
+// nodeConfig is the node the flags, the environment and the
+// configuration file describe.
+func (c *serveConfig) nodeConfig(ctx context.Context, stderr io.Writer) (node.Config, error) {
+	nc := node.DefaultConfig()
+	nc.Dir, nc.Addr, nc.Token, nc.Insecure = c.data, c.addr, os.Getenv("NEXUS_TOKEN"), c.insecure
+	nc.MaxContent, nc.CacheBytes, nc.MemoryBudget = c.maxContent, int64(c.cacheMiB)<<20, int64(c.memoryMiB)<<20
+	nc.ShutdownTimeout, nc.NoSearch = c.shutdownWait, c.noSearch
+	nc.BackupDir, nc.BackupInterval, nc.BackupKeep = c.backupDir, c.backupEvery, c.backupKeep
+	nc.ScrubInterval, nc.RecoverInterval = c.scrubEvery, c.recoverEvery
+	nc.Mirror, nc.MirrorInterval = c.mirror, c.mirrorEvery
+	nc.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	nc.Progress = func(what string) func(done, total int) { return newProgress(stderr, what) }
+	nc.Failpoint = failpointFromEnv()
+	if err := nc.Validate(); err != nil {
+		return nc, usageError{err}
+	}
+	if c.configFile != "" {
+		f, err := config.Load(c.configFile)
+		if err != nil {
+			return nc, usageError{err}
+		}
+		nc.File = f
+	}
+	if !c.noSearch {
 		emb, err := newEmbedder(ctx)
 		if err != nil {
-			store.Close()
-			return err
+			return nc, err
 		}
-		e, err := search.Open(store, emb, search.Options{
-			Dir: indexDir(cfg.data), Log: store.SideLog(), Resolve: resolveEmbedder,
-			Logger: logger, Progress: newProgress(stderr, "index"),
-		})
-		if err != nil {
-			store.Close()
-			return err
-		}
-		engine, searcher = e, e
-		notify.Store(e)
-		logger.Info("search enabled", "model", emb.Model(), "dimension", emb.Dimension())
+		nc.Embedder = emb
 	}
-	ln, err := net.Listen("tcp", cfg.addr)
-	if err != nil {
-		closeAll(engine, store)
-		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
-	}
-	ctx, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
-	bus, err := hooks.start(ctx, store, logger)
-	if err != nil {
-		ln.Close()
-		closeAll(engine, store)
-		return err
-	}
-	var mets *metrics.Metrics
-	mgr := recovery.New(nodeComponents(store, engine, repairSources(cfg.mirror, cfg.backupDir), agents.component()), recovery.Options{
-		Interval: cfg.recoverEvery, Logger: logger,
-		OnFailure:  func(c string) { mets.RecordFailure(c) },
-		OnRecovery: func(c string, ok bool, took time.Duration) { mets.RecordRecovery(c, ok, took) },
-		OnFatal: func(s recovery.Step) {
-			logger.Error("a critical component could not be recovered: the node stops", "step", s.String())
-			stop(&fatalStop{s})
-		},
-	})
-	health, mets := observe(mgr.Checkers(), store, engine, agents, cfg.data, cfg.backupDir)
-	if err := startupCheck(ctx, store, mets, logger); err != nil {
-		ln.Close()
-		closeAll(engine, store)
-		return err
-	}
-	if err := agents.start(ctx, store, bus); err != nil {
-		agents.close(cfg.shutdownWait)
-		ln.Close()
-		closeAll(engine, store)
-		return err
-	}
-	go mgr.Watch(ctx)
-	if cfg.scrubEvery > 0 {
-		go scrub(ctx, store, engine, cfg.scrubEvery, mets, mgr, logger)
-	}
-	if cfg.mirror != "" && cfg.mirrorEvery > 0 {
-		go scheduleMirror(ctx, store, cfg.mirror, cfg.mirrorEvery, logger)
-	}
-	if budget := memoryBudget(cfg.memoryMiB); budget > 0 {
-		go watchMemory(ctx, store, budget, int64(cfg.cacheMiB)<<20, 2*time.Second, mets, logger)
-	}
-	srv := &http.Server{
-		Handler: httpapi.NewServer(store, httpapi.Options{
-			Token: token, MaxBodyBytes: int64(cfg.maxContent)*6 + 256<<10, Logger: logger, Ready: store.Ready,
-			Searcher: searcher, Health: health, Metrics: mets.Handler(), Events: bus,
-			Tasks: agents.queue, Agents: agents.orchestrator(), AgentStatus: agents.status(), Processes: agents.processes(),
-			MCP: mcpHandler(store, searcher, mcpserver.LocalAgents(agents.queue, agents.orchestrator()), int64(cfg.maxContent)*6+256<<10, logger),
-			Fsck: func(ctx context.Context, deep bool) (any, error) {
-				rep, err := store.Fsck(ctx, deep)
-				if err == nil {
-					mets.RecordFsck(fsckMode(deep), len(rep.Problems), rep.Took)
-					mgr.Trigger() // the cascade repairs what the check found
-				}
-				return rep, err
-			},
-			Recover: func(ctx context.Context) (any, error) {
-				return map[string]any{"steps": mgr.Run(ctx), "stopping": mgr.Fatal()}, nil
-			},
-			Restore: func(ctx context.Context, at time.Time, dry bool) (any, error) {
-				return store.RestoreTo(ctx, at, dry) // the index sees its last context gone and rebuilds
-			},
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-	}
-	if cfg.backupEvery > 0 {
-		go scheduleBackups(ctx, store, cfg.backupDir, cfg.backupEvery, cfg.backupKeep, logger)
-	}
-	logger.Info("nexus serving", "addr", "http://"+ln.Addr().String(), "data", cfg.data, "contexts", store.Len(), "head", store.Head())
-	fmt.Fprintf(stdout, "nexus listening on http://%s (data %s, %d contexts)\n", ln.Addr(), cfg.data, store.Len())
-	err = serveUntilDone(ctx, srv, ln, agents, engine, store, cfg.shutdownWait, logger)
-	var fs *fatalStop
-	if errors.As(context.Cause(ctx), &fs) {
-		return exitCode{fsckDamaged, fmt.Sprintf("the node stopped: %s\nrun `nexus recover --data %s` (it says what to restore if it cannot repair)", fs.step, cfg.data)}
-	}
-	return err
-}
-
-// fatalStop is why a node stopped itself: a critical component failed.
-type fatalStop struct{ step recovery.Step }
-
-func (f *fatalStop) Error() string { return f.step.String() }
-
-// observe builds the node's health check and metrics from its parts.
-func observe(checkers map[string]nexus.HealthChecker, store *gitstore.Store, engine *search.Engine, agents *nodeAgents, data, backups string) (func(context.Context) nexus.Health, *metrics.Metrics) {
-	src := metrics.Sources{
-		Contexts: store.Len,
-		Cache: func() metrics.CacheFigures {
-			c := store.CacheStats()
-			return metrics.CacheFigures{Entries: int64(c.Entries), Bytes: c.Bytes, Hits: c.Hits, Misses: c.Misses, CorruptDrops: c.CorruptDrops}
-		},
-		DataDir: data,
-		LastBackup: func() (time.Time, int64, bool) {
-			list, err := gitstore.ListBackups(backups)
-			if err != nil || len(list) == 0 {
-				return time.Time{}, 0, false
-			}
-			return list[0].Time, list[0].Bytes, true
-		},
-	}
-	if engine != nil {
-		src.Index = func() metrics.IndexFigures {
-			st := engine.Stats()
-			return metrics.IndexFigures{Indexed: st.Indexed, Lag: st.Lag, NoVector: st.NoVector, LogFailures: st.LogFailures}
-		}
-	}
-	agents.metricSources(&src)
-	health := func(ctx context.Context) nexus.Health { return nexus.CheckHealth(ctx, checkers) }
-	src.Health = health
-	return health, metrics.New(src)
-}
-
-// closeAll closes the search engine (if any), then the store.
-func closeAll(engine *search.Engine, store *gitstore.Store) error {
-	var err error
-	if engine != nil {
-		err = engine.Close()
-	}
-	if serr := store.Close(); err == nil {
-		err = serr
-	}
-	return err
-}
-
-// serveUntilDone serves until ctx ends, then stops the supervised
-// processes (while the server still answers them), stops accepting, waits
-// for in-flight requests (so acknowledged writes finish), stops the agents
-// (their last checkpoints go to the store) and closes the store.
-func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, agents *nodeAgents, engine *search.Engine, store *gitstore.Store, wait time.Duration, log *slog.Logger) error {
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	var serveErr error
-	select {
-	case serveErr = <-errc:
-	case <-ctx.Done():
-		agents.stopProcesses(wait)
-		log.Info("shutting down: draining in-flight requests")
-		sctx, cancel := context.WithTimeout(context.Background(), wait)
-		serveErr = srv.Shutdown(sctx)
-		cancel()
-	}
-	if errors.Is(serveErr, http.ErrServerClosed) {
-		serveErr = nil
-	}
-	agents.close(wait)
-	if err := closeAll(engine, store); err != nil && serveErr == nil {
-		serveErr = err
-	}
-	log.Info("stopped", "head", store.Head())
-	return serveErr
-}
-
-// checkExposure refuses to listen beyond loopback without a token.
-func checkExposure(addr, token string, insecure bool) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return usagef("invalid --addr %q: %v", addr, err)
-	}
-	if isLoopback(host) || token != "" || insecure {
-		return nil
-	}
-	return usagef("listening on %q exposes the memory beyond this machine: set NEXUS_TOKEN (clients send it as a bearer token) or pass --insecure", addr)
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return nc, nil
 }
 
 // failpointFromEnv arms a crash point for tests: NEXUS_FAILPOINT=point or

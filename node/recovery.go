@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -147,9 +147,9 @@ func recoverRepository(ctx context.Context, store *gitstore.Store, sources []str
 	return strings.TrimPrefix(did+"; ", "; ") + fixed, nil
 }
 
-// repairSources lists where damaged objects can be repaired from: the
+// RepairSources lists where damaged objects can be repaired from: the
 // mirror first (pushed most often), then the bundles, newest first.
-func repairSources(mirror, backups string) func() []string {
+func RepairSources(mirror, backups string) func() []string {
 	return func() []string {
 		var out []string
 		if mirror != "" {
@@ -164,10 +164,10 @@ func repairSources(mirror, backups string) func() []string {
 	}
 }
 
-// openRepairing opens the store; when the repository cannot be opened
+// OpenRepairing opens the store; when the repository cannot be opened
 // for damage (not for a lock held by another process), it repairs it
 // offline from sources and opens it again, returning what it did.
-func openRepairing(ctx context.Context, data string, opts gitstore.Options, sources []string) (*gitstore.Store, []string, error) {
+func OpenRepairing(ctx context.Context, data string, opts gitstore.Options, sources []string) (*gitstore.Store, []string, error) {
 	store, err := gitstore.Open(data, opts)
 	if err == nil {
 		return store, nil, nil

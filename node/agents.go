@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"cmp"
@@ -53,18 +53,13 @@ type nodeAgents struct {
 	outages map[string]*outage // by runner id, while it cannot answer
 }
 
-// loadNodeAgents reads the configuration file, if any, and builds its
-// agents and pools. Errors are the file's own, as config.Load words them.
-func loadNodeAgents(path, data string, log *slog.Logger) (*nodeAgents, error) {
-	na := &nodeAgents{dataDir: data, log: log, caps: map[string][]string{}, keys: map[string]*keyWatch{}, outages: map[string]*outage{}}
-	if path != "" {
-		cfg, err := config.Load(path)
-		if err != nil {
-			return nil, usageError{err}
-		}
-		na.cfg = cfg
+// loadNodeAgents builds the agents and pools of the configuration file,
+// if any. Errors name the file's entry.
+func loadNodeAgents(cfg *config.Config, data string, log *slog.Logger) (*nodeAgents, error) {
+	na := &nodeAgents{cfg: cfg, dataDir: data, log: log, caps: map[string][]string{}, keys: map[string]*keyWatch{}, outages: map[string]*outage{}}
+	if cfg != nil {
 		if err := na.build(); err != nil {
-			return nil, usageError{fmt.Errorf("%s: %w", path, err)}
+			return nil, fmt.Errorf("%s: %w", cfg.File, err)
 		}
 	}
 	na.monitor = agent.NewMonitor(na.runners...)
@@ -130,9 +125,10 @@ func agentConfigOf(a config.Agent, log *slog.Logger, onChange func(id string, fr
 	return c
 }
 
-// start opens the task queue, makes the orchestrator and restores the
-// agents' checkpoints, starts the supervised processes and the heartbeats.
-// On error, close stops what it started.
+// start opens the task queue, makes the orchestrator, restores the
+// agents' checkpoints and starts the supervised processes; services then
+// runs the heartbeats and the lease reaper. On error, close stops what it
+// started.
 func (na *nodeAgents) start(ctx context.Context, store nexus.Store, bus *events.Bus) error {
 	na.store, na.bus = store, bus
 	server := config.Defaults().Server
@@ -161,11 +157,9 @@ func (na *nodeAgents) start(ctx context.Context, store nexus.Store, bus *events.
 	na.restoreAtStart(ctx)
 	if na.cfg != nil && len(na.cfg.Supervisor.Processes) > 0 {
 		if na.procs, err = startProcesses(na.cfg.Supervisor, na.dataDir, na.log, na.processEvent); err != nil {
-			return usageError{fmt.Errorf("%s: %w", na.cfg.File, err)}
+			return &ConfigError{Err: fmt.Errorf("%s: %w", na.cfg.File, err)}
 		}
 	}
-	na.monitor.Start()
-	go q.Run(ctx, time.Second)
 	if len(na.runners)+len(na.procsNames()) > 0 {
 		na.log.Info("agents running", "agents", len(na.runners), "pools", len(na.pools), "processes", len(na.procsNames()))
 	}
@@ -236,13 +230,34 @@ func (na *nodeAgents) processes() func() []supervisor.Status {
 	}
 }
 
-// stopProcesses stops the supervised processes (SIGTERM, then SIGKILL
-// after their stop timeout), while the server still answers them.
+// services are the agents' background jobs: the monitor that sends the
+// heartbeats of the node's agents, and the reaper of lapsed leases.
+func (na *nodeAgents) services(wait time.Duration) []*service {
+	return []*service{
+		newService("agent monitor", func(ctx context.Context) {
+			na.monitor.Start()
+			<-ctx.Done()
+			na.monitor.Close()
+		}),
+		newService("lease reaper", func(ctx context.Context) { na.queue.Run(ctx, time.Second) }),
+	}
+}
+
+// processService owns the supervised processes (started by start): when
+// it stops, it stops them (SIGTERM, then SIGKILL after their stop
+// timeout), within wait.
+func (na *nodeAgents) processService(wait time.Duration) *service {
+	return newService("supervisor", func(ctx context.Context) {
+		<-ctx.Done()
+		na.stopProcesses(wait)
+	})
+}
+
+// stopProcesses stops the supervised processes.
 func (na *nodeAgents) stopProcesses(wait time.Duration) {
-	if na.procs == nil || na.procs.stopped {
+	if na.procs == nil {
 		return
 	}
-	na.procs.stopped = true
 	na.log.Info("shutting down: stopping the supervised processes")
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
@@ -254,7 +269,6 @@ func (na *nodeAgents) stopProcesses(wait time.Duration) {
 // close stops the heartbeats and writes the last checkpoints, after the
 // HTTP server drained and before the store closes.
 func (na *nodeAgents) close(wait time.Duration) {
-	na.stopProcesses(wait)
 	na.monitor.Close()
 	na.bg.Wait()
 	if na.orch == nil {
@@ -393,10 +407,9 @@ func (na *nodeAgents) procsNames() []string {
 // supervisedSet is the node's supervised processes: the supervisor, the
 // specs it was given, and what the recovery cascade did to them.
 type supervisedSet struct {
-	sup     *supervisor.Supervisor
-	specs   map[string]supervisor.Spec
-	names   []string
-	stopped bool // by stopProcesses, from serve's goroutine only
+	sup   *supervisor.Supervisor
+	specs map[string]supervisor.Spec
+	names []string
 
 	// mu guards base, restarted and reported.
 	mu        sync.Mutex

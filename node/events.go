@@ -1,12 +1,9 @@
-package main
+package node
 
 import (
-	"context"
 	"encoding/json"
-	"log/slog"
 	"sync/atomic"
 
-	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/events"
 	"github.com/nexus-mem/nexus/gitstore"
 )
@@ -34,16 +31,4 @@ func (h *eventHooks) restore(p gitstore.RestorePlan) {
 func restoreEvent(p gitstore.RestorePlan) events.Restore {
 	plan, _ := json.Marshal(p) // a plan always encodes; the bus stands in a minimal one if not
 	return events.Restore{LastKept: p.LastKept, FirstGone: p.FirstGone, LastGone: p.LastGone, Plan: plan}
-}
-
-// start makes the bus over store and runs it until ctx ends, which ends
-// every event stream (so that shutdown does not wait for them).
-func (h *eventHooks) start(ctx context.Context, store nexus.Store, log *slog.Logger) (*events.Bus, error) {
-	b, err := events.NewBus(ctx, store, events.Options{Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	h.bus.Store(b)
-	go b.Run(ctx)
-	return b, nil
 }

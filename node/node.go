@@ -1,0 +1,423 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/embed"
+	"github.com/nexus-mem/nexus/events"
+	"github.com/nexus-mem/nexus/gitstore"
+	"github.com/nexus-mem/nexus/metrics"
+	"github.com/nexus-mem/nexus/recovery"
+	"github.com/nexus-mem/nexus/search"
+)
+
+// Node is one running Nexus node: the store, its search engine, the event
+// bus, the agents, the recovery cascade and every background job, owned
+// together. Open starts it; Close stops every job and waits for it
+// before the store closes.
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	store  *gitstore.Store
+	engine *search.Engine // nil with NoSearch
+	bus    *events.Bus
+	agents *nodeAgents
+	mgr    *recovery.Manager
+	mets   *metrics.Metrics
+	health func(context.Context) nexus.Health
+
+	handler http.Handler
+	hooks   *eventHooks  // the store's commit and restore hooks feed the bus
+	notify  engineNotify // the store's commit hook wakes the indexer
+
+	// services in start order; Close stops them in reverse. events and
+	// processes are also stopped by Serve before it drains its server.
+	services  []*service
+	events    *service
+	processes *service
+	backups   *service // nil when scheduled backups are off
+	repaired  []string // what the open repaired
+	opened    time.Time
+
+	// ctx lives as long as the node; its cause says why the node stopped
+	// by itself (a *FatalError).
+	ctx  context.Context
+	stop context.CancelCauseFunc
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// FatalError is why a node stopped by itself: a critical component of the
+// cascade could not be recovered. Serve returns it.
+type FatalError struct{ Step recovery.Step }
+
+func (f *FatalError) Error() string { return "the node stopped: " + f.Step.String() }
+
+// Open opens the store in cfg.Dir (creating it if there is none, and
+// repairing damage it can from the mirror and backups), checks it, and
+// starts the search engine, the event bus, the agents and every
+// background job. ctx bounds the opening only. On error, whatever was
+// started is stopped again.
+func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger, opened: time.Now()}
+	if n.log == nil {
+		n.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if n.agents, err = loadNodeAgents(cfg.File, cfg.Dir, n.log); err != nil {
+		return nil, &ConfigError{Err: err}
+	}
+	n.ctx, n.stop = context.WithCancelCause(context.Background())
+	defer func() {
+		if err != nil {
+			n.Close(context.Background())
+		}
+	}()
+	if err := n.openStore(ctx); err != nil {
+		return nil, err
+	}
+	if err := n.openSearch(); err != nil {
+		return nil, err
+	}
+	if err := n.startEvents(ctx); err != nil {
+		return nil, err
+	}
+	n.observe()
+	if err := n.startupCheck(ctx); err != nil {
+		return nil, err
+	}
+	if err := n.agents.start(n.ctx, n.store, n.bus); err != nil {
+		return nil, err
+	}
+	n.startServices()
+	n.handler = n.newHandler()
+	return n, nil
+}
+
+// openStore opens the store, repairing it offline first if it cannot be
+// opened for damage.
+func (n *Node) openStore(ctx context.Context) error {
+	var hooks eventHooks
+	n.hooks = &hooks
+	var err error
+	n.store, n.repaired, err = OpenRepairing(ctx, n.cfg.Dir, gitstore.Options{
+		MaxContent: n.cfg.MaxContent, CacheBytes: n.cfg.CacheBytes, Logger: n.log,
+		Progress: n.progress("catalog"), Failpoint: n.cfg.Failpoint,
+		OnCommit: func() {
+			if e := n.notify.Load(); e != nil {
+				e.Notify()
+			}
+			hooks.commit()
+		},
+		OnRestore: hooks.restore,
+	}, RepairSources(n.cfg.Mirror, n.cfg.backupDir())())
+	if err != nil {
+		return err
+	}
+	for _, r := range n.repaired {
+		n.log.Warn("repaired at start", "what", r)
+	}
+	return nil
+}
+
+// openSearch opens the search engine over the store, unless NoSearch.
+func (n *Node) openSearch() error {
+	if n.cfg.NoSearch {
+		return nil
+	}
+	emb := n.cfg.Embedder
+	if emb == nil {
+		emb = embed.NewHashing(embed.DefaultDimension)
+	}
+	e, err := search.Open(n.store, emb, search.Options{
+		Dir: IndexDir(n.cfg.Dir), Log: n.store.SideLog(), Resolve: ResolveEmbedder,
+		Logger: n.log, Progress: n.progress("index"),
+	})
+	if err != nil {
+		return err
+	}
+	n.engine = e
+	n.notify.Store(e)
+	n.log.Info("search enabled", "model", emb.Model(), "dimension", emb.Dimension())
+	return nil
+}
+
+// startEvents makes the event bus over the store and runs it.
+func (n *Node) startEvents(ctx context.Context) error {
+	b, err := events.NewBus(ctx, n.store, events.Options{Logger: n.log})
+	if err != nil {
+		return err
+	}
+	n.bus = b
+	n.hooks.bus.Store(b)
+	n.events = newService("events", func(ctx context.Context) { b.Run(ctx) })
+	n.start(n.events)
+	return nil
+}
+
+// start starts s and makes it the node's to stop.
+func (n *Node) start(s *service) {
+	n.services = append(n.services, s)
+	s.Start(n.ctx)
+}
+
+// startServices starts the background jobs: the recovery loop, the
+// scrubber, the backup and mirror schedulers, the memory governor, and
+// the agents' monitor, lease reaper and supervised processes.
+func (n *Node) startServices() {
+	n.start(newService("recovery", n.mgr.Watch))
+	if n.cfg.ScrubInterval > 0 {
+		n.start(periodic("scrub", n.cfg.ScrubInterval, n.scrub))
+	}
+	if n.cfg.BackupInterval > 0 {
+		n.backups = periodic("backup", n.cfg.BackupInterval, n.scheduledBackup)
+		n.start(n.backups)
+	}
+	if n.cfg.Mirror != "" && n.cfg.MirrorInterval > 0 {
+		n.start(periodic("mirror", n.cfg.MirrorInterval, n.pushMirror))
+	}
+	if budget := memoryBudget(n.cfg.MemoryBudget); budget > 0 {
+		g := &governor{store: n.store, budget: budget, cacheBytes: n.cfg.CacheBytes, used: goMemory, mets: n.mets, log: n.log}
+		n.start(periodic("memory", n.cfg.MemoryInterval, g.check))
+	}
+	for _, s := range n.agents.services(n.cfg.ShutdownTimeout) {
+		n.start(s)
+	}
+	n.processes = n.agents.processService(n.cfg.ShutdownTimeout)
+	n.start(n.processes)
+}
+
+// Handler is the node's HTTP API (with /mcp, /metrics, /health).
+func (n *Node) Handler() http.Handler { return n.handler }
+
+// Serve serves the API on ln until ctx ends or the node stops by itself
+// (then it returns the *FatalError). Before it returns it stops the
+// supervised processes (while the server still answers them), ends the
+// event streams and drains in-flight requests for up to
+// ShutdownTimeout, so that acknowledged writes finish: the node is then
+// shutting down, and Close must follow.
+func (n *Node) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           n.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return n.ctx },
+	}
+	n.log.Info("nexus serving", "addr", "http://"+ln.Addr().String(), "data", n.cfg.Dir, "contexts", n.store.Len(), "head", n.store.Head())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+	case <-n.ctx.Done():
+	}
+	n.processes.Stop()
+	n.events.Stop()
+	if err == nil {
+		n.log.Info("shutting down: draining in-flight requests")
+		sctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
+		err = srv.Shutdown(sctx)
+		cancel()
+		<-errc
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	if f := n.Err(); f != nil {
+		return f
+	}
+	return err
+}
+
+// Done is closed when the node stops: by Close, or by itself (Err then
+// says why).
+func (n *Node) Done() <-chan struct{} { return n.ctx.Done() }
+
+// Err is the *FatalError of a node that stopped by itself, or nil.
+func (n *Node) Err() error {
+	var f *FatalError
+	if errors.As(context.Cause(n.ctx), &f) {
+		return f
+	}
+	return nil
+}
+
+// Close stops the supervised processes, the agents (their last
+// checkpoints go to the store) and every background job, waits for each,
+// then closes the search engine and the store. ctx bounds the agents'
+// checkpoints and the processes' stops (default ShutdownTimeout). Close
+// may be called more than once.
+func (n *Node) Close(ctx context.Context) error {
+	n.closeOnce.Do(func() { n.closeErr = n.close(ctx) })
+	return n.closeErr
+}
+
+func (n *Node) close(ctx context.Context) error {
+	wait := n.cfg.ShutdownTimeout
+	if d, ok := ctx.Deadline(); ok {
+		wait = time.Until(d)
+	}
+	if n.processes != nil {
+		n.processes.Stop()
+	}
+	if n.agents != nil {
+		n.agents.close(wait)
+	}
+	for i := len(n.services) - 1; i >= 0; i-- {
+		n.services[i].Stop()
+	}
+	if n.stop != nil {
+		n.stop(nil)
+	}
+	var err error
+	if n.engine != nil {
+		err = n.engine.Close()
+	}
+	if n.store != nil {
+		if serr := n.store.Close(); err == nil {
+			err = serr
+		}
+		n.log.Info("stopped", "head", n.store.Head())
+	}
+	return err
+}
+
+// Store is the node's memory: writes are durable when Put returns.
+func (n *Node) Store() nexus.Store { return n.store }
+
+// Searcher answers searches; nil when the node runs without search.
+func (n *Node) Searcher() nexus.Searcher {
+	if n.engine == nil {
+		return nil
+	}
+	return n.engine
+}
+
+// Events is the node's live event stream.
+func (n *Node) Events() nexus.EventSource { return n.bus }
+
+// Len is the number of live contexts.
+func (n *Node) Len() int { return n.store.Len() }
+
+// Head is the commit main points at.
+func (n *Node) Head() string { return n.store.Head().String() }
+
+// Repaired lists what Open repaired before the store could be opened.
+func (n *Node) Repaired() []string { return n.repaired }
+
+// Health checks every component.
+func (n *Node) Health(ctx context.Context) nexus.Health { return n.health(ctx) }
+
+// Services reports the node's background jobs.
+func (n *Node) Services() []ServiceStats {
+	out := make([]ServiceStats, 0, len(n.services))
+	for _, s := range n.services {
+		out = append(out, s.Stats())
+	}
+	return out
+}
+
+// Fsck checks the store; deep re-reads every object and walks history.
+// The cascading recovery then repairs what the check found.
+func (n *Node) Fsck(ctx context.Context, deep bool) (*gitstore.FsckReport, error) {
+	rep, err := n.store.Fsck(ctx, deep)
+	if err != nil {
+		return nil, err
+	}
+	n.mets.RecordFsck(fsckMode(deep), len(rep.Problems), rep.Took)
+	n.mgr.Trigger()
+	return rep, nil
+}
+
+// Restore moves main back to the last commit at or before at (the old
+// head is kept under refs/recovery/); dryRun only plans it. The search
+// index sees its last context gone and rebuilds.
+func (n *Node) Restore(ctx context.Context, at time.Time, dryRun bool) (*gitstore.RestorePlan, error) {
+	return n.store.RestoreTo(ctx, at, dryRun)
+}
+
+// RecoverResult is one cascade run on demand.
+type RecoverResult struct {
+	Steps []recovery.Step `json:"steps"`
+	// Stopping says a critical component could not be recovered: the
+	// node stops.
+	Stopping bool `json:"stopping"`
+}
+
+// Recover runs the cascading recovery now.
+func (n *Node) Recover(ctx context.Context) (RecoverResult, error) {
+	steps := n.mgr.Run(ctx)
+	return RecoverResult{Steps: steps, Stopping: n.mgr.Fatal()}, nil
+}
+
+// Backup writes a verified bundle into the node's backup directory now.
+func (n *Node) Backup(ctx context.Context) (*gitstore.BackupInfo, error) {
+	return n.store.Backup(ctx, n.cfg.backupDir())
+}
+
+// progress makes a rebuild's progress reporter, or nil.
+func (n *Node) progress(what string) func(done, total int) {
+	if n.cfg.Progress == nil {
+		return nil
+	}
+	return n.cfg.Progress(what)
+}
+
+// engineNotify is set once the search engine exists, for the store's
+// commit hook.
+type engineNotify = atomic.Pointer[search.Engine]
+
+// ResolveEmbedder makes the embedder of a model other than the configured
+// one when it can: the built-in hashing models of any dimension. After a
+// model change, the previous index then serves until the new one is built.
+func ResolveEmbedder(model string) (nexus.Embedder, bool) {
+	d, ok := strings.CutPrefix(model, "nexus-hash-v1-")
+	if !ok {
+		return nil, false
+	}
+	n, err := strconv.Atoi(d)
+	if err != nil || n <= 0 || n > 1<<16 {
+		return nil, false
+	}
+	h := embed.NewHashing(n)
+	return h, h.Model() == model
+}
+
+func fsckMode(deep bool) string {
+	if deep {
+		return "deep"
+	}
+	return "fast"
+}
+
+// describe renders an error for a person: the message and code of an
+// application error, or the error text.
+func describe(err error) string {
+	var e *nexus.Error
+	if errors.As(err, &e) {
+		msg := e.Message
+		if e.Code == nexus.EInternal && e.Err != nil {
+			msg += ": " + e.Err.Error()
+		}
+		return fmt.Sprintf("%s (%s)", msg, e.Code)
+	}
+	return err.Error()
+}

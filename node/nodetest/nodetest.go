@@ -1,0 +1,145 @@
+// Package nodetest opens whole Nexus nodes in one test process: each on
+// its own temporary data directory, serving its API on a loopback
+// listener, closed when the test ends. Tests of node behaviour use it
+// instead of a built binary wherever the binary is not the point.
+package nodetest
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/nexus-mem/nexus/httpapi"
+	"github.com/nexus-mem/nexus/node"
+)
+
+// Node is a node opened for a test, with its API's URL and a client.
+type Node struct {
+	*node.Node
+	Config node.Config
+	URL    string
+	Client *httpapi.Client
+
+	tb     testing.TB
+	hc     *http.Client
+	cancel context.CancelFunc
+	served chan error
+	closed bool
+}
+
+// Config is a node configuration for tests: its data directory in
+// tb.TempDir(), a loopback address, the logs in the test's log, no
+// scheduled backups or scrubs (tests turn on what they exercise).
+func Config(tb testing.TB) node.Config {
+	cfg := node.DefaultConfig()
+	cfg.Dir = tb.TempDir()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.BackupInterval = 0
+	cfg.ScrubInterval = 0
+	cfg.MemoryBudget = -1
+	cfg.ShutdownTimeout = 10 * time.Second
+	cfg.Logger = slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return cfg
+}
+
+// Open opens a node with cfg and serves it on a new loopback listener;
+// the test's cleanup closes it.
+func Open(tb testing.TB, cfg node.Config) *Node {
+	tb.Helper()
+	n, err := node.Open(context.Background(), cfg)
+	if err != nil {
+		tb.Fatalf("open node in %s: %v", cfg.Dir, err)
+	}
+	tn := &Node{Node: n, Config: cfg, tb: tb}
+	tn.serve()
+	tb.Cleanup(func() { tn.Close() })
+	return tn
+}
+
+// OpenN opens n nodes, each with Config(tb) changed by set (if not nil).
+func OpenN(tb testing.TB, n int, set func(i int, cfg *node.Config)) []*Node {
+	tb.Helper()
+	out := make([]*Node, n)
+	for i := range out {
+		cfg := Config(tb)
+		if set != nil {
+			set(i, &cfg)
+		}
+		out[i] = Open(tb, cfg)
+	}
+	return out
+}
+
+func (n *Node) serve() {
+	ln, err := net.Listen("tcp", n.Config.Addr)
+	if err != nil {
+		n.tb.Fatalf("listen: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel, n.served = cancel, make(chan error, 1)
+	n.URL = "http://" + ln.Addr().String()
+	n.hc = &http.Client{Transport: &http.Transport{}}
+	n.Client = httpapi.NewClient(n.URL, httpapi.WithHTTPClient(n.hc))
+	go func() { n.served <- n.Serve(ctx, ln) }()
+}
+
+// Close stops serving and closes the node, failing the test on an error
+// (a *node.FatalError included). It may be called more than once.
+func (n *Node) Close() {
+	n.tb.Helper()
+	if n.closed {
+		return
+	}
+	n.closed = true
+	n.cancel()
+	err := <-n.served
+	n.hc.CloseIdleConnections()
+	if cerr := n.Node.Close(context.Background()); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		n.tb.Errorf("closing the node in %s: %v", n.Config.Dir, err)
+	}
+}
+
+// Restart closes the node and opens it again on the same data directory,
+// with cfg changed by set (if not nil).
+func (n *Node) Restart(set func(cfg *node.Config)) {
+	n.tb.Helper()
+	n.Close()
+	if set != nil {
+		set(&n.Config)
+	}
+	nn, err := node.Open(context.Background(), n.Config)
+	if err != nil {
+		n.tb.Fatalf("reopen node in %s: %v", n.Config.Dir, err)
+	}
+	n.Node, n.closed = nn, false
+	n.serve()
+}
+
+// Wait polls cond every few milliseconds until it holds, failing the test
+// with what after timeout. Use it to wait for an event a node makes
+// (a recovery, a backup round), never to let time pass.
+func Wait(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("after %s, still waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// tbWriter sends log lines to the test's log.
+type tbWriter struct{ tb testing.TB }
+
+func (w tbWriter) Write(p []byte) (int, error) {
+	defer func() { _ = recover() }() // a log line after the test ended
+	w.tb.Log(string(p))
+	return len(p), nil
+}

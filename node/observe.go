@@ -1,0 +1,105 @@
+package node
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/httpapi"
+	"github.com/nexus-mem/nexus/mcpserver"
+	"github.com/nexus-mem/nexus/metrics"
+	"github.com/nexus-mem/nexus/recovery"
+)
+
+// observe builds the node's recovery cascade, its health check and its
+// metrics from its parts.
+func (n *Node) observe() {
+	n.mgr = recovery.New(nodeComponents(n.store, n.engine, RepairSources(n.cfg.Mirror, n.cfg.backupDir()), n.agents.component()), recovery.Options{
+		Interval: n.cfg.RecoverInterval, Logger: n.log,
+		OnFailure:  func(c string) { n.mets.RecordFailure(c) },
+		OnRecovery: func(c string, ok bool, took time.Duration) { n.mets.RecordRecovery(c, ok, took) },
+		OnFatal: func(s recovery.Step) {
+			n.log.Error("a critical component could not be recovered: the node stops", "step", s.String())
+			n.stop(&FatalError{Step: s})
+		},
+	})
+	checkers := n.mgr.Checkers()
+	checkers[nexus.ComponentBackups] = nexus.HealthFunc(n.backupHealth)
+	src := metrics.Sources{
+		Contexts: n.store.Len,
+		Cache: func() metrics.CacheFigures {
+			c := n.store.CacheStats()
+			return metrics.CacheFigures{Entries: int64(c.Entries), Bytes: c.Bytes, Hits: c.Hits, Misses: c.Misses, CorruptDrops: c.CorruptDrops}
+		},
+		DataDir:    n.cfg.Dir,
+		LastBackup: n.lastBackup,
+		Services:   n.serviceFigures,
+	}
+	if n.engine != nil {
+		src.Index = func() metrics.IndexFigures {
+			st := n.engine.Stats()
+			return metrics.IndexFigures{Indexed: st.Indexed, Lag: st.Lag, NoVector: st.NoVector, LogFailures: st.LogFailures}
+		}
+	}
+	n.agents.metricSources(&src)
+	n.health = func(ctx context.Context) nexus.Health { return nexus.CheckHealth(ctx, checkers) }
+	src.Health = n.health
+	n.mets = metrics.New(src)
+}
+
+// serviceFigures are the background jobs for /metrics.
+func (n *Node) serviceFigures() []metrics.ServiceFigures {
+	var out []metrics.ServiceFigures
+	for _, s := range n.Services() {
+		out = append(out, metrics.ServiceFigures{Name: s.Name, Running: s.Running, Runs: s.Runs, Failures: s.Failures})
+	}
+	return out
+}
+
+// newHandler is the node's HTTP API.
+func (n *Node) newHandler() http.Handler {
+	var searcher nexus.Searcher
+	if n.engine != nil {
+		searcher = n.engine
+	}
+	return httpapi.NewServer(n.store, httpapi.Options{
+		Token: n.cfg.Token, MaxBodyBytes: n.cfg.maxBody(), Logger: n.log, Ready: n.store.Ready,
+		Searcher: searcher, Health: n.health, Metrics: n.mets.Handler(), Events: n.bus,
+		Tasks: n.agents.queue, Agents: n.agents.orchestrator(), AgentStatus: n.agents.status(), Processes: n.agents.processes(),
+		MCP: mcpHandler(n.store, searcher, mcpserver.LocalAgents(n.agents.queue, n.agents.orchestrator()), n.cfg.maxBody(), n.log),
+		Fsck: func(ctx context.Context, deep bool) (any, error) {
+			return n.Fsck(ctx, deep)
+		},
+		Recover: func(ctx context.Context) (any, error) {
+			return n.Recover(ctx)
+		},
+		Restore: func(ctx context.Context, at time.Time, dry bool) (any, error) {
+			return n.Restore(ctx, at, dry)
+		},
+	})
+}
+
+func mcpHandler(store nexus.Store, searcher nexus.Searcher, agents mcpserver.Agents, maxBody int64, log *slog.Logger) http.Handler {
+	s := mcpserver.New(store, searcher, mcpserver.Options{Logger: slog.New(atLeast{log.Handler(), slog.LevelWarn}), Agents: agents})
+	return mcpserver.NewHandler(s, maxBody)
+}
+
+// atLeast passes on the records of its handler at level or above.
+type atLeast struct {
+	slog.Handler
+	level slog.Level
+}
+
+func (h atLeast) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.level && h.Handler.Enabled(ctx, l)
+}
+
+func (h atLeast) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return atLeast{h.Handler.WithAttrs(attrs), h.level}
+}
+
+func (h atLeast) WithGroup(name string) slog.Handler {
+	return atLeast{h.Handler.WithGroup(name), h.level}
+}

@@ -1,0 +1,116 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/gitstore"
+	"github.com/nexus-mem/nexus/recovery"
+)
+
+// checkAndRepair runs an integrity check and repairs what is derived: a
+// catalog that disagrees with git is rebuilt (a recovery attempt in the
+// metrics). It returns the problems it could not repair.
+func (n *Node) checkAndRepair(ctx context.Context, deep bool) ([]gitstore.Problem, error) {
+	rep, err := n.store.Fsck(ctx, deep)
+	if err != nil {
+		return nil, err
+	}
+	n.mets.RecordFsck(fsckMode(deep), len(rep.Problems), rep.Took)
+	var left []gitstore.Problem
+	catalog := false
+	for _, p := range rep.Problems {
+		switch p.Kind {
+		case "catalog", "cache": // the cache drops bad entries itself
+			catalog = catalog || p.Kind == "catalog"
+		case "chain":
+			n.log.Warn("orphaned context (reported, not relinked)", "problem", p.String())
+		default:
+			left = append(left, p)
+		}
+	}
+	if catalog {
+		start := time.Now()
+		err := n.store.RebuildCatalog()
+		n.mets.RecordRecovery(nexus.ComponentStore, err == nil, time.Since(start))
+		if err != nil {
+			left = append(left, gitstore.Problem{Kind: "catalog", Message: "rebuild failed: " + err.Error()})
+		} else {
+			n.log.Warn("catalog disagreed with git and was rebuilt", "took", time.Since(start))
+		}
+	}
+	for _, p := range left {
+		n.log.Error("integrity problem", "mode", fsckMode(deep), "problem", p.String())
+	}
+	return left, nil
+}
+
+// startupCheck refuses to serve a store whose fast check finds damage it
+// cannot repair.
+func (n *Node) startupCheck(ctx context.Context) error {
+	left, err := n.checkAndRepair(ctx, false)
+	if err != nil {
+		return err
+	}
+	if len(left) > 0 {
+		var b strings.Builder
+		for _, p := range left {
+			b.WriteString("\n  " + p.String())
+		}
+		return &DamagedError{Dir: n.cfg.Dir, Detail: b.String()}
+	}
+	return nil
+}
+
+// DamagedError is a store whose damage Open could not repair: the node
+// does not serve it.
+type DamagedError struct {
+	Dir    string
+	Detail string
+}
+
+func (e *DamagedError) Error() string {
+	return fmt.Sprintf("the store is damaged; not serving:%s\nrun `nexus recover --data %s` (and restore a backup if it says so)", e.Detail, e.Dir)
+}
+
+// scrub is one round of the scrubber: a deep check of the repository and
+// of the saved index, then the cascading recovery, which repairs what the
+// checks found.
+func (n *Node) scrub(ctx context.Context) error {
+	rep, err := n.store.Fsck(ctx, true)
+	if err != nil {
+		if ctx.Err() == nil {
+			n.log.Error("scrub failed", "err", err)
+		}
+		return err
+	}
+	n.mets.RecordFsck("deep", len(rep.Problems), rep.Took)
+	for _, p := range rep.Problems {
+		n.log.Warn("scrub found a problem", "problem", p.String())
+	}
+	if n.engine != nil {
+		if err := n.engine.CheckFiles(true); err != nil {
+			n.log.Warn("scrub found the saved index damaged", "err", err)
+		}
+	}
+	steps := n.mgr.Run(ctx)
+	n.log.Info("scrub done", "took", rep.Took, "problems", len(rep.Problems), "recovery", summarize(steps))
+	return nil
+}
+
+// summarize lists the steps of a cascade that did something.
+func summarize(steps []recovery.Step) string {
+	var out []string
+	for _, s := range steps {
+		if s.Status != recovery.OK && s.Status != recovery.Disabled {
+			out = append(out, s.Component+" "+string(s.Status))
+		}
+	}
+	if len(out) == 0 {
+		return "nothing to recover"
+	}
+	return strings.Join(out, ", ")
+}
