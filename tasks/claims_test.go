@@ -374,6 +374,48 @@ func TestQueue_CompleteAfterLapseConflicts(t *testing.T) {
 	}
 }
 
+// A completion whose write fails although the result was committed (the
+// store crashed between moving its ref and answering) is not handed back
+// to its agent: a retry is refused and the store keeps one result.
+func TestQueue_CompleteUncertainWrite(t *testing.T) {
+	ctx := context.Background()
+	var failNext atomic.Bool
+	s, err := gitstore.Open(t.TempDir(), gitstore.Options{Failpoint: func(p string) error {
+		if p == "ref-moved" && failNext.CompareAndSwap(true, false) {
+			return errors.New("crash after the ref moved")
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	q, err := tasks.Open(ctx, s, tasks.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, _ := q.Create(ctx, tasks.NewTask{Content: "answer once"})
+	q.Register("w", "", nil)
+	c, ok, err := q.Claim("w")
+	if err != nil || !ok {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	failNext.Store(true)
+	done, res, err := q.Complete(ctx, task.ID, "w", c.Claim, tasks.Answer{Content: "first"})
+	if failNext.Load() {
+		t.Fatal("the failpoint was not reached: the uncertain write was not set up")
+	}
+	if err != nil || done.Status != tasks.Done || res == nil || res.Content != "first" {
+		t.Fatalf("completion whose write was committed but reported failed: %+v %+v %v", done, res, err)
+	}
+	if _, _, err := q.Complete(ctx, task.ID, "w", c.Claim, tasks.Answer{Content: "second"}); nexus.ErrorCode(err) != nexus.EConflict {
+		t.Fatalf("retry: %v", err)
+	}
+	if rs := storedResults(t, s); len(rs) != 1 || rs[0].ID != res.ID {
+		t.Fatalf("results: %+v", rs)
+	}
+}
+
 // gatedStore holds the writes of one type of context until released,
 // telling when one arrives: the state of the queue while such a write is
 // in flight can then be looked at.

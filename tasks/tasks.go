@@ -639,8 +639,11 @@ func (q *Queue) Complete(ctx context.Context, id nexus.ID, agentID string, claim
 	// went away may still commit, and the claim must not be given back
 	// while a result may exist (it would be completed twice).
 	c, err := q.store.Put(context.WithoutCancel(ctx), nexus.Draft{Namespace: ns, Type: ans.Type, Content: ans.Content, Metadata: meta, AgentID: agentID, ParentID: id})
-	q.mu.Lock()
 	if err != nil {
+		c = q.stored(id, claim, err)
+	}
+	q.mu.Lock()
+	if c == nil {
 		t.Status = Claimed // the claim still holds; the agent may try again
 		q.mu.Unlock()
 		return Task{}, nil, err
@@ -651,6 +654,25 @@ func (q *Queue) Complete(ctx context.Context, id nexus.ID, agentID string, claim
 	q.mu.Unlock()
 	q.emit(Event{Kind: "task", ID: id.String(), Status: Done, Agent: agentID})
 	return out, c, nil
+}
+
+// stored looks for the result of claim claim of task id after its write
+// failed: a store may fail a write it committed (it crashed, or lost
+// track of its outcome), and the claim must not be given back then, or
+// the task would be completed twice. Nil when there is none.
+func (q *Queue) stored(id nexus.ID, claim int, werr error) *nexus.Context {
+	kids, err := q.store.Children(context.Background(), id)
+	if err != nil {
+		q.opts.Logger.Warn("a result write failed and the task's children cannot be read: the claim is given back", "task", id, "claim", claim, "write_err", werr, "err", err)
+		return nil
+	}
+	for _, k := range kids {
+		if km, ok := metaOf(k); ok && km.ID == id && km.Claim == claim && !km.Claimed && k.Type != nexus.TypeError {
+			q.opts.Logger.Warn("a result write failed but the result is stored: the task is done", "task", id, "claim", claim, "result", k.ID, "err", werr)
+			return k
+		}
+	}
+	return nil
 }
 
 // Fail records a failed attempt as an error context, child of the task.
