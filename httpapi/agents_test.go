@@ -491,8 +491,10 @@ func TestAgentsAPI_tasks(t *testing.T) {
 			results = append(results, k)
 		}
 	}
-	// Besides the one result, the lost claim is recorded as an error.
-	if err != nil || len(results) != 1 || results[0].Content != "Two nits." || results[0].AgentID != "fast" || len(kids) != 2 || kids[0].Type != nexus.TypeError {
+	// Besides the one result, the two claims are journaled (observations)
+	// and the lost one is recorded as an error.
+	if err != nil || len(results) != 1 || results[0].Content != "Two nits." || results[0].AgentID != "fast" || len(kids) != 4 ||
+		kids[0].Type != nexus.TypeObservation || kids[1].Type != nexus.TypeError || kids[2].Type != nexus.TypeObservation {
 		t.Errorf("the task's children (%v): %+v", err, kids)
 	}
 	if l := listTasks("?status=done"); len(l) != 2 {

@@ -6,22 +6,31 @@
 // to the queue and a healthy agent takes them.
 //
 // Everything durable lives in the store, so nothing here can be lost or
-// done twice by a crash:
+// done twice by a crash. The children of a task are its journal:
 //
 //   - a task is an instruction context whose metadata holds
 //     {"task": {"capability": ..., "max_attempts": ...}}; its id is the
 //     task's id;
+//   - a claim is an observation context, child of the task, with
+//     {"task": {"id": ..., "claim": ..., "claimed": true}}, written
+//     before the claim is given out;
 //   - a completion is a result context, child of the task, whose metadata
 //     holds {"task": {"id": ..., "claim": ...}}: the task is done exactly
 //     when such a child exists, and the queue writes it once, under the
 //     claim that is current;
 //   - a failed attempt is an error context, child of the task, with
-//     {"task": {"id": ..., "claim": ..., "final": ...}}.
+//     {"task": {"id": ..., "claim": ..., "final": ...}}; so is a claim
+//     lost to a lapsed lease.
 //
-// Leases and claims live in memory: after a restart every unfinished task
-// is queued again, and agents register again when a heartbeat answers
-// not_found. A claim is fenced by its number: an agent whose claim lapsed
-// cannot complete the task another agent has since claimed.
+// Claims are numbered 1, 2, ... per task, and the number is the attempt's:
+// a task fails once max_attempts claims were made. Leases live in memory:
+// after a restart every unfinished task is queued again, and agents
+// register again when a heartbeat answers not_found. The numbering goes
+// on from the highest claim journaled, and a claim that was held when the
+// queue stopped counts as an attempt lost. A claim is fenced by its
+// number: an agent whose claim lapsed, before a restart or not, cannot
+// complete the task another agent has since claimed. A result being
+// written holds the task past its lease, as a write cannot be recalled.
 package tasks
 
 import (
@@ -155,6 +164,7 @@ type taskMeta struct {
 	Capability  string   `json:"capability,omitempty"`
 	MaxAttempts int      `json:"max_attempts,omitempty"`
 	Claim       int      `json:"claim,omitempty"`
+	Claimed     bool     `json:"claimed,omitempty"` // a claim's journal entry
 	Final       bool     `json:"final,omitempty"`
 }
 
@@ -164,18 +174,20 @@ type Queue struct {
 	store nexus.Store
 	opts  Options
 
-	mu      sync.Mutex
-	tasks   map[nexus.ID]*Task
-	order   []nexus.ID // queued tasks, oldest first (may hold stale ids)
-	agents  map[string]*Agent
-	pending int // tasks being created, counted against MaxQueued
+	mu       sync.Mutex
+	tasks    map[nexus.ID]*Task
+	order    []nexus.ID // queued tasks, oldest first (may hold stale ids)
+	agents   map[string]*Agent
+	claiming map[nexus.ID]bool // tasks whose claim is being journaled
+	pending  int               // tasks being created, counted against MaxQueued
 }
 
-// Open returns a queue over store, rebuilt from the task, result and
-// error contexts it holds: unfinished tasks are queued again.
+// Open returns a queue over store, rebuilt from the tasks it holds and
+// their journals (claims, failed attempts, results): unfinished tasks are
+// queued again.
 func Open(ctx context.Context, store nexus.Store, opts Options) (*Queue, error) {
 	opts.setDefaults()
-	q := &Queue{store: store, opts: opts, tasks: map[nexus.ID]*Task{}, agents: map[string]*Agent{}}
+	q := &Queue{store: store, opts: opts, tasks: map[nexus.ID]*Task{}, agents: map[string]*Agent{}, claiming: map[nexus.ID]bool{}}
 	f := nexus.Filter{Type: nexus.TypeInstruction, Order: nexus.Oldest, Limit: nexus.MaxLimit}
 	for {
 		page, err := store.List(ctx, f)
@@ -203,34 +215,50 @@ func Open(ctx context.Context, store nexus.Store, opts Options) (*Queue, error) 
 	}
 }
 
-// rebuild finds a task's state in its children.
+// rebuild finds a task's state in its children: claims, failed
+// attempts and the result. Attempts are the highest claim number
+// journaled, so numbering goes on after it; a claim with no outcome was
+// held when the queue stopped, and counts as an attempt lost.
 func (q *Queue) rebuild(ctx context.Context, c *nexus.Context, m taskMeta) (*Task, error) {
 	t := taskOf(c, m)
 	kids, err := q.store.Children(ctx, c.ID)
 	if err != nil {
 		return nil, fmt.Errorf("rebuild task %s: %w", c.ID, err)
 	}
+	settled := map[int]bool{} // claims with a recorded outcome
 	for _, k := range kids {
 		km, ok := metaOf(k)
 		if !ok || km.ID != c.ID {
 			continue
 		}
 		t.Attempts = max(t.Attempts, km.Claim)
-		switch k.Type {
-		case nexus.TypeError:
+		switch {
+		case km.Claimed:
+			continue
+		case k.Type == nexus.TypeError:
 			t.Error = k.Content
 			if km.Final {
 				t.Status = Failed
 			}
 		default:
 			t.Status, t.Result, t.Error = Done, k.ID, ""
+			return t, nil
 		}
-		if t.Status == Done {
-			break
-		}
+		settled[km.Claim] = true
 	}
-	if t.Status == Queued && t.Attempts >= t.MaxAttempts {
+	if t.Status != Queued {
+		return t, nil
+	}
+	const why = "the queue stopped while it was held"
+	held := t.Attempts > 0 && !settled[t.Attempts]
+	if held {
+		t.Error = fmt.Sprintf("claim %d lost: %s", t.Attempts, why)
+	}
+	if t.Attempts >= t.MaxAttempts {
 		t.Status = Failed
+		if held {
+			t.Error = fmt.Sprintf("%d attempts, the last lost: %s", t.Attempts, why)
+		}
 	}
 	return t, nil
 }
@@ -466,15 +494,72 @@ func (q *Queue) List(status string, limit int) ([]Task, error) {
 }
 
 // Claim gives the oldest queued task the agent can serve to the agent,
-// under a lease; ok is false when there is none.
+// under a lease; ok is false when there is none. The claim is journaled
+// in the store before it is given out, so that its number is never given
+// again and its attempt counts after a restart; if that write fails the
+// task stays queued and the error is returned.
 func (q *Queue) Claim(agentID string) (t Task, ok bool, err error) {
-	now := q.opts.Now()
 	q.mu.Lock()
+	cur, at, err := q.take(agentID)
+	if cur == nil {
+		q.mu.Unlock()
+		return Task{}, false, err
+	}
+	id, ns, claim := cur.ID, cur.Namespace, cur.Claim
+	q.mu.Unlock()
+	err = q.journalClaim(id, ns, agentID, claim)
+	now := q.opts.Now() // the claim's lease starts once it is given out
+	q.mu.Lock()
+	delete(q.claiming, id)
+	if err != nil {
+		q.putBack(cur, at)
+		q.mu.Unlock()
+		return Task{}, false, fmt.Errorf("journal claim %d of task %s: %w", claim, id, err)
+	}
+	cur.LeaseExpires = now.Add(q.opts.ClaimLease)
+	t = *cur
+	q.mu.Unlock()
+	q.emit(Event{Kind: "task", ID: t.ID.String(), Status: Claimed, Agent: agentID})
+	return t, true, nil
+}
+
+// take reserves the oldest queued task agentID can serve for its next
+// claim while the claim is journaled, and returns it with its index in
+// the queue; nil when there is none. The caller holds q.mu.
+func (q *Queue) take(agentID string) (*Task, int, error) {
 	a, known := q.agents[agentID]
 	if !known || a.Status != Active {
-		q.mu.Unlock()
-		return Task{}, false, nexus.Errorf(nexus.ENotFound, "agent %q is not registered or its lease lapsed: register it again", agentID)
+		return nil, 0, nexus.Errorf(nexus.ENotFound, "agent %q is not registered or its lease lapsed: register it again", agentID)
 	}
+	cur, at := q.next(a)
+	if cur == nil {
+		return nil, 0, nil
+	}
+	now := q.opts.Now()
+	q.order = slices.Delete(q.order, at, at+1)
+	cur.Status, cur.ClaimedBy = Claimed, agentID
+	cur.Attempts++
+	cur.Claim = cur.Attempts
+	a.Claims = append(a.Claims, cur.ID)
+	a.LastHeartbeat, a.LeaseExpires = now, now.Add(q.opts.AgentLease) // claiming is a sign of life
+	q.claiming[cur.ID] = true
+	return cur, at, nil
+}
+
+// putBack undoes take after the claim's journal write failed: the task
+// goes back where it was in the queue, its attempt not spent. The caller
+// holds q.mu.
+func (q *Queue) putBack(t *Task, at int) {
+	q.release(t)
+	t.Status, t.ClaimedBy = Queued, ""
+	t.Attempts--
+	t.Claim = t.Attempts // the claim before, as after a lapse or a failure
+	q.order = slices.Insert(q.order, min(at, len(q.order)), t.ID)
+}
+
+// next finds the oldest queued task a can serve and its index in the
+// queue, dropping stale entries on the way; nil when there is none.
+func (q *Queue) next(a *Agent) (*Task, int) {
 	for i := 0; i < len(q.order); i++ {
 		cur := q.tasks[q.order[i]]
 		if cur == nil || cur.Status != Queued {
@@ -485,20 +570,21 @@ func (q *Queue) Claim(agentID string) (t Task, ok bool, err error) {
 		if cur.Capability != "" && len(a.Capabilities) > 0 && !slices.Contains(a.Capabilities, cur.Capability) {
 			continue
 		}
-		q.order = slices.Delete(q.order, i, i+1)
-		cur.Status, cur.ClaimedBy = Claimed, agentID
-		cur.Attempts++
-		cur.Claim = cur.Attempts
-		cur.LeaseExpires = now.Add(q.opts.ClaimLease)
-		a.Claims = append(a.Claims, cur.ID)
-		a.LastHeartbeat, a.LeaseExpires = now, now.Add(q.opts.AgentLease) // claiming is a sign of life
-		t = *cur
-		q.mu.Unlock()
-		q.emit(Event{Kind: "task", ID: t.ID.String(), Status: Claimed, Agent: agentID})
-		return t, true, nil
+		return cur, i
 	}
-	q.mu.Unlock()
-	return Task{}, false, nil
+	return nil, 0
+}
+
+// journalClaim stores claim number claim of task id, taken by agent, as
+// an observation context, child of the task. Not cancellable: its
+// outcome must be known before the claim is given out or put back.
+func (q *Queue) journalClaim(id nexus.ID, ns, agent string, claim int) error {
+	meta, _ := json.Marshal(map[string]taskMeta{"task": {ID: id, Claim: claim, Claimed: true}})
+	_, err := q.store.Put(context.Background(), nexus.Draft{
+		Namespace: ns, Type: nexus.TypeObservation, Content: fmt.Sprintf("claim %d of task %s taken by %s", claim, id, agent),
+		Metadata: meta, AgentID: agent, ParentID: id,
+	})
+	return err
 }
 
 // hold checks that agentID holds the current claim of task id and moves
@@ -508,6 +594,8 @@ func (q *Queue) hold(id nexus.ID, agentID string, claim int) (*Task, error) {
 	switch {
 	case !ok:
 		return nil, nexus.Errorf(nexus.ENotFound, "task %s not found", id)
+	case q.claiming[id]:
+		return nil, nexus.Errorf(nexus.EConflict, "task %s: claim %d of %q is not current (the task is being claimed)", id, claim, agentID)
 	case t.Status == Done:
 		return nil, nexus.Errorf(nexus.EConflict, "task %s is already done (result %s)", id, t.Result)
 	case t.Status == Failed:
@@ -551,8 +639,11 @@ func (q *Queue) Complete(ctx context.Context, id nexus.ID, agentID string, claim
 	// went away may still commit, and the claim must not be given back
 	// while a result may exist (it would be completed twice).
 	c, err := q.store.Put(context.WithoutCancel(ctx), nexus.Draft{Namespace: ns, Type: ans.Type, Content: ans.Content, Metadata: meta, AgentID: agentID, ParentID: id})
-	q.mu.Lock()
 	if err != nil {
+		c = q.stored(id, claim, err)
+	}
+	q.mu.Lock()
+	if c == nil {
 		t.Status = Claimed // the claim still holds; the agent may try again
 		q.mu.Unlock()
 		return Task{}, nil, err
@@ -563,6 +654,25 @@ func (q *Queue) Complete(ctx context.Context, id nexus.ID, agentID string, claim
 	q.mu.Unlock()
 	q.emit(Event{Kind: "task", ID: id.String(), Status: Done, Agent: agentID})
 	return out, c, nil
+}
+
+// stored looks for the result of claim claim of task id after its write
+// failed: a store may fail a write it committed (it crashed, or lost
+// track of its outcome), and the claim must not be given back then, or
+// the task would be completed twice. Nil when there is none.
+func (q *Queue) stored(id nexus.ID, claim int, werr error) *nexus.Context {
+	kids, err := q.store.Children(context.Background(), id)
+	if err != nil {
+		q.opts.Logger.Warn("a result write failed and the task's children cannot be read: the claim is given back", "task", id, "claim", claim, "write_err", werr, "err", err)
+		return nil
+	}
+	for _, k := range kids {
+		if km, ok := metaOf(k); ok && km.ID == id && km.Claim == claim && !km.Claimed && k.Type != nexus.TypeError {
+			q.opts.Logger.Warn("a result write failed but the result is stored: the task is done", "task", id, "claim", claim, "result", k.ID, "err", werr)
+			return k
+		}
+	}
+	return nil
 }
 
 // Fail records a failed attempt as an error context, child of the task.
@@ -651,7 +761,7 @@ func (q *Queue) Reap() int {
 	// they were created (the map's order is random).
 	var claimed []*Task
 	for _, t := range q.tasks {
-		if t.Status == Claimed {
+		if t.Status == Claimed && !q.claiming[t.ID] { // a claim being journaled is not given out yet
 			claimed = append(claimed, t)
 		}
 	}

@@ -392,9 +392,18 @@ func TestQueue_LapsesSurviveRestart(t *testing.T) {
 	}
 	clk.add(2 * time.Minute)
 	q.Reap() // "once" loses claim 2: out of attempts
+	// The journal of "once": each claim, then its loss.
 	kids, _ := s.Children(ctx, once.ID)
-	if len(kids) != 2 || kids[0].Type != nexus.TypeError || !strings.Contains(kids[0].Content, "lease lapsed") {
-		t.Fatalf("lapses recorded: %+v", kids)
+	var journal []string
+	for _, k := range kids {
+		journal = append(journal, string(k.Type)+": "+k.Content)
+	}
+	want := []string{
+		"observation: claim 1 of task " + once.ID.String() + " taken by slow", "error: claim lost: its claim's lease lapsed",
+		"observation: claim 2 of task " + once.ID.String() + " taken by slow", "error: claim lost: its claim's lease lapsed",
+	}
+	if strings.Join(journal, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("journal of the task:\n got %q\nwant %q", journal, want)
 	}
 	s.Close()
 	s2, err := gitstore.Open(dir, gitstore.Options{})
