@@ -50,7 +50,7 @@ type Error struct {
 	Class      Class         // why
 	Status     int           // the HTTP status or the command's exit code; 0 if none
 	Message    string        // what happened
-	RetryAfter time.Duration // how long the provider asked to wait (Retry-After); 0 if it did not say
+	RetryAfter time.Duration // how long the provider asked to wait (Retry-After), or the agent's own rate limit needs; 0 if unknown
 	Attempts   int           // requests sent before giving up (set on the final error of a call)
 	Err        error         // the cause; may be nil
 }

@@ -2,7 +2,7 @@ package agent
 
 import (
 	"context"
-	"math"
+	"fmt"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -11,7 +11,7 @@ import (
 // limits are an agent's own caps on requests and tokens. Nil limiters
 // are no cap.
 type limits struct {
-	perSecond *rate.Limiter // requests, spread evenly
+	perSecond *rate.Limiter // requests, spread evenly: a bucket of one
 	perMinute *rate.Limiter // requests, a bucket of a minute's worth
 	tokens    *rate.Limiter // tokens, a bucket of a minute's worth
 }
@@ -19,7 +19,9 @@ type limits struct {
 func newLimits(cfg Config) limits {
 	var l limits
 	if cfg.RequestsPerSecond > 0 {
-		l.perSecond = rate.NewLimiter(rate.Limit(cfg.RequestsPerSecond), max(1, int(math.Ceil(cfg.RequestsPerSecond))))
+		// A bucket of one: whatever the rate, no two requests go out
+		// closer than 1/r apart, even when many calls come at once.
+		l.perSecond = rate.NewLimiter(rate.Limit(cfg.RequestsPerSecond), 1)
 	}
 	if cfg.RequestsPerMinute > 0 {
 		l.perMinute = rate.NewLimiter(rate.Limit(float64(cfg.RequestsPerMinute)/60), cfg.RequestsPerMinute)
@@ -30,10 +32,17 @@ func newLimits(cfg Config) limits {
 	return l
 }
 
-// wait blocks until one more request of about est tokens is within the
-// caps. It fails at once, with a rate_limit *Error, if that would take
-// past ctx's deadline.
+// wait blocks until one more request of about est tokens is within every
+// cap, taking its share of each at once. It fails at once, with a
+// rate_limit *Error whose RetryAfter is the wait, if that would take past
+// ctx's deadline; then, as when ctx ends while waiting, it takes nothing.
 func (l limits) wait(ctx context.Context, est int) error {
+	now := time.Now()
+	var (
+		held    []*rate.Reservation
+		longest time.Duration
+		what    string
+	)
 	for _, w := range []struct {
 		lim  *rate.Limiter
 		n    int
@@ -44,15 +53,35 @@ func (l limits) wait(ctx context.Context, est int) error {
 		if w.lim == nil {
 			continue
 		}
-		if err := w.lim.WaitN(ctx, min(w.n, w.lim.Burst())); err != nil {
-			if ctx.Err() != nil {
-				return &Error{Class: ClassCanceled, Err: ctx.Err(), Message: "canceled while waiting for the agent's rate limit"}
-			}
-			return &Error{Class: ClassRateLimit, Err: err,
-				Message: "the agent's own limit of " + w.what + " would delay the call past its deadline"}
+		// Never more than the bucket holds, so the reservation is OK.
+		r := w.lim.ReserveN(now, min(w.n, w.lim.Burst()))
+		held = append(held, r)
+		if d := r.DelayFrom(now); d > longest || what == "" {
+			longest, what = d, w.what
 		}
 	}
-	return nil
+	release := func() {
+		for _, r := range held {
+			r.CancelAt(now)
+		}
+	}
+	if longest <= 0 {
+		return nil
+	}
+	if deadline, ok := ctx.Deadline(); ok && now.Add(longest).After(deadline) {
+		release()
+		return &Error{Class: ClassRateLimit, RetryAfter: longest,
+			Message: fmt.Sprintf("the agent's own limit of %s would delay the call past its deadline (free in %v)", what, longest.Round(time.Millisecond))}
+	}
+	t := time.NewTimer(longest)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		release()
+		return &Error{Class: ClassCanceled, Err: ctx.Err(), Message: "canceled while waiting for the agent's rate limit"}
+	}
 }
 
 // charge counts the tokens a request used beyond the est that wait took:

@@ -421,7 +421,7 @@ func TestRunner_RateLimits(t *testing.T) {
 				t.Errorf("%s: requests at %s, want %s", name, got, want)
 			}
 		}
-		run("per second", func(c *agent.Config) { c.RequestsPerSecond = 2 }, 5, "[0s 0s 500ms 1s 1.5s]")
+		run("per second", func(c *agent.Config) { c.RequestsPerSecond = 2 }, 5, "[0s 500ms 1s 1.5s 2s]")
 		run("per minute", func(c *agent.Config) { c.RequestsPerMinute = 3 }, 4, "[0s 0s 0s 20s]")
 
 		// 600 tokens a minute: the first call is estimated at 400 and
@@ -443,11 +443,62 @@ func TestRunner_RateLimits(t *testing.T) {
 		defer cancel()
 		start := time.Now()
 		_, err := r.Generate(dctx, prompt)
-		wantErr(t, err, agent.ClassRateLimit, "the agent's own limit of tokens per minute would delay the call past its deadline")
+		e := wantErr(t, err, agent.ClassRateLimit, "the agent's own limit of tokens per minute would delay the call past its deadline")
 		if time.Since(start) != 0 || f.count() != 2 || r.Status().Rejected != 1 {
 			t.Errorf("waited %v, %d requests, status %+v", time.Since(start), f.count(), r.Status())
 		}
+		// The refusal says how long to wait: the second call left the
+		// bucket 200 tokens in debt, so 400 more take 60s. The refused
+		// call took nothing: after those 60s it is sent at once.
+		if e.RetryAfter != 60*time.Second {
+			t.Errorf("RetryAfter %v, want 1m0s", e.RetryAfter)
+		}
+		time.Sleep(e.RetryAfter)
+		dctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		start = time.Now()
+		if _, err := r.Generate(dctx, prompt); err != nil || time.Since(start) != 0 {
+			t.Errorf("after the wait it refused: %v, waited %v", err, time.Since(start))
+		}
 	})
+}
+
+// RequestsPerSecond spreads requests evenly: calls made all at once reach
+// the provider 1/r apart, the first at once, never several together.
+func TestRunner_RequestsPerSecondEven(t *testing.T) {
+	for _, c := range []struct {
+		rps  float64
+		n    int
+		want string
+	}{
+		{4, 4, "[0s 250ms 500ms 750ms]"},
+		{2.5, 4, "[0s 400ms 800ms 1.2s]"},
+		{0.5, 3, "[0s 2s 4s]"},
+	} {
+		t.Run(fmt.Sprint(c.rps), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newFake(t, agent.OpenAI, testKey)
+				r, _ := newRunner(t, f, func(cfg *agent.Config) { cfg.RequestsPerSecond = c.rps })
+				start := time.Now()
+				var wg sync.WaitGroup
+				for range c.n {
+					wg.Go(func() {
+						if _, err := r.Generate(context.Background(), "hi"); err != nil {
+							t.Error(err)
+						}
+					})
+				}
+				wg.Wait()
+				var got []time.Duration
+				for _, q := range f.requests() {
+					got = append(got, q.at.Sub(start))
+				}
+				if fmt.Sprint(got) != c.want {
+					t.Errorf("%d calls at once at %v a second reach the provider at %v, want %s", c.n, c.rps, got, c.want)
+				}
+			})
+		})
+	}
 }
 
 func TestRunner_State(t *testing.T) {

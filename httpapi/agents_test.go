@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -621,5 +623,54 @@ func TestAgentsAPI_longCalls(t *testing.T) {
 	}
 	if st.Len() != before {
 		t.Errorf("%d answers stored by failed calls", st.Len()-before)
+	}
+}
+
+// A call refused by the agent's own rate limit, because waiting for it
+// would outlast the call's timeout, answers 429 with the wait the limit
+// knows as Retry-After (seconds, rounded up), sends nothing and stores
+// nothing.
+func TestAgentsAPI_ownRateLimit(t *testing.T) {
+	st, err := gitstore.Open(t.TempDir(), gitstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	p := agenttest.NewProvider(t, "paced")
+	r, err := agent.New(agent.Config{ID: "paced", Provider: agent.OpenAI, Model: agenttest.Model, BaseURL: p.URL,
+		Timeout: 5 * time.Second, MaxRetries: -1, HeartbeatInterval: -1, RequestsPerMinute: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := orchestrator.New(st, orchestrator.Options{CheckpointEvery: -1})
+	if err := o.Add(r, []string{"docs"}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(httpapi.NewServer(st, httpapi.Options{Agents: o}))
+	t.Cleanup(srv.Close)
+	q := mustPut(t, st, nexus.Draft{Namespace: "proj", Type: nexus.TypeInstruction, Content: "Write the README."})
+	body := func(extra string) string { return fmt.Sprintf(`{"context_id":%q,"timeout":"10s"%s}`, q.ID, extra) }
+	first := time.Now()
+	if resp := send(t, srv, request{method: "POST", target: "/v1/agents/paced/process", ctype: js, auth: "-", body: strings.NewReader(body(""))}); resp.status != 201 {
+		t.Fatalf("first call: %d %s", resp.status, resp.body)
+	}
+	before := st.Len()
+	for _, c := range []struct{ target, extra string }{
+		{"/v1/agents/paced/process", ""},
+		{"/v1/agents/process", `,"capability":"docs"`},
+	} {
+		resp := send(t, srv, request{method: "POST", target: c.target, ctype: js, auth: "-", body: strings.NewReader(body(c.extra))})
+		msg := wantError(t, resp, 429, nexus.EUnavailable)
+		// The next request may go a minute after the first was sent, so
+		// the wait is a minute less what has passed since, rounded up:
+		// 60 unless this test took over a second.
+		least := int(math.Ceil((time.Minute - time.Since(first)).Seconds()))
+		got, err := strconv.Atoi(resp.header.Get("Retry-After"))
+		if err != nil || got < least || got > 60 || !strings.Contains(msg, "own limit of requests per minute") {
+			t.Errorf("%s%s: Retry-After %q, want %d to 60; %q", c.target, c.extra, resp.header.Get("Retry-After"), least, msg)
+		}
+	}
+	if p.Calls() != 1 || st.Len() != before {
+		t.Errorf("refused calls sent %d requests and stored %d contexts", p.Calls()-1, st.Len()-before)
 	}
 }

@@ -417,20 +417,22 @@ type processInput struct {
 }
 
 type attemptOut struct {
-	Agent     string  `json:"agent" jsonschema:"the agent tried"`
-	Requests  int     `json:"requests" jsonschema:"requests sent to it"`
-	Class     string  `json:"class,omitempty" jsonschema:"why it failed; absent for the agent that answered"`
-	Error     string  `json:"error,omitempty" jsonschema:"what went wrong"`
-	LatencyMS float64 `json:"latency_ms" jsonschema:"milliseconds spent on it"`
+	Agent     string `json:"agent" jsonschema:"the agent tried"`
+	Requests  int    `json:"requests" jsonschema:"requests sent to it"`
+	Class     string `json:"class,omitempty" jsonschema:"why it failed; absent for the agent that answered"`
+	Error     string `json:"error,omitempty" jsonschema:"what went wrong"`
+	LatencyNS int64  `json:"latency_ns" jsonschema:"nanoseconds spent on it"`
 }
 
+// provenanceOut is [agent.Provenance] in the shape the HTTP API answers
+// and the store keeps: the same keys, latency_ns in nanoseconds.
 type provenanceOut struct {
 	Agent      string       `json:"agent" jsonschema:"the agent or pool asked"`
 	FinalAgent string       `json:"final_agent" jsonschema:"the agent that answered"`
 	Model      string       `json:"model" jsonschema:"the model that answered"`
 	TokensIn   int          `json:"tokens_in" jsonschema:"prompt tokens"`
 	TokensOut  int          `json:"tokens_out" jsonschema:"answer tokens"`
-	LatencyMS  float64      `json:"latency_ms" jsonschema:"milliseconds from the call to the answer"`
+	LatencyNS  int64        `json:"latency_ns" jsonschema:"nanoseconds from the call to the answer, waits and failovers included"`
 	Attempts   int          `json:"attempts" jsonschema:"requests sent, retries and failovers included"`
 	Trail      []attemptOut `json:"trail" jsonschema:"the agents tried, in order; the last one answered"`
 }
@@ -457,10 +459,10 @@ func newAnswer(a *orchestrator.Answer) *processOut {
 	p := a.Provenance
 	out := &processOut{Context: newContext(a.Context, true), Provenance: provenanceOut{
 		Agent: p.Agent, FinalAgent: p.FinalAgent, Model: p.Model, TokensIn: p.TokensIn, TokensOut: p.TokensOut,
-		LatencyMS: ms(p.Latency), Attempts: p.Attempts, Trail: []attemptOut{},
+		LatencyNS: int64(p.Latency), Attempts: p.Attempts, Trail: []attemptOut{},
 	}}
 	for _, x := range p.Trail {
-		out.Provenance.Trail = append(out.Provenance.Trail, attemptOut{Agent: x.Agent, Requests: x.Requests, Class: string(x.Class), Error: x.Error, LatencyMS: ms(x.Latency)})
+		out.Provenance.Trail = append(out.Provenance.Trail, attemptOut{Agent: x.Agent, Requests: x.Requests, Class: string(x.Class), Error: x.Error, LatencyNS: int64(x.Latency)})
 	}
 	return out
 }
@@ -486,5 +488,3 @@ func (t *tools) generate(ctx context.Context, in generateInput) (*processOut, er
 	}
 	return newAnswer(a), nil
 }
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -1,6 +1,12 @@
 package mcpserver_test
 
 import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -8,6 +14,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/agent"
 	"github.com/nexus-mem/nexus/agent/agenttest"
 	"github.com/nexus-mem/nexus/httpapi"
 	"github.com/nexus-mem/nexus/mcpserver"
@@ -341,4 +348,106 @@ func checkGenerate(t *testing.T, cs *mcp.ClientSession, th thread) {
 			t.Errorf("generate_context %v: %s %q, want %s containing %q", c.args, code, msg, c.code, c.msg)
 		}
 	}
+}
+
+// process_context and generate_context return the provenance in the shape
+// of the HTTP answer and of the stored metadata: the same keys, the same
+// kinds of values (latency_ns in nanoseconds, an integer), trail entries
+// of a failover included.
+func TestProcessContext_provenanceAsHTTP(t *testing.T) {
+	m := newMemory(t)
+	// relay routes to broken (its provider answers 503) first, then to
+	// writer: a trail of two.
+	relay := func() *orchestrator.Orchestrator {
+		o := orchestrator.New(m.store, orchestrator.Options{CheckpointEvery: -1})
+		broken := agenttest.NewProvider(t, "broken")
+		broken.SetDown(true)
+		for _, r := range []*agent.Runner{agenttest.NewRunner(t, "broken", broken), agenttest.NewRunner(t, "writer", agenttest.NewProvider(t, "writer"))} {
+			if err := o.Add(r, []string{"relay"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return o
+	}
+	q, err := m.store.Put(t.Context(), nexus.Draft{Namespace: "ledger", Type: nexus.TypeInstruction, Content: "Write the README."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		Context    struct{ Metadata struct{ Provenance any } }
+		Provenance any
+	}
+	for _, c := range []struct{ tool, path, body string }{
+		{"process_context", "/v1/agents/process", fmt.Sprintf(`{"context_id":%q,"capability":"relay"}`, q.ID)},
+		{"generate_context", "/v1/agents/generate", `{"prompt":"Name the parser.","capability":"relay"}`},
+	} {
+		srv := httptest.NewServer(httpapi.NewServer(m.store, httpapi.Options{Agents: relay()}))
+		t.Cleanup(srv.Close)
+		cs := connect(t, mcpserver.New(m.store, nil, mcpserver.Options{Agents: mcpserver.LocalAgents(nil, relay())}))
+		resp, err := http.Post(srv.URL+c.path, "application/json", strings.NewReader(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var overHTTP struct {
+			answer
+			Answers []answer // by capability, POST /v1/agents/process answers a list
+		}
+		err = json.NewDecoder(resp.Body).Decode(&overHTTP)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusCreated {
+			t.Fatalf("%s: %d %v", c.path, resp.StatusCode, err)
+		}
+		if len(overHTTP.Answers) == 1 {
+			overHTTP.answer = overHTTP.Answers[0]
+		}
+		var args map[string]any
+		if err := json.Unmarshal([]byte(c.body), &args); err != nil {
+			t.Fatal(err)
+		}
+		var overMCP struct{ Provenance any }
+		call(t, cs, c.tool, args, &overMCP)
+
+		want := shape(overHTTP.Provenance)
+		if stored := shape(overHTTP.Context.Metadata.Provenance); stored != want {
+			t.Errorf("%s: the answer's provenance %s, the stored one %s", c.path, want, stored)
+		}
+		if got := shape(overMCP.Provenance); got != want {
+			t.Errorf("%s: provenance %s, over HTTP %s", c.tool, got, want)
+		}
+		for _, key := range []string{"latency_ns:integer", "trail[0].class:string", "trail[1].latency_ns:integer"} {
+			if !strings.Contains(want, key) {
+				t.Errorf("%s: provenance %s has no %s", c.path, want, key)
+			}
+		}
+	}
+}
+
+// shape lists the keys of a JSON value decoded into any, with the kind of
+// each value, sorted: "attempts:integer trail[0].agent:string ...".
+func shape(v any) string {
+	var keys []string
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				walk(strings.TrimPrefix(prefix+"."+k, "."), e)
+			}
+		case []any:
+			for i, e := range x {
+				walk(fmt.Sprintf("%s[%d]", prefix, i), e)
+			}
+		case float64:
+			kind := "number"
+			if x == math.Trunc(x) {
+				kind = "integer"
+			}
+			keys = append(keys, prefix+":"+kind)
+		default:
+			keys = append(keys, fmt.Sprintf("%s:%T", prefix, x))
+		}
+	}
+	walk("", v)
+	slices.Sort(keys)
+	return strings.Join(keys, " ")
 }

@@ -7,9 +7,11 @@
 // the answer likewise, as a root or under a parent given. Pipelines feed each answer to the next agent
 // as a new child; a broadcast asks several agents the same context.
 //
-// After each answer an agent's state, when it changed, is checkpointed as
-// an agent_state context; RestoreStates puts the last checkpoint back,
-// after a restart or when an agent recovers.
+// An agent's state, when an answer changed it, is checkpointed as an
+// agent_state context within a bound (a few seconds), the answers
+// meanwhile sharing one checkpoint; Close writes the pending ones.
+// RestoreStates puts the last checkpoint back, after a restart or when an
+// agent recovers.
 package orchestrator
 
 import (
@@ -24,7 +26,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -43,10 +44,12 @@ type Options struct {
 	// MaxConcurrent bounds the agent calls in flight (default 64); more
 	// wait their turn.
 	MaxConcurrent int
-	// CheckpointEvery is the least time between two agent_state
-	// checkpoints of an agent (default 30s); they are written in the
-	// background after an answer, and by Close. Negative: after every
-	// answer, before Process returns.
+	// CheckpointEvery bounds how long an answer's change to an agent's
+	// state waits for its agent_state checkpoint (default 2s): the first
+	// answer after a checkpoint schedules the next one that much later,
+	// in the background, and the answers until then share it. Close
+	// writes the pending ones. Negative: after every answer, before
+	// Process returns.
 	CheckpointEvery time.Duration
 	Logger          *slog.Logger
 }
@@ -69,17 +72,21 @@ type Orchestrator struct {
 	order  []string // ids in the order added
 	rr     map[string]int
 
-	wg sync.WaitGroup // background checkpoints
+	wg     sync.WaitGroup // scheduled and running background checkpoints
+	closed bool           // by Close, under mu: checkpoints are no longer scheduled
 }
 
 type member struct {
-	a       agent.Agent
-	caps    []string
-	mu      sync.Mutex // serialises checkpoints
-	saved   []byte     // the state last checkpointed or restored
-	savedAt time.Time
-	busy    atomic.Bool // a background checkpoint is running
+	a     agent.Agent
+	caps  []string
+	mu    sync.Mutex // serialises checkpoints
+	saved []byte     // the state last checkpointed or restored
+
+	pending *time.Timer // the scheduled checkpoint, under the orchestrator's mu
 }
+
+// DefaultCheckpointEvery is the default of [Options.CheckpointEvery].
+const DefaultCheckpointEvery = 2 * time.Second
 
 // New returns an orchestrator storing answers in store.
 func New(store nexus.Store, opts Options) *Orchestrator {
@@ -90,7 +97,7 @@ func New(store nexus.Store, opts Options) *Orchestrator {
 		opts.MaxConcurrent = 64
 	}
 	if opts.CheckpointEvery == 0 {
-		opts.CheckpointEvery = 30 * time.Second
+		opts.CheckpointEvery = DefaultCheckpointEvery
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -394,34 +401,64 @@ func (o *Orchestrator) Generate(ctx context.Context, req GenerateRequest) (*Answ
 	return o.keep(ctx, m, resp, nexus.Draft{Namespace: ns, Type: typ, ParentID: req.ParentID})
 }
 
-// checkpointLater writes a checkpoint of m after an answer: at once when
-// CheckpointEvery is negative, else in the background once it is due.
+// checkpointLater sees that m's state is checkpointed after an answer:
+// at once when CheckpointEvery is negative or the orchestrator is closed,
+// else by the checkpoint scheduled CheckpointEvery from now, unless one is
+// already.
 func (o *Orchestrator) checkpointLater(ctx context.Context, m *member) {
-	if o.opts.CheckpointEvery < 0 {
-		if err := o.checkpoint(ctx, m); err != nil {
-			o.opts.Logger.Warn("agent state checkpoint failed", "agent", m.a.ID(), "err", err)
-		}
-		return
+	o.mu.Lock()
+	now := o.opts.CheckpointEvery < 0 || o.closed
+	if !now && m.pending == nil {
+		o.scheduleLocked(m)
 	}
-	m.mu.Lock()
-	due := time.Since(m.savedAt) >= o.opts.CheckpointEvery
-	m.mu.Unlock()
-	if !due || !m.busy.CompareAndSwap(false, true) {
-		return
+	o.mu.Unlock()
+	if now {
+		o.checkpointLogged(context.WithoutCancel(ctx), m)
 	}
-	o.wg.Add(1)
-	go func() {
-		defer o.wg.Done()
-		defer m.busy.Store(false)
-		if err := o.checkpoint(context.WithoutCancel(ctx), m); err != nil {
-			o.opts.Logger.Warn("agent state checkpoint failed", "agent", m.a.ID(), "err", err)
-		}
-	}()
 }
 
-// Close waits for background checkpoints, then checkpoints every agent
-// whose state changed since.
+// scheduleLocked schedules a checkpoint of m CheckpointEvery from now.
+// A failed one is scheduled again: the state it missed is still unsaved.
+func (o *Orchestrator) scheduleLocked(m *member) {
+	o.wg.Add(1)
+	m.pending = time.AfterFunc(o.opts.CheckpointEvery, func() {
+		defer o.wg.Done()
+		o.mu.Lock()
+		m.pending = nil
+		o.mu.Unlock()
+		if !o.checkpointLogged(context.Background(), m) {
+			o.mu.Lock()
+			if !o.closed && m.pending == nil {
+				o.scheduleLocked(m)
+			}
+			o.mu.Unlock()
+		}
+	})
+}
+
+// checkpointLogged checkpoints m, logging a failure; it reports whether
+// it succeeded.
+func (o *Orchestrator) checkpointLogged(ctx context.Context, m *member) bool {
+	if err := o.checkpoint(ctx, m); err != nil {
+		o.opts.Logger.Warn("agent state checkpoint failed", "agent", m.a.ID(), "err", err)
+		return false
+	}
+	return true
+}
+
+// Close cancels the scheduled checkpoints, waits for those running, then
+// checkpoints every agent whose state changed since. Answers after Close
+// are checkpointed at once.
 func (o *Orchestrator) Close(ctx context.Context) error {
+	o.mu.Lock()
+	o.closed = true
+	for _, m := range o.agents {
+		if m.pending != nil && m.pending.Stop() {
+			o.wg.Done()
+		}
+		m.pending = nil
+	}
+	o.mu.Unlock()
 	o.wg.Wait()
 	var first error
 	for _, info := range o.Agents() {
@@ -506,7 +543,7 @@ func (o *Orchestrator) checkpoint(ctx context.Context, m *member) error {
 	if _, err := o.store.Put(ctx, nexus.Draft{Namespace: StateNamespace, Type: nexus.TypeAgentState, Content: content, Metadata: meta, AgentID: m.a.ID()}); err != nil {
 		return err
 	}
-	m.saved, m.savedAt = state, time.Now()
+	m.saved = state
 	return nil
 }
 

@@ -3,13 +3,17 @@ package orchestrator_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/nexus-mem/nexus"
@@ -21,60 +25,124 @@ import (
 // provider is a fake OpenAI-compatible server speaking the real chat
 // completions wire format; down makes it answer 503.
 type provider struct {
-	srv   *httptest.Server
-	name  string
-	down  atomic.Bool
-	calls atomic.Int64
-	mu    sync.Mutex
-	last  string // the last request body
+	url    string       // the API root, without /v1
+	client *http.Client // for agent.Config.HTTPClient; nil: the default
+	name   string
+	down   atomic.Bool
+	calls  atomic.Int64
+	mu     sync.Mutex
+	last   string // the last request body
 }
 
+// newProvider serves on loopback TCP.
 func newProvider(t testing.TB, name string) *provider {
 	p := &provider{name: name}
-	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/v1/models":
-			w.Header().Set("Content-Type", "application/json")
-			fmt.Fprint(w, `{"object":"list","data":[{"id":"fake-model","object":"model"}]}`)
-			return
-		case "/v1/chat/completions":
-		default:
-			http.NotFound(w, r)
-			return
-		}
-		p.calls.Add(1)
-		var req struct {
-			Model    string `json:"model"`
-			Messages []struct {
-				Role    string `json:"role"`
-				Content string `json:"content"`
-			} `json:"messages"`
-		}
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-			http.Error(w, `{"error":{"message":"bad json","type":"invalid_request_error"}}`, 400)
-			return
-		}
-		body, _ := json.Marshal(req)
-		p.mu.Lock()
-		p.last = string(body)
-		p.mu.Unlock()
-		if p.down.Load() {
-			w.WriteHeader(503)
-			fmt.Fprint(w, `{"error":{"message":"overloaded","type":"server_error"}}`)
-			return
-		}
-		last := req.Messages[len(req.Messages)-1].Content
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{
-			"id": "chatcmpl-1", "object": "chat.completion", "model": req.Model,
-			"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
-				"message": map[string]any{"role": "assistant", "content": p.name + " answers: " + firstLine(last)}}},
-			"usage": map[string]any{"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49},
-		})
-	}))
-	t.Cleanup(p.srv.Close)
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
+	p.url = srv.URL
 	return p
 }
+
+// newPipeProvider serves on an in-memory network of net.Pipe
+// connections, so that it works inside a testing/synctest bubble (a
+// goroutine blocked on a loopback socket waits in the netpoller, where the
+// bubble cannot see it, and the bubble's clock would never advance).
+func newPipeProvider(t testing.TB, name string) *provider {
+	p := &provider{name: name, url: "http://fake-provider.test"}
+	ln := &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
+	srv := &http.Server{Handler: p}
+	go srv.Serve(ln)
+	tr := &http.Transport{DialContext: ln.dial}
+	p.client = &http.Client{Transport: tr}
+	t.Cleanup(func() {
+		srv.Close()
+		tr.CloseIdleConnections()
+	})
+	return p
+}
+
+func (p *provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/v1/models":
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"object":"list","data":[{"id":"fake-model","object":"model"}]}`)
+		return
+	case "/v1/chat/completions":
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	p.calls.Add(1)
+	var req struct {
+		Model    string `json:"model"`
+		Messages []struct {
+			Role    string `json:"role"`
+			Content string `json:"content"`
+		} `json:"messages"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		http.Error(w, `{"error":{"message":"bad json","type":"invalid_request_error"}}`, 400)
+		return
+	}
+	body, _ := json.Marshal(req)
+	p.mu.Lock()
+	p.last = string(body)
+	p.mu.Unlock()
+	if p.down.Load() {
+		w.WriteHeader(503)
+		fmt.Fprint(w, `{"error":{"message":"overloaded","type":"server_error"}}`)
+		return
+	}
+	last := req.Messages[len(req.Messages)-1].Content
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{
+		"id": "chatcmpl-1", "object": "chat.completion", "model": req.Model,
+		"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
+			"message": map[string]any{"role": "assistant", "content": p.name + " answers: " + firstLine(last)}}},
+		"usage": map[string]any{"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49},
+	})
+}
+
+// pipeListener is an in-memory network: the client dials and the server
+// accepts the two ends of a net.Pipe.
+type pipeListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *pipeListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
+
+func (l *pipeListener) dial(ctx context.Context, _, _ string) (net.Conn, error) {
+	server, client := net.Pipe()
+	select {
+	case l.conns <- server:
+		return client, nil
+	case <-l.done:
+		return nil, errors.New("dial fake-provider: connection refused")
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+type pipeAddr struct{}
+
+func (pipeAddr) Network() string { return "pipe" }
+func (pipeAddr) String() string  { return "fake-provider" }
 
 func firstLine(s string) string {
 	s = strings.TrimSpace(s)
@@ -92,8 +160,8 @@ func (p *provider) lastRequest() string {
 
 func runner(t testing.TB, id string, p *provider, tune func(*agent.Config)) *agent.Runner {
 	t.Helper()
-	cfg := agent.Config{ID: id, Provider: agent.OpenAI, Model: "fake-model", BaseURL: p.srv.URL + "/v1",
-		Timeout: 5 * time.Second, HeartbeatInterval: -1}
+	cfg := agent.Config{ID: id, Provider: agent.OpenAI, Model: "fake-model", BaseURL: p.url + "/v1",
+		HTTPClient: p.client, Timeout: 5 * time.Second, HeartbeatInterval: -1}
 	if tune != nil {
 		tune(&cfg)
 	}
@@ -365,22 +433,127 @@ func TestCheckpointAndRestore(t *testing.T) {
 	if page, _ := s2.List(ctx, nexus.Filter{Type: nexus.TypeAgentState, AgentID: "w"}); len(page.Contexts) != 3 {
 		t.Fatalf("%d checkpoints after an unchanged one", len(page.Contexts))
 	}
-	// By default checkpoints are due every 30 s, written in the
-	// background: one after the first answer, the rest by Close.
-	o3 := orchestrator.New(s2, orchestrator.Options{})
-	o3.Add(runner(t, "w2", p, nil), nil)
-	for range 5 {
-		if _, err := o3.Process(ctx, orchestrator.Request{ContextID: q.ID, Agent: "w2"}); err != nil {
+}
+
+// After an answer changes an agent's state, a checkpoint is written
+// within CheckpointEvery with no further call; the answers meanwhile share
+// it; Close writes the pending one at once. On the bubble's clock every
+// bound is exact.
+func TestOrchestrator_checkpointSoon(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		s, _ := store(t)
+		o := orchestrator.New(s, orchestrator.Options{CheckpointEvery: 2 * time.Second})
+		o.Add(runner(t, "w", newPipeProvider(t, "w"), nil), nil)
+		q := put(t, s, "count me", nexus.ID{})
+		answer := func() {
+			t.Helper()
+			if _, err := o.Process(ctx, orchestrator.Request{ContextID: q.ID, Agent: "w"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// saved lists the answers each checkpoint holds, oldest first.
+		saved := func() []int {
+			t.Helper()
+			synctest.Wait()
+			page, err := s.List(ctx, nexus.Filter{Type: nexus.TypeAgentState, AgentID: "w"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []int
+			for _, c := range slices.Backward(page.Contexts) {
+				var st struct {
+					Answers int `json:"answers"`
+				}
+				if err := json.Unmarshal([]byte(c.Content), &st); err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, st.Answers)
+			}
+			return out
+		}
+		check := func(when string, want ...int) {
+			t.Helper()
+			if got := saved(); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("%s: checkpoints of %v answers, want %v", when, got, want)
+			}
+		}
+
+		answer()
+		time.Sleep(2*time.Second - time.Nanosecond)
+		check("just before the bound")
+		time.Sleep(time.Nanosecond)
+		check("at the bound", 1)
+
+		// Ten answers at once: one checkpoint.
+		for range 10 {
+			answer()
+		}
+		time.Sleep(2 * time.Second)
+		check("after a burst", 1, 11)
+		time.Sleep(time.Minute)
+		check("a minute later", 1, 11)
+
+		// An answer every 700ms: at 0, .7 and 1.4s (written at 2s), 2.1,
+		// 2.8 and 3.5s (at 4.1s), 4.2 and 4.9s (pending at 5s).
+		for range 8 {
+			answer()
+			time.Sleep(700 * time.Millisecond)
+		}
+		time.Sleep(100 * time.Millisecond)
+		check("answers every 700ms", 1, 11, 14, 17)
+		if err := o.Close(ctx); err != nil {
 			t.Fatal(err)
 		}
+		check("closed", 1, 11, 14, 17, 19)
+		time.Sleep(time.Minute)
+		check("a minute after Close", 1, 11, 14, 17, 19)
+	})
+}
+
+// failingStore is a real store whose next writes of agent_state fail.
+type failingStore struct {
+	*gitstore.Store
+	fail atomic.Int32 // agent_state writes still to refuse
+	seen atomic.Int32 // agent_state writes asked for
+}
+
+func (f *failingStore) Put(ctx context.Context, d nexus.Draft) (*nexus.Context, error) {
+	if d.Type == nexus.TypeAgentState {
+		f.seen.Add(1)
+		if f.fail.Add(-1) >= 0 {
+			return nil, nexus.Errorf(nexus.EInsufficientStorage, "disk full")
+		}
 	}
-	if err := o3.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	page, _ = s2.List(ctx, nexus.Filter{Type: nexus.TypeAgentState, AgentID: "w2"})
-	if len(page.Contexts) != 2 || !strings.Contains(page.Contexts[0].Content, `"answers":5`) {
-		t.Fatalf("background checkpoints: %d, newest %q", len(page.Contexts), page.Contexts[0].Content)
-	}
+	return f.Store.Put(ctx, d)
+}
+
+// A checkpoint that failed is tried again CheckpointEvery later, with no
+// further answer.
+func TestOrchestrator_checkpointRetried(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		real, _ := store(t)
+		s := &failingStore{Store: real}
+		s.fail.Store(2)
+		o := orchestrator.New(s, orchestrator.Options{CheckpointEvery: time.Second})
+		o.Add(runner(t, "w", newPipeProvider(t, "w"), nil), nil)
+		q := put(t, s, "count me", nexus.ID{})
+		if _, err := o.Process(ctx, orchestrator.Request{ContextID: q.ID, Agent: "w"}); err != nil {
+			t.Fatal(err)
+		}
+		for i, want := range []struct{ tried, saved int }{{1, 0}, {2, 0}, {3, 1}, {3, 1}} {
+			time.Sleep(time.Second)
+			synctest.Wait()
+			page, err := s.List(ctx, nexus.Filter{Type: nexus.TypeAgentState, AgentID: "w"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if int(s.seen.Load()) != want.tried || len(page.Contexts) != want.saved {
+				t.Errorf("after %ds: %d checkpoints tried, %d written; want %d, %d", i+1, s.seen.Load(), len(page.Contexts), want.tried, want.saved)
+			}
+		}
+	})
 }
 
 // BenchmarkOverhead is the orchestrator's cost per call against the fake
