@@ -103,7 +103,7 @@ func summarize(steps []recovery.Step) string {
 	var out []string
 	for _, s := range steps {
 		if s.Status != recovery.OK && s.Status != recovery.Disabled {
-			out = append(out, s.Component+" "+s.Status)
+			out = append(out, s.Component+" "+string(s.Status))
 		}
 	}
 	if len(out) == 0 {
