@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +35,11 @@ type BackupInfo struct {
 }
 
 const backupExt = ".bundle"
+
+// backupTime is the time in a backup's name: fixed width, so that names
+// sort in time order, to the nanosecond, so that two backups never share
+// a name. Names of older versions carry the second only; they parse too.
+const backupTime = "20060102T150405.000000000Z"
 
 // Backup writes a verified bundle of the repository into dir and returns
 // what it wrote.
@@ -64,7 +70,7 @@ func (s *Store) Backup(ctx context.Context, dir string) (*BackupInfo, error) {
 	}
 	var final string
 	if err == nil {
-		final = filepath.Join(dir, fmt.Sprintf("nexus-%s-%s%s", now.Format("20060102T150405Z"), info.Head[:12], backupExt))
+		final = filepath.Join(dir, fmt.Sprintf("nexus-%s-%s%s", now.Format(backupTime), info.Head[:12], backupExt))
 		err = syncPath(tmp)
 	}
 	if err == nil {
@@ -79,6 +85,70 @@ func (s *Store) Backup(ctx context.Context, dir string) (*BackupInfo, error) {
 	}
 	info.Path, info.Time = final, now
 	return info, nil
+}
+
+// BackupIfChanged writes a backup into dir as Backup does, unless the
+// newest backup there already holds exactly the store's refs now (every
+// ref counts, not only main: the side refs, the orphan mark, the recovery
+// refs) and its pack passes its checksum. Scheduled backups call it so
+// that an idle node writes no identical bundles, whose pruning would
+// delete distinct older ones. It returns the backup that holds the
+// store's refs and whether it wrote it; a newest backup that cannot be
+// read or fails its checksum is replaced by a new one, never trusted.
+func (s *Store) BackupIfChanged(ctx context.Context, dir string) (*BackupInfo, bool, error) {
+	cur, err := s.currentBackup(dir)
+	if err != nil {
+		return nil, false, err
+	}
+	if cur != nil {
+		return cur, false, nil
+	}
+	info, err := s.Backup(ctx, dir)
+	if err != nil {
+		return nil, false, err
+	}
+	return info, true, nil
+}
+
+// currentBackup returns the newest backup of dir when it holds exactly
+// the store's refs and its pack is sound, else nil.
+func (s *Store) currentBackup(dir string) (*BackupInfo, error) {
+	list, err := ListBackups(dir)
+	if errors.Is(err, os.ErrNotExist) || (err == nil && len(list) == 0) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list the backups: %w", err)
+	}
+	want, err := s.snapshotRefs()
+	if err != nil {
+		return nil, fmt.Errorf("list the refs: %w", err)
+	}
+	newest := *list[0]
+	held, err := bundleRefs(newest.Path)
+	if err != nil {
+		s.log.Warn("newest backup unreadable: writing a new one", "path", newest.Path, "err", err)
+		return nil, nil
+	}
+	if !maps.Equal(held, want) {
+		return nil, nil
+	}
+	if err := checkBundlePack(newest.Path); err != nil {
+		s.log.Warn("newest backup damaged: writing a new one", "path", newest.Path, "err", err)
+		return nil, nil
+	}
+	newest.Head, newest.Refs = held[mainRef].String(), len(held)
+	return &newest, nil
+}
+
+// bundleRefs returns the refs a bundle's header lists.
+func bundleRefs(path string) (map[string]Hash, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readBundleHeader(bufio.NewReader(f))
 }
 
 // bundleSnapshot bundles the refs as they are now; the caller pauses
@@ -119,11 +189,10 @@ func (s *Store) snapshotRepo(ctx context.Context) (string, error) {
 	if err := os.WriteFile(filepath.Join(scratch, "objects", "info", "alternates"), []byte(objects+"\n"), 0o644); err != nil {
 		return fail(err)
 	}
-	refs, err := s.repo.listRefs()
+	refs, err := s.snapshotRefs()
 	if err != nil {
 		return fail(err)
 	}
-	refs[mainRef] = s.Head() // what has been acknowledged
 	var packed strings.Builder
 	names := make([]string, 0, len(refs))
 	for n := range refs {
@@ -137,6 +206,17 @@ func (s *Store) snapshotRepo(ctx context.Context) (string, error) {
 		return fail(err)
 	}
 	return scratch, nil
+}
+
+// snapshotRefs returns every ref as a backup or a mirror holds it: main
+// at the acknowledged head.
+func (s *Store) snapshotRefs() (map[string]Hash, error) {
+	refs, err := s.repo.listRefs()
+	if err != nil {
+		return nil, err
+	}
+	refs[mainRef] = s.Head()
+	return refs, nil
 }
 
 // VerifyBackup checks a bundle: the SHA-1 trailer of its pack over every
@@ -205,7 +285,7 @@ func ListBackups(dir string) ([]*BackupInfo, error) {
 		parts := strings.Split(strings.TrimSuffix(strings.TrimPrefix(n, "nexus-"), backupExt), "-")
 		info := &BackupInfo{Path: filepath.Join(dir, n), Bytes: st.Size()}
 		if len(parts) == 2 {
-			info.Time, _ = time.Parse("20060102T150405Z", parts[0])
+			info.Time, _ = time.Parse(backupTime, parts[0])
 			info.Head = parts[1]
 		}
 		out = append(out, info)
@@ -335,18 +415,8 @@ func checkBundlePack(path string) error {
 	}
 	defer f.Close()
 	r := bufio.NewReaderSize(f, 1<<20)
-	first, err := r.ReadString('\n')
-	if err != nil || (first != "# v2 git bundle\n" && first != "# v3 git bundle\n") {
-		return errors.New("not a git bundle")
-	}
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return errors.New("bundle header is cut off")
-		}
-		if line == "\n" {
-			break
-		}
+	if _, err := readBundleHeader(r); err != nil {
+		return err
 	}
 	h := sha1.New()
 	var hdr [12]byte
@@ -375,4 +445,32 @@ func checkBundlePack(path string) error {
 		return errors.New("pack checksum mismatch (truncated or damaged)")
 	}
 	return nil
+}
+
+// readBundleHeader reads a v2 or v3 bundle's header up to the blank line
+// and returns the refs it lists (HEAD aside).
+func readBundleHeader(r *bufio.Reader) (map[string]Hash, error) {
+	first, err := r.ReadString('\n')
+	if err != nil || (first != "# v2 git bundle\n" && first != "# v3 git bundle\n") {
+		return nil, errors.New("not a git bundle")
+	}
+	refs := map[string]Hash{}
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return nil, errors.New("bundle header is cut off")
+		}
+		if line == "\n" {
+			return refs, nil
+		}
+		hex, name, ok := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
+		if !ok || !strings.HasPrefix(name, "refs/") || strings.HasPrefix(hex, "-") || strings.HasPrefix(hex, "@") {
+			continue // HEAD, a prerequisite, a capability
+		}
+		h, err := ParseHash(hex)
+		if err != nil {
+			return nil, fmt.Errorf("bundle header: ref %s: %w", name, err)
+		}
+		refs[name] = h
+	}
 }

@@ -63,7 +63,6 @@ func TestBackup_RoundTrip(t *testing.T) {
 		}
 	}
 	for range 3 {
-		time.Sleep(1100 * time.Millisecond) // names carry the second
 		mustPut(t, s, nexus.Draft{Type: nexus.TypeMemory, Content: "more"})
 		if _, err := s.Backup(ctx, dir); err != nil {
 			t.Fatal(err)
@@ -185,4 +184,64 @@ func mustRead(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// An idle node writes no identical bundles: BackupIfChanged writes one
+// only when a ref moved since the newest backup, main or any other, or
+// when the newest backup fails its checksum.
+func TestStore_BackupIfChanged(t *testing.T) {
+	ctx := context.Background()
+	s := MustOpen(t, "", gitstore.Options{})
+	mustPut(t, s, nexus.Draft{Type: nexus.TypeMemory, Content: "first"})
+	dir := t.TempDir()
+	step := func(what string, wantWritten bool, wantBundles int) *gitstore.BackupInfo {
+		t.Helper()
+		info, written, err := s.BackupIfChanged(ctx, dir)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		list, err := gitstore.ListBackups(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if written != wantWritten || len(list) != wantBundles || list[0].Path != info.Path {
+			t.Fatalf("%s: written %v, %d bundles, newest %s, returned %+v; want written %v, %d bundles",
+				what, written, len(list), list[0].Path, info, wantWritten, wantBundles)
+		}
+		return info
+	}
+	first := step("first backup", true, 1)
+	if again := step("no write since", false, 1); *again != *first {
+		t.Fatalf("the current backup is %+v, want %+v", again, first)
+	}
+	if first.Head != s.Head().String() || first.Refs != 1 {
+		t.Fatalf("first backup: %+v", first)
+	}
+
+	mustPut(t, s, nexus.Draft{Type: nexus.TypeMemory, Content: "second"})
+	if info := step("a write to main", true, 2); info.Head != s.Head().String() {
+		t.Fatalf("after a write: %+v, head %s", info, s.Head())
+	}
+	step("no write since", false, 2)
+
+	side, err := s.AppendSide(ctx, "embeddings/m", map[string][]byte{"segment": []byte("vectors")}, "seg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := step("a side ref moved, main did not", true, 3)
+	if info.Head != s.Head().String() || info.Refs != 2 {
+		t.Fatalf("after the side ref: %+v", info)
+	}
+	heads := git(t, s.GitDir(), "bundle", "list-heads", info.Path)
+	if !strings.Contains(heads, side.String()+" refs/nexus/embeddings/m\n") {
+		t.Fatalf("the bundle lacks the side ref at %s:\n%s", side, heads)
+	}
+	step("no write since", false, 3)
+
+	b := mustRead(t, info.Path)
+	if err := os.WriteFile(info.Path, flip(b, len(b)-100), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	step("the newest backup is damaged", true, 4)
+	step("no write since", false, 4)
 }

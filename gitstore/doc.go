@@ -23,6 +23,14 @@
 // and the L1 cache of encoded contexts — is rebuilt from git when missing or
 // damaged, and caught up incrementally by diffing trees otherwise.
 //
+// # Repair
+//
+// [Store.Fsck] names each problem with a [ProblemKind]. One policy,
+// [Store.RepairDerived], acts on a report: derived state is rebuilt from
+// git; contexts whose parent is missing (orphans) are marked on
+// refs/nexus/orphans and never relinked; repository damage is left for
+// [Store.RepairFrom] (a backup or a mirror) or a restore.
+//
 // # Caveats
 //
 // Only one process may open a data directory: a lock file enforces it. Stock

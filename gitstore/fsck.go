@@ -11,19 +11,61 @@ import (
 	"github.com/nexus-mem/nexus"
 )
 
+// ProblemKind names what a problem is about. Its text is the "kind" of
+// a problem in JSON reports.
+type ProblemKind string
+
+// The kinds of problems. Each is either derived state (rebuilt from git:
+// [ProblemKind.Derived]), repository damage (repaired from a backup or a
+// mirror: [ProblemKind.Damage]), or a broken chain (marked, never
+// repaired).
+const (
+	ProblemPack         ProblemKind = "pack"         // a pack file cannot be read or fails its checksum
+	ProblemObject       ProblemKind = "object"       // an object is damaged or does not parse
+	ProblemRef          ProblemKind = "ref"          // a ref is unreadable or names a missing commit
+	ProblemReachability ProblemKind = "reachability" // an object a ref reaches is missing
+	ProblemContext      ProblemKind = "context"      // a context file is malformed or misplaced
+	ProblemChain        ProblemKind = "chain"        // a context's parent is missing: an orphan
+	ProblemCatalog      ProblemKind = "catalog"      // the catalog disagrees with git
+	ProblemCache        ProblemKind = "cache"        // L1 cache entries failed their checksum
+	ProblemRepair       ProblemKind = "repair"       // a repair was tried and failed
+)
+
+// Derived reports whether the problem lies in state derived from git
+// (the catalog, the L1 cache), which is repaired by rebuilding it from
+// git: nothing is lost.
+//
+// A chain problem is not derived: an orphan's missing parent is a fact of
+// the git history, which no rebuild changes. Nexus never relinks an
+// orphan to another parent; it marks it on refs/nexus/orphans
+// ([Store.MarkOrphans]) and the problem stays reported by every deep
+// check.
+func (k ProblemKind) Derived() bool {
+	return k == ProblemCatalog || k == ProblemCache
+}
+
+// Damage reports whether the problem is damage to the repository itself
+// (packs, objects, refs, context files), which only a backup or a mirror
+// can repair ([Store.RepairFrom]).
+func (k ProblemKind) Damage() bool {
+	switch k {
+	case ProblemPack, ProblemObject, ProblemRef, ProblemReachability, ProblemContext:
+		return true
+	}
+	return false
+}
+
 // Problem is one finding of a check, named precisely enough to act on.
 type Problem struct {
-	// Kind is one of: pack, object, ref, reachability, context, chain,
-	// catalog.
-	Kind    string `json:"kind"`
-	Object  string `json:"object,omitempty"` // object id or file
-	Path    string `json:"path,omitempty"`   // path in the snapshot, for contexts
-	Message string `json:"message"`
+	Kind    ProblemKind `json:"kind"`
+	Object  string      `json:"object,omitempty"` // object id or file
+	Path    string      `json:"path,omitempty"`   // path in the snapshot, for contexts
+	Message string      `json:"message"`
 }
 
 func (p Problem) String() string {
 	var b strings.Builder
-	b.WriteString(p.Kind)
+	b.WriteString(string(p.Kind))
 	if p.Object != "" {
 		b.WriteString(" " + p.Object)
 	}
@@ -48,7 +90,7 @@ type FsckReport struct {
 // Clean reports whether the check found nothing.
 func (r *FsckReport) Clean() bool { return len(r.Problems) == 0 }
 
-func (r *FsckReport) add(kind, object, path, format string, args ...any) {
+func (r *FsckReport) add(kind ProblemKind, object, path, format string, args ...any) {
 	r.Problems = append(r.Problems, Problem{Kind: kind, Object: object, Path: path, Message: fmt.Sprintf(format, args...)})
 }
 
@@ -89,11 +131,11 @@ func (s *Store) Fsck(ctx context.Context, deep bool) (*FsckReport, error) {
 			return nil, err
 		}
 		if n := s.cache.verifyAll(); n > 0 {
-			rep.add("cache", "", "", "%d cache entries failed their checksum and were dropped", n)
+			rep.add(ProblemCache, "", "", "%d cache entries failed their checksum and were dropped", n)
 		}
 		if len(rep.Problems) == 0 {
 			if err := s.VerifyCatalog(); err != nil {
-				rep.add("catalog", catalogFile, "", "%v", err)
+				rep.add(ProblemCatalog, catalogFile, "", "%v", err)
 			}
 		}
 	} else {
@@ -118,8 +160,7 @@ func (s *Store) damage() (*FsckReport, *Problem) {
 		return nil, nil
 	}
 	for i, p := range rep.Problems {
-		switch p.Kind {
-		case "pack", "object", "reachability", "ref", "context":
+		if p.Kind.Damage() {
 			return rep, &rep.Problems[i]
 		}
 	}
@@ -128,7 +169,7 @@ func (s *Store) damage() (*FsckReport, *Problem) {
 
 // forgetProblems drops the problems of a kind (and, if object is not
 // empty, of that object), now repaired, from the last deep check's report.
-func (s *Store) forgetProblems(kind string, object ...string) {
+func (s *Store) forgetProblems(kind ProblemKind, object ...string) {
 	for {
 		rep := s.lastDeep.Load()
 		if rep == nil {
@@ -151,7 +192,7 @@ func (s *Store) forgetProblems(kind string, object ...string) {
 func (s *Store) catalogProblem() *Problem {
 	if rep := s.lastDeep.Load(); rep != nil {
 		for i, p := range rep.Problems {
-			if p.Kind == "catalog" {
+			if p.Kind == ProblemCatalog {
 				return &rep.Problems[i]
 			}
 		}
@@ -163,12 +204,12 @@ func (s *Store) catalogProblem() *Problem {
 func (s *Store) checkRefs(rep *FsckReport) {
 	head, err := s.repo.readRef()
 	if err != nil {
-		rep.add("ref", mainRef, "", "%v", err)
+		rep.add(ProblemRef, mainRef, "", "%v", err)
 		return
 	}
 	if !head.IsZero() {
 		if _, err := s.readCommit(head); err != nil {
-			rep.add("ref", mainRef, "", "points to %s, which cannot be read: %s", head, nexus.ErrorMessage(err))
+			rep.add(ProblemRef, mainRef, "", "points to %s, which cannot be read: %s", head, nexus.ErrorMessage(err))
 		}
 	}
 	s.cat.mu.RLock()
@@ -176,7 +217,7 @@ func (s *Store) checkRefs(rep *FsckReport) {
 	s.cat.mu.RUnlock()
 	if catHead != head && s.failure() == nil {
 		if again, _ := s.repo.readRef(); again != s.Head() { // not a commit in flight
-			rep.add("catalog", catalogFile, "", "reflects %s but main is at %s", catHead, again)
+			rep.add(ProblemCatalog, catalogFile, "", "reflects %s but main is at %s", catHead, again)
 		}
 	}
 }
@@ -186,11 +227,11 @@ func (s *Store) checkRefs(rep *FsckReport) {
 func (s *Store) checkPack(rep *FsckReport, p *pack) {
 	data := make([]byte, p.size)
 	if _, err := p.f.ReadAt(data, 0); err != nil {
-		rep.add("pack", p.name+".pack", "", "cannot be read: %v", err)
+		rep.add(ProblemPack, p.name+".pack", "", "cannot be read: %v", err)
 		return
 	}
 	if sum := sha1.Sum(data[:len(data)-20]); Hash(sum) != Hash(data[len(data)-20:]) {
-		rep.add("pack", p.name+".pack", "", "checksum mismatch: the pack is damaged")
+		rep.add(ProblemPack, p.name+".pack", "", "checksum mismatch: the pack is damaged")
 	}
 	ents := p.idx.byOffset()
 	for i, e := range ents {
@@ -199,7 +240,7 @@ func (s *Store) checkPack(rep *FsckReport, p *pack) {
 			end = ents[i+1].offset
 		}
 		if _, err := checkEntry(p, e, data[:len(data)-20], end); err != nil {
-			rep.add("object", e.hash.String(), "", "%v", err)
+			rep.add(ProblemObject, e.hash.String(), "", "%v", err)
 			continue
 		}
 		s.repo.mu.RLock()
@@ -207,9 +248,9 @@ func (s *Store) checkPack(rep *FsckReport, p *pack) {
 		s.repo.mu.RUnlock()
 		switch {
 		case err != nil:
-			rep.add("object", e.hash.String(), "", "in %s at offset %d: %v", p.name, e.offset, err)
+			rep.add(ProblemObject, e.hash.String(), "", "in %s at offset %d: %v", p.name, e.offset, err)
 		case hashObject(t, obj) != e.hash:
-			rep.add("object", e.hash.String(), "", "in %s at offset %d: content hashes to %s", p.name, e.offset, hashObject(t, obj))
+			rep.add(ProblemObject, e.hash.String(), "", "in %s at offset %d: content hashes to %s", p.name, e.offset, hashObject(t, obj))
 		}
 		rep.Objects++
 		if len(rep.Problems) >= maxProblems {
@@ -233,12 +274,12 @@ func (s *Store) walkMain(ctx context.Context, rep *FsckReport, seen *seen) error
 		}
 		data, err := s.repo.readTyped(h, objCommit)
 		if err != nil {
-			rep.add("reachability", h.String(), "", "commit on main: %v", err)
+			rep.add(ProblemReachability, h.String(), "", "commit on main: %v", err)
 			return nil
 		}
 		cm, err := decodeCommit(data)
 		if err != nil {
-			rep.add("object", h.String(), "", "commit on main does not parse: %v", err)
+			rep.add(ProblemObject, h.String(), "", "commit on main does not parse: %v", err)
 			return nil
 		}
 		rep.Commits++
@@ -267,7 +308,7 @@ func newSeen() *seen { return &seen{map[Hash]bool{}, map[Hash]bool{}, map[Hash]b
 func (s *Store) walkOtherRefs(ctx context.Context, rep *FsckReport, seen *seen) error {
 	refs, err := s.repo.listRefs()
 	if err != nil {
-		rep.add("ref", "refs/", "", "cannot list the refs: %v", err)
+		rep.add(ProblemRef, "refs/", "", "cannot list the refs: %v", err)
 		return nil
 	}
 	names := make([]string, 0, len(refs))
@@ -291,12 +332,12 @@ func (s *Store) walkOtherRefs(ctx context.Context, rep *FsckReport, seen *seen) 
 			seen.commits[h] = true
 			data, err := s.repo.readTyped(h, objCommit)
 			if err != nil {
-				rep.add("reachability", h.String(), name, "commit of %s: %v", name, err)
+				rep.add(ProblemReachability, h.String(), name, "commit of %s: %v", name, err)
 				continue
 			}
 			cm, err := decodeCommit(data)
 			if err != nil {
-				rep.add("object", h.String(), name, "commit of %s does not parse: %v", name, err)
+				rep.add(ProblemObject, h.String(), name, "commit of %s does not parse: %v", name, err)
 				continue
 			}
 			rep.Commits++
@@ -319,12 +360,12 @@ func (s *Store) walkObjects(rep *FsckReport, t Hash, ref string, seen *seen) {
 	seen.trees[t] = true
 	data, err := s.repo.readTyped(t, objTree)
 	if err != nil {
-		rep.add("reachability", t.String(), ref, "tree: %v", err)
+		rep.add(ProblemReachability, t.String(), ref, "tree: %v", err)
 		return
 	}
 	ents, err := decodeTree(data)
 	if err != nil {
-		rep.add("object", t.String(), ref, "tree does not parse: %v", err)
+		rep.add(ProblemObject, t.String(), ref, "tree does not parse: %v", err)
 		return
 	}
 	for _, e := range ents {
@@ -337,7 +378,7 @@ func (s *Store) walkObjects(rep *FsckReport, t Hash, ref string, seen *seen) {
 		}
 		seen.blobs[e.hash] = true
 		if _, err := s.repo.readTyped(e.hash, objBlob); err != nil {
-			rep.add("reachability", e.hash.String(), ref, "file %s: %v", e.name, err)
+			rep.add(ProblemReachability, e.hash.String(), ref, "file %s: %v", e.name, err)
 		}
 	}
 }
@@ -351,12 +392,12 @@ func (s *Store) walkTree(rep *FsckReport, t Hash, dirs []string, seenTree, seenB
 	path := strings.Join(dirs, "/")
 	data, err := s.repo.readTyped(t, objTree)
 	if err != nil {
-		rep.add("reachability", t.String(), path, "tree: %v", err)
+		rep.add(ProblemReachability, t.String(), path, "tree: %v", err)
 		return
 	}
 	ents, err := decodeTree(data)
 	if err != nil {
-		rep.add("object", t.String(), path, "tree does not parse: %v", err)
+		rep.add(ProblemObject, t.String(), path, "tree does not parse: %v", err)
 		return
 	}
 	for _, e := range ents {
@@ -377,28 +418,28 @@ func (s *Store) checkContextFile(rep *FsckReport, dirs []string, e treeEntry) {
 	path := strings.Join(append(dirs[:len(dirs):len(dirs)], e.name), "/")
 	fc, err := parseContextPath(dirs, e.name)
 	if err != nil {
-		rep.add("context", e.hash.String(), path, "%v", err)
+		rep.add(ProblemContext, e.hash.String(), path, "%v", err)
 		return
 	}
 	b, err := s.repo.readTyped(e.hash, objBlob)
 	if err != nil {
-		rep.add("reachability", e.hash.String(), path, "context file: %v", err)
+		rep.add(ProblemReachability, e.hash.String(), path, "context file: %v", err)
 		return
 	}
 	rep.Contexts++
 	c, err := decodeContext(b)
 	if err != nil {
-		rep.add("context", e.hash.String(), path, "%v", err)
+		rep.add(ProblemContext, e.hash.String(), path, "%v", err)
 		return
 	}
 	switch {
 	case c.ID != fc.id:
-		rep.add("context", e.hash.String(), path, "file holds context %s", c.ID)
+		rep.add(ProblemContext, e.hash.String(), path, "file holds context %s", c.ID)
 	case c.Namespace != dirs[0]:
-		rep.add("context", e.hash.String(), path, "context of namespace %q filed under %q", c.Namespace, dirs[0])
+		rep.add(ProblemContext, e.hash.String(), path, "context of namespace %q filed under %q", c.Namespace, dirs[0])
 	default:
 		if err := c.Verify(); err != nil {
-			rep.add("context", e.hash.String(), path, "%s", nexus.ErrorMessage(err))
+			rep.add(ProblemContext, e.hash.String(), path, "%s", nexus.ErrorMessage(err))
 		}
 	}
 }
@@ -418,9 +459,9 @@ func (s *Store) checkChains(rep *FsckReport, head Hash) {
 		p, ok := s.cat.byID[e.parent]
 		switch {
 		case !ok:
-			rep.add("chain", e.id.String(), "", "parent %s is not in the store: the context is an orphan", e.parent)
+			rep.add(ProblemChain, e.id.String(), "", "parent %s is not in the store: the context is an orphan", e.parent)
 		case p.ns != e.ns:
-			rep.add("chain", e.id.String(), "", "parent %s is in namespace %q, not %q", e.parent, p.ns, e.ns)
+			rep.add(ProblemChain, e.id.String(), "", "parent %s is in namespace %q, not %q", e.parent, p.ns, e.ns)
 		}
 	}
 }

@@ -165,18 +165,18 @@ func TestFsck_CorruptionMatrix(t *testing.T) {
 	}
 }
 
-// Orphans (a context whose parent is gone from the snapshot) are reported
-// as chain problems, not relinked. The store cannot produce one; a
-// hand-made commit on main does.
-func TestFsck_OrphanReported(t *testing.T) {
+// orphanStore writes 4 contexts (the 2nd, 3rd and 4th children of the
+// 1st), closes the store, then removes the parent's file from main with
+// stock git: its children are orphans. The store cannot produce one; a
+// hand-made commit on main does. It returns the directory and the parent.
+func orphanStore(t *testing.T) (string, nexus.ID) {
+	t.Helper()
 	dir, _ := damagedStore(t, 4)
 	gitDir := filepath.Join(dir, "repo.git")
 	s := MustOpen(t, dir, gitstore.Options{})
-	var parent nexus.ID
 	page, _ := s.List(context.Background(), nexus.Filter{Order: nexus.Oldest})
-	parent = page.Contexts[0].ID
+	parent := page.Contexts[0].ID
 	s.Close()
-	// Remove the parent's file from the head tree with stock git.
 	ls := git(t, gitDir, "ls-tree", "-r", "--name-only", "main")
 	var path string
 	for _, l := range strings.Split(ls, "\n") {
@@ -201,14 +201,22 @@ func TestFsck_OrphanReported(t *testing.T) {
 	commit := run("commit-tree", tree, "-p", "main", "-m", "remove a parent")
 	run("update-ref", "refs/heads/main", commit)
 	run("repack", "-d") // the store reads packs only: pack git's loose objects
-	s = MustOpen(t, dir, gitstore.Options{})
+	return dir, parent
+}
+
+// Orphans (a context whose parent is gone from the snapshot) are reported
+// as chain problems, not relinked.
+func TestFsck_OrphanReported(t *testing.T) {
+	dir, parent := orphanStore(t)
+	gitDir := filepath.Join(dir, "repo.git")
+	s := MustOpen(t, dir, gitstore.Options{})
 	rep, err := s.Fsck(context.Background(), true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var chain []gitstore.Problem
 	for _, p := range rep.Problems {
-		if p.Kind == "chain" {
+		if p.Kind == gitstore.ProblemChain {
 			chain = append(chain, p)
 		}
 	}

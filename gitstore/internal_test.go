@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -210,5 +211,53 @@ func TestCache_Resize(t *testing.T) {
 	st := c.stats()
 	if st.Entries != 10 || st.Bytes > st.MaxBytes || c.get(ids[0]) == nil || c.get(ids[1]) != nil {
 		t.Fatalf("after shrinking: %+v", st)
+	}
+}
+
+// Cache entries that fail their checksum are derived state: the repair
+// re-verifies and empties the cache, and its health is clear again.
+func TestStore_RepairDerived_Cache(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c, err := s.Put(ctx, nexus.Draft{Type: nexus.TypeMemory, Content: "cached"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := s.cache.get(c.ID)
+	if b == nil {
+		t.Fatal("a new context is not in the cache")
+	}
+	b[len(b)-3] ^= 0x20
+	rep, err := s.Fsck(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) != 1 || rep.Problems[0].Kind != ProblemCache {
+		t.Fatalf("deep check: %+v", rep.Problems)
+	}
+	if h := s.cacheHealth(ctx); h.Status != nexus.StatusDegraded {
+		t.Fatalf("cache health before the repair: %+v", h)
+	}
+	got, err := s.RepairDerived(ctx, rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Repair{{Kind: ProblemCache, Damage: "cache: 1 cache entries failed their checksum and were dropped",
+		Action: "re-verified and emptied; reads reload from git"}}
+	if !reflect.DeepEqual(got.Repaired, want) || !got.Clean() {
+		t.Fatalf("repair: %+v", got)
+	}
+	if h := s.cacheHealth(ctx); h.Status != nexus.StatusHealthy {
+		t.Fatalf("cache health after the repair: %+v", h)
+	}
+	if last := s.LastDeepCheck(); len(last.Problems) != 0 {
+		t.Fatalf("the last deep check still lists %+v", last.Problems)
+	}
+	if got, err := s.Get(ctx, c.ID); err != nil || got.Content != "cached" {
+		t.Fatalf("get after the repair: %+v %v", got, err)
 	}
 }

@@ -214,7 +214,7 @@ func (s *Store) RebuildCatalog() error {
 		if err := s.cat.save(s.dir); err != nil {
 			return err
 		}
-		s.forgetProblems("catalog")
+		s.forgetProblems(ProblemCatalog)
 		return nil
 	}
 }

@@ -29,7 +29,8 @@ type MirrorInfo struct {
 }
 
 // PushMirror pushes a snapshot of every ref (main at the acknowledged
-// head) to the bare repository at path, creating it if needed, then
+// head) to the bare repository at path, creating it if needed and making
+// its HEAD name main (so that `git clone` checks out the memory), then
 // fsyncs the mirror and checks that its refs are exactly the snapshot's.
 // Refs the store no longer has are deleted from the mirror, as with any
 // mirror; the objects they named stay until git collects them there.
@@ -93,6 +94,19 @@ func initMirror(ctx context.Context, path string) error {
 	}
 	if o, err := exec.CommandContext(ctx, "git", "--git-dir", path, "rev-parse", "--is-bare-repository").CombinedOutput(); err != nil || strings.TrimSpace(string(o)) != "true" {
 		return nexus.Errorf(nexus.EInvalid, "%s is not a bare git repository: %s", path, bytes.TrimSpace(o))
+	}
+	return headAtMain(ctx, path)
+}
+
+// headAtMain makes a mirror's HEAD name main, so that `git clone MIRROR`
+// checks out the memory: git init names another branch, which a mirror
+// push never creates (and never changes HEAD).
+func headAtMain(ctx context.Context, path string) error {
+	if o, _ := exec.CommandContext(ctx, "git", "--git-dir", path, "symbolic-ref", "-q", "HEAD").Output(); strings.TrimSpace(string(o)) == mainRef {
+		return nil
+	}
+	if o, err := exec.CommandContext(ctx, "git", "--git-dir", path, "symbolic-ref", "HEAD", mainRef).CombinedOutput(); err != nil {
+		return fmt.Errorf("git symbolic-ref HEAD %s in %s: %v: %s", mainRef, path, err, bytes.TrimSpace(o))
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package gitstore_test
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -101,6 +102,60 @@ func TestMirror_PushRestoreRepair(t *testing.T) {
 	}
 	if _, err := gitstore.RestoreBackup(ctx, mirror, filepath.Join(t.TempDir(), "again")); err == nil {
 		t.Fatal("restored from a damaged mirror")
+	}
+}
+
+// `git clone MIRROR` checks out main: the mirror's HEAD names
+// refs/heads/main, whether the push creates the mirror or finds one whose
+// HEAD names another branch. No git configuration may choose the branch
+// for the test.
+func TestStore_PushMirror_CloneChecksOutMain(t *testing.T) {
+	empty := filepath.Join(t.TempDir(), "gitconfig")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GIT_CONFIG_GLOBAL", empty)
+	t.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+	ctx := context.Background()
+	dir, _ := damagedStore(t, 5)
+	s := MustOpen(t, dir, gitstore.Options{})
+	files := strings.Fields(git(t, s.GitDir(), "ls-tree", "-r", "--name-only", "main"))
+	if len(files) != 5 {
+		t.Fatalf("the store holds %d context files, want 5", len(files))
+	}
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, mirror string)
+	}{
+		{"new mirror", func(*testing.T, string) {}},
+		{"existing mirror with HEAD at master", func(t *testing.T, mirror string) {
+			if out, err := exec.Command("git", "init", "-q", "--bare", "--initial-branch=master", mirror).CombinedOutput(); err != nil {
+				t.Fatalf("git init: %v\n%s", err, out)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mirror := filepath.Join(t.TempDir(), "mirror.git")
+			tc.setup(t, mirror)
+			if _, err := s.PushMirror(ctx, mirror); err != nil {
+				t.Fatal(err)
+			}
+			if head := strings.TrimSpace(git(t, mirror, "symbolic-ref", "HEAD")); head != "refs/heads/main" {
+				t.Fatalf("the mirror's HEAD names %s", head)
+			}
+			clone := filepath.Join(t.TempDir(), "clone")
+			if out, err := exec.Command("git", "clone", "-q", mirror, clone).CombinedOutput(); err != nil {
+				t.Fatalf("git clone: %v\n%s", err, out)
+			}
+			for _, f := range files {
+				if _, err := os.Stat(filepath.Join(clone, f)); err != nil {
+					t.Fatalf("the clone's working tree lacks %s: %v", f, err)
+				}
+			}
+			if got := strings.TrimSpace(git(t, filepath.Join(clone, ".git"), "rev-parse", "HEAD")); got != s.Head().String() {
+				t.Fatalf("the clone checked out %s, not main at %s", got, s.Head())
+			}
+		})
 	}
 }
 

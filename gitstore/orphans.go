@@ -162,7 +162,7 @@ func (s *Store) OrphansToMark(ctx context.Context) (string, error) {
 	}
 	n := 0
 	for _, p := range rep.Problems {
-		if p.Kind == "chain" {
+		if p.Kind == ProblemChain {
 			n++
 		}
 	}

@@ -70,7 +70,7 @@ func (s *Store) commitFixRef(req *fixRefReq) error {
 	if merr := s.repo.moveRef(mainRef, head); merr != nil {
 		return s.writeFailed(merr, s.refMayHaveMoved())
 	}
-	s.forgetProblems("ref", mainRef) // what the last deep check said of main is repaired
+	s.forgetProblems(ProblemRef, mainRef) // what the last deep check said of main is repaired
 	req.did = fmt.Sprintf("%s rewritten at the acknowledged head %s (%s)", mainRef, head, what)
 	s.log.Warn("main ref repaired", "head", head, "was", what)
 	return nil

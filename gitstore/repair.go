@@ -45,10 +45,10 @@ func (s *Store) repairFromBackup(ctx context.Context, bundle string, rep *FsckRe
 	bad := map[Hash]bool{}
 	damagedPacks := map[string]bool{}
 	for _, p := range rep.Problems {
-		if h, err := ParseHash(p.Object); err == nil && (p.Kind == "object" || p.Kind == "reachability") {
+		if h, err := ParseHash(p.Object); err == nil && (p.Kind == ProblemObject || p.Kind == ProblemReachability) {
 			bad[h] = true
 		}
-		if p.Kind == "pack" {
+		if p.Kind == ProblemPack {
 			damagedPacks[p.Object] = true
 		}
 	}

@@ -85,8 +85,9 @@ func nodeComponents(store *gitstore.Store, engine *search.Engine, sources func()
 	return comps
 }
 
-// recoverCatalog rewrites a moved main, rebuilds a catalog that differs
-// from git, and marks the contexts whose chain is broken.
+// recoverCatalog rewrites a moved main, then applies the store's repair
+// policy to what the cascade found: a catalog that differs from git is
+// rebuilt, the contexts whose chain is broken are marked.
 func recoverCatalog(ctx context.Context, store *gitstore.Store, health nexus.HealthChecker) (string, error) {
 	var did []string
 	fixed, err := store.RepairRef(ctx)
@@ -96,24 +97,26 @@ func recoverCatalog(ctx context.Context, store *gitstore.Store, health nexus.Hea
 	if fixed != "" {
 		did = append(did, fixed)
 	}
+	found := &gitstore.FsckReport{}
 	if h := health.CheckHealth(ctx); h.Status != nexus.StatusHealthy {
-		if err := store.RebuildCatalog(); err != nil {
-			return "", fmt.Errorf("catalog rebuild: %w", err)
-		}
-		did = append(did, fmt.Sprintf("catalog rebuilt from git (%d contexts)", store.Len()))
+		found.Problems = append(found.Problems, gitstore.Problem{Kind: gitstore.ProblemCatalog, Message: h.Error})
 	}
-	if due, err := store.OrphansToMark(ctx); err != nil {
+	due, err := store.OrphansToMark(ctx)
+	if err != nil {
 		return "", err
-	} else if due != "" {
-		list, changed, err := store.MarkOrphans(ctx)
-		if err != nil {
-			return "", fmt.Errorf("marking orphans: %w", err)
-		}
-		if changed {
-			did = append(did, fmt.Sprintf("%d orphaned contexts marked on refs/nexus/%s (never relinked)", len(list), gitstore.OrphansRef))
-		} else {
-			did = append(did, fmt.Sprintf("%d orphaned contexts already marked", len(list)))
-		}
+	}
+	if due != "" {
+		found.Problems = append(found.Problems, gitstore.Problem{Kind: gitstore.ProblemChain, Message: due})
+	}
+	fix, err := store.RepairDerived(ctx, found)
+	for _, r := range fix.Repaired {
+		did = append(did, r.String())
+	}
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", strings.Join(did, "; "), err)
+	}
+	if due != "" && len(fix.Orphans) > 0 && len(did) == 0 {
+		did = append(did, fmt.Sprintf("%d orphaned contexts already marked", len(fix.Orphans)))
 	}
 	return strings.Join(did, "; "), nil
 }

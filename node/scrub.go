@@ -11,39 +11,35 @@ import (
 	"github.com/nexus-mem/nexus/recovery"
 )
 
-// checkAndRepair runs an integrity check and repairs what is derived: a
-// catalog that disagrees with git is rebuilt (a recovery attempt in the
-// metrics). It returns the problems it could not repair.
+// checkAndRepair runs an integrity check and applies the store's repair
+// policy (gitstore.Store.RepairDerived): derived state is rebuilt (a
+// recovery attempt in the metrics), orphans are marked. It returns the
+// problems left, broken chains aside (reported, never relinked).
 func (n *Node) checkAndRepair(ctx context.Context, deep bool) ([]gitstore.Problem, error) {
 	rep, err := n.store.Fsck(ctx, deep)
 	if err != nil {
 		return nil, err
 	}
 	n.mets.RecordFsck(fsckMode(deep), len(rep.Problems), rep.Took)
-	var left []gitstore.Problem
-	catalog := false
-	for _, p := range rep.Problems {
-		switch p.Kind {
-		case "catalog", "cache": // the cache drops bad entries itself
-			catalog = catalog || p.Kind == "catalog"
-		case "chain":
-			n.log.Warn("orphaned context (reported, not relinked)", "problem", p.String())
-		default:
-			left = append(left, p)
-		}
-	}
-	if catalog {
-		start := time.Now()
-		err := n.store.RebuildCatalog()
+	start := time.Now()
+	fix, err := n.store.RepairDerived(ctx, rep)
+	if len(fix.Repaired) > 0 || err != nil {
 		n.mets.RecordRecovery(nexus.ComponentStore, err == nil, time.Since(start))
-		if err != nil {
-			left = append(left, gitstore.Problem{Kind: "catalog", Message: "rebuild failed: " + err.Error()})
-		} else {
-			n.log.Warn("catalog disagreed with git and was rebuilt", "took", time.Since(start))
-		}
 	}
-	for _, p := range left {
+	if err != nil {
+		n.log.Error("repairing derived state failed", "err", err)
+	}
+	for _, r := range fix.Repaired {
+		n.log.Warn("repaired", "damage", r.Damage, "action", r.Action)
+	}
+	var left []gitstore.Problem
+	for _, p := range fix.Left {
+		if p.Kind == gitstore.ProblemChain {
+			n.log.Warn("orphaned context (reported, not relinked)", "problem", p.String())
+			continue
+		}
 		n.log.Error("integrity problem", "mode", fsckMode(deep), "problem", p.String())
+		left = append(left, p)
 	}
 	return left, nil
 }

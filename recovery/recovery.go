@@ -20,13 +20,17 @@ import (
 	"github.com/nexus-mem/nexus"
 )
 
+// Status is the outcome of one component's step. Its text is the
+// "status" of a step in JSON.
+type Status string
+
 // Step results.
 const (
-	OK        = "ok"        // the component was not failing
-	Recovered = "recovered" // it was failing and now works
-	Failed    = "failed"    // it was failing and could not be recovered
-	Skipped   = "skipped"   // a critical component below it failed
-	Disabled  = "disabled"  // not configured on this node
+	OK        Status = "ok"        // the component was not failing
+	Recovered Status = "recovered" // it was failing and now works
+	Failed    Status = "failed"    // it was failing and could not be recovered
+	Skipped   Status = "skipped"   // a critical component below it failed
+	Disabled  Status = "disabled"  // not configured on this node
 )
 
 // A Component is one layer of the cascade.
@@ -48,7 +52,7 @@ type Component struct {
 // Step is one component's outcome in a cascade.
 type Step struct {
 	Component string        `json:"component"`
-	Status    string        `json:"status"`
+	Status    Status        `json:"status"`
 	Reason    string        `json:"reason,omitempty"`
 	Took      time.Duration `json:"took_ns"`
 	At        time.Time     `json:"at"`

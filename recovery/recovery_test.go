@@ -2,6 +2,7 @@ package recovery_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -49,7 +50,7 @@ func (p *part) component(critical bool) recovery.Component {
 func statuses(steps []recovery.Step) string {
 	var b []string
 	for _, s := range steps {
-		b = append(b, s.Component+"="+s.Status)
+		b = append(b, s.Component+"="+string(s.Status))
 	}
 	return strings.Join(b, " ")
 }
@@ -192,5 +193,18 @@ func TestManager_WatchTrigger(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Watch went on after a fatal failure")
+	}
+}
+
+// A step's status is written in JSON as its name.
+func TestStep_JSON(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for st, name := range map[recovery.Status]string{recovery.OK: "ok", recovery.Recovered: "recovered",
+		recovery.Failed: "failed", recovery.Skipped: "skipped", recovery.Disabled: "disabled"} {
+		b, err := json.Marshal(recovery.Step{Component: "git", Status: st, Took: time.Second, At: at})
+		want := `{"component":"git","status":"` + name + `","took_ns":1000000000,"at":"2026-01-02T03:04:05Z"}`
+		if err != nil || string(b) != want {
+			t.Fatalf("%s: %s %v, want %s", name, b, err, want)
+		}
 	}
 }

@@ -30,7 +30,7 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	var steps []recovery.Step
-	step := func(component string, f func() (string, string)) bool {
+	step := func(component string, f func() (recovery.Status, string)) bool {
 		start := time.Now()
 		status, reason := f()
 		steps = append(steps, recovery.Step{Component: component, Status: status, Reason: reason, Took: time.Since(start), At: start.UTC()})
@@ -42,7 +42,7 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			store.Close()
 		}
 	}()
-	ok := step(nexus.ComponentGit, func() (string, string) {
+	ok := step(nexus.ComponentGit, func() (recovery.Status, string) {
 		var err error
 		var opened []string
 		if store, opened, err = node.OpenRepairing(ctx, *data, gitstore.Options{Progress: newProgress(stderr, "catalog")}, fixSources(*from, *mirror, *data)); err != nil {
@@ -66,7 +66,7 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return recovery.OK, fmt.Sprintf("%d objects re-hashed, %d commits", rep.Objects, rep.Commits)
 	})
-	ok = ok && step(nexus.ComponentStore, func() (string, string) {
+	ok = ok && step(nexus.ComponentStore, func() (recovery.Status, string) {
 		status, reason := recovery.OK, fmt.Sprintf("%d contexts", store.Len())
 		if err := store.VerifyCatalog(); err != nil {
 			if rerr := store.RebuildCatalog(); rerr != nil {
@@ -88,17 +88,17 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if !ok {
 		return finishRecover(stdout, steps, *asJSON)
 	}
-	step(nexus.ComponentCache, func() (string, string) {
+	step(nexus.ComponentCache, func() (recovery.Status, string) {
 		return recovery.OK, "empty at start; entries are checksum-verified on every hit"
 	})
-	step(nexus.ComponentIndex, func() (string, string) { return recoverIndex(ctx, store, *data, stderr) })
-	step(nexus.ComponentAgents, func() (string, string) { return recovery.Disabled, "no agents configured" })
+	step(nexus.ComponentIndex, func() (recovery.Status, string) { return recoverIndex(ctx, store, *data, stderr) })
+	step(nexus.ComponentAgents, func() (recovery.Status, string) { return recovery.Disabled, "no agents configured" })
 	return finishRecover(stdout, steps, *asJSON)
 }
 
 // recoverIndex verifies the saved search index and rebuilds it now if it
 // is damaged (vectors come from git).
-func recoverIndex(ctx context.Context, store *gitstore.Store, data string, stderr io.Writer) (string, string) {
+func recoverIndex(ctx context.Context, store *gitstore.Store, data string, stderr io.Writer) (recovery.Status, string) {
 	emb, err := newEmbedder(ctx)
 	if err != nil {
 		return recovery.Failed, err.Error()
@@ -136,7 +136,7 @@ func finishRecover(w io.Writer, steps []recovery.Step, asJSON bool) error {
 		failed = failed || s.Status == recovery.Failed
 	}
 	if asJSON {
-		printJSON(w, map[string]any{"steps": steps, recovery.OK: !failed})
+		printJSON(w, map[string]any{"steps": steps, string(recovery.OK): !failed})
 	} else {
 		for _, s := range steps {
 			fmt.Fprintf(w, "%-16s %-9s %8s  %s\n", s.Component, s.Status, s.Took.Round(time.Millisecond), s.Reason)
