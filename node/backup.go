@@ -11,16 +11,21 @@ import (
 )
 
 // scheduledBackup is one round of the backup schedule: a verified bundle
-// into the backup directory, keeping the newest BackupKeep.
+// into the backup directory, keeping the newest BackupKeep. An idle node
+// writes none: the newest bundle already holds every ref as it is, and
+// identical bundles would evict distinct ones.
 func (n *Node) scheduledBackup(ctx context.Context) error {
 	if n.store.Len() == 0 {
 		return nil
 	}
 	start := time.Now()
-	info, err := n.store.Backup(ctx, n.cfg.backupDir())
+	info, written, err := n.store.BackupIfChanged(ctx, n.cfg.backupDir())
 	if err != nil {
 		n.log.Error("scheduled backup failed", "err", err)
 		return fmt.Errorf("backup into %s: %s", n.cfg.backupDir(), describe(err))
+	}
+	if !written {
+		return nil
 	}
 	n.log.Info("backup written", "path", info.Path, "bytes", info.Bytes, "took", time.Since(start))
 	if _, err := gitstore.PruneBackups(n.cfg.backupDir(), n.cfg.BackupKeep); err != nil {

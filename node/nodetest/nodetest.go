@@ -22,9 +22,10 @@ type Node struct {
 	Config node.Config
 	URL    string
 	Client *httpapi.Client
+	// HTTP is the client's own *http.Client (for routes Client lacks).
+	HTTP *http.Client
 
 	tb     testing.TB
-	hc     *http.Client
 	cancel context.CancelFunc
 	served chan error
 	closed bool
@@ -81,8 +82,8 @@ func (n *Node) serve() {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel, n.served = cancel, make(chan error, 1)
 	n.URL = "http://" + ln.Addr().String()
-	n.hc = &http.Client{Transport: &http.Transport{}}
-	n.Client = httpapi.NewClient(n.URL, httpapi.WithHTTPClient(n.hc))
+	n.HTTP = &http.Client{Transport: &http.Transport{}}
+	n.Client = httpapi.NewClient(n.URL, httpapi.WithHTTPClient(n.HTTP))
 	go func() { n.served <- n.Serve(ctx, ln) }()
 }
 
@@ -96,7 +97,7 @@ func (n *Node) Close() {
 	n.closed = true
 	n.cancel()
 	err := <-n.served
-	n.hc.CloseIdleConnections()
+	n.HTTP.CloseIdleConnections()
 	if cerr := n.Node.Close(context.Background()); err == nil {
 		err = cerr
 	}
