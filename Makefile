@@ -1,7 +1,7 @@
 # The targets CI runs; `make check` is what .ci/run calls.
-.PHONY: check test vet staticcheck fmt build fuzz bench report
+.PHONY: check test vet staticcheck fmt build fuzz bench report examples
 
-check: fmt vet staticcheck test
+check: fmt vet staticcheck examples test
 
 fmt:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
@@ -14,6 +14,10 @@ staticcheck:
 
 test:
 	go test -race -count=1 -timeout 20m ./...
+
+# examples builds and runs the programs under examples/ (a node embedded in Go).
+examples:
+	go run ./examples/embed
 
 build:
 	go build -o nexus ./cmd/nexus

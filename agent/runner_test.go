@@ -19,7 +19,7 @@ import (
 	"github.com/nexus-mem/nexus/agent"
 )
 
-// The tests below are recipe 6 of RELIABILITY.md. They run in synctest
+// The tests below inject the faults of agent providers. They run in synctest
 // bubbles against the fake provider on an in-memory network, so every
 // wait is measured exactly on the bubble's clock and none is slept out.
 

@@ -23,7 +23,7 @@ import (
 	"github.com/nexus-mem/nexus/tasks"
 )
 
-// nodeAgents is the agent work of a running node (DESIGN.md §5): its own
+// nodeAgents is the agent work of a running node (docs/AGENTS.md): its own
 // agents from the configuration file (runners, pools, the monitor that
 // sends their heartbeats and the orchestrator that routes contexts to
 // them), the processes it supervises, and the task queue of external
