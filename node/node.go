@@ -374,12 +374,7 @@ func (n *Node) Backup(ctx context.Context) (*gitstore.BackupInfo, error) {
 }
 
 // progress makes a rebuild's progress reporter, or nil.
-func (n *Node) progress(what string) func(done, total int) {
-	if n.cfg.Progress == nil {
-		return nil
-	}
-	return n.cfg.Progress(what)
-}
+func (n *Node) progress(what string) func(done, total int) { return progressOf(n.cfg.Progress, what) }
 
 // engineNotify is set once the search engine exists, for the store's
 // commit hook.
