@@ -40,7 +40,7 @@ func RecoverOffline(ctx context.Context, cfg OfflineConfig) ([]recovery.Step, er
 	store, repaired, err := OpenRepairing(ctx, cfg.Dir, gitstore.Options{Progress: progressOf(cfg.Progress, "catalog")}, cfg.Sources)
 	if err != nil {
 		return []recovery.Step{{Component: nexus.ComponentGit, Status: recovery.Failed, Took: time.Since(start), At: start.UTC(),
-			Reason: describe(err) + "; restore the newest backup into a new data directory: nexus backup list, then nexus backup restore FILE --data NEWDIR"}}, nil
+			Reason: describe(err) + "; " + adviceOffline}}, nil
 	}
 	defer store.Close()
 	rep, err := store.Fsck(ctx, true)
@@ -69,7 +69,7 @@ func offlineRepository(store *gitstore.Store, sources func() []string, repaired 
 		},
 		Recover: func(ctx context.Context) (string, error) {
 			if h := health.CheckHealth(ctx); h.Status == nexus.StatusUnhealthy {
-				return recoverRepository(ctx, store, sources())
+				return recoverRepository(ctx, store, sources(), adviceOffline)
 			}
 			return strings.Join(repaired, "; ") + fmt.Sprintf("; deep check clean (%d objects re-hashed, %d commits)", rep.Objects, rep.Commits), nil
 		},

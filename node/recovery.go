@@ -25,7 +25,7 @@ func nodeComponents(store *gitstore.Store, engine *search.Engine, sources func()
 	comps := []recovery.Component{
 		{
 			Name: nexus.ComponentGit, Critical: true, Health: checks[nexus.ComponentGit],
-			Recover: func(ctx context.Context) (string, error) { return recoverRepository(ctx, store, sources()) },
+			Recover: func(ctx context.Context) (string, error) { return recoverRepository(ctx, store, sources(), adviceOnline) },
 		},
 		{
 			Name: nexus.ComponentStore, Critical: true, Health: checks[nexus.ComponentStore],
@@ -128,11 +128,18 @@ func notHealthy(_ context.Context, h nexus.ComponentHealth) string {
 	return h.Error
 }
 
+// What the operator does when a repository cannot be repaired.
+const (
+	adviceOnline  = "stop the node, then `nexus recover --data DIR` or restore a backup into a new data directory"
+	adviceOffline = "restore the newest backup into a new data directory: nexus backup list, then nexus backup restore FILE --data NEWDIR"
+)
+
 // recoverRepository repairs what a running node can: a damaged main ref
 // is rewritten from the acknowledged head, damaged objects are restored
 // from the backups. A store that stopped on an uncertain write cannot be
 // trusted until it is reopened: that needs a restart.
-func recoverRepository(ctx context.Context, store *gitstore.Store, sources []string) (string, error) {
+// advice is what the operator does when the repair fails.
+func recoverRepository(ctx context.Context, store *gitstore.Store, sources []string, advice string) (string, error) {
 	if err := store.Ready(); err != nil {
 		return "", fmt.Errorf("%s; restart the node: its start-up check reopens the repository", nexus.ErrorMessage(err))
 	}
@@ -145,7 +152,10 @@ func recoverRepository(ctx context.Context, store *gitstore.Store, sources []str
 	}
 	fixed, err := store.RepairFrom(ctx, sources)
 	if err != nil {
-		return "", fmt.Errorf("%s (%s); stop the node, then `nexus recover --data DIR` or restore a backup into a new data directory", err, fixed)
+		if fixed != "" {
+			advice = fixed + "; " + advice
+		}
+		return "", fmt.Errorf("%s; %s", err, advice)
 	}
 	return strings.TrimPrefix(did+"; ", "; ") + fixed, nil
 }
