@@ -6,6 +6,7 @@ package nodetest
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -24,6 +25,9 @@ type Node struct {
 	Client *httpapi.Client
 	// HTTP is the client's own *http.Client (for routes Client lacks).
 	HTTP *http.Client
+	// ExpectFatal makes Close accept a node that stopped by itself (a
+	// *node.FatalError), for tests of that stop.
+	ExpectFatal bool
 
 	tb     testing.TB
 	cancel context.CancelFunc
@@ -100,6 +104,10 @@ func (n *Node) Close() {
 	n.HTTP.CloseIdleConnections()
 	if cerr := n.Node.Close(context.Background()); err == nil {
 		err = cerr
+	}
+	var fatal *node.FatalError
+	if n.ExpectFatal && errors.As(err, &fatal) {
+		err = nil
 	}
 	if err != nil {
 		n.tb.Errorf("closing the node in %s: %v", n.Config.Dir, err)
