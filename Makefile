@@ -12,8 +12,12 @@ vet:
 staticcheck:
 	go tool staticcheck ./...
 
+# go test's exit status, its usual output, then a line per skipped test
+# and "N passed, N failed, N skipped" (internal/testsummary).
+PKGS ?= ./...
+test: SHELL := /bin/bash
 test:
-	go test -race -count=1 -timeout 20m ./...
+	set -o pipefail; go test -race -count=1 -timeout 20m -json $(PKGS) | go run ./internal/testsummary
 
 # examples builds and runs the programs under examples/ (a node embedded in Go).
 examples:

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/gitstore"
+	"github.com/nexus-mem/nexus/internal/crashfs"
 )
 
 // A real full disk (a 4 MiB tmpfs): writes fail with insufficient_storage,
@@ -23,7 +24,7 @@ import (
 func TestStore_DiskFull(t *testing.T) {
 	dir := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs (needs root): %v %s", err, out)
+		crashfs.Unavailable(t, "cannot mount a tmpfs (needs root): %v %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", dir).Run() })
 	testSpaceFault(t, spaceFault{
@@ -43,7 +44,7 @@ func TestStore_DiskFull(t *testing.T) {
 // process.
 func TestStore_QuotaExceeded(t *testing.T) {
 	if _, err := exec.LookPath("mkfs.btrfs"); err != nil {
-		t.Skip("no mkfs.btrfs (apt-get install btrfs-progs)")
+		crashfs.Unavailable(t, "no mkfs.btrfs (apt-get install btrfs-progs)")
 	}
 	tmp := t.TempDir()
 	img, mnt := filepath.Join(tmp, "btrfs.img"), filepath.Join(tmp, "mnt")
@@ -61,7 +62,7 @@ func TestStore_QuotaExceeded(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := run("mount", "-o", "loop", img, mnt); err != nil {
-		t.Skipf("cannot loop-mount a btrfs image (needs root): %v", err)
+		crashfs.Unavailable(t, "cannot loop-mount a btrfs image (needs root): %v", err)
 	}
 	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
 	sub := filepath.Join(mnt, "nexus")

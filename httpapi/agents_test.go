@@ -592,10 +592,13 @@ func TestAgentsAPI_longCalls(t *testing.T) {
 	if a := decode[orchestrator.Answer](t, call("POST", "/v1/agents/slow/process", js, body(""), true, 201)); a.Context.ParentID != q.ID {
 		t.Errorf("slow answer: %+v", a.Context)
 	}
-	before, start := st.Len(), time.Now()
+	// An agent that would answer in an hour: only the timeout field can
+	// end the call, and nothing is stored.
+	slow.SetDelay(time.Hour)
+	before := st.Len()
 	msg := decode[apiError](t, call("POST", "/v1/agents/process", js, body(`,"capability":"docs","timeout":"100ms"`), true, 503)).Error.Message
-	if took := time.Since(start); took > 350*time.Millisecond || !strings.Contains(msg, "did not answer within the timeout") || st.Len() != before {
-		t.Errorf("timeout 100ms: after %v, %q, %d stored", took, msg, st.Len()-before)
+	if !strings.Contains(msg, "did not answer within the timeout") || st.Len() != before {
+		t.Errorf("timeout 100ms: %q, %d stored", msg, st.Len()-before)
 	}
 	for _, timeout := range []string{"0s", "-1s", "11m", "soon", "90"} {
 		if code := errCode(t, call("POST", "/v1/agents/slow/process", js, body(`,"timeout":"`+timeout+`"`), false, 400)); code != nexus.EInvalid {

@@ -438,6 +438,13 @@ func TestEvents_slowSubscriber(t *testing.T) {
 	// make its stream stall sooner.
 	slowSrv := httptest.NewUnstartedServer(n.h)
 	slowSrv.Listener = smallBuffers{slowSrv.Listener}
+	dropped := make(chan struct{}) // closed when the server closes the first connection
+	var once sync.Once
+	slowSrv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			once.Do(func() { close(dropped) })
+		}
+	}
 	slowSrv.Start()
 	t.Cleanup(slowSrv.Close)
 	var dials atomic.Int64
@@ -483,8 +490,13 @@ func TestEvents_slowSubscriber(t *testing.T) {
 	if !slices.Equal(ids, written) {
 		t.Fatalf("the fast subscriber got %d events, want the %d written in order", len(ids), len(written))
 	}
-	// Long enough for the server to give up on the stalled connection.
-	time.Sleep(600 * time.Millisecond)
+	// The server gives up on the stalled connection (its write deadline
+	// passes) before the subscriber reads again.
+	select {
+	case <-dropped:
+	case <-time.After(time.Minute):
+		t.Fatal("the server did not drop the stalled stream within a minute: the test did not stall it")
+	}
 	for i, want := range written {
 		if ev := nextEvent(t, slow); ev.ID != want {
 			t.Fatalf("slow subscriber's event %d is %s %s, want %s", i, ev.Type, ev.ID, want)

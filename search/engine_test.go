@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -330,7 +332,17 @@ func TestEngine_PersistAndRebuild(t *testing.T) {
 	b, _ := os.ReadFile(files[0])
 	b[len(b)/2] ^= 0x10
 	os.WriteFile(files[0], b, 0o644)
-	rebuilt := mustEngine(t, c, embed.NewHashing(128), dir)
+	// The damage is found at open, and the index rebuilt from the store.
+	logs := &recordLog{}
+	rebuilt, err := search.Open(c.store, embed.NewHashing(128), search.Options{Dir: dir, Logger: slog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rebuilt.Close() })
+	wantReason := filepath.Base(files[0]) + ": checksum mismatch (damaged)"
+	if got := logs.attr("search index not loaded; rebuilding from the store", "reason"); got != wantReason {
+		t.Fatalf("open with a damaged vectors file: reason %q for not loading it, want %q", got, wantReason)
+	}
 	if got := answers(rebuilt); !slices.Equal(got, want) {
 		t.Fatalf("rebuilt engine differs from a fresh one")
 	}
@@ -346,6 +358,44 @@ func TestEngine_PersistAndRebuild(t *testing.T) {
 	if st := m.Stats(); st.Model != "nexus-hash-v1-96" {
 		t.Fatalf("model %s", st.Model)
 	}
+}
+
+// recordLog is a slog.Handler that keeps every record.
+type recordLog struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (l *recordLog) Enabled(context.Context, slog.Level) bool { return true }
+func (l *recordLog) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *recordLog) WithGroup(string) slog.Handler            { return l }
+
+func (l *recordLog) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.recs = append(l.recs, r.Clone())
+	return nil
+}
+
+// attr returns the attribute key of the first record with message msg, or
+// "" if there is none.
+func (l *recordLog) attr(msg, key string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range l.recs {
+		if r.Message != msg {
+			continue
+		}
+		var v string
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == key {
+				v = a.Value.String()
+			}
+			return v == ""
+		})
+		return v
+	}
+	return ""
 }
 
 // flakyEmbeddings is an OpenAI-compatible embeddings server that can be

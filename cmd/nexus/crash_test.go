@@ -77,6 +77,14 @@ func startServe(t *testing.T, data string, extra ...string) *proc {
 // listens (it refused to start).
 func tryServe(t *testing.T, data string, extra ...string) (*proc, string) {
 	t.Helper()
+	p, out, _ := tryServeExit(t, data, extra...)
+	return p, out
+}
+
+// tryServeExit is tryServe that also returns how a server that refused
+// to start exited (the error of [exec.Cmd.Wait]).
+func tryServeExit(t *testing.T, data string, extra ...string) (*proc, string, error) {
+	t.Helper()
 	args := []string{"serve", "--data", data, "--addr", "127.0.0.1:0"}
 	var env []string
 	for _, e := range extra {
@@ -102,11 +110,11 @@ func tryServe(t *testing.T, data string, extra ...string) (*proc, string) {
 		if rest, ok := strings.CutPrefix(sc.Text(), "nexus listening on "); ok {
 			url, _, _ := strings.Cut(rest, " ")
 			go io.Copy(io.Discard, out)
-			return &proc{cmd: cmd, url: url, stderr: stderr}, ""
+			return &proc{cmd: cmd, url: url, stderr: stderr}, "", nil
 		}
 	}
-	cmd.Wait()
-	return nil, stderr.String()
+	err = cmd.Wait()
+	return nil, stderr.String(), err
 }
 
 // outcome of one write: acknowledged (with id) or indeterminate.

@@ -423,6 +423,9 @@ supervisor:
 	if ev["name"] != "sleeper" || ev["pid"] == float64(first["sleeper"]) {
 		t.Fatalf("restart event: %v", ev)
 	}
+	if code := callAPI(t, "POST", p.url+"/v1/agents/assistant-b/heartbeat", nil, nil); code != 200 {
+		t.Fatalf("heartbeat of b: %d", code)
+	}
 	var d byAgent
 	h := agentsComponent(t, p.url, &d)
 	if h.Status != nexus.StatusHealthy || len(d.Processes) != 2 || d.Processes[1].Name != "sleeper" || d.Processes[1].Restarts != 1 {
@@ -468,13 +471,17 @@ supervisor:
 // An external agent registers, claims a task and stops heartbeating: its
 // lease lapses, the task goes back to the queue, another agent claims and
 // completes it, and the first one's late answer is refused: one result
-// context. Leases come from the server section of the file.
+// context. Leases come from the server section of the file. Nothing waits
+// on a clock: the test waits for the lapse's events, and the second agent
+// registers only then, so no heartbeat has to arrive in time.
 func TestServe_ExternalAgentLeaseLapse(t *testing.T) {
-	cfg := writeNodeConfig(t, `
+	// The lease only has to outlast two consecutive requests of one agent.
+	const agentLease, taskLease = 3 * time.Second, 30 * time.Second
+	cfg := writeNodeConfig(t, fmt.Sprintf(`
 server:
-  agent_lease: 600ms
-  task_lease: 30s
-`)
+  agent_lease: %s
+  task_lease: %s
+`, agentLease, taskLease))
 	p := startServe(t, t.TempDir(), "--config="+cfg)
 	defer stopServe(p)
 	c := httpapi.NewClient(p.url)
@@ -488,44 +495,42 @@ server:
 		t.Fatalf("agents before any registration: %+v", h)
 	}
 	register := func(id string) {
-		if code := callAPI(t, "POST", p.url+"/v1/agents", map[string]any{"id": id, "capabilities": []string{"review"}}, nil); code != 201 {
+		var a tasks.Agent
+		if code := callAPI(t, "POST", p.url+"/v1/agents", map[string]any{"id": id, "capabilities": []string{"review"}}, &a); code != 201 {
 			t.Fatalf("register %s: %d", id, code)
 		}
+		if got := a.LeaseExpires.Sub(a.LastHeartbeat); got != agentLease {
+			t.Fatalf("register %s: a lease of %v, want the file's agent_lease %v", id, got, agentLease)
+		}
 	}
-	register("assistant-a")
 	var task tasks.Task
 	if code := callAPI(t, "POST", p.url+"/v1/tasks", map[string]any{"content": "Review the parser change.", "capability": "review", "namespace": "team-a"}, &task); code != 201 {
 		t.Fatalf("create task: %d", code)
 	}
+	register("assistant-a")
 	var claimA tasks.Task
 	if code := callAPI(t, "POST", p.url+"/v1/tasks/claim", map[string]any{"agent_id": "assistant-a"}, &claimA); code != 200 || claimA.ID != task.ID {
 		t.Fatalf("claim by a: %d %+v", code, claimA)
 	}
+	var a tasks.Agent
+	if code := callAPI(t, "GET", p.url+"/v1/agents/assistant-a", nil, &a); code != 200 || claimA.LeaseExpires.Sub(a.LastHeartbeat) != taskLease {
+		t.Fatalf("a after its claim: %d %+v; the claim's lease ends %v, want the file's task_lease %v after the claim", code, a, claimA.LeaseExpires, taskLease)
+	}
 
-	// b keeps its lease; a goes silent.
-	register("assistant-b")
-	beat, stop := context.WithCancel(ctx)
-	defer stop()
-	go func() {
-		for beat.Err() == nil {
-			if resp, err := http.Post(p.url+"/v1/agents/assistant-b/heartbeat", "application/json", nil); err == nil {
-				resp.Body.Close()
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}()
-	lost := awaitEvent(t, sub, 5*time.Second, "assistant-a lost", func(typ string, d map[string]any) bool {
+	// a goes silent.
+	lost := awaitEvent(t, sub, time.Minute, "assistant-a lost", func(typ string, d map[string]any) bool {
 		return typ == "agent" && d["agent"] == "assistant-a" && d["status"] == tasks.Lost
 	})
 	if lost["source"] != "external" || !strings.Contains(fmt.Sprint(lost["reason"]), "no heartbeat") {
 		t.Fatalf("lost event: %v", lost)
 	}
-	requeued := awaitEvent(t, sub, 5*time.Second, "task queued again", func(typ string, d map[string]any) bool {
+	requeued := awaitEvent(t, sub, time.Minute, "task queued again", func(typ string, d map[string]any) bool {
 		return typ == "task" && d["task"] == task.ID.String() && d["status"] == tasks.Queued
 	})
 	if requeued["agent"] != "assistant-a" || requeued["attempts"] != 1.0 || requeued["namespace"] != "team-a" {
 		t.Fatalf("requeue event: %v", requeued)
 	}
+	register("assistant-b")
 	var claimB tasks.Task
 	if code := callAPI(t, "POST", p.url+"/v1/tasks/claim", map[string]any{"agent_id": "assistant-b"}, &claimB); code != 200 || claimB.ID != task.ID || claimB.Claim != 2 {
 		t.Fatalf("claim by b: %d %+v", code, claimB)
@@ -561,10 +566,13 @@ server:
 	if len(results) != 1 || results[0] != "assistant-b: LGTM after two fixes." || done.Result.ParentID != task.ID {
 		t.Fatalf("results of the task: %q", results)
 	}
-	awaitEvent(t, sub, 5*time.Second, "task done", func(typ string, d map[string]any) bool {
+	awaitEvent(t, sub, time.Minute, "task done", func(typ string, d map[string]any) bool {
 		return typ == "task" && d["status"] == tasks.Done && d["agent"] == "assistant-b" && d["result"] == done.Result.ID.String()
 	})
 
+	if code := callAPI(t, "POST", p.url+"/v1/agents/assistant-b/heartbeat", nil, nil); code != 200 {
+		t.Fatalf("heartbeat of b: %d", code)
+	}
 	var d byAgent
 	h := agentsComponent(t, p.url, &d)
 	if h.Status != nexus.StatusHealthy || d.External[tasks.Active] != 1 || d.External[tasks.Lost] != 1 || d.Tasks[tasks.Done] != 1 {
@@ -581,15 +589,13 @@ server:
 	}
 
 	// With b gone too and a task waiting, nobody can do the work.
-	stop()
 	if code := callAPI(t, "POST", p.url+"/v1/tasks", map[string]any{"content": "Another review."}, nil); code != 201 {
 		t.Fatalf("create task: %d", code)
 	}
-	waitFor(t, 5*time.Second, "the agents component degraded", func() bool {
-		h = agentsComponent(t, p.url, &d)
-		return h.Status == nexus.StatusDegraded
+	awaitEvent(t, sub, time.Minute, "assistant-b lost", func(typ string, d map[string]any) bool {
+		return typ == "agent" && d["agent"] == "assistant-b" && d["status"] == tasks.Lost
 	})
-	if h.Error != "queued tasks: 1, and no external agent is active (2 lost)" {
+	if h = agentsComponent(t, p.url, &d); h.Status != nexus.StatusDegraded || h.Error != "queued tasks: 1, and no external agent is active (2 lost)" {
 		t.Fatalf("degraded: %+v", h)
 	}
 }

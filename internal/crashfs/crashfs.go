@@ -80,7 +80,8 @@ func Mount(backing, mountpoint string) (*FS, error) {
 
 // MountTest mounts backing on a new temp directory for the test and
 // unmounts it when the test ends. A backing of "" is a new empty temp
-// directory. The test is skipped when FUSE cannot be mounted here.
+// directory. When FUSE cannot be mounted here the test is skipped, or
+// fails if the environment variable CI is set: CI must run it.
 func MountTest(tb testing.TB, backing string) *FS {
 	tb.Helper()
 	if backing == "" {
@@ -88,7 +89,7 @@ func MountTest(tb testing.TB, backing string) *FS {
 	}
 	f, err := Mount(backing, tb.TempDir())
 	if errors.Is(err, ErrNoFUSE) {
-		tb.Skipf("crash simulation needs FUSE: %v", err)
+		Unavailable(tb, "crash simulation needs FUSE: %v", err)
 	}
 	if err != nil {
 		tb.Fatal(err)
@@ -99,6 +100,18 @@ func MountTest(tb testing.TB, backing string) *FS {
 		}
 	})
 	return f
+}
+
+// Unavailable ends a test whose fault cannot be set up on this machine:
+// it fails when the environment variable CI is set (to anything but
+// "false" or "0"), where the fault must be set up, and is skipped
+// otherwise.
+func Unavailable(tb testing.TB, format string, args ...any) {
+	tb.Helper()
+	if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
+		tb.Fatalf("CI=%s, and the fault cannot be set up: "+format, append([]any{ci}, args...)...)
+	}
+	tb.Skipf(format, args...)
 }
 
 // Dir returns the mount point.
