@@ -37,6 +37,9 @@ func (s *Store) gitHealth(context.Context) nexus.ComponentHealth {
 		return nexus.ComponentHealth{Status: nexus.StatusUnhealthy, Error: "cannot read " + mainRef + ": " + err.Error(), Details: details}
 	}
 	details["head"] = head.String()
+	if err := checkHEAD(s.GitDir()); err != nil {
+		return nexus.ComponentHealth{Status: nexus.StatusUnhealthy, Error: err.Error(), Details: details}
+	}
 	if n := s.repo.corruptReads.Load() - s.corruptSeen.Load(); n > 0 {
 		return nexus.ComponentHealth{Status: nexus.StatusUnhealthy, Details: details,
 			Error: fmt.Sprintf("%d reads found damaged objects since the last deep check, the latest: %v", n, s.repo.lastCorrupt.Load())}

@@ -43,6 +43,16 @@ func (s *Store) RepairRef(ctx context.Context) (string, error) {
 // commitFixRef runs in the writer, between group commits, so the ref and
 // the catalog agree while it looks.
 func (s *Store) commitFixRef(req *fixRefReq) error {
+	did, err := fixHEAD(s.GitDir())
+	if err != nil {
+		return s.writeFailed(err, false)
+	}
+	req.did = did
+	return s.fixMain(req)
+}
+
+// fixMain rewrites main at the acknowledged head if it is not there.
+func (s *Store) fixMain(req *fixRefReq) error {
 	head := s.Head()
 	onDisk, err := s.repo.readRef()
 	if err == nil && onDisk == head {
@@ -71,7 +81,7 @@ func (s *Store) commitFixRef(req *fixRefReq) error {
 		return s.writeFailed(merr, s.refMayHaveMoved())
 	}
 	s.forgetProblems(ProblemRef, mainRef) // what the last deep check said of main is repaired
-	req.did = fmt.Sprintf("%s rewritten at the acknowledged head %s (%s)", mainRef, head, what)
+	req.did = strings.TrimPrefix(req.did+"; ", "; ") + fmt.Sprintf("%s rewritten at the acknowledged head %s (%s)", mainRef, head, what)
 	s.log.Warn("main ref repaired", "head", head, "was", what)
 	return nil
 }

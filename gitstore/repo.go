@@ -31,6 +31,41 @@ type repo struct {
 const mainRef = "refs/heads/main"
 
 // initRepo creates the skeleton of a bare repository if it does not exist.
+// headContent is what a Nexus repository's HEAD holds: git opens the
+// repository through it, and `git clone` checks main out.
+const headContent = "ref: " + mainRef + "\n"
+
+// checkHEAD says what is wrong with the repository's HEAD, or nil.
+func checkHEAD(gitDir string) error {
+	b, err := os.ReadFile(filepath.Join(gitDir, "HEAD"))
+	if err != nil {
+		return err
+	}
+	if string(b) != headContent {
+		return fmt.Errorf("HEAD holds %q, not %q: stock git cannot open the repository", truncate(string(b), 64), strings.TrimSpace(headContent))
+	}
+	return nil
+}
+
+// fixHEAD rewrites a damaged HEAD durably and says what it did, or "".
+func fixHEAD(gitDir string) (string, error) {
+	err := checkHEAD(gitDir)
+	if err == nil {
+		return "", nil
+	}
+	if werr := writeFileDurable(gitDir, "HEAD", []byte(headContent)); werr != nil {
+		return "", werr
+	}
+	return fmt.Sprintf("HEAD rewritten (%v)", err), nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
 func initRepo(dir string) error {
 	if _, err := os.Stat(filepath.Join(dir, "HEAD")); err == nil {
 		return nil
@@ -52,7 +87,7 @@ func initRepo(dir string) error {
 	// HEAD last: its presence marks a complete skeleton. Then every
 	// directory that gained entries is fsynced, deepest first, so that
 	// the skeleton is durable before it is used.
-	if err := writeFileDurable(dir, "HEAD", []byte("ref: "+mainRef+"\n")); err != nil {
+	if err := writeFileDurable(dir, "HEAD", []byte(headContent)); err != nil {
 		return err
 	}
 	for _, d := range []string{filepath.Join(dir, "objects"), filepath.Join(dir, "refs"), dir, filepath.Dir(dir)} {

@@ -2,7 +2,9 @@ package gitstore
 
 import (
 	"context"
+	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -160,8 +162,16 @@ func Open(dir string, opts Options) (*Store, error) {
 
 func (s *Store) openRepo() error {
 	gitDir := filepath.Join(s.dir, "repo.git")
+	if err := s.refuseLostRepo(gitDir); err != nil {
+		return err
+	}
 	if err := initRepo(gitDir); err != nil {
 		return wrapIOError(err, "create repository")
+	}
+	if did, err := fixHEAD(gitDir); err != nil {
+		return wrapIOError(err, "repair HEAD")
+	} else if did != "" {
+		s.log.Warn("repository repaired at open", "what", did)
 	}
 	r, err := openRepo(gitDir)
 	if err != nil {
@@ -184,6 +194,22 @@ func (s *Store) openRepo() error {
 		s.lastTS = last.ts
 	}
 	return nil
+}
+
+// refuseLostRepo refuses to create a repository where one was: a data
+// directory with a catalog but no repository lost its repository (deleted
+// or moved), and an empty one in its place would serve none of what was
+// acknowledged.
+func (s *Store) refuseLostRepo(gitDir string) error {
+	if _, err := os.Stat(filepath.Join(gitDir, "HEAD")); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(s.dir, catalogFile)); err != nil {
+		return nil // a new data directory
+	}
+	return nexus.Errorf(nexus.EUnavailable, "%s is missing, but %s held a store (its %s is there): the repository was deleted or moved; "+
+		"put it back, or restore a backup (nexus backup restore FILE --data %s --replace); to start an empty store there, remove %s",
+		gitDir, s.dir, catalogFile, s.dir, filepath.Join(s.dir, catalogFile))
 }
 
 // lockDir takes an exclusive, non-blocking flock on dir/LOCK. The kernel

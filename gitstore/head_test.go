@@ -1,0 +1,82 @@
+package gitstore_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/gitstore"
+)
+
+func gitRevParse(t *testing.T, gitDir string) (string, error) {
+	t.Helper()
+	out, err := exec.Command("git", "--git-dir", gitDir, "rev-parse", "HEAD").CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// A garbage HEAD (git cannot open the repository through it) is repaired
+// at open, and found and repaired under a running store.
+func TestStore_GarbageHEAD(t *testing.T) {
+	dir := t.TempDir()
+	s := MustOpen(t, dir, gitstore.Options{})
+	if _, err := s.Put(context.Background(), nexus.Draft{Type: nexus.TypeMemory, Content: "kept"}); err != nil {
+		t.Fatal(err)
+	}
+	head := s.Head().String()
+	headFile := filepath.Join(s.GitDir(), "HEAD")
+
+	// Under a running store: unhealthy, then RepairRef rewrites it.
+	if err := os.WriteFile(headFile, []byte("garbage\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := s.HealthCheckers()[nexus.ComponentGit].CheckHealth(context.Background())
+	if h.Status != nexus.StatusUnhealthy || !strings.Contains(h.Error, "HEAD") {
+		t.Fatalf("git health with a garbage HEAD: %s %q, want unhealthy naming HEAD", h.Status, h.Error)
+	}
+	did, err := s.RepairRef(context.Background())
+	if err != nil || !strings.Contains(did, "HEAD rewritten") {
+		t.Fatalf("RepairRef: %q, %v", did, err)
+	}
+	if got, err := gitRevParse(t, s.GitDir()); err != nil || got != head {
+		t.Fatalf("git rev-parse HEAD after the repair: %q %v, want %s", got, err, head)
+	}
+	s.Close()
+
+	// At open.
+	if err := os.WriteFile(headFile, []byte("ref: refs/heads/mast"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s = MustOpen(t, dir, gitstore.Options{})
+	defer s.Close()
+	if got, err := gitRevParse(t, s.GitDir()); err != nil || got != head {
+		t.Fatalf("git rev-parse HEAD after open: %q %v, want %s", got, err, head)
+	}
+	if h := s.HealthCheckers()[nexus.ComponentGit].CheckHealth(context.Background()); h.Status != nexus.StatusHealthy {
+		t.Fatalf("git health after open: %s %q", h.Status, h.Error)
+	}
+}
+
+// A data directory whose repository was deleted is not opened as a new,
+// empty store: what it acknowledged would be gone without a word.
+func TestStore_RepositoryDeleted(t *testing.T) {
+	dir := t.TempDir()
+	s := MustOpen(t, dir, gitstore.Options{})
+	if _, err := s.Put(context.Background(), nexus.Draft{Type: nexus.TypeMemory, Content: "kept"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := os.RemoveAll(filepath.Join(dir, "repo.git")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := gitstore.Open(dir, gitstore.Options{})
+	if err == nil || !strings.Contains(err.Error(), "repo.git is missing") || !strings.Contains(err.Error(), "backup restore") {
+		t.Fatalf("open after the repository was deleted: %v, want a refusal naming the missing repository", err)
+	}
+	if _, serr := os.Stat(filepath.Join(dir, "repo.git")); serr == nil {
+		t.Fatal("a new repository was created in place of the deleted one")
+	}
+}
