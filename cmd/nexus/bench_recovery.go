@@ -132,8 +132,12 @@ func (b *recoveryBench) prepare(ctx context.Context) error {
 	var took [2]time.Duration
 	for i, verb := range []string{"reindex", "backup"} {
 		t0 = time.Now()
-		if out, code, err := b.runExe(ctx, verb, "--data", b.golden); err != nil || code != 0 {
-			return fmt.Errorf("nexus %s exited %d: %v %s", verb, code, err, out)
+		out, code, err := b.runExe(ctx, verb, "--data", b.golden)
+		if err != nil {
+			return err
+		}
+		if code != 0 {
+			return fmt.Errorf("nexus %s exited %d: %s", verb, code, out)
 		}
 		took[i] = time.Since(t0)
 	}
