@@ -303,6 +303,18 @@ func (n *Node) close(ctx context.Context) error {
 // Store is the node's memory: writes are durable when Put returns.
 func (n *Node) Store() nexus.Store { return n.store }
 
+// Apply stores contexts whose ids and timestamps were fixed beforehand
+// (by a leader), in one group commit, and returns the new head. Every node
+// that applies the same batches in the same order has the same head: are
+// two replicas consistent is a comparison of heads.
+func (n *Node) Apply(ctx context.Context, batch []*nexus.Context) (string, error) {
+	h, err := n.store.Apply(ctx, batch)
+	if err != nil {
+		return "", err
+	}
+	return h.String(), nil
+}
+
 // Searcher answers searches; nil when the node runs without search.
 func (n *Node) Searcher() nexus.Searcher {
 	if n.engine == nil {
