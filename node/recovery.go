@@ -25,7 +25,9 @@ func nodeComponents(store *gitstore.Store, engine *search.Engine, sources func()
 	comps := []recovery.Component{
 		{
 			Name: nexus.ComponentGit, Critical: true, Health: checks[nexus.ComponentGit],
-			Recover: func(ctx context.Context) (string, error) { return recoverRepository(ctx, store, sources(), adviceOnline) },
+			Recover: func(ctx context.Context) (string, error) {
+				return recoverRepository(ctx, store, sources(), adviceOnline)
+			},
 		},
 		{
 			Name: nexus.ComponentStore, Critical: true, Health: checks[nexus.ComponentStore],
