@@ -80,10 +80,7 @@ func offlineRepository(store *gitstore.Store, sources func() []string, repaired 
 // saved index is missing or fails its checks; recovered by rebuilding it
 // now (the vectors come from git, nothing is embedded again).
 func offlineIndex(store *gitstore.Store, cfg OfflineConfig) recovery.Component {
-	emb := cfg.Embedder
-	if emb == nil {
-		emb = embed.NewHashing(embed.DefaultDimension)
-	}
+	emb := embedderOf(cfg)
 	dir := IndexDir(cfg.Dir)
 	check := func() error {
 		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
@@ -125,4 +122,168 @@ func progressOf(p func(what string) func(done, total int), what string) func(don
 		return nil
 	}
 	return p(what)
+}
+
+// FsckOptions say how deep FsckOffline looks and whether it repairs.
+type FsckOptions struct {
+	// Deep re-reads every object and walks all history; otherwise refs
+	// and the catalog only.
+	Deep bool
+	// Repair applies the repair policy: derived state is rebuilt, orphans
+	// marked, a damaged index removed (the next start rebuilds it) and, on
+	// a deep check, damaged objects repaired from the sources.
+	Repair bool
+}
+
+// Fsck statuses, after e2fsck's exit codes.
+const (
+	FsckClean    = "clean"    // nothing found
+	FsckRepaired = "repaired" // problems found, all repaired
+	FsckDamaged  = "damaged"  // problems left
+)
+
+// FsckResult is what FsckOffline found and did.
+type FsckResult struct {
+	Store *gitstore.FsckReport `json:"store"`
+	// Index is "ok", "none" (no saved index) or what is wrong with it.
+	Index string `json:"index"`
+	// Repaired lists each piece of damage found and what was done.
+	Repaired []string `json:"repaired"`
+	Status   string   `json:"status"`
+}
+
+// FsckOffline checks a stopped node's data directory: the repository,
+// the catalog and the saved search index, and repairs what opts allow.
+func FsckOffline(ctx context.Context, cfg OfflineConfig, opts FsckOptions) (*FsckResult, error) {
+	gopts := gitstore.Options{Progress: progressOf(cfg.Progress, "catalog")}
+	var store *gitstore.Store
+	var opened []string
+	var err error
+	if opts.Repair {
+		store, opened, err = OpenRepairing(ctx, cfg.Dir, gopts, cfg.Sources)
+	} else {
+		store, err = gitstore.Open(cfg.Dir, gopts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	res := &FsckResult{Repaired: append([]string{}, opened...)}
+	if res.Store, err = store.Fsck(ctx, opts.Deep); err != nil {
+		return nil, err
+	}
+	res.Index = checkSavedIndex(store, cfg)
+	if opts.Repair {
+		if err := repairOffline(ctx, store, cfg, res); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case !res.Store.Clean():
+		res.Status = FsckDamaged
+	case len(res.Repaired) > 0:
+		res.Status = FsckRepaired
+	default:
+		res.Status = FsckClean
+	}
+	return res, nil
+}
+
+// repairOffline applies the repair policy to what FsckOffline found.
+func repairOffline(ctx context.Context, store *gitstore.Store, cfg OfflineConfig, res *FsckResult) error {
+	fix, err := store.RepairDerived(ctx, res.Store)
+	for _, r := range fix.Repaired {
+		res.Repaired = append(res.Repaired, r.String())
+	}
+	rep := *res.Store
+	rep.Problems = fix.Left
+	if err != nil {
+		rep.Problems = append(rep.Problems, gitstore.Problem{Kind: gitstore.ProblemRepair, Message: err.Error()})
+	}
+	res.Store = &rep
+	if res.Index != "ok" && res.Index != "none" {
+		if err := os.RemoveAll(IndexDir(cfg.Dir)); err != nil {
+			return err
+		}
+		res.Repaired = append(res.Repaired, "search index damaged ("+res.Index+"): removed, the server rebuilds it at start from the vectors kept in git")
+	}
+	if res.Store.Clean() || !rep.Deep || len(cfg.Sources) == 0 {
+		return nil
+	}
+	did, err := store.RepairFrom(ctx, cfg.Sources)
+	if did != "" {
+		res.Repaired = append(res.Repaired, did)
+	}
+	if last := store.LastDeepCheck(); last != nil {
+		res.Store = last
+	}
+	if err != nil {
+		res.Store.Problems = append(res.Store.Problems, gitstore.Problem{Kind: gitstore.ProblemRepair, Message: describe(err)})
+	}
+	return nil
+}
+
+// checkSavedIndex verifies the saved search index against its checksums
+// and the store: "ok", "none", or the problem.
+func checkSavedIndex(store *gitstore.Store, cfg OfflineConfig) string {
+	if _, err := os.Stat(IndexDir(cfg.Dir)); errors.Is(err, os.ErrNotExist) {
+		return "none"
+	}
+	if err := search.VerifySaved(store, embedderOf(cfg), IndexDir(cfg.Dir)); err != nil {
+		return err.Error()
+	}
+	return "ok"
+}
+
+func embedderOf(cfg OfflineConfig) nexus.Embedder {
+	if cfg.Embedder != nil {
+		return cfg.Embedder
+	}
+	return embed.NewHashing(embed.DefaultDimension)
+}
+
+// RestoreOffline moves a stopped node's memory back to the last commit at
+// or before at (dryRun: only plans it). The old head is kept under
+// refs/recovery/; the saved search index, whose last context is gone, is
+// removed so that the next start rebuilds it from git.
+func RestoreOffline(ctx context.Context, cfg OfflineConfig, at time.Time, dryRun bool) (*gitstore.RestorePlan, error) {
+	store, err := gitstore.Open(cfg.Dir, gitstore.Options{Progress: progressOf(cfg.Progress, "catalog")})
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	plan, err := store.RestoreTo(ctx, at, dryRun)
+	if err != nil {
+		return nil, err
+	}
+	if !plan.DryRun && plan.RolledBack > 0 {
+		if err := os.RemoveAll(IndexDir(cfg.Dir)); err != nil {
+			return plan, err
+		}
+	}
+	return plan, nil
+}
+
+// Reindex rebuilds the search index of a stopped node's data directory
+// from scratch, taking the vectors kept in git (embedding only what has
+// none), and returns the number of contexts indexed.
+func Reindex(ctx context.Context, cfg OfflineConfig) (int, error) {
+	store, err := gitstore.Open(cfg.Dir, gitstore.Options{Progress: progressOf(cfg.Progress, "catalog")})
+	if err != nil {
+		return 0, err
+	}
+	defer store.Close()
+	if err := os.RemoveAll(IndexDir(cfg.Dir)); err != nil {
+		return 0, err
+	}
+	e, err := search.Open(store, embedderOf(cfg), search.Options{Dir: IndexDir(cfg.Dir), Log: store.SideLog(), Resolve: ResolveEmbedder})
+	if err != nil {
+		return 0, err
+	}
+	if err := e.CatchUp(ctx, progressOf(cfg.Progress, "index")); err != nil {
+		e.Close()
+		return 0, err
+	}
+	n := e.Stats().Indexed
+	return n, e.Close()
 }
