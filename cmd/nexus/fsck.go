@@ -45,18 +45,23 @@ func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	from := fs.String("backup", "", "backup (bundle or mirror) to repair damaged objects from (default: --mirror, then DATA/backups newest first)")
 	mirror := fs.String("mirror", "", "mirror repository to repair damaged objects from")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	if err := needStore(*data); err != nil {
 		return err
 	}
 	res := &fsckResult{Repaired: []string{}}
 	var store *gitstore.Store
 	var opened []string
 	var err error
+	catalog := startProgress(stderr, "catalog")
 	if *repair {
-		store, opened, err = openRepairing(ctx, *data, gitstore.Options{Progress: newProgress(stderr, "catalog")}, fixSources(*from, *mirror, *data))
+		store, opened, err = openRepairing(ctx, *data, gitstore.Options{Progress: catalog.report}, fixSources(*from, *mirror, *data))
 	} else {
-		store, err = gitstore.Open(*data, gitstore.Options{Progress: newProgress(stderr, "catalog")})
+		store, err = gitstore.Open(*data, gitstore.Options{Progress: catalog.report})
 	}
+	catalog.finish()
 	if err != nil {
 		return exitCode{fsckDamaged, fmt.Sprintf("the store cannot be opened: %s\n"+
 			"The git repository itself is damaged: restore it from a backup (`nexus backup list`), "+

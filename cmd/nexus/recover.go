@@ -25,7 +25,10 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	from := fs.String("backup", "", "backup (bundle or mirror) to repair damaged objects from (default: --mirror, then DATA/backups newest first)")
 	mirror := fs.String("mirror", "", "mirror repository to repair damaged objects from")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	if err := needStore(*data); err != nil {
 		return err
 	}
 	var steps []recovery.Step
@@ -44,7 +47,10 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	ok := step(nexus.ComponentGit, func() (string, string) {
 		var err error
 		var opened []string
-		if store, opened, err = openRepairing(ctx, *data, gitstore.Options{Progress: newProgress(stderr, "catalog")}, fixSources(*from, *mirror, *data)); err != nil {
+		catalog := startProgress(stderr, "catalog")
+		store, opened, err = openRepairing(ctx, *data, gitstore.Options{Progress: catalog.report}, fixSources(*from, *mirror, *data))
+		catalog.finish()
+		if err != nil {
 			return recovery.Failed, describe(err) + "; restore the newest backup into a new data directory: nexus backup list, then nexus backup restore FILE --data NEWDIR"
 		}
 		rep, err := store.Fsck(ctx, true)
@@ -115,7 +121,10 @@ func recoverIndex(ctx context.Context, store *gitstore.Store, data string, stder
 	if err != nil {
 		return recovery.Failed, err.Error()
 	}
-	if err := e.CatchUp(ctx, newProgress(stderr, "index")); err != nil {
+	index := startProgress(stderr, "index")
+	err = e.CatchUp(ctx, index.report)
+	index.finish()
+	if err != nil {
 		e.Close()
 		return recovery.Failed, err.Error()
 	}

@@ -17,7 +17,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	at := fs.String("at", "", "restore the memory as it was at this time (RFC 3339)")
 	dry := fs.Bool("dry-run", false, "only say what would be rolled back")
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if *at == "" {
@@ -27,7 +27,12 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	store, err := gitstore.Open(*data, gitstore.Options{Progress: newProgress(stderr, "catalog")})
+	if err := needStore(*data); err != nil {
+		return err
+	}
+	catalog := startProgress(stderr, "catalog")
+	store, err := gitstore.Open(*data, gitstore.Options{Progress: catalog.report})
+	catalog.finish()
 	if err != nil {
 		return err
 	}

@@ -151,14 +151,19 @@ func runReindex(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := flag.NewFlagSet("reindex", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	data := fs.String("data", env("NEXUS_DATA", defaultData), "data directory (env NEXUS_DATA); the server must be stopped")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	if err := needStore(*data); err != nil {
 		return err
 	}
 	emb, err := newEmbedder(ctx)
 	if err != nil {
 		return err
 	}
-	store, err := gitstore.Open(*data, gitstore.Options{Progress: newProgress(stderr, "catalog")})
+	catalog := startProgress(stderr, "catalog")
+	store, err := gitstore.Open(*data, gitstore.Options{Progress: catalog.report})
+	catalog.finish()
 	if err != nil {
 		return err
 	}
@@ -170,7 +175,10 @@ func runReindex(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if err := e.CatchUp(ctx, newProgress(stderr, "index")); err != nil {
+	index := startProgress(stderr, "index")
+	err = e.CatchUp(ctx, index.report)
+	index.finish()
+	if err != nil {
 		e.Close()
 		return err
 	}

@@ -52,11 +52,8 @@ func runSystemdUnit(_ context.Context, args []string, stdout, stderr io.Writer) 
 	fs.DurationVar(&c.restartWait, "restart-sec", 5*time.Second, "wait before systemd restarts a failed server")
 	fs.IntVar(&c.nofile, "nofile", 65536, "open file limit (LimitNOFILE)")
 	fs.StringVar(&c.configFile, "config", "", "serve's --config FILE, an absolute path; it is loaded and checked, and the directories it writes are opened to the server")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected arguments %q", fs.Args())
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
 	}
 	if _, _, err := net.SplitHostPort(c.addr); err != nil {
 		return usagef("invalid --addr %q: %v", c.addr, err)
