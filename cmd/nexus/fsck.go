@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/nexus-mem/nexus/gitstore"
 	"github.com/nexus-mem/nexus/search"
@@ -71,7 +72,9 @@ func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if res.Store, err = store.Fsck(ctx, *deep); err != nil {
 		return err
 	}
-	res.Repaired = append(res.Repaired, opened...)
+	if len(opened) > 0 {
+		res.Repaired = append(res.Repaired, openedRepaired(opened))
+	}
 	res.Index = checkIndex(ctx, store, *data)
 	if *repair {
 		fsckRepair(res, store, *data)
@@ -119,35 +122,70 @@ func checkIndex(ctx context.Context, store *gitstore.Store, data string) string 
 
 // fsckRepair rebuilds derived state that failed its checks: the catalog
 // (rebuilt from git by the next open) and the search index (rebuilt by the
-// next serve, taking vectors from git).
+// next serve, taking vectors from git). Each repair is reported as the
+// damage found, then what was done.
 func fsckRepair(res *fsckResult, store *gitstore.Store, data string) {
-	var left []gitstore.Problem
+	var left, derived []gitstore.Problem
 	for _, p := range res.Store.Problems {
 		if p.Kind == "catalog" || p.Kind == "cache" {
+			derived = append(derived, p)
 			continue
 		}
 		left = append(left, p)
 	}
-	if len(left) < len(res.Store.Problems) {
+	if len(derived) > 0 {
 		if err := store.RebuildCatalog(); err != nil {
 			left = append(left, gitstore.Problem{Kind: "catalog", Message: "rebuild failed: " + err.Error()})
 		} else {
-			res.Repaired = append(res.Repaired, "catalog rebuilt from git")
+			res.Repaired = append(res.Repaired, repaired("catalog", damage(derived), "rebuilt from git"))
 		}
 	}
 	res.Store.Problems = left
 	if res.Store.Deep {
 		if list, changed, err := store.MarkOrphans(context.Background()); err != nil {
 			res.Store.Problems = append(res.Store.Problems, gitstore.Problem{Kind: "chain", Message: "cannot mark orphans: " + err.Error()})
+		} else if changed && len(list) == 0 {
+			res.Repaired = append(res.Repaired, repaired("chain", "no context marked as orphaned is orphaned any more",
+				"mark cleared on refs/nexus/"+gitstore.OrphansRef))
 		} else if changed {
-			res.Repaired = append(res.Repaired, fmt.Sprintf("%d orphaned contexts marked on refs/nexus/%s (never relinked)", len(list), gitstore.OrphansRef))
+			res.Repaired = append(res.Repaired, repaired("chain", orphans(list),
+				"marked on refs/nexus/"+gitstore.OrphansRef+" (never relinked)"))
 		}
 	}
 	if res.Index != "ok" && res.Index != "none" {
 		if err := os.RemoveAll(indexDir(data)); err == nil {
-			res.Repaired = append(res.Repaired, "search index removed: the server rebuilds it at start ("+res.Index+")")
+			res.Repaired = append(res.Repaired, repaired("search index", res.Index, "removed; the server rebuilds it at start"))
 		}
 	}
+}
+
+// repaired is one REPAIRED line: the part, the damage found there, and
+// what was done.
+func repaired(part, damage, done string) string {
+	return fmt.Sprintf("%s: %s -> %s", part, damage, done)
+}
+
+// damage sums up problems: the one, or how many and the first.
+func damage(ps []gitstore.Problem) string {
+	if len(ps) == 1 {
+		return ps[0].String()
+	}
+	return fmt.Sprintf("%d problems, first %s", len(ps), ps[0])
+}
+
+// orphans sums up a set of orphaned contexts.
+func orphans(list []gitstore.Orphan) string {
+	if len(list) == 1 {
+		return fmt.Sprintf("context %s lost its parent %s (%s)", list[0].ID, list[0].Parent, list[0].Reason)
+	}
+	return fmt.Sprintf("%d contexts lost their parent, first %s (parent %s: %s)", len(list), list[0].ID, list[0].Parent, list[0].Reason)
+}
+
+// openedRepaired is the REPAIRED line of a store that could be opened
+// only after a repair: openRepairing returns why it could not first, then
+// what it did.
+func openedRepaired(opened []string) string {
+	return repaired("repository", opened[0], strings.Join(opened[1:], "; "))
 }
 
 // fixSources lists where to repair objects from: the backup asked for,
@@ -165,9 +203,10 @@ func repairObjects(ctx context.Context, res *fsckResult, store *gitstore.Store, 
 	if len(sources) == 0 {
 		return
 	}
+	found := damage(res.Store.Problems)
 	did, err := store.RepairFrom(ctx, sources)
 	if did != "" {
-		res.Repaired = append(res.Repaired, did)
+		res.Repaired = append(res.Repaired, repaired("objects", found, did))
 	}
 	if last := store.LastDeepCheck(); last != nil {
 		res.Store = last
