@@ -84,11 +84,9 @@ func (s *Store) commitRestore(req *restoreReq) error {
 	req.plan = plan
 	head := s.Head()
 	plan.RecoveryRef = fmt.Sprintf("refs/recovery/%s-%s", time.Now().UTC().Format("20060102T150405.000000000Z"), head.String()[:12])
-	if plan.RolledBack == 0 || req.dryRun {
-		plan.DryRun = req.dryRun
-		if plan.RolledBack == 0 {
-			plan.To, plan.RecoveryRef = plan.From, ""
-		}
+	plan.DryRun = req.dryRun
+	if plan.RolledBack == 0 {
+		plan.To, plan.RecoveryRef = plan.From, ""
 		return nil
 	}
 	target, err := s.commitAt(head, req.at)
@@ -96,6 +94,9 @@ func (s *Store) commitRestore(req *restoreReq) error {
 		return err
 	}
 	plan.To = target.String()
+	if req.dryRun {
+		return nil
+	}
 	if err := s.repo.moveRef(plan.RecoveryRef, head); err != nil {
 		return s.writeFailed(err, false)
 	}

@@ -62,7 +62,7 @@ func TestRestoreTo_RandomTimes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !dry.DryRun || dry.Kept != plan.Kept || dry.RolledBack != plan.RolledBack || dry.Kept+dry.RolledBack != len(written) {
+		if !dry.DryRun || dry.To != plan.To || dry.Kept != plan.Kept || dry.RolledBack != plan.RolledBack || dry.Kept+dry.RolledBack != len(written) {
 			t.Fatalf("round %d: dry run %+v, restore %+v", round, dry, plan)
 		}
 		for _, c := range written {

@@ -59,10 +59,11 @@ func RecoverOffline(ctx context.Context, cfg OfflineConfig) ([]recovery.Step, er
 // from the sources.
 func offlineRepository(store *gitstore.Store, sources func() []string, repaired []string, rep *gitstore.FsckReport) recovery.Component {
 	health := store.HealthCheckers()[nexus.ComponentGit]
+	reported := false // the repair at open, once
 	return recovery.Component{
 		Name: nexus.ComponentGit, Critical: true, Health: health,
 		Failing: func(ctx context.Context, h nexus.ComponentHealth) string {
-			if why := notHealthy(ctx, h); why != "" {
+			if why := notHealthy(ctx, h); why != "" || reported {
 				return why
 			}
 			return strings.Join(repaired, "; ")
@@ -71,6 +72,7 @@ func offlineRepository(store *gitstore.Store, sources func() []string, repaired 
 			if h := health.CheckHealth(ctx); h.Status == nexus.StatusUnhealthy {
 				return recoverRepository(ctx, store, sources(), adviceOffline)
 			}
+			reported = true
 			return strings.Join(repaired, "; ") + fmt.Sprintf("; deep check clean (%d objects re-hashed, %d commits)", rep.Objects, rep.Commits), nil
 		},
 	}
@@ -168,7 +170,10 @@ func FsckOffline(ctx context.Context, cfg OfflineConfig, opts FsckOptions) (*Fsc
 		return nil, err
 	}
 	defer store.Close()
-	res := &FsckResult{Repaired: append([]string{}, opened...)}
+	res := &FsckResult{Repaired: []string{}}
+	if len(opened) > 0 {
+		res.Repaired = append(res.Repaired, repairLine("repository", opened[0], strings.Join(opened[1:], "; ")))
+	}
 	if res.Store, err = store.Fsck(ctx, opts.Deep); err != nil {
 		return nil, err
 	}
@@ -193,7 +198,7 @@ func FsckOffline(ctx context.Context, cfg OfflineConfig, opts FsckOptions) (*Fsc
 func repairOffline(ctx context.Context, store *gitstore.Store, cfg OfflineConfig, res *FsckResult) error {
 	fix, err := store.RepairDerived(ctx, res.Store)
 	for _, r := range fix.Repaired {
-		res.Repaired = append(res.Repaired, r.String())
+		res.Repaired = append(res.Repaired, repairLine(string(r.Kind), r.Damage, r.Action))
 	}
 	rep := *res.Store
 	rep.Problems = fix.Left
@@ -205,14 +210,15 @@ func repairOffline(ctx context.Context, store *gitstore.Store, cfg OfflineConfig
 		if err := os.RemoveAll(IndexDir(cfg.Dir)); err != nil {
 			return err
 		}
-		res.Repaired = append(res.Repaired, "search index damaged ("+res.Index+"): removed, the server rebuilds it at start from the vectors kept in git")
+		res.Repaired = append(res.Repaired, repairLine("search index", res.Index, "removed; the server rebuilds it at start"))
 	}
 	if res.Store.Clean() || !rep.Deep || len(cfg.Sources) == 0 {
 		return nil
 	}
+	found := sumProblems(res.Store.Problems)
 	did, err := store.RepairFrom(ctx, cfg.Sources)
 	if did != "" {
-		res.Repaired = append(res.Repaired, did)
+		res.Repaired = append(res.Repaired, repairLine("objects", found, did))
 	}
 	if last := store.LastDeepCheck(); last != nil {
 		res.Store = last
@@ -221,6 +227,20 @@ func repairOffline(ctx context.Context, store *gitstore.Store, cfg OfflineConfig
 		res.Store.Problems = append(res.Store.Problems, gitstore.Problem{Kind: gitstore.ProblemRepair, Message: describe(err)})
 	}
 	return nil
+}
+
+// repairLine is one repair: the part, the damage found there, and what
+// was done.
+func repairLine(part, damage, done string) string {
+	return fmt.Sprintf("%s: %s -> %s", part, damage, done)
+}
+
+// sumProblems sums up problems: the one, or how many and the first.
+func sumProblems(ps []gitstore.Problem) string {
+	if len(ps) == 1 {
+		return ps[0].String()
+	}
+	return fmt.Sprintf("%d problems, first %s", len(ps), ps[0])
 }
 
 // checkSavedIndex verifies the saved search index against its checksums
@@ -242,48 +262,26 @@ func embedderOf(cfg OfflineConfig) nexus.Embedder {
 	return embed.NewHashing(embed.DefaultDimension)
 }
 
-// RestoreOffline moves a stopped node's memory back to the last commit at
-// or before at (dryRun: only plans it). The old head is kept under
-// refs/recovery/; the saved search index, whose last context is gone, is
-// removed so that the next start rebuilds it from git.
-func RestoreOffline(ctx context.Context, cfg OfflineConfig, at time.Time, dryRun bool) (*gitstore.RestorePlan, error) {
-	store, err := gitstore.Open(cfg.Dir, gitstore.Options{Progress: progressOf(cfg.Progress, "catalog")})
-	if err != nil {
-		return nil, err
-	}
-	defer store.Close()
-	plan, err := store.RestoreTo(ctx, at, dryRun)
-	if err != nil {
-		return nil, err
-	}
-	if !plan.DryRun && plan.RolledBack > 0 {
-		if err := os.RemoveAll(IndexDir(cfg.Dir)); err != nil {
-			return plan, err
-		}
-	}
-	return plan, nil
-}
-
 // Reindex rebuilds the search index of a stopped node's data directory
 // from scratch, taking the vectors kept in git (embedding only what has
-// none), and returns the number of contexts indexed.
-func Reindex(ctx context.Context, cfg OfflineConfig) (int, error) {
+// none), and returns the index's figures.
+func Reindex(ctx context.Context, cfg OfflineConfig) (search.Stats, error) {
 	store, err := gitstore.Open(cfg.Dir, gitstore.Options{Progress: progressOf(cfg.Progress, "catalog")})
 	if err != nil {
-		return 0, err
+		return search.Stats{}, err
 	}
 	defer store.Close()
 	if err := os.RemoveAll(IndexDir(cfg.Dir)); err != nil {
-		return 0, err
+		return search.Stats{}, err
 	}
 	e, err := search.Open(store, embedderOf(cfg), search.Options{Dir: IndexDir(cfg.Dir), Log: store.SideLog(), Resolve: ResolveEmbedder})
 	if err != nil {
-		return 0, err
+		return search.Stats{}, err
 	}
 	if err := e.CatchUp(ctx, progressOf(cfg.Progress, "index")); err != nil {
 		e.Close()
-		return 0, err
+		return search.Stats{}, err
 	}
-	n := e.Stats().Indexed
-	return n, e.Close()
+	st := e.Stats()
+	return st, e.Close()
 }

@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/nexus-mem/nexus/gitstore"
@@ -37,7 +37,10 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintln(stderr, "Usage: nexus backup [flags]                 write a verified git bundle of the store\n       nexus backup --mirror PATH          push the store to a mirror repository\n       nexus backup list [--dir D]         list backups, newest first\n       nexus backup verify FILE|MIRROR     check a backup\n       nexus backup restore FILE|MIRROR --data D  make D a store from a backup")
 		fs.PrintDefaults()
 	}
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	if err := needStore(*data); err != nil {
 		return err
 	}
 	if *dir == "" {
@@ -76,15 +79,24 @@ func runBackupList(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	data := fs.String("data", env("NEXUS_DATA", defaultData), "data directory whose backups/ to list")
 	dir := fs.String("dir", "", "backup directory (default DATA/backups)")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	if *dir == "" {
+	given := *dir != ""
+	if !given {
+		if err := needStore(*data); err != nil {
+			return err
+		}
 		*dir = backupDir(*data)
 	}
 	list, err := gitstore.ListBackups(*dir)
-	if err != nil {
+	switch {
+	case errors.Is(err, os.ErrNotExist) && given:
+		return usagef("no backup directory %s", *dir)
+	case err != nil && !errors.Is(err, os.ErrNotExist):
 		return err
+	case len(list) == 0:
+		fmt.Fprintf(stderr, "no backups in %s (`nexus backup --data DIR` writes one)\n", *dir)
 	}
 	for _, b := range list {
 		fmt.Fprintf(stdout, "%s  %s  %10d bytes  %s\n", b.Time.Format(time.RFC3339), b.Head, b.Bytes, b.Path)
@@ -122,21 +134,13 @@ func runBackupRestore(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs.SetOutput(stderr)
 	data := fs.String("data", "", "new data directory to create from the backup")
 	replace := fs.Bool("replace", false, "the data directory holds a (damaged) store: move it to DATA/quarantine/ first")
-	var file string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") { // FILE before the flags
-		file, args = args[0], args[1:]
-	}
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if file == "" && fs.NArg() == 1 {
-		file = fs.Arg(0)
-	} else if fs.NArg() > 0 {
+	if fs.NArg() != 1 || *data == "" {
 		return usagef("want one backup file and --data DIR")
 	}
-	if file == "" || *data == "" {
-		return usagef("want one backup file and --data DIR")
-	}
+	file := fs.Arg(0)
 	if *replace {
 		// Check the backup before anything is moved.
 		var err error
@@ -158,7 +162,9 @@ func runBackupRestore(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	store, err := gitstore.Open(*data, gitstore.Options{Progress: newProgress(stderr, "catalog")})
+	catalog := startProgress(stderr, "catalog")
+	store, err := gitstore.Open(*data, gitstore.Options{Progress: catalog.report})
+	catalog.finish()
 	if err != nil {
 		return err
 	}

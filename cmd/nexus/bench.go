@@ -156,7 +156,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stderr, "Usage: nexus bench [flags]          load-test a running server\n       nexus bench report [flags]   measure the store's figures of docs/BENCHMARKS.md\n       nexus bench search [flags]   measure the search figures (build, latency, recall)\n       nexus bench mcp [flags]      measure MCP tool call latency over stdio and HTTP\n       nexus bench events [flags]   measure event delivery to subscribers (GET /v1/events)\n       nexus bench recovery [flags] measure recovery times: faults injected into a generated store")
 		fs.PrintDefaults()
 	}
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if *writers < 0 || *readers < 0 || *writers+*readers == 0 || *size <= 0 || *dur <= 0 {

@@ -23,7 +23,7 @@ func runBenchEvents(ctx context.Context, args []string, stdout, stderr io.Writer
 	writers := fs.Int("writers", 4, "concurrent writers")
 	dur := fs.Duration("duration", 10*time.Second, "how long to write")
 	size := fs.Int("size", 512, "content bytes per context")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if *subscribers <= 0 || *writers <= 0 || *dur <= 0 || *size <= 0 {

@@ -26,7 +26,7 @@ func runBenchMCP(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	clients := fs.Int("clients", 1, "concurrent MCP clients (one session, and over stdio one process, each)")
 	calls := fs.Int("calls", 2000, "calls per transport")
 	dur := fs.Duration("duration", time.Minute, "longest run per transport")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if *clients <= 0 || *calls <= 0 || *dur <= 0 {

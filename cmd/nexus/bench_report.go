@@ -41,7 +41,7 @@ func runBenchReport(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.IntVar(&c.small, "small", 10000, "store size of the small-store throughput run")
 	fs.IntVar(&c.big, "big", 200000, "store size of the large-store throughput run")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if c.dir == "" {

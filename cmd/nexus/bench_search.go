@@ -93,7 +93,7 @@ func runBenchSearch(ctx context.Context, args []string, stdout, stderr io.Writer
 	topics := fs.Int("topics", 1000, "topics the texts cluster into")
 	dir := fs.String("dir", "", "work directory (default: a new temp dir)")
 	keep := fs.Bool("keep", false, "keep the work directory")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if *n <= 0 || *queries <= 0 || *topics <= 0 {

@@ -38,11 +38,73 @@ func (cf *clientFlags) client() *httpapi.Client {
 	return httpapi.NewClient(strings.TrimRight(cf.server, "/"), opts...)
 }
 
+// parse parses the flags of args wherever they stand, before or after
+// the positional arguments, which it leaves in fs.Args(); "--" ends the
+// flags. (The flag package alone stops at the first positional argument
+// and takes every flag after it for a word.)
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(flagsFirst(fs, args)); err != nil {
 		return usageError{err}
 	}
 	return nil
+}
+
+// parseNoArgs parses the flags of a verb that takes no positional
+// argument, and refuses one.
+func parseNoArgs(fs *flag.FlagSet, args []string) error {
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q: nexus %s takes only flags (-h lists them)", fs.Arg(0), fs.Name())
+	}
+	return nil
+}
+
+// flagsFirst reorders args for the flag package: the flags, each with its
+// value when it takes one, then "--" and the positional arguments in
+// their order. A lone "-" (stdin) is positional. A flag missing its value
+// ends the list, for fs.Parse to report.
+func flagsFirst(fs *flag.FlagSet, args []string) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			pos = append(pos, args[i+1:]...)
+			i = len(args)
+		case len(a) < 2 || a[0] != '-':
+			pos = append(pos, a)
+		case takesValue(fs, a) && i+1 == len(args):
+			return append(flags, a)
+		case takesValue(fs, a):
+			flags = append(flags, a, args[i+1])
+			i++
+		default:
+			flags = append(flags, a)
+		}
+	}
+	if len(pos) == 0 {
+		return flags
+	}
+	return append(append(flags, "--"), pos...)
+}
+
+// takesValue reports whether the flag arg (-name or --name) is one of
+// fs's that takes its value from the next argument: not a boolean flag,
+// nor one written -name=value. Unknown flags take none; fs.Parse refuses
+// them.
+func takesValue(fs *flag.FlagSet, arg string) bool {
+	name := strings.TrimPrefix(strings.TrimPrefix(arg, "-"), "-")
+	if strings.Contains(name, "=") {
+		return false
+	}
+	f := fs.Lookup(name)
+	if f == nil {
+		return false
+	}
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return !ok || !b.IsBoolFlag()
 }
 
 // metaFlag collects repeated --meta key=value pairs.
@@ -181,7 +243,7 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&f.Limit, "limit", nexus.DefaultLimit, "page size")
 	fs.StringVar(&f.Cursor, "cursor", "", "cursor printed by the previous page")
 	fs.StringVar(&order, "order", "desc", "desc (newest first) or asc")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	f.Type, f.Order = nexus.Type(typ), nexus.Order(order)
@@ -229,7 +291,7 @@ func runLog(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var f nexus.LogFilter
 	fs.IntVar(&f.Limit, "limit", 20, "entries to print")
 	fs.StringVar(&f.Cursor, "cursor", "", "commit to start from")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	p, err := cf.client().Log(ctx, f)

@@ -43,6 +43,9 @@ const (
 )
 
 // detectedBy is where a fault with this outcome must have been found.
+// refused says the node or nexus recover refused the store.
+func (o faultOutcome) refused() bool { return o == refusedNodeStopped || o == refusedByRecover }
+
 func (o faultOutcome) detectedBy() string {
 	switch o {
 	case repairedAtStart, repairedByRecover, refusedByRecover:
@@ -133,7 +136,10 @@ func checkRow(t *testing.T, fc faultCase, row faultRow) {
 	if row.wrong > 0 {
 		t.Errorf("%d reads returned other bytes than were acknowledged", row.wrong)
 	}
-	if row.opened && row.unreadable > 0 {
+	// A refusal without a backup may leave contexts unreadable (their
+	// objects are damaged and nothing holds them): that is what a refusal
+	// reports, never a wrong read. A repair must leave none.
+	if row.opened && row.unreadable > 0 && !fc.want.refused() {
 		t.Errorf("the store opens, but %d acknowledged contexts cannot be read", row.unreadable)
 	}
 }

@@ -5,12 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
-	"github.com/nexus-mem/nexus/gitstore"
 	"github.com/nexus-mem/nexus/node"
-	"github.com/nexus-mem/nexus/search"
 )
 
 // Exit codes of `nexus fsck`, after e2fsck: 0 clean, 1 problems found and
@@ -30,12 +27,7 @@ type exitCode struct {
 func (e exitCode) Error() string { return e.msg }
 
 // fsckResult is what `nexus fsck --json` prints.
-type fsckResult struct {
-	Store    *gitstore.FsckReport `json:"store"`
-	Index    string               `json:"index"` // "ok", "none", or the problem
-	Repaired []string             `json:"repaired"`
-	Status   string               `json:"status"` // clean, repaired, damaged
-}
+type fsckResult = node.FsckResult
 
 func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("fsck", flag.ContinueOnError)
@@ -46,42 +38,22 @@ func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	from := fs.String("backup", "", "backup (bundle or mirror) to repair damaged objects from (default: --mirror, then DATA/backups newest first)")
 	mirror := fs.String("mirror", "", "mirror repository to repair damaged objects from")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	res := &fsckResult{Repaired: []string{}}
-	var store *gitstore.Store
-	var opened []string
-	var err error
-	if *repair {
-		store, opened, err = node.OpenRepairing(ctx, *data, gitstore.Options{Progress: newProgress(stderr, "catalog")}, fixSources(*from, *mirror, *data))
-	} else {
-		store, err = gitstore.Open(*data, gitstore.Options{Progress: newProgress(stderr, "catalog")})
+	if err := needStore(*data); err != nil {
+		return err
 	}
+	cfg, done, err := offlineConfig(ctx, *data, fixSources(*from, *mirror, *data), stderr)
+	if err != nil {
+		return err
+	}
+	res, err := node.FsckOffline(ctx, cfg, node.FsckOptions{Deep: *deep, Repair: *repair})
+	done()
 	if err != nil {
 		return exitCode{fsckDamaged, fmt.Sprintf("the store cannot be opened: %s\n"+
 			"The git repository itself is damaged: restore it from a backup (`nexus backup list`), "+
 			"or inspect it with `git --git-dir %s fsck --full`.", describe(err), filepath.Join(*data, "repo.git"))}
-	}
-	defer store.Close()
-	if res.Store, err = store.Fsck(ctx, *deep); err != nil {
-		return err
-	}
-	res.Repaired = append(res.Repaired, opened...)
-	res.Index = checkIndex(ctx, store, *data)
-	if *repair {
-		fsckRepair(res, store, *data)
-		if !res.Store.Clean() && *deep {
-			repairObjects(ctx, res, store, fixSources(*from, *mirror, *data))
-		}
-	}
-	switch {
-	case !res.Store.Clean():
-		res.Status = "damaged"
-	case len(res.Repaired) > 0:
-		res.Status = "repaired"
-	default:
-		res.Status = "clean"
 	}
 	if *asJSON {
 		printJSON(stdout, res)
@@ -89,61 +61,33 @@ func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		printFsck(stdout, res)
 	}
 	switch res.Status {
-	case "damaged":
+	case node.FsckDamaged:
 		return exitCode{fsckDamaged, fmt.Sprintf("%d problems left: the repository is damaged", len(res.Store.Problems))}
-	case "repaired":
+	case node.FsckRepaired:
 		return exitCode{fsckRepaired, "problems found and repaired"}
 	}
 	return nil
 }
 
-// checkIndex verifies the saved search index against its checksums and
-// the store.
-func checkIndex(ctx context.Context, store *gitstore.Store, data string) string {
-	if _, err := os.Stat(indexDir(data)); os.IsNotExist(err) {
-		return "none"
-	}
+// offlineConfig is a stopped node's data directory for the offline verbs,
+// with the embedder of the environment and progress on w; done finishes
+// the progress lines.
+func offlineConfig(ctx context.Context, data string, sources []string, w io.Writer) (node.OfflineConfig, func(), error) {
 	emb, err := newEmbedder(ctx)
 	if err != nil {
-		return "cannot check: " + err.Error()
+		return node.OfflineConfig{}, nil, err
 	}
-	if err := search.VerifySaved(store, emb, indexDir(data)); err != nil {
-		return err.Error()
-	}
-	return "ok"
-}
-
-// fsckRepair rebuilds derived state that failed its checks: the catalog
-// (rebuilt from git by the next open) and the search index (rebuilt by the
-// next serve, taking vectors from git).
-func fsckRepair(res *fsckResult, store *gitstore.Store, data string) {
-	var left []gitstore.Problem
-	for _, p := range res.Store.Problems {
-		if p.Kind == "catalog" || p.Kind == "cache" {
-			continue
+	var started []*progress
+	cfg := node.OfflineConfig{Dir: data, Sources: sources, Embedder: emb, Progress: func(what string) func(done, total int) {
+		p := startProgress(w, what)
+		started = append(started, p)
+		return p.report
+	}}
+	return cfg, func() {
+		for _, p := range started {
+			p.finish()
 		}
-		left = append(left, p)
-	}
-	if len(left) < len(res.Store.Problems) {
-		if err := store.RebuildCatalog(); err != nil {
-			left = append(left, gitstore.Problem{Kind: "catalog", Message: "rebuild failed: " + err.Error()})
-		} else {
-			res.Repaired = append(res.Repaired, "catalog rebuilt from git")
-		}
-	}
-	res.Store.Problems = left
-	if res.Store.Deep {
-		if list, changed, err := store.MarkOrphans(context.Background()); err != nil {
-			res.Store.Problems = append(res.Store.Problems, gitstore.Problem{Kind: "chain", Message: "cannot mark orphans: " + err.Error()})
-		} else if changed {
-			res.Repaired = append(res.Repaired, fmt.Sprintf("%d orphaned contexts marked on refs/nexus/%s (never relinked)", len(list), gitstore.OrphansRef))
-		}
-	}
-	if res.Index != "ok" && res.Index != "none" {
-		if err := os.RemoveAll(indexDir(data)); err == nil {
-			res.Repaired = append(res.Repaired, "search index removed: the server rebuilds it at start ("+res.Index+")")
-		}
-	}
+	}, nil
 }
 
 // fixSources lists where to repair objects from: the backup asked for,
@@ -153,24 +97,6 @@ func fixSources(from, mirror, data string) []string {
 		return []string{from}
 	}
 	return node.RepairSources(mirror, backupDir(data))()
-}
-
-// repairObjects repairs damaged objects from the backups, best first,
-// and reports the deep check that confirms it.
-func repairObjects(ctx context.Context, res *fsckResult, store *gitstore.Store, sources []string) {
-	if len(sources) == 0 {
-		return
-	}
-	did, err := store.RepairFrom(ctx, sources)
-	if did != "" {
-		res.Repaired = append(res.Repaired, did)
-	}
-	if last := store.LastDeepCheck(); last != nil {
-		res.Store = last
-	}
-	if err != nil {
-		res.Store.Problems = append(res.Store.Problems, gitstore.Problem{Kind: "repair", Message: describe(err)})
-	}
 }
 
 func printFsck(w io.Writer, res *fsckResult) {

@@ -5,8 +5,10 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"sort"
@@ -63,6 +65,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if err := cmd.run(ctx, args[1:], stdout, stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // -h: the flag set printed the verb's usage
+		}
 		var ue usageError
 		var ec exitCode
 		if errors.As(err, &ec) {
@@ -95,11 +100,16 @@ func usage(w io.Writer) {
 // usageError is a mistake in the command line (exit code 2).
 type usageError struct{ error }
 
+func (e usageError) Unwrap() error { return e.error }
+
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
 // describe renders an error for a person: the code and message of an
 // application error, or the error text.
 func describe(err error) string {
+	if msg, ok := unreachable(err); ok {
+		return msg
+	}
 	var e *nexus.Error
 	if errors.As(err, &e) {
 		msg := e.Message
@@ -117,4 +127,23 @@ func env(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// unreachable describes a request that reached no server: where it went,
+// why it failed and what to do.
+func unreachable(err error) (string, bool) {
+	var ue *url.Error
+	if nexus.ErrorCode(err) != nexus.EUnavailable || !errors.As(err, &ue) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return "", false // the request's own deadline, or an interrupt
+	}
+	server := ue.URL
+	if u, perr := url.Parse(ue.URL); perr == nil {
+		server = u.Scheme + "://" + u.Host
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Sprintf("no server at %s: connection refused\n"+
+			"Start one with `nexus serve` (it listens on %s by default), or point --server (env NEXUS_SERVER) at the running one.", server, defaultAddr), true
+	}
+	return fmt.Sprintf("the request to the server at %s failed: %v\nCheck --server (env NEXUS_SERVER) and that the server is up (`nexus serve`).", server, ue.Err), true
 }

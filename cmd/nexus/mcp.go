@@ -55,11 +55,8 @@ func mcpFlags(args []string, stderr io.Writer) (*mcpConfig, error) {
 		fmt.Fprintln(stderr, "Usage: nexus mcp [flags]\n\nServes the Model Context Protocol on stdin/stdout for one MCP client, backed by the\nserver at --server; if none answers there, starts `nexus serve --data DIR` in the background.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return nil, usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return nil, usagef("unexpected arguments %q", fs.Args())
+	if err := parseNoArgs(fs, args); err != nil {
+		return nil, err
 	}
 	if c.startTimeout <= 0 {
 		return nil, usagef("--start-timeout must be positive")

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
+	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/gitstore"
 )
 
@@ -17,7 +19,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	at := fs.String("at", "", "restore the memory as it was at this time (RFC 3339)")
 	dry := fs.Bool("dry-run", false, "only say what would be rolled back")
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if *at == "" {
@@ -27,7 +29,12 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	store, err := gitstore.Open(*data, gitstore.Options{Progress: newProgress(stderr, "catalog")})
+	if err := needStore(*data); err != nil {
+		return err
+	}
+	catalog := startProgress(stderr, "catalog")
+	store, err := gitstore.Open(*data, gitstore.Options{Progress: catalog.report})
+	catalog.finish()
 	if err != nil {
 		return err
 	}
@@ -46,22 +53,38 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *asJSON {
 		return printJSON(stdout, plan)
 	}
-	printPlan(stdout, plan)
+	target, err := targetOf(ctx, store, plan)
+	if err != nil {
+		return err
+	}
+	printPlan(stdout, plan, target)
 	return nil
 }
 
-func printPlan(w io.Writer, p *gitstore.RestorePlan) {
-	verb := "rolled back"
+// targetOf returns the journal entry of the commit main moves (or would
+// move) to; nil when nothing is rolled back.
+func targetOf(ctx context.Context, store *gitstore.Store, p *gitstore.RestorePlan) (*nexus.LogEntry, error) {
+	if p.RolledBack == 0 {
+		return nil, nil
+	}
+	page, err := store.Log(ctx, nexus.LogFilter{Cursor: p.To, Limit: 1})
+	if err != nil {
+		return nil, fmt.Errorf("read the target commit %s: %w", p.To, err)
+	}
+	return &page.Entries[0], nil
+}
+
+func printPlan(w io.Writer, p *gitstore.RestorePlan, target *nexus.LogEntry) {
+	if p.RolledBack == 0 {
+		fmt.Fprintf(w, "nothing to roll back: every context (%d) was written at or before %s\n", p.Kept, p.At.Format(time.RFC3339Nano))
+		return
+	}
+	to := fmt.Sprintf("%s (%s, %s: %s)", p.To[:12], target.Time.UTC().Format(time.RFC3339), target.AgentID, target.Summary)
 	if p.DryRun {
-		verb = "would roll back"
+		fmt.Fprintf(w, "would roll back %d contexts (%s … %s); %d kept\nmain would move from %s to %s\n",
+			p.RolledBack, p.FirstGone, p.LastGone, p.Kept, p.From[:12], to)
+		return
 	}
-	switch {
-	case p.RolledBack == 0:
-		fmt.Fprintf(w, "nothing to roll back: every context (%d) was written at or before %s\n", p.Kept, p.At.Format("2006-01-02T15:04:05.999999999Z07:00"))
-	case p.DryRun:
-		fmt.Fprintf(w, "%s %d contexts (%s … %s); %d kept; main would move from %s\n", verb, p.RolledBack, p.FirstGone, p.LastGone, p.Kept, p.From)
-	default:
-		fmt.Fprintf(w, "%s %d contexts (%s … %s); %d kept; main %s -> %s\nthe old head is kept as %s (git log %s)\n",
-			verb, p.RolledBack, p.FirstGone, p.LastGone, p.Kept, p.From[:12], p.To[:12], p.RecoveryRef, p.RecoveryRef)
-	}
+	fmt.Fprintf(w, "rolled back %d contexts (%s … %s); %d kept\nmain moved from %s to %s\nthe old head is kept as %s (git log %s)\n",
+		p.RolledBack, p.FirstGone, p.LastGone, p.Kept, p.From[:12], to, p.RecoveryRef, p.RecoveryRef)
 }

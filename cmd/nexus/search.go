@@ -10,9 +10,7 @@ import (
 
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/embed"
-	"github.com/nexus-mem/nexus/gitstore"
 	"github.com/nexus-mem/nexus/node"
-	"github.com/nexus-mem/nexus/search"
 )
 
 func runSearch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -134,33 +132,21 @@ func runReindex(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := flag.NewFlagSet("reindex", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	data := fs.String("data", env("NEXUS_DATA", defaultData), "data directory (env NEXUS_DATA); the server must be stopped")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	emb, err := newEmbedder(ctx)
+	if err := needStore(*data); err != nil {
+		return err
+	}
+	cfg, done, err := offlineConfig(ctx, *data, nil, stderr)
 	if err != nil {
 		return err
 	}
-	store, err := gitstore.Open(*data, gitstore.Options{Progress: newProgress(stderr, "catalog")})
+	st, err := node.Reindex(ctx, cfg)
+	done()
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	if err := os.RemoveAll(indexDir(*data)); err != nil {
-		return err
-	}
-	e, err := search.Open(store, emb, search.Options{Dir: indexDir(*data), Log: store.SideLog()})
-	if err != nil {
-		return err
-	}
-	if err := e.CatchUp(ctx, newProgress(stderr, "index")); err != nil {
-		e.Close()
-		return err
-	}
-	if err := e.Close(); err != nil {
-		return err
-	}
-	st := e.Stats()
 	fmt.Fprintf(stdout, "indexed %d contexts with %s (%d dimensions)\n", st.Indexed, st.Model, st.Dimension)
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -269,8 +270,10 @@ func TestCLI_Fsck(t *testing.T) {
 		t.Fatalf("index files: %v", vecs)
 	}
 	os.Truncate(vecs[0], 100)
-	if out, code := fsck(); code != 1 || !strings.Contains(out, "REPAIRED search index removed") {
-		t.Fatalf("damaged index: exit %d\n%s", code, out)
+	// Each REPAIRED line says what was damaged, then what was done.
+	repairedIndex := regexp.MustCompile(`(?m)^REPAIRED search index: .*` + regexp.QuoteMeta(filepath.Base(vecs[0])) + `.* -> removed; the server rebuilds it at start$`)
+	if out, code := fsck(); code != 1 || !repairedIndex.MatchString(out) {
+		t.Fatalf("damaged index: exit %d, want 1 and a line like %s:\n%s", code, repairedIndex, out)
 	}
 	if out, code := fsck(); code != 0 || !strings.Contains(out, "search index: none") {
 		t.Fatalf("after repair: exit %d\n%s", code, out)
@@ -285,8 +288,9 @@ func TestCLI_Fsck(t *testing.T) {
 		os.WriteFile(packs[0], b, 0o644)
 	}
 	damage()
-	if out, code := fsck(); code != 1 || !strings.Contains(out, "objects restored from") {
-		t.Fatalf("damaged repository with a backup: exit %d\n%s", code, out)
+	repairedObjects := regexp.MustCompile(`(?m)^REPAIRED objects: .*` + regexp.QuoteMeta(filepath.Base(packs[0])) + `.* -> \d+ objects restored from `)
+	if out, code := fsck(); code != 1 || !repairedObjects.MatchString(out) {
+		t.Fatalf("damaged repository with a backup: exit %d, want 1 and a line like %s:\n%s", code, repairedObjects, out)
 	}
 	if out, code := fsck(); code != 0 {
 		t.Fatalf("after the repair: exit %d\n%s", code, out)

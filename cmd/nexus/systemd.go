@@ -52,11 +52,8 @@ func runSystemdUnit(_ context.Context, args []string, stdout, stderr io.Writer) 
 	fs.DurationVar(&c.restartWait, "restart-sec", 5*time.Second, "wait before systemd restarts a failed server")
 	fs.IntVar(&c.nofile, "nofile", 65536, "open file limit (LimitNOFILE)")
 	fs.StringVar(&c.configFile, "config", "", "serve's --config FILE, an absolute path; it is loaded and checked, and the directories it writes are opened to the server")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected arguments %q", fs.Args())
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
 	}
 	if _, _, err := net.SplitHostPort(c.addr); err != nil {
 		return usagef("invalid --addr %q: %v", c.addr, err)
@@ -79,11 +76,6 @@ func runSystemdUnit(_ context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		c.addConfig(cfg)
 	}
-	for _, v := range append([]string{c.data, c.addr, c.user, c.envFile, c.configFile}, c.writable...) {
-		if strings.ContainsFunc(v, unicode.IsControl) {
-			return usagef("%q: a unit file cannot hold control characters", v)
-		}
-	}
 	exe, err := os.Executable()
 	if err == nil {
 		exe, err = filepath.EvalSymlinks(exe)
@@ -92,6 +84,11 @@ func runSystemdUnit(_ context.Context, args []string, stdout, stderr io.Writer) 
 		return fmt.Errorf("find the path of this binary: %w", err)
 	}
 	c.exe = exe
+	for _, v := range slices.Concat([]string{c.data, c.addr, c.user, c.envFile}, c.paths()) {
+		if strings.ContainsFunc(v, unicode.IsControl) {
+			return usagef("%q: a unit file cannot hold control characters", v)
+		}
+	}
 	_, err = io.WriteString(stdout, systemdUnit(c))
 	return err
 }
@@ -178,9 +175,14 @@ func systemdUnit(c unitConfig) string {
 	if len(c.readOnly) > 0 {
 		w("ReadOnlyPaths=%s", unitWords(c.readOnly))
 	}
-	w("ProtectHome=%s", protectHome(c.paths()))
-	if slices.ContainsFunc(c.paths(), inTmp) {
-		w("# No PrivateTmp: the service's own /tmp would hide the paths under /tmp it uses.")
+	if home := slices.IndexFunc(c.paths(), inHome); home >= 0 {
+		w("# Home directories read-only, not hidden: the service uses %s.", c.paths()[home])
+		w("ProtectHome=read-only")
+	} else {
+		w("ProtectHome=yes")
+	}
+	if tmp := slices.IndexFunc(c.paths(), inTmp); tmp >= 0 {
+		w("# No PrivateTmp: the service's own /tmp would hide %s, which it uses.", c.paths()[tmp])
 	} else {
 		w("PrivateTmp=yes")
 	}
@@ -272,9 +274,10 @@ func within(path, dir string) bool {
 	return path == dir || strings.HasPrefix(path, strings.TrimSuffix(dir, "/")+"/")
 }
 
-// paths are every path the unit's service uses.
+// paths are every path the unit's service uses: the binary, the data
+// directory, and those of the configuration.
 func (c *unitConfig) paths() []string {
-	return slices.Concat(c.writable, c.readOnly, c.named)
+	return slices.Concat([]string{c.exe}, c.writable, c.readOnly, c.named)
 }
 
 // stateDirectory returns NAME when dir is /var/lib/NAME, which systemd
@@ -306,18 +309,11 @@ func (c *unitConfig) createdBySystemd(dir string) bool {
 	return ok && name != "" && !strings.Contains(name, "/")
 }
 
-// protectHome keeps home directories out of reach unless one of the
-// service's paths lies there, in which case they are read-only
-// (ReadWritePaths opens the writable ones).
-func protectHome(paths []string) string {
-	for _, p := range paths {
-		for _, home := range []string{"/home", "/root", "/run/user"} {
-			if within(p, home) {
-				return "read-only"
-			}
-		}
-	}
-	return "yes"
+// inHome reports whether path lies in a directory ProtectHome=yes hides;
+// the unit then makes them read-only instead (ReadWritePaths opens the
+// writable ones).
+func inHome(path string) bool {
+	return within(path, "/home") || within(path, "/root") || within(path, "/run/user")
 }
 
 // inTmp reports whether path lies in a directory PrivateTmp replaces.

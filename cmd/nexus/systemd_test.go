@@ -31,7 +31,8 @@ func TestSystemdUnit(t *testing.T) {
 			"RestartPreventExitStatus=2 4\n",
 			"TimeoutStopSec=80s\n", "KillMode=mixed\n", "LimitNOFILE=65536\n",
 			"EnvironmentFile=-/etc/nexus/nexus.env\n",
-			"ProtectSystem=strict\n", "ReadWritePaths=/var/lib/nexus\n", "ProtectHome=yes\n",
+			"ProtectSystem=strict\n", "ReadWritePaths=/var/lib/nexus\n",
+			wantProtectHome(exe, "/var/lib/nexus"), wantPrivateTmp(exe, "/var/lib/nexus"),
 			"NoNewPrivileges=yes\n", "CapabilityBoundingSet=\n",
 			"[Install]\nWantedBy=multi-user.target\n",
 		}, []string{"AmbientCapabilities", "MemoryDenyWriteExecute=yes"}},
@@ -106,22 +107,10 @@ agents:
   - {id: c, provider: command, command: /bin/true, dir: /srv/work/c}
 `)
 	inside := writeFile(t, data, "nexus.yaml", "supervisor:\n  processes:\n    - {name: p, command: /bin/true, log_dir: logs}\n")
-	// The checkout and the temporary directory may lie where PrivateTmp or
-	// ProtectHome would hide them.
-	privateTmp := func(path string) string {
-		if strings.HasPrefix(path, "/tmp/") || strings.HasPrefix(path, "/var/tmp/") {
-			return "# No PrivateTmp: the service's own /tmp would hide the paths under /tmp it uses.\n"
-		}
-		return "PrivateTmp=yes\n"
-	}
-	protectHome := func(path string) string {
-		for _, home := range []string{"/home/", "/root/", "/run/user/"} {
-			if strings.HasPrefix(path, home) {
-				return "ProtectHome=read-only\n"
-			}
-		}
-		return "ProtectHome=yes\n"
-	}
+	// The binary, the checkout and the temporary directory may lie where
+	// PrivateTmp or ProtectHome would hide them.
+	privateTmp := func(path string) string { return wantPrivateTmp(exe, path) }
+	protectHome := func(path string) string { return wantProtectHome(exe, path) }
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -165,6 +154,30 @@ agents:
 			verifyUnit(t, out)
 		})
 	}
+}
+
+// wantPrivateTmp is the unit's PrivateTmp line (or the comment that
+// replaces it) for a service using paths.
+func wantPrivateTmp(paths ...string) string {
+	for _, p := range paths {
+		if strings.HasPrefix(p, "/tmp/") || strings.HasPrefix(p, "/var/tmp/") {
+			return "# No PrivateTmp: the service's own /tmp would hide " + p + ", which it uses.\n"
+		}
+	}
+	return "PrivateTmp=yes\n"
+}
+
+// wantProtectHome is the unit's ProtectHome line for a service using
+// paths.
+func wantProtectHome(paths ...string) string {
+	for _, p := range paths {
+		for _, home := range []string{"/home/", "/root/", "/run/user/"} {
+			if strings.HasPrefix(p, home) {
+				return "ProtectHome=read-only\n"
+			}
+		}
+	}
+	return "ProtectHome=yes\n"
 }
 
 // writeFile writes a file named name holding src in dir, which it
