@@ -44,7 +44,7 @@ func runBenchMCP(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if err != nil {
 			return err
 		}
-		res, err := benchMCPCalls(ctx, sessions, *tool, args1, *calls, *dur)
+		res, err := benchMCPCalls(ctx, sessions, mcpCall{*tool, args1}, *calls, *dur)
 		for _, s := range sessions {
 			s.Close()
 		}
@@ -108,9 +108,16 @@ func benchSessions(ctx context.Context, transport string, cf *clientFlags, n int
 	return sessions, nil
 }
 
-// benchMCPCalls calls tool from every session until calls are done or dur
+// mcpCall is one tool call with its arguments.
+type mcpCall struct {
+	tool string
+	args map[string]any
+}
+
+// benchMCPCalls makes call from every session until calls are done or dur
 // passes, and returns the latencies.
-func benchMCPCalls(ctx context.Context, sessions []*mcp.ClientSession, tool string, args map[string]any, calls int, dur time.Duration) (*loadResult, error) {
+func benchMCPCalls(ctx context.Context, sessions []*mcp.ClientSession, call mcpCall, calls int, dur time.Duration) (*loadResult, error) {
+	tool, args := call.tool, call.args
 	if args["id"] == "$ID" {
 		var c nexus.Context
 		if err := callBenchTool(ctx, sessions[0], "store_context", map[string]any{"content": benchPayload(512), "namespace": "bench"}, &c); err != nil {

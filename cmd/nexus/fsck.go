@@ -77,17 +77,8 @@ func offlineConfig(ctx context.Context, data string, sources []string, w io.Writ
 	if err != nil {
 		return node.OfflineConfig{}, nil, err
 	}
-	var started []*progress
-	cfg := node.OfflineConfig{Dir: data, Sources: sources, Embedder: emb, Progress: func(what string) func(done, total int) {
-		p := startProgress(w, what)
-		started = append(started, p)
-		return p.report
-	}}
-	return cfg, func() {
-		for _, p := range started {
-			p.finish()
-		}
-	}, nil
+	ps := &progresses{w: w}
+	return node.OfflineConfig{Dir: data, Sources: sources, Embedder: emb, Progress: ps.make}, ps.finish, nil
 }
 
 // fixSources lists where to repair objects from: the backup asked for,

@@ -147,3 +147,28 @@ func (p *progress) rateLocked(now time.Time) string {
 	}
 	return fmt.Sprintf(" at %.0f/s", float64(p.done-p.base)/s)
 }
+
+// progresses makes the progress reporters of one command (node.Config's
+// and node.OfflineConfig's Progress); finish ends their lines.
+type progresses struct {
+	w io.Writer
+
+	mu      sync.Mutex
+	started []*progress
+}
+
+func (ps *progresses) make(what string) func(done, total int) {
+	p := startProgress(ps.w, what)
+	ps.mu.Lock()
+	ps.started = append(ps.started, p)
+	ps.mu.Unlock()
+	return p.report
+}
+
+func (ps *progresses) finish() {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for _, p := range ps.started {
+		p.finish()
+	}
+}

@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/nexus-mem/nexus/config"
 	"github.com/nexus-mem/nexus/node"
@@ -25,52 +24,42 @@ const (
 	defaultAddr = node.DefaultAddr
 )
 
+// serveConfig is what serve's flags say: the node's settings, and what
+// only the command uses.
 type serveConfig struct {
-	data, addr   string
-	insecure     bool
-	maxContent   int
-	cacheMiB     int
-	shutdownWait time.Duration
-	cpuProfile   string
-	noSearch     bool
-	backupDir    string
-	backupEvery  time.Duration
-	backupKeep   int
-	scrubEvery   time.Duration
-	memoryMiB    int
-	recoverEvery time.Duration
-	mirror       string
-	mirrorEvery  time.Duration
-	configFile   string
+	node       node.Config
+	cacheMiB   int
+	memoryMiB  int
+	cpuProfile string
+	configFile string
 }
 
 func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	c := &serveConfig{}
-	fs.StringVar(&c.data, "data", env("NEXUS_DATA", defaultData), "data directory (env NEXUS_DATA)")
-	fs.StringVar(&c.addr, "addr", env("NEXUS_ADDR", defaultAddr), "listen address host:port (env NEXUS_ADDR)")
-	fs.BoolVar(&c.insecure, "insecure", false, "allow a non-loopback address without NEXUS_TOKEN")
-	fs.IntVar(&c.maxContent, "max-content", 1<<20, "largest context content in bytes")
-	fs.IntVar(&c.cacheMiB, "cache-mib", 64, "L1 cache budget in MiB")
-	fs.DurationVar(&c.shutdownWait, "shutdown-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
+	c := &serveConfig{node: node.DefaultConfig()}
+	n := &c.node
+	fs.StringVar(&n.Dir, "data", env("NEXUS_DATA", n.Dir), "data directory (env NEXUS_DATA)")
+	fs.StringVar(&n.Addr, "addr", env("NEXUS_ADDR", n.Addr), "listen address host:port (env NEXUS_ADDR)")
+	fs.BoolVar(&n.Insecure, "insecure", false, "allow a non-loopback address without NEXUS_TOKEN")
+	fs.IntVar(&n.MaxContent, "max-content", n.MaxContent, "largest context content in bytes")
+	fs.IntVar(&c.cacheMiB, "cache-mib", int(n.CacheBytes>>20), "L1 cache budget in MiB")
+	fs.DurationVar(&n.ShutdownTimeout, "shutdown-timeout", n.ShutdownTimeout, "how long shutdown waits for in-flight requests")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
-	fs.BoolVar(&c.noSearch, "no-search", false, "serve without the search indexes (no embedding, no indexing)")
-	fs.StringVar(&c.backupDir, "backup-dir", "", "where scheduled backups go (default DATA/backups)")
-	fs.DurationVar(&c.backupEvery, "backup-interval", 24*time.Hour, "how often to write a verified backup (0: never)")
-	fs.IntVar(&c.backupKeep, "backup-keep", 3, "scheduled backups kept")
-	fs.DurationVar(&c.scrubEvery, "scrub-interval", 24*time.Hour, "how often to run a deep integrity check in the background (0: never)")
-	fs.DurationVar(&c.recoverEvery, "recover-interval", 10*time.Second, "how often the cascading recovery checks every component")
-	fs.StringVar(&c.mirror, "mirror", "", "bare repository path to push every ref to (created if missing); also a source for repairs")
-	fs.DurationVar(&c.mirrorEvery, "mirror-interval", 10*time.Minute, "how often to push to --mirror")
+	fs.BoolVar(&n.NoSearch, "no-search", false, "serve without the search indexes (no embedding, no indexing)")
+	fs.StringVar(&n.BackupDir, "backup-dir", "", "where scheduled backups go (default DATA/backups)")
+	fs.DurationVar(&n.BackupInterval, "backup-interval", n.BackupInterval, "how often to write a verified backup (0: never)")
+	fs.IntVar(&n.BackupKeep, "backup-keep", n.BackupKeep, "scheduled backups kept")
+	fs.DurationVar(&n.ScrubInterval, "scrub-interval", n.ScrubInterval, "how often to run a deep integrity check in the background (0: never)")
+	fs.DurationVar(&n.RecoverInterval, "recover-interval", n.RecoverInterval, "how often the cascading recovery checks every component")
+	fs.StringVar(&n.Mirror, "mirror", "", "bare repository path to push every ref to (created if missing); also a source for repairs")
+	fs.DurationVar(&n.MirrorInterval, "mirror-interval", n.MirrorInterval, "how often to push to --mirror")
 	fs.StringVar(&c.configFile, "config", env("NEXUS_CONFIG", ""), "YAML file of the node's agents, pools, supervised processes and limits (env NEXUS_CONFIG)")
 	fs.IntVar(&c.memoryMiB, "memory-budget-mib", 0, "memory budget; over 90 % of it the L1 cache shrinks (default: the cgroup limit, if any)")
-	if err := fs.Parse(args); err != nil {
-		return nil, usageError{err}
+	if err := parseNoArgs(fs, args); err != nil {
+		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, usagef("unexpected arguments %q", fs.Args())
-	}
+	n.CacheBytes, n.MemoryBudget = int64(c.cacheMiB)<<20, int64(c.memoryMiB)<<20
 	return c, nil
 }
 
@@ -90,11 +79,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer pprof.StopCPUProfile()
 	}
-	nc, err := cfg.nodeConfig(ctx, stderr)
+	nc, done, err := cfg.nodeConfig(ctx, stderr)
 	if err != nil {
 		return err
 	}
 	n, err := node.Open(ctx, nc)
+	done()
 	if err != nil {
 		var ce *node.ConfigError
 		if errors.As(err, &ce) {
@@ -120,36 +110,33 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // nodeConfig is the node the flags, the environment and the
-// configuration file describe.
-func (c *serveConfig) nodeConfig(ctx context.Context, stderr io.Writer) (node.Config, error) {
-	nc := node.DefaultConfig()
-	nc.Dir, nc.Addr, nc.Token, nc.Insecure = c.data, c.addr, os.Getenv("NEXUS_TOKEN"), c.insecure
-	nc.MaxContent, nc.CacheBytes, nc.MemoryBudget = c.maxContent, int64(c.cacheMiB)<<20, int64(c.memoryMiB)<<20
-	nc.ShutdownTimeout, nc.NoSearch = c.shutdownWait, c.noSearch
-	nc.BackupDir, nc.BackupInterval, nc.BackupKeep = c.backupDir, c.backupEvery, c.backupKeep
-	nc.ScrubInterval, nc.RecoverInterval = c.scrubEvery, c.recoverEvery
-	nc.Mirror, nc.MirrorInterval = c.mirror, c.mirrorEvery
+// configuration file describe; done finishes the progress lines of its
+// opening.
+func (c *serveConfig) nodeConfig(ctx context.Context, stderr io.Writer) (node.Config, func(), error) {
+	nc := c.node
+	nc.Token = os.Getenv("NEXUS_TOKEN")
 	nc.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	nc.Progress = func(what string) func(done, total int) { return newProgress(stderr, what) }
 	nc.Failpoint = failpointFromEnv()
 	if err := nc.Validate(); err != nil {
-		return nc, usageError{err}
+		return nc, nil, usageError{err}
 	}
 	if c.configFile != "" {
 		f, err := config.Load(c.configFile)
 		if err != nil {
-			return nc, usageError{err}
+			return nc, nil, usageError{err}
 		}
 		nc.File = f
 	}
-	if !c.noSearch {
+	if !nc.NoSearch {
 		emb, err := newEmbedder(ctx)
 		if err != nil {
-			return nc, err
+			return nc, nil, err
 		}
 		nc.Embedder = emb
 	}
-	return nc, nil
+	ps := &progresses{w: stderr}
+	nc.Progress = ps.make
+	return nc, ps.finish, nil
 }
 
 // failpointFromEnv arms a crash point for tests: NEXUS_FAILPOINT=point or
