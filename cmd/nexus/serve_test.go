@@ -184,57 +184,6 @@ func TestCLI_Search(t *testing.T) {
 	}
 }
 
-// /health reports every component in the recovery design's shape and
-// /metrics exposes the node's figures, from the real binary.
-func TestServe_HealthAndMetrics(t *testing.T) {
-	p := startServe(t, t.TempDir())
-	defer func() { p.cmd.Process.Signal(syscall.SIGTERM); p.cmd.Wait() }()
-	c := httpapi.NewClient(p.url)
-	for i := range 5 {
-		if _, err := c.Put(context.Background(), nexus.Draft{Type: nexus.TypeMemory, Content: fmt.Sprint("note ", i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	code, h := getHealth(t, p.url)
-	if code != 200 || h.Status != nexus.StatusHealthy {
-		t.Fatalf("health %d %+v", code, h)
-	}
-	want := map[string]string{
-		nexus.ComponentGit: nexus.StatusHealthy, nexus.ComponentStore: nexus.StatusHealthy, nexus.ComponentCache: nexus.StatusHealthy,
-		nexus.ComponentIndex: nexus.StatusHealthy, nexus.ComponentAgents: nexus.StatusDisabled,
-	}
-	for name, st := range want {
-		got := h.Components[name]
-		if got.Status != st || got.Timestamp.IsZero() {
-			t.Errorf("%s: %+v, want %s", name, got, st)
-		}
-	}
-	if n := h.Components[nexus.ComponentStore].Details["contexts"]; n != float64(5) {
-		t.Errorf("context_manager details: %v", h.Components[nexus.ComponentStore].Details)
-	}
-	metricsText := getMetrics(t, p.url)
-	resp, err := http.Post(p.url+"/v1/admin/fsck?deep=true", "application/json", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep struct {
-		Deep     bool  `json:"deep"`
-		Commits  int   `json:"commits"`
-		Problems []any `json:"problems"`
-	}
-	json.NewDecoder(resp.Body).Decode(&rep)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !rep.Deep || rep.Commits < 5 || len(rep.Problems) != 0 { // main's 5 and the embeddings log's
-		t.Fatalf("online fsck: %d %+v", resp.StatusCode, rep)
-	}
-	for _, s := range []string{"nexus_contexts 5\n", "nexus_index_lag_contexts ", "nexus_cache_hit_ratio ", "nexus_disk_free_bytes ",
-		`nexus_component_status{component="semantic_index",status="healthy"} 1`, "nexus_uptime_seconds "} {
-		if !strings.Contains(metricsText, s) {
-			t.Errorf("metrics lack %q", s)
-		}
-	}
-}
-
 // `nexus fsck` on the real binary: clean (0), a damaged search index is
 // repaired (1) and the next start rebuilds it, a damaged repository is
 // reported (4) with what to do.
@@ -521,21 +470,6 @@ func getHealth(t *testing.T, url string) (int, nexus.Health) {
 	return resp.StatusCode, h
 }
 
-// waitHealth polls /health until ok accepts it.
-func waitHealth(t *testing.T, url string, within time.Duration, ok func(code int, h nexus.Health) bool) nexus.Health {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		code, h := getHealth(t, url)
-		if ok(code, h) {
-			return h
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("health never reached the expected state: %d %+v", code, h)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 // getMetrics fetches /metrics.
 func getMetrics(t *testing.T, url string) string {
@@ -557,22 +491,4 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
-}
-
-// Over its memory budget the server shrinks the L1 cache and says so in
-// /health and /metrics.
-func TestServe_MemoryPressure(t *testing.T) {
-	p := startServe(t, t.TempDir(), "--memory-budget-mib=1") // any process holds more than this
-	defer func() { p.cmd.Process.Signal(syscall.SIGTERM); p.cmd.Wait() }()
-	h := waitHealth(t, p.url, 15*time.Second, func(_ int, h nexus.Health) bool {
-		mc := h.Components[nexus.ComponentCache]
-		return mc.Status == nexus.StatusDegraded && strings.Contains(mc.Error, "memory pressure")
-	})
-	if max := h.Components[nexus.ComponentCache].Details["max_bytes"].(float64); max != 16<<20 {
-		t.Fatalf("cache budget %v, want a quarter of 64 MiB", max)
-	}
-	out := getMetrics(t, p.url)
-	if !strings.Contains(out, "nexus_memory_pressure_events_total 1") {
-		t.Fatalf("metrics: %s", grepLines(out, "pressure"))
-	}
 }
