@@ -486,7 +486,7 @@ func (b *recoveryBench) gitFsck(ctx context.Context, data string) error {
 
 // Names in the nodes' messages that differ from run to run.
 var (
-	bundleName = regexp.MustCompile(`DATA/backups/nexus-[0-9TZ]+-[0-9a-f]+\.bundle`)
+	bundleName = regexp.MustCompile(`DATA/backups/nexus-[0-9TZ.]+-[0-9a-f]+\.bundle`)
 	packName   = regexp.MustCompile(`pack-([0-9a-f]{7})[0-9a-f]{33}`)
 	quarantine = regexp.MustCompile(`DATA/quarantine/[0-9TZ]+`)
 )

@@ -34,7 +34,7 @@ func TestCLI_BenchRecovery(t *testing.T) {
 		{`saved index files deleted under a running node`, "^" + s + "$", "wrote them again from memory"},
 		{`index directory destroyed, node restarted`, "^" + s + " ready; " + s + " to a complete index$", "vectors read from git: 200"},
 		{`one bit flipped in the largest pack \(\d+\.\d MB\) under a running node`, "^" + s + "$", "restored " + bundle},
-		{`the same, node stopped`, "^" + s + "$", "exit 1 (repaired): 1 objects restored " + bundle},
+		{`the same, node stopped`, "^" + s + "$", "-> 1 objects restored " + bundle},
 		{`the same, node stopped`, "^" + s + ` \+ ` + s + "$", "git_repository recovered"},
 		{`largest pack truncated to half, node restarted`, "^" + s + "$", "copied " + bundle},
 	}
