@@ -31,7 +31,7 @@ type eventNode struct {
 }
 
 // newEventNode opens a store whose hooks feed a running bus, served with
-// opts (Events and Restore are filled in) until the test ends.
+// opts (Events and Admin are filled in) until the test ends.
 func newEventNode(t *testing.T, opts httpapi.Options, bopts events.Options) *eventNode {
 	t.Helper()
 	var bus atomic.Pointer[events.Bus]
@@ -60,7 +60,7 @@ func newEventNode(t *testing.T, opts httpapi.Options, bopts events.Options) *eve
 	done := make(chan struct{})
 	go func() { b.Run(ctx); close(done) }()
 	opts.Events = b
-	opts.Restore = func(ctx context.Context, at time.Time, dry bool) (any, error) { return st.RestoreTo(ctx, at, dry) }
+	opts.Admin = newNodeAdmin(st)
 	n := &eventNode{store: st, bus: b, h: httpapi.NewServer(st, opts)}
 	n.srv = httptest.NewServer(n.h)
 	t.Cleanup(func() {

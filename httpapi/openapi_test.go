@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,7 +21,6 @@ import (
 	"github.com/nexus-mem/nexus/embed"
 	"github.com/nexus-mem/nexus/events"
 	"github.com/nexus-mem/nexus/httpapi"
-	"github.com/nexus-mem/nexus/recovery"
 	"github.com/nexus-mem/nexus/search"
 	"github.com/nexus-mem/nexus/storetest"
 )
@@ -41,17 +39,13 @@ func loadOpenAPI(t *testing.T) *openapi3.T {
 }
 
 // allOptions enables every optional route (the others are always
-// registered).
+// registered, and answer 404 without what serves them).
 func allOptions() httpapi.Options {
-	ok := func(context.Context) (any, error) { return map[string]any{}, nil }
 	return httpapi.Options{
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 			io.WriteString(w, "# HELP nexus_up 1 if the node is up.\n# TYPE nexus_up gauge\nnexus_up 1\n")
 		}),
-		Fsck:    func(ctx context.Context, deep bool) (any, error) { return ok(ctx) },
-		Restore: func(ctx context.Context, at time.Time, dry bool) (any, error) { return ok(ctx) },
-		Recover: ok,
 		MCP: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{}}`)
@@ -172,11 +166,7 @@ func TestOpenAPI_responses(t *testing.T) {
 	defer eng.Close()
 	opts := allOptions()
 	opts.Events, opts.Searcher, opts.MaxBodyBytes = n.bus, eng, 64<<10
-	opts.Fsck = func(ctx context.Context, deep bool) (any, error) { return n.store.Fsck(ctx, deep) }
-	opts.Restore = func(ctx context.Context, at time.Time, dry bool) (any, error) { return n.store.RestoreTo(ctx, at, dry) }
-	opts.Recover = func(context.Context) (any, error) {
-		return map[string]any{"steps": []recovery.Step{{Component: nexus.ComponentGit, Status: "healthy", Took: time.Millisecond, At: time.Now()}}, "stopping": false}, nil
-	}
+	opts.Admin = newNodeAdmin(n.store)
 	srv := httptest.NewServer(httpapi.NewServer(n.store, opts))
 	defer srv.Close()
 	call := newDocCaller(t, doc, srv).call

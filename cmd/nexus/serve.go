@@ -202,23 +202,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	srv := &http.Server{
 		Handler: httpapi.NewServer(store, httpapi.Options{
 			Token: token, MaxBodyBytes: int64(cfg.maxContent)*6 + 256<<10, Logger: logger, Ready: store.Ready,
-			Searcher: searcher, Health: health, Metrics: mets.Handler(), Events: bus,
+			Searcher: searcher, Health: health, Metrics: mets.Handler(), Events: bus, Admin: &nodeAdmin{store, mgr, mets},
 			Tasks: agents.queue, Agents: agents.orchestrator(), AgentStatus: agents.status(), Processes: agents.processes(),
 			MCP: mcpHandler(store, searcher, mcpserver.LocalAgents(agents.queue, agents.orchestrator()), int64(cfg.maxContent)*6+256<<10, logger),
-			Fsck: func(ctx context.Context, deep bool) (any, error) {
-				rep, err := store.Fsck(ctx, deep)
-				if err == nil {
-					mets.RecordFsck(fsckMode(deep), len(rep.Problems), rep.Took)
-					mgr.Trigger() // the cascade repairs what the check found
-				}
-				return rep, err
-			},
-			Recover: func(ctx context.Context) (any, error) {
-				return map[string]any{"steps": mgr.Run(ctx), "stopping": mgr.Fatal()}, nil
-			},
-			Restore: func(ctx context.Context, at time.Time, dry bool) (any, error) {
-				return store.RestoreTo(ctx, at, dry) // the index sees its last context gone and rebuilds
-			},
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
@@ -236,6 +222,32 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return exitCode{fsckDamaged, fmt.Sprintf("the node stopped: %s\nrun `nexus recover --data %s` (it says what to restore if it cannot repair)", fs.step, cfg.data)}
 	}
 	return err
+}
+
+// nodeAdmin is what the admin routes of a running node do.
+type nodeAdmin struct {
+	store *gitstore.Store
+	mgr   *recovery.Manager
+	mets  *metrics.Metrics
+}
+
+func (a *nodeAdmin) Fsck(ctx context.Context, deep bool) (*gitstore.FsckReport, error) {
+	rep, err := a.store.Fsck(ctx, deep)
+	if err == nil {
+		a.mets.RecordFsck(fsckMode(deep), len(rep.Problems), rep.Took)
+		a.mgr.Trigger() // the cascade repairs what the check found
+	}
+	return rep, err
+}
+
+// Restore moves main back; the index sees its last context gone and
+// rebuilds.
+func (a *nodeAdmin) Restore(ctx context.Context, at time.Time, dry bool) (*gitstore.RestorePlan, error) {
+	return a.store.RestoreTo(ctx, at, dry)
+}
+
+func (a *nodeAdmin) Recover(ctx context.Context) (httpapi.RecoverResult, error) {
+	return httpapi.RecoverResult{Steps: a.mgr.Run(ctx), Stopping: a.mgr.Fatal()}, nil
 }
 
 // fatalStop is why a node stopped itself: a critical component failed.
