@@ -35,8 +35,9 @@
 // Every error is a JSON body {"error":{"code":"...","message":"..."}} whose
 // code is a [nexus.Code] and whose status follows from it (invalid 400,
 // unauthorized 401, not_found 404, conflict 409, too_large 413,
-// unsupported_media 415, internal 500, unavailable 503,
+// unsupported_media 415, rate_limited 429, internal 500, unavailable 503,
 // insufficient_storage 507); unknown routes answer 404 and wrong methods 405.
+// The body is a [nexus.ErrorBody], the same as the MCP server's tool errors.
 // [Client] turns those bodies back into [*nexus.Error] values with the same
 // code and message, so code written against a local store behaves the same
 // against a remote one.

@@ -186,14 +186,22 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// readyz answers 200 while the store can serve, else 503 with code
+// unavailable. The message is the store's own when it is written for
+// clients; any other cause is only logged.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	var err error
 	if s.ready != nil {
-		if err := s.ready(); err != nil {
-			writeError(w, http.StatusServiceUnavailable, nexus.EUnavailable, "not ready: "+err.Error())
-			return nil
-		}
+		err = s.ready()
 	}
-	return writeJSON(w, http.StatusOK, status{"ready"})
+	if err == nil {
+		return writeJSON(w, http.StatusOK, status{"ready"})
+	}
+	msg := "not ready"
+	if d := nexus.DetailOf(err); d.Code != nexus.EInternal {
+		msg += ": " + d.Message
+	}
+	return nexus.WrapError(nexus.EUnavailable, err, "%s", msg)
 }
 
 // nonNil makes an empty list encode as [] rather than null.

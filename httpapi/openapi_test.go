@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -225,5 +226,47 @@ func TestOpenAPI_responses(t *testing.T) {
 		t.Fatalf("resuming from an unknown context: %s %s", ev.Type, ev.ID)
 	} else {
 		check(ev)
+	}
+}
+
+// Every error code is in the OpenAPI document (the enum of Error and its
+// description, with the status) and in the README's list of errors, and
+// each has a status of its own, so that a client can tell the code from a
+// bare status.
+func TestErrorCodes_documented(t *testing.T) {
+	doc := loadOpenAPI(t)
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errSchema := doc.Components.Schemas["Error"].Value
+	codeSchema := errSchema.Properties["error"].Value.Properties["code"].Value
+	var enum []string
+	for _, v := range codeSchema.Enum {
+		enum = append(enum, fmt.Sprint(v))
+	}
+	var want []string
+	byStatus := map[int]nexus.Code{}
+	for _, c := range httpapi.Codes {
+		want = append(want, string(c))
+		status := httpapi.StatusOf(c)
+		if other, dup := byStatus[status]; dup {
+			t.Errorf("codes %s and %s both answer %d", other, c, status)
+		}
+		byStatus[status] = c
+		if s := fmt.Sprintf("%s %d", c, status); !strings.Contains(errSchema.Description, s) {
+			t.Errorf("the Error schema's description does not say %q", s)
+		}
+		if s := fmt.Sprintf("`%s` (%d", c, status); !bytes.Contains(readme, []byte(s)) {
+			t.Errorf("the README's list of errors does not say %q", s)
+		}
+	}
+	slices.Sort(enum)
+	slices.Sort(want)
+	if !slices.Equal(enum, want) {
+		t.Errorf("the document's codes are %v, the server's %v", enum, want)
+	}
+	if httpapi.StatusOf(nexus.ERateLimited) != http.StatusTooManyRequests {
+		t.Errorf("rate_limited answers %d, want 429", httpapi.StatusOf(nexus.ERateLimited))
 	}
 }

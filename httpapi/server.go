@@ -259,8 +259,7 @@ func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) {
 	if probe.status == http.StatusMethodNotAllowed {
 		allow := probe.header.Get("Allow")
 		w.Header().Set("Allow", allow)
-		writeError(w, http.StatusMethodNotAllowed, nexus.EInvalid,
-			fmt.Sprintf("method %s is not allowed on %s; allowed: %s", clip(r.Method, 20), clip(r.URL.Path, 80), allow))
+		writeError(w, http.StatusMethodNotAllowed, nexus.ErrorDetail{Code: nexus.EInvalid, Message: fmt.Sprintf("method %s is not allowed on %s; allowed: %s", clip(r.Method, 20), clip(r.URL.Path, 80), allow)})
 		return
 	}
 	s.fail(w, r, nexus.Errorf(nexus.ENotFound, "no route for %s %s", clip(r.Method, 20), clip(r.URL.Path, 80)))
@@ -277,7 +276,7 @@ func (s *Server) recoverPanic(w *statusWriter, r *http.Request) {
 	}
 	s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
 	if !w.wroteHeader {
-		writeError(w, http.StatusInternalServerError, nexus.EInternal, "internal error")
+		writeError(w, http.StatusInternalServerError, nexus.ErrorDetail{Code: nexus.EInternal, Message: "internal error"})
 	}
 }
 
