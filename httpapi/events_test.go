@@ -353,9 +353,10 @@ func TestEvents_wireFormat(t *testing.T) {
 	if ev.field("id") != want.ID.String() || ev.field("data") != strings.TrimSuffix(string(got.body), "\n") || len(ev) != 3 {
 		t.Fatalf("event %q, want id %s and data %s", ev, want.ID, got.body)
 	}
+	// A keep-alive may name other as the stream's position; no event may.
 	for _, f := range frames {
-		if strings.Contains(strings.Join(f, "\n"), other.ID.String()) {
-			t.Fatalf("the filter let %s through", other.ID)
+		if f.field("event") != "" && strings.Contains(strings.Join(f, "\n"), other.ID.String()) {
+			t.Fatalf("the filter let %s through: %q", other.ID, f)
 		}
 	}
 	// Within a keep-alive or two, an id record names the last context.
