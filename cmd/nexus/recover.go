@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/gitstore"
+	"github.com/nexus-mem/nexus/httpapi"
 	"github.com/nexus-mem/nexus/recovery"
 	"github.com/nexus-mem/nexus/search"
 )
@@ -25,8 +27,15 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	from := fs.String("backup", "", "backup (bundle or mirror) to repair damaged objects from (default: --mirror, then DATA/backups newest first)")
 	mirror := fs.String("mirror", "", "mirror repository to repair damaged objects from")
+	server := serverFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if c, err := adminClient(fs, *server, "backup", "mirror"); c != nil || err != nil {
+		if err != nil {
+			return err
+		}
+		return recoverOnline(ctx, c, *asJSON, stdout)
 	}
 	var steps []recovery.Step
 	step := func(component string, f func() (string, string)) bool {
@@ -41,10 +50,12 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			store.Close()
 		}
 	}()
+	var openErr error
 	ok := step(nexus.ComponentGit, func() (string, string) {
 		var err error
 		var opened []string
 		if store, opened, err = openRepairing(ctx, *data, gitstore.Options{Progress: newProgress(stderr, "catalog")}, fixSources(*from, *mirror, *data)); err != nil {
+			openErr = err
 			return recovery.Failed, describe(err) + "; restore the newest backup into a new data directory: nexus backup list, then nexus backup restore FILE --data NEWDIR"
 		}
 		rep, err := store.Fsck(ctx, true)
@@ -65,6 +76,9 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return recovery.OK, fmt.Sprintf("%d objects re-hashed, %d commits", rep.Objects, rep.Commits)
 	})
+	if errors.Is(openErr, gitstore.ErrInUse) {
+		return inUse("recover", openErr)
+	}
 	ok = ok && step(nexus.ComponentStore, func() (string, string) {
 		status, reason := recovery.OK, fmt.Sprintf("%d contexts", store.Len())
 		if err := store.VerifyCatalog(); err != nil {
@@ -145,4 +159,18 @@ func finishRecover(w io.Writer, steps []recovery.Step, asJSON bool) error {
 		return exitCode{fsckDamaged, "recovery failed: the node must not start until the failed component is repaired"}
 	}
 	return nil
+}
+
+// recoverOnline runs a running node's cascading recovery through its
+// admin API.
+func recoverOnline(ctx context.Context, c *httpapi.Client, asJSON bool, stdout io.Writer) error {
+	res, err := c.Recover(ctx)
+	if err != nil {
+		return err
+	}
+	err = finishRecover(stdout, res.Steps, asJSON)
+	if res.Stopping {
+		return exitCode{fsckDamaged, "a critical component could not be recovered: the node stops; once it has, run `nexus recover --data DIR` on its data directory"}
+	}
+	return err
 }

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/nexus-mem/nexus/gitstore"
+	"github.com/nexus-mem/nexus/httpapi"
 )
 
 func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -17,6 +20,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	at := fs.String("at", "", "restore the memory as it was at this time (RFC 3339)")
 	dry := fs.Bool("dry-run", false, "only say what would be rolled back")
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
+	server := serverFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -27,7 +31,16 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	if c, err := adminClient(fs, *server); c != nil || err != nil {
+		if err != nil {
+			return err
+		}
+		return restoreOnline(ctx, c, t, *dry, *asJSON, stdout)
+	}
 	store, err := gitstore.Open(*data, gitstore.Options{Progress: newProgress(stderr, "catalog")})
+	if errors.Is(err, gitstore.ErrInUse) {
+		return inUse("restore", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -64,4 +77,18 @@ func printPlan(w io.Writer, p *gitstore.RestorePlan) {
 		fmt.Fprintf(w, "%s %d contexts (%s … %s); %d kept; main %s -> %s\nthe old head is kept as %s (git log %s)\n",
 			verb, p.RolledBack, p.FirstGone, p.LastGone, p.Kept, p.From[:12], p.To[:12], p.RecoveryRef, p.RecoveryRef)
 	}
+}
+
+// restoreOnline restores a running node through its admin API; the node
+// rebuilds its index by itself.
+func restoreOnline(ctx context.Context, c *httpapi.Client, at time.Time, dry, asJSON bool, stdout io.Writer) error {
+	plan, err := c.Restore(ctx, at, dry)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(stdout, plan)
+	}
+	printPlan(stdout, plan)
+	return nil
 }
