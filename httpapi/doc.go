@@ -24,9 +24,10 @@
 // process a context by agent, capability, pipeline or broadcast; external
 // agents when Options.Tasks is set: register, heartbeat) and /v1/tasks
 // (the task queue of external agents: create, list, claim, complete,
-// fail), and search, health, metrics and admin routes: the OpenAPI document
-// (openapi.json, written by hand and embedded) describes them all, and
-// tests hold it to the routes registered and to real responses.
+// fail), and search, health, metrics and admin routes (fsck, restore and
+// recover through an [Admin], which [Client] also implements): the OpenAPI
+// document (openapi.json, written by hand and embedded) describes them all,
+// and tests hold it to the routes registered and to real responses.
 //
 // [Client.Subscribe] streams the events and, when a connection drops,
 // resumes by itself with the id of the last event read, so the events go
