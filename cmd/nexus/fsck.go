@@ -19,7 +19,7 @@ import (
 
 // Exit codes of `nexus fsck`, after e2fsck: 0 clean, 1 problems found and
 // repaired, 4 problems left (the store is damaged). 3, for fsck, restore
-// and recover: the data directory is in use by a running server.
+// and recover: another process (a running server) holds the data directory.
 const (
 	fsckClean    = 0
 	fsckRepaired = 1
