@@ -16,6 +16,7 @@ const (
 	ETooLarge            Code = "too_large"            // the request or a field is larger than allowed
 	EUnsupportedMedia    Code = "unsupported_media"    // the request body is not JSON
 	EUnauthorized        Code = "unauthorized"         // missing or wrong credentials
+	ERateLimited         Code = "rate_limited"         // too many requests for now; retry after the wait given
 	EUnavailable         Code = "unavailable"          // the service cannot serve now; retry later
 	EInsufficientStorage Code = "insufficient_storage" // the disk is full; nothing was written
 	EInternal            Code = "internal"             // a bug or an unexpected failure
@@ -75,4 +76,27 @@ func ErrorMessage(err error) string {
 		return e.Message
 	}
 	return "internal error"
+}
+
+// ErrorBody is an error as clients receive it, the same over HTTP and MCP:
+// {"error":{"code":"not_found","message":"context … not found"}}.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is the code and message of an error, as clients see them.
+type ErrorDetail struct {
+	Code    Code   `json:"code"`
+	Message string `json:"message"`
+}
+
+// DetailOf returns what clients are shown of err: its code and message,
+// except that an internal error says only "internal error", whatever its
+// message or cause (those are for the log).
+func DetailOf(err error) ErrorDetail {
+	code := ErrorCode(err)
+	if code == EInternal {
+		return ErrorDetail{Code: EInternal, Message: "internal error"}
+	}
+	return ErrorDetail{Code: code, Message: ErrorMessage(err)}
 }

@@ -3,6 +3,7 @@ package gitstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -211,6 +212,9 @@ func (s *Store) refuseLostRepo(gitDir string) error {
 		"put it back, or restore a backup (nexus backup restore FILE --data %s --replace); to start an empty store there, remove %s",
 		gitDir, s.dir, catalogFile, s.dir, filepath.Join(s.dir, catalogFile))
 }
+// ErrInUse is the cause of the conflict that opening a data directory
+// reports when another process (a running server) holds it.
+var ErrInUse = errors.New("data directory in use")
 
 // lockDir takes an exclusive, non-blocking flock on dir/LOCK. The kernel
 // drops it when the process dies, so a crash never leaves a stale lock.
@@ -223,17 +227,28 @@ func lockDir(dir string) (*os.File, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		b, _ := os.ReadFile(path)
 		f.Close()
-		holder := strings.TrimSpace(string(b))
-		if holder == "" {
-			holder = "another process"
-		} else {
-			holder = "process " + holder
-		}
-		return nil, nexus.Errorf(nexus.EConflict, "data directory %s is in use by %s: stop it or use its server (--server)", dir, holder)
+		return nil, nexus.WrapError(nexus.EConflict, ErrInUse, "data directory %s is in use by %s", dir, lockHolder(strings.TrimSpace(string(b))))
 	}
 	f.Truncate(0)
 	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	return f, nil
+}
+
+// lockHolder names the process whose id the lock file holds, with its
+// command line where the system shows it.
+func lockHolder(pid string) string {
+	if _, err := strconv.Atoi(pid); err != nil {
+		return "another process"
+	}
+	b, err := os.ReadFile("/proc/" + pid + "/cmdline")
+	cmd := strings.Join(strings.Fields(strings.ReplaceAll(string(b), "\x00", " ")), " ")
+	if err != nil || cmd == "" {
+		return "process " + pid
+	}
+	if len(cmd) > 200 {
+		cmd = cmd[:200] + "…"
+	}
+	return fmt.Sprintf("process %s (%s)", pid, cmd)
 }
 
 func (s *Store) unlock() {

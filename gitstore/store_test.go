@@ -165,7 +165,7 @@ func TestStore_Lock(t *testing.T) {
 	dir := t.TempDir()
 	MustOpen(t, dir, gitstore.Options{})
 	_, err := gitstore.Open(dir, gitstore.Options{})
-	if nexus.ErrorCode(err) != nexus.EConflict || !strings.Contains(err.Error(), "in use by process") {
+	if nexus.ErrorCode(err) != nexus.EConflict || !errors.Is(err, gitstore.ErrInUse) || !strings.Contains(err.Error(), "in use by process") {
 		t.Fatalf("second open: %v", err)
 	}
 }

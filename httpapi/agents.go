@@ -237,10 +237,10 @@ func agentContext(w http.ResponseWriter, r *http.Request, timeout string) (conte
 	return ctx, cancel, nil
 }
 
-// agentFailed answers the failure of a call to the node's agents: 429
-// when an agent is rate limited and said for how long, else the error's
-// own status; with Retry-After whenever the wait is known. A call that
-// ran out of its timeout says so.
+// agentFailed answers the failure of a call to the node's agents: code
+// rate_limited (429) when an agent is rate limited and said for how long,
+// else the error's own code; with Retry-After whenever the wait is known.
+// A call that ran out of its timeout says so.
 func (s *Server) agentFailed(ctx context.Context, w http.ResponseWriter, r *http.Request, err error) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) && r.Context().Err() == nil {
 		return nexus.Errorf(nexus.EUnavailable, "the agents did not answer within the timeout (nothing was stored; the timeout field allows up to %s): %s", MaxAgentTimeout, nexus.ErrorMessage(err))
@@ -253,9 +253,7 @@ func (s *Server) agentFailed(ctx context.Context, w http.ResponseWriter, r *http
 	if e.Class != agent.ClassRateLimit {
 		return err
 	}
-	s.log.Warn("request not served", "method", r.Method, "path", r.URL.Path, "err", err)
-	writeError(w, http.StatusTooManyRequests, nexus.EUnavailable, nexus.ErrorMessage(err))
-	return nil
+	return nexus.WrapError(nexus.ERateLimited, err, "%s", nexus.ErrorMessage(err))
 }
 
 // The modes of a [ProcessRequest] with agents.
@@ -269,13 +267,13 @@ var processFields = jsonFields[ProcessRequest]()
 // processResult is the answer of POST /v1/agents/process.
 type processResult struct {
 	Answers []*orchestrator.Answer `json:"answers"`         // broadcast: null where an agent failed
-	Error   *errorDetail           `json:"error,omitempty"` // pipeline: why it stopped
+	Error   *nexus.ErrorDetail     `json:"error,omitempty"` // pipeline: why it stopped
 	Errors  []agentError           `json:"errors,omitempty"`
 }
 
 type agentError struct {
-	Agent string      `json:"agent"`
-	Error errorDetail `json:"error"`
+	Agent string            `json:"agent"`
+	Error nexus.ErrorDetail `json:"error"`
 }
 
 func (s *Server) processWith(w http.ResponseWriter, r *http.Request) error {
@@ -338,7 +336,7 @@ func (s *Server) processMany(w http.ResponseWriter, r *http.Request) error {
 		}
 		out := processResult{Answers: orEmpty(answers)}
 		if err != nil {
-			d := detailOf(err)
+			d := nexus.DetailOf(err)
 			out.Error = &d
 		}
 		return writeJSON(w, http.StatusCreated, out)
@@ -347,7 +345,7 @@ func (s *Server) processMany(w http.ResponseWriter, r *http.Request) error {
 	out := processResult{Answers: answers}
 	for i, err := range errs {
 		if err != nil {
-			out.Errors = append(out.Errors, agentError{Agent: req.Agents[i], Error: detailOf(err)})
+			out.Errors = append(out.Errors, agentError{Agent: req.Agents[i], Error: nexus.DetailOf(err)})
 		}
 	}
 	if len(out.Errors) == len(errs) {
@@ -412,11 +410,6 @@ func orEmpty(a []*orchestrator.Answer) []*orchestrator.Answer {
 		return []*orchestrator.Answer{}
 	}
 	return a
-}
-
-// detailOf is the API's error object, for an error inside a 2xx answer.
-func detailOf(err error) errorDetail {
-	return errorDetail{Code: nexus.ErrorCode(err), Message: nexus.ErrorMessage(err)}
 }
 
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {

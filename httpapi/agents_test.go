@@ -563,8 +563,8 @@ func TestAgentsAPI_queueFull(t *testing.T) {
 
 // A call to the node's agents is answered although it outlasts the
 // server's WriteTimeout; its timeout field bounds it; a rate limited
-// agent answers 429 and an overloaded one 503, both with the provider's
-// Retry-After.
+// agent answers 429 with code rate_limited and an overloaded one 503 with
+// code unavailable, both with the provider's Retry-After.
 func TestAgentsAPI_longCalls(t *testing.T) {
 	st, err := gitstore.Open(t.TempDir(), gitstore.Options{})
 	if err != nil {
@@ -610,15 +610,18 @@ func TestAgentsAPI_longCalls(t *testing.T) {
 	for _, c := range []struct {
 		fake   *agenttest.Provider
 		status int
+		code   nexus.Code
 		target string
 		extra  string
 	}{
-		{slow, 429, "/v1/agents/slow/process", ""},
-		{slow, 429, "/v1/agents/process", `,"capability":"docs"`},
-		{busy, 503, "/v1/agents/process", `,"agents":["busy"],"mode":"pipeline"`},
+		{slow, 429, nexus.ERateLimited, "/v1/agents/slow/process", ""},
+		{slow, 429, nexus.ERateLimited, "/v1/agents/process", `,"capability":"docs"`},
+		{busy, 503, nexus.EUnavailable, "/v1/agents/process", `,"agents":["busy"],"mode":"pipeline"`},
 	} {
 		c.fake.Fail(c.status, 7*time.Second)
-		call("POST", c.target, js, body(c.extra), true, c.status)
+		if code := errCode(t, call("POST", c.target, js, body(c.extra), true, c.status)); code != c.code {
+			t.Errorf("%s %s with the provider answering %d: code %s, want %s", c.target, c.extra, c.status, code, c.code)
+		}
 		resp := send(t, srv, request{method: "POST", target: c.target, ctype: js, auth: "-", body: strings.NewReader(body(c.extra))})
 		if resp.status != c.status || resp.header.Get("Retry-After") != "7" {
 			t.Errorf("%s %s with the provider answering %d: %d, Retry-After %q", c.target, c.extra, c.status, resp.status, resp.header.Get("Retry-After"))

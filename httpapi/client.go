@@ -233,7 +233,7 @@ func (c *Client) newRequest(ctx context.Context, method, path string, q url.Valu
 // responseError turns an error response into a *nexus.Error, keeping the
 // server's code and message when the body has them.
 func responseError(resp *http.Response) error {
-	var body errorBody
+	var body nexus.ErrorBody
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err == nil && json.Unmarshal(raw, &body) == nil && body.Error.Code != "" {
 		return &nexus.Error{Code: body.Error.Code, Message: body.Error.Message}

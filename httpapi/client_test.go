@@ -34,6 +34,11 @@ func TestClient_errors(t *testing.T) {
 				http.Error(w, "<html>bad gateway</html>", http.StatusBadGateway)
 			})
 		}, nexus.EUnavailable},
+		{"plain 429", func(t *testing.T) *httpapi.Client {
+			return fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+				http.Error(w, "slow down", http.StatusTooManyRequests)
+			})
+		}, nexus.ERateLimited},
 		{"plain 404", func(t *testing.T) *httpapi.Client {
 			return fakeServer(t, http.NotFound)
 		}, nexus.ENotFound},

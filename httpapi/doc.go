@@ -24,9 +24,10 @@
 // process a context by agent, capability, pipeline or broadcast; external
 // agents when Options.Tasks is set: register, heartbeat) and /v1/tasks
 // (the task queue of external agents: create, list, claim, complete,
-// fail), and search, health, metrics and admin routes: the OpenAPI document
-// (openapi.json, written by hand and embedded) describes them all, and
-// tests hold it to the routes registered and to real responses.
+// fail), and search, health, metrics and admin routes (fsck, restore and
+// recover through an [Admin], which [Client] also implements): the OpenAPI
+// document (openapi.json, written by hand and embedded) describes them all,
+// and tests hold it to the routes registered and to real responses.
 //
 // [Client.Subscribe] streams the events and, when a connection drops,
 // resumes by itself with the id of the last event read, so the events go
@@ -35,8 +36,9 @@
 // Every error is a JSON body {"error":{"code":"...","message":"..."}} whose
 // code is a [nexus.Code] and whose status follows from it (invalid 400,
 // unauthorized 401, not_found 404, conflict 409, too_large 413,
-// unsupported_media 415, internal 500, unavailable 503,
+// unsupported_media 415, rate_limited 429, internal 500, unavailable 503,
 // insufficient_storage 507); unknown routes answer 404 and wrong methods 405.
+// The body is a [nexus.ErrorBody], the same as the MCP server's tool errors.
 // [Client] turns those bodies back into [*nexus.Error] values with the same
 // code and message, so code written against a local store behaves the same
 // against a remote one.

@@ -6,14 +6,10 @@ import (
 	"github.com/nexus-mem/nexus"
 )
 
-// errorBody is the JSON shape of every error response.
-type errorBody struct {
-	Error errorDetail `json:"error"`
-}
-
-type errorDetail struct {
-	Code    nexus.Code `json:"code"`
-	Message string     `json:"message"`
+// codes lists every error code, for codeOf to invert statusOf.
+var codes = []nexus.Code{
+	nexus.EInvalid, nexus.EUnauthorized, nexus.ENotFound, nexus.EConflict, nexus.ETooLarge,
+	nexus.EUnsupportedMedia, nexus.ERateLimited, nexus.EUnavailable, nexus.EInsufficientStorage, nexus.EInternal,
 }
 
 // statusOf maps an error code to its HTTP status. It is the one place where
@@ -32,6 +28,8 @@ func statusOf(code nexus.Code) int {
 		return http.StatusRequestEntityTooLarge
 	case nexus.EUnsupportedMedia:
 		return http.StatusUnsupportedMediaType
+	case nexus.ERateLimited:
+		return http.StatusTooManyRequests
 	case nexus.EUnavailable:
 		return http.StatusServiceUnavailable
 	case nexus.EInsufficientStorage:
@@ -44,16 +42,13 @@ func statusOf(code nexus.Code) int {
 // codeOf returns the code for a status, for error responses that carry no
 // JSON error body (a proxy's 502 page, say).
 func codeOf(status int) nexus.Code {
-	for _, c := range []nexus.Code{
-		nexus.EInvalid, nexus.EUnauthorized, nexus.ENotFound, nexus.EConflict, nexus.ETooLarge,
-		nexus.EUnsupportedMedia, nexus.EUnavailable, nexus.EInsufficientStorage, nexus.EInternal,
-	} {
+	for _, c := range codes {
 		if statusOf(c) == status {
 			return c
 		}
 	}
 	switch {
-	case status == http.StatusBadGateway || status == http.StatusGatewayTimeout || status == http.StatusTooManyRequests:
+	case status == http.StatusBadGateway || status == http.StatusGatewayTimeout:
 		return nexus.EUnavailable
 	case status >= 400 && status < 500:
 		return nexus.EInvalid
@@ -62,24 +57,24 @@ func codeOf(status int) nexus.Code {
 	}
 }
 
-// fail writes err as a JSON error response. Internal errors are logged with
-// their cause and shown to the client only as "internal error".
+// fail writes err as a JSON error response with the status of its code.
+// Internal errors are logged with their cause and shown to the client only
+// as "internal error"; errors of the server's state (unavailable, rate
+// limited, out of storage) are logged as warnings.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
-	code := nexus.ErrorCode(err)
-	msg := nexus.ErrorMessage(err)
-	switch code {
+	d := nexus.DetailOf(err)
+	switch d.Code {
 	case nexus.EInternal:
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		msg = "internal error"
-	case nexus.EUnavailable, nexus.EInsufficientStorage:
+	case nexus.EUnavailable, nexus.ERateLimited, nexus.EInsufficientStorage:
 		s.log.Warn("request not served", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	writeError(w, statusOf(code), code, msg)
+	writeError(w, statusOf(d.Code), d)
 }
 
 // writeError writes an error body with an explicit status; fail is the
 // usual entry point, this one serves the few statuses that are not codes.
-func writeError(w http.ResponseWriter, status int, code nexus.Code, msg string) {
+func writeError(w http.ResponseWriter, status int, d nexus.ErrorDetail) {
 	// An error body never fails to encode.
-	_ = writeJSON(w, status, errorBody{errorDetail{Code: code, Message: msg}})
+	_ = writeJSON(w, status, nexus.ErrorBody{Error: d})
 }

@@ -31,7 +31,7 @@ type eventNode struct {
 }
 
 // newEventNode opens a store whose hooks feed a running bus, served with
-// opts (Events and Restore are filled in) until the test ends.
+// opts (Events and Admin are filled in) until the test ends.
 func newEventNode(t *testing.T, opts httpapi.Options, bopts events.Options) *eventNode {
 	t.Helper()
 	var bus atomic.Pointer[events.Bus]
@@ -60,7 +60,7 @@ func newEventNode(t *testing.T, opts httpapi.Options, bopts events.Options) *eve
 	done := make(chan struct{})
 	go func() { b.Run(ctx); close(done) }()
 	opts.Events = b
-	opts.Restore = func(ctx context.Context, at time.Time, dry bool) (any, error) { return st.RestoreTo(ctx, at, dry) }
+	opts.Admin = newNodeAdmin(st)
 	n := &eventNode{store: st, bus: b, h: httpapi.NewServer(st, opts)}
 	n.srv = httptest.NewServer(n.h)
 	t.Cleanup(func() {
@@ -353,9 +353,10 @@ func TestEvents_wireFormat(t *testing.T) {
 	if ev.field("id") != want.ID.String() || ev.field("data") != strings.TrimSuffix(string(got.body), "\n") || len(ev) != 3 {
 		t.Fatalf("event %q, want id %s and data %s", ev, want.ID, got.body)
 	}
+	// A keep-alive may name other as the stream's position; no event may.
 	for _, f := range frames {
-		if strings.Contains(strings.Join(f, "\n"), other.ID.String()) {
-			t.Fatalf("the filter let %s through", other.ID)
+		if f.field("event") != "" && strings.Contains(strings.Join(f, "\n"), other.ID.String()) {
+			t.Fatalf("the filter let %s through: %q", other.ID, f)
 		}
 	}
 	// Within a keep-alive or two, an id record names the last context.

@@ -55,3 +55,9 @@ func MatchedPattern(s *Server, r *http.Request) string {
 	_, p := s.mux.Handler(r)
 	return p
 }
+
+// Codes is every error code; StatusOf its HTTP status.
+var (
+	Codes    = codes
+	StatusOf = statusOf
+)

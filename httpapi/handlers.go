@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"net/http"
-	"time"
 
 	"github.com/nexus-mem/nexus"
 )
@@ -187,84 +186,22 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) adminFsck(w http.ResponseWriter, r *http.Request) error {
-	if s.fsck == nil {
-		return nexus.Errorf(nexus.ENotFound, "fsck is not enabled on this server")
-	}
-	q, err := parseQuery(r, "deep")
-	if err != nil {
-		return err
-	}
-	deep := false
-	switch q["deep"] {
-	case "", "false", "0":
-	case "true", "1":
-		deep = true
-	default:
-		return nexus.Errorf(nexus.EInvalid, "deep %q: want true or false", clip(q["deep"], 20))
-	}
-	rep, err := s.fsck(r.Context(), deep)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, rep)
-}
-
-// restoreRequest is the body of POST /v1/admin/restore.
-type restoreRequest struct {
-	At     time.Time `json:"at"`
-	DryRun bool      `json:"dry_run"`
-}
-
-var restoreFields = jsonFields[restoreRequest]()
-
-func (s *Server) adminRestore(w http.ResponseWriter, r *http.Request) error {
-	if s.restore == nil {
-		return nexus.Errorf(nexus.ENotFound, "restore is not enabled on this server")
-	}
-	if _, err := parseQuery(r); err != nil {
-		return err
-	}
-	body, err := s.readJSONBody(w, r)
-	if err != nil {
-		return err
-	}
-	var req restoreRequest
-	if err := decodeObject(body, &req, restoreFields); err != nil {
-		return err
-	}
-	if req.At.IsZero() {
-		return nexus.Errorf(nexus.EInvalid, "field \"at\" is required: an RFC 3339 time")
-	}
-	plan, err := s.restore(r.Context(), req.At, req.DryRun)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, plan)
-}
-
-func (s *Server) adminRecover(w http.ResponseWriter, r *http.Request) error {
-	if s.recover == nil {
-		return nexus.Errorf(nexus.ENotFound, "recovery is not enabled on this server")
-	}
-	if _, err := parseQuery(r); err != nil {
-		return err
-	}
-	steps, err := s.recover(r.Context())
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, steps)
-}
-
+// readyz answers 200 while the store can serve, else 503 with code
+// unavailable. The message is the store's own when it is written for
+// clients; any other cause is only logged.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	var err error
 	if s.ready != nil {
-		if err := s.ready(); err != nil {
-			writeError(w, http.StatusServiceUnavailable, nexus.EUnavailable, "not ready: "+err.Error())
-			return nil
-		}
+		err = s.ready()
 	}
-	return writeJSON(w, http.StatusOK, status{"ready"})
+	if err == nil {
+		return writeJSON(w, http.StatusOK, status{"ready"})
+	}
+	msg := "not ready"
+	if d := nexus.DetailOf(err); d.Code != nexus.EInternal {
+		msg += ": " + d.Message
+	}
+	return nexus.WrapError(nexus.EUnavailable, err, "%s", msg)
 }
 
 // nonNil makes an empty list encode as [] rather than null.

@@ -12,9 +12,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/gitstore"
 	"github.com/nexus-mem/nexus/httpapi"
+	"github.com/nexus-mem/nexus/recovery"
 	"github.com/nexus-mem/nexus/storetest"
 )
 
@@ -179,4 +182,32 @@ func mustPut(t testing.TB, s nexus.Store, d nexus.Draft) *nexus.Context {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// nodeAdmin is the admin of a node made of a store on disk and the first
+// two layers of a recovery cascade over it.
+type nodeAdmin struct {
+	store *gitstore.Store
+	mgr   *recovery.Manager
+}
+
+func newNodeAdmin(st *gitstore.Store) *nodeAdmin {
+	checks := st.HealthCheckers()
+	mgr := recovery.New([]recovery.Component{
+		{Name: nexus.ComponentGit, Critical: true, Health: checks[nexus.ComponentGit]},
+		{Name: nexus.ComponentStore, Critical: true, Health: checks[nexus.ComponentStore]},
+	}, recovery.Options{})
+	return &nodeAdmin{store: st, mgr: mgr}
+}
+
+func (a *nodeAdmin) Fsck(ctx context.Context, deep bool) (*gitstore.FsckReport, error) {
+	return a.store.Fsck(ctx, deep)
+}
+
+func (a *nodeAdmin) Restore(ctx context.Context, at time.Time, dryRun bool) (*gitstore.RestorePlan, error) {
+	return a.store.RestoreTo(ctx, at, dryRun)
+}
+
+func (a *nodeAdmin) Recover(ctx context.Context) (httpapi.RecoverResult, error) {
+	return httpapi.RecoverResult{Steps: a.mgr.Run(ctx), Stopping: a.mgr.Fatal()}, nil
 }

@@ -2,12 +2,12 @@ package httpapi_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -22,7 +22,6 @@ import (
 	"github.com/nexus-mem/nexus/embed"
 	"github.com/nexus-mem/nexus/events"
 	"github.com/nexus-mem/nexus/httpapi"
-	"github.com/nexus-mem/nexus/recovery"
 	"github.com/nexus-mem/nexus/search"
 	"github.com/nexus-mem/nexus/storetest"
 )
@@ -41,17 +40,13 @@ func loadOpenAPI(t *testing.T) *openapi3.T {
 }
 
 // allOptions enables every optional route (the others are always
-// registered).
+// registered, and answer 404 without what serves them).
 func allOptions() httpapi.Options {
-	ok := func(context.Context) (any, error) { return map[string]any{}, nil }
 	return httpapi.Options{
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 			io.WriteString(w, "# HELP nexus_up 1 if the node is up.\n# TYPE nexus_up gauge\nnexus_up 1\n")
 		}),
-		Fsck:    func(ctx context.Context, deep bool) (any, error) { return ok(ctx) },
-		Restore: func(ctx context.Context, at time.Time, dry bool) (any, error) { return ok(ctx) },
-		Recover: ok,
 		MCP: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{}}`)
@@ -172,11 +167,7 @@ func TestOpenAPI_responses(t *testing.T) {
 	defer eng.Close()
 	opts := allOptions()
 	opts.Events, opts.Searcher, opts.MaxBodyBytes = n.bus, eng, 64<<10
-	opts.Fsck = func(ctx context.Context, deep bool) (any, error) { return n.store.Fsck(ctx, deep) }
-	opts.Restore = func(ctx context.Context, at time.Time, dry bool) (any, error) { return n.store.RestoreTo(ctx, at, dry) }
-	opts.Recover = func(context.Context) (any, error) {
-		return map[string]any{"steps": []recovery.Step{{Component: nexus.ComponentGit, Status: "healthy", Took: time.Millisecond, At: time.Now()}}, "stopping": false}, nil
-	}
+	opts.Admin = newNodeAdmin(n.store)
 	srv := httptest.NewServer(httpapi.NewServer(n.store, opts))
 	defer srv.Close()
 	call := newDocCaller(t, doc, srv).call
@@ -235,5 +226,47 @@ func TestOpenAPI_responses(t *testing.T) {
 		t.Fatalf("resuming from an unknown context: %s %s", ev.Type, ev.ID)
 	} else {
 		check(ev)
+	}
+}
+
+// Every error code is in the OpenAPI document (the enum of Error and its
+// description, with the status) and in the README's list of errors, and
+// each has a status of its own, so that a client can tell the code from a
+// bare status.
+func TestErrorCodes_documented(t *testing.T) {
+	doc := loadOpenAPI(t)
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errSchema := doc.Components.Schemas["Error"].Value
+	codeSchema := errSchema.Properties["error"].Value.Properties["code"].Value
+	var enum []string
+	for _, v := range codeSchema.Enum {
+		enum = append(enum, fmt.Sprint(v))
+	}
+	var want []string
+	byStatus := map[int]nexus.Code{}
+	for _, c := range httpapi.Codes {
+		want = append(want, string(c))
+		status := httpapi.StatusOf(c)
+		if other, dup := byStatus[status]; dup {
+			t.Errorf("codes %s and %s both answer %d", other, c, status)
+		}
+		byStatus[status] = c
+		if s := fmt.Sprintf("%s %d", c, status); !strings.Contains(errSchema.Description, s) {
+			t.Errorf("the Error schema's description does not say %q", s)
+		}
+		if s := fmt.Sprintf("`%s` (%d", c, status); !bytes.Contains(readme, []byte(s)) {
+			t.Errorf("the README's list of errors does not say %q", s)
+		}
+	}
+	slices.Sort(enum)
+	slices.Sort(want)
+	if !slices.Equal(enum, want) {
+		t.Errorf("the document's codes are %v, the server's %v", enum, want)
+	}
+	if httpapi.StatusOf(nexus.ERateLimited) != http.StatusTooManyRequests {
+		t.Errorf("rate_limited answers %d, want 429", httpapi.StatusOf(nexus.ERateLimited))
 	}
 }

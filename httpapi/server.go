@@ -47,16 +47,9 @@ type Options struct {
 	Health func(ctx context.Context) nexus.Health
 	// Metrics serves GET /metrics; nil answers 404.
 	Metrics http.Handler
-	// Fsck runs an integrity check for POST /v1/admin/fsck?deep=; its
-	// report is returned as JSON. nil answers 404.
-	Fsck func(ctx context.Context, deep bool) (any, error)
-	// Restore moves the memory back to a time, for POST /v1/admin/restore
-	// {"at": RFC 3339, "dry_run": bool}; its plan is returned as JSON. nil
-	// answers 404.
-	Restore func(ctx context.Context, at time.Time, dryRun bool) (any, error)
-	// Recover runs the node's cascading recovery now, for POST
-	// /v1/admin/recover; its steps are returned as JSON. nil answers 404.
-	Recover func(ctx context.Context) (any, error)
+	// Admin serves POST /v1/admin/fsck, /v1/admin/restore and
+	// /v1/admin/recover; nil answers 404 there.
+	Admin Admin
 	// MCP serves the Model Context Protocol at /mcp (every method), behind
 	// the same token as the API; nil answers 404.
 	MCP http.Handler
@@ -95,9 +88,7 @@ type Server struct {
 	searcher nexus.Searcher
 	health   func(ctx context.Context) nexus.Health
 	metrics  http.Handler
-	fsck     func(ctx context.Context, deep bool) (any, error)
-	restore  func(ctx context.Context, at time.Time, dryRun bool) (any, error)
-	recover  func(ctx context.Context) (any, error)
+	admin    Admin
 	mcp      http.Handler
 	events   nexus.EventSource
 	tasks    *tasks.Queue
@@ -127,9 +118,7 @@ func NewServer(store nexus.Store, opts Options) *Server {
 		searcher: opts.Searcher,
 		health:   opts.Health,
 		metrics:  opts.Metrics,
-		fsck:     opts.Fsck,
-		restore:  opts.Restore,
-		recover:  opts.Recover,
+		admin:    opts.Admin,
 		mcp:      opts.MCP,
 		events:   opts.Events,
 		tasks:    opts.Tasks,
@@ -270,8 +259,7 @@ func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) {
 	if probe.status == http.StatusMethodNotAllowed {
 		allow := probe.header.Get("Allow")
 		w.Header().Set("Allow", allow)
-		writeError(w, http.StatusMethodNotAllowed, nexus.EInvalid,
-			fmt.Sprintf("method %s is not allowed on %s; allowed: %s", clip(r.Method, 20), clip(r.URL.Path, 80), allow))
+		writeError(w, http.StatusMethodNotAllowed, nexus.ErrorDetail{Code: nexus.EInvalid, Message: fmt.Sprintf("method %s is not allowed on %s; allowed: %s", clip(r.Method, 20), clip(r.URL.Path, 80), allow)})
 		return
 	}
 	s.fail(w, r, nexus.Errorf(nexus.ENotFound, "no route for %s %s", clip(r.Method, 20), clip(r.URL.Path, 80)))
@@ -288,7 +276,7 @@ func (s *Server) recoverPanic(w *statusWriter, r *http.Request) {
 	}
 	s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
 	if !w.wroteHeader {
-		writeError(w, http.StatusInternalServerError, nexus.EInternal, "internal error")
+		writeError(w, http.StatusInternalServerError, nexus.ErrorDetail{Code: nexus.EInternal, Message: "internal error"})
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -292,13 +293,17 @@ func TestServer_panic(t *testing.T) {
 }
 
 func TestServer_probes(t *testing.T) {
-	var broken atomic.Bool
-	srv := newServer(t, storetest.NewMemStore(), httpapi.Options{Ready: func() error {
-		if broken.Load() {
-			return errors.New("catalog rebuilding")
-		}
-		return nil
-	}})
+	var cause atomic.Pointer[error] // why the store is not ready; nil: it is
+	var logs bytes.Buffer
+	srv := newServer(t, storetest.NewMemStore(), httpapi.Options{
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Ready: func() error {
+			if p := cause.Load(); p != nil {
+				return *p
+			}
+			return nil
+		},
+	})
 	for _, auth := range []string{"-", ""} {
 		resp := send(t, srv, request{method: "GET", target: "/livez", auth: auth})
 		if resp.status != http.StatusOK || strings.TrimSpace(string(resp.body)) != `{"status":"ok"}` {
@@ -308,10 +313,25 @@ func TestServer_probes(t *testing.T) {
 	if resp := send(t, srv, get("/readyz")); resp.status != http.StatusOK {
 		t.Errorf("readyz: %d %s", resp.status, resp.body)
 	}
-	broken.Store(true)
-	msg := wantError(t, send(t, srv, get("/readyz")), 503, nexus.EUnavailable)
-	if !strings.Contains(msg, "catalog rebuilding") {
-		t.Errorf("readyz message %q does not say why", msg)
+	// A cause written for clients is shown; any other is only logged.
+	setCause := func(err error) { cause.Store(&err) }
+	setCause(nexus.WrapError(nexus.EUnavailable, errors.New("EIO on pack-1.pack"), "the store stopped accepting writes"))
+	resp := send(t, srv, get("/readyz"))
+	if msg := wantError(t, resp, 503, nexus.EUnavailable); msg != "not ready: the store stopped accepting writes" {
+		t.Errorf("readyz message %q, want the store's", msg)
+	}
+	setCause(errors.New("open /srv/nexus/catalog: permission denied"))
+	resp = send(t, srv, get("/readyz"))
+	if msg := wantError(t, resp, 503, nexus.EUnavailable); msg != "not ready" {
+		t.Errorf("readyz message %q, want no internal detail", msg)
+	}
+	for _, leak := range []string{"EIO", "/srv/nexus"} {
+		if bytes.Contains(resp.body, []byte(leak)) {
+			t.Errorf("readyz shows %q to clients: %s", leak, resp.body)
+		}
+	}
+	if !strings.Contains(logs.String(), "open /srv/nexus/catalog: permission denied") {
+		t.Errorf("the cause is not logged: %q", logs.String())
 	}
 }
 

@@ -41,9 +41,10 @@
 // A call that fails — bad arguments, a missing context, a server that
 // cannot serve — is a tool result with isError set, never a protocol error,
 // so the model sees what went wrong. Its text is the HTTP API's error body,
-// {"error":{"code":"...","message":"..."}}, with a [nexus.Code] (invalid,
-// not_found, unavailable, ...) and a message written for the caller; internal
-// causes are not shown. Arguments that do not match the input schema are
+// a [nexus.ErrorBody] {"error":{"code":"...","message":"..."}}, with a
+// [nexus.Code] (invalid, not_found, unavailable, ...) and a message written
+// for the caller; an internal error says only "internal error", and its
+// cause goes to Options.Logger. Arguments that do not match the input schema are
 // code invalid. Resources, which have no error results, answer a protocol
 // error whose data carries the same code and message.
 //

@@ -94,14 +94,17 @@ func jsonResource(uri string, v any) (*mcp.ReadResourceResult, error) {
 
 // resourceError turns err into a JSON-RPC error: invalid params for bad
 // input and for a missing context (the code the MCP specification gives a
-// missing resource), internal otherwise. Its data carries the API's code and
-// message.
+// missing resource), internal otherwise. Its data carries the URI and what
+// the HTTP API would show of the error (see [nexus.DetailOf]).
 func resourceError(uri string, err error) error {
-	code, msg := nexus.ErrorCode(err), nexus.ErrorMessage(err)
+	d := nexus.DetailOf(err)
 	rpc := int64(jsonrpc.CodeInternalError)
-	if code == nexus.EInvalid || code == nexus.ENotFound {
+	if d.Code == nexus.EInvalid || d.Code == nexus.ENotFound {
 		rpc = jsonrpc.CodeInvalidParams
 	}
-	data, _ := json.Marshal(map[string]string{"uri": uri, "code": string(code), "message": msg}) // strings: cannot fail
-	return &jsonrpc.Error{Code: rpc, Message: string(code) + ": " + msg, Data: data}
+	data, _ := json.Marshal(struct {
+		URI string `json:"uri"`
+		nexus.ErrorDetail
+	}{uri, d}) // strings: cannot fail
+	return &jsonrpc.Error{Code: rpc, Message: string(d.Code) + ": " + d.Message, Data: data}
 }

@@ -61,7 +61,11 @@ func New(store nexus.Store, searcher nexus.Searcher, opts Options) *mcp.Server {
 		Logger:       opts.Logger,
 		Capabilities: &mcp.ServerCapabilities{}, // tools and resources are added below; no logging
 	})
-	s.AddReceivingMiddleware(schemaErrors)
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s.AddReceivingMiddleware(toolErrors(log))
 	t := &tools{store: store, searcher: searcher, agents: opts.Agents, opts: opts}
 	t.register(s)
 	addResources(s, store)
@@ -95,56 +99,63 @@ func version() string {
 	return "devel"
 }
 
-// toolError is the error of a failed tool call: the API's code and
-// message. Its text, which the SDK puts in the result, is the API's JSON
-// error body.
+// toolError is the error of a failed tool call: what the client is shown
+// of it, and its cause for the log. Its text, which the SDK puts in the
+// result, is the API's JSON error body.
 type toolError struct {
-	code    nexus.Code
-	message string
+	detail nexus.ErrorDetail
+	cause  error
 }
 
-func (e *toolError) Error() string { return errorBody(e.code, e.message) }
+func (e *toolError) Error() string { return errorBody(e.detail) }
 
-// asToolError turns any error into a tool error, keeping the code and the
-// client-facing message of a *nexus.Error.
+// asToolError turns any error into a tool error that shows the client
+// what the HTTP API would (see [nexus.DetailOf]).
 func asToolError(err error) error {
-	return &toolError{code: nexus.ErrorCode(err), message: nexus.ErrorMessage(err)}
+	return &toolError{detail: nexus.DetailOf(err), cause: err}
 }
 
-// errorBody renders {"error":{"code":...,"message":...}}.
-func errorBody(code nexus.Code, message string) string {
-	var body struct {
-		Error struct {
-			Code    nexus.Code `json:"code"`
-			Message string     `json:"message"`
-		} `json:"error"`
-	}
-	body.Error.Code, body.Error.Message = code, message
+// errorBody renders the [nexus.ErrorBody] of d.
+func errorBody(d nexus.ErrorDetail) string {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	enc.Encode(body) // strings only: cannot fail
+	enc.Encode(nexus.ErrorBody{Error: d}) // strings only: cannot fail
 	return strings.TrimSpace(buf.String())
 }
 
-// schemaErrors gives the failures the SDK reports before a tool handler
+// toolErrors gives the failures the SDK reports before a tool handler
 // runs — arguments that do not match the input schema or do not decode —
-// the same shape as the handlers' errors, with code invalid.
-func schemaErrors(next mcp.MethodHandler) mcp.MethodHandler {
-	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
-		res, err := next(ctx, method, req)
-		r, ok := res.(*mcp.CallToolResult)
-		if err != nil || !ok || !r.IsError || r.GetError() == nil {
-			return res, err
+// the same shape as the handlers' errors, with code invalid; and it logs
+// the cause of the internal errors of handlers, which clients do not see.
+func toolErrors(log *slog.Logger) mcp.Middleware {
+	return func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			res, err := next(ctx, method, req)
+			r, ok := res.(*mcp.CallToolResult)
+			if err != nil || !ok || !r.IsError || r.GetError() == nil {
+				return res, err
+			}
+			var te *toolError
+			if errors.As(r.GetError(), &te) {
+				if te.detail.Code == nexus.EInternal {
+					log.Error("tool call failed", "tool", toolName(req), "err", te.cause)
+				}
+				return res, err
+			}
+			msg := "arguments do not match the input schema: " + schemaMessage(r.GetError().Error())
+			r.Content = []mcp.Content{&mcp.TextContent{Text: errorBody(nexus.ErrorDetail{Code: nexus.EInvalid, Message: msg})}}
+			return r, nil
 		}
-		var te *toolError
-		if errors.As(r.GetError(), &te) {
-			return res, err
-		}
-		msg := "arguments do not match the input schema: " + schemaMessage(r.GetError().Error())
-		r.Content = []mcp.Content{&mcp.TextContent{Text: errorBody(nexus.EInvalid, msg)}}
-		return r, nil
 	}
+}
+
+// toolName is the name of the tool a request calls, or "".
+func toolName(req mcp.Request) string {
+	if p, ok := req.GetParams().(*mcp.CallToolParamsRaw); ok {
+		return p.Name
+	}
+	return ""
 }
 
 // schemaNoise is what the schema validator's messages say that the caller

@@ -18,6 +18,7 @@ import (
 	"github.com/nexus-mem/nexus/embed"
 	"github.com/nexus-mem/nexus/events"
 	"github.com/nexus-mem/nexus/gitstore"
+	"github.com/nexus-mem/nexus/httpapi"
 	"github.com/nexus-mem/nexus/metrics"
 	"github.com/nexus-mem/nexus/recovery"
 	"github.com/nexus-mem/nexus/search"
@@ -366,19 +367,14 @@ func (n *Node) Restore(ctx context.Context, at time.Time, dryRun bool) (*gitstor
 	return n.store.RestoreTo(ctx, at, dryRun)
 }
 
-// RecoverResult is one cascade run on demand.
-type RecoverResult struct {
-	Steps []recovery.Step `json:"steps"`
-	// Stopping says a critical component could not be recovered: the
-	// node stops.
-	Stopping bool `json:"stopping"`
+// Recover runs the cascading recovery now: the steps, and whether the
+// node stops (a critical component could not be recovered).
+func (n *Node) Recover(ctx context.Context) (httpapi.RecoverResult, error) {
+	steps := n.mgr.Run(ctx)
+	return httpapi.RecoverResult{Steps: steps, Stopping: n.mgr.Fatal()}, nil
 }
 
-// Recover runs the cascading recovery now.
-func (n *Node) Recover(ctx context.Context) (RecoverResult, error) {
-	steps := n.mgr.Run(ctx)
-	return RecoverResult{Steps: steps, Stopping: n.mgr.Fatal()}, nil
-}
+var _ httpapi.Admin = (*Node)(nil)
 
 // Backup writes a verified bundle into the node's backup directory now.
 func (n *Node) Backup(ctx context.Context) (*gitstore.BackupInfo, error) {

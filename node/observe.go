@@ -68,16 +68,8 @@ func (n *Node) newHandler() http.Handler {
 		Token: n.cfg.Token, MaxBodyBytes: n.cfg.maxBody(), Logger: n.log, Ready: n.store.Ready,
 		Searcher: searcher, Health: n.health, Metrics: n.mets.Handler(), Events: n.bus,
 		Tasks: n.agents.queue, Agents: n.agents.orchestrator(), AgentStatus: n.agents.status(), Processes: n.agents.processes(),
-		MCP: mcpHandler(n.store, searcher, mcpserver.LocalAgents(n.agents.queue, n.agents.orchestrator()), n.cfg.maxBody(), n.log),
-		Fsck: func(ctx context.Context, deep bool) (any, error) {
-			return n.Fsck(ctx, deep)
-		},
-		Recover: func(ctx context.Context) (any, error) {
-			return n.Recover(ctx)
-		},
-		Restore: func(ctx context.Context, at time.Time, dry bool) (any, error) {
-			return n.Restore(ctx, at, dry)
-		},
+		MCP:   mcpHandler(n.store, searcher, mcpserver.LocalAgents(n.agents.queue, n.agents.orchestrator()), n.cfg.maxBody(), n.log),
+		Admin: n,
 	})
 }
 

@@ -38,6 +38,9 @@ type OfflineConfig struct {
 func RecoverOffline(ctx context.Context, cfg OfflineConfig) ([]recovery.Step, error) {
 	start := time.Now()
 	store, repaired, err := OpenRepairing(ctx, cfg.Dir, gitstore.Options{Progress: progressOf(cfg.Progress, "catalog")}, cfg.Sources)
+	if errors.Is(err, gitstore.ErrInUse) {
+		return nil, err // not a failure of the repository: another process holds it
+	}
 	if err != nil {
 		return []recovery.Step{{Component: nexus.ComponentGit, Status: recovery.Failed, Took: time.Since(start), At: start.UTC(),
 			Reason: describe(err) + "; " + adviceOffline}}, nil

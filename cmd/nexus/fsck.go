@@ -2,19 +2,28 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"strings"
 
+	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/gitstore"
+	"github.com/nexus-mem/nexus/httpapi"
 	"github.com/nexus-mem/nexus/node"
+	"github.com/nexus-mem/nexus/recovery"
 )
 
 // Exit codes of `nexus fsck`, after e2fsck: 0 clean, 1 problems found and
-// repaired, 4 problems left (the store is damaged).
+// repaired, 4 problems left (the store is damaged). 3, for fsck, restore
+// and recover: another process (a running server) holds the data directory.
 const (
 	fsckClean    = 0
 	fsckRepaired = 1
+	storeInUse   = 3
 	fsckDamaged  = 4
 )
 
@@ -38,8 +47,15 @@ func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	from := fs.String("backup", "", "backup (bundle or mirror) to repair damaged objects from (default: --mirror, then DATA/backups newest first)")
 	mirror := fs.String("mirror", "", "mirror repository to repair damaged objects from")
+	server := serverFlag(fs)
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
+	}
+	if c, err := adminClient(fs, *server, "backup", "mirror"); c != nil || err != nil {
+		if err != nil {
+			return err
+		}
+		return fsckOnline(ctx, c, *deep, *repair, *asJSON, stdout)
 	}
 	if err := needStore(*data); err != nil {
 		return err
@@ -50,12 +66,30 @@ func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	res, err := node.FsckOffline(ctx, cfg, node.FsckOptions{Deep: *deep, Repair: *repair})
 	done()
+	if errors.Is(err, gitstore.ErrInUse) {
+		return inUse("fsck", err)
+	}
 	if err != nil {
 		return exitCode{fsckDamaged, fmt.Sprintf("the store cannot be opened: %s\n"+
 			"The git repository itself is damaged: restore it from a backup (`nexus backup list`), "+
 			"or inspect it with `git --git-dir %s fsck --full`.", describe(err), filepath.Join(*data, "repo.git"))}
 	}
-	if *asJSON {
+	return finishFsck(stdout, res, *asJSON)
+}
+
+// finishFsck prints the result and returns its exit code.
+func finishFsck(stdout io.Writer, res *fsckResult, asJSON bool) error {
+	if res.Status == "" {
+		switch {
+		case !res.Store.Clean():
+			res.Status = node.FsckDamaged
+		case len(res.Repaired) > 0:
+			res.Status = node.FsckRepaired
+		default:
+			res.Status = node.FsckClean
+		}
+	}
+	if asJSON {
 		printJSON(stdout, res)
 	} else {
 		printFsck(stdout, res)
@@ -106,4 +140,88 @@ func printFsck(w io.Writer, res *fsckResult) {
 		fmt.Fprintf(w, "REPAIRED %s\n", s)
 	}
 	fmt.Fprintln(w, res.Status)
+}
+
+// serverFlag adds --server to an admin verb (fsck, restore, recover).
+func serverFlag(fs *flag.FlagSet) *string {
+	return fs.String("server", env("NEXUS_SERVER", ""), "URL of a running node to act on through its admin API (token from NEXUS_TOKEN) "+
+		"instead of opening --data, which the node holds (then the verb exits 3) (env NEXUS_SERVER; --data given wins over it)")
+}
+
+// adminClient returns a client of the node at server when the verb is to
+// act through it: --server given, or NEXUS_SERVER set and --data not
+// given. offline names the flags that only apply to a data directory.
+func adminClient(fs *flag.FlagSet, server string, offline ...string) (*httpapi.Client, error) {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["server"] && set["data"] {
+		return nil, usagef("--server and --data exclude each other: --server acts through a running node, --data opens the directory of a stopped one")
+	}
+	if server == "" || set["data"] {
+		return nil, nil
+	}
+	for _, name := range offline {
+		if set[name] {
+			return nil, usagef("--%s applies to a stopped node's --data; a running node repairs from its own mirror and backups", name)
+		}
+	}
+	cf := clientFlags{server: server, token: os.Getenv("NEXUS_TOKEN")}
+	return cf.client(), nil
+}
+
+// inUse explains that another process holds the data directory and how
+// to reach the node through its server instead (exit 3).
+func inUse(verb string, err error) error {
+	return exitCode{storeInUse, fmt.Sprintf("the store is in use, nothing was changed: %s\n"+
+		"if that is a running server, act through it with `nexus %s --server URL` (or set NEXUS_SERVER); else let it finish or stop it", nexus.ErrorMessage(err), verb)}
+}
+
+// fsckOnline checks a running node through its admin API. With repair it
+// runs the node's recovery, which repairs what the check found, and checks
+// again; the node runs that recovery after every check anyway.
+func fsckOnline(ctx context.Context, c *httpapi.Client, deep, repair, asJSON bool, stdout io.Writer) error {
+	first, err := c.Fsck(ctx, deep)
+	if err != nil {
+		return err
+	}
+	res := &fsckResult{Store: first, Index: "not checked (--repair=false: the node checks it)", Repaired: []string{}}
+	if repair {
+		rec, err := c.Recover(ctx)
+		if err != nil {
+			return err
+		}
+		res.Index = fromSteps(res, rec.Steps)
+		if !first.Clean() {
+			if res.Store, err = c.Fsck(ctx, deep); err != nil {
+				return err
+			}
+			if res.Store.Clean() && len(res.Repaired) == 0 {
+				res.Repaired = append(res.Repaired, fmt.Sprintf("%d problems repaired by the node's recovery", len(first.Problems)))
+			}
+		}
+	}
+	return finishFsck(stdout, res, asJSON)
+}
+
+// fromSteps adds what the node's recovery repaired to res and returns the
+// index's state as offline fsck says it: ok, none, or the problem.
+func fromSteps(res *fsckResult, steps []recovery.Step) string {
+	index := "none"
+	for _, s := range steps {
+		if s.Status == recovery.Recovered {
+			res.Repaired = append(res.Repaired, s.Component+": "+s.Reason)
+		}
+		if s.Component != nexus.ComponentIndex {
+			continue
+		}
+		switch s.Status {
+		case recovery.OK, recovery.Recovered:
+			index = "ok"
+		case recovery.Disabled:
+			index = "none"
+		default:
+			index = strings.TrimSpace(string(s.Status) + ": " + s.Reason)
+		}
+	}
+	return index
 }

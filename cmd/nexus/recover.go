@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/nexus-mem/nexus/gitstore"
+	"github.com/nexus-mem/nexus/httpapi"
 	"github.com/nexus-mem/nexus/node"
 	"github.com/nexus-mem/nexus/recovery"
 )
@@ -21,8 +24,15 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	from := fs.String("backup", "", "backup (bundle or mirror) to repair damaged objects from (default: --mirror, then DATA/backups newest first)")
 	mirror := fs.String("mirror", "", "mirror repository to repair damaged objects from")
+	server := serverFlag(fs)
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
+	}
+	if c, err := adminClient(fs, *server, "backup", "mirror"); c != nil || err != nil {
+		if err != nil {
+			return err
+		}
+		return recoverOnline(ctx, c, *asJSON, stdout)
 	}
 	if err := needStore(*data); err != nil {
 		return err
@@ -33,6 +43,9 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	steps, err := node.RecoverOffline(ctx, cfg)
 	done()
+	if errors.Is(err, gitstore.ErrInUse) {
+		return inUse("recover", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -55,4 +68,18 @@ func finishRecover(w io.Writer, steps []recovery.Step, asJSON bool) error {
 		return exitCode{fsckDamaged, "recovery failed: the node must not start until the failed component is repaired"}
 	}
 	return nil
+}
+
+// recoverOnline runs a running node's cascading recovery through its
+// admin API.
+func recoverOnline(ctx context.Context, c *httpapi.Client, asJSON bool, stdout io.Writer) error {
+	res, err := c.Recover(ctx)
+	if err != nil {
+		return err
+	}
+	err = finishRecover(stdout, res.Steps, asJSON)
+	if res.Stopping {
+		return exitCode{fsckDamaged, "a critical component could not be recovered: the node stops; once it has, run `nexus recover --data DIR` on its data directory"}
+	}
+	return err
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/gitstore"
+	"github.com/nexus-mem/nexus/httpapi"
 )
 
 func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -19,6 +21,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	at := fs.String("at", "", "restore the memory as it was at this time (RFC 3339)")
 	dry := fs.Bool("dry-run", false, "only say what would be rolled back")
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
+	server := serverFlag(fs)
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
@@ -29,12 +32,21 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	if c, err := adminClient(fs, *server); c != nil || err != nil {
+		if err != nil {
+			return err
+		}
+		return restoreOnline(ctx, c, restoreRequest{t, *dry, *asJSON}, stdout)
+	}
 	if err := needStore(*data); err != nil {
 		return err
 	}
 	catalog := startProgress(stderr, "catalog")
 	store, err := gitstore.Open(*data, gitstore.Options{Progress: catalog.report})
 	catalog.finish()
+	if errors.Is(err, gitstore.ErrInUse) {
+		return inUse("restore", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -63,7 +75,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 // targetOf returns the journal entry of the commit main moves (or would
 // move) to; nil when nothing is rolled back.
-func targetOf(ctx context.Context, store *gitstore.Store, p *gitstore.RestorePlan) (*nexus.LogEntry, error) {
+func targetOf(ctx context.Context, store nexus.Store, p *gitstore.RestorePlan) (*nexus.LogEntry, error) {
 	if p.RolledBack == 0 {
 		return nil, nil
 	}
@@ -87,4 +99,28 @@ func printPlan(w io.Writer, p *gitstore.RestorePlan, target *nexus.LogEntry) {
 	}
 	fmt.Fprintf(w, "rolled back %d contexts (%s … %s); %d kept\nmain moved from %s to %s\nthe old head is kept as %s (git log %s)\n",
 		p.RolledBack, p.FirstGone, p.LastGone, p.Kept, p.From[:12], to, p.RecoveryRef, p.RecoveryRef)
+}
+
+// restoreRequest is what restore was asked.
+type restoreRequest struct {
+	at          time.Time
+	dry, asJSON bool
+}
+
+// restoreOnline restores a running node through its admin API; the node
+// rebuilds its index by itself.
+func restoreOnline(ctx context.Context, c *httpapi.Client, req restoreRequest, stdout io.Writer) error {
+	plan, err := c.Restore(ctx, req.at, req.dry)
+	if err != nil {
+		return err
+	}
+	if req.asJSON {
+		return printJSON(stdout, plan)
+	}
+	target, err := targetOf(ctx, c, plan)
+	if err != nil {
+		return err
+	}
+	printPlan(stdout, plan, target)
+	return nil
 }

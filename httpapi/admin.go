@@ -1,0 +1,109 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/gitstore"
+	"github.com/nexus-mem/nexus/recovery"
+)
+
+// Admin is the maintenance of a running node that the /v1/admin routes
+// reach: an integrity check, a point-in-time restore and the cascading
+// recovery.
+type Admin interface {
+	// Fsck checks the store's integrity: fast (refs, head, catalog) or
+	// deep (every object and commit).
+	Fsck(ctx context.Context, deep bool) (*gitstore.FsckReport, error)
+	// Restore moves the memory back to the last context written at or
+	// before at, or only says what it would do.
+	Restore(ctx context.Context, at time.Time, dryRun bool) (*gitstore.RestorePlan, error)
+	// Recover runs the cascading recovery now.
+	Recover(ctx context.Context) (RecoverResult, error)
+}
+
+// RecoverResult is the answer of POST /v1/admin/recover.
+type RecoverResult struct {
+	// Steps holds one step per component, in recovery order.
+	Steps []recovery.Step `json:"steps"`
+	// Stopping is set when a critical component could not be recovered:
+	// the node stops.
+	Stopping bool `json:"stopping"`
+}
+
+// restoreRequest is the body of POST /v1/admin/restore.
+type restoreRequest struct {
+	At     time.Time `json:"at"`
+	DryRun bool      `json:"dry_run"`
+}
+
+var restoreFields = jsonFields[restoreRequest]()
+
+var errNoAdmin = nexus.Errorf(nexus.ENotFound, "the admin routes are not enabled on this server")
+
+func (s *Server) adminFsck(w http.ResponseWriter, r *http.Request) error {
+	if s.admin == nil {
+		return errNoAdmin
+	}
+	q, err := parseQuery(r, "deep")
+	if err != nil {
+		return err
+	}
+	deep := false
+	switch q["deep"] {
+	case "", "false", "0":
+	case "true", "1":
+		deep = true
+	default:
+		return nexus.Errorf(nexus.EInvalid, "deep %q: want true or false", clip(q["deep"], 20))
+	}
+	rep, err := s.admin.Fsck(r.Context(), deep)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, rep)
+}
+
+func (s *Server) adminRestore(w http.ResponseWriter, r *http.Request) error {
+	if s.admin == nil {
+		return errNoAdmin
+	}
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	body, err := s.readJSONBody(w, r)
+	if err != nil {
+		return err
+	}
+	var req restoreRequest
+	if err := decodeObject(body, &req, restoreFields); err != nil {
+		return err
+	}
+	if req.At.IsZero() {
+		return nexus.Errorf(nexus.EInvalid, "field \"at\" is required: an RFC 3339 time")
+	}
+	plan, err := s.admin.Restore(r.Context(), req.At, req.DryRun)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, plan)
+}
+
+func (s *Server) adminRecover(w http.ResponseWriter, r *http.Request) error {
+	if s.admin == nil {
+		return errNoAdmin
+	}
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	res, err := s.admin.Recover(r.Context())
+	if err != nil {
+		return err
+	}
+	if res.Steps == nil {
+		res.Steps = []recovery.Step{}
+	}
+	return writeJSON(w, http.StatusOK, res)
+}

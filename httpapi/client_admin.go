@@ -1,0 +1,44 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/nexus-mem/nexus/gitstore"
+)
+
+// Fsck checks the integrity of the server's store (POST
+// /v1/admin/fsck): deep re-reads every object and walks all history. The
+// server's recovery repairs what the check finds.
+func (c *Client) Fsck(ctx context.Context, deep bool) (*gitstore.FsckReport, error) {
+	q := url.Values{"deep": {strconv.FormatBool(deep)}}
+	var out gitstore.FsckReport
+	if err := c.do(ctx, http.MethodPost, "/v1/admin/fsck", q, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Restore moves the server's memory back to the last context written at
+// or before at (POST /v1/admin/restore); with dryRun it only says what it
+// would roll back.
+func (c *Client) Restore(ctx context.Context, at time.Time, dryRun bool) (*gitstore.RestorePlan, error) {
+	var out gitstore.RestorePlan
+	if err := c.do(ctx, http.MethodPost, "/v1/admin/restore", nil, restoreRequest{At: at, DryRun: dryRun}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Recover runs the server's cascading recovery now (POST
+// /v1/admin/recover) and returns its steps.
+func (c *Client) Recover(ctx context.Context) (RecoverResult, error) {
+	var out RecoverResult
+	err := c.do(ctx, http.MethodPost, "/v1/admin/recover", nil, nil, &out)
+	return out, err
+}
+
+var _ Admin = (*Client)(nil)
