@@ -72,8 +72,11 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Code returns the [nexus.Code] of e.
 func (e *Error) Code() nexus.Code {
-	if e.Class == ClassBadRequest {
+	switch e.Class {
+	case ClassBadRequest:
 		return nexus.EInvalid
+	case ClassRateLimit:
+		return nexus.ERateLimited
 	}
 	return nexus.EUnavailable
 }

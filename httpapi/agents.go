@@ -539,7 +539,7 @@ func (s *Server) failTask(w http.ResponseWriter, r *http.Request) error {
 	if err := checkClaim(req.AgentID, req.Claim); err != nil {
 		return err
 	}
-	t, err := s.tasks.Fail(r.Context(), id, req.AgentID, req.Claim, req.Reason, req.Retry)
+	t, err := s.tasks.Fail(r.Context(), id, req.AgentID, req.Claim, tasks.Failure{Reason: req.Reason, Retry: req.Retry})
 	if err != nil {
 		return err
 	}

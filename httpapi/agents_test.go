@@ -666,7 +666,7 @@ func TestAgentsAPI_ownRateLimit(t *testing.T) {
 		{"/v1/agents/process", `,"capability":"docs"`},
 	} {
 		resp := send(t, srv, request{method: "POST", target: c.target, ctype: js, auth: "-", body: strings.NewReader(body(c.extra))})
-		msg := wantError(t, resp, 429, nexus.EUnavailable)
+		msg := wantError(t, resp, 429, nexus.ERateLimited)
 		// The next request may go a minute after the first was sent, so
 		// the wait is a minute less what has passed since, rounded up:
 		// 60 unless this test took over a second.

@@ -227,9 +227,9 @@ func (c *Client) CompleteTask(ctx context.Context, id nexus.ID, agentID string, 
 
 // FailTask records a failed attempt at a claimed task: with retry it goes
 // back to the queue while it has attempts left, otherwise it fails.
-func (c *Client) FailTask(ctx context.Context, id nexus.ID, agentID string, claim int, reason string, retry bool) (tasks.Task, error) {
+func (c *Client) FailTask(ctx context.Context, id nexus.ID, agentID string, claim int, f tasks.Failure) (tasks.Task, error) {
 	var out tasks.Task
-	err := c.do(ctx, http.MethodPost, "/v1/tasks/"+id.String()+"/fail", nil, failRequest{AgentID: agentID, Claim: claim, Reason: reason, Retry: retry}, &out)
+	err := c.do(ctx, http.MethodPost, "/v1/tasks/"+id.String()+"/fail", nil, failRequest{AgentID: agentID, Claim: claim, Reason: f.Reason, Retry: f.Retry}, &out)
 	return out, err
 }
 

@@ -156,11 +156,11 @@ func TestClient_tasks(t *testing.T) {
 	if err != nil || !ok || held.ID != other.ID {
 		t.Fatalf("ClaimTask(any): %+v, %v, %v", held, ok, err)
 	}
-	back, err := c.FailTask(ctx, other.ID, "any", held.Claim, "the glossary is missing", true)
+	back, err := c.FailTask(ctx, other.ID, "any", held.Claim, tasks.Failure{Reason: "the glossary is missing", Retry: true})
 	if err != nil || back.Status != tasks.Queued || back.Error != "the glossary is missing" {
 		t.Errorf("FailTask with retry: %+v, %v", back, err)
 	}
-	_, err = c.FailTask(ctx, other.ID, "any", held.Claim, "again", false)
+	_, err = c.FailTask(ctx, other.ID, "any", held.Claim, tasks.Failure{Reason: "again"})
 	wantCode(t, "FailTask with an old claim", err, nexus.EConflict)
 
 	for status, want := range map[string]int{"": 2, tasks.Done: 1, tasks.Queued: 1, tasks.Failed: 0} {
@@ -197,7 +197,7 @@ func TestClient_agentsDisabled(t *testing.T) {
 	_, calls["Task"] = c.Task(ctx, id)
 	_, _, calls["ClaimTask"] = c.ClaimTask(ctx, "a")
 	_, _, calls["CompleteTask"] = c.CompleteTask(ctx, id, "a", 1, tasks.Answer{Content: "x"})
-	_, calls["FailTask"] = c.FailTask(ctx, id, "a", 1, "x", false)
+	_, calls["FailTask"] = c.FailTask(ctx, id, "a", 1, tasks.Failure{Reason: "x"})
 	for name, err := range calls {
 		var e *nexus.Error
 		if !errors.As(err, &e) || e.Code != nexus.ENotFound {

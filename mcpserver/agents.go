@@ -22,7 +22,7 @@ type Agents interface {
 	CreateTask(ctx context.Context, n tasks.NewTask) (tasks.Task, error)
 	ClaimTask(ctx context.Context, agentID string) (tasks.Task, bool, error)
 	CompleteTask(ctx context.Context, id nexus.ID, agentID string, claim int, ans tasks.Answer) (tasks.Task, *nexus.Context, error)
-	FailTask(ctx context.Context, id nexus.ID, agentID string, claim int, reason string, retry bool) (tasks.Task, error)
+	FailTask(ctx context.Context, id nexus.ID, agentID string, claim int, f tasks.Failure) (tasks.Task, error)
 	Process(ctx context.Context, req orchestrator.Request) (*orchestrator.Answer, error)
 	Generate(ctx context.Context, req orchestrator.GenerateRequest) (*orchestrator.Answer, error)
 }
@@ -82,11 +82,11 @@ func (l localAgents) CompleteTask(ctx context.Context, id nexus.ID, agentID stri
 	return l.q.Complete(ctx, id, agentID, claim, ans)
 }
 
-func (l localAgents) FailTask(ctx context.Context, id nexus.ID, agentID string, claim int, reason string, retry bool) (tasks.Task, error) {
+func (l localAgents) FailTask(ctx context.Context, id nexus.ID, agentID string, claim int, f tasks.Failure) (tasks.Task, error) {
 	if l.q == nil {
 		return tasks.Task{}, errNoQueue
 	}
-	return l.q.Fail(ctx, id, agentID, claim, reason, retry)
+	return l.q.Fail(ctx, id, agentID, claim, f)
 }
 
 func (l localAgents) Process(ctx context.Context, req orchestrator.Request) (*orchestrator.Answer, error) {
@@ -402,7 +402,7 @@ func (t *tools) failTask(ctx context.Context, in failInput) (*taskOut, error) {
 	if err != nil {
 		return nil, err
 	}
-	x, err := t.agents.FailTask(ctx, id, in.AgentID, in.Claim, in.Reason, in.Retry)
+	x, err := t.agents.FailTask(ctx, id, in.AgentID, in.Claim, tasks.Failure{Reason: in.Reason, Retry: in.Retry})
 	if err != nil {
 		return nil, err
 	}

@@ -538,7 +538,7 @@ func TestQueue_ClaimJournaled(t *testing.T) {
 	if o.err != nil || !o.ok || o.task.Claim != 1 || !o.task.LeaseExpires.Equal(clk.now().Add(time.Minute)) {
 		t.Fatalf("claim: %+v", o)
 	}
-	if _, err := q.Fail(ctx, task.ID, "a", 1, "try elsewhere", true); err != nil {
+	if _, err := q.Fail(ctx, task.ID, "a", 1, tasks.Failure{Reason: "try elsewhere", Retry: true}); err != nil {
 		t.Fatal(err)
 	}
 	// The next claim's journal write fails: the task stays queued.

@@ -675,10 +675,18 @@ func (q *Queue) stored(id nexus.ID, claim int, werr error) *nexus.Context {
 	return nil
 }
 
+// Failure is why an attempt at a task failed, and whether the task
+// should go back to the queue.
+type Failure struct {
+	Reason string `json:"reason"`
+	Retry  bool   `json:"retry"`
+}
+
 // Fail records a failed attempt as an error context, child of the task.
-// With retry, the task goes back to the queue while attempts remain;
+// With f.Retry, the task goes back to the queue while attempts remain;
 // otherwise (or on the last attempt) it fails for good.
-func (q *Queue) Fail(ctx context.Context, id nexus.ID, agentID string, claim int, reason string, retry bool) (Task, error) {
+func (q *Queue) Fail(ctx context.Context, id nexus.ID, agentID string, claim int, f Failure) (Task, error) {
+	reason, retry := f.Reason, f.Retry
 	if reason == "" {
 		return Task{}, nexus.Errorf(nexus.EInvalid, "reason is required: say why the task failed")
 	}

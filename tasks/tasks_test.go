@@ -159,11 +159,11 @@ func TestQueue_RestartRebuilds(t *testing.T) {
 	c0 := claim()
 	q.Complete(ctx, c0.ID, "w", c0.Claim, tasks.Answer{Content: "answer 0"})
 	c1 := claim()
-	if f, err := q.Fail(ctx, c1.ID, "w", c1.Claim, "cannot do it", false); err != nil || f.Status != tasks.Failed {
+	if f, err := q.Fail(ctx, c1.ID, "w", c1.Claim, tasks.Failure{Reason: "cannot do it"}); err != nil || f.Status != tasks.Failed {
 		t.Fatalf("final failure: %+v %v", f, err)
 	}
 	c2 := claim()
-	if f, err := q.Fail(ctx, c2.ID, "w", c2.Claim, "flaky tool", true); err != nil || f.Status != tasks.Queued {
+	if f, err := q.Fail(ctx, c2.ID, "w", c2.Claim, tasks.Failure{Reason: "flaky tool", Retry: true}); err != nil || f.Status != tasks.Queued {
 		t.Fatalf("retried failure: %+v %v", f, err)
 	}
 	c3 := claim() // task 3, left claimed by the crash
@@ -289,7 +289,7 @@ func TestQueue_CapabilitiesAttemptsAndInput(t *testing.T) {
 		func() error { _, err := q.Create(ctx, tasks.NewTask{Content: "x", MaxAttempts: -1}); return err },
 		func() error { _, err := q.Create(ctx, tasks.NewTask{Content: ""}); return err },
 		func() error { _, err := q.List("sleeping", 0); return err },
-		func() error { _, err := q.Fail(ctx, task.ID, "coder", 2, "", false); return err },
+		func() error { _, err := q.Fail(ctx, task.ID, "coder", 2, tasks.Failure{}); return err },
 	} {
 		if err := bad(); nexus.ErrorCode(err) != nexus.EInvalid {
 			t.Errorf("bad input accepted or misreported: %v", err)

@@ -55,7 +55,7 @@ func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return err
 		}
-		return fsckOnline(ctx, c, *deep, *repair, *asJSON, stdout)
+		return fsckOnline(ctx, c, node.FsckOptions{Deep: *deep, Repair: *repair}, *asJSON, stdout)
 	}
 	if err := needStore(*data); err != nil {
 		return err
@@ -179,7 +179,8 @@ func inUse(verb string, err error) error {
 // fsckOnline checks a running node through its admin API. With repair it
 // runs the node's recovery, which repairs what the check found, and checks
 // again; the node runs that recovery after every check anyway.
-func fsckOnline(ctx context.Context, c *httpapi.Client, deep, repair, asJSON bool, stdout io.Writer) error {
+func fsckOnline(ctx context.Context, c *httpapi.Client, opts node.FsckOptions, asJSON bool, stdout io.Writer) error {
+	deep, repair := opts.Deep, opts.Repair
 	first, err := c.Fsck(ctx, deep)
 	if err != nil {
 		return err

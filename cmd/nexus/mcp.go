@@ -376,8 +376,8 @@ func (r *reviving) CompleteTask(ctx context.Context, id nexus.ID, agentID string
 	return d.t, d.c, err
 }
 
-func (r *reviving) FailTask(ctx context.Context, id nexus.ID, agentID string, n int, reason string, retry bool) (tasks.Task, error) {
-	return again(ctx, r, func() (tasks.Task, error) { return r.Client.FailTask(ctx, id, agentID, n, reason, retry) })
+func (r *reviving) FailTask(ctx context.Context, id nexus.ID, agentID string, n int, f tasks.Failure) (tasks.Task, error) {
+	return again(ctx, r, func() (tasks.Task, error) { return r.Client.FailTask(ctx, id, agentID, n, f) })
 }
 
 func (r *reviving) Process(ctx context.Context, req orchestrator.Request) (*orchestrator.Answer, error) {
