@@ -212,6 +212,7 @@ func (s *Store) refuseLostRepo(gitDir string) error {
 		"put it back, or restore a backup (nexus backup restore FILE --data %s --replace); to start an empty store there, remove %s",
 		gitDir, s.dir, catalogFile, s.dir, filepath.Join(s.dir, catalogFile))
 }
+
 // ErrInUse is the cause of the conflict that opening a data directory
 // reports when another process (a running server) holds it.
 var ErrInUse = errors.New("data directory in use")

@@ -470,7 +470,6 @@ func getHealth(t *testing.T, url string) (int, nexus.Health) {
 	return resp.StatusCode, h
 }
 
-
 // getMetrics fetches /metrics.
 func getMetrics(t *testing.T, url string) string {
 	t.Helper()
