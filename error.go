@@ -78,6 +78,21 @@ func ErrorMessage(err error) string {
 	return "internal error"
 }
 
+// Describe renders err for the operator of a node (a log, a command's
+// output), not for a remote client: the message and code of an *Error,
+// with the cause of an internal one, or the error's text.
+func Describe(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		msg := e.Message
+		if e.Code == EInternal && e.Err != nil {
+			msg += ": " + e.Err.Error()
+		}
+		return fmt.Sprintf("%s (%s)", msg, e.Code)
+	}
+	return err.Error()
+}
+
 // ErrorBody is an error as clients receive it, the same over HTTP and MCP:
 // {"error":{"code":"not_found","message":"context … not found"}}.
 type ErrorBody struct {

@@ -22,7 +22,7 @@ func (n *Node) scheduledBackup(ctx context.Context) error {
 	info, written, err := n.store.BackupIfChanged(ctx, n.cfg.backupDir())
 	if err != nil {
 		n.log.Error("scheduled backup failed", "err", err)
-		return fmt.Errorf("backup into %s: %s", n.cfg.backupDir(), describe(err))
+		return fmt.Errorf("backup into %s: %s", n.cfg.backupDir(), nexus.Describe(err))
 	}
 	if !written {
 		return nil
@@ -42,7 +42,7 @@ func (n *Node) pushMirror(ctx context.Context) error {
 	m, err := n.store.PushMirror(ctx, n.cfg.Mirror)
 	if err != nil {
 		n.log.Error("mirror push failed", "mirror", n.cfg.Mirror, "err", err)
-		return fmt.Errorf("push to the mirror %s: %s", n.cfg.Mirror, describe(err))
+		return fmt.Errorf("push to the mirror %s: %s", n.cfg.Mirror, nexus.Describe(err))
 	}
 	n.log.Info("mirror pushed", "mirror", m.Path, "head", m.Head, "took", m.Took)
 	return nil

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -411,16 +410,3 @@ func fsckMode(deep bool) string {
 	return "fast"
 }
 
-// describe renders an error for a person: the message and code of an
-// application error, or the error text.
-func describe(err error) string {
-	var e *nexus.Error
-	if errors.As(err, &e) {
-		msg := e.Message
-		if e.Code == nexus.EInternal && e.Err != nil {
-			msg += ": " + e.Err.Error()
-		}
-		return fmt.Sprintf("%s (%s)", msg, e.Code)
-	}
-	return err.Error()
-}

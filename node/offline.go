@@ -43,7 +43,7 @@ func RecoverOffline(ctx context.Context, cfg OfflineConfig) ([]recovery.Step, er
 	}
 	if err != nil {
 		return []recovery.Step{{Component: nexus.ComponentGit, Status: recovery.Failed, Took: time.Since(start), At: start.UTC(),
-			Reason: describe(err) + "; " + adviceOffline}}, nil
+			Reason: nexus.Describe(err) + "; " + adviceOffline}}, nil
 	}
 	defer store.Close()
 	rep, err := store.Fsck(ctx, true)
@@ -227,7 +227,7 @@ func repairOffline(ctx context.Context, store *gitstore.Store, cfg OfflineConfig
 		res.Store = last
 	}
 	if err != nil {
-		res.Store.Problems = append(res.Store.Problems, gitstore.Problem{Kind: gitstore.ProblemRepair, Message: describe(err)})
+		res.Store.Problems = append(res.Store.Problems, gitstore.Problem{Kind: gitstore.ProblemRepair, Message: nexus.Describe(err)})
 	}
 	return nil
 }

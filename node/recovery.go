@@ -195,11 +195,11 @@ func OpenRepairing(ctx context.Context, data string, opts gitstore.Options, sour
 	}
 	did, rerr := gitstore.RepairOffline(ctx, data, sources)
 	if rerr != nil {
-		return nil, did, fmt.Errorf("%s\nrepair failed: %v", describe(err), rerr)
+		return nil, did, fmt.Errorf("%s\nrepair failed: %v", nexus.Describe(err), rerr)
 	}
 	store, err2 := gitstore.Open(data, opts)
 	if err2 != nil {
-		return nil, did, fmt.Errorf("%s\nstill cannot open after repair (%s): %s", describe(err), strings.Join(did, "; "), describe(err2))
+		return nil, did, fmt.Errorf("%s\nstill cannot open after repair (%s): %s", nexus.Describe(err), strings.Join(did, "; "), nexus.Describe(err2))
 	}
-	return store, append([]string{"could not open: " + describe(err)}, did...), nil
+	return store, append([]string{"could not open: " + nexus.Describe(err)}, did...), nil
 }

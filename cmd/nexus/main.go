@@ -104,22 +104,8 @@ func (e usageError) Unwrap() error { return e.error }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
-// describe renders an error for a person: the code and message of an
-// application error, or the error text.
-func describe(err error) string {
-	if msg, ok := unreachable(err); ok {
-		return msg
-	}
-	var e *nexus.Error
-	if errors.As(err, &e) {
-		msg := e.Message
-		if e.Code == nexus.EInternal && e.Err != nil {
-			msg += ": " + e.Err.Error()
-		}
-		return fmt.Sprintf("%s (%s)", msg, e.Code)
-	}
-	return err.Error()
-}
+// describe renders an error for a person (nexus.Describe).
+func describe(err error) string { return nexus.Describe(err) }
 
 // env returns the environment variable or def.
 func env(name, def string) string {
