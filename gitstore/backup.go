@@ -148,7 +148,9 @@ func bundleRefs(path string) (map[string]Hash, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return readBundleHeader(bufio.NewReader(f))
+	refs, err := readBundleHeader(bufio.NewReader(f))
+	delete(refs, "HEAD") // names main: not a ref of the store
+	return refs, err
 }
 
 // bundleSnapshot bundles the refs as they are now; the caller pauses
@@ -181,6 +183,11 @@ func (s *Store) snapshotRepo(ctx context.Context) (string, error) {
 	}
 	if o, err := exec.CommandContext(ctx, "git", "init", "-q", "--bare", scratch).CombinedOutput(); err != nil {
 		return fail(fmt.Errorf("git init: %v: %s", err, bytes.TrimSpace(o)))
+	}
+	// HEAD names main, so that a bundle lists it and `git clone` of the
+	// bundle checks main out.
+	if err := os.WriteFile(filepath.Join(scratch, "HEAD"), []byte(headContent), 0o644); err != nil {
+		return fail(err)
 	}
 	objects, err := filepath.Abs(filepath.Join(s.GitDir(), "objects"))
 	if err != nil {

@@ -80,3 +80,30 @@ func TestStore_RepositoryDeleted(t *testing.T) {
 		t.Fatal("a new repository was created in place of the deleted one")
 	}
 }
+
+// A bundle names main as its HEAD: `git clone BUNDLE` checks the memory
+// out (it checked out nothing when HEAD named a branch the bundle lacks).
+func TestBackup_CloneChecksOutMain(t *testing.T) {
+	dir := t.TempDir()
+	s := MustOpen(t, dir, gitstore.Options{})
+	defer s.Close()
+	c, err := s.Put(context.Background(), nexus.Draft{Type: nexus.TypeMemory, Content: "kept in the bundle"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Backup(context.Background(), filepath.Join(dir, "backups"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clone := filepath.Join(t.TempDir(), "clone")
+	if out, err := exec.Command("git", "clone", "-q", info.Path, clone).CombinedOutput(); err != nil || strings.Contains(string(out), "unable to checkout") {
+		t.Fatalf("git clone of the bundle: %v %s", err, out)
+	}
+	out, err := exec.Command("git", "-C", clone, "ls-files").Output()
+	if err != nil || !strings.Contains(string(out), c.ID.String()+".json") {
+		t.Fatalf("the clone's files: %q %v, want %s.json", out, err, c.ID)
+	}
+	if _, written, err := s.BackupIfChanged(context.Background(), filepath.Join(dir, "backups")); err != nil || written {
+		t.Fatalf("BackupIfChanged with nothing new: written %v, %v (HEAD in the bundle must not count as a change)", written, err)
+	}
+}
