@@ -409,4 +409,3 @@ func fsckMode(deep bool) string {
 	}
 	return "fast"
 }
-
