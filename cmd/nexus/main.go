@@ -104,8 +104,15 @@ func (e usageError) Unwrap() error { return e.error }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
-// describe renders an error for a person (nexus.Describe).
-func describe(err error) string { return nexus.Describe(err) }
+// describe renders an error for a person: a request that reached no
+// server says where it went and what to run, anything else as
+// nexus.Describe renders it.
+func describe(err error) string {
+	if msg, ok := unreachable(err); ok {
+		return msg
+	}
+	return nexus.Describe(err)
+}
 
 // env returns the environment variable or def.
 func env(name, def string) string {
