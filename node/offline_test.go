@@ -77,3 +77,23 @@ func TestRecoverOffline(t *testing.T) {
 	steps := run("git_repository=failed", "context_manager=skipped", "memory_cache=skipped", "semantic_index=skipped", "agents=skipped")
 	t.Logf("refused: %s", steps[0].Reason)
 }
+
+// An empty store's index is built and then verifies: its saved manifest
+// names no last context.
+func TestRecoverOffline_EmptyStore(t *testing.T) {
+	dir := t.TempDir()
+	s, err := gitstore.Open(dir, gitstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	for _, want := range []string{"semantic_index=recovered", "semantic_index=ok"} {
+		steps, err := node.RecoverOffline(context.Background(), node.OfflineConfig{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := statuses(steps); !slices.Contains(got, want) || slices.Contains(got, "semantic_index=failed") {
+			t.Fatalf("steps %v, want %s\n%v", got, want, steps)
+		}
+	}
+}

@@ -33,7 +33,7 @@ type manifest struct {
 	Version   int               `json:"version"`
 	Model     string            `json:"model"`
 	Dimension int               `json:"dimension"`
-	Cursor    nexus.ID          `json:"cursor"`
+	Cursor    nexus.ID          `json:"cursor,omitzero"` // zero: an empty store
 	Count     int               `json:"count"`
 	Gen       int64             `json:"gen"`
 	Files     map[string]string `json:"files"` // name → sha256 hex

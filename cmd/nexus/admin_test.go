@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/gitstore"
 	"github.com/nexus-mem/nexus/httpapi"
 )
 
@@ -137,7 +138,12 @@ func TestAdminVerbs_serverUsage(t *testing.T) {
 		}
 	}
 	// The server named by the environment is not running, but --data is
-	// given: the verb opens the directory.
+	// given: the verb opens the directory (which holds a store).
+	s, err := gitstore.Open(data, gitstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
 	out, code := runEnv(t, []string{"NEXUS_SERVER=http://127.0.0.1:1"}, "recover", "--data", data)
 	if code != 0 || !strings.Contains(out, "git_repository") {
 		t.Errorf("recover --data with NEXUS_SERVER set: exit %d\n%s", code, out)
