@@ -272,9 +272,9 @@ func (d byAgent) running() map[string]int {
 	return out
 }
 
-// wait bounds every wait for an event of the node: long enough for a
+// eventWait bounds every wait for an event of the node: long enough for a
 // loaded machine, reached only when the event never comes.
-const wait = time.Minute
+const eventWait = time.Minute
 
 // Two OpenAI-compatible agents in a pool, the second a backup: the pool
 // answers through the node's API; when the primary answers 503 the
@@ -353,7 +353,7 @@ pools:
 	}
 
 	// Two failed attempts open the primary's breaker: the node says so.
-	down := awaitEvent(t, sub, wait, "primary unhealthy", func(typ string, d map[string]any) bool {
+	down := awaitEvent(t, sub, eventWait, "primary unhealthy", func(typ string, d map[string]any) bool {
 		return typ == "agent" && d["status"] == "unhealthy"
 	})
 	if detail, _ := down["detail"].(map[string]any); down["source"] != "node" || detail["breaker"] != "open" || !strings.Contains(fmt.Sprint(down["reason"]), "503") {
@@ -363,7 +363,7 @@ pools:
 	// of its half-open probes (each open_timeout): the waits below look
 	// for it open.
 	var d byAgent
-	nodetest.Wait(t, wait, "the cascade restores the unhealthy primary", func() bool {
+	nodetest.Wait(t, eventWait, "the cascade restores the unhealthy primary", func() bool {
 		d = byAgent{}
 		h := agentsHealth(t, n, &d)
 		return h.Status == nexus.StatusDegraded && d.Recoveries.Last.Status == "recovered" && d.ByAgent["primary"].Breaker == "open"
@@ -374,7 +374,7 @@ pools:
 		t.Fatalf("agents component: %+v", d)
 	}
 	var m string
-	nodetest.Wait(t, wait, "the metrics with the primary's breaker open", func() bool {
+	nodetest.Wait(t, eventWait, "the metrics with the primary's breaker open", func() bool {
 		m = metricsText(t, n)
 		return strings.Contains(m, `nexus_agent_breaker_state{agent="primary",state="open"} 1`)
 	})
@@ -391,7 +391,7 @@ pools:
 
 	// The provider comes back: the half-open heartbeat closes the breaker.
 	primary.fail(0)
-	up := awaitEvent(t, sub, wait, "primary healthy again", func(typ string, d map[string]any) bool {
+	up := awaitEvent(t, sub, eventWait, "primary healthy again", func(typ string, d map[string]any) bool {
 		return typ == "agent" && d["status"] == "healthy"
 	})
 	if up["from"] != "unhealthy" {
@@ -447,7 +447,7 @@ supervisor:
 	}
 	defer sub.Close()
 	var first map[string]int
-	nodetest.Wait(t, wait, "both processes running", func() bool {
+	nodetest.Wait(t, eventWait, "both processes running", func() bool {
 		var d byAgent
 		agentsHealth(t, n, &d)
 		first = d.running()
@@ -462,7 +462,7 @@ supervisor:
 	}
 
 	syscall.Kill(first["sleeper"], syscall.SIGKILL)
-	ev := awaitEvent(t, sub, wait, "sleeper restarted", func(typ string, d map[string]any) bool {
+	ev := awaitEvent(t, sub, eventWait, "sleeper restarted", func(typ string, d map[string]any) bool {
 		return typ == "process" && d["state"] == "running" && d["restarts"] == 1.0
 	})
 	if ev["name"] != "sleeper" || ev["pid"] == float64(first["sleeper"]) {
@@ -481,7 +481,7 @@ supervisor:
 	// fragile is given up at its first exit; the cascade restarts it once.
 	syscall.Kill(first["fragile"], syscall.SIGKILL)
 	var again int
-	nodetest.Wait(t, wait, "fragile restarted by the cascade", func() bool {
+	nodetest.Wait(t, eventWait, "fragile restarted by the cascade", func() bool {
 		d = byAgent{}
 		agentsHealth(t, n, &d)
 		again = d.running()["fragile"]
@@ -493,7 +493,7 @@ supervisor:
 		t.Fatalf("after the cascade's restart: %+v", d)
 	}
 	syscall.Kill(again, syscall.SIGKILL)
-	nodetest.Wait(t, wait, "the second give-up reported", func() bool {
+	nodetest.Wait(t, eventWait, "the second give-up reported", func() bool {
 		h = agentsHealth(t, n, &d)
 		return d.Recoveries.Last.Status == "failed"
 	})
@@ -577,13 +577,13 @@ server:
 	}
 
 	// a goes silent.
-	lost := awaitEvent(t, sub, wait, "assistant-a lost", func(typ string, d map[string]any) bool {
+	lost := awaitEvent(t, sub, eventWait, "assistant-a lost", func(typ string, d map[string]any) bool {
 		return typ == "agent" && d["agent"] == "assistant-a" && d["status"] == tasks.Lost
 	})
 	if lost["source"] != "external" || !strings.Contains(fmt.Sprint(lost["reason"]), "no heartbeat") {
 		t.Fatalf("lost event: %v", lost)
 	}
-	requeued := awaitEvent(t, sub, wait, "task queued again", func(typ string, d map[string]any) bool {
+	requeued := awaitEvent(t, sub, eventWait, "task queued again", func(typ string, d map[string]any) bool {
 		return typ == "task" && d["task"] == task.ID.String() && d["status"] == tasks.Queued
 	})
 	if requeued["agent"] != "assistant-a" || requeued["attempts"] != 1.0 || requeued["namespace"] != "team-a" {
@@ -625,7 +625,7 @@ server:
 	if len(results) != 1 || results[0] != "assistant-b: LGTM after two fixes." || done.Result.ParentID != task.ID {
 		t.Fatalf("results of the task: %q", results)
 	}
-	awaitEvent(t, sub, wait, "task done", func(typ string, d map[string]any) bool {
+	awaitEvent(t, sub, eventWait, "task done", func(typ string, d map[string]any) bool {
 		return typ == "task" && d["status"] == tasks.Done && d["agent"] == "assistant-b" && d["result"] == done.Result.ID.String()
 	})
 
@@ -651,7 +651,7 @@ server:
 	if code := callAPI(t, n, "POST", "/v1/tasks", map[string]any{"content": "Another review."}, nil); code != 201 {
 		t.Fatalf("create task: %d", code)
 	}
-	awaitEvent(t, sub, wait, "assistant-b lost", func(typ string, d map[string]any) bool {
+	awaitEvent(t, sub, eventWait, "assistant-b lost", func(typ string, d map[string]any) bool {
 		return typ == "agent" && d["agent"] == "assistant-b" && d["status"] == tasks.Lost
 	})
 	if h = agentsHealth(t, n, &d); h.Status != nexus.StatusDegraded || h.Error != "queued tasks: 1, and no external agent is active (2 lost)" {
@@ -684,7 +684,7 @@ agents:
 	n := nodetest.Open(t, cfg)
 	var d byAgent
 	var h nexus.ComponentHealth
-	nodetest.Wait(t, wait, "the rejected key reported by the cascade", func() bool {
+	nodetest.Wait(t, eventWait, "the rejected key reported by the cascade", func() bool {
 		h = agentsHealth(t, n, &d)
 		return d.Recoveries.Last.Status == "failed"
 	})
@@ -713,9 +713,11 @@ agents:
 	if err := os.WriteFile(keyFile, []byte("REVIEWER_KEY=right-key-8d1e\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	nodetest.Wait(t, wait, "the agent reset with its new key", func() bool {
+	// The reset makes the agent healthy a moment before the cascade
+	// records its step: wait for both.
+	nodetest.Wait(t, eventWait, "the agent reset with its new key", func() bool {
 		h = agentsHealth(t, n, &d)
-		return h.Status == nexus.StatusHealthy
+		return h.Status == nexus.StatusHealthy && d.Recoveries.Attempts == 2
 	})
 	if d.Recoveries.Last.Status != "recovered" || !strings.Contains(d.Recoveries.Last.Reason, "agent reviewer: its key changed since it was rejected: reset, calls resume") {
 		t.Fatalf("after the key changed: %+v", d.Recoveries)
