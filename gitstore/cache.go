@@ -65,12 +65,12 @@ func (c *cache) get(id nexus.ID) []byte {
 // put stores b (which must not be modified afterwards) for id.
 func (c *cache) put(id nexus.ID, b []byte) {
 	size := int64(len(b)) + itemOverhead
-	if size > c.max/8 {
-		return // one entry may not flush a large part of the cache
-	}
 	it := &cacheItem{id: id, b: b, crc: crc32.Checksum(b, castagnoli)}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if size > c.max/8 { // c.max moves with resize: read it under mu
+		return // one entry may not flush a large part of the cache
+	}
 	if el, ok := c.items[id]; ok {
 		c.removeLocked(el)
 	}

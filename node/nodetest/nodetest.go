@@ -7,9 +7,12 @@ package nodetest
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -142,6 +145,36 @@ func Wait(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// Logs is a node's log kept for the test to read: every line of every
+// level, as slog text (msg="..." key=value).
+type Logs struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+// CaptureLogs makes cfg's node log every level into the returned Logs,
+// and still into the test's log. A Restart keeps the same Logs: the new
+// node's lines follow the old one's.
+func CaptureLogs(tb testing.TB, cfg *node.Config) *Logs {
+	l := &Logs{}
+	w := io.MultiWriter(l, tbWriter{tb})
+	cfg.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return l
+}
+
+func (l *Logs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String is every line logged so far.
+func (l *Logs) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // tbWriter sends log lines to the test's log.
