@@ -366,10 +366,10 @@ func TestAgentsAPI_tasks(t *testing.T) {
 	call("POST", "/v1/agents", js, `{"id":"x","capabilities":["no spaces"]}`, false, 400)
 	call("POST", "/v1/agents", js, `{"id":"x","role":"extra"}`, false, 400)
 	n.clock.Add(10 * time.Second)
-	if a := decode[tasks.Agent](t, call("POST", "/v1/agents/coder/heartbeat", "", "", true, 200)); !a.LastHeartbeat.Equal(n.clock.Now()) {
+	if a := decode[tasks.Agent](t, call("POST", "/v1/agents/coder/heartbeat", js, "", true, 200)); !a.LastHeartbeat.Equal(n.clock.Now()) {
 		t.Errorf("after a heartbeat: %+v", a)
 	}
-	call("POST", "/v1/agents/stranger/heartbeat", "", "", true, 404)
+	call("POST", "/v1/agents/stranger/heartbeat", js, "", true, 404)
 	if a := decode[tasks.Agent](t, call("GET", "/v1/agents/coder", "", "", true, 200)); a.Name != "Coding assistant" {
 		t.Errorf("GET /v1/agents/coder: %+v", a)
 	}
@@ -528,7 +528,7 @@ func TestAgentsAPI_disabled(t *testing.T) {
 		{"POST", "/v1/tasks/" + id + "/fail", `{"agent_id":"coder","claim":1,"reason":"x"}`, "task queue is not enabled"},
 	} {
 		ctype := ""
-		if r.body != "" {
+		if r.method == "POST" {
 			ctype = js
 		}
 		e := decode[apiError](t, call(r.method, r.target, ctype, r.body, true, 404))

@@ -91,26 +91,43 @@ func (c *Client) Get(ctx context.Context, id nexus.ID) (*nexus.Context, error) {
 }
 
 // Chain returns the context followed by its ancestors, at most limit of
-// them (0: all).
+// them (0: all), following the server's pages.
 func (c *Client) Chain(ctx context.Context, id nexus.ID, limit int) ([]*nexus.Context, error) {
-	q := url.Values{}
-	if limit != 0 {
-		q.Set("limit", strconv.Itoa(limit))
+	var all []*nexus.Context
+	for next := id.String(); next != ""; {
+		q := url.Values{}
+		if limit != 0 {
+			q.Set("limit", strconv.Itoa(limit-len(all)))
+		}
+		var out contextList
+		if err := c.do(ctx, http.MethodGet, "/v1/contexts/"+url.PathEscape(next)+"/chain", q, nil, &out); err != nil {
+			return nil, err
+		}
+		if len(out.Contexts) == 0 && out.NextCursor != "" {
+			return nil, nexus.Errorf(nexus.EInternal, "chain of %s: the server sent an empty page with a cursor", id)
+		}
+		all = append(all, out.Contexts...)
+		next = out.NextCursor
 	}
-	var out contextList
-	if err := c.do(ctx, http.MethodGet, "/v1/contexts/"+id.String()+"/chain", q, nil, &out); err != nil {
-		return nil, err
-	}
-	return out.Contexts, nil
+	return all, nil
 }
 
-// Children returns the direct children of id, oldest first.
+// Children returns the direct children of id, oldest first, following
+// the server's pages.
 func (c *Client) Children(ctx context.Context, id nexus.ID) ([]*nexus.Context, error) {
-	var out contextList
-	if err := c.do(ctx, http.MethodGet, "/v1/contexts/"+id.String()+"/children", nil, nil, &out); err != nil {
-		return nil, err
+	all := []*nexus.Context{}
+	q := url.Values{}
+	for {
+		var out contextList
+		if err := c.do(ctx, http.MethodGet, "/v1/contexts/"+id.String()+"/children", q, nil, &out); err != nil {
+			return nil, err
+		}
+		all = append(all, out.Contexts...)
+		if out.NextCursor == "" || len(out.Contexts) == 0 {
+			return all, nil
+		}
+		q.Set("cursor", out.NextCursor)
 	}
-	return out.Contexts, nil
 }
 
 // List returns one page of the contexts matching f.
@@ -220,7 +237,9 @@ func (c *Client) newRequest(ctx context.Context, method, path string, q url.Valu
 	if err != nil {
 		return nil, nexus.WrapError(nexus.EInvalid, err, "invalid server URL %q", c.base)
 	}
-	if in != nil {
+	if in != nil || !safeMethod(method) {
+		// A state-changing request without a body says JSON too: the
+		// server refuses any other, as a web form could send it.
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")

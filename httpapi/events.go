@@ -46,6 +46,14 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	release, err := s.limits.openStream(principalName(r.Context()))
+	if err != nil {
+		if nexus.ErrorCode(err) == nexus.EUnavailable {
+			retryAfter(w, time.Second)
+		}
+		return err
+	}
+	defer release()
 	sub, err := s.events.Subscribe(r.Context(), f, last)
 	if err != nil {
 		return err

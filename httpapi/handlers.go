@@ -6,9 +6,12 @@ import (
 	"github.com/nexus-mem/nexus"
 )
 
-// contextList is the response of the chain and children routes.
+// contextList is the response of the chain and children routes: a page,
+// continued from NextCursor (for a chain, the id whose chain continues
+// it; for children, the cursor parameter of the next page).
 type contextList struct {
-	Contexts []*nexus.Context `json:"contexts"`
+	Contexts   []*nexus.Context `json:"contexts"`
+	NextCursor string           `json:"next_cursor,omitempty"`
 }
 
 func (s *Server) putContext(w http.ResponseWriter, r *http.Request) error {
@@ -70,11 +73,13 @@ func (s *Server) chain(w http.ResponseWriter, r *http.Request) error {
 	if limit < 0 {
 		return nexus.Errorf(nexus.EInvalid, "limit %d is negative (0 means no limit)", limit)
 	}
-	cs, err := s.store.Chain(r.Context(), id, limit)
+	p := newPage(s.limits.cfg.PageBytes)
+	next, err := s.chainPage(r.Context(), id, limit, p)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, contextList{nonNil(cs)})
+	writeRaw(w, http.StatusOK, p.bytes(next))
+	return nil
 }
 
 func (s *Server) children(w http.ResponseWriter, r *http.Request) error {
@@ -82,14 +87,20 @@ func (s *Server) children(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if _, err := parseQuery(r); err != nil {
-		return err
-	}
-	cs, err := s.store.Children(r.Context(), id)
+	q, err := parseQuery(r, "cursor")
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, contextList{nonNil(cs)})
+	if f := (nexus.Filter{Cursor: q["cursor"]}); f.Validate() != nil {
+		return nexus.Errorf(nexus.EInvalid, "invalid cursor %q: want the next_cursor of the previous page", clip(q["cursor"], 40))
+	}
+	p := newPage(s.limits.cfg.PageBytes)
+	next, err := s.childrenPage(r.Context(), id, q["cursor"], p)
+	if err != nil {
+		return err
+	}
+	writeRaw(w, http.StatusOK, p.bytes(next))
+	return nil
 }
 
 func (s *Server) listContexts(w http.ResponseWriter, r *http.Request) error {
@@ -97,12 +108,13 @@ func (s *Server) listContexts(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	p, err := s.store.List(r.Context(), f)
+	p := newPage(s.limits.cfg.PageBytes)
+	next, err := s.listPage(r.Context(), f, p)
 	if err != nil {
 		return err
 	}
-	p.Contexts = nonNil(p.Contexts)
-	return writeJSON(w, http.StatusOK, p)
+	writeRaw(w, http.StatusOK, p.bytes(next))
+	return nil
 }
 
 // listFilter builds and validates the filter of a list request.
@@ -202,12 +214,4 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 		msg += ": " + d.Message
 	}
 	return nexus.WrapError(nexus.EUnavailable, err, "%s", msg)
-}
-
-// nonNil makes an empty list encode as [] rather than null.
-func nonNil(cs []*nexus.Context) []*nexus.Context {
-	if cs == nil {
-		return []*nexus.Context{}
-	}
-	return cs
 }

@@ -27,6 +27,9 @@ func (s *Server) searchContexts(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeObject(body, &req, searchFields); err != nil {
 		return err
 	}
+	if refused, err := s.exactRefused(w, r, req); refused || err != nil {
+		return err
+	}
 	res, err := s.searcher.Search(r.Context(), req)
 	if err != nil {
 		return err

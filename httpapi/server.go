@@ -74,6 +74,11 @@ type Options struct {
 	// Processes reports the node's supervised processes (state, pid,
 	// restarts), for GET /v1/agents; nil: none.
 	Processes func() []supervisor.Status
+	// PublicNames are the names, beyond loopback, that requests may use
+	// as their Host ("name" for any port, "name:port" for one).
+	PublicNames []string
+	// Limits bound what clients may take of the server.
+	Limits Limits
 }
 
 // Server serves a [nexus.Store] over HTTP. It is an [http.Handler].
@@ -98,6 +103,8 @@ type Server struct {
 	beat     time.Duration // keep-alive interval of event streams
 	mux      *http.ServeMux
 	patterns []string // every pattern registered with mux, in order
+	guard    browserGuard
+	limits   *limiter
 }
 
 // rawGetter is an optional capability of a store: the stored JSON encoding
@@ -127,6 +134,8 @@ func NewServer(store nexus.Store, opts Options) *Server {
 		procs:    opts.Processes,
 		beat:     opts.KeepAlive,
 		mux:      http.NewServeMux(),
+		guard:    newBrowserGuard(opts.PublicNames),
+		limits:   newLimiter(opts.Limits),
 	}
 	s.raw, _ = store.(rawGetter)
 	if s.maxBody <= 0 {
@@ -203,6 +212,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
 	defer s.recoverPanic(sw, r)
 	sw.Header().Set("X-Content-Type-Options", "nosniff")
+	if limit, ok := s.guard.checkHost(sw, r); !ok {
+		s.limits.count(limit)
+		return
+	}
 	if !s.authorized(r) {
 		sw.Header().Set("WWW-Authenticate", `Bearer realm="nexus"`)
 		s.fail(sw, r, nexus.Errorf(nexus.EUnauthorized, "missing or wrong bearer token"))
@@ -216,6 +229,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		s.unmatched(sw, r)
+		return
+	}
+	if limit, ok := s.guard.checkChange(sw, r); !ok {
+		s.limits.count(limit)
+		return
+	}
+	if s.rateLimited(sw, r) {
 		return
 	}
 	s.mux.ServeHTTP(sw, r)

@@ -33,6 +33,12 @@ type Config struct {
 	Token string
 	// Insecure allows a non-loopback Addr without a Token.
 	Insecure bool
+	// PublicNames are the names beyond loopback that clients reach the
+	// node by, as their requests' Host: "name" (any port) or "name:port".
+	// Any other name is refused (DNS rebinding).
+	PublicNames []string
+	// Limits bound what clients may take of the node.
+	Limits Limits
 
 	// MaxContent is the largest context content in bytes.
 	MaxContent int
@@ -101,6 +107,7 @@ func DefaultConfig() Config {
 		ScrubInterval:   24 * time.Hour,
 		RecoverInterval: 10 * time.Second,
 		ShutdownTimeout: 30 * time.Second,
+		Limits:          DefaultLimits(),
 	}
 }
 
@@ -138,6 +145,7 @@ func (c *Config) Validate() error {
 	if c.BackupKeep < 1 {
 		bad("BackupKeep", "%d: at least 1 backup is kept", c.BackupKeep)
 	}
+	errs = append(errs, c.validateWeb()...)
 	if err := errors.Join(errs...); err != nil {
 		return &ConfigError{Err: err}
 	}

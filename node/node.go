@@ -39,6 +39,7 @@ type Node struct {
 	health func(context.Context) nexus.Health
 
 	handler http.Handler
+	conns   *connLimiter // counts and caps the connections Serve accepts
 	hooks   *eventHooks  // the store's commit and restore hooks feed the bus
 	notify  engineNotify // the store's commit hook wakes the indexer
 
@@ -222,7 +223,7 @@ func (n *Node) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	n.log.Info("nexus serving", "addr", "http://"+ln.Addr().String(), "data", n.cfg.Dir, "contexts", n.store.Len(), "head", n.store.Head())
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(n.conns.wrap(ln)) }()
 	var err error
 	select {
 	case err = <-errc:

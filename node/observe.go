@@ -64,13 +64,17 @@ func (n *Node) newHandler() http.Handler {
 	if n.engine != nil {
 		searcher = n.engine
 	}
-	return httpapi.NewServer(n.store, httpapi.Options{
+	api := httpapi.NewServer(n.store, httpapi.Options{
+		PublicNames: n.publicNames(), Limits: n.cfg.Limits.apiLimits(),
 		Token: n.cfg.Token, MaxBodyBytes: n.cfg.maxBody(), Logger: n.log, Ready: n.store.Ready,
 		Searcher: searcher, Health: n.health, Metrics: n.mets.Handler(), Events: n.bus,
 		Tasks: n.agents.queue, Agents: n.agents.orchestrator(), AgentStatus: n.agents.status(), Processes: n.agents.processes(),
 		MCP:   mcpHandler(n.store, searcher, mcpserver.LocalAgents(n.agents.queue, n.agents.orchestrator()), n.cfg.maxBody(), n.log),
 		Admin: n,
 	})
+	n.conns = &connLimiter{max: n.cfg.Limits.MaxConnections}
+	n.mets.Registry().MustRegister(newLimitCollector(api, n.conns, n.cfg.Limits))
+	return api
 }
 
 func mcpHandler(store nexus.Store, searcher nexus.Searcher, agents mcpserver.Agents, maxBody int64, log *slog.Logger) http.Handler {

@@ -194,6 +194,7 @@ func (n *benchNode) deepCheck(ctx context.Context) (*gitstore.FsckReport, error)
 	if err != nil {
 		return nil, err
 	}
+	req.Header.Set("Content-Type", "application/json") // the server refuses a POST a form could send
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("deep check: %w", err)

@@ -56,6 +56,7 @@ func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.DurationVar(&n.MirrorInterval, "mirror-interval", n.MirrorInterval, "how often to push to --mirror")
 	fs.StringVar(&c.configFile, "config", env("NEXUS_CONFIG", ""), "YAML file of the node's agents, pools, supervised processes and limits (env NEXUS_CONFIG)")
 	fs.IntVar(&c.memoryMiB, "memory-budget-mib", 0, "memory budget; over 90 % of it the L1 cache shrinks (default: the cgroup limit, if any)")
+	webFlags(fs, n)
 	if err := parseNoArgs(fs, args); err != nil {
 		return nil, err
 	}
@@ -107,6 +108,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return exitCode{fsckDamaged, fmt.Sprintf("the node stopped: %s\nrun `nexus recover --data %s` (it says what to restore if it cannot repair)", fatal.Step, nc.Dir)}
 	}
 	return err
+}
+
+// webFlags are the flags of the node's browser safety and limits.
+func webFlags(fs *flag.FlagSet, n *node.Config) {
+	fs.Func("public-name", "a name beyond loopback clients reach the node by, host or host:port (repeatable); requests under any other Host are refused", func(v string) error {
+		n.PublicNames = append(n.PublicNames, v)
+		return nil
+	})
+	l := &n.Limits
+	fs.Int64Var(&l.PageBytes, "max-page-bytes", l.PageBytes, "bytes of contexts in one page of a listing, chain or children (a page ends early with a cursor)")
+	fs.Float64Var(&l.RateLimit, "rate-limit", l.RateLimit, "requests per second of each principal (0: no limit)")
+	fs.IntVar(&l.RateBurst, "rate-burst", l.RateBurst, "requests a principal may send at once beyond --rate-limit")
+	fs.IntVar(&l.MaxConnections, "max-connections", l.MaxConnections, "client connections open at once (0: no limit)")
+	fs.IntVar(&l.MaxStreams, "max-streams", l.MaxStreams, "event streams open at once (0: no limit)")
+	fs.IntVar(&l.MaxStreamsPerPrincipal, "max-streams-per-principal", l.MaxStreamsPerPrincipal, "event streams of one principal (0: no limit)")
+	fs.IntVar(&l.MaxExactContexts, "max-exact-contexts", l.MaxExactContexts, "largest store an exact search may scan (0: no limit)")
 }
 
 // nodeConfig is the node the flags, the environment and the
