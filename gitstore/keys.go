@@ -283,3 +283,22 @@ func (s *Store) unseal(b []byte) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// FileSealer seals files kept beside the repository (the saved search
+// index) with the store's current data key; it opens them with whichever
+// data key sealed them.
+type FileSealer struct{ s *Store }
+
+// FileSealer returns the sealer of an encrypted store, nil otherwise.
+func (s *Store) FileSealer() *FileSealer {
+	if !s.Encrypted() {
+		return nil
+	}
+	return &FileSealer{s}
+}
+
+// Seal encrypts plain.
+func (f *FileSealer) Seal(plain []byte) []byte { return f.s.seal(plain) }
+
+// Unseal decrypts what Seal returned, and fails if it was altered.
+func (f *FileSealer) Unseal(b []byte) ([]byte, error) { return f.s.unseal(b) }
