@@ -360,9 +360,10 @@ func decodeDocs(b []byte) (*table, []uint32, error) {
 
 // VerifySaved checks the index saved under root for emb's model against
 // its checksums and against src, without serving it. No saved index is
-// not an error (the next open builds one).
-func VerifySaved(src Source, emb nexus.Embedder, root string) error {
-	opts := Options{}
+// not an error (the next open builds one). seal opens sealed files (nil:
+// they are in the clear).
+func VerifySaved(src Source, emb nexus.Embedder, root string, seal Sealer) error {
+	opts := Options{Seal: seal}
 	opts.setDefaults()
 	e, err := open(src, emb, opts, modelDir(root, emb.Model()))
 	if err != nil {

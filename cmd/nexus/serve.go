@@ -54,6 +54,9 @@ func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.DurationVar(&n.RecoverInterval, "recover-interval", n.RecoverInterval, "how often the cascading recovery checks every component")
 	fs.StringVar(&n.Mirror, "mirror", "", "bare repository path to push every ref to (created if missing); also a source for repairs")
 	fs.DurationVar(&n.MirrorInterval, "mirror-interval", n.MirrorInterval, "how often to push to --mirror")
+	fs.BoolVar(&n.Encrypt, "encrypt", env("NEXUS_ENCRYPT", "") == "true", "encrypt contexts, vectors and the search index at rest (a new store; an encrypted one needs it) (env NEXUS_ENCRYPT=true)")
+	fs.StringVar(&n.KeyFile, "key-file", env("NEXUS_KEY_FILE", ""), "master key file for --encrypt: 32 random bytes, raw or base64, mode 0600 (env NEXUS_KEY_FILE)")
+	fs.StringVar(&n.KeyCommand, "key-command", env("NEXUS_KEY_COMMAND", ""), "command printing the master key for --encrypt, e.g. a KMS client (env NEXUS_KEY_COMMAND)")
 	fs.StringVar(&c.configFile, "config", env("NEXUS_CONFIG", ""), "YAML file of the node's agents, pools, supervised processes and limits (env NEXUS_CONFIG)")
 	fs.IntVar(&c.memoryMiB, "memory-budget-mib", 0, "memory budget; over 90 % of it the L1 cache shrinks (default: the cgroup limit, if any)")
 	if err := parseNoArgs(fs, args); err != nil {
