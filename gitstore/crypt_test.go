@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -326,5 +327,47 @@ func TestOpen_RawKeyFile(t *testing.T) {
 	s = MustOpen(t, dir, encrypted(p))
 	if s.Len() != 1 {
 		t.Fatalf("reopened: %d contexts", s.Len())
+	}
+}
+
+// A point-in-time restore and a backup restored into a new directory
+// keep an encrypted store readable with its key, and only with it.
+func TestStore_Encrypt_RestoreAndBackup(t *testing.T) {
+	key, dir := keyFile(t), t.TempDir()
+	opts := encrypted(key)
+	var clock atomic.Int64 // an hour per reading: commits a second apart
+	clock.Store(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC).Unix())
+	opts.Now = func() time.Time { return time.Unix(clock.Add(3600), 0).UTC() }
+	s := MustOpen(t, dir, opts)
+	first := mustPut(t, s, nexus.Draft{Type: nexus.TypeObservation, Content: "first " + secret})
+	mustPut(t, s, nexus.Draft{Type: nexus.TypeObservation, Content: "second " + secret})
+	info, err := s.Backup(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := s.RestoreTo(context.Background(), first.Timestamp, false)
+	if err != nil || plan.RolledBack != 1 || s.Len() != 1 {
+		t.Fatalf("restore: %+v %v, %d contexts", plan, err, s.Len())
+	}
+	if got, err := s.Get(context.Background(), first.ID); err != nil || got.Content != first.Content {
+		t.Fatalf("after restore: %v %v", got, err)
+	}
+	if err := s.VerifyCatalog(); err != nil {
+		t.Fatal(err)
+	}
+
+	into := filepath.Join(t.TempDir(), "restored")
+	if _, err := gitstore.RestoreBackup(context.Background(), info.Path, into); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gitstore.Open(into, gitstore.Options{}); errCode(err) != nexus.EInvalid {
+		t.Fatalf("backup opened without the key: %v", err)
+	}
+	r := MustOpen(t, into, encrypted(key))
+	if r.Len() != 2 {
+		t.Fatalf("restored backup holds %d contexts", r.Len())
+	}
+	if got, err := r.Get(context.Background(), first.ID); err != nil || got.Content != first.Content {
+		t.Fatalf("from the backup: %v %v", got, err)
 	}
 }
