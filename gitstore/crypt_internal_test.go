@@ -38,3 +38,29 @@ func TestKeyring_Open_Tampered(t *testing.T) {
 		t.Fatalf("another ring's data key 1: %v", err)
 	}
 }
+
+// BenchmarkKeyring_Seal measures the CPU cost of sealing and opening one
+// context file of the size the write benchmarks use.
+func BenchmarkKeyring_Seal(b *testing.B) {
+	var m masterKey
+	k, err := newKeyring(m, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	plain := []byte(`{"id":"01KDYAK3484QN5352P0GFWYW9B","namespace":"default","type":"observation","content":"` + strings.Repeat("agents remember what they learned; ", 14) + `"}` + "\n")
+	b.Run("seal", func(b *testing.B) {
+		b.SetBytes(int64(len(plain)))
+		for b.Loop() {
+			k.seal(plain)
+		}
+	})
+	sealed := k.seal(plain)
+	b.Run("open", func(b *testing.B) {
+		b.SetBytes(int64(len(plain)))
+		for b.Loop() {
+			if _, err := k.open(sealed); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
