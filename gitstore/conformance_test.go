@@ -21,6 +21,11 @@ func TestConformance(t *testing.T) {
 	t.Run("disk", func(t *testing.T) {
 		storetest.Run(t, func(t *testing.T) nexus.Store { return open(t) }, storetest.MaxContent(suiteMaxContent))
 	})
+	t.Run("disk-encrypted", func(t *testing.T) {
+		storetest.Run(t, func(t *testing.T) nexus.Store {
+			return MustOpen(t, "", gitstore.Options{MaxContent: suiteMaxContent, Encrypt: &gitstore.Encryption{KeyFile: keyFile(t)}})
+		}, storetest.MaxContent(suiteMaxContent))
+	})
 	t.Run("http", func(t *testing.T) {
 		storetest.Run(t, func(t *testing.T) nexus.Store {
 			srv := httptest.NewServer(httpapi.NewServer(open(t), httpapi.Options{}))

@@ -31,6 +31,15 @@
 // refs/nexus/orphans and never relinked; repository damage is left for
 // [Store.RepairFrom] (a backup or a mirror) or a restore.
 //
+// # Encryption at rest
+//
+// With [Options.Encrypt] every context file and side log segment is sealed
+// (AES-256-GCM) with a data key that a master key wraps on refs/nexus/keys;
+// the nonce is derived from the data key and the plaintext, so [Store.Apply]
+// stays deterministic for stores sharing a key ring. Ids, times, paths and
+// the commit structure stay readable; [Store.Rekey] rewraps the data keys
+// under a new master key and can add a data key for new writes.
+//
 // # Caveats
 //
 // Only one process may open a data directory: a lock file enforces it. Stock

@@ -427,6 +427,10 @@ func (s *Store) checkContextFile(rep *FsckReport, dirs []string, e treeEntry) {
 		return
 	}
 	rep.Contexts++
+	if b, err = s.unseal(b); err != nil {
+		rep.add(ProblemContext, e.hash.String(), path, "%v", err)
+		return
+	}
 	c, err := decodeContext(b)
 	if err != nil {
 		rep.add(ProblemContext, e.hash.String(), path, "%v", err)

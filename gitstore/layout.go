@@ -86,11 +86,15 @@ func decodeContext(b []byte) (*nexus.Context, error) {
 var committer = signature{name: "Nexus", email: "nexus@localhost"}
 
 // commitMessage is the journal line of a context plus its trailers.
-func commitMessage(c *nexus.Context) string {
+// An encrypted store's message gives no summary and no semantic hash
+// (a hash of the plaintext would let anyone confirm a guess of it).
+func commitMessage(c *nexus.Context, sealed bool) string {
 	var b strings.Builder
 	b.WriteString(string(c.Type))
 	b.WriteString(": ")
-	if s := c.Summary(72); s != "" {
+	if sealed {
+		b.WriteString(sealedSummary)
+	} else if s := c.Summary(72); s != "" {
 		b.WriteString(s)
 	} else {
 		b.WriteString("(no summary)")
@@ -105,19 +109,24 @@ func commitMessage(c *nexus.Context) string {
 		b.WriteString("\nParent: ")
 		b.WriteString(c.ParentID.String())
 	}
-	b.WriteString("\nSemantic-Hash: ")
-	b.WriteString(c.SemanticHash)
+	if !sealed {
+		b.WriteString("\nSemantic-Hash: ")
+		b.WriteString(c.SemanticHash)
+	}
 	b.WriteString("\n")
 	return b.String()
 }
 
+// sealedSummary stands for the summary in an encrypted store's commits.
+const sealedSummary = "(encrypted)"
+
 // newCommit builds the commit object of a context on top of parent.
-func newCommit(c *nexus.Context, tree, parent Hash) *commit {
+func newCommit(c *nexus.Context, tree, parent Hash, sealed bool) *commit {
 	cm := &commit{
 		tree:      tree,
 		author:    signature{name: c.AgentID, email: c.AgentID + "@agents.nexus", when: c.Timestamp},
 		committer: signature{name: committer.name, email: committer.email, when: c.Timestamp},
-		message:   commitMessage(c),
+		message:   commitMessage(c, sealed),
 	}
 	if !parent.IsZero() {
 		cm.parents = []Hash{parent}

@@ -130,6 +130,9 @@ func (s *Store) readEntry(fc fileChange) (*entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	if data, err = s.unseal(data); err != nil {
+		return nil, fmt.Errorf("context %s: %w", fc.id, err)
+	}
 	c, err := decodeContext(data)
 	if err != nil {
 		return nil, fmt.Errorf("context %s: %w", fc.id, err)
@@ -222,6 +225,7 @@ func (s *Store) RebuildCatalog() error {
 // buildCatalog builds a catalog of head from git alone.
 func (s *Store) buildCatalog(head Hash) (*catalog, error) {
 	fresh := &Store{repo: s.repo, trees: newTrees(s.repo), cat: newCatalog(), opts: s.opts}
+	fresh.keys.Store(s.keys.Load())
 	fresh.opts.Progress = nil
 	if err := fresh.catchUp(head); err != nil {
 		return nil, err

@@ -36,6 +36,9 @@ func (s *Store) blobOf(e *entry) ([]byte, error) {
 		return b, nil
 	}
 	b, err := s.repo.readTyped(e.blob, objBlob)
+	if err == nil {
+		b, err = s.unseal(b)
+	}
 	if err != nil {
 		return nil, nexus.WrapError(nexus.EInternal, err, "context %s is unreadable (run `nexus fsck`)", e.id)
 	}
@@ -229,7 +232,7 @@ func (s *Store) Log(ctx context.Context, f nexus.LogFilter) (*nexus.LogPage, err
 		if err != nil {
 			return nil, err
 		}
-		page.Entries = append(page.Entries, logEntry(cur, cm))
+		page.Entries = append(page.Entries, s.sealedSummary(logEntry(cur, cm)))
 		cur = zeroHash
 		if len(cm.parents) > 0 {
 			cur = cm.parents[0]
@@ -239,6 +242,24 @@ func (s *Store) Log(ctx context.Context, f nexus.LogFilter) (*nexus.LogPage, err
 		page.NextCursor = cur.String()
 	}
 	return page, nil
+}
+
+// sealedSummary gives the entry of an encrypted store's commit, whose
+// message holds no summary, the summary of its context while it is live.
+func (s *Store) sealedSummary(e nexus.LogEntry) nexus.LogEntry {
+	if !s.Encrypted() || e.ContextID.IsZero() {
+		return e
+	}
+	if ent, ok := s.cat.get(e.ContextID); ok {
+		if c, err := s.contextOf(ent); err == nil {
+			if sum := c.Summary(72); sum != "" {
+				e.Summary = string(c.Type) + ": " + sum
+			} else {
+				e.Summary = string(c.Type) + ": (no summary)"
+			}
+		}
+	}
+	return e
 }
 
 func (s *Store) readCommit(h Hash) (*commit, error) {

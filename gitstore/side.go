@@ -21,6 +21,7 @@ type sideWrite struct {
 	name    string
 	files   map[string][]byte
 	message string
+	replace bool // a commit without parent: the ref's history is dropped
 }
 
 // ValidSideName checks a side ref name: slash-separated segments of
@@ -48,6 +49,9 @@ func ValidSideName(name string) error {
 func (s *Store) AppendSide(ctx context.Context, name string, files map[string][]byte, message string) (Hash, error) {
 	if err := ValidSideName(name); err != nil {
 		return zeroHash, err
+	}
+	if name == KeysRef {
+		return zeroHash, nexus.Errorf(nexus.EInvalid, "side ref %q is reserved for the key ring", name)
 	}
 	if len(files) == 0 {
 		return zeroHash, nexus.Errorf(nexus.EInvalid, "side append without files")
@@ -85,7 +89,7 @@ func (s *Store) commitSide(w *sideWrite) (Hash, error) {
 	now := s.opts.Now()
 	cm := &commit{tree: tree, author: signature{committer.name, committer.email, now},
 		committer: signature{committer.name, committer.email, now}, message: strings.TrimRight(w.message, "\n") + "\n"}
-	if !tip.IsZero() {
+	if !tip.IsZero() && !w.replace {
 		cm.parents = []Hash{tip}
 	}
 	head := s.pw.add(objCommit, encodeCommit(nil, cm))
@@ -156,7 +160,7 @@ const segmentFile = "segment"
 
 // Append durably adds segment to the log called name.
 func (l SideLog) Append(ctx context.Context, name string, segment []byte) error {
-	_, err := l.s.AppendSide(ctx, name, map[string][]byte{segmentFile: segment}, "segment of "+name)
+	_, err := l.s.AppendSide(ctx, name, map[string][]byte{segmentFile: l.s.seal(segment)}, "segment of "+name)
 	return err
 }
 
@@ -164,6 +168,10 @@ func (l SideLog) Append(ctx context.Context, name string, segment []byte) error 
 func (l SideLog) Walk(ctx context.Context, name string, fn func(segment []byte) error) error {
 	return l.s.WalkSide(ctx, name, func(files map[string][]byte) error {
 		if seg, ok := files[segmentFile]; ok {
+			seg, err := l.s.unseal(seg)
+			if err != nil {
+				return nexus.WrapError(nexus.EUnavailable, err, "read a segment of %s", name)
+			}
 			return fn(seg)
 		}
 		return nil

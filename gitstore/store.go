@@ -43,6 +43,10 @@ type Options struct {
 	// restore moved main back (before OnCommit, and before any later
 	// commit), with its plan. It must not block.
 	OnRestore func(RestorePlan)
+	// Encrypt, if set, turns on encryption at rest (a new store) or gives
+	// the master key of an encrypted one. An encrypted store refuses to
+	// open without it.
+	Encrypt *Encryption
 }
 
 func (o *Options) setDefaults() {
@@ -106,6 +110,7 @@ type Store struct {
 	orphanMarks atomic.Pointer[orphanMarks] // what refs/nexus/orphans holds, once known
 	memPressure atomic.Bool                 // the cache was shrunk under memory pressure
 	restores    atomic.Uint64               // point-in-time restores run since Open
+	keys        atomic.Pointer[keyring]     // the data keys of an encrypted store, or nil
 }
 
 var _ nexus.Store = (*Store)(nil)
@@ -119,6 +124,7 @@ type request struct {
 	side    *sideWrite
 	restore *restoreReq
 	fixRef  *fixRefReq
+	rekey   *keyring
 	done    chan result
 }
 
@@ -184,6 +190,10 @@ func (s *Store) openRepo() error {
 	if err != nil {
 		r.close()
 		return nexus.WrapError(nexus.EUnavailable, err, "cannot read %s (run `nexus fsck`)", mainRef)
+	}
+	if err := s.openKeys(head); err != nil {
+		r.close()
+		return err
 	}
 	if err := s.loadCatalog(head); err != nil {
 		r.close()

@@ -41,7 +41,7 @@ func (s *Store) gather(first *request) []*request {
 }
 
 func (r *request) size() int {
-	if r.draft != nil || r.side != nil || r.restore != nil || r.fixRef != nil {
+	if r.draft != nil || r.side != nil || r.restore != nil || r.fixRef != nil || r.rekey != nil {
 		return 1
 	}
 	return len(r.fixed)
@@ -86,6 +86,8 @@ func (s *Store) commitGroup(reqs []*request) {
 			r.done <- result{err: s.commitRestore(r.restore)}
 		case r.fixRef != nil:
 			r.done <- result{err: s.commitFixRef(r.fixRef)}
+		case r.rekey != nil:
+			r.done <- result{err: s.commitRekey(r.rekey)}
 		default:
 			ctxReqs = append(ctxReqs, r)
 		}
@@ -245,7 +247,7 @@ func (s *Store) build(items []staged) (Hash, []*entry, error) {
 			return zeroHash, nil, nexus.WrapError(nexus.EInternal, err, "encode context")
 		}
 		it.blob = blob
-		bh := s.pw.add(objBlob, blob)
+		bh := s.pw.add(objBlob, s.seal(blob))
 		ns := it.ctx.Namespace
 		leaf := s.cat.nextLeafLocked(ns, perNS[ns])
 		perNS[ns]++
@@ -254,7 +256,7 @@ func (s *Store) build(items []staged) (Hash, []*entry, error) {
 		if err != nil {
 			return zeroHash, nil, nexus.WrapError(nexus.EUnavailable, err, "read snapshot tree")
 		}
-		s.pw.scratch = encodeCommit(s.pw.scratch[:0], newCommit(it.ctx, root, head))
+		s.pw.scratch = encodeCommit(s.pw.scratch[:0], newCommit(it.ctx, root, head, s.Encrypted()))
 		head = s.pw.add(objCommit, s.pw.scratch)
 		entries = append(entries, entryOf(it.ctx, bh, leaf, len(blob)))
 	}

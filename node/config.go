@@ -10,6 +10,7 @@ import (
 
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/config"
+	"github.com/nexus-mem/nexus/gitstore"
 )
 
 // Defaults of a node.
@@ -74,6 +75,15 @@ type Config struct {
 	// RecoverInterval is how often the cascading recovery checks every
 	// component.
 	RecoverInterval time.Duration
+
+	// Encrypt turns on encryption at rest of the contexts, their vectors
+	// and the saved search index: a new store is created encrypted, and an
+	// encrypted store opens only with it. The master key comes from
+	// KeyFile (32 bytes, raw or base64, mode 0600) or from the output of
+	// KeyCommand (run with /bin/sh -c). Off by default.
+	Encrypt    bool
+	KeyFile    string
+	KeyCommand string
 
 	// ShutdownTimeout bounds how long Serve waits for in-flight requests,
 	// and Close for the agents' last checkpoints and processes' stops.
@@ -142,6 +152,9 @@ func (c *Config) Validate() error {
 			bad(d.name, "%s: must be positive", d.v)
 		}
 	}
+	if err := c.checkEncryption(); err != nil {
+		bad("Encrypt", "%v", err)
+	}
 	if c.BackupKeep < 1 {
 		bad("BackupKeep", "%d: at least 1 backup is kept", c.BackupKeep)
 	}
@@ -150,6 +163,24 @@ func (c *Config) Validate() error {
 		return &ConfigError{Err: err}
 	}
 	return nil
+}
+
+func (c *Config) checkEncryption() error {
+	if !c.Encrypt {
+		if c.KeyFile != "" || c.KeyCommand != "" {
+			return errors.New("a key file or key command is given but encryption is off (add --encrypt)")
+		}
+		return nil
+	}
+	return c.Encryption().Validate()
+}
+
+// Encryption is the store's encryption at rest: nil when it is off.
+func (c *Config) Encryption() *gitstore.Encryption {
+	if !c.Encrypt {
+		return nil
+	}
+	return &gitstore.Encryption{KeyFile: c.KeyFile, KeyCommand: c.KeyCommand}
 }
 
 // backupDir is where scheduled backups go.

@@ -126,6 +126,7 @@ func (n *Node) openStore(ctx context.Context) error {
 			hooks.commit()
 		},
 		OnRestore: hooks.restore,
+		Encrypt:   n.cfg.Encryption(),
 	}, RepairSources(n.cfg.Mirror, n.cfg.backupDir())())
 	if err != nil {
 		return err
@@ -147,7 +148,7 @@ func (n *Node) openSearch() error {
 	}
 	e, err := search.Open(n.store, emb, search.Options{
 		Dir: IndexDir(n.cfg.Dir), Log: n.store.SideLog(), Resolve: ResolveEmbedder,
-		Logger: n.log, Progress: n.progress("index"),
+		Logger: n.log, Progress: n.progress("index"), Seal: indexSealer(n.store),
 	})
 	if err != nil {
 		return err

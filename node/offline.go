@@ -26,6 +26,8 @@ type OfflineConfig struct {
 	Embedder nexus.Embedder
 	// Progress, if set, makes the reporter of a long rebuild.
 	Progress func(what string) func(done, total int)
+	// Encrypt gives the master key of a store encrypted at rest.
+	Encrypt *gitstore.Encryption
 }
 
 // RecoverOffline runs the cascade of a node over its stopped data
@@ -37,7 +39,7 @@ type OfflineConfig struct {
 // failed critical component skips the rest.
 func RecoverOffline(ctx context.Context, cfg OfflineConfig) ([]recovery.Step, error) {
 	start := time.Now()
-	store, repaired, err := OpenRepairing(ctx, cfg.Dir, gitstore.Options{Progress: progressOf(cfg.Progress, "catalog")}, cfg.Sources)
+	store, repaired, err := OpenRepairing(ctx, cfg.Dir, gitstore.Options{Progress: progressOf(cfg.Progress, "catalog"), Encrypt: cfg.Encrypt}, cfg.Sources)
 	if errors.Is(err, gitstore.ErrInUse) {
 		return nil, err // not a failure of the repository: another process holds it
 	}
@@ -91,7 +93,7 @@ func offlineIndex(store *gitstore.Store, cfg OfflineConfig) recovery.Component {
 		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 			return errors.New("no saved index")
 		}
-		return search.VerifySaved(store, emb, dir)
+		return search.VerifySaved(store, emb, dir, indexSealer(store))
 	}
 	return recovery.Component{
 		Name: nexus.ComponentIndex,
@@ -106,7 +108,7 @@ func offlineIndex(store *gitstore.Store, cfg OfflineConfig) recovery.Component {
 			if err := os.RemoveAll(dir); err != nil {
 				return "", err
 			}
-			e, err := search.Open(store, emb, search.Options{Dir: dir, Log: store.SideLog()})
+			e, err := search.Open(store, emb, search.Options{Dir: dir, Log: store.SideLog(), Seal: indexSealer(store)})
 			if err != nil {
 				return "", err
 			}
@@ -160,7 +162,7 @@ type FsckResult struct {
 // FsckOffline checks a stopped node's data directory: the repository,
 // the catalog and the saved search index, and repairs what opts allow.
 func FsckOffline(ctx context.Context, cfg OfflineConfig, opts FsckOptions) (*FsckResult, error) {
-	gopts := gitstore.Options{Progress: progressOf(cfg.Progress, "catalog")}
+	gopts := gitstore.Options{Progress: progressOf(cfg.Progress, "catalog"), Encrypt: cfg.Encrypt}
 	var store *gitstore.Store
 	var opened []string
 	var err error
@@ -252,7 +254,7 @@ func checkSavedIndex(store *gitstore.Store, cfg OfflineConfig) string {
 	if _, err := os.Stat(IndexDir(cfg.Dir)); errors.Is(err, os.ErrNotExist) {
 		return "none"
 	}
-	if err := search.VerifySaved(store, embedderOf(cfg), IndexDir(cfg.Dir)); err != nil {
+	if err := search.VerifySaved(store, embedderOf(cfg), IndexDir(cfg.Dir), indexSealer(store)); err != nil {
 		return err.Error()
 	}
 	return "ok"
@@ -269,7 +271,7 @@ func embedderOf(cfg OfflineConfig) nexus.Embedder {
 // from scratch, taking the vectors kept in git (embedding only what has
 // none), and returns the index's figures.
 func Reindex(ctx context.Context, cfg OfflineConfig) (search.Stats, error) {
-	store, err := gitstore.Open(cfg.Dir, gitstore.Options{Progress: progressOf(cfg.Progress, "catalog")})
+	store, err := gitstore.Open(cfg.Dir, gitstore.Options{Progress: progressOf(cfg.Progress, "catalog"), Encrypt: cfg.Encrypt})
 	if err != nil {
 		return search.Stats{}, err
 	}
@@ -277,7 +279,7 @@ func Reindex(ctx context.Context, cfg OfflineConfig) (search.Stats, error) {
 	if err := os.RemoveAll(IndexDir(cfg.Dir)); err != nil {
 		return search.Stats{}, err
 	}
-	e, err := search.Open(store, embedderOf(cfg), search.Options{Dir: IndexDir(cfg.Dir), Log: store.SideLog(), Resolve: ResolveEmbedder})
+	e, err := search.Open(store, embedderOf(cfg), search.Options{Dir: IndexDir(cfg.Dir), Log: store.SideLog(), Resolve: ResolveEmbedder, Seal: indexSealer(store)})
 	if err != nil {
 		return search.Stats{}, err
 	}
@@ -287,4 +289,12 @@ func Reindex(ctx context.Context, cfg OfflineConfig) (search.Stats, error) {
 	}
 	st := e.Stats()
 	return st, e.Close()
+}
+
+// indexSealer seals the saved search index of an encrypted store.
+func indexSealer(s *gitstore.Store) search.Sealer {
+	if f := s.FileSealer(); f != nil {
+		return f
+	}
+	return nil
 }

@@ -64,6 +64,16 @@ type Options struct {
 	// Progress, if set, is called while the indexer catches up after
 	// Open (a rebuild, or the writes made while the index was closed).
 	Progress func(done, total int)
+	// Seal, if set, encrypts the saved index files, which hold the terms
+	// and vectors of every context (the store's data key when the store
+	// is encrypted at rest); nil saves them in the clear.
+	Seal Sealer
+}
+
+// Sealer encrypts and authenticates whole files.
+type Sealer interface {
+	Seal(plain []byte) []byte
+	Unseal(sealed []byte) ([]byte, error)
 }
 
 func (o *Options) setDefaults() {

@@ -73,6 +73,9 @@ func (e *Engine) save() error {
 		"keyword": func(w io.Writer) error { _, err := e.kw.WriteTo(w); return err },
 	}
 	for kind, write := range writers {
+		if e.opts.Seal != nil {
+			write = sealed(e.opts.Seal, write)
+		}
 		name := fmt.Sprintf("%s-%d.bin", kind, m.Gen)
 		sum, err := writeDurable(e.opts.Dir, name, write)
 		if err != nil {
@@ -94,6 +97,18 @@ func (e *Engine) save() error {
 	e.saved.Store(&m)
 	e.fileDamage.Store(nil)
 	return nil
+}
+
+// sealed makes a writer of the sealed form of what write writes.
+func sealed(s Sealer, write func(io.Writer) error) func(io.Writer) error {
+	return func(w io.Writer) error {
+		var buf bytes.Buffer
+		if err := write(&buf); err != nil {
+			return err
+		}
+		_, err := w.Write(s.Seal(buf.Bytes()))
+		return err
+	}
 }
 
 // writeDurable writes dir/name through a fsynced temp file and returns the
@@ -189,6 +204,11 @@ func (e *Engine) load() error {
 		}
 		if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != want {
 			return fmt.Errorf("%s: checksum mismatch (damaged)", name)
+		}
+		if e.opts.Seal != nil {
+			if b, err = e.opts.Seal.Unseal(b); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
 		}
 		files[kind] = b
 	}
@@ -340,9 +360,10 @@ func decodeDocs(b []byte) (*table, []uint32, error) {
 
 // VerifySaved checks the index saved under root for emb's model against
 // its checksums and against src, without serving it. No saved index is
-// not an error (the next open builds one).
-func VerifySaved(src Source, emb nexus.Embedder, root string) error {
-	opts := Options{}
+// not an error (the next open builds one). seal opens sealed files (nil:
+// they are in the clear).
+func VerifySaved(src Source, emb nexus.Embedder, root string, seal Sealer) error {
+	opts := Options{Seal: seal}
 	opts.setDefaults()
 	e, err := open(src, emb, opts, modelDir(root, emb.Model()))
 	if err != nil {

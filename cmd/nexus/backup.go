@@ -33,6 +33,7 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	dir := fs.String("dir", "", "backup directory (default DATA/backups)")
 	keep := fs.Int("keep", 0, "then delete all but the newest N backups (0: keep all)")
 	mirror := fs.String("mirror", "", "push every ref to this bare repository path instead of writing a bundle (created if missing)")
+	keys := keyFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: nexus backup [flags]                 write a verified git bundle of the store\n       nexus backup --mirror PATH          push the store to a mirror repository\n       nexus backup list [--dir D]         list backups, newest first\n       nexus backup verify FILE|MIRROR     check a backup\n       nexus backup restore FILE|MIRROR --data D  make D a store from a backup")
 		fs.PrintDefaults()
@@ -46,7 +47,7 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *dir == "" {
 		*dir = backupDir(*data)
 	}
-	store, err := gitstore.Open(*data, gitstore.Options{})
+	store, err := gitstore.Open(*data, gitstore.Options{Encrypt: keys.encryption()})
 	if err != nil {
 		return err
 	}
@@ -134,6 +135,7 @@ func runBackupRestore(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs.SetOutput(stderr)
 	data := fs.String("data", "", "new data directory to create from the backup")
 	replace := fs.Bool("replace", false, "the data directory holds a (damaged) store: move it to DATA/quarantine/ first")
+	keys := keyFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -163,7 +165,7 @@ func runBackupRestore(ctx context.Context, args []string, stdout, stderr io.Writ
 		return err
 	}
 	catalog := startProgress(stderr, "catalog")
-	store, err := gitstore.Open(*data, gitstore.Options{Progress: catalog.report})
+	store, err := gitstore.Open(*data, gitstore.Options{Progress: catalog.report, Encrypt: keys.encryption()})
 	catalog.finish()
 	if err != nil {
 		return err

@@ -47,6 +47,7 @@ func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	from := fs.String("backup", "", "backup (bundle or mirror) to repair damaged objects from (default: --mirror, then DATA/backups newest first)")
 	mirror := fs.String("mirror", "", "mirror repository to repair damaged objects from")
+	keys := keyFlags(fs)
 	server := serverFlag(fs)
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
@@ -60,7 +61,7 @@ func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := needStore(*data); err != nil {
 		return err
 	}
-	cfg, done, err := offlineConfig(ctx, *data, fixSources(*from, *mirror, *data), stderr)
+	cfg, done, err := offlineConfig(ctx, *data, fixSources(*from, *mirror, *data), keys, stderr)
 	if err != nil {
 		return err
 	}
@@ -106,13 +107,13 @@ func finishFsck(stdout io.Writer, res *fsckResult, asJSON bool) error {
 // offlineConfig is a stopped node's data directory for the offline verbs,
 // with the embedder of the environment and progress on w; done finishes
 // the progress lines.
-func offlineConfig(ctx context.Context, data string, sources []string, w io.Writer) (node.OfflineConfig, func(), error) {
+func offlineConfig(ctx context.Context, data string, sources []string, keys keySource, w io.Writer) (node.OfflineConfig, func(), error) {
 	emb, err := newEmbedder(ctx)
 	if err != nil {
 		return node.OfflineConfig{}, nil, err
 	}
 	ps := &progresses{w: w}
-	return node.OfflineConfig{Dir: data, Sources: sources, Embedder: emb, Progress: ps.make}, ps.finish, nil
+	return node.OfflineConfig{Dir: data, Sources: sources, Embedder: emb, Progress: ps.make, Encrypt: keys.encryption()}, ps.finish, nil
 }
 
 // fixSources lists where to repair objects from: the backup asked for,

@@ -38,6 +38,7 @@ var commands = map[string]command{
 	"restore": {"move the memory back to a point in time, keeping the rest under refs/recovery/", runRestore},
 	"backup":  {"write, list, verify or restore verified git bundles of a store", runBackup},
 	"recover": {"check and recover a stopped node, component by component", runRecover},
+	"rekey":   {"wrap the data keys of an encrypted store under a new master key (server stopped)", runRekey},
 	"bench":   {"load-test a running server; report throughput and latency", runBench},
 	"mcp":     {"serve MCP on stdio for an AI client, backed by the server (started if none runs)", runMCP},
 	"agents":  {"list the node's agents and the external ones; ask them to process a context", runAgents},

@@ -24,6 +24,7 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	from := fs.String("backup", "", "backup (bundle or mirror) to repair damaged objects from (default: --mirror, then DATA/backups newest first)")
 	mirror := fs.String("mirror", "", "mirror repository to repair damaged objects from")
+	keys := keyFlags(fs)
 	server := serverFlag(fs)
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
@@ -37,7 +38,7 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := needStore(*data); err != nil {
 		return err
 	}
-	cfg, done, err := offlineConfig(ctx, *data, fixSources(*from, *mirror, *data), stderr)
+	cfg, done, err := offlineConfig(ctx, *data, fixSources(*from, *mirror, *data), keys, stderr)
 	if err != nil {
 		return err
 	}

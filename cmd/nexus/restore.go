@@ -21,6 +21,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	at := fs.String("at", "", "restore the memory as it was at this time (RFC 3339)")
 	dry := fs.Bool("dry-run", false, "only say what would be rolled back")
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
+	keys := keyFlags(fs)
 	server := serverFlag(fs)
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
@@ -42,7 +43,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	catalog := startProgress(stderr, "catalog")
-	store, err := gitstore.Open(*data, gitstore.Options{Progress: catalog.report})
+	store, err := gitstore.Open(*data, gitstore.Options{Progress: catalog.report, Encrypt: keys.encryption()})
 	catalog.finish()
 	if errors.Is(err, gitstore.ErrInUse) {
 		return inUse("restore", err)

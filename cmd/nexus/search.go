@@ -132,13 +132,14 @@ func runReindex(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := flag.NewFlagSet("reindex", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	data := fs.String("data", env("NEXUS_DATA", defaultData), "data directory (env NEXUS_DATA); the server must be stopped")
+	keys := keyFlags(fs)
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if err := needStore(*data); err != nil {
 		return err
 	}
-	cfg, done, err := offlineConfig(ctx, *data, nil, stderr)
+	cfg, done, err := offlineConfig(ctx, *data, nil, keys, stderr)
 	if err != nil {
 		return err
 	}
