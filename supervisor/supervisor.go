@@ -59,7 +59,7 @@ type Spec struct {
 	Name    string
 	Command string   // looked up in PATH if it has no slash
 	Args    []string // arguments after the command
-	Env     []string // KEY=VALUE added to the supervisor's environment
+	Env     []string // KEY=VALUE: the process's environment beyond PATH, HOME, LANG, LC_* and TZ of the supervisor's
 	Dir     string   // working directory (default: the supervisor's)
 	Policy  Policy   // default DefaultPolicy()
 	// LogDir receives NAME.log (required).
