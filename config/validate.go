@@ -66,7 +66,6 @@ func looksLikeKey(s string) bool {
 	return false
 }
 
-
 // fill sets the defaults that depend on other fields and makes paths
 // absolute.
 func (d *decoder) fill(c *Config) {
