@@ -3,10 +3,12 @@ package main_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -128,3 +130,64 @@ agents:
 		t.Errorf("the command's environment holds a secret of the server:\n%s", childEnv)
 	}
 }
+
+// nexusEnv runs the binary with env added and returns its combined output
+// and exit code.
+func nexusEnv(env []string, args ...string) (string, int) {
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return string(out), ee.ExitCode()
+	}
+	return string(out), 0
+}
+
+// NEXUS_TOKEN_FILE names the token for serve and the client verbs; a
+// token file other users may read is refused; --token works but warns
+// that it shows in ps.
+func TestCLI_TokenFile(t *testing.T) {
+	const token = "tok-from-file-0f8e2d6a4c1b9735"
+	dir := t.TempDir()
+	tokFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startServe(t, t.TempDir(), "NEXUS_TOKEN=", "NEXUS_TOKEN_FILE="+tokFile)
+	defer stopServe(p)
+	if code, _ := send(t, "GET", p.url+"/v1/contexts", "wrong-token-123456", ""); code != http.StatusUnauthorized {
+		t.Fatalf("a wrong token: %d, want 401 (the server took its token from the file)", code)
+	}
+	server := "NEXUS_SERVER=" + p.url
+	out, code := nexusEnv([]string{server, "NEXUS_TOKEN=", "NEXUS_TOKEN_FILE=" + tokFile}, "put", "--type", "instruction", "from the file")
+	if code != 0 || strings.Contains(out, "warning") {
+		t.Fatalf("put with NEXUS_TOKEN_FILE: %d %s", code, out)
+	}
+	out, code = nexusEnv([]string{server, "NEXUS_TOKEN=", "NEXUS_TOKEN_FILE="}, "ls", "--token", token)
+	if code != 0 || !strings.Contains(out, tokenWarning) || !strings.Contains(out, "from the file") {
+		t.Fatalf("ls --token: %d %s", code, out)
+	}
+	out, code = nexusEnv([]string{server, "NEXUS_TOKEN=" + token, "NEXUS_TOKEN_FILE=" + tokFile}, "ls")
+	if code != 2 || !strings.Contains(out, "both NEXUS_TOKEN and NEXUS_TOKEN_FILE are set: set only one") {
+		t.Fatalf("both set: %d %s", code, out)
+	}
+	if err := os.Chmod(tokFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := "the token file " + tokFile + " may be read or written by other users (mode 0644); refusing to use it: run chmod 600 " + tokFile
+	for _, args := range [][]string{{"ls"}, {"mcp", "--no-start"}, {"fsck", "--server", p.url}} {
+		out, code = nexusEnv([]string{server, "NEXUS_TOKEN=", "NEXUS_TOKEN_FILE=" + tokFile}, args...)
+		if code != 2 || !strings.Contains(out, want) || strings.Contains(out, token) {
+			t.Errorf("%v with a 0644 token file: %d %s", args, code, out)
+		}
+	}
+	out, code = nexusEnv([]string{"NEXUS_TOKEN=", "NEXUS_TOKEN_FILE=" + tokFile}, "serve", "--data", t.TempDir(), "--addr", "127.0.0.1:0")
+	if code != 2 || !strings.Contains(out, want) {
+		t.Errorf("serve with a 0644 token file: %d %s", code, out)
+	}
+}
+
+// tokenWarning is what a verb given --token prints.
+const tokenWarning = "warning: --token is visible to every user of this machine in the process list (ps); " +
+	"put the token in a file of mode 0600 and set NEXUS_TOKEN_FILE to its path instead"
