@@ -163,7 +163,7 @@ func New(opts Options) (*Supervisor, error) {
 		return nil, fmt.Errorf("supervisor: %w", err)
 	}
 	opts.RunDir = dir
-	if err := os.MkdirAll(opts.RunDir, 0o755); err != nil {
+	if err := os.MkdirAll(opts.RunDir, 0o700); err != nil {
 		return nil, fmt.Errorf("supervisor: create the run directory: %w", err)
 	}
 	if opts.Logger == nil {

@@ -190,11 +190,11 @@ func (s *starter) start(ctx context.Context, addr string) error {
 	if err != nil {
 		return fmt.Errorf("cannot find this executable to start the server: %w", err)
 	}
-	if err := os.MkdirAll(s.cfg.data, 0o755); err != nil {
+	if err := os.MkdirAll(s.cfg.data, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
 	logPath := filepath.Join(s.cfg.data, serveLog)
-	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("open the server log: %w", err)
 	}
