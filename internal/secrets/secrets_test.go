@@ -124,3 +124,19 @@ func TestTokenFromEnv(t *testing.T) {
 		t.Fatalf("from the environment: %q, %v", tok, err)
 	}
 }
+
+func TestListedEnv(t *testing.T) {
+	t.Setenv("SERVER_API_KEY", "sk-server-passed-1234")
+	t.Setenv("SERVER_MODE", "fast")
+	list, keys := secrets.ListedEnv(map[string]string{
+		"OPENAI_API_KEY": "${SERVER_API_KEY}", "MODE": "${SERVER_MODE}", "LITERAL": "${not a name}",
+		"PLAIN": "x", "MISSING_TOKEN": "${NEXUS_TEST_UNSET_VAR}",
+	})
+	want := []string{"LITERAL=${not a name}", "MISSING_TOKEN=", "MODE=fast", "OPENAI_API_KEY=sk-server-passed-1234", "PLAIN=x"}
+	if !slices.Equal(list, want) {
+		t.Errorf("list = %q, want %q", list, want)
+	}
+	if !slices.Equal(keys, []string{"sk-server-passed-1234"}) {
+		t.Errorf("secrets = %q, want the credential passed by reference", keys)
+	}
+}
