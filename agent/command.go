@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/internal/secrets"
 )
 
 // maxStderr is how much of the end of a command's stderr is kept.
@@ -28,15 +30,16 @@ type commandProvider struct {
 	argv      []string
 	probe     []string
 	dir       string
-	env       []string // added to the server's environment
+	env       []string // added to the minimal environment
 	key       Secret
+	redactor  *nexus.Redactor
 
 	mu    sync.Mutex
 	state json.RawMessage
 }
 
 func newCommand(cfg Config, key Secret) *commandProvider {
-	c := &commandProvider{id: cfg.ID, model: cfg.Model, argv: cfg.Command, probe: cfg.Probe, dir: cfg.Dir, key: key}
+	c := &commandProvider{id: cfg.ID, model: cfg.Model, argv: cfg.Command, probe: cfg.Probe, dir: cfg.Dir, key: key, redactor: cfg.Redactor}
 	for k, v := range cfg.Env {
 		c.env = append(c.env, k+"="+v)
 	}
@@ -96,7 +99,7 @@ func (c *commandProvider) restoreProvider(state json.RawMessage) {
 func (c *commandProvider) run(ctx context.Context, argv []string, stdin []byte) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = c.dir
-	cmd.Env = append(os.Environ(), c.env...)
+	cmd.Env = secrets.ChildEnv(c.env...)
 	cmd.Stdin = bytes.NewReader(stdin)
 	stdout, stderr := &capBuffer{max: maxAnswer}, &tailBuffer{max: maxStderr}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
@@ -108,7 +111,7 @@ func (c *commandProvider) run(ctx context.Context, argv []string, stdin []byte) 
 		if len(stderr.buf) == 0 {
 			return "no stderr"
 		}
-		return "stderr: " + quoteTail(stderr.buf, c.key)
+		return "stderr: " + c.redactor.Redact(quoteTail(stderr.buf, c.key))
 	}
 	var exit *exec.ExitError
 	switch {

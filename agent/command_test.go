@@ -133,7 +133,8 @@ func TestCommand_Killed(t *testing.T) {
 			if how == "cancel" {
 				go func() {
 					for {
-						if _, err := os.Stat(pidFile); err == nil {
+						// Both pids written, not only the file created.
+						if b, err := os.ReadFile(pidFile); err == nil && len(strings.Fields(string(b))) == 2 {
 							cancel()
 							return
 						}

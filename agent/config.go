@@ -81,8 +81,10 @@ type Config struct {
 	Probe []string
 	// Dir is the working directory of the command; empty: the server's.
 	Dir string
-	// Env is added to the server's environment for the command. Its values
-	// are never printed.
+	// Env is the command's environment beyond the minimal one it always
+	// gets (PATH, HOME, LANG, LC_* and TZ of the server's environment):
+	// nothing else of the server's environment, its token and provider
+	// keys included, reaches the command. Its values are never printed.
 	Env map[string]string
 
 	// System is the system prompt; [DefaultSystem] for Process when empty.
@@ -137,6 +139,11 @@ type Config struct {
 	HTTPClient *http.Client
 	// Logger receives retries, breaker and condition changes; nil discards.
 	Logger *slog.Logger
+	// Redactor, if set, learns the agent's key when it is read and cleans
+	// every error of the agent (a command's stderr included) of all the
+	// secrets it knows, so that no other agent's key or the node's token
+	// is quoted back.
+	Redactor *nexus.Redactor
 }
 
 // String describes c without its key or environment values.

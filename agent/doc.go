@@ -68,8 +68,12 @@
 // held in a [Secret]: they are sent only in the request headers (or a
 // command's environment), and never appear in an error, a log line, or
 // the printed form of a [Config]; a provider that quotes the key back has
-// it replaced by "[redacted]". A secrets file readable by every user is
-// refused.
+// it replaced by "[redacted]", and so does every secret a
+// [Config.Redactor] knows (the node's token, the other agents' keys). A
+// secrets file that another user may read or write, or that the user
+// running Nexus does not own, is refused. A command gets a minimal
+// environment: PATH, HOME, LANG, LC_* and TZ of the server's, its Env and
+// its own key; never the server's token or other keys.
 //
 // A request whose answer was cut short (a reset connection, malformed
 // JSON) is sent again: the provider may have done the work twice. An

@@ -40,6 +40,7 @@ func NewProvider(cfg Config) (Provider, error) {
 			return nil, fmt.Errorf("agent %s: %w", cfg.ID, err)
 		}
 	}
+	cfg.Redactor.Add(key.Value())
 	switch cfg.Provider {
 	case OpenAI:
 		api := newHTTPAPI(cfg, key, strings.TrimRight(cfg.BaseURL, "/"), func(h http.Header) {

@@ -201,7 +201,7 @@ func TestProvider_KeySource(t *testing.T) {
 			t.Fatalf("with the key from the secrets file: %v", err)
 		}
 		_, err = mk(agent.KeySource{File: loose})
-		if err == nil || !strings.Contains(err.Error(), "readable by every user (mode 0644)") || !strings.Contains(err.Error(), "chmod 600") ||
+		if err == nil || !strings.Contains(err.Error(), "may be read or written by other users (mode 0644)") || !strings.Contains(err.Error(), "chmod 600") ||
 			strings.Contains(err.Error(), testKey) || nexus.ErrorCode(err) != nexus.EInvalid {
 			t.Errorf("world-readable secrets file: %v", err)
 		}

@@ -297,6 +297,7 @@ func (r *Runner) attemptError(ctx, actx context.Context, err error) error {
 		return nil
 	}
 	e := *asError(err)
+	e.Message = r.cfg.Redactor.Redact(e.Message)
 	switch {
 	case ctx.Err() != nil:
 		return r.stopped(ctx)

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"strings"
 
 	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/internal/secrets"
 )
 
 // Secret holds an API key. It prints, logs and marshals as "[redacted]"
@@ -72,7 +72,8 @@ func (s Secret) redact(text string) string {
 // line without '='); KEY=value lines ("export " before KEY, blank lines,
 // '#' comments and quotes around the value are allowed), where the line
 // whose KEY is Env is read; or a JSON object of strings, where the member
-// named Env is read. The file must not be readable by every user.
+// named Env is read. The file must be owned by the user running Nexus and
+// private to that user (mode 0600 or stricter).
 type KeySource struct {
 	Env  string // the variable's name, in the environment or in File
 	File string // the path of a secrets file; empty: the environment
@@ -109,41 +110,16 @@ func (k KeySource) Load() (Secret, error) {
 	return Secret{}, nil
 }
 
-// maxSecretsFile bounds the size of a secrets file.
-const maxSecretsFile = 64 << 10
-
 func (k KeySource) loadFile() (Secret, error) {
-	info, err := os.Stat(k.File)
+	data, err := secrets.ReadFile("the secrets file", k.File)
 	if err != nil {
-		return Secret{}, nexus.WrapError(nexus.EInvalid, err, "cannot read the secrets file %s: %v", k.File, pathCause(err))
-	}
-	if !info.Mode().IsRegular() {
-		return Secret{}, nexus.Errorf(nexus.EInvalid, "the secrets file %s is not a regular file", k.File)
-	}
-	if perm := info.Mode().Perm(); perm&0o004 != 0 {
-		return Secret{}, nexus.Errorf(nexus.EInvalid,
-			"the secrets file %s is readable by every user (mode %04o); refusing to use it: run chmod 600 %s", k.File, perm, k.File)
-	}
-	if info.Size() > maxSecretsFile {
-		return Secret{}, nexus.Errorf(nexus.EInvalid, "the secrets file %s is larger than %d bytes", k.File, maxSecretsFile)
-	}
-	data, err := os.ReadFile(k.File)
-	if err != nil {
-		return Secret{}, nexus.WrapError(nexus.EInvalid, err, "cannot read the secrets file %s: %v", k.File, pathCause(err))
+		return Secret{}, err
 	}
 	v, err := parseSecrets(data, k.Env)
 	if err != nil {
 		return Secret{}, nexus.Errorf(nexus.EInvalid, "the secrets file %s %s", k.File, err)
 	}
 	return v, nil
-}
-
-// pathCause drops the path that a *fs.PathError repeats.
-func pathCause(err error) error {
-	if pe, ok := err.(*fs.PathError); ok {
-		return pe.Err
-	}
-	return err
 }
 
 // parseSecrets finds the key named name in a secrets file's content. Its

@@ -78,8 +78,9 @@ type Agent struct {
 	// lines or a JSON object (APIKeyEnv names the entry); it is read when
 	// the agent is built, never here.
 	SecretsFile string `yaml:"secrets_file"`
-	// Command, Args, Env and Dir run a command agent; the process inherits
-	// the server's environment plus Env.
+	// Command, Args, Env and Dir run a command agent; the process gets only
+	// PATH, HOME, LANG, LC_* and TZ of the server's environment, Env (a
+	// value ${NAME} is the server's variable NAME) and its key.
 	Command string            `yaml:"command"`
 	Args    []string          `yaml:"args"`
 	Env     map[string]string `yaml:"env"`
@@ -180,10 +181,12 @@ type Supervisor struct {
 type Process struct {
 	// Name names the process in status and in file names; same rules as
 	// an agent id.
-	Name    string            `yaml:"name"`
-	Command string            `yaml:"command"`
-	Args    []string          `yaml:"args"`
-	Env     map[string]string `yaml:"env"`
+	Name    string   `yaml:"name"`
+	Command string   `yaml:"command"`
+	Args    []string `yaml:"args"`
+	// Env is the process's environment beyond PATH, HOME, LANG, LC_* and
+	// TZ of the server's; a value ${NAME} is the server's variable NAME.
+	Env map[string]string `yaml:"env"`
 	// Dir is the working directory (default: the server's).
 	Dir     string  `yaml:"dir"`
 	Restart Restart `yaml:"restart"`

@@ -121,9 +121,9 @@ agents:
 		{"inline key", "agents:\n  - id: a\n    provider: openai\n    model: m\n    api_key: abc\n",
 			`nexus.yaml:5: agents[0].api_key: an API key is never written in the configuration file: name the environment variable that holds it with api_key_env, or a file that holds it with secrets_file`},
 		{"key-shaped value", "agents:\n  - {id: a, provider: openai, model: m, api_key_env: sk-proj-abcdefghijklmnopqrstuvwxyz}\n",
-			`nexus.yaml:2: agents[0].api_key_env: this looks like an API key: keys are never written in the configuration file (an HTTP agent names the environment variable or the file that holds its key with api_key_env or secrets_file; a process inherits the server's environment)`},
+			`nexus.yaml:2: agents[0].api_key_env: this looks like an API key: keys are never written in the configuration file (an HTTP agent names the environment variable or the file that holds its key with api_key_env or secrets_file; a process gets only the variables its env lists: pass a key of the server's environment as NAME: ${NAME})`},
 		{"credential in env", "agents:\n  - id: c\n    provider: command\n    command: run\n    env:\n      OPENAI_API_KEY: abc\n",
-			`nexus.yaml:6: agents[0].env.OPENAI_API_KEY: a credential is never written in the configuration file: the process inherits the server's environment, set OPENAI_API_KEY there`},
+			`nexus.yaml:6: agents[0].env.OPENAI_API_KEY: a credential is never written in the configuration file: set OPENAI_API_KEY in the server's environment and pass it with OPENAI_API_KEY: ${OPENAI_API_KEY}`},
 		{"credential in url", "agents:\n  - {id: a, provider: openai, model: m, base_url: 'https://u:p@example.com/v1'}\n",
 			`nexus.yaml:2: agents[0].base_url: holds credentials: keys are never written in the configuration file (use api_key_env or secrets_file)`},
 		{"duplicate id", "agents:\n  - {id: a, provider: openai, model: m}\n  - {id: a, provider: openai, model: n}\n",
@@ -304,5 +304,16 @@ func TestConfig_ParseSize(t *testing.T) {
 	}
 	if s := config.Size(10 << 20).String(); s != "10MiB" {
 		t.Errorf("String() = %q", s)
+	}
+}
+
+func TestConfig_EnvReference(t *testing.T) {
+	c := MustParse(t, "agents:\n  - id: c\n    provider: command\n    command: run\n    env:\n      OPENAI_API_KEY: ${OPENAI_API_KEY}\n"+
+		"supervisor:\n  processes:\n    - name: p\n      command: run\n      env: {HF_TOKEN: '${HF_TOKEN}'}\n")
+	if got := c.Agents[0].Env["OPENAI_API_KEY"]; got != "${OPENAI_API_KEY}" {
+		t.Fatalf("agent env = %q", got)
+	}
+	if got := c.Supervisor.Processes[0].Env["HF_TOKEN"]; got != "${HF_TOKEN}" {
+		t.Fatalf("process env = %q", got)
 	}
 }

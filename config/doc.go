@@ -37,8 +37,10 @@
 // provider key (sk-..., sk-ant-..., ghp_..., ...), a credential, query or
 // fragment in a base_url, and a literal value for an environment variable
 // named like a credential (*_API_KEY, *_TOKEN, *_SECRET, *_PASSWORD). A
-// supervised or command process inherits the server's environment, so a
-// key it needs is set there.
+// supervised or command process gets only PATH, HOME, LANG, LC_* and TZ
+// of the server's environment plus the variables its env lists; an env
+// value written ${NAME} is the server's variable NAME, which is how a key
+// the process needs reaches it.
 //
 // The package only reads and checks: it starts nothing and opens no
 // connection. The run and log directories of supervised processes may be

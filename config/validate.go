@@ -11,11 +11,19 @@ import (
 	"time"
 
 	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/internal/secrets"
 )
+
+// isReference reports whether an env value is ${NAME}, the server's
+// variable NAME.
+func isReference(v string) bool {
+	_, ok := secrets.Reference(v)
+	return ok
+}
 
 const msgKeyValue = "this looks like an API key: keys are never written in the configuration file " +
 	"(an HTTP agent names the environment variable or the file that holds its key with api_key_env or secrets_file; " +
-	"a process inherits the server's environment)"
+	"a process gets only the variables its env lists: pass a key of the server's environment as NAME: ${NAME})"
 
 var (
 	namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -56,18 +64,6 @@ func looksLikeKey(s string) bool {
 		}
 	}
 	return false
-}
-
-// isCredentialEnv reports whether an environment variable is named like
-// one holding a credential.
-func isCredentialEnv(name string) bool {
-	n := strings.ToUpper(name)
-	for _, suffix := range []string{"API_KEY", "APIKEY", "_TOKEN", "_SECRET", "_PASSWORD", "SECRET_KEY", "ACCESS_KEY"} {
-		if strings.HasSuffix(n, suffix) {
-			return true
-		}
-	}
-	return n == "TOKEN" || n == "SECRET" || n == "PASSWORD"
 }
 
 // fill sets the defaults that depend on other fields and makes paths
@@ -335,8 +331,8 @@ func (d *decoder) env(path string, env map[string]string) {
 		switch {
 		case !envPattern.MatchString(name):
 			d.errorf(p, "%q is not an environment variable name", name)
-		case isCredentialEnv(name) && v != "":
-			d.errorf(p, "a credential is never written in the configuration file: the process inherits the server's environment, set %s there", name)
+		case secrets.IsCredentialName(name) && v != "" && !isReference(v):
+			d.errorf(p, "a credential is never written in the configuration file: set %s in the server's environment and pass it with %s: ${%s}", name, name, name)
 		}
 	}
 }

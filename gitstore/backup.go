@@ -44,7 +44,7 @@ const backupTime = "20060102T150405.000000000Z"
 // Backup writes a verified bundle of the repository into dir and returns
 // what it wrote.
 func (s *Store) Backup(ctx context.Context, dir string) (*BackupInfo, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, privateDir); err != nil {
 		return nil, err
 	}
 	head := s.Head()
@@ -161,10 +161,10 @@ func (s *Store) bundleSnapshot(ctx context.Context, out string) error {
 		return err
 	}
 	defer os.RemoveAll(scratch)
-	if o, err := exec.CommandContext(ctx, "git", "--git-dir", scratch, "bundle", "create", "-q", out, "--all").CombinedOutput(); err != nil {
+	if o, err := exec.CommandContext(ctx, "git", gitArgs("--git-dir", scratch, "bundle", "create", "-q", out, "--all")...).CombinedOutput(); err != nil {
 		return fmt.Errorf("git bundle create: %v: %s", err, bytes.TrimSpace(o))
 	}
-	return nil
+	return os.Chmod(out, privateFile)
 }
 
 // snapshotRepo returns a scratch repository (to remove when done) that
@@ -186,14 +186,14 @@ func (s *Store) snapshotRepo(ctx context.Context) (string, error) {
 	}
 	// HEAD names main, so that a bundle lists it and `git clone` of the
 	// bundle checks main out.
-	if err := os.WriteFile(filepath.Join(scratch, "HEAD"), []byte(headContent), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(scratch, "HEAD"), []byte(headContent), privateFile); err != nil {
 		return fail(err)
 	}
 	objects, err := filepath.Abs(filepath.Join(s.GitDir(), "objects"))
 	if err != nil {
 		return fail(err)
 	}
-	if err := os.WriteFile(filepath.Join(scratch, "objects", "info", "alternates"), []byte(objects+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(scratch, "objects", "info", "alternates"), []byte(objects+"\n"), privateFile); err != nil {
 		return fail(err)
 	}
 	refs, err := s.snapshotRefs()
@@ -209,7 +209,7 @@ func (s *Store) snapshotRepo(ctx context.Context) (string, error) {
 	for _, n := range names {
 		fmt.Fprintf(&packed, "%s %s\n", refs[n], n)
 	}
-	if err := os.WriteFile(filepath.Join(scratch, "packed-refs"), []byte(packed.String()), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(scratch, "packed-refs"), []byte(packed.String()), privateFile); err != nil {
 		return fail(err)
 	}
 	return scratch, nil
@@ -354,7 +354,11 @@ func RestoreBackup(ctx context.Context, bundle, dataDir string) (*BackupInfo, er
 		return nil, err
 	}
 	// The clone's remote points at the backup: drop it.
-	exec.CommandContext(ctx, "git", "--git-dir", tmp, "remote", "remove", "origin").Run()
+	exec.CommandContext(ctx, "git", gitArgs("--git-dir", tmp, "remote", "remove", "origin")...).Run()
+	if err := privateTree(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
 	if err := syncTree(tmp); err != nil {
 		os.RemoveAll(tmp)
 		return nil, err

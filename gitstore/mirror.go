@@ -85,7 +85,7 @@ func initMirror(ctx context.Context, path string) error {
 		if ents, rerr := os.ReadDir(path); rerr == nil && len(ents) > 0 {
 			return nexus.Errorf(nexus.EInvalid, "%s is neither a git repository nor empty: refusing to use it as a mirror", path)
 		}
-		if o, err := exec.CommandContext(ctx, "git", "init", "-q", "--bare", path).CombinedOutput(); err != nil {
+		if o, err := exec.CommandContext(ctx, "git", "init", "-q", "--bare", "--shared=0600", path).CombinedOutput(); err != nil {
 			return fmt.Errorf("git init %s: %v: %s", path, err, bytes.TrimSpace(o))
 		}
 		if err := syncDir(filepath.Dir(path)); err != nil {

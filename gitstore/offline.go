@@ -163,17 +163,21 @@ func fixPacks(ctx context.Context, dataDir, gitDir string) ([]string, error) {
 func reindex(ctx context.Context, packDir, name string) error {
 	tmp := filepath.Join(packDir, "tmp_reindex.idx")
 	os.Remove(tmp)
-	out, err := exec.CommandContext(ctx, "git", "index-pack", "-o", tmp, filepath.Join(packDir, name+".pack")).CombinedOutput()
+	out, err := exec.CommandContext(ctx, "git", gitArgs("index-pack", "-o", tmp, filepath.Join(packDir, name+".pack"))...).CombinedOutput()
 	if err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("git index-pack: %v: %s", err, bytes.TrimSpace(out))
+	}
+	if err := os.Chmod(tmp, privateFile); err != nil {
+		os.Remove(tmp)
+		return err
 	}
 	if err := syncPath(tmp); err != nil {
 		os.Remove(tmp)
 		return err
 	}
 	idx := filepath.Join(packDir, name+".idx")
-	os.Chmod(idx, 0o644)
+	os.Chmod(idx, privateFile)
 	if err := os.Rename(tmp, idx); err != nil {
 		os.Remove(tmp)
 		return err

@@ -161,7 +161,7 @@ func checkSource(ctx context.Context, source string) error {
 // A mirror is cloned through git's pack protocol (--no-local), so that
 // every object is hash-checked by index-pack and lands in one pack.
 func cloneSource(ctx context.Context, source, dst string) error {
-	args := []string{"clone", "-q", "--mirror"}
+	args := gitArgs("clone", "-q", "--mirror", "--config", "core.sharedRepository=0600")
 	if isMirror(source) {
 		args = append(args, "--no-local")
 	}

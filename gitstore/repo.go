@@ -71,12 +71,12 @@ func initRepo(dir string) error {
 		return nil
 	}
 	for _, d := range []string{"objects/pack", "objects/info", "refs/heads", "refs/tags", "info"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(dir, d), privateDir); err != nil {
 			return err
 		}
 	}
 	files := map[string]string{
-		"config":      "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n[gc]\n\tauto = 0\n",
+		"config":      "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n\tsharedRepository = 0600\n[gc]\n\tauto = 0\n",
 		"description": "Nexus memory\n",
 	}
 	for name, content := range files {
@@ -298,7 +298,7 @@ func (r *repo) moveRef(ref string, head Hash) error {
 		return err
 	}
 	tmp := filepath.Join(refDir, refSpare)
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE, privateFile)
 	if err != nil {
 		return err
 	}
@@ -470,7 +470,7 @@ func mkdirDurable(dir string) error {
 	if err := mkdirDurable(filepath.Dir(dir)); err != nil {
 		return err
 	}
-	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+	if err := os.Mkdir(dir, privateDir); err != nil && !errors.Is(err, os.ErrExist) {
 		return err
 	}
 	return syncDir(filepath.Dir(dir))

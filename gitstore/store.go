@@ -227,13 +227,21 @@ func (s *Store) refuseLostRepo(gitDir string) error {
 // reports when another process (a running server) holds it.
 var ErrInUse = errors.New("data directory in use")
 
-// lockDir takes an exclusive, non-blocking flock on dir/LOCK. The kernel
+// lockDir makes dir private (0700) and takes an exclusive, non-blocking
+// flock on dir/LOCK. The kernel
 // drops it when the process dies, so a crash never leaves a stale lock.
 func lockDir(dir string) (*os.File, error) {
+	if err := os.Chmod(dir, privateDir); err != nil {
+		return nil, wrapIOError(err, "make the data directory private")
+	}
 	path := filepath.Join(dir, "LOCK")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, privateFile)
 	if err != nil {
 		return nil, wrapIOError(err, "open lock file")
+	}
+	if err := f.Chmod(privateFile); err != nil {
+		f.Close()
+		return nil, wrapIOError(err, "make the lock file private")
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		b, _ := os.ReadFile(path)

@@ -170,7 +170,7 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
 	if s.procs != nil {
 		procs = append(procs, s.procs()...)
 	}
-	return writeJSON(w, http.StatusOK, AgentList{Agents: s.ownAgents(), External: external, Processes: procs})
+	return s.writeStatus(w, http.StatusOK, AgentList{Agents: s.ownAgents(), External: external, Processes: procs})
 }
 
 func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) error {
@@ -180,7 +180,7 @@ func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	for _, a := range s.ownAgents() {
 		if a.ID == id {
-			return writeJSON(w, http.StatusOK, a)
+			return s.writeStatus(w, http.StatusOK, a)
 		}
 	}
 	if s.tasks == nil {
@@ -190,7 +190,7 @@ func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, a)
+	return s.writeStatus(w, http.StatusOK, a)
 }
 
 var errNoAgents = nexus.Errorf(nexus.ENotFound, "this node runs no agents (serve --config names them)")

@@ -57,12 +57,14 @@ func codeOf(status int) nexus.Code {
 	}
 }
 
-// fail writes err as a JSON error response with the status of its code.
+// fail writes err as a JSON error response with the status of its code,
+// the node's secrets redacted from its message.
 // Internal errors are logged with their cause and shown to the client only
 // as "internal error"; errors of the server's state (unavailable, rate
 // limited, out of storage) are logged as warnings.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	d := nexus.DetailOf(err)
+	d.Message = s.redact.Redact(d.Message)
 	switch d.Code {
 	case nexus.EInternal:
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)

@@ -187,7 +187,7 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
 	if h.Status == nexus.StatusUnhealthy {
 		code = http.StatusServiceUnavailable
 	}
-	return writeJSON(w, code, h)
+	return s.writeStatus(w, code, h)
 }
 
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) error {

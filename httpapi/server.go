@@ -79,6 +79,9 @@ type Options struct {
 	PublicNames []string
 	// Limits bound what clients may take of the server.
 	Limits Limits
+	// Redactor cleans the node's secrets out of every error body, the
+	// log, GET /health and GET /v1/agents; nil: nothing is redacted.
+	Redactor *nexus.Redactor
 }
 
 // Server serves a [nexus.Store] over HTTP. It is an [http.Handler].
@@ -100,6 +103,7 @@ type Server struct {
 	agents   *orchestrator.Orchestrator
 	agentSt  func() []agent.Status
 	procs    func() []supervisor.Status
+	redact   *nexus.Redactor
 	beat     time.Duration // keep-alive interval of event streams
 	mux      *http.ServeMux
 	patterns []string // every pattern registered with mux, in order
@@ -132,6 +136,7 @@ func NewServer(store nexus.Store, opts Options) *Server {
 		agents:   opts.Agents,
 		agentSt:  opts.AgentStatus,
 		procs:    opts.Processes,
+		redact:   opts.Redactor,
 		beat:     opts.KeepAlive,
 		mux:      http.NewServeMux(),
 		guard:    newBrowserGuard(opts.PublicNames),
@@ -144,6 +149,7 @@ func NewServer(store nexus.Store, opts Options) *Server {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.log = slog.New(s.redact.Handler(s.log.Handler()))
 	if s.beat <= 0 {
 		s.beat = DefaultKeepAlive
 	}

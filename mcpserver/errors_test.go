@@ -81,3 +81,34 @@ func TestNew_errorBodies(t *testing.T) {
 		})
 	}
 }
+
+// A tool error, and the log, are cleaned of the secrets the Redactor
+// knows; over HTTP the error body is too.
+func TestNew_redactsToolErrors(t *testing.T) {
+	const secret = "tok-node-secret-2b7d"
+	red := nexus.NewRedactor(secret)
+	cause := errors.New("pack read with " + secret)
+	store := brokenStore{storetest.NewMemStore(), nexus.WrapError(nexus.EUnavailable, cause, "agent leaky failed: stderr: Bearer "+secret)}
+	var logs bytes.Buffer
+	cs := connect(t, mcpserver.New(store, nil, mcpserver.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Redactor: red}))
+	id := newID()
+	res, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "get_context", Arguments: map[string]any{"id": id}})
+	want := `{"error":{"code":"unavailable","message":"agent leaky failed: stderr: Bearer [redacted]"}}`
+	if err != nil || !res.IsError || contentText(res) != want {
+		t.Fatalf("get_context: %v, %s; want %s", err, contentText(res), want)
+	}
+	srv := httptest.NewServer(httpapi.NewServer(store, httpapi.Options{Redactor: red, Logger: slog.New(slog.NewTextHandler(&logs, nil))}))
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL + "/v1/contexts/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if got := strings.TrimSpace(string(body)); got != want {
+		t.Errorf("over HTTP: %s, want %s", got, want)
+	}
+	if strings.Contains(logs.String(), secret) || !strings.Contains(logs.String(), "[redacted]") {
+		t.Errorf("log: %s", logs.String())
+	}
+}

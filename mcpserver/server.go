@@ -32,6 +32,9 @@ type Options struct {
 	// if it implements [Agents] (an httpapi.Client does); otherwise those
 	// tools are not offered.
 	Agents Agents
+	// Redactor cleans the node's secrets out of every tool error and the
+	// log; nil: nothing is redacted.
+	Redactor *nexus.Redactor
 }
 
 // instructions tell the model what the server is for.
@@ -65,7 +68,8 @@ func New(store nexus.Store, searcher nexus.Searcher, opts Options) *mcp.Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s.AddReceivingMiddleware(toolErrors(log))
+	log = slog.New(opts.Redactor.Handler(log.Handler()))
+	s.AddReceivingMiddleware(toolErrors(log, opts.Redactor))
 	t := &tools{store: store, searcher: searcher, agents: opts.Agents, opts: opts}
 	t.register(s)
 	addResources(s, store)
@@ -126,9 +130,10 @@ func errorBody(d nexus.ErrorDetail) string {
 
 // toolErrors gives the failures the SDK reports before a tool handler
 // runs — arguments that do not match the input schema or do not decode —
-// the same shape as the handlers' errors, with code invalid; and it logs
-// the cause of the internal errors of handlers, which clients do not see.
-func toolErrors(log *slog.Logger) mcp.Middleware {
+// the same shape as the handlers' errors, with code invalid; it logs the
+// cause of the internal errors of handlers, which clients do not see; and
+// it redacts the node's secrets from every tool error.
+func toolErrors(log *slog.Logger, redact *nexus.Redactor) mcp.Middleware {
 	return func(next mcp.MethodHandler) mcp.MethodHandler {
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 			res, err := next(ctx, method, req)
@@ -141,11 +146,21 @@ func toolErrors(log *slog.Logger) mcp.Middleware {
 				if te.detail.Code == nexus.EInternal {
 					log.Error("tool call failed", "tool", toolName(req), "err", te.cause)
 				}
+				redactContent(r, redact)
 				return res, err
 			}
 			msg := "arguments do not match the input schema: " + schemaMessage(r.GetError().Error())
 			r.Content = []mcp.Content{&mcp.TextContent{Text: errorBody(nexus.ErrorDetail{Code: nexus.EInvalid, Message: msg})}}
 			return r, nil
+		}
+	}
+}
+
+// redactContent replaces the secrets redact knows in the text of r.
+func redactContent(r *mcp.CallToolResult, redact *nexus.Redactor) {
+	for _, c := range r.Content {
+		if t, ok := c.(*mcp.TextContent); ok {
+			t.Text = redact.Redact(t.Text)
 		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"github.com/nexus-mem/nexus/agent"
 	"github.com/nexus-mem/nexus/config"
 	"github.com/nexus-mem/nexus/events"
+	"github.com/nexus-mem/nexus/internal/secrets"
 	"github.com/nexus-mem/nexus/orchestrator"
 	"github.com/nexus-mem/nexus/supervisor"
 	"github.com/nexus-mem/nexus/tasks"
@@ -33,6 +33,7 @@ type nodeAgents struct {
 	cfg     *config.Config // nil: serve without --config
 	dataDir string
 	log     *slog.Logger
+	redact  *nexus.Redactor
 	runners []*agent.Runner
 	pools   []*agent.Pool
 	caps    map[string][]string // capabilities by agent id
@@ -55,8 +56,8 @@ type nodeAgents struct {
 
 // loadNodeAgents builds the agents and pools of the configuration file,
 // if any. Errors name the file's entry.
-func loadNodeAgents(cfg *config.Config, data string, log *slog.Logger) (*nodeAgents, error) {
-	na := &nodeAgents{cfg: cfg, dataDir: data, log: log, caps: map[string][]string{}, keys: map[string]*keyWatch{}, outages: map[string]*outage{}}
+func loadNodeAgents(cfg *config.Config, data string, log *slog.Logger, redact *nexus.Redactor) (*nodeAgents, error) {
+	na := &nodeAgents{cfg: cfg, dataDir: data, log: log, redact: redact, caps: map[string][]string{}, keys: map[string]*keyWatch{}, outages: map[string]*outage{}}
 	if cfg != nil {
 		if err := na.build(); err != nil {
 			return nil, fmt.Errorf("%s: %w", cfg.File, err)
@@ -70,7 +71,9 @@ func loadNodeAgents(cfg *config.Config, data string, log *slog.Logger) (*nodeAge
 func (na *nodeAgents) build() error {
 	byID := map[string]*agent.Runner{}
 	for i, a := range na.cfg.Agents {
-		r, err := agent.New(agentConfigOf(a, na.log, na.changed))
+		c := agentConfigOf(a, na.log, na.changed)
+		c.Redactor, c.Env = na.redact, na.listedEnv(a.Env)
+		r, err := agent.New(c)
 		if err != nil {
 			msg := strings.TrimPrefix(nexus.ErrorMessage(err), "agent "+a.ID+": ")
 			return fmt.Errorf("agents[%d] (%s): %s", i, a.ID, msg)
@@ -156,7 +159,7 @@ func (na *nodeAgents) start(ctx context.Context, store nexus.Store, bus *events.
 	}
 	na.restoreAtStart(ctx)
 	if na.cfg != nil && len(na.cfg.Supervisor.Processes) > 0 {
-		if na.procs, err = startProcesses(na.cfg.Supervisor, na.dataDir, na.log, na.processEvent); err != nil {
+		if na.procs, err = startProcesses(na.cfg.Supervisor, na.dataDir, na.log, na.redact, na.processEvent); err != nil {
 			return &ConfigError{Err: fmt.Errorf("%s: %w", na.cfg.File, err)}
 		}
 	}
@@ -318,15 +321,15 @@ type nodeProcessEvent struct {
 	At time.Time `json:"at"`
 }
 
-// publish puts an event on the bus. It never blocks for long: the bus
-// only appends to its ring.
+// publish puts an event on the bus, the node's secrets redacted from its
+// data. It never blocks for long: the bus only appends to its ring.
 func (na *nodeAgents) publish(typ string, data any, about nexus.EventFilter) {
 	if na.bus == nil {
 		return
 	}
 	b, err := json.Marshal(data)
 	if err == nil {
-		_, err = na.bus.Publish(nexus.Event{Type: typ, Data: b}, about)
+		_, err = na.bus.Publish(nexus.Event{Type: typ, Data: na.redact.RedactBytes(b)}, about)
 	}
 	if err != nil && nexus.ErrorCode(err) != nexus.EUnavailable { // unavailable: shutting down
 		na.log.Warn("event not published", "type", typ, "err", err)
@@ -354,6 +357,22 @@ func (na *nodeAgents) changed(id string, from, to agent.Condition) {
 	default:
 		na.endOutage(r)
 	}
+}
+
+// listedEnv resolves an agent's env (${NAME} is the server's variable)
+// and registers the keys it passes with the node's redactor.
+func (na *nodeAgents) listedEnv(env map[string]string) map[string]string {
+	if len(env) == 0 {
+		return env
+	}
+	list, keys := secrets.ListedEnv(env)
+	na.redact.Add(keys...)
+	out := make(map[string]string, len(list))
+	for _, kv := range list {
+		k, v, _ := strings.Cut(kv, "=")
+		out[k] = v
+	}
+	return out
 }
 
 func (na *nodeAgents) runner(id string) *agent.Runner {
@@ -429,7 +448,7 @@ type processStatus struct {
 
 // startProcesses starts the processes of the file: pid files in run_dir
 // (default DATA/run), logs in log_dir (default DATA/logs).
-func startProcesses(sc config.Supervisor, data string, log *slog.Logger, onChange func(processStatus)) (*supervisedSet, error) {
+func startProcesses(sc config.Supervisor, data string, log *slog.Logger, redact *nexus.Redactor, onChange func(processStatus)) (*supervisedSet, error) {
 	set := &supervisedSet{specs: map[string]supervisor.Spec{}, base: map[string]int{}, restarted: map[string]bool{},
 		reported: map[string]time.Time{}}
 	sup, err := supervisor.New(supervisor.Options{
@@ -441,7 +460,8 @@ func startProcesses(sc config.Supervisor, data string, log *slog.Logger, onChang
 	}
 	set.sup = sup
 	for i, p := range sc.Processes {
-		spec := processSpec(p, data)
+		spec, keys := processSpec(p, data)
+		redact.Add(keys...)
 		set.specs[p.Name] = spec
 		set.names = append(set.names, p.Name)
 		if err := sup.Start(spec); err != nil {
@@ -453,13 +473,11 @@ func startProcesses(sc config.Supervisor, data string, log *slog.Logger, onChang
 	return set, nil
 }
 
-// processSpec maps a process of the file to a supervisor.Spec.
-func processSpec(p config.Process, data string) supervisor.Spec {
-	env := make([]string, 0, len(p.Env))
-	for k, v := range p.Env {
-		env = append(env, k+"="+v)
-	}
-	slices.Sort(env)
+// processSpec maps a process of the file to a supervisor.Spec, its env
+// resolved (${NAME} is the server's variable); keys are the credentials
+// that env passes, for the node's redactor.
+func processSpec(p config.Process, data string) (_ supervisor.Spec, keys []string) {
+	env, keys := secrets.ListedEnv(p.Env)
 	return supervisor.Spec{
 		Name: p.Name, Command: p.Command, Args: p.Args, Env: env, Dir: p.Dir,
 		Policy: supervisor.Policy{
@@ -468,7 +486,7 @@ func processSpec(p config.Process, data string) supervisor.Spec {
 		},
 		LogDir:     cmp.Or(p.LogDir, filepath.Join(data, "logs")),
 		MaxLogSize: int64(p.MaxLogSize), LogKeep: p.LogKeep, StopTimeout: p.StopTimeout,
-	}
+	}, keys
 }
 
 // adjust adds the restarts of earlier runs to a status.

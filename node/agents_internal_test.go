@@ -75,7 +75,7 @@ supervisor:
 		t.Errorf("mapped config invalid: %v", err)
 	}
 
-	spec := processSpec(cfg.Supervisor.Processes[0], "/var/lib/nexus")
+	spec, _ := processSpec(cfg.Supervisor.Processes[0], "/var/lib/nexus")
 	wantSpec := supervisor.Spec{
 		Name: "worker", Command: "/etc/nexus/worker", Args: []string{"-v"}, Env: []string{"A=1", "B=2"},
 		Policy:     supervisor.Policy{Restart: supervisor.RestartAlways, InitialBackoff: time.Second, MaxBackoff: 8 * time.Second, MaxRestarts: 3, Window: 5 * time.Minute},

@@ -30,6 +30,7 @@ import (
 type Node struct {
 	cfg    Config
 	log    *slog.Logger
+	redact *nexus.Redactor // every error text leaving the node goes through it
 	store  *gitstore.Store
 	engine *search.Engine // nil with NoSearch
 	bus    *events.Bus
@@ -76,11 +77,12 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, opened: time.Now()}
+	n := &Node{cfg: cfg, log: cfg.Logger, opened: time.Now(), redact: nexus.NewRedactor(cfg.Token)}
 	if n.log == nil {
 		n.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if n.agents, err = loadNodeAgents(cfg.File, cfg.Dir, n.log); err != nil {
+	n.log = slog.New(n.redact.Handler(n.log.Handler()))
+	if n.agents, err = loadNodeAgents(cfg.File, cfg.Dir, n.log, n.redact); err != nil {
 		return nil, &ConfigError{Err: err}
 	}
 	n.ctx, n.stop = context.WithCancelCause(context.Background())

@@ -69,16 +69,17 @@ func (n *Node) newHandler() http.Handler {
 		Token: n.cfg.Token, MaxBodyBytes: n.cfg.maxBody(), Logger: n.log, Ready: n.store.Ready,
 		Searcher: searcher, Health: n.health, Metrics: n.mets.Handler(), Events: n.bus,
 		Tasks: n.agents.queue, Agents: n.agents.orchestrator(), AgentStatus: n.agents.status(), Processes: n.agents.processes(),
-		MCP:   mcpHandler(n.store, searcher, mcpserver.LocalAgents(n.agents.queue, n.agents.orchestrator()), n.cfg.maxBody(), n.log),
-		Admin: n,
+		MCP:      mcpHandler(n.store, searcher, mcpserver.LocalAgents(n.agents.queue, n.agents.orchestrator()), n.cfg.maxBody(), n.log, n.redact),
+		Admin:    n,
+		Redactor: n.redact,
 	})
 	n.conns = &connLimiter{max: n.cfg.Limits.MaxConnections}
 	n.mets.Registry().MustRegister(newLimitCollector(api, n.conns, n.cfg.Limits))
 	return api
 }
 
-func mcpHandler(store nexus.Store, searcher nexus.Searcher, agents mcpserver.Agents, maxBody int64, log *slog.Logger) http.Handler {
-	s := mcpserver.New(store, searcher, mcpserver.Options{Logger: slog.New(atLeast{log.Handler(), slog.LevelWarn}), Agents: agents})
+func mcpHandler(store nexus.Store, searcher nexus.Searcher, agents mcpserver.Agents, maxBody int64, log *slog.Logger, redact *nexus.Redactor) http.Handler {
+	s := mcpserver.New(store, searcher, mcpserver.Options{Logger: slog.New(atLeast{log.Handler(), slog.LevelWarn}), Agents: agents, Redactor: redact})
 	return mcpserver.NewHandler(s, maxBody)
 }
 

@@ -59,7 +59,7 @@ func (e *Engine) save() error {
 	docs := encodeDocs(e.tab, e.noVec)
 	done := e.done
 	e.mu.RUnlock()
-	if err := os.MkdirAll(e.opts.Dir, 0o755); err != nil {
+	if err := os.MkdirAll(e.opts.Dir, 0o700); err != nil { // private, like every directory of the store
 		return err
 	}
 	old, _ := readManifest(e.opts.Dir)

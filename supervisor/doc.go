@@ -33,6 +33,11 @@
 // finds the helpers of the previous one still holding its ports or files.
 // A descendant that leaves the group (setsid) is out of reach.
 //
+// A process gets a minimal environment: PATH, HOME, LANG, LC_* and TZ of
+// the supervisor's, the variables its Spec lists and the marker below;
+// nothing else of the supervisor's environment (a token, provider keys)
+// reaches it.
+//
 // A pid file (RUNDIR/NAME.pid, the pid alone on one line) exists while the
 // process runs; it is written atomically and removed when the process
 // ends. A pid file found at start belongs to a supervisor that crashed.

@@ -34,6 +34,7 @@ func TestMain(m *testing.M) {
 //	stubborn     ignore SIGTERM, run until killed
 //	spawn:FILE   start a stubborn grandchild, write its pid to FILE, ignore SIGTERM
 //	chatty:N     print N lines of 100 bytes, one write each, then run until signalled
+//	env:FILE     write its environment to FILE, one variable a line, and exit 0
 func helper(mode string) {
 	name, arg, _ := strings.Cut(mode, ":")
 	switch name {
@@ -55,6 +56,11 @@ func helper(mode string) {
 		if err := os.WriteFile(arg, []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
 			os.Exit(3)
 		}
+	case "env":
+		if err := os.WriteFile(arg, []byte(strings.Join(os.Environ(), "\n")), 0o600); err != nil {
+			os.Exit(3)
+		}
+		os.Exit(0)
 	case "chatty":
 		n, _ := strconv.Atoi(arg)
 		for i := range n {

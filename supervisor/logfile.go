@@ -25,7 +25,7 @@ type logFile struct {
 }
 
 func openLog(path string, max int64, keep int) (*logFile, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create the log directory: %w", err)
 	}
 	l := &logFile{path: path, max: max, keep: keep}
@@ -36,7 +36,7 @@ func openLog(path string, max int64, keep int) (*logFile, error) {
 }
 
 func (l *logFile) open() error {
-	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("open the log: %w", err)
 	}

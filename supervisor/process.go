@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nexus-mem/nexus/internal/secrets"
 )
 
 // markerEnv is set in every supervised process to the path of its pid
@@ -95,7 +97,7 @@ func (p *proc) launch() *instance {
 		return inst
 	}
 	cmd := exec.Command(p.spec.Command, p.spec.Args...)
-	cmd.Env = append(append(os.Environ(), p.spec.Env...), markerEnv+"="+p.pidPath)
+	cmd.Env = secrets.ChildEnv(append(p.spec.Env, markerEnv+"="+p.pidPath)...)
 	cmd.Dir = p.spec.Dir
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

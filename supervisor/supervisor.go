@@ -59,7 +59,7 @@ type Spec struct {
 	Name    string
 	Command string   // looked up in PATH if it has no slash
 	Args    []string // arguments after the command
-	Env     []string // KEY=VALUE added to the supervisor's environment
+	Env     []string // KEY=VALUE: the process's environment beyond PATH, HOME, LANG, LC_* and TZ of the supervisor's
 	Dir     string   // working directory (default: the supervisor's)
 	Policy  Policy   // default DefaultPolicy()
 	// LogDir receives NAME.log (required).
@@ -163,7 +163,7 @@ func New(opts Options) (*Supervisor, error) {
 		return nil, fmt.Errorf("supervisor: %w", err)
 	}
 	opts.RunDir = dir
-	if err := os.MkdirAll(opts.RunDir, 0o755); err != nil {
+	if err := os.MkdirAll(opts.RunDir, 0o700); err != nil {
 		return nil, fmt.Errorf("supervisor: create the run directory: %w", err)
 	}
 	if opts.Logger == nil {

@@ -89,7 +89,7 @@ func benchSessions(ctx context.Context, transport string, cf *clientFlags, n int
 		var t mcp.Transport
 		if transport == "stdio" {
 			cmd := exec.Command(exe, "mcp", "--no-start", "--server", cf.server)
-			cmd.Env = append(os.Environ(), "NEXUS_TOKEN="+cf.token)
+			cmd.Env = withToken(os.Environ(), cf.token)
 			cmd.Stderr = os.Stderr
 			t = &mcp.CommandTransport{Command: cmd}
 		} else {

@@ -25,7 +25,7 @@ func newClientFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *clientFlag
 	fs.SetOutput(stderr)
 	cf := &clientFlags{}
 	fs.StringVar(&cf.server, "server", env("NEXUS_SERVER", "http://"+defaultAddr), "server URL (env NEXUS_SERVER)")
-	fs.StringVar(&cf.token, "token", os.Getenv("NEXUS_TOKEN"), "bearer token (env NEXUS_TOKEN)")
+	tokenFlag(fs, &cf.token, stderr)
 	fs.BoolVar(&cf.json, "json", false, "print JSON for scripts")
 	return fs, cf
 }
@@ -46,7 +46,7 @@ func parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(flagsFirst(fs, args)); err != nil {
 		return usageError{err}
 	}
-	return nil
+	return runHooks(fs)
 }
 
 // parseNoArgs parses the flags of a verb that takes no positional

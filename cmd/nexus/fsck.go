@@ -6,13 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/gitstore"
 	"github.com/nexus-mem/nexus/httpapi"
+	"github.com/nexus-mem/nexus/internal/secrets"
 	"github.com/nexus-mem/nexus/node"
 	"github.com/nexus-mem/nexus/recovery"
 )
@@ -145,7 +145,7 @@ func printFsck(w io.Writer, res *fsckResult) {
 
 // serverFlag adds --server to an admin verb (fsck, restore, recover).
 func serverFlag(fs *flag.FlagSet) *string {
-	return fs.String("server", env("NEXUS_SERVER", ""), "URL of a running node to act on through its admin API (token from NEXUS_TOKEN) "+
+	return fs.String("server", env("NEXUS_SERVER", ""), "URL of a running node to act on through its admin API (token from NEXUS_TOKEN_FILE or NEXUS_TOKEN) "+
 		"instead of opening --data, which the node holds (then the verb exits 3) (env NEXUS_SERVER; --data given wins over it)")
 }
 
@@ -166,7 +166,11 @@ func adminClient(fs *flag.FlagSet, server string, offline ...string) (*httpapi.C
 			return nil, usagef("--%s applies to a stopped node's --data; a running node repairs from its own mirror and backups", name)
 		}
 	}
-	cf := clientFlags{server: server, token: os.Getenv("NEXUS_TOKEN")}
+	tok, err := secrets.TokenFromEnv()
+	if err != nil {
+		return nil, usageError{err}
+	}
+	cf := clientFlags{server: server, token: tok}
 	return cf.client(), nil
 }
 

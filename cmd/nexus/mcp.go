@@ -45,7 +45,7 @@ func mcpFlags(args []string, stderr io.Writer) (*mcpConfig, error) {
 	fs.SetOutput(stderr)
 	c := &mcpConfig{}
 	fs.StringVar(&c.server, "server", env("NEXUS_SERVER", "http://"+defaultAddr), "server URL (env NEXUS_SERVER)")
-	fs.StringVar(&c.token, "token", os.Getenv("NEXUS_TOKEN"), "bearer token (env NEXUS_TOKEN)")
+	tokenFlag(fs, &c.token, stderr)
 	fs.StringVar(&c.data, "data", env("NEXUS_DATA", defaultData), "data directory of the server started when none answers (env NEXUS_DATA)")
 	fs.BoolVar(&c.noStart, "no-start", false, "never start a server: fail with what to run instead")
 	fs.DurationVar(&c.startTimeout, "start-timeout", 2*time.Minute, "how long to wait for a started server to be ready")
@@ -154,7 +154,7 @@ func (s *starter) answers(ctx context.Context) (bool, error) {
 	resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusUnauthorized:
-		return false, fmt.Errorf("the server at %s refuses the token: set NEXUS_TOKEN (or --token) to the token it was started with", s.cfg.server)
+		return false, fmt.Errorf("the server at %s refuses the token: set NEXUS_TOKEN_FILE (or NEXUS_TOKEN) to the token it was started with", s.cfg.server)
 	case http.StatusServiceUnavailable:
 		s.log.Warn("the server answers but is not ready; see its /health", "server", s.cfg.server)
 	}
@@ -190,21 +190,18 @@ func (s *starter) start(ctx context.Context, addr string) error {
 	if err != nil {
 		return fmt.Errorf("cannot find this executable to start the server: %w", err)
 	}
-	if err := os.MkdirAll(s.cfg.data, 0o755); err != nil {
+	if err := os.MkdirAll(s.cfg.data, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
 	logPath := filepath.Join(s.cfg.data, serveLog)
-	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("open the server log: %w", err)
 	}
 	defer lf.Close() // the child has its own descriptor
 	cmd := exec.Command(exe, "serve", "--data", s.cfg.data, "--addr", addr)
 	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.Env = os.Environ()
-	if s.cfg.token != "" {
-		cmd.Env = append(cmd.Env, "NEXUS_TOKEN="+s.cfg.token)
-	}
+	cmd.Env = withToken(os.Environ(), s.cfg.token)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlives us, deaf to the terminal's signals
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start nexus serve: %w", err)

@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/nexus-mem/nexus/config"
+	"github.com/nexus-mem/nexus/internal/secrets"
 	"github.com/nexus-mem/nexus/node"
 )
 
@@ -41,7 +42,7 @@ func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	n := &c.node
 	fs.StringVar(&n.Dir, "data", env("NEXUS_DATA", n.Dir), "data directory (env NEXUS_DATA)")
 	fs.StringVar(&n.Addr, "addr", env("NEXUS_ADDR", n.Addr), "listen address host:port (env NEXUS_ADDR)")
-	fs.BoolVar(&n.Insecure, "insecure", false, "allow a non-loopback address without NEXUS_TOKEN")
+	fs.BoolVar(&n.Insecure, "insecure", false, "allow a non-loopback address without a token (NEXUS_TOKEN_FILE or NEXUS_TOKEN)")
 	fs.IntVar(&n.MaxContent, "max-content", n.MaxContent, "largest context content in bytes")
 	fs.IntVar(&c.cacheMiB, "cache-mib", int(n.CacheBytes>>20), "L1 cache budget in MiB")
 	fs.DurationVar(&n.ShutdownTimeout, "shutdown-timeout", n.ShutdownTimeout, "how long shutdown waits for in-flight requests")
@@ -134,7 +135,11 @@ func webFlags(fs *flag.FlagSet, n *node.Config) {
 // opening.
 func (c *serveConfig) nodeConfig(ctx context.Context, stderr io.Writer) (node.Config, func(), error) {
 	nc := c.node
-	nc.Token = os.Getenv("NEXUS_TOKEN")
+	tok, err := secrets.TokenFromEnv()
+	if err != nil {
+		return nc, nil, usageError{err}
+	}
+	nc.Token = tok
 	nc.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	nc.Failpoint = failpointFromEnv()
 	if err := nc.Validate(); err != nil {

@@ -57,7 +57,7 @@ func TestServe_ConfigErrors(t *testing.T) {
 		{"unknown field", "agents:\n  - id: gpt\n    provider: openai\n    model: gpt-4o-mini\n    retry: {max: 1}\n",
 			"nexus.yaml:5: agents[0].retry: unknown field (known: api_key_env, args, base_url, breaker,", nil, false},
 		{"secrets file readable by all", "agents:\n  - id: gpt\n    provider: openai\n    model: gpt-4o-mini\n    secrets_file: " + keyFile + "\n",
-			"nexus.yaml: agents[0] (gpt): the secrets file " + keyFile + " is readable by every user (mode 0644); refusing to use it: run chmod 600 " + keyFile, nil, false},
+			"nexus.yaml: agents[0] (gpt): the secrets file " + keyFile + " may be read or written by other users (mode 0644); refusing to use it: run chmod 600 " + keyFile, nil, false},
 		{"key not in the environment", "agents:\n  - id: gpt\n    provider: openai\n    model: gpt-4o-mini\n",
 			"nexus.yaml: agents[0] (gpt): the environment variable OPENAI_API_KEY that should hold the API key is not set", []string{"OPENAI_API_KEY="}, false},
 		{"missing program", "supervisor:\n  processes:\n    - name: coder\n      command: nexus-no-such-program\n",
