@@ -26,4 +26,3 @@ func awaitEvent(t *testing.T, sub nexus.Subscription, within time.Duration, what
 		}
 	}
 }
-
