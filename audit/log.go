@@ -153,7 +153,7 @@ func (l *Log) Do(ctx context.Context, action string, params Fields, fn func() (F
 	}
 	res, err := fn()
 	out := &Record{Kind: KindOutcome, Action: action, Principal: who, Remote: origin.RemoteAddr, Route: origin.Route,
-		Intent: intent.Seq, Outcome: OutcomeOK, Result: res}
+		Params: params, Intent: intent.Seq, Outcome: OutcomeOK, Result: res}
 	if err != nil {
 		out.Outcome, out.Error = OutcomeFailed, string(nexus.ErrorCode(err))+": "+nexus.ErrorMessage(err)
 	}

@@ -68,9 +68,9 @@ func TestLog_Do(t *testing.T) {
 	got := records(t, l.Path())
 	want := []audit.Record{
 		{Seq: 1, Kind: audit.KindIntent, Action: "restore", Principal: "ops", Remote: "127.0.0.1:5555", Route: "POST /v1/admin/restore", Params: audit.Fields{"at": "2026-12-01T00:00:00Z"}},
-		{Seq: 2, Kind: audit.KindOutcome, Action: "restore", Principal: "ops", Remote: "127.0.0.1:5555", Route: "POST /v1/admin/restore", Intent: 1, Outcome: "ok", Result: audit.Fields{"rolled_back": "3"}},
+		{Seq: 2, Kind: audit.KindOutcome, Action: "restore", Principal: "ops", Remote: "127.0.0.1:5555", Route: "POST /v1/admin/restore", Params: audit.Fields{"at": "2026-12-01T00:00:00Z"}, Intent: 1, Outcome: "ok", Result: audit.Fields{"rolled_back": "3"}},
 		{Seq: 3, Kind: audit.KindIntent, Action: "fsck", Principal: "node", Params: audit.Fields{"deep": "true"}},
-		{Seq: 4, Kind: audit.KindOutcome, Action: "fsck", Principal: "node", Intent: 3, Outcome: "failed", Error: "invalid: bad time"},
+		{Seq: 4, Kind: audit.KindOutcome, Action: "fsck", Principal: "node", Params: audit.Fields{"deep": "true"}, Intent: 3, Outcome: "failed", Error: "invalid: bad time"},
 	}
 	checkRecords(t, got, want)
 	if n := strings.Count(slogged.String(), "msg=audit "); n != 4 {
@@ -288,4 +288,3 @@ func TestLog_Snapshot(t *testing.T) {
 		t.Fatalf("snapshot = %+v, %v; want the 2 records before it", head, err)
 	}
 }
-

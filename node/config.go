@@ -69,6 +69,11 @@ type Config struct {
 	// component.
 	RecoverInterval time.Duration
 
+	// AuditFile is the audit log of admin actions and authentication
+	// failures; "" means Dir/audit.log. An admin action whose record
+	// cannot be written there is refused.
+	AuditFile string
+
 	// ShutdownTimeout bounds how long Serve waits for in-flight requests,
 	// and Close for the agents' last checkpoints and processes' stops.
 	ShutdownTimeout time.Duration
@@ -151,6 +156,17 @@ func (c *Config) backupDir() string {
 	}
 	return BackupDir(c.Dir)
 }
+
+// auditFile is where the audit log is.
+func (c *Config) auditFile() string {
+	if c.AuditFile != "" {
+		return c.AuditFile
+	}
+	return AuditFile(c.Dir)
+}
+
+// AuditFile is the audit log of a data directory by default.
+func AuditFile(dir string) string { return filepath.Join(dir, "audit.log") }
 
 // BackupDir is where the backups of a data directory go by default.
 func BackupDir(dir string) string { return filepath.Join(dir, "backups") }
