@@ -54,6 +54,7 @@ func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.DurationVar(&n.RecoverInterval, "recover-interval", n.RecoverInterval, "how often the cascading recovery checks every component")
 	fs.StringVar(&n.Mirror, "mirror", "", "bare repository path to push every ref to (created if missing); also a source for repairs")
 	fs.DurationVar(&n.MirrorInterval, "mirror-interval", n.MirrorInterval, "how often to push to --mirror")
+	fs.StringVar(&n.AuditFile, "audit-file", "", "audit log of admin actions and authentication failures (default DATA/audit.log)")
 	fs.StringVar(&c.configFile, "config", env("NEXUS_CONFIG", ""), "YAML file of the node's agents, pools, supervised processes and limits (env NEXUS_CONFIG)")
 	fs.IntVar(&c.memoryMiB, "memory-budget-mib", 0, "memory budget; over 90 % of it the L1 cache shrinks (default: the cgroup limit, if any)")
 	if err := parseNoArgs(fs, args); err != nil {
