@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -26,17 +28,16 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Log is an open audit log. It is safe for concurrent use; appends are
-// serialised.
+// Log is an open audit log. It is safe for concurrent use, also by other
+// processes appending to the same file (a `nexus` verb while the node
+// runs): each append holds an exclusive lock on the file and chains onto
+// the record it finds last.
 type Log struct {
 	path string
 	log  *slog.Logger
 	now  func() time.Time
 
-	mu     sync.Mutex
-	seq    int64  // the newest record's seq
-	prev   string // the newest record's hash
-	broken error  // a failed append could not be undone: the file's end is unknown
+	mu sync.Mutex // one append at a time in this process (the file lock is per open file)
 }
 
 // Open opens the audit log at path, creating it (mode 0600, its directory
@@ -44,7 +45,7 @@ type Log struct {
 // append) is cut off; a broken chain is reported to the logger and kept
 // as it is (Verify names it), and appends continue after its last record.
 func Open(path string, opts Options) (*Log, error) {
-	l := &Log{path: path, log: opts.Logger, now: opts.Now, prev: Genesis}
+	l := &Log{path: path, log: opts.Logger, now: opts.Now}
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
 	}
@@ -54,64 +55,114 @@ func Open(path string, opts Options) (*Log, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, created, err := l.lock()
 	if err != nil {
-		return nil, fmt.Errorf("open audit log: %w", err)
+		return nil, err
 	}
 	defer f.Close()
-	if err := l.load(f); err != nil {
+	if _, err := l.tail(f); err != nil {
 		return nil, err
+	}
+	if created {
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			return nil, fmt.Errorf("open audit log: %w", err)
+		}
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	if _, err := Verify(f, nil); err != nil {
+		l.log.Error("audit log: the chain is broken; records are still appended after the last one", "path", path, "err", err)
 	}
 	return l, nil
 }
 
-// load finds the newest record of f and cuts off an unfinished last line.
-func (l *Log) load(f *os.File) error {
-	var last []byte
-	var lines int64
-	torn, err := scan(f, func(line []byte) error {
-		last, lines = append(last[:0], line...), lines+1
-		return nil
-	})
+// lock opens the log's file for appending (creating it, and saying so,
+// if it is gone) and locks it exclusively; closing it unlocks it.
+func (l *Log) lock() (*os.File, bool, error) {
+	created := false
+	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_APPEND, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		f, err = os.OpenFile(l.path, os.O_RDWR|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
+		created = err == nil
+	}
 	if err != nil {
-		return err
+		return nil, false, fmt.Errorf("open audit log: %w", err)
 	}
-	if torn > 0 {
-		if err := cutTail(f, torn); err != nil {
-			return err
-		}
-		l.log.Warn("audit log: cut off an unfinished last record (a write interrupted by a crash, never acknowledged)", "path", l.path, "bytes", torn)
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, false, fmt.Errorf("lock audit log: %w", err)
 	}
-	if lines == 0 {
-		return nil
-	}
-	l.prev, l.seq = Hash(last), lines
-	var rec Record
-	if json.Unmarshal(last, &rec) == nil && rec.Seq > 0 {
-		l.seq = rec.Seq
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("open audit log: %w", err)
-	}
-	if _, err := Verify(f, nil); err != nil {
-		l.log.Error("audit log: the chain is broken; records are still appended after the last one", "path", l.path, "err", err)
-	}
-	return nil
+	return f, created, nil
 }
 
-// cutTail removes the last n bytes of f, durably.
-func cutTail(f *os.File, n int) error {
-	end, err := f.Seek(0, io.SeekEnd)
+// end is where a locked log ends: its size and its newest record.
+type end struct {
+	size int64
+	seq  int64
+	hash string
+}
+
+// tail finds the newest record of the locked file f, first cutting off an
+// unfinished last line (a writer that died in the middle of an append).
+func (l *Log) tail(f *os.File) (end, error) {
+	st, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("cut audit log tail: %w", err)
+		return end{}, fmt.Errorf("read audit log: %w", err)
 	}
-	if err := f.Truncate(end - int64(n)); err != nil {
+	size := st.Size()
+	for chunk := int64(4096); ; chunk *= 2 {
+		off := max(0, size-chunk)
+		buf := make([]byte, size-off)
+		if _, err := f.ReadAt(buf, off); err != nil {
+			return end{}, fmt.Errorf("read audit log: %w", err)
+		}
+		if len(buf) > 0 && buf[len(buf)-1] != '\n' {
+			nl := bytes.LastIndexByte(buf, '\n')
+			if nl < 0 && off > 0 {
+				continue
+			}
+			cut := off + int64(nl) + 1
+			if err := l.cut(f, cut, size); err != nil {
+				return end{}, err
+			}
+			size, chunk = cut, chunk/2
+			continue
+		}
+		if len(buf) == 0 {
+			return end{hash: Genesis}, nil
+		}
+		start := bytes.LastIndexByte(buf[:len(buf)-1], '\n')
+		if start < 0 && off > 0 {
+			continue
+		}
+		line := buf[start+1 : len(buf)-1]
+		return end{size: size, seq: seqOf(f, line), hash: Hash(line)}, nil
+	}
+}
+
+// cut truncates the locked file f from at to its end (size), durably.
+func (l *Log) cut(f *os.File, at, size int64) error {
+	if err := f.Truncate(at); err != nil {
 		return fmt.Errorf("cut audit log tail: %w", err)
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("cut audit log tail: %w", err)
 	}
+	l.log.Warn("audit log: cut off an unfinished last record (a write interrupted by a crash, never acknowledged)", "path", l.path, "bytes", size-at)
 	return nil
+}
+
+// seqOf is the seq of the newest record, line; if it cannot be read (the
+// log was damaged), the number of lines.
+func seqOf(f *os.File, line []byte) int64 {
+	var rec Record
+	if json.Unmarshal(line, &rec) == nil && rec.Seq > 0 {
+		return rec.Seq
+	}
+	var n int64
+	scan(io.NewSectionReader(f, 0, 1<<62), func([]byte) error { n++; return nil })
+	return n
 }
 
 // Path is the file of the log.
@@ -124,9 +175,7 @@ func (l *Log) Snapshot() (io.ReadCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read audit log: %w", err)
 	}
-	l.mu.Lock()
-	st, err := f.Stat()
-	l.mu.Unlock()
+	size, err := sharedSize(f)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("read audit log: %w", err)
@@ -134,7 +183,20 @@ func (l *Log) Snapshot() (io.ReadCloser, error) {
 	return struct {
 		io.Reader
 		io.Closer
-	}{io.LimitReader(f, st.Size()), f}, nil
+	}{io.LimitReader(f, size), f}, nil
+}
+
+// sharedSize is the size of f while no append is under way.
+func sharedSize(f *os.File) (int64, error) {
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
+		return 0, err
+	}
+	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return st.Size(), nil
 }
 
 // Do runs the admin action fn, recording its intent first and its
@@ -199,35 +261,32 @@ func principalOf(ctx context.Context) (string, nexus.Origin) {
 func (l *Log) append(rec *Record) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.broken != nil {
-		return fmt.Errorf("an earlier append could not be undone (reopen the log): %w", l.broken)
-	}
-	rec.Seq, rec.Time, rec.Prev = l.seq+1, l.now().UTC(), l.prev
-	line, err := rec.encode()
-	if err != nil {
-		return err
-	}
-	if err := l.write(append(line, '\n')); err != nil {
-		return err
-	}
-	l.seq, l.prev = rec.Seq, Hash(line)
-	l.log.LogAttrs(context.Background(), level(rec), "audit", recordAttrs(rec, l.prev)...)
-	return nil
-}
-
-// write appends b to the file and syncs it; on failure it truncates the
-// file back to where it ended.
-func (l *Log) write(b []byte) error {
-	f, created, err := openAppend(l.path)
+	f, created, err := l.lock()
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	end, err := f.Seek(0, io.SeekEnd)
+	last, err := l.tail(f)
 	if err != nil {
-		return fmt.Errorf("append audit record: %w", err)
+		return err
 	}
-	_, err = f.Write(b)
+	rec.Seq, rec.Time, rec.Prev = last.seq+1, l.now().UTC(), last.hash
+	line, err := rec.encode()
+	if err != nil {
+		return err
+	}
+	if err := l.write(f, append(line, '\n'), last.size, created); err != nil {
+		return err
+	}
+	l.log.LogAttrs(context.Background(), level(rec), "audit", recordAttrs(rec, Hash(line))...)
+	return nil
+}
+
+// write appends b to the locked file f, which ends at size, and syncs it;
+// on failure it truncates the file back to size (if that fails too, the
+// next append cuts off the unfinished line).
+func (l *Log) write(f *os.File, b []byte, size int64, created bool) error {
+	_, err := f.Write(b)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -235,28 +294,10 @@ func (l *Log) write(b []byte) error {
 		err = syncDir(filepath.Dir(l.path))
 	}
 	if err != nil {
-		if terr := f.Truncate(end); terr != nil {
-			l.broken = errors.Join(err, terr)
-		}
+		f.Truncate(size)
 		return fmt.Errorf("append audit record: %w", err)
 	}
 	return nil
-}
-
-// openAppend opens the log for appending, creating it (and saying so) if
-// it is gone.
-func openAppend(path string) (*os.File, bool, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-	if errors.Is(err, os.ErrNotExist) {
-		f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
-		if err == nil {
-			return f, true, nil
-		}
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("open audit log: %w", err)
-	}
-	return f, false, nil
 }
 
 func syncDir(dir string) error {

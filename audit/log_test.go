@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -286,5 +287,52 @@ func TestLog_Snapshot(t *testing.T) {
 	head, err := audit.Verify(rc, nil)
 	if err != nil || head.Records != 2 || head.Torn != 0 || head.Hash != audit.Hash(lineOf(t, l.Path(), 2)) {
 		t.Fatalf("snapshot = %+v, %v; want the 2 records before it", head, err)
+	}
+}
+
+// Two logs on one file (two processes: the node and a verb) append in
+// turn: one chain, no record lost.
+func TestLog_Do_twoWriters(t *testing.T) {
+	a := openLog(t, nil)
+	b, err := audit.Open(a.Path(), audit.Options{Now: fixed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for _, l := range []*audit.Log{a, b, a, b} {
+		wg.Go(func() {
+			for range 10 {
+				if err := l.Do(context.Background(), "fsck", nil, func() (audit.Fields, error) { return nil, nil }); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := records(t, a.Path()); len(got) != 80 {
+		t.Fatalf("%d records, want 80", len(got))
+	}
+}
+
+// An append after a writer died in the middle of its own cuts the
+// unfinished line off first.
+func TestLog_Do_afterAnUnfinishedRecord(t *testing.T) {
+	l := openLog(t, nil)
+	nothing := func() (audit.Fields, error) { return nil, nil }
+	if err := l.Do(context.Background(), "fsck", nil, nothing); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(l.Path(), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"seq":3,"ti`)
+	f.Close()
+	if err := l.Do(context.Background(), "restore", nil, nothing); err != nil {
+		t.Fatal(err)
+	}
+	got := records(t, l.Path())
+	if len(got) != 4 || got[2].Seq != 3 || got[2].Action != "restore" {
+		t.Fatalf("records %+v", got)
 	}
 }
