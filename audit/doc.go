@@ -11,8 +11,9 @@
 // breaks the chain at the record after it, and [Verify] names that
 // record. Every append is written in one write and fsynced before it is
 // acknowledged; a write that fails is undone, and an unfinished last line
-// left by a crash is cut off when the log is next opened (it was never
-// acknowledged, so the action it announced never ran).
+// left by a crash is cut off by the next append (it was never
+// acknowledged, so the action it announced never ran). Appends lock the
+// file, so several processes (the node, an offline verb) may share it.
 //
 // [Log.Do] records the intent of an admin action before running it and its
 // outcome after: when the intent cannot be written the action is refused

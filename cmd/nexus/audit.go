@@ -9,12 +9,16 @@ import (
 	"io"
 	"maps"
 	"os"
+	"os/user"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nexus-mem/nexus/audit"
+	"github.com/nexus-mem/nexus/gitstore"
 	"github.com/nexus-mem/nexus/node"
+	"github.com/nexus-mem/nexus/recovery"
 )
 
 // auditFlags is what `nexus audit` was asked.
@@ -102,7 +106,7 @@ func printAudit(r io.Reader, af auditFlags, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "chain intact: %d records; head seq %d, hash %s\n", head.Records, head.Seq, head.Hash)
 	if head.Torn > 0 {
-		fmt.Fprintf(stdout, "an unfinished last record (%d bytes) follows: a write cut short by a crash, never acknowledged; the node cuts it off when it next opens the log\n", head.Torn)
+		fmt.Fprintf(stdout, "an unfinished last record (%d bytes) follows: a write cut short by a crash, never acknowledged; the next append cuts it off\n", head.Torn)
 	}
 	return nil
 }
@@ -141,4 +145,53 @@ func fields(f audit.Fields) string {
 		parts = append(parts, fmt.Sprintf("%s=%q", k, f[k]))
 	}
 	return strings.Join(parts, " ")
+}
+
+// auditedOffline runs an admin verb on a data directory (the node
+// stopped) as the node would: recorded in its audit log first, and
+// refused, changing nothing, when that record cannot be written. The
+// records name the operating system user who ran it.
+func auditedOffline(ctx context.Context, data, action string, params audit.Fields, fn func() (audit.Fields, error)) error {
+	l, err := audit.Open(node.AuditFile(data), audit.Options{})
+	if err != nil {
+		return exitCode{1, fmt.Sprintf("the audit log cannot be written, so %s was refused and nothing was done: %v", action, err)}
+	}
+	if params == nil {
+		params = audit.Fields{}
+	}
+	params["os_user"] = osUser()
+	ran := false
+	err = l.Do(ctx, action, params, func() (audit.Fields, error) { ran = true; return fn() })
+	if err != nil && !ran {
+		return exitCode{1, describe(err)}
+	}
+	return err
+}
+
+// osUser names the user running this process.
+func osUser() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return "uid " + strconv.Itoa(os.Getuid())
+}
+
+// restoreParams and restoreResult are the audit fields of a restore, as
+// the node records them.
+func restoreParams(at time.Time, dry bool) audit.Fields {
+	return audit.Fields{"at": at.UTC().Format(time.RFC3339Nano), "dry_run": strconv.FormatBool(dry)}
+}
+
+func restoreResult(p *gitstore.RestorePlan) audit.Fields {
+	return audit.Fields{"from": p.From, "to": p.To, "rolled_back": strconv.Itoa(p.RolledBack),
+		"kept": strconv.Itoa(p.Kept), "recovery_ref": p.RecoveryRef}
+}
+
+// stepFields is the audit result of a recovery: each component's status.
+func stepFields(steps []recovery.Step) audit.Fields {
+	out := audit.Fields{}
+	for _, s := range steps {
+		out[s.Component] = string(s.Status)
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -63,4 +64,68 @@ func TestAudit(t *testing.T) {
 	if code != 4 || out != want {
 		t.Fatalf("audit --verify of a reordered log: exit %d\n%s\nwant exit 4\n%s", code, out, want)
 	}
+}
+
+// The offline admin verbs record themselves in the data directory's
+// audit log, and are refused, changing nothing, when they cannot.
+func TestAudit_offlineVerbs(t *testing.T) {
+	data := t.TempDir()
+	p := startServe(t, data)
+	c := httpapi.NewClient(p.url)
+	var first *nexus.Context
+	for i := range 2 {
+		x, err := c.Put(t.Context(), nexus.Draft{Type: nexus.TypeMemory, Content: fmt.Sprint("fact ", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = x
+		}
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.cmd.Wait()
+	at := first.Timestamp.UTC().Format(time.RFC3339Nano)
+
+	path := filepath.Join(data, "audit.log")
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(path, 0o700); err != nil { // no write can succeed, root's included
+		t.Fatal(err)
+	}
+	head := gitOut(t, data, "rev-parse", "refs/heads/main")
+	out, code := runEnv(t, nil, "restore", "--data", data, "--at", at)
+	if code != 1 || !strings.Contains(out, "the audit log cannot be written, so restore was refused and nothing was done") {
+		t.Fatalf("restore without an audit log: exit %d\n%s", code, out)
+	}
+	if now := gitOut(t, data, "rev-parse", "refs/heads/main"); now != head {
+		t.Fatalf("the refused restore moved main from %s to %s", head, now)
+	}
+	if refs := gitOut(t, data, "for-each-ref", "refs/recovery/"); refs != "" {
+		t.Fatalf("the refused restore left %s", refs)
+	}
+
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := runEnv(t, nil, "restore", "--data", data, "--at", at); code != 0 {
+		t.Fatalf("restore: exit %d\n%s", code, out)
+	}
+	out, code = runEnv(t, nil, "audit", "--data", data)
+	want := regexp.MustCompile(`^\S+ #1 intent +restore +by node at="` + regexp.QuoteMeta(at) + `" dry_run="false" os_user="[^"]+"\n` +
+		`\S+ #2 outcome +restore +by node at="[^"]+" dry_run="false" os_user="[^"]+" \[intent #1\]: ok -> .*rolled_back="1".*\n` +
+		`chain intact: 2 records; head seq 2, hash [0-9a-f]{64}\n$`)
+	if code != 0 || !want.MatchString(out) {
+		t.Fatalf("audit after an offline restore: exit %d\n%s", code, out)
+	}
+}
+
+// gitOut runs git on the data directory's repository.
+func gitOut(t *testing.T, data string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("git", append([]string{"--git-dir", filepath.Join(data, "repo.git")}, args...)...).Output()
+	if err != nil {
+		t.Fatalf("git %v: %v", args, err)
+	}
+	return strings.TrimSpace(string(out))
 }
