@@ -213,16 +213,23 @@ func (l *Log) Do(ctx context.Context, action string, params Fields, fn func() (F
 		return nexus.WrapError(nexus.EUnavailable, err,
 			"the audit log cannot be written, so %s was refused and nothing was done; fix the audit log (see the server log) and retry", action)
 	}
-	res, err := fn()
 	out := &Record{Kind: KindOutcome, Action: action, Principal: who, Remote: origin.RemoteAddr, Route: origin.Route,
-		Params: params, Intent: intent.Seq, Outcome: OutcomeOK, Result: res}
+		Params: params, Intent: intent.Seq, Outcome: OutcomeFailed, Error: "internal: the action panicked"}
+	defer l.outcome(out) // also when fn panics
+	res, err := fn()
+	out.Outcome, out.Error, out.Result = OutcomeOK, "", res
 	if err != nil {
 		out.Outcome, out.Error = OutcomeFailed, string(nexus.ErrorCode(err))+": "+nexus.ErrorMessage(err)
 	}
-	if aerr := l.append(out); aerr != nil {
-		l.log.Error("audit log: the outcome of an admin action that ran could not be recorded", "action", action, "intent", intent.Seq, "outcome", out.Outcome, "err", aerr)
-	}
 	return err
+}
+
+// outcome appends the outcome of an action that ran; when it cannot, the
+// server log says so.
+func (l *Log) outcome(out *Record) {
+	if err := l.append(out); err != nil {
+		l.log.Error("audit log: the outcome of an admin action that ran could not be recorded", "action", out.Action, "intent", out.Intent, "outcome", out.Outcome, "err", err)
+	}
 }
 
 // AuthFailure records a request that failed authentication, and why. It

@@ -336,3 +336,21 @@ func TestLog_Do_afterAnUnfinishedRecord(t *testing.T) {
 		t.Fatalf("records %+v", got)
 	}
 }
+
+// An action that panics is recorded as failed before the panic goes on.
+func TestLog_Do_panic(t *testing.T) {
+	l := openLog(t, nil)
+	func() {
+		defer func() {
+			if v := recover(); v != "boom" {
+				t.Errorf("recovered %v, want the action's panic", v)
+			}
+		}()
+		l.Do(context.Background(), "recover", nil, func() (audit.Fields, error) { panic("boom") })
+	}()
+	got := records(t, l.Path())
+	checkRecords(t, got, []audit.Record{
+		{Seq: 1, Kind: audit.KindIntent, Action: "recover", Principal: "node"},
+		{Seq: 2, Kind: audit.KindOutcome, Action: "recover", Principal: "node", Intent: 1, Outcome: "failed", Error: "internal: the action panicked"},
+	})
+}

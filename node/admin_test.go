@@ -133,3 +133,38 @@ func TestNode_Restore_refusedWithoutAudit(t *testing.T) {
 		t.Fatalf("the refused backup wrote %v", list)
 	}
 }
+
+func TestConfig_Validate_auditFile(t *testing.T) {
+	cfg := nodetest.Config(t)
+	cfg.AuditFile = t.TempDir()
+	err := cfg.Validate()
+	want := "AuditFile: " + cfg.AuditFile + " is a directory: the audit log is a file"
+	if err == nil || err.Error() != want {
+		t.Fatalf("Validate = %v, want %q", err, want)
+	}
+	cfg.AuditFile = filepath.Join(cfg.AuditFile, "audit.log")
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A node opened with AuditFile keeps its audit log there.
+func TestNode_AuditFile(t *testing.T) {
+	cfg := nodetest.Config(t)
+	cfg.AuditFile = filepath.Join(t.TempDir(), "logs", "nexus-audit.log")
+	n := nodetest.Open(t, cfg)
+	putTwo(t, n)
+	if _, err := n.Backup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(cfg.AuditFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(string(b), "\n"); got != 2 || !strings.Contains(string(b), `"action":"backup"`) {
+		t.Fatalf("audit file:\n%s", b)
+	}
+	if _, err := os.Stat(node.AuditFile(cfg.Dir)); !os.IsNotExist(err) {
+		t.Fatalf("the default audit file exists too: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -139,6 +140,9 @@ func (c *Config) Validate() error {
 		if d.v < 0 || (d.v == 0 && !d.zero) {
 			bad(d.name, "%s: must be positive", d.v)
 		}
+	}
+	if st, err := os.Stat(c.auditFile()); err == nil && st.IsDir() {
+		bad("AuditFile", "%s is a directory: the audit log is a file", c.auditFile())
 	}
 	if c.BackupKeep < 1 {
 		bad("BackupKeep", "%d: at least 1 backup is kept", c.BackupKeep)
