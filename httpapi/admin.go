@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"time"
 
@@ -106,4 +107,33 @@ func (s *Server) adminRecover(w http.ResponseWriter, r *http.Request) error {
 		res.Steps = []recovery.Step{}
 	}
 	return writeJSON(w, http.StatusOK, res)
+}
+
+// AuditSource is an optional capability of an [Admin]: its audit log, for
+// GET /v1/admin/audit.
+type AuditSource interface {
+	// AuditLog returns the records appended so far, as JSON lines,
+	// verbatim (the client verifies their chain).
+	AuditLog(ctx context.Context) (io.ReadCloser, error)
+}
+
+func (s *Server) adminAudit(w http.ResponseWriter, r *http.Request) error {
+	src, ok := s.admin.(AuditSource)
+	if !ok {
+		return nexus.Errorf(nexus.ENotFound, "this server keeps no audit log")
+	}
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	rc, err := src.AuditLog(r.Context())
+	if err != nil {
+		return nexus.WrapError(nexus.EUnavailable, err, "the audit log cannot be read")
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	if _, err := io.Copy(w, rc); err != nil {
+		s.log.Warn("sending the audit log failed", "err", err)
+	}
+	return nil
 }

@@ -2,11 +2,13 @@ package httpapi
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"time"
 
+	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/gitstore"
 )
 
@@ -42,3 +44,22 @@ func (c *Client) Recover(ctx context.Context) (RecoverResult, error) {
 }
 
 var _ Admin = (*Client)(nil)
+
+// AuditLog returns the server's audit log as JSON lines, verbatim (GET
+// /v1/admin/audit); audit.Verify checks and reads it. The caller closes it.
+func (c *Client) AuditLog(ctx context.Context) (io.ReadCloser, error) {
+	req, err := c.newRequest(ctx, http.MethodGet, "/v1/admin/audit", nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/x-ndjson")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, nexus.WrapError(nexus.EUnavailable, err, "GET /v1/admin/audit: request failed")
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, responseError(resp)
+	}
+	return resp.Body, nil
+}

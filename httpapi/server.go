@@ -175,6 +175,7 @@ func (s *Server) routes() {
 	s.handle("POST /v1/admin/fsck", s.adminFsck)
 	s.handle("POST /v1/admin/restore", s.adminRestore)
 	s.handle("POST /v1/admin/recover", s.adminRecover)
+	s.handle("GET /v1/admin/audit", s.adminAudit)
 	s.handle("GET /readyz", s.readyz)
 	s.handle("GET /v1/events", s.streamEvents)
 	s.handle("GET /v1/openapi.json", s.openAPI)
@@ -199,6 +200,7 @@ func (s *Server) routes() {
 
 func (s *Server) handle(pattern string, h handlerFunc) {
 	s.register(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = r.WithContext(nexus.WithOrigin(r.Context(), nexus.Origin{RemoteAddr: r.RemoteAddr, Route: r.Pattern}))
 		if err := h(w, r); err != nil {
 			s.fail(w, r, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -84,6 +85,10 @@ type Config struct {
 	Encrypt    bool
 	KeyFile    string
 	KeyCommand string
+	// AuditFile is the audit log of admin actions and authentication
+	// failures; "" means Dir/audit.log. An admin action whose record
+	// cannot be written there is refused.
+	AuditFile string
 
 	// ShutdownTimeout bounds how long Serve waits for in-flight requests,
 	// and Close for the agents' last checkpoints and processes' stops.
@@ -155,6 +160,9 @@ func (c *Config) Validate() error {
 	if err := c.checkEncryption(); err != nil {
 		bad("Encrypt", "%v", err)
 	}
+	if st, err := os.Stat(c.auditFile()); err == nil && st.IsDir() {
+		bad("AuditFile", "%s is a directory: the audit log is a file", c.auditFile())
+	}
 	if c.BackupKeep < 1 {
 		bad("BackupKeep", "%d: at least 1 backup is kept", c.BackupKeep)
 	}
@@ -190,6 +198,17 @@ func (c *Config) backupDir() string {
 	}
 	return BackupDir(c.Dir)
 }
+
+// auditFile is where the audit log is.
+func (c *Config) auditFile() string {
+	if c.AuditFile != "" {
+		return c.AuditFile
+	}
+	return AuditFile(c.Dir)
+}
+
+// AuditFile is the audit log of a data directory by default.
+func AuditFile(dir string) string { return filepath.Join(dir, "audit.log") }
 
 // BackupDir is where the backups of a data directory go by default.
 func BackupDir(dir string) string { return filepath.Join(dir, "backups") }

@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/audit"
 	"github.com/nexus-mem/nexus/embed"
 	"github.com/nexus-mem/nexus/events"
 	"github.com/nexus-mem/nexus/gitstore"
-	"github.com/nexus-mem/nexus/httpapi"
 	"github.com/nexus-mem/nexus/metrics"
 	"github.com/nexus-mem/nexus/recovery"
 	"github.com/nexus-mem/nexus/search"
@@ -37,6 +37,7 @@ type Node struct {
 	agents *nodeAgents
 	mgr    *recovery.Manager
 	mets   *metrics.Metrics
+	audit  *audit.Log
 	health func(context.Context) nexus.Health
 
 	handler http.Handler
@@ -92,6 +93,9 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 	}()
 	if err := n.openStore(ctx); err != nil {
+		return nil, err
+	}
+	if n.audit, err = audit.Open(cfg.auditFile(), audit.Options{Logger: n.log}); err != nil {
 		return nil, err
 	}
 	if err := n.openSearch(); err != nil {
@@ -349,39 +353,6 @@ func (n *Node) Services() []ServiceStats {
 		out = append(out, s.Stats())
 	}
 	return out
-}
-
-// Fsck checks the store; deep re-reads every object and walks history.
-// The cascading recovery then repairs what the check found.
-func (n *Node) Fsck(ctx context.Context, deep bool) (*gitstore.FsckReport, error) {
-	rep, err := n.store.Fsck(ctx, deep)
-	if err != nil {
-		return nil, err
-	}
-	n.mets.RecordFsck(fsckMode(deep), len(rep.Problems), rep.Took)
-	n.mgr.Trigger()
-	return rep, nil
-}
-
-// Restore moves main back to the last commit at or before at (the old
-// head is kept under refs/recovery/); dryRun only plans it. The search
-// index sees its last context gone and rebuilds.
-func (n *Node) Restore(ctx context.Context, at time.Time, dryRun bool) (*gitstore.RestorePlan, error) {
-	return n.store.RestoreTo(ctx, at, dryRun)
-}
-
-// Recover runs the cascading recovery now: the steps, and whether the
-// node stops (a critical component could not be recovered).
-func (n *Node) Recover(ctx context.Context) (httpapi.RecoverResult, error) {
-	steps := n.mgr.Run(ctx)
-	return httpapi.RecoverResult{Steps: steps, Stopping: n.mgr.Fatal()}, nil
-}
-
-var _ httpapi.Admin = (*Node)(nil)
-
-// Backup writes a verified bundle into the node's backup directory now.
-func (n *Node) Backup(ctx context.Context) (*gitstore.BackupInfo, error) {
-	return n.store.Backup(ctx, n.cfg.backupDir())
 }
 
 // progress makes a rebuild's progress reporter, or nil.

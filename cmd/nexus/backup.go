@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"time"
 
+	"github.com/nexus-mem/nexus/audit"
 	"github.com/nexus-mem/nexus/gitstore"
 	"github.com/nexus-mem/nexus/node"
 )
@@ -47,24 +49,39 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *dir == "" {
 		*dir = backupDir(*data)
 	}
-	store, err := gitstore.Open(*data, gitstore.Options{Encrypt: keys.encryption()})
+	params := audit.Fields{"dir": *dir}
+	if *mirror != "" {
+		params = audit.Fields{"mirror": *mirror}
+	}
+	var report string
+	err := auditedOffline(ctx, *data, "backup", params, func() (audit.Fields, error) {
+		store, err := gitstore.Open(*data, gitstore.Options{Encrypt: keys.encryption()})
+		if err != nil {
+			return nil, err
+		}
+		defer store.Close()
+		if *mirror != "" {
+			m, err := store.PushMirror(ctx, *mirror)
+			if err != nil {
+				return nil, err
+			}
+			report = fmt.Sprintf("%s: main at %s, %d refs, pushed in %s\n", m.Path, m.Head[:12], m.Refs, m.Took.Round(time.Millisecond))
+			return audit.Fields{"head": m.Head, "refs": strconv.Itoa(m.Refs)}, nil
+		}
+		info, err := store.Backup(ctx, *dir)
+		if err != nil {
+			return nil, err
+		}
+		report = fmt.Sprintf("%s: main at %s, %d refs, %d bytes, verified\n", info.Path, info.Head[:12], info.Refs, info.Bytes)
+		return audit.Fields{"path": info.Path, "head": info.Head, "bytes": strconv.FormatInt(info.Bytes, 10)}, nil
+	})
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	fmt.Fprint(stdout, report)
 	if *mirror != "" {
-		m, err := store.PushMirror(ctx, *mirror)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%s: main at %s, %d refs, pushed in %s\n", m.Path, m.Head[:12], m.Refs, m.Took.Round(time.Millisecond))
 		return nil
 	}
-	info, err := store.Backup(ctx, *dir)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "%s: main at %s, %d refs, %d bytes, verified\n", info.Path, info.Head[:12], info.Refs, info.Bytes)
 	if *keep > 0 {
 		gone, err := gitstore.PruneBackups(*dir, *keep)
 		for _, g := range gone {

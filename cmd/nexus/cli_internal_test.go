@@ -183,6 +183,7 @@ func TestRun_UnexpectedArguments(t *testing.T) {
 		{"recover", "extra", "--data", none},
 		{"restore", "extra", "--data", none, "--at", "2026-01-02T15:04:05Z"},
 		{"backup", "extra", "--data", none},
+		{"audit", "extra", "--data", none},
 		{"backup", "list", "extra", "--data", none},
 		{"mcp", "extra", "--data", none, "--server", server, "--no-start"},
 		{"systemd-unit", "extra", "--data", none},
@@ -216,7 +217,7 @@ func TestRun_MissingStore(t *testing.T) {
 		for _, args := range [][]string{
 			{"fsck"}, {"fsck", "--repair=false"}, {"recover"}, {"reindex"},
 			{"restore", "--at", "2026-01-02T15:04:05Z"}, {"restore", "--at", "2026-01-02T15:04:05Z", "--dry-run"},
-			{"backup"}, {"backup", "--mirror", filepath.Join(dir, "mirror.git")}, {"backup", "list"},
+			{"backup"}, {"backup", "--mirror", filepath.Join(dir, "mirror.git")}, {"backup", "list"}, {"audit"},
 		} {
 			out, errs, code := runIn(t, append(args, "--data", data)...)
 			want := fmt.Sprintf("nexus %s: no store in %s (no %s)\n", args[0], data, filepath.Join(data, "repo.git"))

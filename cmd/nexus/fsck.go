@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/audit"
 	"github.com/nexus-mem/nexus/gitstore"
 	"github.com/nexus-mem/nexus/httpapi"
 	"github.com/nexus-mem/nexus/internal/secrets"
@@ -65,7 +67,14 @@ func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	res, err := node.FsckOffline(ctx, cfg, node.FsckOptions{Deep: *deep, Repair: *repair})
+	var res *fsckResult
+	params := audit.Fields{"deep": strconv.FormatBool(*deep), "repair": strconv.FormatBool(*repair)}
+	err = auditedOffline(ctx, *data, "fsck", params, func() (audit.Fields, error) {
+		if res, err = node.FsckOffline(ctx, cfg, node.FsckOptions{Deep: *deep, Repair: *repair}); err != nil {
+			return nil, err
+		}
+		return audit.Fields{"problems": strconv.Itoa(len(res.Store.Problems)), "repaired": strconv.Itoa(len(res.Repaired))}, nil
+	})
 	done()
 	if errors.Is(err, gitstore.ErrInUse) {
 		return inUse("fsck", err)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/nexus-mem/nexus/audit"
 	"github.com/nexus-mem/nexus/gitstore"
 	"github.com/nexus-mem/nexus/httpapi"
 	"github.com/nexus-mem/nexus/node"
@@ -42,7 +43,13 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	steps, err := node.RecoverOffline(ctx, cfg)
+	var steps []recovery.Step
+	err = auditedOffline(ctx, *data, "recover", nil, func() (audit.Fields, error) {
+		if steps, err = node.RecoverOffline(ctx, cfg); err != nil {
+			return nil, err
+		}
+		return stepFields(steps), nil
+	})
 	done()
 	if errors.Is(err, gitstore.ErrInUse) {
 		return inUse("recover", err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/audit"
 	"github.com/nexus-mem/nexus/gitstore"
 	"github.com/nexus-mem/nexus/httpapi"
 )
@@ -52,16 +53,22 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer store.Close()
-	plan, err := store.RestoreTo(ctx, t, *dry)
+	var plan *gitstore.RestorePlan
+	err = auditedOffline(ctx, *data, "restore", restoreParams(t, *dry), func() (audit.Fields, error) {
+		if plan, err = store.RestoreTo(ctx, t, *dry); err != nil {
+			return nil, err
+		}
+		if !plan.DryRun && plan.RolledBack > 0 {
+			// The index's last context is gone: remove it so the next start
+			// rebuilds it (vectors come back from git).
+			if err := os.RemoveAll(indexDir(*data)); err != nil {
+				return nil, err
+			}
+		}
+		return restoreResult(plan), nil
+	})
 	if err != nil {
 		return err
-	}
-	if !plan.DryRun && plan.RolledBack > 0 {
-		// The index's last context is gone: remove it so the next start
-		// rebuilds it (vectors come back from git).
-		if err := os.RemoveAll(indexDir(*data)); err != nil {
-			return err
-		}
 	}
 	if *asJSON {
 		return printJSON(stdout, plan)

@@ -58,6 +58,7 @@ func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.BoolVar(&n.Encrypt, "encrypt", env("NEXUS_ENCRYPT", "") == "true", "encrypt contexts, vectors and the search index at rest (a new store; an encrypted one needs it) (env NEXUS_ENCRYPT=true)")
 	fs.StringVar(&n.KeyFile, "key-file", env("NEXUS_KEY_FILE", ""), "master key file for --encrypt: 32 random bytes, raw or base64, mode 0600 (env NEXUS_KEY_FILE)")
 	fs.StringVar(&n.KeyCommand, "key-command", env("NEXUS_KEY_COMMAND", ""), "command printing the master key for --encrypt, e.g. a KMS client (env NEXUS_KEY_COMMAND)")
+	fs.StringVar(&n.AuditFile, "audit-file", "", "audit log of admin actions and authentication failures (default DATA/audit.log)")
 	fs.StringVar(&c.configFile, "config", env("NEXUS_CONFIG", ""), "YAML file of the node's agents, pools, supervised processes and limits (env NEXUS_CONFIG)")
 	fs.IntVar(&c.memoryMiB, "memory-budget-mib", 0, "memory budget; over 90 % of it the L1 cache shrinks (default: the cgroup limit, if any)")
 	webFlags(fs, n)
