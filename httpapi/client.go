@@ -24,6 +24,8 @@ type Client struct {
 	token string
 	hc    *http.Client
 	idle  time.Duration // of an event stream; 0: DefaultStreamIdleTimeout
+	tls   *clientTLS    // nil: the transport of hc as it is
+	err   error         // of an option, returned by every request
 }
 
 var _ nexus.Store = (*Client)(nil)
@@ -50,6 +52,7 @@ func NewClient(baseURL string, opts ...ClientOption) *Client {
 	for _, o := range opts {
 		o(c)
 	}
+	c.applyTLS()
 	return c
 }
 
@@ -202,6 +205,9 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 }
 
 func (c *Client) newRequest(ctx context.Context, method, path string, q url.Values, in any) (*http.Request, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
 	u := c.base + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
