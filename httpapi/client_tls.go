@@ -54,7 +54,7 @@ func (c *Client) applyTLS() {
 	if t.caFile != "" || t.certFile != "" || t.keyFile != "" {
 		var err error
 		if cfg, err = tlsconf.Client(t.caFile, t.certFile, t.keyFile); err != nil {
-			c.err = nexus.WrapError(nexus.EInvalid, err, "TLS of the client")
+			c.err = nexus.Errorf(nexus.EInvalid, "TLS of the client: %v", err)
 			return
 		}
 	}

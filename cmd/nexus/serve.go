@@ -54,6 +54,9 @@ func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.DurationVar(&n.RecoverInterval, "recover-interval", n.RecoverInterval, "how often the cascading recovery checks every component")
 	fs.StringVar(&n.Mirror, "mirror", "", "bare repository path to push every ref to (created if missing); also a source for repairs")
 	fs.DurationVar(&n.MirrorInterval, "mirror-interval", n.MirrorInterval, "how often to push to --mirror")
+	fs.StringVar(&n.TLSCert, "tls-cert", env("NEXUS_TLS_CERT", ""), "PEM certificate chain to serve HTTPS with, reloaded when the file changes or on SIGHUP (env NEXUS_TLS_CERT)")
+	fs.StringVar(&n.TLSKey, "tls-key", env("NEXUS_TLS_KEY", ""), "PEM key of --tls-cert (env NEXUS_TLS_KEY)")
+	fs.StringVar(&n.TLSClientCA, "tls-client-ca", env("NEXUS_TLS_CLIENT_CA", ""), "PEM CA certificates clients must present a certificate of (mutual TLS; env NEXUS_TLS_CLIENT_CA)")
 	fs.StringVar(&c.configFile, "config", env("NEXUS_CONFIG", ""), "YAML file of the node's agents, pools, supervised processes and limits (env NEXUS_CONFIG)")
 	fs.IntVar(&c.memoryMiB, "memory-budget-mib", 0, "memory budget; over 90 % of it the L1 cache shrinks (default: the cgroup limit, if any)")
 	if err := parseNoArgs(fs, args); err != nil {
@@ -92,12 +95,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return err
 	}
+	stopHUP := reloadTLSOnHangup(n, nc)
+	defer stopHUP()
 	ln, err := net.Listen("tcp", nc.Addr)
 	if err != nil {
 		n.Close(context.Background())
 		return fmt.Errorf("listen on %s: %w", nc.Addr, err)
 	}
-	fmt.Fprintf(stdout, "nexus listening on http://%s (data %s, %d contexts)\n", ln.Addr(), nc.Dir, n.Len())
+	fmt.Fprintf(stdout, "nexus listening on %s://%s (data %s, %d contexts)\n", scheme(nc), ln.Addr(), nc.Dir, n.Len())
 	err = n.Serve(ctx, ln)
 	if cerr := n.Close(context.Background()); err == nil {
 		err = cerr
