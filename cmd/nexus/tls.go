@@ -28,6 +28,12 @@ func addClientTLSFlags(fs *flag.FlagSet) *clientTLS {
 	return t
 }
 
+// clientTLSOf reads the TLS flags addClientTLSFlags put on fs.
+func clientTLSOf(fs *flag.FlagSet) *clientTLS {
+	val := func(name string) string { return fs.Lookup(name).Value.String() }
+	return &clientTLS{ca: val("ca"), cert: val("cert"), key: val("key")}
+}
+
 // options are the client options of the flags: none when unset.
 func (t *clientTLS) options() []httpapi.ClientOption {
 	var opts []httpapi.ClientOption
