@@ -131,6 +131,7 @@ func (c *serveConfig) nodeConfig(ctx context.Context, stderr io.Writer) (node.Co
 			return nc, nil, usageError{err}
 		}
 		nc.File = f
+		tlsFromFile(&nc, f.Server.TLS)
 	}
 	if !nc.NoSearch {
 		emb, err := newEmbedder(ctx)

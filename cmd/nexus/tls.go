@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/nexus-mem/nexus/config"
 	"github.com/nexus-mem/nexus/httpapi"
 	"github.com/nexus-mem/nexus/node"
 	"github.com/nexus-mem/nexus/tlsconf"
@@ -88,6 +89,17 @@ func innermost(err error) error {
 			return err
 		}
 		err = next
+	}
+}
+
+// tlsFromFile takes the TLS files of the configuration file where the
+// flags set none: a certificate and key given as flags come as a pair.
+func tlsFromFile(nc *node.Config, t config.TLS) {
+	if nc.TLSCert == "" && nc.TLSKey == "" {
+		nc.TLSCert, nc.TLSKey = t.CertFile, t.KeyFile
+	}
+	if nc.TLSClientCA == "" {
+		nc.TLSClientCA = t.ClientCAFile
 	}
 }
 

@@ -143,3 +143,24 @@ func TestMCP_TLS(t *testing.T) {
 		t.Errorf("nexus mcp without a client certificate: exit %d\n%s", code, out)
 	}
 }
+
+// The configuration file's server.tls serves HTTPS, its paths relative
+// to the file.
+func TestServe_TLSFromConfigFile(t *testing.T) {
+	f := newTLSFiles(t)
+	conf := filepath.Join(f.dir, "nexus.yaml")
+	if err := os.WriteFile(conf, []byte("server:\n  tls: {cert_file: server.crt, key_file: server.key, client_ca_file: ca.pem}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startServe(t, t.TempDir(), "--config="+conf)
+	defer func() { p.cmd.Process.Signal(syscall.SIGTERM); p.cmd.Wait() }()
+	if !strings.HasPrefix(p.url, "https://") {
+		t.Fatalf("the server listens on %s, want https", p.url)
+	}
+	if out, code := nexusCmd(nil, "ls", "--server", p.url, "--ca", f.caFile, "--cert", f.clientCert, "--key", f.clientKey); code != 0 {
+		t.Fatalf("ls over mutual TLS: exit %d\n%s", code, out)
+	}
+	if out, code := nexusCmd(nil, "ls", "--server", p.url, "--ca", f.caFile); code != 1 || !strings.Contains(out, "certificate required") {
+		t.Fatalf("ls without a client certificate: exit %d, want 1 and the handshake refused\n%s", code, out)
+	}
+}
