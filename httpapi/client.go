@@ -244,5 +244,8 @@ func responseError(resp *http.Response) error {
 	if err == nil && json.Unmarshal(raw, &body) == nil && body.Error.Code != "" {
 		return &nexus.Error{Code: body.Error.Code, Message: body.Error.Message}
 	}
+	if resp.StatusCode == http.StatusBadRequest && bytes.HasPrefix(raw, plainToTLS) {
+		return nexus.Errorf(nexus.EInvalid, "the server speaks HTTPS: use an https:// server URL")
+	}
 	return nexus.Errorf(codeOf(resp.StatusCode), "server answered %s", resp.Status)
 }

@@ -8,6 +8,9 @@ import (
 	"github.com/nexus-mem/nexus/tlsconf"
 )
 
+// plainToTLS starts the answer of a Go TLS server to plain HTTP.
+var plainToTLS = []byte("Client sent an HTTP request to an HTTPS server")
+
 // clientTLS is what the TLS options of a client asked for.
 type clientTLS struct {
 	cfg                       *tls.Config

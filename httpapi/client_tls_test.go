@@ -53,6 +53,10 @@ func TestWithCAFile(t *testing.T) {
 	if err := noCert.Livez(ctx); nexus.ErrorCode(err) != nexus.EUnavailable || !strings.Contains(err.Error(), "certificate required") {
 		t.Errorf("without a client certificate: %v, want unavailable: certificate required", err)
 	}
+	plain := httpapi.NewClient(strings.Replace(url, "https://", "http://", 1))
+	if err := plain.Livez(ctx); nexus.ErrorCode(err) != nexus.EInvalid || nexus.ErrorMessage(err) != "the server speaks HTTPS: use an https:// server URL" {
+		t.Errorf("http:// to the TLS server: %v, want invalid: use an https:// URL", err)
+	}
 	noCA := httpapi.NewClient(url, httpapi.WithClientCert(cert, key))
 	if err := noCA.Livez(ctx); !strings.Contains(err.Error(), "certificate signed by unknown authority") {
 		t.Errorf("without the CA: %v, want the server's certificate refused", err)

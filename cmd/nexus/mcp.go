@@ -167,10 +167,15 @@ func (s *starter) answers(ctx context.Context) (bool, error) {
 		}
 		return false, nil
 	}
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, 64))
 	resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusUnauthorized:
 		return false, fmt.Errorf("the server at %s refuses the token: set NEXUS_TOKEN (or --token) to the token it was started with", s.cfg.server)
+	case http.StatusBadRequest:
+		if bytes.HasPrefix(head, []byte("Client sent an HTTP request to an HTTPS server")) {
+			return false, fmt.Errorf("the server at %s speaks HTTPS: use an https:// --server URL (with --ca if its CA is not a system root)", s.cfg.server)
+		}
 	case http.StatusServiceUnavailable:
 		s.log.Warn("the server answers but is not ready; see its /health", "server", s.cfg.server)
 	}

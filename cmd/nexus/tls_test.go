@@ -138,6 +138,13 @@ func TestMCP_TLS(t *testing.T) {
 		t.Fatalf("get_context = %q", got.Content)
 	}
 
+	plain := strings.Replace(p.url, "https://", "http://", 1)
+	if out, code := nexusCmd(nil, "mcp", "--server", plain, "--no-start"); code != 1 || !strings.Contains(out, "speaks HTTPS: use an https:// --server URL") {
+		t.Errorf("nexus mcp to the TLS server over http://: exit %d\n%s", code, out)
+	}
+	if out, code := nexusCmd(nil, "get", "--server", plain, stored.ID.String()); code != 1 || !strings.Contains(out, "the server speaks HTTPS: use an https:// server URL") {
+		t.Errorf("get from the TLS server over http://: exit %d\n%s", code, out)
+	}
 	out, code := nexusCmd(nil, "mcp", "--server", p.url, "--no-start", "--ca", f.caFile)
 	if code != 1 || !strings.Contains(out, "refused the TLS handshake") {
 		t.Errorf("nexus mcp without a client certificate: exit %d\n%s", code, out)
