@@ -75,6 +75,10 @@ func TestServe_TLS(t *testing.T) {
 		t.Errorf("fsck through the admin API over TLS: exit %d\n%s", code, out)
 	}
 
+	if out, code := nexusCmd(nil, append([]string{"bench", "--writers", "2", "--duration", "200ms"}, creds...)...); code != 0 || !strings.Contains(out, " 0 errors") {
+		t.Errorf("bench over TLS: exit %d\n%s", code, out)
+	}
+
 	out, code = nexusCmd(nil, "get", id, "--server", p.url, "--ca", f.caFile)
 	if code != 1 || !strings.Contains(out, "refused the TLS handshake (tls: certificate required)") || !strings.Contains(out, "--cert and --key") {
 		t.Errorf("get without a client certificate: exit %d, want 1 and the handshake refused naming --cert\n%s", code, out)
