@@ -77,6 +77,7 @@ func (s *Server) refresh(why string) (*loaded, error) {
 	defer s.mu.Unlock()
 	raw, err := readFiles(s.files)
 	if err == nil && raw.equal(s.cur.raw) {
+		s.badErr = nil // files refused before are logged again if they return
 		return s.cur, nil
 	}
 	var l *loaded

@@ -53,9 +53,10 @@ func (e *FileError) Error() string {
 
 func (e *FileError) Unwrap() error { return e.Err }
 
-// Check reads and parses every file of f, as a server would, and returns
-// a *FileError for each one that is bad: missing, unreadable, not PEM of
-// the right kind, or a key that does not match the certificate.
+// Check reads and parses the files of f, as a server would. It returns a
+// *FileError for each of the certificate and key that is not set, or else
+// one for the first file that cannot be used: unreadable, not PEM of the
+// right kind, or a key that does not go with the certificate.
 func Check(f Files) []error {
 	_, errs := load(f)
 	return errs
