@@ -26,8 +26,8 @@ type Config struct {
 	// Open creates a store there if there is none.
 	Dir string
 	// Addr is the address the node is meant to listen on; Validate refuses
-	// one beyond loopback without Token unless Insecure. Serve takes its
-	// listener from the caller.
+	// one beyond loopback without Token or TLSClientCA unless Insecure.
+	// Serve takes its listener from the caller.
 	Addr string
 	// Token, if set, must be presented as a bearer token on every request.
 	Token string

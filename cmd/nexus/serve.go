@@ -122,9 +122,6 @@ func (c *serveConfig) nodeConfig(ctx context.Context, stderr io.Writer) (node.Co
 	nc.Token = os.Getenv("NEXUS_TOKEN")
 	nc.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	nc.Failpoint = failpointFromEnv()
-	if err := nc.Validate(); err != nil {
-		return nc, nil, usageError{err}
-	}
 	if c.configFile != "" {
 		f, err := config.Load(c.configFile)
 		if err != nil {
@@ -132,6 +129,9 @@ func (c *serveConfig) nodeConfig(ctx context.Context, stderr io.Writer) (node.Co
 		}
 		nc.File = f
 		tlsFromFile(&nc, f.Server.TLS)
+	}
+	if err := nc.Validate(); err != nil {
+		return nc, nil, usageError{err}
 	}
 	if !nc.NoSearch {
 		emb, err := newEmbedder(ctx)

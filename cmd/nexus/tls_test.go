@@ -3,6 +3,7 @@ package main_test
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -163,11 +164,15 @@ func TestServe_TLSFromConfigFile(t *testing.T) {
 	if err := os.WriteFile(conf, []byte("server:\n  tls: {cert_file: server.crt, key_file: server.key, client_ca_file: ca.pem}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := startServe(t, t.TempDir(), "--config="+conf)
+	// Mutual TLS from the file alone lets the node listen beyond loopback.
+	p := startServe(t, t.TempDir(), "--config="+conf, "--addr=0.0.0.0:0")
 	defer func() { p.cmd.Process.Signal(syscall.SIGTERM); p.cmd.Wait() }()
-	if !strings.HasPrefix(p.url, "https://") {
-		t.Fatalf("the server listens on %s, want https", p.url)
+	hostPort, ok := strings.CutPrefix(p.url, "https://")
+	host, port, err := net.SplitHostPort(hostPort)
+	if !ok || err != nil || !net.ParseIP(host).IsUnspecified() {
+		t.Fatalf("the server listens on %s, want https on every address (0.0.0.0 or [::])", p.url)
 	}
+	p.url = "https://127.0.0.1:" + port
 	if out, code := nexusCmd(nil, "ls", "--server", p.url, "--ca", f.caFile, "--cert", f.clientCert, "--key", f.clientKey); code != 0 {
 		t.Fatalf("ls over mutual TLS: exit %d\n%s", code, out)
 	}
