@@ -52,6 +52,21 @@ type Server struct {
 	// TaskLease is how long a claimed task stays with its agent without a
 	// renewal (default 5m).
 	TaskLease time.Duration `yaml:"task_lease"`
+	// TLS is the certificate the node serves HTTPS with; the flags of
+	// `nexus serve` win over it.
+	TLS TLS `yaml:"tls"`
+}
+
+// TLS names the PEM files of the node's HTTPS (paths relative to the
+// configuration file's directory); all empty: plain HTTP.
+type TLS struct {
+	// CertFile is the certificate chain, leaf first.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is the private key of the leaf.
+	KeyFile string `yaml:"key_file"`
+	// ClientCAFile, if set, holds the CA certificates clients must present
+	// a certificate of (mutual TLS).
+	ClientCAFile string `yaml:"client_ca_file"`
 }
 
 // Agent is one LLM worker the node can call.

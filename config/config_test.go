@@ -97,6 +97,15 @@ supervisor:
 	})
 }
 
+func TestConfig_ServerTLS(t *testing.T) {
+	c := MustParse(t, "server:\n  tls: {cert_file: tls/server.crt, key_file: /etc/nexus/server.key, client_ca_file: ca.pem}\n")
+	dir := filepath.Dir(c.File)
+	want := config.TLS{CertFile: filepath.Join(dir, "tls", "server.crt"), KeyFile: "/etc/nexus/server.key", ClientCAFile: filepath.Join(dir, "ca.pem")}
+	if c.Server.TLS != want {
+		t.Errorf("server.tls = %+v, want %+v (relative to the file)", c.Server.TLS, want)
+	}
+}
+
 func TestConfig_Errors(t *testing.T) {
 	for _, tc := range []struct {
 		name, src, want string
@@ -182,6 +191,10 @@ agents:
 			`nexus.yaml:3: supervisor.processes[0].name: "../etc" is not a valid name: letters, digits, '.', '_' and '-', at most 64, starting with a letter or digit`},
 		{"server limit", "server:\n  max_concurrent_calls: 0\n",
 			`nexus.yaml:2: server.max_concurrent_calls: must be at least 1, not 0`},
+		{"tls cert without key", "server:\n  tls: {cert_file: server.crt}\n",
+			`nexus.yaml:2: server.tls.key_file: required with cert_file`},
+		{"tls client CA alone", "server:\n  tls:\n    client_ca_file: ca.pem\n",
+			`nexus.yaml:2: server.tls.cert_file: required with client_ca_file: client certificates are asked for over TLS`},
 		{"duplicate key", "server:\n  task_lease: 1m\n  task_lease: 2m\n",
 			`nexus.yaml:3: mapping key "task_lease" already defined at [2:3]`},
 		{"syntax", "agents: [\n",

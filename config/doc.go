@@ -23,7 +23,7 @@
 //	  - {id: writer, provider: anthropic, model: claude-sonnet-4-5, <<: *patient}
 //
 // Relative paths in the file (command, the program of probe, dir,
-// log_dir, run_dir, secrets_file) are relative to the directory holding
+// log_dir, run_dir, secrets_file, the files of server.tls) are relative to the directory holding
 // the file, and are returned absolute. A command without a slash is looked
 // up in PATH when it is started, not here.
 //

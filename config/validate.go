@@ -113,6 +113,8 @@ func (d *decoder) fill(c *Config) {
 		}
 	}
 	c.Supervisor.RunDir = d.abs(c.Supervisor.RunDir)
+	t := &c.Server.TLS
+	t.CertFile, t.KeyFile, t.ClientCAFile = d.abs(t.CertFile), d.abs(t.KeyFile), d.abs(t.ClientCAFile)
 	for i := range c.Supervisor.Processes {
 		p := &c.Supervisor.Processes[i]
 		p.Dir, p.LogDir = d.abs(p.Dir), d.abs(p.LogDir)
@@ -165,6 +167,15 @@ func (d *decoder) validateServer(s *Server) {
 	d.atLeast("server.max_chain_depth", s.MaxChainDepth, 0)
 	d.positive("server.agent_lease", s.AgentLease)
 	d.positive("server.task_lease", s.TaskLease)
+	t := s.TLS
+	switch {
+	case t.CertFile != "" && t.KeyFile == "":
+		d.errorf("server.tls.key_file", "required with cert_file")
+	case t.KeyFile != "" && t.CertFile == "":
+		d.errorf("server.tls.cert_file", "required with key_file")
+	case t.ClientCAFile != "" && t.CertFile == "":
+		d.errorf("server.tls.cert_file", "required with client_ca_file: client certificates are asked for over TLS")
+	}
 }
 
 func (d *decoder) validateAgent(p string, a *Agent) {

@@ -24,6 +24,8 @@ type Client struct {
 	token string
 	hc    *http.Client
 	idle  time.Duration // of an event stream; 0: DefaultStreamIdleTimeout
+	tls   *clientTLS    // nil: the transport of hc as it is
+	err   error         // of an option, returned by every request
 }
 
 var _ nexus.Store = (*Client)(nil)
@@ -50,6 +52,7 @@ func NewClient(baseURL string, opts ...ClientOption) *Client {
 	for _, o := range opts {
 		o(c)
 	}
+	c.applyTLS()
 	return c
 }
 
@@ -219,6 +222,9 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 }
 
 func (c *Client) newRequest(ctx context.Context, method, path string, q url.Values, in any) (*http.Request, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
 	u := c.base + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
@@ -256,6 +262,9 @@ func responseError(resp *http.Response) error {
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err == nil && json.Unmarshal(raw, &body) == nil && body.Error.Code != "" {
 		return &nexus.Error{Code: body.Error.Code, Message: body.Error.Message}
+	}
+	if resp.StatusCode == http.StatusBadRequest && bytes.HasPrefix(raw, plainToTLS) {
+		return nexus.Errorf(nexus.EInvalid, "the server speaks HTTPS: use an https:// server URL")
 	}
 	return nexus.Errorf(codeOf(resp.StatusCode), "server answered %s", resp.Status)
 }

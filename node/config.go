@@ -28,8 +28,8 @@ type Config struct {
 	// Open creates a store there if there is none.
 	Dir string
 	// Addr is the address the node is meant to listen on; Validate refuses
-	// one beyond loopback without Token unless Insecure. Serve takes its
-	// listener from the caller.
+	// one beyond loopback without Token or TLSClientCA unless Insecure.
+	// Serve takes its listener from the caller.
 	Addr string
 	// Token, if set, must be presented as a bearer token on every request.
 	Token string
@@ -41,6 +41,15 @@ type Config struct {
 	PublicNames []string
 	// Limits bound what clients may take of the node.
 	Limits Limits
+	// TLSCert and TLSKey, set together, are the PEM certificate chain and
+	// key the node serves HTTPS with (TLS 1.2+), taken up again when the
+	// files change; "" serves plain HTTP.
+	TLSCert, TLSKey string
+	// TLSClientCA, if set, holds the CA certificates every client must
+	// present a certificate of (mutual TLS); a client without one is
+	// refused at the handshake. Mutual TLS authenticates clients, so it
+	// allows a non-loopback Addr without a Token.
+	TLSClientCA string
 
 	// MaxContent is the largest context content in bytes.
 	MaxContent int
@@ -135,7 +144,8 @@ func (c *Config) Validate() error {
 	if c.Dir == "" {
 		bad("Dir", "empty: the node needs a data directory")
 	}
-	if err := checkExposure(c.Addr, c.Token, c.Insecure); err != nil {
+	c.validateTLS(bad)
+	if err := checkExposure(c.Addr, c.Token, c.Insecure || c.TLSClientCA != ""); err != nil {
 		bad("Addr", "%v", err)
 	}
 	if c.MaxContent <= 0 {
@@ -236,7 +246,7 @@ func checkExposure(addr, token string, insecure bool) error {
 	if IsLoopback(host) || token != "" || insecure {
 		return nil
 	}
-	return fmt.Errorf("listening on %q exposes the memory beyond this machine: set a token (NEXUS_TOKEN; clients send it as a bearer token) or allow it explicitly (--insecure)", addr)
+	return fmt.Errorf("listening on %q exposes the memory beyond this machine: set a token (NEXUS_TOKEN; clients send it as a bearer token), demand client certificates (--tls-client-ca) or allow it explicitly (--insecure)", addr)
 }
 
 // IsLoopback says whether host names this machine only.

@@ -20,6 +20,15 @@
 // A node can also be used without serving anything: [Node.Store] writes
 // and reads contexts, [Node.Searcher] searches them.
 //
+// # TLS
+//
+// With Config.TLSCert and TLSKey, Serve speaks HTTPS (TLS 1.2+) on the
+// listener it is given; with TLSClientCA it also demands client
+// certificates of that CA (mutual TLS). The files are read again at every
+// handshake, so a renewed certificate is presented without a restart;
+// [Node.ReloadTLS] does it at once (for SIGHUP). The configuration comes
+// from package tlsconf, which any other listener of the node reuses.
+//
 // # Background jobs
 //
 // Every background job is a service the node owns: the event bus, the

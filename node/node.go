@@ -21,6 +21,7 @@ import (
 	"github.com/nexus-mem/nexus/metrics"
 	"github.com/nexus-mem/nexus/recovery"
 	"github.com/nexus-mem/nexus/search"
+	"github.com/nexus-mem/nexus/tlsconf"
 )
 
 // Node is one running Nexus node: the store, its search engine, the event
@@ -39,6 +40,7 @@ type Node struct {
 	mets   *metrics.Metrics
 	audit  *audit.Log
 	health func(context.Context) nexus.Health
+	tls    *tlsconf.Server // nil: plain HTTP
 
 	handler http.Handler
 	conns   *connLimiter // counts and caps the connections Serve accepts
@@ -83,6 +85,9 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		n.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	n.log = slog.New(n.redact.Handler(n.log.Handler()))
+	if err := n.openTLS(); err != nil {
+		return nil, err
+	}
 	if n.agents, err = loadNodeAgents(cfg.File, cfg.Dir, n.log, n.redact); err != nil {
 		return nil, &ConfigError{Err: err}
 	}
@@ -213,7 +218,8 @@ func (n *Node) startServices() {
 // Handler is the node's HTTP API (with /mcp, /metrics, /health).
 func (n *Node) Handler() http.Handler { return n.handler }
 
-// Serve serves the API on ln until ctx ends or the node stops by itself
+// Serve serves the API on ln (HTTPS if the node has a certificate:
+// TLSCert, TLSKey) until ctx ends or the node stops by itself
 // (then it returns the *FatalError). Before it returns it stops the
 // supervised processes (while the server still answers them), ends the
 // event streams and drains in-flight requests for up to
@@ -227,8 +233,10 @@ func (n *Node) Serve(ctx context.Context, ln net.Listener) error {
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return n.ctx },
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn), // refused TLS handshakes among them
 	}
-	n.log.Info("nexus serving", "addr", "http://"+ln.Addr().String(), "data", n.cfg.Dir, "contexts", n.store.Len(), "head", n.store.Head())
+	ln, scheme := n.listener(ln)
+	n.log.Info("nexus serving", "addr", scheme+"://"+ln.Addr().String(), "data", n.cfg.Dir, "contexts", n.store.Len(), "head", n.store.Head())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(n.conns.wrap(ln)) }()
 	var err error

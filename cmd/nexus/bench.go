@@ -93,15 +93,16 @@ func load(ctx context.Context, n int, dur time.Duration, max int, op func(ctx co
 	return res
 }
 
-// benchClient is an HTTP client sized for n concurrent workers.
-func benchClient(server, token string, n int) *httpapi.Client {
+// benchClient is an HTTP client sized for n concurrent workers, with
+// extra options (TLS).
+func benchClient(server, token string, n int, extra ...httpapi.ClientOption) *httpapi.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = n+8, n+8
 	opts := []httpapi.ClientOption{httpapi.WithHTTPClient(&http.Client{Transport: tr, Timeout: 60 * time.Second})}
 	if token != "" {
 		opts = append(opts, httpapi.WithToken(token))
 	}
-	return httpapi.NewClient(strings.TrimRight(server, "/"), opts...)
+	return httpapi.NewClient(strings.TrimRight(server, "/"), append(opts, extra...)...)
 }
 
 func benchPayload(size int) string {
@@ -162,7 +163,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *writers < 0 || *readers < 0 || *writers+*readers == 0 || *size <= 0 || *dur <= 0 {
 		return usagef("need writers or readers > 0, size > 0, duration > 0")
 	}
-	c := benchClient(cf.server, cf.token, *writers+*readers)
+	c := benchClient(cf.server, cf.token, *writers+*readers, cf.tls.options()...)
 	var ids []nexus.ID
 	if *readers > 0 {
 		var err error

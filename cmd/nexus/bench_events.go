@@ -31,7 +31,7 @@ func runBenchEvents(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	// A namespace of its own keeps other traffic out of the figures.
 	ns := "bench-events-" + strings.ToLower(rand.Text()[:8])
-	c := benchClient(cf.server, cf.token, *writers+*subscribers)
+	c := benchClient(cf.server, cf.token, *writers+*subscribers, cf.tls.options()...)
 	subs := make([]nexus.Subscription, *subscribers)
 	for i := range subs {
 		s, err := c.Subscribe(ctx, nexus.EventFilter{Namespace: ns}, "")

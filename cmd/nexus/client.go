@@ -18,6 +18,7 @@ import (
 type clientFlags struct {
 	server, token string
 	json          bool
+	tls           *clientTLS
 }
 
 func newClientFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *clientFlags) {
@@ -27,6 +28,7 @@ func newClientFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *clientFlag
 	fs.StringVar(&cf.server, "server", env("NEXUS_SERVER", "http://"+defaultAddr), "server URL (env NEXUS_SERVER)")
 	tokenFlag(fs, &cf.token, stderr)
 	fs.BoolVar(&cf.json, "json", false, "print JSON for scripts")
+	cf.tls = addClientTLSFlags(fs)
 	return fs, cf
 }
 
@@ -35,6 +37,7 @@ func (cf *clientFlags) client() *httpapi.Client {
 	if cf.token != "" {
 		opts = append(opts, httpapi.WithToken(cf.token))
 	}
+	opts = append(opts, cf.tls.options()...)
 	return httpapi.NewClient(strings.TrimRight(cf.server, "/"), opts...)
 }
 

@@ -152,8 +152,10 @@ func printFsck(w io.Writer, res *fsckResult) {
 	fmt.Fprintln(w, res.Status)
 }
 
-// serverFlag adds --server to an admin verb (fsck, restore, recover).
+// serverFlag adds --server to an admin verb (fsck, restore, recover),
+// with the TLS flags of a client.
 func serverFlag(fs *flag.FlagSet) *string {
+	addClientTLSFlags(fs)
 	return fs.String("server", env("NEXUS_SERVER", ""), "URL of a running node to act on through its admin API (token from NEXUS_TOKEN_FILE or NEXUS_TOKEN) "+
 		"instead of opening --data, which the node holds (then the verb exits 3) (env NEXUS_SERVER; --data given wins over it)")
 }
@@ -179,7 +181,7 @@ func adminClient(fs *flag.FlagSet, server string, offline ...string) (*httpapi.C
 	if err != nil {
 		return nil, usageError{err}
 	}
-	cf := clientFlags{server: server, token: tok}
+	cf := clientFlags{server: server, token: tok, tls: clientTLSOf(fs)}
 	return cf.client(), nil
 }
 

@@ -136,6 +136,9 @@ func unreachable(err error) (string, bool) {
 	if u, perr := url.Parse(ue.URL); perr == nil {
 		server = u.Scheme + "://" + u.Host
 	}
+	if msg, ok := tlsTrouble(err, server); ok {
+		return msg, true
+	}
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		return fmt.Sprintf("no server at %s: connection refused\n"+
 			"Start one with `nexus serve` (it listens on %s by default), or point --server (env NEXUS_SERVER) at the running one.", server, defaultAddr), true

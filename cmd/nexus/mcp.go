@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -38,6 +39,7 @@ type mcpConfig struct {
 	agent, namespace    string
 	noStart             bool
 	startTimeout        time.Duration
+	tls                 *tls.Config // nil: plain HTTP only
 }
 
 func mcpFlags(args []string, stderr io.Writer) (*mcpConfig, error) {
@@ -51,6 +53,7 @@ func mcpFlags(args []string, stderr io.Writer) (*mcpConfig, error) {
 	fs.DurationVar(&c.startTimeout, "start-timeout", 2*time.Minute, "how long to wait for a started server to be ready")
 	fs.StringVar(&c.agent, "agent", env("NEXUS_AGENT", mcpserver.DefaultAgent), "agent id of contexts stored without one (env NEXUS_AGENT)")
 	fs.StringVar(&c.namespace, "ns", os.Getenv("NEXUS_NAMESPACE"), "namespace of contexts stored without one (env NEXUS_NAMESPACE)")
+	tf := addClientTLSFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: nexus mcp [flags]\n\nServes the Model Context Protocol on stdin/stdout for one MCP client, backed by the\nserver at --server; if none answers there, starts `nexus serve --data DIR` in the background.")
 		fs.PrintDefaults()
@@ -66,6 +69,11 @@ func mcpFlags(args []string, stderr io.Writer) (*mcpConfig, error) {
 		return nil, usagef("invalid --server %q: want a URL such as http://%s", c.server, defaultAddr)
 	}
 	c.server = strings.TrimRight(c.server, "/")
+	if u.Scheme == "https" || *tf != (clientTLS{}) {
+		if c.tls, err = tf.config(); err != nil {
+			return nil, err
+		}
+	}
 	if c.data, err = filepath.Abs(c.data); err != nil {
 		return nil, usagef("invalid --data: %v", err)
 	}
@@ -84,7 +92,12 @@ func runMCP(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if cfg.token != "" {
 		opts = append(opts, httpapi.WithToken(cfg.token))
 	}
-	st := &starter{cfg: cfg, log: log, probe: &http.Client{Timeout: 5 * time.Second}}
+	probe := &http.Client{Timeout: 5 * time.Second}
+	if cfg.tls != nil {
+		opts = append(opts, httpapi.WithTLS(cfg.tls))
+		probe.Transport = &http.Transport{TLSClientConfig: cfg.tls}
+	}
+	st := &starter{cfg: cfg, log: log, probe: probe}
 	up, err := st.answers(ctx)
 	if err != nil {
 		return err
@@ -149,12 +162,20 @@ func (s *starter) answers(ctx context.Context) (bool, error) {
 	}
 	resp, err := s.probe.Do(req)
 	if err != nil {
+		if msg, ok := tlsTrouble(err, s.cfg.server); ok {
+			return false, errors.New(msg) // a server answers, but not to us
+		}
 		return false, nil
 	}
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, 64))
 	resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusUnauthorized:
 		return false, fmt.Errorf("the server at %s refuses the token: set NEXUS_TOKEN_FILE (or NEXUS_TOKEN) to the token it was started with", s.cfg.server)
+	case http.StatusBadRequest:
+		if bytes.HasPrefix(head, []byte("Client sent an HTTP request to an HTTPS server")) {
+			return false, fmt.Errorf("the server at %s speaks HTTPS: use an https:// --server URL (with --ca if its CA is not a system root)", s.cfg.server)
+		}
 	case http.StatusServiceUnavailable:
 		s.log.Warn("the server answers but is not ready; see its /health", "server", s.cfg.server)
 	}

@@ -59,6 +59,9 @@ func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&n.KeyFile, "key-file", env("NEXUS_KEY_FILE", ""), "master key file for --encrypt: 32 random bytes, raw or base64, mode 0600 (env NEXUS_KEY_FILE)")
 	fs.StringVar(&n.KeyCommand, "key-command", env("NEXUS_KEY_COMMAND", ""), "command printing the master key for --encrypt, e.g. a KMS client (env NEXUS_KEY_COMMAND)")
 	fs.StringVar(&n.AuditFile, "audit-file", "", "audit log of admin actions and authentication failures (default DATA/audit.log)")
+	fs.StringVar(&n.TLSCert, "tls-cert", env("NEXUS_TLS_CERT", ""), "PEM certificate chain to serve HTTPS with, reloaded when the file changes or on SIGHUP (env NEXUS_TLS_CERT)")
+	fs.StringVar(&n.TLSKey, "tls-key", env("NEXUS_TLS_KEY", ""), "PEM key of --tls-cert (env NEXUS_TLS_KEY)")
+	fs.StringVar(&n.TLSClientCA, "tls-client-ca", env("NEXUS_TLS_CLIENT_CA", ""), "PEM CA certificates clients must present a certificate of (mutual TLS; env NEXUS_TLS_CLIENT_CA)")
 	fs.StringVar(&c.configFile, "config", env("NEXUS_CONFIG", ""), "YAML file of the node's agents, pools, supervised processes and limits (env NEXUS_CONFIG)")
 	fs.IntVar(&c.memoryMiB, "memory-budget-mib", 0, "memory budget; over 90 % of it the L1 cache shrinks (default: the cgroup limit, if any)")
 	webFlags(fs, n)
@@ -98,12 +101,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return err
 	}
+	stopHUP := reloadTLSOnHangup(n, nc)
+	defer stopHUP()
 	ln, err := net.Listen("tcp", nc.Addr)
 	if err != nil {
 		n.Close(context.Background())
 		return fmt.Errorf("listen on %s: %w", nc.Addr, err)
 	}
-	fmt.Fprintf(stdout, "nexus listening on http://%s (data %s, %d contexts)\n", ln.Addr(), nc.Dir, n.Len())
+	fmt.Fprintf(stdout, "nexus listening on %s://%s (data %s, %d contexts)\n", scheme(nc), ln.Addr(), nc.Dir, n.Len())
 	err = n.Serve(ctx, ln)
 	if cerr := n.Close(context.Background()); err == nil {
 		err = cerr
@@ -143,15 +148,16 @@ func (c *serveConfig) nodeConfig(ctx context.Context, stderr io.Writer) (node.Co
 	nc.Token = tok
 	nc.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	nc.Failpoint = failpointFromEnv()
-	if err := nc.Validate(); err != nil {
-		return nc, nil, usageError{err}
-	}
 	if c.configFile != "" {
 		f, err := config.Load(c.configFile)
 		if err != nil {
 			return nc, nil, usageError{err}
 		}
 		nc.File = f
+		tlsFromFile(&nc, f.Server.TLS)
+	}
+	if err := nc.Validate(); err != nil {
+		return nc, nil, usageError{err}
 	}
 	if !nc.NoSearch {
 		emb, err := newEmbedder(ctx)

@@ -89,6 +89,9 @@ func (n *Node) serve() {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel, n.served = cancel, make(chan error, 1)
 	n.URL = "http://" + ln.Addr().String()
+	if n.Config.TLSCert != "" {
+		n.URL = "https://" + ln.Addr().String() // the test sets HTTP.Transport's TLSClientConfig
+	}
 	n.HTTP = &http.Client{Transport: &http.Transport{}}
 	n.Client = httpapi.NewClient(n.URL, httpapi.WithHTTPClient(n.HTTP))
 	go func() { n.served <- n.Serve(ctx, ln) }()
