@@ -65,7 +65,7 @@ func New(store nexus.Store, searcher nexus.Searcher, opts Options) *mcp.Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s.AddReceivingMiddleware(toolErrors(log))
+	s.AddReceivingMiddleware(toolErrors(log), checkRoles())
 	t := &tools{store: store, searcher: searcher, agents: opts.Agents, opts: opts}
 	t.register(s)
 	addResources(s, store)
