@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/auth"
 	"github.com/nexus-mem/nexus/embed"
 	"github.com/nexus-mem/nexus/events"
 	"github.com/nexus-mem/nexus/gitstore"
@@ -37,6 +38,7 @@ type Node struct {
 	mgr    *recovery.Manager
 	mets   *metrics.Metrics
 	health func(context.Context) nexus.Health
+	auth   *auth.Set
 
 	handler http.Handler
 	hooks   *eventHooks  // the store's commit and restore hooks feed the bus
@@ -78,6 +80,9 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n := &Node{cfg: cfg, log: cfg.Logger, opened: time.Now()}
 	if n.log == nil {
 		n.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if err := n.openAuth(); err != nil {
+		return nil, err
 	}
 	if n.agents, err = loadNodeAgents(cfg.File, cfg.Dir, n.log); err != nil {
 		return nil, &ConfigError{Err: err}

@@ -42,6 +42,7 @@ var commands = map[string]command{
 	"mcp":     {"serve MCP on stdio for an AI client, backed by the server (started if none runs)", runMCP},
 	"agents":  {"list the node's agents and the external ones; ask them to process a context", runAgents},
 	"tasks":   {"list the task queue of external agents, or add a task", runTasks},
+	"token":   {"create, list or revoke the principals of a tokens file", runToken},
 
 	"systemd-unit": {"print a systemd unit that runs this binary's server", runSystemdUnit},
 }
