@@ -2,6 +2,10 @@ package node_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/auth"
 	"github.com/nexus-mem/nexus/config"
@@ -146,5 +151,36 @@ func TestOpen_principals(t *testing.T) {
 	named.TokensFile = filepath.Join(t.TempDir(), "missing.json")
 	if _, err := node.Open(context.Background(), named); !errors.As(err, &ce) || !strings.Contains(err.Error(), "principals: read tokens file") {
 		t.Fatalf("a named tokens file that is missing: %v", err)
+	}
+}
+
+// JWTs verified with the key the configuration file names authenticate
+// their principal; an expired one is refused.
+func TestNode_JWT(t *testing.T) {
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(pub)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "jwt.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644)
+	cfgPath := filepath.Join(dir, "nexus.yaml")
+	os.WriteFile(cfgPath, []byte("auth:\n  jwt:\n    public_key_file: jwt.pub\n    audience: nexus\n"), 0o600)
+	f, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := nodetest.Config(t)
+	cfg.File = f
+	n := nodetest.Open(t, cfg)
+	sign := func(exp time.Time) string {
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{"sub": "ci", "role": "write", "read": "*", "write": "*", "aud": "nexus", "exp": exp.Unix()}).SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	if code := putAs(n, sign(time.Now().Add(time.Hour))); code != "" {
+		t.Fatalf("a valid JWT: %q", code)
+	}
+	if code := putAs(n, sign(time.Now().Add(-time.Minute))); code != nexus.EUnauthorized {
+		t.Fatalf("an expired JWT: %q, want unauthorized", code)
 	}
 }
