@@ -30,6 +30,7 @@ type Config struct {
 	Agents     []Agent    `yaml:"agents"`
 	Pools      []Pool     `yaml:"pools"`
 	Supervisor Supervisor `yaml:"supervisor"`
+	Auth       Auth       `yaml:"auth"`
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`

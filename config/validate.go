@@ -115,6 +115,7 @@ func (d *decoder) fill(c *Config) {
 	c.Supervisor.RunDir = d.abs(c.Supervisor.RunDir)
 	t := &c.Server.TLS
 	t.CertFile, t.KeyFile, t.ClientCAFile = d.abs(t.CertFile), d.abs(t.KeyFile), d.abs(t.ClientCAFile)
+	d.fillAuth(&c.Auth)
 	for i := range c.Supervisor.Processes {
 		p := &c.Supervisor.Processes[i]
 		p.Dir, p.LogDir = d.abs(p.Dir), d.abs(p.LogDir)
@@ -147,6 +148,7 @@ func (d *decoder) validate(c *Config) {
 		}
 	}
 	d.validatePools(c.Pools, ids)
+	d.validateAuth(&c.Auth)
 	names := map[string]string{}
 	for i := range c.Supervisor.Processes {
 		p := fmt.Sprintf("supervisor.processes[%d]", i)

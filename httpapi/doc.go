@@ -35,7 +35,7 @@
 //
 // Every error is a JSON body {"error":{"code":"...","message":"..."}} whose
 // code is a [nexus.Code] and whose status follows from it (invalid 400,
-// unauthorized 401, not_found 404, conflict 409, too_large 413,
+// unauthorized 401, forbidden 403, not_found 404, conflict 409, too_large 413,
 // unsupported_media 415, rate_limited 429, internal 500, unavailable 503,
 // insufficient_storage 507); unknown routes answer 404 and wrong methods 405.
 // The body is a [nexus.ErrorBody], the same as the MCP server's tool errors.
@@ -52,8 +52,16 @@
 // rather than redirected. Times in queries are RFC 3339.
 //
 // Internal errors are logged with their cause and answered with the message
-// "internal error", so no detail of the server leaks to clients. When
-// [Options.Token] is set, every route but /livez requires it as a bearer
-// token, compared in constant time; the token crosses the network in the
-// clear, so serve over TLS or on loopback only.
+// "internal error", so no detail of the server leaks to clients.
+//
+// # Authentication
+//
+// When [Options.Auth] has principals (or [Options.Token] is set), every
+// route but GET /livez requires a bearer credential; the request then
+// carries its principal ([nexus.PrincipalFrom]), and a principal whose
+// role is below its route's least role ([RouteRole]: read to look, write
+// to change, admin for /v1/admin/*) is refused with 403 forbidden naming
+// the role needed. Without principals every request is
+// [nexus.Anonymous]. Credentials cross the network in the clear unless
+// the server is behind TLS, so serve over TLS or on loopback only.
 package httpapi

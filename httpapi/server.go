@@ -3,8 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -29,9 +27,17 @@ const DefaultMaxBodyBytes = 2<<20 + nexus.MaxMetadata
 // Options configure a [Server]. The zero value is a working configuration
 // without authentication.
 type Options struct {
-	// Token, if set, must be presented as "Authorization: Bearer <token>"
-	// on every request except GET /livez.
+	// Token, if set and Auth is not, must be presented as
+	// "Authorization: Bearer <token>" on every request except GET /livez;
+	// it authenticates an admin principal named "token".
 	Token string
+	// Auth authenticates requests when it has principals: every request
+	// but GET /livez then needs a credential, and a principal whose role
+	// is below its route's (see [RouteRole]) is refused with 403.
+	Auth Authenticator
+	// OnAuthFailure, if set, is called on every refused credential (401)
+	// and every principal refused for its role (403), with the reason.
+	OnAuthFailure func(r *http.Request, reason string)
 	// MaxBodyBytes bounds request bodies; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// Logger receives internal errors and recovered panics; nil discards.
@@ -86,29 +92,29 @@ type Options struct {
 
 // Server serves a [nexus.Store] over HTTP. It is an [http.Handler].
 type Server struct {
-	store    nexus.Store
-	raw      rawGetter // store's fast path for single reads, or nil
-	token    [sha256.Size]byte
-	auth     bool
-	maxBody  int64
-	log      *slog.Logger
-	ready    func() error
-	searcher nexus.Searcher
-	health   func(ctx context.Context) nexus.Health
-	metrics  http.Handler
-	admin    Admin
-	mcp      http.Handler
-	events   nexus.EventSource
-	tasks    *tasks.Queue
-	agents   *orchestrator.Orchestrator
-	agentSt  func() []agent.Status
-	procs    func() []supervisor.Status
-	redact   *nexus.Redactor
-	beat     time.Duration // keep-alive interval of event streams
-	mux      *http.ServeMux
-	patterns []string // every pattern registered with mux, in order
-	guard    browserGuard
-	limits   *limiter
+	store      nexus.Store
+	raw        rawGetter // store's fast path for single reads, or nil
+	authn      Authenticator
+	onAuthFail func(r *http.Request, reason string)
+	maxBody    int64
+	log        *slog.Logger
+	ready      func() error
+	searcher   nexus.Searcher
+	health     func(ctx context.Context) nexus.Health
+	metrics    http.Handler
+	admin      Admin
+	mcp        http.Handler
+	events     nexus.EventSource
+	tasks      *tasks.Queue
+	agents     *orchestrator.Orchestrator
+	agentSt    func() []agent.Status
+	procs      func() []supervisor.Status
+	redact     *nexus.Redactor
+	beat       time.Duration // keep-alive interval of event streams
+	mux        *http.ServeMux
+	patterns   []string // every pattern registered with mux, in order
+	guard      browserGuard
+	limits     *limiter
 }
 
 // rawGetter is an optional capability of a store: the stored JSON encoding
@@ -120,27 +126,27 @@ type rawGetter interface {
 // NewServer returns a server for store.
 func NewServer(store nexus.Store, opts Options) *Server {
 	s := &Server{
-		store:    store,
-		auth:     opts.Token != "",
-		token:    sha256.Sum256([]byte(opts.Token)),
-		maxBody:  opts.MaxBodyBytes,
-		log:      opts.Logger,
-		ready:    opts.Ready,
-		searcher: opts.Searcher,
-		health:   opts.Health,
-		metrics:  opts.Metrics,
-		admin:    opts.Admin,
-		mcp:      opts.MCP,
-		events:   opts.Events,
-		tasks:    opts.Tasks,
-		agents:   opts.Agents,
-		agentSt:  opts.AgentStatus,
-		procs:    opts.Processes,
-		redact:   opts.Redactor,
-		beat:     opts.KeepAlive,
-		mux:      http.NewServeMux(),
-		guard:    newBrowserGuard(opts.PublicNames),
-		limits:   newLimiter(opts.Limits),
+		store:      store,
+		authn:      authenticator(opts),
+		onAuthFail: opts.OnAuthFailure,
+		maxBody:    opts.MaxBodyBytes,
+		log:        opts.Logger,
+		ready:      opts.Ready,
+		searcher:   opts.Searcher,
+		health:     opts.Health,
+		metrics:    opts.Metrics,
+		admin:      opts.Admin,
+		mcp:        opts.MCP,
+		events:     opts.Events,
+		tasks:      opts.Tasks,
+		agents:     opts.Agents,
+		agentSt:    opts.AgentStatus,
+		procs:      opts.Processes,
+		redact:     opts.Redactor,
+		beat:       opts.KeepAlive,
+		mux:        http.NewServeMux(),
+		guard:      newBrowserGuard(opts.PublicNames),
+		limits:     newLimiter(opts.Limits),
 	}
 	s.raw, _ = store.(rawGetter)
 	if s.maxBody <= 0 {
@@ -214,8 +220,9 @@ func (s *Server) register(pattern string, h http.Handler) {
 	s.patterns = append(s.patterns, pattern)
 }
 
-// ServeHTTP implements [http.Handler]: it recovers panics, checks the
-// token and the path, and dispatches to the route.
+// ServeHTTP implements [http.Handler]: it recovers panics, authenticates
+// the request, checks the path and the principal's role, and dispatches
+// to the route.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
 	defer s.recoverPanic(sw, r)
@@ -224,9 +231,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.limits.count(limit)
 		return
 	}
-	if !s.authorized(r) {
-		sw.Header().Set("WWW-Authenticate", `Bearer realm="nexus"`)
-		s.fail(sw, r, nexus.Errorf(nexus.EUnauthorized, "missing or wrong bearer token"))
+	if r = s.authenticate(sw, r); r == nil {
 		return
 	}
 	// The mux would redirect a non-canonical path to its cleaned form, which
@@ -235,7 +240,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(sw, r, nexus.Errorf(nexus.EInvalid, "path %q is not canonical (no dot segments or empty segments)", clip(p, 80)))
 		return
 	}
-	if _, pattern := s.mux.Handler(r); pattern == "" {
+	_, pattern := s.mux.Handler(r)
+	if pattern == "" {
 		s.unmatched(sw, r)
 		return
 	}
@@ -243,27 +249,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.limits.count(limit)
 		return
 	}
+	if err := s.authorize(r, pattern); err != nil {
+		s.fail(sw, r, err)
+		return
+	}
 	if s.rateLimited(sw, r) {
 		return
 	}
 	s.mux.ServeHTTP(sw, r)
-}
-
-// authorized reports whether r carries the token, or needs none.
-func (s *Server) authorized(r *http.Request) bool {
-	if !s.auth {
-		return true
-	}
-	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Path == "/livez" {
-		return true
-	}
-	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
-	}
-	// Hashing first makes the comparison independent of the length too.
-	sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-	return subtle.ConstantTimeCompare(sum[:], s.token[:]) == 1
 }
 
 // cleanPath returns the canonical form of p, as the mux computes it.

@@ -69,7 +69,7 @@ func New(store nexus.Store, searcher nexus.Searcher, opts Options) *mcp.Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = slog.New(opts.Redactor.Handler(log.Handler()))
-	s.AddReceivingMiddleware(toolErrors(log, opts.Redactor))
+	s.AddReceivingMiddleware(toolErrors(log, opts.Redactor), checkRoles())
 	t := &tools{store: store, searcher: searcher, agents: opts.Agents, opts: opts}
 	t.register(s)
 	addResources(s, store)

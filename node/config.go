@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/auth"
 	"github.com/nexus-mem/nexus/config"
 	"github.com/nexus-mem/nexus/gitstore"
 )
@@ -27,13 +28,21 @@ type Config struct {
 	// Dir is the data directory: the repository, derived state, backups.
 	// Open creates a store there if there is none.
 	Dir string
-	// Addr is the address the node is meant to listen on; Validate refuses
-	// one beyond loopback without Token or TLSClientCA unless Insecure.
-	// Serve takes its listener from the caller.
+	// Addr is the address the node is meant to listen on; Open refuses
+	// one beyond loopback without any principal (Token, a tokens file, the
+	// configuration file's auth section) or client certificates
+	// (TLSClientCA) unless Insecure. Serve takes its listener from the
+	// caller.
 	Addr string
 	// Token, if set, must be presented as a bearer token on every request.
+	// Token (NEXUS_TOKEN) authenticates an admin principal named "token";
+	// it must pass auth.CheckStrength.
 	Token string
-	// Insecure allows a non-loopback Addr without a Token.
+	// TokensFile is a tokens file of principals (see package auth); ""
+	// means the configuration file's auth.tokens_file, else
+	// DATA/tokens.json if it exists. Reload reads it again.
+	TokensFile string
+	// Insecure allows a non-loopback Addr without a principal.
 	Insecure bool
 	// PublicNames are the names beyond loopback that clients reach the
 	// node by, as their requests' Host: "name" (any port) or "name:port".
@@ -145,8 +154,13 @@ func (c *Config) Validate() error {
 		bad("Dir", "empty: the node needs a data directory")
 	}
 	c.validateTLS(bad)
-	if err := checkExposure(c.Addr, c.Token, c.Insecure || c.TLSClientCA != ""); err != nil {
+	if err := checkAddr(c.Addr); err != nil {
 		bad("Addr", "%v", err)
+	}
+	if c.Token != "" {
+		if err := auth.CheckStrength(c.Token); err != nil {
+			bad("Token", "NEXUS_TOKEN: %s", nexus.ErrorMessage(err))
+		}
 	}
 	if c.MaxContent <= 0 {
 		bad("MaxContent", "%d: must be positive", c.MaxContent)
@@ -237,16 +251,18 @@ type ConfigError struct{ Err error }
 func (e *ConfigError) Error() string { return e.Err.Error() }
 func (e *ConfigError) Unwrap() error { return e.Err }
 
-// checkExposure refuses to listen beyond loopback without a token.
-func checkExposure(addr, token string, insecure bool) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
+// checkAddr checks that addr is host:port. Whether the node may listen
+// there without principals is checked when they are loaded (Open).
+func checkAddr(addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return fmt.Errorf("invalid address %q: %v", addr, err)
 	}
-	if IsLoopback(host) || token != "" || insecure {
-		return nil
-	}
-	return fmt.Errorf("listening on %q exposes the memory beyond this machine: set a token (NEXUS_TOKEN; clients send it as a bearer token), demand client certificates (--tls-client-ca) or allow it explicitly (--insecure)", addr)
+	return nil
+}
+
+// errExposed is the error of a node beyond loopback without principals.
+func errExposed(addr string) error {
+	return fmt.Errorf("listening on %q exposes the memory beyond this machine: set a token (NEXUS_TOKEN; clients send it as a bearer token), name principals (--tokens-file, `nexus token create`), demand client certificates (--tls-client-ca) or allow it explicitly (--insecure)", addr)
 }
 
 // IsLoopback says whether host names this machine only.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/audit"
+	"github.com/nexus-mem/nexus/auth"
 	"github.com/nexus-mem/nexus/embed"
 	"github.com/nexus-mem/nexus/events"
 	"github.com/nexus-mem/nexus/gitstore"
@@ -41,6 +42,7 @@ type Node struct {
 	audit  *audit.Log
 	health func(context.Context) nexus.Health
 	tls    *tlsconf.Server // nil: plain HTTP
+	auth   *auth.Set
 
 	handler http.Handler
 	conns   *connLimiter // counts and caps the connections Serve accepts
@@ -86,6 +88,9 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	n.log = slog.New(n.redact.Handler(n.log.Handler()))
 	if err := n.openTLS(); err != nil {
+		return nil, err
+	}
+	if err := n.openAuth(); err != nil {
 		return nil, err
 	}
 	if n.agents, err = loadNodeAgents(cfg.File, cfg.Dir, n.log, n.redact); err != nil {

@@ -66,7 +66,7 @@ func (n *Node) newHandler() http.Handler {
 	}
 	api := httpapi.NewServer(n.store, httpapi.Options{
 		PublicNames: n.publicNames(), Limits: n.cfg.Limits.apiLimits(),
-		Token: n.cfg.Token, MaxBodyBytes: n.cfg.maxBody(), Logger: n.log, Ready: n.store.Ready,
+		Auth: n.auth, OnAuthFailure: n.authFailed, MaxBodyBytes: n.cfg.maxBody(), Logger: n.log, Ready: n.store.Ready,
 		Searcher: searcher, Health: n.health, Metrics: n.mets.Handler(), Events: n.bus,
 		Tasks: n.agents.queue, Agents: n.agents.orchestrator(), AgentStatus: n.agents.status(), Processes: n.agents.processes(),
 		MCP:      mcpHandler(n.store, searcher, mcpserver.LocalAgents(n.agents.queue, n.agents.orchestrator()), n.cfg.maxBody(), n.log, n.redact),

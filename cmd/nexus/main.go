@@ -44,6 +44,7 @@ var commands = map[string]command{
 	"audit":   {"print and verify the audit log of admin actions and authentication failures", runAudit},
 	"agents":  {"list the node's agents and the external ones; ask them to process a context", runAgents},
 	"tasks":   {"list the task queue of external agents, or add a task", runTasks},
+	"token":   {"create, list or revoke the principals of a tokens file", runToken},
 
 	"systemd-unit": {"print a systemd unit that runs this binary's server", runSystemdUnit},
 }

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"os/signal"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -42,7 +43,8 @@ func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	n := &c.node
 	fs.StringVar(&n.Dir, "data", env("NEXUS_DATA", n.Dir), "data directory (env NEXUS_DATA)")
 	fs.StringVar(&n.Addr, "addr", env("NEXUS_ADDR", n.Addr), "listen address host:port (env NEXUS_ADDR)")
-	fs.BoolVar(&n.Insecure, "insecure", false, "allow a non-loopback address without a token (NEXUS_TOKEN_FILE or NEXUS_TOKEN)")
+	fs.BoolVar(&n.Insecure, "insecure", false, "allow a non-loopback address without a token (NEXUS_TOKEN_FILE or NEXUS_TOKEN), any principal or client certificates")
+	fs.StringVar(&n.TokensFile, "tokens-file", env("NEXUS_TOKENS_FILE", ""), "tokens file of principals (default: the config's auth.tokens_file, else DATA/tokens.json if it exists); reread on SIGHUP (env NEXUS_TOKENS_FILE)")
 	fs.IntVar(&n.MaxContent, "max-content", n.MaxContent, "largest context content in bytes")
 	fs.IntVar(&c.cacheMiB, "cache-mib", int(n.CacheBytes>>20), "L1 cache budget in MiB")
 	fs.DurationVar(&n.ShutdownTimeout, "shutdown-timeout", n.ShutdownTimeout, "how long shutdown waits for in-flight requests")
@@ -88,6 +90,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer pprof.StopCPUProfile()
 	}
+	// SIGHUP rereads the principals; caught from the start, so that one
+	// sent while the node opens does not end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	nc, done, err := cfg.nodeConfig(ctx, stderr)
 	if err != nil {
 		return err
@@ -109,7 +116,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("listen on %s: %w", nc.Addr, err)
 	}
 	fmt.Fprintf(stdout, "nexus listening on %s://%s (data %s, %d contexts)\n", scheme(nc), ln.Addr(), nc.Dir, n.Len())
+	stopReload := reloadOn(hup, n)
 	err = n.Serve(ctx, ln)
+	stopReload()
 	if cerr := n.Close(context.Background()); err == nil {
 		err = cerr
 	}
@@ -134,6 +143,24 @@ func webFlags(fs *flag.FlagSet, n *node.Config) {
 	fs.IntVar(&l.MaxStreams, "max-streams", l.MaxStreams, "event streams open at once (0: no limit)")
 	fs.IntVar(&l.MaxStreamsPerPrincipal, "max-streams-per-principal", l.MaxStreamsPerPrincipal, "event streams of one principal (0: no limit)")
 	fs.IntVar(&l.MaxExactContexts, "max-exact-contexts", l.MaxExactContexts, "largest store an exact search may scan (0: no limit)")
+}
+
+// reloadOn reloads n's principals on every signal of hup until the
+// returned function is called (n logs the outcome).
+func reloadOn(hup <-chan os.Signal, n *node.Node) (stop func()) {
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case <-hup:
+				n.Reload()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 // nodeConfig is the node the flags, the environment and the

@@ -1,89 +1,199 @@
 package main
 
 import (
+	"bufio"
+	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"slices"
+	"path/filepath"
 	"strings"
-	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
 
-	"github.com/nexus-mem/nexus/internal/secrets"
+	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/auth"
+	"github.com/nexus-mem/nexus/node"
 )
 
-// tokenUsage is the help of every --token flag.
-const tokenUsage = "bearer token; visible to other users in the process list (ps): prefer NEXUS_TOKEN_FILE, " +
-	"a file of mode 0600 holding it (default: read from NEXUS_TOKEN_FILE, else NEXUS_TOKEN)"
+const tokenCmdUsage = `Usage: nexus token create --name N --role R [--read GLOBS] [--write GLOBS] [--file F]
+                            add a principal; print its new token (once)
+       nexus token list [--file F] [--json]      list the principals (never their tokens)
+       nexus token revoke NAME [--file F]        remove a principal
+       nexus token hash < TOKEN                  print the SHA-256 of a token, for the config file
 
-// tokenWarning is printed when --token is given.
-const tokenWarning = "warning: --token is visible to every user of this machine in the process list (ps); " +
-	"put the token in a file of mode 0600 and set NEXUS_TOKEN_FILE to its path instead\n"
+The tokens file is --file, else NEXUS_TOKENS_FILE, else DATA/tokens.json
+(--data, env NEXUS_DATA). A running server rereads it on SIGHUP.`
 
-// tokenFlag adds --token to fs. After parse, *dst holds the flag's value
-// (with a warning on stderr that it shows in ps), else the token the
-// environment gives (NEXUS_TOKEN_FILE, else NEXUS_TOKEN); a token file
-// that is not private, or both variables set, fail the parse.
-func tokenFlag(fs *flag.FlagSet, dst *string, stderr io.Writer) {
-	fs.StringVar(dst, "token", "", tokenUsage)
-	afterParse(fs, func() error {
-		set := false
-		fs.Visit(func(f *flag.Flag) { set = set || f.Name == "token" })
-		if set {
-			fmt.Fprint(stderr, tokenWarning)
-			return nil
-		}
-		tok, err := secrets.TokenFromEnv()
-		if err != nil {
-			return usageError{err}
-		}
-		*dst = tok
-		return nil
-	})
-}
-
-// hooks are run by parse after a flag set is parsed.
-var hooks = struct {
-	sync.Mutex
-	m map[*flag.FlagSet][]func() error
-}{m: map[*flag.FlagSet][]func() error{}}
-
-// afterParse makes parse run h once fs is parsed.
-func afterParse(fs *flag.FlagSet, h func() error) {
-	hooks.Lock()
-	defer hooks.Unlock()
-	hooks.m[fs] = append(hooks.m[fs], h)
-}
-
-// runHooks runs (and forgets) the hooks of fs.
-func runHooks(fs *flag.FlagSet) error {
-	hooks.Lock()
-	hs := hooks.m[fs]
-	delete(hooks.m, fs)
-	hooks.Unlock()
-	for _, h := range hs {
-		if err := h(); err != nil {
-			return err
-		}
+func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, tokenCmdUsage)
+		return usagef("name a subcommand: create, list, revoke or hash")
 	}
+	switch args[0] {
+	case "create":
+		return runTokenCreate(args[1:], stdout, stderr)
+	case "list":
+		return runTokenList(args[1:], stdout, stderr)
+	case "revoke":
+		return runTokenRevoke(args[1:], stdout, stderr)
+	case "hash":
+		return runTokenHash(args[1:], os.Stdin, stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprintln(stdout, tokenCmdUsage)
+		return nil
+	}
+	return usagef("unknown subcommand %q: create, list, revoke or hash", args[0])
+}
+
+// tokenFlags are the flags that name the tokens file.
+func tokenFlags(name string, stderr io.Writer) (*flag.FlagSet, func() string) {
+	fs := flag.NewFlagSet("token "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("file", env("NEXUS_TOKENS_FILE", ""), "tokens file (env NEXUS_TOKENS_FILE; default DATA/tokens.json)")
+	data := fs.String("data", env("NEXUS_DATA", defaultData), "data directory whose tokens.json to use (env NEXUS_DATA)")
+	fs.Usage = func() { fmt.Fprintln(stderr, tokenCmdUsage); fs.PrintDefaults() }
+	return fs, func() string {
+		if *file != "" {
+			return *file
+		}
+		return node.TokensFile(*data)
+	}
+}
+
+func runTokenCreate(args []string, stdout, stderr io.Writer) error {
+	fs, path := tokenFlags("create", stderr)
+	name := fs.String("name", "", "the principal's name, recorded on every commit it writes")
+	role := fs.String("role", "", "read, write or admin")
+	read := fs.String("read", "", "namespace globs it may read, comma-separated (\"*\": all)")
+	write := fs.String("write", "", "namespace globs it may write, comma-separated (role write or admin)")
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	p := nexus.Principal{Name: *name, Role: nexus.Role(*role), Read: globs(*read), Write: globs(*write)}
+	if err := auth.ValidatePrincipal(&p); err != nil {
+		return usageError{err}
+	}
+	var tok string
+	err := editTokens(path(), func(f *auth.File) (err error) {
+		tok, err = f.Create(p, time.Now())
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, tok)
+	fmt.Fprintf(stderr, "principal %s (role %s) stored in %s as a hash; the token above is shown only now.\n"+
+		"A running server takes it after SIGHUP (kill -HUP PID) or a restart.\n", p.Name, p.Role, path())
 	return nil
 }
 
-// withToken returns environ without NEXUS_TOKEN and NEXUS_TOKEN_FILE,
-// then the variable that hands token to a child nexus: NEXUS_TOKEN_FILE
-// when the token came from that file, else NEXUS_TOKEN; none for "".
-func withToken(environ []string, token string) []string {
-	file := os.Getenv(secrets.TokenFileEnv)
-	env := slices.DeleteFunc(slices.Clone(environ), func(kv string) bool {
-		return strings.HasPrefix(kv, secrets.TokenEnv+"=") || strings.HasPrefix(kv, secrets.TokenFileEnv+"=")
-	})
-	switch {
-	case token == "":
-		return env
-	case file != "":
-		if fromFile, err := secrets.ReadToken(file); err == nil && fromFile == token {
-			return append(env, secrets.TokenFileEnv+"="+file)
+// globs splits a comma-separated list of globs.
+func globs(s string) []string {
+	var out []string
+	for g := range strings.SplitSeq(s, ",") {
+		if g = strings.TrimSpace(g); g != "" {
+			out = append(out, g)
 		}
 	}
-	return append(env, secrets.TokenEnv+"="+token)
+	return out
+}
+
+func runTokenList(args []string, stdout, stderr io.Writer) error {
+	fs, path := tokenFlags("list", stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	f, err := auth.LoadFile(path(), false)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		out := make([]*nexus.Principal, len(f.Principals))
+		for i := range f.Principals {
+			out[i] = f.Principals[i].Principal()
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tROLE\tREAD\tWRITE\tCREATED")
+	for _, e := range f.Principals {
+		created := "-"
+		if !e.Created.IsZero() {
+			created = e.Created.Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Name, e.Role, list(e.Read), list(e.Write), created)
+	}
+	return tw.Flush()
+}
+
+func list(gs []string) string {
+	if len(gs) == 0 {
+		return "-"
+	}
+	return strings.Join(gs, ",")
+}
+
+func runTokenRevoke(args []string, stdout, stderr io.Writer) error {
+	fs, path := tokenFlags("revoke", stderr)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("name the one principal to revoke: nexus token revoke NAME")
+	}
+	name := fs.Arg(0)
+	if err := editTokens(path(), func(f *auth.File) error { return f.Revoke(name) }); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "revoked %s in %s; a running server refuses its token after SIGHUP (kill -HUP PID) or a restart\n", name, path())
+	return nil
+}
+
+func runTokenHash(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("token hash", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(io.LimitReader(stdin, auth.MaxTokenLen+2)).ReadString('\n')
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("read the token from stdin: %w", err)
+	}
+	tok := strings.TrimRight(line, "\r\n")
+	if err := auth.CheckStrength(tok); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, auth.HashToken(tok))
+	return nil
+}
+
+// editTokens changes the tokens file at path (created if missing) under
+// an exclusive lock, so that two edits at once do not lose one.
+func editTokens(path string, edit func(*auth.File) error) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("tokens file: %w", err)
+	}
+	lock, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("lock tokens file: %w", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("lock tokens file: %w", err)
+	}
+	f, err := auth.LoadFile(path, true)
+	if err != nil {
+		return err
+	}
+	if err := edit(f); err != nil {
+		return err
+	}
+	return f.Save(path)
 }
