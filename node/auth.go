@@ -1,12 +1,15 @@
 package node
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 
 	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/audit"
 	"github.com/nexus-mem/nexus/auth"
 	"github.com/nexus-mem/nexus/config"
 )
@@ -71,15 +74,18 @@ func (n *Node) authSources() (auth.Sources, error) {
 // request; `nexus serve` calls it on SIGHUP. On error the principals in
 // force stay.
 func (n *Node) Reload() error {
-	if err := n.auth.Reload(); err != nil {
-		n.log.Error("reload: the principals in force stay", "err", err)
-		return fmt.Errorf("reload principals: %w", err)
-	}
-	n.log.Info("reloaded principals", "principals", len(n.auth.Principals()), "enabled", n.auth.Enabled())
-	return nil
+	return n.audit.Do(context.Background(), "config.reload", nil, func() (audit.Fields, error) {
+		if err := n.auth.Reload(); err != nil {
+			n.log.Error("reload: the principals in force stay", "err", err)
+			return nil, fmt.Errorf("reload principals: %w", err)
+		}
+		n.log.Info("reloaded principals", "principals", len(n.auth.Principals()), "enabled", n.auth.Enabled())
+		return audit.Fields{"principals": strconv.Itoa(len(n.auth.Principals()))}, nil
+	})
 }
 
-// authFailed logs a refused request.
+// authFailed logs a refused request and records it in the audit log.
 func (n *Node) authFailed(r *http.Request, reason string) {
 	n.log.Warn("request refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "reason", reason)
+	n.audit.AuthFailure(r, reason)
 }
