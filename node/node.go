@@ -240,10 +240,12 @@ func (n *Node) Serve(ctx context.Context, ln net.Listener) error {
 		BaseContext:       func(net.Listener) context.Context { return n.ctx },
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn), // refused TLS handshakes among them
 	}
-	ln, scheme := n.listener(ln)
+	// The connection cap counts raw connections, under TLS, so that the
+	// server still sees *tls.Conn (and answers plain HTTP sent to HTTPS).
+	ln, scheme := n.listener(n.conns.wrap(ln))
 	n.log.Info("nexus serving", "addr", scheme+"://"+ln.Addr().String(), "data", n.cfg.Dir, "contexts", n.store.Len(), "head", n.store.Head())
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(n.conns.wrap(ln)) }()
+	go func() { errc <- srv.Serve(ln) }()
 	var err error
 	select {
 	case err = <-errc:

@@ -149,7 +149,7 @@ func nexusEnv(env []string, args ...string) (string, int) {
 // token file other users may read is refused; --token works but warns
 // that it shows in ps.
 func TestCLI_TokenFile(t *testing.T) {
-	const token = "tok-from-file-0f8e2d6a4c1b9735"
+	const token = "tok-from-file-0f8e2d6a4c1b9735e0c7a9d3f2b68154"
 	dir := t.TempDir()
 	tokFile := filepath.Join(dir, "token")
 	if err := os.WriteFile(tokFile, []byte(token+"\n"), 0o600); err != nil {
