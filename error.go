@@ -16,6 +16,7 @@ const (
 	ETooLarge            Code = "too_large"            // the request or a field is larger than allowed
 	EUnsupportedMedia    Code = "unsupported_media"    // the request body is not JSON
 	EUnauthorized        Code = "unauthorized"         // missing or wrong credentials
+	EForbidden           Code = "forbidden"            // the caller may not do this
 	ERateLimited         Code = "rate_limited"         // too many requests for now; retry after the wait given
 	EUnavailable         Code = "unavailable"          // the service cannot serve now; retry later
 	EInsufficientStorage Code = "insufficient_storage" // the disk is full; nothing was written

@@ -107,6 +107,10 @@ func commitMessage(c *nexus.Context) string {
 	}
 	b.WriteString("\nSemantic-Hash: ")
 	b.WriteString(c.SemanticHash)
+	if c.Principal != "" {
+		b.WriteString("\nPrincipal: ")
+		b.WriteString(c.Principal)
+	}
 	b.WriteString("\n")
 	return b.String()
 }
@@ -135,7 +139,7 @@ func logEntry(h Hash, cm *commit) nexus.LogEntry {
 	if id, err := nexus.ParseID(tr["Parent"]); err == nil {
 		e.ParentID = id
 	}
-	e.Namespace, e.Type = tr["Namespace"], nexus.Type(tr["Type"])
+	e.Namespace, e.Type, e.Principal = tr["Namespace"], nexus.Type(tr["Type"]), tr["Principal"]
 	return e
 }
 

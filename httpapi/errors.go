@@ -8,7 +8,7 @@ import (
 
 // codes lists every error code, for codeOf to invert statusOf.
 var codes = []nexus.Code{
-	nexus.EInvalid, nexus.EUnauthorized, nexus.ENotFound, nexus.EConflict, nexus.ETooLarge,
+	nexus.EInvalid, nexus.EUnauthorized, nexus.EForbidden, nexus.ENotFound, nexus.EConflict, nexus.ETooLarge,
 	nexus.EUnsupportedMedia, nexus.ERateLimited, nexus.EUnavailable, nexus.EInsufficientStorage, nexus.EInternal,
 }
 
@@ -20,6 +20,8 @@ func statusOf(code nexus.Code) int {
 		return http.StatusBadRequest
 	case nexus.EUnauthorized:
 		return http.StatusUnauthorized
+	case nexus.EForbidden:
+		return http.StatusForbidden
 	case nexus.ENotFound:
 		return http.StatusNotFound
 	case nexus.EConflict:
