@@ -52,6 +52,12 @@ func (s *Store) Put(ctx context.Context, d nexus.Draft) (*nexus.Context, error) 
 	return s.inner.Put(ctx, d)
 }
 
+// CheckWrite is [CheckWrite], for the writers that hold the store (the
+// orchestrator asks it before an agent answers).
+func (s *Store) CheckWrite(ctx context.Context, ns string, t nexus.Type) error {
+	return CheckWrite(ctx, ns, t)
+}
+
 // Get returns a context the caller may read; any other is not_found.
 func (s *Store) Get(ctx context.Context, id nexus.ID) (*nexus.Context, error) {
 	c, err := s.inner.Get(ctx, id)

@@ -330,11 +330,30 @@ func (o *Orchestrator) process(ctx context.Context, ms []*member, id nexus.ID, t
 	if err != nil {
 		return nil, err
 	}
+	if err := o.mayStore(ctx, chain[0].Namespace, typ); err != nil {
+		return nil, err
+	}
 	resp, m, err := o.ask(ctx, ms, func(a agent.Agent) (*agent.Response, error) { return a.Process(ctx, chain) })
 	if err != nil {
 		return nil, err
 	}
 	return o.keep(ctx, m, resp, nexus.Draft{Namespace: chain[0].Namespace, Type: typ, ParentID: id})
+}
+
+// writeChecker is a store that checks, before any write, whether the
+// caller of ctx may write a context of type t in namespace ns (the
+// node's store behind its access checks is one).
+type writeChecker interface {
+	CheckWrite(ctx context.Context, ns string, t nexus.Type) error
+}
+
+// mayStore fails before any agent is asked when its answer, of type t
+// in namespace ns, could not be stored for the caller of ctx.
+func (o *Orchestrator) mayStore(ctx context.Context, ns string, t nexus.Type) error {
+	if w, ok := o.store.(writeChecker); ok {
+		return w.CheckWrite(ctx, ns, t)
+	}
+	return nil
 }
 
 // keep stores resp, the answer of m, as d with its provenance.
@@ -392,6 +411,9 @@ func (o *Orchestrator) Generate(ctx context.Context, req GenerateRequest) (*Answ
 	}
 	ns = cmp.Or(ns, nexus.DefaultNamespace)
 	if err := nexus.ValidateNamespace(ns); err != nil {
+		return nil, err
+	}
+	if err := o.mayStore(ctx, ns, typ); err != nil {
 		return nil, err
 	}
 	resp, m, err := o.ask(ctx, ms, func(a agent.Agent) (*agent.Response, error) { return a.Generate(ctx, req.Prompt) })
