@@ -146,6 +146,9 @@ func (s *Store) List(ctx context.Context, f nexus.Filter) (*nexus.Page, error) {
 	if err := checkReadFilter(ctx, f.Namespace); err != nil {
 		return nil, err
 	}
+	if !p.Can(nexus.RoleRead) || len(p.Read)+len(p.Write) == 0 {
+		return &nexus.Page{Contexts: []*nexus.Context{}}, nil // it reads nothing
+	}
 	if f.Namespace == "" {
 		f.Namespace = only(p)
 	}
