@@ -67,6 +67,10 @@ type Context struct {
 	SemanticHash string          `json:"semantic_hash"`
 	Metadata     json.RawMessage `json:"metadata"`
 	Content      string          `json:"content"`
+	// Principal is the authenticated caller that wrote the context; empty
+	// when the node wrote it itself (its agents, its task queue) or it was
+	// written in process.
+	Principal string `json:"principal,omitempty"`
 }
 
 // Draft is what a writer supplies; the store assigns the rest.
@@ -77,6 +81,9 @@ type Draft struct {
 	Metadata  json.RawMessage `json:"metadata,omitempty"`
 	AgentID   string          `json:"agent_id,omitempty"`
 	ParentID  ID              `json:"parent_id,omitzero"`
+	// Principal is set by the node from the authenticated caller, never
+	// by a client: it is not part of the wire form.
+	Principal string `json:"-"`
 }
 
 // Normalize validates d against the data model, fills defaults and puts the
@@ -97,6 +104,9 @@ func (d *Draft) Normalize(maxContent int) error {
 	}
 	if err := ValidateAgentID(d.AgentID); err != nil {
 		return err
+	}
+	if d.Principal != "" && !validName(d.Principal, maxAgentLen, true) {
+		return Errorf(EInvalid, "invalid principal %q: want 1-%d of A-Z a-z 0-9 . _ - : @ / +, starting with a letter or digit", clip(d.Principal, 80), maxAgentLen)
 	}
 	if d.Type == "" {
 		return Errorf(EInvalid, "type is required: one of %s", typeList())
@@ -242,7 +252,7 @@ func (c *Context) Verify() error {
 	if c.ID.IsZero() {
 		return Errorf(EInvalid, "context has no id")
 	}
-	d := Draft{Namespace: c.Namespace, Type: c.Type, Content: c.Content, Metadata: c.Metadata, AgentID: c.AgentID, ParentID: c.ParentID}
+	d := Draft{Namespace: c.Namespace, Type: c.Type, Content: c.Content, Metadata: c.Metadata, AgentID: c.AgentID, ParentID: c.ParentID, Principal: c.Principal}
 	if err := d.Normalize(len(c.Content) + 1); err != nil {
 		return WrapError(EInvalid, err, "context %s is malformed", c.ID)
 	}

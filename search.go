@@ -68,6 +68,10 @@ type SearchRequest struct {
 	// Exact compares the query with every stored vector instead of walking
 	// the graph: the true nearest contexts, at a cost linear in the store.
 	Exact bool `json:"exact,omitempty"`
+	// AllowNamespace, if set, keeps only contexts of the namespaces it
+	// accepts: the node sets it to what the caller may read. It is not
+	// part of the wire form.
+	AllowNamespace func(namespace string) bool `json:"-"`
 }
 
 // Validate checks the request and fills defaults. needQuery is false for

@@ -137,11 +137,14 @@ func isHex(s string, n int) bool {
 
 // LogEntry is one commit of the journal.
 type LogEntry struct {
-	Commit    string    `json:"commit"`
-	ContextID ID        `json:"context_id,omitzero"`
-	Namespace string    `json:"namespace,omitempty"`
-	Type      Type      `json:"type,omitempty"`
-	AgentID   string    `json:"agent_id"`
+	Commit    string `json:"commit"`
+	ContextID ID     `json:"context_id,omitzero"`
+	Namespace string `json:"namespace,omitempty"`
+	Type      Type   `json:"type,omitempty"`
+	AgentID   string `json:"agent_id"`
+	// Principal is the authenticated caller that wrote the commit, from
+	// its Principal trailer; empty for the node's own commits.
+	Principal string    `json:"principal,omitempty"`
 	ParentID  ID        `json:"parent_id,omitzero"`
 	Time      time.Time `json:"time"`
 	Summary   string    `json:"summary"`

@@ -113,6 +113,10 @@ func commitMessage(c *nexus.Context, sealed bool) string {
 		b.WriteString("\nSemantic-Hash: ")
 		b.WriteString(c.SemanticHash)
 	}
+	if c.Principal != "" {
+		b.WriteString("\nPrincipal: ")
+		b.WriteString(c.Principal)
+	}
 	b.WriteString("\n")
 	return b.String()
 }
@@ -144,7 +148,7 @@ func logEntry(h Hash, cm *commit) nexus.LogEntry {
 	if id, err := nexus.ParseID(tr["Parent"]); err == nil {
 		e.ParentID = id
 	}
-	e.Namespace, e.Type = tr["Namespace"], nexus.Type(tr["Type"])
+	e.Namespace, e.Type, e.Principal = tr["Namespace"], nexus.Type(tr["Type"]), tr["Principal"]
 	return e
 }
 

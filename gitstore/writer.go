@@ -139,7 +139,7 @@ func (s *Store) stage(r *request, pending map[nexus.ID]string) ([]staged, error)
 		t := time.Unix(0, ts).UTC()
 		c := &nexus.Context{
 			ID: s.gen.New(t), Namespace: d.Namespace, Type: d.Type, AgentID: d.AgentID,
-			ParentID: d.ParentID, Timestamp: t, Metadata: d.Metadata, Content: d.Content,
+			ParentID: d.ParentID, Timestamp: t, Metadata: d.Metadata, Content: d.Content, Principal: d.Principal,
 			SemanticHash: nexus.SemanticHash(d.Type, d.Content, d.Metadata),
 		}
 		s.lastTS = ts

@@ -35,7 +35,7 @@ import (
 //	POST /v1/tasks                   create {"content", "namespace", "capability", "parent_id", "agent_id", "max_attempts"} → 201
 //	GET  /v1/tasks?status=&limit=    {"tasks": [...]}
 //	GET  /v1/tasks/{id}              one task
-//	POST /v1/tasks/claim             {"agent_id"} → 200 task with its claim, or 204 when none waits
+//	POST /v1/tasks/claim             {"agent_id"} → 200 task with its claim token, or 204 when none waits
 //	POST /v1/tasks/{id}/complete     {"agent_id", "claim", "content", "type", "metadata"} → {"task", "result"}
 //	POST /v1/tasks/{id}/fail         {"agent_id", "claim", "reason", "retry"} → task
 
@@ -51,7 +51,7 @@ type claimRequest struct {
 
 type completeRequest struct {
 	AgentID  string          `json:"agent_id"`
-	Claim    int             `json:"claim"`
+	Claim    string          `json:"claim"`
 	Content  string          `json:"content"`
 	Type     nexus.Type      `json:"type,omitempty"`
 	Metadata json.RawMessage `json:"metadata,omitempty"`
@@ -70,7 +70,7 @@ type completeResult struct {
 
 type failRequest struct {
 	AgentID string `json:"agent_id"`
-	Claim   int    `json:"claim"`
+	Claim   string `json:"claim"`
 	Reason  string `json:"reason"`
 	Retry   bool   `json:"retry,omitempty"`
 }
@@ -108,7 +108,7 @@ func (s *Server) registerAgent(w http.ResponseWriter, r *http.Request) error {
 	if s.agents != nil && s.agents.Has(req.ID) {
 		return errOwnAgent(req.ID)
 	}
-	a, err := s.tasks.Register(req.ID, req.Name, req.Capabilities)
+	a, err := s.tasks.Register(r.Context(), req.ID, req.Name, req.Capabilities)
 	if err != nil {
 		return err
 	}
@@ -419,7 +419,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
 	if _, err := parseQuery(r); err != nil {
 		return err
 	}
-	a, err := s.tasks.Heartbeat(r.PathValue("id"))
+	a, err := s.tasks.Heartbeat(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -455,7 +455,7 @@ func (s *Server) listTasks(w http.ResponseWriter, r *http.Request) error {
 			return nexus.Errorf(nexus.EInvalid, "limit %q: want a number of tasks, 0 or more", clip(v, 20))
 		}
 	}
-	list, err := s.tasks.List(q["status"], limit)
+	list, err := s.tasks.List(r.Context(), q["status"], limit)
 	if err != nil {
 		return err
 	}
@@ -473,7 +473,7 @@ func (s *Server) getTask(w http.ResponseWriter, r *http.Request) error {
 	if _, err := parseQuery(r); err != nil {
 		return err
 	}
-	t, err := s.tasks.Get(id)
+	t, err := s.tasks.Get(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -491,7 +491,7 @@ func (s *Server) claimTask(w http.ResponseWriter, r *http.Request) error {
 	if err := nexus.ValidateAgentID(req.AgentID); err != nil {
 		return err
 	}
-	t, ok, err := s.tasks.Claim(req.AgentID)
+	t, ok, err := s.tasks.Claim(r.Context(), req.AgentID)
 	if err != nil {
 		return err
 	}
@@ -546,14 +546,14 @@ func (s *Server) failTask(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, t)
 }
 
-// checkClaim checks the agent and claim number of a completion or a
+// checkClaim checks the agent and claim token of a completion or a
 // failure before the queue looks for the claim.
-func checkClaim(agentID string, claim int) error {
+func checkClaim(agentID, claim string) error {
 	if err := nexus.ValidateAgentID(agentID); err != nil {
 		return err
 	}
-	if claim < 1 {
-		return nexus.Errorf(nexus.EInvalid, "claim %d: want the claim number the claim returned (1 or more)", claim)
+	if claim == "" {
+		return nexus.Errorf(nexus.EInvalid, "claim is required: the claim token POST /v1/tasks/claim returned")
 	}
 	return nil
 }

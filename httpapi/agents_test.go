@@ -410,7 +410,7 @@ func TestAgentsAPI_tasks(t *testing.T) {
 
 	// Claim: coder serves code only; any serves everything.
 	claimed := task(call("POST", "/v1/tasks/claim", js, `{"agent_id":"coder"}`, true, 200))
-	if claimed.ID != code.ID || claimed.Status != tasks.Claimed || claimed.ClaimedBy != "coder" || claimed.Claim != 1 {
+	if claimed.ID != code.ID || claimed.Status != tasks.Claimed || claimed.ClaimedBy != "coder" || claimed.Attempt != 1 || len(claimed.Claim) != 32 {
 		t.Fatalf("claimed: %+v", claimed)
 	}
 	if body := call("POST", "/v1/tasks/claim", js, `{"agent_id":"coder"}`, true, 204); len(body) != 0 {
@@ -418,31 +418,35 @@ func TestAgentsAPI_tasks(t *testing.T) {
 	}
 	call("POST", "/v1/tasks/claim", js, `{"agent_id":"stranger"}`, true, 404)
 	call("POST", "/v1/tasks/claim", js, `{}`, false, 400)
-	call("POST", "/v1/tasks/"+code.ID.String()+"/complete", js, `{"claim":1,"content":"x"}`, false, 400)
-	call("POST", "/v1/tasks/"+code.ID.String()+"/complete", js, `{"agent_id":"coder","claim":0,"content":"x"}`, false, 400)
+	if got := task(call("GET", "/v1/tasks/"+code.ID.String(), "", "", true, 200)); got.Claim != "" || got.Attempt != 1 {
+		t.Fatalf("GET shows the claim token: %+v", got)
+	}
+	call("POST", "/v1/tasks/"+code.ID.String()+"/complete", js, `{"claim":"x","content":"x"}`, false, 400)
+	call("POST", "/v1/tasks/"+code.ID.String()+"/complete", js, `{"agent_id":"coder","claim":"","content":"x"}`, false, 400)
+	call("POST", "/v1/tasks/"+code.ID.String()+"/complete", js, `{"agent_id":"coder","claim":1,"content":"x"}`, false, 400)
 	call("POST", "/v1/tasks/"+code.ID.String()+"/fail", js, `{"agent_id":"coder","reason":"x"}`, false, 400)
 
-	// Complete: a wrong claim number is a conflict; the right one stores
+	// Complete: a wrong claim token is a conflict; the right one stores
 	// the result once.
-	completeBody := func(agent string, claim int) string {
-		return fmt.Sprintf(`{"agent_id":%q,"claim":%d,"content":"Fixed in parse.go.","metadata":{"files":["parse.go"]}}`, agent, claim)
+	completeBody := func(agent string, claim string) string {
+		return fmt.Sprintf(`{"agent_id":%q,"claim":%q,"content":"Fixed in parse.go.","metadata":{"files":["parse.go"]}}`, agent, claim)
 	}
 	target := "/v1/tasks/" + code.ID.String() + "/complete"
-	call("POST", target, js, completeBody("coder", 2), true, 409)
-	call("POST", target, js, `{"agent_id":"coder","claim":1,"content":"x","metadata":{"task":1}}`, true, 400)
+	call("POST", target, js, completeBody("coder", "2"), true, 409)
+	call("POST", target, js, fmt.Sprintf(`{"agent_id":"coder","claim":%q,"content":"x","metadata":{"task":1}}`, claimed.Claim), true, 400)
 	done := decode[struct {
 		Task   tasks.Task    `json:"task"`
 		Result nexus.Context `json:"result"`
-	}](t, call("POST", target, js, completeBody("coder", 1), true, 200))
+	}](t, call("POST", target, js, completeBody("coder", claimed.Claim), true, 200))
 	if done.Task.Status != tasks.Done || done.Task.Result != done.Result.ID || done.Result.ParentID != code.ID ||
 		done.Result.Type != nexus.TypeResult || done.Result.AgentID != "coder" || done.Result.Namespace != "proj" ||
 		!strings.Contains(string(done.Result.Metadata), `"files":["parse.go"]`) {
 		t.Errorf("completed: %+v", done)
 	}
-	if code := errCode(t, call("POST", target, js, completeBody("coder", 1), true, 409)); code != nexus.EConflict {
+	if code := errCode(t, call("POST", target, js, completeBody("coder", claimed.Claim), true, 409)); code != nexus.EConflict {
 		t.Errorf("completing twice: %s", code)
 	}
-	call("POST", "/v1/tasks/01KB2W3G6T0Q5A9QYQ7M3N8C2D/complete", js, completeBody("coder", 1), true, 404)
+	call("POST", "/v1/tasks/01KB2W3G6T0Q5A9QYQ7M3N8C2D/complete", js, completeBody("coder", claimed.Claim), true, 404)
 
 	// Fail: with retry the task goes back to the queue; without, it fails.
 	first := task(call("POST", "/v1/tasks/claim", js, `{"agent_id":"any"}`, true, 200))
@@ -450,16 +454,19 @@ func TestAgentsAPI_tasks(t *testing.T) {
 		t.Fatalf("any claimed %s, want the docs task %s", first.ID, doc.ID)
 	}
 	failTarget := "/v1/tasks/" + doc.ID.String() + "/fail"
-	call("POST", failTarget, js, `{"agent_id":"any","claim":1,"reason":""}`, false, 400)
-	if back := task(call("POST", failTarget, js, `{"agent_id":"any","claim":1,"reason":"no network","retry":true}`, true, 200)); back.Status != tasks.Queued || back.Error != "no network" {
+	failBody := func(claim, reason string, retry bool) string {
+		return fmt.Sprintf(`{"agent_id":"any","claim":%q,"reason":%q,"retry":%t}`, claim, reason, retry)
+	}
+	call("POST", failTarget, js, failBody(first.Claim, "", false), false, 400)
+	if back := task(call("POST", failTarget, js, failBody(first.Claim, "no network", true), true, 200)); back.Status != tasks.Queued || back.Error != "no network" {
 		t.Errorf("failed with retry: %+v", back)
 	}
-	call("POST", failTarget, js, `{"agent_id":"any","claim":1,"reason":"again"}`, true, 409)
+	call("POST", failTarget, js, failBody(first.Claim, "again", false), true, 409)
 	second := task(call("POST", "/v1/tasks/claim", js, `{"agent_id":"any"}`, true, 200))
-	if failed := task(call("POST", failTarget, js, fmt.Sprintf(`{"agent_id":"any","claim":%d,"reason":"cannot write docs"}`, second.Claim), true, 200)); failed.Status != tasks.Failed || second.Claim != 2 {
-		t.Errorf("failed for good: %+v (claim %d)", failed, second.Claim)
+	if failed := task(call("POST", failTarget, js, failBody(second.Claim, "cannot write docs", false), true, 200)); failed.Status != tasks.Failed || second.Attempt != 2 {
+		t.Errorf("failed for good: %+v (claim %d)", failed, second.Attempt)
 	}
-	call("POST", "/v1/tasks/01KB2W3G6T0Q5A9QYQ7M3N8C2D/fail", js, `{"agent_id":"any","claim":1,"reason":"x"}`, true, 404)
+	call("POST", "/v1/tasks/01KB2W3G6T0Q5A9QYQ7M3N8C2D/fail", js, failBody(second.Claim, "x", false), true, 404)
 
 	// A lapsed claim: slow stops heartbeating, its task goes back to the
 	// queue, fast claims and completes it; slow's late completion is a
@@ -477,15 +484,15 @@ func TestAgentsAPI_tasks(t *testing.T) {
 	}
 	call("POST", "/v1/tasks/claim", js, `{"agent_id":"slow"}`, true, 404)
 	taken := task(call("POST", "/v1/tasks/claim", js, `{"agent_id":"fast"}`, true, 200))
-	if taken.ID != late.ID || taken.Claim != held.Claim+1 {
-		t.Fatalf("fast claimed %+v, want %s with claim %d", taken, late.ID, held.Claim+1)
+	if taken.ID != late.ID || taken.Attempt != held.Attempt+1 || taken.Claim == held.Claim {
+		t.Fatalf("fast claimed %+v, want %s with claim %d", taken, late.ID, held.Attempt+1)
 	}
 	lateTarget := "/v1/tasks/" + late.ID.String() + "/complete"
-	msg := decode[apiError](t, call("POST", lateTarget, js, fmt.Sprintf(`{"agent_id":"slow","claim":%d,"content":"LGTM"}`, held.Claim), true, 409)).Error.Message
+	msg := decode[apiError](t, call("POST", lateTarget, js, fmt.Sprintf(`{"agent_id":"slow","claim":%q,"content":"LGTM"}`, held.Claim), true, 409)).Error.Message
 	if !strings.Contains(msg, "not current") {
 		t.Errorf("late completion: %q", msg)
 	}
-	call("POST", lateTarget, js, fmt.Sprintf(`{"agent_id":"fast","claim":%d,"content":"Two nits."}`, taken.Claim), true, 200)
+	call("POST", lateTarget, js, fmt.Sprintf(`{"agent_id":"fast","claim":%q,"content":"Two nits."}`, taken.Claim), true, 200)
 	kids, err := n.store.Children(t.Context(), late.ID)
 	var results []*nexus.Context
 	for _, k := range kids {
@@ -524,8 +531,8 @@ func TestAgentsAPI_disabled(t *testing.T) {
 		{"GET", "/v1/tasks", "", "task queue is not enabled"},
 		{"GET", "/v1/tasks/" + id, "", "task queue is not enabled"},
 		{"POST", "/v1/tasks/claim", `{"agent_id":"coder"}`, "task queue is not enabled"},
-		{"POST", "/v1/tasks/" + id + "/complete", `{"agent_id":"coder","claim":1,"content":"x"}`, "task queue is not enabled"},
-		{"POST", "/v1/tasks/" + id + "/fail", `{"agent_id":"coder","claim":1,"reason":"x"}`, "task queue is not enabled"},
+		{"POST", "/v1/tasks/" + id + "/complete", `{"agent_id":"coder","claim":"1","content":"x"}`, "task queue is not enabled"},
+		{"POST", "/v1/tasks/" + id + "/fail", `{"agent_id":"coder","claim":"1","reason":"x"}`, "task queue is not enabled"},
 	} {
 		ctype := ""
 		if r.method == "POST" {

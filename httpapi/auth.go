@@ -61,6 +61,12 @@ func authenticator(opts Options) Authenticator {
 // credential names. On failure it answers 401 and returns nil.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) *http.Request {
 	if !s.authn.Enabled() {
+		// A program that embeds the handler may have authenticated the
+		// caller itself (a context value no client can set): keep its
+		// principal. Otherwise the caller is anonymous.
+		if _, ok := nexus.PrincipalFrom(r.Context()); ok {
+			return r
+		}
 		return r.WithContext(nexus.WithPrincipal(r.Context(), nexus.Anonymous))
 	}
 	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Path == "/livez" {

@@ -201,8 +201,8 @@ func (c *Client) Task(ctx context.Context, id nexus.ID) (tasks.Task, error) {
 }
 
 // ClaimTask claims the oldest queued task the agent can serve; ok is false
-// when none waits. Keep the task's Claim: completing or failing it takes
-// the number.
+// when none waits. Keep the task's Claim, the claim's token: completing
+// or failing it takes the token, and no other answer shows it.
 func (c *Client) ClaimTask(ctx context.Context, agentID string) (t tasks.Task, ok bool, err error) {
 	if err := c.do(ctx, http.MethodPost, "/v1/tasks/claim", nil, claimRequest{AgentID: agentID}, &t); err != nil {
 		return tasks.Task{}, false, err
@@ -212,8 +212,9 @@ func (c *Client) ClaimTask(ctx context.Context, agentID string) (t tasks.Task, o
 
 // CompleteTask completes a claimed task with its result, stored as a child
 // context of the task. Code conflict means the claim is no longer the
-// agent's (its lease lapsed) or the task is already done or failed.
-func (c *Client) CompleteTask(ctx context.Context, id nexus.ID, agentID string, claim int, ans tasks.Answer) (tasks.Task, *nexus.Context, error) {
+// agent's (its lease lapsed) or the task is already done or failed; code
+// forbidden, that another principal claimed it.
+func (c *Client) CompleteTask(ctx context.Context, id nexus.ID, agentID, claim string, ans tasks.Answer) (tasks.Task, *nexus.Context, error) {
 	if len(ans.Metadata) > 0 && !json.Valid(ans.Metadata) {
 		return tasks.Task{}, nil, nexus.Errorf(nexus.EInvalid, "metadata is not valid JSON")
 	}
@@ -227,7 +228,7 @@ func (c *Client) CompleteTask(ctx context.Context, id nexus.ID, agentID string, 
 
 // FailTask records a failed attempt at a claimed task: with retry it goes
 // back to the queue while it has attempts left, otherwise it fails.
-func (c *Client) FailTask(ctx context.Context, id nexus.ID, agentID string, claim int, f tasks.Failure) (tasks.Task, error) {
+func (c *Client) FailTask(ctx context.Context, id nexus.ID, agentID, claim string, f tasks.Failure) (tasks.Task, error) {
 	var out tasks.Task
 	err := c.do(ctx, http.MethodPost, "/v1/tasks/"+id.String()+"/fail", nil, failRequest{AgentID: agentID, Claim: claim, Reason: f.Reason, Retry: f.Retry}, &out)
 	return out, err

@@ -129,7 +129,7 @@ func TestClient_tasks(t *testing.T) {
 	wantCode(t, "Task of an unknown id", err, nexus.ENotFound)
 
 	claimed, ok, err := c.ClaimTask(ctx, coder)
-	if err != nil || !ok || claimed.ID != task.ID || claimed.Claim != 1 || claimed.ClaimedBy != coder {
+	if err != nil || !ok || claimed.ID != task.ID || claimed.Attempt != 1 || len(claimed.Claim) != 32 || claimed.ClaimedBy != coder {
 		t.Fatalf("ClaimTask: %+v, %v, %v", claimed, ok, err)
 	}
 	if _, ok, err := c.ClaimTask(ctx, coder); ok || err != nil {
@@ -137,9 +137,9 @@ func TestClient_tasks(t *testing.T) {
 	}
 	_, _, err = c.ClaimTask(ctx, "stranger")
 	wantCode(t, "ClaimTask(stranger)", err, nexus.ENotFound)
-	_, _, err = c.CompleteTask(ctx, task.ID, coder, 1, tasks.Answer{Content: "x", Metadata: []byte("{")})
+	_, _, err = c.CompleteTask(ctx, task.ID, coder, claimed.Claim, tasks.Answer{Content: "x", Metadata: []byte("{")})
 	wantCode(t, "CompleteTask with bad metadata", err, nexus.EInvalid)
-	_, _, err = c.CompleteTask(ctx, task.ID, coder, 2, tasks.Answer{Content: "x"})
+	_, _, err = c.CompleteTask(ctx, task.ID, coder, "2", tasks.Answer{Content: "x"})
 	wantCode(t, "CompleteTask with a claim that is not current", err, nexus.EConflict)
 
 	done, res, err := c.CompleteTask(ctx, task.ID, coder, claimed.Claim, tasks.Answer{Content: "Fixed.", Metadata: []byte(`{"pr":12}`)})
@@ -196,8 +196,8 @@ func TestClient_agentsDisabled(t *testing.T) {
 	_, calls["Tasks"] = c.Tasks(ctx, "", 0)
 	_, calls["Task"] = c.Task(ctx, id)
 	_, _, calls["ClaimTask"] = c.ClaimTask(ctx, "a")
-	_, _, calls["CompleteTask"] = c.CompleteTask(ctx, id, "a", 1, tasks.Answer{Content: "x"})
-	_, calls["FailTask"] = c.FailTask(ctx, id, "a", 1, tasks.Failure{Reason: "x"})
+	_, _, calls["CompleteTask"] = c.CompleteTask(ctx, id, "a", "1", tasks.Answer{Content: "x"})
+	_, calls["FailTask"] = c.FailTask(ctx, id, "a", "1", tasks.Failure{Reason: "x"})
 	for name, err := range calls {
 		var e *nexus.Error
 		if !errors.As(err, &e) || e.Code != nexus.ENotFound {

@@ -70,7 +70,7 @@ func TestServer_rateLimit(t *testing.T) {
 	var now atomic.Int64 // the clock, in Unix nanoseconds
 	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
 	clock := func() time.Time { return time.Unix(0, now.Load()) }
-	h := httpapi.NewServer(storetest.NewMemStore(), httpapi.Options{Token: token, Limits: httpapi.Limits{Rate: 0.5, Burst: 2, Now: clock}})
+	h := httpapi.NewServer(storetest.NewMemStore(), httpapi.Options{Limits: httpapi.Limits{Rate: 0.5, Burst: 2, Now: clock}})
 	srv := httptest.NewServer(asPrincipal(h))
 	defer srv.Close()
 	for _, who := range []string{"alice", "bob", ""} {
@@ -282,7 +282,7 @@ func TestServer_exactSearch(t *testing.T) {
 		}
 	}
 	post := func(limit int, principal string) (int, nexus.ErrorDetail) {
-		h := httpapi.NewServer(st, httpapi.Options{Token: token, Searcher: nopSearcher{}, Limits: httpapi.Limits{ExactContexts: limit}})
+		h := httpapi.NewServer(st, httpapi.Options{Searcher: nopSearcher{}, Limits: httpapi.Limits{ExactContexts: limit}})
 		srv := httptest.NewServer(asPrincipal(h))
 		defer srv.Close()
 		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/v1/search", strings.NewReader(`{"query":"fact","exact":true}`))

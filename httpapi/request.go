@@ -150,9 +150,11 @@ func jsonKind(t reflect.Type) string {
 // jsonFields lists the JSON names of T's fields.
 func jsonFields[T any]() []string {
 	t := reflect.TypeFor[T]()
-	names := make([]string, t.NumField())
-	for i := range names {
-		names[i], _, _ = strings.Cut(t.Field(i).Tag.Get("json"), ",")
+	names := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		if n, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); n != "-" {
+			names = append(names, n) // "-": not part of the wire form
+		}
 	}
 	return names
 }

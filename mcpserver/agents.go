@@ -21,8 +21,8 @@ type Agents interface {
 	Heartbeat(ctx context.Context, id string) (tasks.Agent, error)
 	CreateTask(ctx context.Context, n tasks.NewTask) (tasks.Task, error)
 	ClaimTask(ctx context.Context, agentID string) (tasks.Task, bool, error)
-	CompleteTask(ctx context.Context, id nexus.ID, agentID string, claim int, ans tasks.Answer) (tasks.Task, *nexus.Context, error)
-	FailTask(ctx context.Context, id nexus.ID, agentID string, claim int, f tasks.Failure) (tasks.Task, error)
+	CompleteTask(ctx context.Context, id nexus.ID, agentID, claim string, ans tasks.Answer) (tasks.Task, *nexus.Context, error)
+	FailTask(ctx context.Context, id nexus.ID, agentID, claim string, f tasks.Failure) (tasks.Task, error)
 	Process(ctx context.Context, req orchestrator.Request) (*orchestrator.Answer, error)
 	Generate(ctx context.Context, req orchestrator.GenerateRequest) (*orchestrator.Answer, error)
 }
@@ -44,21 +44,21 @@ var (
 	errNoAgents = nexus.Errorf(nexus.ENotFound, "this node runs no agents (serve --config names them)")
 )
 
-func (l localAgents) RegisterAgent(_ context.Context, id, name string, caps []string) (tasks.Agent, error) {
+func (l localAgents) RegisterAgent(ctx context.Context, id, name string, caps []string) (tasks.Agent, error) {
 	if l.q == nil {
 		return tasks.Agent{}, errNoQueue
 	}
 	if l.o != nil && l.o.Has(id) {
 		return tasks.Agent{}, nexus.Errorf(nexus.EConflict, "agent id %q is taken by one of this node's own agents: register under another id", clip(id, 80))
 	}
-	return l.q.Register(id, name, caps)
+	return l.q.Register(ctx, id, name, caps)
 }
 
-func (l localAgents) Heartbeat(_ context.Context, id string) (tasks.Agent, error) {
+func (l localAgents) Heartbeat(ctx context.Context, id string) (tasks.Agent, error) {
 	if l.q == nil {
 		return tasks.Agent{}, errNoQueue
 	}
-	return l.q.Heartbeat(id)
+	return l.q.Heartbeat(ctx, id)
 }
 
 func (l localAgents) CreateTask(ctx context.Context, n tasks.NewTask) (tasks.Task, error) {
@@ -68,21 +68,21 @@ func (l localAgents) CreateTask(ctx context.Context, n tasks.NewTask) (tasks.Tas
 	return l.q.Create(ctx, n)
 }
 
-func (l localAgents) ClaimTask(_ context.Context, agentID string) (tasks.Task, bool, error) {
+func (l localAgents) ClaimTask(ctx context.Context, agentID string) (tasks.Task, bool, error) {
 	if l.q == nil {
 		return tasks.Task{}, false, errNoQueue
 	}
-	return l.q.Claim(agentID)
+	return l.q.Claim(ctx, agentID)
 }
 
-func (l localAgents) CompleteTask(ctx context.Context, id nexus.ID, agentID string, claim int, ans tasks.Answer) (tasks.Task, *nexus.Context, error) {
+func (l localAgents) CompleteTask(ctx context.Context, id nexus.ID, agentID, claim string, ans tasks.Answer) (tasks.Task, *nexus.Context, error) {
 	if l.q == nil {
 		return tasks.Task{}, nil, errNoQueue
 	}
 	return l.q.Complete(ctx, id, agentID, claim, ans)
 }
 
-func (l localAgents) FailTask(ctx context.Context, id nexus.ID, agentID string, claim int, f tasks.Failure) (tasks.Task, error) {
+func (l localAgents) FailTask(ctx context.Context, id nexus.ID, agentID, claim string, f tasks.Failure) (tasks.Task, error) {
 	if l.q == nil {
 		return tasks.Task{}, errNoQueue
 	}
@@ -106,7 +106,7 @@ func (l localAgents) Generate(ctx context.Context, req orchestrator.GenerateRequ
 // agentInstructions are added to the instructions when the agent tools
 // are offered.
 const agentInstructions = `
-- To work on shared tasks: register_agent once with a unique agent_id, then claim_task; do the work; complete_task (or fail_task) with the task id and the claim number claim_task returned. While you hold a task, call heartbeat_agent more often than lease_seconds, or the task goes back to the queue.
+- To work on shared tasks: register_agent once with a unique agent_id, then claim_task; do the work; complete_task (or fail_task) with the task id and the claim token claim_task returned. While you hold a task, call heartbeat_agent more often than lease_seconds, or the task goes back to the queue.
 - process_context asks one of the node's own agents (by agent id or capability) to answer a context; the answer is stored as its child. generate_context asks one to answer a prompt alone; the answer is stored as a new context.`
 
 // Patterns of the tools' agent ids and capabilities, as the API checks
@@ -160,7 +160,7 @@ func (t *tools) registerAgents(s *mcp.Server) {
 		Title: "Claim the next task",
 		Description: "Take the oldest queued task you can serve (its capability is one you registered, or it has none). " +
 			"The answer says claimed true with the task, or claimed false when no task waits (try again later). " +
-			"Keep the task's id and its claim number: complete_task and fail_task need both. " +
+			"Keep the task's id and its claim token: complete_task and fail_task need both, and no other answer shows the token. " +
 			"The claim holds while you heartbeat (heartbeat_agent more often than lease_seconds); when it lapses the task goes back to the queue and completing it then fails with code conflict. " +
 			"Requires register_agent first (code not_found otherwise).",
 		Annotations: write(false),
@@ -169,12 +169,12 @@ func (t *tools) registerAgents(s *mcp.Server) {
 		Name:  "complete_task",
 		Title: "Complete a claimed task",
 		Description: "Finish a task you claimed: content is your result, stored as a context that is a child of the task (type result unless you say otherwise), and the task is done. " +
-			"Pass the task id and the claim number claim_task returned. " +
+			"Pass the task id and the claim token claim_task returned. " +
 			"Code conflict means the claim is no longer yours (your lease lapsed and the task went back to the queue or to another agent) or the task is already done: nothing was stored; do not retry with the same claim.",
 		Annotations: write(false),
 	}, func(p props) {
 		p.get("agent_id").Pattern = agentIDPattern
-		p.get("claim").Minimum = ptr(1.0)
+		p.get("claim").MinLength = ptr(1)
 		p.get("content").MinLength = ptr(1)
 		p.contextType("type")
 	}, func(p props) {
@@ -186,11 +186,11 @@ func (t *tools) registerAgents(s *mcp.Server) {
 		Title: "Give up a claimed task",
 		Description: "Report that you could not do a task you claimed; reason is stored as an error context, child of the task. " +
 			"With retry true the task goes back to the queue for another attempt (while it has attempts left); otherwise it fails for good. " +
-			"Pass the task id and the claim number claim_task returned; code conflict means the claim is no longer yours.",
+			"Pass the task id and the claim token claim_task returned; code conflict means the claim is no longer yours.",
 		Annotations: write(false),
 	}, func(p props) {
 		p.get("agent_id").Pattern = agentIDPattern
-		p.get("claim").Minimum = ptr(1.0)
+		p.get("claim").MinLength = ptr(1)
 		p.get("reason").MinLength = ptr(1)
 	}, taskSchema, t.failTask)
 	add(s, &mcp.Tool{
@@ -299,7 +299,8 @@ type taskOut struct {
 	Attempts     int       `json:"attempts" jsonschema:"claims made so far"`
 	MaxAttempts  int       `json:"max_attempts" jsonschema:"claims it gets before it fails"`
 	ClaimedBy    string    `json:"claimed_by,omitempty" jsonschema:"the agent holding it"`
-	Claim        int       `json:"claim,omitempty" jsonschema:"the number of the current (or last) claim: pass it to complete_task or fail_task"`
+	Attempt      int       `json:"attempt,omitempty" jsonschema:"the number of the current (or last) claim"`
+	Claim        string    `json:"claim,omitempty" jsonschema:"only in claim_task's answer: the claim's token, to pass to complete_task or fail_task"`
 	LeaseExpires string    `json:"lease_expires,omitempty" jsonschema:"while claimed: when the claim lapses unless its agent heartbeats"`
 	Result       string    `json:"result,omitempty" jsonschema:"when done: the id of the result context"`
 	Error        string    `json:"error,omitempty" jsonschema:"why the last attempt failed"`
@@ -314,7 +315,7 @@ func taskSchema(p props) {
 func newTask(x tasks.Task) *taskOut {
 	out := &taskOut{ID: x.ID.String(), Namespace: x.Namespace, Capability: x.Capability, Content: x.Content, Creator: x.Creator,
 		Created: x.Created, Status: x.Status, Attempts: x.Attempts, MaxAttempts: x.MaxAttempts, ClaimedBy: x.ClaimedBy,
-		Claim: x.Claim, Error: x.Error}
+		Attempt: x.Attempt, Claim: x.Claim, Error: x.Error}
 	if !x.LeaseExpires.IsZero() {
 		out.LeaseExpires = x.LeaseExpires.Format(time.RFC3339Nano)
 	}
@@ -352,7 +353,7 @@ func (t *tools) createTask(ctx context.Context, in createTaskInput) (*taskOut, e
 
 type claimOut struct {
 	Claimed bool     `json:"claimed" jsonschema:"true: the task is yours; false: no task you can serve waits, try again later"`
-	Task    *taskOut `json:"task,omitempty" jsonschema:"the task claimed, with its id and claim number"`
+	Task    *taskOut `json:"task,omitempty" jsonschema:"the task claimed, with its id and claim token"`
 }
 
 func (t *tools) claimTask(ctx context.Context, in agentInput) (*claimOut, error) {
@@ -366,7 +367,7 @@ func (t *tools) claimTask(ctx context.Context, in agentInput) (*claimOut, error)
 type completeInput struct {
 	TaskID   string          `json:"task_id" jsonschema:"the id of the task, as claim_task returned it"`
 	AgentID  string          `json:"agent_id" jsonschema:"your agent id, which holds the claim"`
-	Claim    int             `json:"claim" jsonschema:"the claim number claim_task returned"`
+	Claim    string          `json:"claim" jsonschema:"the claim token claim_task returned"`
 	Content  string          `json:"content" jsonschema:"the result"`
 	Type     string          `json:"type,omitempty" jsonschema:"the type of the result context; result when left out"`
 	Metadata json.RawMessage `json:"metadata,omitempty" jsonschema:"a JSON object stored with the result (files, links, tags); the key task is reserved"`
@@ -392,7 +393,7 @@ func (t *tools) completeTask(ctx context.Context, in completeInput) (*completeOu
 type failInput struct {
 	TaskID  string `json:"task_id" jsonschema:"the id of the task, as claim_task returned it"`
 	AgentID string `json:"agent_id" jsonschema:"your agent id, which holds the claim"`
-	Claim   int    `json:"claim" jsonschema:"the claim number claim_task returned"`
+	Claim   string `json:"claim" jsonschema:"the claim token claim_task returned"`
 	Reason  string `json:"reason" jsonschema:"why you could not do it, for whoever reads the task next"`
 	Retry   bool   `json:"retry,omitempty" jsonschema:"true: put the task back in the queue for another attempt; false: it fails for good"`
 }

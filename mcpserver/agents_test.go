@@ -93,7 +93,8 @@ type (
 		Attempts    int
 		MaxAttempts int    `json:"max_attempts"`
 		ClaimedBy   string `json:"claimed_by"`
-		Claim       int
+		Attempt     int
+		Claim       string
 		Result      string
 		Error       string
 	}
@@ -127,21 +128,21 @@ func checkTasks(t *testing.T, cs *mcp.ClientSession, n *node) {
 		t.Fatalf("create_task: %+v", task)
 	}
 	call(t, cs, "claim_task", map[string]any{"agent_id": "worker-a"}, &claim)
-	if !claim.Claimed || claim.Task.ID != task.ID || claim.Task.Claim != 1 || claim.Task.ClaimedBy != "worker-a" || claim.Task.Status != tasks.Claimed {
+	if !claim.Claimed || claim.Task.ID != task.ID || claim.Task.Attempt != 1 || len(claim.Task.Claim) != 32 || claim.Task.ClaimedBy != "worker-a" || claim.Task.Status != tasks.Claimed {
 		t.Fatalf("claim_task: %v %+v", claim.Claimed, claim.Task)
 	}
 	call(t, cs, "heartbeat_agent", map[string]any{"agent_id": "worker-a"}, &a)
 	if len(a.Claims) != 1 || a.Claims[0] != task.ID {
 		t.Errorf("heartbeat_agent: claims %v, want [%s]", a.Claims, task.ID)
 	}
-	complete := func(agent string, id string, claim int, content string) map[string]any {
+	complete := func(agent string, id string, claim string, content string) map[string]any {
 		return map[string]any{"task_id": id, "agent_id": agent, "claim": claim, "content": content}
 	}
-	if code, msg := toolError(t, cs, "complete_task", complete("worker-a", task.ID, 2, "x")); code != nexus.EConflict || !strings.Contains(msg, "not current") {
+	if code, msg := toolError(t, cs, "complete_task", complete("worker-a", task.ID, "2", "x")); code != nexus.EConflict || !strings.Contains(msg, "not current") {
 		t.Errorf("complete_task with another claim number: %s %q", code, msg)
 	}
 	var done completeResult
-	args := complete("worker-a", task.ID, 1, "Fixed in parse.go.")
+	args := complete("worker-a", task.ID, claim.Task.Claim, "Fixed in parse.go.")
 	args["metadata"] = map[string]any{"files": []string{"parse.go"}}
 	call(t, cs, "complete_task", args, &done)
 	if done.Task.Status != tasks.Done || done.Task.Result != done.Result.ID.String() || done.Result.ParentID.String() != task.ID ||
@@ -149,7 +150,7 @@ func checkTasks(t *testing.T, cs *mcp.ClientSession, n *node) {
 		!strings.Contains(string(done.Result.Metadata), `"files":["parse.go"]`) {
 		t.Fatalf("complete_task: %+v", done)
 	}
-	if code, _ := toolError(t, cs, "complete_task", complete("worker-a", task.ID, 1, "Again.")); code != nexus.EConflict {
+	if code, _ := toolError(t, cs, "complete_task", complete("worker-a", task.ID, claim.Task.Claim, "Again.")); code != nexus.EConflict {
 		t.Errorf("complete_task twice: %s", code)
 	}
 
@@ -169,7 +170,7 @@ func checkTasks(t *testing.T, cs *mcp.ClientSession, n *node) {
 		t.Fatalf("Reap sent %d tasks back, want 1", got)
 	}
 	call(t, cs, "claim_task", map[string]any{"agent_id": "worker-b"}, &claim)
-	if !claim.Claimed || claim.Task.ID != review.ID || claim.Task.Claim != stale+1 {
+	if !claim.Claimed || claim.Task.ID != review.ID || claim.Task.Attempt != 2 || claim.Task.Claim == stale {
 		t.Fatalf("worker-b claims the review: %+v", claim)
 	}
 	if code, msg := toolError(t, cs, "complete_task", complete("worker-a", review.ID, stale, "LGTM")); code != nexus.EConflict || !strings.Contains(msg, "claim it again") {
@@ -219,10 +220,10 @@ func checkTasks(t *testing.T, cs *mcp.ClientSession, n *node) {
 		{"create_task", map[string]any{"content": ""}, nexus.EInvalid, "content: minLength"},
 		{"create_task", map[string]any{"content": "x", "max_attempts": 500}, nexus.EInvalid, "max_attempts: maximum: 500 is greater than 100"},
 		{"create_task", map[string]any{"content": "x", "parent_id": newID()}, nexus.EInvalid, "does not exist"},
-		{"complete_task", complete("worker-b", "nope", 1, "x"), nexus.EInvalid, "task_id: invalid id"},
-		{"complete_task", complete("worker-b", newID(), 1, "x"), nexus.ENotFound, "not found"},
-		{"complete_task", complete("worker-b", docs.ID, 0, "x"), nexus.EInvalid, "claim: minimum: 0 is less than 1"},
-		{"fail_task", map[string]any{"task_id": docs.ID, "agent_id": "worker-b", "claim": 1}, nexus.EInvalid, `missing properties: ["reason"]`},
+		{"complete_task", complete("worker-b", "nope", "1", "x"), nexus.EInvalid, "task_id: invalid id"},
+		{"complete_task", complete("worker-b", newID(), "1", "x"), nexus.ENotFound, "not found"},
+		{"complete_task", complete("worker-b", docs.ID, "", "x"), nexus.EInvalid, "claim: minLength"},
+		{"fail_task", map[string]any{"task_id": docs.ID, "agent_id": "worker-b", "claim": "1"}, nexus.EInvalid, `missing properties: ["reason"]`},
 	} {
 		code, msg := toolError(t, cs, c.tool, c.args)
 		if code != c.code || !strings.Contains(msg, c.msg) {

@@ -181,13 +181,13 @@ func (na *nodeAgents) restoreAtStart(ctx context.Context) {
 	}
 	var order []saved
 	for _, info := range na.orch.Agents() {
-		page, err := na.store.List(ctx, nexus.Filter{Namespace: orchestrator.StateNamespace, Type: nexus.TypeAgentState, AgentID: info.ID, Limit: 1})
+		c, err := orchestrator.LastCheckpoint(ctx, na.store, info.ID)
 		if err != nil {
 			na.log.Warn("cannot read the agent_state checkpoints", "agent", info.ID, "err", err)
 			continue
 		}
-		if len(page.Contexts) > 0 {
-			order = append(order, saved{info.ID, page.Contexts[0].ID})
+		if c != nil {
+			order = append(order, saved{info.ID, c.ID})
 		}
 	}
 	sort.Slice(order, func(i, j int) bool { return order[i].at.String() < order[j].at.String() })
@@ -309,7 +309,7 @@ type nodeTaskEvent struct {
 	Capability  string    `json:"capability,omitempty"`
 	Attempts    int       `json:"attempts"`
 	MaxAttempts int       `json:"max_attempts"`
-	Claim       int       `json:"claim,omitempty"`
+	Attempt     int       `json:"attempt,omitempty"`
 	Result      nexus.ID  `json:"result,omitzero"`
 	Error       string    `json:"error,omitempty"`
 }
@@ -398,9 +398,9 @@ func (na *nodeAgents) taskEvent(e tasks.Event) {
 	ev := nodeTaskEvent{Task: e.ID, Status: e.Status, Agent: e.Agent, Reason: e.Reason, At: e.At}
 	about := nexus.EventFilter{AgentID: e.Agent}
 	if id, err := nexus.ParseID(e.ID); err == nil && na.queue != nil {
-		if t, err := na.queue.Get(id); err == nil {
+		if t, err := na.queue.Get(context.Background(), id); err == nil {
 			ev.Namespace, ev.Capability, ev.Attempts, ev.MaxAttempts = t.Namespace, t.Capability, t.Attempts, t.MaxAttempts
-			ev.Claim, ev.Result, ev.Error = t.Claim, t.Result, t.Error
+			ev.Attempt, ev.Result, ev.Error = t.Attempt, t.Result, t.Error
 			about.Namespace = t.Namespace
 		}
 	}

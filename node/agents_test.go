@@ -591,7 +591,7 @@ server:
 	}
 	register("assistant-b")
 	var claimB tasks.Task
-	if code := callAPI(t, n, "POST", "/v1/tasks/claim", map[string]any{"agent_id": "assistant-b"}, &claimB); code != 200 || claimB.ID != task.ID || claimB.Claim != 2 {
+	if code := callAPI(t, n, "POST", "/v1/tasks/claim", map[string]any{"agent_id": "assistant-b"}, &claimB); code != 200 || claimB.ID != task.ID || claimB.Attempt != 2 {
 		t.Fatalf("claim by b: %d %+v", code, claimB)
 	}
 	late := func() int {

@@ -36,6 +36,9 @@ func TestNodes_SameBatchesSameHead(t *testing.T) {
 			c := &nexus.Context{ID: gen.New(ts), Namespace: nexus.DefaultNamespace, Type: nexus.TypeObservation, AgentID: "leader",
 				Timestamp: ts, Metadata: []byte("{}"), Content: fmt.Sprintf("replicated observation %d about the parser", b*10+i)}
 			c.SemanticHash = nexus.SemanticHash(c.Type, c.Content, c.Metadata)
+			if i%2 == 0 { // written for a principal: its name is part of the batch
+				c.Principal = "writer"
+			}
 			batch = append(batch, c)
 		}
 		var heads []string
@@ -54,7 +57,7 @@ func TestNodes_SameBatchesSameHead(t *testing.T) {
 	for i, n := range nodes {
 		for _, want := range all {
 			got, err := n.Client.Get(ctx, want.ID)
-			if err != nil || got.Content != want.Content || !got.Timestamp.Equal(want.Timestamp) {
+			if err != nil || got.Content != want.Content || !got.Timestamp.Equal(want.Timestamp) || got.Principal != want.Principal {
 				t.Fatalf("node %d: %s: %v", i, want.ID, err)
 			}
 		}

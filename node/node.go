@@ -16,6 +16,7 @@ import (
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/audit"
 	"github.com/nexus-mem/nexus/auth"
+	"github.com/nexus-mem/nexus/authz"
 	"github.com/nexus-mem/nexus/embed"
 	"github.com/nexus-mem/nexus/events"
 	"github.com/nexus-mem/nexus/gitstore"
@@ -118,7 +119,9 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.startupCheck(ctx); err != nil {
 		return nil, err
 	}
-	if err := n.agents.start(n.ctx, n.store, n.bus); err != nil {
+	// The task queue and the orchestrator write for requests too: through
+	// the access checks of the request's principal.
+	if err := n.agents.start(n.ctx, authz.NewStore(n.store), n.bus); err != nil {
 		return nil, err
 	}
 	n.startServices()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/authz"
 	"github.com/nexus-mem/nexus/httpapi"
 	"github.com/nexus-mem/nexus/mcpserver"
 	"github.com/nexus-mem/nexus/metrics"
@@ -64,12 +65,16 @@ func (n *Node) newHandler() http.Handler {
 	if n.engine != nil {
 		searcher = n.engine
 	}
-	api := httpapi.NewServer(n.store, httpapi.Options{
+	// Every request reaches the memory through the access checks of its
+	// principal; the node's own jobs use the store directly.
+	store := authz.NewStore(n.store)
+	searcher = authz.NewSearcher(searcher, store)
+	api := httpapi.NewServer(store, httpapi.Options{
 		PublicNames: n.publicNames(), Limits: n.cfg.Limits.apiLimits(),
 		Auth: n.auth, OnAuthFailure: n.authFailed, MaxBodyBytes: n.cfg.maxBody(), Logger: n.log, Ready: n.store.Ready,
-		Searcher: searcher, Health: n.health, Metrics: n.mets.Handler(), Events: n.bus,
+		Searcher: searcher, Health: n.health, Metrics: n.mets.Handler(), Events: authz.NewEvents(n.bus),
 		Tasks: n.agents.queue, Agents: n.agents.orchestrator(), AgentStatus: n.agents.status(), Processes: n.agents.processes(),
-		MCP:      mcpHandler(n.store, searcher, mcpserver.LocalAgents(n.agents.queue, n.agents.orchestrator()), n.cfg.maxBody(), n.log, n.redact),
+		MCP:      mcpHandler(store, searcher, mcpserver.LocalAgents(n.agents.queue, n.agents.orchestrator()), n.cfg.maxBody(), n.log, n.redact),
 		Admin:    n,
 		Redactor: n.redact,
 	})

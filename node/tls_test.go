@@ -163,7 +163,6 @@ func TestConfig_Validate_tls(t *testing.T) {
 		{"client CA alone", func(c *node.Config) { c.TLSClientCA = clientCA }, "TLSCert: certificate file: required to serve TLS\nTLSKey: key file: required to serve TLS"},
 		{"missing cert", func(c *node.Config) { c.TLSCert, c.TLSKey = missing, key }, "TLSCert: certificate file " + missing + ": open: no such file or directory"},
 		{"key of another cert", func(c *node.Config) { c.TLSCert, c.TLSKey = cert, otherKey }, "TLSKey: key file " + otherKey + ": does not go with the certificate " + cert},
-		{"non-loopback with TLS alone", func(c *node.Config) { c.Addr, c.TLSCert, c.TLSKey = "0.0.0.0:7411", cert, key }, `Addr: listening on "0.0.0.0:7411" exposes the memory beyond this machine`},
 		{"non-loopback with mutual TLS", func(c *node.Config) {
 			c.Addr, c.TLSCert, c.TLSKey, c.TLSClientCA = "0.0.0.0:7411", cert, key, clientCA
 		}, ""},
@@ -181,4 +180,29 @@ func TestConfig_Validate_tls(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TLS alone does not open a node beyond loopback: it encrypts, but lets
+// any client in. Client certificates (or principals) do.
+func TestOpen_TLSAloneBeyondLoopback(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, "nexus test CA")
+	cert, key := ca.Server(t).Write(t, dir, "server")
+	cfg := nodetest.Config(t)
+	cfg.Addr, cfg.TLSCert, cfg.TLSKey = "0.0.0.0:7411", cert, key
+	n, err := node.Open(context.Background(), cfg)
+	if err == nil {
+		n.Close(context.Background())
+		t.Fatal("a node beyond loopback with TLS alone opened")
+	}
+	var ce *node.ConfigError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), `listening on "0.0.0.0:7411" exposes the memory beyond this machine`) {
+		t.Fatalf("open: %v, want a ConfigError naming the exposure", err)
+	}
+	cfg.TLSClientCA = ca.WriteCA(t, dir, "ca.pem")
+	n, err = node.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("with client certificates: %v", err)
+	}
+	n.Close(context.Background())
 }

@@ -330,11 +330,30 @@ func (o *Orchestrator) process(ctx context.Context, ms []*member, id nexus.ID, t
 	if err != nil {
 		return nil, err
 	}
+	if err := o.mayStore(ctx, chain[0].Namespace, typ); err != nil {
+		return nil, err
+	}
 	resp, m, err := o.ask(ctx, ms, func(a agent.Agent) (*agent.Response, error) { return a.Process(ctx, chain) })
 	if err != nil {
 		return nil, err
 	}
 	return o.keep(ctx, m, resp, nexus.Draft{Namespace: chain[0].Namespace, Type: typ, ParentID: id})
+}
+
+// writeChecker is a store that checks, before any write, whether the
+// caller of ctx may write a context of type t in namespace ns (the
+// node's store behind its access checks is one).
+type writeChecker interface {
+	CheckWrite(ctx context.Context, ns string, t nexus.Type) error
+}
+
+// mayStore fails before any agent is asked when its answer, of type t
+// in namespace ns, could not be stored for the caller of ctx.
+func (o *Orchestrator) mayStore(ctx context.Context, ns string, t nexus.Type) error {
+	if w, ok := o.store.(writeChecker); ok {
+		return w.CheckWrite(ctx, ns, t)
+	}
+	return nil
 }
 
 // keep stores resp, the answer of m, as d with its provenance.
@@ -392,6 +411,9 @@ func (o *Orchestrator) Generate(ctx context.Context, req GenerateRequest) (*Answ
 	}
 	ns = cmp.Or(ns, nexus.DefaultNamespace)
 	if err := nexus.ValidateNamespace(ns); err != nil {
+		return nil, err
+	}
+	if err := o.mayStore(ctx, ns, typ); err != nil {
 		return nil, err
 	}
 	resp, m, err := o.ask(ctx, ms, func(a agent.Agent) (*agent.Response, error) { return a.Generate(ctx, req.Prompt) })
@@ -540,6 +562,9 @@ func (o *Orchestrator) checkpoint(ctx context.Context, m *member) error {
 		content, enc = base64.StdEncoding.EncodeToString(state), "base64"
 	}
 	meta, _ := json.Marshal(map[string]any{"agent_state": map[string]any{"encoding": enc}})
+	// The node writes its agents' state, whoever's request led to it: a
+	// checkpoint with a principal is never restored.
+	ctx = nexus.WithPrincipal(ctx, nil)
 	if _, err := o.store.Put(ctx, nexus.Draft{Namespace: StateNamespace, Type: nexus.TypeAgentState, Content: content, Metadata: meta, AgentID: m.a.ID()}); err != nil {
 		return err
 	}
@@ -563,11 +588,10 @@ func (o *Orchestrator) RestoreState(ctx context.Context, id string) (bool, error
 	if err != nil {
 		return false, err
 	}
-	page, err := o.store.List(ctx, nexus.Filter{Namespace: StateNamespace, Type: nexus.TypeAgentState, AgentID: id, Limit: 1})
-	if err != nil || len(page.Contexts) == 0 {
+	c, err := LastCheckpoint(nexus.WithPrincipal(ctx, nil), o.store, id)
+	if err != nil || c == nil {
 		return false, err
 	}
-	c := page.Contexts[0]
 	state := []byte(c.Content)
 	var meta struct {
 		State struct {
@@ -586,6 +610,30 @@ func (o *Orchestrator) RestoreState(ctx context.Context, id string) (bool, error
 	}
 	m.saved = state
 	return true, nil
+}
+
+// LastCheckpoint returns the newest agent_state checkpoint of agent id
+// that the node wrote (one with no principal), or nil if there is none.
+// A checkpoint a principal wrote (a client got one past the checks, or a
+// build before them let it) is never one: restoring it would feed a
+// forged state to the agent, for a command agent to its program's stdin.
+func LastCheckpoint(ctx context.Context, store nexus.Store, id string) (*nexus.Context, error) {
+	f := nexus.Filter{Namespace: StateNamespace, Type: nexus.TypeAgentState, AgentID: id, Limit: 16}
+	for {
+		page, err := store.List(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range page.Contexts {
+			if c.Principal == "" {
+				return c, nil
+			}
+		}
+		if page.NextCursor == "" {
+			return nil, nil
+		}
+		f.Cursor = page.NextCursor
+	}
 }
 
 // RestoreStates restores every agent that has a checkpoint and returns

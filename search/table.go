@@ -172,6 +172,13 @@ func (t *table) filter(v view, r *nexus.SearchRequest) (pred func(uint32) bool, 
 		}
 		checks = append(checks, func(d *doc) bool { return d.ns == id })
 	}
+	if r.AllowNamespace != nil {
+		keep := make([]bool, len(t.strs)) // by string id: strings interned later are namespaces of docs past the view
+		for id, s := range t.strs {
+			keep[id] = r.AllowNamespace(s)
+		}
+		checks = append(checks, func(d *doc) bool { return int(d.ns) < len(keep) && keep[d.ns] })
+	}
 	if r.Type != "" {
 		id, ok := str(string(r.Type))
 		if !ok {

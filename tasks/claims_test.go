@@ -59,10 +59,10 @@ func (n *node) restart() {
 
 func (n *node) claim(agent string) tasks.Task {
 	n.t.Helper()
-	if _, err := n.q.Register(agent, "", nil); err != nil {
+	if _, err := n.q.Register(context.Background(), agent, "", nil); err != nil {
 		n.t.Fatal(err)
 	}
-	c, ok, err := n.q.Claim(agent)
+	c, ok, err := n.q.Claim(context.Background(), agent)
 	if err != nil || !ok {
 		n.t.Fatalf("claim by %s: %v %v", agent, ok, err)
 	}
@@ -97,31 +97,32 @@ func TestQueue_ClaimNumbersSurviveRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen := []int{n.claim("a").Claim}
+	first := n.claim("a")
+	seen, tokens := []int{first.Attempt}, []string{first.Claim}
 	for _, agent := range []string{"b", "c"} {
 		n.restart()
-		g, err := n.q.Get(task.ID)
+		g, err := n.q.Get(context.Background(), task.ID)
 		if err != nil || g.Status != tasks.Queued || g.Attempts != len(seen) || !strings.Contains(g.Error, fmt.Sprintf("claim %d lost", seen[len(seen)-1])) {
 			t.Fatalf("after restart %d: %+v %v", len(seen), g, err)
 		}
 		c := n.claim(agent)
 		for _, prev := range seen {
-			if c.Claim <= prev {
-				t.Fatalf("claim %d after a restart, earlier claims %v", c.Claim, seen)
+			if c.Attempt <= prev {
+				t.Fatalf("claim %d after a restart, earlier claims %v", c.Attempt, seen)
 			}
 		}
 		if c.Attempts != len(seen)+1 {
 			t.Fatalf("attempts %d after %d claims", c.Attempts, len(seen)+1)
 		}
-		seen = append(seen, c.Claim)
+		seen, tokens = append(seen, c.Attempt), append(tokens, c.Claim)
 	}
 	// a and b held claims 1 and 2 when the node stopped: both are stale.
 	for i, agent := range []string{"a", "b"} {
-		if _, _, err := n.q.Complete(ctx, task.ID, agent, seen[i], tasks.Answer{Content: "stale"}); nexus.ErrorCode(err) != nexus.EConflict {
+		if _, _, err := n.q.Complete(ctx, task.ID, agent, tokens[i], tasks.Answer{Content: "stale"}); nexus.ErrorCode(err) != nexus.EConflict {
 			t.Fatalf("completion of claim %d held before a restart: %v", seen[i], err)
 		}
 	}
-	done, res, err := n.q.Complete(ctx, task.ID, "c", seen[2], tasks.Answer{Content: "ported"})
+	done, res, err := n.q.Complete(ctx, task.ID, "c", tokens[2], tasks.Answer{Content: "ported"})
 	if err != nil || done.Status != tasks.Done {
 		t.Fatalf("completion of the current claim: %+v %v", done, err)
 	}
@@ -129,7 +130,7 @@ func TestQueue_ClaimNumbersSurviveRestart(t *testing.T) {
 		t.Fatalf("results: %+v", rs)
 	}
 	n.restart()
-	if g, _ := n.q.Get(task.ID); g.Status != tasks.Done || g.Result != res.ID || g.Attempts != 3 {
+	if g, _ := n.q.Get(context.Background(), task.ID); g.Status != tasks.Done || g.Result != res.ID || g.Attempts != 3 {
 		t.Fatalf("done task after a restart: %+v", g)
 	}
 }
@@ -147,25 +148,26 @@ func TestQueue_AttemptsInProgressSurviveRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := n.claim("a"); c.ID != task.ID || c.Claim != 1 {
+	if c := n.claim("a"); c.ID != task.ID || c.Attempt != 1 {
 		t.Fatalf("first claim: %+v", c)
 	}
 	n.restart()
-	if c := n.claim("b"); c.ID != task.ID || c.Claim != 2 || c.Attempts != 2 {
-		t.Fatalf("claim after a restart: %+v", c)
+	held := n.claim("b")
+	if held.ID != task.ID || held.Attempt != 2 || held.Attempts != 2 {
+		t.Fatalf("claim after a restart: %+v", held)
 	}
 	n.restart()
-	g, err := n.q.Get(task.ID)
+	g, err := n.q.Get(context.Background(), task.ID)
 	if err != nil || g.Status != tasks.Failed || g.Attempts != 2 || !strings.Contains(g.Error, "2 attempts, the last lost") {
 		t.Fatalf("task out of attempts across restarts: %+v %v", g, err)
 	}
-	if o, _ := n.q.Get(other.ID); o.Status != tasks.Queued || o.Attempts != 0 {
+	if o, _ := n.q.Get(context.Background(), other.ID); o.Status != tasks.Queued || o.Attempts != 0 {
 		t.Fatalf("untouched task: %+v", o)
 	}
 	if c := n.claim("c"); c.ID != other.ID {
 		t.Fatalf("a failed task was given out: %+v", c)
 	}
-	if _, _, err := n.q.Complete(ctx, task.ID, "b", 2, tasks.Answer{Content: "late"}); nexus.ErrorCode(err) != nexus.EConflict {
+	if _, _, err := n.q.Complete(ctx, task.ID, "b", held.Claim, tasks.Answer{Content: "late"}); nexus.ErrorCode(err) != nexus.EConflict {
 		t.Fatalf("completion of a failed task: %v", err)
 	}
 	if rs := storedResults(t, n.s); len(rs) != 0 {
@@ -260,14 +262,14 @@ func TestQueue_RaceForOneTask(t *testing.T) {
 			defer wg.Done()
 			for {
 				seen := r.seen()
-				if g, _ := q.Get(task.ID); g.Status == tasks.Done || g.Status == tasks.Failed {
+				if g, _ := q.Get(context.Background(), task.ID); g.Status == tasks.Done || g.Status == tasks.Failed {
 					return
 				}
-				if _, err := q.Register(agent, "", nil); err != nil {
+				if _, err := q.Register(context.Background(), agent, "", nil); err != nil {
 					t.Error(err)
 					return
 				}
-				c, ok, err := q.Claim(agent)
+				c, ok, err := q.Claim(context.Background(), agent)
 				if nexus.ErrorCode(err) == nexus.ENotFound {
 					continue // its lease lapsed since it registered: register again
 				}
@@ -280,17 +282,17 @@ func TestQueue_RaceForOneTask(t *testing.T) {
 					continue
 				}
 				mu.Lock()
-				if prev, dup := claims[c.Claim]; dup {
-					t.Errorf("claim %d given to %s and %s", c.Claim, prev, agent)
+				if prev, dup := claims[c.Attempt]; dup {
+					t.Errorf("claim %d given to %s and %s", c.Attempt, prev, agent)
 				}
-				claims[c.Claim] = agent
+				claims[c.Attempt] = agent
 				mu.Unlock()
-				r.wait(func() bool { return r.over || r.rounds >= c.Claim })
+				r.wait(func() bool { return r.over || r.rounds >= c.Attempt })
 				_, _, err = q.Complete(ctx, task.ID, agent, c.Claim, tasks.Answer{Content: "answer of " + agent})
 				switch nexus.ErrorCode(err) {
 				case "":
 					mu.Lock()
-					completed = append(completed, c.Claim)
+					completed = append(completed, c.Attempt)
 					mu.Unlock()
 				case nexus.EConflict:
 				default:
@@ -301,7 +303,7 @@ func TestQueue_RaceForOneTask(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	g, err := q.Get(task.ID)
+	g, err := q.Get(context.Background(), task.ID)
 	if err != nil || g.Status != tasks.Done || g.Attempts != lapses+1 || len(claims) != lapses+1 || len(completed) != 1 || completed[0] != lapses+1 {
 		t.Fatalf("task %+v (%v): %d claims given out, completed under claims %v", g, err, len(claims), completed)
 	}
@@ -327,11 +329,11 @@ func TestQueue_CompleteAfterLapseConflicts(t *testing.T) {
 	}
 	task, _ := q.Create(ctx, tasks.NewTask{Content: "summarize the incident"})
 	for _, a := range []string{"old", "new"} {
-		if _, err := q.Register(a, "", nil); err != nil {
+		if _, err := q.Register(context.Background(), a, "", nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	held, ok, err := q.Claim("old")
+	held, ok, err := q.Claim(context.Background(), "old")
 	if err != nil || !ok {
 		t.Fatalf("claim by old: %v %v", ok, err)
 	}
@@ -343,11 +345,11 @@ func TestQueue_CompleteAfterLapseConflicts(t *testing.T) {
 	if n := q.Reap(); n != 1 {
 		t.Fatalf("reaped %d past the lease, want 1", n)
 	}
-	if g, _ := q.Get(task.ID); g.Status != tasks.Queued || g.ClaimedBy != "" {
+	if g, _ := q.Get(context.Background(), task.ID); g.Status != tasks.Queued || g.ClaimedBy != "" {
 		t.Fatalf("after the lapse: %+v", g)
 	}
-	taken, ok, err := q.Claim("new")
-	if err != nil || !ok || taken.ID != task.ID || taken.Claim != held.Claim+1 {
+	taken, ok, err := q.Claim(context.Background(), "new")
+	if err != nil || !ok || taken.ID != task.ID || taken.Attempt != held.Attempt+1 || taken.Claim == held.Claim {
 		t.Fatalf("claim by new: %+v %v %v", taken, ok, err)
 	}
 	_, _, err = q.Complete(ctx, task.ID, "old", held.Claim, tasks.Answer{Content: "old answer"})
@@ -369,7 +371,7 @@ func TestQueue_CompleteAfterLapseConflicts(t *testing.T) {
 			Claim int      `json:"claim"`
 		} `json:"task"`
 	}
-	if err := json.Unmarshal(rs[0].Metadata, &meta); err != nil || meta.Task.ID != task.ID || meta.Task.Claim != taken.Claim {
+	if err := json.Unmarshal(rs[0].Metadata, &meta); err != nil || meta.Task.ID != task.ID || meta.Task.Claim != taken.Attempt {
 		t.Fatalf("result metadata %s: %v", rs[0].Metadata, err)
 	}
 }
@@ -395,8 +397,8 @@ func TestQueue_CompleteUncertainWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	task, _ := q.Create(ctx, tasks.NewTask{Content: "answer once"})
-	q.Register("w", "", nil)
-	c, ok, err := q.Claim("w")
+	q.Register(context.Background(), "w", "", nil)
+	c, ok, err := q.Claim(context.Background(), "w")
 	if err != nil || !ok {
 		t.Fatalf("claim: %v %v", ok, err)
 	}
@@ -450,8 +452,8 @@ func TestQueue_CompletionInFlightOutlivesLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	task, _ := q.Create(ctx, tasks.NewTask{Content: "write the release notes"})
-	q.Register("a", "", nil)
-	c, ok, err := q.Claim("a")
+	q.Register(context.Background(), "a", "", nil)
+	c, ok, err := q.Claim(context.Background(), "a")
 	if err != nil || !ok {
 		t.Fatalf("claim: %v %v", ok, err)
 	}
@@ -469,11 +471,11 @@ func TestQueue_CompletionInFlightOutlivesLease(t *testing.T) {
 	if n := q.Reap(); n != 0 {
 		t.Fatalf("reaped %d tasks while a result was written, want 0", n)
 	}
-	q.Register("b", "", nil)
-	if other, ok, err := q.Claim("b"); ok || err != nil {
+	q.Register(context.Background(), "b", "", nil)
+	if other, ok, err := q.Claim(context.Background(), "b"); ok || err != nil {
 		t.Fatalf("claimed while a result was written: %+v %v", other, err)
 	}
-	if g, _ := q.Get(task.ID); g.Status != tasks.Completing {
+	if g, _ := q.Get(context.Background(), task.ID); g.Status != tasks.Completing {
 		t.Fatalf("while its result is written: %+v", g)
 	}
 	close(g.release)
@@ -509,7 +511,7 @@ func TestQueue_ClaimJournaled(t *testing.T) {
 		t.Fatal(err)
 	}
 	task, _ := q.Create(ctx, tasks.NewTask{Content: "triage the crash"})
-	q.Register("a", "", nil)
+	q.Register(context.Background(), "a", "", nil)
 	type outcome struct {
 		task tasks.Task
 		ok   bool
@@ -519,7 +521,7 @@ func TestQueue_ClaimJournaled(t *testing.T) {
 	claim := func() chan outcome {
 		claimed := make(chan outcome, 1)
 		go func() {
-			c, ok, err := q.Claim("a")
+			c, ok, err := q.Claim(context.Background(), "a")
 			claimed <- outcome{c, ok, err}
 		}()
 		<-g.arrived
@@ -530,15 +532,15 @@ func TestQueue_ClaimJournaled(t *testing.T) {
 	if n := q.Reap(); n != 0 {
 		t.Fatalf("reaped %d tasks while a claim was written, want 0", n)
 	}
-	if _, _, err := q.Complete(ctx, task.ID, "a", 1, tasks.Answer{Content: "early"}); nexus.ErrorCode(err) != nexus.EConflict {
+	if _, _, err := q.Complete(ctx, task.ID, "a", strings.Repeat("0", 32), tasks.Answer{Content: "early"}); nexus.ErrorCode(err) != nexus.EConflict {
 		t.Fatalf("completion of a claim being written: %v", err)
 	}
 	g.release <- struct{}{}
 	o := <-claimed
-	if o.err != nil || !o.ok || o.task.Claim != 1 || !o.task.LeaseExpires.Equal(clk.now().Add(time.Minute)) {
+	if o.err != nil || !o.ok || o.task.Attempt != 1 || !o.task.LeaseExpires.Equal(clk.now().Add(time.Minute)) {
 		t.Fatalf("claim: %+v", o)
 	}
-	if _, err := q.Fail(ctx, task.ID, "a", 1, tasks.Failure{Reason: "try elsewhere", Retry: true}); err != nil {
+	if _, err := q.Fail(ctx, task.ID, "a", o.task.Claim, tasks.Failure{Reason: "try elsewhere", Retry: true}); err != nil {
 		t.Fatal(err)
 	}
 	// The next claim's journal write fails: the task stays queued.
@@ -552,7 +554,7 @@ func TestQueue_ClaimJournaled(t *testing.T) {
 	if o.ok || nexus.ErrorCode(o.err) != nexus.EInternal || !strings.Contains(o.err.Error(), "journal claim 2") {
 		t.Fatalf("claim whose journal write failed: %+v", o)
 	}
-	if got, _ := q.Get(task.ID); got.Status != tasks.Queued || got.Attempts != 1 || got.ClaimedBy != "" {
+	if got, _ := q.Get(context.Background(), task.ID); got.Status != tasks.Queued || got.Attempts != 1 || got.ClaimedBy != "" {
 		t.Fatalf("task after a failed claim: %+v", got)
 	}
 	if a, _ := q.Agent("a"); len(a.Claims) != 0 {
@@ -560,7 +562,7 @@ func TestQueue_ClaimJournaled(t *testing.T) {
 	}
 	claimed = claim()
 	g.release <- struct{}{}
-	if o := <-claimed; o.err != nil || !o.ok || o.task.Claim != 2 || o.task.Attempts != 2 {
+	if o := <-claimed; o.err != nil || !o.ok || o.task.Attempt != 2 || o.task.Attempts != 2 {
 		t.Fatalf("claim after a failed one: %+v", o)
 	}
 }

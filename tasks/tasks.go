@@ -23,18 +23,31 @@
 //     lost to a lapsed lease.
 //
 // Claims are numbered 1, 2, ... per task, and the number is the attempt's:
-// a task fails once max_attempts claims were made. Leases live in memory:
+// a task fails once max_attempts claims were made. A claim is given out
+// as a token (128 random bits) that only its claimer gets: completing or
+// failing the task takes it, and only the principal that claimed may. Leases live in memory:
 // after a restart every unfinished task is queued again, and agents
 // register again when a heartbeat answers not_found. The numbering goes
 // on from the highest claim journaled, and a claim that was held when the
 // queue stopped counts as an attempt lost. A claim is fenced by its
-// number: an agent whose claim lapsed, before a restart or not, cannot
-// complete the task another agent has since claimed. A result being
+// token: an agent whose claim lapsed, before a restart or not, cannot
+// complete the task another agent has since claimed.
+//
+// The queue applies the access of the principal in a request's context
+// (nexus.PrincipalFrom) to what it serves from memory: tasks of a
+// namespace the principal may not read are not found, and an agent is
+// only given tasks of namespaces its principal may write. An agent id
+// belongs to the principal that registered it. Its writes go through the
+// store it is given, which checks them (the node gives it the authz
+// store). A result being
 // written holds the task past its lease, as a write cannot be recalled.
 package tasks
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -120,21 +133,27 @@ type Agent struct {
 	LastHeartbeat time.Time  `json:"last_heartbeat"`
 	LeaseExpires  time.Time  `json:"lease_expires"`
 	Claims        []nexus.ID `json:"claims"`
+	// Principal registered the agent; only it may heartbeat, claim,
+	// complete and fail as the agent. Empty: the node.
+	Principal string `json:"principal,omitempty"`
 }
 
 // Task is one unit of work.
 type Task struct {
-	ID           nexus.ID  `json:"id"`
-	Namespace    string    `json:"namespace"`
-	Capability   string    `json:"capability,omitempty"`
-	Content      string    `json:"content"`
-	Creator      string    `json:"creator,omitempty"`
-	Created      time.Time `json:"created"`
-	Status       string    `json:"status"`
-	Attempts     int       `json:"attempts"` // claims made so far
-	MaxAttempts  int       `json:"max_attempts"`
-	ClaimedBy    string    `json:"claimed_by,omitempty"`
-	Claim        int       `json:"claim,omitempty"` // the current claim's number, for completing it
+	ID          nexus.ID  `json:"id"`
+	Namespace   string    `json:"namespace"`
+	Capability  string    `json:"capability,omitempty"`
+	Content     string    `json:"content"`
+	Creator     string    `json:"creator,omitempty"`
+	Created     time.Time `json:"created"`
+	Status      string    `json:"status"`
+	Attempts    int       `json:"attempts"` // claims made so far
+	MaxAttempts int       `json:"max_attempts"`
+	ClaimedBy   string    `json:"claimed_by,omitempty"`
+	Attempt     int       `json:"attempt,omitempty"` // the number of the current (or last) claim
+	// Claim is the token of the claim, for completing or failing the
+	// task: only the answer to the claim itself carries it.
+	Claim        string    `json:"claim,omitempty"`
 	LeaseExpires time.Time `json:"lease_expires,omitzero"`
 	Result       nexus.ID  `json:"result,omitzero"`
 	Error        string    `json:"error,omitempty"`
@@ -178,8 +197,9 @@ type Queue struct {
 	tasks    map[nexus.ID]*Task
 	order    []nexus.ID // queued tasks, oldest first (may hold stale ids)
 	agents   map[string]*Agent
-	claiming map[nexus.ID]bool // tasks whose claim is being journaled
-	pending  int               // tasks being created, counted against MaxQueued
+	claiming map[nexus.ID]bool   // tasks whose claim is being journaled
+	holders  map[nexus.ID]holder // the current claim of each claimed task
+	pending  int                 // tasks being created, counted against MaxQueued
 }
 
 // Open returns a queue over store, rebuilt from the tasks it holds and
@@ -187,7 +207,7 @@ type Queue struct {
 // queued again.
 func Open(ctx context.Context, store nexus.Store, opts Options) (*Queue, error) {
 	opts.setDefaults()
-	q := &Queue{store: store, opts: opts, tasks: map[nexus.ID]*Task{}, agents: map[string]*Agent{}, claiming: map[nexus.ID]bool{}}
+	q := &Queue{store: store, opts: opts, tasks: map[nexus.ID]*Task{}, agents: map[string]*Agent{}, claiming: map[nexus.ID]bool{}, holders: map[nexus.ID]holder{}}
 	f := nexus.Filter{Type: nexus.TypeInstruction, Order: nexus.Oldest, Limit: nexus.MaxLimit}
 	for {
 		page, err := store.List(ctx, f)
@@ -290,7 +310,7 @@ func (q *Queue) emit(e Event) {
 
 // Register adds an agent (or renews it, if the id is known) with the
 // capabilities it serves; an empty list serves every task.
-func (q *Queue) Register(id, name string, caps []string) (Agent, error) {
+func (q *Queue) Register(ctx context.Context, id, name string, caps []string) (Agent, error) {
 	if err := nexus.ValidateAgentID(id); err != nil {
 		return Agent{}, err
 	}
@@ -300,10 +320,15 @@ func (q *Queue) Register(id, name string, caps []string) (Agent, error) {
 		}
 	}
 	now := q.opts.Now()
+	who := principalName(ctx)
 	q.mu.Lock()
 	a, ok := q.agents[id]
+	if ok && !owns(ctx, a) {
+		q.mu.Unlock()
+		return Agent{}, errNotYours(id)
+	}
 	if !ok {
-		a = &Agent{ID: id, Registered: now}
+		a = &Agent{ID: id, Registered: now, Principal: who}
 		q.agents[id] = a
 	}
 	was := a.Status
@@ -345,13 +370,17 @@ func (a *Agent) snapshot() Agent {
 // Heartbeat renews an agent's lease and the leases of its claims. An
 // agent the queue does not know (never registered, or forgotten by a
 // restart) gets not_found and registers again.
-func (q *Queue) Heartbeat(id string) (Agent, error) {
+func (q *Queue) Heartbeat(ctx context.Context, id string) (Agent, error) {
 	now := q.opts.Now()
 	q.mu.Lock()
 	a, ok := q.agents[id]
 	if !ok {
 		q.mu.Unlock()
 		return Agent{}, nexus.Errorf(nexus.ENotFound, "agent %q is not registered (or the server restarted): register it again with POST /v1/agents", id)
+	}
+	if !owns(ctx, a) {
+		q.mu.Unlock()
+		return Agent{}, errNotYours(id)
 	}
 	revived := a.Status != Active
 	a.Status, a.LastHeartbeat, a.LeaseExpires = Active, now, now.Add(q.opts.AgentLease)
@@ -459,20 +488,20 @@ func (q *Queue) reserve() error {
 	return nil
 }
 
-// Get returns one task.
-func (q *Queue) Get(id nexus.ID) (Task, error) {
+// Get returns one task, if the caller of ctx may read its namespace.
+func (q *Queue) Get(ctx context.Context, id nexus.ID) (Task, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	t, ok := q.tasks[id]
-	if !ok {
+	if !ok || !canRead(ctx, t.Namespace) {
 		return Task{}, nexus.Errorf(nexus.ENotFound, "task %s not found", id)
 	}
 	return *t, nil
 }
 
-// List returns the tasks in a state ("" for all), oldest first, at most
-// limit of them (0: all).
-func (q *Queue) List(status string, limit int) ([]Task, error) {
+// List returns the tasks in a state ("" for all) of the namespaces the
+// caller of ctx may read, oldest first, at most limit of them (0: all).
+func (q *Queue) List(ctx context.Context, status string, limit int) ([]Task, error) {
 	switch status {
 	case "", Queued, Claimed, Completing, Done, Failed:
 	default:
@@ -482,7 +511,7 @@ func (q *Queue) List(status string, limit int) ([]Task, error) {
 	defer q.mu.Unlock()
 	out := []Task{}
 	for _, t := range q.tasks {
-		if status == "" || t.Status == status {
+		if (status == "" || t.Status == status) && canRead(ctx, t.Namespace) {
 			out = append(out, *t)
 		}
 	}
@@ -494,18 +523,20 @@ func (q *Queue) List(status string, limit int) ([]Task, error) {
 }
 
 // Claim gives the oldest queued task the agent can serve to the agent,
-// under a lease; ok is false when there is none. The claim is journaled
-// in the store before it is given out, so that its number is never given
-// again and its attempt counts after a restart; if that write fails the
-// task stays queued and the error is returned.
-func (q *Queue) Claim(agentID string) (t Task, ok bool, err error) {
+// under a lease; ok is false when there is none. Only tasks of the
+// namespaces the caller of ctx may write are given. The claim is
+// journaled in the store before it is given out, so that its number is
+// never given again and its attempt counts after a restart; if that
+// write fails the task stays queued and the error is returned. The task
+// returned carries the claim's token, which no other answer shows.
+func (q *Queue) Claim(ctx context.Context, agentID string) (t Task, ok bool, err error) {
 	q.mu.Lock()
-	cur, at, err := q.take(agentID)
+	cur, at, err := q.take(ctx, agentID)
 	if cur == nil {
 		q.mu.Unlock()
 		return Task{}, false, err
 	}
-	id, ns, claim := cur.ID, cur.Namespace, cur.Claim
+	id, ns, claim := cur.ID, cur.Namespace, cur.Attempt
 	q.mu.Unlock()
 	err = q.journalClaim(id, ns, agentID, claim)
 	now := q.opts.Now() // the claim's lease starts once it is given out
@@ -518,6 +549,7 @@ func (q *Queue) Claim(agentID string) (t Task, ok bool, err error) {
 	}
 	cur.LeaseExpires = now.Add(q.opts.ClaimLease)
 	t = *cur
+	t.Claim = q.holders[id].token
 	q.mu.Unlock()
 	q.emit(Event{Kind: "task", ID: t.ID.String(), Status: Claimed, Agent: agentID})
 	return t, true, nil
@@ -526,20 +558,28 @@ func (q *Queue) Claim(agentID string) (t Task, ok bool, err error) {
 // take reserves the oldest queued task agentID can serve for its next
 // claim while the claim is journaled, and returns it with its index in
 // the queue; nil when there is none. The caller holds q.mu.
-func (q *Queue) take(agentID string) (*Task, int, error) {
+func (q *Queue) take(ctx context.Context, agentID string) (*Task, int, error) {
 	a, known := q.agents[agentID]
 	if !known || a.Status != Active {
 		return nil, 0, nexus.Errorf(nexus.ENotFound, "agent %q is not registered or its lease lapsed: register it again", agentID)
 	}
-	cur, at := q.next(a)
+	if !owns(ctx, a) {
+		return nil, 0, errNotYours(agentID)
+	}
+	cur, at := q.next(ctx, a)
 	if cur == nil {
 		return nil, 0, nil
+	}
+	token, err := newToken()
+	if err != nil {
+		return nil, 0, err
 	}
 	now := q.opts.Now()
 	q.order = slices.Delete(q.order, at, at+1)
 	cur.Status, cur.ClaimedBy = Claimed, agentID
 	cur.Attempts++
-	cur.Claim = cur.Attempts
+	cur.Attempt = cur.Attempts
+	q.holders[cur.ID] = holder{token: token, principal: principalName(ctx)}
 	a.Claims = append(a.Claims, cur.ID)
 	a.LastHeartbeat, a.LeaseExpires = now, now.Add(q.opts.AgentLease) // claiming is a sign of life
 	q.claiming[cur.ID] = true
@@ -553,13 +593,13 @@ func (q *Queue) putBack(t *Task, at int) {
 	q.release(t)
 	t.Status, t.ClaimedBy = Queued, ""
 	t.Attempts--
-	t.Claim = t.Attempts // the claim before, as after a lapse or a failure
+	t.Attempt = t.Attempts // the claim before, as after a lapse or a failure
 	q.order = slices.Insert(q.order, min(at, len(q.order)), t.ID)
 }
 
 // next finds the oldest queued task a can serve and its index in the
 // queue, dropping stale entries on the way; nil when there is none.
-func (q *Queue) next(a *Agent) (*Task, int) {
+func (q *Queue) next(ctx context.Context, a *Agent) (*Task, int) {
 	for i := 0; i < len(q.order); i++ {
 		cur := q.tasks[q.order[i]]
 		if cur == nil || cur.Status != Queued {
@@ -568,6 +608,9 @@ func (q *Queue) next(a *Agent) (*Task, int) {
 			continue
 		}
 		if cur.Capability != "" && len(a.Capabilities) > 0 && !slices.Contains(a.Capabilities, cur.Capability) {
+			continue
+		}
+		if !canWrite(ctx, cur.Namespace) { // its result could not be written
 			continue
 		}
 		return cur, i
@@ -587,30 +630,40 @@ func (q *Queue) journalClaim(id nexus.ID, ns, agent string, claim int) error {
 	return err
 }
 
-// hold checks that agentID holds the current claim of task id and moves
-// the task to Completing; the caller writes, then settles.
-func (q *Queue) hold(id nexus.ID, agentID string, claim int) (*Task, error) {
+// hold checks that the caller of ctx, as agentID, holds the current
+// claim of task id and moves the task to Completing; the caller writes,
+// then settles. A task held under another principal's claim is
+// forbidden to it, whatever the token.
+func (q *Queue) hold(ctx context.Context, id nexus.ID, agentID, claim string) (*Task, error) {
 	t, ok := q.tasks[id]
-	switch {
-	case !ok:
+	if !ok || !canRead(ctx, t.Namespace) {
 		return nil, nexus.Errorf(nexus.ENotFound, "task %s not found", id)
+	}
+	h, held := q.holders[id]
+	if held && principal(ctx) != nil && h.principal != principalName(ctx) {
+		return nil, nexus.Errorf(nexus.EForbidden, "task %s is held by another principal's claim: only the principal that claimed it may complete or fail it", id)
+	}
+	current := held && t.ClaimedBy == agentID && subtle.ConstantTimeCompare([]byte(h.token), []byte(claim)) == 1
+	switch {
 	case q.claiming[id]:
-		return nil, nexus.Errorf(nexus.EConflict, "task %s: claim %d of %q is not current (the task is being claimed)", id, claim, agentID)
+		return nil, nexus.Errorf(nexus.EConflict, "task %s: the claim of %q is not current (the task is being claimed)", id, agentID)
 	case t.Status == Done:
 		return nil, nexus.Errorf(nexus.EConflict, "task %s is already done (result %s)", id, t.Result)
 	case t.Status == Failed:
 		return nil, nexus.Errorf(nexus.EConflict, "task %s has failed: %s", id, t.Error)
-	case t.Status == Completing && t.ClaimedBy == agentID && t.Claim == claim:
+	case t.Status == Completing && current:
 		return nil, nexus.Errorf(nexus.EConflict, "task %s: this claim is already being completed", id)
-	case t.Status != Claimed || t.ClaimedBy != agentID || t.Claim != claim:
-		return nil, nexus.Errorf(nexus.EConflict, "task %s: claim %d of %q is not current (the lease lapsed and the task went back to the queue, or another agent holds it): claim it again", id, claim, agentID)
+	case t.Status != Claimed || !current:
+		return nil, nexus.Errorf(nexus.EConflict, "task %s: this claim of %q is not current (the lease lapsed and the task went back to the queue, or another agent holds it): claim it again", id, agentID)
 	}
 	t.Status = Completing
 	return t, nil
 }
 
-// release drops task id from its agent's claims.
+// release drops task id from its agent's claims and forgets its claim's
+// token.
 func (q *Queue) release(t *Task) {
+	delete(q.holders, t.ID)
 	if a := q.agents[t.ClaimedBy]; a != nil {
 		a.Claims = slices.DeleteFunc(a.Claims, func(x nexus.ID) bool { return x == t.ID })
 	}
@@ -619,28 +672,31 @@ func (q *Queue) release(t *Task) {
 // Complete stores the answer as a result context, child of the task, and
 // marks it done; only the agent holding the current claim can, and only
 // once.
-func (q *Queue) Complete(ctx context.Context, id nexus.ID, agentID string, claim int, ans Answer) (Task, *nexus.Context, error) {
+func (q *Queue) Complete(ctx context.Context, id nexus.ID, agentID, claim string, ans Answer) (Task, *nexus.Context, error) {
 	if ans.Type == "" {
 		ans.Type = nexus.TypeResult
 	}
-	meta, err := withTask(ans.Metadata, taskMeta{ID: id, Claim: claim})
-	if err != nil {
-		return Task{}, nil, err
-	}
 	q.mu.Lock()
-	t, err := q.hold(id, agentID, claim)
+	t, err := q.hold(ctx, id, agentID, claim)
 	if err != nil {
 		q.mu.Unlock()
 		return Task{}, nil, err
 	}
-	ns := t.Namespace
+	ns, attempt := t.Namespace, t.Attempt
 	q.mu.Unlock()
+	meta, err := withTask(ans.Metadata, taskMeta{ID: id, Claim: attempt})
+	if err != nil {
+		q.mu.Lock()
+		t.Status = Claimed
+		q.mu.Unlock()
+		return Task{}, nil, err
+	}
 	// Not cancelled with the request: a write cut off by a client that
 	// went away may still commit, and the claim must not be given back
 	// while a result may exist (it would be completed twice).
 	c, err := q.store.Put(context.WithoutCancel(ctx), nexus.Draft{Namespace: ns, Type: ans.Type, Content: ans.Content, Metadata: meta, AgentID: agentID, ParentID: id})
 	if err != nil {
-		c = q.stored(id, claim, err)
+		c = q.stored(id, attempt, err)
 	}
 	q.mu.Lock()
 	if c == nil {
@@ -685,21 +741,21 @@ type Failure struct {
 // Fail records a failed attempt as an error context, child of the task.
 // With f.Retry, the task goes back to the queue while attempts remain;
 // otherwise (or on the last attempt) it fails for good.
-func (q *Queue) Fail(ctx context.Context, id nexus.ID, agentID string, claim int, f Failure) (Task, error) {
+func (q *Queue) Fail(ctx context.Context, id nexus.ID, agentID, claim string, f Failure) (Task, error) {
 	reason, retry := f.Reason, f.Retry
 	if reason == "" {
 		return Task{}, nexus.Errorf(nexus.EInvalid, "reason is required: say why the task failed")
 	}
 	q.mu.Lock()
-	t, err := q.hold(id, agentID, claim)
+	t, err := q.hold(ctx, id, agentID, claim)
 	if err != nil {
 		q.mu.Unlock()
 		return Task{}, err
 	}
 	final := !retry || t.Attempts >= t.MaxAttempts
-	ns := t.Namespace
+	ns, attempt := t.Namespace, t.Attempt
 	q.mu.Unlock()
-	meta, _ := json.Marshal(map[string]taskMeta{"task": {ID: id, Claim: claim, Final: final}})
+	meta, _ := json.Marshal(map[string]taskMeta{"task": {ID: id, Claim: attempt, Final: final}})
 	_, err = q.store.Put(context.WithoutCancel(ctx), nexus.Draft{Namespace: ns, Type: nexus.TypeError, Content: reason, Metadata: meta, AgentID: agentID, ParentID: id})
 	q.mu.Lock()
 	if err != nil {
@@ -792,10 +848,10 @@ func (q *Queue) Reap() int {
 		if final {
 			t.Status, t.Error = Failed, fmt.Sprintf("%d attempts, the last lost: %s", t.Attempts, why)
 		} else {
-			t.Status, t.Error = Queued, "claim "+fmt.Sprint(t.Claim)+" lost: "+why
+			t.Status, t.Error = Queued, "claim "+fmt.Sprint(t.Attempt)+" lost: "+why
 			q.order = append(q.order, t.ID)
 		}
-		lapses = append(lapses, lapse{task: t.ID, ns: t.Namespace, agent: agent, claim: t.Claim, final: final, why: why})
+		lapses = append(lapses, lapse{task: t.ID, ns: t.Namespace, agent: agent, claim: t.Attempt, final: final, why: why})
 		n++
 		events = append(events, Event{Kind: "task", ID: t.ID.String(), Status: t.Status, Agent: agent, Reason: why})
 	}
@@ -842,4 +898,55 @@ func (q *Queue) Health() map[string]any {
 		tasks[t.Status]++
 	}
 	return map[string]any{"external_agents": agents, "tasks": tasks}
+}
+
+// holder is the current claim of a task: its token and the principal
+// that claimed ("" for the node).
+type holder struct {
+	token     string
+	principal string
+}
+
+// newToken returns a claim token: 128 random bits, in hex.
+func newToken() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", nexus.WrapError(nexus.EInternal, err, "drawing a claim token")
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// principal returns the caller of ctx, or nil for the node itself.
+func principal(ctx context.Context) *nexus.Principal {
+	p, _ := nexus.PrincipalFrom(ctx)
+	return p
+}
+
+// principalName is the name of the caller of ctx, "" for the node.
+func principalName(ctx context.Context) string {
+	if p := principal(ctx); p != nil {
+		return p.Name
+	}
+	return ""
+}
+
+func canRead(ctx context.Context, ns string) bool {
+	p := principal(ctx)
+	return p == nil || p.CanRead(ns)
+}
+
+func canWrite(ctx context.Context, ns string) bool {
+	p := principal(ctx)
+	return p == nil || p.CanWrite(ns)
+}
+
+// owns reports whether the caller of ctx may act as agent a: it is the
+// principal that registered a, or the node.
+func owns(ctx context.Context, a *Agent) bool {
+	p := principal(ctx)
+	return p == nil || a.Principal == p.Name
+}
+
+func errNotYours(id string) error {
+	return nexus.Errorf(nexus.EForbidden, "agent %q was registered by another principal: use an agent id of your own", id)
 }

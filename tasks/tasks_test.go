@@ -68,7 +68,7 @@ func TestQueue_LeaseLapseHandsTaskOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"assistant-a", "assistant-b"} {
-		if _, err := q.Register(id, id, []string{"review"}); err != nil {
+		if _, err := q.Register(context.Background(), id, id, []string{"review"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -76,17 +76,18 @@ func TestQueue_LeaseLapseHandsTaskOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, ok, err := q.Claim("assistant-a")
-	if err != nil || !ok || got.ID != task.ID || got.Claim != 1 {
+	got, ok, err := q.Claim(context.Background(), "assistant-a")
+	stale := got.Claim
+	if err != nil || !ok || got.ID != task.ID || got.Attempt != 1 || len(stale) != 32 {
 		t.Fatalf("claim by a: %+v %v %v", got, ok, err)
 	}
-	if _, ok, _ := q.Claim("assistant-b"); ok {
+	if _, ok, _ := q.Claim(context.Background(), "assistant-b"); ok {
 		t.Fatal("a claimed task was given out twice")
 	}
 	// a goes silent; b keeps heartbeating.
 	for range 3 {
 		clk.add(5 * time.Second)
-		if _, err := q.Heartbeat("assistant-b"); err != nil {
+		if _, err := q.Heartbeat(context.Background(), "assistant-b"); err != nil {
 			t.Fatal(err)
 		}
 		q.Reap()
@@ -94,8 +95,8 @@ func TestQueue_LeaseLapseHandsTaskOver(t *testing.T) {
 	if a, _ := q.Agent("assistant-a"); a.Status != tasks.Lost || len(a.Claims) != 0 {
 		t.Fatalf("silent agent: %+v", a)
 	}
-	got, ok, err = q.Claim("assistant-b")
-	if err != nil || !ok || got.ID != task.ID || got.Claim != 2 || got.Attempts != 2 {
+	got, ok, err = q.Claim(context.Background(), "assistant-b")
+	if err != nil || !ok || got.ID != task.ID || got.Attempt != 2 || got.Attempts != 2 || got.Claim == stale {
 		t.Fatalf("claim by b: %+v %v %v", got, ok, err)
 	}
 	done, res, err := q.Complete(ctx, task.ID, "assistant-b", got.Claim, tasks.Answer{Content: "looks right", Metadata: json.RawMessage(`{"score":9}`)})
@@ -103,13 +104,13 @@ func TestQueue_LeaseLapseHandsTaskOver(t *testing.T) {
 		t.Fatalf("complete by b: %+v %+v %v", done, res, err)
 	}
 	// a comes back with its stale claim: refused, nothing written.
-	if _, err := q.Heartbeat("assistant-a"); err != nil {
+	if _, err := q.Heartbeat(context.Background(), "assistant-a"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := q.Complete(ctx, task.ID, "assistant-a", 1, tasks.Answer{Content: "late answer"}); nexus.ErrorCode(err) != nexus.EConflict {
+	if _, _, err := q.Complete(ctx, task.ID, "assistant-a", stale, tasks.Answer{Content: "late answer"}); nexus.ErrorCode(err) != nexus.EConflict {
 		t.Fatalf("stale completion: %v", err)
 	}
-	if _, _, err := q.Complete(ctx, task.ID, "assistant-b", 2, tasks.Answer{Content: "again"}); nexus.ErrorCode(err) != nexus.EConflict {
+	if _, _, err := q.Complete(ctx, task.ID, "assistant-b", got.Claim, tasks.Answer{Content: "again"}); nexus.ErrorCode(err) != nexus.EConflict {
 		t.Fatalf("second completion: %v", err)
 	}
 	if rs := results(t, s, task.ID); len(rs) != 1 || rs[0].Content != "looks right" || !strings.Contains(string(rs[0].Metadata), `"score":9`) {
@@ -136,7 +137,7 @@ func TestQueue_RestartRebuilds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q.Register("w", "", nil)
+	q.Register(context.Background(), "w", "", nil)
 	var ids []nexus.ID
 	for i := range 5 {
 		task, err := q.Create(ctx, tasks.NewTask{Content: fmt.Sprint("task ", i), Namespace: "work"})
@@ -150,7 +151,7 @@ func TestQueue_RestartRebuilds(t *testing.T) {
 		t.Fatal(err)
 	}
 	claim := func() tasks.Task {
-		c, ok, err := q.Claim("w")
+		c, ok, err := q.Claim(context.Background(), "w")
 		if err != nil || !ok {
 			t.Fatalf("claim: %v %v", ok, err)
 		}
@@ -180,7 +181,7 @@ func TestQueue_RestartRebuilds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	all, _ := q2.List("", 0)
+	all, _ := q2.List(context.Background(), "", 0)
 	if len(all) != 5 {
 		t.Fatalf("rebuilt %d tasks, want 5", len(all))
 	}
@@ -190,14 +191,14 @@ func TestQueue_RestartRebuilds(t *testing.T) {
 			t.Errorf("task %s: %s, want %s (%+v)", task.Content, task.Status, want[task.ID], task)
 		}
 	}
-	if g, _ := q2.Get(ids[2]); g.Attempts != 1 || g.Error != "flaky tool" {
+	if g, _ := q2.Get(context.Background(), ids[2]); g.Attempts != 1 || g.Error != "flaky tool" {
 		t.Fatalf("retried task after restart: %+v", g)
 	}
-	if g, _ := q2.Get(ids[0]); g.Result.IsZero() {
+	if g, _ := q2.Get(context.Background(), ids[0]); g.Result.IsZero() {
 		t.Fatalf("done task lost its result: %+v", g)
 	}
 	// The agent is forgotten: its heartbeat says so, and it registers again.
-	if _, err := q2.Heartbeat("w"); nexus.ErrorCode(err) != nexus.ENotFound {
+	if _, err := q2.Heartbeat(context.Background(), "w"); nexus.ErrorCode(err) != nexus.ENotFound {
 		t.Fatalf("heartbeat after restart: %v", err)
 	}
 }
@@ -222,12 +223,12 @@ func TestQueue_ConcurrentAgents(t *testing.T) {
 	doneBy := map[nexus.ID]string{}
 	for w := range 6 {
 		id := fmt.Sprint("worker-", w)
-		q.Register(id, "", nil)
+		q.Register(context.Background(), id, "", nil)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
-				task, ok, err := q.Claim(id)
+				task, ok, err := q.Claim(context.Background(), id)
 				if err != nil {
 					t.Error(err)
 					return
@@ -266,41 +267,44 @@ func TestQueue_CapabilitiesAttemptsAndInput(t *testing.T) {
 	s, _ := open(t)
 	clk := &clock{t: time.Unix(1_800_000_000, 0)}
 	q, _ := tasks.Open(ctx, s, tasks.Options{AgentLease: time.Hour, ClaimLease: time.Minute, MaxAttempts: 2, Now: clk.now})
-	q.Register("coder", "", []string{"code"})
-	q.Register("writer", "", []string{"docs"})
+	q.Register(context.Background(), "coder", "", []string{"code"})
+	q.Register(context.Background(), "writer", "", []string{"docs"})
 	task, _ := q.Create(ctx, tasks.NewTask{Content: "write the parser", Capability: "code"})
-	if _, ok, _ := q.Claim("writer"); ok {
+	if _, ok, _ := q.Claim(context.Background(), "writer"); ok {
 		t.Fatal("a task went to an agent without its capability")
 	}
 	for attempt := 1; attempt <= 2; attempt++ {
-		c, ok, err := q.Claim("coder")
+		c, ok, err := q.Claim(context.Background(), "coder")
 		if err != nil || !ok || c.Attempts != attempt {
 			t.Fatalf("attempt %d: %+v %v %v", attempt, c, ok, err)
 		}
 		clk.add(2 * time.Minute) // no heartbeat: the claim lapses
 		q.Reap()
 	}
-	if g, _ := q.Get(task.ID); g.Status != tasks.Failed || !strings.Contains(g.Error, "2 attempts") {
+	if g, _ := q.Get(context.Background(), task.ID); g.Status != tasks.Failed || !strings.Contains(g.Error, "2 attempts") {
 		t.Fatalf("after its attempts: %+v", g)
 	}
 	for _, bad := range []func() error{
-		func() error { _, err := q.Register("", "", nil); return err },
-		func() error { _, err := q.Register("ok", "", []string{"bad capability"}); return err },
+		func() error { _, err := q.Register(context.Background(), "", "", nil); return err },
+		func() error {
+			_, err := q.Register(context.Background(), "ok", "", []string{"bad capability"})
+			return err
+		},
 		func() error { _, err := q.Create(ctx, tasks.NewTask{Content: "x", MaxAttempts: -1}); return err },
 		func() error { _, err := q.Create(ctx, tasks.NewTask{Content: ""}); return err },
-		func() error { _, err := q.List("sleeping", 0); return err },
-		func() error { _, err := q.Fail(ctx, task.ID, "coder", 2, tasks.Failure{}); return err },
+		func() error { _, err := q.List(context.Background(), "sleeping", 0); return err },
+		func() error { _, err := q.Fail(ctx, task.ID, "coder", "x", tasks.Failure{}); return err },
 	} {
 		if err := bad(); nexus.ErrorCode(err) != nexus.EInvalid {
 			t.Errorf("bad input accepted or misreported: %v", err)
 		}
 	}
 	other, _ := q.Create(ctx, tasks.NewTask{Content: "another", Capability: "code"})
-	c, _, _ := q.Claim("coder")
+	c, _, _ := q.Claim(context.Background(), "coder")
 	if _, _, err := q.Complete(ctx, other.ID, "coder", c.Claim, tasks.Answer{Content: "x", Metadata: json.RawMessage(`{"task":1}`)}); nexus.ErrorCode(err) != nexus.EInvalid {
 		t.Fatalf("reserved metadata key: %v", err)
 	}
-	if _, _, err := q.Claim("nobody"); nexus.ErrorCode(err) != nexus.ENotFound {
+	if _, _, err := q.Claim(context.Background(), "nobody"); nexus.ErrorCode(err) != nexus.ENotFound {
 		t.Fatalf("claim by an unknown agent: %v", err)
 	}
 }
@@ -319,11 +323,11 @@ func TestQueue_MaxQueued(t *testing.T) {
 	if nexus.ErrorCode(err) != nexus.EUnavailable || !strings.Contains(nexus.ErrorMessage(err), "2 tasks wait") {
 		t.Fatalf("third task: %v", err)
 	}
-	if list, _ := q.List("", 0); len(list) != 2 {
+	if list, _ := q.List(context.Background(), "", 0); len(list) != 2 {
 		t.Fatalf("%d tasks after a refused one, want 2", len(list))
 	}
-	q.Register("worker", "", nil)
-	if _, ok, err := q.Claim("worker"); !ok || err != nil {
+	q.Register(context.Background(), "worker", "", nil)
+	if _, ok, err := q.Claim(context.Background(), "worker"); !ok || err != nil {
 		t.Fatalf("claim: %v %v", ok, err)
 	}
 	if _, err := q.Create(ctx, tasks.NewTask{Content: "fits again"}); err != nil {
@@ -353,9 +357,9 @@ func TestQueue_CompleteCancelledIsOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q.Register("w", "", nil)
+	q.Register(context.Background(), "w", "", nil)
 	task, _ := q.Create(context.Background(), tasks.NewTask{Content: "answer once"})
-	c, _, _ := q.Claim("w")
+	c, _, _ := q.Claim(context.Background(), "w")
 	gone, cancel := context.WithCancel(context.Background())
 	cancel()
 	done, res, err := q.Complete(gone, task.ID, "w", c.Claim, tasks.Answer{Content: "first"})
@@ -379,15 +383,15 @@ func TestQueue_LapsesSurviveRestart(t *testing.T) {
 	clk := &clock{t: time.Unix(1_800_000_000, 0)}
 	opts := tasks.Options{AgentLease: time.Hour, ClaimLease: time.Minute, MaxAttempts: 2, Now: clk.now}
 	q, _ := tasks.Open(ctx, s, opts)
-	q.Register("slow", "", nil)
+	q.Register(context.Background(), "slow", "", nil)
 	once, _ := q.Create(ctx, tasks.NewTask{Content: "lapses once"})
 	twice, _ := q.Create(ctx, tasks.NewTask{Content: "lapses twice"})
-	q.Claim("slow")
-	q.Claim("slow")
+	q.Claim(context.Background(), "slow")
+	q.Claim(context.Background(), "slow")
 	clk.add(2 * time.Minute)
 	q.Reap() // both lose claim 1
-	c, _, _ := q.Claim("slow")
-	if c.ID != once.ID || c.Claim != 2 {
+	c, _, _ := q.Claim(context.Background(), "slow")
+	if c.ID != once.ID || c.Attempt != 2 {
 		t.Fatalf("second claim: %+v", c)
 	}
 	clk.add(2 * time.Minute)
@@ -415,10 +419,10 @@ func TestQueue_LapsesSurviveRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g, _ := q2.Get(once.ID); g.Status != tasks.Failed || g.Attempts != 2 {
+	if g, _ := q2.Get(context.Background(), once.ID); g.Status != tasks.Failed || g.Attempts != 2 {
 		t.Fatalf("task out of attempts after restart: %+v", g)
 	}
-	if g, _ := q2.Get(twice.ID); g.Status != tasks.Queued || g.Attempts != 1 || !strings.Contains(g.Error, "lease lapsed") {
+	if g, _ := q2.Get(context.Background(), twice.ID); g.Status != tasks.Queued || g.Attempts != 1 || !strings.Contains(g.Error, "lease lapsed") {
 		t.Fatalf("task with one lost claim after restart: %+v", g)
 	}
 }

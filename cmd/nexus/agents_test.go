@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
@@ -104,7 +105,7 @@ func fields(l string, want ...string) bool {
 
 func TestCLI_agents(t *testing.T) {
 	n := newAgentNode(t)
-	if _, err := n.queue.Register("coder", "Coding assistant", []string{"code", "review"}); err != nil {
+	if _, err := n.queue.Register(context.Background(), "coder", "Coding assistant", []string{"code", "review"}); err != nil {
 		t.Fatal(err)
 	}
 	out, errOut, code := nexusCLI(t, "agents", "--server", n.url)
@@ -210,17 +211,17 @@ func TestCLI_tasks(t *testing.T) {
 		t.Fatalf("tasks create: %d %q %s", code, out, errOut)
 	}
 	id, _ := nexus.ParseID(m[1])
-	task, err := n.queue.Get(id)
+	task, err := n.queue.Get(context.Background(), id)
 	if err != nil || task.Content != "Fix the parser." || task.Capability != "code" || task.Creator != "planner" || task.Namespace != "ops" {
 		t.Fatalf("created %+v, %v", task, err)
 	}
 	if _, _, code := nexusCLI(t, "tasks", "create", "--server", n.url, "--json", "Write the changelog."); code != 0 {
 		t.Fatalf("second task: %d", code)
 	}
-	if _, err := n.queue.Register("coder", "", nil); err != nil {
+	if _, err := n.queue.Register(context.Background(), "coder", "", nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, err := n.queue.Claim("coder"); !ok || err != nil {
+	if _, ok, err := n.queue.Claim(context.Background(), "coder"); !ok || err != nil {
 		t.Fatalf("claim: %v %v", ok, err)
 	}
 

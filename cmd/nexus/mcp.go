@@ -382,20 +382,20 @@ func (r *reviving) ClaimTask(ctx context.Context, agentID string) (tasks.Task, b
 	return c.t, c.ok, err
 }
 
-func (r *reviving) CompleteTask(ctx context.Context, id nexus.ID, agentID string, n int, ans tasks.Answer) (tasks.Task, *nexus.Context, error) {
+func (r *reviving) CompleteTask(ctx context.Context, id nexus.ID, agentID, claim string, ans tasks.Answer) (tasks.Task, *nexus.Context, error) {
 	type done struct {
 		t tasks.Task
 		c *nexus.Context
 	}
 	d, err := again(ctx, r, func() (done, error) {
-		t, c, err := r.Client.CompleteTask(ctx, id, agentID, n, ans)
+		t, c, err := r.Client.CompleteTask(ctx, id, agentID, claim, ans)
 		return done{t, c}, err
 	})
 	return d.t, d.c, err
 }
 
-func (r *reviving) FailTask(ctx context.Context, id nexus.ID, agentID string, n int, f tasks.Failure) (tasks.Task, error) {
-	return again(ctx, r, func() (tasks.Task, error) { return r.Client.FailTask(ctx, id, agentID, n, f) })
+func (r *reviving) FailTask(ctx context.Context, id nexus.ID, agentID, claim string, f tasks.Failure) (tasks.Task, error) {
+	return again(ctx, r, func() (tasks.Task, error) { return r.Client.FailTask(ctx, id, agentID, claim, f) })
 }
 
 func (r *reviving) Process(ctx context.Context, req orchestrator.Request) (*orchestrator.Answer, error) {

@@ -191,10 +191,11 @@ func exerciseMCP(t *testing.T, cs *mcp.ClientSession, ns, agent string, want []s
 // --config runs no agents to process a context.
 func exerciseTasks(t *testing.T, cs *mcp.ClientSession) {
 	type task struct {
-		ID     string
-		Status string
-		Claim  int
-		Result string
+		ID      string
+		Status  string
+		Claim   string
+		Attempt int
+		Result  string
 	}
 	var claim struct {
 		Claimed bool
@@ -210,7 +211,7 @@ func exerciseTasks(t *testing.T, cs *mcp.ClientSession) {
 	var fix, review task
 	mustCall(t, cs, "create_task", map[string]any{"content": "Fix the parser.", "capability": "code"}, &fix)
 	mustCall(t, cs, "claim_task", map[string]any{"agent_id": "worker-1"}, &claim)
-	if !claim.Claimed || claim.Task.ID != fix.ID || claim.Task.Claim != 1 {
+	if !claim.Claimed || claim.Task.ID != fix.ID || claim.Task.Attempt != 1 || len(claim.Task.Claim) != 32 {
 		t.Fatalf("claim_task: %+v", claim)
 	}
 	mustCall(t, cs, "heartbeat_agent", map[string]any{"agent_id": "worker-1"}, &agent)
@@ -221,7 +222,7 @@ func exerciseTasks(t *testing.T, cs *mcp.ClientSession) {
 		Task   task
 		Result nexus.Context
 	}
-	mustCall(t, cs, "complete_task", map[string]any{"task_id": fix.ID, "agent_id": "worker-1", "claim": 1, "content": "Fixed."}, &done)
+	mustCall(t, cs, "complete_task", map[string]any{"task_id": fix.ID, "agent_id": "worker-1", "claim": claim.Task.Claim, "content": "Fixed."}, &done)
 	if done.Task.Status != "done" || done.Result.ParentID.String() != fix.ID || done.Result.AgentID != "worker-1" || done.Task.Result != done.Result.ID.String() {
 		t.Fatalf("complete_task: %+v", done)
 	}
@@ -229,18 +230,19 @@ func exerciseTasks(t *testing.T, cs *mcp.ClientSession) {
 	// worker-1 hands the review back; worker-2 takes it under claim 2.
 	mustCall(t, cs, "create_task", map[string]any{"content": "Review the fix."}, &review)
 	mustCall(t, cs, "claim_task", map[string]any{"agent_id": "worker-1"}, &claim)
+	stale := claim.Task.Claim
 	mustCall(t, cs, "fail_task", map[string]any{"task_id": review.ID, "agent_id": "worker-1", "claim": claim.Task.Claim, "reason": "out of time", "retry": true}, &review)
 	if review.Status != "queued" {
 		t.Fatalf("fail_task with retry: %+v", review)
 	}
 	mustCall(t, cs, "claim_task", map[string]any{"agent_id": "worker-2"}, &claim)
-	if claim.Task.ID != review.ID || claim.Task.Claim != 2 {
+	if claim.Task.ID != review.ID || claim.Task.Attempt != 2 {
 		t.Fatalf("worker-2 claims: %+v", claim)
 	}
-	if code, msg := callTool(t, cs, "complete_task", map[string]any{"task_id": review.ID, "agent_id": "worker-1", "claim": 1, "content": "LGTM"}, nil); code != nexus.EConflict || !strings.Contains(msg, "not current") {
+	if code, msg := callTool(t, cs, "complete_task", map[string]any{"task_id": review.ID, "agent_id": "worker-1", "claim": stale, "content": "LGTM"}, nil); code != nexus.EConflict || !strings.Contains(msg, "not current") {
 		t.Errorf("complete_task with a stale claim: %s %q", code, msg)
 	}
-	mustCall(t, cs, "complete_task", map[string]any{"task_id": review.ID, "agent_id": "worker-2", "claim": 2, "content": "One nit."}, &done)
+	mustCall(t, cs, "complete_task", map[string]any{"task_id": review.ID, "agent_id": "worker-2", "claim": claim.Task.Claim, "content": "One nit."}, &done)
 	if done.Result.AgentID != "worker-2" {
 		t.Errorf("worker-2 completes: %+v", done)
 	}
