@@ -61,24 +61,21 @@ func (s *Store) gitHealth(context.Context) nexus.ComponentHealth {
 
 // catalogHealth: the catalog reflects the head main points to.
 func (s *Store) catalogHealth(context.Context) nexus.ComponentHealth {
+	// Under refMu a group commit is never seen between moving main and
+	// updating the catalog.
+	s.refMu.RLock()
 	s.cat.mu.RLock()
 	head, n := s.cat.head, len(s.cat.ordered)
 	s.cat.mu.RUnlock()
-	details := map[string]any{"contexts": n, "head": head.String()}
 	onDisk, err := s.repo.readRef()
+	s.refMu.RUnlock()
+	details := map[string]any{"contexts": n, "head": head.String()}
 	switch {
 	case err != nil:
 		return nexus.ComponentHealth{Status: nexus.StatusUnhealthy, Error: err.Error(), Details: details}
 	case onDisk != head && s.failure() == nil:
-		// A group commit may be between moving the ref and updating the
-		// catalog: look again before calling it a fault.
-		s.cat.mu.RLock()
-		head = s.cat.head
-		s.cat.mu.RUnlock()
-		if onDisk2, _ := s.repo.readRef(); onDisk2 != head {
-			return nexus.ComponentHealth{Status: nexus.StatusDegraded, Details: details,
-				Error: "catalog at " + head.String() + " while main is at " + onDisk2.String()}
-		}
+		return nexus.ComponentHealth{Status: nexus.StatusDegraded, Details: details,
+			Error: "catalog at " + head.String() + " while main is at " + onDisk.String()}
 	}
 	if m := s.orphanMarks.Load(); m != nil && m.count > 0 {
 		details["orphans"] = m.count // marked on refs/nexus/orphans; chains broken, never relinked

@@ -159,16 +159,20 @@ func (c *catalog) recomputeLeafFillLocked() {
 // VerifyCatalog builds a catalog from git alone and compares it with the
 // live one. It returns nil when they are equal. Tests and fsck use it.
 func (s *Store) VerifyCatalog() error {
+	// Compare at one head: writes that land while git is read must not
+	// look like a difference. The entries are copied, not shared.
 	s.cat.mu.RLock()
-	head := s.cat.head
+	snap := &catalog{head: s.cat.head, ordered: make([]*entry, len(s.cat.ordered))}
+	for i, e := range s.cat.ordered {
+		c := *e
+		snap.ordered[i] = &c
+	}
 	s.cat.mu.RUnlock()
-	fresh, err := s.buildCatalog(head)
+	fresh, err := s.buildCatalog(snap.head)
 	if err != nil {
 		return err
 	}
-	s.cat.mu.RLock()
-	defer s.cat.mu.RUnlock()
-	if err := s.cat.equal(fresh); err != nil {
+	if err := snap.equal(fresh); err != nil {
 		return fmt.Errorf("catalog differs from a rebuild from git: %w", err)
 	}
 	return nil

@@ -88,8 +88,11 @@ type Store struct {
 	// sendMu orders sends on reqs before Close: submit holds it for
 	// reading while it sends, Close for writing while it sets shut and
 	// closes closing. No request is queued after the writer drained.
-	sendMu    sync.RWMutex
-	shut      bool
+	sendMu sync.RWMutex
+	shut   bool
+	// refMu is held by the writer from moving main until the catalog
+	// follows it, and for reading by whoever compares the two (health).
+	refMu     sync.RWMutex
 	mergeKick chan struct{}
 	mergeMu   sync.Mutex // held by a merge, and by a deep fsck to pause merging
 	wg        sync.WaitGroup

@@ -196,11 +196,13 @@ func (s *Store) apply(items []staged) (Hash, error) {
 		return zeroHash, err
 	}
 	pack, idx := s.pw.finish()
+	s.refMu.Lock() // main and the catalog move together for readers of both
 	err = s.repo.commitPack(pack, idx, mainRef, head, func() error {
 		s.kickMerge()
 		return s.failpoint("pack-written")
 	})
 	if err != nil {
+		s.refMu.Unlock()
 		s.rewindTS()
 		return zeroHash, s.writeFailed(err, s.refMayHaveMoved())
 	}
@@ -211,6 +213,7 @@ func (s *Store) apply(items []staged) (Hash, error) {
 	}
 	s.cat.head = head
 	s.cat.mu.Unlock()
+	s.refMu.Unlock()
 	for _, it := range items {
 		s.cache.put(it.ctx.ID, it.blob)
 	}

@@ -85,6 +85,12 @@ func TestNode_CloseUnderLoad(t *testing.T) {
 				mu.Lock()
 				acked[c.ID] = content
 				mu.Unlock()
+				if i >= 100 {
+					// Keep writing until Close, at a pace that keeps the
+					// store small enough for the scrub's deep checks to
+					// stay short on a loaded machine.
+					time.Sleep(2 * time.Millisecond)
+				}
 			}
 		})
 	}
