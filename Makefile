@@ -56,6 +56,9 @@ fuzz:
 	go test -run '^$$' -fuzz FuzzParseSecrets -fuzztime $(FUZZTIME) ./agent/
 	go test -run '^$$' -fuzz FuzzParseRetryAfter -fuzztime $(FUZZTIME) ./internal/retry/
 	go test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./config/
+	go test -run '^$$' -fuzz FuzzParseFile -fuzztime $(FUZZTIME) ./auth/
+	go test -run '^$$' -fuzz FuzzSet -fuzztime $(FUZZTIME) ./auth/
+	go test -run '^$$' -fuzz FuzzPrincipalFromClaims -fuzztime $(FUZZTIME) ./auth/
 
 bench:
 	go test -run '^$$' -bench . -benchtime 3s ./gitstore/
