@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/httpapi"
+	"github.com/nexus-mem/nexus/internal/damage"
 )
 
 // stopServe ends a server with SIGTERM and waits for it.
@@ -50,26 +49,7 @@ func recoveries(h nexus.Health, component string) (failures, recovered float64) 
 // flipMiddle flips one bit in the middle of the largest pack.
 func flipMiddle(t *testing.T, data string) {
 	t.Helper()
-	ps, _ := filepath.Glob(filepath.Join(data, "repo.git", "objects", "pack", "pack-*.pack"))
-	var big string
-	var size int64
-	for _, p := range ps {
-		if st, err := os.Stat(p); err == nil && st.Size() > size {
-			big, size = p, st.Size()
-		}
-	}
-	if big == "" {
-		t.Fatal("no pack")
-	}
-	f, err := os.OpenFile(big, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, 1)
-	f.ReadAt(b, size/2)
-	b[0] ^= 0x20
-	if _, err := f.WriteAt(b, size/2); err != nil {
+	if err := damage.FlipMiddle(data, 0x20); err != nil {
 		t.Fatal(err)
 	}
 }

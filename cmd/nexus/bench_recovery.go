@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/internal/damage"
 	"github.com/nexus-mem/nexus/recovery"
 )
 
@@ -164,7 +165,7 @@ func (b *recoveryBench) storeFacts(ctx context.Context) (string, error) {
 		}
 		total += st.Size()
 	}
-	_, big, err := largestPack(b.golden)
+	_, big, err := damage.LargestPack(b.golden)
 	if err != nil {
 		return "", err
 	}
@@ -278,12 +279,12 @@ func (b *recoveryBench) flipRunning(ctx context.Context, data string) (rtoRow, e
 	if err := b.until(ctx, n, "ready", n.ready); err != nil {
 		return rtoRow{}, err
 	}
-	pack, size, err := largestPack(data)
+	pack, size, err := damage.LargestPack(data)
 	if err != nil {
 		return rtoRow{}, err
 	}
 	t0 := time.Now()
-	if err := flipBit(pack, size); err != nil {
+	if err := damage.FlipBit(pack, size/2, 0x01); err != nil {
 		return rtoRow{}, err
 	}
 	rep, err := n.deepCheck(ctx)
@@ -390,7 +391,7 @@ func (b *recoveryBench) recoverThenServe(ctx context.Context, data string) (rtoR
 // truncatedPack: the largest pack cut to half its size, the node started;
 // timed to /readyz 200.
 func (b *recoveryBench) truncatedPack(ctx context.Context, data string) (rtoRow, error) {
-	pack, size, err := largestPack(data)
+	pack, size, err := damage.LargestPack(data)
 	if err != nil {
 		return rtoRow{}, err
 	}
@@ -429,11 +430,11 @@ func (b *recoveryBench) truncatedPack(ctx context.Context, data string) (rtoRow,
 }
 
 func (b *recoveryBench) flipLargest(data string) error {
-	pack, size, err := largestPack(data)
+	pack, size, err := damage.LargestPack(data)
 	if err != nil {
 		return err
 	}
-	return flipBit(pack, size)
+	return damage.FlipBit(pack, size/2, 0x01)
 }
 
 // indexComplete says whether the node's index holds every context.
