@@ -207,24 +207,6 @@ func agentsStep(t *testing.T, n *nodetest.Node) recovery.Step {
 	return recovery.Step{}
 }
 
-// awaitEvent reads sub until an event matches, for at most within.
-func awaitEvent(t *testing.T, sub nexus.Subscription, within time.Duration, what string, match func(typ string, data map[string]any) bool) map[string]any {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), within)
-	defer cancel()
-	for {
-		ev, err := sub.Next(ctx)
-		if err != nil {
-			t.Fatalf("no event %s within %v: %v", what, within, err)
-		}
-		var data map[string]any
-		json.Unmarshal(ev.Data, &data)
-		if match(ev.Type, data) {
-			return data
-		}
-	}
-}
-
 func grepLines(s, sub string) string {
 	var out []string
 	for _, l := range strings.Split(s, "\n") {
@@ -353,7 +335,7 @@ pools:
 	}
 
 	// Two failed attempts open the primary's breaker: the node says so.
-	down := awaitEvent(t, sub, eventWait, "primary unhealthy", func(typ string, d map[string]any) bool {
+	down := nodetest.AwaitEvent(t, sub, eventWait, "primary unhealthy", func(typ string, d map[string]any) bool {
 		return typ == "agent" && d["status"] == "unhealthy"
 	})
 	if detail, _ := down["detail"].(map[string]any); down["source"] != "node" || detail["breaker"] != "open" || !strings.Contains(fmt.Sprint(down["reason"]), "503") {
@@ -391,7 +373,7 @@ pools:
 
 	// The provider comes back: the half-open heartbeat closes the breaker.
 	primary.fail(0)
-	up := awaitEvent(t, sub, eventWait, "primary healthy again", func(typ string, d map[string]any) bool {
+	up := nodetest.AwaitEvent(t, sub, eventWait, "primary healthy again", func(typ string, d map[string]any) bool {
 		return typ == "agent" && d["status"] == "healthy"
 	})
 	if up["from"] != "unhealthy" {
@@ -462,7 +444,7 @@ supervisor:
 	}
 
 	syscall.Kill(first["sleeper"], syscall.SIGKILL)
-	ev := awaitEvent(t, sub, eventWait, "sleeper restarted", func(typ string, d map[string]any) bool {
+	ev := nodetest.AwaitEvent(t, sub, eventWait, "sleeper restarted", func(typ string, d map[string]any) bool {
 		return typ == "process" && d["state"] == "running" && d["restarts"] == 1.0
 	})
 	if ev["name"] != "sleeper" || ev["pid"] == float64(first["sleeper"]) {
@@ -577,13 +559,13 @@ server:
 	}
 
 	// a goes silent.
-	lost := awaitEvent(t, sub, eventWait, "assistant-a lost", func(typ string, d map[string]any) bool {
+	lost := nodetest.AwaitEvent(t, sub, eventWait, "assistant-a lost", func(typ string, d map[string]any) bool {
 		return typ == "agent" && d["agent"] == "assistant-a" && d["status"] == tasks.Lost
 	})
 	if lost["source"] != "external" || !strings.Contains(fmt.Sprint(lost["reason"]), "no heartbeat") {
 		t.Fatalf("lost event: %v", lost)
 	}
-	requeued := awaitEvent(t, sub, eventWait, "task queued again", func(typ string, d map[string]any) bool {
+	requeued := nodetest.AwaitEvent(t, sub, eventWait, "task queued again", func(typ string, d map[string]any) bool {
 		return typ == "task" && d["task"] == task.ID.String() && d["status"] == tasks.Queued
 	})
 	if requeued["agent"] != "assistant-a" || requeued["attempts"] != 1.0 || requeued["namespace"] != "team-a" {
@@ -625,7 +607,7 @@ server:
 	if len(results) != 1 || results[0] != "assistant-b: LGTM after two fixes." || done.Result.ParentID != task.ID {
 		t.Fatalf("results of the task: %q", results)
 	}
-	awaitEvent(t, sub, eventWait, "task done", func(typ string, d map[string]any) bool {
+	nodetest.AwaitEvent(t, sub, eventWait, "task done", func(typ string, d map[string]any) bool {
 		return typ == "task" && d["status"] == tasks.Done && d["agent"] == "assistant-b" && d["result"] == done.Result.ID.String()
 	})
 
@@ -651,7 +633,7 @@ server:
 	if code := callAPI(t, n, "POST", "/v1/tasks", map[string]any{"content": "Another review."}, nil); code != 201 {
 		t.Fatalf("create task: %d", code)
 	}
-	awaitEvent(t, sub, eventWait, "assistant-b lost", func(typ string, d map[string]any) bool {
+	nodetest.AwaitEvent(t, sub, eventWait, "assistant-b lost", func(typ string, d map[string]any) bool {
 		return typ == "agent" && d["agent"] == "assistant-b" && d["status"] == tasks.Lost
 	})
 	if h = agentsHealth(t, n, &d); h.Status != nexus.StatusDegraded || h.Error != "queued tasks: 1, and no external agent is active (2 lost)" {

@@ -17,6 +17,7 @@ import (
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/agent/agenttest"
 	"github.com/nexus-mem/nexus/httpapi"
+	"github.com/nexus-mem/nexus/node/nodetest"
 )
 
 // send sends a request with the bearer token and returns the status and
@@ -85,7 +86,7 @@ agents:
 	if err := os.WriteFile(broken, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ev := awaitEvent(t, sub, 10*time.Second, "leaky unhealthy", func(typ string, data map[string]any) bool {
+	ev := nodetest.AwaitEvent(t, sub, 10*time.Second, "leaky unhealthy", func(typ string, data map[string]any) bool {
 		return typ == "agent" && data["agent"] == "leaky" && data["status"] == "unhealthy"
 	})
 	evText := fmt.Sprint(ev)

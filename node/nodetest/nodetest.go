@@ -6,6 +6,7 @@ package nodetest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/httpapi"
 	"github.com/nexus-mem/nexus/node"
 )
@@ -187,4 +189,24 @@ func (w tbWriter) Write(p []byte) (int, error) {
 	defer func() { _ = recover() }() // a log line after the test ended
 	w.tb.Log(string(p))
 	return len(p), nil
+}
+
+// AwaitEvent reads sub until an event matches, for at most within, and
+// returns the matching event's data; the test fails naming what after
+// within.
+func AwaitEvent(tb testing.TB, sub nexus.Subscription, within time.Duration, what string, match func(typ string, data map[string]any) bool) map[string]any {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	for {
+		ev, err := sub.Next(ctx)
+		if err != nil {
+			tb.Fatalf("no event %s within %v: %v", what, within, err)
+		}
+		var data map[string]any
+		json.Unmarshal(ev.Data, &data)
+		if match(ev.Type, data) {
+			return data
+		}
+	}
 }
