@@ -21,6 +21,8 @@ const (
 	EUnavailable         Code = "unavailable"          // the service cannot serve now; retry later
 	EInsufficientStorage Code = "insufficient_storage" // the disk is full; nothing was written
 	EInternal            Code = "internal"             // a bug or an unexpected failure
+	ENoQuorum            Code = "no_quorum"            // the node cannot reach a quorum of its cluster; the write was not made
+	EOutcomeUnknown      Code = "outcome_unknown"      // the leader lost its leadership before the write was confirmed: it may or may not be stored
 )
 
 // Error is the one application error type. Message is written for the person

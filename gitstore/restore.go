@@ -115,6 +115,10 @@ func (s *Store) commitRestore(req *restoreReq) error {
 	s.restores.Add(1)
 	s.trees = newTrees(s.repo)
 	s.rewindTS()
+	if err := s.loadLogIndex(); err != nil {
+		s.fail(err)
+		return s.failure()
+	}
 	if err := s.cat.save(s.dir); err != nil {
 		s.log.Warn("cannot save catalog after restore", "err", err)
 	}

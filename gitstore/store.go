@@ -114,6 +114,7 @@ type Store struct {
 	memPressure atomic.Bool                 // the cache was shrunk under memory pressure
 	restores    atomic.Uint64               // point-in-time restores run since Open
 	keys        atomic.Pointer[keyring]     // the data keys of an encrypted store, or nil
+	logIndex    atomic.Uint64               // the Log-Index of the head commit (replicated stores)
 }
 
 var _ nexus.Store = (*Store)(nil)
@@ -128,6 +129,9 @@ type request struct {
 	restore *restoreReq
 	fixRef  *fixRefReq
 	rekey   *keyring
+	install *installReq
+	group   []*request // ApplyLog: one request per log entry, committed together
+	index   uint64     // the replicated log index of fixed (0: none)
 	done    chan result
 }
 
@@ -160,6 +164,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := s.openRepo(); err != nil {
 		s.unlock()
 		return nil, err
+	}
+	if err := s.loadLogIndex(); err != nil {
+		// Recovery repairs the head; a replica then learns its index again.
+		s.log.Warn("cannot read the log index of the head commit", "err", err)
 	}
 	s.wg.Add(4)
 	go func() { defer s.wg.Done(); s.repo.spares.run(s.closing) }()

@@ -2,6 +2,7 @@ package gitstore
 
 import (
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/nexus-mem/nexus"
@@ -41,10 +42,38 @@ func (s *Store) gather(first *request) []*request {
 }
 
 func (r *request) size() int {
-	if r.draft != nil || r.side != nil || r.restore != nil || r.fixRef != nil || r.rekey != nil {
+	if r.group != nil {
+		n := 0
+		for _, g := range r.group {
+			n += g.size()
+		}
+		return n
+	}
+	if r.draft != nil || r.side != nil || r.restore != nil || r.fixRef != nil || r.rekey != nil || r.install != nil {
 		return 1
 	}
 	return len(r.fixed)
+}
+
+// flatten replaces each ApplyLog request by the requests of its entries,
+// in order: each entry is validated and answered on its own.
+func flatten(reqs []*request) []*request {
+	grouped := false
+	for _, r := range reqs {
+		grouped = grouped || r.group != nil
+	}
+	if !grouped {
+		return reqs
+	}
+	out := make([]*request, 0, len(reqs))
+	for _, r := range reqs {
+		if r.group != nil {
+			out = append(out, r.group...)
+		} else {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // drain commits what was queued before Close.
@@ -61,15 +90,17 @@ func (s *Store) drain() {
 
 // staged is a context ready to commit, with the request that asked for it.
 type staged struct {
-	req  *request
-	ctx  *nexus.Context
-	blob []byte
+	req   *request
+	ctx   *nexus.Context
+	blob  []byte
+	index uint64 // the replicated log index, recorded in the commit (0: none)
 }
 
 // commitGroup assigns ids and timestamps to drafts, then commits every
 // valid context of the group in one pack. Invalid requests are answered
 // individually; the others share the group's fate.
 func (s *Store) commitGroup(reqs []*request) {
+	reqs = flatten(reqs)
 	if err := s.failure(); err != nil {
 		for _, r := range reqs {
 			r.done <- result{err: err}
@@ -88,6 +119,8 @@ func (s *Store) commitGroup(reqs []*request) {
 			r.done <- result{err: s.commitFixRef(r.fixRef)}
 		case r.rekey != nil:
 			r.done <- result{err: s.commitRekey(r.rekey)}
+		case r.install != nil:
+			r.done <- result{err: s.commitInstall(r.install)}
 		default:
 			ctxReqs = append(ctxReqs, r)
 		}
@@ -175,7 +208,7 @@ func (s *Store) stageFixed(r *request, pending map[nexus.ID]string) ([]staged, e
 		}
 		lastTS = ts
 		newIDs[c.ID] = c.Namespace
-		out = append(out, staged{req: r, ctx: c})
+		out = append(out, staged{req: r, ctx: c, index: r.index})
 	}
 	for _, st := range out {
 		s.gen.Observe(st.ctx.ID)
@@ -224,6 +257,9 @@ func (s *Store) apply(items []staged) (Hash, error) {
 		return zeroHash, nexus.WrapError(nexus.EInternal, ferr, "failpoint")
 	}
 	s.diskFull.Store(nil)
+	if ix := items[len(items)-1].index; ix > 0 {
+		s.logIndex.Store(ix)
+	}
 	if s.opts.OnCommit != nil {
 		s.opts.OnCommit()
 	}
@@ -259,7 +295,11 @@ func (s *Store) build(items []staged) (Hash, []*entry, error) {
 		if err != nil {
 			return zeroHash, nil, nexus.WrapError(nexus.EUnavailable, err, "read snapshot tree")
 		}
-		s.pw.scratch = encodeCommit(s.pw.scratch[:0], newCommit(it.ctx, root, head, s.Encrypted()))
+		cm := newCommit(it.ctx, root, head, s.Encrypted())
+		if it.index > 0 {
+			cm.message += logIndexTrailer + ": " + strconv.FormatUint(it.index, 10) + "\n"
+		}
+		s.pw.scratch = encodeCommit(s.pw.scratch[:0], cm)
 		head = s.pw.add(objCommit, s.pw.scratch)
 		entries = append(entries, entryOf(it.ctx, bh, leaf, len(blob)))
 	}

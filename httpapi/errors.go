@@ -10,6 +10,7 @@ import (
 var codes = []nexus.Code{
 	nexus.EInvalid, nexus.EUnauthorized, nexus.EForbidden, nexus.ENotFound, nexus.EConflict, nexus.ETooLarge,
 	nexus.EUnsupportedMedia, nexus.ERateLimited, nexus.EUnavailable, nexus.EInsufficientStorage, nexus.EInternal,
+	nexus.ENoQuorum, nexus.EOutcomeUnknown,
 }
 
 // statusOf maps an error code to its HTTP status. It is the one place where
@@ -32,7 +33,7 @@ func statusOf(code nexus.Code) int {
 		return http.StatusUnsupportedMediaType
 	case nexus.ERateLimited:
 		return http.StatusTooManyRequests
-	case nexus.EUnavailable:
+	case nexus.EUnavailable, nexus.ENoQuorum, nexus.EOutcomeUnknown:
 		return http.StatusServiceUnavailable
 	case nexus.EInsufficientStorage:
 		return http.StatusInsufficientStorage
@@ -70,7 +71,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch d.Code {
 	case nexus.EInternal:
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	case nexus.EUnavailable, nexus.ERateLimited, nexus.EInsufficientStorage:
+	case nexus.EUnavailable, nexus.ERateLimited, nexus.EInsufficientStorage, nexus.ENoQuorum, nexus.EOutcomeUnknown:
 		s.log.Warn("request not served", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	writeError(w, statusOf(d.Code), d)

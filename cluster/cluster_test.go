@@ -1,0 +1,278 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/cluster"
+	"github.com/nexus-mem/nexus/gitstore"
+)
+
+// member is one in-process node: a store and its raft.
+type member struct {
+	id    string
+	dir   string
+	addr  string
+	store *gitstore.Store
+	node  *cluster.Node
+}
+
+type testCluster struct {
+	t       *testing.T
+	members []*member
+	cfg     func(*cluster.Config)
+}
+
+func newCluster(t *testing.T, n int, cfg func(*cluster.Config)) *testCluster {
+	t.Helper()
+	tc := &testCluster{t: t, cfg: cfg}
+	for i := range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &member{id: fmt.Sprintf("n%d", i+1), dir: t.TempDir(), addr: ln.Addr().String()}
+		tc.members = append(tc.members, m)
+		tc.start(m, ln, i == 0)
+	}
+	t.Cleanup(func() {
+		for _, m := range tc.members {
+			tc.stop(m)
+		}
+	})
+	leader := tc.leader(nil)
+	for _, m := range tc.members[1:] {
+		if err := leader.node.Join(context.Background(), cluster.Member{ID: m.id, RaftAddr: m.addr, APIURL: "http://" + m.id}); err != nil {
+			t.Fatalf("join %s: %v", m.id, err)
+		}
+	}
+	return tc
+}
+
+func (tc *testCluster) start(m *member, ln net.Listener, bootstrap bool) {
+	tc.t.Helper()
+	st, err := gitstore.Open(filepath.Join(m.dir, "data"), gitstore.Options{})
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	cfg := cluster.Config{
+		NodeID: m.id, RaftAddr: m.addr, Listener: ln, APIURL: "http://" + m.id,
+		Dir: filepath.Join(m.dir, "raft"), Bootstrap: bootstrap, Timeouts: cluster.FastTimeouts(),
+	}
+	if tc.cfg != nil {
+		tc.cfg(&cfg)
+	}
+	node, err := cluster.Open(cfg, st)
+	if err != nil {
+		st.Close()
+		tc.t.Fatal(err)
+	}
+	m.store, m.node = st, node
+}
+
+func (tc *testCluster) stop(m *member) {
+	if m.node != nil {
+		m.node.Close()
+		m.node = nil
+	}
+	if m.store != nil {
+		m.store.Close()
+		m.store = nil
+	}
+}
+
+// restart starts a stopped member again on its address.
+func (tc *testCluster) restart(m *member) {
+	tc.t.Helper()
+	var ln net.Listener
+	var err error
+	for range 100 {
+		if ln, err = net.Listen("tcp", m.addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // the old listener's port is being released
+	}
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	tc.start(m, ln, false)
+}
+
+// leader waits for a member (other than not) to lead and take writes.
+func (tc *testCluster) leader(not *member) *member {
+	tc.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, m := range tc.members {
+			if m != not && m.node != nil && m.node.IsLeader() {
+				return m
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	tc.t.Fatal("no leader within 20 s")
+	return nil
+}
+
+// converge waits until every running member applied as far as the
+// leader and has its head, and returns the head.
+func (tc *testCluster) converge() string {
+	tc.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		l := tc.leader(nil)
+		want, head := l.node.AppliedIndex(), l.store.Head().String()
+		same := true
+		for _, m := range tc.members {
+			if m.node == nil {
+				continue
+			}
+			if m.node.AppliedIndex() < want || m.store.Head().String() != head {
+				same = false
+			}
+		}
+		if same {
+			return head
+		}
+		if time.Now().After(deadline) {
+			for _, m := range tc.members {
+				if m.node != nil {
+					tc.t.Logf("%s: %+v", m.id, m.node.Status())
+				}
+			}
+			tc.t.Fatal("members did not converge within 30 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func put(t *testing.T, m *member, content string) *nexus.Context {
+	t.Helper()
+	c, err := m.node.Put(context.Background(), nexus.Draft{Type: nexus.TypeObservation, Namespace: "t", Content: content})
+	if err != nil {
+		t.Fatalf("put on %s: %v", m.id, err)
+	}
+	return c
+}
+
+func gitFsck(t *testing.T, m *member) {
+	t.Helper()
+	out, err := exec.Command("git", "--git-dir", m.store.GitDir(), "fsck", "--strict", "--no-dangling").CombinedOutput()
+	if err != nil {
+		t.Fatalf("git fsck on %s: %v\n%s", m.id, err, out)
+	}
+}
+
+func TestCluster_ReplicatesIdenticalCommits(t *testing.T) {
+	tc := newCluster(t, 3, nil)
+	l := tc.leader(nil)
+	var wg sync.WaitGroup
+	ids := make([]nexus.ID, 200)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(ids); i += 8 {
+				ids[i] = put(t, l, fmt.Sprintf("context %d", i)).ID
+			}
+		}()
+	}
+	wg.Wait()
+	head := tc.converge()
+	for _, m := range tc.members {
+		if m.store.Len() != len(ids) {
+			t.Errorf("%s holds %d contexts, want %d", m.id, m.store.Len(), len(ids))
+		}
+		for _, id := range ids {
+			if _, err := m.store.Get(context.Background(), id); err != nil {
+				t.Fatalf("%s: %v", m.id, err)
+			}
+		}
+		gitFsck(t, m)
+		if got := m.store.LogIndex(); got != l.node.AppliedIndex() && got == 0 {
+			t.Errorf("%s: log index %d", m.id, got)
+		}
+	}
+	t.Logf("head %s on 3 members", head)
+	// A follower refuses writes and names the leader.
+	f := tc.members[1]
+	if f == l {
+		f = tc.members[2]
+	}
+	_, err := f.node.Put(context.Background(), nexus.Draft{Type: nexus.TypeObservation, Content: "x"})
+	var nl *cluster.NotLeaderError
+	if !errors.As(err, &nl) || nl.Leader != l.id || nexus.ErrorCode(err) != nexus.ENoQuorum {
+		t.Fatalf("put on a follower: %v, want a NotLeaderError naming %s", err, l.id)
+	}
+}
+
+func TestCluster_LeaderKilledAndRestarted(t *testing.T) {
+	tc := newCluster(t, 3, nil)
+	l := tc.leader(nil)
+	for i := range 50 {
+		put(t, l, fmt.Sprintf("before %d", i))
+	}
+	tc.stop(l)
+	nl := tc.leader(l)
+	for i := range 50 {
+		put(t, nl, fmt.Sprintf("after %d", i))
+	}
+	tc.restart(l)
+	head := tc.converge()
+	for _, m := range tc.members {
+		if m.store.Len() != 100 {
+			t.Errorf("%s holds %d contexts, want 100", m.id, m.store.Len())
+		}
+		gitFsck(t, m)
+	}
+	t.Logf("converged at %s", head)
+}
+
+func TestCluster_WipedNodeRejoinsFromSnapshot(t *testing.T) {
+	tc := newCluster(t, 3, func(c *cluster.Config) { c.SnapshotThreshold = 64; c.TrailingLogs = 16 })
+	l := tc.leader(nil)
+	for i := range 300 {
+		put(t, l, fmt.Sprintf("context %d", i))
+	}
+	tc.converge()
+	if err := l.node.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	var w *member
+	for _, m := range tc.members {
+		if m != l {
+			w = m
+			break
+		}
+	}
+	tc.stop(w)
+	if err := os.RemoveAll(w.dir); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(w.dir, 0o700)
+	for i := range 100 {
+		put(t, l, fmt.Sprintf("while away %d", i))
+	}
+	if err := l.node.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	tc.restart(w)
+	head := tc.converge()
+	if w.store.Len() != 400 {
+		t.Fatalf("wiped node holds %d contexts, want 400", w.store.Len())
+	}
+	gitFsck(t, w)
+	put(t, l, "after the rejoin")
+	if h := tc.converge(); h == head {
+		t.Fatal("head did not move")
+	}
+}

@@ -1,0 +1,318 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/gitstore"
+)
+
+// applyResult is what applying one entry gave: the contexts committed, or
+// why the entry was refused (the same on every node).
+type applyResult struct {
+	contexts []*nexus.Context
+	err      error
+}
+
+// fsm applies the log to the store. Entries at or below floor were
+// applied before this start (the head commit's Log-Index, or the last
+// restore), so a replay after a restart skips them.
+type fsm struct {
+	store *gitstore.Store
+	log   *slog.Logger
+	dir   string
+	floor uint64
+
+	mu      sync.RWMutex
+	members map[string]Member
+
+	applied atomic.Uint64
+	stalled atomic.Pointer[string] // why applying is being retried, or nil
+	quit    chan struct{}
+	fatal   func(error)                             // the store failed for good
+	phase   func(context.Context, phaseEntry) error // runs a recovery phase here
+	backoff time.Duration
+}
+
+// restoreMark is the last restore entry applied: written (fsynced) before
+// main moves back, so that a restart knows the entries up to it are
+// applied even though main's head commit is older.
+type restoreMark struct {
+	Index uint64    `json:"index"`
+	At    time.Time `json:"at"`
+}
+
+func newFSM(store *gitstore.Store, dir string, log *slog.Logger) (*fsm, error) {
+	f := &fsm{store: store, log: log, dir: dir, members: map[string]Member{}, quit: make(chan struct{}), backoff: 50 * time.Millisecond}
+	f.floor = store.LogIndex()
+	m, err := f.readMark()
+	if err != nil {
+		return nil, err
+	}
+	if m != nil && m.Index > f.floor {
+		// The restore may not have moved main yet: a restore to the same
+		// time again does nothing if it had.
+		if _, err := store.RestoreTo(context.Background(), m.At, false); err != nil {
+			return nil, err
+		}
+		f.floor = m.Index
+	}
+	f.applied.Store(f.floor)
+	if err := f.readMembers(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *fsm) markPath() string    { return filepath.Join(f.dir, "restore.json") }
+func (f *fsm) membersPath() string { return filepath.Join(f.dir, "members.json") }
+
+func (f *fsm) readMark() (*restoreMark, error) {
+	b, err := os.ReadFile(f.markPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var m restoreMark
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, nexus.WrapError(nexus.EInternal, err, "%s is damaged", f.markPath())
+	}
+	return &m, nil
+}
+
+func (f *fsm) readMembers() error {
+	b, err := os.ReadFile(f.membersPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, &f.members)
+}
+
+// Apply applies one entry.
+func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
+
+// ApplyBatch applies committed entries in order; consecutive puts share
+// one group commit.
+func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	var run []gitstore.LogEntry
+	var at []int
+	flush := func() {
+		if len(run) > 0 {
+			f.applyPuts(run, at, out)
+			run, at = run[:0], at[:0]
+		}
+	}
+	for i, l := range logs {
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		k, v, err := decode(l.Data)
+		if err != nil {
+			f.log.Error("cannot decode a log entry", "index", l.Index, "err", err)
+			out[i] = &applyResult{err: nexus.WrapError(nexus.EInternal, err, "log entry %d", l.Index)}
+			continue
+		}
+		if k == kindPut {
+			p := v.(*putEntry)
+			if l.Index <= f.floor {
+				out[i] = &applyResult{contexts: p.Contexts}
+				continue
+			}
+			run = append(run, gitstore.LogEntry{Index: l.Index, Contexts: p.Contexts})
+			at = append(at, i)
+			continue
+		}
+		flush()
+		out[i] = f.applyOther(l.Index, k, v)
+	}
+	flush()
+	if n := len(logs); n > 0 {
+		f.applied.Store(logs[n-1].Index)
+	}
+	return out
+}
+
+// applyPuts commits a run of put entries, retrying while this node's
+// storage fails (a full disk): an entry committed by the cluster must be
+// applied here before anything after it.
+func (f *fsm) applyPuts(run []gitstore.LogEntry, at []int, out []any) {
+	wait := f.backoff
+	for {
+		_, errs, err := f.store.ApplyLog(context.Background(), run)
+		if err == nil {
+			f.stalled.Store(nil)
+			for j, e := range run {
+				if errs[j] != nil {
+					out[at[j]] = &applyResult{err: errs[j]}
+				} else {
+					out[at[j]] = &applyResult{contexts: e.Contexts}
+				}
+			}
+			return
+		}
+		why := err.Error()
+		f.stalled.Store(&why)
+		if f.store.Ready() != nil && f.fatal != nil {
+			f.fatal(err)
+		}
+		f.log.Error("cannot apply committed entries; retrying", "first", run[0].Index, "entries", len(run), "err", err, "in", wait)
+		select {
+		case <-f.quit:
+			for _, i := range at {
+				out[i] = &applyResult{err: nexus.WrapError(nexus.EUnavailable, err, "the node is stopping")}
+			}
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+func (f *fsm) applyOther(index uint64, k kind, v any) *applyResult {
+	switch k {
+	case kindMember:
+		m := v.(*Member)
+		f.mu.Lock()
+		f.members[m.ID] = *m
+		snap := maps.Clone(f.members)
+		f.mu.Unlock()
+		if err := f.saveMembers(snap); err != nil {
+			f.log.Warn("cannot save the members' addresses", "err", err)
+		}
+		return &applyResult{}
+	case kindRestore:
+		if index <= f.floor {
+			return &applyResult{}
+		}
+		r := v.(*restoreEntry)
+		if err := writeJSON(f.markPath(), restoreMark{Index: index, At: r.At}); err != nil {
+			return &applyResult{err: nexus.WrapError(nexus.EUnavailable, err, "record the restore")}
+		}
+		_, err := f.store.RestoreTo(context.Background(), r.At, false)
+		if err != nil {
+			f.log.Error("restore entry failed", "index", index, "err", err)
+		}
+		return &applyResult{err: err}
+	case kindPhase:
+		p := v.(*phaseEntry)
+		if f.phase == nil {
+			return &applyResult{}
+		}
+		return &applyResult{err: f.phase(context.Background(), *p)}
+	}
+	return &applyResult{}
+}
+
+func (f *fsm) saveMembers(m map[string]Member) error { return writeJSON(f.membersPath(), m) }
+
+// Members returns the members' API addresses the log holds.
+func (f *fsm) Members() map[string]Member {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return maps.Clone(f.members)
+}
+
+// Snapshot captures the head and the members: the repository holds the
+// rest.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	return &manifest{Head: f.store.Head().String(), Index: f.applied.Load(), Members: f.Members()}, nil
+}
+
+// Restore installs a snapshot from the leader: the history of main and
+// the members.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	m, body, err := readSnapshot(rc)
+	if err != nil {
+		return err
+	}
+	if m.Head != "" && m.Head != f.store.Head().String() {
+		if !m.Bundle {
+			return errors.New("the snapshot carries no history")
+		}
+		tmp, err := os.CreateTemp(f.dir, "install-*.bundle")
+		if err != nil {
+			return err
+		}
+		defer os.Remove(tmp.Name())
+		_, err = io.Copy(tmp, body)
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+		head, err := f.store.InstallBundle(context.Background(), tmp.Name())
+		if err != nil {
+			return err
+		}
+		if head.String() != m.Head {
+			return errors.New("the snapshot's history ends at " + head.String() + ", not at its manifest's head " + m.Head)
+		}
+	}
+	f.mu.Lock()
+	f.members = maps.Clone(m.Members)
+	if f.members == nil {
+		f.members = map[string]Member{}
+	}
+	snap := maps.Clone(f.members)
+	f.mu.Unlock()
+	// Later entries are all new to this history.
+	f.floor = 0
+	f.applied.Store(m.Index)
+	os.Remove(f.markPath())
+	f.log.Info("installed a snapshot", "head", m.Head, "contexts", f.store.Len())
+	return f.saveMembers(snap)
+}
+
+// writeJSON writes v to path durably (temp file, fsync, rename, directory
+// fsync), readable by the owner only.
+func writeJSON(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	fh, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = fh.Write(b)
+	if err == nil {
+		err = fh.Sync()
+	}
+	if cerr := fh.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
