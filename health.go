@@ -23,6 +23,9 @@ const (
 	// ComponentBackups is the backup and mirror schedules: reported by
 	// /health, not part of the cascade.
 	ComponentBackups = "backups"
+	// ComponentCluster is a cluster node's raft: role, leader, quorum;
+	// reported by /health on cluster nodes only.
+	ComponentCluster = "cluster"
 )
 
 // Components lists the components in recovery order.
@@ -69,7 +72,11 @@ func Rank(status string) int {
 func CheckHealth(ctx context.Context, checkers map[string]HealthChecker) Health {
 	now := time.Now().UTC()
 	h := Health{Status: StatusHealthy, Components: map[string]ComponentHealth{}, Timestamp: now}
-	for _, name := range HealthComponents {
+	names := HealthComponents
+	if checkers[ComponentCluster] != nil {
+		names = append(names[:len(names):len(names)], ComponentCluster)
+	}
+	for _, name := range names {
 		c := ComponentHealth{Status: StatusDisabled, Timestamp: now}
 		if ch := checkers[name]; ch != nil {
 			c = ch.CheckHealth(ctx)

@@ -138,6 +138,7 @@ func Open(cfg Config, store *gitstore.Store) (*Node, error) {
 	if n.snaps, err = newSnapshots(filepath.Join(cfg.Dir, "snapshots"), store, 2); err != nil {
 		return nil, err
 	}
+	n.fsm.stats = n.snaps.stats
 	if n.db, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")}); err != nil {
 		return nil, fmt.Errorf("open the raft log: %w", err)
 	}

@@ -44,6 +44,7 @@ type fsm struct {
 	fatal   func(error)                             // the store failed for good
 	phase   func(context.Context, phaseEntry) error // runs a recovery phase here
 	backoff time.Duration
+	stats   *snapshotStats
 }
 
 // restoreMark is the last restore entry applied: written (fsynced) before
@@ -240,6 +241,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 // the members.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	start := time.Now()
 	m, body, err := readSnapshot(rc)
 	if err != nil {
 		return err
@@ -253,7 +255,8 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 			return err
 		}
 		defer os.Remove(tmp.Name())
-		_, err = io.Copy(tmp, body)
+		var size int64
+		size, err = io.Copy(tmp, body)
 		if cerr := tmp.Close(); err == nil {
 			err = cerr
 		}
@@ -266,6 +269,12 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		}
 		if head.String() != m.Head {
 			return errors.New("the snapshot's history ends at " + head.String() + ", not at its manifest's head " + m.Head)
+		}
+		if f.stats != nil {
+			f.stats.mu.Lock()
+			f.stats.installBytes, f.stats.installTime = size, time.Since(start)
+			f.stats.installed++
+			f.stats.mu.Unlock()
 		}
 	}
 	f.mu.Lock()

@@ -345,4 +345,3 @@ func (k *sink) Close() error {
 	k.s.prune()
 	return nil
 }
-

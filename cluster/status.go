@@ -265,3 +265,6 @@ func (n *Node) Snapshot() error {
 	}
 	return err
 }
+
+// RaftAddr is the address peers reach this node's raft at.
+func (n *Node) RaftAddr() string { return string(n.trans.LocalAddr()) }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/gitstore"
@@ -41,13 +42,24 @@ func damagedStore(t *testing.T, n int) (string, map[nexus.ID]string) {
 // packs lists the pack files, oldest first.
 func packs(t *testing.T, dir string) []string {
 	t.Helper()
-	ps, _ := filepath.Glob(filepath.Join(dir, "repo.git", "objects", "pack", "pack-*.pack"))
-	slices.SortFunc(ps, func(a, b string) int {
-		sa, _ := os.Stat(a)
-		sb, _ := os.Stat(b)
-		return sa.ModTime().Compare(sb.ModTime())
-	})
-	return ps
+	found, _ := filepath.Glob(filepath.Join(dir, "repo.git", "objects", "pack", "pack-*.pack"))
+	// A merge running meanwhile may retire a pack: list those still there.
+	type packFile struct {
+		path string
+		mod  time.Time
+	}
+	var ps []packFile
+	for _, p := range found {
+		if st, err := os.Stat(p); err == nil {
+			ps = append(ps, packFile{p, st.ModTime()})
+		}
+	}
+	slices.SortFunc(ps, func(a, b packFile) int { return a.mod.Compare(b.mod) })
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.path
+	}
+	return out
 }
 
 func gitFsckFails(t *testing.T, dir string) bool {

@@ -215,6 +215,8 @@ func parseQuery(r *http.Request, allowed ...string) (query, error) {
 	q := make(query, len(vals))
 	for name, vs := range vals {
 		switch {
+		case name == "consistency":
+			// A read's consistency in a cluster: checked by the router.
 		case !slices.Contains(allowed, name):
 			unknown = append(unknown, strconv.Quote(clip(name, 40)))
 		case len(vs) > 1:

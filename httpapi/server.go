@@ -88,33 +88,41 @@ type Options struct {
 	// Redactor cleans the node's secrets out of every error body, the
 	// log, GET /health and GET /v1/agents; nil: nothing is redacted.
 	Redactor *nexus.Redactor
+	// Cluster is the node's part in a cluster; nil: a single node (the
+	// /v1/cluster routes answer 404). A follower forwards writes, and
+	// reads at leader or linearizable consistency, to the leader through
+	// ForwardTransport (nil: the default transport).
+	Cluster          Cluster
+	ForwardTransport http.RoundTripper
 }
 
 // Server serves a [nexus.Store] over HTTP. It is an [http.Handler].
 type Server struct {
-	store      nexus.Store
-	raw        rawGetter // store's fast path for single reads, or nil
-	authn      Authenticator
-	onAuthFail func(r *http.Request, reason string)
-	maxBody    int64
-	log        *slog.Logger
-	ready      func() error
-	searcher   nexus.Searcher
-	health     func(ctx context.Context) nexus.Health
-	metrics    http.Handler
-	admin      Admin
-	mcp        http.Handler
-	events     nexus.EventSource
-	tasks      *tasks.Queue
-	agents     *orchestrator.Orchestrator
-	agentSt    func() []agent.Status
-	procs      func() []supervisor.Status
-	redact     *nexus.Redactor
-	beat       time.Duration // keep-alive interval of event streams
-	mux        *http.ServeMux
-	patterns   []string // every pattern registered with mux, in order
-	guard      browserGuard
-	limits     *limiter
+	store            nexus.Store
+	raw              rawGetter // store's fast path for single reads, or nil
+	authn            Authenticator
+	onAuthFail       func(r *http.Request, reason string)
+	maxBody          int64
+	log              *slog.Logger
+	ready            func() error
+	searcher         nexus.Searcher
+	health           func(ctx context.Context) nexus.Health
+	metrics          http.Handler
+	admin            Admin
+	mcp              http.Handler
+	events           nexus.EventSource
+	tasks            *tasks.Queue
+	agents           *orchestrator.Orchestrator
+	agentSt          func() []agent.Status
+	procs            func() []supervisor.Status
+	redact           *nexus.Redactor
+	beat             time.Duration // keep-alive interval of event streams
+	mux              *http.ServeMux
+	patterns         []string // every pattern registered with mux, in order
+	guard            browserGuard
+	limits           *limiter
+	cluster          Cluster
+	forwardTransport http.RoundTripper
 }
 
 // rawGetter is an optional capability of a store: the stored JSON encoding
@@ -126,27 +134,29 @@ type rawGetter interface {
 // NewServer returns a server for store.
 func NewServer(store nexus.Store, opts Options) *Server {
 	s := &Server{
-		store:      store,
-		authn:      authenticator(opts),
-		onAuthFail: opts.OnAuthFailure,
-		maxBody:    opts.MaxBodyBytes,
-		log:        opts.Logger,
-		ready:      opts.Ready,
-		searcher:   opts.Searcher,
-		health:     opts.Health,
-		metrics:    opts.Metrics,
-		admin:      opts.Admin,
-		mcp:        opts.MCP,
-		events:     opts.Events,
-		tasks:      opts.Tasks,
-		agents:     opts.Agents,
-		agentSt:    opts.AgentStatus,
-		procs:      opts.Processes,
-		redact:     opts.Redactor,
-		beat:       opts.KeepAlive,
-		mux:        http.NewServeMux(),
-		guard:      newBrowserGuard(opts.PublicNames),
-		limits:     newLimiter(opts.Limits),
+		store:            store,
+		authn:            authenticator(opts),
+		onAuthFail:       opts.OnAuthFailure,
+		maxBody:          opts.MaxBodyBytes,
+		log:              opts.Logger,
+		ready:            opts.Ready,
+		searcher:         opts.Searcher,
+		health:           opts.Health,
+		metrics:          opts.Metrics,
+		admin:            opts.Admin,
+		mcp:              opts.MCP,
+		events:           opts.Events,
+		tasks:            opts.Tasks,
+		agents:           opts.Agents,
+		agentSt:          opts.AgentStatus,
+		procs:            opts.Processes,
+		redact:           opts.Redactor,
+		beat:             opts.KeepAlive,
+		mux:              http.NewServeMux(),
+		guard:            newBrowserGuard(opts.PublicNames),
+		limits:           newLimiter(opts.Limits),
+		cluster:          opts.Cluster,
+		forwardTransport: opts.ForwardTransport,
 	}
 	s.raw, _ = store.(rawGetter)
 	if s.maxBody <= 0 {
@@ -199,6 +209,7 @@ func (s *Server) routes() {
 	s.handle("POST /v1/tasks/claim", s.claimTask)
 	s.handle("POST /v1/tasks/{id}/complete", s.completeTask)
 	s.handle("POST /v1/tasks/{id}/fail", s.failTask)
+	s.clusterRoutes()
 	if s.mcp != nil {
 		s.register("/mcp", s.mcp)
 	}
@@ -254,6 +265,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.rateLimited(sw, r) {
+		return
+	}
+	if s.cluster != nil && s.inCluster(sw, r, pattern) {
 		return
 	}
 	s.mux.ServeHTTP(sw, r)

@@ -37,13 +37,30 @@ func (n *Node) Fsck(ctx context.Context, deep bool) (rep *gitstore.FsckReport, e
 func (n *Node) Restore(ctx context.Context, at time.Time, dryRun bool) (plan *gitstore.RestorePlan, err error) {
 	params := audit.Fields{"at": at.UTC().Format(time.RFC3339Nano), "dry_run": strconv.FormatBool(dryRun)}
 	err = n.audit.Do(ctx, "restore", params, func() (audit.Fields, error) {
-		if plan, err = n.store.RestoreTo(ctx, at, dryRun); err != nil {
+		if plan, err = n.restore(ctx, at, dryRun); err != nil {
 			return nil, err
 		}
 		return audit.Fields{"from": plan.From, "to": plan.To, "rolled_back": strconv.Itoa(plan.RolledBack),
 			"kept": strconv.Itoa(plan.Kept), "recovery_ref": plan.RecoveryRef}, nil
 	})
 	return plan, err
+}
+
+// restore rewinds the store, or in a cluster every node through the log
+// (the plan is this node's preview of it).
+func (n *Node) restore(ctx context.Context, at time.Time, dryRun bool) (*gitstore.RestorePlan, error) {
+	if n.cluster == nil {
+		return n.store.RestoreTo(ctx, at, dryRun)
+	}
+	plan, err := n.store.RestoreTo(ctx, at, true)
+	if err != nil || dryRun || plan.RolledBack == 0 {
+		return plan, err
+	}
+	if err := n.cluster.Restore(ctx, at); err != nil {
+		return nil, err
+	}
+	plan.DryRun = false
+	return plan, nil
 }
 
 // Recover runs the cascading recovery now: the steps, and whether the

@@ -108,6 +108,10 @@ type Config struct {
 	// cannot be written there is refused.
 	AuditFile string
 
+	// Cluster makes the node a member of a cluster (see ClusterConfig);
+	// the zero value is a single node.
+	Cluster ClusterConfig
+
 	// ShutdownTimeout bounds how long Serve waits for in-flight requests,
 	// and Close for the agents' last checkpoints and processes' stops.
 	ShutdownTimeout time.Duration
@@ -190,6 +194,7 @@ func (c *Config) Validate() error {
 	if c.BackupKeep < 1 {
 		bad("BackupKeep", "%d: at least 1 backup is kept", c.BackupKeep)
 	}
+	c.validateCluster(bad)
 	errs = append(errs, c.validateWeb()...)
 	if err := errors.Join(errs...); err != nil {
 		return &ConfigError{Err: err}

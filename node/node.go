@@ -17,6 +17,7 @@ import (
 	"github.com/nexus-mem/nexus/audit"
 	"github.com/nexus-mem/nexus/auth"
 	"github.com/nexus-mem/nexus/authz"
+	"github.com/nexus-mem/nexus/cluster"
 	"github.com/nexus-mem/nexus/embed"
 	"github.com/nexus-mem/nexus/events"
 	"github.com/nexus-mem/nexus/gitstore"
@@ -31,19 +32,21 @@ import (
 // together. Open starts it; Close stops every job and waits for it
 // before the store closes.
 type Node struct {
-	cfg    Config
-	log    *slog.Logger
-	redact *nexus.Redactor // every error text leaving the node goes through it
-	store  *gitstore.Store
-	engine *search.Engine // nil with NoSearch
-	bus    *events.Bus
-	agents *nodeAgents
-	mgr    *recovery.Manager
-	mets   *metrics.Metrics
-	audit  *audit.Log
-	health func(context.Context) nexus.Health
-	tls    *tlsconf.Server // nil: plain HTTP
-	auth   *auth.Set
+	cfg     Config
+	log     *slog.Logger
+	redact  *nexus.Redactor // every error text leaving the node goes through it
+	store   *gitstore.Store
+	data    nexus.Store    // what requests and jobs write through: the store, or the cluster's log
+	cluster *cluster.Node  // nil for a single node
+	engine  *search.Engine // nil with NoSearch
+	bus     *events.Bus
+	agents  *nodeAgents
+	mgr     *recovery.Manager
+	mets    *metrics.Metrics
+	audit   *audit.Log
+	health  func(context.Context) nexus.Health
+	tls     *tlsconf.Server // nil: plain HTTP
+	auth    *auth.Set
 
 	handler http.Handler
 	conns   *connLimiter // counts and caps the connections Serve accepts
@@ -119,9 +122,14 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.startupCheck(ctx); err != nil {
 		return nil, err
 	}
+	if n.cfg.Cluster.Enabled() {
+		if err := n.openCluster(); err != nil {
+			return nil, err
+		}
+	}
 	// The task queue and the orchestrator write for requests too: through
 	// the access checks of the request's principal.
-	if err := n.agents.start(n.ctx, authz.NewStore(n.store), n.bus); err != nil {
+	if err := n.agents.start(n.ctx, authz.NewStore(n.data), n.bus); err != nil {
 		return nil, err
 	}
 	n.startServices()
@@ -150,6 +158,7 @@ func (n *Node) openStore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	n.data = n.store
 	for _, r := range n.repaired {
 		n.log.Warn("repaired at start", "what", r)
 	}
@@ -201,6 +210,9 @@ func (n *Node) start(s *service) {
 // scrubber, the backup and mirror schedulers, the memory governor, and
 // the agents' monitor, lease reaper and supervised processes.
 func (n *Node) startServices() {
+	if n.cluster != nil && len(n.cfg.Cluster.Join) > 0 {
+		n.start(n.joinService())
+	}
 	n.start(newService("recovery", n.mgr.Watch))
 	if n.cfg.ScrubInterval > 0 {
 		n.start(periodic("scrub", n.cfg.ScrubInterval, n.scrub))
@@ -314,8 +326,13 @@ func (n *Node) close(ctx context.Context) error {
 		n.stop(nil)
 	}
 	var err error
+	if n.cluster != nil {
+		err = n.cluster.Close()
+	}
 	if n.engine != nil {
-		err = n.engine.Close()
+		if eerr := n.engine.Close(); err == nil {
+			err = eerr
+		}
 	}
 	if n.store != nil {
 		if serr := n.store.Close(); err == nil {
@@ -327,7 +344,10 @@ func (n *Node) close(ctx context.Context) error {
 }
 
 // Store is the node's memory: writes are durable when Put returns.
-func (n *Node) Store() nexus.Store { return n.store }
+func (n *Node) Store() nexus.Store { return n.data }
+
+// Cluster is the node's part in its cluster, nil for a single node.
+func (n *Node) Cluster() *cluster.Node { return n.cluster }
 
 // Apply stores contexts whose ids and timestamps were fixed beforehand
 // (by a leader), in one group commit, and returns the new head. Every node

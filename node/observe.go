@@ -28,6 +28,10 @@ func (n *Node) observe() {
 	})
 	checkers := n.mgr.Checkers()
 	checkers[nexus.ComponentBackups] = nexus.HealthFunc(n.backupHealth)
+	if n.cfg.Cluster.Enabled() {
+		// Read once the cluster is open (before anything asks).
+		checkers[nexus.ComponentCluster] = nexus.HealthFunc(n.clusterHealth)
+	}
 	src := metrics.Sources{
 		Contexts: n.store.Len,
 		Cache: func() metrics.CacheFigures {
@@ -67,9 +71,9 @@ func (n *Node) newHandler() http.Handler {
 	}
 	// Every request reaches the memory through the access checks of its
 	// principal; the node's own jobs use the store directly.
-	store := authz.NewStore(n.store)
+	store := authz.NewStore(n.data)
 	searcher = authz.NewSearcher(searcher, store)
-	api := httpapi.NewServer(store, httpapi.Options{
+	opts := httpapi.Options{
 		PublicNames: n.publicNames(), Limits: n.cfg.Limits.apiLimits(),
 		Auth: n.auth, OnAuthFailure: n.authFailed, MaxBodyBytes: n.cfg.maxBody(), Logger: n.log, Ready: n.store.Ready,
 		Searcher: searcher, Health: n.health, Metrics: n.mets.Handler(), Events: authz.NewEvents(n.bus),
@@ -77,7 +81,9 @@ func (n *Node) newHandler() http.Handler {
 		MCP:      mcpHandler(store, searcher, mcpserver.LocalAgents(n.agents.queue, n.agents.orchestrator()), n.cfg.maxBody(), n.log, n.redact),
 		Admin:    n,
 		Redactor: n.redact,
-	})
+	}
+	n.clusterHandlerOptions(&opts)
+	api := httpapi.NewServer(store, opts)
 	n.conns = &connLimiter{max: n.cfg.Limits.MaxConnections}
 	n.mets.Registry().MustRegister(newLimitCollector(api, n.conns, n.cfg.Limits))
 	return api

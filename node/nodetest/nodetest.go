@@ -35,6 +35,7 @@ type Node struct {
 	ExpectFatal bool
 
 	tb     testing.TB
+	ln     net.Listener // the API's listener for the next serve, if made beforehand
 	cancel context.CancelFunc
 	served chan error
 	closed bool
@@ -59,11 +60,21 @@ func Config(tb testing.TB) node.Config {
 // the test's cleanup closes it.
 func Open(tb testing.TB, cfg node.Config) *Node {
 	tb.Helper()
+	return openOn(tb, cfg, nil)
+}
+
+// openOn opens a node with cfg and serves it on ln (nil: a new listener
+// on cfg.Addr).
+func openOn(tb testing.TB, cfg node.Config, ln net.Listener) *Node {
+	tb.Helper()
 	n, err := node.Open(context.Background(), cfg)
 	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
 		tb.Fatalf("open node in %s: %v", cfg.Dir, err)
 	}
-	tn := &Node{Node: n, Config: cfg, tb: tb}
+	tn := &Node{Node: n, Config: cfg, tb: tb, ln: ln}
 	tn.serve()
 	tb.Cleanup(func() { tn.Close() })
 	return tn
@@ -84,9 +95,13 @@ func OpenN(tb testing.TB, n int, set func(i int, cfg *node.Config)) []*Node {
 }
 
 func (n *Node) serve() {
-	ln, err := net.Listen("tcp", n.Config.Addr)
-	if err != nil {
-		n.tb.Fatalf("listen: %v", err)
+	ln := n.ln
+	n.ln = nil
+	if ln == nil {
+		var err error
+		if ln, err = listenAgain(n.Config.Addr); err != nil {
+			n.tb.Fatalf("listen: %v", err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel, n.served = cancel, make(chan error, 1)
@@ -129,6 +144,10 @@ func (n *Node) Restart(set func(cfg *node.Config)) {
 	n.Close()
 	if set != nil {
 		set(&n.Config)
+	}
+	if n.Config.Cluster.RaftListener != nil {
+		// The first listener closed with the node: listen on its address.
+		n.Config.Cluster.RaftListener = nil
 	}
 	nn, err := node.Open(context.Background(), n.Config)
 	if err != nil {
@@ -209,4 +228,21 @@ func AwaitEvent(tb testing.TB, sub nexus.Subscription, within time.Duration, wha
 			return data
 		}
 	}
+}
+
+// listenAgain listens on addr, waiting a little for a port that a closed
+// node still holds.
+func listenAgain(addr string) (net.Listener, error) {
+	var ln net.Listener
+	var err error
+	for range 100 {
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			return ln, nil
+		}
+		if strings.HasSuffix(addr, ":0") {
+			return nil, err
+		}
+		time.Sleep(20 * time.Millisecond) // the port is released asynchronously
+	}
+	return nil, err
 }

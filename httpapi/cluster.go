@@ -1,0 +1,259 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+
+	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/cluster"
+)
+
+// Cluster is a node's part in a cluster, as the API serves it.
+type Cluster interface {
+	// Status is the cluster as this node sees it, each member's applied
+	// index and head filled in by asking it (local: this node only).
+	Status(ctx context.Context, local bool) cluster.Status
+	Join(ctx context.Context, m cluster.Member) error
+	Remove(ctx context.Context, id string) error
+	TransferLeadership(ctx context.Context, to string) error
+	// NodeID names this node; Leader the leader it knows ("" if none).
+	NodeID() string
+	Leader() (id, apiURL string)
+	IsLeader() bool
+	ReadBarrier(ctx context.Context, level cluster.Consistency) error
+}
+
+// Headers of a cluster's answers.
+const (
+	// HeaderConsistency is the consistency a read was served at.
+	HeaderConsistency = "Nexus-Consistency"
+	// HeaderStale is "true" on a read served by a node that knows no
+	// leader: its data may be behind the cluster's.
+	HeaderStale = "Nexus-Stale"
+	// HeaderServedBy names the node that served the request.
+	HeaderServedBy = "Nexus-Served-By"
+	// headerForwardedBy names the follower that forwarded a request to
+	// the leader; a forwarded request is never forwarded again.
+	headerForwardedBy = "Nexus-Forwarded-By"
+)
+
+// DefaultConsistency is the level of a read that names none.
+const DefaultConsistency = cluster.Leader
+
+// routeClass says where a route is served in a cluster.
+type routeClass int
+
+const (
+	classLocal routeClass = iota // on the node asked (health, metrics, events, its own checks)
+	classRead                    // at the read's consistency: locally, or on the leader
+	classWrite                   // on the leader: followers forward it
+)
+
+// clusterClass is the class of each route whose class is not local.
+var clusterClass = map[string]routeClass{
+	"POST /v1/contexts":                    classWrite,
+	"GET /v1/contexts":                     classRead,
+	"GET /v1/contexts/{id}":                classRead,
+	"GET /v1/contexts/{id}/chain":          classRead,
+	"GET /v1/contexts/{id}/children":       classRead,
+	"GET /v1/contexts/{id}/related":        classRead,
+	"POST /v1/search":                      classRead,
+	"GET /v1/log":                          classRead,
+	"POST /v1/admin/restore":               classWrite,
+	"POST /v1/agents":                      classWrite,
+	"GET /v1/agents":                       classRead,
+	"GET /v1/agents/{id}":                  classRead,
+	"POST /v1/agents/{id}/heartbeat":       classWrite,
+	"POST /v1/agents/{id}/process":         classWrite,
+	"POST /v1/agents/process":              classWrite,
+	"POST /v1/agents/{id}/generate":        classWrite,
+	"POST /v1/agents/generate":             classWrite,
+	"POST /v1/tasks":                       classWrite,
+	"GET /v1/tasks":                        classRead,
+	"GET /v1/tasks/{id}":                   classRead,
+	"POST /v1/tasks/claim":                 classWrite,
+	"POST /v1/tasks/{id}/complete":         classWrite,
+	"POST /v1/tasks/{id}/fail":             classWrite,
+	"POST /v1/cluster/join":                classWrite,
+	"DELETE /v1/cluster/members/{id}":      classWrite,
+	"POST /v1/cluster/transfer-leadership": classWrite,
+	"/mcp":                                 classWrite, // its sessions and tools live on the leader
+}
+
+// ClusterRoute reports how a route is served in a cluster: "local",
+// "read" or "write".
+func ClusterRoute(pattern string) string {
+	switch clusterClass[pattern] {
+	case classRead:
+		return "read"
+	case classWrite:
+		return "write"
+	}
+	return "local"
+}
+
+// inCluster routes a request of a cluster's node: a write on a follower
+// goes to the leader (with the caller's credentials), a read at leader or
+// linearizable consistency too; a linearizable read on the leader first
+// confirms its leadership. It reports whether it answered.
+func (s *Server) inCluster(w http.ResponseWriter, r *http.Request, pattern string) bool {
+	c := s.cluster
+	w.Header().Set(HeaderServedBy, c.NodeID())
+	class := clusterClass[pattern]
+	if class == classLocal {
+		return false
+	}
+	level := cluster.Consistency("")
+	if class == classRead {
+		var err error
+		q := r.URL.Query()
+		if level, err = cluster.ParseConsistency(q.Get("consistency"), DefaultConsistency); err != nil {
+			s.fail(w, r, err)
+			return true
+		}
+		w.Header().Set(HeaderConsistency, string(level))
+		if level == cluster.None {
+			if id, _ := c.Leader(); id == "" {
+				w.Header().Set(HeaderStale, "true")
+			}
+			return false
+		}
+	}
+	if c.IsLeader() {
+		if level == cluster.Linearizable {
+			if err := c.ReadBarrier(r.Context(), level); err != nil {
+				s.fail(w, r, err)
+				return true
+			}
+		}
+		return false
+	}
+	leader, api := c.Leader()
+	if leader == "" || api == "" || r.Header.Get(headerForwardedBy) != "" {
+		err := c.ReadBarrier(r.Context(), cluster.Leader) // the no_quorum error, naming the last leader
+		if class == classRead && level == cluster.Leader && leader == "" {
+			// Without a leader a read is still served, marked stale.
+			w.Header().Set(HeaderConsistency, string(cluster.None))
+			w.Header().Set(HeaderStale, "true")
+			return false
+		}
+		if err == nil {
+			err = nexus.Errorf(nexus.ENoQuorum, "no leader to forward to")
+		}
+		s.fail(w, r, err)
+		return true
+	}
+	s.forward(w, r, api)
+	return true
+}
+
+// forward proxies r to the leader's API, credentials included; the
+// leader's answer says it served it.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, api string) {
+	w.Header().Del(HeaderServedBy)
+	w.Header().Del(HeaderConsistency)
+	target, err := url.Parse(api)
+	if err != nil || target.Host == "" {
+		s.fail(w, r, nexus.Errorf(nexus.EInternal, "the leader's API address %q is not a URL", api))
+		return
+	}
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = target.Host
+			pr.Out.Header.Set(headerForwardedBy, s.cluster.NodeID())
+		},
+		Transport: s.forwardTransport,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if errors.Is(err, context.Canceled) {
+				return
+			}
+			// Whether a forwarded write was made is unknown once it left.
+			code := nexus.EOutcomeUnknown
+			if r.Method == http.MethodGet {
+				code = nexus.EUnavailable
+			}
+			s.fail(w, r, nexus.WrapError(code, err, "forwarding to the leader at %s failed", target.Host))
+		},
+	}
+	proxy.ServeHTTP(w, r)
+}
+
+func (s *Server) clusterRoutes() {
+	s.handle("GET /v1/cluster", s.clusterStatus)
+	s.handle("POST /v1/cluster/join", s.clusterJoin)
+	s.handle("DELETE /v1/cluster/members/{id}", s.clusterRemove)
+	s.handle("POST /v1/cluster/transfer-leadership", s.clusterTransfer)
+}
+
+var errNoCluster = nexus.Errorf(nexus.ENotFound, "this node is not part of a cluster (start it with --node-id and --raft-addr)")
+
+func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request) error {
+	q, err := parseQuery(r, "local")
+	if err != nil {
+		return err
+	}
+	if s.cluster == nil {
+		return errNoCluster
+	}
+	local := false
+	switch q["local"] {
+	case "", "false":
+	case "true":
+		local = true
+	default:
+		return nexus.Errorf(nexus.EInvalid, "local %q: want true or false", clip(q["local"], 20))
+	}
+	return writeJSON(w, http.StatusOK, s.cluster.Status(r.Context(), local))
+}
+
+var joinFields = []string{"id", "raft_addr", "api_url"}
+
+func (s *Server) clusterJoin(w http.ResponseWriter, r *http.Request) error {
+	if s.cluster == nil {
+		return errNoCluster
+	}
+	var m cluster.Member
+	if err := s.decodeBody(w, r, &m, joinFields); err != nil {
+		return err
+	}
+	if err := s.cluster.Join(r.Context(), m); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, s.cluster.Status(r.Context(), true))
+}
+
+func (s *Server) clusterRemove(w http.ResponseWriter, r *http.Request) error {
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	if s.cluster == nil {
+		return errNoCluster
+	}
+	if err := s.cluster.Remove(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, s.cluster.Status(r.Context(), true))
+}
+
+var transferFields = []string{"to"}
+
+func (s *Server) clusterTransfer(w http.ResponseWriter, r *http.Request) error {
+	if s.cluster == nil {
+		return errNoCluster
+	}
+	var req struct {
+		To string `json:"to"`
+	}
+	if err := s.decodeBody(w, r, &req, transferFields); err != nil {
+		return err
+	}
+	if err := s.cluster.TransferLeadership(r.Context(), strings.TrimSpace(req.To)); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, s.cluster.Status(r.Context(), true))
+}

@@ -1,0 +1,372 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/cluster"
+	"github.com/nexus-mem/nexus/gitstore"
+	"github.com/nexus-mem/nexus/httpapi"
+	"github.com/nexus-mem/nexus/recovery"
+	"github.com/nexus-mem/nexus/tlsconf"
+)
+
+// ClusterConfig is a node's part in a cluster. A node without a NodeID is
+// a single node (no raft at all).
+type ClusterConfig struct {
+	// NodeID names the node in its cluster (letters, digits, . _ -).
+	NodeID string
+	// RaftAddr is where the node listens for its peers (host:port);
+	// RaftAdvertise is the address peers dial, if not RaftAddr.
+	RaftAddr, RaftAdvertise string
+	// APIURL is the node's API as its peers reach it (followers forward
+	// writes there); "" means http(s)://Addr.
+	APIURL string
+	// Bootstrap makes a new cluster of this node alone, when it has no
+	// raft state yet.
+	Bootstrap bool
+	// Join lists API URLs of members: a node with no raft state asks
+	// them (in turn, until one answers) to add it.
+	Join []string
+	// Timeouts are raft's failure detection; zero: cluster.DefaultTimeouts.
+	Timeouts cluster.Timeouts
+	// SnapshotThreshold and TrailingLogs: see cluster.Config; 0: defaults
+	// (8192 and 10240 entries).
+	SnapshotThreshold, TrailingLogs uint64
+	// PeerTLS secures raft between nodes and the forwarding of requests
+	// (the node's certificate serves both; peers must present one of
+	// TLSClientCA). Needs TLSCert, TLSKey and TLSClientCA.
+	PeerTLS bool
+	// Dial, if set, dials peers' raft addresses (tests route it through
+	// network faults).
+	Dial func(addr string, timeout time.Duration) (net.Conn, error)
+	// RaftListener, if set, is used instead of listening on RaftAddr.
+	RaftListener net.Listener
+}
+
+// Enabled reports whether the node is part of a cluster.
+func (c ClusterConfig) Enabled() bool { return c.NodeID != "" }
+
+func (c *Config) validateCluster(bad func(field, format string, args ...any)) {
+	cc := c.Cluster
+	if !cc.Enabled() {
+		if cc.RaftAddr != "" || cc.Bootstrap || len(cc.Join) > 0 {
+			bad("Cluster.NodeID", "a raft address, --bootstrap or --join needs a node id")
+		}
+		return
+	}
+	if !validNodeID(cc.NodeID) {
+		bad("Cluster.NodeID", "%q: want 1-64 of A-Z a-z 0-9 . _ -", cc.NodeID)
+	}
+	if cc.RaftAddr == "" && cc.RaftListener == nil {
+		bad("Cluster.RaftAddr", "empty: a cluster node needs a raft address (host:port)")
+	} else if cc.RaftListener == nil {
+		if _, _, err := net.SplitHostPort(cc.RaftAddr); err != nil {
+			bad("Cluster.RaftAddr", "%q: want host:port", cc.RaftAddr)
+		}
+	}
+	if cc.Bootstrap && len(cc.Join) > 0 {
+		bad("Cluster.Join", "a node either bootstraps a cluster or joins one, not both")
+	}
+	for _, j := range cc.Join {
+		if u, err := url.Parse(j); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("Cluster.Join", "%q: want the http(s) URL of a member's API", j)
+		}
+	}
+	if cc.APIURL != "" {
+		if u, err := url.Parse(cc.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("Cluster.APIURL", "%q: want an http(s) URL", cc.APIURL)
+		}
+	}
+	if cc.PeerTLS && (c.TLSCert == "" || c.TLSClientCA == "") {
+		bad("Cluster.PeerTLS", "peer TLS needs the node's certificate (TLSCert, TLSKey) and the CA of its peers (TLSClientCA)")
+	}
+	if c.Encrypt {
+		bad("Encrypt", "cluster mode does not support encryption at rest yet")
+	}
+}
+
+func validNodeID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// apiURL is the node's API as peers reach it.
+func (c *Config) apiURL() string {
+	if c.Cluster.APIURL != "" {
+		return c.Cluster.APIURL
+	}
+	scheme := "http"
+	if c.TLSCert != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + c.Addr
+}
+
+// RaftDir is where a cluster node keeps its raft log and snapshots.
+func RaftDir(dir string) string { return filepath.Join(dir, "raft") }
+
+// openCluster starts the node's raft over its store.
+func (n *Node) openCluster() error {
+	cc := n.cfg.Cluster
+	cfg := cluster.Config{
+		NodeID: cc.NodeID, RaftAddr: cc.RaftAddr, Advertise: cc.RaftAdvertise, APIURL: n.cfg.apiURL(),
+		Dir: RaftDir(n.cfg.Dir), Bootstrap: cc.Bootstrap, Timeouts: cc.Timeouts,
+		SnapshotThreshold: cc.SnapshotThreshold, TrailingLogs: cc.TrailingLogs,
+		Listener: cc.RaftListener, Dial: cc.Dial, Logger: n.log,
+		OnLeader: n.leadershipChanged,
+		OnFatal: func(err error) {
+			n.log.Error("the store failed while applying the cluster's log: the node stops", "err", err)
+			n.stop(&FatalError{Step: recovery.Step{Component: "cluster", Status: recovery.Failed, Reason: err.Error(), At: time.Now()}})
+		},
+	}
+	if cc.PeerTLS {
+		srv, cli, err := n.peerTLS()
+		if err != nil {
+			return err
+		}
+		cfg.ServerTLS, cfg.ClientTLS = srv, cli
+	}
+	c, err := cluster.Open(cfg, n.store)
+	if err != nil {
+		return err
+	}
+	n.cluster = c
+	n.data = &replicated{Store: n.store, c: c}
+	return nil
+}
+
+// peerTLS is the TLS between nodes (raft and forwarded requests): the
+// node's own certificate on both ends (reloaded like the API's), peers
+// verified against TLSClientCA.
+func (n *Node) peerTLS() (server, client *tls.Config, err error) {
+	client, err = tlsconf.Client(n.cfg.TLSClientCA, n.cfg.TLSCert, n.cfg.TLSKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	return n.tls.Config(), client, nil
+}
+
+// replicated is the store as a cluster's node writes it: puts go through
+// the log; reads are this node's.
+type replicated struct {
+	*gitstore.Store
+	c *cluster.Node
+}
+
+func (r *replicated) Put(ctx context.Context, d nexus.Draft) (*nexus.Context, error) {
+	return r.c.Put(ctx, d)
+}
+
+// leadershipChanged starts the jobs that must run once in a cluster on
+// the node that leads, and stops them when it no longer does.
+func (n *Node) leadershipChanged(leading bool) {
+	n.log.Info("leadership", "leading", leading)
+}
+
+// clusterAPI serves the cluster's routes for this node.
+type clusterAPI struct {
+	n      *Node
+	client *http.Client
+}
+
+func (a *clusterAPI) NodeID() string              { return a.n.cfg.Cluster.NodeID }
+func (a *clusterAPI) Leader() (id, apiURL string) { return a.n.cluster.Leader() }
+func (a *clusterAPI) IsLeader() bool              { return a.n.cluster.IsLeader() }
+func (a *clusterAPI) ReadBarrier(ctx context.Context, level cluster.Consistency) error {
+	return a.n.cluster.ReadBarrier(ctx, level)
+}
+func (a *clusterAPI) Join(ctx context.Context, m cluster.Member) error {
+	return a.n.cluster.Join(ctx, m)
+}
+func (a *clusterAPI) Remove(ctx context.Context, id string) error {
+	return a.n.cluster.Remove(ctx, id)
+}
+func (a *clusterAPI) TransferLeadership(ctx context.Context, to string) error {
+	return a.n.cluster.TransferLeadership(ctx, to)
+}
+
+// Status is this node's view, with each other member's applied index and
+// head asked of the member itself (in parallel, 2 s each).
+func (a *clusterAPI) Status(ctx context.Context, local bool) cluster.Status {
+	st := a.n.cluster.Status()
+	for i := range st.Members {
+		m := &st.Members[i]
+		if m.ID == st.NodeID {
+			m.AppliedIndex, m.Head = st.AppliedIndex, st.Head
+		}
+	}
+	if local {
+		return st
+	}
+	var wg sync.WaitGroup
+	for i := range st.Members {
+		m := &st.Members[i]
+		if m.ID == st.NodeID {
+			continue
+		}
+		if m.APIURL == "" {
+			m.Error = "its API address is not known yet"
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ms, err := a.ask(ctx, m.APIURL)
+			if err != nil {
+				m.Error = a.n.redact.Redact(err.Error())
+				return
+			}
+			m.AppliedIndex, m.Head = ms.AppliedIndex, ms.Head
+		}()
+	}
+	wg.Wait()
+	return st
+}
+
+// ask gets a member's own status.
+func (a *clusterAPI) ask(ctx context.Context, api string) (*cluster.Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, api+"/v1/cluster?local=true", nil)
+	if err != nil {
+		return nil, err
+	}
+	if a.n.cfg.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.n.cfg.Token)
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s answered %s", api, resp.Status)
+	}
+	var st cluster.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// peerTransport is how this node reaches its peers' APIs (forwarding,
+// status, join).
+func (n *Node) peerTransport() http.RoundTripper {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	if n.cfg.Cluster.PeerTLS {
+		if _, cli, err := n.peerTLS(); err == nil {
+			t.TLSClientConfig = cli
+		}
+	}
+	return t
+}
+
+func (n *Node) clusterHandlerOptions(o *httpapi.Options) {
+	if n.cluster == nil {
+		return
+	}
+	tr := n.peerTransport()
+	o.Cluster = &clusterAPI{n: n, client: &http.Client{Transport: tr}}
+	o.ForwardTransport = tr
+}
+
+// joinService asks the members listed in Join to add this node, until
+// one does (the node then gets the log from the leader).
+func (n *Node) joinService() *service {
+	cc := n.cfg.Cluster
+	return newService("cluster join", func(ctx context.Context) {
+		st := n.cluster.Status()
+		for _, m := range st.Members {
+			if m.ID == cc.NodeID {
+				return // already a member
+			}
+		}
+		client := &http.Client{Transport: n.peerTransport(), Timeout: 10 * time.Second}
+		me := cluster.Member{ID: cc.NodeID, RaftAddr: n.cluster.RaftAddr(), APIURL: n.cfg.apiURL()}
+		body, _ := json.Marshal(me)
+		wait := 200 * time.Millisecond
+		for {
+			var errs []error
+			for _, u := range cc.Join {
+				err := n.askToJoin(ctx, client, u, body)
+				if err == nil {
+					n.log.Info("joined the cluster", "via", u)
+					return
+				}
+				errs = append(errs, fmt.Errorf("%s: %w", u, err))
+			}
+			n.log.Warn("cannot join the cluster yet; retrying", "err", errors.Join(errs...), "in", wait)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, 5*time.Second)
+		}
+	})
+}
+
+func (n *Node) askToJoin(ctx context.Context, client *http.Client, u string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u+"/v1/cluster/join", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if n.cfg.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+n.cfg.Token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		return nil
+	}
+	var eb nexus.ErrorBody
+	if json.NewDecoder(resp.Body).Decode(&eb) == nil && eb.Error.Message != "" {
+		return fmt.Errorf("%s: %s", eb.Error.Code, eb.Error.Message)
+	}
+	return fmt.Errorf("answered %s", resp.Status)
+}
+
+// clusterHealth is the cluster component of /health.
+func (n *Node) clusterHealth(context.Context) nexus.ComponentHealth {
+	if n.cluster == nil {
+		return nexus.ComponentHealth{Status: nexus.StatusDisabled, Timestamp: time.Now()}
+	}
+	st := n.cluster.Status()
+	h := nexus.ComponentHealth{Status: nexus.StatusHealthy, Details: map[string]any{
+		"role": st.State, "leader": st.Leader, "term": st.Term, "commit_index": st.CommitIndex,
+		"applied_index": st.AppliedIndex, "members": len(st.Members),
+	}}
+	if st.LastContact != nil {
+		h.Details["last_contact"] = st.LastContact.UTC().Format(time.RFC3339Nano)
+	}
+	switch {
+	case st.Stalled != "":
+		h.Status, h.Error = nexus.StatusDegraded, "committed entries cannot be applied here: "+st.Stalled
+	case st.Leader == "":
+		h.Status, h.Error = nexus.StatusDegraded, "no leader: this node cannot reach a quorum; writes are refused, reads are served stale"
+	}
+	return h
+}

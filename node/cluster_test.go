@@ -1,0 +1,126 @@
+package node_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/cluster"
+	"github.com/nexus-mem/nexus/httpapi"
+	"github.com/nexus-mem/nexus/node/nodetest"
+)
+
+func clusterStatus(t *testing.T, n *nodetest.Node) cluster.Status {
+	t.Helper()
+	resp, err := n.HTTP.Get(n.URL + "/v1/cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET /v1/cluster: %s %s", resp.Status, b)
+	}
+	var st cluster.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestCluster_WritesThroughAnyNode(t *testing.T) {
+	nodes := nodetest.OpenCluster(t, 3, nil)
+	leader := nodetest.Leader(t, nodes)
+	ctx := context.Background()
+	var ids []nexus.ID
+	for i, n := range nodes {
+		for j := range 20 {
+			// A follower forwards the write to the leader.
+			c, err := n.Client.Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Namespace: "c", Content: fmt.Sprintf("via %d: %d", i, j)})
+			if err != nil {
+				t.Fatalf("put via %s: %v", n.Config.Cluster.NodeID, err)
+			}
+			ids = append(ids, c.ID)
+		}
+	}
+	head := nodetest.Converge(t, nodes)
+	for _, n := range nodes {
+		if n.Head() != head || n.Len() != len(ids) {
+			t.Fatalf("%s: head %s with %d contexts, want %s with %d", n.Config.Cluster.NodeID, n.Head(), n.Len(), head, len(ids))
+		}
+		out, err := exec.Command("git", "--git-dir", n.Config.Dir+"/repo.git", "fsck", "--strict", "--no-dangling").CombinedOutput()
+		if err != nil {
+			t.Fatalf("git fsck: %v\n%s", err, out)
+		}
+	}
+	// Every read level answers on every node, saying which it was.
+	for _, n := range nodes {
+		for _, level := range []string{"none", "leader", "linearizable"} {
+			resp, err := n.HTTP.Get(n.URL + "/v1/contexts/" + ids[0].String() + "?consistency=" + level)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || resp.Header.Get(httpapi.HeaderConsistency) != level {
+				t.Fatalf("%s at %s: %s, consistency %q", n.Config.Cluster.NodeID, level, resp.Status, resp.Header.Get(httpapi.HeaderConsistency))
+			}
+			served := resp.Header.Get(httpapi.HeaderServedBy)
+			if want := leader.Config.Cluster.NodeID; level != "none" && served != want {
+				t.Fatalf("a %s read via %s was served by %s, want the leader %s", level, n.Config.Cluster.NodeID, served, want)
+			}
+		}
+	}
+	st := clusterStatus(t, nodes[1])
+	if st.Leader != leader.Config.Cluster.NodeID || len(st.Members) != 3 {
+		t.Fatalf("status: %+v", st)
+	}
+	for _, m := range st.Members {
+		if m.Head != head || m.Error != "" {
+			t.Fatalf("member %s: head %s (%s), want %s", m.ID, m.Head, m.Error, head)
+		}
+	}
+	resp, err := nodes[0].HTTP.Get(nodes[0].URL + "/v1/contexts?consistency=sometimes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "want none, leader or linearizable") {
+		t.Fatalf("bad consistency: %s %s", resp.Status, b)
+	}
+}
+
+func TestCluster_LeaderFailover(t *testing.T) {
+	nodes := nodetest.OpenCluster(t, 3, nil)
+	ctx := context.Background()
+	leader := nodetest.Leader(t, nodes)
+	for i := range 30 {
+		if _, err := leader.Client.Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Content: fmt.Sprint("before ", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leader.Close()
+	next := nodetest.Leader(t, nodes, leader)
+	for i := range 30 {
+		if _, err := next.Client.Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Content: fmt.Sprint("after ", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leader.Restart(nil)
+	head := nodetest.Converge(t, nodes)
+	for _, n := range nodes {
+		if n.Len() != 60 || n.Head() != head {
+			t.Fatalf("%s: %d contexts at %s, want 60 at %s", n.Config.Cluster.NodeID, n.Len(), n.Head(), head)
+		}
+		h := n.Health(ctx).Components[nexus.ComponentCluster]
+		if h.Status != nexus.StatusHealthy {
+			t.Fatalf("%s: cluster health %+v", n.Config.Cluster.NodeID, h)
+		}
+	}
+}
