@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/internal/secrets"
 )
 
 // Encryption at rest is envelope encryption: a random 256-bit data key
@@ -36,6 +37,8 @@ type Encryption struct {
 	KeyFile string
 	// KeyCommand is run with /bin/sh -c and prints the master key, raw or
 	// in base64, on its standard output (a KMS client, a secret manager).
+	// It gets the minimal environment of the node's children (PATH, HOME,
+	// LANG, LC_*, TZ), nothing else of the server's.
 	KeyCommand string
 }
 
@@ -93,6 +96,9 @@ func runKeyCommand(command string) (masterKey, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), keyCommandTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
+	// The minimal environment of every child: the server's token and
+	// provider keys are not the key command's to see.
+	cmd.Env = secrets.ChildEnv()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"container/list"
 	"context"
 	"math"
 	"net/http"
@@ -71,14 +72,33 @@ type LimitStats struct {
 	Streams int
 }
 
+// maxRates bounds the principals whose request rate is tracked at once:
+// beyond it the least recently seen one is forgotten (and starts again
+// with a full burst should it come back).
+const maxRates = 10000
+
+// minRateIdle is how long a principal's rate is kept after its last
+// request, at least: longer if its bucket takes longer to refill.
+const minRateIdle = time.Minute
+
 // limiter enforces the rate and stream limits and counts every refusal.
 type limiter struct {
-	cfg     Limits
-	mu      sync.Mutex
-	rates   map[string]*rate.Limiter // by principal name
-	streams int                      // open in total
-	byName  map[string]int           // open by principal name
-	refused map[string]*atomic.Uint64
+	cfg      Limits
+	mu       sync.Mutex
+	rates    map[string]*list.Element // by principal name; each holds a *rateEntry
+	lru      list.List                // of rates, the most recently seen first
+	maxRates int
+	idle     time.Duration  // a rate unused for longer is dropped
+	streams  int            // open in total
+	byName   map[string]int // open by principal name
+	refused  map[string]*atomic.Uint64
+}
+
+// rateEntry is the rate of one principal, and when it was last used.
+type rateEntry struct {
+	name string
+	lim  *rate.Limiter
+	seen time.Time
 }
 
 func newLimiter(cfg Limits) *limiter {
@@ -91,7 +111,13 @@ func newLimiter(cfg Limits) *limiter {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	l := &limiter{cfg: cfg, rates: map[string]*rate.Limiter{}, byName: map[string]int{}, refused: map[string]*atomic.Uint64{}}
+	l := &limiter{cfg: cfg, rates: map[string]*list.Element{}, maxRates: maxRates, idle: minRateIdle,
+		byName: map[string]int{}, refused: map[string]*atomic.Uint64{}}
+	if cfg.Rate > 0 {
+		// A bucket left alone this long is full again: dropping it loses
+		// nothing, as a new one starts full.
+		l.idle = max(l.idle, time.Duration(float64(cfg.Burst)/cfg.Rate*float64(time.Second)))
+	}
 	for _, n := range LimitNames {
 		l.refused[n] = new(atomic.Uint64)
 	}
@@ -126,20 +152,43 @@ func (l *limiter) allow(name string) (time.Duration, bool) {
 	if l.cfg.Rate <= 0 {
 		return 0, true
 	}
-	l.mu.Lock()
-	lim := l.rates[name]
-	if lim == nil {
-		lim = rate.NewLimiter(rate.Limit(l.cfg.Rate), l.cfg.Burst)
-		l.rates[name] = lim
-	}
-	l.mu.Unlock()
 	now := l.cfg.Now()
+	lim := l.rateOf(name, now)
 	res := lim.ReserveN(now, 1)
 	if d := res.DelayFrom(now); d > 0 {
 		res.CancelAt(now)
 		return d, false
 	}
 	return 0, true
+}
+
+// rateOf returns the rate of the principal, seen now, and forgets the
+// rates unused for longer than l.idle and, beyond l.maxRates, the least
+// recently used: principal names (of JWTs, say) are unbounded, the memory
+// they take is not. The list is in order of use, so the forgotten ones
+// are at its end, and each call does constant work but for the entries
+// it drops.
+func (l *limiter) rateOf(name string, now time.Time) *rate.Limiter {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var e *rateEntry
+	if el := l.rates[name]; el != nil {
+		e = el.Value.(*rateEntry)
+		l.lru.MoveToFront(el)
+	} else {
+		e = &rateEntry{name: name, lim: rate.NewLimiter(rate.Limit(l.cfg.Rate), l.cfg.Burst)}
+		l.rates[name] = l.lru.PushFront(e)
+	}
+	e.seen = now
+	for el := l.lru.Back(); el != nil && el != l.lru.Front(); el = l.lru.Back() {
+		if old := el.Value.(*rateEntry); len(l.rates) > l.maxRates || now.Sub(old.seen) > l.idle {
+			delete(l.rates, old.name)
+			l.lru.Remove(el)
+			continue
+		}
+		break
+	}
+	return e.lim
 }
 
 // rateLimited answers a request over its principal's rate, or reports

@@ -24,14 +24,24 @@ func ToolRole(name string) (nexus.Role, bool) {
 	return r, ok
 }
 
-// checkRoles refuses a tool call whose principal (put in the context by
-// the HTTP API) has a role below the tool's, as a tool error with code
-// forbidden. A call without a principal (stdio, in process) is the
-// node's own and goes through; so does an unknown tool, which the SDK
-// refuses.
+// checkRoles shows a principal (put in the context by the HTTP API) only
+// the tools its role can call, in tools/list, and refuses a tool call
+// whose principal has a role below the tool's, as a tool error with code
+// forbidden. A request without a principal (stdio, in process) is the
+// node's own: it sees and calls every tool. A call of an unknown tool
+// goes through, and the SDK refuses it.
 func checkRoles() mcp.Middleware {
 	return func(next mcp.MethodHandler) mcp.MethodHandler {
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			if method == "tools/list" {
+				res, err := next(ctx, method, req)
+				if p, ok := nexus.PrincipalFrom(ctx); ok && err == nil {
+					if list, ok := res.(*mcp.ListToolsResult); ok {
+						visibleTools(list, p)
+					}
+				}
+				return res, err
+			}
 			if method != "tools/call" {
 				return next(ctx, method, req)
 			}
@@ -46,4 +56,18 @@ func checkRoles() mcp.Middleware {
 			return r, nil
 		}
 	}
+}
+
+// visibleTools keeps in list the tools p's role can call (a tool without
+// a role is shown to no principal), and marks the list private: another
+// principal is shown another one.
+func visibleTools(list *mcp.ListToolsResult, p *nexus.Principal) {
+	shown := make([]*mcp.Tool, 0, len(list.Tools))
+	for _, t := range list.Tools {
+		if need, ok := ToolRole(t.Name); ok && p.Can(need) {
+			shown = append(shown, t)
+		}
+	}
+	list.Tools = shown
+	list.CacheScope = "private"
 }

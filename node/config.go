@@ -99,7 +99,8 @@ type Config struct {
 	// and the saved search index: a new store is created encrypted, and an
 	// encrypted store opens only with it. The master key comes from
 	// KeyFile (32 bytes, raw or base64, mode 0600) or from the output of
-	// KeyCommand (run with /bin/sh -c). Off by default.
+	// KeyCommand (run with /bin/sh -c, in the minimal environment of the
+	// node's children: PATH, HOME, LANG, LC_*, TZ). Off by default.
 	Encrypt    bool
 	KeyFile    string
 	KeyCommand string
