@@ -60,6 +60,10 @@ type Config struct {
 	OnLeader func(leading bool)
 	// OnFatal is called once if the store fails for good while applying.
 	OnFatal func(error)
+	// OnEvent, if set, hears of leader changes ("cluster.leader":
+	// {"leader","node"}) and membership changes ("cluster.member":
+	// {"action":"added"|"removed","id","node"}).
+	OnEvent func(typ string, data map[string]any)
 	// Phase runs one phase of a cluster recovery plan on this node.
 	Phase func(ctx context.Context, plan, phase string) error
 
@@ -108,6 +112,7 @@ type Node struct {
 	leaderChanges atomic.Uint64
 	lastLeader    atomic.Pointer[string] // the last leader known (id)
 	applyNanos    atomic.Int64           // time of the last write, proposal to applied
+	onApply       atomic.Pointer[func(time.Duration)]
 	done          chan struct{}
 	wg            sync.WaitGroup
 	closeOnce     sync.Once
@@ -312,6 +317,7 @@ func (n *Node) watchLeader() {
 			}
 			n.leaderChanges.Add(1)
 			n.log.Info("leader observed", "leader", lo.LeaderID)
+			n.event("cluster.leader", map[string]any{"leader": string(lo.LeaderID)})
 		}
 	}
 }
@@ -487,7 +493,11 @@ func (n *Node) result(f raft.ApplyFuture, start time.Time) (*applyResult, error)
 	if err := f.Error(); err != nil {
 		return nil, n.applyError(err)
 	}
-	n.applyNanos.Store(int64(time.Since(start)))
+	took := time.Since(start)
+	n.applyNanos.Store(int64(took))
+	if f := n.onApply.Load(); f != nil {
+		(*f)(took)
+	}
 	res, _ := f.Response().(*applyResult)
 	if res == nil {
 		return nil, nexus.Errorf(nexus.EInternal, "the log entry gave no result")
@@ -512,6 +522,17 @@ func (n *Node) applyError(err error) error {
 		return nexus.WrapError(nexus.EUnavailable, err, "leadership is moving to another node; nothing was written, retry")
 	}
 	return nexus.WrapError(nexus.EOutcomeUnknown, err, "the write was not confirmed: it may or may not be stored")
+}
+
+// SetOnApply has f told how long each write of this node took from its
+// proposal to its application here.
+func (n *Node) SetOnApply(f func(time.Duration)) { n.onApply.Store(&f) }
+
+func (n *Node) event(typ string, data map[string]any) {
+	if n.cfg.OnEvent != nil {
+		data["node"] = n.cfg.NodeID
+		n.cfg.OnEvent(typ, data)
+	}
 }
 
 func (n *Node) fatal(err error) {

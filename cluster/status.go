@@ -201,6 +201,7 @@ func (n *Node) Join(ctx context.Context, m Member) error {
 		return n.applyError(err)
 	}
 	n.log.Info("member added", "id", m.ID, "raft", m.RaftAddr, "api", m.APIURL)
+	n.event("cluster.member", map[string]any{"action": "added", "id": m.ID})
 	return n.applyMember(m)
 }
 
@@ -222,6 +223,7 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 		return n.applyError(err)
 	}
 	n.log.Info("member removed", "id", id)
+	n.event("cluster.member", map[string]any{"action": "removed", "id": id})
 	return nil
 }
 
@@ -268,3 +270,32 @@ func (n *Node) Snapshot() error {
 
 // RaftAddr is the address peers reach this node's raft at.
 func (n *Node) RaftAddr() string { return string(n.trans.LocalAddr()) }
+
+// Figures are the node's raft figures for metrics.
+type Figures struct {
+	Leader                                                  bool
+	State                                                   string
+	Term, CommitIndex, AppliedIndex, LeaderChanges, Members uint64
+	Stalled                                                 bool
+	SnapshotsTaken, SnapshotsSent, SnapshotsInstalled       uint64
+	LastSentBytes, LastInstalledBytes                       int64
+	LastSentTime, LastInstallTime                           time.Duration
+}
+
+// Figures reports the node's raft figures.
+func (n *Node) Figures() Figures {
+	f := Figures{
+		Leader: n.ready.Load(), State: stateName(n.raft.State()), Term: n.raft.CurrentTerm(),
+		CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.fsm.applied.Load(), LeaderChanges: n.leaderChanges.Load(),
+		Stalled: n.fsm.stalled.Load() != nil,
+	}
+	if cf := n.raft.GetConfiguration(); cf.Error() == nil {
+		f.Members = uint64(len(cf.Configuration().Servers))
+	}
+	st := n.snaps.stats
+	st.mu.Lock()
+	f.SnapshotsTaken, f.SnapshotsSent, f.SnapshotsInstalled = uint64(st.taken), uint64(st.sent), uint64(st.installed)
+	f.LastSentBytes, f.LastInstalledBytes, f.LastSentTime, f.LastInstallTime = st.bundleBytes, st.installBytes, st.bundleTime, st.installTime
+	st.mu.Unlock()
+	return f
+}

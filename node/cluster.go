@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/cluster"
 	"github.com/nexus-mem/nexus/gitstore"
@@ -133,6 +135,7 @@ func (n *Node) openCluster() error {
 		SnapshotThreshold: cc.SnapshotThreshold, TrailingLogs: cc.TrailingLogs,
 		Listener: cc.RaftListener, Dial: cc.Dial, Logger: n.log,
 		OnLeader: n.leadershipChanged,
+		OnEvent:  n.clusterEvent,
 		OnFatal: func(err error) {
 			n.log.Error("the store failed while applying the cluster's log: the node stops", "err", err)
 			n.stop(&FatalError{Step: recovery.Step{Component: "cluster", Status: recovery.Failed, Reason: err.Error(), At: time.Now()}})
@@ -151,6 +154,9 @@ func (n *Node) openCluster() error {
 	}
 	n.cluster = c
 	n.data = &replicated{Store: n.store, c: c}
+	col := newClusterCollector(c)
+	c.SetOnApply(func(d time.Duration) { col.apply.Observe(d.Seconds()) })
+	n.mets.Registry().MustRegister(col)
 	return nil
 }
 
@@ -369,4 +375,91 @@ func (n *Node) clusterHealth(context.Context) nexus.ComponentHealth {
 		h.Status, h.Error = nexus.StatusDegraded, "no leader: this node cannot reach a quorum; writes are refused, reads are served stale"
 	}
 	return h
+}
+
+// clusterCollector exports the node's raft figures at scrape time.
+type clusterCollector struct {
+	c     *cluster.Node
+	apply prometheus.Histogram
+	descs map[string]*prometheus.Desc
+}
+
+func newClusterCollector(c *cluster.Node) *clusterCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("nexus_cluster_"+name, help, labels, nil)
+	}
+	return &clusterCollector{c: c,
+		apply: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "nexus_cluster_apply_seconds", Help: "Time of this node's writes from their proposal to the raft log to their application here (quorum commit and fsynced git commit).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+		descs: map[string]*prometheus.Desc{
+			"leader":         d("leader", "1 if this node leads the cluster and takes writes."),
+			"state":          d("state", "The node's raft state: 1 for the state it is in.", "state"),
+			"term":           d("term", "The current raft term."),
+			"commit_index":   d("commit_index", "The index of the last log entry known committed."),
+			"applied_index":  d("applied_index", "The index of the last log entry applied to the store here."),
+			"applied_lag":    d("applied_lag", "Committed log entries not yet applied here."),
+			"leader_changes": d("leader_changes_total", "Leader changes this node observed since it started."),
+			"members":        d("members", "Members of the cluster's configuration."),
+			"stalled":        d("apply_stalled", "1 while committed entries cannot be applied here (storage failing)."),
+			"snapshots":      d("snapshots_total", "Snapshots taken here, sent to followers, installed from the leader.", "kind"),
+			"snapshot_bytes": d("snapshot_bytes", "Size of the last snapshot history sent or installed.", "kind"),
+			"snapshot_secs":  d("snapshot_seconds", "Time to make the last snapshot history sent, or to install the last one received.", "kind"),
+		},
+	}
+}
+
+func (cc *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range cc.descs {
+		ch <- d
+	}
+	cc.apply.Describe(ch)
+}
+
+func (cc *clusterCollector) Collect(ch chan<- prometheus.Metric) {
+	f := cc.c.Figures()
+	g := func(name string, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(cc.descs[name], prometheus.GaugeValue, v, labels...)
+	}
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	g("leader", b(f.Leader))
+	for _, s := range []string{"leader", "follower", "candidate", "shutdown"} {
+		g("state", b(f.State == s), s)
+	}
+	g("term", float64(f.Term))
+	g("commit_index", float64(f.CommitIndex))
+	g("applied_index", float64(f.AppliedIndex))
+	g("applied_lag", float64(f.CommitIndex-min(f.CommitIndex, f.AppliedIndex)))
+	ch <- prometheus.MustNewConstMetric(cc.descs["leader_changes"], prometheus.CounterValue, float64(f.LeaderChanges))
+	g("members", float64(f.Members))
+	g("stalled", b(f.Stalled))
+	for kind, v := range map[string]uint64{"taken": f.SnapshotsTaken, "sent": f.SnapshotsSent, "installed": f.SnapshotsInstalled} {
+		ch <- prometheus.MustNewConstMetric(cc.descs["snapshots"], prometheus.CounterValue, float64(v), kind)
+	}
+	g("snapshot_bytes", float64(f.LastSentBytes), "sent")
+	g("snapshot_bytes", float64(f.LastInstalledBytes), "installed")
+	g("snapshot_secs", f.LastSentTime.Seconds(), "sent")
+	g("snapshot_secs", f.LastInstallTime.Seconds(), "installed")
+	cc.apply.Collect(ch)
+}
+
+// clusterEvent publishes a leader or membership change on the event
+// stream.
+func (n *Node) clusterEvent(typ string, data map[string]any) {
+	if n.bus == nil {
+		return
+	}
+	b, err := json.Marshal(data)
+	if err == nil {
+		_, err = n.bus.Publish(nexus.Event{Type: typ, Data: b}, nexus.EventFilter{})
+	}
+	if err != nil && nexus.ErrorCode(err) != nexus.EUnavailable {
+		n.log.Warn("event not published", "type", typ, "err", err)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/cluster"
@@ -105,8 +106,33 @@ func TestCluster_LeaderFailover(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	resp, err := leader.HTTP.Get(leader.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"nexus_cluster_leader 1", "nexus_cluster_members 3", "nexus_cluster_apply_seconds_count ", `nexus_cluster_state{state="leader"} 1`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	var follower *nodetest.Node
+	for _, n := range nodes {
+		if n != leader {
+			follower = n
+		}
+	}
+	sub, err := follower.Events().Subscribe(ctx, nexus.EventFilter{}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
 	leader.Close()
 	next := nodetest.Leader(t, nodes, leader)
+	nodetest.AwaitEvent(t, sub, 20*time.Second, "a leader change", func(typ string, data map[string]any) bool {
+		return typ == "cluster.leader" && data["leader"] == next.Config.Cluster.NodeID
+	})
 	for i := range 30 {
 		if _, err := next.Client.Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Content: fmt.Sprint("after ", i)}); err != nil {
 			t.Fatal(err)
