@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/cluster"
 	"github.com/nexus-mem/nexus/gitstore"
 	"github.com/nexus-mem/nexus/recovery"
 )
@@ -96,8 +97,24 @@ func (s *Server) adminRecover(w http.ResponseWriter, r *http.Request) error {
 	if s.admin == nil {
 		return errNoAdmin
 	}
-	if _, err := parseQuery(r); err != nil {
+	q, err := parseQuery(r, "scope")
+	if err != nil {
 		return err
+	}
+	switch q["scope"] {
+	case "", "node":
+	case "cluster":
+		ca, ok := s.admin.(ClusterAdmin)
+		if !ok || s.cluster == nil {
+			return errNoCluster
+		}
+		rep, err := ca.RecoverCluster(r.Context())
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, rep)
+	default:
+		return nexus.Errorf(nexus.EInvalid, "scope %q: want node or cluster", clip(q["scope"], 20))
 	}
 	res, err := s.admin.Recover(r.Context())
 	if err != nil {
@@ -107,6 +124,13 @@ func (s *Server) adminRecover(w http.ResponseWriter, r *http.Request) error {
 		res.Steps = []recovery.Step{}
 	}
 	return writeJSON(w, http.StatusOK, res)
+}
+
+// ClusterAdmin is an optional capability of an [Admin] on a cluster's
+// node: a recovery of every member that the leader coordinates, for
+// POST /v1/admin/recover?scope=cluster.
+type ClusterAdmin interface {
+	RecoverCluster(ctx context.Context) (*cluster.RecoveryReport, error)
 }
 
 // AuditSource is an optional capability of an [Admin]: its audit log, for

@@ -104,6 +104,9 @@ func (s *Server) inCluster(w http.ResponseWriter, r *http.Request, pattern strin
 	c := s.cluster
 	w.Header().Set(HeaderServedBy, c.NodeID())
 	class := clusterClass[pattern]
+	if pattern == "POST /v1/admin/recover" && r.URL.Query().Get("scope") == "cluster" {
+		class = classWrite // the leader coordinates it
+	}
 	if class == classLocal {
 		return false
 	}

@@ -136,6 +136,10 @@ func (n *Node) openCluster() error {
 		Listener: cc.RaftListener, Dial: cc.Dial, Logger: n.log,
 		OnLeader: n.leadershipChanged,
 		OnEvent:  n.clusterEvent,
+		Phase: func(_ context.Context, plan, phase string) error {
+			n.log.Info("cluster recovery", "plan", plan, "phase", phase)
+			return nil
+		},
 		OnFatal: func(err error) {
 			n.log.Error("the store failed while applying the cluster's log: the node stops", "err", err)
 			n.stop(&FatalError{Step: recovery.Step{Component: "cluster", Status: recovery.Failed, Reason: err.Error(), At: time.Now()}})

@@ -150,3 +150,61 @@ func TestCluster_LeaderFailover(t *testing.T) {
 		}
 	}
 }
+
+func recoverCluster(t *testing.T, via *nodetest.Node) cluster.RecoveryReport {
+	t.Helper()
+	resp, err := via.HTTP.Post(via.URL+"/v1/admin/recover?scope=cluster", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("cluster recovery: %s %s", resp.Status, b)
+	}
+	var rep cluster.RecoveryReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func TestCluster_CoordinatedRecovery(t *testing.T) {
+	nodes := nodetest.OpenCluster(t, 3, nil)
+	ctx := context.Background()
+	for i := range 40 {
+		if _, err := nodes[1].Client.Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Content: fmt.Sprint("c ", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	head := nodetest.Converge(t, nodes)
+	leader := nodetest.Leader(t, nodes)
+	var follower *nodetest.Node
+	for _, n := range nodes {
+		if n != leader {
+			follower = n
+		}
+	}
+	// Asked of a follower, the leader coordinates it.
+	rep := recoverCluster(t, follower)
+	if rep.Stopped != "" || !rep.Consistent || rep.Head != head || len(rep.Phases) != 2 {
+		t.Fatalf("report: %+v", rep)
+	}
+	for _, p := range rep.Phases {
+		if len(p.Nodes) != 3 {
+			t.Fatalf("phase %s ran on %d members, want 3", p.Name, len(p.Nodes))
+		}
+		for _, r := range p.Nodes {
+			if !r.OK {
+				t.Fatalf("phase %s on %s: %s", p.Name, r.ID, r.Error)
+			}
+		}
+	}
+	// A member that cannot finish a phase stops the plan, named.
+	follower.Close()
+	rep = recoverCluster(t, leader)
+	want := "member " + follower.Config.Cluster.NodeID + ", phase recover: "
+	if !strings.HasPrefix(rep.Stopped, want) || len(rep.Phases) != 1 || rep.Consistent {
+		t.Fatalf("report with a member down: stopped %q (want %q...), %d phases, consistent %v", rep.Stopped, want, len(rep.Phases), rep.Consistent)
+	}
+}
