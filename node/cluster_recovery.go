@@ -5,7 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -221,4 +225,107 @@ func (n *Node) peerDo(ctx context.Context, client *http.Client, method, url stri
 		return fmt.Errorf("answered %s", resp.Status)
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// History writes a git bundle of main's history into a temporary file of
+// the data directory, for a peer that repairs from it.
+func (n *Node) History(ctx context.Context) (string, error) {
+	head := n.store.Head()
+	if head.IsZero() {
+		return "", nexus.Errorf(nexus.ENotFound, "the memory is empty: it has no history")
+	}
+	dir := filepath.Join(n.cfg.Dir, "tmp")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	f, err := os.CreateTemp(dir, "history-*.bundle")
+	if err != nil {
+		return "", err
+	}
+	path := f.Name()
+	f.Close()
+	os.Remove(path) // git writes it
+	if err := n.store.WriteBundle(ctx, path, head); err != nil {
+		os.Remove(path)
+		return "", err
+	}
+	return path, nil
+}
+
+// repairSources lists where damaged objects are repaired from: in a
+// cluster, first the history of a healthy peer (the leader first),
+// fetched when a repair needs it; then the mirror and the backups.
+func (n *Node) repairSources() []string {
+	base := RepairSources(n.cfg.Mirror, n.cfg.backupDir())()
+	if n.cluster == nil {
+		return base
+	}
+	if p := n.fetchPeerHistory(); p != "" {
+		return append([]string{p}, base...)
+	}
+	return base
+}
+
+// fetchPeerHistory downloads a peer's history into DATA/tmp/peer.bundle,
+// from the leader first; "" if no peer could give it.
+func (n *Node) fetchPeerHistory() string {
+	st := n.cluster.Status()
+	slices.SortStableFunc(st.Members, func(a, b cluster.MemberStatus) int {
+		switch {
+		case a.Leader == b.Leader:
+			return 0
+		case a.Leader:
+			return -1
+		}
+		return 1
+	})
+	dir := filepath.Join(n.cfg.Dir, "tmp")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return ""
+	}
+	out := filepath.Join(dir, "peer.bundle")
+	client := &http.Client{Transport: n.peerTransport(), Timeout: 10 * time.Minute}
+	for _, m := range st.Members {
+		if m.ID == st.NodeID || m.APIURL == "" {
+			continue
+		}
+		if err := n.download(client, m.APIURL+"/v1/admin/history", out); err != nil {
+			n.log.Warn("cannot fetch a peer's history to repair from", "peer", m.ID, "err", err)
+			continue
+		}
+		n.log.Info("repairing from a peer's history", "peer", m.ID)
+		return out
+	}
+	return ""
+}
+
+func (n *Node) download(client *http.Client, url, out string) error {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	if n.cfg.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+n.cfg.Token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("answered %s", resp.Status)
+	}
+	f, err := os.OpenFile(out+".tmp", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, resp.Body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(out + ".tmp")
+		return err
+	}
+	return os.Rename(out+".tmp", out)
 }

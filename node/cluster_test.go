@@ -14,6 +14,7 @@ import (
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/cluster"
 	"github.com/nexus-mem/nexus/httpapi"
+	"github.com/nexus-mem/nexus/node"
 	"github.com/nexus-mem/nexus/node/nodetest"
 )
 
@@ -207,4 +208,52 @@ func TestCluster_CoordinatedRecovery(t *testing.T) {
 	if !strings.HasPrefix(rep.Stopped, want) || len(rep.Phases) != 1 || rep.Consistent {
 		t.Fatalf("report with a member down: stopped %q (want %q...), %d phases, consistent %v", rep.Stopped, want, len(rep.Phases), rep.Consistent)
 	}
+}
+
+// A follower's damaged objects are repaired from a peer's history first
+// (no mirror or backup is configured here at all).
+func TestCluster_RepairsFromPeer(t *testing.T) {
+	nodes := nodetest.OpenCluster(t, 3, func(_ int, cfg *node.Config) {
+		cfg.NoSearch = true
+		cfg.RecoverInterval = time.Hour // only the deep check triggers the cascade
+	})
+	ctx := context.Background()
+	leader := nodetest.Leader(t, nodes)
+	written := map[nexus.ID]string{}
+	for i := range 30 {
+		c, err := leader.Client.Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Content: fmt.Sprintf("context %d %s", i, strings.Repeat("x", 2000))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		written[c.ID] = c.Content
+	}
+	head := nodetest.Converge(t, nodes)
+	var f *nodetest.Node
+	for _, n := range nodes {
+		if n != leader {
+			f = n
+		}
+	}
+	flipMiddle(t, f.Config.Dir)
+	if _, err := f.Fsck(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Wait(t, time.Minute, "the follower's repair", func() bool {
+		_, r := recovered(f, nexus.ComponentGit)
+		return r == 1
+	})
+	git := f.Health(ctx).Components[nexus.ComponentGit]
+	if last := fmt.Sprint(git.Details["recoveries"]); git.Status != nexus.StatusHealthy || !strings.Contains(last, "peer.bundle") {
+		t.Fatalf("git after recovery: %+v", git)
+	}
+	for id, content := range written {
+		c, err := f.Store().Get(ctx, id)
+		if err != nil || c.Content != content {
+			t.Fatalf("%s on the repaired follower: %v", id, err)
+		}
+	}
+	if f.Head() != head {
+		t.Fatalf("head %s, want %s", f.Head(), head)
+	}
+	gitFsck(t, f.Config.Dir)
 }

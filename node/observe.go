@@ -17,7 +17,7 @@ import (
 // observe builds the node's recovery cascade, its health check and its
 // metrics from its parts.
 func (n *Node) observe() {
-	n.mgr = recovery.New(nodeComponents(n.store, n.engine, RepairSources(n.cfg.Mirror, n.cfg.backupDir()), n.agents.component()), recovery.Options{
+	n.mgr = recovery.New(nodeComponents(n.store, n.engine, n.repairSources, n.agents.component()), recovery.Options{
 		Interval: n.cfg.RecoverInterval, Logger: n.log,
 		OnFailure:  func(c string) { n.mets.RecordFailure(c) },
 		OnRecovery: func(c string, ok bool, took time.Duration) { n.mets.RecordRecovery(c, ok, took) },
