@@ -257,3 +257,68 @@ func TestCluster_RepairsFromPeer(t *testing.T) {
 	}
 	gitFsck(t, f.Config.Dir)
 }
+
+// A point-in-time restore goes through the log: every node rewinds to the
+// same commit, and a node restarted afterwards does not apply again the
+// entries the restore undid.
+func TestCluster_RestoreThroughTheLog(t *testing.T) {
+	nodes := nodetest.OpenCluster(t, 3, nil)
+	ctx := context.Background()
+	leader := nodetest.Leader(t, nodes)
+	var kept []nexus.ID
+	for i := range 20 {
+		c, err := leader.Client.Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Content: fmt.Sprint("kept ", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept = append(kept, c.ID)
+	}
+	keptHead := nodetest.Converge(t, nodes)
+	at := time.Now()
+	for i := range 20 {
+		if _, err := leader.Client.Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Content: fmt.Sprint("undone ", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var follower *nodetest.Node
+	for _, n := range nodes {
+		if n != leader {
+			follower = n
+		}
+	}
+	plan, err := follower.Client.Restore(ctx, at, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.RolledBack != 20 || plan.To != keptHead {
+		t.Fatalf("plan: %+v, want 20 rolled back to %s", plan, keptHead)
+	}
+	if h := nodetest.Converge(t, nodes); h != keptHead {
+		t.Fatalf("after the restore the nodes are at %s, want %s", h, keptHead)
+	}
+	for _, n := range nodes {
+		if n.Len() != 20 {
+			t.Fatalf("%s holds %d contexts after the restore, want 20", n.Config.Cluster.NodeID, n.Len())
+		}
+	}
+	// A restart replays the log after its last snapshot: the entries the
+	// restore undid must stay undone.
+	follower.Restart(nil)
+	if h := nodetest.Converge(t, nodes); h != keptHead || follower.Len() != 20 {
+		t.Fatalf("after a restart: %s with %d contexts, want %s with 20", h, follower.Len(), keptHead)
+	}
+	if _, err := leader.Client.Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Content: "after the restore"}); err != nil {
+		t.Fatal(err)
+	}
+	head := nodetest.Converge(t, nodes)
+	for _, n := range nodes {
+		if n.Len() != 21 || n.Head() != head {
+			t.Fatalf("%s: %d contexts at %s", n.Config.Cluster.NodeID, n.Len(), n.Head())
+		}
+		for _, id := range kept {
+			if _, err := n.Store().Get(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
