@@ -1,0 +1,85 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/internal/crashfs"
+	"github.com/nexus-mem/nexus/node"
+	"github.com/nexus-mem/nexus/node/nodetest"
+)
+
+// A follower whose disk fills (a real tmpfs of 6 MiB) falls behind while
+// the other two keep acknowledging writes; once it has room again it
+// catches up by itself, and every node ends at the same head with every
+// acknowledged write.
+func TestCluster_FollowerDiskFull(t *testing.T) {
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		crashfs.Unavailable(t, "cannot mount a tmpfs (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	nodes := nodetest.OpenCluster(t, 3, func(i int, cfg *node.Config) {
+		cfg.NoSearch = true
+		if i == 2 {
+			cfg.Dir = filepath.Join(mnt, "data")
+		}
+	})
+	full := nodes[2]
+	ctx := context.Background()
+	if nodetest.Leader(t, nodes) == full {
+		if err := full.Cluster().TransferLeadership(ctx, "n1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leader := nodetest.Leader(t, nodes, full)
+	big := strings.Repeat("incompressible? no, but large: ", 2000) // ~60 KB
+	acked := map[nexus.ID]bool{}
+	stalled := false
+	for i := 0; i < 400 && !stalled; i++ {
+		c, err := leader.Client.Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Content: fmt.Sprintf("%d %s", i, big)})
+		if err != nil {
+			t.Fatalf("write %d on the leader while a follower's disk fills: %v", i, err)
+		}
+		acked[c.ID] = true
+		st := full.Cluster().Status()
+		stalled = st.Stalled != "" || st.AppliedIndex+20 < leader.Cluster().AppliedIndex()
+	}
+	if !stalled {
+		t.Fatal("the follower's 6 MiB disk never filled: the test did not set up its fault")
+	}
+	h := full.Health(ctx).Components[nexus.ComponentCluster]
+	t.Logf("full follower: %+v", h)
+	// Room again: the follower catches up without an operator.
+	if out, err := exec.Command("mount", "-o", "remount,size=256m", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("remount: %v %s", err, out)
+	}
+	for i := range 5 {
+		c, err := leader.Client.Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Content: fmt.Sprint("after ", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		acked[c.ID] = true
+	}
+	head := nodetest.Converge(t, nodes)
+	for _, n := range nodes {
+		if n.Head() != head || n.Len() != len(acked) {
+			t.Fatalf("%s: %d contexts at %s, want %d at %s", n.Config.Cluster.NodeID, n.Len(), n.Head(), len(acked), head)
+		}
+		for id := range acked {
+			if _, err := n.Store().Get(ctx, id); err != nil {
+				t.Fatalf("%s lost %s: %v", n.Config.Cluster.NodeID, id, err)
+			}
+		}
+		gitFsck(t, n.Config.Dir)
+	}
+	nodetest.Wait(t, 10*time.Second, "the follower's cluster health", func() bool {
+		return full.Health(ctx).Components[nexus.ComponentCluster].Status == nexus.StatusHealthy
+	})
+}
