@@ -144,6 +144,11 @@ func Open(cfg Config, store *gitstore.Store) (*Node, error) {
 		return nil, err
 	}
 	n.fsm.stats = n.snaps.stats
+	// Raft replays only the entries after its newest snapshot, which the
+	// repository already holds.
+	if list, err := n.snaps.List(); err == nil && len(list) > 0 && list[0].Index > n.fsm.applied.Load() {
+		n.fsm.applied.Store(list[0].Index)
+	}
 	if n.db, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")}); err != nil {
 		return nil, fmt.Errorf("open the raft log: %w", err)
 	}
