@@ -31,6 +31,7 @@ type Config struct {
 	Pools      []Pool     `yaml:"pools"`
 	Supervisor Supervisor `yaml:"supervisor"`
 	Auth       Auth       `yaml:"auth"`
+	Cluster    Cluster    `yaml:"cluster"`
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`
@@ -69,6 +70,40 @@ type TLS struct {
 	// a certificate of (mutual TLS).
 	ClientCAFile string `yaml:"client_ca_file"`
 }
+
+// Cluster makes the node a member of a cluster (docs/CLUSTER.md). The
+// flags of `nexus serve` win over it, field by field: a flag (or its
+// environment variable) left out takes the file's value.
+type Cluster struct {
+	// NodeID names the node in its cluster (1-64 of A-Z a-z 0-9 . _ -);
+	// without it the node is a single node and the other fields are
+	// refused.
+	NodeID string `yaml:"node_id"`
+	// RaftAddr is where the node listens for its peers (host:port);
+	// RaftAdvertise the address they dial, if not RaftAddr.
+	RaftAddr      string `yaml:"raft_addr"`
+	RaftAdvertise string `yaml:"raft_advertise"`
+	// APIURL is the node's API as its peers reach it (default
+	// http(s)://ADDR).
+	APIURL string `yaml:"api_url"`
+	// Bootstrap makes a new cluster of this node alone when it has no
+	// raft state yet.
+	Bootstrap bool `yaml:"bootstrap"`
+	// Join lists the API URLs of members a node with no raft state asks
+	// to add it.
+	Join []string `yaml:"join"`
+	// Timeouts are raft's failure detection: default or fast.
+	Timeouts string `yaml:"timeouts"`
+	// PeerTLS secures raft and the forwarding of requests with the node's
+	// certificate; peers must present one of the client CA.
+	PeerTLS bool `yaml:"peer_tls"`
+}
+
+// Raft timeouts of a cluster.
+const (
+	TimeoutsDefault = "default" // raft's defaults
+	TimeoutsFast    = "fast"    // fail over within about a second on a quiet local network
+)
 
 // Agent is one LLM worker the node can call.
 type Agent struct {

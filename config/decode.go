@@ -235,6 +235,8 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string) {
 		} else {
 			d.errAt(r, path, "must be a single value, not %s", kind(r))
 		}
+	case v.Kind() == reflect.Bool:
+		d.decodeBool(r, v, path)
 	case v.Kind() == reflect.Int:
 		d.decodeInt(r, v, path)
 	case v.Kind() == reflect.Float64:
@@ -310,6 +312,15 @@ func (d *decoder) decodeSize(n ast.Node, v reflect.Value, path string) {
 		return
 	}
 	v.SetInt(int64(sz))
+}
+
+func (d *decoder) decodeBool(n ast.Node, v reflect.Value, path string) {
+	b, ok := n.(*ast.BoolNode)
+	if !ok {
+		d.errAt(n, path, "%s is not true or false", kind(n))
+		return
+	}
+	v.SetBool(b.Value)
 }
 
 func (d *decoder) decodeInt(n ast.Node, v reflect.Value, path string) {

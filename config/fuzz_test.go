@@ -21,6 +21,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("x-a: &a {max: 1}\nagents:\n  - {id: a, provider: openai, model: m, retries: {<<: *a}}\n"))
 	f.Add([]byte("supervisor:\n  processes:\n    - {name: p, command: x, max_log_size: 1KiB}\n"))
 	f.Add([]byte("pools:\n  - {name: p, members: [{agent: a}]}\n"))
+	f.Add([]byte("cluster: {node_id: n1, raft_addr: ':7412', bootstrap: true, timeouts: fast, peer_tls: false}\n"))
+	f.Add([]byte("cluster:\n  node_id: n2\n  join: [http://127.0.0.1:7411, 'https://h:1']\n  api_url: http://127.0.0.1:7421\n"))
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte("--- !!map\n? [a]\n: b\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -50,6 +52,9 @@ func FuzzParse(f *testing.F) {
 					t.Fatalf("accepted a pool member that is not a valid agent: %+v", m)
 				}
 			}
+		}
+		if cl := c.Cluster; (cl.Bootstrap && len(cl.Join) > 0) || (cl.Timeouts != "" && cl.Timeouts != config.TimeoutsDefault && cl.Timeouts != config.TimeoutsFast) {
+			t.Fatalf("accepted an invalid cluster section: %+v", cl)
 		}
 		for _, p := range c.Supervisor.Processes {
 			if p.Command == "" || p.Restart.Window <= 0 || p.MaxLogSize < 1024 {

@@ -192,6 +192,7 @@ func oneID(fs *flag.FlagSet) (nexus.ID, error) {
 
 func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, cf := newClientFlagSet("get", stderr)
+	level := consistencyFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -199,7 +200,11 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	c, err := cf.client().Get(ctx, id)
+	client, err := cf.readClient(*level)
+	if err != nil {
+		return err
+	}
+	c, err := client.Get(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -246,11 +251,15 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&f.Limit, "limit", nexus.DefaultLimit, "page size")
 	fs.StringVar(&f.Cursor, "cursor", "", "cursor printed by the previous page")
 	fs.StringVar(&order, "order", "desc", "desc (newest first) or asc")
+	level := consistencyFlag(fs)
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
+	client, err := cf.readClient(*level)
+	if err != nil {
+		return err
+	}
 	f.Type, f.Order = nexus.Type(typ), nexus.Order(order)
-	var err error
 	if parent != "" {
 		if f.ParentID, err = nexus.ParseID(parent); err != nil {
 			return usagef("--parent: %s", nexus.ErrorMessage(err))
@@ -262,7 +271,7 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if f.Until, err = parseTime("until", until); err != nil {
 		return err
 	}
-	p, err := cf.client().List(ctx, f)
+	p, err := client.List(ctx, f)
 	if err != nil {
 		return err
 	}

@@ -45,6 +45,7 @@ var commands = map[string]command{
 	"agents":  {"list the node's agents and the external ones; ask them to process a context", runAgents},
 	"tasks":   {"list the task queue of external agents, or add a task", runTasks},
 	"token":   {"create, list or revoke the principals of a tokens file", runToken},
+	"cluster": {"show a cluster's members, leader and state; add or remove a member, hand over the leadership", runCluster},
 
 	"systemd-unit": {"print a systemd unit that runs this binary's server", runSystemdUnit},
 }

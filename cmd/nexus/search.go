@@ -31,17 +31,21 @@ func runSearch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.BoolVar(&req.Consistent, "consistent", false, "wait until every stored context is indexed")
 	meta := metaFlag{}
 	fs.Var(meta, "meta", "metadata key=value that must match (repeatable)")
+	level := consistencyFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
 		return usagef("want a query")
 	}
+	client, err := cf.readClient(*level)
+	if err != nil {
+		return err
+	}
 	req.Query, req.Mode, req.Type = strings.Join(fs.Args(), " "), nexus.SearchMode(mode), nexus.Type(typ)
 	if len(meta) > 0 {
 		req.Metadata = meta
 	}
-	var err error
 	for _, p := range []struct {
 		name, v string
 		dst     *nexus.ID
@@ -61,7 +65,7 @@ func runSearch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if req.AsOf, err = parseTime("as-of", asOf); err != nil {
 		return err
 	}
-	res, err := cf.client().Search(ctx, req)
+	res, err := client.Search(ctx, req)
 	if err != nil {
 		return err
 	}

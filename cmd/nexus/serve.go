@@ -34,6 +34,7 @@ type serveConfig struct {
 	memoryMiB  int
 	cpuProfile string
 	configFile string
+	cluster    servedCluster
 }
 
 func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
@@ -67,6 +68,7 @@ func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.configFile, "config", env("NEXUS_CONFIG", ""), "YAML file of the node's agents, pools, supervised processes and limits (env NEXUS_CONFIG)")
 	fs.IntVar(&c.memoryMiB, "memory-budget-mib", 0, "memory budget; over 90 % of it the L1 cache shrinks (default: the cgroup limit, if any)")
 	webFlags(fs, n)
+	clusterServeFlags(fs, &n.Cluster, &c.cluster)
 	if err := parseNoArgs(fs, args); err != nil {
 		return nil, err
 	}
@@ -182,6 +184,9 @@ func (c *serveConfig) nodeConfig(ctx context.Context, stderr io.Writer) (node.Co
 		}
 		nc.File = f
 		tlsFromFile(&nc, f.Server.TLS)
+	}
+	if err := c.cluster.clusterOf(&nc, nc.File); err != nil {
+		return nc, nil, err
 	}
 	if err := nc.Validate(); err != nil {
 		return nc, nil, usageError{err}

@@ -54,6 +54,18 @@ func (ca *CA) Server(t testing.TB) Pair {
 	return ca.issue(t, tmpl)
 }
 
+// Peer issues a certificate for 127.0.0.1, ::1 and localhost that serves
+// and also authenticates as a client: a cluster node's, which it presents
+// to its peers both ways.
+func (ca *CA) Peer(t testing.TB) Pair {
+	t.Helper()
+	tmpl := template(t, "nexus test peer")
+	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	tmpl.DNSNames = []string{"localhost"}
+	tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	return ca.issue(t, tmpl)
+}
+
 // Client issues a client certificate for name.
 func (ca *CA) Client(t testing.TB, name string) Pair {
 	t.Helper()
