@@ -101,6 +101,7 @@ type Node struct {
 	snaps *snapshots
 	trans *raft.NetworkTransport
 	db    *raftboltdb.BoltStore
+	logs  raft.LogStore
 
 	// stamping: the leader's clock of ids and timestamps, ahead of what
 	// is applied by what it proposed.
@@ -161,6 +162,7 @@ func Open(cfg Config, store *gitstore.Store) (*Node, error) {
 		n.close()
 		return nil, err
 	}
+	n.logs = logs
 	notify := make(chan bool, 16)
 	rc := n.raftConfig(notify)
 	if n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.db, n.snaps, n.trans); err != nil {

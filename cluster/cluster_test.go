@@ -286,3 +286,37 @@ func TestCluster_WipedNodeRejoinsFromSnapshot(t *testing.T) {
 	}
 	tc.fsckAll()
 }
+
+// A linearizable read confirms the leadership with a quorum, but when
+// every state-changing entry is applied it writes nothing to the log.
+func TestCluster_LinearizableReadsWriteNothing(t *testing.T) {
+	tc := newCluster(t, 3, nil)
+	old := tc.leader(nil)
+	put(t, old, "one")
+	tc.converge()
+	// A new term begins with raft's own no-op entry, which the state
+	// machine never sees.
+	if err := old.node.TransferLeadership(context.Background(), ""); err != nil {
+		t.Fatal(err)
+	}
+	l := tc.leader(old)
+	before := l.node.Status().LastIndex
+	for range 10 {
+		if err := l.node.ReadBarrier(context.Background(), cluster.Linearizable); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := l.node.Status().LastIndex; after != before {
+		t.Fatalf("10 linearizable reads appended %d entries to the log", after-before)
+	}
+	// A follower does not serve them: it names the leader.
+	for _, m := range tc.members {
+		if m == l {
+			continue
+		}
+		var nl *cluster.NotLeaderError
+		if err := m.node.ReadBarrier(context.Background(), cluster.Linearizable); !errors.As(err, &nl) || nl.Leader != l.id {
+			t.Fatalf("linearizable read on a follower: %v", err)
+		}
+	}
+}

@@ -160,7 +160,7 @@ func (n *Node) ReadBarrier(ctx context.Context, level Consistency) error {
 
 // waitApplied waits until this node applied index.
 func (n *Node) waitApplied(ctx context.Context, index uint64) error {
-	if n.fsm.applied.Load() >= index {
+	if n.appliedThrough(index) {
 		return nil
 	}
 	// A barrier is an entry: once applied, everything before it is.
@@ -176,6 +176,26 @@ func (n *Node) waitApplied(ctx context.Context, index uint64) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// appliedThrough reports whether every entry up to index that changes the
+// state is applied here: the state machine never sees raft's own entries
+// (no-ops of new terms, barriers), so those after its last are skipped.
+func (n *Node) appliedThrough(index uint64) bool {
+	applied := n.fsm.applied.Load()
+	if applied >= index {
+		return true
+	}
+	if index-applied > 64 {
+		return false
+	}
+	var l raft.Log
+	for i := applied + 1; i <= index; i++ {
+		if err := n.logs.GetLog(i, &l); err != nil || l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return false
+		}
+	}
+	return true
 }
 
 // Join adds a node to the cluster as a voter (on the leader), and
