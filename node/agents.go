@@ -28,7 +28,9 @@ import (
 // sends their heartbeats and the orchestrator that routes contexts to
 // them), the processes it supervises, and the task queue of external
 // agents. loadNodeAgents builds the agents before the store is opened, so
-// that a bad key source stops serve at once; start runs the rest.
+// that a bad key source stops serve at once; start runs the rest. On a
+// node of a cluster the heartbeats, the lease reaper and the processes
+// run while the node leads, and only then (lead).
 type nodeAgents struct {
 	cfg     *config.Config // nil: serve without --config
 	dataDir string
@@ -38,20 +40,22 @@ type nodeAgents struct {
 	pools   []*agent.Pool
 	caps    map[string][]string // capabilities by agent id
 	keys    map[string]*keyWatch
-	monitor *agent.Monitor
+	monitor *agent.Monitor // reports the agents; sends their heartbeats on a single node
+	lead    *leaderWork    // nil on a single node; set before the cluster opens
 
 	// Set by start, before anything that calls back into the struct runs.
 	store nexus.Store
 	bus   *events.Bus
 	orch  *orchestrator.Orchestrator
 	queue *tasks.Queue
-	procs *supervisedSet // nil when the configuration supervises nothing
 
 	bg sync.WaitGroup // checkpoints and restores in the background
 
-	// mu guards outages.
-	mu      sync.Mutex
-	outages map[string]*outage // by runner id, while it cannot answer
+	// mu guards outages, procs and procsErr.
+	mu       sync.Mutex
+	outages  map[string]*outage // by runner id, while it cannot answer
+	procs    *supervisedSet     // nil when none run (none configured; a node of a cluster that does not lead)
+	procsErr error              // why the processes could not be started when the node began to lead
 }
 
 // loadNodeAgents builds the agents and pools of the configuration file,
@@ -130,8 +134,9 @@ func agentConfigOf(a config.Agent, log *slog.Logger, onChange func(id string, fr
 
 // start opens the task queue, makes the orchestrator, restores the
 // agents' checkpoints and starts the supervised processes; services then
-// runs the heartbeats and the lease reaper. On error, close stops what it
-// started.
+// runs the heartbeats and the lease reaper. On a node of a cluster the
+// queue is paused and nothing is restored or started: that waits until
+// the node leads (leaderWork). On error, close stops what it started.
 func (na *nodeAgents) start(ctx context.Context, store nexus.Store, bus *events.Bus) error {
 	na.store, na.bus = store, bus
 	server := config.Defaults().Server
@@ -146,6 +151,9 @@ func (na *nodeAgents) start(ctx context.Context, store nexus.Store, bus *events.
 		return err
 	}
 	na.queue = q
+	if na.lead != nil {
+		q.Pause(errNotLeading)
+	}
 	na.orch = orchestrator.New(store, orchestrator.Options{MaxChainDepth: server.MaxChainDepth, MaxConcurrent: server.MaxConcurrentCalls, Logger: na.log})
 	for _, r := range na.runners {
 		if err := na.orch.Add(r, na.caps[r.ID()]); err != nil {
@@ -157,16 +165,42 @@ func (na *nodeAgents) start(ctx context.Context, store nexus.Store, bus *events.
 			return err
 		}
 	}
+	if na.lead != nil {
+		na.orch.Suspend() // until the node leads
+		return nil
+	}
 	na.restoreAtStart(ctx)
-	if na.cfg != nil && len(na.cfg.Supervisor.Processes) > 0 {
-		if na.procs, err = startProcesses(na.cfg.Supervisor, na.dataDir, na.log, na.redact, na.processEvent); err != nil {
+	if na.supervises() {
+		set, err := startProcesses(na.cfg.Supervisor, na.dataDir, na.log, na.redact, na.processEvent)
+		if err != nil {
 			return &ConfigError{Err: fmt.Errorf("%s: %w", na.cfg.File, err)}
 		}
+		na.setProcs(set, nil)
 	}
 	if len(na.runners)+len(na.procsNames()) > 0 {
 		na.log.Info("agents running", "agents", len(na.runners), "pools", len(na.pools), "processes", len(na.procsNames()))
 	}
 	return nil
+}
+
+// supervises reports whether the configuration names processes.
+func (na *nodeAgents) supervises() bool {
+	return na.cfg != nil && len(na.cfg.Supervisor.Processes) > 0
+}
+
+// processSet is the supervised processes running, or nil.
+func (na *nodeAgents) processSet() *supervisedSet {
+	na.mu.Lock()
+	defer na.mu.Unlock()
+	return na.procs
+}
+
+// setProcs records the supervised processes running (nil: none) and why
+// they could not be started.
+func (na *nodeAgents) setProcs(set *supervisedSet, err error) {
+	na.mu.Lock()
+	na.procs, na.procsErr = set, err
+	na.mu.Unlock()
 }
 
 // restoreAtStart puts back each agent's last agent_state checkpoint,
@@ -219,14 +253,18 @@ func (na *nodeAgents) status() func() []agent.Status {
 }
 
 // processes reports the supervised processes, with their restarts since
-// the node started, for GET /v1/agents; nil when there are none.
+// the node started, for GET /v1/agents; nil when none are configured.
 func (na *nodeAgents) processes() func() []supervisor.Status {
-	if na.procs == nil {
+	if !na.supervises() {
 		return nil
 	}
 	return func() []supervisor.Status {
+		set := na.processSet()
+		if set == nil {
+			return nil
+		}
 		var out []supervisor.Status
-		for _, st := range na.procs.status() {
+		for _, st := range set.status() {
 			out = append(out, st.Status)
 		}
 		return out
@@ -237,13 +275,18 @@ func (na *nodeAgents) processes() func() []supervisor.Status {
 // heartbeats of the node's agents, and the reaper of lapsed leases.
 func (na *nodeAgents) services(wait time.Duration) []*service {
 	return []*service{
-		newService("agent monitor", func(ctx context.Context) {
-			na.monitor.Start()
-			<-ctx.Done()
-			na.monitor.Close()
-		}),
+		monitorService(na.monitor),
 		newService("lease reaper", func(ctx context.Context) { na.queue.Run(ctx, time.Second) }),
 	}
+}
+
+// monitorService sends the heartbeats of m's agents while it runs.
+func monitorService(m *agent.Monitor) *service {
+	return newService("agent monitor", func(ctx context.Context) {
+		m.Start()
+		<-ctx.Done()
+		m.Close()
+	})
 }
 
 // processService owns the supervised processes (started by start): when
@@ -258,23 +301,31 @@ func (na *nodeAgents) processService(wait time.Duration) *service {
 
 // stopProcesses stops the supervised processes.
 func (na *nodeAgents) stopProcesses(wait time.Duration) {
-	if na.procs == nil {
+	set := na.processSet()
+	if set == nil {
 		return
 	}
-	na.log.Info("shutting down: stopping the supervised processes")
+	na.log.Info("stopping the supervised processes")
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	if err := na.procs.sup.Close(ctx); err != nil {
+	if err := set.sup.Close(ctx); err != nil {
 		na.log.Warn("supervised processes did not all stop", "err", err)
 	}
 }
 
 // close stops the heartbeats and writes the last checkpoints, after the
-// HTTP server drained and before the store closes.
+// HTTP server drained and before the store closes. A node of a cluster
+// first stops the work it runs as the leader; one that does not lead
+// writes no checkpoint (its writes would fail, and its agents' states are
+// the leader's to keep).
 func (na *nodeAgents) close(wait time.Duration) {
+	leading := true
+	if na.lead != nil {
+		leading = na.lead.retire()
+	}
 	na.monitor.Close()
 	na.bg.Wait()
-	if na.orch == nil {
+	if na.orch == nil || !leading {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -417,10 +468,11 @@ func (na *nodeAgents) processEvent(st processStatus) {
 }
 
 func (na *nodeAgents) procsNames() []string {
-	if na.procs == nil {
+	set := na.processSet()
+	if set == nil {
 		return nil
 	}
-	return na.procs.names
+	return set.names
 }
 
 // supervisedSet is the node's supervised processes: the supervisor, the

@@ -50,25 +50,34 @@ func (na *nodeAgents) CheckHealth(ctx context.Context) nexus.ComponentHealth {
 }
 
 // processHealth is the supervisor's health with each process's restarts
-// since the node started.
+// since the node started (on a node of a cluster: since it leads);
+// unhealthy when the processes could not be started as the node began
+// to lead.
 func (na *nodeAgents) processHealth(ctx context.Context) nexus.ComponentHealth {
-	if na.procs == nil {
+	na.mu.Lock()
+	set, err := na.procs, na.procsErr
+	na.mu.Unlock()
+	if err != nil {
+		return nexus.ComponentHealth{Status: nexus.StatusUnhealthy, Error: err.Error()}
+	}
+	if set == nil {
 		return nexus.ComponentHealth{Status: nexus.StatusDisabled}
 	}
-	h := na.procs.sup.CheckHealth(ctx)
+	h := set.sup.CheckHealth(ctx)
 	if h.Details == nil {
 		h.Details = map[string]any{}
 	}
-	h.Details["processes"] = na.procs.status()
+	h.Details["processes"] = set.status()
 	return h
 }
 
 // externalHealth reports the external agents and the tasks by state:
 // degraded while tasks wait and no external agent is active. A lost
 // agent alone is no problem (an agent that ended its session stops
-// heartbeating too); its claims went back to the queue.
+// heartbeating too); its claims went back to the queue. A node of a
+// cluster reports them while it leads (its queue is the one served).
 func (na *nodeAgents) externalHealth() nexus.ComponentHealth {
-	if na.queue == nil {
+	if !na.servesQueue() {
 		return nexus.ComponentHealth{Status: nexus.StatusDisabled}
 	}
 	fig := na.externalFigures()
@@ -109,9 +118,9 @@ func (na *nodeAgents) failing(context.Context, nexus.ComponentHealth) string {
 			why = append(why, fmt.Sprintf("agent %s is unhealthy (breaker %s): %s", st.Agent, st.Breaker, st.LastError))
 		}
 	}
-	if na.procs != nil {
-		for _, p := range na.procs.status() {
-			if p.State == supervisor.StateFailed && !na.procs.isReported(p) {
+	if set := na.processSet(); set != nil {
+		for _, p := range set.status() {
+			if p.State == supervisor.StateFailed && !set.isReported(p) {
 				why = append(why, fmt.Sprintf("process %s was given up: %s", p.Name, p.Reason))
 			}
 		}
@@ -153,15 +162,15 @@ func (na *nodeAgents) recover(ctx context.Context) (string, error) {
 			}
 		}
 	}
-	if na.procs != nil {
-		for _, p := range na.procs.status() {
-			if p.State != supervisor.StateFailed || na.procs.isReported(p) {
+	if set := na.processSet(); set != nil {
+		for _, p := range set.status() {
+			if p.State != supervisor.StateFailed || set.isReported(p) {
 				continue
 			}
-			na.procs.markReported(p)
-			if err := na.procs.restartOnce(p); err != nil {
+			set.markReported(p)
+			if err := set.restartOnce(p); err != nil {
 				left = append(left, fmt.Sprintf("process %s was given up (%s) and not restarted: %v; see %s",
-					p.Name, p.Reason, err, filepath.Join(na.procs.specs[p.Name].LogDir, p.Name+".log")))
+					p.Name, p.Reason, err, filepath.Join(set.specs[p.Name].LogDir, p.Name+".log")))
 				continue
 			}
 			did = append(did, fmt.Sprintf("process %s, given up (%s), restarted (once per node run)", p.Name, p.Reason))
@@ -431,21 +440,22 @@ func (na *nodeAgents) agentFigures() []metrics.AgentFigures {
 
 // processFigures are the supervised processes for /metrics.
 func (na *nodeAgents) processFigures() []metrics.ProcessFigures {
-	if na.procs == nil {
+	set := na.processSet()
+	if set == nil {
 		return nil
 	}
 	var out []metrics.ProcessFigures
-	for _, p := range na.procs.status() {
+	for _, p := range set.status() {
 		out = append(out, metrics.ProcessFigures{Name: p.Name, State: string(p.State), Restarts: p.Restarts})
 	}
 	return out
 }
 
 // externalFigures are the external agents and the tasks, for /metrics and
-// /health.
+// /health: none on a node of a cluster that does not lead.
 func (na *nodeAgents) externalFigures() metrics.ExternalFigures {
 	fig := metrics.ExternalFigures{Tasks: map[string]int{}}
-	if na.queue == nil {
+	if !na.servesQueue() {
 		return fig
 	}
 	h := na.queue.Health()

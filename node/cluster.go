@@ -187,9 +187,15 @@ func (r *replicated) Put(ctx context.Context, d nexus.Draft) (*nexus.Context, er
 }
 
 // leadershipChanged starts the jobs that must run once in a cluster on
-// the node that leads, and stops them when it no longer does.
+// the node that leads, and stops them when it no longer does (the agent
+// work: leaderWork).
 func (n *Node) leadershipChanged(leading bool) {
 	n.log.Info("leadership", "leading", leading)
+	if leading {
+		n.agents.lead.begin()
+	} else {
+		n.agents.lead.end()
+	}
 }
 
 // clusterAPI serves the cluster's routes for this node.

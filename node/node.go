@@ -123,6 +123,8 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	if n.cfg.Cluster.Enabled() {
+		// The agent work of the leader: ready before leadership can come.
+		n.agents.lead = newLeaderWork(n.ctx, n.agents, n.cfg.ShutdownTimeout)
 		if err := n.openCluster(); err != nil {
 			return nil, err
 		}
@@ -208,7 +210,8 @@ func (n *Node) start(s *service) {
 
 // startServices starts the background jobs: the recovery loop, the
 // scrubber, the backup and mirror schedulers, the memory governor, and
-// the agents' monitor, lease reaper and supervised processes.
+// the agents' monitor, lease reaper and supervised processes (on a node
+// of a cluster, those run while it leads: see leaderWork).
 func (n *Node) startServices() {
 	if n.cluster != nil && len(n.cfg.Cluster.Join) > 0 {
 		n.start(n.joinService())
@@ -228,11 +231,26 @@ func (n *Node) startServices() {
 		g := &governor{store: n.store, budget: budget, cacheBytes: n.cfg.CacheBytes, used: goMemory, mets: n.mets, log: n.log}
 		n.start(periodic("memory", n.cfg.MemoryInterval, g.check))
 	}
+	if n.agents.lead != nil {
+		n.agents.lead.activate()
+		return
+	}
 	for _, s := range n.agents.services(n.cfg.ShutdownTimeout) {
 		n.start(s)
 	}
 	n.processes = n.agents.processService(n.cfg.ShutdownTimeout)
 	n.start(n.processes)
+}
+
+// stopProcesses stops the supervised processes, for good: on a node of a
+// cluster, the whole agent work of the leader, which does not start again.
+func (n *Node) stopProcesses() {
+	if n.processes != nil {
+		n.processes.Stop()
+	}
+	if n.agents.lead != nil {
+		n.agents.lead.retire()
+	}
 }
 
 // Handler is the node's HTTP API (with /mcp, /metrics, /health).
@@ -267,7 +285,7 @@ func (n *Node) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	case <-n.ctx.Done():
 	}
-	n.processes.Stop()
+	n.stopProcesses()
 	n.events.Stop()
 	if err == nil {
 		n.log.Info("shutting down: draining in-flight requests")
@@ -384,11 +402,16 @@ func (n *Node) Repaired() []string { return n.repaired }
 // Health checks every component.
 func (n *Node) Health(ctx context.Context) nexus.Health { return n.health(ctx) }
 
-// Services reports the node's background jobs.
+// Services reports the node's background jobs. A node of a cluster lists
+// the agents' monitor, lease reaper and supervisor too: running while it
+// leads.
 func (n *Node) Services() []ServiceStats {
 	out := make([]ServiceStats, 0, len(n.services))
 	for _, s := range n.services {
 		out = append(out, s.Stats())
+	}
+	if n.agents != nil && n.agents.lead != nil {
+		out = append(out, n.agents.lead.stats()...)
 	}
 	return out
 }

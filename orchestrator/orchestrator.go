@@ -11,7 +11,8 @@
 // agent_state context within a bound (a few seconds), the answers
 // meanwhile sharing one checkpoint; Close writes the pending ones.
 // RestoreStates puts the last checkpoint back, after a restart or when an
-// agent recovers.
+// agent recovers. Suspend stops the checkpoints, for a node that can no
+// longer write (it stopped leading its cluster), until Resume.
 package orchestrator
 
 import (
@@ -72,8 +73,9 @@ type Orchestrator struct {
 	order  []string // ids in the order added
 	rr     map[string]int
 
-	wg     sync.WaitGroup // scheduled and running background checkpoints
-	closed bool           // by Close, under mu: checkpoints are no longer scheduled
+	wg        sync.WaitGroup // scheduled and running background checkpoints
+	closed    bool           // by Close, under mu: checkpoints are no longer scheduled
+	suspended bool           // by Suspend until Resume, under mu: no checkpoint is written
 }
 
 type member struct {
@@ -429,6 +431,10 @@ func (o *Orchestrator) Generate(ctx context.Context, req GenerateRequest) (*Answ
 // already.
 func (o *Orchestrator) checkpointLater(ctx context.Context, m *member) {
 	o.mu.Lock()
+	if o.suspended {
+		o.mu.Unlock()
+		return
+	}
 	now := o.opts.CheckpointEvery < 0 || o.closed
 	if !now && m.pending == nil {
 		o.scheduleLocked(m)
@@ -450,7 +456,7 @@ func (o *Orchestrator) scheduleLocked(m *member) {
 		o.mu.Unlock()
 		if !o.checkpointLogged(context.Background(), m) {
 			o.mu.Lock()
-			if !o.closed && m.pending == nil {
+			if !o.closed && !o.suspended && m.pending == nil {
 				o.scheduleLocked(m)
 			}
 			o.mu.Unlock()
@@ -466,6 +472,31 @@ func (o *Orchestrator) checkpointLogged(ctx context.Context, m *member) bool {
 		return false
 	}
 	return true
+}
+
+// Suspend cancels the scheduled checkpoints and waits for those running,
+// without writing what they would have; until Resume, answers schedule
+// none and a failed one is not tried again. A node of a cluster suspends
+// its orchestrator when it stops leading: its writes would fail, and the
+// next leader restores the agents' states from the store.
+func (o *Orchestrator) Suspend() {
+	o.mu.Lock()
+	o.suspended = true
+	for _, m := range o.agents {
+		if m.pending != nil && m.pending.Stop() {
+			o.wg.Done()
+		}
+		m.pending = nil
+	}
+	o.mu.Unlock()
+	o.wg.Wait()
+}
+
+// Resume lets answers schedule checkpoints again after Suspend.
+func (o *Orchestrator) Resume() {
+	o.mu.Lock()
+	o.suspended = false
+	o.mu.Unlock()
 }
 
 // Close cancels the scheduled checkpoints, waits for those running, then

@@ -556,6 +556,49 @@ func TestOrchestrator_checkpointRetried(t *testing.T) {
 	})
 }
 
+// Suspend drops the scheduled checkpoint and stops the retries of a
+// failing one; while suspended, answers schedule none; after Resume they
+// do again.
+func TestOrchestrator_suspend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		real, _ := store(t)
+		s := &failingStore{Store: real}
+		s.fail.Store(1)
+		o := orchestrator.New(s, orchestrator.Options{CheckpointEvery: time.Second})
+		o.Add(runner(t, "w", newPipeProvider(t, "w"), nil), nil)
+		q := put(t, s, "count me", nexus.ID{})
+		answer := func() {
+			t.Helper()
+			if _, err := o.Process(ctx, orchestrator.Request{ContextID: q.ID, Agent: "w"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		check := func(when string, tried, saved int) {
+			t.Helper()
+			synctest.Wait()
+			page, err := s.List(ctx, nexus.Filter{Type: nexus.TypeAgentState, AgentID: "w"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if int(s.seen.Load()) != tried || len(page.Contexts) != saved {
+				t.Errorf("%s: %d checkpoints tried, %d written; want %d, %d", when, s.seen.Load(), len(page.Contexts), tried, saved)
+			}
+		}
+		answer()
+		time.Sleep(time.Second)
+		check("the first one failed", 1, 0)
+		o.Suspend() // its retry is dropped
+		answer()    // schedules nothing
+		time.Sleep(time.Minute)
+		check("a minute suspended", 1, 0)
+		o.Resume()
+		answer()
+		time.Sleep(time.Second)
+		check("resumed", 2, 1)
+	})
+}
+
 // BenchmarkOverhead is the orchestrator's cost per call against the fake
 // provider: Process (chain read, agent call, answer stored) minus the
 // agent call alone, in the same run.

@@ -25,13 +25,25 @@
 // Claims are numbered 1, 2, ... per task, and the number is the attempt's:
 // a task fails once max_attempts claims were made. A claim is given out
 // as a token (128 random bits) that only its claimer gets: completing or
-// failing the task takes it, and only the principal that claimed may. Leases live in memory:
-// after a restart every unfinished task is queued again, and agents
-// register again when a heartbeat answers not_found. The numbering goes
-// on from the highest claim journaled, and a claim that was held when the
-// queue stopped counts as an attempt lost. A claim is fenced by its
-// token: an agent whose claim lapsed, before a restart or not, cannot
-// complete the task another agent has since claimed.
+// failing the task takes it, and only the principal that claimed may.
+// The claim's journal entry holds a SHA-256 of the token (never the token:
+// readers of the namespace see the entry), the agent, its principal and
+// its registration (name, capabilities).
+//
+// Leases live in memory. Open (a restart) ends them all: every
+// unfinished task is queued again, agents register again when a
+// heartbeat answers not_found, the numbering goes on from the highest
+// claim journaled, and a claim that was held when the queue stopped
+// counts as an attempt lost. Reload (a queue taken over by another
+// process while its agents live on: the new leader of a cluster) keeps
+// them instead: a claim held when the queue was last served stays held by
+// the same agent under the same token, with a whole claim lease from the
+// reload, and its agent is registered again with a whole agent lease, so
+// that no lease lapses because of the takeover. A claim journaled
+// without a token's hash (by an earlier version) is lost as at a restart.
+// A claim is fenced by its token: an agent whose claim lapsed, before a
+// restart or not, cannot complete the task another agent has since
+// claimed.
 //
 // The queue applies the access of the principal in a request's context
 // (nexus.PrincipalFrom) to what it serves from memory: tasks of a
@@ -46,6 +58,7 @@ package tasks
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
@@ -185,6 +198,19 @@ type taskMeta struct {
 	Claim       int      `json:"claim,omitempty"`
 	Claimed     bool     `json:"claimed,omitempty"` // a claim's journal entry
 	Final       bool     `json:"final,omitempty"`
+	// Holder is, in a claim's journal entry, who holds the claim: what a
+	// queue that takes over (Reload) needs to keep it held.
+	Holder *claimHolder `json:"holder,omitempty"`
+}
+
+// claimHolder is the holder of a claim as its journal entry records it.
+type claimHolder struct {
+	Agent        string   `json:"agent"`
+	Principal    string   `json:"principal,omitempty"` // "": the node
+	Name         string   `json:"name,omitempty"`      // the agent's registration
+	Capabilities []string `json:"capabilities"`
+	// TokenSHA256 is the hex SHA-256 of the claim's token.
+	TokenSHA256 string `json:"token_sha256"`
 }
 
 // Queue holds the tasks and the external agents. Its methods are safe
@@ -193,7 +219,12 @@ type Queue struct {
 	store nexus.Store
 	opts  Options
 
+	// gate is held shared by every operation that changes the queue, for
+	// its whole length, and exclusively by Reload.
+	gate sync.RWMutex
+
 	mu       sync.Mutex
+	paused   error // set: operations that change the queue answer it
 	tasks    map[nexus.ID]*Task
 	order    []nexus.ID // queued tasks, oldest first (may hold stale ids)
 	agents   map[string]*Agent
@@ -204,13 +235,90 @@ type Queue struct {
 
 // Open returns a queue over store, rebuilt from the tasks it holds and
 // their journals (claims, failed attempts, results): unfinished tasks are
-// queued again.
+// queued again, and the claims held when the queue stopped count as
+// attempts lost.
 func Open(ctx context.Context, store nexus.Store, opts Options) (*Queue, error) {
 	opts.setDefaults()
-	q := &Queue{store: store, opts: opts, tasks: map[nexus.ID]*Task{}, agents: map[string]*Agent{}, claiming: map[nexus.ID]bool{}, holders: map[nexus.ID]holder{}}
+	q := &Queue{store: store, opts: opts}
+	st, err := q.load(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	q.tasks, q.order, q.agents, q.claiming, q.holders = st.tasks, st.order, st.agents, map[nexus.ID]bool{}, st.holders
+	return q, nil
+}
+
+// Reload rebuilds the queue in place from the store, for a process that
+// takes the queue over while its agents live on (the new leader of a
+// cluster, whose store holds every write of the one before). Unlike
+// Open, it keeps the claims held: each stays with its agent under the
+// same token, with a whole claim lease from now, and each agent holding
+// one is registered again (as its newest claim's journal entry says) with
+// a whole agent lease; other agents register again when a heartbeat
+// answers not_found. Claims journaled without a token's hash are lost as
+// at a restart. Reload waits for the operations in flight, and those that
+// arrive meanwhile wait for it; once it succeeds the queue serves again
+// if it was paused. On error the queue is left as it was.
+func (q *Queue) Reload(ctx context.Context) error {
+	q.gate.Lock()
+	st, err := q.load(ctx, true)
+	if err != nil {
+		q.gate.Unlock()
+		return err
+	}
+	q.mu.Lock()
+	q.tasks, q.order, q.agents, q.claiming, q.holders = st.tasks, st.order, st.agents, map[nexus.ID]bool{}, st.holders
+	q.paused = nil
+	q.mu.Unlock()
+	q.gate.Unlock()
+	for _, a := range st.restored {
+		q.emit(Event{Kind: "agent", ID: a, Status: Active, Reason: "taken over with its claims"})
+	}
+	return nil
+}
+
+// Pause makes the operations that change the queue (Register, Heartbeat,
+// Create, Claim, Complete, Fail, Reap) answer err, and change nothing,
+// until the next Reload that succeeds: a node of a cluster pauses its
+// queue while it does not lead. Reads still answer, from the queue as it
+// was.
+func (q *Queue) Pause(err error) {
+	q.mu.Lock()
+	q.paused = err
+	q.mu.Unlock()
+}
+
+// enter lets an operation that changes the queue in, unless the queue is
+// paused; the caller leaves with q.gate.RUnlock.
+func (q *Queue) enter() error {
+	q.gate.RLock()
+	q.mu.Lock()
+	err := q.paused
+	q.mu.Unlock()
+	if err != nil {
+		q.gate.RUnlock()
+	}
+	return err
+}
+
+// loaded is a queue's state read from the store.
+type loaded struct {
+	tasks    map[nexus.ID]*Task
+	order    []nexus.ID
+	agents   map[string]*Agent
+	holders  map[nexus.ID]holder
+	restored []string // the agents registered again with their claims, by id
+}
+
+// load reads the tasks and their journals; keep keeps the claims held
+// (Reload), else they count as attempts lost (Open).
+func (q *Queue) load(ctx context.Context, keep bool) (*loaded, error) {
+	st := &loaded{tasks: map[nexus.ID]*Task{}, agents: map[string]*Agent{}, holders: map[nexus.ID]holder{}}
+	now := q.opts.Now()
+	newest := map[string]nexus.ID{} // the newest held claim's entry of each agent
 	f := nexus.Filter{Type: nexus.TypeInstruction, Order: nexus.Oldest, Limit: nexus.MaxLimit}
 	for {
-		page, err := store.List(ctx, f)
+		page, err := q.store.List(ctx, f)
 		if err != nil {
 			return nil, fmt.Errorf("rebuild the task queue: %w", err)
 		}
@@ -219,33 +327,76 @@ func Open(ctx context.Context, store nexus.Store, opts Options) (*Queue, error) 
 			if !ok {
 				continue
 			}
-			t, err := q.rebuild(ctx, c, m)
+			t, held, err := q.rebuild(ctx, c, m, keep)
 			if err != nil {
 				return nil, err
 			}
-			q.tasks[t.ID] = t
+			st.tasks[t.ID] = t
 			if t.Status == Queued {
-				q.order = append(q.order, t.ID)
+				st.order = append(st.order, t.ID)
+			}
+			if held != nil {
+				st.hold(t, held, now, q.opts, newest)
 			}
 		}
 		if page.NextCursor == "" {
-			return q, nil
+			break
 		}
 		f.Cursor = page.NextCursor
 	}
+	for id := range st.agents {
+		st.restored = append(st.restored, id)
+	}
+	slices.Sort(st.restored)
+	return st, nil
+}
+
+// hold keeps task t claimed by the holder its claim's journal entry
+// names, with a whole lease from now, and registers the agent again (as
+// its newest held claim's entry says).
+func (st *loaded) hold(t *Task, held *journaled, now time.Time, opts Options, newest map[string]nexus.ID) {
+	h := held.holder
+	t.Status, t.ClaimedBy, t.Attempt = Claimed, h.Agent, t.Attempts
+	t.LeaseExpires = now.Add(opts.ClaimLease)
+	st.holders[t.ID] = holder{sum: held.sum, principal: h.Principal}
+	a := st.agents[h.Agent]
+	if a == nil {
+		a = &Agent{ID: h.Agent, Status: Active, Registered: now, LastHeartbeat: now, LeaseExpires: now.Add(opts.AgentLease)}
+		st.agents[h.Agent] = a
+	}
+	a.Claims = append(a.Claims, t.ID)
+	if prev, ok := newest[h.Agent]; !ok || held.entry.Compare(prev) > 0 {
+		newest[h.Agent] = held.entry
+		a.Name, a.Principal = h.Name, h.Principal
+		a.Capabilities = slices.Clone(h.Capabilities)
+		if a.Capabilities == nil {
+			a.Capabilities = []string{}
+		}
+	}
+}
+
+// journaled is a claim held when the queue was last served, as its
+// journal entry records it.
+type journaled struct {
+	entry  nexus.ID // the journal entry's id
+	holder claimHolder
+	sum    [sha256.Size]byte
 }
 
 // rebuild finds a task's state in its children: claims, failed
 // attempts and the result. Attempts are the highest claim number
-// journaled, so numbering goes on after it; a claim with no outcome was
-// held when the queue stopped, and counts as an attempt lost.
-func (q *Queue) rebuild(ctx context.Context, c *nexus.Context, m taskMeta) (*Task, error) {
+// journaled, so numbering goes on after it. A claim with no outcome was
+// held when the queue stopped: with keep, and a holder journaled with
+// its token's hash, it is returned (the caller keeps it held); else it
+// counts as an attempt lost.
+func (q *Queue) rebuild(ctx context.Context, c *nexus.Context, m taskMeta, keep bool) (*Task, *journaled, error) {
 	t := taskOf(c, m)
 	kids, err := q.store.Children(ctx, c.ID)
 	if err != nil {
-		return nil, fmt.Errorf("rebuild task %s: %w", c.ID, err)
+		return nil, nil, fmt.Errorf("rebuild task %s: %w", c.ID, err)
 	}
-	settled := map[int]bool{} // claims with a recorded outcome
+	settled := map[int]bool{}          // claims with a recorded outcome
+	claims := map[int]*nexus.Context{} // the journal entry of each claim (the newest)
 	for _, k := range kids {
 		km, ok := metaOf(k)
 		if !ok || km.ID != c.ID {
@@ -254,6 +405,9 @@ func (q *Queue) rebuild(ctx context.Context, c *nexus.Context, m taskMeta) (*Tas
 		t.Attempts = max(t.Attempts, km.Claim)
 		switch {
 		case km.Claimed:
+			if prev := claims[km.Claim]; prev == nil || k.ID.Compare(prev.ID) > 0 {
+				claims[km.Claim] = k
+			}
 			continue
 		case k.Type == nexus.TypeError:
 			t.Error = k.Content
@@ -262,15 +416,20 @@ func (q *Queue) rebuild(ctx context.Context, c *nexus.Context, m taskMeta) (*Tas
 			}
 		default:
 			t.Status, t.Result, t.Error = Done, k.ID, ""
-			return t, nil
+			return t, nil, nil
 		}
 		settled[km.Claim] = true
 	}
 	if t.Status != Queued {
-		return t, nil
+		return t, nil, nil
+	}
+	held := t.Attempts > 0 && !settled[t.Attempts]
+	if held && keep {
+		if j := journalOf(claims[t.Attempts]); j != nil {
+			return t, j, nil
+		}
 	}
 	const why = "the queue stopped while it was held"
-	held := t.Attempts > 0 && !settled[t.Attempts]
 	if held {
 		t.Error = fmt.Sprintf("claim %d lost: %s", t.Attempts, why)
 	}
@@ -280,7 +439,28 @@ func (q *Queue) rebuild(ctx context.Context, c *nexus.Context, m taskMeta) (*Tas
 			t.Error = fmt.Sprintf("%d attempts, the last lost: %s", t.Attempts, why)
 		}
 	}
-	return t, nil
+	return t, nil, nil
+}
+
+// journalOf reads the holder of a claim's journal entry; nil when the
+// entry records none that can be kept (an earlier version's, without the
+// token's hash).
+func journalOf(k *nexus.Context) *journaled {
+	if k == nil {
+		return nil
+	}
+	km, _ := metaOf(k)
+	h := km.Holder
+	if h == nil || nexus.ValidateAgentID(h.Agent) != nil {
+		return nil
+	}
+	b, err := hex.DecodeString(h.TokenSHA256)
+	if err != nil || len(b) != sha256.Size {
+		return nil
+	}
+	j := &journaled{entry: k.ID, holder: *h}
+	copy(j.sum[:], b)
+	return j
 }
 
 func taskOf(c *nexus.Context, m taskMeta) *Task {
@@ -319,6 +499,10 @@ func (q *Queue) Register(ctx context.Context, id, name string, caps []string) (A
 			return Agent{}, err
 		}
 	}
+	if err := q.enter(); err != nil {
+		return Agent{}, err
+	}
+	defer q.gate.RUnlock()
 	now := q.opts.Now()
 	who := principalName(ctx)
 	q.mu.Lock()
@@ -371,6 +555,10 @@ func (a *Agent) snapshot() Agent {
 // agent the queue does not know (never registered, or forgotten by a
 // restart) gets not_found and registers again.
 func (q *Queue) Heartbeat(ctx context.Context, id string) (Agent, error) {
+	if err := q.enter(); err != nil {
+		return Agent{}, err
+	}
+	defer q.gate.RUnlock()
 	now := q.opts.Now()
 	q.mu.Lock()
 	a, ok := q.agents[id]
@@ -443,6 +631,10 @@ func (q *Queue) Create(ctx context.Context, n NewTask) (Task, error) {
 	if n.MaxAttempts == 0 {
 		n.MaxAttempts = q.opts.MaxAttempts
 	}
+	if err := q.enter(); err != nil {
+		return Task{}, err
+	}
+	defer q.gate.RUnlock()
 	if err := q.reserve(); err != nil {
 		return Task{}, err
 	}
@@ -530,15 +722,23 @@ func (q *Queue) List(ctx context.Context, status string, limit int) ([]Task, err
 // write fails the task stays queued and the error is returned. The task
 // returned carries the claim's token, which no other answer shows.
 func (q *Queue) Claim(ctx context.Context, agentID string) (t Task, ok bool, err error) {
+	if err := q.enter(); err != nil {
+		return Task{}, false, err
+	}
+	defer q.gate.RUnlock()
 	q.mu.Lock()
-	cur, at, err := q.take(ctx, agentID)
+	cur, at, token, err := q.take(ctx, agentID)
 	if cur == nil {
 		q.mu.Unlock()
 		return Task{}, false, err
 	}
 	id, ns, claim := cur.ID, cur.Namespace, cur.Attempt
+	h := claimHolder{Agent: agentID, Principal: principalName(ctx), TokenSHA256: hashHex(token)}
+	if a := q.agents[agentID]; a != nil {
+		h.Name, h.Capabilities = a.Name, slices.Clone(a.Capabilities)
+	}
 	q.mu.Unlock()
-	err = q.journalClaim(id, ns, agentID, claim)
+	err = q.journalClaim(id, ns, claim, h)
 	now := q.opts.Now() // the claim's lease starts once it is given out
 	q.mu.Lock()
 	delete(q.claiming, id)
@@ -549,7 +749,7 @@ func (q *Queue) Claim(ctx context.Context, agentID string) (t Task, ok bool, err
 	}
 	cur.LeaseExpires = now.Add(q.opts.ClaimLease)
 	t = *cur
-	t.Claim = q.holders[id].token
+	t.Claim = token
 	q.mu.Unlock()
 	q.emit(Event{Kind: "task", ID: t.ID.String(), Status: Claimed, Agent: agentID})
 	return t, true, nil
@@ -557,33 +757,34 @@ func (q *Queue) Claim(ctx context.Context, agentID string) (t Task, ok bool, err
 
 // take reserves the oldest queued task agentID can serve for its next
 // claim while the claim is journaled, and returns it with its index in
-// the queue; nil when there is none. The caller holds q.mu.
-func (q *Queue) take(ctx context.Context, agentID string) (*Task, int, error) {
+// the queue and the claim's token; nil when there is none. The caller
+// holds q.mu.
+func (q *Queue) take(ctx context.Context, agentID string) (*Task, int, string, error) {
 	a, known := q.agents[agentID]
 	if !known || a.Status != Active {
-		return nil, 0, nexus.Errorf(nexus.ENotFound, "agent %q is not registered or its lease lapsed: register it again", agentID)
+		return nil, 0, "", nexus.Errorf(nexus.ENotFound, "agent %q is not registered or its lease lapsed: register it again", agentID)
 	}
 	if !owns(ctx, a) {
-		return nil, 0, errNotYours(agentID)
+		return nil, 0, "", errNotYours(agentID)
 	}
 	cur, at := q.next(ctx, a)
 	if cur == nil {
-		return nil, 0, nil
+		return nil, 0, "", nil
 	}
 	token, err := newToken()
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, "", err
 	}
 	now := q.opts.Now()
 	q.order = slices.Delete(q.order, at, at+1)
 	cur.Status, cur.ClaimedBy = Claimed, agentID
 	cur.Attempts++
 	cur.Attempt = cur.Attempts
-	q.holders[cur.ID] = holder{token: token, principal: principalName(ctx)}
+	q.holders[cur.ID] = holder{sum: sha256.Sum256([]byte(token)), principal: principalName(ctx)}
 	a.Claims = append(a.Claims, cur.ID)
 	a.LastHeartbeat, a.LeaseExpires = now, now.Add(q.opts.AgentLease) // claiming is a sign of life
 	q.claiming[cur.ID] = true
-	return cur, at, nil
+	return cur, at, token, nil
 }
 
 // putBack undoes take after the claim's journal write failed: the task
@@ -618,14 +819,18 @@ func (q *Queue) next(ctx context.Context, a *Agent) (*Task, int) {
 	return nil, 0
 }
 
-// journalClaim stores claim number claim of task id, taken by agent, as
-// an observation context, child of the task. Not cancellable: its
-// outcome must be known before the claim is given out or put back.
-func (q *Queue) journalClaim(id nexus.ID, ns, agent string, claim int) error {
-	meta, _ := json.Marshal(map[string]taskMeta{"task": {ID: id, Claim: claim, Claimed: true}})
+// journalClaim stores claim number claim of task id, taken by h.Agent,
+// as an observation context, child of the task, with its holder. Not
+// cancellable: its outcome must be known before the claim is given out
+// or put back.
+func (q *Queue) journalClaim(id nexus.ID, ns string, claim int, h claimHolder) error {
+	if h.Capabilities == nil {
+		h.Capabilities = []string{}
+	}
+	meta, _ := json.Marshal(map[string]taskMeta{"task": {ID: id, Claim: claim, Claimed: true, Holder: &h}})
 	_, err := q.store.Put(context.Background(), nexus.Draft{
-		Namespace: ns, Type: nexus.TypeObservation, Content: fmt.Sprintf("claim %d of task %s taken by %s", claim, id, agent),
-		Metadata: meta, AgentID: agent, ParentID: id,
+		Namespace: ns, Type: nexus.TypeObservation, Content: fmt.Sprintf("claim %d of task %s taken by %s", claim, id, h.Agent),
+		Metadata: meta, AgentID: h.Agent, ParentID: id,
 	})
 	return err
 }
@@ -643,7 +848,8 @@ func (q *Queue) hold(ctx context.Context, id nexus.ID, agentID, claim string) (*
 	if held && principal(ctx) != nil && h.principal != principalName(ctx) {
 		return nil, nexus.Errorf(nexus.EForbidden, "task %s is held by another principal's claim: only the principal that claimed it may complete or fail it", id)
 	}
-	current := held && t.ClaimedBy == agentID && subtle.ConstantTimeCompare([]byte(h.token), []byte(claim)) == 1
+	sum := sha256.Sum256([]byte(claim))
+	current := held && t.ClaimedBy == agentID && subtle.ConstantTimeCompare(h.sum[:], sum[:]) == 1
 	switch {
 	case q.claiming[id]:
 		return nil, nexus.Errorf(nexus.EConflict, "task %s: the claim of %q is not current (the task is being claimed)", id, agentID)
@@ -660,8 +866,7 @@ func (q *Queue) hold(ctx context.Context, id nexus.ID, agentID, claim string) (*
 	return t, nil
 }
 
-// release drops task id from its agent's claims and forgets its claim's
-// token.
+// release drops task id from its agent's claims and forgets its claim.
 func (q *Queue) release(t *Task) {
 	delete(q.holders, t.ID)
 	if a := q.agents[t.ClaimedBy]; a != nil {
@@ -676,6 +881,10 @@ func (q *Queue) Complete(ctx context.Context, id nexus.ID, agentID, claim string
 	if ans.Type == "" {
 		ans.Type = nexus.TypeResult
 	}
+	if err := q.enter(); err != nil {
+		return Task{}, nil, err
+	}
+	defer q.gate.RUnlock()
 	q.mu.Lock()
 	t, err := q.hold(ctx, id, agentID, claim)
 	if err != nil {
@@ -746,6 +955,10 @@ func (q *Queue) Fail(ctx context.Context, id nexus.ID, agentID, claim string, f 
 	if reason == "" {
 		return Task{}, nexus.Errorf(nexus.EInvalid, "reason is required: say why the task failed")
 	}
+	if err := q.enter(); err != nil {
+		return Task{}, err
+	}
+	defer q.gate.RUnlock()
 	q.mu.Lock()
 	t, err := q.hold(ctx, id, agentID, claim)
 	if err != nil {
@@ -808,8 +1021,13 @@ type lapse struct {
 // Reap expires lapsed leases: an agent without a heartbeat is lost and
 // its claims go back to the queue; so does a claim whose own lease lapsed.
 // Each lost claim is stored as a failed attempt (an error context, child
-// of the task). It returns how many tasks went back.
+// of the task). It returns how many tasks went back; a paused queue
+// reaps nothing.
 func (q *Queue) Reap() int {
+	if q.enter() != nil {
+		return 0
+	}
+	defer q.gate.RUnlock()
 	now := q.opts.Now()
 	var events []Event
 	var lapses []lapse
@@ -900,11 +1118,19 @@ func (q *Queue) Health() map[string]any {
 	return map[string]any{"external_agents": agents, "tasks": tasks}
 }
 
-// holder is the current claim of a task: its token and the principal
-// that claimed ("" for the node).
+// holder is the current claim of a task: the SHA-256 of its token (the
+// token itself is only in the claim's answer) and the principal that
+// claimed ("" for the node).
 type holder struct {
-	token     string
+	sum       [sha256.Size]byte
 	principal string
+}
+
+// hashHex is the hex SHA-256 of a claim's token, as its journal entry
+// records it.
+func hashHex(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
 }
 
 // newToken returns a claim token: 128 random bits, in hex.
