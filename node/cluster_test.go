@@ -38,12 +38,11 @@ func clusterStatus(t *testing.T, n *nodetest.Node) cluster.Status {
 func TestCluster_WritesThroughAnyNode(t *testing.T) {
 	nodes := nodetest.OpenCluster(t, 3, nil)
 	leader := nodetest.Leader(t, nodes)
-	ctx := context.Background()
 	var ids []nexus.ID
 	for i, n := range nodes {
 		for j := range 20 {
 			// A follower forwards the write to the leader.
-			c, err := n.Client.Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Namespace: "c", Content: fmt.Sprintf("via %d: %d", i, j)})
+			c, err := putRetry(t, n, nexus.Draft{Type: nexus.TypeObservation, Namespace: "c", Content: fmt.Sprintf("via %d: %d", i, j)})
 			if err != nil {
 				t.Fatalf("put via %s: %v", n.Config.Cluster.NodeID, err)
 			}
@@ -99,7 +98,7 @@ func TestCluster_LeaderFailover(t *testing.T) {
 	ctx := context.Background()
 	leader := nodetest.Leader(t, nodes)
 	for i := range 30 {
-		if _, err := leader.Client.Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Content: fmt.Sprint("before ", i)}); err != nil {
+		if _, err := putRetry(t, leader, nexus.Draft{Type: nexus.TypeObservation, Content: fmt.Sprint("before ", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -131,7 +130,7 @@ func TestCluster_LeaderFailover(t *testing.T) {
 		return typ == "cluster.leader" && data["leader"] == next.Config.Cluster.NodeID
 	})
 	for i := range 30 {
-		if _, err := next.Client.Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Content: fmt.Sprint("after ", i)}); err != nil {
+		if _, err := putRetry(t, next, nexus.Draft{Type: nexus.TypeObservation, Content: fmt.Sprint("after ", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -168,9 +167,8 @@ func recoverCluster(t *testing.T, via *nodetest.Node) cluster.RecoveryReport {
 
 func TestCluster_CoordinatedRecovery(t *testing.T) {
 	nodes := nodetest.OpenCluster(t, 3, nil)
-	ctx := context.Background()
 	for i := range 40 {
-		if _, err := nodes[1].Client.Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Content: fmt.Sprint("c ", i)}); err != nil {
+		if _, err := putRetry(t, nodes[1], nexus.Draft{Type: nexus.TypeObservation, Content: fmt.Sprint("c ", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -217,7 +215,7 @@ func TestCluster_RepairsFromPeer(t *testing.T) {
 	leader := nodetest.Leader(t, nodes)
 	written := map[nexus.ID]string{}
 	for i := range 30 {
-		c, err := leader.Client.Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Content: fmt.Sprintf("context %d %s", i, strings.Repeat("x", 2000))})
+		c, err := putRetry(t, leader, nexus.Draft{Type: nexus.TypeObservation, Content: fmt.Sprintf("context %d %s", i, strings.Repeat("x", 2000))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -273,7 +271,7 @@ func TestCluster_RestoreThroughTheLog(t *testing.T) {
 	leader := nodetest.Leader(t, nodes)
 	var kept []nexus.ID
 	for i := range 20 {
-		c, err := leader.Client.Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Content: fmt.Sprint("kept ", i)})
+		c, err := putRetry(t, leader, nexus.Draft{Type: nexus.TypeObservation, Content: fmt.Sprint("kept ", i)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -282,7 +280,7 @@ func TestCluster_RestoreThroughTheLog(t *testing.T) {
 	keptHead := nodetest.Converge(t, nodes)
 	at := time.Now()
 	for i := range 20 {
-		if _, err := leader.Client.Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Content: fmt.Sprint("undone ", i)}); err != nil {
+		if _, err := putRetry(t, leader, nexus.Draft{Type: nexus.TypeObservation, Content: fmt.Sprint("undone ", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -313,7 +311,7 @@ func TestCluster_RestoreThroughTheLog(t *testing.T) {
 	if h := nodetest.Converge(t, nodes); h != keptHead || follower.Len() != 20 {
 		t.Fatalf("after a restart: %s with %d contexts, want %s with 20", h, follower.Len(), keptHead)
 	}
-	if _, err := leader.Client.Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Content: "after the restore"}); err != nil {
+	if _, err := putRetry(t, leader, nexus.Draft{Type: nexus.TypeObservation, Content: "after the restore"}); err != nil {
 		t.Fatal(err)
 	}
 	head := nodetest.Converge(t, nodes)
@@ -326,5 +324,23 @@ func TestCluster_RestoreThroughTheLog(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// putRetry writes through n, again while the cluster answers that nothing
+// was written (no_quorum, unavailable: an election on a loaded machine).
+func putRetry(t *testing.T, n *nodetest.Node, d nexus.Draft) (*nexus.Context, error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := n.Client.Put(context.Background(), d)
+		switch nexus.ErrorCode(err) {
+		case nexus.ENoQuorum, nexus.EUnavailable:
+			if time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond) // an election takes about a second
+				continue
+			}
+		}
+		return c, err
 	}
 }
