@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/cluster"
 	"github.com/nexus-mem/nexus/gitstore"
 )
 
@@ -43,7 +44,18 @@ func (c *Client) Recover(ctx context.Context) (RecoverResult, error) {
 	return out, err
 }
 
-var _ Admin = (*Client)(nil)
+// RecoverCluster has the cluster's leader run a recovery of every member,
+// phase by phase (POST /v1/admin/recover?scope=cluster).
+func (c *Client) RecoverCluster(ctx context.Context) (*cluster.RecoveryReport, error) {
+	var out cluster.RecoveryReport
+	err := c.do(ctx, http.MethodPost, "/v1/admin/recover", url.Values{"scope": {"cluster"}}, nil, &out)
+	return &out, err
+}
+
+var (
+	_ Admin        = (*Client)(nil)
+	_ ClusterAdmin = (*Client)(nil)
+)
 
 // AuditLog returns the server's audit log as JSON lines, verbatim (GET
 // /v1/admin/audit); audit.Verify checks and reads it. The caller closes it.

@@ -295,6 +295,11 @@ func TestCLI_Cluster(t *testing.T) {
 	if got := waitWritable(t, nodes, "the new leader taking writes"); got != to.id {
 		t.Fatalf("%s takes writes, want %s", got, to.id)
 	}
+	// A recovery of every member, asked of a follower, run by the leader.
+	out = mustCLI(t, via, "recover", "--cluster")
+	if !strings.Contains(out, "consistent: every member at ") || strings.Count(out, " ok\n") != 6 {
+		t.Fatalf("recover --cluster printed:\n%s", out)
+	}
 
 	// Remove a stopped follower; wipe it; add it back with cluster join.
 	var gone *clusterNode

@@ -25,15 +25,23 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	from := fs.String("backup", "", "backup (bundle or mirror) to repair damaged objects from (default: --mirror, then DATA/backups newest first)")
 	mirror := fs.String("mirror", "", "mirror repository to repair damaged objects from")
+	whole := fs.Bool("cluster", false, "recover every member of the cluster the --server node belongs to, coordinated by its leader")
 	keys := keyFlags(fs)
 	server := serverFlag(fs)
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	if c, err := adminClient(fs, *server, "backup", "mirror"); c != nil || err != nil {
-		if err != nil {
-			return err
+	c, err := adminClient(fs, *server, "backup", "mirror")
+	if err != nil {
+		return err
+	}
+	if *whole {
+		if c == nil {
+			return usagef("--cluster acts through a running node: give --server (or NEXUS_SERVER), not --data")
 		}
+		return recoverCluster(ctx, c, *asJSON, stdout)
+	}
+	if c != nil {
 		return recoverOnline(ctx, c, *asJSON, stdout)
 	}
 	if err := needStore(*data); err != nil {
@@ -74,6 +82,39 @@ func finishRecover(w io.Writer, steps []recovery.Step, asJSON bool) error {
 	}
 	if failed {
 		return exitCode{fsckDamaged, "recovery failed: the node must not start until the failed component is repaired"}
+	}
+	return nil
+}
+
+// recoverCluster has the cluster's leader recover every member, phase by
+// phase, and prints each member's result.
+func recoverCluster(ctx context.Context, c *httpapi.Client, asJSON bool, stdout io.Writer) error {
+	rep, err := c.RecoverCluster(ctx)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		printJSON(stdout, rep)
+	} else {
+		fmt.Fprintf(stdout, "plan %s\n", rep.Plan)
+		for _, p := range rep.Phases {
+			for _, r := range p.Nodes {
+				state := "ok"
+				if !r.OK {
+					state = "FAILED: " + r.Error
+				}
+				fmt.Fprintf(stdout, "%-8s %-12s %s\n", p.Name, r.ID, state)
+			}
+		}
+		if rep.Consistent {
+			fmt.Fprintf(stdout, "consistent: every member at %s\n", rep.Head)
+		}
+	}
+	switch {
+	case rep.Stopped != "":
+		return exitCode{fsckDamaged, "cluster recovery stopped at " + rep.Stopped}
+	case !rep.Consistent:
+		return exitCode{fsckDamaged, "cluster recovery ended without every member at the leader's head; run `nexus cluster status`"}
 	}
 	return nil
 }
