@@ -344,6 +344,15 @@ var nsRoutes = map[string]nsRoute{
 		id, agentID, claim := f.claimed(p, ns)
 		return nsRequest{"POST", "/v1/tasks/" + id + "/fail", map[string]any{"agent_id": agentID, "claim": claim, "reason": "Cannot."}}
 	}, nil},
+	// A single node is no cluster: its cluster routes answer 404
+	// not_found to every principal allowed to ask.
+	"GET /v1/cluster": {nsNone, 404, getFrom("/v1/cluster"), nil},
+	"POST /v1/cluster/join": {nsNone, 404, postTo("/v1/cluster/join",
+		map[string]any{"id": "n9", "raft_addr": "127.0.0.1:7000", "api_url": "http://127.0.0.1:7411"}), nil},
+	"DELETE /v1/cluster/members/{id}": {nsNone, 404, func(*nsFixture, *nexus.Principal, string) nsRequest {
+		return nsRequest{method: "DELETE", path: "/v1/cluster/members/n9"}
+	}, nil},
+	"POST /v1/cluster/transfer-leadership": {nsNone, 404, postTo("/v1/cluster/transfer-leadership", map[string]any{}), nil},
 	"/mcp": {nsNone, 200, postTo("/mcp", map[string]any{"jsonrpc": "2.0", "id": 1, "method": "initialize",
 		"params": map[string]any{"protocolVersion": "2025-06-18", "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "test", "version": "1"}}}), nil},
 }
@@ -378,6 +387,9 @@ func expected(r nsRoute, need nexus.Role, p *nexus.Principal, ns string) (int, n
 		if !p.CanWrite(ns) {
 			return 204, ""
 		}
+	}
+	if r.ok == 404 {
+		return 404, nexus.ENotFound // a route a single node does not serve
 	}
 	return r.ok, ""
 }

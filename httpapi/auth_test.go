@@ -34,6 +34,8 @@ var wantRoles = map[string]nexus.Role{
 	"POST /v1/agents/generate": nexus.RoleWrite, "POST /v1/tasks": nexus.RoleWrite, "GET /v1/tasks": nexus.RoleRead,
 	"GET /v1/tasks/{id}": nexus.RoleRead, "POST /v1/tasks/claim": nexus.RoleWrite,
 	"POST /v1/tasks/{id}/complete": nexus.RoleWrite, "POST /v1/tasks/{id}/fail": nexus.RoleWrite,
+	"GET /v1/cluster": nexus.RoleRead, "POST /v1/cluster/join": nexus.RoleAdmin,
+	"DELETE /v1/cluster/members/{id}": nexus.RoleAdmin, "POST /v1/cluster/transfer-leadership": nexus.RoleAdmin,
 	"/mcp": nexus.RoleRead,
 }
 

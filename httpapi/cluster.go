@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -102,7 +103,6 @@ func ClusterRoute(pattern string) string {
 // confirms its leadership. It reports whether it answered.
 func (s *Server) inCluster(w http.ResponseWriter, r *http.Request, pattern string) bool {
 	c := s.cluster
-	w.Header().Set(HeaderServedBy, c.NodeID())
 	class := clusterClass[pattern]
 	if pattern == "POST /v1/admin/recover" && r.URL.Query().Get("scope") == "cluster" {
 		class = classWrite // the leader coordinates it
@@ -144,7 +144,12 @@ func (s *Server) inCluster(w http.ResponseWriter, r *http.Request, pattern strin
 			w.Header().Set(HeaderStale, "true")
 			return false
 		}
-		if err == nil {
+		if by := r.Header.Get(headerForwardedBy); by != "" {
+			// Two nodes that each take the other for the leader must not
+			// pass a request back and forth.
+			err = nexus.Errorf(nexus.ENoQuorum, "node %s does not lead the cluster (the leader it knows: %q), and a request forwarded by %q is not forwarded again; nothing was done",
+				c.NodeID(), leader, clip(by, 64))
+		} else if err == nil {
 			err = nexus.Errorf(nexus.ENoQuorum, "no leader to forward to")
 		}
 		s.fail(w, r, err)
@@ -155,10 +160,9 @@ func (s *Server) inCluster(w http.ResponseWriter, r *http.Request, pattern strin
 }
 
 // forward proxies r to the leader's API, credentials included; the
-// leader's answer says it served it.
+// leader's answer says it served it. An answer that does not come (the
+// leader is unreachable) is this node's error.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, api string) {
-	w.Header().Del(HeaderServedBy)
-	w.Header().Del(HeaderConsistency)
 	target, err := url.Parse(api)
 	if err != nil || target.Host == "" {
 		s.fail(w, r, nexus.Errorf(nexus.EInternal, "the leader's API address %q is not a URL", api))
@@ -171,6 +175,14 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, api string) {
 			pr.Out.Header.Set(headerForwardedBy, s.cluster.NodeID())
 		},
 		Transport: s.forwardTransport,
+		ModifyResponse: func(resp *http.Response) error {
+			// The leader's headers replace those this node set (who
+			// served it, at what consistency), rather than adding to them.
+			for k := range resp.Header {
+				w.Header().Del(k)
+			}
+			return nil
+		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) {
 				return
@@ -211,7 +223,16 @@ func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return nexus.Errorf(nexus.EInvalid, "local %q: want true or false", clip(q["local"], 20))
 	}
-	return writeJSON(w, http.StatusOK, s.cluster.Status(r.Context(), local))
+	return s.writeClusterStatus(w, r, local)
+}
+
+// writeClusterStatus answers with the cluster's status as this node sees it.
+func (s *Server) writeClusterStatus(w http.ResponseWriter, r *http.Request, local bool) error {
+	st := s.cluster.Status(r.Context(), local)
+	if st.Members == nil {
+		st.Members = []cluster.MemberStatus{} // the configuration could not be read
+	}
+	return writeJSON(w, http.StatusOK, st)
 }
 
 var joinFields = []string{"id", "raft_addr", "api_url"}
@@ -224,10 +245,13 @@ func (s *Server) clusterJoin(w http.ResponseWriter, r *http.Request) error {
 	if err := s.decodeBody(w, r, &m, joinFields); err != nil {
 		return err
 	}
+	if err := checkMember(m); err != nil {
+		return err
+	}
 	if err := s.cluster.Join(r.Context(), m); err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, s.cluster.Status(r.Context(), true))
+	return s.writeClusterStatus(w, r, true)
 }
 
 func (s *Server) clusterRemove(w http.ResponseWriter, r *http.Request) error {
@@ -240,7 +264,7 @@ func (s *Server) clusterRemove(w http.ResponseWriter, r *http.Request) error {
 	if err := s.cluster.Remove(r.Context(), r.PathValue("id")); err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, s.cluster.Status(r.Context(), true))
+	return s.writeClusterStatus(w, r, true)
 }
 
 var transferFields = []string{"to"}
@@ -258,5 +282,36 @@ func (s *Server) clusterTransfer(w http.ResponseWriter, r *http.Request) error {
 	if err := s.cluster.TransferLeadership(r.Context(), strings.TrimSpace(req.To)); err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, s.cluster.Status(r.Context(), true))
+	return s.writeClusterStatus(w, r, true)
+}
+
+// checkMember refuses a joining node's description that its peers could
+// not use: an id they cannot name it by, a raft address they cannot dial,
+// an API address they cannot forward to.
+func checkMember(m cluster.Member) error {
+	if !validNodeID(m.ID) {
+		return nexus.Errorf(nexus.EInvalid, "id %q: want 1-64 of A-Z a-z 0-9 . _ -", clip(m.ID, 80))
+	}
+	if host, port, err := net.SplitHostPort(m.RaftAddr); err != nil || host == "" || port == "" {
+		return nexus.Errorf(nexus.EInvalid, "raft_addr %q: want host:port", clip(m.RaftAddr, 80))
+	}
+	if m.APIURL != "" {
+		if u, err := url.Parse(m.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nexus.Errorf(nexus.EInvalid, "api_url %q: want an http(s) URL", clip(m.APIURL, 80))
+		}
+	}
+	return nil
+}
+
+// validNodeID reports whether s can name a node: 1-64 of A-Z a-z 0-9 . _ -.
+func validNodeID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }

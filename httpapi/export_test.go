@@ -56,8 +56,10 @@ func MatchedPattern(s *Server, r *http.Request) string {
 	return p
 }
 
-// Codes is every error code; StatusOf its HTTP status.
+// Codes is every error code; StatusOf its HTTP status; CodeOf the code
+// a client reads from a bare status.
 var (
 	Codes    = codes
 	StatusOf = statusOf
+	CodeOf   = codeOf
 )

@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/cluster"
 )
 
 // readJSONBody checks the content type and returns the body, bounded by the
@@ -215,8 +216,15 @@ func parseQuery(r *http.Request, allowed ...string) (query, error) {
 	q := make(query, len(vals))
 	for name, vs := range vals {
 		switch {
-		case name == "consistency":
-			// A read's consistency in a cluster: checked by the router.
+		case name == "consistency" && clusterClass[r.Pattern] == classRead:
+			// A read's consistency: the router serves it in a cluster; a
+			// single node is its own leader, at every level.
+			if len(vs) > 1 {
+				return nil, nexus.Errorf(nexus.EInvalid, "query parameter %q is given %d times", name, len(vs))
+			}
+			if _, err := cluster.ParseConsistency(vs[0], DefaultConsistency); err != nil {
+				return nil, err
+			}
 		case !slices.Contains(allowed, name):
 			unknown = append(unknown, strconv.Quote(clip(name, 40)))
 		case len(vs) > 1:
@@ -230,6 +238,9 @@ func parseQuery(r *http.Request, allowed ...string) (query, error) {
 		noun := "parameter"
 		if len(unknown) > 1 {
 			noun = "parameters"
+		}
+		if clusterClass[r.Pattern] == classRead {
+			allowed = append(slices.Clip(allowed), "consistency")
 		}
 		return nil, nexus.Errorf(nexus.EInvalid, "unknown query %s %s; %s", noun, strings.Join(unknown, ", "), allowedList(allowed))
 	}

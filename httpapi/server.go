@@ -239,6 +239,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
 	defer s.recoverPanic(sw, r)
 	sw.Header().Set("X-Content-Type-Options", "nosniff")
+	if s.cluster != nil {
+		// Every answer of a cluster's node, refusals included, names the
+		// node that served it; a forwarded request's, the leader.
+		sw.Header().Set(HeaderServedBy, s.cluster.NodeID())
+	}
 	if limit, ok := s.guard.checkHost(sw, r); !ok {
 		s.limits.count(limit)
 		return
