@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -55,7 +56,7 @@ func TestCluster_Nemesis(t *testing.T) {
 			dur = 150 * time.Second
 		}
 	}
-	t.Logf("nemesis: seed %d, duration %v (replay: -run TestCluster_Nemesis -nemesis.seed %d)", seed, dur, seed)
+	t.Logf("nemesis: seed %d, duration %v (replay: go test -race -run TestCluster_Nemesis ./node -args -nemesis.seed=%d)", seed, dur, seed)
 
 	fc := openFaultCluster(t, 3)
 	urls := make([]string, len(fc.nodes))
@@ -115,6 +116,7 @@ func TestCluster_Nemesis(t *testing.T) {
 	}
 	w, r, l := rec.Counts(linearize.KindWrite), rec.Counts(linearize.KindRead), rec.Counts(linearize.KindList)
 	t.Logf("nemesis: faults %v", faults)
+	t.Logf("nemesis: writes of unknown outcome: %v", unknownWrites.n)
 	t.Logf("nemesis: writes %+v, reads %+v, lists %+v", w, r, l)
 	if !linearize.Verify(t, rec.History(), 3*time.Minute) {
 		t.Errorf("the history is not linearizable (seed %d)", seed)
@@ -126,6 +128,27 @@ func TestCluster_Nemesis(t *testing.T) {
 	if w.Unknown+w.Failed+r.Unknown+r.Failed+l.Unknown+l.Failed == 0 {
 		t.Errorf("no operation failed or ended unknown with faults injected: the faults did not reach the clients")
 	}
+}
+
+// reasons counts why writes ended unknown, by answer.
+type reasons struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+var unknownWrites = &reasons{n: map[string]int{}}
+
+func (r *reasons) note(a answer) {
+	why := fmt.Sprintf("%d %s", a.status, a.code)
+	if a.err != nil {
+		why = a.err.Error()
+		if i := strings.LastIndex(why, ": "); i >= 0 {
+			why = why[i+2:]
+		}
+	}
+	r.mu.Lock()
+	r.n[why]++
+	r.mu.Unlock()
 }
 
 func nemesisNS(i int) string { return fmt.Sprintf("nem%d", i) }
@@ -187,6 +210,7 @@ func nemesisClient(rec *linearize.Recorder, ack *acked, pool *idPool, urls []str
 				op.Fail()
 			default:
 				op.Unknown()
+				unknownWrites.note(a)
 			}
 		case p < 80:
 			id, ok := pool.pick(rng)
