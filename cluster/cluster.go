@@ -249,6 +249,12 @@ func (n *Node) openTransport() error {
 	layer := &streamLayer{Listener: ln, advertise: adv, client: n.cfg.ClientTLS, dial: n.cfg.Dial}
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: layer, MaxPool: 3, Timeout: 10 * time.Second, Logger: hclogger(n.log, "raft-net"),
+		// No pipelined replication: after a follower refuses an append (a
+		// stale term, a log gap) raft v1.7.2's pipeline can park its sender
+		// and its decoder on each other for good; the follower then gets
+		// heartbeats but no entries, and Shutdown never returns. Found by
+		// node's TestCluster_Nemesis; synchronous appends cost little here.
+		MaxRPCsInFlight: 1,
 	})
 	return nil
 }

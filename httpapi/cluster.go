@@ -187,10 +187,16 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, api string) {
 			if errors.Is(err, context.Canceled) {
 				return
 			}
-			// Whether a forwarded write was made is unknown once it left.
+			// Whether a forwarded write was made is unknown once it left;
+			// one whose connection to the leader could not even be made
+			// never left: nothing was written.
 			code := nexus.EOutcomeUnknown
-			if r.Method == http.MethodGet {
+			var op *net.OpError
+			switch {
+			case r.Method == http.MethodGet:
 				code = nexus.EUnavailable
+			case errors.As(err, &op) && op.Op == "dial":
+				code = nexus.ENoQuorum
 			}
 			s.fail(w, r, nexus.WrapError(code, err, "forwarding to the leader at %s failed", target.Host))
 		},

@@ -18,16 +18,39 @@ import (
 // leads.
 func OpenCluster(tb testing.TB, size int, set func(i int, cfg *node.Config)) []*Node {
 	tb.Helper()
+	return OpenClusterOn(tb, RaftListeners(tb, size), set)
+}
+
+// RaftListeners listens on n loopback ports for the raft traffic of n
+// nodes, so that a test knows every node's raft address before any node
+// opens (to build a netfault mesh over them, say). The listeners not
+// handed to a node are closed when the test ends.
+func RaftListeners(tb testing.TB, n int) []net.Listener {
+	tb.Helper()
+	out := make([]net.Listener, n)
+	for i := range out {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { ln.Close() }) // the node closed it already, or it was never used
+		out[i] = ln
+	}
+	return out
+}
+
+// OpenClusterOn is OpenCluster with node i's raft traffic on rafts[i]
+// (its RaftListener and RaftAddr): it opens len(rafts) nodes.
+func OpenClusterOn(tb testing.TB, rafts []net.Listener, set func(i int, cfg *node.Config)) []*Node {
+	tb.Helper()
+	size := len(rafts)
 	out := make([]*Node, size)
 	for i := range out {
 		api, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			tb.Fatal(err)
 		}
-		raft, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
+		raft := rafts[i]
 		cfg := Config(tb)
 		cfg.Addr = api.Addr().String()
 		cfg.Cluster = node.ClusterConfig{
