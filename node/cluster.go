@@ -288,6 +288,10 @@ func (a *clusterAPI) ask(ctx context.Context, api string) (*cluster.Status, erro
 // status, join).
 func (n *Node) peerTransport() http.RoundTripper {
 	t := http.DefaultTransport.(*http.Transport).Clone()
+	// A peer that accepts connections but answers nothing (a frozen
+	// process) must not hold a forwarded request for ever: a write's own
+	// wait for the log is bounded by 30 s.
+	t.ResponseHeaderTimeout = 40 * time.Second
 	if n.cfg.Cluster.PeerTLS {
 		if _, cli, err := n.peerTLS(); err == nil {
 			t.TLSClientConfig = cli

@@ -455,3 +455,55 @@ func TestServe_ClusterFlagErrors(t *testing.T) {
 		t.Errorf("a refused serve made %s: %v", data, err)
 	}
 }
+
+// A leader frozen with SIGSTOP (a long GC pause, a stalled VM) loses its
+// leadership to the others, which go on taking writes; thawed with
+// SIGCONT it finds a newer term, follows, and catches up: one head, every
+// acknowledged write on every node.
+func TestCLI_ClusterLeaderStopped(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three processes: skipped in -short mode")
+	}
+	nodes := newClusterNodes(t, 3, nil, nil)
+	for _, n := range nodes {
+		n.start()
+	}
+	all := []string{"n1", "n2", "n3"}
+	waitSettled(t, nodes[0], "3 members and a leader", all...)
+	leader := byID(nodes, waitWritable(t, nodes, "a leader taking writes"))
+	var others []*clusterNode
+	for _, n := range nodes {
+		if n != leader {
+			others = append(others, n)
+		}
+	}
+	var ids []string
+	ids = append(ids, put(t, others[0], "before the freeze"))
+	if err := leader.p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	thawed := false
+	thaw := func() {
+		if !thawed {
+			thawed = true
+			leader.p.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}
+	defer thaw()
+	// The two others elect one of them (asked only of them: the frozen
+	// node answers nothing).
+	waitWritable(t, others, "a new leader among the two others")
+	for i := range 5 {
+		ids = append(ids, put(t, others[i%2], fmt.Sprint("during the freeze ", i)))
+	}
+	thaw()
+	_, head := waitSettled(t, leader, "the thawed node to follow and catch up", all...)
+	for _, n := range nodes {
+		if st := clusterStatus(n); st == nil || st.Head != head || (n == leader && st.State != "follower") {
+			t.Fatalf("%s after the thaw: %+v", n.id, st)
+		}
+		for _, id := range ids {
+			mustCLI(t, n, "get", id, "--consistency", "none")
+		}
+	}
+}
