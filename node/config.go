@@ -70,6 +70,9 @@ type Config struct {
 	MemoryBudget int64
 	// MemoryInterval is how often the memory governor looks.
 	MemoryInterval time.Duration
+	// Predict sets the predictions of /health and /metrics: disk full,
+	// memory budget reached, agents' breakers opening.
+	Predict PredictConfig
 
 	// NoSearch serves without the search indexes.
 	NoSearch bool
