@@ -26,14 +26,19 @@ const (
 	// ComponentCluster is a cluster node's raft: role, leader, quorum;
 	// reported by /health on cluster nodes only.
 	ComponentCluster = "cluster"
+	// ComponentPredict is the node's predictions: the trends of its free
+	// disk space, its memory and its agents' errors, degraded when one
+	// predicts a failure within its horizon; reported by /health, not
+	// part of the cascade.
+	ComponentPredict = "predictions"
 )
 
 // Components lists the components in recovery order.
 var Components = []string{ComponentGit, ComponentStore, ComponentCache, ComponentIndex, ComponentAgents}
 
 // HealthComponents lists what a node's health reports: the components of
-// the cascade, then the backups.
-var HealthComponents = append(append([]string(nil), Components...), ComponentBackups)
+// the cascade, then the backups and the predictions.
+var HealthComponents = append(append([]string(nil), Components...), ComponentBackups, ComponentPredict)
 
 // ComponentHealth is the state of one component: a status, details when
 // it works, the error when it does not, and when it was checked.

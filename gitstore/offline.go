@@ -65,7 +65,7 @@ func RepairOffline(ctx context.Context, dataDir string, sources []string) ([]str
 		}
 		behind, err := witnessed(dataDir, r, tip)
 		if err != nil {
-			return did, fmt.Errorf("%s is unusable (%s); the newest journal commit is %s, but %v: set main by hand (`git --git-dir %s update-ref %s COMMIT`) or restore a backup", mainRef, why, tip, err, gitDir, mainRef)
+			return did, fmt.Errorf("%s is unusable (%s); the newest journal commit is %s, but %v: set main by hand (a damaged ref file must go first, git refuses to update it: `rm -f %s` then `git --git-dir %s update-ref %s COMMIT`) or restore a backup", mainRef, why, tip, err, filepath.Join(gitDir, filepath.FromSlash(mainRef)), gitDir, mainRef)
 		}
 		if err := r.moveRef(mainRef, tip); err != nil {
 			return did, err
@@ -311,5 +311,5 @@ func findTip(ctx context.Context, r *repo) (Hash, error) {
 	case 1:
 		return tip, nil
 	}
-	return zeroHash, nexus.Errorf(nexus.EInternal, "%d journal commits could be main's head (%s): set it by hand with `git --git-dir DATA/repo.git update-ref refs/heads/main COMMIT`", len(tips), strings.Join(tips, ", "))
+	return zeroHash, nexus.Errorf(nexus.EInternal, "%d journal commits could be main's head (%s): set it by hand with `rm -f DATA/repo.git/refs/heads/main` (git refuses to update a damaged ref file) then `git --git-dir DATA/repo.git update-ref refs/heads/main COMMIT`", len(tips), strings.Join(tips, ", "))
 }

@@ -70,6 +70,9 @@ type Config struct {
 	MemoryBudget int64
 	// MemoryInterval is how often the memory governor looks.
 	MemoryInterval time.Duration
+	// Predict sets the predictions of /health and /metrics: disk full,
+	// memory budget reached, agents' breakers opening.
+	Predict PredictConfig
 
 	// NoSearch serves without the search indexes.
 	NoSearch bool
@@ -181,6 +184,7 @@ func (c *Config) Validate() error {
 		{"BackupInterval", c.BackupInterval, true}, {"ScrubInterval", c.ScrubInterval, true},
 		{"MirrorInterval", c.MirrorInterval, c.Mirror == ""}, {"RecoverInterval", c.RecoverInterval, false},
 		{"MemoryInterval", c.MemoryInterval, false}, {"ShutdownTimeout", c.ShutdownTimeout, false},
+		{"Predict.Interval", c.Predict.Interval, true}, {"Predict.Window", c.Predict.Window, true},
 	} {
 		if d.v < 0 || (d.v == 0 && !d.zero) {
 			bad(d.name, "%s: must be positive", d.v)

@@ -45,6 +45,7 @@ type Node struct {
 	mets    *metrics.Metrics
 	audit   *audit.Log
 	health  func(context.Context) nexus.Health
+	predict *predictor      // the trends of /health's predictions
 	tls     *tlsconf.Server // nil: plain HTTP
 	auth    *auth.Set
 
@@ -231,6 +232,7 @@ func (n *Node) startServices() {
 		g := &governor{store: n.store, budget: budget, cacheBytes: n.cfg.CacheBytes, used: goMemory, mets: n.mets, log: n.log}
 		n.start(periodic("memory", n.cfg.MemoryInterval, g.check))
 	}
+	n.start(periodic("predict", n.predict.cfg.Interval, n.predict.round))
 	if n.agents.lead != nil {
 		n.agents.lead.activate()
 		return

@@ -28,6 +28,8 @@ func (n *Node) observe() {
 	})
 	checkers := n.mgr.Checkers()
 	checkers[nexus.ComponentBackups] = nexus.HealthFunc(n.backupHealth)
+	n.predict = n.newPredictor()
+	checkers[nexus.ComponentPredict] = n.predict
 	if n.cfg.Cluster.Enabled() {
 		// Read once the cluster is open (before anything asks).
 		checkers[nexus.ComponentCluster] = nexus.HealthFunc(n.clusterHealth)
@@ -52,6 +54,7 @@ func (n *Node) observe() {
 	n.health = func(ctx context.Context) nexus.Health { return nexus.CheckHealth(ctx, checkers) }
 	src.Health = n.health
 	n.mets = metrics.New(src)
+	n.mets.Registry().MustRegister(newPredictCollector(n.predict))
 }
 
 // serviceFigures are the background jobs for /metrics.

@@ -36,6 +36,7 @@ func TestNode_HealthAndMetrics(t *testing.T) {
 	want := map[string]string{
 		nexus.ComponentGit: nexus.StatusHealthy, nexus.ComponentStore: nexus.StatusHealthy, nexus.ComponentCache: nexus.StatusHealthy,
 		nexus.ComponentIndex: nexus.StatusHealthy, nexus.ComponentAgents: nexus.StatusDisabled, nexus.ComponentBackups: nexus.StatusDisabled,
+		nexus.ComponentPredict: nexus.StatusHealthy,
 	}
 	if len(h.Components) != len(want) {
 		t.Errorf("components %v, want %d", h.Components, len(want))

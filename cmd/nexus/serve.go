@@ -68,6 +68,7 @@ func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.configFile, "config", env("NEXUS_CONFIG", ""), "YAML file of the node's agents, pools, supervised processes and limits (env NEXUS_CONFIG)")
 	fs.IntVar(&c.memoryMiB, "memory-budget-mib", 0, "memory budget; over 90 % of it the L1 cache shrinks (default: the cgroup limit, if any)")
 	webFlags(fs, n)
+	predictFlags(fs, &n.Predict)
 	clusterServeFlags(fs, &n.Cluster, &c.cluster)
 	if err := parseNoArgs(fs, args); err != nil {
 		return nil, err

@@ -43,7 +43,8 @@ type Node struct {
 
 // Config is a node configuration for tests: its data directory in
 // tb.TempDir(), a loopback address, the logs in the test's log, no
-// scheduled backups or scrubs (tests turn on what they exercise).
+// scheduled backups or scrubs, no memory budget, no disk-full warning
+// (tests turn on what they exercise).
 func Config(tb testing.TB) node.Config {
 	cfg := node.DefaultConfig()
 	cfg.Dir = tb.TempDir()
@@ -51,6 +52,9 @@ func Config(tb testing.TB) node.Config {
 	cfg.BackupInterval = 0
 	cfg.ScrubInterval = 0
 	cfg.MemoryBudget = -1
+	// The disk trend follows the machine's other writers too: off, but in
+	// the tests of predictions.
+	cfg.Predict.DiskHorizon = -1
 	cfg.ShutdownTimeout = 10 * time.Second
 	cfg.Logger = slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	return cfg
