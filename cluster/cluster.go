@@ -134,24 +134,34 @@ func Open(cfg Config, store *gitstore.Store) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), store: store, done: make(chan struct{})}
 	var err error
-	if n.fsm, err = newFSM(store, cfg.Dir, n.log); err != nil {
+	if n.snaps, err = newSnapshots(filepath.Join(cfg.Dir, "snapshots"), store, 2); err != nil {
+		return nil, err
+	}
+	if n.db, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")}); err != nil {
+		return nil, fmt.Errorf("open the raft log: %w", err)
+	}
+	has, err := raft.HasExistingState(n.db, n.db, n.snaps)
+	if err != nil {
+		n.db.Close()
+		return nil, err
+	}
+	if !has && !cfg.Bootstrap && store.Len() > 0 {
+		n.db.Close()
+		return nil, nexus.Errorf(nexus.EInvalid, "cluster: a node that joins a cluster starts with an empty data directory (this one holds %d contexts); bootstrap a new cluster from it instead, or empty it", store.Len())
+	}
+	if n.fsm, err = newFSM(store, cfg.Dir, !has, n.log); err != nil {
+		n.db.Close()
 		return nil, err
 	}
 	n.fsm.fatal = n.fatal
 	if cfg.Phase != nil {
 		n.fsm.phase = func(ctx context.Context, p phaseEntry) error { return cfg.Phase(ctx, p.Plan, p.Phase) }
 	}
-	if n.snaps, err = newSnapshots(filepath.Join(cfg.Dir, "snapshots"), store, 2); err != nil {
-		return nil, err
-	}
 	n.fsm.stats = n.snaps.stats
 	// Raft replays only the entries after its newest snapshot, which the
 	// repository already holds.
 	if list, err := n.snaps.List(); err == nil && len(list) > 0 && list[0].Index > n.fsm.applied.Load() {
 		n.fsm.applied.Store(list[0].Index)
-	}
-	if n.db, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")}); err != nil {
-		return nil, fmt.Errorf("open the raft log: %w", err)
 	}
 	if err := n.openTransport(); err != nil {
 		n.db.Close()
@@ -173,11 +183,6 @@ func Open(cfg Config, store *gitstore.Store) (*Node, error) {
 	go n.watchLeadership(notify)
 	go n.watchLeader()
 	if cfg.Bootstrap {
-		has, err := raft.HasExistingState(logs, n.db, n.snaps)
-		if err != nil {
-			n.Close()
-			return nil, err
-		}
 		if !has {
 			f := n.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: raft.ServerID(cfg.NodeID), Address: n.trans.LocalAddr()}}})
 			if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {

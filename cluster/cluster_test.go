@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -318,5 +319,82 @@ func TestCluster_LinearizableReadsWriteNothing(t *testing.T) {
 		if err := m.node.ReadBarrier(context.Background(), cluster.Linearizable); !errors.As(err, &nl) || nl.Leader != l.id {
 			t.Fatalf("linearizable read on a follower: %v", err)
 		}
+	}
+}
+
+// A store whose commits carry the Log-Index of an earlier log (its raft
+// directory removed, or restored from a cluster's backup) bootstraps a new
+// cluster: the new log's entries are all applied, none mistaken for ones
+// the store already holds, and a restart keeps them.
+func TestCluster_NewLogOverAnOldStore(t *testing.T) {
+	tc := newCluster(t, 1, nil)
+	m := tc.members[0]
+	for i := range 50 {
+		put(t, m, fmt.Sprint("first life ", i))
+	}
+	if m.store.LogIndex() < 50 {
+		t.Fatalf("log index %d after 50 writes", m.store.LogIndex())
+	}
+	tc.stop(m)
+	if err := os.RemoveAll(filepath.Join(m.dir, "raft")); err != nil {
+		t.Fatal(err)
+	}
+	relisten := func(bootstrap bool) {
+		t.Helper()
+		var ln net.Listener
+		var err error
+		for range 100 {
+			if ln, err = net.Listen("tcp", m.addr); err == nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond) // the old listener's port is being released
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc.start(m, ln, bootstrap)
+	}
+	relisten(true)
+	l := tc.leader(nil)
+	var ids []nexus.ID
+	for i := range 10 {
+		ids = append(ids, put(t, l, fmt.Sprint("second life ", i)).ID)
+	}
+	check := func(want int) {
+		t.Helper()
+		if m.store.Len() != want {
+			t.Fatalf("%d contexts, want %d", m.store.Len(), want)
+		}
+		for _, id := range ids {
+			if _, err := m.store.Get(context.Background(), id); err != nil {
+				t.Fatalf("an acknowledged write of the new log: %v", err)
+			}
+		}
+	}
+	check(60)
+	tc.stop(m)
+	relisten(false)
+	tc.leader(nil)
+	check(60)
+	ids = append(ids, put(t, m, "after a restart").ID)
+	check(61)
+	tc.fsckAll()
+}
+
+// A node that would join a cluster with contexts of its own is refused:
+// the leader's log would be applied over a different history.
+func TestCluster_JoinNeedsAnEmptyStore(t *testing.T) {
+	dir := t.TempDir()
+	st, err := gitstore.Open(filepath.Join(dir, "data"), gitstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Put(context.Background(), nexus.Draft{Type: nexus.TypeObservation, Content: "mine"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = cluster.Open(cluster.Config{NodeID: "j", RaftAddr: "127.0.0.1:0", Dir: filepath.Join(dir, "raft")}, st)
+	if nexus.ErrorCode(err) != nexus.EInvalid || !strings.Contains(err.Error(), "starts with an empty data directory") {
+		t.Fatalf("joining with a non-empty store: %v", err)
 	}
 }

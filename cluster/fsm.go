@@ -47,27 +47,35 @@ type fsm struct {
 	stats   *snapshotStats
 }
 
-// restoreMark is the last restore entry applied: written (fsynced) before
-// main moves back, so that a restart knows the entries up to it are
-// applied even though main's head commit is older.
-type restoreMark struct {
-	Index uint64    `json:"index"`
-	At    time.Time `json:"at"`
+// applyMark says how far the log is applied when main is at Head: written
+// (fsynced) when the node's raft state is new (the store's history, and
+// any Log-Index trailers in it, predate this log: nothing of it is
+// applied), before a restore moves main back (the head it will have), and
+// when a snapshot is installed. While main is still at Head, Index is how
+// far the log is applied; once main moved on, only this log's writes moved
+// it, and the head commit's Log-Index says it.
+type applyMark struct {
+	Head  string `json:"head"`
+	Index uint64 `json:"index"`
 }
 
-func newFSM(store *gitstore.Store, dir string, log *slog.Logger) (*fsm, error) {
+func newFSM(store *gitstore.Store, dir string, fresh bool, log *slog.Logger) (*fsm, error) {
 	f := &fsm{store: store, log: log, dir: dir, members: map[string]Member{}, quit: make(chan struct{}), backoff: 50 * time.Millisecond}
-	f.floor = store.LogIndex()
+	if fresh {
+		// A new raft state over an existing store (a first start, a raft
+		// directory removed, a store restored from a backup): its history
+		// predates this log.
+		os.Remove(f.membersPath())
+		if err := f.mark(store.Head().String(), 0); err != nil {
+			return nil, err
+		}
+	}
 	m, err := f.readMark()
 	if err != nil {
 		return nil, err
 	}
-	if m != nil && m.Index > f.floor {
-		// The restore may not have moved main yet: a restore to the same
-		// time again does nothing if it had.
-		if _, err := store.RestoreTo(context.Background(), m.At, false); err != nil {
-			return nil, err
-		}
+	f.floor = store.LogIndex()
+	if m != nil && m.Head == store.Head().String() {
 		f.floor = m.Index
 	}
 	f.applied.Store(f.floor)
@@ -77,10 +85,14 @@ func newFSM(store *gitstore.Store, dir string, log *slog.Logger) (*fsm, error) {
 	return f, nil
 }
 
-func (f *fsm) markPath() string    { return filepath.Join(f.dir, "restore.json") }
-func (f *fsm) membersPath() string { return filepath.Join(f.dir, "members.json") }
+func (f *fsm) markPath() string { return filepath.Join(f.dir, "applied.json") }
 
-func (f *fsm) readMark() (*restoreMark, error) {
+// mark records how far the log is applied when main is at head.
+func (f *fsm) mark(head string, index uint64) error {
+	return writeJSON(f.markPath(), applyMark{Head: head, Index: index})
+}
+
+func (f *fsm) readMark() (*applyMark, error) {
 	b, err := os.ReadFile(f.markPath())
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -88,12 +100,14 @@ func (f *fsm) readMark() (*restoreMark, error) {
 	if err != nil {
 		return nil, err
 	}
-	var m restoreMark
+	var m applyMark
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, nexus.WrapError(nexus.EInternal, err, "%s is damaged", f.markPath())
 	}
 	return &m, nil
 }
+
+func (f *fsm) membersPath() string { return filepath.Join(f.dir, "members.json") }
 
 func (f *fsm) readMembers() error {
 	b, err := os.ReadFile(f.membersPath())
@@ -204,10 +218,16 @@ func (f *fsm) applyOther(index uint64, k kind, v any) *applyResult {
 			return &applyResult{}
 		}
 		r := v.(*restoreEntry)
-		if err := writeJSON(f.markPath(), restoreMark{Index: index, At: r.At}); err != nil {
-			return &applyResult{err: nexus.WrapError(nexus.EUnavailable, err, "record the restore")}
+		// Record the head the restore leaves before main moves: a restart
+		// in between applies the entry again (a restore to the same time
+		// is the same), one after it knows the entry applied.
+		plan, err := f.store.RestoreTo(context.Background(), r.At, true)
+		if err == nil {
+			if err = f.mark(plan.To, index); err != nil {
+				return &applyResult{err: nexus.WrapError(nexus.EUnavailable, err, "record the restore")}
+			}
+			_, err = f.store.RestoreTo(context.Background(), r.At, false)
 		}
-		_, err := f.store.RestoreTo(context.Background(), r.At, false)
 		if err != nil {
 			f.log.Error("restore entry failed", "index", index, "err", err)
 		}
@@ -287,7 +307,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	// Later entries are all new to this history.
 	f.floor = 0
 	f.applied.Store(m.Index)
-	os.Remove(f.markPath())
+	if err := f.mark(f.store.Head().String(), m.Index); err != nil {
+		return err
+	}
 	f.log.Info("installed a snapshot", "head", m.Head, "contexts", f.store.Len())
 	return f.saveMembers(snap)
 }
