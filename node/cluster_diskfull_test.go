@@ -41,11 +41,17 @@ func TestCluster_FollowerDiskFull(t *testing.T) {
 	leader := nodetest.Leader(t, nodes, full)
 	big := strings.Repeat("incompressible? no, but large: ", 2000) // ~60 KB
 	acked := map[nexus.ID]bool{}
+	unknown := 0 // writes whose leader lost its leadership before confirming them
 	stalled := false
 	for i := 0; i < 400 && !stalled; i++ {
 		c, err := leader.Client.Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Content: fmt.Sprintf("%d %s", i, big)})
-		if nexus.ErrorCode(err) == nexus.ENoQuorum {
+		switch nexus.ErrorCode(err) {
+		case nexus.ENoQuorum:
 			// An election on a loaded machine: nothing was written.
+			leader = nodetest.Leader(t, nodes, full)
+			continue
+		case nexus.EOutcomeUnknown:
+			unknown++
 			leader = nodetest.Leader(t, nodes, full)
 			continue
 		}
@@ -66,16 +72,17 @@ func TestCluster_FollowerDiskFull(t *testing.T) {
 		t.Fatalf("remount: %v %s", err, out)
 	}
 	for i := range 5 {
-		c, err := leader.Client.Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Content: fmt.Sprint("after ", i)})
+		c, err := putRetry(t, leader, nexus.Draft{Type: nexus.TypeObservation, Content: fmt.Sprint("after ", i)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		acked[c.ID] = true
 	}
+	// The writes after the remount go through the leader of the moment.
 	head := nodetest.Converge(t, nodes)
 	for _, n := range nodes {
-		if n.Head() != head || n.Len() != len(acked) {
-			t.Fatalf("%s: %d contexts at %s, want %d at %s", n.Config.Cluster.NodeID, n.Len(), n.Head(), len(acked), head)
+		if n.Head() != head || n.Len() < len(acked) || n.Len() > len(acked)+unknown {
+			t.Fatalf("%s: %d contexts at %s, want %d (+ up to %d of unknown outcome) at %s", n.Config.Cluster.NodeID, n.Len(), n.Head(), len(acked), unknown, head)
 		}
 		for id := range acked {
 			if _, err := n.Store().Get(ctx, id); err != nil {
