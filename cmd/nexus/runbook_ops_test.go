@@ -322,3 +322,40 @@ func readFile(path string) string {
 	}
 	return string(b)
 }
+
+// runbookQuorumLost: two of three members are gone for good; the block
+// backs the stopped survivor up and restores it into a new data
+// directory, which serves every write the cluster acknowledged and
+// takes new ones as a single node.
+func runbookQuorumLost(t *testing.T, blocks map[string]runbookBlock) {
+	nodes := newClusterNodes(t, 3, nil, nil)
+	for _, n := range nodes {
+		n.start()
+	}
+	all := []string{"n1", "n2", "n3"}
+	waitSettled(t, nodes[0], "3 members and a leader", all...)
+	waitWritable(t, nodes, "a leader taking writes")
+	written := map[nexus.ID]string{}
+	for i := range 5 {
+		content := fmt.Sprint("before the loss ", i)
+		id, err := nexus.ParseID(put(t, nodes[i%3], content))
+		if err != nil {
+			t.Fatal(err)
+		}
+		written[id] = content
+	}
+	waitSettled(t, nodes[0], "the writes on every node", all...)
+	for _, n := range nodes {
+		n.stop(syscall.SIGTERM)
+	}
+	survivor := nodes[2]
+	newData := filepath.Join(t.TempDir(), "data")
+	stdout, _ := runBlock(t, blocks["quorum-lost"], map[string]string{"DATA": survivor.data, "BACKUPS": t.TempDir(), "NEW_DATA": newData})
+	if !strings.Contains(stdout, "restored 5 contexts") {
+		t.Fatalf("quorum-lost printed:\n%s", stdout)
+	}
+	servesAll(t, newData, written)
+	p := startServe(t, newData, "--no-search", "--backup-interval=0")
+	defer stopServe(p)
+	putMany(t, p.url, 3, "after the loss")
+}

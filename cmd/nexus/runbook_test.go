@@ -116,6 +116,7 @@ func TestRunbook(t *testing.T) {
 		"jwt":            runbookJWT,
 		"disk-full":      runbookDiskFull,
 		"quorum":         runbookQuorum,
+		"quorum-lost":    runbookQuorumLost,
 	}
 	for name := range stages {
 		if _, ok := blocks[name]; !ok {
