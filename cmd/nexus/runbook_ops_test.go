@@ -304,7 +304,6 @@ func runbookQuorum(t *testing.T, blocks map[string]runbookBlock) {
 	})
 	content := "after the quorum came back"
 	written[put(t, survivor, content)] = content
-	back.p = nil // started by the block: not ours to wait for
 	for id, content := range written {
 		for _, n := range []*clusterNode{survivor, back} {
 			if out := mustCLI(t, n, "get", id); !strings.Contains(out, content) {
