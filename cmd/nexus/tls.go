@@ -65,7 +65,11 @@ func tlsTrouble(err error, server string) (string, bool) {
 	var unknown x509.UnknownAuthorityError
 	var host x509.HostnameError
 	var verify *tls.CertificateVerificationError
+	var invalid x509.CertificateInvalidError
 	switch {
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		return fmt.Sprintf("the certificate of the server at %s expired: %v\n"+
+			"The server needs a renewed certificate (docs/RUNBOOK.md: the TLS certificate expired).", server, invalid), true
 	case errors.As(err, &unknown) || errors.As(err, &verify):
 		return fmt.Sprintf("the server at %s presents a certificate this client does not trust: %v\n"+
 			"Pass the CA that signed it with --ca (env NEXUS_CA).", server, innermost(err)), true

@@ -54,6 +54,19 @@ func (ca *CA) Server(t testing.TB) Pair {
 	return ca.issue(t, tmpl)
 }
 
+// ExpiredServer issues a server certificate as Server does, whose
+// validity ended an hour ago (it began two days ago).
+func (ca *CA) ExpiredServer(t testing.TB) Pair {
+	t.Helper()
+	tmpl := template(t, "nexus test server")
+	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	tmpl.DNSNames = []string{"localhost"}
+	tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	now := time.Now()
+	tmpl.NotBefore, tmpl.NotAfter = now.Add(-48*time.Hour), now.Add(-time.Hour)
+	return ca.issue(t, tmpl)
+}
+
 // Peer issues a certificate for 127.0.0.1, ::1 and localhost that serves
 // and also authenticates as a client: a cluster node's, which it presents
 // to its peers both ways.
