@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,6 +65,12 @@ type Config struct {
 	// {"leader","node"}) and membership changes ("cluster.member":
 	// {"action":"added"|"removed","id","node"}).
 	OnEvent func(typ string, data map[string]any)
+	// FetchHistory fetches a member's history (a git bundle of main, as
+	// GET /v1/admin/history serves it) from the first of apiURLs that
+	// gives it, into a file whose path it returns (the caller removes it).
+	// A node that joins a cluster bootstrapped over existing contexts
+	// needs it.
+	FetchHistory func(ctx context.Context, apiURLs []string) (string, error)
 	// Phase runs one phase of a cluster recovery plan on this node.
 	Phase func(ctx context.Context, plan, phase string) error
 
@@ -154,6 +161,15 @@ func Open(cfg Config, store *gitstore.Store) (*Node, error) {
 		return nil, err
 	}
 	n.fsm.fatal = n.fatal
+	n.fsm.fetch = cfg.FetchHistory
+	if !has && cfg.Bootstrap && store.Len() > 0 {
+		// The cluster starts from this store's history: the first entry
+		// the node proposes as leader records it for the others.
+		if err := writeJSON(n.fsm.basePath(), baseEntry{Head: store.Head().String(), From: cfg.APIURL}); err != nil {
+			n.db.Close()
+			return nil, err
+		}
+	}
 	if cfg.Phase != nil {
 		n.fsm.phase = func(ctx context.Context, p phaseEntry) error { return cfg.Phase(ctx, p.Plan, p.Phase) }
 	}
@@ -302,6 +318,10 @@ func (n *Node) watchLeadership(notify <-chan bool) {
 				n.log.Warn("new leader could not apply earlier entries", "err", err)
 				continue
 			}
+			if err := n.proposeBase(); err != nil {
+				n.log.Warn("new leader could not record the cluster's base history", "err", err)
+				continue
+			}
 			n.resetClock()
 			n.ready.Store(true)
 			n.log.Info("leading", "term", n.raft.CurrentTerm(), "applied", n.raft.AppliedIndex())
@@ -338,6 +358,32 @@ func (n *Node) watchLeader() {
 			n.event("cluster.leader", map[string]any{"leader": string(lo.LeaderID)})
 		}
 	}
+}
+
+// proposeBase records, once, the history a cluster bootstrapped over an
+// existing store started from, before any write.
+func (n *Node) proposeBase() error {
+	b, err := os.ReadFile(n.fsm.basePath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var be baseEntry
+	if err := json.Unmarshal(b, &be); err != nil {
+		return err
+	}
+	be.From = n.cfg.APIURL
+	data, err := encode(kindBase, &be)
+	if err != nil {
+		return err
+	}
+	res, err := n.propose(context.Background(), data)
+	if err != nil {
+		return err
+	}
+	return res.err
 }
 
 // announce records this node's API address in the log when the log does

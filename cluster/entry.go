@@ -17,7 +17,16 @@ const (
 	kindRestore kind = 2 // a point-in-time restore of every node
 	kindMember  kind = 3 // a member's API address
 	kindPhase   kind = 4 // one phase of a cluster recovery plan
+	kindBase    kind = 5 // the history a cluster started from
 )
+
+// baseEntry is the first entry of a cluster bootstrapped over a store that
+// already held contexts: every node makes main that history's head before
+// applying what follows (a node that lacks it fetches it from a member).
+type baseEntry struct {
+	Head string `json:"head"`
+	From string `json:"from"` // the API of the node that proposed it, which has it
+}
 
 // putEntry carries contexts stamped by the leader.
 type putEntry struct {
@@ -66,6 +75,8 @@ func decode(data []byte) (kind, any, error) {
 		v = &Member{}
 	case kindPhase:
 		v = &phaseEntry{}
+	case kindBase:
+		v = &baseEntry{}
 	default:
 		return 0, nil, fmt.Errorf("unknown log entry kind %d", k)
 	}

@@ -43,6 +43,7 @@ type fsm struct {
 	quit    chan struct{}
 	fatal   func(error)                             // the store failed for good
 	phase   func(context.Context, phaseEntry) error // runs a recovery phase here
+	fetch   func(ctx context.Context, apiURLs []string) (string, error)
 	backoff time.Duration
 	stats   *snapshotStats
 }
@@ -232,6 +233,11 @@ func (f *fsm) applyOther(index uint64, k kind, v any) *applyResult {
 			f.log.Error("restore entry failed", "index", index, "err", err)
 		}
 		return &applyResult{err: err}
+	case kindBase:
+		if index <= f.floor {
+			return &applyResult{}
+		}
+		return &applyResult{err: f.applyBase(index, v.(*baseEntry))}
 	case kindPhase:
 		p := v.(*phaseEntry)
 		if f.phase == nil {
@@ -240,6 +246,62 @@ func (f *fsm) applyOther(index uint64, k kind, v any) *applyResult {
 		return &applyResult{err: f.phase(context.Background(), *p)}
 	}
 	return &applyResult{}
+}
+
+// basePath holds the head a bootstrapping node's store had, until the
+// base entry that records it is applied.
+func (f *fsm) basePath() string { return filepath.Join(f.dir, "base.json") }
+
+// applyBase makes main the history the cluster started from: a node that
+// lacks it (it joined empty) fetches it from the member that proposed it,
+// or another, retrying until one gives it.
+func (f *fsm) applyBase(index uint64, b *baseEntry) error {
+	head, err := gitstore.ParseHash(b.Head)
+	if err != nil {
+		return nexus.WrapError(nexus.EInternal, err, "base entry %d", index)
+	}
+	wait := f.backoff
+	for f.store.Head() != head {
+		err := f.installBase(head, b.From)
+		if err == nil {
+			break
+		}
+		why := "fetching the cluster's base history: " + err.Error()
+		f.stalled.Store(&why)
+		f.log.Error("cannot install the cluster's base history; retrying", "head", b.Head, "err", err, "in", wait)
+		select {
+		case <-f.quit:
+			return nexus.WrapError(nexus.EUnavailable, err, "the node is stopping")
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+	f.stalled.Store(nil)
+	os.Remove(f.basePath())
+	if err := f.mark(b.Head, index); err != nil {
+		return nexus.WrapError(nexus.EUnavailable, err, "record the base")
+	}
+	f.log.Info("the cluster's base history is here", "head", b.Head, "contexts", f.store.Len())
+	return nil
+}
+
+func (f *fsm) installBase(head gitstore.Hash, from string) error {
+	if f.fetch == nil {
+		return errors.New("this node cannot fetch histories from its peers")
+	}
+	urls := []string{from}
+	for _, m := range f.Members() {
+		if m.APIURL != "" && m.APIURL != from {
+			urls = append(urls, m.APIURL)
+		}
+	}
+	path, err := f.fetch(context.Background(), urls)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(path)
+	_, err = f.store.InstallBundleAt(context.Background(), path, head)
+	return err
 }
 
 func (f *fsm) saveMembers(m map[string]Member) error { return writeJSON(f.membersPath(), m) }

@@ -153,12 +153,25 @@ type installReq struct{ head Hash }
 // catalog, the cache and the search index (which sees a restore) are
 // rebuilt. The store's previous history stays in the repository.
 func (s *Store) InstallBundle(ctx context.Context, bundle string) (Hash, error) {
+	return s.InstallBundleAt(ctx, bundle, zeroHash)
+}
+
+// InstallBundleAt is InstallBundle with main moved to at, a commit the
+// bundle holds (an ancestor of its main), rather than to the bundle's main
+// (at zero).
+func (s *Store) InstallBundleAt(ctx context.Context, bundle string, at Hash) (Hash, error) {
 	if s.Encrypted() {
 		return zeroHash, nexus.Errorf(nexus.EInvalid, "an encrypted store cannot install a replica's history")
 	}
 	head, err := s.addBundlePack(ctx, bundle)
 	if err != nil {
 		return zeroHash, err
+	}
+	if !at.IsZero() {
+		if !s.repo.hasObject(at) {
+			return zeroHash, nexus.Errorf(nexus.EInvalid, "the replica history does not hold commit %s", at)
+		}
+		head = at
 	}
 	if _, err := s.submit(ctx, &request{install: &installReq{head: head}}); err != nil {
 		return zeroHash, err
@@ -186,6 +199,7 @@ func (s *Store) addBundlePack(ctx context.Context, bundle string) (Hash, error) 
 	if s.repo.hasObject(head) {
 		return head, nil // nothing new: the history is here already
 	}
+	// (a history whose main is here holds nothing this store lacks)
 	packTmp := filepath.Join(s.repo.packDir, "tmp_install.pack")
 	idxTmp := filepath.Join(s.repo.packDir, "tmp_install.idx")
 	defer os.Remove(packTmp)

@@ -134,8 +134,9 @@ func (n *Node) openCluster() error {
 		Dir: RaftDir(n.cfg.Dir), Bootstrap: cc.Bootstrap, Timeouts: cc.Timeouts,
 		SnapshotThreshold: cc.SnapshotThreshold, TrailingLogs: cc.TrailingLogs,
 		Listener: cc.RaftListener, Dial: cc.Dial, Logger: n.log,
-		OnLeader: n.leadershipChanged,
-		OnEvent:  n.clusterEvent,
+		OnLeader:     n.leadershipChanged,
+		OnEvent:      n.clusterEvent,
+		FetchHistory: n.fetchHistory,
 		Phase: func(_ context.Context, plan, phase string) error {
 			n.log.Info("cluster recovery", "plan", plan, "phase", phase)
 			return nil

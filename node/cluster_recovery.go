@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -297,6 +298,30 @@ func (n *Node) fetchPeerHistory() string {
 		return out
 	}
 	return ""
+}
+
+// fetchHistory downloads the history of the first member of apiURLs that
+// gives it, for a node that joins a cluster bootstrapped over existing
+// contexts.
+func (n *Node) fetchHistory(ctx context.Context, apiURLs []string) (string, error) {
+	dir := filepath.Join(n.cfg.Dir, "tmp")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "base.bundle")
+	client := &http.Client{Transport: n.peerTransport(), Timeout: 30 * time.Minute}
+	var errs []error
+	for _, u := range apiURLs {
+		if u == "" {
+			continue
+		}
+		if err := n.download(client, u+"/v1/admin/history", out); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", u, err))
+			continue
+		}
+		return out, nil
+	}
+	return "", errors.Join(errs...)
 }
 
 func (n *Node) download(client *http.Client, url, out string) error {

@@ -344,3 +344,49 @@ func putRetry(t *testing.T, n *nodetest.Node, d nexus.Draft) (*nexus.Context, er
 		return c, err
 	}
 }
+
+// A single node with contexts grows into a cluster: it bootstraps over its
+// store, and the nodes that join empty get its history before anything
+// else (the log's first entry names it), so every node ends at one head.
+func TestCluster_GrowsFromASingleNode(t *testing.T) {
+	single := nodetest.Open(t, nodetest.Config(t))
+	ctx := context.Background()
+	var ids []nexus.ID
+	for i := range 30 {
+		c, err := single.Client.Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Content: fmt.Sprint("alone ", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, c.ID)
+	}
+	dir, before := single.Config.Dir, single.Head()
+	single.Close()
+	nodes := nodetest.OpenCluster(t, 3, func(i int, cfg *node.Config) {
+		if i == 0 {
+			cfg.Dir = dir
+		}
+	})
+	leader := nodetest.Leader(t, nodes)
+	for i := range 10 {
+		c, err := putRetry(t, leader, nexus.Draft{Type: nexus.TypeObservation, Content: fmt.Sprint("together ", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, c.ID)
+	}
+	head := nodetest.Converge(t, nodes)
+	if head == before {
+		t.Fatal("the head did not move")
+	}
+	for _, n := range nodes {
+		if n.Len() != 40 || n.Head() != head {
+			t.Fatalf("%s: %d contexts at %s, want 40 at %s", n.Config.Cluster.NodeID, n.Len(), n.Head(), head)
+		}
+		for _, id := range ids {
+			if _, err := n.Store().Get(ctx, id); err != nil {
+				t.Fatalf("%s: %v", n.Config.Cluster.NodeID, err)
+			}
+		}
+	}
+	fsckClosed(t, nodes)
+}
