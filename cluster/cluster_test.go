@@ -67,7 +67,7 @@ func (tc *testCluster) start(m *member, ln net.Listener, bootstrap bool) {
 	}
 	cfg := cluster.Config{
 		NodeID: m.id, RaftAddr: m.addr, Listener: ln, APIURL: "http://" + m.id,
-		Dir: filepath.Join(m.dir, "raft"), Bootstrap: bootstrap, Timeouts: cluster.FastTimeouts(),
+		Dir: filepath.Join(m.dir, "raft"), Bootstrap: bootstrap, Timeouts: cluster.DefaultTimeouts(), // fast ones flap on a loaded machine
 	}
 	if tc.cfg != nil {
 		tc.cfg(&cfg)
@@ -156,13 +156,24 @@ func (tc *testCluster) converge() string {
 	}
 }
 
+// put writes through m, again while the cluster answers that nothing was
+// written (a moment without a leader on a loaded machine).
 func put(t *testing.T, m *member, content string) *nexus.Context {
 	t.Helper()
-	c, err := m.node.Put(context.Background(), nexus.Draft{Type: nexus.TypeObservation, Namespace: "t", Content: content})
-	if err != nil {
-		t.Fatalf("put on %s: %v", m.id, err)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := m.node.Put(context.Background(), nexus.Draft{Type: nexus.TypeObservation, Namespace: "t", Content: content})
+		var nl *cluster.NotLeaderError
+		code := nexus.ErrorCode(err)
+		if (code == nexus.EUnavailable || (code == nexus.ENoQuorum && !errors.As(err, &nl))) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond) // an election takes about a second
+			continue
+		}
+		if err != nil {
+			t.Fatalf("put on %s: %v", m.id, err)
+		}
+		return c
 	}
-	return c
 }
 
 func gitFsck(t *testing.T, m *member) {
