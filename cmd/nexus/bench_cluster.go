@@ -64,9 +64,9 @@ func runBenchCluster(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.StringVar(&c.raft, "raft", "default", "raft timeouts of the throughput and catch-up clusters: default or fast")
 	fs.IntVar(&c.loadClients, "failover-clients", 4, "writers of the light load during a failover (each writes every 10 ms)")
 	fs.DurationVar(&c.probeEvery, "probe-every", 5*time.Millisecond, "pause between two attempts of a failover probe")
-	fs.IntVar(&c.catchup, "catchup", 20000, "contexts written while a follower is stopped")
+	fs.IntVar(&c.catchup, "catchup", 5000, "contexts written while a follower is stopped")
 	trailing := fs.Uint64("trailing-logs", 1024, "log entries the leader keeps after a snapshot (the snapshot cases)")
-	fs.IntVar(&c.snapshotN, "snapshot-contexts", 100000, "contexts in the store when a wiped follower gets a snapshot")
+	fs.IntVar(&c.snapshotN, "snapshot-contexts", 20000, "contexts in the store when a wiped follower gets a snapshot (filled before the cluster forms)")
 	fs.BoolVar(&c.search, "search", false, "run the nodes with their search indexes (off: the store and replication alone)")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "longest wait for any one event")
 	fs.StringVar(&c.dir, "dir", "", "work directory (default: a new temp dir)")
@@ -172,8 +172,9 @@ type benchCluster struct {
 
 // openCluster opens a 3-node cluster in a new directory: the first node
 // bootstraps it, the others join through its API. Afterwards a node that
-// opens again (restarted or wiped) joins through the others.
-func (b *clusterBench) openCluster(ctx context.Context, name string, cc node.ClusterConfig) (*benchCluster, error) {
+// opens again (restarted or wiped) joins through the others. With a seed
+// (a data directory), every node starts from a copy of it.
+func (b *clusterBench) openCluster(ctx context.Context, name string, cc node.ClusterConfig, seed string) (*benchCluster, error) {
 	cl := &benchCluster{b: b}
 	for i := range 3 {
 		api, err := net.Listen("tcp", "127.0.0.1:0")
@@ -196,6 +197,14 @@ func (b *clusterBench) openCluster(ctx context.Context, name string, cc node.Clu
 			cfg.Cluster.Join = []string{cl.members[0].url}
 		}
 		m := &benchMember{id: id, cfg: cfg}
+		if seed != "" {
+			if err := copyTree(seed, cfg.Dir); err != nil {
+				api.Close()
+				raft.Close()
+				cl.close()
+				return nil, fmt.Errorf("copy the store: %w", err)
+			}
+		}
 		if err := openMember(ctx, m, api, raft); err != nil {
 			cl.close()
 			return nil, err
@@ -328,7 +337,7 @@ func (b *clusterBench) throughput(ctx context.Context) error {
 	if one.Ops == 0 {
 		return fmt.Errorf("no write succeeded on the single node: %v", one)
 	}
-	cl, err := b.openCluster(ctx, "throughput", node.ClusterConfig{Timeouts: benchTimeouts[c.raft]()})
+	cl, err := b.openCluster(ctx, "throughput", node.ClusterConfig{Timeouts: benchTimeouts[c.raft]()}, "")
 	if err != nil {
 		return err
 	}
@@ -399,7 +408,7 @@ type failoverRound struct {
 // --kills times.
 func (b *clusterBench) failover(ctx context.Context, name string) error {
 	t := benchTimeouts[name]()
-	cl, err := b.openCluster(ctx, "failover-"+name, node.ClusterConfig{Timeouts: t})
+	cl, err := b.openCluster(ctx, "failover-"+name, node.ClusterConfig{Timeouts: t}, "")
 	if err != nil {
 		return err
 	}
@@ -552,37 +561,56 @@ func secs3(d time.Duration) string { return fmt.Sprintf("%.3f s", d.Seconds()) }
 // wiped follower given the whole store as a snapshot.
 func (b *clusterBench) catchUp(ctx context.Context) error {
 	c := b.cfg
-	// No automatic snapshot (the log is kept whole until one is forced);
-	// a forced one keeps --trailing-logs entries.
-	cl, err := b.openCluster(ctx, "catchup", node.ClusterConfig{Timeouts: benchTimeouts[c.raft](), SnapshotThreshold: 1 << 40, TrailingLogs: c.trailing})
-	if err != nil {
-		return err
-	}
-	defer cl.close()
 	fmt.Fprintf(b.out, "catch-up: a follower stopped, contexts written through the leader (in process, 256 writers), the follower opened again; timed from its open to its applied index and head equal to the leader's. Until the leader sends: the leader retries a follower it lost with a growing backoff (raft's, up to ≈ 10 s), so the first entry (from the log) or the making of the bundle (a snapshot) starts a while after the open; the rate counts from then. Raft: %s timeouts, no automatic snapshot; a forced snapshot keeps %d log entries.\n\n", c.raft, c.trailing)
 	fmt.Fprintf(b.out, "| case | contexts behind | written at (contexts/s) | open | until the leader sends | caught up after | rate (after the leader sends) | snapshot |\n|---|---:|---:|---:|---:|---:|---:|---|\n")
+	// No automatic snapshot (the log is kept whole until one is forced);
+	// a forced one keeps --trailing-logs entries.
+	cc := node.ClusterConfig{Timeouts: benchTimeouts[c.raft](), SnapshotThreshold: 1 << 40, TrailingLogs: c.trailing}
 	if c.parts["catchup"] {
+		cl, err := b.openCluster(ctx, "catchup", cc, "")
+		if err != nil {
+			return err
+		}
 		for _, snap := range []bool{false, true} {
 			if err := b.rejoin(ctx, cl, rejoinCase{n: c.catchup, snapshot: snap}); err != nil {
+				cl.close()
 				return fmt.Errorf("catch-up: %w", err)
 			}
 		}
+		cl.close()
 	}
 	if c.parts["snapshot"] {
-		if err := b.rejoin(ctx, cl, rejoinCase{upTo: c.snapshotN, snapshot: true, wipe: true}); err != nil {
+		// The store predates its cluster: filled in one place through
+		// Store.Apply, copied to every node, then a few contexts more
+		// through the log.
+		seed := filepath.Join(c.dir, "snapshot", "seed")
+		b.say("snapshot: filling a store with %d contexts (Store.Apply, batches of 1024)", c.snapshotN)
+		t0 := time.Now()
+		if err := fillTo(ctx, seed, c.snapshotN, c.size); err != nil {
+			return fmt.Errorf("fill the store: %w", err)
+		}
+		fill := time.Since(t0)
+		cl, err := b.openCluster(ctx, "snapshot", cc, seed)
+		if err != nil {
+			return err
+		}
+		defer cl.close()
+		if err := b.rejoin(ctx, cl, rejoinCase{n: 256, snapshot: true, wipe: true}); err != nil {
 			return fmt.Errorf("snapshot: %w", err)
 		}
+		fmt.Fprintf(b.out, "\nThe wiped follower's store: %d contexts filled through Store.Apply in batches of 1024 (%s, %.0f contexts/s) before the cluster formed, copied to the three nodes, then 256 written through the log; the snapshot's bundle holds the whole history of main.\n",
+			c.snapshotN, secs(fill), float64(c.snapshotN)/fill.Seconds())
 	}
 	fmt.Fprintln(b.out)
 	return nil
 }
 
 // rejoinCase is one catch-up of a follower: stopped while n contexts
-// are written through the leader, a snapshot forced before it opens again
-// if snapshot. With wipe, the store is first filled to upTo contexts, a
-// snapshot forced, then the follower stopped and its data deleted.
+// are written through the leader (with wipe: written first, then the
+// follower stopped and its data deleted), a snapshot forced before it
+// opens again if snapshot.
 type rejoinCase struct {
-	n, upTo        int
+	n              int
 	snapshot, wipe bool
 }
 
@@ -596,9 +624,6 @@ func (b *clusterBench) rejoin(ctx context.Context, cl *benchCluster, rc rejoinCa
 	}
 	f := cl.followers(l)[0]
 	n := rc.n
-	if rc.wipe {
-		n = rc.upTo - l.n.Len()
-	}
 	what := "from the log"
 	switch {
 	case rc.wipe:
