@@ -595,11 +595,16 @@ func (b *clusterBench) catchUp(ctx context.Context) error {
 			return err
 		}
 		defer cl.close()
-		if err := b.rejoin(ctx, cl, rejoinCase{n: 256, snapshot: true, wipe: true}); err != nil {
+		// More entries than the log keeps after a snapshot: the log no
+		// longer reaches back to its start, and the wiped follower must
+		// take the snapshot (replaying the log would not give it the
+		// contexts filled before the cluster formed).
+		logged := int(c.trailing) + 256
+		if err := b.rejoin(ctx, cl, rejoinCase{n: logged, snapshot: true, wipe: true}); err != nil {
 			return fmt.Errorf("snapshot: %w", err)
 		}
-		fmt.Fprintf(b.out, "\nThe wiped follower's store: %d contexts filled through Store.Apply in batches of 1024 (%s, %.0f contexts/s) before the cluster formed, copied to the three nodes, then 256 written through the log; the snapshot's bundle holds the whole history of main.\n",
-			c.snapshotN, secs(fill), float64(c.snapshotN)/fill.Seconds())
+		fmt.Fprintf(b.out, "\nThe wiped follower's case: %d contexts filled through Store.Apply in batches of 1024 (%s, %.0f contexts/s) before the cluster formed, copied to the three nodes, then %d written through the log (more than the %d entries kept after the snapshot); the snapshot's bundle holds the whole history of main.\n",
+			c.snapshotN, secs(fill), float64(c.snapshotN)/fill.Seconds(), logged, c.trailing)
 	}
 	fmt.Fprintln(b.out)
 	return nil
@@ -681,8 +686,20 @@ func (b *clusterBench) rejoin(ctx context.Context, cl *benchCluster, rc rejoinCa
 	// first: the first entry applied here; received: a snapshot's
 	// transfer began (its directory appeared).
 	var first, received time.Duration
+	var diverged time.Time
 	firstBatch := 0
 	err = b.until(ctx, f.id+" to catch up", 2*time.Millisecond, func() bool {
+		// Applied as far as the leader, with nothing being written, yet
+		// another head: the replicas differ.
+		if f.n.Cluster().AppliedIndex() >= l.n.Cluster().AppliedIndex() && f.n.Head() != l.n.Head() {
+			if diverged.IsZero() {
+				diverged = time.Now()
+			} else if time.Since(diverged) > time.Second {
+				return true
+			}
+		} else {
+			diverged = time.Time{}
+		}
 		if first == 0 && f.n.Cluster().AppliedIndex() > from {
 			first, firstBatch = time.Since(t0), behind-(l.n.Len()-f.n.Len())
 		}
@@ -695,6 +712,10 @@ func (b *clusterBench) rejoin(ctx context.Context, cl *benchCluster, rc rejoinCa
 		return err
 	}
 	took := time.Since(t0)
+	if !caughtUp(f, l) {
+		return fmt.Errorf("%s applied as far as the leader (index %d) but its head is %s (%d contexts), the leader's %s (%d contexts): the replicas differ",
+			f.id, f.n.Cluster().AppliedIndex(), f.n.Head(), f.n.Len(), l.n.Head(), l.n.Len())
+	}
 	if f.n.Len() != l.n.Len() {
 		return fmt.Errorf("%s caught up with %d contexts, the leader holds %d", f.id, f.n.Len(), l.n.Len())
 	}
