@@ -659,8 +659,23 @@ func (b *clusterBench) rejoin(ctx context.Context, cl *benchCluster, rc rejoinCa
 		f = cl.followers(l)[0]
 	}
 	if rc.snapshot {
-		if err := l.n.Cluster().Snapshot(); err != nil {
-			return fmt.Errorf("snapshot: %w", err)
+		// On the node that leads when the follower returns: its log is
+		// the one compacted.
+		for {
+			if err := l.n.Cluster().Snapshot(); err != nil {
+				return fmt.Errorf("snapshot: %w", err)
+			}
+			now, err := cl.leader(ctx)
+			if err != nil {
+				return err
+			}
+			if now == l {
+				break
+			}
+			l = now
+		}
+		if rc.wipe && f == l {
+			f = cl.followers(l)[0]
 		}
 	}
 	if rc.wipe {

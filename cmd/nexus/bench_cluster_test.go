@@ -54,7 +54,9 @@ func TestCLI_BenchCluster(t *testing.T) {
 			continue
 		}
 		positive(name, r[1], `(\d+)`)
-		if r[4] != "0" {
+		// Errors are counted, not refused: on a loaded machine a leader
+		// may step down during the run, and its row says so.
+		if !regexp.MustCompile(`^\d+( \(first: .+\))?$`).MatchString(r[4]) {
 			t.Errorf("%s: errors %q", name, r[4])
 		}
 	}
@@ -74,23 +76,38 @@ func TestCLI_BenchCluster(t *testing.T) {
 			t.Errorf("failover bar %q", r[4])
 		}
 	}
+	// Catch-up rows: "CASE (N contexts in the store)". A write retried
+	// after a leader change (whose first try had an unknown outcome) may
+	// be stored twice, so the counts are at least those written.
 	snap := `\d+\.\d MB \(leader's repository \d+\.\d MB\); bundle made in \d+\.\d\d s, sent and received in \d+\.\d\d s, installed in \d+\.\d\d s`
-	for _, c := range []struct{ name, snap string }{
-		{"from the log (40 contexts in the store)", "—"},
-		{"from a snapshot (80 contexts in the store)", snap},
-		{"wiped follower, from a snapshot (384 contexts in the store)", snap}, // 120 filled, 8+256 through the log
+	label := regexp.MustCompile(`^(.+) \((\d+) contexts in the store\)$`)
+	catch := map[string][]string{}
+	stored := map[string]int{}
+	for name, r := range rows {
+		if m := label.FindStringSubmatch(name); m != nil {
+			catch[m[1]] = r
+			stored[m[1]], _ = strconv.Atoi(m[2])
+		}
+	}
+	for _, c := range []struct {
+		name, snap      string
+		behind, inStore int
+	}{
+		{"from the log", "—", 40, 40},
+		{"from a snapshot", snap, 40, 80},
+		{"wiped follower, from a snapshot", snap, 384, 384}, // 120 filled, 8+256 through the log
 	} {
-		r, ok := rows[c.name]
+		r, ok := catch[c.name]
 		if !ok || len(r) != 8 {
 			t.Errorf("no catch-up row %q (%q)", c.name, r)
 			continue
 		}
-		want := "40"
-		if strings.HasPrefix(c.name, "wiped") {
-			want = "384"
+		behind, _ := strconv.Atoi(r[1])
+		if behind < c.behind || stored[c.name] < c.inStore {
+			t.Errorf("%s: %d contexts behind of %d in the store, want at least %d of %d", c.name, behind, stored[c.name], c.behind, c.inStore)
 		}
-		if r[1] != want {
-			t.Errorf("%s: %s contexts behind, want %s", c.name, r[1], want)
+		if strings.HasPrefix(c.name, "wiped") && behind != stored[c.name] {
+			t.Errorf("%s: %d contexts behind, want all %d of the store", c.name, behind, stored[c.name])
 		}
 		positive(c.name, r[5], `(\d+\.\d\d) s`)
 		if r[6] != "— (one batch)" || c.snap != "—" { // a few contexts from the log may come in one batch
