@@ -87,14 +87,23 @@ type Timeouts struct {
 	Commit      time.Duration // the longest a follower waits to learn of a commit
 }
 
-// DefaultTimeouts are raft's own defaults.
+// DefaultTimeouts are a node's: a follower notices a lost leader within
+// 0.5–1 s (raft randomises the timeout between one and two heartbeat
+// timeouts); the leader lease is raft's own.
 func DefaultTimeouts() Timeouts {
-	return Timeouts{Heartbeat: time.Second, Election: time.Second, LeaderLease: 500 * time.Millisecond, Commit: 50 * time.Millisecond}
+	return Timeouts{Heartbeat: 500 * time.Millisecond, Election: 500 * time.Millisecond, LeaderLease: 500 * time.Millisecond, Commit: 50 * time.Millisecond}
 }
 
-// FastTimeouts fail over within about a second on a quiet local network.
+// FastTimeouts notice a lost leader within 0.25–0.5 s, for a quiet local
+// network; a loaded machine makes them hold needless elections.
 func FastTimeouts() Timeouts {
-	return Timeouts{Heartbeat: 300 * time.Millisecond, Election: 300 * time.Millisecond, LeaderLease: 150 * time.Millisecond, Commit: 20 * time.Millisecond}
+	return Timeouts{Heartbeat: 250 * time.Millisecond, Election: 250 * time.Millisecond, LeaderLease: 250 * time.Millisecond, Commit: 20 * time.Millisecond}
+}
+
+// RaftTimeouts are hashicorp/raft's own defaults (1 s): the most patient,
+// for machines under heavy load (the tests run with them).
+func RaftTimeouts() Timeouts {
+	return Timeouts{Heartbeat: time.Second, Election: time.Second, LeaderLease: 500 * time.Millisecond, Commit: 50 * time.Millisecond}
 }
 
 // Node is this node's part in the cluster: its raft instance over the

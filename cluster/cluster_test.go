@@ -67,7 +67,7 @@ func (tc *testCluster) start(m *member, ln net.Listener, bootstrap bool) {
 	}
 	cfg := cluster.Config{
 		NodeID: m.id, RaftAddr: m.addr, Listener: ln, APIURL: "http://" + m.id,
-		Dir: filepath.Join(m.dir, "raft"), Bootstrap: bootstrap, Timeouts: cluster.DefaultTimeouts(), // fast ones flap on a loaded machine
+		Dir: filepath.Join(m.dir, "raft"), Bootstrap: bootstrap, Timeouts: cluster.RaftTimeouts(), // fast ones flap on a loaded machine
 	}
 	if tc.cfg != nil {
 		tc.cfg(&cfg)

@@ -34,9 +34,9 @@ func (d *decoder) validateCluster(c *Cluster) {
 		d.errorf("cluster.join", "a node either bootstraps a cluster or joins one, not both (bootstrap is true)")
 	}
 	switch c.Timeouts {
-	case "", TimeoutsDefault, TimeoutsFast:
+	case "", TimeoutsDefault, TimeoutsFast, TimeoutsRaft:
 	default:
-		d.errorf("cluster.timeouts", "%q: want default or fast", c.Timeouts)
+		d.errorf("cluster.timeouts", "%q: want default, fast or raft", c.Timeouts)
 	}
 }
 

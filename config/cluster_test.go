@@ -53,7 +53,7 @@ func TestConfig_ClusterErrors(t *testing.T) {
 		{"not a boolean", "cluster:\n  bootstrap: yes\n",
 			`nexus.yaml:2: cluster.bootstrap: "yes" is not true or false`},
 		{"unknown timeouts", "cluster:\n  timeouts: slow\n",
-			`nexus.yaml:2: cluster.timeouts: "slow": want default or fast`},
+			`nexus.yaml:2: cluster.timeouts: "slow": want default, fast or raft`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := config.Parse("nexus.yaml", []byte(tc.src))

@@ -53,7 +53,7 @@ func FuzzParse(f *testing.F) {
 				}
 			}
 		}
-		if cl := c.Cluster; (cl.Bootstrap && len(cl.Join) > 0) || (cl.Timeouts != "" && cl.Timeouts != config.TimeoutsDefault && cl.Timeouts != config.TimeoutsFast) {
+		if cl := c.Cluster; (cl.Bootstrap && len(cl.Join) > 0) || (cl.Timeouts != "" && cl.Timeouts != config.TimeoutsDefault && cl.Timeouts != config.TimeoutsFast && cl.Timeouts != config.TimeoutsRaft) {
 			t.Fatalf("accepted an invalid cluster section: %+v", cl)
 		}
 		for _, p := range c.Supervisor.Processes {

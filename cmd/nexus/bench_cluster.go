@@ -45,7 +45,7 @@ type clusterBenchConfig struct {
 var benchParts = []string{"throughput", "failover", "catchup", "snapshot"}
 
 // benchTimeouts are the raft timeouts the failover part can measure.
-var benchTimeouts = map[string]func() cluster.Timeouts{"default": cluster.DefaultTimeouts, "fast": cluster.FastTimeouts}
+var benchTimeouts = map[string]func() cluster.Timeouts{"default": cluster.DefaultTimeouts, "fast": cluster.FastTimeouts, "raft": cluster.RaftTimeouts}
 
 // runBenchCluster measures cluster mode on in-process nodes over loopback:
 // write throughput of a 3-node cluster against a single node, leader
@@ -60,8 +60,8 @@ func runBenchCluster(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.IntVar(&c.clients, "clients", 64, "concurrent HTTP writers of the throughput part")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "duration of each throughput run")
 	fs.IntVar(&c.kills, "kills", 20, "leader kills per timeout setting")
-	timeouts := fs.String("timeouts", "default,fast", "raft timeouts of the failover part: default, fast or both")
-	fs.StringVar(&c.raft, "raft", "default", "raft timeouts of the throughput and catch-up clusters: default or fast")
+	timeouts := fs.String("timeouts", "default,fast", "raft timeouts of the failover part, comma-separated: default, fast, raft")
+	fs.StringVar(&c.raft, "raft", "default", "raft timeouts of the throughput and catch-up clusters: default, fast or raft")
 	fs.IntVar(&c.loadClients, "failover-clients", 4, "writers of the light load during a failover (each writes every 10 ms)")
 	fs.DurationVar(&c.probeEvery, "probe-every", 5*time.Millisecond, "pause between two attempts of a failover probe")
 	fs.IntVar(&c.catchup, "catchup", 5000, "contexts written while a follower is stopped")
@@ -84,12 +84,12 @@ func runBenchCluster(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	for _, t := range strings.Split(*timeouts, ",") {
 		if benchTimeouts[t] == nil {
-			return usagef("unknown timeouts %q: want default or fast", t)
+			return usagef("unknown timeouts %q: want default, fast or raft", t)
 		}
 		c.timeouts = append(c.timeouts, t)
 	}
 	if benchTimeouts[c.raft] == nil {
-		return usagef("unknown --raft %q: want default or fast", c.raft)
+		return usagef("unknown --raft %q: want default, fast or raft", c.raft)
 	}
 	if c.size <= 0 || c.clients <= 0 || c.duration <= 0 || c.kills <= 0 || c.loadClients <= 0 || c.probeEvery <= 0 ||
 		c.catchup <= 0 || c.trailing == 0 || c.snapshotN <= 0 || c.timeout <= 0 {

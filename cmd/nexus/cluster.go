@@ -47,9 +47,9 @@ func clusterServeFlags(fs *flag.FlagSet, cc *node.ClusterConfig, sc *servedClust
 		cc.Join = append(cc.Join, urls...)
 		return nil
 	})
-	fs.Func("raft-timeouts", "raft's failure detection: default (raft's own: 1s heartbeat and election, 500ms lease) or fast (300ms, 300ms, 150ms: fails over sooner, needs a quiet network)", func(v string) error {
-		if v != config.TimeoutsDefault && v != config.TimeoutsFast {
-			return fmt.Errorf("want default or fast")
+	fs.Func("raft-timeouts", "raft's failure detection: default (500ms heartbeat, election and lease), fast (250ms each: fails over sooner, needs a quiet network) or raft (raft's own: 1s, 1s, 500ms: the most patient, for loaded machines)", func(v string) error {
+		if v != config.TimeoutsDefault && v != config.TimeoutsFast && v != config.TimeoutsRaft {
+			return fmt.Errorf("want default, fast or raft")
 		}
 		sc.timeouts = v
 		return nil
@@ -93,9 +93,13 @@ func (sc *servedCluster) clusterOf(nc *node.Config, f *config.Config) error {
 			timeouts = fc.Timeouts
 		}
 	}
-	cc.Timeouts = cluster.DefaultTimeouts()
-	if timeouts == config.TimeoutsFast {
+	switch timeouts {
+	case config.TimeoutsFast:
 		cc.Timeouts = cluster.FastTimeouts()
+	case config.TimeoutsRaft:
+		cc.Timeouts = cluster.RaftTimeouts()
+	default:
+		cc.Timeouts = cluster.DefaultTimeouts()
 	}
 	if !cc.Enabled() && (cc.APIURL != "" || cc.RaftAdvertise != "" || cc.PeerTLS || timeouts != "") {
 		return usagef("--api-url, --raft-advertise, --raft-timeouts and --peer-tls (or the file's cluster section) apply to a cluster's node: give it --node-id and --raft-addr")

@@ -438,7 +438,7 @@ func TestServe_ClusterFlagErrors(t *testing.T) {
 			"nexus serve: Cluster.Join: a node either bootstraps a cluster or joins one, not both\n"},
 		{[]string{"--node-id", "n1", "--raft-addr", "127.0.0.1:1", "--addr", "127.0.0.1:0"},
 			"nexus serve: --addr 127.0.0.1:0: a cluster's node needs a fixed port, or --api-url naming where its peers reach its API\n"},
-		{[]string{"--raft-timeouts", "slow"}, `invalid value "slow" for flag -raft-timeouts: want default or fast`},
+		{[]string{"--raft-timeouts", "slow"}, `invalid value "slow" for flag -raft-timeouts: want default, fast or raft`},
 	} {
 		args := append([]string{"serve", "--data", data}, tc.args...)
 		cmd := exec.Command(binary, args...)

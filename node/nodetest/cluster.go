@@ -13,7 +13,7 @@ import (
 // OpenCluster opens a cluster of size nodes on loopback: the first
 // bootstraps it, the others join it through its API. Each node's Config
 // is changed by set (if not nil) before it opens; raft runs with
-// cluster.DefaultTimeouts (shorter ones flap on a loaded machine). It
+// cluster.RaftTimeouts (shorter ones flap on a loaded machine). It
 // returns once every node is a member and one
 // leads.
 func OpenCluster(tb testing.TB, size int, set func(i int, cfg *node.Config)) []*Node {
@@ -55,7 +55,7 @@ func OpenClusterOn(tb testing.TB, rafts []net.Listener, set func(i int, cfg *nod
 		cfg.Addr = api.Addr().String()
 		cfg.Cluster = node.ClusterConfig{
 			NodeID: fmt.Sprintf("n%d", i+1), RaftAddr: raft.Addr().String(), RaftListener: raft,
-			APIURL: "http://" + cfg.Addr, Bootstrap: i == 0, Timeouts: cluster.DefaultTimeouts(),
+			APIURL: "http://" + cfg.Addr, Bootstrap: i == 0, Timeouts: cluster.RaftTimeouts(),
 		}
 		if i > 0 {
 			cfg.Cluster.Join = []string{out[0].URL}
