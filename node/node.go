@@ -58,8 +58,9 @@ type Node struct {
 	services  []*service
 	events    *service
 	processes *service
-	backups   *service // nil when scheduled backups are off
-	repaired  []string // what the open repaired
+	backups   *service   // nil when scheduled backups are off
+	repaired  []string   // what the open repaired
+	chaos     chaosState // the fault `nexus chaos` holds, if any
 	opened    time.Time
 
 	// ctx lives as long as the node; its cause says why the node stopped
