@@ -80,6 +80,9 @@ type Injection struct {
 	Params    map[string]string `json:"params,omitempty"`
 	What      string            `json:"what,omitempty"`
 	FoundBy   string            `json:"found_by,omitempty"`
+	// Until is when the node ended a held fault (ballast removed, memory
+	// released): recovery cannot come before it.
+	Until time.Time `json:"until,omitzero"`
 	// Planned is the offset from the start the injection was planned at.
 	Planned    time.Duration `json:"planned_ns"`
 	InjectedAt time.Time     `json:"injected_at,omitzero"`

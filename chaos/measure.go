@@ -100,7 +100,7 @@ func (r *runner) inject(ctx context.Context, scenario string, params map[string]
 		inj.Error = "injection refused: " + err.Error()
 		return inj
 	}
-	inj.Component, inj.What, inj.FoundBy, inj.InjectedAt = res.Component, res.What, res.FoundBy, res.InjectedAt
+	inj.Component, inj.What, inj.FoundBy, inj.InjectedAt, inj.Until = res.Component, res.What, res.FoundBy, res.InjectedAt, res.Until
 	r.progress(scenario + ": injected, waiting for detection")
 	base := readCounters(before.Components[res.Component])
 	if res.FoundBy == "deep_check" {
