@@ -47,6 +47,8 @@ type chaosState struct {
 	mu    sync.Mutex
 	until time.Time
 	what  string
+	// fill writes the ballast of a disk_fill, after the audit record.
+	fill func() error
 }
 
 func (n *Node) chaosState() *chaosState { return &n.chaos }
@@ -163,14 +165,23 @@ func (n *Node) Chaos(ctx context.Context, scenario string, params map[string]str
 	for k, v := range params {
 		fields["param."+k] = v
 	}
+	n.chaosMu.Lock() // one injection at a time
+	defer n.chaosMu.Unlock()
+	n.chaos.fill = nil
 	err = n.audit.Do(ctx, "chaos", fields, func() (audit.Fields, error) {
 		if inj, err = n.inject(ctx, cc, scenario, params); err != nil {
 			return nil, err
 		}
-		n.log.Warn("chaos: fault injected", "scenario", scenario, "what", inj.What)
 		return audit.Fields{"what": inj.What}, nil
 	})
-	return inj, err
+	if err == nil && n.chaos.fill != nil {
+		err = n.chaos.fill()
+	}
+	if err != nil {
+		return nil, err
+	}
+	n.log.Warn("chaos: fault injected", "scenario", scenario, "what", inj.What)
+	return inj, nil
 }
 
 func (n *Node) inject(ctx context.Context, cc config.Chaos, scenario string, params map[string]string) (*httpapi.ChaosInjection, error) {
@@ -394,22 +405,29 @@ func (n *Node) chaosDisk(cc config.Chaos, params map[string]string, inj *httpapi
 		return err
 	}
 	path := filepath.Join(n.cfg.Dir, fmt.Sprintf("chaos-ballast-%d", time.Now().UnixNano()))
-	wrote, err := writeBallast(path, size)
-	if err != nil && !isNoSpace(err) {
-		os.Remove(path)
-		n.releaseFault()
-		return nexus.WrapError(nexus.EInternal, err, "disk_fill: writing the ballast")
-	}
-	left, _ := diskFree(n.cfg.Dir)
-	inj.InjectedAt = time.Now().UTC()
 	inj.Until = until.UTC()
-	inj.What = fmt.Sprintf("ballast %s of %d bytes written, %d bytes left free (floor %d), held for %s", filepath.Base(path), wrote, left, floor, hold)
-	inj.Details["ballast"], inj.Details["bytes"], inj.Details["free_after"], inj.Details["floor"] = filepath.Base(path), wrote, left, floor
-	go n.chaosRelease(hold, "disk_fill: ballast removed", func() {
-		if err := os.Remove(path); err != nil {
-			n.log.Error("chaos: the ballast could not be removed: remove it by hand", "path", path, "err", err)
+	inj.What = fmt.Sprintf("ballast %s of %d bytes to leave %d bytes free (floor %d), held for %s", filepath.Base(path), size, floor, floor, hold)
+	inj.Details["ballast"], inj.Details["floor"] = filepath.Base(path), floor
+	// The ballast is written once the audit log has recorded the outcome:
+	// a full disk would keep it from being recorded.
+	n.chaos.fill = func() error {
+		wrote, err := writeBallast(path, size)
+		if err != nil && !isNoSpace(err) {
+			os.Remove(path)
+			n.releaseFault()
+			return nexus.WrapError(nexus.EInternal, err, "disk_fill: writing the ballast")
 		}
-	})
+		left, _ := diskFree(n.cfg.Dir)
+		inj.InjectedAt = time.Now().UTC()
+		inj.What = fmt.Sprintf("ballast %s of %d bytes written, %d bytes left free (floor %d), held for %s", filepath.Base(path), wrote, left, floor, hold)
+		inj.Details["bytes"], inj.Details["free_after"] = wrote, left
+		go n.chaosRelease(hold, "disk_fill: ballast removed", func() {
+			if err := os.Remove(path); err != nil {
+				n.log.Error("chaos: the ballast could not be removed: remove it by hand", "path", path, "err", err)
+			}
+		})
+		return nil
+	}
 	return nil
 }
 

@@ -61,6 +61,7 @@ type Node struct {
 	backups   *service   // nil when scheduled backups are off
 	repaired  []string   // what the open repaired
 	chaos     chaosState // the fault `nexus chaos` holds, if any
+	chaosMu   sync.Mutex // serializes injections
 	opened    time.Time
 
 	// ctx lives as long as the node; its cause says why the node stopped
