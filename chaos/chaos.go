@@ -46,6 +46,10 @@ type Options struct {
 	Timeout time.Duration
 	// WriteEvery is the pace of the background writer (default 50ms).
 	WriteEvery time.Duration
+	// ClientFor makes a client of another member of the target's cluster
+	// (its API URL), with the same credentials: the cluster scenarios
+	// are injected into the leader. Nil: into the target.
+	ClientFor func(url string) *httpapi.Client
 }
 
 // Report is the outcome of a run.
@@ -78,8 +82,11 @@ type Injection struct {
 	Scenario  string            `json:"scenario"`
 	Component string            `json:"component"`
 	Params    map[string]string `json:"params,omitempty"`
-	What      string            `json:"what,omitempty"`
-	FoundBy   string            `json:"found_by,omitempty"`
+	// Node is the API URL of the node injected into (a cluster's leader
+	// for the cluster scenarios), "" for the target.
+	Node    string `json:"node,omitempty"`
+	What    string `json:"what,omitempty"`
+	FoundBy string `json:"found_by,omitempty"`
 	// Until is when the node ended a held fault (ballast removed, memory
 	// released): recovery cannot come before it.
 	Until time.Time `json:"until,omitzero"`
@@ -102,10 +109,15 @@ type Injection struct {
 
 // DataCheck is the check after an injection.
 type DataCheck struct {
-	ReadBack  int      `json:"read_back"`
-	Lost      []string `json:"lost,omitempty"` // ids acknowledged that did not read back exactly
-	FsckClean bool     `json:"fsck_clean"`
-	Fsck      string   `json:"fsck,omitempty"` // the problems, or why it failed
+	ReadBack int `json:"read_back"`
+	// Heads is the head every member of a cluster reached ("" on a
+	// single node); HeadsIdentical is false when they did not agree
+	// within the timeout.
+	Heads          string   `json:"heads,omitempty"`
+	HeadsIdentical bool     `json:"heads_identical"`
+	Lost           []string `json:"lost,omitempty"` // ids acknowledged that did not read back exactly
+	FsckClean      bool     `json:"fsck_clean"`
+	Fsck           string   `json:"fsck,omitempty"` // the problems, or why it failed
 }
 
 // Writes sums up the background writer.
@@ -120,6 +132,13 @@ type runner struct {
 	opts  Options
 	rng   *rand.Rand
 	start time.Time
+
+	// pause stops the writer while a data check runs (held for writing
+	// by the check, for reading by each write), so that a cluster's
+	// heads can agree.
+	pause sync.RWMutex
+
+	cluster bool
 
 	mu     sync.Mutex
 	acked  []acked
@@ -151,6 +170,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	r := &runner{opts: opts, rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x6e65787573))}
+	r.cluster = st.Cluster
 	rep := &Report{Seed: opts.Seed, Duration: opts.Duration, DryRun: opts.DryRun, Cluster: st.Cluster, Problems: []string{}}
 	var pool []string
 	for _, s := range st.Scenarios {

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/cluster"
+	"github.com/nexus-mem/nexus/httpapi"
 )
 
 // poll is how often /health is asked while an injection is measured:
@@ -21,7 +24,9 @@ func (r *runner) write(ctx context.Context) {
 	defer t.Stop()
 	for i := 0; ; i++ {
 		content := fmt.Sprintf("chaos seed %d write %d at %s", r.opts.Seed, i, time.Now().UTC().Format(time.RFC3339Nano))
+		r.pause.RLock()
 		c, err := r.opts.Client.Put(ctx, nexus.Draft{Namespace: "chaos", Type: nexus.TypeObservation, Content: content})
+		r.pause.RUnlock()
 		r.mu.Lock()
 		if err == nil {
 			r.acked = append(r.acked, acked{id: c.ID, content: content})
@@ -87,15 +92,38 @@ func lastStep(h nexus.ComponentHealth) string {
 	return fmt.Sprintf("%v %v after %s: %v", last["component"], last["status"], round(took), last["reason"])
 }
 
+// target is the node a scenario is injected into: the leader for the
+// cluster scenarios (when other members can be reached), else the
+// target of the run.
+func (r *runner) target(ctx context.Context, scenario string) (*httpapi.Client, string, error) {
+	if !r.cluster || r.opts.ClientFor == nil || (scenario != "leader_isolate" && scenario != "raft_latency") {
+		return r.opts.Client, "", nil
+	}
+	st, err := r.opts.Client.ClusterStatus(ctx, true)
+	if err != nil {
+		return nil, "", err
+	}
+	if st.LeaderAPI == "" {
+		return nil, "", fmt.Errorf("the cluster has no leader to inject %s into", scenario)
+	}
+	return r.opts.ClientFor(st.LeaderAPI), st.LeaderAPI, nil
+}
+
 // inject makes one injection and measures it.
 func (r *runner) inject(ctx context.Context, scenario string, params map[string]string) (inj Injection) {
 	inj = Injection{Scenario: scenario, Params: params}
-	before, err := r.opts.Client.Health(ctx)
+	node, url, err := r.target(ctx, scenario)
+	if err != nil {
+		inj.Error = "finding the node to inject into: " + err.Error()
+		return inj
+	}
+	inj.Node = url
+	before, err := node.Health(ctx)
 	if err != nil {
 		inj.Error = "health before the injection: " + err.Error()
 		return inj
 	}
-	res, err := r.opts.Client.Chaos(ctx, scenario, params)
+	res, err := node.Chaos(ctx, scenario, params)
 	if err != nil {
 		inj.Error = "injection refused: " + err.Error()
 		return inj
@@ -113,8 +141,11 @@ func (r *runner) inject(ctx context.Context, scenario string, params map[string]
 	}
 	deadline := time.Now().Add(r.opts.Timeout)
 	var seen string
-	for {
-		h, err := r.opts.Client.Health(ctx)
+	if res.FoundBy == "none" {
+		inj.Detection = "none expected: " + res.What
+	}
+	for res.FoundBy != "none" {
+		h, err := node.Health(ctx)
 		now := time.Now()
 		if err == nil {
 			c := h.Components[res.Component]
@@ -141,11 +172,13 @@ func (r *runner) inject(ctx context.Context, scenario string, params map[string]
 		}
 		sleep(ctx, poll)
 	}
-	inj.Detect = inj.DetectedAt.Sub(inj.InjectedAt)
-	r.progress(scenario + ": detected, waiting for recovery")
+	if !inj.DetectedAt.IsZero() {
+		inj.Detect = inj.DetectedAt.Sub(inj.InjectedAt)
+	}
+	r.progress(scenario + ": waiting for recovery")
 	var healthyAt time.Time
 	for healthyAt.IsZero() || inj.RecoveredAt.IsZero() {
-		h, err := r.opts.Client.Health(ctx)
+		h, err := node.Health(ctx)
 		now := time.Now()
 		if err == nil && healthyAt.IsZero() {
 			c := h.Components[res.Component]
@@ -194,14 +227,24 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// check reads back every write acknowledged so far and runs a deep fsck.
+// check pauses the writer, reads back every write acknowledged so far
+// (linearizable reads: on a cluster's follower too), waits for a
+// cluster's members to reach one head, and runs a deep fsck.
 func (r *runner) check(ctx context.Context) DataCheck {
+	r.pause.Lock()
+	defer r.pause.Unlock()
 	r.mu.Lock()
 	all := append([]acked(nil), r.acked...)
 	r.mu.Unlock()
 	var dc DataCheck
+	if r.cluster {
+		dc.Heads, dc.HeadsIdentical = r.heads(ctx)
+	} else {
+		dc.HeadsIdentical = true
+	}
+	reader := r.opts.Client.AtConsistency(cluster.Linearizable)
 	for _, a := range all {
-		c, err := r.opts.Client.Get(ctx, a.id)
+		c, err := reader.Get(ctx, a.id)
 		if err != nil || c.Content != a.content {
 			dc.Lost = append(dc.Lost, a.id.String())
 			continue
@@ -220,6 +263,37 @@ func (r *runner) check(ctx context.Context) DataCheck {
 	return dc
 }
 
+// heads waits until every member of the cluster answers with one head
+// (GET /v1/cluster asks each), within the timeout.
+func (r *runner) heads(ctx context.Context) (string, bool) {
+	deadline := time.Now().Add(r.opts.Timeout)
+	last := ""
+	for {
+		st, err := r.opts.Client.ClusterStatus(ctx, false)
+		if err == nil {
+			head, same := "", true
+			var all []string
+			for _, m := range st.Members {
+				all = append(all, m.ID+"="+m.Head+m.Error)
+				if m.Error != "" || m.Head == "" || (head != "" && m.Head != head) {
+					same = false
+				}
+				head = m.Head
+			}
+			if same && head != "" {
+				return head, true
+			}
+			last = strings.Join(all, " ")
+		} else {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return last, false
+		}
+		sleep(ctx, poll)
+	}
+}
+
 // finish sums up the run and lists its problems.
 func (r *runner) finish(rep *Report, final DataCheck) {
 	rep.Ended = time.Now().UTC()
@@ -234,12 +308,18 @@ func (r *runner) finish(rep *Report, final DataCheck) {
 		if len(inj.Check.Lost) > 0 {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("%s at %s: %d acknowledged writes did not read back", inj.Scenario, round(inj.Planned), len(inj.Check.Lost)))
 		}
+		if !inj.Check.HeadsIdentical {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("%s at %s: the members' heads did not agree: %s", inj.Scenario, round(inj.Planned), inj.Check.Heads))
+		}
 		if !inj.Check.FsckClean {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("%s at %s: fsck after recovery: %s", inj.Scenario, round(inj.Planned), inj.Check.Fsck))
 		}
 	}
 	if len(final.Lost) > 0 {
 		rep.Problems = append(rep.Problems, fmt.Sprintf("at the end: %d acknowledged writes lost: %v", len(final.Lost), final.Lost))
+	}
+	if !final.HeadsIdentical {
+		rep.Problems = append(rep.Problems, "at the end: the members' heads did not agree: "+final.Heads)
 	}
 	if !final.FsckClean {
 		rep.Problems = append(rep.Problems, "at the end: fsck: "+final.Fsck)

@@ -26,7 +26,10 @@ func (rep *Report) Markdown(w io.Writer) error {
 		var det, rec []time.Duration
 		for _, inj := range rep.Injections {
 			if inj.Scenario == s.Name && inj.Error == "" && !inj.RecoveredAt.IsZero() {
-				det, rec = append(det, inj.Detect), append(rec, inj.Recover)
+				rec = append(rec, inj.Recover)
+				if !inj.DetectedAt.IsZero() {
+					det = append(det, inj.Detect)
+				}
 			}
 		}
 		p("| %s | %s | %d | %s | %s | %s | %s | %s |\n", s.Name, s.Component, s.Injected,
@@ -39,6 +42,16 @@ func (rep *Report) Markdown(w io.Writer) error {
 			fsck = inj.Check.Fsck
 		}
 		det, rec := round(inj.Detect).String(), round(inj.Recover).String()
+		if inj.DetectedAt.IsZero() {
+			det = "—"
+		}
+		if rep.Cluster && inj.Error == "" {
+			if inj.Check.HeadsIdentical {
+				fsck += ", heads identical"
+			} else {
+				fsck += ", HEADS DIFFER: " + inj.Check.Heads
+			}
+		}
 		if inj.Error != "" {
 			det, rec, fsck = "—", "—", "ERROR: "+inj.Error
 		}

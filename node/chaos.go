@@ -76,7 +76,7 @@ func (n *Node) ChaosScenarios(context.Context) (*httpapi.ChaosStatus, error) {
 		return nil, n.errChaosOff()
 	}
 	st := &httpapi.ChaosStatus{Enabled: true, Cluster: n.cluster != nil}
-	for _, name := range []string{ChaosCorruptObject, ChaosIndexDamage, ChaosMemoryPressure, ChaosKillProcess, ChaosDiskFill} {
+	for _, name := range []string{ChaosCorruptObject, ChaosIndexDamage, ChaosMemoryPressure, ChaosKillProcess, ChaosDiskFill, ChaosLeaderIsolate, ChaosRaftLatency} {
 		sc := httpapi.ChaosScenario{Name: name, Component: chaosComponent(name), Description: chaosDescriptions[name], Available: true}
 		if why := n.chaosUnavailable(name); why != "" {
 			sc.Available, sc.Reason = false, why
@@ -91,6 +91,8 @@ var chaosDescriptions = map[string]string{
 	ChaosIndexDamage:    "deletes the saved search index files, or empties one (params mode=delete|damage); the semantic index writes them again",
 	ChaosMemoryPressure: "allocates and touches memory up to 95 % of the node's budget, holds it (params hold), then releases it; the governor shrinks the L1 cache meanwhile",
 	ChaosKillProcess:    "sends SIGKILL to a running supervised process (params process=NAME); the supervisor restarts it",
+	ChaosLeaderIsolate:  "on the leader of a cluster: closes every raft connection and accepts or dials none for a while (params hold); the others elect a new leader, it steps down, then catches up",
+	ChaosRaftLatency:    "on a node of a cluster: delays every raft message it sends (params delay, default 100ms; hold)",
 	ChaosDiskFill:       "fills the data directory's filesystem with a ballast file down to a floor (params floor=BYTES, never below chaos.disk_floor), holds it (params hold), then removes it",
 }
 
@@ -104,6 +106,8 @@ func chaosComponent(name string) string {
 		return nexus.ComponentCache
 	case ChaosKillProcess:
 		return nexus.ComponentAgents
+	case ChaosLeaderIsolate, ChaosRaftLatency:
+		return nexus.ComponentCluster
 	}
 	return ""
 }
@@ -125,6 +129,10 @@ func (n *Node) chaosUnavailable(name string) string {
 			return "the node supervises no running process (supervisor.processes in its configuration file)"
 		}
 	case ChaosDiskFill:
+	case ChaosLeaderIsolate, ChaosRaftLatency:
+		if n.raftGate == nil {
+			return "not a node of a cluster"
+		}
 	default:
 		return "unknown scenario"
 	}
@@ -155,8 +163,8 @@ func (n *Node) Chaos(ctx context.Context, scenario string, params map[string]str
 		return nil, n.errChaosOff()
 	}
 	if chaosComponent(scenario) == "" {
-		return nil, nexus.Errorf(nexus.EInvalid, "unknown chaos scenario %q: want %s, %s, %s, %s or %s", scenario,
-			ChaosCorruptObject, ChaosIndexDamage, ChaosMemoryPressure, ChaosKillProcess, ChaosDiskFill)
+		return nil, nexus.Errorf(nexus.EInvalid, "unknown chaos scenario %q: want %s, %s, %s, %s, %s, %s or %s", scenario,
+			ChaosCorruptObject, ChaosIndexDamage, ChaosMemoryPressure, ChaosKillProcess, ChaosDiskFill, ChaosLeaderIsolate, ChaosRaftLatency)
 	}
 	if why := n.chaosUnavailable(scenario); why != "" {
 		return nil, nexus.Errorf(nexus.EConflict, "chaos scenario %s is not available on this node: %s", scenario, why)
@@ -198,6 +206,10 @@ func (n *Node) inject(ctx context.Context, cc config.Chaos, scenario string, par
 		err = n.chaosKill(params, inj)
 	case ChaosDiskFill:
 		err = n.chaosDisk(cc, params, inj)
+	case ChaosLeaderIsolate:
+		err = n.chaosIsolate(params, inj)
+	case ChaosRaftLatency:
+		err = n.chaosLatency(params, inj)
 	}
 	if err != nil {
 		return nil, err

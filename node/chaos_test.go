@@ -54,6 +54,8 @@ func TestNode_Chaos_availabilityAndBadInput(t *testing.T) {
 		"memory_pressure": "memory_cache the node has no memory budget (--memory-budget, or a cgroup memory limit): no governor to put under pressure",
 		"kill_process":    "agents the node supervises no running process (supervisor.processes in its configuration file)",
 		"disk_fill":       "git_repository ",
+		"leader_isolate":  "cluster not a node of a cluster",
+		"raft_latency":    "cluster not a node of a cluster",
 	}
 	if len(got) != len(want) || st.Cluster || !st.Enabled {
 		t.Fatalf("status %+v", st)

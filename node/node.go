@@ -62,6 +62,7 @@ type Node struct {
 	repaired  []string   // what the open repaired
 	chaos     chaosState // the fault `nexus chaos` holds, if any
 	chaosMu   sync.Mutex // serializes injections
+	raftGate  *raftGate  // the raft network under chaos; nil unless a cluster node opted in
 	opened    time.Time
 
 	// ctx lives as long as the node; its cause says why the node stopped

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nexus-mem/nexus/chaos"
+	"github.com/nexus-mem/nexus/httpapi"
 	"github.com/nexus-mem/nexus/internal/secrets"
 )
 
@@ -52,7 +53,12 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	rep, err := chaos.Run(ctx, chaos.Options{Client: cf.client(), Duration: *duration, Seed: *seed, Scenarios: names,
-		IntervalMin: *imin, IntervalMax: *imax, DryRun: *dryRun, Progress: stderr, Timeout: *timeout})
+		IntervalMin: *imin, IntervalMax: *imax, DryRun: *dryRun, Progress: stderr, Timeout: *timeout,
+		ClientFor: func(url string) *httpapi.Client {
+			other := cf
+			other.server = url
+			return other.client()
+		}})
 	if err != nil {
 		return err
 	}

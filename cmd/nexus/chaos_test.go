@@ -97,11 +97,17 @@ supervisor:
 	} else if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"corrupt_object", "index_damage", "memory_pressure", "kill_process", "disk_fill"}
+	want := []string{"corrupt_object", "index_damage", "memory_pressure", "kill_process", "disk_fill", "leader_isolate", "raft_latency"}
 	if len(rep.Scenarios) != len(want) {
 		t.Fatalf("scenarios %+v, want %v", rep.Scenarios, want)
 	}
 	for i, s := range rep.Scenarios {
+		if i >= 5 { // the cluster scenarios
+			if s.Name != want[i] || s.Skipped != "not a node of a cluster" || s.Injected != 0 {
+				t.Errorf("scenario %+v: want %s skipped on a single node", s, want[i])
+			}
+			continue
+		}
 		if s.Name != want[i] || s.Skipped != "" || s.Injected < 1 {
 			t.Errorf("scenario %+v: want %s injected at least once, not skipped", s, want[i])
 		}
@@ -148,4 +154,76 @@ func lastOf(s string) string {
 		return "…" + s[len(s)-3000:]
 	}
 	return s
+}
+
+// TestChaos_Cluster runs the cluster scenarios of `nexus chaos --seed 1`
+// against three real `nexus serve` in a cluster, the target a follower
+// at the start (leadership moves during the run):
+// the leader's raft is cut off its peers (a new leader is elected, the
+// old one steps down and catches up) and delayed; each is measured, and
+// after each every acknowledged write reads back and the members reach
+// one head.
+func TestChaos_Cluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chaos run skipped in -short mode")
+	}
+	cfg := filepath.Join(t.TempDir(), "nexus.yaml")
+	if err := os.WriteFile(cfg, []byte("chaos:\n  enabled: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	nodes := newClusterNodes(t, 3, []string{"--config=" + cfg}, nil)
+	for _, n := range nodes {
+		n.start()
+	}
+	waitSettled(t, nodes[0], "3 members and a leader", "n1", "n2", "n3")
+	leader := waitWritable(t, nodes, "a leader taking writes")
+	var target *clusterNode
+	for _, n := range nodes {
+		if n.id != leader {
+			target = n
+			break
+		}
+	}
+	dir := t.TempDir()
+	jsonFile, mdFile := filepath.Join(dir, "report.json"), filepath.Join(dir, "report.md")
+	d := min(chaosDuration(t), 30*time.Second)
+	out, code := nexusCmd(target.env, "chaos", "--server", target.url(), "--duration", d.String(), "--seed", "1",
+		"--scenarios", "leader_isolate,raft_latency", "--interval-min", "1s", "--interval-max", "3s", "--json", jsonFile, "--md", mdFile)
+	md, _ := os.ReadFile(mdFile)
+	t.Logf("nexus chaos --duration %s --seed 1 --scenarios leader_isolate,raft_latency:\n%s", d, md)
+	if code != 0 {
+		t.Fatalf("nexus chaos: exit %d\n%s", code, lastOf(out))
+	}
+	var rep chaos.Report
+	if b, err := os.ReadFile(jsonFile); err != nil {
+		t.Fatal(err)
+	} else if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Cluster {
+		t.Fatalf("report: not a cluster")
+	}
+	injected := map[string]int{}
+	for _, inj := range rep.Injections {
+		injected[inj.Scenario]++
+		switch {
+		case inj.Error != "":
+			t.Errorf("%s at %s: %s", inj.Scenario, inj.Planned, inj.Error)
+		case inj.Node == "":
+			// The leader refuses leader_isolate: an injection that succeeded went to it.
+			t.Errorf("%s injected into the target %s, want the leader (found through it)", inj.Scenario, target.url())
+		case inj.Scenario == "leader_isolate" && (inj.DetectedAt.Before(inj.InjectedAt) || !strings.Contains(inj.Detection, "no leader")):
+			t.Errorf("leader_isolate: detected %s (%q), injected %s", inj.DetectedAt, inj.Detection, inj.InjectedAt)
+		case inj.RecoveredAt.Before(inj.Until) || inj.Until.IsZero():
+			t.Errorf("%s: recovered %s, before the fault ended %s", inj.Scenario, inj.RecoveredAt, inj.Until)
+		case !inj.Check.HeadsIdentical || !inj.Check.FsckClean || len(inj.Check.Lost) > 0 || inj.Check.ReadBack == 0:
+			t.Errorf("%s: data check %+v", inj.Scenario, inj.Check)
+		}
+	}
+	if injected["leader_isolate"] == 0 || injected["raft_latency"] == 0 {
+		t.Errorf("injections by scenario %v: want both", injected)
+	}
+	if !rep.Passed || rep.Writes.Lost != 0 || rep.Writes.Acknowledged == 0 {
+		t.Errorf("report: passed %v, writes %+v, problems %v", rep.Passed, rep.Writes, rep.Problems)
+	}
 }
