@@ -371,6 +371,9 @@ func (n *Node) chaosRelease(hold time.Duration, what string, undo func()) {
 // chaosKill sends SIGKILL to a running supervised process.
 func (n *Node) chaosKill(params map[string]string, inj *httpapi.ChaosInjection) error {
 	procs := n.chaosProcesses()
+	if len(procs) == 0 {
+		return nexus.Errorf(nexus.EConflict, "kill_process: no supervised process is running now")
+	}
 	p := procs[0]
 	if name := params["process"]; name != "" {
 		i := sort.Search(len(procs), func(i int) bool { return procs[i].Name >= name })
