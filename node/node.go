@@ -58,12 +58,14 @@ type Node struct {
 	services  []*service
 	events    *service
 	processes *service
-	backups   *service   // nil when scheduled backups are off
-	repaired  []string   // what the open repaired
-	chaos     chaosState // the fault `nexus chaos` holds, if any
-	chaosMu   sync.Mutex // serializes injections
-	raftGate  *raftGate  // the raft network under chaos; nil unless a cluster node opted in
+	backups   *service // nil when scheduled backups are off
+	repaired  []string // what the open repaired
 	opened    time.Time
+
+	// Fault injection by `nexus chaos` (chaos.go, chaos_net.go).
+	chaos    chaosState // the fault held, if any
+	chaosMu  sync.Mutex // serializes injections
+	raftGate *raftGate  // the raft network under chaos; nil unless a cluster node opted in
 
 	// ctx lives as long as the node; its cause says why the node stopped
 	// by itself (a *FatalError).
