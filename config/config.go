@@ -32,6 +32,7 @@ type Config struct {
 	Supervisor Supervisor `yaml:"supervisor"`
 	Auth       Auth       `yaml:"auth"`
 	Cluster    Cluster    `yaml:"cluster"`
+	Chaos      Chaos      `yaml:"chaos"`
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`
@@ -278,7 +279,7 @@ func Defaults() Config {
 	return Config{Server: Server{
 		MaxConcurrentCalls: 64, MaxQueuedTasks: 10000, MaxChainDepth: 32,
 		AgentLease: 30 * time.Second, TaskLease: 5 * time.Minute,
-	}}
+	}, Chaos: Chaos{DiskFloor: DefaultDiskFloor}}
 }
 
 // DefaultAgent is an agent entry before the file's fields are applied.

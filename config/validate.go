@@ -150,6 +150,7 @@ func (d *decoder) validate(c *Config) {
 	d.validatePools(c.Pools, ids)
 	d.validateAuth(&c.Auth)
 	d.validateCluster(&c.Cluster)
+	d.validateChaos(&c.Chaos)
 	names := map[string]string{}
 	for i := range c.Supervisor.Processes {
 		p := fmt.Sprintf("supervisor.processes[%d]", i)

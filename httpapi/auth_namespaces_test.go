@@ -294,6 +294,8 @@ var nsRoutes = map[string]nsRoute{
 	"POST /v1/admin/recover": {nsNone, 200, postTo("/v1/admin/recover", nil), nil},
 	"GET /v1/admin/audit":    {nsNone, 200, getFrom("/v1/admin/audit"), nil},
 	"GET /v1/admin/history":  {nsNone, 200, getFrom("/v1/admin/history"), nil},
+	"GET /v1/admin/chaos":    {nsNone, 409, getFrom("/v1/admin/chaos"), nil}, // the node did not opt in (chaos.enabled)
+	"POST /v1/admin/chaos":   {nsNone, 409, postTo("/v1/admin/chaos", map[string]any{"scenario": "disk_fill"}), nil},
 	"GET /v1/events": {nsFilter, 200, func(_ *nsFixture, _ *nexus.Principal, ns string) nsRequest {
 		return nsRequest{method: "GET", path: "/v1/events?namespace=" + ns}
 	}, nil},

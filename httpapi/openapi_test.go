@@ -201,6 +201,8 @@ func TestOpenAPI_responses(t *testing.T) {
 	call("POST", "/v1/admin/restore", js, fmt.Sprintf(`{"at":%q,"dry_run":true}`, root.Timestamp.Format(time.RFC3339Nano)), true, 200)
 	call("POST", "/v1/admin/restore", js, fmt.Sprintf(`{"at":%q}`, root.Timestamp.Format(time.RFC3339Nano)), true, 200)
 	call("POST", "/v1/admin/restore", js, `{"at":"yesterday"}`, false, 400)
+	call("GET", "/v1/admin/chaos", "", "", true, 404) // this admin injects no faults: node/chaos_test.go covers the node's
+	call("POST", "/v1/admin/chaos", js, `{"scenario":"disk_fill"}`, true, 404)
 	call("POST", "/mcp", js, `{"jsonrpc":"2.0","id":1,"method":"ping"}`, true, 200)
 	// A single node serves every consistency alike, and no cluster route.
 	call("GET", "/v1/contexts/"+root.ID.String()+"?consistency=linearizable", "", "", true, 200)

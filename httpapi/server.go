@@ -193,6 +193,8 @@ func (s *Server) routes() {
 	s.handle("POST /v1/admin/recover", s.adminRecover)
 	s.handle("GET /v1/admin/audit", s.adminAudit)
 	s.handle("GET /v1/admin/history", s.adminHistory)
+	s.handle("GET /v1/admin/chaos", s.adminChaosStatus)
+	s.handle("POST /v1/admin/chaos", s.adminChaos)
 	s.handle("GET /readyz", s.readyz)
 	s.handle("GET /v1/events", s.streamEvents)
 	s.handle("GET /v1/openapi.json", s.openAPI)

@@ -129,6 +129,14 @@ func RaftDir(dir string) string { return filepath.Join(dir, "raft") }
 // openCluster starts the node's raft over its store.
 func (n *Node) openCluster() error {
 	cc := n.cfg.Cluster
+	if _, ok := n.chaosConfig(); ok {
+		n.raftGate = &raftGate{}
+		ln, dial, err := n.raftGate.wrap(cc.RaftAddr, cc.RaftListener, cc.Dial)
+		if err != nil {
+			return err
+		}
+		cc.RaftListener, cc.Dial = ln, dial
+	}
 	cfg := cluster.Config{
 		NodeID: cc.NodeID, RaftAddr: cc.RaftAddr, Advertise: cc.RaftAdvertise, APIURL: n.cfg.apiURL(),
 		Dir: RaftDir(n.cfg.Dir), Bootstrap: cc.Bootstrap, Timeouts: cc.Timeouts,

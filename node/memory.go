@@ -30,11 +30,13 @@ func memoryBudget(set int64) int64 {
 	return n
 }
 
-// goMemory is the memory the Go runtime holds from the system.
+// goMemory is the memory the Go runtime holds from the system: all it
+// mapped, less the heap it released back (still mapped, not resident),
+// so that the governor sees the end of a burst of allocations.
 func goMemory() int64 {
-	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}}
+	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
 	metrics.Read(s)
-	return int64(s[0].Value.Uint64())
+	return int64(s[0].Value.Uint64()) - int64(s[1].Value.Uint64())
 }
 
 // governor shrinks the L1 cache to a quarter of its size when the process

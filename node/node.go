@@ -63,6 +63,11 @@ type Node struct {
 	repaired  []string // what the open repaired
 	opened    time.Time
 
+	// Fault injection by `nexus chaos` (chaos.go, chaos_net.go).
+	chaos    chaosState // the fault held, if any
+	chaosMu  sync.Mutex // serializes injections
+	raftGate *raftGate  // the raft network under chaos; nil unless a cluster node opted in
+
 	// ctx lives as long as the node; its cause says why the node stopped
 	// by itself (a *FatalError).
 	ctx  context.Context

@@ -41,6 +41,7 @@ var commands = map[string]command{
 	"rekey":   {"wrap the data keys of an encrypted store under a new master key (server stopped)", runRekey},
 	"bench":   {"load-test a running server; report throughput and latency", runBench},
 	"mcp":     {"serve MCP on stdio for an AI client, backed by the server (started if none runs)", runMCP},
+	"chaos":   {"inject faults into a running node that opted in, measure detection and recovery, check every write", runChaos},
 	"audit":   {"print and verify the audit log of admin actions and authentication failures", runAudit},
 	"agents":  {"list the node's agents and the external ones; ask them to process a context", runAgents},
 	"tasks":   {"list the task queue of external agents, or add a task", runTasks},
