@@ -257,21 +257,8 @@ func (s *Store) commitInstall(req *installReq) error {
 	if err := s.repo.moveRef(mainRef, req.head); err != nil {
 		return s.writeFailed(err, s.refMayHaveMoved())
 	}
-	s.refMu.Lock()
-	s.cat.mu.Lock()
-	s.cat.replaceLocked(fresh)
-	s.cat.mu.Unlock()
-	s.refMu.Unlock()
-	s.cache.clear()
-	s.restores.Add(1)
-	s.trees = newTrees(s.repo)
-	s.rewindTS()
-	if err := s.loadLogIndex(); err != nil {
-		s.fail(err)
-		return s.failure()
-	}
-	if err := s.cat.save(s.dir); err != nil {
-		s.log.Warn("cannot save catalog after installing a replica's history", "err", err)
+	if err := s.adoptCatalog(fresh, "replica's history was installed"); err != nil {
+		return err
 	}
 	if s.opts.OnCommit != nil {
 		s.opts.OnCommit()

@@ -108,9 +108,28 @@ func (s *Store) commitRestore(req *restoreReq) error {
 		s.fail(err) // main moved but the catalog cannot follow: reopen rebuilds it
 		return s.failure()
 	}
+	if err := s.adoptCatalog(fresh, "restore"); err != nil {
+		return err
+	}
+	if s.opts.OnRestore != nil {
+		s.opts.OnRestore(*plan)
+	}
+	if s.opts.OnCommit != nil {
+		s.opts.OnCommit()
+	}
+	return nil
+}
+
+// adoptCatalog makes fresh, built for the head main was just moved to,
+// the store's catalog, and resets what derives from the old head: the
+// cache, the trees, the timestamp floor, the log index. The search index
+// sees a restore (it rebuilds).
+func (s *Store) adoptCatalog(fresh *catalog, after string) error {
+	s.refMu.Lock()
 	s.cat.mu.Lock()
 	s.cat.replaceLocked(fresh)
 	s.cat.mu.Unlock()
+	s.refMu.Unlock()
 	s.cache.clear()
 	s.restores.Add(1)
 	s.trees = newTrees(s.repo)
@@ -120,13 +139,7 @@ func (s *Store) commitRestore(req *restoreReq) error {
 		return s.failure()
 	}
 	if err := s.cat.save(s.dir); err != nil {
-		s.log.Warn("cannot save catalog after restore", "err", err)
-	}
-	if s.opts.OnRestore != nil {
-		s.opts.OnRestore(*plan)
-	}
-	if s.opts.OnCommit != nil {
-		s.opts.OnCommit()
+		s.log.Warn("cannot save the catalog after a "+after, "err", err)
 	}
 	return nil
 }
