@@ -22,11 +22,7 @@ import (
 // A real full disk (a 4 MiB tmpfs): writes fail with insufficient_storage,
 // and every acknowledged write is there after reopening.
 func TestStore_DiskFull(t *testing.T) {
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", dir).CombinedOutput(); err != nil {
-		crashfs.Unavailable(t, "cannot mount a tmpfs (needs root): %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	dir := crashfs.Tmpfs(t, "4m")
 	testSpaceFault(t, spaceFault{
 		dir:   filepath.Join(dir, "data"),
 		errno: syscall.ENOSPC,

@@ -20,11 +20,7 @@ import (
 // catches up by itself, and every node ends at the same head with every
 // acknowledged write.
 func TestCluster_FollowerDiskFull(t *testing.T) {
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", mnt).CombinedOutput(); err != nil {
-		crashfs.Unavailable(t, "cannot mount a tmpfs (needs root): %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	mnt := crashfs.Tmpfs(t, "6m")
 	nodes := nodetest.OpenCluster(t, 3, func(i int, cfg *node.Config) {
 		cfg.NoSearch = true
 		if i == 2 {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -23,11 +22,7 @@ import (
 // (predictions degraded, with the time to full) while most of it is
 // still free, long before a write meets ENOSPC; /metrics says the same.
 func TestPredict_RealDiskFills(t *testing.T) {
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", mnt).CombinedOutput(); err != nil {
-		crashfs.Unavailable(t, "cannot mount a tmpfs (needs root): %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	mnt := crashfs.Tmpfs(t, "64m")
 	cfg := nodetest.Config(t)
 	cfg.Dir, cfg.NoSearch = filepath.Join(mnt, "data"), true
 	// Predictions need samples spanning an interval: 20 ms here, where

@@ -10,7 +10,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -183,11 +182,7 @@ func noiseContent(t *testing.T) string {
 // insufficient_storage; the block deletes all but the newest backup and
 // the same running node takes writes again, every acknowledged one kept.
 func runbookDiskFull(t *testing.T, blocks map[string]runbookBlock) {
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", mnt).CombinedOutput(); err != nil {
-		crashfs.Unavailable(t, "cannot mount a tmpfs (needs root): %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+	mnt := crashfs.Tmpfs(t, "16m")
 	data := filepath.Join(mnt, "data")
 	p := startServe(t, data, "--no-search", "--backup-interval=0")
 	c := httpapi.NewClient(p.url)

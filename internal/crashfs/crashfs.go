@@ -6,6 +6,7 @@ import (
 	"io"
 	"log"
 	"os"
+	"os/exec"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -161,3 +162,17 @@ func (f *FS) Unmount() error {
 
 // dead reports whether the power was cut.
 func (f *FS) dead() bool { return f.crashed.Load() }
+
+// Tmpfs mounts a tmpfs of size (as mount takes it: "6m") on a new
+// temporary directory for a test of a full disk, and unmounts it when the
+// test ends. Where it cannot be mounted (no root) the test fails under CI
+// and is skipped otherwise, like every test of a real fault.
+func Tmpfs(tb testing.TB, size string) string {
+	tb.Helper()
+	mnt := tb.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", mnt).CombinedOutput(); err != nil {
+		Unavailable(tb, "cannot mount a tmpfs (needs root): %v %s", err, out)
+	}
+	tb.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	return mnt
+}
