@@ -173,7 +173,9 @@ type benchCluster struct {
 // openCluster opens a 3-node cluster in a new directory: the first node
 // bootstraps it, the others join through its API. Afterwards a node that
 // opens again (restarted or wiped) joins through the others. With a seed
-// (a data directory), every node starts from a copy of it.
+// (a data directory), the first node starts from a copy of it: the others
+// join empty and fetch that history (the cluster's base) before anything
+// else.
 func (b *clusterBench) openCluster(ctx context.Context, name string, cc node.ClusterConfig, seed string) (*benchCluster, error) {
 	cl := &benchCluster{b: b}
 	for i := range 3 {
@@ -197,7 +199,7 @@ func (b *clusterBench) openCluster(ctx context.Context, name string, cc node.Clu
 			cfg.Cluster.Join = []string{cl.members[0].url}
 		}
 		m := &benchMember{id: id, cfg: cfg}
-		if seed != "" {
+		if seed != "" && i == 0 {
 			if err := copyTree(seed, cfg.Dir); err != nil {
 				api.Close()
 				raft.Close()
@@ -581,7 +583,8 @@ func (b *clusterBench) catchUp(ctx context.Context) error {
 	}
 	if c.parts["snapshot"] {
 		// The store predates its cluster: filled in one place through
-		// Store.Apply, copied to every node, then a few contexts more
+		// Store.Apply, the first node's (the others fetch it when they
+		// join), then a few contexts more
 		// through the log.
 		seed := filepath.Join(c.dir, "snapshot", "seed")
 		b.say("snapshot: filling a store with %d contexts (Store.Apply, batches of 1024)", c.snapshotN)
@@ -603,7 +606,7 @@ func (b *clusterBench) catchUp(ctx context.Context) error {
 		if err := b.rejoin(ctx, cl, rejoinCase{n: logged, snapshot: true, wipe: true}); err != nil {
 			return fmt.Errorf("snapshot: %w", err)
 		}
-		fmt.Fprintf(b.out, "\nThe wiped follower's case: %d contexts filled through Store.Apply in batches of 1024 (%s, %.0f contexts/s) before the cluster formed, copied to the three nodes, then %d written through the log (more than the %d entries kept after the snapshot); the snapshot's bundle holds the whole history of main.\n",
+		fmt.Fprintf(b.out, "\nThe wiped follower's case: %d contexts filled through Store.Apply in batches of 1024 (%s, %.0f contexts/s) before the cluster formed, on the node that bootstraps it (the two others fetch it as the cluster's base when they join), then %d written through the log (more than the %d entries kept after the snapshot); the snapshot's bundle holds the whole history of main.\n",
 			c.snapshotN, secs(fill), float64(c.snapshotN)/fill.Seconds(), logged, c.trailing)
 	}
 	fmt.Fprintln(b.out)

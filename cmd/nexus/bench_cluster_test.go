@@ -64,7 +64,7 @@ func TestCLI_BenchCluster(t *testing.T) {
 		t.Errorf("no ratio line")
 	}
 	s3 := `(\d+\.\d{3}) s / (\d+\.\d{3}) s / (\d+\.\d{3}) s`
-	if r, ok := rows["fast (300ms / 300ms / 150ms)"]; !ok || len(r) != 6 {
+	if r, ok := rows["fast (250ms / 250ms / 250ms)"]; !ok || len(r) != 6 {
 		t.Errorf("no failover row for fast timeouts (%q)", r)
 	} else {
 		if r[1] != "1" {
