@@ -28,12 +28,15 @@ const (
 	TypeSummary      Type = "summary"
 	TypeAgentState   Type = "agent_state"
 	TypeError        Type = "error"
+	// TypeIncident is the node's record of a failure it detected and of
+	// what it did about it (namespace incidents).
+	TypeIncident Type = "incident"
 )
 
 // Types lists every valid type in a stable order.
 var Types = []Type{
 	TypeInstruction, TypeConversation, TypeCode, TypeDocument, TypeAnalysis, TypeDecision,
-	TypeMemory, TypeObservation, TypeResult, TypeSummary, TypeAgentState, TypeError,
+	TypeMemory, TypeObservation, TypeResult, TypeSummary, TypeAgentState, TypeError, TypeIncident,
 }
 
 // Valid reports whether t is one of [Types].

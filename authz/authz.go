@@ -39,7 +39,7 @@ const (
 var SystemNamespaces = []string{orchestrator.StateNamespace, IncidentsNamespace, AuditNamespace}
 
 // SystemTypes are written by the node only, in any namespace.
-var SystemTypes = []nexus.Type{nexus.TypeAgentState}
+var SystemTypes = []nexus.Type{nexus.TypeAgentState, nexus.TypeIncident}
 
 // IsSystem reports whether a context of type t in namespace ns is the
 // node's to write.

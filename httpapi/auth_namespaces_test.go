@@ -20,6 +20,7 @@ import (
 	"github.com/nexus-mem/nexus/httpapi"
 	"github.com/nexus-mem/nexus/node"
 	"github.com/nexus-mem/nexus/node/nodetest"
+	"github.com/nexus-mem/nexus/recovery"
 )
 
 // nsAccess is how a route meets the namespaces of its principal.
@@ -46,6 +47,13 @@ const (
 	// nsClaim: it hands out work of the namespaces the principal may
 	// write: for one it may not, there is none to give, 204.
 	nsClaim
+	// nsIncidents: it lists the node's incidents, whatever namespace the
+	// case is about: a principal that may not read the namespace
+	// incidents is refused, 403 forbidden.
+	nsIncidents
+	// nsIncident: it reads one incident by id: a principal that may not
+	// read the namespace incidents is told it does not exist, 404.
+	nsIncident
 )
 
 // nsFixture is a node with principals of every role limited to team-a or
@@ -59,6 +67,8 @@ type nsFixture struct {
 	ctx  map[string]string // a seeded context's id, by namespace
 	task map[string]string // a seeded task's id, by namespace
 	seq  int               // makes agent ids and capabilities unique
+	// incident is the id of an incident the node recorded.
+	incident string
 }
 
 // nsPrincipals are the principals of the test: each role, limited to
@@ -121,6 +131,12 @@ func newNSFixture(t *testing.T) *nsFixture {
 		f.ctx[ns] = c.ID.String()
 		f.task[ns] = f.newTask(ns, "seed")
 	}
+	inc, err := f.n.Store().Put(context.Background(), recovery.DetectionDraft(recovery.Detection{
+		Component: nexus.ComponentIndex, Cause: "saved index: docs.bin is missing", FoundBy: "the periodic check", At: time.Now()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.incident = inc.ID.String()
 	// Wait for the index to hold the seeds, so that related and search
 	// find them.
 	if code, body := f.call(f.root, "POST", "/v1/search", map[string]any{"query": "seed", "consistent": true}); code != 200 ||
@@ -282,7 +298,11 @@ var nsRoutes = map[string]nsRoute{
 	"POST /v1/search": {nsFilter, 200, func(_ *nsFixture, _ *nexus.Principal, ns string) nsRequest {
 		return nsRequest{"POST", "/v1/search", map[string]any{"query": "seed", "namespace": ns, "limit": 100, "consistent": true}}
 	}, func(f *nsFixture, ns string) string { return f.ctx[ns] }},
-	"GET /v1/log":         {nsNone, 200, getFrom("/v1/log?limit=1000"), func(f *nsFixture, ns string) string { return f.ctx[ns] }},
+	"GET /v1/log":       {nsNone, 200, getFrom("/v1/log?limit=1000"), func(f *nsFixture, ns string) string { return f.ctx[ns] }},
+	"GET /v1/incidents": {nsIncidents, 200, getFrom("/v1/incidents"), nil},
+	"GET /v1/incidents/{id}": {nsIncident, 200, func(f *nsFixture, _ *nexus.Principal, _ string) nsRequest {
+		return nsRequest{method: "GET", path: "/v1/incidents/" + f.incident}
+	}, nil},
 	"GET /livez":          {nsNone, 200, getFrom("/livez"), nil},
 	"GET /health":         {nsNone, 200, getFrom("/health"), nil},
 	"GET /metrics":        {nsNone, 200, getFrom("/metrics"), nil},
@@ -389,6 +409,14 @@ func expected(r nsRoute, need nexus.Role, p *nexus.Principal, ns string) (int, n
 	case nsClaim:
 		if !p.CanWrite(ns) {
 			return 204, ""
+		}
+	case nsIncidents:
+		if !p.CanRead(recovery.IncidentsNamespace) {
+			return 403, nexus.EForbidden
+		}
+	case nsIncident:
+		if !p.CanRead(recovery.IncidentsNamespace) {
+			return 404, nexus.ENotFound
 		}
 	}
 	if r.ok == 404 {

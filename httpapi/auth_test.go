@@ -25,6 +25,7 @@ var wantRoles = map[string]nexus.Role{
 	"POST /v1/contexts": nexus.RoleWrite, "GET /v1/contexts": nexus.RoleRead, "GET /v1/contexts/{id}": nexus.RoleRead,
 	"GET /v1/contexts/{id}/chain": nexus.RoleRead, "GET /v1/contexts/{id}/children": nexus.RoleRead,
 	"GET /v1/contexts/{id}/related": nexus.RoleRead, "POST /v1/search": nexus.RoleRead, "GET /v1/log": nexus.RoleRead,
+	"GET /v1/incidents": nexus.RoleRead, "GET /v1/incidents/{id}": nexus.RoleRead,
 	"GET /livez": nexus.RoleRead, "GET /health": nexus.RoleRead, "GET /metrics": nexus.RoleRead, "GET /readyz": nexus.RoleRead,
 	"POST /v1/admin/fsck": nexus.RoleAdmin, "POST /v1/admin/restore": nexus.RoleAdmin, "POST /v1/admin/recover": nexus.RoleAdmin, "GET /v1/admin/audit": nexus.RoleAdmin, "GET /v1/admin/history": nexus.RoleAdmin, "GET /v1/admin/chaos": nexus.RoleAdmin, "POST /v1/admin/chaos": nexus.RoleAdmin,
 	"GET /v1/events": nexus.RoleRead, "GET /v1/openapi.json": nexus.RoleRead,

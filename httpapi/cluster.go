@@ -64,6 +64,8 @@ var clusterClass = map[string]routeClass{
 	"GET /v1/contexts/{id}/related":        classRead,
 	"POST /v1/search":                      classRead,
 	"GET /v1/log":                          classRead,
+	"GET /v1/incidents":                    classRead,
+	"GET /v1/incidents/{id}":               classRead,
 	"POST /v1/admin/restore":               classWrite,
 	"POST /v1/agents":                      classWrite,
 	"GET /v1/agents":                       classRead,

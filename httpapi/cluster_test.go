@@ -478,7 +478,7 @@ func TestOpenAPI_cluster(t *testing.T) {
 	if !strings.Contains(doc.Paths.Value("/mcp").Post.Description, "forwarded to the leader") {
 		t.Errorf("POST /mcp: the description does not say a follower forwards /mcp to the leader")
 	}
-	if reads != 11 || writes != 18 {
-		t.Errorf("%d reads and %d writes documented, want 11 and 18", reads, writes)
+	if reads != 13 || writes != 18 {
+		t.Errorf("%d reads and %d writes documented, want 13 and 18", reads, writes)
 	}
 }

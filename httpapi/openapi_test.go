@@ -22,6 +22,7 @@ import (
 	"github.com/nexus-mem/nexus/embed"
 	"github.com/nexus-mem/nexus/events"
 	"github.com/nexus-mem/nexus/httpapi"
+	"github.com/nexus-mem/nexus/recovery"
 	"github.com/nexus-mem/nexus/search"
 	"github.com/nexus-mem/nexus/storetest"
 )
@@ -213,6 +214,21 @@ func TestOpenAPI_responses(t *testing.T) {
 	call("DELETE", "/v1/cluster/members/n2", js, "", true, 404)
 	call("POST", "/v1/cluster/transfer-leadership", js, `{"to":"n2"}`, true, 404)
 	call("GET", "/v1/events?type=bogus", "", "", false, 400)
+	// An incident, as the node records one, read back and told.
+	det := recovery.Detection{Component: nexus.ComponentIndex, Cause: "saved index: docs.bin is missing", FoundBy: "the periodic check (every 10s)", Node: "n1", At: time.Now()}
+	incident, err := n.store.Put(t.Context(), recovery.DetectionDraft(det))
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []recovery.IncidentStep{{At: time.Now(), Action: "recover", Status: "recovered", Reason: "saved index written again", Took: time.Millisecond}}
+	if _, err := n.store.Put(t.Context(), recovery.OutcomeDraft(det, recovery.Outcome{Status: recovery.IncidentRecovered, At: time.Now(), Attempts: 1, Steps: steps, Advice: "nothing"}, incident.ID)); err != nil {
+		t.Fatal(err)
+	}
+	call("GET", "/v1/incidents?component=semantic_index&limit=5&since=2020-01-01T00:00:00Z", "", "", true, 200)
+	call("GET", "/v1/incidents?component=Bad!", "", "", false, 400)
+	call("GET", "/v1/incidents?since=yesterday", "", "", false, 400)
+	call("GET", "/v1/incidents/"+incident.ID.String(), "", "", true, 200)
+	call("GET", "/v1/incidents/"+root.ID.String(), "", "", true, 404) // a context, not an incident
 
 	// The events' data match their schemas too.
 	schemas := map[string]string{nexus.EventContext: "Context", nexus.EventRestore: "RestorePlan", nexus.EventResync: "Resync"}

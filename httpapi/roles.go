@@ -19,6 +19,8 @@ var routeRoles = map[string]nexus.Role{
 	"GET /v1/contexts/{id}/related":        nexus.RoleRead,
 	"POST /v1/search":                      nexus.RoleRead,
 	"GET /v1/log":                          nexus.RoleRead,
+	"GET /v1/incidents":                    nexus.RoleRead,
+	"GET /v1/incidents/{id}":               nexus.RoleRead,
 	"GET /livez":                           nexus.RoleRead, // and without a credential
 	"GET /health":                          nexus.RoleRead,
 	"GET /metrics":                         nexus.RoleRead,

@@ -185,6 +185,8 @@ func (s *Server) routes() {
 	s.handle("GET /v1/contexts/{id}/related", s.related)
 	s.handle("POST /v1/search", s.searchContexts)
 	s.handle("GET /v1/log", s.journal)
+	s.handle("GET /v1/incidents", s.listIncidents)
+	s.handle("GET /v1/incidents/{id}", s.getIncident)
 	s.handle("GET /livez", s.livez)
 	s.handle("GET /health", s.healthz)
 	s.handle("GET /metrics", s.serveMetrics)

@@ -91,6 +91,9 @@ type Sources struct {
 	External  func() ExternalFigures
 	// Services reports the node's background jobs.
 	Services func() []ServiceFigures
+	// Incidents reports the node's incident records, by component (see
+	// [IncidentFigures]).
+	Incidents func() []IncidentFigures
 }
 
 // ServiceFigures are one background job of a node: whether it runs, and
@@ -181,6 +184,9 @@ func New(src Sources) *Metrics {
 	}
 	if src.Services != nil {
 		m.reg.MustRegister(newServiceCollector(src.Services))
+	}
+	if src.Incidents != nil {
+		m.reg.MustRegister(newIncidentCollector(src.Incidents))
 	}
 	if src.Health != nil {
 		m.reg.MustRegister(&healthCollector{check: src.Health, desc: prometheus.NewDesc("nexus_component_status",

@@ -9,6 +9,7 @@ import (
 	"github.com/nexus-mem/nexus/audit"
 	"github.com/nexus-mem/nexus/gitstore"
 	"github.com/nexus-mem/nexus/httpapi"
+	"github.com/nexus-mem/nexus/recovery"
 )
 
 // The admin actions of a node. Each is recorded in the audit log before
@@ -25,7 +26,7 @@ func (n *Node) Fsck(ctx context.Context, deep bool) (rep *gitstore.FsckReport, e
 			return nil, err
 		}
 		n.mets.RecordFsck(fsckMode(deep), len(rep.Problems), rep.Took)
-		n.mgr.Trigger()
+		n.mgr.TriggerFor(operator(ctx, "an integrity check") + " (" + fsckMode(deep) + " fsck)")
 		return audit.Fields{"problems": strconv.Itoa(len(rep.Problems)), "head": rep.Head}, nil
 	})
 	return rep, err
@@ -37,7 +38,7 @@ func (n *Node) Fsck(ctx context.Context, deep bool) (rep *gitstore.FsckReport, e
 func (n *Node) Restore(ctx context.Context, at time.Time, dryRun bool) (plan *gitstore.RestorePlan, err error) {
 	params := audit.Fields{"at": at.UTC().Format(time.RFC3339Nano), "dry_run": strconv.FormatBool(dryRun)}
 	err = n.audit.Do(ctx, "restore", params, func() (audit.Fields, error) {
-		if plan, err = n.restore(ctx, at, dryRun); err != nil {
+		if plan, err = n.incidents.restoring(ctx, n.store, at, dryRun, func() (*gitstore.RestorePlan, error) { return n.restore(ctx, at, dryRun) }); err != nil {
 			return nil, err
 		}
 		return audit.Fields{"from": plan.From, "to": plan.To, "rolled_back": strconv.Itoa(plan.RolledBack),
@@ -67,7 +68,7 @@ func (n *Node) restore(ctx context.Context, at time.Time, dryRun bool) (*gitstor
 // node stops (a critical component could not be recovered).
 func (n *Node) Recover(ctx context.Context) (res httpapi.RecoverResult, err error) {
 	err = n.audit.Do(ctx, "recover", nil, func() (audit.Fields, error) {
-		res = httpapi.RecoverResult{Steps: n.mgr.Run(ctx), Stopping: n.mgr.Fatal()}
+		res = httpapi.RecoverResult{Steps: n.mgr.Run(recovery.WithTrigger(ctx, operator(ctx, "a recovery"))), Stopping: n.mgr.Fatal()}
 		out := audit.Fields{"stopping": strconv.FormatBool(res.Stopping)}
 		for _, s := range res.Steps {
 			out[s.Component] = string(s.Status)

@@ -118,7 +118,7 @@ func (n *Node) coordinateRecovery(ctx context.Context) (*cluster.RecoveryReport,
 }
 
 func (n *Node) localRecoverPhase(ctx context.Context) (any, string) {
-	res := httpapi.RecoverResult{Steps: n.mgr.Run(ctx), Stopping: n.mgr.Fatal()}
+	res := httpapi.RecoverResult{Steps: n.mgr.Run(recovery.WithTrigger(ctx, "the cluster's recovery (POST /v1/admin/recover?scope=cluster)")), Stopping: n.mgr.Fatal()}
 	return res, recoverFailure(res)
 }
 

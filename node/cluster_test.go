@@ -15,6 +15,7 @@ import (
 	"github.com/nexus-mem/nexus/httpapi"
 	"github.com/nexus-mem/nexus/node"
 	"github.com/nexus-mem/nexus/node/nodetest"
+	"github.com/nexus-mem/nexus/recovery"
 )
 
 func clusterStatus(t *testing.T, n *nodetest.Node) cluster.Status {
@@ -297,26 +298,30 @@ func TestCluster_RestoreThroughTheLog(t *testing.T) {
 	if plan.RolledBack != 20 || plan.To != keptHead {
 		t.Fatalf("plan: %+v, want 20 rolled back to %s", plan, keptHead)
 	}
-	if h := nodetest.Converge(t, nodes); h != keptHead {
-		t.Fatalf("after the restore the nodes are at %s, want %s", h, keptHead)
-	}
+	// The restore is recorded after it as an incident: its two records
+	// follow the kept head.
+	nodetest.Wait(t, time.Minute, "the restore's incident", func() bool {
+		page, err := leader.Client.Incidents(ctx, recovery.IncidentQuery{})
+		return err == nil && len(page.Incidents) == 1 && page.Incidents[0].Status == recovery.IncidentRestored
+	})
+	restored := nodetest.Converge(t, nodes)
 	for _, n := range nodes {
-		if n.Len() != 20 {
-			t.Fatalf("%s holds %d contexts after the restore, want 20", n.Config.Cluster.NodeID, n.Len())
+		if n.Len() != 22 || !isAncestor(t, n, keptHead, restored) {
+			t.Fatalf("%s holds %d contexts after the restore, want 20 and the 2 records of the restore, after %s", n.Config.Cluster.NodeID, n.Len(), keptHead)
 		}
 	}
 	// A restart replays the log after its last snapshot: the entries the
 	// restore undid must stay undone.
 	follower.Restart(nil)
-	if h := nodetest.Converge(t, nodes); h != keptHead || follower.Len() != 20 {
-		t.Fatalf("after a restart: %s with %d contexts, want %s with 20", h, follower.Len(), keptHead)
+	if h := nodetest.Converge(t, nodes); h != restored || follower.Len() != 22 {
+		t.Fatalf("after a restart: %s with %d contexts, want %s with 22", h, follower.Len(), restored)
 	}
 	if _, err := putRetry(t, leader, nexus.Draft{Type: nexus.TypeObservation, Content: "after the restore"}); err != nil {
 		t.Fatal(err)
 	}
 	head := nodetest.Converge(t, nodes)
 	for _, n := range nodes {
-		if n.Len() != 21 || n.Head() != head {
+		if n.Len() != 23 || n.Head() != head {
 			t.Fatalf("%s: %d contexts at %s", n.Config.Cluster.NodeID, n.Len(), n.Head())
 		}
 		for _, id := range kept {

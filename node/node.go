@@ -49,6 +49,8 @@ type Node struct {
 	tls     *tlsconf.Server // nil: plain HTTP
 	auth    *auth.Set
 
+	incidents *incidentLog // records the node's incidents in its memory
+
 	handler http.Handler
 	conns   *connLimiter // counts and caps the connections Serve accepts
 	hooks   *eventHooks  // the store's commit and restore hooks feed the bus
@@ -222,6 +224,7 @@ func (n *Node) startServices() {
 	if n.cluster != nil && len(n.cfg.Cluster.Join) > 0 {
 		n.start(n.joinService())
 	}
+	n.start(newService("incidents", func(ctx context.Context) { n.incidents.run(ctx, n.data) }))
 	n.start(newService("recovery", n.mgr.Watch))
 	if n.cfg.ScrubInterval > 0 {
 		n.start(periodic("scrub", n.cfg.ScrubInterval, n.scrub))
@@ -346,6 +349,9 @@ func (n *Node) close(ctx context.Context) error {
 	}
 	for i := len(n.services) - 1; i >= 0; i-- {
 		n.services[i].Stop()
+	}
+	if n.incidents != nil {
+		n.incidents.shutdown(n.writable())
 	}
 	if n.stop != nil {
 		n.stop(nil)

@@ -17,15 +17,20 @@ import (
 // observe builds the node's recovery cascade, its health check and its
 // metrics from its parts.
 func (n *Node) observe() {
+	n.incidents = newIncidentLog(n)
 	n.mgr = recovery.New(nodeComponents(n.store, n.engine, n.repairSources, n.agents.component()), recovery.Options{
 		Interval: n.cfg.RecoverInterval, Logger: n.log,
 		OnFailure:  func(c string) { n.mets.RecordFailure(c) },
 		OnRecovery: func(c string, ok bool, took time.Duration) { n.mets.RecordRecovery(c, ok, took) },
+		OnEvent:    n.incidents.event,
 		OnFatal: func(s recovery.Step) {
 			n.log.Error("a critical component could not be recovered: the node stops", "step", s.String())
 			n.stop(&FatalError{Step: s})
 		},
 	})
+	for _, c := range n.incidents.carry(n.store) {
+		n.mgr.MarkFailing(c)
+	}
 	checkers := n.mgr.Checkers()
 	checkers[nexus.ComponentBackups] = nexus.HealthFunc(n.backupHealth)
 	n.predict = n.newPredictor()
@@ -43,6 +48,7 @@ func (n *Node) observe() {
 		DataDir:    n.cfg.Dir,
 		LastBackup: n.lastBackup,
 		Services:   n.serviceFigures,
+		Incidents:  func() []metrics.IncidentFigures { return n.incidents.figures(n.store, n.cfg.Cluster.Enabled()) },
 	}
 	if n.engine != nil {
 		src.Index = func() metrics.IndexFigures {

@@ -16,6 +16,7 @@ import (
 	"github.com/nexus-mem/nexus/internal/damage"
 	"github.com/nexus-mem/nexus/node"
 	"github.com/nexus-mem/nexus/node/nodetest"
+	"github.com/nexus-mem/nexus/recovery"
 )
 
 // putMany writes n contexts through the node's API and returns them.
@@ -167,6 +168,7 @@ func TestNode_RecoversIndexFilesAndRef(t *testing.T) {
 		os.Remove(f)
 	}
 	nodetest.Wait(t, time.Minute, "the index's recovery", func() bool { _, r := recovered(n, nexus.ComponentIndex); return r == 1 })
+	waitIncident(t, n, nexus.ComponentIndex, recovery.IncidentRecovered) // its records written: the head moves no more
 	if h := n.Health(context.Background()).Components[nexus.ComponentIndex]; h.Status != nexus.StatusHealthy {
 		t.Fatalf("index after recovery: %+v", h)
 	}
@@ -176,12 +178,33 @@ func TestNode_RecoversIndexFilesAndRef(t *testing.T) {
 
 	head := n.Head()
 	ref := filepath.Join(cfg.Dir, "repo.git", "refs", "heads", "main")
-	if err := os.WriteFile(ref, []byte("garbage\n"), 0o644); err != nil {
+	// Replaced at once (a file written in place is empty for a moment):
+	// the first check of a cascade to see it repairs it — the
+	// repository's, or the context manager's when it lands between the two.
+	garbage := filepath.Join(cfg.Dir, "garbage")
+	if err := os.WriteFile(garbage, []byte("garbage\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	nodetest.Wait(t, time.Minute, "the ref's recovery", func() bool { _, r := recovered(n, nexus.ComponentGit); return r == 1 })
-	if b, _ := os.ReadFile(ref); strings.TrimSpace(string(b)) != head {
-		t.Fatalf("main after recovery: %q, want %s", b, head)
+	if err := os.Rename(garbage, ref); err != nil {
+		t.Fatal(err)
+	}
+	by := ""
+	nodetest.Wait(t, time.Minute, "the ref's recovery", func() bool {
+		for _, c := range []string{nexus.ComponentGit, nexus.ComponentStore} {
+			if _, r := recovered(n, c); r == 1 {
+				by = c
+			}
+		}
+		return by != ""
+	})
+	// main is back at the acknowledged head, followed by the two records
+	// of the incident.
+	waitIncident(t, n, by, recovery.IncidentRecovered)
+	b, _ := os.ReadFile(ref)
+	main := strings.TrimSpace(string(b))
+	count, err := exec.Command("git", "--git-dir", filepath.Join(cfg.Dir, "repo.git"), "rev-list", "--count", head+".."+main).Output()
+	if main != n.Head() || !isAncestor(t, n, head, main) || err != nil || strings.TrimSpace(string(count)) != "2" {
+		t.Fatalf("main after recovery: %q (%s commits after %s: %v), want the acknowledged head and the incident's 2 records", b, count, head, err)
 	}
 	more := putMany(t, n, 3, "after the ref repair")
 	checkAll(t, n, written)

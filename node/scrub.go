@@ -23,6 +23,7 @@ func (n *Node) checkAndRepair(ctx context.Context, deep bool) ([]gitstore.Proble
 	n.mets.RecordFsck(fsckMode(deep), len(rep.Problems), rep.Took)
 	start := time.Now()
 	fix, err := n.store.RepairDerived(ctx, rep)
+	n.incidents.atStart(nexus.ComponentStore, problems(rep.Problems), n.opened, repairs(fix.Repaired), err)
 	if len(fix.Repaired) > 0 || err != nil {
 		n.mets.RecordRecovery(nexus.ComponentStore, err == nil, time.Since(start))
 	}
@@ -92,7 +93,7 @@ func (n *Node) scrub(ctx context.Context) error {
 			n.log.Warn("scrub found the saved index damaged", "err", err)
 		}
 	}
-	steps := n.mgr.Run(ctx)
+	steps := n.mgr.Run(recovery.WithTrigger(ctx, "the scrubber's deep check"))
 	n.log.Info("scrub done", "took", rep.Took, "problems", len(rep.Problems), "recovery", summarize(steps))
 	return nil
 }

@@ -8,6 +8,11 @@
 // The same cascade serves `nexus recover` on a stopped node and a Manager
 // inside a running server, which runs it every interval and whenever a
 // check elsewhere (a scrub, a read that failed its hash) asks for it.
+//
+// Each episode of a component's failure (found failing, the attempts,
+// recovered or not) is reported as events ([Options.OnEvent]), which a
+// node records in its memory as an incident: the record format, its
+// reading and the post-mortem are [Incident]'s.
 package recovery
 
 import (
@@ -73,7 +78,58 @@ type Options struct {
 	OnFailure func(component string)
 	// OnRecovery is called after each recovery attempt.
 	OnRecovery func(component string, ok bool, took time.Duration)
-	Logger     *slog.Logger
+	// OnEvent, if set, is called for each event of a component's episode
+	// of failure: found failing, each recovery attempt, found well again
+	// without one (see [Event]). It is called from the cascade, in order,
+	// and must not block.
+	OnEvent func(Event)
+	Logger  *slog.Logger
+}
+
+// EventKind is what happened to a failing component.
+type EventKind string
+
+// The events of an episode: Detected opens it; an Attempt that recovered
+// the component, or Cleared, closes it; a failed Attempt leaves it open
+// (the next cascade tries again) unless the component is critical (the
+// node stops).
+const (
+	Detected EventKind = "detected" // newly found failing
+	Attempt  EventKind = "attempt"  // a recovery attempt ended (Step)
+	Cleared  EventKind = "cleared"  // found well again with no successful attempt
+)
+
+// Event is one event of a component's episode of failure.
+type Event struct {
+	Kind      EventKind
+	Component string
+	Critical  bool
+	// Cause is why the component was found failing (Detected).
+	Cause string
+	// FoundBy is what ran the cascade that found it (Detected): see
+	// [WithTrigger].
+	FoundBy string
+	// Step is the attempt's outcome (Attempt) or the check that found the
+	// component well (Cleared).
+	Step Step
+	// At is when it happened; of Detected, when the check that found the
+	// component failing began (the Step of an attempt starts then too).
+	At time.Time
+}
+
+type triggerKey struct{}
+
+// WithTrigger names, for the events of the cascades run with ctx, what
+// ran them ("the scrubber's deep check", "an operator: POST
+// /v1/admin/recover").
+func WithTrigger(ctx context.Context, what string) context.Context {
+	return context.WithValue(ctx, triggerKey{}, what)
+}
+
+// TriggerOf is what WithTrigger put in ctx, or "".
+func TriggerOf(ctx context.Context) string {
+	s, _ := ctx.Value(triggerKey{}).(string)
+	return s
 }
 
 // Manager runs the cascade over its components and keeps, per component,
@@ -85,9 +141,10 @@ type Manager struct {
 	kick  chan struct{}
 
 	run   sync.Mutex // one cascade at a time
-	mu    sync.Mutex // guards stats and fatal
+	mu    sync.Mutex // guards stats, fatal and why
 	stats map[string]*stats
 	fatal bool
+	why   string // what asked for the next cascade of Watch (TriggerFor)
 }
 
 type stats struct {
@@ -123,6 +180,9 @@ func (m *Manager) Run(ctx context.Context) []Step {
 	defer m.run.Unlock()
 	steps := make([]Step, 0, len(m.comps))
 	stop := ""
+	if TriggerOf(ctx) == "" {
+		ctx = WithTrigger(ctx, "a recovery cascade")
+	}
 	for _, c := range m.comps {
 		if stop != "" {
 			steps = append(steps, Step{Component: c.Name, Status: Skipped, Reason: stop, At: time.Now().UTC()})
@@ -161,9 +221,13 @@ func (m *Manager) visit(ctx context.Context, c Component) Step {
 	st := m.stats[c.Name]
 	if why == "" {
 		m.mu.Lock()
+		was := st.failing
 		st.failing = false
 		m.mu.Unlock()
 		step.Status, step.Reason, step.Took = OK, h.Status, time.Since(start)
+		if was {
+			m.event(Event{Kind: Cleared, Component: c.Name, Critical: c.Critical, Step: step})
+		}
 		return step
 	}
 	m.mu.Lock()
@@ -177,9 +241,12 @@ func (m *Manager) visit(ctx context.Context, c Component) Step {
 	if newly && m.opts.OnFailure != nil {
 		m.opts.OnFailure(c.Name)
 	}
+	if newly {
+		m.event(Event{Kind: Detected, Component: c.Name, Critical: c.Critical, Cause: why, FoundBy: TriggerOf(ctx), At: step.At})
+	}
 	if c.Recover == nil {
 		step.Status, step.Reason, step.Took = Failed, why+"; it cannot be recovered while the node runs", time.Since(start)
-		m.record(c.Name, step, false)
+		m.record(c, step, false)
 		return step
 	}
 	m.opts.Logger.Warn("recovering", "component", c.Name, "reason", why)
@@ -193,15 +260,26 @@ func (m *Manager) visit(ctx context.Context, c Component) Step {
 	step.Took = time.Since(start)
 	if err != nil {
 		step.Status, step.Reason = Failed, why+"; recovery failed: "+err.Error()
-		m.record(c.Name, step, false)
+		m.record(c, step, false)
 		return step
 	}
 	step.Status, step.Reason = Recovered, why+"; "+did
 	m.mu.Lock()
 	st.failing = false
 	m.mu.Unlock()
-	m.record(c.Name, step, true)
+	m.record(c, step, true)
 	return step
+}
+
+// event passes e to OnEvent, if set.
+func (m *Manager) event(e Event) {
+	if m.opts.OnEvent == nil {
+		return
+	}
+	if e.At.IsZero() {
+		e.At = time.Now().UTC()
+	}
+	m.opts.OnEvent(e)
 }
 
 func failing(ctx context.Context, c Component, h nexus.ComponentHealth) string {
@@ -217,7 +295,8 @@ func failing(ctx context.Context, c Component, h nexus.ComponentHealth) string {
 	return ""
 }
 
-func (m *Manager) record(name string, step Step, ok bool) {
+func (m *Manager) record(c Component, step Step, ok bool) {
+	name := c.Name
 	m.mu.Lock()
 	st := m.stats[name]
 	st.attempts++
@@ -236,10 +315,33 @@ func (m *Manager) record(name string, step Step, ok bool) {
 	if m.opts.OnRecovery != nil {
 		m.opts.OnRecovery(name, ok, step.Took)
 	}
+	m.event(Event{Kind: Attempt, Component: name, Critical: c.Critical, Step: step})
+}
+
+// MarkFailing says that a component was failing before the manager
+// existed (its incident was left unresolved when the node last stopped):
+// the next check that finds it well reports it Cleared, one that finds it
+// failing goes on with the episode (no Detected, no failure counted).
+func (m *Manager) MarkFailing(name string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if st, ok := m.stats[name]; ok {
+		st.failing = true
+	}
 }
 
 // Trigger asks Watch to run a cascade now. It never blocks.
-func (m *Manager) Trigger() {
+func (m *Manager) Trigger() { m.TriggerFor("") }
+
+// TriggerFor asks Watch to run a cascade now, naming what asked (for the
+// events of the components it finds failing; see [WithTrigger]). It never
+// blocks.
+func (m *Manager) TriggerFor(what string) {
+	if what != "" {
+		m.mu.Lock()
+		m.why = what
+		m.mu.Unlock()
+	}
 	select {
 	case m.kick <- struct{}{}:
 	default:
@@ -252,13 +354,20 @@ func (m *Manager) Watch(ctx context.Context) {
 	t := time.NewTicker(m.opts.Interval)
 	defer t.Stop()
 	for {
+		why := fmt.Sprintf("the periodic check (every %s)", m.opts.Interval)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-m.kick:
+			why = "a check that asked for a cascade"
 		}
-		m.Run(ctx)
+		m.mu.Lock()
+		if m.why != "" {
+			why, m.why = m.why, ""
+		}
+		m.mu.Unlock()
+		m.Run(WithTrigger(ctx, why))
 		if m.Fatal() {
 			return
 		}

@@ -437,12 +437,17 @@ func (b *recoveryBench) flipLargest(data string) error {
 	return damage.FlipBit(pack, size/2, 0x01)
 }
 
-// indexComplete says whether the node's index holds every context.
+// indexComplete says whether the node's index holds every context (and
+// the incident records the node wrote of the scenario's fault).
 func (b *recoveryBench) indexComplete(n *benchNode) func() (bool, error) {
 	return func() (bool, error) {
 		h, err := n.health()
+		if err != nil {
+			return false, err
+		}
+		records, err := n.incidentRecords()
 		lag, indexed := detail(h, nexus.ComponentIndex, "lag"), detail(h, nexus.ComponentIndex, "indexed")
-		return err == nil && lag == 0 && int(indexed) == b.cfg.contexts, err
+		return err == nil && lag == 0 && int(indexed)-records == b.cfg.contexts, err
 	}
 }
 
@@ -457,8 +462,12 @@ func (b *recoveryBench) settled(ctx context.Context, n *benchNode) error {
 		if bad := unhealthy(h); bad != "" {
 			return false, fmt.Errorf("%s", bad)
 		}
-		if got := int(detail(h, nexus.ComponentStore, "contexts")); got != b.cfg.contexts {
-			return false, fmt.Errorf("%d contexts, want %d", got, b.cfg.contexts)
+		records, err := n.incidentRecords()
+		if err != nil {
+			return false, err
+		}
+		if got := int(detail(h, nexus.ComponentStore, "contexts")) - records; got != b.cfg.contexts {
+			return false, fmt.Errorf("%d contexts besides %d incident records, want %d", got, records, b.cfg.contexts)
 		}
 		return b.indexComplete(n)()
 	})

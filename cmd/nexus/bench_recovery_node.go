@@ -19,6 +19,7 @@ import (
 
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/gitstore"
+	"github.com/nexus-mem/nexus/httpapi"
 	"github.com/nexus-mem/nexus/recovery"
 )
 
@@ -186,6 +187,25 @@ func (n *benchNode) health() (nexus.Health, error) {
 		return h, fmt.Errorf("/health: %s: %w", resp.Status, err)
 	}
 	return h, nil
+}
+
+// incidentRecords counts the contexts of the incidents namespace: the
+// records the node keeps of the faults it met.
+func (n *benchNode) incidentRecords() (int, error) {
+	c := httpapi.NewClient(n.url, httpapi.WithHTTPClient(n.http))
+	f := nexus.Filter{Namespace: recovery.IncidentsNamespace, Limit: nexus.MaxLimit}
+	count := 0
+	for {
+		page, err := c.List(context.Background(), f)
+		if err != nil {
+			return 0, err
+		}
+		count += len(page.Contexts)
+		if page.NextCursor == "" {
+			return count, nil
+		}
+		f.Cursor = page.NextCursor
+	}
 }
 
 // deepCheck runs POST /v1/admin/fsck?deep=true and returns the report.
