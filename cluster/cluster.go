@@ -204,7 +204,8 @@ func Open(cfg Config, store *gitstore.Store) (*Node, error) {
 		n.close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	n.wg.Add(2)
+	n.wg.Add(3)
+	go func() { defer n.wg.Done(); n.fsm.applier() }()
 	go n.watchLeadership(notify)
 	go n.watchLeader()
 	if cfg.Bootstrap {
@@ -327,6 +328,7 @@ func (n *Node) watchLeadership(notify <-chan bool) {
 				n.log.Warn("new leader could not apply earlier entries", "err", err)
 				continue
 			}
+			n.fsm.flush() // and committed them to git
 			if err := n.proposeBase(); err != nil {
 				n.log.Warn("new leader could not record the cluster's base history", "err", err)
 				continue
@@ -566,14 +568,15 @@ func (n *Node) result(f raft.ApplyFuture, start time.Time) (*applyResult, error)
 	if err := f.Error(); err != nil {
 		return nil, n.applyError(err)
 	}
+	res, _ := f.Response().(*applyResult)
+	if res == nil {
+		return nil, nexus.Errorf(nexus.EInternal, "the log entry gave no result")
+	}
+	res.wait(n.done) // a put: until the applier committed it to git
 	took := time.Since(start)
 	n.applyNanos.Store(int64(took))
 	if f := n.onApply.Load(); f != nil {
 		(*f)(took)
-	}
-	res, _ := f.Response().(*applyResult)
-	if res == nil {
-		return nil, nexus.Errorf(nexus.EInternal, "the log entry gave no result")
 	}
 	return res, nil
 }

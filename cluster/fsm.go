@@ -24,6 +24,34 @@ import (
 type applyResult struct {
 	contexts []*nexus.Context
 	err      error
+	// done, when not nil, is closed once contexts and err are known: a put
+	// is committed to git by the applier after raft counts it applied.
+	done chan struct{}
+}
+
+// wait waits for the result of a put, or for the node to stop.
+func (r *applyResult) wait(stop <-chan struct{}) {
+	if r.done == nil {
+		return
+	}
+	select {
+	case <-r.done:
+	case <-stop:
+		select {
+		case <-r.done:
+		default:
+			r.err = nexus.Errorf(nexus.EOutcomeUnknown, "the node stopped before the write was confirmed: it may or may not be stored")
+		}
+	}
+}
+
+// pendingRun is a run of put entries handed to the applier, or (flush set)
+// a request to say when everything handed before is committed.
+type pendingRun struct {
+	entries []gitstore.LogEntry
+	results []*applyResult
+	last    uint64 // the index applied once the run is committed
+	flush   chan struct{}
 }
 
 // fsm applies the log to the store. Entries at or below floor were
@@ -46,6 +74,10 @@ type fsm struct {
 	fetch   func(ctx context.Context, apiURLs []string) (string, error)
 	backoff time.Duration
 	stats   *snapshotStats
+	// runs feeds the applier, which commits the put entries raft hands
+	// over in as few group commits as it can: raft gives the state machine
+	// each advance of the commit index apart, often a few entries.
+	runs chan *pendingRun
 }
 
 // applyMark says how far the log is applied when main is at Head: written
@@ -61,7 +93,7 @@ type applyMark struct {
 }
 
 func newFSM(store *gitstore.Store, dir string, fresh bool, log *slog.Logger) (*fsm, error) {
-	f := &fsm{store: store, log: log, dir: dir, members: map[string]Member{}, quit: make(chan struct{}), backoff: 50 * time.Millisecond}
+	f := &fsm{store: store, log: log, dir: dir, members: map[string]Member{}, quit: make(chan struct{}), backoff: 50 * time.Millisecond, runs: make(chan *pendingRun, 256)}
 	if fresh {
 		// A new raft state over an existing store (a first start, a raft
 		// directory removed, a store restored from a backup): its history
@@ -124,18 +156,12 @@ func (f *fsm) readMembers() error {
 // Apply applies one entry.
 func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 
-// ApplyBatch applies committed entries in order; consecutive puts share
-// one group commit.
+// ApplyBatch applies committed entries in order. Puts go to the applier
+// (their results complete when they are committed to git); any other
+// entry waits until every put before it is committed, then applies.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
-	var run []gitstore.LogEntry
-	var at []int
-	flush := func() {
-		if len(run) > 0 {
-			f.applyPuts(run, at, out)
-			run, at = run[:0], at[:0]
-		}
-	}
+	var run *pendingRun
 	for i, l := range logs {
 		if l.Type != raft.LogCommand {
 			continue
@@ -152,37 +178,148 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 				out[i] = &applyResult{contexts: p.Contexts}
 				continue
 			}
-			run = append(run, gitstore.LogEntry{Index: l.Index, Contexts: p.Contexts})
-			at = append(at, i)
+			if run == nil {
+				run = &pendingRun{}
+			}
+			r := &applyResult{contexts: p.Contexts, done: make(chan struct{})}
+			run.entries = append(run.entries, gitstore.LogEntry{Index: l.Index, Contexts: p.Contexts})
+			run.results = append(run.results, r)
+			run.last = l.Index
+			out[i] = r
 			continue
 		}
-		flush()
+		if run != nil {
+			f.hand(run)
+			run = nil
+		}
+		f.flush()
 		out[i] = f.applyOther(l.Index, k, v)
+		f.applied.Store(l.Index)
 	}
-	flush()
 	if n := len(logs); n > 0 {
-		f.applied.Store(logs[n-1].Index)
+		if run != nil {
+			run.last = logs[n-1].Index
+			f.hand(run)
+		} else {
+			f.flush()
+			f.applied.Store(logs[n-1].Index)
+		}
 	}
 	return out
 }
 
-// applyPuts commits a run of put entries, retrying while this node's
-// storage fails (a full disk): an entry committed by the cluster must be
-// applied here before anything after it.
-func (f *fsm) applyPuts(run []gitstore.LogEntry, at []int, out []any) {
+// errStopping answers a write committed by the cluster that this node
+// stopped before committing to its own repository: the cluster has it,
+// the client cannot know.
+var errStopping = nexus.Errorf(nexus.EOutcomeUnknown, "the node stopped before the write was confirmed: it may or may not be stored")
+
+// hand gives a run to the applier (waiting while it is far behind).
+func (f *fsm) hand(run *pendingRun) {
+	select {
+	case f.runs <- run:
+	case <-f.quit:
+		for _, r := range run.results {
+			r.err = errStopping
+			close(r.done)
+		}
+	}
+}
+
+// flush waits until every run handed to the applier is committed.
+func (f *fsm) flush() {
+	done := make(chan struct{})
+	select {
+	case f.runs <- &pendingRun{flush: done}:
+	case <-f.quit:
+		return
+	}
+	select {
+	case <-done:
+	case <-f.quit:
+	}
+}
+
+// applier commits the runs it is handed, as many as wait in one group
+// commit, in order, until quit.
+func (f *fsm) applier() {
+	for {
+		var first *pendingRun
+		select {
+		case first = <-f.runs:
+		case <-f.quit:
+			f.drainOnQuit()
+			return
+		}
+		batch := []*pendingRun{first}
+		size := len(first.entries)
+	gather:
+		for size < 4096 && first.flush == nil {
+			select {
+			case r := <-f.runs:
+				batch = append(batch, r)
+				size += len(r.entries)
+				if r.flush != nil {
+					break gather
+				}
+			default:
+				break gather
+			}
+		}
+		var entries []gitstore.LogEntry
+		var results []*applyResult
+		var last uint64
+		for _, r := range batch {
+			entries = append(entries, r.entries...)
+			results = append(results, r.results...)
+			last = max(last, r.last)
+		}
+		if len(entries) > 0 && !f.applyPuts(entries, results) {
+			f.drainOnQuit()
+			return
+		}
+		if last > 0 {
+			f.applied.Store(last)
+		}
+		for _, r := range batch {
+			if r.flush != nil {
+				close(r.flush)
+			}
+		}
+	}
+}
+
+// drainOnQuit answers what waits once the node stops.
+func (f *fsm) drainOnQuit() {
+	for {
+		select {
+		case r := <-f.runs:
+			for _, res := range r.results {
+				res.err = errStopping
+				close(res.done)
+			}
+			if r.flush != nil {
+				close(r.flush)
+			}
+		default:
+			return
+		}
+	}
+}
+
+// applyPuts commits put entries, retrying while this node's storage fails
+// (a full disk): an entry committed by the cluster must be applied here
+// before anything after it. It reports false if the node stopped first.
+func (f *fsm) applyPuts(run []gitstore.LogEntry, results []*applyResult) bool {
 	wait := f.backoff
 	for {
 		_, errs, err := f.store.ApplyLog(context.Background(), run)
 		if err == nil {
 			f.stalled.Store(nil)
-			for j, e := range run {
-				if errs[j] != nil {
-					out[at[j]] = &applyResult{err: errs[j]}
-				} else {
-					out[at[j]] = &applyResult{contexts: e.Contexts}
-				}
+			for j := range run {
+				results[j].err = errs[j]
+				close(results[j].done)
 			}
-			return
+			return true
 		}
 		why := err.Error()
 		f.stalled.Store(&why)
@@ -192,10 +329,11 @@ func (f *fsm) applyPuts(run []gitstore.LogEntry, at []int, out []any) {
 		f.log.Error("cannot apply committed entries; retrying", "first", run[0].Index, "entries", len(run), "err", err, "in", wait)
 		select {
 		case <-f.quit:
-			for _, i := range at {
-				out[i] = &applyResult{err: nexus.WrapError(nexus.EUnavailable, err, "the node is stopping")}
+			for _, r := range results {
+				r.err = errStopping
+				close(r.done)
 			}
-			return
+			return false
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 5*time.Second)
@@ -316,6 +454,7 @@ func (f *fsm) Members() map[string]Member {
 // Snapshot captures the head and the members: the repository holds the
 // rest.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.flush()
 	return &manifest{Head: f.store.Head().String(), Index: f.applied.Load(), Members: f.Members()}, nil
 }
 
@@ -323,6 +462,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 // the members.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	f.flush()
 	start := time.Now()
 	m, body, err := readSnapshot(rc)
 	if err != nil {
