@@ -14,9 +14,6 @@ import (
 // acknowledged, a killed leader is not replaced, or a follower does not
 // catch up the way its row says).
 func TestCLI_BenchCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: opens three clusters")
-	}
 	cmd := exec.Command(binary, "bench", "cluster", "--duration", "200ms", "--clients", "4", "--kills", "1", "--timeouts", "fast", "--raft", "fast",
 		"--catchup", "40", "--snapshot-contexts", "120", "--trailing-logs", "8", "--timeout", "60s", "--dir", t.TempDir())
 	var stdout, stderr bytes.Buffer

@@ -38,9 +38,6 @@ func chaosDuration(t *testing.T) time.Duration {
 // scenario injected, each detected and recovered, every acknowledged
 // write read back, fsck clean after each, the injections audited.
 func TestChaos_RealBinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("chaos run skipped in -short mode")
-	}
 	data := filepath.Join(t.TempDir(), "data")
 	if err := os.Mkdir(data, 0o700); err != nil {
 		t.Fatal(err)
@@ -164,9 +161,6 @@ func lastOf(s string) string {
 // after each every acknowledged write reads back and the members reach
 // one head.
 func TestChaos_Cluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("chaos run skipped in -short mode")
-	}
 	cfg := filepath.Join(t.TempDir(), "nexus.yaml")
 	if err := os.WriteFile(cfg, []byte("chaos:\n  enabled: true\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -213,9 +213,6 @@ func mustCLI(t *testing.T, n *clusterNode, args ...string) string {
 // with `nexus cluster join` (it gets the whole history). Every replica
 // ends at the same head and passes git fsck.
 func TestCLI_Cluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("three processes: skipped in -short mode")
-	}
 	nodes := newClusterNodes(t, 3, nil, nil)
 	for _, n := range nodes {
 		n.start()
@@ -355,9 +352,6 @@ func TestCLI_Cluster(t *testing.T) {
 // cluster forms and replicates, and the raft port refuses a peer without
 // a certificate of the client CA.
 func TestCLI_ClusterPeerTLS(t *testing.T) {
-	if testing.Short() {
-		t.Skip("three processes: skipped in -short mode")
-	}
 	ca := tlstest.NewCA(t, "nexus test CA")
 	dir := t.TempDir()
 	caFile := ca.WriteCA(t, dir, "ca.pem")
@@ -461,9 +455,6 @@ func TestServe_ClusterFlagErrors(t *testing.T) {
 // SIGCONT it finds a newer term, follows, and catches up: one head, every
 // acknowledged write on every node.
 func TestCLI_ClusterLeaderStopped(t *testing.T) {
-	if testing.Short() {
-		t.Skip("three processes: skipped in -short mode")
-	}
 	nodes := newClusterNodes(t, 3, nil, nil)
 	for _, n := range nodes {
 		n.start()
