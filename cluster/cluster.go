@@ -128,7 +128,6 @@ type Node struct {
 
 	leaderChanges atomic.Uint64
 	lastLeader    atomic.Pointer[string] // the last leader known (id)
-	applyNanos    atomic.Int64           // time of the last write, proposal to applied
 	onApply       atomic.Pointer[func(time.Duration)]
 	done          chan struct{}
 	wg            sync.WaitGroup
@@ -574,7 +573,6 @@ func (n *Node) result(f raft.ApplyFuture, start time.Time) (*applyResult, error)
 	}
 	res.wait(n.done) // a put: until the applier committed it to git
 	took := time.Since(start)
-	n.applyNanos.Store(int64(took))
 	if f := n.onApply.Load(); f != nil {
 		(*f)(took)
 	}

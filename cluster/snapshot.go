@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -152,24 +153,14 @@ func (s *snapshots) List() ([]*raft.SnapshotMeta, error) {
 	}
 	slices.SortFunc(out, func(a, b *raft.SnapshotMeta) int {
 		if a.Term != b.Term {
-			return cmpU(b.Term, a.Term)
+			return cmp.Compare(b.Term, a.Term)
 		}
 		if a.Index != b.Index {
-			return cmpU(b.Index, a.Index)
+			return cmp.Compare(b.Index, a.Index)
 		}
 		return strings.Compare(b.ID, a.ID)
 	})
 	return out, nil
-}
-
-func cmpU(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (s *snapshots) readMeta(id string) (*raft.SnapshotMeta, error) {

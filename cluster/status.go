@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -65,15 +66,7 @@ func (n *Node) Status() Status {
 			st.Members = append(st.Members, MemberStatus{Member: m, Voter: s.Suffrage == raft.Voter, Leader: m.ID == st.Leader})
 		}
 	}
-	slices.SortFunc(st.Members, func(a, b MemberStatus) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(st.Members, func(a, b MemberStatus) int { return strings.Compare(a.ID, b.ID) })
 	return st
 }
 
