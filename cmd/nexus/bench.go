@@ -13,18 +13,43 @@ import (
 
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/httpapi"
+	"golang.org/x/sys/unix"
 )
 
 // loadResult summarises one load run.
 type loadResult struct {
-	Ops      int           `json:"ops"`
-	Errors   int           `json:"errors"`
-	Elapsed  time.Duration `json:"elapsed_ns"`
+	Ops     int           `json:"ops"`
+	Errors  int           `json:"errors"`
+	Elapsed time.Duration `json:"elapsed_ns"`
+	// CPU is the CPU time (user and system) this process used during
+	// the run: the servers it hosts and the clients together.
+	CPU      time.Duration `json:"cpu_ns"`
 	lat      []time.Duration
 	firstErr error
 }
 
 func (r *loadResult) rate() float64 { return float64(r.Ops) / r.Elapsed.Seconds() }
+
+// cores is the CPU time used per second of the run: how many cores the
+// process kept busy on average.
+func (r *loadResult) cores() float64 { return r.CPU.Seconds() / r.Elapsed.Seconds() }
+
+// cpuPerOp is the process's CPU time per successful op.
+func (r *loadResult) cpuPerOp() time.Duration {
+	if r.Ops == 0 {
+		return 0
+	}
+	return r.CPU / time.Duration(r.Ops)
+}
+
+// processCPU is the CPU time (user and system) this process has used.
+func processCPU() time.Duration {
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 func (r *loadResult) pct(p float64) time.Duration {
 	if len(r.lat) == 0 {
@@ -51,7 +76,7 @@ func load(ctx context.Context, n int, dur time.Duration, max int, op func(ctx co
 	var mu sync.Mutex
 	res := &loadResult{}
 	var wg sync.WaitGroup
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	for w := 0; w < n; w++ {
 		wg.Add(1)
 		go func() {
@@ -87,7 +112,7 @@ func load(ctx context.Context, n int, dur time.Duration, max int, op func(ctx co
 		}()
 	}
 	wg.Wait()
-	res.Elapsed = time.Since(start)
+	res.Elapsed, res.CPU = time.Since(start), processCPU()-cpu0
 	res.Ops = len(res.lat)
 	slices.Sort(res.lat)
 	return res

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -39,6 +40,7 @@ type clusterBenchConfig struct {
 	snapshotN   int
 	search      bool
 	timeout     time.Duration
+	profile     string // CPU profiles of the throughput runs: PROFILE-single.pprof, PROFILE-leader.pprof
 }
 
 // benchParts are the parts of `nexus bench cluster`, in the order they run.
@@ -70,6 +72,7 @@ func runBenchCluster(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.BoolVar(&c.search, "search", false, "run the nodes with their search indexes (off: the store and replication alone)")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "longest wait for any one event")
 	fs.StringVar(&c.dir, "dir", "", "work directory (default: a new temp dir)")
+	fs.StringVar(&c.profile, "cpuprofile", "", "write CPU profiles of the single-node and cluster-leader throughput runs to `PREFIX`-single.pprof and PREFIX-leader.pprof")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (the nodes' data and logs)")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
@@ -334,7 +337,13 @@ func (b *clusterBench) throughput(ctx context.Context) error {
 		return err
 	}
 	b.say("throughput: single node, %d clients for %s", c.clients, c.duration)
-	one := load(ctx, c.clients, c.duration, 0, writeOp(benchClient(single.url, "", c.clients), c.size))
+	var one *loadResult
+	if err := b.profiled("single", func() {
+		one = load(ctx, c.clients, c.duration, 0, writeOp(benchClient(single.url, "", c.clients), c.size))
+	}); err != nil {
+		single.close()
+		return err
+	}
 	single.close()
 	if one.Ops == 0 {
 		return fmt.Errorf("no write succeeded on the single node: %v", one)
@@ -349,7 +358,10 @@ func (b *clusterBench) throughput(ctx context.Context) error {
 		return err
 	}
 	b.say("throughput: 3-node cluster, %d clients on the leader for %s", c.clients, c.duration)
-	lead := load(ctx, c.clients, c.duration, 0, writeOp(benchClient(l.url, "", c.clients), c.size))
+	var lead *loadResult
+	if err := b.profiled("leader", func() { lead = load(ctx, c.clients, c.duration, 0, writeOp(benchClient(l.url, "", c.clients), c.size)) }); err != nil {
+		return err
+	}
 	if err := cl.converge(ctx); err != nil {
 		return err
 	}
@@ -368,13 +380,13 @@ func (b *clusterBench) throughput(ctx context.Context) error {
 		}
 	}
 	fmt.Fprintf(b.out, "write throughput: %d HTTP clients writing %d B contexts for %s each, every write acknowledged once durable (a quorum holds it and the leader committed it to git); raft: %s timeouts\n\n", c.clients, c.size, c.duration, c.raft)
-	fmt.Fprintf(b.out, "| writes | writes/s | p50 | p99 | errors | vs single node |\n|---|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(b.out, "| writes | writes/s | p50 | p99 | errors | vs single node | CPU per write | cores busy |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	row := func(what string, r *loadResult) {
 		errs := fmt.Sprint(r.Errors)
 		if r.firstErr != nil {
 			errs += " (first: " + describe(r.firstErr) + ")"
 		}
-		fmt.Fprintf(b.out, "| %s | %.0f | %s | %s | %s | %.2f |\n", what, r.rate(), r.pct(0.5).Round(time.Microsecond), r.pct(0.99).Round(time.Microsecond), errs, r.rate()/one.rate())
+		fmt.Fprintf(b.out, "| %s | %.0f | %s | %s | %s | %.2f | %s | %.2f |\n", what, r.rate(), r.pct(0.5).Round(time.Microsecond), r.pct(0.99).Round(time.Microsecond), errs, r.rate()/one.rate(), r.cpuPerOp().Round(time.Microsecond), r.cores())
 	}
 	row("single node", one)
 	row("3-node cluster, clients on the leader", lead)
@@ -382,6 +394,26 @@ func (b *clusterBench) throughput(ctx context.Context) error {
 	ratio := lead.rate() / one.rate()
 	fmt.Fprintf(b.out, "\n3-node cluster (leader) / single node: %.2f (bar ≥ 0.50): %s\n\n", ratio, met(ratio >= 0.5))
 	return nil
+}
+
+// profiled runs f under the CPU profiler when --cpuprofile is set,
+// writing PREFIX-name.pprof.
+func (b *clusterBench) profiled(name string, f func()) error {
+	if b.cfg.profile == "" {
+		f()
+		return nil
+	}
+	out, err := os.Create(b.cfg.profile + "-" + name + ".pprof")
+	if err != nil {
+		return err
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		out.Close()
+		return err
+	}
+	f()
+	pprof.StopCPUProfile()
+	return out.Close()
 }
 
 func met(ok bool) string {

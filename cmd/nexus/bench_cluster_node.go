@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -61,6 +62,11 @@ func openMember(ctx context.Context, m *benchMember, apiLn, raftLn net.Listener)
 		}
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(m.logf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// Every goroutine the node starts inherits the label node=ID, so a
+	// CPU profile (--cpuprofile) tells the members apart:
+	// go tool pprof -tags PROFILE.
+	pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels("node", m.id)))
+	defer pprof.SetGoroutineLabels(ctx)
 	n, err := node.Open(ctx, cfg)
 	if err != nil {
 		apiLn.Close()
