@@ -2,7 +2,9 @@ package main_test
 
 import (
 	"bytes"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,8 +16,9 @@ import (
 // acknowledged, a killed leader is not replaced, or a follower does not
 // catch up the way its row says).
 func TestCLI_BenchCluster(t *testing.T) {
+	prof := filepath.Join(t.TempDir(), "cpu")
 	cmd := exec.Command(binary, "bench", "cluster", "--duration", "200ms", "--clients", "4", "--kills", "1", "--timeouts", "fast", "--raft", "fast",
-		"--catchup", "40", "--snapshot-contexts", "120", "--trailing-logs", "8", "--timeout", "60s", "--dir", t.TempDir())
+		"--catchup", "40", "--snapshot-contexts", "120", "--trailing-logs", "8", "--timeout", "60s", "--dir", t.TempDir(), "--cpuprofile", prof)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -23,6 +26,11 @@ func TestCLI_BenchCluster(t *testing.T) {
 	}
 	out := stdout.String()
 	t.Logf("\n%s", out)
+	for _, run := range []string{"single", "leader"} {
+		if fi, err := os.Stat(prof + "-" + run + ".pprof"); err != nil || fi.Size() == 0 {
+			t.Errorf("CPU profile of the %s run: %v", run, err)
+		}
+	}
 	rows := map[string][]string{}
 	for _, l := range strings.Split(out, "\n") {
 		if !strings.HasPrefix(l, "| ") {
@@ -46,11 +54,14 @@ func TestCLI_BenchCluster(t *testing.T) {
 	}
 	for _, name := range []string{"single node", "3-node cluster, clients on the leader", "3-node cluster, clients on the two followers (forwarded to the leader)"} {
 		r, ok := rows[name]
-		if !ok || len(r) != 6 {
+		if !ok || len(r) != 8 {
 			t.Errorf("no throughput row %q (%q)", name, r)
 			continue
 		}
 		positive(name, r[1], `(\d+)`)
+		if !regexp.MustCompile(`^\d+(\.\d+)?(µs|ms|s)$`).MatchString(r[6]) || !regexp.MustCompile(`^\d+\.\d\d$`).MatchString(r[7]) {
+			t.Errorf("%s: CPU per write %q, cores busy %q", name, r[6], r[7])
+		}
 		// Errors are counted, not refused: on a loaded machine a leader
 		// may step down during the run, and its row says so.
 		if !regexp.MustCompile(`^\d+( \(first: .+\))?$`).MatchString(r[4]) {
