@@ -13,7 +13,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/gitstore"
@@ -153,6 +152,7 @@ func crashRound(t *testing.T, p *proc, round int, res *outcome) {
 	c := httpapi.NewClient(p.url)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	acks := make(chan struct{}, 64) // one signal per acknowledged write, dropped when full
 	for w := 0; w < 8; w++ {
 		wg.Add(1)
 		go func() {
@@ -163,6 +163,10 @@ func crashRound(t *testing.T, p *proc, round int, res *outcome) {
 				mu.Lock()
 				if err == nil {
 					res.acked[content] = x.ID
+					select {
+					case acks <- struct{}{}:
+					default:
+					}
 				} else {
 					res.maybe[content] = true
 				}
@@ -173,7 +177,19 @@ func crashRound(t *testing.T, p *proc, round int, res *outcome) {
 			}
 		}()
 	}
-	time.Sleep(time.Duration(50+rand.IntN(400)) * time.Millisecond)
+	// The kill comes after a random number of acknowledged writes, not
+	// after a random time: on a loaded machine a time may pass before the
+	// first write. A round at a failpoint may end sooner: the server dies
+	// there itself and every writer returns.
+	writersDone := make(chan struct{})
+	go func() { wg.Wait(); close(writersDone) }()
+	for n, target := 0, 20+rand.IntN(60); n < target; n++ {
+		select {
+		case <-acks:
+		case <-writersDone:
+			n = target
+		}
+	}
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	p.cmd.Wait()
 	cancel()
