@@ -160,3 +160,53 @@ func TestIndex_Search_matchesBruteForce(t *testing.T) {
 	b.dead, b.df = map[uint32]bool{}, nil
 	t.Run("compacted", check)
 }
+
+// TestIndex_SearchAmong_matchesBruteForce checks that ranking a given set
+// of keys gives what Search gives with a filter that keeps exactly those
+// keys, and what exhaustive scoring gives, with tombstones and keys the
+// index does not have.
+func TestIndex_SearchAmong_matchesBruteForce(t *testing.T) {
+	c := &keywordtest.Corpus{Seed: 5, Vocab: 300}
+	x := keyword.New(keyword.Config{})
+	b := &brute{docs: map[uint32][]string{}, dead: map[uint32]bool{}}
+	const n = 2000
+	for i := range n {
+		text := c.Doc(i)
+		if err := x.Add(uint32(i), text); err != nil {
+			t.Fatal(err)
+		}
+		b.docs[uint32(i)] = keyword.Analyze(text)
+	}
+	for i := 0; i < n; i += 11 {
+		x.Delete(uint32(i))
+		b.dead[uint32(i)] = true
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	queries := slices.Concat(c.Queries(keywordtest.And2, 30), c.Queries(keywordtest.OrCommon3, 30), c.Queries(keywordtest.OrZipf4, 30))
+	for qi, q := range queries {
+		var keys []uint32
+		every := 1 + r.IntN(200)
+		for k := uint32(r.IntN(every)); k < n+50; k += uint32(1 + r.IntN(every)) { // past n: keys the index lacks
+			keys = append(keys, k)
+		}
+		in := func(k uint32) bool { _, found := slices.BinarySearch(keys, k); return found }
+		for _, mode := range []keyword.Mode{keyword.Or, keyword.And} {
+			k := []int{1, 5, 10, 200}[qi%4]
+			got, err := x.SearchAmong(q, k, mode, keys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := MustSearch(t, x, q, k, mode, in); !slices.EqualFunc(got, want, func(a, b keyword.Result) bool {
+				return a.Key == b.Key && a.Score == b.Score && slices.Equal(a.Matched, b.Matched)
+			}) {
+				t.Fatalf("%s %q k=%d over %d keys:\n got %v\nwant %v (Search with the same keys as a filter)", mode, q, k, len(keys), got, want)
+			}
+			if want := b.search(q, k, mode, in); !sameResults(got, want) {
+				t.Fatalf("%s %q k=%d over %d keys:\n got %v\nwant %v (brute force)", mode, q, k, len(keys), got, want)
+			}
+		}
+	}
+	if _, err := x.SearchAmong("a b", 3, keyword.Or, []uint32{5, 2}); err == nil {
+		t.Fatal("keys out of order were accepted")
+	}
+}

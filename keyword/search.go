@@ -92,6 +92,57 @@ func (x *Index) Search(query string, k int, mode Mode, allow func(key uint32) bo
 	return s.results(qs), nil
 }
 
+// SearchAmong is [Index.Search] over the given keys only, which must be
+// ascending: the k best of them by the same scores, ties by the smaller
+// key. Each key is looked up in the postings of every query term, so its
+// cost is proportional to len(keys), not to how many documents have the
+// terms: a filter that knows the few keys it keeps ranks just those.
+func (x *Index) SearchAmong(query string, k int, mode Mode, keys []uint32) ([]Result, error) {
+	if k < 1 || k > MaxK {
+		return nil, nexus.Errorf(nexus.EInvalid, "k %d out of range 1-%d", k, MaxK)
+	}
+	if mode != Or && mode != And {
+		return nil, nexus.Errorf(nexus.EInvalid, "unknown search mode %d: want or (0) or and (1)", mode)
+	}
+	if !slices.IsSorted(keys) {
+		return nil, nexus.Errorf(nexus.EInvalid, "keys are not ascending")
+	}
+	qs, err := x.an.parse(query, mode)
+	if err != nil {
+		return nil, err
+	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	cs := x.cursorsLocked(qs, mode)
+	if len(cs) == 0 {
+		return []Result{}, nil
+	}
+	s := searcher{x: x, k: k, norm: x.normLocked()}
+	s.among(cs, keys, mode == And)
+	return s.results(qs), nil
+}
+
+// among offers each of keys (ascending) that has a term (every term, for
+// And), looking it up in each term's postings.
+func (s *searcher) among(cs []*cursor, keys []uint32, and bool) {
+	for _, d := range keys {
+		if s.x.dead.has(d) {
+			continue
+		}
+		var mask uint64
+		hits := 0
+		for _, c := range cs {
+			if c.seek(d); c.doc() == d {
+				s.collect(c, &mask)
+				hits++
+			}
+		}
+		if hits > 0 && (!and || hits == len(cs)) {
+			s.offer(d, mask)
+		}
+	}
+}
+
 // parse analyzes a query into its distinct terms, in order.
 func (a Analyzer) parse(query string, mode Mode) ([]queryTerm, error) {
 	if len(query) > MaxQueryBytes {

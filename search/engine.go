@@ -51,6 +51,11 @@ type Options struct {
 	// ExactBelow: a filtered search whose filter keeps fewer contexts than
 	// this scans their vectors exactly (default 5,000).
 	ExactBelow int
+	// ScanFilters filters every search with a predicate asked about every
+	// context, never from the posting lists: how filters worked before
+	// the lists, kept as the baseline `nexus bench search` measures them
+	// against.
+	ScanFilters bool
 	// Log keeps embeddings in the store's repository, so that a rebuild
 	// takes them from there instead of calling the embedder; nil keeps
 	// them only in the index files.

@@ -133,6 +133,13 @@ func TestEngine_Search(t *testing.T) {
 func TestEngine_Filters(t *testing.T) {
 	c := mustCorpus(t)
 	e := mustEngine(t, c, embed.NewHashing(384), "")
+	// The same filters through the predicate alone: with ExactBelow 1 no
+	// posting list is short enough to rank from.
+	unlisted, err := search.Open(c.store, embed.NewHashing(384), search.Options{ExactBelow: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unlisted.Close() })
 	q := "billing rollout cache sourdough zebra status"
 	cases := []struct {
 		name string
@@ -156,6 +163,9 @@ func TestEngine_Filters(t *testing.T) {
 				req := tc.req
 				req.Query, req.Mode, req.Limit = q, mode, 100
 				got := ids(mustSearch(t, e, req))
+				if other := ids(mustSearch(t, unlisted, req)); !slices.Equal(got, other) {
+					t.Fatalf("ranked from the posting lists %v, through the predicate %v", got, other)
+				}
 				var want []nexus.ID
 				for _, n := range tc.want {
 					want = append(want, c.ids[n])

@@ -345,6 +345,7 @@ func decodeDocs(b []byte) (*table, []uint32, error) {
 		}
 		t.docs = append(t.docs, d)
 		t.byID[d.id] = uint32(i)
+		t.post.add(uint32(i), &t.docs[i])
 	}
 	noVec := make([]uint32, r.count(4))
 	for i := range noVec {

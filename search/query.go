@@ -70,7 +70,13 @@ func (e *Engine) Search(ctx context.Context, req nexus.SearchRequest) (*nexus.Se
 		}
 	}
 	if req.Mode != nexus.Semantic {
-		hits, err := v.kw.Search(req.Query, depth, keyword.Or, allow)
+		var hits []keyword.Result
+		var err error
+		if v.narrowed {
+			hits, err = v.kw.SearchAmong(req.Query, depth, keyword.Or, v.kept)
+		} else {
+			hits, err = v.kw.Search(req.Query, depth, keyword.Or, allow)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -142,7 +148,7 @@ func (e *Engine) semantic(ctx context.Context, query string, k int, allow func(u
 	if err != nil {
 		return nil, nexus.WrapError(nexus.EUnavailable, err, "embed the query")
 	}
-	if exact {
+	if exact && !v.narrowed {
 		return v.vec.Exact(qs[0], k, allow)
 	}
 	return e.nearest(qs[0], k, allow, v)
@@ -151,6 +157,9 @@ func (e *Engine) semantic(ctx context.Context, query string, k int, allow func(u
 // nearest searches the graph, or scans exactly when the filter keeps few
 // contexts (a graph walk could then end before finding k of them).
 func (e *Engine) nearest(q []float32, k int, allow func(uint32) bool, v view) ([]vector.Result, error) {
+	if v.narrowed {
+		return v.vec.ExactAmong(q, k, v.kept)
+	}
 	if v.filtered && e.keepsFew(allow, len(v.docs)) {
 		return v.vec.Exact(q, k, allow)
 	}
@@ -196,6 +205,9 @@ func (e *Engine) compileFor(req *nexus.SearchRequest, self nexus.ID) (func(uint3
 	}
 	allow, ok := e.tab.filter(v, req)
 	v.filtered = allow != nil
+	if ok && v.filtered && !e.opts.ScanFilters {
+		v.kept, v.narrowed = e.tab.narrow(v, req, allow, e.opts.ExactBelow)
+	}
 	if ok && allow == nil {
 		n := uint32(len(v.docs))
 		allow = func(o uint32) bool { return o < n }
@@ -274,6 +286,9 @@ func (e *Engine) Related(ctx context.Context, id nexus.ID, req nexus.SearchReque
 		return e.finish(res, start), nil
 	}
 	notSelf := func(o uint32) bool { return o != ord && allow(o) }
+	if v.narrowed {
+		v.kept = slices.DeleteFunc(v.kept, func(o uint32) bool { return o == ord })
+	}
 	hits, err := e.nearest(q, req.Limit, notSelf, v)
 	if err != nil {
 		return nil, err

@@ -34,6 +34,7 @@ type table struct {
 	byID  map[nexus.ID]uint32
 	strs  []string
 	strID map[string]uint32
+	post  postings
 }
 
 func newTable() *table {
@@ -63,6 +64,7 @@ func (t *table) add(c *nexus.Context) uint32 {
 	}
 	t.docs = append(t.docs, d)
 	t.byID[c.ID] = ord
+	t.post.add(ord, &t.docs[ord])
 	return ord
 }
 
@@ -155,6 +157,11 @@ type view struct {
 	kw        *keyword.Index
 	self      uint32 // for Related: the ordinal of its context
 	selfFound bool
+	// kept is the exact set of ordinals the filter keeps, ascending, when
+	// narrowed: an equality filter listed few enough docs (see narrow).
+	// The indexes then rank just those.
+	kept     []uint32
+	narrowed bool
 }
 
 // filter compiles the request's filters into a predicate over ordinals,

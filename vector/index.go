@@ -313,6 +313,52 @@ func (ix *Index) Exact(q []float32, k int, allow func(key uint32) bool) ([]Resul
 	return out, nil
 }
 
+// ExactAmong is [Index.Exact] over the given keys only: the k of them
+// whose vectors are most similar to q, best first, ties by lower key;
+// keys not in the index, or whose Add has not returned, are skipped. Its
+// cost is proportional to len(keys), not to the index: a filter that
+// knows the few keys it keeps scans just those.
+func (ix *Index) ExactAmong(q []float32, k int, keys []uint32) ([]Result, error) {
+	if msg := ix.check(q); msg != "" {
+		return nil, nexus.Errorf(nexus.EInvalid, "query vector: %s", msg)
+	}
+	if k < 0 {
+		return nil, nexus.Errorf(nexus.EInvalid, "vector search: k is %d, want k >= 0", k)
+	}
+	if k == 0 || len(keys) == 0 {
+		return nil, nil
+	}
+	ids := make([]uint32, 0, len(keys))
+	kept := make([]uint32, 0, len(keys))
+	ix.keyMu.Lock()
+	for _, key := range keys {
+		if id, ok := ix.ids[key]; ok {
+			ids, kept = append(ids, id), append(kept, key)
+		}
+	}
+	ix.keyMu.Unlock()
+	var h minHeap
+	for i, id := range ids {
+		c, j := ix.chunkOf(id)
+		if !c.done[j].Load() {
+			continue
+		}
+		x := cand{score: dot(q, c.vecs[j*ix.dim:(j+1)*ix.dim]), id: kept[i]}
+		if h.len() < k {
+			h.push(x)
+		} else if better(x, h.top()) {
+			h.items[0] = x
+			siftDown(h.items, 0, worse)
+		}
+	}
+	best := h.drainBest(nil)
+	out := make([]Result, len(best))
+	for i, c := range best {
+		out[i] = Result{Key: c.id, Score: c.score}
+	}
+	return out, nil
+}
+
 // sortResults orders results best first, ties by lower key.
 func sortResults(rs []Result) {
 	slices.SortFunc(rs, func(a, b Result) int {

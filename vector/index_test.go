@@ -3,6 +3,7 @@ package vector_test
 import (
 	"bytes"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -351,4 +352,57 @@ type countingDiscard struct{ n int }
 func (c *countingDiscard) Write(p []byte) (int, error) {
 	c.n += len(p)
 	return len(p), nil
+}
+
+// TestIndex_ExactAmong checks that scanning a given set of keys gives
+// what Exact gives with a filter that keeps exactly those keys, keys the
+// index lacks skipped.
+func TestIndex_ExactAmong(t *testing.T) {
+	const n, dim = 3000, 16
+	ix, err := vector.New(dim, vector.Options{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	unit := func() []float32 {
+		v := make([]float32, dim)
+		s := float32(0)
+		for i := range v {
+			v[i] = float32(r.NormFloat64())
+			s += v[i] * v[i]
+		}
+		for i := range v {
+			v[i] /= float32(math.Sqrt(float64(s)))
+		}
+		return v
+	}
+	for i := range n {
+		if err := ix.Add(uint32(i*2), unit()); err != nil { // even keys only
+			t.Fatal(err)
+		}
+	}
+	for round := range 50 {
+		var keys []uint32
+		every := 1 + r.IntN(300)
+		for k := uint32(r.IntN(every)); k < 2*n+10; k += uint32(1 + r.IntN(every)) {
+			keys = append(keys, k)
+		}
+		in := func(k uint32) bool { _, found := slices.BinarySearch(keys, k); return found }
+		q := unit()
+		k := []int{1, 10, 100}[round%3]
+		got, err := ix.ExactAmong(q, k, keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := ix.Exact(q, k, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("round %d, k=%d over %d keys:\n got %v\nwant %v", round, k, len(keys), got, want)
+		}
+	}
+	if _, err := ix.ExactAmong(make([]float32, dim+1), 3, []uint32{0}); err == nil {
+		t.Fatal("a query of the wrong dimension was accepted")
+	}
 }
