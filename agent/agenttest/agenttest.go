@@ -1,8 +1,9 @@
 // Package agenttest provides a fake OpenAI-compatible chat completions
 // server for the tests of packages built on package agent (the
-// orchestrator, the HTTP API, the MCP server, the command line). It speaks
-// the real wire format over real HTTP, answers deterministically and can
-// be made to fail.
+// orchestrator, the HTTP API, the MCP server, the command line) and for
+// the agent failover drill of `nexus drill`. It speaks the real wire
+// format over real HTTP, answers deterministically and can be made to
+// fail.
 package agenttest
 
 import (
