@@ -51,6 +51,9 @@ func TestConfig_LoadExample(t *testing.T) {
 	if p := c.Supervisor.Processes[0]; p.MaxLogSize != 10<<20 || p.Restart.Policy != config.RestartOnFailure {
 		t.Errorf("process: %+v", p)
 	}
+	if !reflect.DeepEqual(c.Objectives, config.DefaultObjectives()) {
+		t.Errorf("objectives %v, want the defaults the example documents: %v", c.Objectives, config.DefaultObjectives())
+	}
 }
 
 func TestConfig_Defaults(t *testing.T) {
