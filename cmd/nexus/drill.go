@@ -225,6 +225,15 @@ func (d *drill) run(ctx context.Context) ([]drillResult, error) {
 		}
 		fmt.Fprintf(d.out, "| `%s` | %s | %s | %s | %s | %s |\n", r.Scenario, r.What, r.Objective, p50, top, verdict)
 	}
+	fmt.Fprintf(d.out, "\nWhat each run measured:\n\n")
+	for _, r := range results {
+		for i, p := range r.Parts {
+			fmt.Fprintf(d.out, "- `%s` run %d (%.2f s): %s\n", r.Scenario, i+1, r.Seconds[i], p)
+		}
+		if r.Error != "" {
+			fmt.Fprintf(d.out, "- `%s` failed: %s\n", r.Scenario, firstLine(r.Error))
+		}
+	}
 	fmt.Fprintf(d.out, "\nload average: %s at the start, %s at the end\n", start, loadAverage())
 	return results, nil
 }

@@ -30,12 +30,8 @@ const drillProcess = "drill-sleeper"
 // on-failure with the default backoff); it is SIGKILLed; timed until
 // GET /v1/agents lists it running again under another pid.
 func (d *drill) processRestart(ctx context.Context, dir string) (rtoRow, error) {
-	conf := filepath.Join(dir, "nexus.yaml")
 	text := "supervisor:\n  processes:\n    - name: " + drillProcess + "\n      command: sleep\n      args: [\"3600\"]\n"
-	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
-		return rtoRow{}, err
-	}
-	n, err := d.launch(ctx, filepath.Join(dir, "data"), "--no-search", "--config", conf)
+	n, err := d.launchConfigured(ctx, dir, text)
 	if err != nil {
 		return rtoRow{}, err
 	}
@@ -74,6 +70,16 @@ func (d *drill) processRestart(ctx context.Context, dir string) (rtoRow, error) 
 	}, nil
 }
 
+// launchConfigured writes text as DIR/nexus.yaml and starts a node on
+// the new data directory DIR/data with it, without search.
+func (d *drill) launchConfigured(ctx context.Context, dir, text string) (*benchNode, error) {
+	conf := filepath.Join(dir, "nexus.yaml")
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		return nil, err
+	}
+	return d.launch(ctx, filepath.Join(dir, "data"), "--no-search", "--config", conf)
+}
+
 // processStatus is the status of the drill's supervised process.
 func processStatus(ctx context.Context, c *httpapi.Client) (supervisor.Status, error) {
 	list, err := c.Agents(ctx)
@@ -98,7 +104,6 @@ func (d *drill) agentFailover(ctx context.Context, dir string) (rtoRow, error) {
 	defer stopPrimary()
 	backup, stopBackup := agenttest.Start("backup")
 	defer stopBackup()
-	conf := filepath.Join(dir, "nexus.yaml")
 	text := fmt.Sprintf(`agents:
   - {id: primary, provider: openai, model: %[1]s, base_url: %[2]q}
   - {id: backup, provider: openai, model: %[1]s, base_url: %[3]q}
@@ -107,10 +112,7 @@ pools:
     members: [{agent: primary}]
     backups: [backup]
 `, agenttest.Model, primary.URL, backup.URL)
-	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
-		return rtoRow{}, err
-	}
-	n, err := d.launch(ctx, filepath.Join(dir, "data"), "--no-search", "--config", conf)
+	n, err := d.launchConfigured(ctx, dir, text)
 	if err != nil {
 		return rtoRow{}, err
 	}
