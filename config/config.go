@@ -33,6 +33,9 @@ type Config struct {
 	Auth       Auth       `yaml:"auth"`
 	Cluster    Cluster    `yaml:"cluster"`
 	Chaos      Chaos      `yaml:"chaos"`
+	// Objectives are the recovery time objectives `nexus drill` checks
+	// (default: DefaultObjectives).
+	Objectives Objectives `yaml:"objectives"`
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`
@@ -279,7 +282,7 @@ func Defaults() Config {
 	return Config{Server: Server{
 		MaxConcurrentCalls: 64, MaxQueuedTasks: 10000, MaxChainDepth: 32,
 		AgentLease: 30 * time.Second, TaskLease: 5 * time.Minute,
-	}, Chaos: Chaos{DiskFloor: DefaultDiskFloor}}
+	}, Chaos: Chaos{DiskFloor: DefaultDiskFloor}, Objectives: DefaultObjectives()}
 }
 
 // DefaultAgent is an agent entry before the file's fields are applied.

@@ -1,8 +1,9 @@
 // Package agenttest provides a fake OpenAI-compatible chat completions
 // server for the tests of packages built on package agent (the
-// orchestrator, the HTTP API, the MCP server, the command line). It speaks
-// the real wire format over real HTTP, answers deterministically and can
-// be made to fail.
+// orchestrator, the HTTP API, the MCP server, the command line) and for
+// the agent failover drill of `nexus drill`. It speaks the real wire
+// format over real HTTP, answers deterministically and can be made to
+// fail.
 package agenttest
 
 import (
@@ -40,11 +41,18 @@ type Provider struct {
 // NewProvider starts a fake named name; it stops when the test ends.
 func NewProvider(tb testing.TB, name string) *Provider {
 	tb.Helper()
-	p := &Provider{name: name}
-	srv := httptest.NewServer(http.HandlerFunc(p.serve))
-	tb.Cleanup(srv.Close)
-	p.URL = srv.URL + "/v1"
+	p, stop := Start(name)
+	tb.Cleanup(stop)
 	return p
+}
+
+// Start starts a fake named name on loopback outside a test (`nexus
+// drill` calls its agents through one); stop closes it.
+func Start(name string) (p *Provider, stop func()) {
+	p = &Provider{name: name}
+	srv := httptest.NewServer(http.HandlerFunc(p.serve))
+	p.URL = srv.URL + "/v1"
+	return p, srv.Close
 }
 
 // SetDown makes the fake answer every completion with 503 (overloaded),

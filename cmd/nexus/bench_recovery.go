@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -11,11 +15,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/gitstore"
+	"github.com/nexus-mem/nexus/httpapi"
 	"github.com/nexus-mem/nexus/internal/damage"
 	"github.com/nexus-mem/nexus/recovery"
 )
@@ -75,11 +82,22 @@ type recoveryBench struct {
 	golden   string // the generated store every scenario copies
 	out, log io.Writer
 	packMB   float64 // size of the largest pack of the generated store
+	// want holds every context of the generated store (the incident
+	// records aside), by id: what each scenario must leave readable.
+	want map[nexus.ID]string
+	// source, if set, is a data directory copied as the store instead of
+	// generating one (`nexus drill --dir DATA`).
+	source string
 }
 
 // rtoRow is one line of the table: the fault, the path that meets it, the
-// time it took and what the node and commands reported about its parts.
-type rtoRow struct{ fault, path, took, parts string }
+// time it took and what the node and commands reported about its parts;
+// d is the time from the fault to the event that ends it (what `nexus
+// drill` holds to an objective).
+type rtoRow struct {
+	fault, path, took, parts string
+	d                        time.Duration
+}
 
 type rtoScenario func(ctx context.Context, data string) (rtoRow, error)
 
@@ -96,36 +114,53 @@ func (b *recoveryBench) run(ctx context.Context) error {
 	fmt.Fprintf(b.out, "| fault | path | time | measured parts |\n|---|---|---:|---|\n")
 	scenarios := []rtoScenario{b.indexDeleted, b.indexDestroyed, b.flipRunning, b.flipStopped, b.recoverThenServe, b.truncatedPack}
 	for i, s := range scenarios {
-		data := filepath.Join(b.cfg.dir, fmt.Sprintf("scenario-%d", i+1))
-		if err := copyTree(b.golden, data); err != nil {
-			return fmt.Errorf("copy the store: %w", err)
-		}
 		b.say("scenario %d of %d", i+1, len(scenarios))
-		row, err := s(ctx, data)
+		data := filepath.Join(b.cfg.dir, fmt.Sprintf("scenario-%d", i+1))
+		row, err := b.onCopy(ctx, data, s)
 		if err != nil {
 			return fmt.Errorf("scenario %d: %w", i+1, err)
 		}
-		fmt.Fprintf(b.out, "| %s | %s | %s | %s |\n", row.fault, row.path, row.took, shorten(row.parts, data))
-		if !b.cfg.keep {
-			if err := os.RemoveAll(data); err != nil {
-				return err
-			}
-		}
+		fmt.Fprintf(b.out, "| %s | %s | %s | %s |\n", row.fault, row.path, row.took, row.parts)
 	}
 	fmt.Fprintf(b.out, "\nload average at the end: %s\n", loadAverage())
 	return nil
 }
 
-// prepare generates the store every scenario copies: contexts written
-// through Apply, the search index built by `nexus reindex` (its vectors
-// kept in git) and a bundle written by `nexus backup` into DATA/backups,
-// which the repository repairs read from.
+// onCopy runs scenario s on data, a fresh copy of the generated store,
+// and removes the copy afterwards unless --keep; the row's parts name
+// the copy DATA.
+func (b *recoveryBench) onCopy(ctx context.Context, data string, s rtoScenario) (rtoRow, error) {
+	if err := copyTree(b.golden, data); err != nil {
+		return rtoRow{}, fmt.Errorf("copy the store: %w", err)
+	}
+	row, err := s(ctx, data)
+	row.parts = shorten(row.parts, data)
+	if !b.cfg.keep {
+		if rerr := os.RemoveAll(data); err == nil {
+			err = rerr
+		}
+	}
+	return row, err
+}
+
+// prepare generates the store every scenario copies (or copies the
+// source): contexts written through Apply, the search index built by
+// `nexus reindex` (its vectors kept in git) and a bundle written by
+// `nexus backup` into DATA/backups, which the repository repairs read
+// from; then reads every context of it, to check each scenario against.
 func (b *recoveryBench) prepare(ctx context.Context) error {
 	gen := newTextGen(1, 1000)
 	t0 := time.Now()
-	err := fillWith(ctx, b.golden, b.cfg.contexts, newProgress(b.log, "store"), func(i int) (string, string) {
-		return gen.text(i%len(gen.topics), 40), fmt.Sprintf(`{"topic":%d}`, i%len(gen.topics))
-	})
+	made := "filled in %s (Apply, batches of 1024)"
+	var err error
+	if b.source != "" {
+		made = "copied from " + b.source + " in %s"
+		err = copyTree(b.source, b.golden)
+	} else {
+		err = fillWith(ctx, b.golden, b.cfg.contexts, newProgress(b.log, "store"), func(i int) (string, string) {
+			return gen.text(i%len(gen.topics), 40), fmt.Sprintf(`{"topic":%d}`, i%len(gen.topics))
+		})
+	}
 	if err != nil {
 		return err
 	}
@@ -142,11 +177,15 @@ func (b *recoveryBench) prepare(ctx context.Context) error {
 		}
 		took[i] = time.Since(t0)
 	}
+	if b.want, err = storedContents(ctx, b.golden); err != nil {
+		return fmt.Errorf("read the store: %w", err)
+	}
+	b.cfg.contexts = len(b.want)
 	facts, err := b.storeFacts(ctx)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(b.out, "store: %s\n\nprepared: filled in %s (Apply, batches of 1024), indexed in %s (`nexus reindex`), backed up in %s (`nexus backup`)\n\n",
+	fmt.Fprintf(b.out, "store: %s\n\nprepared: "+made+", indexed in %s (`nexus reindex`), backed up in %s (`nexus backup`)\n\n",
 		facts, secs(fill), secs(took[0]), secs(took[1]))
 	return nil
 }
@@ -180,15 +219,15 @@ func (b *recoveryBench) storeFacts(ctx context.Context) (string, error) {
 			objects = v
 		}
 	}
-	bundles, err := filepath.Glob(filepath.Join(backupDir(b.golden), "*"))
-	if err != nil || len(bundles) != 1 {
-		return "", fmt.Errorf("want one bundle in %s, have %d (%v)", backupDir(b.golden), len(bundles), err)
-	}
-	st, err := os.Stat(bundles[0])
+	bundle, err := b.bundle()
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%d contexts; %d packs, %.1f MB (largest %.1f MB), %s objects in packs; saved search index; bundle %.1f MB in DATA/backups",
+	st, err := os.Stat(bundle)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d contexts; %d packs, %.1f MB (largest %.1f MB), %s objects in packs; saved search index; newest bundle %.1f MB in DATA/backups",
 		b.cfg.contexts, len(packs), float64(total)/1e6, b.packMB, objects, float64(st.Size())/1e6), nil
 }
 
@@ -231,6 +270,7 @@ func (b *recoveryBench) indexDeleted(ctx context.Context, data string) (rtoRow, 
 		fault: "saved index files deleted under a running node",
 		path:  fmt.Sprintf("cascade, `--recover-interval` %s", b.cfg.recoverEvery),
 		took:  secs(total),
+		d:     total,
 		parts: fmt.Sprintf("%d files deleted; the cascade's check at +%s wrote them again from memory in %s", len(files), secs(last.At.Sub(t0)), secs(last.Took)),
 	}, b.settled(ctx, n)
 }
@@ -263,6 +303,7 @@ func (b *recoveryBench) indexDestroyed(ctx context.Context, data string) (rtoRow
 		fault: "index directory destroyed, node restarted",
 		path:  "`nexus serve`",
 		took:  fmt.Sprintf("%s ready; %s to a complete index", secs(ready), secs(full)),
+		d:     full,
 		parts: fmt.Sprintf("index rebuilt in the background (index lag 0, %d contexts indexed); vectors read from git: %s", b.cfg.contexts, vectors[0]),
 	}, b.settled(ctx, n)
 }
@@ -313,6 +354,7 @@ func (b *recoveryBench) flipRunning(ctx context.Context, data string) (rtoRow, e
 		fault: fmt.Sprintf("one bit flipped in the largest pack (%.1f MB) under a running node", b.packMB),
 		path:  "deep check (`POST /v1/admin/fsck?deep=true`), then the cascade",
 		took:  secs(total),
+		d:     total,
 		parts: fmt.Sprintf("deep check %s (%d objects, %d problems); the cascade's repair from +%s, %s: %s",
 			secs(rep.Took), rep.Objects, len(rep.Problems), secs(last.At.Sub(t0)), secs(last.Took), last.Reason),
 	}, b.gitFsck(ctx, data)
@@ -340,6 +382,7 @@ func (b *recoveryBench) flipStopped(ctx context.Context, data string) (rtoRow, e
 		fault: "the same, node stopped",
 		path:  "`nexus fsck`",
 		took:  secs(total),
+		d:     total,
 		parts: fmt.Sprintf("exit 1 (repaired): %s; confirming deep check %s", strings.Join(res.Repaired, "; "), secs(res.Store.Took)),
 	}, b.gitFsck(ctx, data)
 }
@@ -384,6 +427,7 @@ func (b *recoveryBench) recoverThenServe(ctx context.Context, data string) (rtoR
 		fault: "the same, node stopped",
 		path:  "`nexus recover`, then `nexus serve`",
 		took:  secs(rec) + " + " + secs(serve),
+		d:     rec + serve,
 		parts: "the cascade: " + strings.Join(steps, ", ") + "; repository: " + res.Steps[0].Reason,
 	}, b.gitFsck(ctx, data)
 }
@@ -425,6 +469,7 @@ func (b *recoveryBench) truncatedPack(ctx context.Context, data string) (rtoRow,
 		fault: "largest pack truncated to half, node restarted",
 		path:  "`nexus serve` (offline repair at start)",
 		took:  secs(total),
+		d:     total,
 		parts: "repaired at start: " + strings.Join(did, "; "),
 	}, b.gitFsck(ctx, data)
 }
@@ -452,9 +497,10 @@ func (b *recoveryBench) indexComplete(n *benchNode) func() (bool, error) {
 }
 
 // settled waits until every component of the node is healthy and it
-// holds every context, indexed: the scenario left nothing behind.
+// holds every context, indexed, then reads them all: the scenario left
+// nothing behind.
 func (b *recoveryBench) settled(ctx context.Context, n *benchNode) error {
-	return b.until(ctx, n, "healthy with every context", func() (bool, error) {
+	err := b.until(ctx, n, "healthy with every context", func() (bool, error) {
 		h, err := n.health()
 		if err != nil {
 			return false, err
@@ -471,6 +517,102 @@ func (b *recoveryBench) settled(ctx context.Context, n *benchNode) error {
 		}
 		return b.indexComplete(n)()
 	})
+	if err != nil {
+		return err
+	}
+	return b.readsAll(ctx, n)
+}
+
+// readsAll checks that the node serves every context of the generated
+// store exactly as it was written, and no other (the incident records
+// aside).
+func (b *recoveryBench) readsAll(ctx context.Context, n *benchNode) error {
+	got, err := contentsOf(ctx, httpapi.NewClient(n.url, httpapi.WithHTTPClient(n.http)))
+	if err != nil {
+		return fmt.Errorf("read every context: %w", err)
+	}
+	return sameContents(got, b.want)
+}
+
+// bundle is the newest bundle of the generated store.
+func (b *recoveryBench) bundle() (string, error) {
+	bundles, err := filepath.Glob(filepath.Join(backupDir(b.golden), "*.bundle"))
+	if err != nil || len(bundles) == 0 {
+		return "", fmt.Errorf("no bundle in %s (%v)", backupDir(b.golden), err)
+	}
+	slices.Sort(bundles) // named by their time
+	return bundles[len(bundles)-1], nil
+}
+
+// storedContents reads every context of the store in data (the node
+// stopped).
+func storedContents(ctx context.Context, data string) (map[nexus.ID]string, error) {
+	s, err := gitstore.Open(data, gitstore.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	return contentsOf(ctx, s)
+}
+
+// contentsOf reads every context of s but the incident records, each
+// summed up by a digest of everything written of it.
+func contentsOf(ctx context.Context, s nexus.Store) (map[nexus.ID]string, error) {
+	out := map[nexus.ID]string{}
+	f := nexus.Filter{Limit: nexus.MaxLimit, Order: nexus.Oldest}
+	for {
+		page, err := s.List(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range page.Contexts {
+			if c.Namespace == recovery.IncidentsNamespace {
+				continue
+			}
+			var meta bytes.Buffer
+			if len(c.Metadata) > 0 {
+				if err := json.Compact(&meta, c.Metadata); err != nil {
+					return nil, fmt.Errorf("context %s: metadata: %w", c.ID, err)
+				}
+			}
+			h := sha256.New()
+			for _, v := range []string{c.Namespace, string(c.Type), c.AgentID, c.ParentID.String(), c.Timestamp.UTC().Format(time.RFC3339Nano), c.SemanticHash, meta.String(), c.Content} {
+				fmt.Fprintf(h, "%d:%s", len(v), v)
+			}
+			out[c.ID] = hex.EncodeToString(h.Sum(nil))
+		}
+		if page.NextCursor == "" {
+			return out, nil
+		}
+		f.Cursor = page.NextCursor
+	}
+}
+
+// sameContents names what differs between the contexts read and those
+// wanted: missing, changed or unexpected contexts.
+func sameContents(got, want map[nexus.ID]string) error {
+	var missing, changed, extra int
+	var first string
+	for id, w := range want {
+		switch g, ok := got[id]; {
+		case !ok:
+			missing++
+			first = cmp.Or(first, "missing: "+id.String())
+		case g != w:
+			changed++
+			first = cmp.Or(first, "changed: "+id.String())
+		}
+	}
+	for id := range got {
+		if _, ok := want[id]; !ok {
+			extra++
+			first = cmp.Or(first, "unexpected: "+id.String())
+		}
+	}
+	if missing+changed+extra > 0 {
+		return fmt.Errorf("of %d contexts, %d missing, %d changed, %d unexpected (first %s)", len(want), missing, changed, extra, first)
+	}
+	return nil
 }
 
 // checkServes starts a node on data and checks it settles.

@@ -90,10 +90,12 @@ func (w *listenWatch) Write(p []byte) (int, error) {
 	}
 }
 
-// launch starts `nexus serve` on data and waits until it listens.
-func (b *recoveryBench) launch(ctx context.Context, data string) (*benchNode, error) {
-	cmd := exec.Command(b.exe, "serve", "--data", data, "--addr", "127.0.0.1:0",
-		"--backup-interval=0", "--scrub-interval=0", "--recover-interval="+b.cfg.recoverEvery.String())
+// launch starts `nexus serve` on data, with extra flags, and waits until
+// it listens.
+func (b *recoveryBench) launch(ctx context.Context, data string, extra ...string) (*benchNode, error) {
+	args := []string{"serve", "--data", data, "--addr", "127.0.0.1:0",
+		"--backup-interval=0", "--scrub-interval=0", "--recover-interval=" + b.cfg.recoverEvery.String()}
+	cmd := exec.Command(b.exe, append(args, extra...)...)
 	n := &benchNode{cmd: cmd, log: &nodeLog{}, exited: make(chan struct{}), http: &http.Client{Timeout: 5 * time.Second}}
 	w := &listenWatch{urls: make(chan string, 1)}
 	cmd.Stdout, cmd.Stderr = w, n.log

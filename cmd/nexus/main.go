@@ -42,6 +42,7 @@ var commands = map[string]command{
 	"bench":     {"load-test a running server; report throughput and latency", runBench},
 	"mcp":       {"serve MCP on stdio for an AI client, backed by the server (started if none runs)", runMCP},
 	"chaos":     {"inject faults into a running node that opted in, measure detection and recovery, check every write", runChaos},
+	"drill":     {"check the recovery time objectives: run each fault on a disposable copy or a scratch cluster, objective vs measured", runDrill},
 	"incidents": {"list the node's incidents (failures and recoveries it recorded), or show one with its post-mortem", runIncidents},
 	"audit":     {"print and verify the audit log of admin actions and authentication failures", runAudit},
 	"agents":    {"list the node's agents and the external ones; ask them to process a context", runAgents},

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log"
 	"os"
-	"os/exec"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/nexus-mem/nexus/internal/damage"
 )
 
 // ErrNoFUSE is returned (wrapped) by [Mount] when the file system cannot
@@ -170,9 +171,10 @@ func (f *FS) dead() bool { return f.crashed.Load() }
 func Tmpfs(tb testing.TB, size string) string {
 	tb.Helper()
 	mnt := tb.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", mnt).CombinedOutput(); err != nil {
-		Unavailable(tb, "cannot mount a tmpfs (needs root): %v %s", err, out)
+	unmount, err := damage.MountTmpfs(mnt, size)
+	if err != nil {
+		Unavailable(tb, "%v", err)
 	}
-	tb.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	tb.Cleanup(func() { unmount() })
 	return mnt
 }

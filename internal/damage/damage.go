@@ -1,11 +1,14 @@
-// Package damage injects the faults that tests and `nexus bench recovery`
-// meet a store with: the largest pack of a data directory, and one bit of
-// a file flipped in place.
+// Package damage injects the faults that tests, `nexus bench recovery`
+// and `nexus drill` meet a store with: the largest pack of a data
+// directory, one bit of a file flipped in place, and a small file system
+// to fill.
 package damage
 
 import (
+	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 )
 
@@ -60,4 +63,20 @@ func FlipMiddle(data string, mask byte) error {
 		return err
 	}
 	return FlipBit(pack, size/2, mask)
+}
+
+// MountTmpfs mounts a tmpfs of size (as mount takes it: "16m") on dir, an
+// existing directory, for a full disk: it needs root (or CAP_SYS_ADMIN)
+// and the mount command. unmount detaches it (lazily, should files still
+// be open).
+func MountTmpfs(dir, size string) (unmount func() error, err error) {
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("cannot mount a tmpfs of %s on %s (needs root): %v %s", size, dir, err, bytes.TrimSpace(out))
+	}
+	return func() error {
+		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
+			return fmt.Errorf("umount %s: %v %s", dir, err, bytes.TrimSpace(out))
+		}
+		return nil
+	}, nil
 }
