@@ -44,6 +44,7 @@ fuzz:
 	go test -run '^$$' -fuzz FuzzParsePosition -fuzztime $(FUZZTIME) ./events/
 	go test -run '^$$' -fuzz FuzzDecodeDocs -fuzztime $(FUZZTIME) ./search/
 	go test -run '^$$' -fuzz FuzzDecodeSegment -fuzztime $(FUZZTIME) ./search/
+	go test -run '^$$' -fuzz FuzzParseQuery -fuzztime $(FUZZTIME) ./search/
 	go test -run '^$$' -fuzz FuzzRead -fuzztime $(FUZZTIME) ./keyword/
 	go test -run '^$$' -fuzz FuzzAnalyze -fuzztime $(FUZZTIME) ./keyword/
 	go test -run '^$$' -fuzz FuzzRead -fuzztime $(FUZZTIME) ./vector/

@@ -210,3 +210,45 @@ func TestIndex_SearchAmong_matchesBruteForce(t *testing.T) {
 		t.Fatal("keys out of order were accepted")
 	}
 }
+
+// TestIndex_Containing checks the documents having every term of a text
+// against the analyzed documents, with tombstones and a bound.
+func TestIndex_Containing(t *testing.T) {
+	c := &keywordtest.Corpus{Seed: 9, Vocab: 60}
+	x := keyword.New(keyword.Config{})
+	docs := map[uint32][]string{}
+	const n = 1500
+	for i := range n {
+		text := c.Doc(i)
+		if err := x.Add(uint32(i), text); err != nil {
+			t.Fatal(err)
+		}
+		if i%7 == 0 {
+			x.Delete(uint32(i))
+			continue
+		}
+		docs[uint32(i)] = keyword.Analyze(text)
+	}
+	for qi, q := range slices.Concat(c.Queries(keywordtest.And2, 20), c.Queries(keywordtest.OrCommon3, 20), []string{"the " + keywordtest.Word(1), "nosuchword " + keywordtest.Word(2)}) {
+		var want []uint32
+		for key, terms := range docs {
+			all := true
+			for _, term := range keyword.Analyze(q) {
+				all = all && slices.Contains(terms, term)
+			}
+			if all {
+				want = append(want, key)
+			}
+		}
+		slices.Sort(want)
+		got, ok := x.Containing(q, n)
+		if !ok || !slices.Equal(got, want) {
+			t.Fatalf("query %d %q: got %v (%v), want %v", qi, q, got, ok, want)
+		}
+		if len(want) > 1 {
+			if _, ok := x.Containing(q, len(want)-1); ok {
+				t.Fatalf("query %q: %d documents fit a bound of %d", q, len(want), len(want)-1)
+			}
+		}
+	}
+}

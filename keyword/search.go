@@ -531,3 +531,51 @@ func (s *searcher) results(qs []queryTerm) []Result {
 	}
 	return out
 }
+
+// Containing returns the keys of the live documents that have every term
+// of text as the analyzer reads it (stop words included), ascending, and
+// true; or nil and false when more than max documents have them. A text
+// without terms, or with a term no document has, gives none. It is what
+// a phrase or an excluded word of a query is checked against: the caller
+// verifies a phrase's word order in the documents themselves.
+func (x *Index) Containing(text string, max int) ([]uint32, bool) {
+	var terms []string
+	for _, t := range x.an.Analyze(text) {
+		if !slices.Contains(terms, t) {
+			terms = append(terms, t)
+		}
+	}
+	if len(terms) == 0 {
+		return nil, true
+	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	cs := make([]*cursor, 0, len(terms))
+	for _, t := range terms {
+		id, ok := x.dict[t]
+		if !ok {
+			return nil, true
+		}
+		cs = append(cs, &cursor{p: &x.lists[id]})
+	}
+	slices.SortFunc(cs, func(a, b *cursor) int { return cmp.Compare(len(a.p.docs), len(b.p.docs)) })
+	var out []uint32
+	lead := cs[0]
+	for d := lead.doc(); d != exhausted; d = lead.doc() {
+		if next, ok := align(cs[1:], d); !ok {
+			if next == exhausted {
+				break
+			}
+			lead.seek(next)
+			continue
+		}
+		if !x.dead.has(d) {
+			if len(out) == max {
+				return nil, false
+			}
+			out = append(out, d)
+		}
+		lead.pos++
+	}
+	return out, true
+}

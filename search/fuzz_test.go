@@ -2,6 +2,7 @@ package search
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,6 +58,33 @@ func FuzzDecodeSegment(f *testing.F) {
 		})
 		if err != nil && n > 0 {
 			t.Fatal("vectors passed on from a segment that failed")
+		}
+	})
+}
+
+// The query language's parser never panics; what it accepts has words to
+// rank by, and every phrase and exclusion it found is text of the query.
+func FuzzParseQuery(f *testing.F) {
+	for _, q := range []string{`"blue green" rollout -kubernetes type:decision`, `meta.team:"pay ments" x`, `-"a b" c`, `"unterminated`,
+		`thread:01JZ0000000000000000000000 x`, `http://x y`, `- -- "" x`, `ns: x`, `meta.:v x`} {
+		f.Add(q)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		req := nexus.SearchRequest{Query: q}
+		pq, err := parseQuery(&req)
+		if err != nil {
+			if nexus.ErrorCode(err) != nexus.EInvalid {
+				t.Fatalf("%q: error %v is not EInvalid", q, err)
+			}
+			return
+		}
+		if len(pq.text) == 0 {
+			t.Fatalf("%q: accepted with nothing to rank by", q)
+		}
+		for _, p := range append(pq.phrases, pq.excluded...) {
+			if !strings.Contains(q, p) {
+				t.Fatalf("%q: phrase or exclusion %q is not in the query", q, p)
+			}
 		}
 	})
 }

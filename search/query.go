@@ -39,6 +39,14 @@ func (e *Engine) Search(ctx context.Context, req nexus.SearchRequest) (*nexus.Se
 	if err := req.Validate(true); err != nil {
 		return nil, err
 	}
+	pq, err := parseQuery(&req)
+	if err != nil {
+		return nil, err
+	}
+	req.Query = pq.text
+	if err := req.Validate(true); err != nil { // field terms set filters
+		return nil, err
+	}
 	if req.Consistent {
 		if err := e.waitIndexed(ctx, e.src.Len()); err != nil {
 			return nil, err
@@ -48,6 +56,9 @@ func (e *Engine) Search(ctx context.Context, req nexus.SearchRequest) (*nexus.Se
 	allow, v, ok := e.compile(&req)
 	if !ok {
 		return e.finish(res, start), nil
+	}
+	if allow, err = e.constrain(ctx, pq, allow, &v); err != nil {
+		return nil, err
 	}
 	depth := max(4*req.Limit, 50)
 	byOrd := map[uint32]*candidate{}
