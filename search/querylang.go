@@ -101,7 +101,9 @@ func parseQuery(req *nexus.SearchRequest) (parsedQuery, error) {
 	return pq, nil
 }
 
-func isSpaceByte(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f' }
+func isSpaceByte(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
+}
 
 // fieldTerm applies word to req if it is a field term, reporting whether
 // it was one.
