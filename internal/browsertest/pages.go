@@ -185,3 +185,30 @@ func (p *Tab) NoErrors() {
 		p.t.Errorf("console error: %s", e)
 	}
 }
+
+// WaitTrue waits until the JavaScript expression is true in the tab,
+// checking every 100 ms, and fails the test after [StepTimeout] with
+// what.
+func (p *Tab) WaitTrue(expr, what string) {
+	p.t.Helper()
+	deadline := time.Now().Add(StepTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(p.Ctx, StepTimeout)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("Boolean("+expr+")"))
+		cancel()
+		if err != nil {
+			p.t.Fatalf("browser: waiting for %s: %v", what, err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("browser: %s did not happen within %v (console errors: %q)", what, StepTimeout, p.Errors())
+		}
+		select {
+		case <-p.Ctx.Done():
+			p.t.Fatalf("browser: waiting for %s: %v", what, p.Ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

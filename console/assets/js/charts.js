@@ -77,6 +77,7 @@ export class Chart {
     this.data[0].push(t);
     values.forEach((v, i) => this.data[i + 1].push(v));
     if (this.data[0].length > WINDOW) for (const d of this.data) d.shift();
+    this.el.dataset.samples = String(this.data[0].length);
     const last = values.find((v) => v !== null && v !== undefined);
     this.latest.textContent = last === undefined ? '—' : this.fmt(last);
     if (!this.plot) this.rebuild();

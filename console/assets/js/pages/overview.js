@@ -111,14 +111,14 @@ export async function render(main, ctx) {
     li.classList.add('fresh');
     recentList.prepend(li);
     while (recentList.children.length > RECENT) recentList.lastElementChild.remove();
-    if (c.type === 'incident') incidents();
+    if (c.namespace === 'incidents') incidents().catch(() => {});
   });
   ctx.on('restore', () => recent());
 
   const incidents = async () => {
     const page = await get('/v1/incidents?limit=5', { signal: ctx.signal });
     fill(incidentsList, page.incidents.map((i) => h('li', {},
-      h('a', { href: '#/recovery', 'data-row': true }, badge(i.status), ' ', h('strong', {}, i.component), ' ', clip(i.cause, 100)),
+      h('a', { href: '#/recovery', 'data-row': true }, badge(i.status), ' ', h('strong', {}, i.kind === 'restore' ? 'restore' : i.component), ' ', clip(i.cause, 100)),
       ' ', h('span', { class: 'muted' }, timeEl(i.detected_at)))));
     if (!page.incidents.length) incidentsList.append(h('li', { class: 'muted empty' }, 'No incidents.'));
   };

@@ -22,13 +22,13 @@ export async function render(main, ctx) {
     h('div', { class: 'cols' },
       section('Integrity checks', fsck, admin ? fsckActions() : null),
       section('Backups', backups)),
+    section('Incidents', h('p', { class: 'muted small' }, 'Newest first. Each failure the node found, what it did, and each restore.'), timeline, older),
     admin ? restoreSection(ctx, () => reloadIncidents()) : null,
-    admin ? recoverSection() : null,
-    section('Incidents', h('p', { class: 'muted small' }, 'Newest first. Each failure the node found, what it did, and each restore.'), timeline, older));
+    admin ? recoverSection() : null);
 
   const loadFsck = async () => {
     const m = parse(await text('/metrics', { signal: ctx.signal }));
-    const rows = ['quick', 'deep', 'shallow', 'full'].map((mode) => {
+    const rows = ['fast', 'deep'].map((mode) => {
       const last = value(m, 'nexus_fsck_last_run_timestamp_seconds', { mode });
       if (last === null) return null;
       return [mode, timeEl(new Date(last * 1000).toISOString()), num(value(m, 'nexus_fsck_runs_total', { mode })),
@@ -38,7 +38,7 @@ export async function render(main, ctx) {
     // modes the node named otherwise
     for (const s of m.get('nexus_fsck_last_run_timestamp_seconds') || []) {
       const mode = s.labels.mode;
-      if (['quick', 'deep', 'shallow', 'full'].includes(mode)) continue;
+      if (['fast', 'deep'].includes(mode)) continue;
       const p = value(m, 'nexus_fsck_problems', { mode });
       rows.push([mode, timeEl(new Date(s.value * 1000).toISOString()), num(value(m, 'nexus_fsck_runs_total', { mode })), p ? h('span', { class: 'error' }, num(p)) : badge('ok'), dur((value(m, 'nexus_fsck_duration_seconds', { mode }) || 0) * 1e9)]);
     }
@@ -75,10 +75,21 @@ export async function render(main, ctx) {
   };
   const reloadIncidents = () => loadIncidents(false).catch((err) => fill(timeline, h('li', {}, errorBox(err))));
   older.addEventListener('click', () => loadIncidents(true).catch((err) => timeline.append(h('li', {}, errorBox(err)))));
+  // An incident is a thread in the namespace incidents: its record, then
+  // an update per outcome. Reload (once for a burst) on any of them.
+  let pending = null;
+  const soon = () => {
+    if (pending) return;
+    pending = setTimeout(() => {
+      pending = null;
+      reloadIncidents();
+    }, 250);
+  };
+  ctx.cleanup(() => clearTimeout(pending));
   ctx.on('context', (c) => {
-    if (c.type === 'incident') reloadIncidents();
+    if (c.namespace === 'incidents') soon();
   });
-  ctx.on('restore', reloadIncidents);
+  ctx.on('restore', soon);
 
   await Promise.all([
     ctx.every(10000, loadFsck),
@@ -94,7 +105,7 @@ export async function render(main, ctx) {
       try {
         const r = await send('POST', `/v1/admin/fsck${deep ? '?deep=true' : ''}`, undefined);
         fill(out, kv([
-          ['Mode', r.deep ? 'deep' : 'quick'],
+          ['Mode', r.deep ? 'deep' : 'fast'],
           ['Head', short(r.head, 12)],
           ['Packs / objects / commits', `${num(r.packs)} / ${num(r.objects)} / ${num(r.commits)}`],
           ['Contexts', num(r.contexts)],
