@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/nexus-mem/nexus/console"
+	"github.com/nexus-mem/nexus/httpapi"
+	"github.com/nexus-mem/nexus/storetest"
 )
 
 func get(t *testing.T, h http.Handler, method, target string, header map[string]string) *http.Response {
@@ -188,4 +190,23 @@ func read(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// Mounted in the API's server, the console's files are served without a
+// credential (the sign-in page must load), while the API behind them
+// still demands one.
+func TestHandler_inTheServer(t *testing.T) {
+	s := httpapi.NewServer(storetest.NewMemStore(), httpapi.Options{Token: "the-token"})
+	for _, target := range []string{"/", "/console/js/app.js"} {
+		resp := get(t, s, "GET", target, nil)
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Security-Policy") != console.CSP {
+			t.Errorf("GET %s without a token: %d (CSP %q), want 200 with the CSP", target, resp.StatusCode, resp.Header.Get("Content-Security-Policy"))
+		}
+	}
+	if resp := get(t, s, "GET", "/v1/contexts", nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("GET /v1/contexts without a token: %d, want 401", resp.StatusCode)
+	}
+	if resp := get(t, s, "GET", "/v1/contexts", map[string]string{"Authorization": "Bearer the-token"}); resp.StatusCode != 200 {
+		t.Errorf("GET /v1/contexts with the token: %d, want 200", resp.StatusCode)
+	}
 }

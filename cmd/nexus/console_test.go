@@ -432,6 +432,15 @@ func TestConsole_Screenshots(t *testing.T) {
 				tab.WaitTrue(fmt.Sprintf(`Number(document.querySelector('[data-chart="writes"]').dataset.samples || 0) >= %d`, i+2), "a sample of /metrics")
 			}
 		}
+		if s.page == "recovery" {
+			// The restore's preview, with the confirmation it asks for.
+			tab.Do(
+				chromedp.SetValue(chromedp.ID("restore-at"), n.thread[1].Timestamp.Format(time.RFC3339Nano)),
+				chromedp.Click(chromedp.ID("restore-preview")),
+				chromedp.WaitReady(chromedp.ID("restore-target")),
+				chromedp.ScrollIntoView(chromedp.ID("restore")),
+			)
+		}
 		img := tab.Screenshot()
 		cfg, err := png.DecodeConfig(bytes.NewReader(img))
 		if err != nil || cfg.Width != 1280 || cfg.Height != 800 || len(img) < 10_000 {

@@ -9,6 +9,13 @@ function css(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 }
 
+// clock is the local time of day of t (seconds), for the time axis.
+function clock(t) {
+  const d = new Date(t * 1000);
+  const p = (n) => String(n).padStart(2, '0');
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
 const dark = window.matchMedia('(prefers-color-scheme: dark)');
 
 // Chart is one titled chart of one or more series sharing a time axis.
@@ -39,7 +46,7 @@ export class Chart {
 
   size() {
     const w = Math.max(200, Math.floor(this.plotEl.clientWidth || 300));
-    return { width: w, height: this.opts.height || 150 };
+    return { width: w, height: this.opts.height || 130 };
   }
 
   rebuild() {
@@ -54,8 +61,8 @@ export class Chart {
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true }, y: this.opts.range ? { range: this.opts.range } : { auto: true } },
       axes: [
-        { stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } },
-        { stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, size: 64, values: (u, vals) => vals.map((v) => fmt(v)) },
+        { stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, size: 28, values: (u, vals) => vals.map(clock) },
+        { stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, size: 76, values: (u, vals) => vals.map((v) => fmt(v)) },
       ],
       series: [
         {},
@@ -64,7 +71,7 @@ export class Chart {
           stroke: css(s.color) || '#2f5d8a',
           width: 2,
           spanGaps: false,
-          points: { show: false },
+          points: { show: !!this.opts.points, size: 6 },
           value: (u, v) => (v === null || v === undefined ? '—' : fmt(v)),
         })),
       ],

@@ -29,7 +29,7 @@ export async function render(main, ctx) {
 
   const charts = {
     writes: new Chart('New contexts / s', [{ label: 'contexts/s', color: '--c1' }], (v) => v.toFixed(v < 10 ? 2 : 0), { id: 'writes', note: 'Change of nexus_contexts between samples.' }),
-    search: new Chart('Search latency', [{ label: 'ms', color: '--c2' }], (v) => `${v.toFixed(1)} ms`, { id: 'search' }),
+    search: new Chart('Search latency', [{ label: 'ms', color: '--c2' }], (v) => `${v.toFixed(v < 10 ? 2 : 0)} ms`, { id: 'search', points: true }),
     lag: new Chart('Index lag', [{ label: 'contexts', color: '--c3' }], (v) => num(Math.round(v)), { id: 'lag', note: 'nexus_index_lag_contexts: contexts not yet searchable.' }),
     cache: new Chart('Cache hit ratio', [{ label: 'hit ratio', color: '--c4' }], (v) => `${(v * 100).toFixed(0)} %`, { id: 'cache', range: [0, 1], note: 'Hits over hits and misses between samples (nexus_cache_hits_total, nexus_cache_misses_total).' }),
     disk: new Chart('Disk free', [{ label: 'free', color: '--c5' }], (v) => bytes(v), { id: 'disk', note: 'nexus_disk_free_bytes of the data directory.' }),
@@ -41,7 +41,7 @@ export async function render(main, ctx) {
   }
 
   let prev = null;
-  let lastSearchCheck = Date.now();
+  let lastSearchCheck = Date.now() - 600_000; // the searches of the last 10 minutes
   let base = null; // recoveries at the first sample
   const sample = async () => {
     const m = parse(await text('/metrics', { signal: ctx.signal }));
@@ -60,16 +60,17 @@ export async function render(main, ctx) {
     if (!base) base = { recovered: cur.recovered, failed: cur.failed };
     const dt = prev ? cur.t - prev.t : 0;
     charts.writes.push(t, [prev && dt > 0 && cur.contexts !== null ? Math.max(0, (cur.contexts - prev.contexts) / dt) : null]);
-    let lat = null;
     if (cur.searchCount !== null) {
+      // The node's own figure, if it has one: the mean between samples.
       charts.search.el.querySelector('.chart-note')?.remove();
+      let lat = null;
       if (prev && cur.searchCount > prev.searchCount) lat = ((cur.searchSum - prev.searchSum) / (cur.searchCount - prev.searchCount)) * 1000;
+      charts.search.push(t, [lat]);
     } else {
-      const xs = searchlog.since(lastSearchCheck);
-      if (xs.length) lat = xs.reduce((a, x) => a + x.ms, 0) / xs.length;
+      // Otherwise one point per search of this console, at its time.
+      for (const x of searchlog.since(lastSearchCheck)) charts.search.push(x.at / 1000, [x.ms]);
     }
     lastSearchCheck = now;
-    charts.search.push(t, [lat]);
     charts.lag.push(t, [value(m, 'nexus_index_lag_contexts')]);
     let ratio = null;
     if (prev && cur.hits !== null) {
@@ -132,16 +133,16 @@ export async function render(main, ctx) {
   ctx.ready();
 }
 
-// KEY are the figures a component's card shows first; the others are
-// behind "All figures".
+// KEY are the figures a component's card shows first, with their
+// labels; all of them are behind "All figures".
 const KEY = {
-  context_manager: ['contexts', 'head'],
-  git_repository: ['packs', 'pack_bytes', 'head'],
-  memory_cache: ['entries', 'bytes', 'hit_rate'],
-  semantic_index: ['indexed', 'lag', 'model'],
-  backups: ['newest_backup', 'bytes', 'backup.runs', 'backup.failures'],
-  agents: ['agents', 'external_agents.active', 'tasks.queued', 'tasks.claimed'],
-  predictions: ['disk.free_bytes', 'disk.full_in_seconds', 'disk.warning'],
+  context_manager: [['contexts', 'contexts'], ['head', 'head']],
+  git_repository: [['packs', 'packs'], ['pack_bytes', 'size']],
+  memory_cache: [['entries', 'entries'], ['hit_rate', 'hit rate']],
+  semantic_index: [['indexed', 'indexed'], ['lag', 'lag']],
+  backups: [['newest_backup', 'newest'], ['backup.failures', 'failures']],
+  agents: [['agents', 'own'], ['external_agents.active', 'external'], ['tasks.queued', 'queued']],
+  predictions: [['disk.free_bytes', 'disk free'], ['disk.full_in_seconds', 'full in']],
 };
 
 // component is the card of one health component: its status, its error,
@@ -149,8 +150,11 @@ const KEY = {
 function component(name, c) {
   const rows = [];
   flatten('', c.details || {}, rows);
-  const want = KEY[name] || rows.slice(0, 3).map(([k]) => k);
-  const key = want.map((k) => rows.find(([x]) => x === k)).filter(Boolean);
+  const want = KEY[name] || rows.slice(0, 2).map(([k]) => [k, k]);
+  const key = want.map(([k, label]) => {
+    const r = rows.find(([x]) => x === k);
+    return r ? [label, r[1]] : null;
+  }).filter(Boolean);
   const list = (rs) => h('dl', { class: 'kv small' }, rs.map(([k, v]) => [h('dt', {}, k.replace(/_/g, ' ')), h('dd', {}, v)]));
   return h('article', { class: `component s-${c.status}`, dataset: { component: name, status: c.status } },
     h('header', {}, h('h3', {}, name.replace(/_/g, ' ')), badge(c.status)),
