@@ -124,12 +124,12 @@ func waitPage(tab *browsertest.Tab, page string) {
 	tab.Do(chromedp.WaitReady(chromedp.CSS(fmt.Sprintf(`main#page[data-page=%q][data-ready="true"]`, page))))
 }
 
-// noConsoleErrors fails the test on any console error of the tab but
-// one: until the node has GET /v1/session, the console's request for it
+// noConsoleErrors fails the test on any console error of the tab on the
+// node at url but one: until the node has GET /v1/session, the console's request for it
 // answers 404 (which the console reads as "no authentication").
-func (n *consoleNode) noConsoleErrors(t *testing.T, tab *browsertest.Tab) {
+func noConsoleErrors(t *testing.T, tab *browsertest.Tab, url string) {
 	t.Helper()
-	resp, err := http.Get(n.p.url + "/v1/session")
+	resp, err := http.Get(url + "/v1/session")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +274,7 @@ func TestConsole_Pages(t *testing.T) {
 					t.Errorf("%s shows the task's claim token", pg.page)
 				}
 			}
-			n.noConsoleErrors(t, tab)
+			noConsoleErrors(t, tab, n.p.url)
 		})
 	}
 	// Dark: the same page with the other colour scheme.
@@ -284,7 +284,7 @@ func TestConsole_Pages(t *testing.T) {
 	if dark := browsertest.Eval[string](tab, `getComputedStyle(document.body).backgroundColor`); dark == light || dark != "rgb(17, 21, 27)" {
 		t.Errorf("dark scheme: body background %s (light %s), want rgb(17, 21, 27)", dark, light)
 	}
-	n.noConsoleErrors(t, tab)
+	noConsoleErrors(t, tab, n.p.url)
 }
 
 // A context written through the API appears on the Contexts page and on
@@ -315,7 +315,7 @@ func TestConsole_LiveUpdates(t *testing.T) {
 	if browsertest.Eval[int](tab, `window.notReloaded || 0`) != 1 {
 		t.Error("the page was reloaded")
 	}
-	n.noConsoleErrors(t, tab)
+	noConsoleErrors(t, tab, n.p.url)
 }
 
 // The restore flow: a dry run previews what would be rolled back and
@@ -370,7 +370,7 @@ func TestConsole_Restore(t *testing.T) {
 	}
 	// The page shows the restore's incident once the node records it.
 	tab.WaitTrue(`document.querySelectorAll('#timeline .incident[data-status="restored"]').length === 2`, "the second restore's incident on the timeline")
-	n.noConsoleErrors(t, tab)
+	noConsoleErrors(t, tab, n.p.url)
 }
 
 // Keyboard: number keys and g-sequences change pages, / focuses the
@@ -397,7 +397,7 @@ func TestConsole_Keyboard(t *testing.T) {
 	if !browsertest.Eval[bool](tab, `document.getElementById('keys').open`) {
 		t.Error("? did not open the shortcuts")
 	}
-	n.noConsoleErrors(t, tab)
+	noConsoleErrors(t, tab, n.p.url)
 }
 
 // Screenshots of each page, 1280×800, light. They are written to
@@ -454,5 +454,52 @@ func TestConsole_Screenshots(t *testing.T) {
 			t.Logf("wrote %s (%d bytes)", path, len(img))
 		}
 	}
-	n.noConsoleErrors(t, tab)
+	noConsoleErrors(t, tab, n.p.url)
+}
+
+// The Cluster page of a node that bootstrapped a cluster of its own
+// shows it leading, and its head and applied index as GET /v1/cluster
+// gives them.
+func TestConsole_Cluster(t *testing.T) {
+	addrs := freeAddrs(t, 2)
+	p := startServe(t, t.TempDir(), "--addr="+addrs[0], "--node-id=n1", "--raft-addr="+addrs[1], "--bootstrap", "--no-search")
+	t.Cleanup(func() { p.cmd.Process.Signal(syscall.SIGTERM); p.cmd.Wait() })
+	c := httpapi.NewClient(p.url)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st, err := c.ClusterStatus(t.Context(), false)
+		if err == nil && st.Leader == "n1" && st.Writable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("n1 did not lead its cluster within 60 s: %+v %v", st, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	x, err := c.Put(t.Context(), nexus.Draft{Type: nexus.TypeMemory, Content: "replicated through the log"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.ClusterStatus(t.Context(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := browsertest.Start(t)
+	tab := b.NewTab(t, 1280, 800)
+	tab.Do(chromedp.Navigate(p.url + "/#/cluster"))
+	waitPage(tab, "cluster")
+	if pageCount(tab, "#single-node") != 0 {
+		t.Fatal("the page says single node")
+	}
+	if s := pageText(tab, "#cluster"); !strings.Contains(s, "Node n1") || !strings.Contains(s, "leader") || !strings.Contains(s, "yes (leader)") {
+		t.Errorf("cluster page %q, want n1 leading and taking writes", s)
+	}
+	row := browsertest.Eval[[]string](tab, `[...document.querySelectorAll('#cluster table tbody tr:first-child td')].map(e => e.textContent)`)
+	if len(row) != 8 || row[0] != "n1" || row[1] != "leader" || row[2] != "yes" || !strings.HasPrefix(st.Head, strings.TrimSuffix(row[4], "…")) || row[5] != addrs[1] {
+		t.Errorf("member row %q, want n1, leader, voter, its head %s, raft %s", row, st.Head, addrs[1])
+	}
+	if applied := browsertest.Eval[string](tab, `document.querySelector('#cluster table tbody tr:first-child td:nth-child(4)').textContent`); applied == "—" || applied == "0" {
+		t.Errorf("member's applied index %q, want the index after the write of %s", applied, x.ID)
+	}
+	noConsoleErrors(t, tab, p.url)
 }

@@ -9,7 +9,7 @@ import { get, query } from '../api.js';
 
 const CHAIN = 50;
 const LOG_PAGE = 200;
-const LOG_PAGES = 5; // the commit is looked for in the newest 1,000 journal entries, then on request
+const LOG_PAGES = 2; // the commit is looked for in the newest 400 journal entries, then on request
 
 export async function render(main, ctx, { match }) {
   const id = match[1];
