@@ -165,6 +165,11 @@ func TestAssets_rules(t *testing.T) {
 		exists(pages[0], m[1])
 	}
 	for _, p := range modules {
+		// Every module is preloaded, so that the browser fetches them at
+		// once rather than one import after another.
+		if !strings.Contains(html, `<link rel="modulepreload" href="/console/`+p+`">`) {
+			t.Errorf("%s does not preload %s", pages[0], p)
+		}
 		src := read(t, filepath.Join("assets", p))
 		for _, bad := range []*regexp.Regexp{
 			regexp.MustCompile(`\.innerHTML|\.outerHTML\s*=|insertAdjacentHTML|document\.write`),

@@ -263,8 +263,11 @@ func TestConsole_Pages(t *testing.T) {
 			tab := b.NewTab(t, width, 800)
 			tab.Do(chromedp.Navigate(n.p.url + "/"))
 			waitPage(tab, "overview")
+			t.Logf("the console showed the overview's first data %s ms after the navigation started (%s)", browsertest.Eval[string](tab, `document.getElementById('page').dataset.readyAt`),
+				browsertest.Eval[string](tab, `(n => 'page loaded at ' + Math.round(n.responseEnd) + ' ms, modules run at ' + Math.round(n.domContentLoadedEventEnd) + ' ms')(performance.getEntriesByType('navigation')[0])`))
 			for _, pg := range pages {
 				goTo(tab, pg.route, pg.page)
+				t.Logf("%s: first data shown %s ms after the route changed", pg.page, browsertest.Eval[string](tab, `document.getElementById('page').dataset.readyMs`))
 				pg.check(t, tab)
 				if over := browsertest.Eval[int](tab, `document.documentElement.scrollWidth - window.innerWidth`); over > 0 {
 					wide := browsertest.Eval[[]string](tab, `[...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right > window.innerWidth + 1).slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))`)

@@ -46,6 +46,7 @@ let signedIn = false;
 // shown.
 function pageContext(name) {
   const ctrl = new AbortController();
+  const start = performance.now();
   const cleanups = [];
   return {
     signal: ctrl.signal,
@@ -72,7 +73,11 @@ function pageContext(name) {
       cleanups.push(f);
     },
     ready() {
-      if (!ctrl.signal.aborted && main.dataset.page === name) main.dataset.ready = 'true';
+      if (ctrl.signal.aborted || main.dataset.page !== name) return;
+      // How long the page took to show its first data (the tests read it).
+      main.dataset.readyMs = String(Math.round(performance.now() - start));
+      main.dataset.readyAt = String(Math.round(performance.now()));
+      main.dataset.ready = 'true';
     },
     end() {
       ctrl.abort();
@@ -104,8 +109,16 @@ async function route() {
   main.dataset.page = r.page;
   document.title = `${titles[r.page]} · Nexus console`;
   for (const a of nav.querySelectorAll('a')) {
-    if (a.dataset.nav === (r.nav || r.page)) a.setAttribute('aria-current', 'page');
-    else a.removeAttribute('aria-current');
+    if (a.dataset.nav === (r.nav || r.page)) {
+      a.setAttribute('aria-current', 'page');
+      // On a phone the navigation scrolls sideways: show the current page.
+      const nr = nav.getBoundingClientRect();
+      const ar = a.getBoundingClientRect();
+      if (ar.right > nr.right) nav.scrollLeft += ar.right - nr.right + 8;
+      else if (ar.left < nr.left) nav.scrollLeft -= nr.left - ar.left + 8;
+    } else {
+      a.removeAttribute('aria-current');
+    }
   }
   fill(main);
   current = pageContext(r.page);
