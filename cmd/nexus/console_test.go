@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"os/exec"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +21,7 @@ import (
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/httpapi"
 	"github.com/nexus-mem/nexus/internal/browsertest"
+	"github.com/nexus-mem/nexus/orchestrator"
 	"github.com/nexus-mem/nexus/tasks"
 )
 
@@ -32,12 +36,43 @@ type consoleNode struct {
 	p      *proc
 	c      *httpapi.Client
 	thread []*nexus.Context // root, reply, reply to the reply
+	answer *nexus.Context   // the pool's answer to the last, with its provenance
 	task   tasks.Task       // claimed by worker-1 (its Claim is a secret)
 }
 
 func startConsoleNode(t *testing.T) *consoleNode {
 	t.Helper()
-	p := startServe(t, t.TempDir())
+	// The node's own agent answers through a real OpenAI-compatible
+	// endpoint served here; a pool holds it; a supervised process runs.
+	llm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/v1/models":
+			io.WriteString(w, `{"object":"list","data":[{"id":"test-model","object":"model"}]}`)
+		case "/v1/chat/completions":
+			io.WriteString(w, `{"id":"c1","object":"chat.completion","model":"test-model","choices":[{"index":0,"message":{"role":"assistant","content":"Agreed: idempotency keys first, then a week of shadow writes."},"finish_reason":"stop"}],"usage":{"prompt_tokens":42,"completion_tokens":12}}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(llm.Close)
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeNodeConfig(t, fmt.Sprintf(`agents:
+  - id: gpt
+    provider: openai
+    base_url: %s/v1
+    model: test-model
+    capabilities: [review]
+pools:
+  - {name: reviewers, members: [{agent: gpt}]}
+supervisor:
+  processes:
+    - {name: sleeper, command: %s, args: ["600"]}
+`, llm.URL, sleep))
+	p := startServe(t, t.TempDir(), "--config="+cfg)
 	t.Cleanup(func() { p.cmd.Process.Signal(syscall.SIGTERM); p.cmd.Wait() })
 	n := &consoleNode{p: p, c: httpapi.NewClient(p.url)}
 	ctx := t.Context()
@@ -68,6 +103,11 @@ func startConsoleNode(t *testing.T) *consoleNode {
 	reply := put(nexus.Draft{Namespace: "team-a", Type: nexus.TypeAnalysis, Content: "The ledger needs idempotent writes: the old one double-counts retries", AgentID: "analyst", ParentID: root.ID})
 	last := put(nexus.Draft{Namespace: "team-a", Type: nexus.TypeDecision, Content: "Migrate with idempotency keys and shadow writes for a week", AgentID: "planner", ParentID: reply.ID, Metadata: []byte(`{"ticket":"BILL-42"}`)})
 	n.thread = []*nexus.Context{root, reply, last}
+	answer, err := n.c.Process(ctx, orchestrator.Request{ContextID: last.ID, Agent: "reviewers"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.answer = answer.Context
 	for i := range 5 {
 		put(nexus.Draft{Type: nexus.TypeObservation, Content: fmt.Sprintf("cache warm-up run %d took longer after the deploy", i), AgentID: "observer"})
 	}
@@ -224,6 +264,17 @@ func TestConsole_Pages(t *testing.T) {
 				t.Errorf("content %q, want %q", got, reply.Content)
 			}
 		}},
+		{"contexts/" + n.answer.ID.String(), "context", func(t *testing.T, tab *browsertest.Tab) {
+			prov := pageText(tab, "#provenance")
+			for _, want := range []string{"Askedreviewers", "Answered bygpt", "Modeltest-model", "Tokens42 in, 12 out", "Requests1"} {
+				if !strings.Contains(prov, want) {
+					t.Errorf("provenance %q, want it to hold %q", prov, want)
+				}
+			}
+			if got := pageCount(tab, "#thread .node"); got != 4 {
+				t.Errorf("the answer's thread has %d nodes, want 4 (root, reply, decision, answer)", got)
+			}
+		}},
 		{"search?q=ledger+idempotent&mode=hybrid", "search", func(t *testing.T, tab *browsertest.Tab) {
 			if got := browsertest.Eval[string](tab, `document.querySelector('#hits .hit')?.dataset.id || ""`); got != reply.ID.String() {
 				t.Errorf("search: first hit %q, want the reply %s", got, reply.ID)
@@ -237,6 +288,13 @@ func TestConsole_Pages(t *testing.T) {
 			}
 		}},
 		{"agents", "agents", func(t *testing.T, tab *browsertest.Tab) {
+			own := browsertest.Eval[[]string](tab, `[...document.querySelectorAll('#own-agents tbody tr')].map(r => [...r.cells].slice(0, 4).map(c => c.textContent).join('|'))`)
+			if fmt.Sprint(own) != "[gpt|review|healthy|closed reviewers|—|pool|—]" {
+				t.Errorf("agents: own agents %q, want gpt healthy and closed, and the pool", own)
+			}
+			if s := pageText(tab, "#processes"); !strings.Contains(s, "sleeper") || !strings.Contains(s, "running") {
+				t.Errorf("agents: processes %q, want sleeper running", s)
+			}
 			if s := pageText(tab, "#external-agents"); !strings.Contains(s, "worker-1") || !strings.Contains(s, "active") {
 				t.Errorf("agents: external agents %q, want worker-1 active", s)
 			}

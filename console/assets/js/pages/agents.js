@@ -50,7 +50,7 @@ export async function render(main, ctx, { params }) {
         p.reason ? clip(p.reason, 160) : (p.next_restart ? `restarts ${ago(p.next_restart)}` : '—')]), { empty: 'No supervised processes.' }));
     const now = Date.now();
     fill(ext, table(['Agent', 'Name', 'Capabilities', 'Status', 'Last heartbeat', 'Lease', 'Claims', 'Principal'],
-      a.external.map((x) => [h('strong', {}, x.id), x.name || '—', caps(x.capabilities), badge(x.status), timeEl(x.last_heartbeat),
+      a.external.map((x) => [h('strong', {}, x.id), x.name || '—', caps(x.capabilities, 'every task'), badge(x.status), timeEl(x.last_heartbeat),
         h('span', { title: x.lease_expires }, new Date(x.lease_expires).getTime() > now ? `expires ${ago(x.lease_expires, now)}` : `lapsed ${ago(x.lease_expires, now)}`),
         x.claims && x.claims.length ? x.claims.map((id) => short(id, 10)) : '—', x.principal || '—']), { empty: 'No external agents registered.' }));
   };
@@ -98,7 +98,9 @@ export async function render(main, ctx, { params }) {
   ctx.ready();
 }
 
-function caps(list) {
-  if (!list || !list.length) return h('span', { class: 'muted' }, 'every task');
+// caps shows capabilities; none means every task for an external agent,
+// and no routing by capability for the node's own.
+function caps(list, none = '—') {
+  if (!list || !list.length) return h('span', { class: 'muted' }, none);
   return list.map((c) => h('span', { class: 'tag' }, c));
 }
