@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"image/png"
@@ -114,6 +115,23 @@ supervisor:
 	if _, err := n.c.RegisterAgent(ctx, "worker-1", "Summarizer", []string{"summarize"}); err != nil {
 		t.Fatal(err)
 	}
+	// Like a live external agent, it renews its lease (30 s) until the
+	// test ends, however slow the machine.
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(5 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				n.c.Heartbeat(context.Background(), "worker-1")
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-stopped })
 	if _, err := n.c.CreateTask(ctx, tasks.NewTask{Content: "summarize the ledger decision", Capability: "summarize", ParentID: last.ID, Namespace: "team-a"}); err != nil {
 		t.Fatal(err)
 	}
