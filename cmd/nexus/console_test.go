@@ -458,6 +458,14 @@ func TestConsole_Keyboard(t *testing.T) {
 	n := startConsoleNode(t)
 	b := browsertest.Start(t)
 	tab := n.open(t, b, 1280, "overview", "overview")
+	tab.Do(chromedp.KeyEvent("\t"))
+	if got := browsertest.Eval[string](tab, `document.activeElement.id`); got != "skip" {
+		t.Errorf("the first Tab focuses %q, want the skip link", got)
+	}
+	tab.Do(chromedp.KeyEvent("\r"))
+	if got := browsertest.Eval[string](tab, `document.activeElement.id + ' ' + location.hash`); got != "page #/overview" {
+		t.Errorf("the skip link left the focus and route at %q, want the page and #/overview", got)
+	}
 	tab.Do(chromedp.KeyEvent("2"))
 	waitPage(tab, "contexts")
 	tab.Do(chromedp.KeyEvent("g"), chromedp.KeyEvent("a"))

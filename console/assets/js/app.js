@@ -196,6 +196,11 @@ async function boot() {
     }
   });
   window.addEventListener('hashchange', route);
+  // The skip link focuses the page without touching the hash (the route).
+  document.getElementById('skip').addEventListener('click', (ev) => {
+    ev.preventDefault();
+    main.focus();
+  });
   document.getElementById('keys-open').addEventListener('click', () => keysDialog.showModal());
   keyboard();
   try {
