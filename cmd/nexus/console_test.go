@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -38,6 +39,7 @@ type consoleNode struct {
 	c      *httpapi.Client
 	thread []*nexus.Context // root, reply, reply to the reply
 	answer *nexus.Context   // the pool's answer to the last, with its provenance
+	kept   *nexus.Context   // written before everything else
 	task   tasks.Task       // claimed by worker-1 (its Claim is a secret)
 }
 
@@ -88,6 +90,7 @@ supervisor:
 	// A restore that rolls one context back: the node records it as an
 	// incident.
 	kept := put(nexus.Draft{Type: nexus.TypeMemory, Content: "the first fact, kept by the restore", AgentID: "seed"})
+	n.kept = kept
 	put(nexus.Draft{Type: nexus.TypeMemory, Content: "a fact the restore rolls back", AgentID: "seed"})
 	if _, err := n.c.Restore(ctx, kept.Timestamp, false); err != nil {
 		t.Fatal(err)
@@ -303,6 +306,18 @@ func TestConsole_Pages(t *testing.T) {
 			}
 			if got := pageCount(tab, "#hits .hit:first-child mark"); got < 2 {
 				t.Errorf("search: %d marked terms in the first snippet, want ledger and idempotent", got)
+			}
+		}},
+		{"search?q=ledger+idempotent&as_of=" + n.kept.Timestamp.UTC().Format(time.RFC3339), "search", func(t *testing.T, tab *browsertest.Tab) {
+			// As of the first context (to the second), the thread was not written yet.
+			hits := browsertest.Eval[[]string](tab, `[...document.querySelectorAll('#hits .hit')].map(e => e.dataset.id)`)
+			for _, c := range n.thread {
+				if slices.Contains(hits, c.ID.String()) {
+					t.Errorf("search as of %s found %s, written after", n.kept.Timestamp, c.ID)
+				}
+			}
+			if s := pageText(tab, "#search-summary"); !strings.Contains(s, "as of "+n.kept.Timestamp.UTC().Truncate(time.Second).Format("2006-01-02T15:04:05")) {
+				t.Errorf("search summary %q, want it to say as of when", s)
 			}
 		}},
 		{"agents", "agents", func(t *testing.T, tab *browsertest.Tab) {
