@@ -14,6 +14,7 @@ import (
 
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/agent"
+	"github.com/nexus-mem/nexus/console"
 	"github.com/nexus-mem/nexus/orchestrator"
 	"github.com/nexus-mem/nexus/supervisor"
 	"github.com/nexus-mem/nexus/tasks"
@@ -118,6 +119,7 @@ type Server struct {
 	redact           *nexus.Redactor
 	beat             time.Duration // keep-alive interval of event streams
 	mux              *http.ServeMux
+	pages            *http.ServeMux
 	patterns         []string // every pattern registered with mux, in order
 	guard            browserGuard
 	limits           *limiter
@@ -153,6 +155,7 @@ func NewServer(store nexus.Store, opts Options) *Server {
 		redact:           opts.Redactor,
 		beat:             opts.KeepAlive,
 		mux:              http.NewServeMux(),
+		pages:            http.NewServeMux(),
 		guard:            newBrowserGuard(opts.PublicNames),
 		limits:           newLimiter(opts.Limits),
 		cluster:          opts.Cluster,
@@ -215,6 +218,11 @@ func (s *Server) routes() {
 	s.handle("POST /v1/tasks/{id}/complete", s.completeTask)
 	s.handle("POST /v1/tasks/{id}/fail", s.failTask)
 	s.clusterRoutes()
+	// The web console (package console): public files holding no data,
+	// served before authentication so that the login page loads; every
+	// call they make is an API request like any other.
+	s.pages.Handle("GET /{$}", console.Handler())
+	s.pages.Handle("GET /console/", console.Handler())
 	if s.mcp != nil {
 		s.register("/mcp", s.mcp)
 	}
@@ -250,6 +258,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if limit, ok := s.guard.checkHost(sw, r); !ok {
 		s.limits.count(limit)
+		return
+	}
+	if h, pattern := s.pages.Handler(r); pattern != "" {
+		h.ServeHTTP(sw, r)
 		return
 	}
 	if r = s.authenticate(sw, r); r == nil {

@@ -115,7 +115,7 @@ func badReads(id nexus.ID) []errorCase {
 		{"unknown route", get("/v2/contexts"), 404, nexus.ENotFound, "/v2/contexts"},
 		{"unknown sub-resource", get("/v1/contexts/" + s + "/parents"), 404, nexus.ENotFound, ""},
 		{"trailing slash", get("/v1/contexts/"), 404, nexus.ENotFound, ""},
-		{"root", get("/"), 404, nexus.ENotFound, ""},
+		{"root, posted to (GET / is the console)", request{method: "POST", target: "/", ctype: jsonType, body: strings.NewReader("{}")}, 404, nexus.ENotFound, "POST /"},
 		{"delete", request{method: "DELETE", target: "/v1/contexts/" + s}, 405, nexus.EInvalid, "GET"},
 		{"put", request{method: "PUT", target: "/v1/contexts", ctype: jsonType, body: strings.NewReader("{}")}, 405, nexus.EInvalid, "POST"},
 		{"post to log", request{method: "POST", target: "/v1/log", ctype: jsonType, body: strings.NewReader("{}")}, 405, nexus.EInvalid, "GET"},
