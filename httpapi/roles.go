@@ -46,6 +46,11 @@ var routeRoles = map[string]nexus.Role{
 	"DELETE /v1/cluster/members/{id}":      nexus.RoleAdmin,
 	"POST /v1/cluster/transfer-leadership": nexus.RoleAdmin,
 	"/mcp":                                 nexus.RoleRead, // each tool checks its own role
+	"POST /v1/session":                     nexus.RoleRead, // and without a credential: the login
+	"GET /v1/session":                      nexus.RoleRead,
+	"DELETE /v1/session":                   nexus.RoleRead,
+	"GET /{$}":                             nexus.RoleRead, // the console's page, and without a credential
+	"GET /console/":                        nexus.RoleRead, // the console's files, and without a credential
 }
 
 // RouteRole is the least role the route registered as pattern needs.

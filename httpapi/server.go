@@ -94,6 +94,8 @@ type Options struct {
 	// ForwardTransport (nil: the default transport).
 	Cluster          Cluster
 	ForwardTransport http.RoundTripper
+	// Sessions bound the web console's sessions (see POST /v1/session).
+	Sessions SessionLimits
 }
 
 // Server serves a [nexus.Store] over HTTP. It is an [http.Handler].
@@ -123,6 +125,8 @@ type Server struct {
 	limits           *limiter
 	cluster          Cluster
 	forwardTransport http.RoundTripper
+	sessions         *sessions
+	logins           *limiter // the logins of each client address
 }
 
 // rawGetter is an optional capability of a store: the stored JSON encoding
@@ -157,6 +161,8 @@ func NewServer(store nexus.Store, opts Options) *Server {
 		limits:           newLimiter(opts.Limits),
 		cluster:          opts.Cluster,
 		forwardTransport: opts.ForwardTransport,
+		sessions:         newSessions(opts.Sessions),
+		logins:           newLimiter(Limits{Rate: loginRate, Burst: loginBurst, Now: opts.Limits.Now}),
 	}
 	s.raw, _ = store.(rawGetter)
 	if s.maxBody <= 0 {
@@ -214,6 +220,9 @@ func (s *Server) routes() {
 	s.handle("POST /v1/tasks/claim", s.claimTask)
 	s.handle("POST /v1/tasks/{id}/complete", s.completeTask)
 	s.handle("POST /v1/tasks/{id}/fail", s.failTask)
+	s.handle("POST /v1/session", s.createSession)
+	s.handle("GET /v1/session", s.getSession)
+	s.handle("DELETE /v1/session", s.deleteSession)
 	s.clusterRoutes()
 	if s.mcp != nil {
 		s.register("/mcp", s.mcp)
@@ -267,6 +276,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if limit, ok := s.guard.checkChange(sw, r); !ok {
+		s.limits.count(limit)
+		return
+	}
+	if limit, ok := s.checkCSRF(sw, r); !ok {
 		s.limits.count(limit)
 		return
 	}
