@@ -58,9 +58,9 @@ func authenticator(opts Options) Authenticator {
 
 // authenticate returns r carrying its principal: nexus.Anonymous when no
 // principal is configured, none for the public routes (GET /livez, the
-// login, the console's files), else the one its bearer credential names
-// or, without an Authorization header, its session cookie. On failure it
-// answers 401 and returns nil.
+// login), else the one its bearer credential names or, without an
+// Authorization header, its session cookie's. On failure it answers 401
+// and returns nil.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) *http.Request {
 	if !s.authn.Enabled() {
 		// A program that embeds the handler may have authenticated the
@@ -94,16 +94,14 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) *http.Requ
 	return r.WithContext(nexus.WithPrincipal(r.Context(), p))
 }
 
-// publicRoute reports whether r needs no credential: GET /livez, the
-// login (its body holds the credential), and the console's page and
-// files, which hold no data (the console asks the API for that).
+// publicRoute reports whether r needs no credential: GET /livez, and the
+// login, whose body holds the credential.
 func publicRoute(r *http.Request) bool {
-	get := r.Method == http.MethodGet || r.Method == http.MethodHead
-	switch p := r.URL.Path; {
-	case get && (p == "/livez" || p == "/" || strings.HasPrefix(p, "/console/")):
-		return true
-	case r.Method == http.MethodPost && p == "/v1/session":
-		return true
+	switch p := r.URL.Path; r.Method {
+	case http.MethodGet, http.MethodHead:
+		return p == "/livez"
+	case http.MethodPost:
+		return p == "/v1/session"
 	}
 	return false
 }

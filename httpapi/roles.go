@@ -49,8 +49,6 @@ var routeRoles = map[string]nexus.Role{
 	"POST /v1/session":                     nexus.RoleRead, // and without a credential: the login
 	"GET /v1/session":                      nexus.RoleRead,
 	"DELETE /v1/session":                   nexus.RoleRead,
-	"GET /{$}":                             nexus.RoleRead, // the console's page, and without a credential
-	"GET /console/":                        nexus.RoleRead, // the console's files, and without a credential
 }
 
 // RouteRole is the least role the route registered as pattern needs.
