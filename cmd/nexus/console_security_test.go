@@ -118,10 +118,9 @@ func openLogin(t *testing.T, tab *browsertest.Tab, url string) {
 	tab.Do(chromedp.Navigate(url+"/"), chromedp.WaitVisible(`form#login input[name="token"][type="password"]`))
 }
 
-// signIn types tok into the login form and submits it.
+// signIn types tok into the (empty) login form and submits it.
 func signIn(tab *browsertest.Tab, tok string) {
 	tab.Do(
-		chromedp.SetValue(`form#login input[name="token"]`, ""),
 		chromedp.SendKeys(`form#login input[name="token"]`, tok),
 		chromedp.Click(`form#login button[type="submit"]`),
 	)
