@@ -115,6 +115,15 @@ var loginNoise = []string{"status of 401"}
 // openLogin opens the console and waits for its login form.
 func openLogin(t *testing.T, tab *browsertest.Tab, url string) {
 	t.Helper()
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := client.Get(url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || !strings.HasPrefix(ct, "text/html") {
+		t.Fatalf("GET / answers %d %q: the console (package console) is not served at /", resp.StatusCode, ct)
+	}
 	tab.Do(chromedp.Navigate(url+"/"), chromedp.WaitVisible(`form#login input[name="token"][type="password"]`))
 }
 
