@@ -41,6 +41,7 @@ fuzz:
 	go test -run '^$$' -fuzz FuzzDecodeSearch -fuzztime $(FUZZTIME) ./httpapi/
 	go test -run '^$$' -fuzz FuzzEventsRequest -fuzztime $(FUZZTIME) ./httpapi/
 	go test -run '^$$' -fuzz FuzzReadSSE -fuzztime $(FUZZTIME) ./httpapi/
+	go test -run '^$$' -fuzz FuzzDecodeSessionRequest -fuzztime $(FUZZTIME) ./httpapi/
 	go test -run '^$$' -fuzz FuzzParsePosition -fuzztime $(FUZZTIME) ./events/
 	go test -run '^$$' -fuzz FuzzDecodeDocs -fuzztime $(FUZZTIME) ./search/
 	go test -run '^$$' -fuzz FuzzDecodeSegment -fuzztime $(FUZZTIME) ./search/

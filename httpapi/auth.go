@@ -57,8 +57,10 @@ func authenticator(opts Options) Authenticator {
 }
 
 // authenticate returns r carrying its principal: nexus.Anonymous when no
-// principal is configured, none for GET /livez, else the one its bearer
-// credential names. On failure it answers 401 and returns nil.
+// principal is configured, none for the public routes (GET /livez, the
+// login), else the one its bearer credential names or, without an
+// Authorization header, its session cookie's. On failure it answers 401
+// and returns nil.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) *http.Request {
 	if !s.authn.Enabled() {
 		// A program that embeds the handler may have authenticated the
@@ -69,8 +71,18 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) *http.Requ
 		}
 		return r.WithContext(nexus.WithPrincipal(r.Context(), nexus.Anonymous))
 	}
-	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Path == "/livez" {
+	if publicRoute(r) {
 		return r
+	}
+	_, hasAuth := r.Header["Authorization"]
+	if id := cookieValue(r); id != "" && !hasAuth {
+		return s.authenticateSession(w, r, id)
+	}
+	if !hasAuth && r.Method == http.MethodGet && r.URL.Path == "/v1/session" {
+		// The console asking whether it is logged in: no credential is no
+		// attack, and not audited.
+		s.fail(w, r, nexus.Errorf(nexus.EUnauthorized, "not logged in: POST /v1/session with a token, or send a bearer credential"))
+		return nil
 	}
 	p, err := s.authn.Authenticate(bearer(r))
 	if err != nil {
@@ -80,6 +92,18 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) *http.Requ
 		return nil
 	}
 	return r.WithContext(nexus.WithPrincipal(r.Context(), p))
+}
+
+// publicRoute reports whether r needs no credential: GET /livez, and the
+// login, whose body holds the credential.
+func publicRoute(r *http.Request) bool {
+	switch p := r.URL.Path; r.Method {
+	case http.MethodGet, http.MethodHead:
+		return p == "/livez"
+	case http.MethodPost:
+		return p == "/v1/session"
+	}
+	return false
 }
 
 // bearer is the credential of "Authorization: Bearer <credential>", or "".

@@ -376,6 +376,15 @@ var nsRoutes = map[string]nsRoute{
 		return nsRequest{method: "DELETE", path: "/v1/cluster/members/n9"}
 	}, nil},
 	"POST /v1/cluster/transfer-leadership": {nsNone, 404, postTo("/v1/cluster/transfer-leadership", map[string]any{}), nil},
+	// The console's session: a login with the principal's own token, who
+	// the bearer credential is, and a logout with no session to end.
+	"POST /v1/session": {nsNone, 200, func(f *nsFixture, p *nexus.Principal, _ string) nsRequest {
+		return nsRequest{"POST", "/v1/session", map[string]any{"token": f.tok[p.Name]}}
+	}, nil},
+	"GET /v1/session": {nsNone, 200, getFrom("/v1/session"), nil},
+	"DELETE /v1/session": {nsNone, 204, func(*nsFixture, *nexus.Principal, string) nsRequest {
+		return nsRequest{method: "DELETE", path: "/v1/session"}
+	}, nil},
 	"/mcp": {nsNone, 200, postTo("/mcp", map[string]any{"jsonrpc": "2.0", "id": 1, "method": "initialize",
 		"params": map[string]any{"protocolVersion": "2025-06-18", "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "test", "version": "1"}}}), nil},
 }

@@ -37,7 +37,8 @@ var wantRoles = map[string]nexus.Role{
 	"POST /v1/tasks/{id}/complete": nexus.RoleWrite, "POST /v1/tasks/{id}/fail": nexus.RoleWrite,
 	"GET /v1/cluster": nexus.RoleRead, "POST /v1/cluster/join": nexus.RoleAdmin,
 	"DELETE /v1/cluster/members/{id}": nexus.RoleAdmin, "POST /v1/cluster/transfer-leadership": nexus.RoleAdmin,
-	"/mcp": nexus.RoleRead,
+	"/mcp":             nexus.RoleRead,
+	"POST /v1/session": nexus.RoleRead, "GET /v1/session": nexus.RoleRead, "DELETE /v1/session": nexus.RoleRead,
 }
 
 // principalNames names the principal of each role in principals.
@@ -88,7 +89,7 @@ func routeRequest(pattern, cred string) *http.Request {
 // Every registered route × every role (and no credential): a principal
 // below the route's role gets 403 forbidden naming the role needed, one
 // at or above it reaches the route; without a credential only /livez
-// answers.
+// and the login answer.
 func TestServer_routeRoles(t *testing.T) {
 	set, toks := principals(t)
 	opts := allOptions()
@@ -119,7 +120,14 @@ func TestServer_routeRoles(t *testing.T) {
 		}
 		w := httptest.NewRecorder()
 		s.ServeHTTP(w, routeRequest(p, ""))
-		if wantStatus := map[bool]int{true: 200, false: 401}[p == "GET /livez"]; w.Code != wantStatus {
+		wantStatus := 401
+		switch p {
+		case "GET /livez":
+			wantStatus = 200
+		case "POST /v1/session":
+			wantStatus = 400 // the login's body is its credential, and {} has none
+		}
+		if w.Code != wantStatus {
 			t.Errorf("%s without a credential: %d, want %d", p, w.Code, wantStatus)
 		}
 	}

@@ -161,9 +161,10 @@ func (s *Server) inCluster(w http.ResponseWriter, r *http.Request, pattern strin
 	return true
 }
 
-// forward proxies r to the leader's API, credentials included; the
-// leader's answer says it served it. An answer that does not come (the
-// leader is unreachable) is this node's error.
+// forward proxies r to the leader's API, credentials included (a
+// session's as a bearer credential); the leader's answer says it served
+// it. An answer that does not come (the leader is unreachable) is this
+// node's error.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, api string) {
 	target, err := url.Parse(api)
 	if err != nil || target.Host == "" {
@@ -175,6 +176,19 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, api string) {
 			pr.SetURL(target)
 			pr.Out.Host = target.Host
 			pr.Out.Header.Set(headerForwardedBy, s.cluster.NodeID())
+			// This node checked where the request came from; the leader,
+			// under another host and port, would take this node's origin
+			// for another site's.
+			pr.Out.Header.Del("Origin")
+			pr.Out.Header.Del("Sec-Fetch-Site")
+			if sess, ok := sessionFrom(pr.In.Context()); ok {
+				// The leader knows none of this node's sessions: the
+				// session's credential goes as a bearer one, as a
+				// client's own would.
+				pr.Out.Header.Set("Authorization", "Bearer "+sess.cred)
+				pr.Out.Header.Del("Cookie")
+				pr.Out.Header.Del(HeaderCSRF)
+			}
 		},
 		Transport: s.forwardTransport,
 		ModifyResponse: func(resp *http.Response) error {

@@ -63,3 +63,9 @@ var (
 	StatusOf = statusOf
 	CodeOf   = codeOf
 )
+
+// SessionCount is how many sessions s holds.
+func SessionCount(s *Server) int { return s.sessions.len() }
+
+// DecodeSessionRequest exposes the login's decoder to the fuzz test.
+var DecodeSessionRequest = decodeSessionRequest

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -121,6 +122,36 @@ func FuzzDecodeSearch(f *testing.F) {
 		}
 		if req.Validate(true) == nil && (req.Limit < 1 || req.Limit > nexus.MaxSearchLimit || req.Mode == "") {
 			t.Fatalf("validated request %+v lacks defaults", req)
+		}
+	})
+}
+
+// The login's decoder either fails with an invalid error or returns a
+// token, trimmed, within its bound, that a JSON body of its own decodes
+// to again.
+func FuzzDecodeSessionRequest(f *testing.F) {
+	for _, seed := range []string{
+		`{"token":"nexus_abc"}`, `{"token":" a.b.c "}`, `{"token":""}`, `{"token":7}`, `{"Token":"x"}`,
+		`{"token":"a","token":"b"}`, `{"token":"x"} {}`, `{"token":null}`, `[]`, `null`, ``, `{`, "{\"token\":\"\xff\"}",
+		`{"token":"\u0000"}`, `{"token":"x","extra":1}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		tok, err := httpapi.DecodeSessionRequest(body)
+		if err != nil {
+			var e *nexus.Error
+			if !errors.As(err, &e) || e.Code != nexus.EInvalid || e.Message == "" {
+				t.Fatalf("error %v is not an invalid error with a message", err)
+			}
+			return
+		}
+		if tok == "" || len(tok) > 16<<10 || !utf8.ValidString(tok) || strings.TrimSpace(tok) != tok {
+			t.Fatalf("token %q: want non-empty, trimmed, valid UTF-8, at most 16 KiB", tok)
+		}
+		again, _ := json.Marshal(map[string]string{"token": tok})
+		if tok2, err := httpapi.DecodeSessionRequest(again); err != nil || tok2 != tok {
+			t.Fatalf("%q decodes to %q, %v; want %q", again, tok2, err, tok)
 		}
 	})
 }

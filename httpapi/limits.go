@@ -57,11 +57,13 @@ const (
 	limitStreamsPP = "streams_per_principal"
 	limitExact     = "exact"
 	limitPage      = "page_bytes"
+	limitCSRF      = "csrf"
+	limitLogin     = "login"
 )
 
 // LimitNames lists the limits a [Server] counts, in [LimitStats.Refused]
 // order.
-var LimitNames = []string{limitHost, limitOrigin, limitForm, limitRate, limitStreams, limitStreamsPP, limitExact, limitPage}
+var LimitNames = []string{limitHost, limitOrigin, limitForm, limitRate, limitStreams, limitStreamsPP, limitExact, limitPage, limitCSRF, limitLogin}
 
 // LimitStats are what the limits did since the server started.
 type LimitStats struct {

@@ -214,6 +214,12 @@ func TestOpenAPI_responses(t *testing.T) {
 	call("DELETE", "/v1/cluster/members/n2", js, "", true, 404)
 	call("POST", "/v1/cluster/transfer-leadership", js, `{"to":"n2"}`, true, 404)
 	call("GET", "/v1/events?type=bogus", "", "", false, 400)
+	// A node without authentication has no sessions: the login answers
+	// who the caller is, as GET does.
+	call("POST", "/v1/session", js, `{"token":"whatever-it-is"}`, true, 200)
+	call("POST", "/v1/session", js, `{}`, false, 400)
+	call("GET", "/v1/session", "", "", true, 200)
+	call("DELETE", "/v1/session", js, "", true, 204)
 	// An incident, as the node records one, read back and told.
 	det := recovery.Detection{Component: nexus.ComponentIndex, Cause: "saved index: docs.bin is missing", FoundBy: "the periodic check (every 10s)", Node: "n1", At: time.Now()}
 	incident, err := n.store.Put(t.Context(), recovery.DetectionDraft(det))

@@ -46,6 +46,9 @@ var routeRoles = map[string]nexus.Role{
 	"DELETE /v1/cluster/members/{id}":      nexus.RoleAdmin,
 	"POST /v1/cluster/transfer-leadership": nexus.RoleAdmin,
 	"/mcp":                                 nexus.RoleRead, // each tool checks its own role
+	"POST /v1/session":                     nexus.RoleRead, // and without a credential: the login
+	"GET /v1/session":                      nexus.RoleRead,
+	"DELETE /v1/session":                   nexus.RoleRead,
 }
 
 // RouteRole is the least role the route registered as pattern needs.

@@ -95,6 +95,8 @@ type Options struct {
 	// ForwardTransport (nil: the default transport).
 	Cluster          Cluster
 	ForwardTransport http.RoundTripper
+	// Sessions bound the web console's sessions (see POST /v1/session).
+	Sessions SessionLimits
 }
 
 // Server serves a [nexus.Store] over HTTP. It is an [http.Handler].
@@ -125,6 +127,8 @@ type Server struct {
 	limits           *limiter
 	cluster          Cluster
 	forwardTransport http.RoundTripper
+	sessions         *sessions
+	logins           *limiter // the logins of each client address
 }
 
 // rawGetter is an optional capability of a store: the stored JSON encoding
@@ -160,6 +164,8 @@ func NewServer(store nexus.Store, opts Options) *Server {
 		limits:           newLimiter(opts.Limits),
 		cluster:          opts.Cluster,
 		forwardTransport: opts.ForwardTransport,
+		sessions:         newSessions(opts.Sessions),
+		logins:           newLimiter(Limits{Rate: loginRate, Burst: loginBurst, Now: opts.Limits.Now}),
 	}
 	s.raw, _ = store.(rawGetter)
 	if s.maxBody <= 0 {
@@ -203,6 +209,9 @@ func (s *Server) routes() {
 	s.handle("GET /readyz", s.readyz)
 	s.handle("GET /v1/events", s.streamEvents)
 	s.handle("GET /v1/openapi.json", s.openAPI)
+	s.handle("POST /v1/session", s.createSession)
+	s.handle("GET /v1/session", s.getSession)
+	s.handle("DELETE /v1/session", s.deleteSession)
 	s.handle("POST /v1/agents", s.registerAgent)
 	s.handle("GET /v1/agents", s.listAgents)
 	s.handle("GET /v1/agents/{id}", s.getAgent)
@@ -279,6 +288,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if limit, ok := s.guard.checkChange(sw, r); !ok {
+		s.limits.count(limit)
+		return
+	}
+	if limit, ok := s.checkCSRF(sw, r); !ok {
 		s.limits.count(limit)
 		return
 	}

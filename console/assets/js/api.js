@@ -13,8 +13,6 @@ export const session = {
   csrf: '',
   auth: false,
   expires: '',
-  // sessions says whether the node has the /v1/session route.
-  sessions: true,
 };
 
 export function isAdmin() {
@@ -96,15 +94,11 @@ export function query(params) {
 }
 
 // loadSession asks the node who the console is. It answers 'ok',
-// 'login' (a login is needed) or throws. A node without the session
-// route (404) is treated as a node without authentication.
+// 'login' (a login is needed) or throws. A node without authentication
+// answers for the anonymous admin, with auth false.
 export async function loadSession() {
   const res = await fetch('/v1/session', { credentials: 'same-origin' });
   if (res.status === 401) return 'login';
-  if (res.status === 404) {
-    Object.assign(session, { principal: 'anonymous', role: 'admin', namespaces: ['*'], csrf: '', auth: false, expires: '', sessions: false });
-    return 'ok';
-  }
   if (!res.ok) throw await fail(res);
   adopt(await res.json());
   return 'ok';
@@ -118,7 +112,6 @@ function adopt(b) {
     csrf: b.csrf_token || '',
     auth: !!b.auth,
     expires: b.expires_at || '',
-    sessions: true,
   });
 }
 

@@ -173,7 +173,7 @@ function enter() {
   nav.hidden = false;
   logoutBtn.hidden = !session.auth;
   fill(who, h('span', { class: 'principal' }, session.principal), ' ', h('span', { class: `role role-${session.role}` }, session.role));
-  who.title = session.sessions ? `namespaces: ${session.namespaces.join(', ')}` : 'this node has no sessions (GET /v1/session 404): no authentication';
+  who.title = session.auth ? `namespaces: ${session.namespaces.join(', ')}` : 'this node has no authentication: anyone who can reach it is admin';
   document.body.classList.toggle('admin', isAdmin());
   live.start();
   if (!location.hash || location.hash === '#' || location.hash === '#/') history.replaceState(null, '', '#/overview');

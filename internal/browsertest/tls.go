@@ -1,0 +1,103 @@
+package browsertest
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+)
+
+// StartTLS is [Start] for a node whose TLS certificate a test CA signed:
+// the browser accepts any server certificate. Cookies and the rest
+// behave as over any HTTPS connection (Secure cookies are sent).
+func StartTLS(t testing.TB) *Browser {
+	t.Helper()
+	if _, err := os.Stat(ChromiumPath); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("chromium is needed for the browser tests and is not at %s (apt-get install -y chromium): %v", ChromiumPath, err)
+		}
+		t.Skipf("chromium is not at %s (apt-get install -y chromium): %v", ChromiumPath, err)
+	}
+	// The flags of Start, and the one that accepts the test CA's
+	// certificates.
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(ChromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-default-apps", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("no-default-browser-check", true),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.Flag("mute-audio", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 800),
+		chromedp.IgnoreCertErrors,
+	}
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	bctx, bcancel := chromedp.NewContext(actx)
+	if err := chromedp.Do(bctx); err != nil {
+		bcancel()
+		acancel()
+		t.Fatalf("starting chromium: %v", err)
+	}
+	t.Cleanup(func() {
+		bcancel()
+		acancel()
+	})
+	return &Browser{ctx: bctx}
+}
+
+// Cookies are the browser's cookies for the tab's current URL, HttpOnly
+// ones included (which the page's scripts cannot see).
+func (p *Tab) Cookies() []*network.Cookie {
+	p.t.Helper()
+	var cs []*network.Cookie
+	p.Do(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		res, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{})
+		cs = res.Cookies
+		return err
+	}))
+	return cs
+}
+
+// Cookie is the browser's cookie of that name for the tab's current URL,
+// or nil.
+func (p *Tab) Cookie(name string) *network.Cookie {
+	p.t.Helper()
+	for _, c := range p.Cookies() {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// ErrorsBut are the errors recorded so far that contain none of the
+// allowed strings (a refusal the test provoked, say).
+func (p *Tab) ErrorsBut(allowed ...string) []string {
+	var out []string
+	for _, e := range p.Errors() {
+		if !containsAny(e, allowed) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func containsAny(s string, subs []string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
