@@ -39,6 +39,12 @@ type Options struct {
 	// OnAuthFailure, if set, is called on every refused credential (401)
 	// and every principal refused for its role (403), with the reason.
 	OnAuthFailure func(r *http.Request, reason string)
+	// Observe, if set, is called once per request after it was answered,
+	// with its route (the pattern that took it, such as "POST
+	// /v1/contexts"; "" when it was refused before a route took it or
+	// none did), its status and how long it took (for an event stream,
+	// how long it stayed open).
+	Observe func(route string, status int, took time.Duration)
 	// MaxBodyBytes bounds request bodies; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// Logger receives internal errors and recovered panics; nil discards.
@@ -105,6 +111,7 @@ type Server struct {
 	raw              rawGetter // store's fast path for single reads, or nil
 	authn            Authenticator
 	onAuthFail       func(r *http.Request, reason string)
+	observe          func(route string, status int, took time.Duration)
 	maxBody          int64
 	log              *slog.Logger
 	ready            func() error
@@ -143,6 +150,7 @@ func NewServer(store nexus.Store, opts Options) *Server {
 		store:            store,
 		authn:            authenticator(opts),
 		onAuthFail:       opts.OnAuthFailure,
+		observe:          opts.Observe,
 		maxBody:          opts.MaxBodyBytes,
 		log:              opts.Logger,
 		ready:            opts.Ready,
@@ -258,6 +266,11 @@ func (s *Server) register(pattern string, h http.Handler) {
 // to the route.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
+	var pattern string
+	if s.observe != nil {
+		start := time.Now()
+		defer func() { s.observe(pattern, sw.status(), time.Since(start)) }()
+	}
 	defer s.recoverPanic(sw, r)
 	sw.Header().Set("X-Content-Type-Options", "nosniff")
 	if s.cluster != nil {
@@ -269,7 +282,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.limits.count(limit)
 		return
 	}
-	if h, pattern := s.pages.Handler(r); pattern != "" {
+	if h, page := s.pages.Handler(r); page != "" {
+		pattern = page
 		h.ServeHTTP(sw, r)
 		return
 	}
@@ -282,7 +296,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(sw, r, nexus.Errorf(nexus.EInvalid, "path %q is not canonical (no dot segments or empty segments)", clip(p, 80)))
 		return
 	}
-	_, pattern := s.mux.Handler(r)
+	_, pattern = s.mux.Handler(r)
 	if pattern == "" {
 		s.unmatched(sw, r)
 		return
@@ -375,16 +389,32 @@ func writeRaw(w http.ResponseWriter, status int, b []byte) {
 type statusWriter struct {
 	http.ResponseWriter
 	wroteHeader bool
+	code        int // the status written first
 }
 
 func (w *statusWriter) WriteHeader(code int) {
+	if !w.wroteHeader {
+		w.code = code
+	}
 	w.wroteHeader = true
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.code = http.StatusOK
+	}
 	w.wroteHeader = true
 	return w.ResponseWriter.Write(b)
+}
+
+// status is the status the request was answered with (200 when nothing
+// was written: net/http sends that).
+func (w *statusWriter) status() int {
+	if w.code == 0 {
+		return http.StatusOK
+	}
+	return w.code
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -214,4 +215,33 @@ func (c *limitCollector) Collect(ch chan<- prometheus.Metric) {
 	} {
 		ch <- prometheus.MustNewConstMetric(c.configured, prometheus.GaugeValue, v.v, v.name)
 	}
+}
+
+// requestMetrics counts the API's requests by route and status and times
+// them by route: nexus_http_requests_total and
+// nexus_http_request_duration_seconds. Routes are the API's patterns, a
+// bounded set; "none" is a request refused before a route took it.
+type requestMetrics struct {
+	total *prometheus.CounterVec
+	took  *prometheus.HistogramVec
+}
+
+func newRequestMetrics(reg prometheus.Registerer) *requestMetrics {
+	m := &requestMetrics{
+		total: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nexus_http_requests_total",
+			Help: "API requests answered, by route (the pattern that took it; none: refused before routing) and status."}, []string{"route", "code"}),
+		took: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "nexus_http_request_duration_seconds",
+			Help:    "Time to answer an API request, by route (an event stream: how long it stayed open).",
+			Buckets: prometheus.ExponentialBucketsRange(0.0001, 30, 16)}, []string{"route"}),
+	}
+	reg.MustRegister(m.total, m.took)
+	return m
+}
+
+func (m *requestMetrics) observe(route string, status int, took time.Duration) {
+	if route == "" {
+		route = "none"
+	}
+	m.total.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	m.took.WithLabelValues(route).Observe(took.Seconds())
 }

@@ -90,6 +90,7 @@ func (n *Node) newHandler() http.Handler {
 		MCP:      mcpHandler(store, searcher, mcpserver.LocalAgents(n.agents.queue, n.agents.orchestrator()), n.cfg.maxBody(), n.log, n.redact),
 		Admin:    n,
 		Redactor: n.redact,
+		Observe:  newRequestMetrics(n.mets.Registry()).observe,
 	}
 	n.clusterHandlerOptions(&opts)
 	api := httpapi.NewServer(store, opts)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -54,11 +55,20 @@ func TestNode_HealthAndMetrics(t *testing.T) {
 	if err != nil || !rep.Deep || rep.Commits < 5 || len(rep.Problems) != 0 { // main's 5 and the embeddings log's
 		t.Fatalf("online fsck: %+v %v", rep, err)
 	}
+	if resp, err := n.HTTP.Get(n.URL + "/v1/nowhere"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("GET /v1/nowhere: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	m := metricsText(t, n)
 	for _, s := range []string{"nexus_contexts 5\n", "nexus_index_lag_contexts ", "nexus_cache_hit_ratio ", "nexus_disk_free_bytes ",
 		`nexus_component_status{component="semantic_index",status="healthy"} 1`, `nexus_component_status{component="backups",status="disabled"} 1`,
 		"nexus_uptime_seconds ", `nexus_service_running{service="scrub"} 1`, `nexus_service_runs_total{service="scrub"} 0`,
-		`nexus_service_running{service="recovery"} 1`, `nexus_service_running{service="lease reaper"} 1`} {
+		`nexus_service_running{service="recovery"} 1`, `nexus_service_running{service="lease reaper"} 1`,
+		// Every request, timed by route: the five writes, the health check, the
+		// route that made no match (none).
+		`nexus_http_requests_total{code="201",route="POST /v1/contexts"} 5`, `nexus_http_requests_total{code="200",route="GET /health"} 1`,
+		`nexus_http_request_duration_seconds_count{route="POST /v1/contexts"} 5`, `nexus_http_requests_total{code="404",route="none"} 1`} {
 		if !strings.Contains(m, s) {
 			t.Errorf("metrics lack %q", s)
 		}
