@@ -52,8 +52,8 @@ export async function render(main, ctx) {
       contexts: sum(m, 'nexus_contexts'),
       hits: sum(m, 'nexus_cache_hits_total'),
       misses: sum(m, 'nexus_cache_misses_total'),
-      searchSum: sum(m, 'nexus_search_duration_seconds_sum'),
-      searchCount: sum(m, 'nexus_search_duration_seconds_count'),
+      searchSum: sum(m, 'nexus_http_request_duration_seconds_sum', { route: 'POST /v1/search' }),
+      searchCount: sum(m, 'nexus_http_request_duration_seconds_count', { route: 'POST /v1/search' }),
       recovered: sum(m, 'nexus_recovery_total', { result: 'recovered' }) ?? sum(m, 'nexus_recovery_total', { result: 'ok' }) ?? 0,
       failed: sum(m, 'nexus_recovery_total', { result: 'failed' }) ?? 0,
     };
@@ -61,7 +61,7 @@ export async function render(main, ctx) {
     const dt = prev ? cur.t - prev.t : 0;
     charts.writes.push(t, [prev && dt > 0 && cur.contexts !== null ? Math.max(0, (cur.contexts - prev.contexts) / dt) : null]);
     if (cur.searchCount !== null) {
-      // The node's own figure, if it has one: the mean between samples.
+      // The node's own figure (every POST /v1/search it answered): the mean between samples.
       charts.search.el.querySelector('.chart-note')?.remove();
       let lat = null;
       if (prev && cur.searchCount > prev.searchCount) lat = ((cur.searchSum - prev.searchSum) / (cur.searchCount - prev.searchCount)) * 1000;
