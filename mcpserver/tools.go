@@ -305,7 +305,7 @@ func (t *tools) list(ctx context.Context, in listInput) (*listOut, error) {
 }
 
 type searchInput struct {
-	Query       string         `json:"query" jsonschema:"what to look for, in natural language or as key words"`
+	Query       string         `json:"query" jsonschema:"what to look for, in natural language or as key words; \"exact phrase\" requires the words in that order, -word excludes, type:decision, agent:ID, namespace:NS, thread:ID, parent:ID and meta.KEY:VALUE filter"`
 	Mode        string         `json:"mode,omitempty" jsonschema:"hybrid: meaning and words; semantic: meaning only; keyword: words only"`
 	Limit       int            `json:"limit,omitempty" jsonschema:"the most hits"`
 	Namespace   string         `json:"namespace,omitempty" jsonschema:"only contexts of this namespace"`
