@@ -22,6 +22,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/gitstore"
 	"github.com/nexus-mem/nexus/internal/browsertest"
 )
 
@@ -29,7 +30,7 @@ import (
 type consoleConfig struct {
 	contexts, runs int
 	dir            string
-	keep           bool
+	keep, noSearch bool
 	timeout        time.Duration
 }
 
@@ -49,6 +50,7 @@ func runBenchConsole(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "longest a page may take to be ready")
 	fs.StringVar(&c.dir, "dir", "", "work directory (default: a new temp dir); a store kept there by --keep with the same --contexts is used again")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (the generated store and its index)")
+	fs.BoolVar(&c.noSearch, "no-search", false, "no search index: the node runs --no-search (no `nexus reindex`), the Search page is left out and the Context page's related contexts say search is off")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
@@ -77,16 +79,16 @@ type consoleBench struct {
 	data     string
 	out, log io.Writer
 	store    consoleStore
+	thread   nexus.ID // a context with a parent, a grandparent and replies
+	query    string
 }
 
 // consoleStore is what the generated store holds for the pages to show;
 // kept in DIR/console-store.json so that a kept store is used again.
 type consoleStore struct {
 	Contexts int       `json:"contexts"`
-	Thread   nexus.ID  `json:"thread"` // a context with a parent, a grandparent and replies
-	Query    string    `json:"query"`
-	Fill     string    `json:"fill"`
-	Reindex  string    `json:"reindex"`
+	Fill     string    `json:"fill"`              // how long the fill took
+	Reindex  string    `json:"reindex,omitempty"` // how long `nexus reindex` took; empty: not built yet
 	Made     time.Time `json:"made"`
 }
 
@@ -118,26 +120,34 @@ func (b *consoleBench) run(ctx context.Context) error {
 	if err := b.prepare(ctx); err != nil {
 		return fmt.Errorf("generate the store: %w", err)
 	}
-	fmt.Fprintf(b.out, "store: %d contexts in threads of %d, %d namespaces, %d agents, %d types, metadata on each; filled in %s (Apply, batches of 1024), indexed in %s (`nexus reindex`)\n\n",
-		b.store.Contexts, consoleBlock, len(consoleNamespaces), len(consoleAgents), len(consoleTypes), b.store.Fill, b.store.Reindex)
+	index, flags := fmt.Sprintf("indexed in %s (`nexus reindex`)", b.store.Reindex), []string{}
+	if b.cfg.noSearch {
+		index, flags = "no search index (--no-search)", []string{"--no-search"}
+	}
+	fmt.Fprintf(b.out, "store: %d contexts in threads of %d, %d namespaces, %d agents, %d types, metadata on each; filled in %s (Apply, batches of 1024); %s\n\n",
+		b.store.Contexts, consoleBlock, len(consoleNamespaces), len(consoleAgents), len(consoleTypes), b.store.Fill, index)
 	t0 := time.Now()
-	srv, err := startServer(ctx, b.data, b.log)
+	srv, err := startServer(ctx, b.data, b.log, flags...)
 	if err != nil {
 		return err
 	}
 	defer srv.stop()
-	if err := b.waitIndexed(ctx, srv.url); err != nil {
+	if err := b.waitReady(ctx, srv.url); err != nil {
 		return err
 	}
-	fmt.Fprintf(b.out, "node: `nexus serve --data DATA --addr 127.0.0.1:0 --rate-limit=0` (loopback, no token), ready with its index loaded in %s\n\n", secs(time.Since(t0)))
+	fmt.Fprintf(b.out, "node: `nexus serve --data DATA --addr 127.0.0.1:0 --rate-limit=0 %s` (loopback, no token), ready (store opened%s) in %s\n\n",
+		strings.Join(flags, " "), map[bool]string{false: ", index loaded", true: ""}[b.cfg.noSearch], secs(time.Since(t0)))
 	pages := []consolePage{
 		{"overview", "#/overview"},
 		{"contexts", "#/contexts"},
-		{"context", "#/contexts/" + b.store.Thread.String()},
-		{"search", "#/search?q=" + url.QueryEscape(b.store.Query)},
+		{"context", "#/contexts/" + b.thread.String()},
+		{"search", "#/search?q=" + url.QueryEscape(b.query)},
 		{"agents", "#/agents"},
 		{"recovery", "#/recovery"},
 		{"cluster", "#/cluster"},
+	}
+	if b.cfg.noSearch {
+		pages = slices.DeleteFunc(pages, func(p consolePage) bool { return p.name == "search" })
 	}
 	results, err := b.measure(ctx, srv.url, pages)
 	if err != nil {
@@ -159,25 +169,67 @@ func (b *consoleBench) run(ctx context.Context) error {
 	return nil
 }
 
-// prepare generates the store, or uses the one a --keep run left in the
-// directory with the same number of contexts.
+// prepare generates the store (or takes the one a --keep run left in the
+// directory with the same number of contexts, finishing its index if
+// that run stopped before), then finds in it the thread the Context page
+// opens and the query the Search page asks.
 func (b *consoleBench) prepare(ctx context.Context) error {
 	meta := filepath.Join(b.cfg.dir, "console-store.json")
-	if raw, err := os.ReadFile(meta); err == nil {
-		if json.Unmarshal(raw, &b.store) == nil && b.store.Contexts == b.cfg.contexts {
-			fmt.Fprintf(b.out, "using the store generated on %s and kept in %s\n\n", b.store.Made.UTC().Format(time.RFC3339), b.cfg.dir)
-			return nil
+	raw, err := os.ReadFile(meta)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(raw, &b.store); err != nil {
+			return fmt.Errorf("%s: %w", meta, err)
 		}
-		return fmt.Errorf("%s holds a store of %d contexts, not %d: use another --dir", b.cfg.dir, b.store.Contexts, b.cfg.contexts)
+		if b.store.Contexts != b.cfg.contexts {
+			return fmt.Errorf("%s holds a store of %d contexts, not %d: use another --dir", b.cfg.dir, b.store.Contexts, b.cfg.contexts)
+		}
+		fmt.Fprintf(b.out, "using the store generated on %s and kept in %s\n\n", b.store.Made.UTC().Format(time.RFC3339), b.cfg.dir)
+	case !errors.Is(err, os.ErrNotExist):
+		return err
+	default:
+		if _, err := os.Stat(b.data); err == nil {
+			return fmt.Errorf("%s holds a data directory this bench did not finish filling: remove it or use another --dir", b.data)
+		}
+		if err := b.fill(ctx); err != nil {
+			return err
+		}
+		if err := b.save(meta); err != nil {
+			return err
+		}
 	}
-	if _, err := os.Stat(b.data); err == nil {
-		return fmt.Errorf("%s holds a data directory this bench did not finish: remove it or use another --dir", b.data)
+	if err := b.findThread(ctx); err != nil {
+		return err
 	}
+	if b.cfg.noSearch || b.store.Reindex != "" {
+		return nil
+	}
+	b.say("building the search index (nexus reindex)")
+	t0 := time.Now()
+	cmd := exec.CommandContext(ctx, b.exe, "reindex", "--data", b.data)
+	cmd.Stdout, cmd.Stderr = b.log, b.log
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("nexus reindex: %w", err)
+	}
+	b.store.Reindex = secs(time.Since(t0))
+	return b.save(meta)
+}
+
+func (b *consoleBench) save(meta string) error {
+	raw, err := json.Marshal(b.store)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(meta, raw, 0o644)
+}
+
+// fill writes the store: blocks of consoleBlock contexts, each a thread
+// in one namespace, several agents and types, metadata on each.
+func (b *consoleBench) fill(ctx context.Context) error {
 	gen := newTextGen(1, 1000)
 	topics := len(gen.topics)
 	var block [consoleBlock]nexus.ID
 	parent := [consoleBlock]int{-1, 0, 0, 2, 3, 3, 3, 3}
-	mid := b.cfg.contexts / consoleBlock / 2 // the thread the Context page opens
 	t0 := time.Now()
 	err := fillContexts(ctx, b.data, b.cfg.contexts, newProgress(b.log, "store"), func(i int, c *nexus.Context) {
 		blk, j := i/consoleBlock, i%consoleBlock
@@ -191,41 +243,63 @@ func (b *consoleBench) prepare(ctx context.Context) error {
 			c.ParentID = block[p]
 		}
 		block[j] = c.ID
-		if blk == mid && j == consoleThreadAt {
-			b.store.Thread = c.ID
-			b.store.Query = gen.query(topic)
-		}
 	})
 	if err != nil {
 		return err
 	}
 	b.store.Fill = secs(time.Since(t0))
-	b.say("store filled in %s; building the search index (nexus reindex)", b.store.Fill)
-	t0 = time.Now()
-	cmd := exec.CommandContext(ctx, b.exe, "reindex", "--data", b.data)
-	cmd.Stdout, cmd.Stderr = b.log, b.log
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("nexus reindex: %w", err)
-	}
-	b.store.Reindex = secs(time.Since(t0))
 	b.store.Contexts, b.store.Made = b.cfg.contexts, time.Now()
-	raw, err := json.Marshal(b.store)
+	b.say("store filled in %s", b.store.Fill)
+	return nil
+}
+
+// findThread finds the context the Context page opens: the one at
+// consoleThreadAt of the middle block (a reply with a parent, a
+// grandparent and replies), its time a microsecond per context after the
+// first's; the Search page asks for the first four words of its text.
+func (b *consoleBench) findThread(ctx context.Context) error {
+	st, err := gitstore.Open(b.data, gitstore.Options{})
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(meta, raw, 0o644)
+	defer st.Close()
+	if st.Len() != b.store.Contexts {
+		return fmt.Errorf("the store holds %d contexts, not %d", st.Len(), b.store.Contexts)
+	}
+	first, err := st.List(ctx, nexus.Filter{Order: nexus.Oldest, Limit: 1})
+	if err != nil || len(first.Contexts) != 1 {
+		return fmt.Errorf("the store's first context: %v", err)
+	}
+	i := b.store.Contexts/consoleBlock/2*consoleBlock + consoleThreadAt
+	at := first.Contexts[0].Timestamp.Add(time.Duration(i) * time.Microsecond)
+	page, err := st.List(ctx, nexus.Filter{Order: nexus.Oldest, Since: at, Limit: 1})
+	if err != nil || len(page.Contexts) != 1 {
+		return fmt.Errorf("context %d of the store: %v", i, err)
+	}
+	c := page.Contexts[0]
+	kids, err := st.Children(ctx, c.ID)
+	if err != nil {
+		return err
+	}
+	if c.ParentID.IsZero() || len(kids) != consoleBlock-consoleThreadAt-1 {
+		return fmt.Errorf("context %d of the store (%s) is not the middle of a thread: parent %q, %d replies", i, c.ID, c.ParentID, len(kids))
+	}
+	b.thread = c.ID
+	words := strings.Fields(c.Content)
+	b.query = strings.Join(words[:min(4, len(words))], " ")
+	return nil
 }
 
-// waitIndexed polls /health until the node is ready and its index holds
-// every context.
-func (b *consoleBench) waitIndexed(ctx context.Context, base string) error {
+// waitReady polls /health until the node answers it and its index (if
+// it has one) holds every context.
+func (b *consoleBench) waitReady(ctx context.Context, base string) error {
 	deadline := time.Now().Add(10 * time.Minute)
 	var last string
 	for {
 		h, err := getHealth(ctx, base)
 		if err == nil {
 			lag, indexed := detail(h, nexus.ComponentIndex, "lag"), detail(h, nexus.ComponentIndex, "indexed")
-			if lag == 0 && int(indexed) >= b.store.Contexts {
+			if b.cfg.noSearch || lag == 0 && int(indexed) >= b.store.Contexts {
 				return nil
 			}
 			last = fmt.Sprintf("index: %.0f indexed, lag %.0f", indexed, lag)
@@ -388,7 +462,15 @@ func (b *consoleBench) load(tab *browsertest.Tab, u, page string) (pageLoad, err
 		l, err = chromedp.Run(ctx, chromedp.Evaluate[pageLoad](consoleLoadJS))
 		cancel()
 	}
-	if errs := tab.Errors(); len(errs) > 0 {
+	errs := tab.Errors()
+	if b.cfg.noSearch {
+		// Without search, GET …/related answers 503, which the page
+		// shows ("Search is off on this node") and chromium logs.
+		errs = slices.DeleteFunc(errs, func(e string) bool {
+			return strings.Contains(e, "status of 503") && strings.Contains(e, "/related?")
+		})
+	}
+	if len(errs) > 0 {
 		return l, fmt.Errorf("console errors: %s", strings.Join(errs, "; "))
 	}
 	if err != nil {
