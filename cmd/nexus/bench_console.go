@@ -360,7 +360,7 @@ const consoleLoadJS = `(() => {
     const u = new URL(e.name);
     if (u.origin !== location.origin || u.pathname.startsWith('/console/')) continue;
     const d = e.responseEnd - e.startTime;
-    if (d > slowMs) { slowMs = d; slowPath = u.pathname + u.search; }
+    if (d > slowMs) { slowMs = d; slowPath = u.pathname + u.search.replace(/cursor=[^&]*/, 'cursor=…'); }
   }
   return { page: m.dataset.page, ready_ms: ready, bytes, requests, slow_path: slowPath, slow_ms: slowMs };
 })()`

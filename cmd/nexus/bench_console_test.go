@@ -37,7 +37,7 @@ func TestCLI_BenchConsole(t *testing.T) {
 	want := []struct{ page, route, slowest string }{
 		{"overview", "`#/overview`", "`/(health|metrics|v1/contexts\\?limit=8|v1/incidents\\?limit=5|v1/session)`"},
 		{"contexts", "`#/contexts`", "`/(v1/contexts\\?limit=50|v1/session)`"},
-		{"context", "`#/contexts/ID`", "`/(v1/contexts/[0-9A-Z]{26}(/chain\\?limit=50|/children|/related\\?limit=5)?|v1/log\\?limit=200|v1/session)`"},
+		{"context", "`#/contexts/ID`", "`/(v1/contexts/[0-9A-Z]{26}(/chain\\?limit=50|/children|/related\\?limit=5)?|v1/log\\?limit=200(&cursor=…)?|v1/session)`"},
 		{"search", "`#/search\\?q=[a-z+]+`", "`/(v1/search|v1/session)`"},
 		{"agents", "`#/agents`", "`/(v1/agents|v1/tasks\\?limit=50|v1/session)`"},
 		{"recovery", "`#/recovery`", "`/(health|metrics|v1/incidents\\?limit=20|v1/session)`"},
