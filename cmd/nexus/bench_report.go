@@ -230,6 +230,19 @@ func fillTo(ctx context.Context, data string, n, size int) error {
 // fillWith adds contexts made by text(i) (content and metadata) to the
 // store in data until it holds n, in Apply batches of 1024.
 func fillWith(ctx context.Context, data string, n int, progress func(done, total int), text func(i int) (string, string)) error {
+	return fillContexts(ctx, data, n, progress, func(i int, c *nexus.Context) {
+		content, meta := text(i)
+		c.Content, c.Metadata = content, []byte(meta)
+	})
+}
+
+// fillContexts adds contexts to the store in data until it holds n, in
+// Apply batches of 1024. Each starts with its id and time fixed (a
+// microsecond after the one before), namespace "bench", type
+// observation and agent "fill", and is then given the rest by set(i,
+// c), i counting the store's contexts; a parent it names must be one of
+// the contexts before it, in its namespace.
+func fillContexts(ctx context.Context, data string, n int, progress func(done, total int), set func(i int, c *nexus.Context)) error {
 	s, err := gitstore.Open(data, gitstore.Options{})
 	if err != nil {
 		return err
@@ -238,12 +251,11 @@ func fillWith(ctx context.Context, data string, n int, progress func(done, total
 	var gen nexus.IDGenerator
 	t := time.Now()
 	for s.Len() < n {
-		batch := make([]*nexus.Context, 0, 1024)
+		batch := []*nexus.Context{}
 		for i := 0; i < 1024 && s.Len()+len(batch) < n; i++ {
 			t = t.Add(time.Microsecond)
-			content, meta := text(s.Len() + len(batch))
-			c := &nexus.Context{ID: gen.New(t), Namespace: "bench", Type: nexus.TypeObservation, AgentID: "fill",
-				Timestamp: t, Metadata: []byte(meta), Content: content}
+			c := &nexus.Context{ID: gen.New(t), Namespace: "bench", Type: nexus.TypeObservation, AgentID: "fill", Timestamp: t}
+			set(s.Len()+len(batch), c)
 			c.SemanticHash = nexus.SemanticHash(c.Type, c.Content, c.Metadata)
 			batch = append(batch, c)
 		}

@@ -1,8 +1,8 @@
 // Package browsertest drives a real headless chromium for the web
-// console's tests: it starts the browser with a fresh profile and the
-// flags that keep it off the network, opens tabs that record every
-// console error, uncaught exception and browser-log error (a test fails
-// on any), and takes screenshots.
+// console's tests and for `nexus bench console`: it starts the browser
+// with a fresh profile and the flags that keep it off the network, opens
+// tabs that record every console error, uncaught exception and
+// browser-log error (a test fails on any), and takes screenshots.
 //
 // Without chromium at [ChromiumPath] a test fails when the environment
 // variable CI is set, and is skipped with the reason otherwise.
@@ -10,6 +10,7 @@ package browsertest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -35,11 +36,33 @@ type Browser struct {
 // Start starts chromium for t and stops it when t ends.
 func Start(t testing.TB) *Browser {
 	t.Helper()
+	Need(t)
+	b, stop, err := Launch(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return b
+}
+
+// Need fails t when chromium is not at [ChromiumPath] and the
+// environment variable CI is set, and skips it otherwise: for a test
+// that starts chromium through another program.
+func Need(t testing.TB) {
+	t.Helper()
 	if _, err := os.Stat(ChromiumPath); err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("chromium is needed for the browser tests and is not at %s (apt-get install -y chromium): %v", ChromiumPath, err)
 		}
 		t.Skipf("chromium is not at %s (apt-get install -y chromium): %v", ChromiumPath, err)
+	}
+}
+
+// Launch starts chromium with a fresh profile in the directory profile,
+// outside a test (`nexus bench console`); stop ends it.
+func Launch(profile string) (b *Browser, stop func(), err error) {
+	if _, err := os.Stat(ChromiumPath); err != nil {
+		return nil, nil, fmt.Errorf("chromium is not at %s (apt-get install -y chromium): %w", ChromiumPath, err)
 	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(ChromiumPath),
@@ -56,7 +79,7 @@ func Start(t testing.TB) *Browser {
 		chromedp.Flag("no-default-browser-check", true),
 		chromedp.Flag("hide-scrollbars", true),
 		chromedp.Flag("mute-audio", true),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 800),
 	}
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -65,19 +88,18 @@ func Start(t testing.TB) *Browser {
 	if err := chromedp.Do(bctx); err != nil {
 		bcancel()
 		acancel()
-		t.Fatalf("starting chromium: %v", err)
+		return nil, nil, fmt.Errorf("starting chromium: %w", err)
 	}
-	t.Cleanup(func() {
+	return &Browser{ctx: bctx}, func() {
 		bcancel()
 		acancel()
-	})
-	return &Browser{ctx: bctx}
+	}, nil
 }
 
 // Tab is one tab of the browser. It records the console's errors from
 // the moment it opens.
 type Tab struct {
-	t   testing.TB
+	t   testing.TB // nil for a tab of [Browser.Open]
 	Ctx context.Context
 
 	mu   sync.Mutex
@@ -89,11 +111,24 @@ type Tab struct {
 // light colour scheme; it is closed when t ends.
 func (b *Browser) NewTab(t testing.TB, width, height int64) *Tab {
 	t.Helper()
+	p, closeTab, err := b.Open(width, height)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.t = t
+	t.Cleanup(closeTab)
+	return p
+}
+
+// Open opens a tab with a viewport of width × height CSS pixels and the
+// light colour scheme, outside a test; closeTab closes it. Its steps run
+// through chromedp on [Tab.Ctx]; [Tab.Errors] holds what it recorded.
+func (b *Browser) Open(width, height int64) (p *Tab, closeTab func(), err error) {
 	ctx, cancel := chromedp.NewContext(b.ctx)
-	p := &Tab{t: t, Ctx: ctx, done: make(chan struct{})}
+	p = &Tab{Ctx: ctx, done: make(chan struct{})}
 	if err := chromedp.Do(ctx); err != nil { // create the target
 		cancel()
-		t.Fatalf("opening a tab: %v", err)
+		return nil, nil, fmt.Errorf("opening a tab: %w", err)
 	}
 	messages := chromedp.Console(ctx)
 	go func() {
@@ -109,13 +144,17 @@ func (b *Browser) NewTab(t testing.TB, width, height int64) *Tab {
 			}
 		}
 	}()
-	t.Cleanup(func() {
+	closeTab = func() {
 		cancel()
 		<-p.done
-	})
-	p.Do(chromedp.EmulateViewport(width, height))
-	p.SetColorScheme("light")
-	return p
+	}
+	sctx, scancel := context.WithTimeout(ctx, StepTimeout)
+	defer scancel()
+	if err := chromedp.Do(sctx, chromedp.EmulateViewport(width, height), colorScheme("light")); err != nil {
+		closeTab()
+		return nil, nil, fmt.Errorf("setting up a tab: %w", err)
+	}
+	return p, closeTab, nil
 }
 
 func at(m chromedp.ConsoleMessage) string {
@@ -151,12 +190,16 @@ func Eval[T any](p *Tab, expr string) T {
 // SetColorScheme emulates prefers-color-scheme: "light" or "dark".
 func (p *Tab) SetColorScheme(scheme string) {
 	p.t.Helper()
-	p.Do(chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+	p.Do(colorScheme(scheme))
+}
+
+func colorScheme(scheme string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
 			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}},
 		})
 		return err
-	}))
+	})
 }
 
 // Screenshot captures the viewport as PNG.
