@@ -59,8 +59,9 @@ func Need(t testing.TB) {
 }
 
 // Launch starts chromium with a fresh profile in the directory profile,
-// outside a test (`nexus bench console`); stop ends it.
-func Launch(profile string) (b *Browser, stop func(), err error) {
+// outside a test (`nexus bench console`); stop ends it. extra options
+// are added to the usual ones.
+func Launch(profile string, extra ...chromedp.ExecAllocatorOption) (b *Browser, stop func(), err error) {
 	if _, err := os.Stat(ChromiumPath); err != nil {
 		return nil, nil, fmt.Errorf("chromium is not at %s (apt-get install -y chromium): %w", ChromiumPath, err)
 	}
@@ -82,7 +83,7 @@ func Launch(profile string) (b *Browser, stop func(), err error) {
 		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 800),
 	}
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), append(opts, extra...)...)
 	bctx, bcancel := chromedp.NewContext(actx)
 	// Start the browser now, so that a failure to start is reported here.
 	if err := chromedp.Do(bctx); err != nil {

@@ -2,7 +2,6 @@ package browsertest
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 
@@ -15,45 +14,13 @@ import (
 // behave as over any HTTPS connection (Secure cookies are sent).
 func StartTLS(t testing.TB) *Browser {
 	t.Helper()
-	if _, err := os.Stat(ChromiumPath); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("chromium is needed for the browser tests and is not at %s (apt-get install -y chromium): %v", ChromiumPath, err)
-		}
-		t.Skipf("chromium is not at %s (apt-get install -y chromium): %v", ChromiumPath, err)
+	Need(t)
+	b, stop, err := Launch(t.TempDir(), chromedp.IgnoreCertErrors)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// The flags of Start, and the one that accepts the test CA's
-	// certificates.
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(ChromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-default-apps", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("no-default-browser-check", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.Flag("mute-audio", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 800),
-		chromedp.IgnoreCertErrors,
-	}
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	bctx, bcancel := chromedp.NewContext(actx)
-	if err := chromedp.Do(bctx); err != nil {
-		bcancel()
-		acancel()
-		t.Fatalf("starting chromium: %v", err)
-	}
-	t.Cleanup(func() {
-		bcancel()
-		acancel()
-	})
-	return &Browser{ctx: bctx}
+	t.Cleanup(stop)
+	return b
 }
 
 // Cookies are the browser's cookies for the tab's current URL, HttpOnly
