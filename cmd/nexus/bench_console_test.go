@@ -17,7 +17,7 @@ import (
 // time).
 func TestCLI_BenchConsole(t *testing.T) {
 	browsertest.Need(t)
-	cmd := exec.Command(binary, "bench", "console", "--contexts", "400", "--runs", "2", "--timeout", "60s", "--dir", t.TempDir())
+	cmd := exec.Command(binary, "bench", "console", "--contexts", "400", "--runs", "1", "--timeout", "60s", "--dir", t.TempDir())
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
