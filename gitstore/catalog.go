@@ -37,6 +37,7 @@ type catalog struct {
 	byID     map[nexus.ID]*entry
 	ordered  []*entry // by id, ascending (ids are time-ordered)
 	children map[nexus.ID][]*entry
+	byNS     map[string][]*entry // per namespace, by id ascending: a listing of one namespace reads only its own
 	leafFill map[string]leafFill // per namespace: the newest leaf and its size
 	strs     map[string]string   // interned namespaces and agents
 }
@@ -51,6 +52,7 @@ func newCatalog() *catalog {
 	return &catalog{
 		byID:     map[nexus.ID]*entry{},
 		children: map[nexus.ID][]*entry{},
+		byNS:     map[string][]*entry{},
 		leafFill: map[string]leafFill{},
 		strs:     map[string]string{},
 	}
@@ -84,6 +86,7 @@ func (c *catalog) addLocked(e *entry) {
 	if !e.parent.IsZero() {
 		c.children[e.parent] = insertSorted(c.children[e.parent], e)
 	}
+	c.byNS[e.ns] = insertSorted(c.byNS[e.ns], e)
 	lf := c.leafFill[e.ns]
 	switch {
 	case e.leaf > lf.leaf || lf.count == 0:
@@ -118,6 +121,14 @@ func (c *catalog) removeLocked(id nexus.ID) {
 				c.children[e.parent] = append(kids[:j:j], kids[j+1:]...)
 				break
 			}
+		}
+	}
+	ns := c.byNS[e.ns]
+	if j := sort.Search(len(ns), func(j int) bool { return ns[j].id.Compare(id) >= 0 }); j < len(ns) && ns[j] == e {
+		if len(ns) == 1 {
+			delete(c.byNS, e.ns)
+		} else {
+			c.byNS[e.ns] = append(ns[:j:j], ns[j+1:]...)
 		}
 	}
 }
@@ -294,5 +305,5 @@ func decodeEntry(r *bufio.Reader) (*entry, error) {
 
 // replaceLocked takes the contents of f (which is not used afterwards).
 func (c *catalog) replaceLocked(f *catalog) {
-	c.head, c.byID, c.ordered, c.children, c.leafFill, c.strs = f.head, f.byID, f.ordered, f.children, f.leafFill, f.strs
+	c.head, c.byID, c.ordered, c.children, c.byNS, c.leafFill, c.strs = f.head, f.byID, f.ordered, f.children, f.byNS, f.leafFill, f.strs
 }

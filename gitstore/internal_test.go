@@ -3,8 +3,10 @@ package gitstore
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os/exec"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -259,5 +261,39 @@ func TestStore_RepairDerived_Cache(t *testing.T) {
 	}
 	if got, err := s.Get(ctx, c.ID); err != nil || got.Content != "cached" {
 		t.Fatalf("get after the repair: %+v %v", got, err)
+	}
+}
+
+// The per-namespace lists of the catalog hold exactly the entries of
+// their namespace, by id, through adds out of order and removes.
+func TestCatalog_byNamespace(t *testing.T) {
+	c := newCatalog()
+	var gen nexus.IDGenerator
+	r := rand.New(rand.NewPCG(1, 2))
+	var ids []nexus.ID
+	for range 2000 {
+		ids = append(ids, gen.New(time.Now()))
+	}
+	for _, i := range r.Perm(len(ids)) {
+		c.addLocked(&entry{id: ids[i], ns: fmt.Sprintf("ns%d", r.IntN(5))})
+	}
+	for _, i := range r.Perm(len(ids))[:700] {
+		c.removeLocked(ids[i])
+	}
+	seen := 0
+	for ns, list := range c.byNS {
+		var want []*entry
+		for _, e := range c.ordered {
+			if e.ns == ns {
+				want = append(want, e)
+			}
+		}
+		if !slices.Equal(list, want) || len(list) == 0 {
+			t.Fatalf("namespace %s: %d entries listed, %d in the catalog", ns, len(list), len(want))
+		}
+		seen += len(list)
+	}
+	if seen != len(c.ordered) {
+		t.Fatalf("the namespaces list %d entries, the catalog holds %d", seen, len(c.ordered))
 	}
 }

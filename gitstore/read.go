@@ -139,8 +139,11 @@ func (s *Store) List(ctx context.Context, f nexus.Filter) (*nexus.Page, error) {
 	}
 	s.cat.mu.RLock()
 	src := s.cat.ordered
-	if !f.ParentID.IsZero() {
+	switch {
+	case !f.ParentID.IsZero():
 		src = s.cat.children[f.ParentID]
+	case f.Namespace != "":
+		src = s.cat.byNS[f.Namespace]
 	}
 	ents, more := scan(src, &f, cursor)
 	s.cat.mu.RUnlock()
