@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -419,7 +420,7 @@ func (n *Node) chaosDisk(cc config.Chaos, params map[string]string, inj *httpapi
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(n.cfg.Dir, fmt.Sprintf("chaos-ballast-%d", time.Now().UnixNano()))
+	path := filepath.Join(n.cfg.Dir, fmt.Sprintf("%s%d", ballastPrefix, time.Now().UnixNano()))
 	inj.Until = until.UTC()
 	inj.What = fmt.Sprintf("ballast %s of %d bytes to leave %d bytes free (floor %d), held for %s", filepath.Base(path), size, floor, floor, hold)
 	inj.Details["ballast"], inj.Details["floor"] = filepath.Base(path), floor
@@ -444,6 +445,33 @@ func (n *Node) chaosDisk(cc config.Chaos, params map[string]string, inj *httpapi
 		return nil
 	}
 	return nil
+}
+
+// ballastPrefix starts the name of a disk_fill ballast file in the data
+// directory.
+const ballastPrefix = "chaos-ballast-"
+
+// removeBallast removes the ballast files of disk_fill that a node
+// killed during the hold left in its data directory (dir): the node
+// removes its ballast at the end of the hold or when it closes, never
+// after a SIGKILL. It runs when the node opens, before anything else
+// needs the space; it returns the names removed.
+func removeBallast(dir string, log *slog.Logger) []string {
+	files, _ := filepath.Glob(filepath.Join(dir, ballastPrefix+"*"))
+	var removed []string
+	for _, f := range files {
+		st, err := os.Lstat(f)
+		if err != nil || !st.Mode().IsRegular() {
+			continue
+		}
+		if err := os.Remove(f); err != nil {
+			log.Error("chaos: a ballast file left by an earlier run could not be removed: remove it by hand", "path", f, "err", err)
+			continue
+		}
+		log.Warn("chaos: removed a ballast file left by a disk_fill whose node stopped during the hold", "path", f, "bytes", st.Size())
+		removed = append(removed, filepath.Base(f))
+	}
+	return removed
 }
 
 func isNoSpace(err error) bool {

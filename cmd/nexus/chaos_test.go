@@ -1,16 +1,21 @@
 package main_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/chaos"
+	"github.com/nexus-mem/nexus/httpapi"
 	"github.com/nexus-mem/nexus/internal/crashfs"
 )
 
@@ -219,5 +224,53 @@ func TestChaos_Cluster(t *testing.T) {
 	}
 	if !rep.Passed || rep.Writes.Lost != 0 || rep.Writes.Acknowledged == 0 {
 		t.Errorf("report: passed %v, writes %+v, problems %v", rep.Passed, rep.Writes, rep.Problems)
+	}
+}
+
+// A node SIGKILLed while it holds a disk_fill ballast cannot remove it;
+// the next start of the node does, before it opens its store, and logs
+// it.
+func TestChaos_BallastRemovedAtRestart(t *testing.T) {
+	data := t.TempDir()
+	cfg := filepath.Join(t.TempDir(), "nexus.yaml")
+	if err := os.WriteFile(cfg, []byte("chaos:\n  enabled: true\n  disk_floor: 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	token := "chaos-test-token-0123456789abcdefXYZ"
+	srv := startServe(t, data, "--config="+cfg, "NEXUS_TOKEN="+token)
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(data, &st); err != nil {
+		t.Fatal(err)
+	}
+	// A ballast of about 32 MiB: the floor is what is free less that.
+	floor := int64(st.Bavail)*int64(st.Bsize) - 32<<20
+	c := httpapi.NewClient(srv.url, httpapi.WithToken(token))
+	inj, err := c.Chaos(context.Background(), "disk_fill", map[string]string{"floor": strconv.FormatInt(floor, 10), "hold": "5m"})
+	if err != nil {
+		stopServe(srv)
+		t.Fatalf("disk_fill: %v", err)
+	}
+	name, _ := inj.Details["ballast"].(string)
+	ballast := filepath.Join(data, name)
+	if fi, err := os.Stat(ballast); err != nil || !strings.HasPrefix(name, "chaos-ballast-") || fi.Size() == 0 {
+		stopServe(srv)
+		t.Fatalf("after disk_fill (%s): ballast %q: %v", inj.What, name, err)
+	}
+	srv.cmd.Process.Kill() // during the 5-minute hold
+	srv.cmd.Wait()
+	if _, err := os.Stat(ballast); err != nil {
+		t.Fatalf("the ballast is gone after SIGKILL already: %v", err)
+	}
+	srv = startServe(t, data, "--config="+cfg, "NEXUS_TOKEN="+token)
+	defer stopServe(srv)
+	if _, err := os.Stat(ballast); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("ballast %s after the restart: %v, want removed", name, err)
+	}
+	if log := srv.stderr.String(); !strings.Contains(log, "removed a ballast file left by a disk_fill") || !strings.Contains(log, name) {
+		t.Errorf("the restart did not log the removal:\n%s", lastOf(log))
+	}
+	c = httpapi.NewClient(srv.url, httpapi.WithToken(token))
+	if _, err := c.Put(context.Background(), nexus.Draft{Type: nexus.TypeObservation, Content: "after the ballast"}); err != nil {
+		t.Errorf("a write after the restart: %v", err)
 	}
 }
