@@ -92,11 +92,15 @@ func lastStep(h nexus.ComponentHealth) string {
 	return fmt.Sprintf("%v %v after %s: %v", last["component"], last["status"], round(took), last["reason"])
 }
 
+// onLeader are the scenarios a cluster's leader is injected with: its
+// raft, and its agents (whose heartbeats run where the node leads).
+var onLeader = map[string]bool{"leader_isolate": true, "raft_latency": true, "provider_fail": true, "provider_latency": true}
+
 // target is the node a scenario is injected into: the leader for the
 // cluster scenarios (when other members can be reached), else the
 // target of the run.
 func (r *runner) target(ctx context.Context, scenario string) (*httpapi.Client, string, error) {
-	if !r.cluster || r.opts.ClientFor == nil || (scenario != "leader_isolate" && scenario != "raft_latency") {
+	if !r.cluster || r.opts.ClientFor == nil || !onLeader[scenario] {
 		return r.opts.Client, "", nil
 	}
 	st, err := r.opts.Client.ClusterStatus(ctx, true)

@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -77,7 +78,7 @@ func (n *Node) ChaosScenarios(context.Context) (*httpapi.ChaosStatus, error) {
 		return nil, n.errChaosOff()
 	}
 	st := &httpapi.ChaosStatus{Enabled: true, Cluster: n.cluster != nil}
-	for _, name := range []string{ChaosCorruptObject, ChaosIndexDamage, ChaosMemoryPressure, ChaosKillProcess, ChaosDiskFill, ChaosLeaderIsolate, ChaosRaftLatency} {
+	for _, name := range chaosScenarios {
 		sc := httpapi.ChaosScenario{Name: name, Component: chaosComponent(name), Description: chaosDescriptions[name], Available: true}
 		if why := n.chaosUnavailable(name); why != "" {
 			sc.Available, sc.Reason = false, why
@@ -87,7 +88,13 @@ func (n *Node) ChaosScenarios(context.Context) (*httpapi.ChaosStatus, error) {
 	return st, nil
 }
 
+// chaosScenarios are the scenarios, in the order they are listed.
+var chaosScenarios = []string{ChaosCorruptObject, ChaosIndexDamage, ChaosMemoryPressure, ChaosKillProcess, ChaosDiskFill,
+	ChaosProviderFail, ChaosProviderLatency, ChaosLeaderIsolate, ChaosRaftLatency}
+
 var chaosDescriptions = map[string]string{
+	ChaosProviderFail:    "resets every connection of one agent to its LLM provider at its first byte, in the node's chaos proxy (params agent, hold); its heartbeats fail, its breaker opens, then closes once the provider answers again",
+	ChaosProviderLatency: "delays every byte between one agent and its LLM provider, both ways, in the node's chaos proxy (params agent, delay: default the agent's timeout; hold)",
 	ChaosCorruptObject:  "writes a verified backup, then flips one bit in the middle of the largest pack; the deep check finds it and the cascade repairs it from the backup",
 	ChaosIndexDamage:    "deletes the saved search index files, or empties one (params mode=delete|damage); the semantic index writes them again",
 	ChaosMemoryPressure: "allocates and touches memory up to 95 % of the node's budget, holds it (params hold), then releases it; the governor shrinks the L1 cache meanwhile",
@@ -105,7 +112,7 @@ func chaosComponent(name string) string {
 		return nexus.ComponentIndex
 	case ChaosMemoryPressure:
 		return nexus.ComponentCache
-	case ChaosKillProcess:
+	case ChaosKillProcess, ChaosProviderFail, ChaosProviderLatency:
 		return nexus.ComponentAgents
 	case ChaosLeaderIsolate, ChaosRaftLatency:
 		return nexus.ComponentCluster
@@ -130,6 +137,8 @@ func (n *Node) chaosUnavailable(name string) string {
 			return "the node supervises no running process (supervisor.processes in its configuration file)"
 		}
 	case ChaosDiskFill:
+	case ChaosProviderFail, ChaosProviderLatency:
+		return n.providerUnavailable()
 	case ChaosLeaderIsolate, ChaosRaftLatency:
 		if n.raftGate == nil {
 			return "not a node of a cluster"
@@ -164,8 +173,7 @@ func (n *Node) Chaos(ctx context.Context, scenario string, params map[string]str
 		return nil, n.errChaosOff()
 	}
 	if chaosComponent(scenario) == "" {
-		return nil, nexus.Errorf(nexus.EInvalid, "unknown chaos scenario %q: want %s, %s, %s, %s, %s, %s or %s", scenario,
-			ChaosCorruptObject, ChaosIndexDamage, ChaosMemoryPressure, ChaosKillProcess, ChaosDiskFill, ChaosLeaderIsolate, ChaosRaftLatency)
+		return nil, nexus.Errorf(nexus.EInvalid, "unknown chaos scenario %q: want one of %s", scenario, strings.Join(chaosScenarios, ", "))
 	}
 	if why := n.chaosUnavailable(scenario); why != "" {
 		return nil, nexus.Errorf(nexus.EConflict, "chaos scenario %s is not available on this node: %s", scenario, why)
@@ -207,6 +215,8 @@ func (n *Node) inject(ctx context.Context, cc config.Chaos, scenario string, par
 		err = n.chaosKill(params, inj)
 	case ChaosDiskFill:
 		err = n.chaosDisk(cc, params, inj)
+	case ChaosProviderFail, ChaosProviderLatency:
+		err = n.chaosProvider(scenario, params, inj)
 	case ChaosLeaderIsolate:
 		err = n.chaosIsolate(params, inj)
 	case ChaosRaftLatency:
