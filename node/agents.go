@@ -40,9 +40,9 @@ type nodeAgents struct {
 	pools   []*agent.Pool
 	caps    map[string][]string // capabilities by agent id
 	keys    map[string]*keyWatch
-	monitor *agent.Monitor // reports the agents; sends their heartbeats on a single node
+	monitor *agent.Monitor  // reports the agents; sends their heartbeats on a single node
 	faults  *providerRoutes // the chaos proxies of the HTTP agents' providers; nil unless chaos is enabled
-	lead    *leaderWork    // nil on a single node; set before the cluster opens
+	lead    *leaderWork     // nil on a single node; set before the cluster opens
 
 	// Set by start, before anything that calls back into the struct runs.
 	store nexus.Store

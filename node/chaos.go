@@ -95,13 +95,13 @@ var chaosScenarios = []string{ChaosCorruptObject, ChaosIndexDamage, ChaosMemoryP
 var chaosDescriptions = map[string]string{
 	ChaosProviderFail:    "resets every connection of one agent to its LLM provider at its first byte, in the node's chaos proxy (params agent, hold); its heartbeats fail, its breaker opens, then closes once the provider answers again",
 	ChaosProviderLatency: "delays every byte between one agent and its LLM provider, both ways, in the node's chaos proxy (params agent, delay: default the agent's timeout; hold)",
-	ChaosCorruptObject:  "writes a verified backup, then flips one bit in the middle of the largest pack; the deep check finds it and the cascade repairs it from the backup",
-	ChaosIndexDamage:    "deletes the saved search index files, or empties one (params mode=delete|damage); the semantic index writes them again",
-	ChaosMemoryPressure: "allocates and touches memory up to 95 % of the node's budget, holds it (params hold), then releases it; the governor shrinks the L1 cache meanwhile",
-	ChaosKillProcess:    "sends SIGKILL to a running supervised process (params process=NAME); the supervisor restarts it",
-	ChaosLeaderIsolate:  "on the leader of a cluster: closes every raft connection and accepts or dials none for a while (params hold); the others elect a new leader, it steps down, then catches up",
-	ChaosRaftLatency:    "on a node of a cluster: delays every raft message it sends (params delay, default 100ms; hold)",
-	ChaosDiskFill:       "fills the data directory's filesystem with a ballast file down to a floor (params floor=BYTES, never below chaos.disk_floor), holds it (params hold), then removes it",
+	ChaosCorruptObject:   "writes a verified backup, then flips one bit in the middle of the largest pack; the deep check finds it and the cascade repairs it from the backup",
+	ChaosIndexDamage:     "deletes the saved search index files, or empties one (params mode=delete|damage); the semantic index writes them again",
+	ChaosMemoryPressure:  "allocates and touches memory up to 95 % of the node's budget, holds it (params hold), then releases it; the governor shrinks the L1 cache meanwhile",
+	ChaosKillProcess:     "sends SIGKILL to a running supervised process (params process=NAME); the supervisor restarts it",
+	ChaosLeaderIsolate:   "on the leader of a cluster: closes every raft connection and accepts or dials none for a while (params hold); the others elect a new leader, it steps down, then catches up",
+	ChaosRaftLatency:     "on a node of a cluster: delays every raft message it sends (params delay, default 100ms; hold)",
+	ChaosDiskFill:        "fills the data directory's filesystem with a ballast file down to a floor (params floor=BYTES, never below chaos.disk_floor), holds it (params hold), then removes it",
 }
 
 func chaosComponent(name string) string {
