@@ -14,13 +14,14 @@ import (
 	"time"
 
 	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/agent/agenttest"
 	"github.com/nexus-mem/nexus/chaos"
 	"github.com/nexus-mem/nexus/httpapi"
 	"github.com/nexus-mem/nexus/internal/crashfs"
 )
 
-// chaosDuration is how long TestChaos_RealBinary injects: 60 s under CI,
-// 30 s otherwise (enough for every scenario once), NEXUS_CHAOS_DURATION
+// chaosDuration is how long TestChaos_RealBinary injects: 90 s under CI,
+// 60 s otherwise (enough for every scenario once), NEXUS_CHAOS_DURATION
 // for a longer run (e.g. 30m).
 func chaosDuration(t *testing.T) time.Duration {
 	if v := os.Getenv("NEXUS_CHAOS_DURATION"); v != "" {
@@ -31,15 +32,16 @@ func chaosDuration(t *testing.T) time.Duration {
 		return d
 	}
 	if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
-		return 60 * time.Second
+		return 90 * time.Second
 	}
-	return 30 * time.Second
+	return 60 * time.Second
 }
 
 // TestChaos_RealBinary runs `nexus chaos --seed 1` over every single-node
 // scenario against a real `nexus serve` whose data directory is a tmpfs
 // of its own (so that disk_fill can fill it to 0 bytes free), with a
-// memory budget and a supervised process, and checks the report: every
+// memory budget, a supervised process and an agent whose provider is a
+// fake LLM server, and checks the report: every
 // scenario injected, each detected and recovered, every acknowledged
 // write read back, fsck clean after each, the injections audited.
 func TestChaos_RealBinary(t *testing.T) {
@@ -59,10 +61,22 @@ func TestChaos_RealBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// An agent whose provider is a fake speaking the OpenAI wire format,
+	// with heartbeats and a short timeout, for the provider scenarios.
+	llm := agenttest.NewProvider(t, "llm")
 	cfg := filepath.Join(t.TempDir(), "nexus.yaml")
 	conf := `chaos:
   enabled: true
   disk_floor: 0
+agents:
+  - id: writer
+    provider: openai
+    base_url: ` + llm.URL + `
+    model: ` + agenttest.Model + `
+    timeout: 1s
+    retries: {max: 0}
+    breaker: {failures: 1, open_timeout: 1s}
+    heartbeat: {interval: 500ms, failure_threshold: 2}
 supervisor:
   processes:
     - name: sleeper
@@ -99,12 +113,12 @@ supervisor:
 	} else if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"corrupt_object", "index_damage", "memory_pressure", "kill_process", "disk_fill", "leader_isolate", "raft_latency"}
+	want := []string{"corrupt_object", "index_damage", "memory_pressure", "kill_process", "disk_fill", "provider_fail", "provider_latency", "leader_isolate", "raft_latency"}
 	if len(rep.Scenarios) != len(want) {
 		t.Fatalf("scenarios %+v, want %v", rep.Scenarios, want)
 	}
 	for i, s := range rep.Scenarios {
-		if i >= 5 { // the cluster scenarios
+		if i >= 7 { // the cluster scenarios
 			if s.Name != want[i] || s.Skipped != "not a node of a cluster" || s.Injected != 0 {
 				t.Errorf("scenario %+v: want %s skipped on a single node", s, want[i])
 			}
@@ -122,6 +136,8 @@ supervisor:
 			t.Errorf("%s: injected %s, detected %s (%q), recovered %s: out of order", inj.Scenario, inj.InjectedAt, inj.DetectedAt, inj.Detection, inj.RecoveredAt)
 		case len(inj.Check.Lost) > 0 || !inj.Check.FsckClean || inj.Check.ReadBack == 0:
 			t.Errorf("%s: data check %+v", inj.Scenario, inj.Check)
+		case strings.HasPrefix(inj.Scenario, "provider_") && !strings.Contains(inj.Detection, "agent writer is"):
+			t.Errorf("%s: detected by %q, want the agent's health", inj.Scenario, inj.Detection)
 		}
 	}
 	if !rep.Passed || rep.Writes.Lost != 0 || rep.Writes.Acknowledged == 0 || len(rep.Problems) > 0 {
