@@ -33,6 +33,7 @@ type Config struct {
 	Auth       Auth       `yaml:"auth"`
 	Cluster    Cluster    `yaml:"cluster"`
 	Chaos      Chaos      `yaml:"chaos"`
+	Predict    Predict    `yaml:"predict"`
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`

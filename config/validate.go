@@ -151,6 +151,7 @@ func (d *decoder) validate(c *Config) {
 	d.validateAuth(&c.Auth)
 	d.validateCluster(&c.Cluster)
 	d.validateChaos(&c.Chaos)
+	d.validatePredict(&c.Predict)
 	names := map[string]string{}
 	for i := range c.Supervisor.Processes {
 		p := fmt.Sprintf("supervisor.processes[%d]", i)
