@@ -55,6 +55,10 @@ func TestRun_dryRunReproducible(t *testing.T) {
 	if !reflect.DeepEqual(available, []string{"corrupt_object", "index_damage", "disk_fill"}) {
 		t.Fatalf("available: %v", available)
 	}
+	// kill_leader is the run's own: skipped outside a cluster.
+	if last := a.Scenarios[len(a.Scenarios)-1]; last.Name != chaos.KillLeader || last.Skipped != "not a node of a cluster" || last.Component != "cluster" {
+		t.Fatalf("kill_leader: %+v", last)
+	}
 	if len(a.Injections) < 20 || !a.Passed {
 		t.Fatalf("plan of a minute at 1-3 s: %d injections, passed %v", len(a.Injections), a.Passed)
 	}

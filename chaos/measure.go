@@ -25,12 +25,12 @@ func (r *runner) write(ctx context.Context) {
 	for i := 0; ; i++ {
 		content := fmt.Sprintf("chaos seed %d write %d at %s", r.opts.Seed, i, time.Now().UTC().Format(time.RFC3339Nano))
 		r.pause.RLock()
-		c, err := r.opts.Client.Put(ctx, nexus.Draft{Namespace: "chaos", Type: nexus.TypeObservation, Content: content})
+		c, err := r.client().Put(ctx, nexus.Draft{Namespace: "chaos", Type: nexus.TypeObservation, Content: content})
 		r.pause.RUnlock()
 		r.mu.Lock()
 		if err == nil {
-			r.acked = append(r.acked, acked{id: c.ID, content: content})
 			r.lastOK = time.Now()
+			r.acked = append(r.acked, acked{id: c.ID, content: content, at: r.lastOK})
 		} else if ctx.Err() == nil {
 			r.failed++
 		}
@@ -101,9 +101,9 @@ var onLeader = map[string]bool{"leader_isolate": true, "raft_latency": true, "pr
 // target of the run.
 func (r *runner) target(ctx context.Context, scenario string) (*httpapi.Client, string, error) {
 	if !r.cluster || r.opts.ClientFor == nil || !onLeader[scenario] {
-		return r.opts.Client, "", nil
+		return r.client(), "", nil
 	}
-	st, err := r.opts.Client.ClusterStatus(ctx, true)
+	st, err := r.client().ClusterStatus(ctx, true)
 	if err != nil {
 		return nil, "", err
 	}
@@ -137,7 +137,7 @@ func (r *runner) inject(ctx context.Context, scenario string, params map[string]
 	base := readCounters(before.Components[res.Component])
 	if res.FoundBy == "deep_check" {
 		// What the scrub does on its schedule, requested now.
-		if rep, err := r.opts.Client.Fsck(ctx, true); err != nil {
+		if rep, err := r.client().Fsck(ctx, true); err != nil {
 			inj.Steps = append(inj.Steps, "deep check failed: "+err.Error())
 		} else {
 			inj.Steps = append(inj.Steps, fmt.Sprintf("deep check found %d problems", len(rep.Problems)))
@@ -246,7 +246,7 @@ func (r *runner) check(ctx context.Context) DataCheck {
 	} else {
 		dc.HeadsIdentical = true
 	}
-	reader := r.opts.Client.AtConsistency(cluster.Linearizable)
+	reader := r.client().AtConsistency(cluster.Linearizable)
 	for _, a := range all {
 		c, err := reader.Get(ctx, a.id)
 		if err != nil || c.Content != a.content {
@@ -255,7 +255,7 @@ func (r *runner) check(ctx context.Context) DataCheck {
 		}
 		dc.ReadBack++
 	}
-	rep, err := r.opts.Client.Fsck(ctx, true)
+	rep, err := r.client().Fsck(ctx, true)
 	switch {
 	case err != nil:
 		dc.Fsck = "fsck failed: " + err.Error()
@@ -273,7 +273,7 @@ func (r *runner) heads(ctx context.Context) (string, bool) {
 	deadline := time.Now().Add(r.opts.Timeout)
 	last := ""
 	for {
-		st, err := r.opts.Client.ClusterStatus(ctx, false)
+		st, err := r.client().ClusterStatus(ctx, false)
 		if err == nil {
 			head, same := "", true
 			var all []string

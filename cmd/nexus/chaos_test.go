@@ -113,7 +113,7 @@ supervisor:
 	} else if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"corrupt_object", "index_damage", "memory_pressure", "kill_process", "disk_fill", "provider_fail", "provider_latency", "leader_isolate", "raft_latency"}
+	want := []string{"corrupt_object", "index_damage", "memory_pressure", "kill_process", "disk_fill", "provider_fail", "provider_latency", "leader_isolate", "raft_latency", "kill_leader"}
 	if len(rep.Scenarios) != len(want) {
 		t.Fatalf("scenarios %+v, want %v", rep.Scenarios, want)
 	}
@@ -288,5 +288,77 @@ func TestChaos_BallastRemovedAtRestart(t *testing.T) {
 	c = httpapi.NewClient(srv.url, httpapi.WithToken(token))
 	if _, err := c.Put(context.Background(), nexus.Draft{Type: nexus.TypeObservation, Content: "after the ballast"}); err != nil {
 		t.Errorf("a write after the restart: %v", err)
+	}
+}
+
+// `nexus chaos --spawn 3` starts three real `nexus serve` of the binary
+// in a cluster and runs kill_leader against it: the leader's process is
+// SIGKILLed, a surviving member notices, a write is acknowledged through
+// it (failover), the killed member is restarted with its flags and
+// rejoins; after each, every acknowledged write reads back and the three
+// heads agree. A passed run stops the nodes and removes its temporary
+// directory; --spawn-dir keeps the logs.
+func TestChaos_SpawnKillLeader(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "spawn")
+	jsonFile := filepath.Join(t.TempDir(), "report.json")
+	cmd := exec.Command(binary, "chaos", "--spawn", "3", "--spawn-dir", dir, "--spawn-arg=--no-search", "--scenarios", "kill_leader",
+		"--duration", "8s", "--seed", "1", "--interval-min", "1s", "--interval-max", "2s", "--json", jsonFile)
+	out, err := cmd.CombinedOutput()
+	t.Logf("nexus chaos --spawn 3 --scenarios kill_leader:\n%s", lastOf(string(out)))
+	if err != nil {
+		t.Fatalf("nexus chaos: %v", err)
+	}
+	var rep chaos.Report
+	if b, err := os.ReadFile(jsonFile); err != nil {
+		t.Fatal(err)
+	} else if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Cluster || !rep.Passed || rep.Writes.Lost != 0 || len(rep.Injections) == 0 {
+		t.Fatalf("report: cluster %v passed %v writes %+v injections %d problems %v", rep.Cluster, rep.Passed, rep.Writes, len(rep.Injections), rep.Problems)
+	}
+	for _, inj := range rep.Injections {
+		switch {
+		case inj.Scenario != "kill_leader" || inj.Error != "":
+			t.Errorf("%s: %s", inj.Scenario, inj.Error)
+		case !strings.HasPrefix(inj.What, "SIGKILL to the process of the leader") || inj.Detection == "":
+			t.Errorf("injection %q detected by %q", inj.What, inj.Detection)
+		case inj.Failover <= 0 || inj.Rejoin <= 0 || inj.Detect <= 0 || inj.Recover < inj.Failover:
+			t.Errorf("times: detect %s failover %s rejoin %s recover %s", inj.Detect, inj.Failover, inj.Rejoin, inj.Recover)
+		case !inj.Check.HeadsIdentical || len(inj.Check.Lost) > 0 || !inj.Check.FsckClean || inj.Check.ReadBack == 0:
+			t.Errorf("data check %+v", inj.Check)
+		}
+	}
+	// Each node ran as a process of its own, started again after each
+	// kill: the logs have the starts.
+	var starts int
+	for _, id := range []string{"n1", "n2", "n3"} {
+		b, err := os.ReadFile(filepath.Join(dir, id+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		starts += strings.Count(string(b), "nexus listening on")
+	}
+	if starts != 3+len(rep.Injections) {
+		t.Errorf("%d starts in the logs, want 3 and one restart per kill (%d)", starts, len(rep.Injections))
+	}
+}
+
+// --spawn's bad uses are usage errors (exit 2) that say what to give.
+func TestChaos_SpawnUsage(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"--spawn", "2"}, "--spawn 2: want 3 or more nodes"},
+		{[]string{"--spawn", "3", "--server", "http://127.0.0.1:1"}, "and no --server"},
+		{[]string{"--server", "http://127.0.0.1:1", "--spawn-dir", "x"}, "--spawn-dir, --spawn-config and --spawn-arg go with --spawn"},
+		{[]string{"--spawn", "3", "--spawn-arg", "no-dashes"}, `"no-dashes": want --name=value`},
+		{nil, "--server is required"},
+	} {
+		out, code := nexusCmd(nil, append([]string{"chaos"}, c.args...)...)
+		if code != 2 || !strings.Contains(out, c.msg) {
+			t.Errorf("nexus chaos %v: exit %d, want 2 and %q:\n%s", c.args, code, c.msg, out)
+		}
 	}
 }
