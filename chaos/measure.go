@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nexus-mem/nexus"
@@ -231,6 +232,9 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
+// readers is how many reads the data check has in flight.
+const readers = 4
+
 // check pauses the writer, reads back every write acknowledged so far
 // (linearizable reads: on a cluster's follower too), waits for a
 // cluster's members to reach one head, and runs a deep fsck.
@@ -247,9 +251,21 @@ func (r *runner) check(ctx context.Context) DataCheck {
 		dc.HeadsIdentical = true
 	}
 	reader := r.client().AtConsistency(cluster.Linearizable)
-	for _, a := range all {
-		c, err := reader.Get(ctx, a.id)
-		if err != nil || c.Content != a.content {
+	// Four readers at once: a long run has tens of thousands to read
+	// back after each injection.
+	lost := make([]bool, len(all))
+	var wg sync.WaitGroup
+	for w := range readers {
+		wg.Go(func() {
+			for i := w; i < len(all); i += readers {
+				c, err := reader.Get(ctx, all[i].id)
+				lost[i] = err != nil || c.Content != all[i].content
+			}
+		})
+	}
+	wg.Wait()
+	for i, a := range all {
+		if lost[i] {
 			dc.Lost = append(dc.Lost, a.id.String())
 			continue
 		}

@@ -49,7 +49,15 @@ func TestChaos_RealBinary(t *testing.T) {
 	if err := os.Mkdir(data, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", data).CombinedOutput(); err != nil {
+	d := chaosDuration(t)
+	// 64 MiB holds the writes of a few minutes (a write every 50 ms,
+	// backups of corrupt_object); a longer run gets 1 GiB, and a memory
+	// budget of 512 MiB instead of 128.
+	size, budget := "64m", "128"
+	if d > 3*time.Minute {
+		size, budget = "1g", "512" // and room for the index of tens of thousands of writes
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", data).CombinedOutput(); err != nil {
 		crashfs.Unavailable(t, "cannot mount a tmpfs for the data directory (needs root): %v %s", err, out)
 	}
 	t.Cleanup(func() {
@@ -92,12 +100,14 @@ supervisor:
 		t.Fatal(err)
 	}
 	token := "chaos-test-token-0123456789abcdefXYZ"
-	srv := startServe(t, data, "--config="+cfg, "--memory-budget-mib=128", "--recover-interval=1s", "NEXUS_TOKEN="+token)
+	srv := startServe(t, data, "--config="+cfg, "--memory-budget-mib="+budget, "--recover-interval=1s", "NEXUS_TOKEN="+token)
 	defer stopServe(srv)
 
 	dir := t.TempDir()
 	jsonFile, mdFile := filepath.Join(dir, "report.json"), filepath.Join(dir, "report.md")
-	d := chaosDuration(t)
+	if out := os.Getenv("NEXUS_CHAOS_REPORT"); out != "" {
+		jsonFile, mdFile = out+".json", out+".md" // kept: the report of a long run
+	}
 	cmd := exec.Command(binary, "chaos", "--server", srv.url, "--duration", d.String(), "--seed", "1",
 		"--interval-min", "1s", "--interval-max", "3s", "--json", jsonFile, "--md", mdFile)
 	cmd.Env = append(os.Environ(), "NEXUS_TOKEN="+token)
