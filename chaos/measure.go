@@ -11,6 +11,7 @@ import (
 
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/cluster"
+	"github.com/nexus-mem/nexus/gitstore"
 	"github.com/nexus-mem/nexus/httpapi"
 )
 
@@ -232,6 +233,28 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
+// retryable reports whether a failed request may succeed if sent again:
+// the node refused it for now (its rate limit), could not answer, or had
+// no quorum (between two leaders).
+func retryable(err error) bool {
+	switch nexus.ErrorCode(err) {
+	case nexus.ERateLimited, nexus.EUnavailable, nexus.ENoQuorum:
+		return true
+	}
+	return false
+}
+
+// again calls f until it succeeds, fails for good, or deadline passes.
+func again[T any](ctx context.Context, deadline time.Time, f func() (T, error)) (T, error) {
+	for {
+		v, err := f()
+		if err == nil || !retryable(err) || time.Now().After(deadline) || ctx.Err() != nil {
+			return v, err
+		}
+		sleep(ctx, poll)
+	}
+}
+
 // readers is how many reads the data check has in flight.
 const readers = 4
 
@@ -253,12 +276,16 @@ func (r *runner) check(ctx context.Context) DataCheck {
 	reader := r.client().AtConsistency(cluster.Linearizable)
 	// Four readers at once: a long run has tens of thousands to read
 	// back after each injection.
+	// A read the node refused for now (its rate limit, no quorum during
+	// an election) is sent again until the timeout: only a write that is
+	// not there, differs, or cannot be read by then is lost.
+	deadline := time.Now().Add(r.opts.Timeout)
 	lost := make([]bool, len(all))
 	var wg sync.WaitGroup
 	for w := range readers {
 		wg.Go(func() {
 			for i := w; i < len(all); i += readers {
-				c, err := reader.Get(ctx, all[i].id)
+				c, err := again(ctx, deadline, func() (*nexus.Context, error) { return reader.Get(ctx, all[i].id) })
 				lost[i] = err != nil || c.Content != all[i].content
 			}
 		})
@@ -271,7 +298,7 @@ func (r *runner) check(ctx context.Context) DataCheck {
 		}
 		dc.ReadBack++
 	}
-	rep, err := r.client().Fsck(ctx, true)
+	rep, err := again(ctx, time.Now().Add(r.opts.Timeout), func() (*gitstore.FsckReport, error) { return r.client().Fsck(ctx, true) })
 	switch {
 	case err != nil:
 		dc.Fsck = "fsck failed: " + err.Error()
@@ -336,7 +363,7 @@ func (r *runner) finish(rep *Report, final DataCheck) {
 		}
 	}
 	if len(final.Lost) > 0 {
-		rep.Problems = append(rep.Problems, fmt.Sprintf("at the end: %d acknowledged writes lost: %v", len(final.Lost), final.Lost))
+		rep.Problems = append(rep.Problems, fmt.Sprintf("at the end: %d acknowledged writes lost, first: %v", len(final.Lost), final.Lost[:min(len(final.Lost), 10)]))
 	}
 	if !final.HeadsIdentical {
 		rep.Problems = append(rep.Problems, "at the end: the members' heads did not agree: "+final.Heads)
