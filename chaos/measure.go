@@ -275,17 +275,16 @@ func (r *runner) check(ctx context.Context) DataCheck {
 	}
 	reader := r.client().AtConsistency(cluster.Linearizable)
 	// Four readers at once: a long run has tens of thousands to read
-	// back after each injection.
-	// A read the node refused for now (its rate limit, no quorum during
-	// an election) is sent again until the timeout: only a write that is
-	// not there, differs, or cannot be read by then is lost.
-	deadline := time.Now().Add(r.opts.Timeout)
+	// back after each injection. A read the node refused for now (its
+	// rate limit, no quorum during an election) is sent again for up to
+	// the timeout: only a write that is not there, differs, or cannot be
+	// read by then is lost.
 	lost := make([]bool, len(all))
 	var wg sync.WaitGroup
 	for w := range readers {
 		wg.Go(func() {
 			for i := w; i < len(all); i += readers {
-				c, err := again(ctx, deadline, func() (*nexus.Context, error) { return reader.Get(ctx, all[i].id) })
+				c, err := again(ctx, time.Now().Add(r.opts.Timeout), func() (*nexus.Context, error) { return reader.Get(ctx, all[i].id) })
 				lost[i] = err != nil || c.Content != all[i].content
 			}
 		})
