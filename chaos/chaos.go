@@ -50,7 +50,26 @@ type Options struct {
 	// (its API URL), with the same credentials: the cluster scenarios
 	// are injected into the leader. Nil: into the target.
 	ClientFor func(url string) *httpapi.Client
+	// Processes, when set, kills and restarts the member processes of
+	// the target's cluster, which the run started itself (nexus chaos
+	// --spawn): the kill_leader scenario needs it (and ClientFor).
+	Processes Processes
 }
+
+// Processes controls the processes of a cluster's members.
+type Processes interface {
+	// Kill sends SIGKILL to the process serving the API at url and
+	// returns once it exited.
+	Kill(url string) error
+	// Restart starts the process of url again, with the flags and data
+	// directory it had, and returns once its API answers.
+	Restart(ctx context.Context, url string) error
+}
+
+// KillLeader is the scenario the run injects itself, with Processes:
+// SIGKILL to the leader's process, then a restart once another leader
+// took a write.
+const KillLeader = "kill_leader"
 
 // Report is the outcome of a run.
 type Report struct {
@@ -101,6 +120,12 @@ type Injection struct {
 	// Detect and Recover are the times from injection.
 	Detect  time.Duration `json:"detect_ns"`
 	Recover time.Duration `json:"recover_ns"`
+	// Failover is, for kill_leader, the time from the kill to the first
+	// write acknowledged after it (through a surviving member); Rejoin
+	// the time from the restart of the killed member until it follows a
+	// leader and has applied what was committed when it restarted.
+	Failover time.Duration `json:"failover_ns,omitempty"`
+	Rejoin   time.Duration `json:"rejoin_ns,omitempty"`
 	// Steps are the recovery steps the node reported for the component.
 	Steps []string  `json:"steps,omitempty"`
 	Check DataCheck `json:"check"`
@@ -141,6 +166,7 @@ type runner struct {
 	cluster bool
 
 	mu     sync.Mutex
+	cur    *httpapi.Client // the node written through and checked: the target, until kill_leader moves it
 	acked  []acked
 	failed int
 	lastOK time.Time // when the last write was acknowledged
@@ -150,6 +176,7 @@ type runner struct {
 type acked struct {
 	id      nexus.ID
 	content string
+	at      time.Time
 }
 
 // Run runs the scenarios against the node for opts.Duration and returns
@@ -169,7 +196,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &runner{opts: opts, rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x6e65787573))}
+	r := &runner{opts: opts, rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x6e65787573)), cur: opts.Client}
 	r.cluster = st.Cluster
 	rep := &Report{Seed: opts.Seed, Duration: opts.Duration, DryRun: opts.DryRun, Cluster: st.Cluster, Problems: []string{}}
 	var pool []string
@@ -185,9 +212,21 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		}
 		rep.Scenarios = append(rep.Scenarios, sc)
 	}
+	kl := Scenario{Name: KillLeader, Component: nexus.ComponentCluster, Selected: len(opts.Scenarios) == 0 || slices.Contains(opts.Scenarios, KillLeader)}
+	switch {
+	case !kl.Selected:
+		kl.Skipped = "not selected (--scenarios)"
+	case !st.Cluster:
+		kl.Skipped = "not a node of a cluster"
+	case opts.Processes == nil || opts.ClientFor == nil:
+		kl.Skipped = "needs the cluster's processes: only a run that started them (nexus chaos --spawn) can SIGKILL the leader and restart it"
+	default:
+		pool = append(pool, KillLeader)
+	}
+	rep.Scenarios = append(rep.Scenarios, kl)
 	for _, name := range opts.Scenarios {
-		if !slices.ContainsFunc(st.Scenarios, func(s httpapi.ChaosScenario) bool { return s.Name == name }) {
-			return nil, fmt.Errorf("unknown scenario %q: the node has %s", name, scenarioNames(st.Scenarios))
+		if name != KillLeader && !slices.ContainsFunc(st.Scenarios, func(s httpapi.ChaosScenario) bool { return s.Name == name }) {
+			return nil, fmt.Errorf("unknown scenario %q: the node has %s, and the run %s", name, scenarioNames(st.Scenarios), KillLeader)
 		}
 	}
 	if len(pool) == 0 {
@@ -288,7 +327,12 @@ func (r *runner) loop(ctx context.Context, rep *Report, pool []string) error {
 			return err
 		}
 		s := o.next(r.rng)
-		inj := r.inject(ctx, s, r.params(s))
+		var inj Injection
+		if s == KillLeader {
+			inj = r.killLeader(ctx)
+		} else {
+			inj = r.inject(ctx, s, r.params(s))
+		}
 		inj.Planned = at.Sub(r.start)
 		rep.Injections = append(rep.Injections, inj)
 		for i := range rep.Scenarios {

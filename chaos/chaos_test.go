@@ -55,6 +55,10 @@ func TestRun_dryRunReproducible(t *testing.T) {
 	if !reflect.DeepEqual(available, []string{"corrupt_object", "index_damage", "disk_fill"}) {
 		t.Fatalf("available: %v", available)
 	}
+	// kill_leader is the run's own: skipped outside a cluster.
+	if last := a.Scenarios[len(a.Scenarios)-1]; last.Name != chaos.KillLeader || last.Skipped != "not a node of a cluster" || last.Component != "cluster" {
+		t.Fatalf("kill_leader: %+v", last)
+	}
 	if len(a.Injections) < 20 || !a.Passed {
 		t.Fatalf("plan of a minute at 1-3 s: %d injections, passed %v", len(a.Injections), a.Passed)
 	}
@@ -97,5 +101,38 @@ func TestRun_unknownScenario(t *testing.T) {
 		IntervalMin: time.Second, IntervalMax: time.Second})
 	if err == nil || !strings.Contains(err.Error(), `unknown scenario "meteor": the node has corrupt_object, index_damage`) {
 		t.Fatalf("%v", err)
+	}
+}
+
+// A node that refuses some of the data check's reads for now (over its
+// request rate limit) has lost nothing: the check sends them again, and
+// the run passes with every acknowledged write read back.
+func TestRun_checkRetriesRateLimitedReads(t *testing.T) {
+	cfg := nodetest.Config(t)
+	f, err := config.Parse(filepath.Join(t.TempDir(), "nexus.yaml"), []byte("chaos:\n  enabled: true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.File = f
+	cfg.Limits.RateLimit, cfg.Limits.RateBurst = 100, 10
+	n := nodetest.Open(t, cfg)
+	rep, err := chaos.Run(context.Background(), chaos.Options{Client: n.Client, Duration: 1500 * time.Millisecond, Seed: 1,
+		Scenarios: []string{"index_damage"}, IntervalMin: 500 * time.Millisecond, IntervalMax: 500 * time.Millisecond,
+		WriteEvery: 10 * time.Millisecond, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := n.HTTP.Get(n.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m bytes.Buffer
+	m.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(m.String(), `nexus_limit_refused_total{limit="rate"} `) || strings.Contains(m.String(), `nexus_limit_refused_total{limit="rate"} 0`+"\n") {
+		t.Fatalf("the node refused nothing over its rate limit: the test did not set up its fault")
+	}
+	if !rep.Passed || rep.Writes.Lost != 0 || rep.Writes.Acknowledged == 0 || len(rep.Injections) == 0 {
+		t.Fatalf("passed %v, writes %+v, problems %v", rep.Passed, rep.Writes, rep.Problems)
 	}
 }

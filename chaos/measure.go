@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/cluster"
+	"github.com/nexus-mem/nexus/gitstore"
 	"github.com/nexus-mem/nexus/httpapi"
 )
 
@@ -25,12 +27,12 @@ func (r *runner) write(ctx context.Context) {
 	for i := 0; ; i++ {
 		content := fmt.Sprintf("chaos seed %d write %d at %s", r.opts.Seed, i, time.Now().UTC().Format(time.RFC3339Nano))
 		r.pause.RLock()
-		c, err := r.opts.Client.Put(ctx, nexus.Draft{Namespace: "chaos", Type: nexus.TypeObservation, Content: content})
+		c, err := r.client().Put(ctx, nexus.Draft{Namespace: "chaos", Type: nexus.TypeObservation, Content: content})
 		r.pause.RUnlock()
 		r.mu.Lock()
 		if err == nil {
-			r.acked = append(r.acked, acked{id: c.ID, content: content})
 			r.lastOK = time.Now()
+			r.acked = append(r.acked, acked{id: c.ID, content: content, at: r.lastOK})
 		} else if ctx.Err() == nil {
 			r.failed++
 		}
@@ -92,14 +94,18 @@ func lastStep(h nexus.ComponentHealth) string {
 	return fmt.Sprintf("%v %v after %s: %v", last["component"], last["status"], round(took), last["reason"])
 }
 
+// onLeader are the scenarios a cluster's leader is injected with: its
+// raft, and its agents (whose heartbeats run where the node leads).
+var onLeader = map[string]bool{"leader_isolate": true, "raft_latency": true, "provider_fail": true, "provider_latency": true}
+
 // target is the node a scenario is injected into: the leader for the
 // cluster scenarios (when other members can be reached), else the
 // target of the run.
 func (r *runner) target(ctx context.Context, scenario string) (*httpapi.Client, string, error) {
-	if !r.cluster || r.opts.ClientFor == nil || (scenario != "leader_isolate" && scenario != "raft_latency") {
-		return r.opts.Client, "", nil
+	if !r.cluster || r.opts.ClientFor == nil || !onLeader[scenario] {
+		return r.client(), "", nil
 	}
-	st, err := r.opts.Client.ClusterStatus(ctx, true)
+	st, err := r.client().ClusterStatus(ctx, true)
 	if err != nil {
 		return nil, "", err
 	}
@@ -133,7 +139,7 @@ func (r *runner) inject(ctx context.Context, scenario string, params map[string]
 	base := readCounters(before.Components[res.Component])
 	if res.FoundBy == "deep_check" {
 		// What the scrub does on its schedule, requested now.
-		if rep, err := r.opts.Client.Fsck(ctx, true); err != nil {
+		if rep, err := r.client().Fsck(ctx, true); err != nil {
 			inj.Steps = append(inj.Steps, "deep check failed: "+err.Error())
 		} else {
 			inj.Steps = append(inj.Steps, fmt.Sprintf("deep check found %d problems", len(rep.Problems)))
@@ -227,6 +233,31 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
+// retryable reports whether a failed request may succeed if sent again:
+// the node refused it for now (its rate limit), could not answer, or had
+// no quorum (between two leaders).
+func retryable(err error) bool {
+	switch nexus.ErrorCode(err) {
+	case nexus.ERateLimited, nexus.EUnavailable, nexus.ENoQuorum:
+		return true
+	}
+	return false
+}
+
+// again calls f until it succeeds, fails for good, or deadline passes.
+func again[T any](ctx context.Context, deadline time.Time, f func() (T, error)) (T, error) {
+	for {
+		v, err := f()
+		if err == nil || !retryable(err) || time.Now().After(deadline) || ctx.Err() != nil {
+			return v, err
+		}
+		sleep(ctx, poll)
+	}
+}
+
+// readers is how many reads the data check has in flight.
+const readers = 4
+
 // check pauses the writer, reads back every write acknowledged so far
 // (linearizable reads: on a cluster's follower too), waits for a
 // cluster's members to reach one head, and runs a deep fsck.
@@ -242,16 +273,31 @@ func (r *runner) check(ctx context.Context) DataCheck {
 	} else {
 		dc.HeadsIdentical = true
 	}
-	reader := r.opts.Client.AtConsistency(cluster.Linearizable)
-	for _, a := range all {
-		c, err := reader.Get(ctx, a.id)
-		if err != nil || c.Content != a.content {
+	reader := r.client().AtConsistency(cluster.Linearizable)
+	// Four readers at once: a long run has tens of thousands to read
+	// back after each injection. A read the node refused for now (its
+	// rate limit, no quorum during an election) is sent again for up to
+	// the timeout: only a write that is not there, differs, or cannot be
+	// read by then is lost.
+	lost := make([]bool, len(all))
+	var wg sync.WaitGroup
+	for w := range readers {
+		wg.Go(func() {
+			for i := w; i < len(all); i += readers {
+				c, err := again(ctx, time.Now().Add(r.opts.Timeout), func() (*nexus.Context, error) { return reader.Get(ctx, all[i].id) })
+				lost[i] = err != nil || c.Content != all[i].content
+			}
+		})
+	}
+	wg.Wait()
+	for i, a := range all {
+		if lost[i] {
 			dc.Lost = append(dc.Lost, a.id.String())
 			continue
 		}
 		dc.ReadBack++
 	}
-	rep, err := r.opts.Client.Fsck(ctx, true)
+	rep, err := again(ctx, time.Now().Add(r.opts.Timeout), func() (*gitstore.FsckReport, error) { return r.client().Fsck(ctx, true) })
 	switch {
 	case err != nil:
 		dc.Fsck = "fsck failed: " + err.Error()
@@ -269,7 +315,7 @@ func (r *runner) heads(ctx context.Context) (string, bool) {
 	deadline := time.Now().Add(r.opts.Timeout)
 	last := ""
 	for {
-		st, err := r.opts.Client.ClusterStatus(ctx, false)
+		st, err := r.client().ClusterStatus(ctx, false)
 		if err == nil {
 			head, same := "", true
 			var all []string
@@ -316,7 +362,7 @@ func (r *runner) finish(rep *Report, final DataCheck) {
 		}
 	}
 	if len(final.Lost) > 0 {
-		rep.Problems = append(rep.Problems, fmt.Sprintf("at the end: %d acknowledged writes lost: %v", len(final.Lost), final.Lost))
+		rep.Problems = append(rep.Problems, fmt.Sprintf("at the end: %d acknowledged writes lost, first: %v", len(final.Lost), final.Lost[:min(len(final.Lost), 10)]))
 	}
 	if !final.HeadsIdentical {
 		rep.Problems = append(rep.Problems, "at the end: the members' heads did not agree: "+final.Heads)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -35,6 +36,16 @@ func (rep *Report) Markdown(w io.Writer) error {
 		p("| %s | %s | %d | %s | %s | %s | %s | %s |\n", s.Name, s.Component, s.Injected,
 			quantile(det, 50), quantile(det, 99), quantile(rec, 50), quantile(rec, 99), s.Skipped)
 	}
+	var fo, rj []time.Duration
+	for _, inj := range rep.Injections {
+		if inj.Scenario == KillLeader && inj.Error == "" {
+			fo, rj = append(fo, inj.Failover), append(rj, inj.Rejoin)
+		}
+	}
+	if len(fo) > 0 {
+		p("\n%s: failover (kill to the first write acknowledged after it) p50 %s, p99 %s; rejoin (restart to following a leader with everything committed applied) p50 %s, p99 %s.\n",
+			KillLeader, quantile(fo, 50), quantile(fo, 99), quantile(rj, 50), quantile(rj, 99))
+	}
 	p("\n## Injections\n\n| at | scenario | what | detected by | detect | recover | steps | read back | fsck |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, inj := range rep.Injections {
 		fsck := "clean"
@@ -59,7 +70,7 @@ func (rep *Report) Markdown(w io.Writer) error {
 			det, rec, fsck = "—", "—", "—"
 		}
 		p("| %s | %s | %s | %s | %s | %s | %s | %d (lost %d) | %s |\n", round(inj.Planned), inj.Scenario, cell(inj.What), cell(inj.Detection),
-			det, rec, cell(fmt.Sprint(inj.Steps)), inj.Check.ReadBack, len(inj.Check.Lost), cell(fsck))
+			det, rec, cell(strings.Join(inj.Steps, "; ")), inj.Check.ReadBack, len(inj.Check.Lost), cell(fsck))
 	}
 	p("\n## Writes\n\nAcknowledged %d, refused %d (never acknowledged: nothing promised), **lost %d**.\n", rep.Writes.Acknowledged, rep.Writes.Failed, rep.Writes.Lost)
 	if len(rep.Problems) > 0 {

@@ -36,6 +36,7 @@ type Config struct {
 	// Objectives are the recovery time objectives `nexus drill` checks
 	// (default: DefaultObjectives).
 	Objectives Objectives `yaml:"objectives"`
+	Predict    Predict    `yaml:"predict"`
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`

@@ -152,6 +152,7 @@ func (d *decoder) validate(c *Config) {
 	d.validateCluster(&c.Cluster)
 	d.validateChaos(&c.Chaos)
 	d.validateObjectives(c.Objectives)
+	d.validatePredict(&c.Predict)
 	names := map[string]string{}
 	for i := range c.Supervisor.Processes {
 		p := fmt.Sprintf("supervisor.processes[%d]", i)

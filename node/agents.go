@@ -40,8 +40,9 @@ type nodeAgents struct {
 	pools   []*agent.Pool
 	caps    map[string][]string // capabilities by agent id
 	keys    map[string]*keyWatch
-	monitor *agent.Monitor // reports the agents; sends their heartbeats on a single node
-	lead    *leaderWork    // nil on a single node; set before the cluster opens
+	monitor *agent.Monitor  // reports the agents; sends their heartbeats on a single node
+	faults  *providerRoutes // the chaos proxies of the HTTP agents' providers; nil unless chaos is enabled
+	lead    *leaderWork     // nil on a single node; set before the cluster opens
 
 	// Set by start, before anything that calls back into the struct runs.
 	store nexus.Store
@@ -64,6 +65,7 @@ func loadNodeAgents(cfg *config.Config, data string, log *slog.Logger, redact *n
 	na := &nodeAgents{cfg: cfg, dataDir: data, log: log, redact: redact, caps: map[string][]string{}, keys: map[string]*keyWatch{}, outages: map[string]*outage{}}
 	if cfg != nil {
 		if err := na.build(); err != nil {
+			na.faults.close()
 			return nil, fmt.Errorf("%s: %w", cfg.File, err)
 		}
 	}
@@ -77,6 +79,11 @@ func (na *nodeAgents) build() error {
 	for i, a := range na.cfg.Agents {
 		c := agentConfigOf(a, na.log, na.changed)
 		c.Redactor, c.Env = na.redact, na.listedEnv(a.Env)
+		hc, err := na.route(a, c)
+		if err != nil {
+			return fmt.Errorf("agents[%d] (%s): %w", i, a.ID, err)
+		}
+		c.HTTPClient = hc
 		r, err := agent.New(c)
 		if err != nil {
 			msg := strings.TrimPrefix(nexus.ErrorMessage(err), "agent "+a.ID+": ")
@@ -325,6 +332,7 @@ func (na *nodeAgents) close(wait time.Duration) {
 	}
 	na.monitor.Close()
 	na.bg.Wait()
+	defer na.faults.close()
 	if na.orch == nil || !leading {
 		return
 	}

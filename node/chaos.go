@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -76,7 +78,7 @@ func (n *Node) ChaosScenarios(context.Context) (*httpapi.ChaosStatus, error) {
 		return nil, n.errChaosOff()
 	}
 	st := &httpapi.ChaosStatus{Enabled: true, Cluster: n.cluster != nil}
-	for _, name := range []string{ChaosCorruptObject, ChaosIndexDamage, ChaosMemoryPressure, ChaosKillProcess, ChaosDiskFill, ChaosLeaderIsolate, ChaosRaftLatency} {
+	for _, name := range chaosScenarios {
 		sc := httpapi.ChaosScenario{Name: name, Component: chaosComponent(name), Description: chaosDescriptions[name], Available: true}
 		if why := n.chaosUnavailable(name); why != "" {
 			sc.Available, sc.Reason = false, why
@@ -86,14 +88,20 @@ func (n *Node) ChaosScenarios(context.Context) (*httpapi.ChaosStatus, error) {
 	return st, nil
 }
 
+// chaosScenarios are the scenarios, in the order they are listed.
+var chaosScenarios = []string{ChaosCorruptObject, ChaosIndexDamage, ChaosMemoryPressure, ChaosKillProcess, ChaosDiskFill,
+	ChaosProviderFail, ChaosProviderLatency, ChaosLeaderIsolate, ChaosRaftLatency}
+
 var chaosDescriptions = map[string]string{
-	ChaosCorruptObject:  "writes a verified backup, then flips one bit in the middle of the largest pack; the deep check finds it and the cascade repairs it from the backup",
-	ChaosIndexDamage:    "deletes the saved search index files, or empties one (params mode=delete|damage); the semantic index writes them again",
-	ChaosMemoryPressure: "allocates and touches memory up to 95 % of the node's budget, holds it (params hold), then releases it; the governor shrinks the L1 cache meanwhile",
-	ChaosKillProcess:    "sends SIGKILL to a running supervised process (params process=NAME); the supervisor restarts it",
-	ChaosLeaderIsolate:  "on the leader of a cluster: closes every raft connection and accepts or dials none for a while (params hold); the others elect a new leader, it steps down, then catches up",
-	ChaosRaftLatency:    "on a node of a cluster: delays every raft message it sends (params delay, default 100ms; hold)",
-	ChaosDiskFill:       "fills the data directory's filesystem with a ballast file down to a floor (params floor=BYTES, never below chaos.disk_floor), holds it (params hold), then removes it",
+	ChaosProviderFail:    "resets every connection of one agent to its LLM provider at its first byte, in the node's chaos proxy (params agent, hold); its heartbeats fail, its breaker opens, then closes once the provider answers again",
+	ChaosProviderLatency: "delays every byte between one agent and its LLM provider, both ways, in the node's chaos proxy (params agent, delay: default the agent's timeout; hold)",
+	ChaosCorruptObject:   "writes a verified backup, then flips one bit in the middle of the largest pack; the deep check finds it and the cascade repairs it from the backup",
+	ChaosIndexDamage:     "deletes the saved search index files, or empties one (params mode=delete|damage); the semantic index writes them again",
+	ChaosMemoryPressure:  "allocates and touches memory up to 95 % of the node's budget, holds it (params hold), then releases it; the governor shrinks the L1 cache meanwhile",
+	ChaosKillProcess:     "sends SIGKILL to a running supervised process (params process=NAME); the supervisor restarts it",
+	ChaosLeaderIsolate:   "on the leader of a cluster: closes every raft connection and accepts or dials none for a while (params hold); the others elect a new leader, it steps down, then catches up",
+	ChaosRaftLatency:     "on a node of a cluster: delays every raft message it sends (params delay, default 100ms; hold)",
+	ChaosDiskFill:        "fills the data directory's filesystem with a ballast file down to a floor (params floor=BYTES, never below chaos.disk_floor), holds it (params hold), then removes it",
 }
 
 func chaosComponent(name string) string {
@@ -104,7 +112,7 @@ func chaosComponent(name string) string {
 		return nexus.ComponentIndex
 	case ChaosMemoryPressure:
 		return nexus.ComponentCache
-	case ChaosKillProcess:
+	case ChaosKillProcess, ChaosProviderFail, ChaosProviderLatency:
 		return nexus.ComponentAgents
 	case ChaosLeaderIsolate, ChaosRaftLatency:
 		return nexus.ComponentCluster
@@ -129,6 +137,8 @@ func (n *Node) chaosUnavailable(name string) string {
 			return "the node supervises no running process (supervisor.processes in its configuration file)"
 		}
 	case ChaosDiskFill:
+	case ChaosProviderFail, ChaosProviderLatency:
+		return n.providerUnavailable()
 	case ChaosLeaderIsolate, ChaosRaftLatency:
 		if n.raftGate == nil {
 			return "not a node of a cluster"
@@ -163,8 +173,7 @@ func (n *Node) Chaos(ctx context.Context, scenario string, params map[string]str
 		return nil, n.errChaosOff()
 	}
 	if chaosComponent(scenario) == "" {
-		return nil, nexus.Errorf(nexus.EInvalid, "unknown chaos scenario %q: want %s, %s, %s, %s, %s, %s or %s", scenario,
-			ChaosCorruptObject, ChaosIndexDamage, ChaosMemoryPressure, ChaosKillProcess, ChaosDiskFill, ChaosLeaderIsolate, ChaosRaftLatency)
+		return nil, nexus.Errorf(nexus.EInvalid, "unknown chaos scenario %q: want one of %s", scenario, strings.Join(chaosScenarios, ", "))
 	}
 	if why := n.chaosUnavailable(scenario); why != "" {
 		return nil, nexus.Errorf(nexus.EConflict, "chaos scenario %s is not available on this node: %s", scenario, why)
@@ -206,6 +215,8 @@ func (n *Node) inject(ctx context.Context, cc config.Chaos, scenario string, par
 		err = n.chaosKill(params, inj)
 	case ChaosDiskFill:
 		err = n.chaosDisk(cc, params, inj)
+	case ChaosProviderFail, ChaosProviderLatency:
+		err = n.chaosProvider(scenario, params, inj)
 	case ChaosLeaderIsolate:
 		err = n.chaosIsolate(params, inj)
 	case ChaosRaftLatency:
@@ -419,7 +430,7 @@ func (n *Node) chaosDisk(cc config.Chaos, params map[string]string, inj *httpapi
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(n.cfg.Dir, fmt.Sprintf("chaos-ballast-%d", time.Now().UnixNano()))
+	path := filepath.Join(n.cfg.Dir, fmt.Sprintf("%s%d", ballastPrefix, time.Now().UnixNano()))
 	inj.Until = until.UTC()
 	inj.What = fmt.Sprintf("ballast %s of %d bytes to leave %d bytes free (floor %d), held for %s", filepath.Base(path), size, floor, floor, hold)
 	inj.Details["ballast"], inj.Details["floor"] = filepath.Base(path), floor
@@ -444,6 +455,33 @@ func (n *Node) chaosDisk(cc config.Chaos, params map[string]string, inj *httpapi
 		return nil
 	}
 	return nil
+}
+
+// ballastPrefix starts the name of a disk_fill ballast file in the data
+// directory.
+const ballastPrefix = "chaos-ballast-"
+
+// removeBallast removes the ballast files of disk_fill that a node
+// killed during the hold left in its data directory (dir): the node
+// removes its ballast at the end of the hold or when it closes, never
+// after a SIGKILL. It runs when the node opens, before anything else
+// needs the space; it returns the names removed.
+func removeBallast(dir string, log *slog.Logger) []string {
+	files, _ := filepath.Glob(filepath.Join(dir, ballastPrefix+"*"))
+	var removed []string
+	for _, f := range files {
+		st, err := os.Lstat(f)
+		if err != nil || !st.Mode().IsRegular() {
+			continue
+		}
+		if err := os.Remove(f); err != nil {
+			log.Error("chaos: a ballast file left by an earlier run could not be removed: remove it by hand", "path", f, "err", err)
+			continue
+		}
+		log.Warn("chaos: removed a ballast file left by a disk_fill whose node stopped during the hold", "path", f, "bytes", st.Size())
+		removed = append(removed, filepath.Base(f))
+	}
+	return removed
 }
 
 func isNoSpace(err error) bool {

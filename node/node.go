@@ -99,6 +99,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		n.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	n.log = slog.New(n.redact.Handler(n.log.Handler()))
+	removeBallast(cfg.Dir, n.log) // a disk_fill's, if the node was killed during its hold
 	if err := n.openTLS(); err != nil {
 		return nil, err
 	}

@@ -1,8 +1,10 @@
 package node_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -93,4 +95,61 @@ func TestPredict_RealDiskFills(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+}
+
+// A real agent whose provider (a fake speaking the OpenAI wire format)
+// starts failing: its heartbeats fail one after another while its breaker
+// stays closed (it opens only after many), the failures per minute rise,
+// and the predictions component warns that the breaker will open, with
+// the time left at this rate.
+func TestPredict_RealAgentErrorsRise(t *testing.T) {
+	llm := newLLMFake(t, "writer", "")
+	cfg := nodetest.Config(t)
+	cfg.NoSearch = true
+	const interval = 200 * time.Millisecond
+	// The disk is shared with other processes: only the agents warn here.
+	cfg.Predict = node.PredictConfig{Interval: interval, Window: time.Minute, DiskHorizon: -1, MemoryHorizon: -1}
+	withFile(t, &cfg, fmt.Sprintf(`agents:
+  - id: writer
+    provider: openai
+    base_url: %s
+    model: fake-model
+    retries: {max: 0}
+    breaker: {failures: 100000}
+    heartbeat: {interval: 20ms, failure_threshold: 100000}
+`, llm.baseURL()))
+	n := nodetest.Open(t, cfg)
+	opened := time.Now()
+	predictions := func() (nexus.ComponentHealth, map[string]any) {
+		p := n.Node.Health(context.Background()).Components[nexus.ComponentPredict]
+		agents, _ := p.Details["agents"].(map[string]any)
+		w, _ := agents["writer"].(map[string]any)
+		return p, w
+	}
+	// A healthy stretch first: the older half of the window is flat.
+	nodetest.Wait(t, time.Minute, "a flat trend of the writer's failures over three intervals", func() bool {
+		p, w := predictions()
+		if p.Status != nexus.StatusHealthy || w["failures"] != int64(0) {
+			t.Fatalf("before the provider fails: %+v", p)
+		}
+		return time.Since(opened) > 3*interval
+	})
+	llm.fail(503)
+	var p nexus.ComponentHealth
+	var w map[string]any
+	nodetest.Wait(t, time.Minute, "the predictions warn of the writer's rising errors", func() bool {
+		p, w = predictions()
+		return p.Status != nexus.StatusHealthy
+	})
+	in, _ := w["breaker_open_in_seconds"].(float64)
+	if p.Status != nexus.StatusDegraded || w["warning"] != true || in <= 0 ||
+		!strings.Contains(p.Error, "agent writer: errors rising") || !strings.Contains(p.Error, "its breaker opens in") {
+		t.Fatalf("predictions: %+v", p)
+	}
+	a := n.Node.Health(context.Background()).Components[nexus.ComponentAgents]
+	by, _ := a.Details["by_agent"].(map[string]any)
+	if wa, _ := by["writer"].(map[string]any); wa["breaker"] != "closed" {
+		t.Fatalf("the breaker is not closed: the warning came after the fact: %+v", a)
+	}
+	t.Logf("warned: %s", p.Error)
 }

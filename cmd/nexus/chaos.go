@@ -18,7 +18,7 @@ import (
 // runChaos is `nexus chaos`: fault scenarios against a running node that
 // opted in (chaos.enabled), each measured; exit 1 when anything
 // acknowledged is lost or a check fails.
-func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("chaos", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addClientTLSFlags(fs)
@@ -32,20 +32,51 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dryRun := fs.Bool("dry-run", false, "print the plan and the scenarios the node has, inject nothing")
 	jsonFile := fs.String("json", "", "write the JSON report to this file (- for stdout)")
 	mdFile := fs.String("md", "", "write the Markdown summary to this file (default: stdout unless --json -)")
+	spawn := fs.Int("spawn", 0, "start a cluster of this many `nexus serve` of this binary on loopback (3 or more) and run against it instead of --server: the run can then SIGKILL the leader and restart it (kill_leader)")
+	spawnDir := fs.String("spawn-dir", "", "with --spawn: where the nodes' data directories and logs go (default: a new temporary directory, removed after a run that passed)")
+	spawnConfig := fs.String("spawn-config", "", "with --spawn: the nodes' configuration file, which must set chaos.enabled: true (default: one that sets only that)")
+	var spawnArgs []string
+	fs.Func("spawn-arg", "with --spawn: a flag given to every node's serve, as --name=value (repeatable)", func(v string) error {
+		if !strings.HasPrefix(v, "--") {
+			return fmt.Errorf("%q: want --name=value", v)
+		}
+		spawnArgs = append(spawnArgs, v)
+		return nil
+	})
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	if *server == "" {
-		return usagef("--server is required: the URL of a node whose configuration sets chaos.enabled: true")
+	serverGiven := false
+	fs.Visit(func(f *flag.Flag) { serverGiven = serverGiven || f.Name == "server" })
+	switch {
+	case *spawn != 0 && (*spawn < 3 || serverGiven):
+		return usagef("--spawn %d: want 3 or more nodes, and no --server (the run's target is the first spawned node)", *spawn)
+	case *spawn == 0 && *server == "":
+		return usagef("--server is required: the URL of a node whose configuration sets chaos.enabled: true (or --spawn N)")
+	case *spawn == 0 && (*spawnDir != "" || *spawnConfig != "" || len(spawnArgs) > 0):
+		return usagef("--spawn-dir, --spawn-config and --spawn-arg go with --spawn")
 	}
 	if *duration <= 0 {
 		return usagef("--duration %s: must be positive", *duration)
 	}
-	tok, err := secrets.TokenFromEnv()
-	if err != nil {
-		return usageError{err}
+	var cf clientFlags
+	var procs chaos.Processes
+	if *spawn > 0 {
+		sc, cleanup, err := spawnFor(ctx, spawnSpec{size: *spawn, dir: *spawnDir, config: *spawnConfig, extra: spawnArgs}, stderr)
+		if err != nil {
+			return err
+		}
+		passed := false
+		defer func() { cleanup(passed) }()
+		defer func() { passed = err == nil }()
+		cf, procs = clientFlags{server: sc.nodes[0].url, token: sc.token, tls: clientTLSOf(fs)}, sc
+	} else {
+		tok, err := secrets.TokenFromEnv()
+		if err != nil {
+			return usageError{err}
+		}
+		cf = clientFlags{server: *server, token: tok, tls: clientTLSOf(fs)}
 	}
-	cf := clientFlags{server: *server, token: tok, tls: clientTLSOf(fs)}
 	var names []string
 	for n := range strings.SplitSeq(*scenarios, ",") {
 		if n = strings.TrimSpace(n); n != "" {
@@ -58,7 +89,7 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			other := cf
 			other.server = url
 			return other.client()
-		}})
+		}, Processes: procs})
 	if err != nil {
 		return err
 	}

@@ -35,6 +35,7 @@ type serveConfig struct {
 	cpuProfile string
 	configFile string
 	cluster    servedCluster
+	predict    servedPredict
 }
 
 func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
@@ -68,7 +69,7 @@ func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.configFile, "config", env("NEXUS_CONFIG", ""), "YAML file of the node's agents, pools, supervised processes and limits (env NEXUS_CONFIG)")
 	fs.IntVar(&c.memoryMiB, "memory-budget-mib", 0, "memory budget; over 90 % of it the L1 cache shrinks (default: the cgroup limit, if any)")
 	webFlags(fs, n)
-	predictFlags(fs, &n.Predict)
+	predictFlags(fs, &n.Predict, &c.predict)
 	clusterServeFlags(fs, &n.Cluster, &c.cluster)
 	if err := parseNoArgs(fs, args); err != nil {
 		return nil, err
@@ -185,6 +186,7 @@ func (c *serveConfig) nodeConfig(ctx context.Context, stderr io.Writer) (node.Co
 		}
 		nc.File = f
 		tlsFromFile(&nc, f.Server.TLS)
+		c.predict.fromFile(&nc.Predict, f)
 	}
 	if err := c.cluster.clusterOf(&nc, nc.File); err != nil {
 		return nc, nil, err

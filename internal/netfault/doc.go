@@ -22,6 +22,9 @@
 //   - [Link.Latency] delays every byte by d ± jitter in each direction, so one round trip through
 //     the link takes at least 2·(d − jitter) more.
 //   - [Link.Bandwidth] limits each direction to a rate (a slow link).
+//   - [Link.Reset] closes every connection at the first byte the dialer sends (a reset, ECONNRESET,
+//     on a connection opened during the fault): a peer that refuses its clients, the opposite of a
+//     cut, where they learn nothing.
 //   - [Link.Pause] stalls both directions without losing anything: bytes are held (the sender blocks
 //     once the buffers on the way are full, as behind a stalled network or a frozen peer) and flow
 //     on, in order, when the pause is removed. A link is not cut and paused at once ([ErrConflict]).

@@ -204,6 +204,15 @@ func (l *Link) Pause() (*Fault, error) {
 	return l.add("pause", toxic{kind: pauseToxicType, dir: Upstream}, toxic{kind: pauseToxicType, dir: Downstream})
 }
 
+// Reset refuses the link's traffic as a peer that resets its connections does: a connection
+// opened while the fault is on is reset (TCP RST, the dialer reads ECONNRESET) as soon as the
+// dialer sends a byte, which never reaches the upstream. A connection opened before the fault is
+// closed at its next byte too, by a FIN (the dialer reads io.EOF). Removing the fault lets new
+// connections pass; the ones it closed stay closed.
+func (l *Link) Reset() (*Fault, error) {
+	return l.add("reset", toxic{kind: "reset_peer", dir: Upstream, attrs: map[string]any{"timeout": 0}})
+}
+
 // Heal removes every fault of the link. Connections that lived through a cut are closed (see Cut);
 // held bytes of a pause are delivered.
 func (l *Link) Heal() error {

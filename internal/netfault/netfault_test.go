@@ -585,3 +585,38 @@ func TestNoGoroutineOutlivesClose(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Reset: a connection opened during the fault is reset at its first byte, which never reaches the
+// upstream; one opened before is closed at its next byte; once the fault is removed new
+// connections pass.
+func TestReset(t *testing.T) {
+	s := startServer(t)
+	l := newLink(t, newNetwork(t), s)
+	c1, u1 := pair(t, l, s)
+	passes(t, c1, u1, "before")
+	reset, err := l.Reset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, u2 := pair(t, l, s)
+	if _, err := c2.Write([]byte("request")); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	buf := make([]byte, 64)
+	if n, err := c2.Read(buf); n != 0 || !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("a connection opened during the fault: read %d bytes, %v; want a reset", n, err)
+	}
+	if n, err := u2.Read(buf); n != 0 || (err != io.EOF && !errors.Is(err, syscall.ECONNRESET)) {
+		t.Fatalf("the upstream read %d bytes %q, %v; want none and the connection closed", n, buf[:n], err)
+	}
+	if _, err := c1.Write([]byte("again")); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	closed(t, c1)
+	if err := reset.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	c3, u3 := pair(t, l, s)
+	passes(t, c3, u3, "after")
+	passes(t, u3, c3, "after")
+}
