@@ -12,8 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/embed"
 	"github.com/nexus-mem/nexus/internal/quality"
+	"github.com/nexus-mem/nexus/search"
 )
 
 func runBenchQuality(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -22,6 +24,9 @@ func runBenchQuality(ctx context.Context, args []string, stdout, stderr io.Write
 	noise := fs.Int("noise", 20000, "noise contexts added to each set's documents")
 	seed := fs.Uint64("seed", 1, "seed of the noise and of the write order")
 	sets := fs.String("sets", "", "comma-separated sets to run (default: all)")
+	embedder := fs.String("embedder", "hash", "built-in embedder: hash (nexus-hash-v1-384) or cooc (trained on each memory's contexts)")
+	mix := fs.Float64("cooc-mix", 0, "with --embedder cooc: the learned part's share of the similarity (default: embed.CoocOptions' default)")
+	tune := fs.Bool("tune", false, "sweep the fusion weights on the tuning questions and print hit@5 and nDCG@10 for each")
 	dir := fs.String("dir", "", "work directory (default: a new temp dir, removed at the end)")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
@@ -50,9 +55,19 @@ func runBenchQuality(ctx context.Context, args []string, stdout, stderr io.Write
 		defer os.RemoveAll(d)
 		*dir = d
 	}
-	emb := embed.NewHashing(embed.DefaultDimension)
+	cfg := quality.Config{Noise: *noise, Seed: *seed}
+	switch *embedder {
+	case "hash":
+		cfg.Embedder = embed.NewHashing(embed.DefaultDimension)
+	case "cooc":
+		cfg.Train = func(ctx context.Context, texts []string) (nexus.Embedder, error) {
+			return embed.TrainCooc(ctx, texts, embed.CoocOptions{Mix: *mix})
+		}
+	default:
+		return usagef("--embedder %q: want hash or cooc", *embedder)
+	}
 	fmt.Fprintf(stdout, "# nexus bench quality — %s, %d noise contexts per set, seed %d, embedder %s, GOMAXPROCS %d\n\n",
-		time.Now().UTC().Format(time.RFC3339), *noise, *seed, emb.Model(), runtime.GOMAXPROCS(0))
+		time.Now().UTC().Format(time.RFC3339), *noise, *seed, *embedder, runtime.GOMAXPROCS(0))
 	progress := newProgress(stderr, "build")
 	for _, s := range chosen {
 		held := 0
@@ -63,13 +78,20 @@ func runBenchQuality(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 		work := filepath.Join(*dir, s.Name)
 		t0 := time.Now()
-		m, err := quality.Build(ctx, s, quality.Config{Noise: *noise, Seed: *seed, Embedder: emb, Dir: work,
-			Progress: func(_ string, done, total int) { progress(done, total) }})
+		c := cfg
+		c.Dir, c.Progress = work, func(_ string, done, total int) { progress(done, total) }
+		m, err := quality.Build(ctx, s, c)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "## %s — %d documents, %d questions (%d held out), built in %s\n\n",
-			s.Name, len(s.Docs), len(s.Questions), held, time.Since(t0).Round(time.Millisecond))
+		if *tune {
+			if err := printTune(ctx, m, stdout); err != nil {
+				m.RemoveAll(work)
+				return err
+			}
+		}
+		fmt.Fprintf(stdout, "## %s — %d documents, %d questions (%d held out), model %s, built in %s\n\n",
+			s.Name, len(s.Docs), len(s.Questions), held, m.Engine.Model(), time.Since(t0).Round(time.Millisecond))
 		fmt.Fprintf(stdout, "| split | mode | hit@1 | hit@5 | hit@10 | MRR@10 | nDCG@10 |\n|---|---|---:|---:|---:|---:|---:|\n")
 		for _, split := range []quality.Split{quality.HeldOutSplit, quality.Tune} {
 			res, err := m.Evaluate(ctx, split, quality.Modes...)
@@ -91,6 +113,31 @@ func runBenchQuality(ctx context.Context, args []string, stdout, stderr io.Write
 		if err := m.RemoveAll(work); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// tuneGrid is the grid of fusion weights --tune sweeps.
+func tuneGrid() []search.Fusion {
+	var out []search.Fusion
+	for s := 0; s <= 12; s++ {
+		for l := 0; l <= 12; l++ {
+			out = append(out, search.Fusion{Semantic: float64(s) / 20, Exact: float64(l) / 20})
+		}
+	}
+	return out
+}
+
+// printTune prints the tuning questions' figures of hybrid search for each
+// weight of the grid, as TSV lines "tune set semantic exact hit@5 ndcg@10".
+func printTune(ctx context.Context, m *quality.Memory, w io.Writer) error {
+	grid := tuneGrid()
+	res, err := m.Tune(ctx, quality.Tune, grid)
+	if err != nil {
+		return err
+	}
+	for i, f := range grid {
+		fmt.Fprintf(w, "tune\t%s\t%.2f\t%.2f\t%.4f\t%.4f\n", m.Set.Name, f.Semantic, f.Exact, res[i].Hit5, res[i].NDCG10)
 	}
 	return nil
 }

@@ -19,9 +19,11 @@ type Config struct {
 	Noise int
 	// Seed makes the noise and the order of the writes.
 	Seed uint64
-	// Embedder embeds the memory and the queries; nil is the built-in
-	// hashing embedder of search.Open's caller (required).
+	// Embedder embeds the memory and the queries, unless Train is set.
 	Embedder nexus.Embedder
+	// Train, if set, makes the embedder from the memory's texts (all of
+	// them, documents and noise, as a store's contexts would be).
+	Train func(ctx context.Context, texts []string) (nexus.Embedder, error)
 	// Dir is an empty work directory for the store and its index.
 	Dir string
 	// Progress, if set, is called while the store fills and the index
@@ -44,7 +46,7 @@ type Memory struct {
 // Build writes the set's documents and cfg.Noise noise contexts, shuffled
 // together, into a new store under cfg.Dir and indexes them.
 func Build(ctx context.Context, s *Set, cfg Config) (*Memory, error) {
-	if cfg.Embedder == nil {
+	if cfg.Embedder == nil && cfg.Train == nil {
 		return nil, fmt.Errorf("quality: no embedder")
 	}
 	noise := Noise(s, cfg.Noise, cfg.Seed)
@@ -61,6 +63,13 @@ func Build(ctx context.Context, s *Set, cfg Config) (*Memory, error) {
 		m.labels[i], m.labels[j] = m.labels[j], m.labels[i]
 	})
 	m.ref = newBM25(m.texts)
+	emb := cfg.Embedder
+	if cfg.Train != nil {
+		var err error
+		if emb, err = cfg.Train(ctx, m.texts); err != nil {
+			return nil, err
+		}
+	}
 
 	data := filepath.Join(cfg.Dir, "data")
 	st, err := gitstore.Open(data, gitstore.Options{})
@@ -89,7 +98,7 @@ func Build(ctx context.Context, s *Set, cfg Config) (*Memory, error) {
 			cfg.Progress(s.Name+" store", end, len(m.texts))
 		}
 	}
-	e, err := search.Open(st, cfg.Embedder, search.Options{Dir: filepath.Join(cfg.Dir, "index"), MaxCPU: 1})
+	e, err := search.Open(st, emb, search.Options{Dir: filepath.Join(cfg.Dir, "index"), MaxCPU: 1})
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -139,7 +148,11 @@ func (m *Memory) Rank(ctx context.Context, mode, q string) ([]string, error) {
 		}
 		return out, nil
 	}
-	res, err := m.Engine.Search(ctx, nexus.SearchRequest{Query: q, Mode: nexus.SearchMode(mode), Limit: 10})
+	// Exact: the semantic signal compares the query with every vector, so
+	// that the figures measure the ranking, not the graph's recall (which
+	// docs/BENCHMARKS.md measures), and do not vary with the order in
+	// which parallel inserts built the graph.
+	res, err := m.Engine.Search(ctx, nexus.SearchRequest{Query: q, Mode: nexus.SearchMode(mode), Limit: 10, Exact: true})
 	if err != nil {
 		return nil, fmt.Errorf("%s search %q: %w", mode, q, err)
 	}
@@ -167,6 +180,21 @@ func (m *Memory) Evaluate(ctx context.Context, split Split, modes ...string) (ma
 		}
 		met.mean()
 		out[mode] = met
+	}
+	return out, nil
+}
+
+// Tune evaluates the hybrid mode of the split with each of the weights.
+func (m *Memory) Tune(ctx context.Context, split Split, weights []search.Fusion) ([]*Metrics, error) {
+	out := make([]*Metrics, len(weights))
+	defer m.Engine.SetFusion(m.Engine.Fusion())
+	for i, f := range weights {
+		m.Engine.SetFusion(f)
+		res, err := m.Evaluate(ctx, split, "hybrid")
+		if err != nil {
+			return nil, err
+		}
+		out[i] = res["hybrid"]
 	}
 	return out, nil
 }
