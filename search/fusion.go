@@ -13,8 +13,9 @@ import (
 // the search's candidates, s its cosine similarity (negative counts as 0)
 // divided by the best similarity of the search's candidates (each 0 when
 // that signal did not find the context among its max(4·limit, 50) best),
-// and w the semantic weight of the query. A signal that
-// found nothing (or did not run: keyword mode, a failing embedder) gets
+// and w the semantic weight of the query: Semantic or Exact, then
+// shifted towards the signal with more evidence (see signals.evidence). A
+// signal that found nothing (or did not run: a failing embedder) gets
 // weight 0 and the other weight 1. Scores are in [0, 1], and a context
 // first in both signals scores 1.
 type Fusion struct {
@@ -38,6 +39,8 @@ func DefaultFusion(model string) Fusion {
 	switch {
 	case strings.HasPrefix(model, "nexus-hash-"):
 		return Fusion{Semantic: 0.25, Exact: 0.2}
+	case strings.HasPrefix(model, "nexus-cooc-"):
+		return Fusion{Semantic: 0.5, Exact: 0.25}
 	}
 	return Fusion{Semantic: 0.5, Exact: 0.3}
 }
