@@ -16,6 +16,15 @@
 // paraphrase in other words scores low, and it knows no synonyms and no
 // languages.
 //
+// [Cooc] is a built-in embedder learned from a memory's own texts
+// ([TrainCooc]): word vectors from the co-occurrence statistics of the
+// texts (positive PMI within a window, reduced by a seeded randomised SVD)
+// next to the hashing features, so that words used in the same contexts
+// come near each other. Its parameters are a few MB ([Cooc.MarshalBinary])
+// and its model id is the hash of them. It is not the default: on the
+// evaluation sets of docs/SEARCH.md it does not beat [Hashing] on the
+// held-out questions (the figures are there).
+//
 // [OpenAI] sends the texts to any server that speaks the OpenAI
 // embeddings API (POST /v1/embeddings): OpenAI, Ollama, vLLM, llama.cpp
 // server, Hugging Face TEI. It batches, times out, retries transient

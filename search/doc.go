@@ -18,8 +18,10 @@
 // verified, caught up from the cursor, or rebuilt when missing, damaged,
 // made by another model, or ahead of the store.
 //
-// Hybrid search fuses the two rankings by reciprocal rank (k = 60), scaled
-// so that a context ranked first by every signal used scores 1.
+// Hybrid search fuses the two signals' scores, each divided by the best of
+// the search, by a weighted sum whose weight depends on the embedder model,
+// on the query and on how much each signal tells its best candidates apart
+// (see [Fusion]); a context first by both signals scores 1.
 //
 // # Caveats
 //

@@ -69,6 +69,9 @@ type Options struct {
 	// Progress, if set, is called while the indexer catches up after
 	// Open (a rebuild, or the writes made while the index was closed).
 	Progress func(done, total int)
+	// Fusion, if not nil, weighs the signals of hybrid searches instead
+	// of DefaultFusion of the embedder's model.
+	Fusion *Fusion
 	// Seal, if set, encrypts the saved index files, which hold the terms
 	// and vectors of every context (the store's data key when the store
 	// is encrypted at rest); nil saves them in the clear.
@@ -137,6 +140,7 @@ type Engine struct {
 	fileDamage  atomic.Pointer[string]   // what the last check of the saved files found
 	known       map[nexus.ID][]float32   // vectors from the log, for a rebuild; guarded by stepMu
 	logFailures atomic.Int64             // vector log appends that failed
+	fusionW     atomic.Pointer[Fusion]   // the weights of hybrid searches; nil: DefaultFusion of the model
 
 	kick      chan struct{}
 	closing   chan struct{}
@@ -174,6 +178,9 @@ func open(src Source, emb nexus.Embedder, opts Options, dir string) (*Engine, er
 	e := &Engine{
 		src: src, emb: emb, opts: opts, log: opts.Logger.With("model", emb.Model()),
 		progress: make(chan struct{}), kick: make(chan struct{}, 1), closing: make(chan struct{}),
+	}
+	if opts.Fusion != nil {
+		e.SetFusion(*opts.Fusion)
 	}
 	if rc, ok := src.(restoreCounter); ok {
 		e.restores.Store(rc.Restores())

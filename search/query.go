@@ -14,10 +14,6 @@ import (
 
 var _ nexus.Searcher = (*Engine)(nil)
 
-// rrfK is the constant of reciprocal rank fusion: a context ranked r-th by
-// a signal earns 1/(rrfK+r).
-const rrfK = 60
-
 // snippetRunes is the length of a hit's snippet.
 const snippetRunes = 240
 
@@ -28,6 +24,15 @@ type candidate struct {
 	sim   *float64
 	bm25  *float64
 	terms []string
+}
+
+// signals are the ranges of the scores of a search's candidates, for
+// normalising them before they are fused.
+type signals struct {
+	semantic, keyword  bool    // the signal ran and found something
+	simTop, simTenth   float64 // best and 10th best similarity of the semantic candidates
+	bm25Top, bm25Tenth float64 // best and 10th best BM25 score of the keyword candidates
+	semanticWeight     float64 // the semantic signal's share of the fused score
 }
 
 // Search runs a query. See [nexus.SearchRequest] for its fields.
@@ -62,7 +67,7 @@ func (e *Engine) Search(ctx context.Context, req nexus.SearchRequest) (*nexus.Se
 	}
 	depth := max(4*req.Limit, 50)
 	byOrd := map[uint32]*candidate{}
-	signals := 0
+	var sig signals
 	if req.Mode != nexus.Keyword {
 		hits, err := e.semantic(ctx, req.Query, depth, allow, v, req.Exact)
 		switch {
@@ -70,13 +75,11 @@ func (e *Engine) Search(ctx context.Context, req nexus.SearchRequest) (*nexus.Se
 			return nil, err
 		case err != nil:
 			res.Degraded = "semantic signal left out: " + nexus.ErrorMessage(err)
-		default:
-			signals++
-			for rank, h := range hits {
-				c := cand(byOrd, h.Key)
+		case len(hits) > 0:
+			sig.semantic, sig.simTop, sig.simTenth = true, float64(hits[0].Score), float64(hits[min(10, len(hits))-1].Score)
+			for _, h := range hits {
 				s := float64(h.Score)
-				c.sim = &s
-				c.fused += 1 / float64(rrfK+rank+1)
+				cand(byOrd, h.Key).sim = &s
 			}
 		}
 	}
@@ -91,15 +94,17 @@ func (e *Engine) Search(ctx context.Context, req nexus.SearchRequest) (*nexus.Se
 		if err != nil {
 			return nil, err
 		}
-		signals++
-		for rank, h := range hits {
+		if len(hits) > 0 {
+			sig.keyword, sig.bm25Top, sig.bm25Tenth = true, float64(hits[0].Score), float64(hits[min(10, len(hits))-1].Score)
+		}
+		for _, h := range hits {
 			c := cand(byOrd, h.Key)
 			s := float64(h.Score)
 			c.bm25, c.terms = &s, h.Matched
-			c.fused += 1 / float64(rrfK+rank+1)
 		}
 	}
-	cands := rank(byOrd, req.Mode, signals)
+	sig.semanticWeight = sig.evidence(e.Fusion().weight(req.Query))
+	cands := rank(byOrd, req.Mode, sig)
 	if err := e.fill(ctx, res, cands, &req, v); err != nil {
 		return nil, err
 	}
@@ -116,7 +121,9 @@ func cand(m map[uint32]*candidate, ord uint32) *candidate {
 }
 
 // rank scores the candidates for the mode and sorts them, best first.
-func rank(m map[uint32]*candidate, mode nexus.SearchMode, signals int) []*candidate {
+// Hybrid scores are the convex combination of the two normalised signals
+// (see fuse).
+func rank(m map[uint32]*candidate, mode nexus.SearchMode, sig signals) []*candidate {
 	out := make([]*candidate, 0, len(m))
 	for _, c := range m {
 		switch mode {
@@ -125,7 +132,7 @@ func rank(m map[uint32]*candidate, mode nexus.SearchMode, signals int) []*candid
 		case nexus.Keyword:
 			c.fused = *c.bm25
 		default:
-			c.fused /= float64(signals) / float64(rrfK+1) // first everywhere scores 1
+			c.fused = sig.fuse(c)
 		}
 		out = append(out, c)
 	}
@@ -309,7 +316,7 @@ func (e *Engine) Related(ctx context.Context, id nexus.ID, req nexus.SearchReque
 		s := float64(h.Score)
 		cand(byOrd, h.Key).sim = &s
 	}
-	if err := e.fill(ctx, res, rank(byOrd, nexus.Semantic, 1), &req, v); err != nil {
+	if err := e.fill(ctx, res, rank(byOrd, nexus.Semantic, signals{}), &req, v); err != nil {
 		return nil, err
 	}
 	return e.finish(res, start), nil

@@ -164,6 +164,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(args) > 0 && args[0] == "search" {
 		return runBenchSearch(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "quality" {
+		return runBenchQuality(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "mcp" {
 		return runBenchMCP(ctx, args[1:], stdout, stderr)
 	}
@@ -185,7 +188,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dur := fs.Duration("duration", 10*time.Second, "how long to run")
 	size := fs.Int("size", 512, "content bytes per context")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: nexus bench [flags]          load-test a running server\n       nexus bench report [flags]   measure the store's figures of docs/BENCHMARKS.md\n       nexus bench search [flags]   measure the search figures (build, latency, recall)\n       nexus bench mcp [flags]      measure MCP tool call latency over stdio and HTTP\n       nexus bench events [flags]   measure event delivery to subscribers (GET /v1/events)\n       nexus bench recovery [flags] measure recovery times: faults injected into a generated store\n       nexus bench cluster [flags]  measure cluster mode: throughput, leader failover, catch-up, snapshots\n       nexus bench console [flags]  measure the web console's page loads in headless chromium on a generated store")
+		fmt.Fprintln(stderr, "Usage: nexus bench [flags]          load-test a running server\n       nexus bench report [flags]   measure the store's figures of docs/BENCHMARKS.md\n       nexus bench search [flags]   measure the search figures (build, latency, recall)\n       nexus bench quality [flags]  measure search quality on the labelled evaluation sets (hit@k, MRR, nDCG)\n       nexus bench mcp [flags]      measure MCP tool call latency over stdio and HTTP\n       nexus bench events [flags]   measure event delivery to subscribers (GET /v1/events)\n       nexus bench recovery [flags] measure recovery times: faults injected into a generated store\n       nexus bench cluster [flags]  measure cluster mode: throughput, leader failover, catch-up, snapshots\n       nexus bench console [flags]  measure the web console's page loads in headless chromium on a generated store")
 		fs.PrintDefaults()
 	}
 	if err := parseNoArgs(fs, args); err != nil {

@@ -240,7 +240,7 @@ func (b *searchBench) queryFigures(ctx context.Context, e *search.Engine) ([]str
 		{"semantic exact (scan of every vector)", nexus.SearchRequest{Mode: nexus.Semantic, Exact: true}},
 		{"semantic (HNSW)", nexus.SearchRequest{Mode: nexus.Semantic}},
 		{"keyword (BM25)", nexus.SearchRequest{Mode: nexus.Keyword}},
-		{"hybrid (RRF)", nexus.SearchRequest{Mode: nexus.Hybrid}},
+		{"hybrid (weighted fusion)", nexus.SearchRequest{Mode: nexus.Hybrid}},
 		{"hybrid, filtered to one topic (metadata)", nexus.SearchRequest{Mode: nexus.Hybrid}},
 	}
 	fmt.Fprintf(b.out, "\n| search, limit 10 | p50 | p99 | recall@10 vs exact |\n|---|---:|---:|---:|\n")

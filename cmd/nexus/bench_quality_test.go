@@ -1,0 +1,44 @@
+package main_test
+
+import (
+	"bytes"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// `nexus bench quality` on one set with a little noise: the real binary
+// prints the table of each split with a row per mode, and --tune a line per
+// weight of its grid.
+func TestCLI_BenchQuality(t *testing.T) {
+	cmd := exec.Command(binary, "bench", "quality", "--sets", "nexusdocs", "--noise", "50", "--tune", "--dir", t.TempDir())
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("nexus bench quality: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	out := stdout.String()
+	if !regexp.MustCompile(`(?m)^## nexusdocs — 275 documents, 42 questions \(14 held out\), model nexus-hash-v1-384, built in `).MatchString(out) {
+		t.Fatalf("no header for the set:\n%s", out)
+	}
+	for _, split := range []string{"held-out", "tune"} {
+		n := 14
+		if split == "tune" {
+			n = 28
+		}
+		for _, mode := range []string{"keyword", "semantic", "hybrid", `plain BM25 \(reference\)`} {
+			row := `(?m)^\| ` + split + ` \| ` + mode + ` \| [01]\.\d{3} \| [01]\.\d{3} \(\d+/` + strconv.Itoa(n) + `\) \| [01]\.\d{3} \| [01]\.\d{3} \| [01]\.\d{3} \|$`
+			if !regexp.MustCompile(row).MatchString(out) {
+				t.Errorf("no %s row for %s:\n%s", split, mode, out)
+			}
+		}
+	}
+	if got := strings.Count(out, "tune\tnexusdocs\t"); got != 13*13 {
+		t.Errorf("%d tuning lines, want 169", got)
+	}
+	if err := exec.Command(binary, "bench", "quality", "--sets", "nosuchset").Run(); err == nil {
+		t.Error("an unknown set was accepted")
+	}
+}
