@@ -211,7 +211,7 @@ func TestChaos_Cluster(t *testing.T) {
 	}
 	dir := t.TempDir()
 	jsonFile, mdFile := filepath.Join(dir, "report.json"), filepath.Join(dir, "report.md")
-	d := min(chaosDuration(t), 30*time.Second)
+	d := min(chaosDuration(t), 60*time.Second) // 60 s: the run of the cluster scenarios in CI (kill_leader: TestChaos_SpawnKillLeader)
 	out, code := nexusCmd(target.env, "chaos", "--server", target.url(), "--duration", d.String(), "--seed", "1",
 		"--scenarios", "leader_isolate,raft_latency", "--interval-min", "1s", "--interval-max", "3s", "--json", jsonFile, "--md", mdFile)
 	md, _ := os.ReadFile(mdFile)
