@@ -3,7 +3,9 @@ package gitstore
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -259,5 +261,37 @@ func TestStore_RepairDerived_Cache(t *testing.T) {
 	}
 	if got, err := s.Get(ctx, c.ID); err != nil || got.Content != "cached" {
 		t.Fatalf("get after the repair: %+v %v", got, err)
+	}
+}
+
+// The interleaving of a deep check with the ref repair that a running
+// node met: the check reads main damaged, the repair rewrites main (and
+// forgets what the previous check said of it), then the check ends and
+// publishes its report. The repository must be healthy: the cascade would
+// otherwise repair main from a backup, and stop the node without one.
+func TestFsck_EndsAfterRefRepair(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Put(ctx, nexus.Draft{Type: nexus.TypeMemory, Content: "kept"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(s.GitDir(), mainRef), []byte("garbage\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep := &FsckReport{Deep: true, Problems: []Problem{}}
+	s.checkRefs(rep) // the check reads main first
+	if len(rep.Problems) != 1 || rep.Problems[0].Kind != ProblemRef {
+		t.Fatalf("the check of a garbage main found %v, want one ref problem", rep.Problems)
+	}
+	if did, err := s.RepairRef(ctx); err != nil || !strings.Contains(did, "rewritten at the acknowledged head") {
+		t.Fatalf("RepairRef: %q, %v", did, err)
+	}
+	s.lastDeep.Store(rep) // and publishes its report last
+	if h := s.gitHealth(ctx); h.Status != nexus.StatusHealthy {
+		t.Fatalf("git health after the repair: %s %q, want healthy", h.Status, h.Error)
 	}
 }
