@@ -153,18 +153,38 @@ func (s *Store) Fsck(ctx context.Context, deep bool) (*FsckReport, error) {
 }
 
 // damage returns the first problem of the last deep check that derived
-// state cannot explain (repository damage), if any.
+// state cannot explain (repository damage) and that still holds, if any.
 func (s *Store) damage() (*FsckReport, *Problem) {
 	rep := s.lastDeep.Load()
 	if rep == nil {
 		return nil, nil
 	}
 	for i, p := range rep.Problems {
-		if p.Kind.Damage() {
+		if p.Kind.Damage() && !s.mainRefHealed(p) {
 			return rep, &rep.Problems[i]
 		}
 	}
 	return rep, nil
+}
+
+// mainRefHealed reports whether p says main is unreadable or names a
+// commit that cannot be read, and main reads now and names a commit that
+// reads. Main is one small file that every commit and the ref repair
+// rewrite: a deep check that read it damaged may end after a commit or
+// the repair rewrote it (and after the repair forgot what the previous
+// check said of it), so what a check says of main is looked at again
+// before it is acted on. Damage to the commit itself is also reported by
+// the walk of main (reachability or object), which is not rechecked.
+func (s *Store) mainRefHealed(p Problem) bool {
+	if p.Kind != ProblemRef || p.Object != mainRef {
+		return false
+	}
+	head, err := s.repo.readRef()
+	if err != nil || head.IsZero() {
+		return false
+	}
+	_, err = s.readCommit(head)
+	return err == nil
 }
 
 // forgetProblems drops the problems of a kind (and, if object is not

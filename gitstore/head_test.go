@@ -107,3 +107,56 @@ func TestBackup_CloneChecksOutMain(t *testing.T) {
 		t.Fatalf("BackupIfChanged with nothing new: written %v, %v (HEAD in the bundle must not count as a change)", written, err)
 	}
 }
+
+// What a deep check says of main is looked at again before it is acted
+// on: a commit rewrites main, so a check that read main damaged just
+// before one must not leave the repository unhealthy (a running node
+// would try to repair it from a backup, and stop without one). A main
+// that is still damaged stays unhealthy.
+func TestStore_MainRewrittenAfterDeepCheck(t *testing.T) {
+	ctx := context.Background()
+	s := MustOpen(t, "", gitstore.Options{})
+	if _, err := s.Put(ctx, nexus.Draft{Type: nexus.TypeMemory, Content: "first"}); err != nil {
+		t.Fatal(err)
+	}
+	mainFile := filepath.Join(s.GitDir(), "refs", "heads", "main")
+	gitHealth := s.HealthCheckers()[nexus.ComponentGit]
+	missing := strings.Repeat("ab", 20)
+
+	// Main names a commit that is not there: the finding holds.
+	if err := os.WriteFile(mainFile, []byte(missing+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := s.Fsck(ctx, true); err != nil || !hasProblem(rep, gitstore.ProblemRef, "refs/heads/main") {
+		t.Fatalf("deep check of a main naming a missing commit: %+v, %v", rep, err)
+	}
+	if h := gitHealth.CheckHealth(ctx); h.Status != nexus.StatusUnhealthy || !strings.Contains(h.Error, missing) {
+		t.Fatalf("git health with main naming a missing commit: %s %q, want unhealthy naming %s", h.Status, h.Error, missing)
+	}
+
+	// Main is garbage when the check reads it, then a commit rewrites it.
+	if err := os.WriteFile(mainFile, []byte("garbage\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := s.Fsck(ctx, true); err != nil || !hasProblem(rep, gitstore.ProblemRef, "refs/heads/main") {
+		t.Fatalf("deep check of a garbage main: %+v, %v", rep, err)
+	}
+	if _, err := s.Put(ctx, nexus.Draft{Type: nexus.TypeMemory, Content: "second"}); err != nil {
+		t.Fatal(err)
+	}
+	if h := gitHealth.CheckHealth(ctx); h.Status != nexus.StatusHealthy {
+		t.Fatalf("git health once a commit rewrote main: %s %q, want healthy", h.Status, h.Error)
+	}
+}
+
+func hasProblem(rep *gitstore.FsckReport, kind gitstore.ProblemKind, object string) bool {
+	if rep == nil {
+		return false
+	}
+	for _, p := range rep.Problems {
+		if p.Kind == kind && p.Object == object {
+			return true
+		}
+	}
+	return false
+}

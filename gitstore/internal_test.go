@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -295,5 +297,37 @@ func TestCatalog_byNamespace(t *testing.T) {
 	}
 	if seen != len(c.ordered) {
 		t.Fatalf("the namespaces list %d entries, the catalog holds %d", seen, len(c.ordered))
+	}
+}
+
+// The interleaving of a deep check with the ref repair that a running
+// node met: the check reads main damaged, the repair rewrites main (and
+// forgets what the previous check said of it), then the check ends and
+// publishes its report. The repository must be healthy: the cascade would
+// otherwise repair main from a backup, and stop the node without one.
+func TestFsck_EndsAfterRefRepair(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Put(ctx, nexus.Draft{Type: nexus.TypeMemory, Content: "kept"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(s.GitDir(), mainRef), []byte("garbage\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep := &FsckReport{Deep: true, Problems: []Problem{}}
+	s.checkRefs(rep) // the check reads main first
+	if len(rep.Problems) != 1 || rep.Problems[0].Kind != ProblemRef {
+		t.Fatalf("the check of a garbage main found %v, want one ref problem", rep.Problems)
+	}
+	if did, err := s.RepairRef(ctx); err != nil || !strings.Contains(did, "rewritten at the acknowledged head") {
+		t.Fatalf("RepairRef: %q, %v", did, err)
+	}
+	s.lastDeep.Store(rep) // and publishes its report last
+	if h := s.gitHealth(ctx); h.Status != nexus.StatusHealthy {
+		t.Fatalf("git health after the repair: %s %q, want healthy", h.Status, h.Error)
 	}
 }
