@@ -485,3 +485,13 @@ func readBundleHeader(r *bufio.Reader) (map[string]Hash, error) {
 		refs[name] = h
 	}
 }
+
+// HoldMerges runs f while no pack merge, repack or repair rewrites the
+// packs: a stock git reading the repository meanwhile (git fsck, a copy)
+// finds every pack it listed. Writes go on: they add packs, never remove
+// one.
+func (s *Store) HoldMerges(f func() error) error {
+	s.mergeMu.Lock()
+	defer s.mergeMu.Unlock()
+	return f()
+}

@@ -97,3 +97,8 @@ func (n *Node) Audit() *audit.Log { return n.audit }
 // AuditLog returns the records of the audit log so far, for GET
 // /v1/admin/audit.
 func (n *Node) AuditLog(context.Context) (io.ReadCloser, error) { return n.audit.Snapshot() }
+
+// HoldMerges runs f while the store merges, repacks and repairs no packs:
+// a stock git reading the running node's repository meanwhile (git fsck)
+// finds every pack it listed.
+func (n *Node) HoldMerges(f func() error) error { return n.store.HoldMerges(f) }
