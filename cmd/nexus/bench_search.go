@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -93,6 +94,8 @@ func runBenchSearch(ctx context.Context, args []string, stdout, stderr io.Writer
 	topics := fs.Int("topics", 1000, "topics the texts cluster into")
 	dir := fs.String("dir", "", "work directory (default: a new temp dir)")
 	keep := fs.Bool("keep", false, "keep the work directory")
+	profile := fs.String("cpuprofile", "", "write a CPU profile of the first index build to this file")
+	buildOnly := fs.Bool("build-only", false, "stop after the first build and its query figures (no search-width sweep, filters, reload or rebuild)")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
@@ -109,7 +112,8 @@ func runBenchSearch(ctx context.Context, args []string, stdout, stderr io.Writer
 	if !*keep {
 		defer os.RemoveAll(*dir)
 	}
-	b := &searchBench{n: *n, queries: *queries, gen: newTextGen(1, *topics), dir: *dir, out: stdout, log: stderr}
+	b := &searchBench{n: *n, queries: *queries, gen: newTextGen(1, *topics), dir: *dir, out: stdout, log: stderr,
+		profile: *profile, buildOnly: *buildOnly}
 	return b.run(ctx)
 }
 
@@ -119,6 +123,8 @@ type searchBench struct {
 	dir        string
 	out, log   io.Writer
 	store      *gitstore.Store
+	profile    string // CPU profile of the first build, if set
+	buildOnly  bool
 }
 
 func (b *searchBench) run(ctx context.Context) error {
@@ -144,7 +150,17 @@ func (b *searchBench) run(ctx context.Context) error {
 	var before runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
+	if b.profile != "" {
+		stop, err := startCPUProfile(b.profile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	e, build, err := b.build(ctx, emb, opts, "build: embed + HNSW + BM25, vectors kept in git")
+	if b.profile != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		return err
 	}
@@ -158,6 +174,10 @@ func (b *searchBench) run(ctx context.Context) error {
 	}
 	if err := e.Close(); err != nil {
 		return err
+	}
+	if b.buildOnly {
+		fmt.Fprintf(b.out, "\nbuild %s\n", build.Round(time.Millisecond))
+		return nil
 	}
 	if err := b.efSweep(ctx, emb, opts, qs, exact); err != nil {
 		return err
@@ -198,6 +218,20 @@ func (b *searchBench) run(ctx context.Context) error {
 		float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(b.n), float64(size)/float64(b.n))
 	fmt.Fprintf(b.out, "build %s, rebuild from git %s\n", build.Round(time.Millisecond), rebuild.Round(time.Millisecond))
 	return nil
+}
+
+// startCPUProfile starts the CPU profiler writing to path; the returned
+// function closes the file (after pprof.StopCPUProfile).
+func startCPUProfile(path string) (func(), error) {
+	out, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		out.Close()
+		return nil, err
+	}
+	return func() { out.Close() }, nil
 }
 
 // fill writes the synthetic memory through Apply, in batches of 1024.
