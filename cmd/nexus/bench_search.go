@@ -18,6 +18,7 @@ import (
 	"github.com/nexus-mem/nexus/embed"
 	"github.com/nexus-mem/nexus/gitstore"
 	"github.com/nexus-mem/nexus/search"
+	"github.com/nexus-mem/nexus/vector"
 )
 
 // textGen writes a synthetic memory whose texts cluster by topic, as real
@@ -96,11 +97,14 @@ func runBenchSearch(ctx context.Context, args []string, stdout, stderr io.Writer
 	keep := fs.Bool("keep", false, "keep the work directory")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the first index build to this file")
 	buildOnly := fs.Bool("build-only", false, "stop after the first build and its query figures (no search-width sweep, filters, reload or rebuild)")
+	sustainFor := fs.Duration("sustain", 0, "instead of the figures above: write from --clients clients for this long with search on, once per indexer CPU ration, and print write rate, index rate and lag")
+	clients := fs.Int("clients", 64, "writing clients of --sustain")
+	efc := fs.Int("ef-construction", 0, "the graph's candidate list while inserting (default: the engine's)")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	if *n <= 0 || *queries <= 0 || *topics <= 0 {
-		return usagef("--n, --queries and --topics must be positive")
+	if *n <= 0 || *queries <= 0 || *topics <= 0 || *clients <= 0 || *sustainFor < 0 {
+		return usagef("--n, --queries, --topics and --clients must be positive, --sustain not negative")
 	}
 	if *dir == "" {
 		d, err := os.MkdirTemp("", "nexus-bench-search-")
@@ -113,7 +117,10 @@ func runBenchSearch(ctx context.Context, args []string, stdout, stderr io.Writer
 		defer os.RemoveAll(*dir)
 	}
 	b := &searchBench{n: *n, queries: *queries, gen: newTextGen(1, *topics), dir: *dir, out: stdout, log: stderr,
-		profile: *profile, buildOnly: *buildOnly}
+		profile: *profile, buildOnly: *buildOnly, sustainFor: *sustainFor, clients: *clients, efc: *efc}
+	if b.sustainFor > 0 {
+		return b.sustain(ctx)
+	}
 	return b.run(ctx)
 }
 
@@ -125,6 +132,9 @@ type searchBench struct {
 	store      *gitstore.Store
 	profile    string // CPU profile of the first build, if set
 	buildOnly  bool
+	sustainFor time.Duration // --sustain
+	clients    int
+	efc        int // --ef-construction
 }
 
 func (b *searchBench) run(ctx context.Context) error {
@@ -144,7 +154,7 @@ func (b *searchBench) run(ctx context.Context) error {
 	b.store = st
 	emb := embed.NewHashing(embed.DefaultDimension)
 	idx := filepath.Join(b.dir, "index")
-	opts := search.Options{Dir: idx, Log: st.SideLog()}
+	opts := search.Options{Dir: idx, Log: st.SideLog(), Vector: vector.Options{EfConstruction: b.efc}}
 
 	fmt.Fprintf(b.out, "| step | time | rate |\n|---|---:|---:|\n")
 	var before runtime.MemStats
