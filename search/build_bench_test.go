@@ -108,7 +108,7 @@ func cpuTime(b *testing.B) time.Duration {
 // exact scan of the same index.
 func BenchmarkBuildGraph(b *testing.B) {
 	_, vecs, queries := buildCorpus(b)
-	for _, o := range []vector.Options{{M: 24, EfConstruction: 100}, {M: 24, EfConstruction: 64}, {M: 24, EfConstruction: 40}, {M: 16, EfConstruction: 64}} {
+	for _, o := range []vector.Options{{M: 24, EfConstruction: 100}, {M: 24, EfConstruction: 80}, {M: 24, EfConstruction: 64}, {M: 24, EfConstruction: 48}} {
 		b.Run(fmt.Sprintf("M=%d/efC=%d", o.M, o.EfConstruction), func(b *testing.B) {
 			var ix *vector.Index
 			cpu0 := cpuTime(b)

@@ -5,12 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -99,6 +101,7 @@ func runBenchSearch(ctx context.Context, args []string, stdout, stderr io.Writer
 	buildOnly := fs.Bool("build-only", false, "stop after the first build and its query figures (no search-width sweep, filters, reload or rebuild)")
 	sustainFor := fs.Duration("sustain", 0, "instead of the figures above: write from --clients clients for this long with search on, once per indexer CPU ration, and print write rate, index rate and lag")
 	clients := fs.Int("clients", 64, "writing clients of --sustain")
+	rations := fs.String("rations", "0.25,1", "--sustain: one run per value of the indexer's CPU share at 10,000 contexts behind (search.Options.MaxCPULagging, in cores; 0.25 is the fixed ration of before)")
 	efc := fs.Int("ef-construction", 0, "the graph's candidate list while inserting (default: the engine's)")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
@@ -116,8 +119,16 @@ func runBenchSearch(ctx context.Context, args []string, stdout, stderr io.Writer
 	if !*keep {
 		defer os.RemoveAll(*dir)
 	}
+	var lagging []float64
+	for _, f := range strings.Split(*rations, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || v <= 0 || math.IsInf(v, 0) {
+			return usagef("--rations: %q is not a positive number of cores", f)
+		}
+		lagging = append(lagging, v)
+	}
 	b := &searchBench{n: *n, queries: *queries, gen: newTextGen(1, *topics), dir: *dir, out: stdout, log: stderr,
-		profile: *profile, buildOnly: *buildOnly, sustainFor: *sustainFor, clients: *clients, efc: *efc}
+		profile: *profile, buildOnly: *buildOnly, sustainFor: *sustainFor, clients: *clients, efc: *efc, rations: lagging}
 	if b.sustainFor > 0 {
 		return b.sustain(ctx)
 	}
@@ -135,6 +146,7 @@ type searchBench struct {
 	sustainFor time.Duration // --sustain
 	clients    int
 	efc        int // --ef-construction
+	rations    []float64
 }
 
 func (b *searchBench) run(ctx context.Context) error {
