@@ -267,7 +267,7 @@ func (b *searchBench) fill(ctx context.Context, data string) error {
 // build opens an engine on an empty index directory and times its
 // catch-up over the whole store.
 func (b *searchBench) build(ctx context.Context, emb nexus.Embedder, opts search.Options, what string) (*search.Engine, time.Duration, error) {
-	t0 := time.Now()
+	t0, cpu0 := time.Now(), processCPU()
 	e, err := search.Open(b.store, emb, opts)
 	if err != nil {
 		return nil, 0, err
@@ -276,8 +276,9 @@ func (b *searchBench) build(ctx context.Context, emb nexus.Embedder, opts search
 		e.Close()
 		return nil, 0, err
 	}
-	d := time.Since(t0)
-	fmt.Fprintf(b.out, "| %s | %s | %.0f contexts/s |\n", what, d.Round(time.Millisecond), float64(b.n)/d.Seconds())
+	d, cpu := time.Since(t0), processCPU()-cpu0
+	fmt.Fprintf(b.out, "| %s | %s | %.0f contexts/s (%.0f µs of CPU per context, load %s) |\n", what, d.Round(time.Millisecond),
+		float64(b.n)/d.Seconds(), float64(cpu.Microseconds())/float64(b.n), loadAverage())
 	return e, d, nil
 }
 

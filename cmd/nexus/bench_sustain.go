@@ -181,7 +181,7 @@ func (b *searchBench) fullBuild(ctx context.Context, data string) (time.Duration
 	defer st.Close()
 	idx := filepath.Join(data, "index-full")
 	defer os.RemoveAll(idx)
-	t0 := time.Now()
+	t0, cpu0 := time.Now(), processCPU()
 	e, err := search.Open(st, embed.NewHashing(embed.DefaultDimension), search.Options{Dir: idx})
 	if err != nil {
 		return 0, 0, err
@@ -190,5 +190,7 @@ func (b *searchBench) fullBuild(ctx context.Context, data string) (time.Duration
 	if err := e.CatchUp(ctx, nil); err != nil {
 		return 0, 0, err
 	}
-	return time.Since(t0), e.Indexed(), nil
+	d, n := time.Since(t0), e.Indexed()
+	fmt.Fprintf(b.out, "\nfull build: %.0f µs of CPU per context, %.2f cores busy\n", float64((processCPU()-cpu0).Microseconds())/float64(max(n, 1)), (processCPU()-cpu0).Seconds()/d.Seconds())
+	return d, n, nil
 }
