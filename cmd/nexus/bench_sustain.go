@@ -102,7 +102,7 @@ func (b *searchBench) sustain(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(b.out, "\nfull build of the last run's %d contexts (fresh index, all cores, nothing else running; embed + HNSW + BM25): %s, %.0f contexts/s (load %s)\n",
+	fmt.Fprintf(b.out, "\nfull build of the last run's %d contexts (fresh index, all cores, no writes meanwhile; embed + HNSW + BM25): %s, %.0f contexts/s (load %s)\n",
 		n, build.Round(time.Millisecond), float64(n)/build.Seconds(), loadAverage())
 	for i, p := range phases {
 		fmt.Fprintf(b.out, "build rate / acked write rate, %s: %.2f\n", p.name, float64(n)/build.Seconds()/results[i].load.rate())
