@@ -31,7 +31,7 @@ type Options struct {
 	// Vector tunes the HNSW graph. A zero EfConstruction takes the
 	// engine's own, 64 (the vector package's is 100): on the built-in
 	// embedder's vectors the graph costs about half the CPU per insertion
-	// and the whole build about 0.6 of it, for a recall@10 at EfSearch 512
+	// and the whole build 0.6 to 0.75 of it, for a recall@10 at EfSearch 512
 	// lower by 0.002 to 0.006 (docs/BENCHMARKS.md, "efConstruction"). A
 	// saved index keeps the options it was built with.
 	Vector vector.Options
