@@ -51,8 +51,9 @@ type Options struct {
 	// MaxCPULagging is the share of the cores (1 = one core) the indexer
 	// uses while writes keep arriving and the index is LagBound or more
 	// contexts behind; between no lag and LagBound the share rises in
-	// proportion from MaxCPU. Default 1: one core of GOMAXPROCS, so that
-	// writes keep the others. Below MaxCPU: MaxCPU, a fixed ration.
+	// proportion from MaxCPU. Default 1 (one core), or half of GOMAXPROCS
+	// if that is less, so that writes keep at least as much. Below MaxCPU:
+	// MaxCPU, a fixed ration.
 	MaxCPULagging float64
 	// LagBound is the lag (contexts stored, not yet indexed) at which the
 	// indexer takes MaxCPULagging (default 10,000).
@@ -114,7 +115,7 @@ func (o *Options) setDefaults() {
 		o.MaxCPU = 0.25
 	}
 	if o.MaxCPULagging <= 0 {
-		o.MaxCPULagging = 1
+		o.MaxCPULagging = min(1, float64(runtime.GOMAXPROCS(0))/2)
 	}
 	if o.LagBound <= 0 {
 		o.LagBound = 10000

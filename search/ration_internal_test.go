@@ -2,6 +2,7 @@ package search
 
 import (
 	"math"
+	"runtime"
 	"testing"
 )
 
@@ -35,7 +36,15 @@ func TestRation(t *testing.T) {
 	}
 	var o Options
 	o.setDefaults()
-	if o.MaxCPU != 0.25 || o.MaxCPULagging != 1 || o.LagBound != 10000 {
-		t.Errorf("defaults: MaxCPU %g, MaxCPULagging %g, LagBound %d; want 0.25, 1, 10000", o.MaxCPU, o.MaxCPULagging, o.LagBound)
+	lagging := min(1, float64(runtime.GOMAXPROCS(0))/2)
+	if o.MaxCPU != 0.25 || o.MaxCPULagging != lagging || o.LagBound != 10000 {
+		t.Errorf("defaults: MaxCPU %g, MaxCPULagging %g, LagBound %d; want 0.25, %g, 10000", o.MaxCPU, o.MaxCPULagging, o.LagBound, lagging)
+	}
+	prev := runtime.GOMAXPROCS(1)
+	defer runtime.GOMAXPROCS(prev)
+	o = Options{}
+	o.setDefaults()
+	if o.MaxCPULagging != 0.5 {
+		t.Errorf("default MaxCPULagging on one core: %g, want 0.5 (half, for the writes)", o.MaxCPULagging)
 	}
 }
