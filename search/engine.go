@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -27,7 +28,12 @@ type Source interface {
 type Options struct {
 	// Dir holds the saved indexes; empty keeps them in memory only.
 	Dir string
-	// Vector tunes the HNSW graph.
+	// Vector tunes the HNSW graph. A zero EfConstruction takes the
+	// engine's own, 64 (the vector package's is 100): on the built-in
+	// embedder's vectors the graph costs about half the CPU per insertion
+	// and the whole build 0.6 to 0.75 of it, for a recall@10 at EfSearch 512
+	// lower by 0.002 to 0.006 (docs/BENCHMARKS.md, "efConstruction"). A
+	// saved index keeps the options it was built with.
 	Vector vector.Options
 	// Keyword chooses the keyword analyzer.
 	Keyword keyword.Config
@@ -39,8 +45,19 @@ type Options struct {
 	// failed (default 5s).
 	RetryInterval time.Duration
 	// MaxCPU is the share of one core the indexer uses while writes keep
-	// arriving (default 0.25; 1 or more: no limit).
+	// arriving and the index is not behind (default 0.25; 1 or more: no
+	// limit).
 	MaxCPU float64
+	// MaxCPULagging is the share of the cores (1 = one core) the indexer
+	// uses while writes keep arriving and the index is LagBound or more
+	// contexts behind; between no lag and LagBound the share rises in
+	// proportion from MaxCPU. Default 1 (one core), or half of GOMAXPROCS
+	// if that is less, so that writes keep at least as much. Below MaxCPU:
+	// MaxCPU, a fixed ration.
+	MaxCPULagging float64
+	// LagBound is the lag (contexts stored, not yet indexed) at which the
+	// indexer takes MaxCPULagging (default 10,000).
+	LagBound int
 	// Workers is the number of goroutines adding to the indexes when
 	// catching up (default GOMAXPROCS).
 	Workers int
@@ -100,8 +117,17 @@ func (o *Options) setDefaults() {
 	if o.MaxCPU <= 0 {
 		o.MaxCPU = 0.25
 	}
+	if o.MaxCPULagging <= 0 {
+		o.MaxCPULagging = min(1, float64(runtime.GOMAXPROCS(0))/2)
+	}
+	if o.LagBound <= 0 {
+		o.LagBound = 10000
+	}
 	if o.EfSearch <= 0 {
 		o.EfSearch = 512
+	}
+	if o.Vector.EfConstruction == 0 {
+		o.Vector.EfConstruction = 64
 	}
 	if o.ExactBelow <= 0 {
 		o.ExactBelow = 5000
@@ -343,17 +369,23 @@ func (e *Engine) CatchUp(ctx context.Context, progress func(done, total int)) er
 }
 
 // follow catches up like CatchUp, but while contexts keep arriving it
-// rations its CPU to Options.MaxCPU of one core, sleeping after each batch,
-// so that indexing does not take the cores that durable writes need; the
-// index lag grows meanwhile and is made up once writes slow down.
+// rations its CPU, sleeping after each batch, so that indexing does not
+// take the cores that durable writes need: Options.MaxCPU of one core
+// while the index keeps up, rising with the lag to Options.MaxCPULagging
+// at Options.LagBound contexts behind (see ration). The lag left is made
+// up at full speed once writes pause.
 func (e *Engine) follow(ctx context.Context, progress func(done, total int)) error {
 	busy := false // writes arrived during the last step
 	for {
-		workers := e.opts.Workers
-		if busy && e.opts.MaxCPU < 1 {
-			workers = 1
-		}
 		before, start := e.src.Len(), time.Now()
+		share := math.Inf(1)
+		if busy {
+			share = e.ration(before - e.Indexed())
+		}
+		workers := e.opts.Workers
+		if share < float64(workers) {
+			workers = max(1, int(math.Ceil(share)))
+		}
 		n, err := e.step(ctx, workers)
 		if err != nil || n == 0 {
 			return err
@@ -361,16 +393,33 @@ func (e *Engine) follow(ctx context.Context, progress func(done, total int)) err
 		if progress != nil {
 			progress(e.Indexed(), max(before, e.Indexed()))
 		}
-		if busy = e.src.Len() != before; !busy || e.opts.MaxCPU >= 1 {
-			continue // writes have paused: full speed
+		if busy = e.src.Len() != before; !busy || share >= float64(workers) {
+			continue // writes have paused, or no ration: full speed
 		}
-		pause := time.Duration(float64(time.Since(start)) * (float64(workers)/e.opts.MaxCPU - 1))
+		pause := time.Duration(float64(time.Since(start)) * (float64(workers)/share - 1))
 		select {
 		case <-time.After(pause):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
+}
+
+// ration returns the cores the indexer may use while writes keep arriving
+// and the index is lag contexts behind: MaxCPU with no lag, rising in
+// proportion to MaxCPULagging at LagBound and beyond; +Inf when MaxCPU is
+// 1 or more (no ration). More CPU when behind shortens the lag at the cost
+// of the write rate; the cap leaves the writes the rest of the cores.
+func (e *Engine) ration(lag int) float64 {
+	lo, hi := e.opts.MaxCPU, e.opts.MaxCPULagging
+	if lo >= 1 {
+		return math.Inf(1)
+	}
+	if hi <= lo {
+		return lo
+	}
+	f := min(1, float64(max(lag, 0))/float64(e.opts.LagBound))
+	return lo + (hi-lo)*f
 }
 
 func (e *Engine) catchUp(ctx context.Context, progress func(done, total int)) error {

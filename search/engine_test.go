@@ -20,6 +20,7 @@ import (
 	"github.com/nexus-mem/nexus/embed"
 	"github.com/nexus-mem/nexus/gitstore"
 	"github.com/nexus-mem/nexus/search"
+	"github.com/nexus-mem/nexus/vector"
 )
 
 // corpus is a small memory with threads, namespaces, types and metadata.
@@ -694,5 +695,54 @@ func TestEngine_CloseKeepsLastVectors(t *testing.T) {
 	mustSearch(t, r, nexus.SearchRequest{Query: "shutdown", Mode: nexus.Semantic, Consistent: true})
 	if n := again.texts.Load(); n != 1 {
 		t.Fatalf("the rebuild embedded %d texts; want only the query", n)
+	}
+}
+
+// An index saved before the engine's efConstruction became 64 (built
+// with the vector package's 100) opens as it is with today's options: no
+// rebuild, no embedding, every context there, the same answers; its
+// graph keeps the options of its file.
+func TestEngine_OpensIndexOfEarlierEfConstruction(t *testing.T) {
+	c := mustCorpus(t)
+	dir := t.TempDir()
+	old, err := search.Open(c.store, embed.NewHashing(64), search.Options{Dir: dir, Vector: vector.Options{EfConstruction: 100}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := nexus.SearchRequest{Query: "billing rollout", Mode: nexus.Semantic, Limit: 20}
+	want := ids(mustSearch(t, old, q))
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*", "vectors-*.bin"))
+	if len(files) != 1 {
+		t.Fatalf("vector files: %v", files)
+	}
+	f, err := os.Open(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved, err := vector.Read(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := saved.Options().EfConstruction; got != 100 {
+		t.Fatalf("saved graph's efConstruction %d, want 100", got)
+	}
+	emb := &countingEmbedder{Hashing: embed.NewHashing(64)}
+	e, err := search.Open(c.store, emb, search.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if n := e.Indexed(); n != c.store.Len() {
+		t.Fatalf("reopened engine holds %d of %d contexts", n, c.store.Len())
+	}
+	if got := ids(mustSearch(t, e, q)); !slices.Equal(got, want) {
+		t.Fatalf("answers after reopening: %v, want %v", got, want)
+	}
+	if n := emb.texts.Load(); n != 1 {
+		t.Fatalf("embedded %d texts, want 1 (the query): the index was rebuilt", n)
 	}
 }

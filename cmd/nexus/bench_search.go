@@ -5,11 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +20,7 @@ import (
 	"github.com/nexus-mem/nexus/embed"
 	"github.com/nexus-mem/nexus/gitstore"
 	"github.com/nexus-mem/nexus/search"
+	"github.com/nexus-mem/nexus/vector"
 )
 
 // textGen writes a synthetic memory whose texts cluster by topic, as real
@@ -93,11 +97,17 @@ func runBenchSearch(ctx context.Context, args []string, stdout, stderr io.Writer
 	topics := fs.Int("topics", 1000, "topics the texts cluster into")
 	dir := fs.String("dir", "", "work directory (default: a new temp dir)")
 	keep := fs.Bool("keep", false, "keep the work directory")
+	profile := fs.String("cpuprofile", "", "write a CPU profile of the first index build to this file")
+	buildOnly := fs.Bool("build-only", false, "stop after the first build and its query figures (no search-width sweep, filters, reload or rebuild)")
+	sustainFor := fs.Duration("sustain", 0, "instead of the figures above: write from --clients clients for this long with search on, once per indexer CPU ration, and print write rate, index rate and lag")
+	clients := fs.Int("clients", 64, "writing clients of --sustain")
+	rations := fs.String("rations", "0.25,1", "--sustain: one run per value of the indexer's CPU share at 10,000 contexts behind (search.Options.MaxCPULagging, in cores; 0.25 is the fixed ration of before)")
+	efc := fs.Int("ef-construction", 0, "the graph's candidate list while inserting (default: the engine's)")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	if *n <= 0 || *queries <= 0 || *topics <= 0 {
-		return usagef("--n, --queries and --topics must be positive")
+	if *n <= 0 || *queries <= 0 || *topics <= 0 || *clients <= 0 || *sustainFor < 0 {
+		return usagef("--n, --queries, --topics and --clients must be positive, --sustain not negative")
 	}
 	if *dir == "" {
 		d, err := os.MkdirTemp("", "nexus-bench-search-")
@@ -109,7 +119,19 @@ func runBenchSearch(ctx context.Context, args []string, stdout, stderr io.Writer
 	if !*keep {
 		defer os.RemoveAll(*dir)
 	}
-	b := &searchBench{n: *n, queries: *queries, gen: newTextGen(1, *topics), dir: *dir, out: stdout, log: stderr}
+	var lagging []float64
+	for _, f := range strings.Split(*rations, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || v <= 0 || math.IsInf(v, 0) {
+			return usagef("--rations: %q is not a positive number of cores", f)
+		}
+		lagging = append(lagging, v)
+	}
+	b := &searchBench{n: *n, queries: *queries, gen: newTextGen(1, *topics), dir: *dir, out: stdout, log: stderr,
+		profile: *profile, buildOnly: *buildOnly, sustainFor: *sustainFor, clients: *clients, efc: *efc, rations: lagging}
+	if b.sustainFor > 0 {
+		return b.sustain(ctx)
+	}
 	return b.run(ctx)
 }
 
@@ -119,6 +141,12 @@ type searchBench struct {
 	dir        string
 	out, log   io.Writer
 	store      *gitstore.Store
+	profile    string // CPU profile of the first build, if set
+	buildOnly  bool
+	sustainFor time.Duration // --sustain
+	clients    int
+	efc        int // --ef-construction
+	rations    []float64
 }
 
 func (b *searchBench) run(ctx context.Context) error {
@@ -138,13 +166,23 @@ func (b *searchBench) run(ctx context.Context) error {
 	b.store = st
 	emb := embed.NewHashing(embed.DefaultDimension)
 	idx := filepath.Join(b.dir, "index")
-	opts := search.Options{Dir: idx, Log: st.SideLog()}
+	opts := search.Options{Dir: idx, Log: st.SideLog(), Vector: vector.Options{EfConstruction: b.efc}}
 
 	fmt.Fprintf(b.out, "| step | time | rate |\n|---|---:|---:|\n")
 	var before runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
+	if b.profile != "" {
+		stop, err := startCPUProfile(b.profile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	e, build, err := b.build(ctx, emb, opts, "build: embed + HNSW + BM25, vectors kept in git")
+	if b.profile != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		return err
 	}
@@ -158,6 +196,10 @@ func (b *searchBench) run(ctx context.Context) error {
 	}
 	if err := e.Close(); err != nil {
 		return err
+	}
+	if b.buildOnly {
+		fmt.Fprintf(b.out, "\nbuild %s\n", build.Round(time.Millisecond))
+		return nil
 	}
 	if err := b.efSweep(ctx, emb, opts, qs, exact); err != nil {
 		return err
@@ -200,6 +242,20 @@ func (b *searchBench) run(ctx context.Context) error {
 	return nil
 }
 
+// startCPUProfile starts the CPU profiler writing to path; the returned
+// function closes the file (after pprof.StopCPUProfile).
+func startCPUProfile(path string) (func(), error) {
+	out, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		out.Close()
+		return nil, err
+	}
+	return func() { out.Close() }, nil
+}
+
 // fill writes the synthetic memory through Apply, in batches of 1024.
 func (b *searchBench) fill(ctx context.Context, data string) error {
 	topics := len(b.gen.topics)
@@ -211,7 +267,7 @@ func (b *searchBench) fill(ctx context.Context, data string) error {
 // build opens an engine on an empty index directory and times its
 // catch-up over the whole store.
 func (b *searchBench) build(ctx context.Context, emb nexus.Embedder, opts search.Options, what string) (*search.Engine, time.Duration, error) {
-	t0 := time.Now()
+	t0, cpu0 := time.Now(), processCPU()
 	e, err := search.Open(b.store, emb, opts)
 	if err != nil {
 		return nil, 0, err
@@ -220,8 +276,9 @@ func (b *searchBench) build(ctx context.Context, emb nexus.Embedder, opts search
 		e.Close()
 		return nil, 0, err
 	}
-	d := time.Since(t0)
-	fmt.Fprintf(b.out, "| %s | %s | %.0f contexts/s |\n", what, d.Round(time.Millisecond), float64(b.n)/d.Seconds())
+	d, cpu := time.Since(t0), processCPU()-cpu0
+	fmt.Fprintf(b.out, "| %s | %s | %.0f contexts/s (%.0f µs of CPU per context, load %s) |\n", what, d.Round(time.Millisecond),
+		float64(b.n)/d.Seconds(), float64(cpu.Microseconds())/float64(b.n), loadAverage())
 	return e, d, nil
 }
 
