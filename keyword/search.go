@@ -67,11 +67,8 @@ type queryTerm struct{ term, word string }
 // with no words, one over [MaxQueryBytes] or [MaxQueryTerms] distinct
 // terms, or k outside 1..[MaxK] is an EInvalid error.
 func (x *Index) Search(query string, k int, mode Mode, allow func(key uint32) bool) ([]Result, error) {
-	if k < 1 || k > MaxK {
-		return nil, nexus.Errorf(nexus.EInvalid, "k %d out of range 1-%d", k, MaxK)
-	}
-	if mode != Or && mode != And {
-		return nil, nexus.Errorf(nexus.EInvalid, "unknown search mode %d: want or (0) or and (1)", mode)
+	if err := checkSearch(k, mode); err != nil {
+		return nil, err
 	}
 	qs, err := x.an.parse(query, mode)
 	if err != nil {
@@ -98,11 +95,8 @@ func (x *Index) Search(query string, k int, mode Mode, allow func(key uint32) bo
 // cost is proportional to len(keys), not to how many documents have the
 // terms: a filter that knows the few keys it keeps ranks just those.
 func (x *Index) SearchAmong(query string, k int, mode Mode, keys []uint32) ([]Result, error) {
-	if k < 1 || k > MaxK {
-		return nil, nexus.Errorf(nexus.EInvalid, "k %d out of range 1-%d", k, MaxK)
-	}
-	if mode != Or && mode != And {
-		return nil, nexus.Errorf(nexus.EInvalid, "unknown search mode %d: want or (0) or and (1)", mode)
+	if err := checkSearch(k, mode); err != nil {
+		return nil, err
 	}
 	if !slices.IsSorted(keys) {
 		return nil, nexus.Errorf(nexus.EInvalid, "keys are not ascending")
@@ -141,6 +135,17 @@ func (s *searcher) among(cs []*cursor, keys []uint32, and bool) {
 			s.offer(d, mask)
 		}
 	}
+}
+
+// checkSearch checks the k and the mode of a search.
+func checkSearch(k int, mode Mode) error {
+	if k < 1 || k > MaxK {
+		return nexus.Errorf(nexus.EInvalid, "k %d out of range 1-%d", k, MaxK)
+	}
+	if mode != Or && mode != And {
+		return nexus.Errorf(nexus.EInvalid, "unknown search mode %d: want or (0) or and (1)", mode)
+	}
+	return nil
 }
 
 // parse analyzes a query into its distinct terms, in order.

@@ -296,21 +296,31 @@ func (ix *Index) Exact(q []float32, k int, allow func(key uint32) bool) ([]Resul
 				continue
 			}
 			// Exact ranks by key, not internal id, on equal scores.
-			x := cand{score: dot(q, c.vecs[i*ix.dim:(i+1)*ix.dim]), id: c.keys[i]}
-			if h.len() < k {
-				h.push(x)
-			} else if better(x, h.top()) {
-				h.items[0] = x
-				siftDown(h.items, 0, worse)
-			}
+			h.keep(cand{score: dot(q, c.vecs[i*ix.dim:(i+1)*ix.dim]), id: c.keys[i]}, k)
 		}
 	}
+	return h.results(), nil
+}
+
+// keep adds x to h if h holds fewer than k candidates or x is better than
+// its worst.
+func (h *minHeap) keep(x cand, k int) {
+	if h.len() < k {
+		h.push(x)
+	} else if better(x, h.top()) {
+		h.items[0] = x
+		siftDown(h.items, 0, worse)
+	}
+}
+
+// results empties h into results, best first; ids are keys.
+func (h *minHeap) results() []Result {
 	best := h.drainBest(nil)
 	out := make([]Result, len(best))
 	for i, c := range best {
 		out[i] = Result{Key: c.id, Score: c.score}
 	}
-	return out, nil
+	return out
 }
 
 // ExactAmong is [Index.Exact] over the given keys only: the k of them
@@ -343,20 +353,9 @@ func (ix *Index) ExactAmong(q []float32, k int, keys []uint32) ([]Result, error)
 		if !c.done[j].Load() {
 			continue
 		}
-		x := cand{score: dot(q, c.vecs[j*ix.dim:(j+1)*ix.dim]), id: kept[i]}
-		if h.len() < k {
-			h.push(x)
-		} else if better(x, h.top()) {
-			h.items[0] = x
-			siftDown(h.items, 0, worse)
-		}
+		h.keep(cand{score: dot(q, c.vecs[j*ix.dim:(j+1)*ix.dim]), id: kept[i]}, k)
 	}
-	best := h.drainBest(nil)
-	out := make([]Result, len(best))
-	for i, c := range best {
-		out[i] = Result{Key: c.id, Score: c.score}
-	}
-	return out, nil
+	return h.results(), nil
 }
 
 // sortResults orders results best first, ties by lower key.
