@@ -338,26 +338,12 @@ func (b *searchBench) efSweep(ctx context.Context, emb nexus.Embedder, opts sear
 	for _, ef := range []int{128, 256, 512, 1024} {
 		o := opts
 		o.EfSearch = ef
-		e, err := search.Open(b.store, emb, o)
+		lat, got, err := b.timedSearches(ctx, emb, o, qs, func(_ int, q string) nexus.SearchRequest {
+			return nexus.SearchRequest{Query: q, Mode: nexus.Semantic, Limit: 10}
+		})
 		if err != nil {
 			return err
 		}
-		lat := make([]time.Duration, len(qs))
-		got := make([][]nexus.ID, len(qs))
-		for i, q := range qs {
-			t0 := time.Now()
-			res, err := e.Search(ctx, nexus.SearchRequest{Query: q, Mode: nexus.Semantic, Limit: 10})
-			lat[i] = time.Since(t0)
-			if err != nil {
-				e.Close()
-				return err
-			}
-			for _, h := range res.Hits {
-				got[i] = append(got[i], h.Context.ID)
-			}
-		}
-		e.Close()
-		slices.Sort(lat)
 		fmt.Fprintf(b.out, "| %d | %s | %s | %.3f |\n", ef, lat[len(lat)/2].Round(time.Microsecond), lat[len(lat)*99/100].Round(time.Microsecond), recallAt(got, exact))
 	}
 	fmt.Fprintln(b.out)
@@ -375,29 +361,12 @@ func (b *searchBench) filterFigures(ctx context.Context, emb nexus.Embedder, opt
 	for _, scan := range []bool{true, false} {
 		o := opts
 		o.ScanFilters = scan
-		e, err := search.Open(b.store, emb, o)
+		lat, got, err := b.timedSearches(ctx, emb, o, qs, func(i int, q string) nexus.SearchRequest {
+			return nexus.SearchRequest{Query: q, Mode: nexus.Hybrid, Limit: 10, Metadata: map[string]any{"topic": float64(i % len(b.gen.topics))}}
+		})
 		if err != nil {
 			return err
 		}
-		lat := make([]time.Duration, len(qs))
-		got := make([][]nexus.ID, len(qs))
-		for i, q := range qs {
-			req := nexus.SearchRequest{Query: q, Mode: nexus.Hybrid, Limit: 10, Metadata: map[string]any{"topic": float64(i % len(b.gen.topics))}}
-			t0 := time.Now()
-			res, err := e.Search(ctx, req)
-			lat[i] = time.Since(t0)
-			if err != nil {
-				e.Close()
-				return err
-			}
-			for _, h := range res.Hits {
-				got[i] = append(got[i], h.Context.ID)
-			}
-		}
-		if err := e.Close(); err != nil {
-			return err
-		}
-		slices.Sort(lat)
 		name, same := "predicate asked about every context (before posting lists)", "—"
 		if scan {
 			scanned = got
@@ -408,6 +377,34 @@ func (b *searchBench) filterFigures(ctx context.Context, emb nexus.Embedder, opt
 	}
 	fmt.Fprintln(b.out)
 	return nil
+}
+
+// timedSearches opens the saved index with o, runs the request req makes
+// of each query, and returns the latencies sorted and each query's hits.
+func (b *searchBench) timedSearches(ctx context.Context, emb nexus.Embedder, o search.Options, qs []string, req func(i int, q string) nexus.SearchRequest) ([]time.Duration, [][]nexus.ID, error) {
+	e, err := search.Open(b.store, emb, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	lat := make([]time.Duration, len(qs))
+	got := make([][]nexus.ID, len(qs))
+	for i, q := range qs {
+		t0 := time.Now()
+		res, err := e.Search(ctx, req(i, q))
+		lat[i] = time.Since(t0)
+		if err != nil {
+			e.Close()
+			return nil, nil, err
+		}
+		for _, h := range res.Hits {
+			got[i] = append(got[i], h.Context.ID)
+		}
+	}
+	if err := e.Close(); err != nil {
+		return nil, nil, err
+	}
+	slices.Sort(lat)
+	return lat, got, nil
 }
 
 // sameHits counts the queries whose hits are the same, in the same order.
