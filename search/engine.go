@@ -28,12 +28,11 @@ type Source interface {
 type Options struct {
 	// Dir holds the saved indexes; empty keeps them in memory only.
 	Dir string
-	// Vector tunes the HNSW graph. A zero EfConstruction takes the
-	// engine's own, 64 (the vector package's is 100): on the built-in
-	// embedder's vectors the graph costs about half the CPU per insertion
-	// and the whole build 0.6 to 0.75 of it, for a recall@10 at EfSearch 512
-	// lower by 0.002 to 0.006 (docs/BENCHMARKS.md, "efConstruction"). A
-	// saved index keeps the options it was built with.
+	// Vector tunes the HNSW graph (zero fields: the vector package's
+	// defaults). A saved index keeps the options it was built with. An
+	// EfConstruction of 64 instead of 100 halves the graph's CPU per
+	// insertion but gave recall@10 0.920 at 1M (docs/BENCHMARKS.md,
+	// "efConstruction").
 	Vector vector.Options
 	// Keyword chooses the keyword analyzer.
 	Keyword keyword.Config
@@ -125,9 +124,6 @@ func (o *Options) setDefaults() {
 	}
 	if o.EfSearch <= 0 {
 		o.EfSearch = 512
-	}
-	if o.Vector.EfConstruction == 0 {
-		o.Vector.EfConstruction = 64
 	}
 	if o.ExactBelow <= 0 {
 		o.ExactBelow = 5000

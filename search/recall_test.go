@@ -21,10 +21,9 @@ import (
 // topics, each query answered by the graph and by an exact scan of the
 // same engine (SearchRequest.Exact). NEXUS_RECALL_N sets the corpus size
 // (default 5,000, about 20 s of CPU under -race). Measured: 1.000 at 5,000
-// and 6,000 notes, 0.998 at 20,000 with the graph built with
-// efConstruction 100; 0.999 at 5,000 with the engine's 64; a search width
-// of 24 instead of the engine's gives 0.91 at 6,000, so the floor of 0.99
-// catches a narrower search.
+// and 6,000 notes, 0.998 at 20,000 (0.999 at 5,000 with efConstruction
+// 64); a search width of 24 instead of the engine's gives 0.91 at 6,000,
+// so the floor of 0.99 catches a narrower search.
 func TestEngine_Recall(t *testing.T) {
 	n := recallEnvInt(t, "NEXUS_RECALL_N", 5000)
 	const queries, k, floor = 200, 10, 0.99
