@@ -222,7 +222,15 @@ func (s *Store) catalogProblem() *Problem {
 
 // checkRefs reads main and the side refs and the commits they name.
 func (s *Store) checkRefs(rep *FsckReport) {
+	// Under refMu main and the catalog's head are read at one moment: a
+	// group commit moves both under it (two commits in a row, such as an
+	// incident's records, would otherwise look like a disagreement).
+	s.refMu.RLock()
 	head, err := s.repo.readRef()
+	s.cat.mu.RLock()
+	catHead := s.cat.head
+	s.cat.mu.RUnlock()
+	s.refMu.RUnlock()
 	if err != nil {
 		rep.add(ProblemRef, mainRef, "", "%v", err)
 		return
@@ -232,13 +240,8 @@ func (s *Store) checkRefs(rep *FsckReport) {
 			rep.add(ProblemRef, mainRef, "", "points to %s, which cannot be read: %s", head, nexus.ErrorMessage(err))
 		}
 	}
-	s.cat.mu.RLock()
-	catHead := s.cat.head
-	s.cat.mu.RUnlock()
 	if catHead != head && s.failure() == nil {
-		if again, _ := s.repo.readRef(); again != s.Head() { // not a commit in flight
-			rep.add(ProblemCatalog, catalogFile, "", "reflects %s but main is at %s", catHead, again)
-		}
+		rep.add(ProblemCatalog, catalogFile, "", "reflects %s but main is at %s", catHead, head)
 	}
 }
 
