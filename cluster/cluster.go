@@ -109,15 +109,16 @@ func RaftTimeouts() Timeouts {
 // Node is this node's part in the cluster: its raft instance over the
 // store.
 type Node struct {
-	cfg   Config
-	log   *slog.Logger
-	store *gitstore.Store
-	raft  *raft.Raft
-	fsm   *fsm
-	snaps *snapshots
-	trans *raft.NetworkTransport
-	db    *raftboltdb.BoltStore
-	logs  raft.LogStore
+	cfg    Config
+	log    *slog.Logger
+	store  *gitstore.Store
+	raft   *raft.Raft
+	fsm    *fsm
+	snaps  *snapshots
+	trans  *raft.NetworkTransport
+	db     *raftboltdb.BoltStore
+	stable *stableStore // raft's view of db's stable store, closed before db
+	logs   raft.LogStore
 
 	// stamping: the leader's clock of ids and timestamps, ahead of what
 	// is applied by what it proposed.
@@ -199,7 +200,8 @@ func Open(cfg Config, store *gitstore.Store) (*Node, error) {
 	n.logs = logs
 	notify := make(chan bool, 16)
 	rc := n.raftConfig(notify)
-	if n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.db, n.snaps, n.trans); err != nil {
+	n.stable = &stableStore{s: n.db}
+	if n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.stable, n.snaps, n.trans); err != nil {
 		n.close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
@@ -637,6 +639,9 @@ func (n *Node) close() error {
 	var err error
 	if n.trans != nil {
 		err = n.trans.Close()
+	}
+	if n.stable != nil {
+		n.stable.close()
 	}
 	if n.db != nil {
 		if cerr := n.db.Close(); err == nil {
