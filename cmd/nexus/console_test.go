@@ -424,6 +424,12 @@ func TestConsole_Restore(t *testing.T) {
 	}
 	at := n.thread[0].Timestamp.Format(time.RFC3339Nano) // keep the root, roll back its two replies and what followed
 	tab := n.open(t, b, 1280, "recovery", "recovery")
+	// The node's own work (its agents) may commit while the page asks: the
+	// page's preview must equal a dry run made just before or just after it.
+	early, err := n.c.Restore(ctx, n.thread[0].Timestamp, true)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tab.Do(
 		chromedp.SetValue(chromedp.ID("restore-at"), at),
 		chromedp.Click(chromedp.ID("restore-preview")),
@@ -433,8 +439,8 @@ func TestConsole_Restore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := pageText(tab, "#plan-rolled-back"), fmt.Sprintf("%d contexts", plan.RolledBack); got != want {
-		t.Errorf("preview: rolls back %q, want %q", got, want)
+	if got := pageText(tab, "#plan-rolled-back"); got != fmt.Sprintf("%d contexts", plan.RolledBack) && got != fmt.Sprintf("%d contexts", early.RolledBack) {
+		t.Errorf("preview: rolls back %q, want %d contexts (a dry run before it: %d)", got, plan.RolledBack, early.RolledBack)
 	}
 	target := pageText(tab, "#restore-target")
 	if target != plan.To[:12] {
