@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -48,7 +49,7 @@ func runBenchConsole(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.IntVar(&c.contexts, "contexts", 100000, "contexts in the generated store")
 	fs.IntVar(&c.runs, "runs", 5, "loads of each page, cold and warm")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "longest a page may take to be ready")
-	fs.StringVar(&c.dir, "dir", "", "work directory (default: a new temp dir); a store kept there by --keep with the same --contexts is used again")
+	fs.StringVar(&c.dir, "dir", "", "work directory (default: a new temp dir); a store kept there by --keep with the same --contexts is used again (and kept)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (the generated store and its index)")
 	fs.BoolVar(&c.noSearch, "no-search", false, "no search index: the node runs --no-search (no `nexus reindex`), the Search page is left out and the Context page's related contexts say search is off")
 	if err := parseNoArgs(fs, args); err != nil {
@@ -61,13 +62,21 @@ func runBenchConsole(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return fmt.Errorf("find this binary: %w", err)
 	}
-	if c.dir == "" {
+	// Without --keep the run removes what it made, never a store an
+	// earlier --keep run left in --dir.
+	switch {
+	case c.dir == "":
 		if c.dir, err = os.MkdirTemp("", "nexus-bench-console-"); err != nil {
 			return err
 		}
-	}
-	if !c.keep {
-		defer os.RemoveAll(c.dir)
+		if !c.keep {
+			defer os.RemoveAll(c.dir)
+		}
+	case !c.keep:
+		if _, err := os.Stat(filepath.Join(c.dir, consoleStoreMeta)); errors.Is(err, os.ErrNotExist) {
+			defer os.Remove(filepath.Join(c.dir, consoleStoreMeta))
+			defer os.RemoveAll(filepath.Join(c.dir, "data"))
+		}
 	}
 	b := &consoleBench{cfg: c, exe: exe, data: filepath.Join(c.dir, "data"), out: stdout, log: stderr}
 	return b.run(ctx)
@@ -110,6 +119,7 @@ var (
 // consolePage is one page the bench loads.
 type consolePage struct {
 	name, route string
+	base        string // the server it is loaded from; empty: the node
 }
 
 func (b *consoleBench) say(format string, args ...any) { fmt.Fprintf(b.log, format+"\n", args...) }
@@ -138,17 +148,23 @@ func (b *consoleBench) run(ctx context.Context) error {
 	fmt.Fprintf(b.out, "node: `nexus serve --data DATA --addr 127.0.0.1:0 --rate-limit=0 %s` (loopback, no token), ready (store opened%s) in %s\n\n",
 		strings.Join(flags, " "), map[bool]string{false: ", index loaded", true: ""}[b.cfg.noSearch], secs(time.Since(t0)))
 	pages := []consolePage{
-		{"overview", "#/overview"},
-		{"contexts", "#/contexts"},
-		{"context", "#/contexts/" + b.thread.String()},
-		{"search", "#/search?q=" + url.QueryEscape(b.query)},
-		{"agents", "#/agents"},
-		{"recovery", "#/recovery"},
-		{"cluster", "#/cluster"},
+		{"overview", "#/overview", ""},
+		{"contexts", "#/contexts", ""},
+		{"context", "#/contexts/" + b.thread.String(), ""},
+		{"search", "#/search?q=" + url.QueryEscape(b.query), ""},
+		{"agents", "#/agents", ""},
+		{"recovery", "#/recovery", ""},
+		{"cluster", "#/cluster", ""},
 	}
 	if b.cfg.noSearch {
 		pages = slices.DeleteFunc(pages, func(p consolePage) bool { return p.name == "search" })
 	}
+	floor, stopFloor, err := serveFloor()
+	if err != nil {
+		return err
+	}
+	defer stopFloor()
+	pages = append(pages, consolePage{"floor", "floor.html", floor})
 	results, err := b.measure(ctx, srv.url, pages)
 	if err != nil {
 		return err
@@ -158,23 +174,65 @@ func (b *consoleBench) run(ctx context.Context) error {
 	for i, p := range pages {
 		r := results[i]
 		route := p.route
-		if p.name == "context" {
+		switch p.name {
+		case "context":
 			route = "#/contexts/ID"
+		case "floor":
+			route = "/floor.html (not the node)"
 		}
 		fmt.Fprintf(b.out, "| %s | `%s` | %s | %s | %s | %s | %s | %s | %d | `%s` %s |\n", p.name, route,
 			ms(r.cold.p50()), ms(r.cold.max()), ms(r.warm.p50()), ms(r.warm.max()),
 			kb(r.coldBytes), kb(r.warmBytes), r.requests, r.slowPath, ms(r.slowMs))
 	}
+	fmt.Fprintf(b.out, "\nfloor: the same browser loading a page of this bench's own loopback Go server that fetches one small JSON document and marks itself ready (no console code): what any page costs on this machine.\n")
 	fmt.Fprintf(b.out, "\nload average at the end: %s\n", loadAverage())
 	return nil
 }
+
+// floorHTML is the baseline page: one fetch, then the ready mark the
+// console's pages set, read by the same consoleLoadJS.
+const floorHTML = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>floor</title></head>
+<body><main id="page" data-page="floor"></main>
+<script type="module">
+const m = document.getElementById('page');
+const body = await (await fetch('/floor.json')).json();
+m.textContent = body.text;
+m.dataset.readyAt = String(Math.round(performance.now()));
+m.dataset.ready = 'true';
+</script></body></html>
+`
+
+// serveFloor serves the baseline page on a loopback port and returns its
+// base URL and a function that stops it.
+func serveFloor() (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /floor.html", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, floorHTML)
+	})
+	mux.HandleFunc("GET /floor.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"text":"ready"}`)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String(), func() { srv.Close() }, nil
+}
+
+// consoleStoreMeta is the file in --dir that describes a kept store.
+const consoleStoreMeta = "console-store.json"
 
 // prepare generates the store (or takes the one a --keep run left in the
 // directory with the same number of contexts, finishing its index if
 // that run stopped before), then finds in it the thread the Context page
 // opens and the query the Search page asks.
 func (b *consoleBench) prepare(ctx context.Context) error {
-	meta := filepath.Join(b.cfg.dir, "console-store.json")
+	meta := filepath.Join(b.cfg.dir, consoleStoreMeta)
 	raw, err := os.ReadFile(meta)
 	switch {
 	case err == nil:
@@ -400,7 +458,11 @@ func (b *consoleBench) measure(ctx context.Context, base string, pages []console
 	for run := range b.cfg.runs {
 		for i, p := range pages {
 			b.say("run %d of %d: %s", run+1, b.cfg.runs, p.name)
-			cold, warm, err := b.loadTwice(br, base, p)
+			from := base
+			if p.base != "" {
+				from = p.base
+			}
+			cold, warm, err := b.loadTwice(br, from, p)
 			if err != nil {
 				return nil, fmt.Errorf("%s (%s), run %d: %w", p.name, p.route, run+1, err)
 			}

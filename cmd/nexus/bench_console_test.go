@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bytes"
+	"errors"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -17,7 +18,8 @@ import (
 // time).
 func TestCLI_BenchConsole(t *testing.T) {
 	browsertest.Need(t)
-	cmd := exec.Command(binary, "bench", "console", "--contexts", "400", "--runs", "1", "--timeout", "60s", "--dir", t.TempDir())
+	dir := t.TempDir()
+	cmd := exec.Command(binary, "bench", "console", "--contexts", "400", "--runs", "1", "--timeout", "60s", "--dir", dir, "--keep")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -42,6 +44,7 @@ func TestCLI_BenchConsole(t *testing.T) {
 		{"agents", "`#/agents`", "`/(v1/agents|v1/tasks\\?limit=50|v1/session)`"},
 		{"recovery", "`#/recovery`", "`/(health|metrics|v1/incidents\\?limit=20|v1/session)`"},
 		{"cluster", "`#/cluster`", "`/(livez|v1/cluster|v1/session)`"},
+		{"floor", "`/floor.html \\(not the node\\)`", "`/floor.json`"},
 	}
 	if len(rows) != len(want) {
 		t.Fatalf("%d rows, want %d:\n%s", len(rows), len(want), out)
@@ -73,4 +76,52 @@ func TestCLI_BenchConsole(t *testing.T) {
 			t.Errorf("row %d (%s): slowest API request %q, want one of the page's: %s", i+1, w.page, row[9], w.slowest)
 		}
 	}
+
+	// The kept store is used again; a run that cannot finish fails with
+	// the page and run it stopped at, and the exit status 1.
+	t.Run("timeout", func(t *testing.T) {
+		stdout, stderr, code := runBench(t, "--contexts", "400", "--runs", "1", "--timeout", "1ms", "--dir", dir)
+		if code != 1 {
+			t.Fatalf("exit %d, want 1\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+		}
+		if !strings.Contains(stdout, "using the store generated on ") {
+			t.Errorf("the kept store was not used again:\n%s", stdout)
+		}
+		if !regexp.MustCompile(`(?m)^nexus bench: overview \(#/overview\), run 1: .+`).MatchString(stderr) {
+			t.Errorf("stderr does not say which page and run failed:\n%s", stderr)
+		}
+	})
+	t.Run("other store size", func(t *testing.T) {
+		stdout, stderr, code := runBench(t, "--contexts", "800", "--runs", "1", "--dir", dir)
+		if code != 1 || !strings.Contains(stderr, dir+" holds a store of 400 contexts, not 800: use another --dir") {
+			t.Fatalf("exit %d, want 1 and the reason\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+		}
+	})
+	t.Run("bad flags", func(t *testing.T) {
+		for _, args := range [][]string{{"--contexts", "7"}, {"--runs", "0"}, {"--timeout", "0s"}, {"extra"}} {
+			_, stderr, code := runBench(t, args...)
+			if code != 2 || stderr == "" {
+				t.Errorf("%q: exit %d, want 2 with a usage message; stderr:\n%s", args, code, stderr)
+			}
+		}
+	})
+}
+
+// runBench runs `nexus bench console` with args and returns its output
+// and exit status.
+func runBench(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"bench", "console"}, args...)...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exit):
+		code = exit.ExitCode()
+	default:
+		t.Fatalf("run nexus bench console: %v", err)
+	}
+	return o.String(), e.String(), code
 }
