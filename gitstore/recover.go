@@ -129,5 +129,20 @@ func (s *Store) RepairFrom(ctx context.Context, sources []string) (string, error
 		}
 		errs = append(errs, fmt.Sprintf("%s: still damaged: %s", src, p))
 	}
+	// What no source holds, on side refs only, is cut back (sidecut.go),
+	// as a deep check made now finds it.
+	cut, err := s.cutLostSides(ctx, sources)
+	did = append(did, cut...)
+	if err != nil {
+		return strings.Join(did, "; "), err
+	}
+	if len(cut) > 0 {
+		if _, err := s.Fsck(ctx, true); err != nil {
+			return strings.Join(did, "; "), err
+		}
+		if last, p := s.damage(); p == nil {
+			return strings.Join(did, "; ") + fmt.Sprintf("; deep check clean (%d objects)", last.Objects), nil
+		}
+	}
 	return strings.Join(did, "; "), fmt.Errorf("no backup repairs every damaged object: %s", strings.Join(errs, "; "))
 }

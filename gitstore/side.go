@@ -22,6 +22,10 @@ type sideWrite struct {
 	files   map[string][]byte
 	message string
 	replace bool // a commit without parent: the ref's history is dropped
+	// cut, with no files, records that the history above base was lost:
+	// the commit's parent is base (none when zero), not the ref's tip.
+	cut  bool
+	base Hash
 }
 
 // ValidSideName checks a side ref name: slash-separated segments of
@@ -89,7 +93,12 @@ func (s *Store) commitSide(w *sideWrite) (Hash, error) {
 	now := s.opts.Now()
 	cm := &commit{tree: tree, author: signature{committer.name, committer.email, now},
 		committer: signature{committer.name, committer.email, now}, message: strings.TrimRight(w.message, "\n") + "\n"}
-	if !tip.IsZero() && !w.replace {
+	switch {
+	case w.cut:
+		if !w.base.IsZero() {
+			cm.parents = []Hash{w.base}
+		}
+	case !tip.IsZero() && !w.replace:
 		cm.parents = []Hash{tip}
 	}
 	head := s.pw.add(objCommit, encodeCommit(nil, cm))
