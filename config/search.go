@@ -43,6 +43,11 @@ type Learned struct {
 	MaxTexts int `yaml:"max_texts"`
 	// Interval is how often the node looks whether to train (default 1m).
 	Interval time.Duration `yaml:"interval"`
+	// Dimension is the size of the learned word vectors, next to the
+	// hashed features (default 128, 8-1024): smaller trains faster, with
+	// less to tell words apart; a training needs twice as many words
+	// seen three times.
+	Dimension int `yaml:"dimension"`
 }
 
 func (d *decoder) validateSearch(s *Search) {
@@ -57,6 +62,9 @@ func (d *decoder) validateSearch(s *Search) {
 	d.atLeast("search.learned.max_texts", l.MaxTexts, 0)
 	if l.Growth != 0 && !(l.Growth > 1 && !math.IsInf(l.Growth, 0)) {
 		d.errorf("search.learned.growth", "%v: must be more than 1 (or left out for the default 2)", l.Growth)
+	}
+	if l.Dimension != 0 && (l.Dimension < 8 || l.Dimension > 1024) {
+		d.errorf("search.learned.dimension", "%d: must be 8-1024 (or left out for the default 128)", l.Dimension)
 	}
 	if l.Interval < 0 {
 		d.errorf("search.learned.interval", "%s: must be positive (or left out for the default)", l.Interval)

@@ -16,8 +16,9 @@ func TestParse_search(t *testing.T) {
 	}{
 		{"server:\n  max_chain_depth: 3\n", config.Search{}, ""},
 		{"search:\n  embedder: hash\n", config.Search{Embedder: config.EmbedderHash}, ""},
-		{"search:\n  embedder: cooc\n  learned:\n    min_contexts: 500\n    growth: 1.5\n    every: 20000\n    max_texts: 10000\n    interval: 30s\n",
-			config.Search{Embedder: config.EmbedderCooc, Learned: config.Learned{MinContexts: 500, Growth: 1.5, Every: 20000, MaxTexts: 10000, Interval: 30 * time.Second}}, ""},
+		{"search:\n  embedder: cooc\n  learned:\n    min_contexts: 500\n    growth: 1.5\n    every: 20000\n    max_texts: 10000\n    interval: 30s\n    dimension: 64\n",
+			config.Search{Embedder: config.EmbedderCooc, Learned: config.Learned{MinContexts: 500, Growth: 1.5, Every: 20000, MaxTexts: 10000, Interval: 30 * time.Second, Dimension: 64}}, ""},
+		{"search:\n  learned: {dimension: 4}\n", config.Search{}, "search.learned.dimension: 4: must be 8-1024"},
 		{"search:\n  embedder: bert\n", config.Search{}, `search.embedder: "bert": want hash or cooc`},
 		{"search:\n  learned: {growth: 1}\n", config.Search{}, "search.learned.growth: 1: must be more than 1"},
 		{"search:\n  learned: {growth: 0.5}\n", config.Search{}, "search.learned.growth: 0.5: must be more than 1"},

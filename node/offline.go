@@ -24,6 +24,10 @@ type OfflineConfig struct {
 	Sources []string
 	// Embedder of the search index; nil: the built-in one.
 	Embedder nexus.Embedder
+	// Learned makes the search index use the learned model kept on
+	// refs/nexus/models/cooc (search.embedder: cooc), or the built-in one
+	// while there is none, instead of Embedder.
+	Learned bool
 	// Progress, if set, makes the reporter of a long rebuild.
 	Progress func(what string) func(done, total int)
 	// Encrypt gives the master key of a store encrypted at rest.
@@ -87,9 +91,12 @@ func offlineRepository(store *gitstore.Store, sources func() []string, repaired 
 // saved index is missing or fails its checks; recovered by rebuilding it
 // now (the vectors come from git, nothing is embedded again).
 func offlineIndex(store *gitstore.Store, cfg OfflineConfig) recovery.Component {
-	emb := embedderOf(cfg)
+	emb, embErr := offlineEmbedder(context.Background(), store, cfg)
 	dir := IndexDir(cfg.Dir)
 	check := func() error {
+		if embErr != nil {
+			return embErr
+		}
 		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 			return errors.New("no saved index")
 		}
@@ -105,6 +112,9 @@ func offlineIndex(store *gitstore.Store, cfg OfflineConfig) recovery.Component {
 		}),
 		Recover: func(ctx context.Context) (string, error) {
 			why := check()
+			if embErr != nil {
+				return "", embErr
+			}
 			if err := os.RemoveAll(dir); err != nil {
 				return "", err
 			}
@@ -254,7 +264,11 @@ func checkSavedIndex(store *gitstore.Store, cfg OfflineConfig) string {
 	if _, err := os.Stat(IndexDir(cfg.Dir)); errors.Is(err, os.ErrNotExist) {
 		return "none"
 	}
-	if err := search.VerifySaved(store, embedderOf(cfg), IndexDir(cfg.Dir), indexSealer(store)); err != nil {
+	emb, err := offlineEmbedder(context.Background(), store, cfg)
+	if err != nil {
+		return err.Error()
+	}
+	if err := search.VerifySaved(store, emb, IndexDir(cfg.Dir), indexSealer(store)); err != nil {
 		return err.Error()
 	}
 	return "ok"
@@ -279,7 +293,11 @@ func Reindex(ctx context.Context, cfg OfflineConfig) (search.Stats, error) {
 	if err := os.RemoveAll(IndexDir(cfg.Dir)); err != nil {
 		return search.Stats{}, err
 	}
-	e, err := search.Open(store, embedderOf(cfg), search.Options{Dir: IndexDir(cfg.Dir), Log: store.SideLog(), Resolve: ResolveEmbedder, Seal: indexSealer(store)})
+	emb, err := offlineEmbedder(ctx, store, cfg)
+	if err != nil {
+		return search.Stats{}, err
+	}
+	e, err := search.Open(store, emb, search.Options{Dir: IndexDir(cfg.Dir), Log: store.SideLog(), Resolve: resolver(store), Seal: indexSealer(store)})
 	if err != nil {
 		return search.Stats{}, err
 	}

@@ -137,8 +137,15 @@ func runReindex(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	data := fs.String("data", env("NEXUS_DATA", defaultData), "data directory (env NEXUS_DATA); the server must be stopped")
 	keys := keyFlags(fs)
+	embedder := fs.String("embedder", "hash", "the node's search.embedder: hash, or cooc (the learned model kept on refs/nexus/models/cooc; the built-in one while there is none)")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
+	}
+	if *embedder != "hash" && *embedder != "cooc" {
+		return usagef("--embedder %q: want hash or cooc", *embedder)
+	}
+	if *embedder == "cooc" && os.Getenv("NEXUS_EMBED_URL") != "" {
+		return usagef("--embedder cooc and NEXUS_EMBED_URL: choose one")
 	}
 	if err := needStore(*data); err != nil {
 		return err
@@ -147,6 +154,7 @@ func runReindex(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	cfg.Learned = *embedder == "cooc"
 	st, err := node.Reindex(ctx, cfg)
 	done()
 	if err != nil {
