@@ -20,6 +20,7 @@ import (
 	"github.com/nexus-mem/nexus/config"
 	"github.com/nexus-mem/nexus/embed"
 	"github.com/nexus-mem/nexus/gitstore"
+	"github.com/nexus-mem/nexus/search"
 )
 
 // The learned embedder (config search.embedder: cooc): a model the node
@@ -43,6 +44,9 @@ const (
 // ModelsRef is the side ref (under refs/nexus/) that keeps the learned
 // model's parameters: one commit per model trained, the newest at its tip.
 const ModelsRef = "models/cooc"
+
+// coocPrefix starts the id of every learned model (embed.Cooc.Model).
+const coocPrefix = "nexus-cooc-v1-"
 
 // maxTrainText is the most bytes of one context a training reads.
 const maxTrainText = 16 << 10
@@ -163,7 +167,7 @@ func findModel(ctx context.Context, st *gitstore.Store, model string) (*embed.Co
 // hashing model, or a learned one kept on ModelsRef.
 func resolver(st *gitstore.Store) func(model string) (nexus.Embedder, bool) {
 	return func(model string) (nexus.Embedder, bool) {
-		if !strings.HasPrefix(model, "nexus-cooc-v1-") {
+		if !strings.HasPrefix(model, coocPrefix) {
 			return ResolveEmbedder(model)
 		}
 		c, err := findModel(context.Background(), st, model)
@@ -529,17 +533,31 @@ func (c *learnedCollector) Collect(ch chan<- prometheus.Metric) {
 
 // offlineEmbedder is the embedder of a stopped node's search index: with
 // cfg.Learned, the newest model kept on ModelsRef (the built-in one while
-// there is none; an error when it does not load), else cfg.Embedder.
+// there is none; an error when it does not load); else cfg.Embedder when
+// set; else the model the node served last — a learned model whose index
+// is saved and whose parameters are kept on ModelsRef — or the built-in
+// one.
 func offlineEmbedder(ctx context.Context, st *gitstore.Store, cfg OfflineConfig) (nexus.Embedder, error) {
-	if !cfg.Learned {
-		return embedderOf(cfg), nil
+	if cfg.Learned {
+		_, c, err := loadModel(ctx, st)
+		if err != nil {
+			return nil, nexus.WrapError(nexus.ErrorCode(err), err, "the learned model kept on refs/nexus/%s", ModelsRef)
+		}
+		if c == nil {
+			return embed.NewHashing(embed.DefaultDimension), nil
+		}
+		return c, nil
 	}
-	_, c, err := loadModel(ctx, st)
-	if err != nil {
-		return nil, nexus.WrapError(nexus.ErrorCode(err), err, "the learned model kept on refs/nexus/%s", ModelsRef)
+	if cfg.Embedder != nil {
+		return cfg.Embedder, nil
 	}
-	if c == nil {
-		return embed.NewHashing(embed.DefaultDimension), nil
+	for _, m := range search.SavedModels(IndexDir(cfg.Dir)) {
+		if !strings.HasPrefix(m, coocPrefix) {
+			continue
+		}
+		if c, err := findModel(ctx, st, m); err == nil {
+			return c, nil
+		}
 	}
-	return c, nil
+	return embed.NewHashing(embed.DefaultDimension), nil
 }

@@ -5,9 +5,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +23,8 @@ import (
 	"github.com/nexus-mem/nexus/embed"
 	"github.com/nexus-mem/nexus/gitstore"
 	"github.com/nexus-mem/nexus/internal/quality"
+	"github.com/nexus-mem/nexus/recovery"
+	"github.com/nexus-mem/nexus/search"
 )
 
 // learnedCorpus is 300 of the debian evaluation set's documents as two batches
@@ -388,5 +392,151 @@ func TestLearned_damagedParameters(t *testing.T) {
 	}
 	if h := n.engine.CheckHealth(ctx); strings.Contains(h.Error, "does not load") {
 		t.Fatalf("health after training again: %+v", h)
+	}
+}
+
+// damageBlob flips one bit in the middle of the blob named by the git
+// object id, in the pack that holds it.
+func damageBlob(t *testing.T, gitDir, blob string) {
+	t.Helper()
+	idxs, _ := filepath.Glob(filepath.Join(gitDir, "objects", "pack", "*.idx"))
+	for _, idx := range idxs {
+		f, err := os.Open(idx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("git", "show-index")
+		cmd.Stdin = f
+		out, err := cmd.Output()
+		f.Close()
+		if err != nil {
+			t.Fatalf("git show-index %s: %v", idx, err)
+		}
+		var offsets []int64
+		start := int64(-1)
+		for line := range strings.Lines(string(out)) {
+			fs := strings.Fields(line)
+			off, err := strconv.ParseInt(fs[0], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			offsets = append(offsets, off)
+			if fs[1] == blob {
+				start = off
+			}
+		}
+		if start < 0 {
+			continue
+		}
+		pack := strings.TrimSuffix(idx, ".idx") + ".pack"
+		b, err := os.ReadFile(pack)
+		if err != nil {
+			t.Fatal(err)
+		}
+		end := int64(len(b) - 20)
+		for _, o := range offsets {
+			if o > start && o < end {
+				end = o
+			}
+		}
+		b[(start+end)/2] ^= 0x08
+		if err := os.WriteFile(pack, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatalf("no pack holds %s", blob)
+}
+
+// Recovery with the learned model: a stopped node's fsck verifies the
+// learned model's saved index (not the hashing model's), the offline
+// recovery rebuilds it with the learned model, and a pack of
+// refs/nexus/models/cooc damaged on disk is repaired from a backup: stock
+// git finds the repository whole and the node loads the same model, and
+// answers the same, without training.
+func TestLearned_recovery(t *testing.T) {
+	first, second := learnedCorpus(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+	n := openLearned(t, dir, 200, nil)
+	for _, b := range [][]*nexus.Context{first, second} {
+		if _, err := n.Apply(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	model := waitLearned(t, n, "a training", func(st learnedStatus) bool { return st.Trainings == 1 }).Model
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := n.engine.engine().WaitMigration(wctx); err != nil {
+		t.Fatal(err)
+	}
+	want := semantic(t, n.Searcher(), "tool to compress files")
+	if _, err := n.Backup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := search.SavedModels(IndexDir(dir)); !slices.Equal(got, []string{model}) {
+		t.Fatalf("saved indexes %v, want the learned model's only", got)
+	}
+
+	// fsck verifies the learned model's index; a damaged one is found and
+	// rebuilt with the learned model.
+	res, err := FsckOffline(ctx, OfflineConfig{Dir: dir}, FsckOptions{Deep: true})
+	if err != nil || res.Index != "ok" || res.Status != FsckClean {
+		t.Fatalf("fsck: %v %+v", err, res)
+	}
+	files, _ := filepath.Glob(filepath.Join(IndexDir(dir), "*", "docs-*.bin"))
+	if len(files) != 1 {
+		t.Fatalf("saved docs files: %v", files)
+	}
+	if err := os.Truncate(files[0], 10); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := FsckOffline(ctx, OfflineConfig{Dir: dir}, FsckOptions{Deep: false}); err != nil || res.Index == "ok" || res.Index == "none" {
+		t.Fatalf("fsck of a damaged learned index: %v %+v", err, res)
+	}
+	steps, err := RecoverOffline(ctx, OfflineConfig{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.IndexFunc(steps, func(s recovery.Step) bool { return s.Component == nexus.ComponentIndex }); i < 0 || steps[i].Status != recovery.Recovered {
+		t.Fatalf("recovery: %+v", steps)
+	}
+	if got := search.SavedModels(IndexDir(dir)); !slices.Equal(got, []string{model}) {
+		t.Fatalf("saved indexes after the recovery %v, want the learned model's only", got)
+	}
+
+	// A damaged pack of the model's parameters is repaired from the backup.
+	gitDir := filepath.Join(dir, "repo.git")
+	out, err := exec.Command("git", "--git-dir", gitDir, "ls-tree", "refs/nexus/"+ModelsRef).Output()
+	if err != nil {
+		t.Fatalf("git ls-tree: %v", err)
+	}
+	fields := strings.Fields(string(out)) // mode, type, id, name
+	if len(fields) != 4 || fields[1] != "blob" {
+		t.Fatalf("git ls-tree refs/nexus/%s: %q", ModelsRef, out)
+	}
+	damageBlob(t, gitDir, fields[2])
+	if err := exec.Command("git", "--git-dir", gitDir, "fsck", "--full", "--strict").Run(); err == nil {
+		t.Fatal("git fsck finds no damage in the model's pack")
+	}
+	res, err = FsckOffline(ctx, OfflineConfig{Dir: dir, Sources: RepairSources("", BackupDir(dir))()}, FsckOptions{Deep: true, Repair: true})
+	if err != nil || res.Status != FsckRepaired {
+		t.Fatalf("fsck --repair: %v %+v", err, res)
+	}
+	if out, err := exec.Command("git", "--git-dir", gitDir, "fsck", "--full", "--strict").CombinedOutput(); err != nil {
+		t.Fatalf("git fsck --strict after the repair: %v\n%s", err, out)
+	}
+	n = openLearned(t, dir, 200, nil)
+	if m := n.engine.Stats().Model; m != model {
+		t.Fatalf("model after the repair: %s, want %s", m, model)
+	}
+	if st := aRound(t, n); st.Trainings != 0 || st.Model != model || st.LoadError != "" {
+		t.Fatalf("learner after the repair: %+v", st)
+	}
+	if got := semantic(t, n.Searcher(), "tool to compress files"); !sameHits(got, want) {
+		t.Fatalf("after the repair: %v, want %v", hitList(got), hitList(want))
 	}
 }

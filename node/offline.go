@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/nexus-mem/nexus"
-	"github.com/nexus-mem/nexus/embed"
 	"github.com/nexus-mem/nexus/gitstore"
 	"github.com/nexus-mem/nexus/recovery"
 	"github.com/nexus-mem/nexus/search"
@@ -22,9 +21,11 @@ type OfflineConfig struct {
 	// Sources are the backups (mirror, bundles) to repair damaged objects
 	// from, best first; nil: RepairSources(Mirror, Dir/backups).
 	Sources []string
-	// Embedder of the search index; nil: the built-in one.
+	// Embedder of the search index; nil: the model the node served last
+	// when it is a learned one kept on refs/nexus/models/cooc (its index is
+	// saved), else the built-in one.
 	Embedder nexus.Embedder
-	// Learned makes the search index use the learned model kept on
+	// Learned makes the search index use the newest learned model kept on
 	// refs/nexus/models/cooc (search.embedder: cooc), or the built-in one
 	// while there is none, instead of Embedder.
 	Learned bool
@@ -274,13 +275,6 @@ func checkSavedIndex(store *gitstore.Store, cfg OfflineConfig) string {
 	return "ok"
 }
 
-func embedderOf(cfg OfflineConfig) nexus.Embedder {
-	if cfg.Embedder != nil {
-		return cfg.Embedder
-	}
-	return embed.NewHashing(embed.DefaultDimension)
-}
-
 // Reindex rebuilds the search index of a stopped node's data directory
 // from scratch, taking the vectors kept in git (embedding only what has
 // none), and returns the index's figures.
@@ -290,11 +284,11 @@ func Reindex(ctx context.Context, cfg OfflineConfig) (search.Stats, error) {
 		return search.Stats{}, err
 	}
 	defer store.Close()
-	if err := os.RemoveAll(IndexDir(cfg.Dir)); err != nil {
+	emb, err := offlineEmbedder(ctx, store, cfg) // before the saved index goes: it may name the model
+	if err != nil {
 		return search.Stats{}, err
 	}
-	emb, err := offlineEmbedder(ctx, store, cfg)
-	if err != nil {
+	if err := os.RemoveAll(IndexDir(cfg.Dir)); err != nil {
 		return search.Stats{}, err
 	}
 	e, err := search.Open(store, emb, search.Options{Dir: IndexDir(cfg.Dir), Log: store.SideLog(), Resolve: resolver(store), Seal: indexSealer(store)})
