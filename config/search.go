@@ -45,8 +45,8 @@ type Learned struct {
 	Interval time.Duration `yaml:"interval"`
 	// Dimension is the size of the learned word vectors, next to the
 	// hashed features (default 128, 8-1024): smaller trains faster, with
-	// less to tell words apart; a training needs twice as many words
-	// seen three times.
+	// less to tell words apart; a training needs at least twice as many
+	// distinct words seen three times or more.
 	Dimension int `yaml:"dimension"`
 }
 
