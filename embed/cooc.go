@@ -575,12 +575,25 @@ func UnmarshalCooc(data []byte) (*Cooc, error) {
 			c.vecs = append(c.vecs, math.Float32frombits(le.Uint32(rest[4*j:])))
 		}
 		rest = rest[4*dim:]
+		if !finite(c.idf[r:]) || !finite(c.vecs[r*dim:]) {
+			return nil, nexus.WrapError(nexus.EInvalid, errCooc, "decode model: a weight is not a finite number")
+		}
 	}
 	if len(rest) != 0 {
 		return nil, nexus.WrapError(nexus.EInvalid, errCooc, "decode model: trailing bytes")
 	}
 	c.setModel()
 	return c, nil
+}
+
+// finite reports whether every value of v is a finite number.
+func finite(v []float32) bool {
+	for _, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *Cooc) setModel() {
