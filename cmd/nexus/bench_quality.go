@@ -34,6 +34,15 @@ func runBenchQuality(ctx context.Context, args []string, stdout, stderr io.Write
 	if *noise < 0 {
 		return usagef("--noise must not be negative")
 	}
+	var embs []string
+	for _, e := range strings.Split(*embedder, ",") {
+		if e != "hash" && e != "cooc" {
+			return usagef("--embedder %q: want hash, cooc or both", *embedder)
+		}
+		if !slices.Contains(embs, e) {
+			embs = append(embs, e)
+		}
+	}
 	all, err := quality.Sets()
 	if err != nil {
 		return err
@@ -54,15 +63,6 @@ func runBenchQuality(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 		defer os.RemoveAll(d)
 		*dir = d
-	}
-	var embs []string
-	for _, e := range strings.Split(*embedder, ",") {
-		if e != "hash" && e != "cooc" {
-			return usagef("--embedder %q: want hash, cooc or both", *embedder)
-		}
-		if !slices.Contains(embs, e) {
-			embs = append(embs, e)
-		}
 	}
 	fmt.Fprintf(stdout, "# nexus bench quality — %s, %d noise contexts per set, seed %d, embedders %s, GOMAXPROCS %d\n\n",
 		time.Now().UTC().Format(time.RFC3339), *noise, *seed, strings.Join(embs, ","), runtime.GOMAXPROCS(0))
