@@ -453,7 +453,8 @@ func damageBlob(t *testing.T, gitDir, blob string) {
 // recovery rebuilds it with the learned model, and a pack of
 // refs/nexus/models/cooc damaged on disk is repaired from a backup: stock
 // git finds the repository whole and the node loads the same model, and
-// answers the same, without training.
+// answers the same, without training; so does a node on the backup
+// restored into a new data directory.
 func TestLearned_recovery(t *testing.T) {
 	first, second := learnedCorpus(t)
 	dir := t.TempDir()
@@ -471,7 +472,8 @@ func TestLearned_recovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := semantic(t, n.Searcher(), "tool to compress files")
-	if _, err := n.Backup(ctx); err != nil {
+	backup, err := n.Backup(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := n.Close(ctx); err != nil {
@@ -538,5 +540,22 @@ func TestLearned_recovery(t *testing.T) {
 	}
 	if got := semantic(t, n.Searcher(), "tool to compress files"); !sameHits(got, want) {
 		t.Fatalf("after the repair: %v, want %v", hitList(got), hitList(want))
+	}
+
+	// The backup restored into a new data directory brings the model:
+	// the node serves it without training and answers the same.
+	restored := filepath.Join(t.TempDir(), "restored")
+	if _, err := gitstore.RestoreBackup(ctx, backup.Path, restored); err != nil {
+		t.Fatal(err)
+	}
+	r := openLearned(t, restored, 200, nil)
+	if m := r.engine.Stats().Model; m != model {
+		t.Fatalf("model of the restored node: %s, want %s", m, model)
+	}
+	if st := aRound(t, r); st.Trainings != 0 || st.Model != model {
+		t.Fatalf("learner of the restored node: %+v", st)
+	}
+	if got := semantic(t, r.Searcher(), "tool to compress files"); !sameHits(got, want) {
+		t.Fatalf("restored: %v, want %v", hitList(got), hitList(want))
 	}
 }
