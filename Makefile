@@ -51,6 +51,8 @@ fuzz:
 	go test -run '^$$' -fuzz FuzzRead -fuzztime $(FUZZTIME) ./vector/
 	go test -run '^$$' -fuzz FuzzDecodeResponse -fuzztime $(FUZZTIME) ./embed/
 	go test -run '^$$' -fuzz FuzzErrorBodyMessage -fuzztime $(FUZZTIME) ./embed/
+	go test -run '^$$' -fuzz FuzzUnmarshalCooc -fuzztime $(FUZZTIME) ./embed/
+	go test -run '^$$' -fuzz FuzzDecodeModel -fuzztime $(FUZZTIME) ./node/
 	go test -run '^$$' -fuzz FuzzDecodeOpenAI -fuzztime $(FUZZTIME) ./agent/
 	go test -run '^$$' -fuzz FuzzDecodeAnthropic -fuzztime $(FUZZTIME) ./agent/
 	go test -run '^$$' -fuzz FuzzDecodeCommand -fuzztime $(FUZZTIME) ./agent/

@@ -37,6 +37,8 @@ type Config struct {
 	// (default: DefaultObjectives).
 	Objectives Objectives `yaml:"objectives"`
 	Predict    Predict    `yaml:"predict"`
+	// Search chooses the search index's embedder.
+	Search Search `yaml:"search"`
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`

@@ -129,7 +129,7 @@ agents:
 		{"unknown field", "agents:\n  - {id: a, provider: openai, model: m, temperature: 0.2}\n",
 			`nexus.yaml:2: agents[0].temperature: unknown field (known: api_key_env, args, base_url, breaker, capabilities, command, dir, env, heartbeat, id, max_tokens, model, probe, prompt_budget, provider, rate_limit, retries, secrets_file, system, timeout, weight)`},
 		{"unknown top-level field", "agent: []\n",
-			`nexus.yaml:1: agent: unknown field (known: agents, auth, chaos, cluster, objectives, pools, predict, server, supervisor)`},
+			`nexus.yaml:1: agent: unknown field (known: agents, auth, chaos, cluster, objectives, pools, predict, search, server, supervisor)`},
 		{"inline key", "agents:\n  - id: a\n    provider: openai\n    model: m\n    api_key: abc\n",
 			`nexus.yaml:5: agents[0].api_key: an API key is never written in the configuration file: name the environment variable that holds it with api_key_env, or a file that holds it with secrets_file`},
 		{"key-shaped value", "agents:\n  - {id: a, provider: openai, model: m, api_key_env: sk-proj-abcdefghijklmnopqrstuvwxyz}\n",

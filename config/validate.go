@@ -153,6 +153,7 @@ func (d *decoder) validate(c *Config) {
 	d.validateChaos(&c.Chaos)
 	d.validateObjectives(c.Objectives)
 	d.validatePredict(&c.Predict)
+	d.validateSearch(&c.Search)
 	names := map[string]string{}
 	for i := range c.Supervisor.Processes {
 		p := fmt.Sprintf("supervisor.processes[%d]", i)

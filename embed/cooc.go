@@ -417,33 +417,46 @@ func truncatedSVD(ctx context.Context, m *csr, n, dim int, seed uint64) ([]float
 
 // orthonormalize makes the k columns of x (n×k, row-major) orthonormal by
 // modified Gram-Schmidt, twice for accuracy; a column that vanishes is
-// left zero.
+// left zero. It works on a column-major copy, so that each column is
+// contiguous; the arithmetic, and so the result, is the same.
 func orthonormalize(x []float64, n, k int) {
+	cols := make([]float64, n*k)
+	for i := range n {
+		for c, v := range x[i*k : (i+1)*k] {
+			cols[c*n+i] = v
+		}
+	}
 	for range 2 {
 		for c := range k {
+			cc := cols[c*n : (c+1)*n : (c+1)*n]
 			for p := range c {
+				cp := cols[p*n : (p+1)*n : (p+1)*n]
 				var dot float64
-				for i := range n {
-					dot += x[i*k+c] * x[i*k+p]
+				for i, v := range cc {
+					dot += v * cp[i]
 				}
-				for i := range n {
-					x[i*k+c] -= dot * x[i*k+p]
+				for i, v := range cp {
+					cc[i] -= dot * v
 				}
 			}
 			var sum float64
-			for i := range n {
-				sum += x[i*k+c] * x[i*k+c]
+			for _, v := range cc {
+				sum += v * v
 			}
 			if sum < 1e-300 {
-				for i := range n {
-					x[i*k+c] = 0
-				}
+				clear(cc)
 				continue
 			}
 			inv := 1 / math.Sqrt(sum)
-			for i := range n {
-				x[i*k+c] *= inv
+			for i := range cc {
+				cc[i] *= inv
 			}
+		}
+	}
+	for i := range n {
+		row := x[i*k : (i+1)*k]
+		for c := range row {
+			row[c] = cols[c*n+i]
 		}
 	}
 }
@@ -562,12 +575,25 @@ func UnmarshalCooc(data []byte) (*Cooc, error) {
 			c.vecs = append(c.vecs, math.Float32frombits(le.Uint32(rest[4*j:])))
 		}
 		rest = rest[4*dim:]
+		if !finite(c.idf[r:]) || !finite(c.vecs[r*dim:]) {
+			return nil, nexus.WrapError(nexus.EInvalid, errCooc, "decode model: a weight is not a finite number")
+		}
 	}
 	if len(rest) != 0 {
 		return nil, nexus.WrapError(nexus.EInvalid, errCooc, "decode model: trailing bytes")
 	}
 	c.setModel()
 	return c, nil
+}
+
+// finite reports whether every value of v is a finite number.
+func finite(v []float32) bool {
+	for _, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *Cooc) setModel() {

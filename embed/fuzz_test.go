@@ -1,6 +1,8 @@
 package embed_test
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -84,6 +86,44 @@ func FuzzErrorBodyMessage(f *testing.F) {
 		}
 		if strings.ContainsFunc(msg, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 			t.Fatalf("message %q holds control characters", msg)
+		}
+	})
+}
+
+// UnmarshalCooc never panics, and either fails with an invalid error or
+// returns a model whose parameters are exactly the input, named by their
+// hash, that embeds texts into vectors of its dimension.
+func FuzzUnmarshalCooc(f *testing.F) {
+	c, err := embed.TrainCooc(context.Background(), coocTexts(200), embed.CoocOptions{Dim: 8, MinCount: 1, Hashing: 16})
+	if err != nil {
+		f.Fatal(err)
+	}
+	params, _ := c.MarshalBinary()
+	f.Add(params)
+	f.Add(params[:len(params)-3])
+	f.Add(append(bytes.Clone(params), 0))
+	nan := bytes.Clone(params)
+	copy(nan[len(nan)-4:], []byte{0, 0, 0xc0, 0x7f})
+	f.Add(nan)
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := embed.UnmarshalCooc(data)
+		if err != nil {
+			if nexus.ErrorCode(err) != nexus.EInvalid {
+				t.Fatalf("error code %s: %v", nexus.ErrorCode(err), err)
+			}
+			return
+		}
+		again, err := m.MarshalBinary()
+		if err != nil || !bytes.Equal(again, data) {
+			t.Fatalf("the parameters do not round-trip: %v", err)
+		}
+		if !strings.HasPrefix(m.Model(), "nexus-cooc-v1-") {
+			t.Fatalf("model %q", m.Model())
+		}
+		vs, err := m.Embed(context.Background(), []string{"kitten eats pet food", ""})
+		if err != nil || len(vs) != 2 || len(vs[0]) != m.Dimension() || len(vs[1]) != m.Dimension() {
+			t.Fatalf("embed: %v, %d vectors", err, len(vs))
 		}
 	})
 }

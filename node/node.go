@@ -38,7 +38,7 @@ type Node struct {
 	store   *gitstore.Store
 	data    nexus.Store    // what requests and jobs write through: the store, or the cluster's log
 	cluster *cluster.Node  // nil for a single node
-	engine  *search.Engine // nil with NoSearch
+	engine  *currentEngine // nil with NoSearch
 	bus     *events.Bus
 	agents  *nodeAgents
 	mgr     *recovery.Manager
@@ -121,7 +121,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.audit, err = audit.Open(cfg.auditFile(), audit.Options{Logger: n.log}); err != nil {
 		return nil, err
 	}
-	if err := n.openSearch(); err != nil {
+	if err := n.openSearch(ctx); err != nil {
 		return nil, err
 	}
 	if err := n.startEvents(ctx); err != nil {
@@ -177,23 +177,23 @@ func (n *Node) openStore(ctx context.Context) error {
 }
 
 // openSearch opens the search engine over the store, unless NoSearch.
-func (n *Node) openSearch() error {
+func (n *Node) openSearch(ctx context.Context) error {
 	if n.cfg.NoSearch {
 		return nil
 	}
-	emb := n.cfg.Embedder
-	if emb == nil {
-		emb = embed.NewHashing(embed.DefaultDimension)
+	emb, learn, err := n.searchEmbedder(ctx)
+	if err != nil {
+		return err
 	}
 	e, err := search.Open(n.store, emb, search.Options{
-		Dir: IndexDir(n.cfg.Dir), Log: n.store.SideLog(), Resolve: ResolveEmbedder,
+		Dir: IndexDir(n.cfg.Dir), Log: n.store.SideLog(), Resolve: resolver(n.store),
 		Logger: n.log, Progress: n.progress("index"), Seal: indexSealer(n.store),
 	})
 	if err != nil {
 		return err
 	}
-	n.engine = e
-	n.notify.Store(e)
+	n.engine = newCurrentEngine(e, learn)
+	n.notify.Store(n.engine)
 	n.log.Info("search enabled", "model", emb.Model(), "dimension", emb.Dimension())
 	return nil
 }
@@ -242,6 +242,7 @@ func (n *Node) startServices() {
 		n.start(periodic("memory", n.cfg.MemoryInterval, g.check))
 	}
 	n.start(periodic("predict", n.predict.cfg.Interval, n.predict.round))
+	n.startLearning()
 	if n.agents.lead != nil {
 		n.agents.lead.activate()
 		return
@@ -435,7 +436,7 @@ func (n *Node) progress(what string) func(done, total int) { return progressOf(n
 
 // engineNotify is set once the search engine exists, for the store's
 // commit hook.
-type engineNotify = atomic.Pointer[search.Engine]
+type engineNotify = atomic.Pointer[currentEngine]
 
 // ResolveEmbedder makes the embedder of a model other than the configured
 // one when it can: the built-in hashing models of any dimension. After a

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/nexus-mem/nexus"
-	"github.com/nexus-mem/nexus/embed"
 	"github.com/nexus-mem/nexus/gitstore"
 	"github.com/nexus-mem/nexus/recovery"
 	"github.com/nexus-mem/nexus/search"
@@ -22,8 +21,14 @@ type OfflineConfig struct {
 	// Sources are the backups (mirror, bundles) to repair damaged objects
 	// from, best first; nil: RepairSources(Mirror, Dir/backups).
 	Sources []string
-	// Embedder of the search index; nil: the built-in one.
+	// Embedder of the search index; nil: the model the node served last
+	// when it is a learned one kept on refs/nexus/models/cooc (its index is
+	// saved), else the built-in one.
 	Embedder nexus.Embedder
+	// Learned makes the search index use the newest learned model kept on
+	// refs/nexus/models/cooc (search.embedder: cooc), or the built-in one
+	// while there is none, instead of Embedder.
+	Learned bool
 	// Progress, if set, makes the reporter of a long rebuild.
 	Progress func(what string) func(done, total int)
 	// Encrypt gives the master key of a store encrypted at rest.
@@ -87,9 +92,12 @@ func offlineRepository(store *gitstore.Store, sources func() []string, repaired 
 // saved index is missing or fails its checks; recovered by rebuilding it
 // now (the vectors come from git, nothing is embedded again).
 func offlineIndex(store *gitstore.Store, cfg OfflineConfig) recovery.Component {
-	emb := embedderOf(cfg)
+	emb, embErr := offlineEmbedder(context.Background(), store, cfg)
 	dir := IndexDir(cfg.Dir)
 	check := func() error {
+		if embErr != nil {
+			return embErr
+		}
 		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 			return errors.New("no saved index")
 		}
@@ -105,6 +113,9 @@ func offlineIndex(store *gitstore.Store, cfg OfflineConfig) recovery.Component {
 		}),
 		Recover: func(ctx context.Context) (string, error) {
 			why := check()
+			if embErr != nil {
+				return "", embErr
+			}
 			if err := os.RemoveAll(dir); err != nil {
 				return "", err
 			}
@@ -254,17 +265,14 @@ func checkSavedIndex(store *gitstore.Store, cfg OfflineConfig) string {
 	if _, err := os.Stat(IndexDir(cfg.Dir)); errors.Is(err, os.ErrNotExist) {
 		return "none"
 	}
-	if err := search.VerifySaved(store, embedderOf(cfg), IndexDir(cfg.Dir), indexSealer(store)); err != nil {
+	emb, err := offlineEmbedder(context.Background(), store, cfg)
+	if err != nil {
+		return err.Error()
+	}
+	if err := search.VerifySaved(store, emb, IndexDir(cfg.Dir), indexSealer(store)); err != nil {
 		return err.Error()
 	}
 	return "ok"
-}
-
-func embedderOf(cfg OfflineConfig) nexus.Embedder {
-	if cfg.Embedder != nil {
-		return cfg.Embedder
-	}
-	return embed.NewHashing(embed.DefaultDimension)
 }
 
 // Reindex rebuilds the search index of a stopped node's data directory
@@ -276,10 +284,14 @@ func Reindex(ctx context.Context, cfg OfflineConfig) (search.Stats, error) {
 		return search.Stats{}, err
 	}
 	defer store.Close()
+	emb, err := offlineEmbedder(ctx, store, cfg) // before the saved index goes: it may name the model
+	if err != nil {
+		return search.Stats{}, err
+	}
 	if err := os.RemoveAll(IndexDir(cfg.Dir)); err != nil {
 		return search.Stats{}, err
 	}
-	e, err := search.Open(store, embedderOf(cfg), search.Options{Dir: IndexDir(cfg.Dir), Log: store.SideLog(), Resolve: ResolveEmbedder, Seal: indexSealer(store)})
+	e, err := search.Open(store, emb, search.Options{Dir: IndexDir(cfg.Dir), Log: store.SideLog(), Resolve: resolver(store), Seal: indexSealer(store)})
 	if err != nil {
 		return search.Stats{}, err
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/gitstore"
 	"github.com/nexus-mem/nexus/recovery"
-	"github.com/nexus-mem/nexus/search"
 )
 
 // nodeComponents is the cascade of a running node, in recovery order:
@@ -20,7 +19,7 @@ import (
 // without stopping. sources lists the backups to repair objects from,
 // best first (the mirror, then the bundles newest first); agents is the
 // agents layer (agents_recovery.go).
-func nodeComponents(store *gitstore.Store, engine *search.Engine, sources func() []string, agents recovery.Component) []recovery.Component {
+func nodeComponents(store *gitstore.Store, engine *currentEngine, sources func() []string, agents recovery.Component) []recovery.Component {
 	checks := store.HealthCheckers()
 	comps := []recovery.Component{
 		{

@@ -158,6 +158,7 @@ type Engine struct {
 	loadErr     error                    // why the saved index was not loaded at open
 	restores    atomic.Uint64            // the store's restore count the index reflects
 	prev        atomic.Pointer[Engine]   // the previous model's engine, during a migration
+	migrated    chan struct{}            // closed when the previous model's engine is retired
 	saved       atomic.Pointer[manifest] // the generation last saved or loaded
 	fileDamage  atomic.Pointer[string]   // what the last check of the saved files found
 	known       map[nexus.ID][]float32   // vectors from the log, for a rebuild; guarded by stepMu
@@ -200,6 +201,7 @@ func open(src Source, emb nexus.Embedder, opts Options, dir string) (*Engine, er
 	e := &Engine{
 		src: src, emb: emb, opts: opts, log: opts.Logger.With("model", emb.Model()),
 		progress: make(chan struct{}), kick: make(chan struct{}, 1), closing: make(chan struct{}),
+		migrated: make(chan struct{}),
 	}
 	if opts.Fusion != nil {
 		e.SetFusion(*opts.Fusion)
@@ -275,6 +277,9 @@ func (e *Engine) Notify() {
 	select {
 	case e.kick <- struct{}{}:
 	default:
+	}
+	if prev := e.prev.Load(); prev != nil {
+		prev.Notify() // it answers searches until e has caught up
 	}
 }
 

@@ -1,10 +1,13 @@
 package search
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/nexus-mem/nexus"
 )
 
 // Each model's index lives in its own directory under Options.Dir, named
@@ -70,6 +73,7 @@ func (e *Engine) finishMigration() {
 		return
 	}
 	e.prev.Store(nil)
+	defer close(e.migrated)
 	dir := prev.opts.Dir
 	if err := prev.Close(); err != nil {
 		e.log.Warn("closing the previous model's index failed", "err", err)
@@ -80,6 +84,40 @@ func (e *Engine) finishMigration() {
 	e.log.Info("re-embedding finished", "model", e.emb.Model(), "previous", prev.emb.Model())
 }
 
+// Successor opens the engine of another model over e's store, with e's
+// options, and starts it: it embeds every context with emb in the
+// background (from the model's vectors kept in git when it has some)
+// while e, which keeps following the store, answers its searches; once it
+// has every context, e is closed and its saved index deleted. From then on
+// the caller uses the successor instead of e: the successor owns e (its
+// Close closes e too). It fails with code conflict while e is itself
+// still migrating, and with code invalid for e's own model.
+func (e *Engine) Successor(emb nexus.Embedder) (*Engine, error) {
+	if emb.Model() == e.emb.Model() {
+		return nil, nexus.Errorf(nexus.EInvalid, "the index already uses model %s", emb.Model())
+	}
+	if prev := e.prev.Load(); prev != nil {
+		return nil, nexus.Errorf(nexus.EConflict, "a model change is under way: from %s to %s", prev.emb.Model(), e.emb.Model())
+	}
+	opts := e.opts
+	opts.Progress = nil
+	dir := ""
+	if e.root != "" {
+		dir = modelDir(e.root, emb.Model())
+	}
+	s, err := open(e.src, emb, opts, dir)
+	if err != nil {
+		return nil, err
+	}
+	s.root = e.root
+	s.prev.Store(e)
+	s.log.Info("re-embedding with a new model; searches use the previous model until it has caught up",
+		"previous", e.emb.Model(), "contexts", e.src.Len())
+	s.wg.Add(1)
+	go s.run()
+	return s, nil
+}
+
 // serving returns the engine that answers searches: the previous model's
 // during a migration.
 func (e *Engine) serving() (*Engine, string) {
@@ -88,6 +126,23 @@ func (e *Engine) serving() (*Engine, string) {
 			e.emb.Model(), e.Indexed(), e.src.Len(), prev.emb.Model())
 	}
 	return e, ""
+}
+
+// WaitMigration returns once no previous model answers searches: at
+// once when none does, else when the migration has finished. It fails
+// when ctx ends or the engine closes first.
+func (e *Engine) WaitMigration(ctx context.Context) error {
+	if e.prev.Load() == nil {
+		return nil
+	}
+	select {
+	case <-e.migrated:
+		return nil
+	case <-ctx.Done():
+		return nexus.WrapError(nexus.EUnavailable, ctx.Err(), "re-embedding with %s: %d of %d contexts done", e.emb.Model(), e.Indexed(), e.src.Len())
+	case <-e.closing:
+		return nexus.Errorf(nexus.EUnavailable, "search engine is closing")
+	}
 }
 
 // Migration reports the previous model still answering searches, or "".

@@ -2,6 +2,7 @@ package search
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -12,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/nexus-mem/nexus"
@@ -357,6 +359,28 @@ func decodeDocs(b []byte) (*table, []uint32, error) {
 		return nil, nil, errors.New("truncated or trailing bytes")
 	}
 	return t, noVec, nil
+}
+
+// SavedModels lists the models whose index is saved under root (the
+// Options.Dir of an engine), the index with the most contexts first.
+func SavedModels(root string) []string {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return nil
+	}
+	var ms []*manifest
+	for _, de := range ents {
+		m, err := readManifest(filepath.Join(root, de.Name()))
+		if err == nil && filepath.Join(root, de.Name()) == modelDir(root, m.Model) {
+			ms = append(ms, m)
+		}
+	}
+	slices.SortStableFunc(ms, func(a, b *manifest) int { return cmp.Compare(b.Count, a.Count) })
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.Model
+	}
+	return out
 }
 
 // VerifySaved checks the index saved under root for emb's model against

@@ -24,7 +24,7 @@ func runBenchQuality(ctx context.Context, args []string, stdout, stderr io.Write
 	noise := fs.Int("noise", 20000, "noise contexts added to each set's documents")
 	seed := fs.Uint64("seed", 1, "seed of the noise and of the write order")
 	sets := fs.String("sets", "", "comma-separated sets to run (default: all)")
-	embedder := fs.String("embedder", "hash", "built-in embedder: hash (nexus-hash-v1-384) or cooc (trained on each memory's contexts)")
+	embedder := fs.String("embedder", "hash,cooc", "comma-separated built-in embedders: hash (nexus-hash-v1-384), cooc (trained on each memory's contexts, as a node with search.embedder: cooc trains it)")
 	mix := fs.Float64("cooc-mix", 0, "with --embedder cooc: the learned part's share of the similarity (default: embed.CoocOptions' default)")
 	tune := fs.Bool("tune", false, "sweep the fusion weights on the tuning questions and print hit@5 and nDCG@10 for each")
 	dir := fs.String("dir", "", "work directory (default: a new temp dir, removed at the end)")
@@ -33,6 +33,15 @@ func runBenchQuality(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	if *noise < 0 {
 		return usagef("--noise must not be negative")
+	}
+	var embs []string
+	for _, e := range strings.Split(*embedder, ",") {
+		if e != "hash" && e != "cooc" {
+			return usagef("--embedder %q: want hash, cooc or both", *embedder)
+		}
+		if !slices.Contains(embs, e) {
+			embs = append(embs, e)
+		}
 	}
 	all, err := quality.Sets()
 	if err != nil {
@@ -55,66 +64,100 @@ func runBenchQuality(ctx context.Context, args []string, stdout, stderr io.Write
 		defer os.RemoveAll(d)
 		*dir = d
 	}
-	cfg := quality.Config{Noise: *noise, Seed: *seed}
-	switch *embedder {
-	case "hash":
-		cfg.Embedder = embed.NewHashing(embed.DefaultDimension)
-	case "cooc":
-		cfg.Train = func(ctx context.Context, texts []string) (nexus.Embedder, error) {
-			return embed.TrainCooc(ctx, texts, embed.CoocOptions{Mix: *mix})
-		}
-	default:
-		return usagef("--embedder %q: want hash or cooc", *embedder)
-	}
-	fmt.Fprintf(stdout, "# nexus bench quality — %s, %d noise contexts per set, seed %d, embedder %s, GOMAXPROCS %d\n\n",
-		time.Now().UTC().Format(time.RFC3339), *noise, *seed, *embedder, runtime.GOMAXPROCS(0))
+	fmt.Fprintf(stdout, "# nexus bench quality — %s, %d noise contexts per set, seed %d, embedders %s, GOMAXPROCS %d\n\n",
+		time.Now().UTC().Format(time.RFC3339), *noise, *seed, strings.Join(embs, ","), runtime.GOMAXPROCS(0))
 	progress := newProgress(stderr, "build")
+	var held []heldRow // the held-out figures of each set and model
 	for _, s := range chosen {
-		held := 0
-		for i := range s.Questions {
-			if quality.HeldOut(i) {
-				held++
-			}
-		}
-		work := filepath.Join(*dir, s.Name)
-		t0 := time.Now()
-		c := cfg
-		c.Dir, c.Progress = work, func(_ string, done, total int) { progress(done, total) }
-		m, err := quality.Build(ctx, s, c)
-		if err != nil {
-			return err
-		}
-		if *tune {
-			if err := printTune(ctx, m, stdout); err != nil {
-				m.RemoveAll(work)
-				return err
-			}
-		}
-		fmt.Fprintf(stdout, "## %s — %d documents, %d questions (%d held out), model %s, built in %s\n\n",
-			s.Name, len(s.Docs), len(s.Questions), held, m.Engine.Model(), time.Since(t0).Round(time.Millisecond))
-		fmt.Fprintf(stdout, "| split | mode | hit@1 | hit@5 | hit@10 | MRR@10 | nDCG@10 |\n|---|---|---:|---:|---:|---:|---:|\n")
-		for _, split := range []quality.Split{quality.HeldOutSplit, quality.Tune} {
-			res, err := m.Evaluate(ctx, split, quality.Modes...)
-			if err != nil {
-				m.RemoveAll(work)
-				return err
-			}
-			for _, mode := range quality.Modes {
-				r := res[mode]
-				name := mode
-				if mode == "bm25" {
-					name = "plain BM25 (reference)"
+		for _, e := range embs {
+			cfg := quality.Config{Noise: *noise, Seed: *seed, Dir: filepath.Join(*dir, s.Name+"-"+e),
+				Progress: func(_ string, done, total int) { progress(done, total) }}
+			if e == "hash" {
+				cfg.Embedder = embed.NewHashing(embed.DefaultDimension)
+			} else {
+				cfg.Train = func(ctx context.Context, texts []string) (nexus.Embedder, error) {
+					return embed.TrainCooc(ctx, texts, embed.CoocOptions{Mix: *mix})
 				}
-				fmt.Fprintf(stdout, "| %s | %s | %.3f | %.3f (%d/%d) | %.3f | %.3f | %.3f |\n",
-					split, name, r.Hit1, r.Hit5, r.Hits5, r.N, r.Hit10, r.MRR, r.NDCG10)
 			}
+			rows, err := benchSet(ctx, s, cfg, *tune, stdout)
+			if err != nil {
+				return err
+			}
+			held = append(held, rows...)
 		}
-		fmt.Fprintln(stdout)
-		if err := m.RemoveAll(work); err != nil {
-			return err
-		}
+	}
+	if len(embs) > 1 {
+		printHeldOut(stdout, held)
 	}
 	return nil
+}
+
+// heldRow is one set's held-out figures of one mode with one model.
+type heldRow struct {
+	set, model, mode string
+	r                quality.Metrics
+}
+
+// benchSet builds the memory of one set with one embedder, prints its
+// table and returns its held-out figures.
+func benchSet(ctx context.Context, s *quality.Set, cfg quality.Config, tune bool, stdout io.Writer) ([]heldRow, error) {
+	held := 0
+	for i := range s.Questions {
+		if quality.HeldOut(i) {
+			held++
+		}
+	}
+	t0 := time.Now()
+	m, err := quality.Build(ctx, s, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if tune {
+		if err := printTune(ctx, m, stdout); err != nil {
+			m.RemoveAll(cfg.Dir)
+			return nil, err
+		}
+	}
+	model := m.Engine.Model()
+	fmt.Fprintf(stdout, "## %s — %d documents, %d questions (%d held out), model %s, built in %s\n\n",
+		s.Name, len(s.Docs), len(s.Questions), held, model, time.Since(t0).Round(time.Millisecond))
+	fmt.Fprintf(stdout, "| split | mode | hit@1 | hit@5 | hit@10 | MRR@10 | nDCG@10 |\n|---|---|---:|---:|---:|---:|---:|\n")
+	var out []heldRow
+	for _, split := range []quality.Split{quality.HeldOutSplit, quality.Tune} {
+		res, err := m.Evaluate(ctx, split, quality.Modes...)
+		if err != nil {
+			m.RemoveAll(cfg.Dir)
+			return nil, err
+		}
+		for _, mode := range quality.Modes {
+			r := res[mode]
+			name := mode
+			if mode == "bm25" {
+				name = "plain BM25 (reference)"
+			}
+			fmt.Fprintf(stdout, "| %s | %s | %.3f | %.3f (%d/%d) | %.3f | %.3f | %.3f |\n",
+				split, name, r.Hit1, r.Hit5, r.Hits5, r.N, r.Hit10, r.MRR, r.NDCG10)
+			if split == quality.HeldOutSplit && (mode == "semantic" || mode == "hybrid") {
+				out = append(out, heldRow{set: s.Name, model: model, mode: mode, r: *r})
+			}
+		}
+	}
+	fmt.Fprintln(stdout)
+	return out, m.RemoveAll(cfg.Dir)
+}
+
+// printHeldOut sets the models side by side on each set's held-out
+// questions: semantic and hybrid search, hit@5 and nDCG@10.
+func printHeldOut(w io.Writer, rows []heldRow) {
+	fmt.Fprintf(w, "## held-out questions, by model\n\n| set | mode | model | hit@5 | MRR@10 | nDCG@10 |\n|---|---|---|---:|---:|---:|\n")
+	sorted := slices.Clone(rows)
+	slices.SortStableFunc(sorted, func(a, b heldRow) int {
+		return strings.Compare(a.set+"\x00"+a.mode, b.set+"\x00"+b.mode)
+	})
+	for _, h := range sorted {
+		fmt.Fprintf(w, "| %s | %s | %s | %d/%d | %.3f | %.3f |\n", h.set, h.mode, h.model, h.r.Hits5, h.r.N, h.r.MRR, h.r.NDCG10)
+	}
+	fmt.Fprintln(w)
 }
 
 // tuneGrid is the grid of fusion weights --tune sweeps.

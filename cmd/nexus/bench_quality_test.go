@@ -10,8 +10,9 @@ import (
 )
 
 // `nexus bench quality` on one set with a little noise: the real binary
-// prints the table of each split with a row per mode, and --tune a line per
-// weight of its grid.
+// prints, for the hashing model and the learned one, the table of each
+// split with a row per mode, and --tune a line per weight of its grid;
+// then the two models side by side on the held-out questions.
 func TestCLI_BenchQuality(t *testing.T) {
 	cmd := exec.Command(binary, "bench", "quality", "--sets", "nexusdocs", "--noise", "50", "--tune", "--dir", t.TempDir())
 	var stdout, stderr bytes.Buffer
@@ -20,8 +21,16 @@ func TestCLI_BenchQuality(t *testing.T) {
 		t.Fatalf("nexus bench quality: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
 	}
 	out := stdout.String()
-	if !regexp.MustCompile(`(?m)^## nexusdocs — 275 documents, 42 questions \(14 held out\), model nexus-hash-v1-384, built in `).MatchString(out) {
-		t.Fatalf("no header for the set:\n%s", out)
+	for _, model := range []string{`nexus-hash-v1-384`, `nexus-cooc-v1-512-[0-9a-f]{12}`} {
+		if !regexp.MustCompile(`(?m)^## nexusdocs — 275 documents, 42 questions \(14 held out\), model ` + model + `, built in `).MatchString(out) {
+			t.Fatalf("no header for the set with %s:\n%s", model, out)
+		}
+		for _, mode := range []string{"semantic", "hybrid"} {
+			row := `(?m)^\| nexusdocs \| ` + mode + ` \| ` + model + ` \| \d+/14 \| [01]\.\d{3} \| [01]\.\d{3} \|$`
+			if !regexp.MustCompile(row).MatchString(out) {
+				t.Errorf("no held-out row of %s for %s:\n%s", mode, model, out)
+			}
+		}
 	}
 	for _, split := range []string{"held-out", "tune"} {
 		n := 14
@@ -30,15 +39,18 @@ func TestCLI_BenchQuality(t *testing.T) {
 		}
 		for _, mode := range []string{"keyword", "semantic", "hybrid", `plain BM25 \(reference\)`} {
 			row := `(?m)^\| ` + split + ` \| ` + mode + ` \| [01]\.\d{3} \| [01]\.\d{3} \(\d+/` + strconv.Itoa(n) + `\) \| [01]\.\d{3} \| [01]\.\d{3} \| [01]\.\d{3} \|$`
-			if !regexp.MustCompile(row).MatchString(out) {
-				t.Errorf("no %s row for %s:\n%s", split, mode, out)
+			if got := len(regexp.MustCompile(row).FindAllString(out, -1)); got != 2 {
+				t.Errorf("%d %s rows for %s, want one per model:\n%s", got, split, mode, out)
 			}
 		}
 	}
-	if got := strings.Count(out, "tune\tnexusdocs\t"); got != 13*13 {
-		t.Errorf("%d tuning lines, want 169", got)
+	if got := strings.Count(out, "tune\tnexusdocs\t"); got != 2*13*13 {
+		t.Errorf("%d tuning lines, want 169 per model", got)
 	}
 	if err := exec.Command(binary, "bench", "quality", "--sets", "nosuchset").Run(); err == nil {
 		t.Error("an unknown set was accepted")
+	}
+	if err := exec.Command(binary, "bench", "quality", "--embedder", "hash,bert").Run(); err == nil {
+		t.Error("an unknown embedder was accepted")
 	}
 }

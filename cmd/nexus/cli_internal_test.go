@@ -182,6 +182,8 @@ func TestRun_UnexpectedArguments(t *testing.T) {
 		{"bench", "mcp", "extra", "--server", server, "--transport", "http"},
 		{"bench", "search", "extra", "--dir", none, "--n", "0"},
 		{"reindex", "extra", "--data", none},
+		{"reindex", "--embedder", "bert", "--data", none},
+		{"bench", "quality", "--embedder", "hash,bert", "--dir", none},
 		{"fsck", "extra", "--data", none},
 		{"recover", "extra", "--data", none},
 		{"restore", "extra", "--data", none, "--at", "2026-01-02T15:04:05Z"},

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -114,12 +115,16 @@ func finishFsck(stdout io.Writer, res *fsckResult, asJSON bool) error {
 }
 
 // offlineConfig is a stopped node's data directory for the offline verbs,
-// with the embedder of the environment and progress on w; done finishes
-// the progress lines.
+// with the embedder of the environment (none without NEXUS_EMBED_URL: the
+// model of the saved index when it is a learned one, else the built-in
+// one) and progress on w; done finishes the progress lines.
 func offlineConfig(ctx context.Context, data string, sources []string, keys keySource, w io.Writer) (node.OfflineConfig, func(), error) {
-	emb, err := newEmbedder(ctx)
-	if err != nil {
-		return node.OfflineConfig{}, nil, err
+	var emb nexus.Embedder
+	if os.Getenv("NEXUS_EMBED_URL") != "" {
+		var err error
+		if emb, err = newEmbedder(ctx); err != nil {
+			return node.OfflineConfig{}, nil, err
+		}
 	}
 	ps := &progresses{w: w}
 	return node.OfflineConfig{Dir: data, Sources: sources, Embedder: emb, Progress: ps.make, Encrypt: keys.encryption()}, ps.finish, nil

@@ -137,8 +137,15 @@ func runReindex(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	data := fs.String("data", env("NEXUS_DATA", defaultData), "data directory (env NEXUS_DATA); the server must be stopped")
 	keys := keyFlags(fs)
+	embedder := fs.String("embedder", "", "the node's search.embedder: hash, or cooc (the newest learned model kept on refs/nexus/models/cooc; the built-in one while there is none); default: the model of the saved index when it is a learned one, else hash")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
+	}
+	if *embedder != "" && *embedder != "hash" && *embedder != "cooc" {
+		return usagef("--embedder %q: want hash or cooc", *embedder)
+	}
+	if *embedder == "cooc" && os.Getenv("NEXUS_EMBED_URL") != "" {
+		return usagef("--embedder cooc and NEXUS_EMBED_URL: choose one")
 	}
 	if err := needStore(*data); err != nil {
 		return err
@@ -146,6 +153,10 @@ func runReindex(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cfg, done, err := offlineConfig(ctx, *data, nil, keys, stderr)
 	if err != nil {
 		return err
+	}
+	cfg.Learned = *embedder == "cooc"
+	if *embedder == "hash" && cfg.Embedder == nil {
+		cfg.Embedder = embed.NewHashing(embed.DefaultDimension)
 	}
 	st, err := node.Reindex(ctx, cfg)
 	done()
