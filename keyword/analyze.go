@@ -152,8 +152,8 @@ func isIdeograph(r rune) bool {
 }
 
 // stopWords is Lucene's classic English stop set. Stop words are indexed
-// like any word; they are only left out of the scoring of Or queries that
-// have other terms (see [Index.Search]).
+// and searched like any word; the set serves callers that want to tell
+// them apart ([IsStopWord]).
 var stopWords = func() map[string]bool {
 	m := map[string]bool{}
 	for _, w := range strings.Fields(`a an and are as at be but by for if in into is it no not

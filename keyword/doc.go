@@ -33,8 +33,8 @@
 // Memory is 4 bytes per (term, document) pair (plus the slack of growing
 // slices), about 120 bytes per distinct term, and 4 bytes per key up to
 // the largest key, so keys should be dense: 100,000 synthetic documents of
-// 280 bytes take about 40 MiB (docs/KEYWORD.md). English stop words are indexed; they only drop out of
-// Or queries that have other words. There are no phrase queries, no
+// 280 bytes take about 40 MiB (docs/KEYWORD.md). English stop words are
+// indexed and scored like any word. There are no phrase queries, no
 // positions and no fuzzy matching. Languages written without spaces other
 // than Chinese and Japanese (Thai, Khmer…) are indexed as whole runs,
 // which are dropped past 64 bytes.

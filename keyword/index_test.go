@@ -111,6 +111,21 @@ func TestIndex_Search_stopWordsAlone(t *testing.T) {
 	}
 }
 
+// TestIndex_Search_stopWordsRank: a stop word of an Or query is scored
+// like any term, so it tells apart two documents that have the other
+// words alike (equal lengths: without it they would tie, and the smaller
+// key would come first).
+func TestIndex_Search_stopWordsRank(t *testing.T) {
+	x := MustIndex(t, "backup compression disabled", "backup with compression")
+	res := MustSearch(t, x, "backup with compression", 10, keyword.Or, nil)
+	if got := keys(res); !slices.Equal(got, []uint32{1, 0}) {
+		t.Fatalf("keys %v, want [1 0]", got)
+	}
+	if !slices.Equal(res[0].Matched, []string{"backup", "with", "compression"}) || !slices.Equal(res[1].Matched, []string{"backup", "compression"}) {
+		t.Fatalf("matched %q, %q", res[0].Matched, res[1].Matched)
+	}
+}
+
 func TestIndex_Search_filter(t *testing.T) {
 	x := MustIndex(t, fruit...)
 	var asked []uint32

@@ -58,9 +58,10 @@ type queryTerm struct{ term, word string }
 
 // Search returns the k best documents for query, best first, ties broken
 // by the smaller key. Or ranks every document that has any term by BM25
-// (k1 = 1.2, b = 0.75); English stop words ("the", "of", ...) are left out
-// of an Or query that has other terms. And returns only documents with
-// every term, stop words included, ranked by the same score.
+// (k1 = 1.2, b = 0.75). And returns only documents with every term,
+// ranked by the same score. Stop words ("the", "not", "with", ...) are
+// terms like any other: their idf is low, so they weigh little, but "not"
+// or "with" can be what tells two answers apart.
 //
 // allow, if not nil, is asked about a document only when it would enter
 // the results; it must not call methods of the index. An empty query, one
@@ -169,11 +170,6 @@ func (a Analyzer) parse(query string, mode Mode) ([]queryTerm, error) {
 	}
 	if len(qs) > MaxQueryTerms {
 		return nil, nexus.Errorf(nexus.EInvalid, "query has %d distinct terms, over the limit of %d", len(qs), MaxQueryTerms)
-	}
-	if mode == Or {
-		if rest := slices.DeleteFunc(slices.Clone(qs), func(q queryTerm) bool { return stopWords[q.term] }); len(rest) > 0 {
-			qs = rest
-		}
 	}
 	return qs, nil
 }

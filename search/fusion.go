@@ -13,11 +13,11 @@ import (
 // the search's candidates, s its cosine similarity (negative counts as 0)
 // divided by the best similarity of the search's candidates (each 0 when
 // that signal did not find the context among its max(4·limit, 50) best),
-// and w the semantic weight of the query: Semantic or Exact, then
-// shifted towards the signal with more evidence (see signals.evidence). A
-// signal that found nothing (or did not run: a failing embedder) gets
-// weight 0 and the other weight 1. Scores are in [0, 1], and a context
-// first in both signals scores 1.
+// and w the semantic weight of the query: Semantic or Exact, then, if
+// Evidence is set, shifted towards the signal with more evidence (see
+// signals.evidence). A signal that found nothing (or did not run: a
+// failing embedder) gets weight 0 and the other weight 1. Scores are in
+// [0, 1], and a context first in both signals scores 1.
 type Fusion struct {
 	// Semantic is w for a query in words, in [0, 1].
 	Semantic float64
@@ -28,21 +28,28 @@ type Fusion struct {
 	// keyword search finds them as written, where an embedding blurs
 	// them, so Exact is usually below Semantic.
 	Exact float64
+	// Evidence shifts w, query by query, towards the signal whose best
+	// candidates stand out of the rest (see signals.evidence).
+	Evidence bool
 }
 
 // DefaultFusion returns the weights measured for an embedder model with
 // `nexus bench quality --tune` on the tuning questions of the evaluation
-// sets (docs/SEARCH.md): the built-in hashing model is lexical, so its
-// signal mostly repeats keyword search's and gets a small share; a model
-// not measured gets equal shares, and less for exact names.
+// sets (docs/SEARCH.md). The built-in hashing model is lexical: its
+// signal mostly repeats keyword search's, and any share above 0.05 ranked
+// some set's tuning questions below keyword search alone, so it gets 0.05,
+// enough to order contexts that keyword search scores alike, and no
+// shift by evidence, which moved weight to it on queries where it was
+// wrong. The learned model was measured with the shift; a model not
+// measured gets equal shares, and less for exact names.
 func DefaultFusion(model string) Fusion {
 	switch {
 	case strings.HasPrefix(model, "nexus-hash-"):
-		return Fusion{Semantic: 0.25, Exact: 0.2}
+		return Fusion{Semantic: 0.05, Exact: 0.05}
 	case strings.HasPrefix(model, "nexus-cooc-"):
-		return Fusion{Semantic: 0.5, Exact: 0.25}
+		return Fusion{Semantic: 0.5, Exact: 0.25, Evidence: true}
 	}
-	return Fusion{Semantic: 0.5, Exact: 0.3}
+	return Fusion{Semantic: 0.5, Exact: 0.3, Evidence: true}
 }
 
 // weight returns w for a query.
@@ -53,6 +60,16 @@ func (f Fusion) weight(query string) float64 {
 		}
 	}
 	return f.Semantic
+}
+
+// queryWeight returns w for a query whose signals found sig: the weight
+// of the query, shifted by evidence if f.Evidence.
+func (f Fusion) queryWeight(query string, sig signals) float64 {
+	w := f.weight(query)
+	if f.Evidence {
+		w = sig.evidence(w)
+	}
+	return w
 }
 
 // exactName reports whether a word of a query looks like a name to be

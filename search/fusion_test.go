@@ -53,7 +53,37 @@ func TestFusionWeight(t *testing.T) {
 	if d := DefaultFusion("nexus-hash-v1-384"); d.Semantic <= 0 || d.Semantic >= 0.5 {
 		t.Errorf("the hashing model's default %+v should give it a small share", d)
 	}
-	if d := DefaultFusion("text-embedding-3-small"); d != (Fusion{Semantic: 0.5, Exact: 0.3}) {
+	if d := DefaultFusion("text-embedding-3-small"); d != (Fusion{Semantic: 0.5, Exact: 0.3, Evidence: true}) {
 		t.Errorf("an unmeasured model's default is %+v", d)
+	}
+}
+
+func TestFusionQueryWeight(t *testing.T) {
+	// The semantic signal's 10 best all score alike (no evidence); the
+	// keyword signal's best stands out (evidence 0.5).
+	sig := signals{semantic: true, keyword: true, simTop: 0.8, simTenth: 0.8, bm25Top: 10, bm25Tenth: 5}
+	if got := (Fusion{Semantic: 0.4, Exact: 0.1}).queryWeight("billing rollout", sig); got != 0.4 {
+		t.Errorf("without evidence: %v, want the query's weight 0.4", got)
+	}
+	if got := (Fusion{Semantic: 0.4, Exact: 0.1, Evidence: true}).queryWeight("billing rollout", sig); got != 0 {
+		t.Errorf("with evidence: %v, want 0 (all weight to the signal that tells its candidates apart)", got)
+	}
+	// Equal evidence leaves the weight as it is: 0.4·0.25 / (0.4·0.25 + 0.6·0.25).
+	sig.simTenth = 0.6
+	sig.bm25Tenth = 7.5
+	if got := (Fusion{Semantic: 0.4, Exact: 0.1, Evidence: true}).queryWeight("ENOSPC on write", sig); math.Abs(got-0.1) > 1e-12 {
+		t.Errorf("equal evidence, exact name: %v, want 0.1", got)
+	}
+}
+
+func TestDefaultFusion(t *testing.T) {
+	for model, want := range map[string]Fusion{
+		"nexus-hash-v1-384":      {Semantic: 0.05, Exact: 0.05},
+		"nexus-cooc-v1-512-ab12": {Semantic: 0.5, Exact: 0.25, Evidence: true},
+		"text-embedding-3-small": {Semantic: 0.5, Exact: 0.3, Evidence: true},
+	} {
+		if got := DefaultFusion(model); got != want {
+			t.Errorf("DefaultFusion(%q) = %+v, want %+v", model, got, want)
+		}
 	}
 }

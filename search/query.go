@@ -103,7 +103,7 @@ func (e *Engine) Search(ctx context.Context, req nexus.SearchRequest) (*nexus.Se
 			c.bm25, c.terms = &s, h.Matched
 		}
 	}
-	sig.semanticWeight = sig.evidence(e.Fusion().weight(req.Query))
+	sig.semanticWeight = e.Fusion().queryWeight(req.Query, sig)
 	cands := rank(byOrd, req.Mode, sig)
 	if err := e.fill(ctx, res, cands, &req, v); err != nil {
 		return nil, err

@@ -99,9 +99,11 @@ func TestBM25Reference(t *testing.T) {
 // 300 noise contexts, through a real store and engine with the built-in
 // embedder. On the tuning questions, which the fusion weights were fitted
 // to under that very constraint, hybrid search must rank at least as well
-// as keyword search on hit@5 and nDCG@10 on each set: a change of fusion
-// or embedder that breaks it fails here (reciprocal rank fusion, the
-// fusion before this one, fails it on debian and nexusdocs). The held-out figures are logged; docs/SEARCH.md reports them
+// as keyword search on hit@5, MRR and nDCG@10 on each set: a change of
+// fusion, analyzer or embedder that breaks it fails here (reciprocal rank
+// fusion fails it on debian and nexusdocs, and the hashing model's
+// weights of before, semantic share 0.25 shifted by evidence, on debian's
+// hit@5). The held-out figures are logged; docs/SEARCH.md reports them
 // at full size.
 func TestHybridNotBelowKeyword(t *testing.T) {
 	sets, err := Sets()
@@ -130,8 +132,8 @@ func TestHybridNotBelowKeyword(t *testing.T) {
 				t.Logf("%-8s tune: hit@5 %d/%d nDCG@10 %.3f; held out: hit@5 %d/%d nDCG@10 %.3f", mode, r.Hits5, r.N, r.NDCG10, h.Hits5, h.N, h.NDCG10)
 			}
 			h, k := res["hybrid"], res["keyword"]
-			if h.Hits5 < k.Hits5 || h.NDCG10 < k.NDCG10 {
-				t.Errorf("hybrid ranks below keyword on the tuning questions: hit@5 %d vs %d, nDCG@10 %.3f vs %.3f", h.Hits5, k.Hits5, h.NDCG10, k.NDCG10)
+			if h.Hits5 < k.Hits5 || h.MRR < k.MRR || h.NDCG10 < k.NDCG10 {
+				t.Errorf("hybrid ranks below keyword on the tuning questions: hit@5 %d vs %d, MRR %.3f vs %.3f, nDCG@10 %.3f vs %.3f", h.Hits5, k.Hits5, h.MRR, k.MRR, h.NDCG10, k.NDCG10)
 			}
 		})
 	}
