@@ -39,6 +39,12 @@ type Options struct {
 	// OnCommit, if set, is called by the writer after each group commit
 	// is acknowledged (e.g. to wake an indexer). It must not block.
 	OnCommit func()
+	// OnContexts, if set, is called by the writer after each group commit
+	// of contexts, before OnCommit, with the newest context id the
+	// store held before it (zero: none) and the contexts it added, in
+	// commit order (an event bus publishes them without reading them
+	// back). It must not block nor modify them.
+	OnContexts func(prev nexus.ID, added []Added)
 	// OnRestore, if set, is called by the writer after a point-in-time
 	// restore moved main back (before OnCommit, and before any later
 	// commit), with its plan. It must not block.
