@@ -150,16 +150,16 @@ func (s *Store) commitGroup(reqs []*request) {
 		return
 	}
 	head, err := s.apply(items)
-	ctxOf := make(map[*request]*nexus.Context, len(ok))
-	for _, it := range items {
+	stagedOf := make(map[*request]*staged, len(ok))
+	for i, it := range items {
 		if it.req.draft != nil {
-			ctxOf[it.req] = it.ctx
+			stagedOf[it.req] = &items[i]
 		}
 	}
 	for _, r := range ok {
 		res := result{head: head, err: err}
-		if err == nil {
-			res.ctx = ctxOf[r]
+		if st := stagedOf[r]; err == nil && st != nil {
+			res.ctx, res.blob = st.ctx, st.blob
 		}
 		r.done <- res
 	}
