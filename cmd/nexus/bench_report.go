@@ -27,6 +27,8 @@ type reportConfig struct {
 	fastImport int
 	small, big int
 	keep       bool
+	profile    string // CPU profile prefix of the server runs
+	server     string // the binary whose serve verb is measured ("": this one)
 }
 
 // runBenchReport measures every figure of the store in one run on this
@@ -43,6 +45,8 @@ func runBenchReport(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.IntVar(&c.small, "small", 10000, "store size of the small-store throughput run")
 	fs.IntVar(&c.big, "big", 200000, "store size of the large-store throughput run")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory")
+	fs.StringVar(&c.server, "server", "", "measure the `nexus` binary at this path (an earlier build, to compare with the same client, ceiling and machine); default: this binary")
+	fs.StringVar(&c.profile, "cpuprofile", "", "write CPU profiles of the servers to `PREFIX`-search.pprof (fresh store, search on: the 1-, 8- and 64-client writes, then the reads) and PREFIX-nosearch.pprof (64-client writes, search off)")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
@@ -93,7 +97,7 @@ func (r *reporter) run(ctx context.Context) error {
 	fmt.Fprintf(r.out, "| no-op HTTP server (decodes the draft, answers 201; `nexus bench noop-server`), 64 clients | %.0f | %.1f× | 100%% | %s |\n", r.noop, r.noop/gitRate, cpuCell(noop))
 
 	data := filepath.Join(c.dir, "data")
-	srv, err := startServer(ctx, data, r.log)
+	srv, err := r.startServer(ctx, data, r.profileFlags("search")...)
 	if err != nil {
 		return err
 	}
@@ -119,6 +123,15 @@ func (r *reporter) run(ctx context.Context) error {
 		return err
 	}
 	return r.scale(ctx, filepath.Join(c.dir, "scale"), w64.rate())
+}
+
+// profileFlags are the serve flags that profile a server run named
+// name, when --cpuprofile asks for it.
+func (r *reporter) profileFlags(name string) []string {
+	if r.cfg.profile == "" {
+		return nil
+	}
+	return []string{"--cpuprofile", r.cfg.profile + "-" + name + ".pprof"}
 }
 
 // ceiling measures the no-op HTTP server with the load of the 64-client
@@ -158,7 +171,7 @@ func cpuCell(res *loadResult) string {
 // indexingCost measures 64-client writes with the search indexes off, to
 // compare with the same load with them on (the default).
 func (r *reporter) indexingCost(ctx context.Context, data string, withIndex *loadResult, gitRate float64) error {
-	srv, err := startServer(ctx, data, r.log, "--no-search")
+	srv, err := r.startServer(ctx, data, append(r.profileFlags("nosearch"), "--no-search")...)
 	if err != nil {
 		return err
 	}
@@ -209,7 +222,7 @@ func (r *reporter) scale(ctx context.Context, data string, w64 float64) error {
 		// Search off: these runs measure the store; at start the index
 		// would otherwise catch up on every context filled in.
 		t0 := time.Now()
-		srv, err := startServer(ctx, data, r.log, "--no-search")
+		srv, err := r.startServer(ctx, data, "--no-search")
 		if err != nil {
 			return err
 		}
@@ -229,7 +242,7 @@ func (r *reporter) scale(ctx context.Context, data string, w64 float64) error {
 		return err
 	}
 	t0 := time.Now()
-	srv, err := startServer(ctx, data, r.log, "--no-search")
+	srv, err := r.startServer(ctx, data, "--no-search")
 	if err != nil {
 		return err
 	}
@@ -345,6 +358,20 @@ func startServer(ctx context.Context, data string, log io.Writer, flags ...strin
 	if err != nil {
 		return nil, err
 	}
+	return startServerOf(ctx, exe, data, flags...)
+}
+
+// startServer is [startServer] of the binary --server names, if any.
+func (r *reporter) startServer(ctx context.Context, data string, flags ...string) (*server, error) {
+	if r.cfg.server == "" {
+		return startServer(ctx, data, r.log, flags...)
+	}
+	return startServerOf(ctx, r.cfg.server, data, flags...)
+}
+
+// startServerOf runs the serve verb of the binary exe on data and waits
+// until it listens.
+func startServerOf(ctx context.Context, exe, data string, flags ...string) (*server, error) {
 	return startChild(ctx, exe, append([]string{"serve", "--data", data, "--addr", "127.0.0.1:0", "--rate-limit=0"}, flags...)...)
 }
 
