@@ -279,9 +279,17 @@ func (c *Context) Summary(n int) string {
 		s = s[:i]
 	}
 	s = strings.TrimSpace(s)
-	if utf8.RuneCountInString(s) > n {
-		r := []rune(s)
-		s = string(r[:n-1]) + "…"
+	if utf8.RuneCountInString(s) <= n {
+		return s
 	}
-	return s
+	if !utf8.ValidString(s) {
+		r := []rune(s) // each invalid byte becomes U+FFFD
+		return string(r[:n-1]) + "…"
+	}
+	i := 0 // the byte offset of rune n-1, without a copy of the runes
+	for k := 0; k < n-1; k++ {
+		_, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+	}
+	return s[:i] + "…"
 }

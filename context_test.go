@@ -86,3 +86,30 @@ func FuzzCanonicalMetadata(f *testing.F) {
 		}
 	})
 }
+
+// Summary cuts the first line to n runes, the last of them "…", as a
+// conversion to runes would, without making one.
+func TestContext_Summary(t *testing.T) {
+	byRunes := func(content string, n int) string {
+		s := content
+		if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+			s = s[:i]
+		}
+		s = strings.TrimSpace(s)
+		if r := []rune(s); len(r) > n {
+			return string(r[:n-1]) + "…"
+		}
+		return s
+	}
+	for _, content := range []string{
+		"", "short", "  padded line  \nsecond", strings.Repeat("abc ", 40), strings.Repeat("é€𝄞", 30),
+		"first\r\nsecond", strings.Repeat("x", 72), strings.Repeat("x", 73), strings.Repeat("ü", 71) + "\xff\xfe" + strings.Repeat("y", 10),
+	} {
+		for _, n := range []int{1, 2, 10, 72} {
+			c := nexus.Context{Content: content}
+			if got, want := c.Summary(n), byRunes(content, n); got != want {
+				t.Errorf("Summary(%d) of %q = %q, want %q", n, content, got, want)
+			}
+		}
+	}
+}

@@ -38,6 +38,34 @@ func NewStore(store nexus.Store) *Store {
 // Put checks that the caller may write d and records the caller as the
 // context's principal.
 func (s *Store) Put(ctx context.Context, d nexus.Draft) (*nexus.Context, error) {
+	if err := checkPut(ctx, &d); err != nil {
+		return nil, err
+	}
+	return s.inner.Put(ctx, d)
+}
+
+// rawPutter is the store's write that also returns the new context's
+// stored JSON (gitstore has it).
+type rawPutter interface {
+	PutRaw(ctx context.Context, d nexus.Draft) (*nexus.Context, []byte, error)
+}
+
+// PutRaw is [Store.Put] that also returns the stored JSON of the new
+// context, when the store it wraps gives it (nil otherwise).
+func (s *Store) PutRaw(ctx context.Context, d nexus.Draft) (*nexus.Context, []byte, error) {
+	if err := checkPut(ctx, &d); err != nil {
+		return nil, nil, err
+	}
+	if rp, ok := s.inner.(rawPutter); ok {
+		return rp.PutRaw(ctx, d)
+	}
+	c, err := s.inner.Put(ctx, d)
+	return c, nil, err
+}
+
+// checkPut checks that the caller may write d and records the caller as
+// its principal.
+func checkPut(ctx context.Context, d *nexus.Draft) error {
 	d.Principal = ""
 	if p := principal(ctx); p != nil {
 		ns := d.Namespace
@@ -45,11 +73,11 @@ func (s *Store) Put(ctx context.Context, d nexus.Draft) (*nexus.Context, error) 
 			ns = nexus.DefaultNamespace
 		}
 		if err := CheckWrite(ctx, ns, d.Type); err != nil {
-			return nil, err
+			return err
 		}
 		d.Principal = p.Name
 	}
-	return s.inner.Put(ctx, d)
+	return nil
 }
 
 // CheckWrite is [CheckWrite], for the writers that hold the store (the

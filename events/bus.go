@@ -70,6 +70,9 @@ type Bus struct {
 	opts  Options
 	log   *slog.Logger
 	kick  chan struct{} // Notify wakes the reader
+	// handed wakes it for contexts handed over by Added, which it
+	// publishes without reading the store.
+	handed chan struct{}
 
 	mu sync.Mutex
 	// ring holds the last events published, oldest first; ring[0] has
@@ -93,9 +96,21 @@ type Bus struct {
 	// counts the reports.
 	restores   []Restore
 	restoreGen uint64
+	// added are the contexts the store's writer handed over ([Bus.Added])
+	// and not published yet, batch by batch in commit order; addedLen
+	// counts their contexts.
+	added    []addedBatch
+	addedLen int
 	// wake is closed when events are published or the bus stops.
 	wake    chan struct{}
 	stopped bool
+}
+
+// addedBatch is the events of the contexts of one commit, which follow
+// context prev.
+type addedBatch struct {
+	prev nexus.ID
+	ents []*entry
 }
 
 var _ nexus.EventSource = (*Bus)(nil)
@@ -121,7 +136,7 @@ func NewBus(ctx context.Context, store nexus.Store, opts Options) (*Bus, error) 
 	if err != nil {
 		return nil, err
 	}
-	b := &Bus{store: store, opts: opts, log: opts.Logger, kick: make(chan struct{}, 1), first: 1, wake: make(chan struct{})}
+	b := &Bus{store: store, opts: opts, log: opts.Logger, kick: make(chan struct{}, 1), handed: make(chan struct{}, 1), first: 1, wake: make(chan struct{})}
 	if len(p.Contexts) > 0 {
 		b.pos = p.Contexts[0].ID
 	}
@@ -136,6 +151,58 @@ func NewBus(ctx context.Context, store nexus.Store, opts Options) (*Bus, error) 
 func (b *Bus) Notify() {
 	select {
 	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Added is a context a commit of the store added, for [Bus.Added].
+type Added struct {
+	ID        nexus.ID
+	Namespace string
+	Type      nexus.Type
+	AgentID   string
+	// JSON is the context as GET /v1/contexts/{id} returns it (a final
+	// newline is left out of the event). It must not be modified.
+	JSON []byte
+}
+
+// Added hands the bus the contexts a commit added, in commit order, and
+// prev, the newest context the store held before it (zero: none). The
+// bus publishes them as they are, without reading them back from the
+// store, if it has published prev and nothing after it; otherwise it
+// reads the store as after [Bus.Notify]. Call it from the store's writer,
+// which sees the commits and restores in order (gitstore.Options.OnContexts);
+// it wakes the bus and never blocks.
+func (b *Bus) Added(prev nexus.ID, cs []Added) {
+	if len(cs) == 0 {
+		return
+	}
+	ents := make([]*entry, len(cs))
+	last := prev
+	for i, c := range cs {
+		if c.ID.Compare(last) <= 0 {
+			// Out of the store's order: reading the store places it.
+			b.Notify()
+			return
+		}
+		last = c.ID
+		ents[i] = &entry{
+			ev:    nexus.Event{Type: nexus.EventContext, ID: c.ID.String(), Data: bytes.TrimSuffix(c.JSON, []byte("\n"))},
+			about: nexus.EventFilter{Namespace: c.Namespace, Type: c.Type, AgentID: c.AgentID},
+			after: position{ctx: c.ID, implied: true},
+		}
+	}
+	b.mu.Lock()
+	if b.addedLen+len(ents) > b.opts.Ring {
+		// The bus is that far behind: it reads the store instead.
+		b.added, b.addedLen = nil, 0
+	} else {
+		b.added = append(b.added, addedBatch{prev: prev, ents: ents})
+		b.addedLen += len(ents)
+	}
+	b.mu.Unlock()
+	select {
+	case b.handed <- struct{}{}:
 	default:
 	}
 }
@@ -160,6 +227,9 @@ func (b *Bus) Restored(r Restore) {
 	}
 	r.Plan = bytes.TrimSpace(buf.Bytes())
 	b.mu.Lock()
+	// The contexts handed over before the restore may be gone: the
+	// restore's publication reads the store for those it kept.
+	b.added, b.addedLen = nil, 0
 	b.restores = append(b.restores, r)
 	b.restoreGen++
 	b.mu.Unlock()
@@ -227,20 +297,24 @@ func (b *Bus) Run(ctx context.Context) error {
 	defer b.stop()
 	tick := time.NewTicker(b.opts.Poll)
 	defer tick.Stop()
+	read := true
 	for {
-		more, err := b.step(ctx)
+		more, err := b.step(ctx, read)
 		if err != nil && ctx.Err() == nil {
 			b.log.Warn("events: reading the store failed; retrying", "err", err)
 			more = false
 		}
-		if more {
+		if read = more; more {
 			continue
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-b.kick:
+			read = true
+		case <-b.handed:
 		case <-tick.C:
+			read = true
 		}
 	}
 }
@@ -252,14 +326,19 @@ func (b *Bus) stop() {
 	b.broadcastLocked()
 }
 
-// step publishes the first restore reported, if any, or else one page of
-// the contexts after the reader's position. more says whether there may
-// be more to publish at once.
-func (b *Bus) step(ctx context.Context) (more bool, err error) {
+// step publishes the first restore reported, if any, or else the
+// contexts handed over that follow the reader's position and, if read or
+// they do not follow it, one page of the contexts after it from the
+// store. more says whether there may be more to publish at once.
+func (b *Bus) step(ctx context.Context, read bool) (more bool, err error) {
 	b.mu.Lock()
 	var r *Restore
 	if len(b.restores) > 0 {
 		r = &b.restores[0]
+	}
+	if r == nil && !b.publishAddedLocked() && !read {
+		b.mu.Unlock()
+		return false, nil
 	}
 	gen, pos := b.restoreGen, b.pos
 	b.mu.Unlock()
@@ -353,6 +432,25 @@ func contextEntries(cs []*nexus.Context) ([]*entry, error) {
 		}
 	}
 	return ents, nil
+}
+
+// publishAddedLocked publishes the contexts handed over by [Bus.Added]
+// that follow the reader's position, dropping those it has published
+// already. It reports whether it stopped at a gap, which the store fills.
+func (b *Bus) publishAddedLocked() (gap bool) {
+	for len(b.added) > 0 {
+		a := b.added[0]
+		switch {
+		case a.prev == b.pos:
+			b.publishContextsLocked(a.ents)
+		case a.ents[len(a.ents)-1].after.ctx.Compare(b.pos) > 0:
+			return true
+		}
+		b.added[0] = addedBatch{}
+		b.added = b.added[1:]
+		b.addedLen -= len(a.ents)
+	}
+	return false
 }
 
 func (b *Bus) publishContextsLocked(ents []*entry) {

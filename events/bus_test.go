@@ -22,16 +22,37 @@ type node struct {
 }
 
 // newNode opens a store in dir (a new temporary directory if "") and runs
-// a bus over it until the test ends.
+// a bus over it until the test ends. The writer hands the bus the
+// contexts it commits, as the node wires them.
 func newNode(t *testing.T, dir string, opts events.Options) *node {
+	return newNodeHanding(t, dir, opts, func([]gitstore.Added) bool { return true }, nil)
+}
+
+// newNodeHanding is newNode whose writer hands the bus the contexts of
+// the commits hand says (the others wake it only), and whose bus reads
+// the store through wrap (if set).
+func newNodeHanding(t *testing.T, dir string, opts events.Options, hand func([]gitstore.Added) bool, wrap func(nexus.Store) nexus.Store) *node {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
 	var bus atomic.Pointer[events.Bus]
+	var handed atomic.Bool
 	st, err := gitstore.Open(dir, gitstore.Options{
+		OnContexts: func(prev nexus.ID, added []gitstore.Added) {
+			b := bus.Load()
+			if b == nil || !hand(added) {
+				return
+			}
+			cs := make([]events.Added, len(added))
+			for i, a := range added {
+				cs[i] = events.Added{ID: a.Context.ID, Namespace: a.Context.Namespace, Type: a.Context.Type, AgentID: a.Context.AgentID, JSON: a.JSON}
+			}
+			b.Added(prev, cs)
+			handed.Store(true)
+		},
 		OnCommit: func() {
-			if b := bus.Load(); b != nil {
+			if b := bus.Load(); b != nil && !handed.Swap(false) {
 				b.Notify()
 			}
 		},
@@ -44,7 +65,11 @@ func newNode(t *testing.T, dir string, opts events.Options) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := events.NewBus(t.Context(), st, opts)
+	var src nexus.Store = st
+	if wrap != nil {
+		src = wrap(st)
+	}
+	b, err := events.NewBus(t.Context(), src, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

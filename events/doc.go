@@ -8,7 +8,10 @@
 // A [Bus] follows a [nexus.Store]: wire [Bus.Notify] to the store's commit
 // hook and [Bus.Restored] to its restore hook, run [Bus.Run], and serve
 // subscriptions ([Bus.Subscribe], a [nexus.EventSource]); httpapi serves
-// them as server-sent events at GET /v1/events.
+// them as server-sent events at GET /v1/events. A store whose writer can
+// hand over the contexts it commits, with their JSON, wires that to
+// [Bus.Added]: the bus then publishes them without reading them back, and
+// reads the store only to fill a gap (a commit not handed over).
 //
 // Event ids are positions in the stream, so that a subscriber resumes from
 // the durable journal, not only from memory:

@@ -90,6 +90,8 @@ var committer = signature{name: "Nexus", email: "nexus@localhost"}
 // (a hash of the plaintext would let anyone confirm a guess of it).
 func commitMessage(c *nexus.Context, sealed bool) string {
 	var b strings.Builder
+	// One allocation: the summary's 72 runes take at most 4 bytes each.
+	b.Grow(2*len(c.Type) + 72*4 + 2*nexus.IDLen + len(c.Namespace) + len(c.SemanticHash) + len(c.Principal) + 96)
 	b.WriteString(string(c.Type))
 	b.WriteString(": ")
 	if sealed {

@@ -39,6 +39,12 @@ type Options struct {
 	// OnCommit, if set, is called by the writer after each group commit
 	// is acknowledged (e.g. to wake an indexer). It must not block.
 	OnCommit func()
+	// OnContexts, if set, is called by the writer after each group commit
+	// of contexts, before OnCommit, with the newest context id the
+	// store held before it (zero: none) and the contexts it added, in
+	// commit order (an event bus publishes them without reading them
+	// back). It must not block nor modify them.
+	OnContexts func(prev nexus.ID, added []Added)
 	// OnRestore, if set, is called by the writer after a point-in-time
 	// restore moved main back (before OnCommit, and before any later
 	// commit), with its plan. It must not block.
@@ -137,6 +143,7 @@ type request struct {
 
 type result struct {
 	ctx  *nexus.Context
+	blob []byte // ctx's stored JSON (a draft's only)
 	head Hash
 	err  error
 }
@@ -349,17 +356,25 @@ func (s *Store) fail(err error) {
 // Put validates d and stores it as a new context, returning once the commit
 // that holds it is durable.
 func (s *Store) Put(ctx context.Context, d nexus.Draft) (*nexus.Context, error) {
+	c, _, err := s.PutRaw(ctx, d)
+	return c, err
+}
+
+// PutRaw is [Store.Put] that also returns the stored JSON of the new
+// context, the bytes [Store.GetRaw] returns (the API's JSON and a
+// newline), which must not be modified.
+func (s *Store) PutRaw(ctx context.Context, d nexus.Draft) (*nexus.Context, []byte, error) {
 	if err := d.Normalize(s.opts.MaxContent); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := s.checkParent(d.Namespace, d.ParentID, nil); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	r, err := s.submit(ctx, &request{draft: &d})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return r.ctx, nil
+	return r.ctx, r.blob, nil
 }
 
 // Apply stores contexts whose ids and timestamps were fixed beforehand, in

@@ -96,6 +96,14 @@ type staged struct {
 	index uint64 // the replicated log index, recorded in the commit (0: none)
 }
 
+// Added is a context a group commit added, for Options.OnContexts.
+type Added struct {
+	Context *nexus.Context
+	// JSON is its stored form, which GetRaw returns: the API's JSON of
+	// the context and a newline.
+	JSON []byte
+}
+
 // commitGroup assigns ids and timestamps to drafts, then commits every
 // valid context of the group in one pack. Invalid requests are answered
 // individually; the others share the group's fate.
@@ -142,16 +150,16 @@ func (s *Store) commitGroup(reqs []*request) {
 		return
 	}
 	head, err := s.apply(items)
-	ctxOf := make(map[*request]*nexus.Context, len(ok))
-	for _, it := range items {
+	stagedOf := make(map[*request]*staged, len(ok))
+	for i, it := range items {
 		if it.req.draft != nil {
-			ctxOf[it.req] = it.ctx
+			stagedOf[it.req] = &items[i]
 		}
 	}
 	for _, r := range ok {
 		res := result{head: head, err: err}
-		if err == nil {
-			res.ctx = ctxOf[r]
+		if st := stagedOf[r]; err == nil && st != nil {
+			res.ctx, res.blob = st.ctx, st.blob
 		}
 		r.done <- res
 	}
@@ -241,6 +249,10 @@ func (s *Store) apply(items []staged) (Hash, error) {
 	}
 	ferr := s.failpoint("ref-moved")
 	s.cat.mu.Lock()
+	var prev nexus.ID // the newest context before the batch
+	if n := len(s.cat.ordered); n > 0 {
+		prev = s.cat.ordered[n-1].id
+	}
 	for _, e := range entries {
 		s.cat.addLocked(e)
 	}
@@ -259,6 +271,13 @@ func (s *Store) apply(items []staged) (Hash, error) {
 	s.diskFull.Store(nil)
 	if ix := items[len(items)-1].index; ix > 0 {
 		s.logIndex.Store(ix)
+	}
+	if s.opts.OnContexts != nil {
+		added := make([]Added, len(items))
+		for i, it := range items {
+			added[i] = Added{Context: it.ctx, JSON: it.blob}
+		}
+		s.opts.OnContexts(prev, added)
 	}
 	if s.opts.OnCommit != nil {
 		s.opts.OnCommit()

@@ -8,8 +8,12 @@ import (
 	"github.com/nexus-mem/nexus"
 )
 
-// DecodeDraft exposes the request decoder to the fuzz test.
-var DecodeDraft = decodeDraft
+// DecodeDraft exposes the request decoder to the fuzz test;
+// DecodeDraftStrict its strict path alone, which its fast path must equal.
+var (
+	DecodeDraft       = decodeDraft
+	DecodeDraftStrict = decodeDraftStrict
+)
 
 // DecodeSearch exposes the search request decoder to the fuzz test.
 func DecodeSearch(body []byte) (nexus.SearchRequest, error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -52,6 +53,31 @@ func FuzzDecodeDraft(f *testing.F) {
 		if again.Namespace != d.Namespace || again.Type != d.Type || again.Content != d.Content ||
 			again.AgentID != d.AgentID || again.ParentID != d.ParentID || !sameJSON(again.Metadata, d.Metadata) {
 			t.Fatalf("round trip changed the draft:\n%+v\n%+v", d, again)
+		}
+	})
+}
+
+// The fast path of the draft decoder gives what the strict decoder gives,
+// draft or error, on any body.
+func FuzzDecodeDraft_FastIsStrict(f *testing.F) {
+	for _, seed := range []string{
+		`{"type":"memory","content":"x"}`, ` {"type":"memory","content":"x","metadata":{"a":{"b":[1,"}"]}},"agent_id":"a"} `,
+		`{"namespace":"a","type":"code","content":"<b>\u00e9\ud800\"}","metadata":{"k":[1,2.5e3,null]},"agent_id":"x@y","parent_id":"01ARZ3NDEKTSV4RRFFQ69G5FAV"}`,
+		`{"metadata":null}`, `{"metadata":"s"}`, `{"Type":"memory"}`, `{"type":"a","type":"b"}`, `{"typ\u0065":"a"}`,
+		`{"parent_id":7}`, `{"parent_id":""}`, `{"content":"x"} {}`, `{"content":"x"}x`, `[]`, `null`, ``, ` `, `{`, `{}`, `{,}`,
+		`{"content":}`, `{"content":1,}`, `{"content" "x"}`, `{"content":"x\`, "{\"content\":\"\xff\"}", `{"content":[}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fast, ferr := httpapi.DecodeDraft(body)
+		strict, serr := httpapi.DecodeDraftStrict(body)
+		if fmt.Sprint(ferr) != fmt.Sprint(serr) {
+			t.Fatalf("%q: fast path error %v, strict %v", body, ferr, serr)
+		}
+		if fast.Namespace != strict.Namespace || fast.Type != strict.Type || fast.Content != strict.Content || fast.AgentID != strict.AgentID ||
+			fast.ParentID != strict.ParentID || !bytes.Equal(fast.Metadata, strict.Metadata) || (fast.Metadata == nil) != (strict.Metadata == nil) {
+			t.Fatalf("%q: fast path %+v, strict %+v", body, fast, strict)
 		}
 	})
 }

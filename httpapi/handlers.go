@@ -26,11 +26,21 @@ func (s *Server) putContext(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	c, err := s.store.Put(r.Context(), d)
+	var c *nexus.Context
+	var raw []byte
+	if rp, ok := s.store.(rawPutter); ok {
+		c, raw, err = rp.PutRaw(r.Context(), d)
+	} else {
+		c, err = s.store.Put(r.Context(), d)
+	}
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Location", "/v1/contexts/"+c.ID.String())
+	if raw != nil {
+		writeRaw(w, http.StatusCreated, raw) // the stored JSON is the answer
+		return nil
+	}
 	return writeJSON(w, http.StatusCreated, c)
 }
 

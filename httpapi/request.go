@@ -28,7 +28,7 @@ func (s *Server) readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, e
 	if r.ContentLength > s.maxBody {
 		return nil, tooLarge(s.maxBody)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	body, err := readBody(http.MaxBytesReader(w, r.Body, s.maxBody), r.ContentLength)
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
@@ -39,12 +39,37 @@ func (s *Server) readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, e
 	return body, nil
 }
 
+// readBody reads r to its end into a buffer sized for the declared
+// length n (unknown: -1), which it does not trust beyond that.
+func readBody(r io.Reader, n int64) ([]byte, error) {
+	if n <= 0 || n > 1<<20 {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, n+1) // one more byte: reading to EOF needs no growth
+	for {
+		m, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+m]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = slices.Grow(b, 512)
+		}
+	}
+}
+
 func tooLarge(limit int64) error {
 	return nexus.Errorf(nexus.ETooLarge, "request body is over the limit of %d bytes", limit)
 }
 
 // checkContentType accepts application/json with, at most, a UTF-8 charset.
 func checkContentType(ct string) error {
+	if ct == "application/json" {
+		return nil // what every client of the API sends
+	}
 	if ct == "" {
 		return nexus.Errorf(nexus.EUnsupportedMedia, "Content-Type is missing: want application/json")
 	}
@@ -63,6 +88,20 @@ func checkContentType(ct string) error {
 // decodeDraft decodes a request body into a draft. Every failure is an
 // EInvalid error whose message names the field or the byte offset.
 func decodeDraft(body []byte) (nexus.Draft, error) {
+	// The common case, a well-formed draft, in two passes over the body
+	// (one for its keys, one for json.Unmarshal). A draft has no field of
+	// interface type, where UseNumber would matter, and its keys were
+	// checked, so the result is the strict decoder's. Anything else takes
+	// the strict decoder, which says what is wrong.
+	var d nexus.Draft
+	if utf8.Valid(body) && knownKeys(body, draftFields) && json.Unmarshal(body, &d) == nil {
+		return d, nil
+	}
+	return decodeDraftStrict(body)
+}
+
+// decodeDraftStrict is decodeDraft through [decodeObject] only.
+func decodeDraftStrict(body []byte) (nexus.Draft, error) {
 	var d nexus.Draft
 	if err := decodeObject(body, &d, draftFields); err != nil {
 		var e *nexus.Error
@@ -162,6 +201,118 @@ func jsonFields[T any]() []string {
 
 // draftFields are the JSON names of a draft's fields.
 var draftFields = jsonFields[nexus.Draft]()
+
+// knownKeys reports whether body, taken to be valid JSON, is one object,
+// with nothing but white space around it, whose keys are each one of
+// fields, in their exact case, at most once. It returns false on
+// anything else (escapes in keys included), so that the caller takes the
+// strict path. It looks at the bytes once and allocates nothing; fields
+// are at most 64.
+func knownKeys(body []byte, fields []string) bool {
+	i := skipSpace(body, 0)
+	if i == len(body) || body[i] != '{' || len(fields) > 64 {
+		return false
+	}
+	i++
+	var seen uint64
+	for {
+		i = skipSpace(body, i)
+		if i == len(body) {
+			return false
+		}
+		if body[i] == '}' && seen == 0 {
+			i++
+			break
+		}
+		if body[i] != '"' {
+			return false
+		}
+		end := bytes.IndexByte(body[i+1:], '"')
+		if end < 0 {
+			return false
+		}
+		key := body[i+1 : i+1+end]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			return false
+		}
+		k := -1
+		for j, f := range fields {
+			if string(key) == f { // compared, not converted: no allocation
+				k = j
+				break
+			}
+		}
+		if k < 0 || seen&(1<<k) != 0 {
+			return false
+		}
+		seen |= 1 << k
+		i = skipSpace(body, i+2+end)
+		if i == len(body) || body[i] != ':' {
+			return false
+		}
+		if i = skipValue(body, i+1); i < 0 {
+			return false
+		}
+		i = skipSpace(body, i)
+		if i == len(body) {
+			return false
+		}
+		if body[i] == '}' {
+			i++
+			break
+		}
+		if body[i] != ',' {
+			return false
+		}
+		i++
+	}
+	return skipSpace(body, i) == len(body)
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the offset after the JSON value at b[i:] (white space
+// first allowed), or -1 if b ends inside it. Only strings and nesting are
+// followed: the value is checked by the decoder that runs next.
+func skipValue(b []byte, i int) int {
+	depth := 0
+	for i < len(b) {
+		switch b[i] {
+		case '"':
+			i++
+			for i < len(b) && b[i] != '"' {
+				if b[i] == '\\' {
+					i++
+				}
+				i++
+			}
+			if i >= len(b) {
+				return -1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return i // the end of the enclosing object: the value was empty
+			}
+			depth--
+		case ',':
+			if depth == 0 {
+				return i
+			}
+		}
+		i++
+		if depth == 0 && i < len(b) && (b[i] == ',' || b[i] == '}') {
+			return i
+		}
+	}
+	return -1
+}
 
 // checkKeys rejects what encoding/json lets through in a syntactically
 // valid body: a field name in other letter case, or a field given twice.

@@ -144,6 +144,12 @@ type rawGetter interface {
 	GetRaw(ctx context.Context, id nexus.ID) ([]byte, error)
 }
 
+// rawPutter is an optional capability of a store: a write that also
+// returns the new context's stored JSON, which is the answer.
+type rawPutter interface {
+	PutRaw(ctx context.Context, d nexus.Draft) (*nexus.Context, []byte, error)
+}
+
 // NewServer returns a server for store.
 func NewServer(store nexus.Store, opts Options) *Server {
 	s := &Server{

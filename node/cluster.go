@@ -195,6 +195,13 @@ func (r *replicated) Put(ctx context.Context, d nexus.Draft) (*nexus.Context, er
 	return r.c.Put(ctx, d)
 }
 
+// PutRaw goes through the log as Put does (the embedded store's PutRaw
+// would write this node only); the stored JSON is not handed back.
+func (r *replicated) PutRaw(ctx context.Context, d nexus.Draft) (*nexus.Context, []byte, error) {
+	c, err := r.c.Put(ctx, d)
+	return c, nil, err
+}
+
 // leadershipChanged starts the jobs that must run once in a cluster on
 // the node that leads, and stops them when it no longer does (the agent
 // work: leaderWork).

@@ -163,8 +163,9 @@ func (n *Node) openStore(ctx context.Context) error {
 			}
 			hooks.commit()
 		},
-		OnRestore: hooks.restore,
-		Encrypt:   n.cfg.Encryption(),
+		OnContexts: hooks.added,
+		OnRestore:  hooks.restore,
+		Encrypt:    n.cfg.Encryption(),
 	}, RepairSources(n.cfg.Mirror, n.cfg.backupDir())())
 	if err != nil {
 		return err

@@ -23,9 +23,13 @@ type loadResult struct {
 	Elapsed time.Duration `json:"elapsed_ns"`
 	// CPU is the CPU time (user and system) this process used during
 	// the run: the servers it hosts and the clients together.
-	CPU      time.Duration `json:"cpu_ns"`
-	lat      []time.Duration
-	firstErr error
+	CPU time.Duration `json:"cpu_ns"`
+	// ServerCPU is the CPU time (user and system) of the server process
+	// during the run, when the server is a child measured by
+	// [server.measure] (0 otherwise).
+	ServerCPU time.Duration `json:"server_cpu_ns,omitempty"`
+	lat       []time.Duration
+	firstErr  error
 }
 
 func (r *loadResult) rate() float64 { return float64(r.Ops) / r.Elapsed.Seconds() }
@@ -40,6 +44,14 @@ func (r *loadResult) cpuPerOp() time.Duration {
 		return 0
 	}
 	return r.CPU / time.Duration(r.Ops)
+}
+
+// serverCPUPerOp is the server process's CPU time per successful op.
+func (r *loadResult) serverCPUPerOp() time.Duration {
+	if r.Ops == 0 {
+		return 0
+	}
+	return r.ServerCPU / time.Duration(r.Ops)
 }
 
 // processCPU is the CPU time (user and system) this process has used.
@@ -160,6 +172,9 @@ func readOp(c nexus.Store, ids []nexus.ID) func(context.Context, int) error {
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "report" {
 		return runBenchReport(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "noop-server" {
+		return runNoopServer(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "search" {
 		return runBenchSearch(ctx, args[1:], stdout, stderr)

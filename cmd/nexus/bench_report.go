@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +27,8 @@ type reportConfig struct {
 	fastImport int
 	small, big int
 	keep       bool
+	profile    string // CPU profile prefix of the server runs
+	server     string // the binary whose serve verb is measured ("": this one)
 }
 
 // runBenchReport measures every figure of the store in one run on this
@@ -41,6 +45,8 @@ func runBenchReport(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.IntVar(&c.small, "small", 10000, "store size of the small-store throughput run")
 	fs.IntVar(&c.big, "big", 200000, "store size of the large-store throughput run")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory")
+	fs.StringVar(&c.server, "server", "", "measure the `nexus` binary at this path (an earlier build, to compare with the same client, ceiling and machine); default: this binary")
+	fs.StringVar(&c.profile, "cpuprofile", "", "write CPU profiles of the servers to `PREFIX`-search.pprof (fresh store, search on: the 1-, 8- and 64-client writes, then the reads) and PREFIX-nosearch.pprof (64-client writes, search off)")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
@@ -59,9 +65,10 @@ func runBenchReport(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 type reporter struct {
-	cfg *reportConfig
-	out io.Writer
-	log io.Writer
+	cfg  *reportConfig
+	out  io.Writer
+	log  io.Writer
+	noop float64 // the no-op HTTP ceiling, 64 clients, writes/s
 }
 
 func (r *reporter) say(format string, args ...any) { fmt.Fprintf(r.log, format+"\n", args...) }
@@ -79,27 +86,33 @@ func (r *reporter) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("fast-import baseline: %w", err)
 	}
-	fmt.Fprintf(r.out, "| write path | contexts/s | vs git CLI loop |\n|---|---:|---:|\n")
-	fmt.Fprintf(r.out, "| git CLI loop (hash-object + mktree + commit-tree + update-ref per context) | %.0f | 1.0× |\n", gitRate)
-	fmt.Fprintf(r.out, "| git fast-import, one stream, no fsync | %.0f | %.1f× |\n", fiRate, fiRate/gitRate)
+	fmt.Fprintf(r.out, "| write path | contexts/s | vs git CLI loop | vs no-op HTTP ceiling | server CPU per write |\n|---|---:|---:|---:|---:|\n")
+	fmt.Fprintf(r.out, "| git CLI loop (hash-object + mktree + commit-tree + update-ref per context) | %.0f | 1.0× | | |\n", gitRate)
+	fmt.Fprintf(r.out, "| git fast-import, one stream, no fsync | %.0f | %.1f× | | |\n", fiRate, fiRate/gitRate)
+	noop, err := r.ceiling(ctx)
+	if err != nil {
+		return err
+	}
+	r.noop = noop.rate()
+	fmt.Fprintf(r.out, "| no-op HTTP server (decodes the draft, answers 201; `nexus bench noop-server`), 64 clients | %.0f | %.1f× | 100%% | %s |\n", r.noop, r.noop/gitRate, cpuCell(noop))
 
 	data := filepath.Join(c.dir, "data")
-	srv, err := startServer(ctx, data, r.log)
+	srv, err := r.startServer(ctx, data, r.profileFlags("search")...)
 	if err != nil {
 		return err
 	}
 	defer srv.stop()
-	var w64 float64
+	var w64 *loadResult
 	for _, n := range []int{1, 8, 64} {
 		r.say("HTTP durable writes, %d clients", n)
-		res := load(ctx, n, c.phase, 0, writeOp(benchClient(srv.url, "", n), c.size))
+		res := srv.measure(ctx, n, c.phase, writeOp(benchClient(srv.url, "", n), c.size))
 		if res.Ops == 0 {
 			return fmt.Errorf("no write succeeded: %v", res)
 		}
-		fmt.Fprintf(r.out, "| nexus HTTP, %d client(s), fsync per group commit | %.0f | %.1f× |\n", n, res.rate(), res.rate()/gitRate)
-		fmt.Fprintf(r.out, "|   latency p50 / p99 | %s / %s | |\n", res.pct(0.5).Round(time.Microsecond), res.pct(0.99).Round(time.Microsecond))
+		fmt.Fprintf(r.out, "| nexus HTTP, %d client(s), fsync per group commit | %.0f | %.1f× | %s | %s |\n", n, res.rate(), res.rate()/gitRate, r.ofCeiling(n, res), cpuCell(res))
+		fmt.Fprintf(r.out, "|   latency p50 / p99 | %s / %s | | | |\n", res.pct(0.5).Round(time.Microsecond), res.pct(0.99).Round(time.Microsecond))
 		if n == 64 {
-			w64 = res.rate()
+			w64 = res
 		}
 	}
 	if err := r.reads(ctx, srv); err != nil {
@@ -109,26 +122,69 @@ func (r *reporter) run(ctx context.Context) error {
 	if err := r.indexingCost(ctx, filepath.Join(c.dir, "nosearch"), w64, gitRate); err != nil {
 		return err
 	}
-	return r.scale(ctx, filepath.Join(c.dir, "scale"), w64)
+	return r.scale(ctx, filepath.Join(c.dir, "scale"), w64.rate())
+}
+
+// profileFlags are the serve flags that profile a server run named
+// name, when --cpuprofile asks for it.
+func (r *reporter) profileFlags(name string) []string {
+	if r.cfg.profile == "" {
+		return nil
+	}
+	return []string{"--cpuprofile", r.cfg.profile + "-" + name + ".pprof"}
+}
+
+// ceiling measures the no-op HTTP server with the load of the 64-client
+// write rows: what the client, HTTP and JSON cost without the node.
+func (r *reporter) ceiling(ctx context.Context) (*loadResult, error) {
+	srv, err := startNoopServer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop()
+	r.say("no-op HTTP ceiling, 64 clients")
+	res := srv.measure(ctx, 64, r.cfg.phase, writeOp(benchClient(srv.url, "", 64), r.cfg.size))
+	if res.Ops == 0 {
+		return nil, fmt.Errorf("no write to the no-op server succeeded: %v", res)
+	}
+	return res, nil
+}
+
+// ofCeiling is the rate of a 64-client run as a share of the no-op
+// ceiling's (empty for other client counts, which it does not compare
+// with).
+func (r *reporter) ofCeiling(clients int, res *loadResult) string {
+	if clients != 64 || r.noop == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.1f%%", 100*res.rate()/r.noop)
+}
+
+// cpuCell is the server's CPU time per successful op of res, if measured.
+func cpuCell(res *loadResult) string {
+	if res.ServerCPU == 0 {
+		return "n/a"
+	}
+	return res.serverCPUPerOp().Round(time.Microsecond).String()
 }
 
 // indexingCost measures 64-client writes with the search indexes off, to
 // compare with the same load with them on (the default).
-func (r *reporter) indexingCost(ctx context.Context, data string, withIndex, gitRate float64) error {
-	srv, err := startServer(ctx, data, r.log, "--no-search")
+func (r *reporter) indexingCost(ctx context.Context, data string, withIndex *loadResult, gitRate float64) error {
+	srv, err := r.startServer(ctx, data, append(r.profileFlags("nosearch"), "--no-search")...)
 	if err != nil {
 		return err
 	}
 	defer srv.stop()
 	r.say("HTTP durable writes, 64 clients, search off")
-	res := load(ctx, 64, r.cfg.phase, 0, writeOp(benchClient(srv.url, "", 64), r.cfg.size))
+	res := srv.measure(ctx, 64, r.cfg.phase, writeOp(benchClient(srv.url, "", 64), r.cfg.size))
 	if res.Ops == 0 {
 		return fmt.Errorf("no write succeeded: %v", res)
 	}
-	fmt.Fprintf(r.out, "\n| 64 clients | writes/s | vs git CLI loop |\n|---|---:|---:|\n")
-	fmt.Fprintf(r.out, "| search indexing on (the default, above) | %.0f | %.1f× |\n", withIndex, withIndex/gitRate)
-	fmt.Fprintf(r.out, "| search indexing off (--no-search) | %.0f | %.1f× |\n", res.rate(), res.rate()/gitRate)
-	fmt.Fprintf(r.out, "| cost of indexing | %.1f%% | |\n", 100*(1-withIndex/res.rate()))
+	fmt.Fprintf(r.out, "\n| 64 clients | writes/s | vs git CLI loop | vs no-op HTTP ceiling | server CPU per write |\n|---|---:|---:|---:|---:|\n")
+	fmt.Fprintf(r.out, "| search indexing on (the default, above) | %.0f | %.1f× | %s | %s |\n", withIndex.rate(), withIndex.rate()/gitRate, r.ofCeiling(64, withIndex), cpuCell(withIndex))
+	fmt.Fprintf(r.out, "| search indexing off (--no-search) | %.0f | %.1f× | %s | %s |\n", res.rate(), res.rate()/gitRate, r.ofCeiling(64, res), cpuCell(res))
+	fmt.Fprintf(r.out, "| cost of indexing | %.1f%% | | | |\n", 100*(1-withIndex.rate()/res.rate()))
 	return nil
 }
 
@@ -152,7 +208,7 @@ func (r *reporter) reads(ctx context.Context, srv *server) error {
 // repository size, and L1 hits in-process.
 func (r *reporter) scale(ctx context.Context, data string, w64 float64) error {
 	c := r.cfg
-	fmt.Fprintf(r.out, "\n| store size | HTTP writes/s, 64 clients (search off) | cold start to ready | repo bytes/context |\n|---:|---:|---:|---:|\n")
+	fmt.Fprintf(r.out, "\n| store size | HTTP writes/s, 64 clients (search off) | vs no-op HTTP ceiling | server CPU per write | cold start to ready | repo bytes/context |\n|---:|---:|---:|---:|---:|---:|\n")
 	var rates []float64
 	for _, n := range []int{c.small, c.big} {
 		r.say("filling the store to %d contexts", n)
@@ -166,27 +222,27 @@ func (r *reporter) scale(ctx context.Context, data string, w64 float64) error {
 		// Search off: these runs measure the store; at start the index
 		// would otherwise catch up on every context filled in.
 		t0 := time.Now()
-		srv, err := startServer(ctx, data, r.log, "--no-search")
+		srv, err := r.startServer(ctx, data, "--no-search")
 		if err != nil {
 			return err
 		}
 		cold := time.Since(t0)
 		r.say("HTTP durable writes at %d contexts, 64 clients", n)
-		res := load(ctx, 64, c.phase, 0, writeOp(benchClient(srv.url, "", 64), c.size))
+		res := srv.measure(ctx, 64, c.phase, writeOp(benchClient(srv.url, "", 64), c.size))
 		srv.stop()
 		rates = append(rates, res.rate())
 		bytes, count, err := repoBytes(data)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(r.out, "| %d | %.0f | %s | %.0f |\n", before, res.rate(), cold.Round(time.Millisecond), float64(bytes)/float64(count))
+		fmt.Fprintf(r.out, "| %d | %.0f | %s | %s | %s | %.0f |\n", before, res.rate(), r.ofCeiling(64, res), cpuCell(res), cold.Round(time.Millisecond), float64(bytes)/float64(count))
 	}
 	fmt.Fprintf(r.out, "\nthroughput ratio small/large store: %.2f (bar ≤ 1.5); fresh-store 64-client rate was %.0f/s\n", rates[0]/rates[1], w64)
 	if err := os.Remove(filepath.Join(data, "catalog.bin")); err != nil {
 		return err
 	}
 	t0 := time.Now()
-	srv, err := startServer(ctx, data, r.log, "--no-search")
+	srv, err := r.startServer(ctx, data, "--no-search")
 	if err != nil {
 		return err
 	}
@@ -302,7 +358,27 @@ func startServer(ctx context.Context, data string, log io.Writer, flags ...strin
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, exe, append([]string{"serve", "--data", data, "--addr", "127.0.0.1:0", "--rate-limit=0"}, flags...)...)
+	return startServerOf(ctx, exe, data, flags...)
+}
+
+// startServer is [startServer] of the binary --server names, if any.
+func (r *reporter) startServer(ctx context.Context, data string, flags ...string) (*server, error) {
+	if r.cfg.server == "" {
+		return startServer(ctx, data, r.log, flags...)
+	}
+	return startServerOf(ctx, r.cfg.server, data, flags...)
+}
+
+// startServerOf runs the serve verb of the binary exe on data and waits
+// until it listens.
+func startServerOf(ctx context.Context, exe, data string, flags ...string) (*server, error) {
+	return startChild(ctx, exe, append([]string{"serve", "--data", data, "--addr", "127.0.0.1:0", "--rate-limit=0"}, flags...)...)
+}
+
+// startChild runs exe with args and waits until it prints the line
+// "nexus listening on URL".
+func startChild(ctx context.Context, exe string, args ...string) (*server, error) {
+	cmd := exec.CommandContext(ctx, exe, args...)
 	cmd.Stderr = io.Discard
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -321,7 +397,7 @@ func startServer(ctx context.Context, data string, log io.Writer, flags ...strin
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	return nil, fmt.Errorf("server did not start on %s", data)
+	return nil, fmt.Errorf("%s did not start", strings.Join(args, " "))
 }
 
 // stop ends the server gracefully and waits for it.
@@ -331,4 +407,42 @@ func (s *server) stop() {
 	}
 	s.cmd.Process.Signal(os.Interrupt)
 	s.cmd.Wait()
+}
+
+// cpu returns the CPU time (user and system, all threads) the server
+// process has used so far, read from /proc; ok is false where it cannot
+// be read.
+func (s *server) cpu() (time.Duration, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, false
+	}
+	// The command name, field 2, is in parentheses and may hold spaces:
+	// fields are counted after its closing one. utime and stime are
+	// fields 14 and 15, in clock ticks (USER_HZ, 100 on Linux).
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(u+st) * (time.Second / 100), true
+}
+
+// measure runs the load against s and records the CPU the server used
+// during it.
+func (s *server) measure(ctx context.Context, n int, dur time.Duration, op func(context.Context, int) error) *loadResult {
+	c0, ok0 := s.cpu()
+	res := load(ctx, n, dur, 0, op)
+	if c1, ok1 := s.cpu(); ok0 && ok1 {
+		res.ServerCPU = c1 - c0
+	}
+	return res
 }

@@ -33,6 +33,7 @@ type serveConfig struct {
 	cacheMiB   int
 	memoryMiB  int
 	cpuProfile string
+	memProfile string
 	configFile string
 	cluster    servedCluster
 	predict    servedPredict
@@ -51,6 +52,7 @@ func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.IntVar(&c.cacheMiB, "cache-mib", int(n.CacheBytes>>20), "L1 cache budget in MiB")
 	fs.DurationVar(&n.ShutdownTimeout, "shutdown-timeout", n.ShutdownTimeout, "how long shutdown waits for in-flight requests")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	fs.StringVar(&c.memProfile, "memprofile", "", "write a heap profile (allocations of the whole run included) to this file at exit")
 	fs.BoolVar(&n.NoSearch, "no-search", false, "serve without the search indexes (no embedding, no indexing)")
 	fs.StringVar(&n.BackupDir, "backup-dir", "", "where scheduled backups go (default DATA/backups)")
 	fs.DurationVar(&n.BackupInterval, "backup-interval", n.BackupInterval, "how often to write a verified backup (0: never)")
@@ -78,6 +80,21 @@ func serveFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	return c, nil
 }
 
+// writeHeapProfile writes the heap profile, whose allocation samples
+// cover the whole run, to path.
+func writeHeapProfile(path string, stderr io.Writer) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "nexus: writing the heap profile: %v\n", err)
+	}
+}
+
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := serveFlags(args, stderr)
 	if err != nil {
@@ -93,6 +110,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if cfg.memProfile != "" {
+		defer writeHeapProfile(cfg.memProfile, stderr)
 	}
 	// SIGHUP rereads the principals; caught from the start, so that one
 	// sent while the node opens does not end the process.
