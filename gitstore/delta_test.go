@@ -161,3 +161,34 @@ func uvarint(b []byte) (uint64, int) {
 	}
 	return v, len(b)
 }
+
+// dropBaseCaches empties every pack's cache of delta bases.
+func dropBaseCaches(s *Store) {
+	s.repo.mu.RLock()
+	defer s.repo.mu.RUnlock()
+	for _, p := range s.repo.packs {
+		p.bases.mu.Lock()
+		clear(p.bases.m)
+		p.bases.lru.Init()
+		p.bases.bytes = 0
+		p.bases.mu.Unlock()
+	}
+}
+
+// mergeInMemory merges packs (newest first) as Store.merge does, without
+// writing the result.
+func mergeInMemory(tb testing.TB, packs []*pack) {
+	var total int64
+	for _, p := range packs {
+		total += p.size
+	}
+	m := newPackMerge(nil, total, true)
+	for i := len(packs) - 1; i >= 0; i-- {
+		if err := m.addPack(packs[i]); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if _, _, ok := m.finish(); !ok {
+		tb.Fatal("an object repeats")
+	}
+}

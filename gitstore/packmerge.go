@@ -20,26 +20,37 @@ const maxDeltaDepth = 50
 // against the same whole one before another is stored whole.
 const keyframeEvery = 128
 
-// mergeLevel is the zlib level of what a merge writes: objects are
-// compressed once (a merged pack is later copied as a block), so the
-// write path's speed matters less than size.
-const mergeLevel = 6
+// segmentBytes bounds the packs (by their size) encoded as one segment:
+// a segment's objects are held decoded in memory.
+const segmentBytes = 16 << 20
+
+// Zlib levels of what a merge writes. Objects are compressed once (a
+// merged pack is later copied as a block), so size matters more than on
+// the write path; tree deltas are mostly object ids, which no level
+// compresses.
+const (
+	mergeLevel     = 6
+	mergeTreeLevel = 1
+)
 
 // packMerge writes the objects of the packs of a merge into one pack,
 // delta-compressed as `git gc` would.
 //
-// Packs the write path wrote (whole objects) are encoded object by object:
+// Packs the write path wrote (whole objects) are encoded in segments of
+// consecutive packs (up to segmentBytes), each written newest object
+// first, as git does, so that the last version of each tree is stored
+// whole and older ones are deltas against the next newer:
 //
 //   - A commit rewrites the trees on the path from the root to one leaf,
-//     each differing from the previous version of the same path by one
-//     entry: that version is its delta base. A tree's path is found from
-//     the commit that introduces it: the write path stores a context's
-//     trees just before its commit, so trees wait in pending until the next
-//     commit, whose root tree is walked through the pending ones to name
-//     them. Chains stop at maxDeltaDepth; the next version is stored whole.
+//     each differing from the version before by one entry. A tree's path
+//     is found by walking the segment's commits, oldest first, through the
+//     segment's trees. A tree is a delta against the newer version of its
+//     path written just before it; chains stop at maxDeltaDepth, and the
+//     next version is stored whole. The trees a reader needs most, those
+//     of the head, are thus whole or a few deltas away.
 //   - Blobs (context files, which share their keys and layout) and commits
 //     (whose author, committer and trailer lines repeat) are deltas against
-//     a recent whole blob or commit, the keyframe, renewed every
+//     a whole blob or commit of the segment, the keyframe, renewed every
 //     keyframeEvery objects or when a delta does not pay.
 //
 // A delta is kept when it is under three quarters of the object, else the
@@ -53,18 +64,26 @@ const mergeLevel = 6
 type packMerge struct {
 	repo    *repo
 	pw      *packWriter
+	zTree   *zlib.Writer
 	enc     deltaEncoder
 	scratch []byte
 	blocks  bool // packs holding deltas may be copied as blocks
 
-	last      map[string]*version // tree path → its last version written
-	keyframe  map[objType]*version
-	sinceKey  map[objType]int
-	pending   []pendingTree
-	pendingBy map[Hash]int // index in pending
-	written   int          // objects encoded, to age out paths no longer written
-	nextPrune int
-	copied    [][]packEntry // entries of the packs copied as blocks, by id, at their new offsets
+	seg      []segObject // the segment being gathered, oldest first
+	segBytes int64
+
+	last     map[string]*version // tree path → its version written last
+	keyframe map[objType]*version
+	sinceKey map[objType]int
+	copied   [][]packEntry // entries of the packs copied as blocks, by id, at their new offsets
+}
+
+// segObject is a decoded object of the segment.
+type segObject struct {
+	h    Hash
+	t    objType
+	data []byte
+	path string // trees: "" until a commit names it
 }
 
 // version is an object written to the merged pack, a possible delta base.
@@ -72,23 +91,13 @@ type version struct {
 	off   uint64
 	data  []byte
 	depth int // deltas between it and a whole object
-	used  int // packMerge.written when it was written
 }
-
-type pendingTree struct {
-	h    Hash
-	data []byte
-	path string // "" until a commit names it
-}
-
-// pathAge is how many objects a tree path may go unwritten before its
-// last version is forgotten (a leaf that filled up is never written again).
-const pathAge = 1 << 16
 
 func newPackMerge(r *repo, size int64, blocks bool) *packMerge {
-	m := &packMerge{repo: r, pw: newPackWriter(), blocks: blocks, pendingBy: map[Hash]int{}}
+	m := &packMerge{repo: r, pw: newPackWriter(), blocks: blocks}
 	m.pw.buf = make([]byte, packHeaderLen, size)
-	zw, _ := zlib.NewWriterLevel(io.Discard, mergeLevel) // level is valid: no error
+	zw, _ := zlib.NewWriterLevel(io.Discard, mergeLevel) // levels are valid: no error
+	m.zTree, _ = zlib.NewWriterLevel(io.Discard, mergeTreeLevel)
 	m.pw.zw, m.pw.zstore = zw, zw
 	m.restart()
 	return m
@@ -127,6 +136,7 @@ func (s *Store) merge(cands []*pack) error {
 
 // finish completes the merged pack; false if an object is in it twice.
 func (m *packMerge) finish() ([]byte, *packIndex, bool) {
+	m.writeSegment()
 	if len(m.copied) > 0 {
 		all := slices.Clone(m.pw.entries)
 		slices.SortFunc(all, func(a, b packEntry) int { return compareHash(&a.hash, &b.hash) })
@@ -206,10 +216,6 @@ func (m *packMerge) addPack(p *pack) error {
 	kept := map[uint64]keptBase{} // decoded objects that a later delta of p needs
 	for i := range list {
 		pe := &list[i]
-		if pe.t == objTag && need[pe.offset] == 0 {
-			m.pw.addRaw(pe.hash, pe.raw, pe.crc)
-			continue
-		}
 		t, obj, err := m.decode(pe, kept, need)
 		if err != nil {
 			return err
@@ -217,21 +223,11 @@ func (m *packMerge) addPack(p *pack) error {
 		if need[pe.offset] > 0 {
 			kept[pe.offset] = keptBase{t, obj}
 		}
-		switch t {
-		case objTree:
-			if _, ok := m.pendingBy[pe.hash]; !ok {
-				m.pendingBy[pe.hash] = len(m.pending)
-				m.pending = append(m.pending, pendingTree{h: pe.hash, data: obj})
-			}
-		case objCommit:
-			m.commit(pe.hash, obj)
-		case objBlob:
-			m.putKeyed(objBlob, pe.hash, obj)
-		default:
-			m.pw.add(t, obj)
-		}
+		m.seg = append(m.seg, segObject{h: pe.hash, t: t, data: obj})
 	}
-	m.flush()
+	if m.segBytes += p.size; m.segBytes >= segmentBytes {
+		m.writeSegment()
+	}
 	return nil
 }
 
@@ -248,7 +244,7 @@ func hasRefDelta(list []packedEntry) bool {
 // pack in one piece: OFS_DELTA bases are at relative offsets, which stay
 // right. Its entries are kept, shifted, for the index.
 func (m *packMerge) copyBlock(p *pack, data []byte) {
-	m.flush()
+	m.writeSegment()
 	shift := uint64(len(m.pw.buf)) - packHeaderLen
 	m.pw.buf = append(m.pw.buf, data[packHeaderLen:]...)
 	list := p.idx.entries()
@@ -338,14 +334,37 @@ func (m *packMerge) decode(pe *packedEntry, kept map[uint64]keptBase, need map[u
 	return t, obj, nil
 }
 
-// commit writes the pending trees, named by walking the commit's tree,
-// then the commit.
-func (m *packMerge) commit(h Hash, obj []byte) {
-	if root, ok := commitTree(obj); ok {
-		m.name(root, "")
+// writeSegment writes the segment gathered, newest object first, and
+// empties it.
+func (m *packMerge) writeSegment() {
+	if len(m.seg) == 0 {
+		return
 	}
-	m.flush()
-	m.putKeyed(objCommit, h, obj)
+	trees := map[Hash]int{}
+	for i, o := range m.seg {
+		if o.t == objTree {
+			trees[o.h] = i
+		}
+	}
+	for _, o := range m.seg {
+		if root, ok := commitTree(o.data); ok && o.t == objCommit {
+			m.name(trees, root, "")
+		}
+	}
+	m.restart()
+	for i := len(m.seg) - 1; i >= 0; i-- {
+		o := &m.seg[i]
+		switch {
+		case o.t == objTree && o.path != "":
+			m.last[o.path] = m.put(o.t, o.h, o.data, m.last[o.path], maxDeltaDepth)
+		case o.t == objBlob || o.t == objCommit:
+			m.putKeyed(o.t, o.h, o.data)
+		default:
+			m.pw.add(o.t, o.data)
+		}
+	}
+	m.restart()
+	m.seg, m.segBytes = m.seg[:0], 0
 }
 
 // putKeyed writes a blob or commit as a delta against the keyframe of its
@@ -373,16 +392,17 @@ func commitTree(obj []byte) (Hash, bool) {
 	return h, err == nil
 }
 
-// name gives pending tree h the path key and walks its subtrees. A root's
-// key is its first entry's name ("/default" for a store whose first
-// namespace is default), so the roots of main and of side refs, which
-// hold other names, are told apart.
-func (m *packMerge) name(h Hash, key string) {
-	i, ok := m.pendingBy[h]
-	if !ok || m.pending[i].path != "" {
+// name gives tree h of the segment (its index in trees) the path key and
+// walks its subtrees. A root's key is its first entry's name ("/default"
+// for a store whose first namespace is default), so the roots of main and
+// of side refs, which hold other names, are told apart. A tree already
+// named (by an older commit) keeps its name, and so do its subtrees.
+func (m *packMerge) name(trees map[Hash]int, h Hash, key string) {
+	i, ok := trees[h]
+	if !ok || m.seg[i].path != "" {
 		return
 	}
-	data := m.pending[i].data
+	data := m.seg[i].data
 	root := key == ""
 	for len(data) > 0 {
 		sp := bytes.IndexByte(data, ' ')
@@ -393,55 +413,36 @@ func (m *packMerge) name(h Hash, key string) {
 		name := data[sp+1 : nul]
 		if root {
 			key, root = "/"+string(name), false
-			m.pending[i].path = key
+			m.seg[i].path = key
 		}
 		if string(data[:sp]) == modeDir {
-			m.name(Hash(data[nul+1:nul+21]), key+"/"+string(name))
+			m.name(trees, Hash(data[nul+1:nul+21]), key+"/"+string(name))
 		}
 		data = data[nul+21:]
 	}
-	if m.pending[i].path == "" {
-		m.pending[i].path = key
-	}
-}
-
-// flush writes the pending trees in their order: each named one as a
-// delta against the last version of its path, the others whole.
-func (m *packMerge) flush() {
-	for _, pt := range m.pending {
-		if pt.path == "" {
-			m.pw.add(objTree, pt.data)
-			continue
-		}
-		m.last[pt.path] = m.put(objTree, pt.h, pt.data, m.last[pt.path], maxDeltaDepth)
-	}
-	m.pending = m.pending[:0]
-	clear(m.pendingBy)
-	if m.written >= m.nextPrune {
-		m.nextPrune = m.written + pathAge
-		for k, v := range m.last {
-			if m.written-v.used > pathAge {
-				delete(m.last, k)
-			}
-		}
-	}
+	m.seg[i].path = key
 }
 
 // put writes object h (of type t) as a delta against base when that
 // pays and base is less than maxDepth deltas deep, else whole, and
-// returns the version a later object of the same path or kind is based on.
+// returns the version the next object of the same path or kind is based
+// on.
 func (m *packMerge) put(t objType, h Hash, obj []byte, base *version, maxDepth int) *version {
 	if _, dup := m.pw.seen[h]; dup {
 		return base
 	}
-	m.written++
 	if base != nil && base.depth < maxDepth {
 		m.scratch = m.enc.encode(m.scratch[:0], base.data, obj)
 		if 4*len(m.scratch) < 3*len(obj) {
+			zw := m.pw.zw
+			if t == objTree {
+				m.pw.zw = m.zTree
+			}
 			off := m.pw.addDelta(h, base.off, m.scratch)
-			return &version{off: off, data: obj, depth: base.depth + 1, used: m.written}
+			m.pw.zw = zw
+			return &version{off: off, data: obj, depth: base.depth + 1}
 		}
 	}
 	_, off, _ := m.pw.addAt(t, obj)
-	return &version{off: off, data: obj, used: m.written}
+	return &version{off: off, data: obj}
 }
