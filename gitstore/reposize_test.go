@@ -71,19 +71,28 @@ func dirBytes(tb testing.TB, dir string) int64 {
 
 // Issue 17: the repository costs at most 1.2 KB per 512-byte context once
 // merged (it was ≈ 2.3 KB with whole objects). 24 group commits of 256
-// contexts are merged by the size tiers (into 2 or 3 packs, as the
-// background merger meets them); every context then reads back through
-// the deltas, the catalog rebuilt from the trees matches, and stock git
-// accepts the repository.
+// contexts are written with merging off, then the store is opened again
+// with the default tiers, which merge the 24 packs (one full tier) into
+// one; every context then reads back through the deltas, the catalog
+// rebuilt from the trees matches, and stock git accepts the repository.
 func TestMerge_RepoBytesPerContext(t *testing.T) {
 	const n, batch = 24 * 256, 256
 	dir := t.TempDir()
-	s, err := Open(dir, Options{})
+	s, err := Open(dir, Options{MergePacks: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
 	fillApply(t, s, n, 512, batch)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(dir, Options{}); err != nil {
+		t.Fatal(err)
+	}
 	settleMerges(t, s)
+	if got := len(s.allPacks()); got != 1 {
+		t.Fatalf("%d packs after merging, want 1", got)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
