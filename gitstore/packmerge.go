@@ -26,11 +26,12 @@ const segmentBytes = 16 << 20
 
 // Zlib levels of what a merge writes. Objects are compressed once (a
 // merged pack is later copied as a block), so size matters more than on
-// the write path; tree deltas are mostly object ids, which no level
-// compresses.
+// the write path. Tree deltas are a few dozen bytes, mostly an object id,
+// which no level compresses: they are stored (level 0), which measured
+// no larger than level 1 and skips building Huffman tables per delta.
 const (
 	mergeLevel     = 6
-	mergeTreeLevel = 1
+	mergeTreeLevel = 0
 )
 
 // packMerge writes the objects of the packs of a merge into one pack,
