@@ -151,6 +151,42 @@ func FuzzDeltaRoundTrip(f *testing.F) {
 	})
 }
 
+// The header decoder of the entries a merge reads never panics, and what
+// it accepts stays inside the entry and points back to a base before it.
+func FuzzParsePacked(f *testing.F) {
+	pw := newPackWriter()
+	_, base, _ := pw.addAt(objTree, []byte("100644 a\x00aaaaaaaaaaaaaaaaaaaa"))
+	pw.addDelta(Hash{1}, base, []byte{28, 28, 0x90, 28})
+	pw.addAt(objBlob, bytes.Repeat([]byte("x"), 300))
+	data, idx := pw.finish()
+	ents := idx.byOffset()
+	for i, e := range ents {
+		end := uint64(len(data) - 20)
+		if i+1 < len(ents) {
+			end = ents[i+1].offset
+		}
+		f.Add(data[e.offset:end], e.offset)
+	}
+	f.Add(append([]byte{byte(objRefDelta)<<4 | 5}, make([]byte, 20)...), uint64(12))
+	f.Add([]byte{byte(objOfsDelta)<<4 | 0x8f, 0x80, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}, uint64(1<<40))
+	f.Fuzz(func(t *testing.T, raw []byte, off uint64) {
+		pe, err := parsePacked(packEntry{offset: off}, raw)
+		if err != nil {
+			var ce *CorruptError
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %v is not a CorruptError", err)
+			}
+			return
+		}
+		if pe.hdr > len(raw) {
+			t.Fatalf("header of %d bytes in an entry of %d", pe.hdr, len(raw))
+		}
+		if pe.t == objOfsDelta && pe.baseOff >= off {
+			t.Fatalf("delta at %d based at %d", off, pe.baseOff)
+		}
+	})
+}
+
 func uvarint(b []byte) (uint64, int) {
 	var v uint64
 	for i, c := range b {

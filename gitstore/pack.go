@@ -290,7 +290,7 @@ func (p *pack) readAt(off int64, resolve func(Hash) (objType, []byte, error), de
 		return t, data, err
 	case objOfsDelta:
 		rel, j, err := ofsDeltaOffset(hdr[i:n])
-		if err != nil || rel > off {
+		if err != nil || rel <= 0 || rel > off {
 			return 0, nil, fmt.Errorf("bad delta base offset at %d", off)
 		}
 		bt, base, err := p.base(off-rel, resolve, depth+1)

@@ -262,6 +262,9 @@ func parsePacked(e packEntry, raw []byte) (packedEntry, error) {
 	bad := func(what string) (packedEntry, error) {
 		return pe, &CorruptError{Object: e.hash, Err: fmt.Errorf("at offset %d: %s", e.offset, what)}
 	}
+	if len(raw) == 0 {
+		return bad("empty entry")
+	}
 	pe.t = objType(raw[0] >> 4 & 7)
 	pe.size = uint64(raw[0] & 0x0f)
 	i, shift := 1, 4
