@@ -1,6 +1,7 @@
 package gitstore
 
 import (
+	"container/list"
 	"crypto/sha1"
 	"encoding/binary"
 	"errors"
@@ -12,7 +13,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/klauspost/compress/zlib"
 )
 
@@ -58,9 +58,16 @@ func (a appender) Write(p []byte) (int, error) { *a.b = append(*a.b, p...); retu
 // add stores an object and returns its id. An object already in the pack is
 // not stored twice.
 func (p *packWriter) add(t objType, data []byte) Hash {
+	h, _, _ := p.addAt(t, data)
+	return h
+}
+
+// addAt is add that also returns where the entry starts and whether it
+// was stored (false: the pack already held the object).
+func (p *packWriter) addAt(t objType, data []byte) (Hash, uint64, bool) {
 	h := hashObject(t, data)
 	if _, ok := p.seen[h]; ok {
-		return h
+		return h, 0, false
 	}
 	p.seen[h] = struct{}{}
 	start := len(p.buf)
@@ -73,7 +80,7 @@ func (p *packWriter) add(t objType, data []byte) Hash {
 	zw.Write(data) // writes to memory: cannot fail
 	zw.Close()
 	p.entries = append(p.entries, packEntry{h, uint64(start), crc32.ChecksumIEEE(p.buf[start:])})
-	return h
+	return h, uint64(start), true
 }
 
 // addRaw stores an object already encoded as a pack entry (header and
@@ -85,6 +92,36 @@ func (p *packWriter) addRaw(h Hash, raw []byte, crc uint32) {
 	p.seen[h] = struct{}{}
 	p.entries = append(p.entries, packEntry{h, uint64(len(p.buf)), crc})
 	p.buf = append(p.buf, raw...)
+}
+
+// addDelta stores object h as an OFS_DELTA entry: delta (git's delta
+// format) against the object stored at baseOff in this pack. An object
+// already in the pack is not stored twice; it returns the entry's offset.
+func (p *packWriter) addDelta(h Hash, baseOff uint64, delta []byte) uint64 {
+	start := uint64(len(p.buf))
+	p.seen[h] = struct{}{}
+	p.buf = appendPackHeader(p.buf, objOfsDelta, uint64(len(delta)))
+	p.buf = appendOfsDeltaOffset(p.buf, start-baseOff)
+	p.zw.Reset(appender{&p.buf})
+	p.zw.Write(delta) // writes to memory: cannot fail
+	p.zw.Close()
+	p.entries = append(p.entries, packEntry{h, start, crc32.ChecksumIEEE(p.buf[start:])})
+	return start
+}
+
+// appendOfsDeltaOffset appends the distance back to a delta's base as git
+// writes it: big-endian base-128, each continued byte standing for one
+// more than its value.
+func appendOfsDeltaOffset(dst []byte, rel uint64) []byte {
+	var b [10]byte
+	i := len(b) - 1
+	b[i] = byte(rel & 0x7f)
+	for rel >>= 7; rel != 0; rel >>= 7 {
+		rel--
+		i--
+		b[i] = 0x80 | byte(rel&0x7f)
+	}
+	return append(dst, b[i:]...)
 }
 
 // appendPackHeader appends a pack object header: type and size, 4 bits of
@@ -117,6 +154,7 @@ type pack struct {
 	idx   *packIndex
 	size  int64
 	count int64
+	bases baseCache // delta bases resolved by reads
 }
 
 // openPack opens dir/name.pack with its index. idx may be passed when the
@@ -185,16 +223,21 @@ var zlibReaders sync.Pool
 // inflate reads a zlib stream of exactly size bytes starting at off and
 // checks its Adler-32 trailer.
 func (p *pack) inflate(off int64, size uint64) ([]byte, error) {
-	sr := io.NewSectionReader(p.f, off, p.size-20-off)
+	return inflate(io.NewSectionReader(p.f, off, p.size-20-off), size)
+}
+
+// inflate reads a zlib stream of exactly size bytes from src and checks
+// its Adler-32 trailer.
+func inflate(src io.Reader, size uint64) ([]byte, error) {
 	var zr io.ReadCloser
 	if v := zlibReaders.Get(); v != nil {
 		zr = v.(io.ReadCloser)
-		if err := zr.(zlib.Resetter).Reset(sr, nil); err != nil {
+		if err := zr.(zlib.Resetter).Reset(src, nil); err != nil {
 			return nil, err
 		}
 	} else {
 		var err error
-		if zr, err = zlib.NewReader(sr); err != nil {
+		if zr, err = zlib.NewReader(src); err != nil {
 			return nil, err
 		}
 	}
@@ -215,9 +258,14 @@ func (p *pack) inflate(off int64, size uint64) ([]byte, error) {
 
 const maxObjectSize = 256 << 20
 
-// readAt decodes the object at off, resolving deltas through resolve.
+// maxDeltaChain bounds the deltas a read goes through. Merges write
+// chains of at most maxDeltaDepth; stock git's default is 50.
+const maxDeltaChain = 100
+
+// readAt decodes the object at off, resolving deltas through resolve (for
+// REF_DELTA bases) and the pack's cache of delta bases.
 func (p *pack) readAt(off int64, resolve func(Hash) (objType, []byte, error), depth int) (objType, []byte, error) {
-	if depth > 100 {
+	if depth > maxDeltaChain {
 		return 0, nil, errors.New("delta chain too deep")
 	}
 	var hdr [32]byte
@@ -242,10 +290,10 @@ func (p *pack) readAt(off int64, resolve func(Hash) (objType, []byte, error), de
 		return t, data, err
 	case objOfsDelta:
 		rel, j, err := ofsDeltaOffset(hdr[i:n])
-		if err != nil || rel > off {
+		if err != nil || rel <= 0 || rel > off {
 			return 0, nil, fmt.Errorf("bad delta base offset at %d", off)
 		}
-		bt, base, err := p.readAt(off-rel, resolve, depth+1)
+		bt, base, err := p.base(off-rel, resolve, depth+1)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -270,8 +318,84 @@ func (p *pack) patch(t objType, base []byte, off int64, size uint64) (objType, [
 	if err != nil {
 		return 0, nil, err
 	}
-	out, err := packfile.PatchDelta(base, delta)
+	out, err := applyDelta(base, delta)
 	return t, out, err
+}
+
+// base returns the object at off as the base of a delta: from the pack's
+// cache, else decoded and cached. What it returns is only read (a delta
+// is applied to it), never handed to a caller of readAt, so the cache's
+// copies cannot be changed from outside.
+func (p *pack) base(off int64, resolve func(Hash) (objType, []byte, error), depth int) (objType, []byte, error) {
+	if t, data, ok := p.bases.get(off); ok {
+		return t, data, nil
+	}
+	t, data, err := p.readAt(off, resolve, depth)
+	if err == nil {
+		p.bases.put(off, t, data)
+	}
+	return t, data, err
+}
+
+// baseCache is a byte-bounded LRU of the delta bases a pack's reads
+// resolved, by offset. A read through a delta chain caches every base on
+// the way, so the next read of the chain (the next version of the same
+// tree, in a sequential scan) applies one or two deltas instead of all.
+type baseCache struct {
+	mu    sync.Mutex
+	max   int
+	bytes int
+	m     map[int64]*list.Element
+	lru   list.List // of *cachedBase, most recent first
+}
+
+type cachedBase struct {
+	off  int64
+	t    objType
+	data []byte
+}
+
+// baseCacheBytes bounds each pack's cache of delta bases.
+const baseCacheBytes = 1 << 20
+
+// baseCacheMaxObject is the largest base kept: bases are trees and
+// commits of a few hundred bytes; a large blob would evict them all.
+const baseCacheMaxObject = 64 << 10
+
+func (c *baseCache) get(off int64) (objType, []byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[off]
+	if !ok {
+		return 0, nil, false
+	}
+	c.lru.MoveToFront(e)
+	b := e.Value.(*cachedBase)
+	return b.t, b.data, true
+}
+
+func (c *baseCache) put(off int64, t objType, data []byte) {
+	if len(data) > baseCacheMaxObject {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[int64]*list.Element{}
+		c.max = baseCacheBytes
+	}
+	if _, ok := c.m[off]; ok {
+		return
+	}
+	c.m[off] = c.lru.PushFront(&cachedBase{off, t, data})
+	c.bytes += len(data)
+	for c.bytes > c.max {
+		last := c.lru.Back()
+		b := last.Value.(*cachedBase)
+		c.lru.Remove(last)
+		delete(c.m, b.off)
+		c.bytes -= len(b.data)
+	}
 }
 
 func ofsDeltaOffset(b []byte) (int64, int, error) {

@@ -1,0 +1,452 @@
+package gitstore
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/klauspost/compress/zlib"
+)
+
+// maxDeltaDepth bounds the delta chains of trees a merge writes (stock
+// git's default): reading a tree applies at most this many deltas, fewer
+// when the pack's cache holds a base of the chain. Blobs and commits are
+// at most one delta away from a whole object.
+const maxDeltaDepth = 50
+
+// keyframeEvery is how many blobs (or commits) in a row are deltas
+// against the same whole one before another is stored whole.
+const keyframeEvery = 128
+
+// segmentBytes bounds the packs (by their size) encoded as one segment:
+// a segment's objects are held decoded in memory.
+const segmentBytes = 16 << 20
+
+// Zlib levels of what a merge writes. Objects are compressed once (a
+// merged pack is later copied as a block), so size matters more than on
+// the write path. Tree deltas are a few dozen bytes, mostly an object id,
+// which no level compresses: they are stored (level 0), which measured
+// no larger than level 1 and skips building Huffman tables per delta.
+const (
+	mergeLevel     = 6
+	mergeTreeLevel = 0
+)
+
+// packMerge writes the objects of the packs of a merge into one pack,
+// delta-compressed as `git gc` would.
+//
+// Packs the write path wrote (whole objects) are encoded in segments of
+// consecutive packs (up to segmentBytes), each written newest object
+// first, as git does, so that the last version of each tree is stored
+// whole and older ones are deltas against the next newer:
+//
+//   - A commit rewrites the trees on the path from the root to one leaf,
+//     each differing from the version before by one entry. A tree's path
+//     is found by walking the segment's commits, oldest first, through the
+//     segment's trees. A tree is a delta against the newer version of its
+//     path written just before it; chains stop at maxDeltaDepth, and the
+//     next version is stored whole. The trees a reader needs most, those
+//     of the head, are thus whole or a few deltas away.
+//   - Blobs (context files, which share their keys and layout) and commits
+//     (whose author, committer and trailer lines repeat) are deltas against
+//     a whole blob or commit of the segment, the keyframe, renewed every
+//     keyframeEvery objects or when a delta does not pay.
+//
+// A delta is kept when it is under three quarters of the object, else the
+// object is stored whole. Packs a merge wrote (they hold OFS_DELTA
+// entries, whose bases are in the same pack at a relative offset) are
+// copied as one block after checking every entry's CRC-32, so an object
+// is encoded once, however often its pack is merged again. Anything else
+// that holds deltas (packs from stock git) is resolved object by object
+// and encoded again. Every object decoded is checked against its id, so
+// a merge never spreads damage.
+type packMerge struct {
+	repo    *repo
+	pw      *packWriter
+	zTree   *zlib.Writer
+	enc     deltaEncoder
+	scratch []byte
+	blocks  bool // packs holding deltas may be copied as blocks
+
+	seg      []segObject // the segment being gathered, oldest first
+	segBytes int64
+
+	last     map[string]*version // tree path → its version written last
+	keyframe map[objType]*version
+	sinceKey map[objType]int
+	copied   [][]packEntry // entries of the packs copied as blocks, by id, at their new offsets
+}
+
+// segObject is a decoded object of the segment.
+type segObject struct {
+	h    Hash
+	t    objType
+	data []byte
+	path string // trees: "" until a commit names it
+}
+
+// version is an object written to the merged pack, a possible delta base.
+type version struct {
+	off   uint64
+	data  []byte
+	depth int // deltas between it and a whole object
+}
+
+func newPackMerge(r *repo, size int64, blocks bool) *packMerge {
+	m := &packMerge{repo: r, pw: newPackWriter(), blocks: blocks}
+	m.pw.buf = make([]byte, packHeaderLen, size)
+	zw, _ := zlib.NewWriterLevel(io.Discard, mergeLevel) // levels are valid: no error
+	m.zTree, _ = zlib.NewWriterLevel(io.Discard, mergeTreeLevel)
+	m.pw.zw, m.pw.zstore = zw, zw
+	m.restart()
+	return m
+}
+
+// restart forgets every delta base: what follows is based on objects
+// written after it.
+func (m *packMerge) restart() {
+	m.last = map[string]*version{}
+	m.keyframe = map[objType]*version{}
+	m.sinceKey = map[objType]int{}
+}
+
+// merge rewrites cands (newest first) as one pack. Packs are copied as
+// blocks where they can be; if that leaves an object twice (packs from
+// stock git may repeat objects of other packs) the merge is done again
+// object by object.
+func (s *Store) merge(cands []*pack) error {
+	var total int64
+	for _, p := range cands {
+		total += p.size
+	}
+	for _, blocks := range []bool{true, false} {
+		m := newPackMerge(s.repo, total, blocks)
+		for i := len(cands) - 1; i >= 0; i-- { // oldest first
+			if err := m.addPack(cands[i]); err != nil {
+				return fmt.Errorf("merge %s: %w", cands[i].name, err)
+			}
+		}
+		if data, idx, ok := m.finish(); ok {
+			return s.repo.replacePacks(cands, data, idx)
+		}
+	}
+	return errors.New("merge: an object repeats after merging object by object") // cannot happen: the writer dedups
+}
+
+// finish completes the merged pack; false if an object is in it twice.
+func (m *packMerge) finish() ([]byte, *packIndex, bool) {
+	m.writeSegment()
+	if len(m.copied) > 0 {
+		all := slices.Clone(m.pw.entries)
+		slices.SortFunc(all, func(a, b packEntry) int { return compareHash(&a.hash, &b.hash) })
+		for _, c := range m.copied {
+			var ok bool
+			if all, ok = mergeByHash(all, c); !ok {
+				return nil, nil, false
+			}
+		}
+		m.pw.entries = all
+	}
+	data, idx := m.pw.finish()
+	return data, idx, true
+}
+
+// mergeByHash merges two lists sorted by object id; it reports false if
+// an id is in both.
+func mergeByHash(a, b []packEntry) ([]packEntry, bool) {
+	out := make([]packEntry, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		switch c := compareHash(&a[0].hash, &b[0].hash); {
+		case c < 0:
+			out, a = append(out, a[0]), a[1:]
+		case c > 0:
+			out, b = append(out, b[0]), b[1:]
+		default:
+			return nil, false
+		}
+	}
+	return append(append(out, a...), b...), true
+}
+
+// packedEntry is one entry of a pack being merged.
+type packedEntry struct {
+	packEntry
+	raw     []byte // header and zlib data as stored
+	t       objType
+	size    uint64 // of the object, or of the delta
+	hdr     int    // header length, including a delta's base
+	baseOff uint64 // OFS_DELTA: offset of the base
+	baseRef Hash   // REF_DELTA: id of the base
+}
+
+// addPack adds every object of p to the merged pack, in p's order. The
+// pack is read in one call: merged packs are small (the largest tier
+// merged is maxMergeBytes/fanIn).
+func (m *packMerge) addPack(p *pack) error {
+	data := make([]byte, p.size-20)
+	if _, err := p.f.ReadAt(data, 0); err != nil {
+		return err
+	}
+	ents := p.idx.byOffset()
+	list := make([]packedEntry, len(ents))
+	need := map[uint64]int{} // offset → deltas of this pack based on it, still to read
+	for i, e := range ents {
+		end := uint64(len(data))
+		if i+1 < len(ents) {
+			end = ents[i+1].offset
+		}
+		raw, err := checkEntry(p, e, data, end)
+		if err != nil {
+			return err
+		}
+		pe, err := parsePacked(e, raw)
+		if err != nil {
+			return err
+		}
+		if pe.t == objOfsDelta {
+			need[pe.baseOff]++
+		}
+		list[i] = pe
+	}
+	if m.blocks && len(need) > 0 && !hasRefDelta(list) {
+		m.copyBlock(p, data)
+		return nil
+	}
+	kept := map[uint64]keptBase{} // decoded objects that a later delta of p needs
+	for i := range list {
+		pe := &list[i]
+		t, obj, err := m.decode(pe, kept, need)
+		if err != nil {
+			return err
+		}
+		if need[pe.offset] > 0 {
+			kept[pe.offset] = keptBase{t, obj}
+		}
+		m.seg = append(m.seg, segObject{h: pe.hash, t: t, data: obj})
+	}
+	if m.segBytes += p.size; m.segBytes >= segmentBytes {
+		m.writeSegment()
+	}
+	return nil
+}
+
+func hasRefDelta(list []packedEntry) bool {
+	for _, pe := range list {
+		if pe.t == objRefDelta {
+			return true
+		}
+	}
+	return false
+}
+
+// copyBlock appends the body of p (checked by the caller) to the merged
+// pack in one piece: OFS_DELTA bases are at relative offsets, which stay
+// right. Its entries are kept, shifted, for the index.
+func (m *packMerge) copyBlock(p *pack, data []byte) {
+	m.writeSegment()
+	shift := uint64(len(m.pw.buf)) - packHeaderLen
+	m.pw.buf = append(m.pw.buf, data[packHeaderLen:]...)
+	list := p.idx.entries()
+	for j := range list {
+		list[j].offset += shift
+	}
+	m.copied = append(m.copied, list)
+	m.restart()
+}
+
+// parsePacked reads the header of a stored entry.
+func parsePacked(e packEntry, raw []byte) (packedEntry, error) {
+	pe := packedEntry{packEntry: e, raw: raw}
+	bad := func(what string) (packedEntry, error) {
+		return pe, &CorruptError{Object: e.hash, Err: fmt.Errorf("at offset %d: %s", e.offset, what)}
+	}
+	if len(raw) == 0 {
+		return bad("empty entry")
+	}
+	pe.t = objType(raw[0] >> 4 & 7)
+	pe.size = uint64(raw[0] & 0x0f)
+	i, shift := 1, 4
+	for raw[i-1]&0x80 != 0 {
+		if i >= len(raw) || shift > 60 {
+			return bad("bad object header")
+		}
+		pe.size |= uint64(raw[i]&0x7f) << shift
+		shift += 7
+		i++
+	}
+	switch pe.t {
+	case objCommit, objTree, objBlob, objTag:
+	case objOfsDelta:
+		rel, j, err := ofsDeltaOffset(raw[i:])
+		if err != nil || rel <= 0 || uint64(rel) > e.offset {
+			return bad("bad delta base offset")
+		}
+		pe.baseOff = e.offset - uint64(rel)
+		i += j
+	case objRefDelta:
+		if len(raw) < i+20 {
+			return bad("truncated delta base")
+		}
+		pe.baseRef = Hash(raw[i : i+20])
+		i += 20
+	default:
+		return bad(fmt.Sprintf("unknown object type %d", pe.t))
+	}
+	pe.hdr = i
+	return pe, nil
+}
+
+type keptBase struct {
+	t    objType
+	data []byte
+}
+
+// decode returns the object of pe, checked against its id. The bases of
+// OFS_DELTA entries come from kept, which forgets each once its last
+// delta was read.
+func (m *packMerge) decode(pe *packedEntry, kept map[uint64]keptBase, need map[uint64]int) (objType, []byte, error) {
+	body, err := inflate(bytes.NewReader(pe.raw[pe.hdr:]), pe.size)
+	if err != nil {
+		return 0, nil, &CorruptError{Object: pe.hash, Err: fmt.Errorf("at offset %d: %w", pe.offset, err)}
+	}
+	t, obj := pe.t, body
+	switch pe.t {
+	case objOfsDelta:
+		b, ok := kept[pe.baseOff]
+		if !ok {
+			return 0, nil, &CorruptError{Object: pe.hash, Err: fmt.Errorf("at offset %d: no object at its delta base %d", pe.offset, pe.baseOff)}
+		}
+		if need[pe.baseOff]--; need[pe.baseOff] == 0 {
+			delete(kept, pe.baseOff)
+		}
+		t = b.t
+		obj, err = applyDelta(b.data, body)
+	case objRefDelta:
+		var base []byte
+		if t, base, err = m.repo.readObject(pe.baseRef); err == nil {
+			obj, err = applyDelta(base, body)
+		}
+	}
+	if err != nil {
+		return 0, nil, &CorruptError{Object: pe.hash, Err: fmt.Errorf("at offset %d: %w", pe.offset, err)}
+	}
+	if got := hashObject(t, obj); got != pe.hash {
+		return 0, nil, &CorruptError{Object: pe.hash, Err: fmt.Errorf("at offset %d: content hashes to %s", pe.offset, got)}
+	}
+	return t, obj, nil
+}
+
+// writeSegment writes the segment gathered, newest object first, and
+// empties it.
+func (m *packMerge) writeSegment() {
+	if len(m.seg) == 0 {
+		return
+	}
+	trees := map[Hash]int{}
+	for i, o := range m.seg {
+		if o.t == objTree {
+			trees[o.h] = i
+		}
+	}
+	for _, o := range m.seg {
+		if root, ok := commitTree(o.data); ok && o.t == objCommit {
+			m.name(trees, root, "")
+		}
+	}
+	m.restart()
+	for i := len(m.seg) - 1; i >= 0; i-- {
+		o := &m.seg[i]
+		switch {
+		case o.t == objTree && o.path != "":
+			m.last[o.path] = m.put(o.t, o.h, o.data, m.last[o.path], maxDeltaDepth)
+		case o.t == objBlob || o.t == objCommit:
+			m.putKeyed(o.t, o.h, o.data)
+		default:
+			m.pw.add(o.t, o.data)
+		}
+	}
+	m.restart()
+	m.seg, m.segBytes = m.seg[:0], 0
+}
+
+// putKeyed writes a blob or commit as a delta against the keyframe of its
+// type, or whole as the new keyframe.
+func (m *packMerge) putKeyed(t objType, h Hash, obj []byte) {
+	key := m.keyframe[t]
+	if m.sinceKey[t] >= keyframeEvery {
+		key = nil
+	}
+	v := m.put(t, h, obj, key, 1)
+	if v != key && v.depth == 0 {
+		m.keyframe[t], m.sinceKey[t] = v, 0
+	} else {
+		m.sinceKey[t]++
+	}
+}
+
+// commitTree returns the tree a commit names on its first line.
+func commitTree(obj []byte) (Hash, bool) {
+	const prefix = "tree "
+	if len(obj) < len(prefix)+40 || string(obj[:len(prefix)]) != prefix {
+		return zeroHash, false
+	}
+	h, err := ParseHash(string(obj[len(prefix) : len(prefix)+40]))
+	return h, err == nil
+}
+
+// name gives tree h of the segment (its index in trees) the path key and
+// walks its subtrees. A root's key is its first entry's name ("/default"
+// for a store whose first namespace is default), so the roots of main and
+// of side refs, which hold other names, are told apart. A tree already
+// named (by an older commit) keeps its name, and so do its subtrees.
+func (m *packMerge) name(trees map[Hash]int, h Hash, key string) {
+	i, ok := trees[h]
+	if !ok || m.seg[i].path != "" {
+		return
+	}
+	data := m.seg[i].data
+	root := key == ""
+	for len(data) > 0 {
+		sp := bytes.IndexByte(data, ' ')
+		nul := bytes.IndexByte(data, 0)
+		if sp < 0 || nul < sp || len(data) < nul+21 {
+			return // not a tree this package can walk: stored whole
+		}
+		name := data[sp+1 : nul]
+		if root {
+			key, root = "/"+string(name), false
+			m.seg[i].path = key
+		}
+		if string(data[:sp]) == modeDir {
+			m.name(trees, Hash(data[nul+1:nul+21]), key+"/"+string(name))
+		}
+		data = data[nul+21:]
+	}
+	m.seg[i].path = key
+}
+
+// put writes object h (of type t) as a delta against base when that
+// pays and base is less than maxDepth deltas deep, else whole, and
+// returns the version the next object of the same path or kind is based
+// on.
+func (m *packMerge) put(t objType, h Hash, obj []byte, base *version, maxDepth int) *version {
+	if _, dup := m.pw.seen[h]; dup {
+		return base
+	}
+	if base != nil && base.depth < maxDepth {
+		m.scratch = m.enc.encode(m.scratch[:0], base.data, obj)
+		if 4*len(m.scratch) < 3*len(obj) {
+			zw := m.pw.zw
+			if t == objTree {
+				m.pw.zw = m.zTree
+			}
+			off := m.pw.addDelta(h, base.off, m.scratch)
+			m.pw.zw = zw
+			return &version{off: off, data: obj, depth: base.depth + 1}
+		}
+	}
+	_, off, _ := m.pw.addAt(t, obj)
+	return &version{off: off, data: obj}
+}
