@@ -3,6 +3,7 @@ package gitstore
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 
@@ -101,6 +103,105 @@ func insertSorted(s []*entry, e *entry) []*entry {
 	s = append(s, nil)
 	copy(s[i+1:], s[i:])
 	s[i] = e
+	return s
+}
+
+// bulkAdd is how many new entries make addAllLocked worth it: it costs a
+// pass over the whole catalog, inserting one by one costs a shift of the
+// ordered lists per entry (quadratic when a rebuild adds namespace after
+// namespace, each interleaved in time with the ones before).
+const bulkAdd = 4096
+
+// addAllLocked adds ents as addLocked would one by one (an id already
+// present, or met earlier in ents, is skipped), by merging them into the
+// ordered list and rebuilding the other indexes: O(n log n) in all.
+func (c *catalog) addAllLocked(ents []*entry) {
+	sorted := mergeSortByID(slices.Clone(ents))
+	all := make([]*entry, 0, len(c.ordered)+len(sorted))
+	i, j := 0, 0
+	for i < len(c.ordered) || j < len(sorted) {
+		var e *entry
+		if j == len(sorted) || i < len(c.ordered) && compareIDs(&c.ordered[i].id, &sorted[j].id) <= 0 {
+			e, i = c.ordered[i], i+1
+		} else {
+			e, j = sorted[j], j+1
+		}
+		if n := len(all); n > 0 && all[n-1].id == e.id {
+			continue // the first one stays
+		}
+		all = append(all, e)
+	}
+	c.ordered = all
+	c.byID = make(map[nexus.ID]*entry, len(all))
+	clear(c.children)
+	clear(c.byNS)
+	clear(c.leafFill)
+	for _, e := range all {
+		e.ns, e.agent = c.intern(e.ns), c.intern(e.agent)
+		c.byID[e.id] = e
+		if !e.parent.IsZero() {
+			c.children[e.parent] = append(c.children[e.parent], e)
+		}
+		c.byNS[e.ns] = append(c.byNS[e.ns], e)
+		lf := c.leafFill[e.ns]
+		switch {
+		case e.leaf > lf.leaf || lf.count == 0:
+			c.leafFill[e.ns] = leafFill{e.leaf, 1}
+		case e.leaf == lf.leaf:
+			c.leafFill[e.ns] = leafFill{lf.leaf, lf.count + 1}
+		}
+	}
+}
+
+// compareIDs is nexus.ID.Compare, a word at a time.
+func compareIDs(a, b *nexus.ID) int {
+	if c := cmp.Compare(binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])); c != 0 {
+		return c
+	}
+	return cmp.Compare(binary.BigEndian.Uint64(a[8:]), binary.BigEndian.Uint64(b[8:]))
+}
+
+// mergeSortByID sorts s by id, stably, merging its ascending runs: linear
+// on sorted input, a few passes on a rebuild's one run per namespace.
+func mergeSortByID(s []*entry) []*entry {
+	type run struct{ lo, hi int }
+	var runs []run
+	for lo := 0; lo < len(s); {
+		hi := lo + 1
+		for hi < len(s) && compareIDs(&s[hi-1].id, &s[hi].id) <= 0 {
+			hi++
+		}
+		runs = append(runs, run{lo, hi})
+		lo = hi
+	}
+	if len(runs) <= 1 {
+		return s
+	}
+	tmp := make([]*entry, len(s))
+	for len(runs) > 1 {
+		var next []run
+		for k := 0; k < len(runs); k += 2 {
+			if k+1 == len(runs) {
+				copy(tmp[runs[k].lo:runs[k].hi], s[runs[k].lo:runs[k].hi])
+				next = append(next, runs[k])
+				continue
+			}
+			a, b := runs[k], runs[k+1]
+			i, j, o := a.lo, b.lo, a.lo
+			for i < a.hi && j < b.hi {
+				if compareIDs(&s[j].id, &s[i].id) < 0 {
+					tmp[o], j = s[j], j+1
+				} else {
+					tmp[o], i = s[i], i+1
+				}
+				o++
+			}
+			o += copy(tmp[o:], s[i:a.hi])
+			copy(tmp[o:], s[j:b.hi])
+			next = append(next, run{a.lo, b.hi})
+		}
+		s, tmp, runs = tmp, s, next
+	}
 	return s
 }
 

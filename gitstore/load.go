@@ -56,45 +56,50 @@ func (s *Store) catchUp(head Hash) error {
 	if err != nil {
 		return err
 	}
-	var changes []fileChange
-	if err := s.trees.diff(oldRoot, newRoot, func(fc fileChange) error {
-		changes = append(changes, fc)
+	var added []fileChange
+	var removed []nexus.ID
+	if oldRoot.IsZero() {
+		// A build from scratch: every file is an addition.
+		if added, err = s.allFiles(newRoot); err != nil {
+			return err
+		}
+	} else if err := s.trees.diff(oldRoot, newRoot, func(fc fileChange) error {
+		if fc.added {
+			added = append(added, fc)
+		} else {
+			removed = append(removed, fc.id)
+		}
 		return nil
 	}); err != nil {
 		return err
 	}
-	entries, err := s.readEntries(changes)
+	entries, err := s.readEntriesOf(added)
 	if err != nil {
 		return err
 	}
 	c := s.cat
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	removed := false
-	for _, fc := range changes {
-		if !fc.added {
-			c.removeLocked(fc.id)
-			removed = true
+	for _, id := range removed {
+		c.removeLocked(id)
+	}
+	if len(entries) >= bulkAdd {
+		c.addAllLocked(entries)
+	} else {
+		for _, e := range entries {
+			c.addLocked(e)
 		}
 	}
-	for _, e := range entries {
-		c.addLocked(e)
-	}
-	if removed {
+	if len(removed) > 0 {
 		c.recomputeLeafFillLocked()
 	}
 	c.head = head
 	return nil
 }
 
-// readEntries reads and checks the blobs of the added files, on all cores.
-func (s *Store) readEntries(changes []fileChange) ([]*entry, error) {
-	var added []fileChange
-	for _, fc := range changes {
-		if fc.added {
-			added = append(added, fc)
-		}
-	}
+// readEntries reads and checks the blobs of the added files one by one,
+// on all cores.
+func (s *Store) readEntries(added []fileChange) ([]*entry, error) {
 	out := make([]*entry, len(added))
 	errs := make([]error, len(added))
 	var done int64
