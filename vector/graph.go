@@ -27,6 +27,14 @@ type scratch struct {
 	sel     []cand
 	pool    []cand // candidates when a neighbour list overflows
 	kept    []cand
+	fw      []cand // s.w scored again in float32
+
+	// The quantised query of an insertion (see quant.go).
+	q16   []int16
+	qs    float32 // its scale
+	qv    [][]int8
+	qsc   []float32
+	idots []int32
 }
 
 func (ix *Index) getScratch() *scratch {
@@ -86,19 +94,23 @@ func (ix *Index) insert(s *scratch, id uint32, lvl int, v []float32) {
 			}
 		}
 	}
+	qv, qs := ix.qvec(id)
+	s.q16, s.qs = widen(s.q16, qv), qs
 	top := entryLevel(e)
-	cur := cand{id: uint32(e), score: dot(v, ix.vec(uint32(e)))}
+	s.ids = append(s.ids[:0], uint32(e))
+	cur := cand{id: uint32(e), score: ix.qscores(s, s.ids)[0]}
 	for l := top; l > lvl; l-- {
-		cur = ix.greedy(s, v, cur, l, id)
+		cur = ix.greedy(s, nil, cur, l, id)
 	}
 	s.entries = append(s.entries[:0], cur)
 	for l := min(lvl, top); l >= 0; l-- {
-		ix.searchLayer(s, v, s.entries, ix.opts.EfConstruction, l, nil)
+		ix.searchLayer(s, nil, s.entries, ix.opts.EfConstruction, l, nil)
 		s.w = s.res.drainBest(s.w)
 		// A concurrent insertion may have linked id already, so that the
 		// search found id itself.
 		s.w = slices.DeleteFunc(s.w, func(c cand) bool { return c.id == id })
-		s.sel = ix.selectNeighbours(s.sel[:0], s.w, ix.opts.M)
+		s.fw = ix.rescore(s, v, s.w)
+		s.sel = ix.selectNeighbours(s.sel[:0], s.fw, ix.opts.M)
 		ix.setLinks(s, id, l, s.sel)
 		for _, nb := range s.sel {
 			ix.connect(s, nb.id, cand{score: nb.score, id: id}, l)
@@ -109,18 +121,46 @@ func (ix *Index) insert(s *scratch, id uint32, lvl int, v []float32) {
 	}
 }
 
+// scoreIDs returns in s.scores the similarity of q to each of ids: dot
+// products of the float32 vectors, or, when q is nil, the approximate ones
+// of the insertion's quantised query (s.q16) with the quantised vectors.
+func (ix *Index) scoreIDs(s *scratch, q []float32, ids []uint32) []float32 {
+	if q == nil {
+		return ix.qscores(s, ids)
+	}
+	s.vecs = s.vecs[:0]
+	for _, nb := range ids {
+		s.vecs = append(s.vecs, ix.vec(nb))
+	}
+	s.scores = dotBatchInto(s.scores, q, s.vecs)
+	return s.scores
+}
+
+// rescore returns in s.fw the candidates w scored against v in float32,
+// best first.
+func (ix *Index) rescore(s *scratch, v []float32, w []cand) []cand {
+	s.ids = s.ids[:0]
+	for _, c := range w {
+		s.ids = append(s.ids, c.id)
+	}
+	scores := ix.scoreIDs(s, v, s.ids)
+	s.fw = s.fw[:0]
+	for j, id := range s.ids {
+		s.fw = append(s.fw, cand{score: scores[j], id: id})
+	}
+	slices.SortFunc(s.fw, compareCand)
+	return s.fw
+}
+
 // greedy walks layer l from cur to a node none of whose neighbours is more
 // similar to q, never stepping onto node skip: an inserted node must not
-// start its own search from itself.
+// start its own search from itself. A nil q is the insertion's quantised
+// query (see scoreIDs).
 func (ix *Index) greedy(s *scratch, q []float32, cur cand, l int, skip uint32) cand {
 	for {
 		moved := false
 		s.nbuf = ix.neighbours(s.nbuf, cur.id, l)
-		s.vecs = s.vecs[:0]
-		for _, nb := range s.nbuf {
-			s.vecs = append(s.vecs, ix.vec(nb))
-		}
-		s.scores = dotBatchInto(s.scores, q, s.vecs)
+		s.scores = ix.scoreIDs(s, q, s.nbuf)
 		for j, nb := range s.nbuf {
 			if sc := s.scores[j]; sc > cur.score && nb != skip {
 				cur, moved = cand{score: sc, id: nb}, true
@@ -136,7 +176,7 @@ func (ix *Index) greedy(s *scratch, q []float32, cur cand, l int, skip uint32) c
 // on layer l, starting from entries, among those allow accepts (all when
 // allow is nil). Rejected nodes are still walked through, and the walk stops
 // only once s.res holds ef nodes, so a filter widens the search rather than
-// emptying it.
+// emptying it. A nil q is the insertion's quantised query (see scoreIDs).
 func (ix *Index) searchLayer(s *scratch, q []float32, entries []cand, ef, l int, allow func(uint32) bool) {
 	s.begin(int(ix.next.Load()))
 	s.cand.reset()
@@ -153,14 +193,13 @@ func (ix *Index) searchLayer(s *scratch, q []float32, entries []cand, ef, l int,
 			break
 		}
 		s.nbuf = ix.neighbours(s.nbuf, c.id, l)
-		s.ids, s.vecs = s.ids[:0], s.vecs[:0]
+		s.ids = s.ids[:0]
 		for _, nb := range s.nbuf {
 			if s.visit(nb) {
 				s.ids = append(s.ids, nb)
-				s.vecs = append(s.vecs, ix.vec(nb))
 			}
 		}
-		s.scores = dotBatchInto(s.scores, q, s.vecs)
+		s.scores = ix.scoreIDs(s, q, s.ids)
 		for j, nb := range s.ids {
 			x := cand{score: s.scores[j], id: nb}
 			if s.res.len() < ef || x.score > s.res.top().score {
