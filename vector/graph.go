@@ -35,6 +35,13 @@ type scratch struct {
 	qv    [][]int8
 	qsc   []float32
 	idots []int32
+
+	// selectNeighbours: the kept candidates widened, their scales, and one
+	// candidate at a time for the kernel.
+	k16   []int16
+	ksc   []float32
+	one   [1][]int8
+	one32 [1]int32
 }
 
 func (ix *Index) getScratch() *scratch {
@@ -110,7 +117,7 @@ func (ix *Index) insert(s *scratch, id uint32, lvl int, v []float32) {
 		// search found id itself.
 		s.w = slices.DeleteFunc(s.w, func(c cand) bool { return c.id == id })
 		s.fw = ix.rescore(s, v, s.w)
-		s.sel = ix.selectNeighbours(s.sel[:0], s.fw, ix.opts.M)
+		s.sel = ix.selectNeighbours(s, s.sel[:0], s.fw, ix.opts.M)
 		ix.setLinks(s, id, l, s.sel)
 		for _, nb := range s.sel {
 			ix.connect(s, nb.id, cand{score: nb.score, id: id}, l)
@@ -228,21 +235,38 @@ func (ix *Index) offer(s *scratch, x cand, ef int, allow func(uint32) bool) {
 // by the HNSW heuristic: a candidate is kept only if it is more similar to
 // the base than to every candidate kept before it. This keeps links that
 // point in different directions, which is what lets a search leave one
-// cluster for another.
-func (ix *Index) selectNeighbours(dst, w []cand, m int) []cand {
+// cluster for another. The candidates' scores (to the base) are float32;
+// their similarity to the ones kept is taken from the quantised vectors,
+// each kept one widened once (s.k16) and compared with the later
+// candidates, so that the pairs cost a quarter of the memory reads.
+func (ix *Index) selectNeighbours(s *scratch, dst, w []cand, m int) []cand {
+	q := ix.qdim
+	if need := m * q; cap(s.k16) < need {
+		s.k16 = make([]int16, need)
+		s.ksc = make([]float32, m)
+	}
+	if cap(s.ksc) < m {
+		s.ksc = make([]float32, m)
+	}
+	base := len(dst)
 	for _, c := range w {
 		if len(dst) >= m {
 			break
 		}
-		cv := ix.vec(c.id)
+		cv, cs := ix.qvec(c.id)
+		s.one[0] = cv
 		good := true
-		for _, r := range dst {
-			if dot(cv, ix.vec(r.id)) > c.score {
+		for j := range len(dst) - base {
+			dotBatchInt8(s.k16[j*q:(j+1)*q], s.one[:], s.one32[:])
+			if float32(s.one32[0])*cs*s.ksc[j] > c.score {
 				good = false
 				break
 			}
 		}
 		if good {
+			j := len(dst) - base
+			widen(s.k16[j*q:(j+1)*q], cv)
+			s.ksc[j] = cs
 			dst = append(dst, c)
 		}
 	}
@@ -307,7 +331,7 @@ func (ix *Index) writeLocked(s *scratch, list []uint32, pool []cand) {
 	capacity := len(list) - 1
 	if len(pool) > capacity {
 		slices.SortFunc(pool, compareCand)
-		s.kept = ix.selectNeighbours(s.kept[:0], pool, capacity)
+		s.kept = ix.selectNeighbours(s, s.kept[:0], pool, capacity)
 		pool = s.kept
 	}
 	list[0] = uint32(len(pool))
