@@ -36,12 +36,10 @@ type scratch struct {
 	qsc   []float32
 	idots []int32
 
-	// selectNeighbours: the kept candidates widened, their scales, and one
-	// candidate at a time for the kernel.
-	k16   []int16
-	ksc   []float32
-	one   [1][]int8
-	one32 [1]int32
+	// selectNeighbours: the quantised vectors of the kept candidates and
+	// their scales.
+	kq  [][]int8
+	ksc []float32
 }
 
 func (ix *Index) getScratch() *scratch {
@@ -237,36 +235,28 @@ func (ix *Index) offer(s *scratch, x cand, ef int, allow func(uint32) bool) {
 // point in different directions, which is what lets a search leave one
 // cluster for another. The candidates' scores (to the base) are float32;
 // their similarity to the ones kept is taken from the quantised vectors,
-// each kept one widened once (s.k16) and compared with the later
-// candidates, so that the pairs cost a quarter of the memory reads.
+// a candidate against all the kept ones in one batch.
 func (ix *Index) selectNeighbours(s *scratch, dst, w []cand, m int) []cand {
-	q := ix.qdim
-	if need := m * q; cap(s.k16) < need {
-		s.k16 = make([]int16, need)
-		s.ksc = make([]float32, m)
-	}
-	if cap(s.ksc) < m {
-		s.ksc = make([]float32, m)
-	}
 	base := len(dst)
+	s.kq, s.ksc = s.kq[:0], s.ksc[:0]
 	for _, c := range w {
 		if len(dst) >= m {
 			break
 		}
 		cv, cs := ix.qvec(c.id)
-		s.one[0] = cv
+		if len(s.kq) > 0 {
+			s.idots = grow(s.idots, len(s.kq))
+			dotBatchInt8x8(cv, s.kq, s.idots)
+		}
 		good := true
-		for j := range len(dst) - base {
-			dotBatchInt8(s.k16[j*q:(j+1)*q], s.one[:], s.one32[:])
-			if float32(s.one32[0])*cs*s.ksc[j] > c.score {
+		for j, d := range s.idots[:len(dst)-base] {
+			if float32(d)*cs*s.ksc[j] > c.score {
 				good = false
 				break
 			}
 		}
 		if good {
-			j := len(dst) - base
-			widen(s.k16[j*q:(j+1)*q], cv)
-			s.ksc[j] = cs
+			s.kq, s.ksc = append(s.kq, cv), append(s.ksc, cs)
 			dst = append(dst, c)
 		}
 	}
@@ -312,14 +302,19 @@ func (ix *Index) connect(s *scratch, nb uint32, x cand, l int) {
 		list[0]++
 		return
 	}
-	s.vecs = s.vecs[:0]
+	// The full list is pruned by the heuristic on approximate scores from
+	// the quantised vectors.
+	s.qv, s.qsc = s.qv[:0], s.qsc[:0]
 	for _, o := range list[1 : 1+n] {
-		s.vecs = append(s.vecs, ix.vec(o))
+		v, sc := ix.qvec(o)
+		s.qv, s.qsc = append(s.qv, v), append(s.qsc, sc)
 	}
-	s.scores = dotBatchInto(s.scores, ix.vec(nb), s.vecs)
+	nq, ns := ix.qvec(nb)
+	s.idots = grow(s.idots, n)
+	dotBatchInt8x8(nq, s.qv, s.idots)
 	s.pool = append(s.pool[:0], x)
 	for j, o := range list[1 : 1+n] {
-		s.pool = append(s.pool, cand{score: s.scores[j], id: o})
+		s.pool = append(s.pool, cand{score: float32(s.idots[j]) * ns * s.qsc[j], id: o})
 	}
 	ix.writeLocked(s, list, s.pool)
 }

@@ -73,6 +73,19 @@ func dotBatchInt8Generic(q []int16, vs [][]int8, out []int32) {
 	}
 }
 
+// dotBatchInt8x8Generic sets out[i] to the dot product of q and vs[i].
+func dotBatchInt8x8Generic(q []int8, vs [][]int8, out []int32) {
+	out = out[:len(vs)]
+	for i, v := range vs {
+		v = v[:len(q)]
+		var sum int32
+		for j, x := range q {
+			sum += int32(x) * int32(v[j])
+		}
+		out[i] = sum
+	}
+}
+
 // qvec returns the quantised vector of node id and its scale.
 func (ix *Index) qvec(id uint32) ([]int8, float32) {
 	c, i := ix.chunkOf(id)
@@ -103,4 +116,12 @@ func (ix *Index) qscores(s *scratch, ids []uint32) []float32 {
 		s.scores[j] = float32(d) * s.qs * s.qsc[j]
 	}
 	return s.scores
+}
+
+// grow returns b with length n, reallocated if its capacity is less.
+func grow[T any](b []T, n int) []T {
+	if cap(b) < n {
+		return make([]T, n, 2*n)
+	}
+	return b[:n]
 }

@@ -40,6 +40,19 @@ func TestDotInt8(t *testing.T) {
 			if int64(out[k]) != want {
 				t.Fatalf("n=%d vector %d: dotBatchInt8 = %d, want %d", n, k, out[k], want)
 			}
+			q8 := make([]int8, n)
+			for i := range q {
+				q8[i] = int8(q[i])
+			}
+			out8 := make([]int32, 1)
+			dotBatchInt8x8(q8, [][]int8{v}, out8)
+			if int64(out8[0]) != want {
+				t.Fatalf("n=%d vector %d: dotBatchInt8x8 = %d, want %d", n, k, out8[0], want)
+			}
+			dotBatchInt8x8Generic(q8, [][]int8{v}, out8)
+			if int64(out8[0]) != want {
+				t.Fatalf("n=%d vector %d: dotBatchInt8x8Generic = %d, want %d", n, k, out8[0], want)
+			}
 			if got := dotInt8Generic(q, v); int64(got) != want {
 				t.Fatalf("n=%d vector %d: dotInt8Generic = %d, want %d", n, k, got, want)
 			}
