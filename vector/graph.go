@@ -237,22 +237,24 @@ func (ix *Index) offer(s *scratch, x cand, ef int, allow func(uint32) bool) {
 // their similarity to the ones kept is taken from the quantised vectors,
 // a candidate against all the kept ones in one batch.
 func (ix *Index) selectNeighbours(s *scratch, dst, w []cand, m int) []cand {
-	base := len(dst)
 	s.kq, s.ksc = s.kq[:0], s.ksc[:0]
 	for _, c := range w {
 		if len(dst) >= m {
 			break
 		}
 		cv, cs := ix.qvec(c.id)
-		if len(s.kq) > 0 {
-			s.idots = grow(s.idots, len(s.kq))
-			dotBatchInt8x8(cv, s.kq, s.idots)
-		}
+		// The kept ones nearest the base come first and reject most
+		// candidates, so they are compared a few at a time.
 		good := true
-		for j, d := range s.idots[:len(dst)-base] {
-			if float32(d)*cs*s.ksc[j] > c.score {
-				good = false
-				break
+		for j := 0; good && j < len(s.kq); j += 4 {
+			k := s.kq[j:min(j+4, len(s.kq))]
+			s.idots = grow(s.idots, len(k))
+			dotBatchInt8x8(cv, k, s.idots)
+			for i, d := range s.idots {
+				if float32(d)*cs*s.ksc[j+i] > c.score {
+					good = false
+					break
+				}
 			}
 		}
 		if good {
