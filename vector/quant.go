@@ -5,10 +5,14 @@ import "math"
 // Insertions search the graph with 8-bit copies of the vectors: each
 // vector is scaled by its own largest magnitude into int8 components
 // (scalar quantisation), which reads a quarter of the memory per distance
-// and multiplies 16 components per instruction. Only the search for an
-// insertion's candidates uses them; the candidates are scored again in
-// float32 before the neighbour-selection heuristic picks links, the links
-// of a full list are pruned in float32, and queries use float32 throughout.
+// and multiplies 16 components per instruction. Insertions use them for
+// the search for candidates, for the heuristic's comparisons of a
+// candidate with the neighbours already kept, and for the pruning of a
+// full neighbour list; the candidates' scores to the new node are taken
+// again in float32 before the heuristic ranks them, and queries use
+// float32 throughout. Every kernel has a portable Go version, used where
+// the CPU lacks AVX2 and checked against the assembly bit for bit
+// (kernel_test.go).
 // The 8-bit copies are derived from the float32 vectors, on Add and on
 // Read, so they are not part of the saved format.
 
@@ -18,11 +22,15 @@ func qStride(dim int) int { return (dim + 15) &^ 15 }
 
 // quantize writes v scaled to int8 into dst (len qStride) and returns the
 // scale: v[i] ≈ dst[i] * scale. Components round to the nearest step and
-// stay within ±127.
+// stay within ±127; the largest magnitude maps to ±127. The arithmetic is
+// in float64, so that a vector whose largest component is subnormal (127/m
+// beyond the float32 range) quantises like any other; its scale may then
+// round to 0 in float32, which only makes its approximate scores 0 (the
+// float32 re-scoring still ranks it).
 func quantize(dst []int8, v []float32) float32 {
-	var m float32
+	var m float64
 	for _, x := range v {
-		m = max(m, float32(math.Abs(float64(x))))
+		m = max(m, math.Abs(float64(x)))
 	}
 	clear(dst)
 	if m == 0 {
@@ -30,9 +38,9 @@ func quantize(dst []int8, v []float32) float32 {
 	}
 	inv := 127 / m
 	for i, x := range v {
-		dst[i] = int8(max(-127, min(127, math.Round(float64(x*inv)))))
+		dst[i] = int8(max(-127, min(127, math.Round(float64(x)*inv))))
 	}
-	return m / 127
+	return float32(m / 127)
 }
 
 // widen copies a quantised vector into dst as int16, the form of the
