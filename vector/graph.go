@@ -27,6 +27,19 @@ type scratch struct {
 	sel     []cand
 	pool    []cand // candidates when a neighbour list overflows
 	kept    []cand
+	fw      []cand // s.w scored again in float32
+
+	// The quantised query of an insertion (see quant.go).
+	q16   []int16
+	qs    float32 // its scale
+	qv    [][]int8
+	qsc   []float32
+	idots []int32
+
+	// selectNeighbours: the quantised vectors of the kept candidates and
+	// their scales.
+	kq  [][]int8
+	ksc []float32
 }
 
 func (ix *Index) getScratch() *scratch {
@@ -86,19 +99,23 @@ func (ix *Index) insert(s *scratch, id uint32, lvl int, v []float32) {
 			}
 		}
 	}
+	qv, qs := ix.qvec(id)
+	s.q16, s.qs = widen(s.q16, qv), qs
 	top := entryLevel(e)
-	cur := cand{id: uint32(e), score: dot(v, ix.vec(uint32(e)))}
+	s.ids = append(s.ids[:0], uint32(e))
+	cur := cand{id: uint32(e), score: ix.qscores(s, s.ids)[0]}
 	for l := top; l > lvl; l-- {
-		cur = ix.greedy(s, v, cur, l, id)
+		cur = ix.greedy(s, nil, cur, l, id)
 	}
 	s.entries = append(s.entries[:0], cur)
 	for l := min(lvl, top); l >= 0; l-- {
-		ix.searchLayer(s, v, s.entries, ix.opts.EfConstruction, l, nil)
+		ix.searchLayer(s, nil, s.entries, ix.opts.EfConstruction, l, nil)
 		s.w = s.res.drainBest(s.w)
 		// A concurrent insertion may have linked id already, so that the
 		// search found id itself.
 		s.w = slices.DeleteFunc(s.w, func(c cand) bool { return c.id == id })
-		s.sel = ix.selectNeighbours(s.sel[:0], s.w, ix.opts.M)
+		s.fw = ix.rescore(s, v, s.w)
+		s.sel = ix.selectNeighbours(s, s.sel[:0], s.fw, ix.opts.M)
 		ix.setLinks(s, id, l, s.sel)
 		for _, nb := range s.sel {
 			ix.connect(s, nb.id, cand{score: nb.score, id: id}, l)
@@ -109,18 +126,46 @@ func (ix *Index) insert(s *scratch, id uint32, lvl int, v []float32) {
 	}
 }
 
+// scoreIDs returns in s.scores the similarity of q to each of ids: dot
+// products of the float32 vectors, or, when q is nil, the approximate ones
+// of the insertion's quantised query (s.q16) with the quantised vectors.
+func (ix *Index) scoreIDs(s *scratch, q []float32, ids []uint32) []float32 {
+	if q == nil {
+		return ix.qscores(s, ids)
+	}
+	s.vecs = s.vecs[:0]
+	for _, nb := range ids {
+		s.vecs = append(s.vecs, ix.vec(nb))
+	}
+	s.scores = dotBatchInto(s.scores, q, s.vecs)
+	return s.scores
+}
+
+// rescore returns in s.fw the candidates w scored against v in float32,
+// best first.
+func (ix *Index) rescore(s *scratch, v []float32, w []cand) []cand {
+	s.ids = s.ids[:0]
+	for _, c := range w {
+		s.ids = append(s.ids, c.id)
+	}
+	scores := ix.scoreIDs(s, v, s.ids)
+	s.fw = s.fw[:0]
+	for j, id := range s.ids {
+		s.fw = append(s.fw, cand{score: scores[j], id: id})
+	}
+	slices.SortFunc(s.fw, compareCand)
+	return s.fw
+}
+
 // greedy walks layer l from cur to a node none of whose neighbours is more
 // similar to q, never stepping onto node skip: an inserted node must not
-// start its own search from itself.
+// start its own search from itself. A nil q is the insertion's quantised
+// query (see scoreIDs).
 func (ix *Index) greedy(s *scratch, q []float32, cur cand, l int, skip uint32) cand {
 	for {
 		moved := false
 		s.nbuf = ix.neighbours(s.nbuf, cur.id, l)
-		s.vecs = s.vecs[:0]
-		for _, nb := range s.nbuf {
-			s.vecs = append(s.vecs, ix.vec(nb))
-		}
-		s.scores = dotBatchInto(s.scores, q, s.vecs)
+		s.scores = ix.scoreIDs(s, q, s.nbuf)
 		for j, nb := range s.nbuf {
 			if sc := s.scores[j]; sc > cur.score && nb != skip {
 				cur, moved = cand{score: sc, id: nb}, true
@@ -136,7 +181,7 @@ func (ix *Index) greedy(s *scratch, q []float32, cur cand, l int, skip uint32) c
 // on layer l, starting from entries, among those allow accepts (all when
 // allow is nil). Rejected nodes are still walked through, and the walk stops
 // only once s.res holds ef nodes, so a filter widens the search rather than
-// emptying it.
+// emptying it. A nil q is the insertion's quantised query (see scoreIDs).
 func (ix *Index) searchLayer(s *scratch, q []float32, entries []cand, ef, l int, allow func(uint32) bool) {
 	s.begin(int(ix.next.Load()))
 	s.cand.reset()
@@ -153,14 +198,13 @@ func (ix *Index) searchLayer(s *scratch, q []float32, entries []cand, ef, l int,
 			break
 		}
 		s.nbuf = ix.neighbours(s.nbuf, c.id, l)
-		s.ids, s.vecs = s.ids[:0], s.vecs[:0]
+		s.ids = s.ids[:0]
 		for _, nb := range s.nbuf {
 			if s.visit(nb) {
 				s.ids = append(s.ids, nb)
-				s.vecs = append(s.vecs, ix.vec(nb))
 			}
 		}
-		s.scores = dotBatchInto(s.scores, q, s.vecs)
+		s.scores = ix.scoreIDs(s, q, s.ids)
 		for j, nb := range s.ids {
 			x := cand{score: s.scores[j], id: nb}
 			if s.res.len() < ef || x.score > s.res.top().score {
@@ -189,21 +233,32 @@ func (ix *Index) offer(s *scratch, x cand, ef int, allow func(uint32) bool) {
 // by the HNSW heuristic: a candidate is kept only if it is more similar to
 // the base than to every candidate kept before it. This keeps links that
 // point in different directions, which is what lets a search leave one
-// cluster for another.
-func (ix *Index) selectNeighbours(dst, w []cand, m int) []cand {
+// cluster for another. The candidates' scores (to the base) are float32;
+// their similarity to the ones kept is taken from the quantised vectors,
+// a candidate against all the kept ones in one batch.
+func (ix *Index) selectNeighbours(s *scratch, dst, w []cand, m int) []cand {
+	s.kq, s.ksc = s.kq[:0], s.ksc[:0]
 	for _, c := range w {
 		if len(dst) >= m {
 			break
 		}
-		cv := ix.vec(c.id)
+		cv, cs := ix.qvec(c.id)
+		// The kept ones nearest the base come first and reject most
+		// candidates, so they are compared a few at a time.
 		good := true
-		for _, r := range dst {
-			if dot(cv, ix.vec(r.id)) > c.score {
-				good = false
-				break
+		for j := 0; good && j < len(s.kq); j += 4 {
+			k := s.kq[j:min(j+4, len(s.kq))]
+			s.idots = grow(s.idots, len(k))
+			dotBatchInt8x8(cv, k, s.idots)
+			for i, d := range s.idots {
+				if float32(d)*cs*s.ksc[j+i] > c.score {
+					good = false
+					break
+				}
 			}
 		}
 		if good {
+			s.kq, s.ksc = append(s.kq, cv), append(s.ksc, cs)
 			dst = append(dst, c)
 		}
 	}
@@ -249,14 +304,19 @@ func (ix *Index) connect(s *scratch, nb uint32, x cand, l int) {
 		list[0]++
 		return
 	}
-	s.vecs = s.vecs[:0]
+	// The full list is pruned by the heuristic on approximate scores from
+	// the quantised vectors.
+	s.qv, s.qsc = s.qv[:0], s.qsc[:0]
 	for _, o := range list[1 : 1+n] {
-		s.vecs = append(s.vecs, ix.vec(o))
+		v, sc := ix.qvec(o)
+		s.qv, s.qsc = append(s.qv, v), append(s.qsc, sc)
 	}
-	s.scores = dotBatchInto(s.scores, ix.vec(nb), s.vecs)
+	nq, ns := ix.qvec(nb)
+	s.idots = grow(s.idots, n)
+	dotBatchInt8x8(nq, s.qv, s.idots)
 	s.pool = append(s.pool[:0], x)
 	for j, o := range list[1 : 1+n] {
-		s.pool = append(s.pool, cand{score: s.scores[j], id: o})
+		s.pool = append(s.pool, cand{score: float32(s.idots[j]) * ns * s.qsc[j], id: o})
 	}
 	ix.writeLocked(s, list, s.pool)
 }
@@ -268,7 +328,7 @@ func (ix *Index) writeLocked(s *scratch, list []uint32, pool []cand) {
 	capacity := len(list) - 1
 	if len(pool) > capacity {
 		slices.SortFunc(pool, compareCand)
-		s.kept = ix.selectNeighbours(s.kept[:0], pool, capacity)
+		s.kept = ix.selectNeighbours(s, s.kept[:0], pool, capacity)
 		pool = s.kept
 	}
 	list[0] = uint32(len(pool))

@@ -83,6 +83,7 @@ type Result struct {
 // for concurrent use.
 type Index struct {
 	dim   int
+	qdim  int // bytes of a quantised vector, qStride(dim)
 	opts  Options
 	m0    int     // layer-0 link capacity, 2*M
 	ml    float64 // level multiplier, 1/ln(M)
@@ -126,6 +127,7 @@ func New(dim int, opts Options) (*Index, error) {
 	}
 	ix := &Index{
 		dim:   dim,
+		qdim:  qStride(dim),
 		opts:  opts,
 		m0:    2 * opts.M,
 		ml:    1 / math.Log(float64(opts.M)),
@@ -163,6 +165,7 @@ func (ix *Index) Add(key uint32, v []float32) error {
 	}
 	c, i := ix.ensure(id)
 	copy(c.vecs[i*ix.dim:(i+1)*ix.dim], v)
+	c.qscale[i] = quantize(c.qvecs[i*ix.qdim:(i+1)*ix.qdim], v)
 	c.keys[i] = key
 	lvl := ix.levelOf(key)
 	c.level[i] = uint8(lvl)

@@ -183,6 +183,9 @@ func (d *decoder) index() (*Index, error) {
 		if err := d.vectors(c.vecs[:cnt*ix.dim]); err != nil {
 			return nil, err
 		}
+		for i := range cnt {
+			c.qscale[i] = quantize(c.qvecs[i*ix.qdim:(i+1)*ix.qdim], c.vecs[i*ix.dim:(i+1)*ix.dim])
+		}
 	}
 	for base := 0; base < d.n; base += 1 << ix.shift {
 		c, _ := ix.chunkOf(uint32(base))

@@ -34,10 +34,14 @@ func chunkShift(dim int) uint {
 
 // chunk holds the nodes whose internal ids share id>>shift.
 type chunk struct {
-	vecs  []float32 // dim components per node; written once, before the node is linked
-	keys  []uint32  // the caller's key of each node
-	level []uint8   // the node's top layer
-	done  []atomic.Bool
+	vecs []float32 // dim components per node; written once, before the node is linked
+	// qvecs holds each vector quantised to int8 (qStride bytes per node)
+	// and qscale its scale, written with vecs; insertions search with them.
+	qvecs  []int8
+	qscale []float32
+	keys   []uint32 // the caller's key of each node
+	level  []uint8  // the node's top layer
+	done   []atomic.Bool
 
 	// mu[i] guards links and upper of node i.
 	mu    []sync.Mutex
@@ -48,13 +52,15 @@ type chunk struct {
 func (ix *Index) newChunk() *chunk {
 	n := 1 << ix.shift
 	return &chunk{
-		vecs:  make([]float32, n*ix.dim),
-		keys:  make([]uint32, n),
-		level: make([]uint8, n),
-		done:  make([]atomic.Bool, n),
-		mu:    make([]sync.Mutex, n),
-		links: make([]uint32, n*(ix.m0+1)),
-		upper: make([][]uint32, n),
+		vecs:   make([]float32, n*ix.dim),
+		qvecs:  make([]int8, n*ix.qdim),
+		qscale: make([]float32, n),
+		keys:   make([]uint32, n),
+		level:  make([]uint8, n),
+		done:   make([]atomic.Bool, n),
+		mu:     make([]sync.Mutex, n),
+		links:  make([]uint32, n*(ix.m0+1)),
+		upper:  make([][]uint32, n),
 	}
 }
 
