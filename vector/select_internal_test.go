@@ -61,7 +61,7 @@ func TestSelectPools(t *testing.T) {
 	ix, pools := selectPools(t, 3000, 100)
 	several := 0
 	for i, pool := range pools {
-		got := ix.selectNeighbours(nil, pool, ix.m0)
+		got := ix.selectNeighbours(ix.getScratch(), nil, pool, ix.m0)
 		if len(got) == len(pool) {
 			t.Fatalf("pool %d: all %d kept", i, len(pool))
 		}
@@ -80,9 +80,10 @@ func TestSelectPools(t *testing.T) {
 func BenchmarkSelectNeighbours(b *testing.B) {
 	ix, pools := selectPools(b, 20000, 2000)
 	var dst []cand
+	s := ix.getScratch()
 	i := 0
 	for b.Loop() {
-		dst = ix.selectNeighbours(dst[:0], pools[i%len(pools)], ix.m0)
+		dst = ix.selectNeighbours(s, dst[:0], pools[i%len(pools)], ix.m0)
 		i++
 	}
 }
