@@ -215,7 +215,7 @@ func (d *drill) run(ctx context.Context) ([]drillResult, error) {
 	for _, r := range results {
 		p50, top, verdict := "—", "—", "met"
 		if len(r.Seconds) > 0 {
-			p50, top = fmt.Sprintf("%.2f s", r.P50), fmt.Sprintf("%.2f s", r.Max)
+			p50, top = seconds(r.P50), seconds(r.Max)
 		}
 		switch {
 		case r.Error != "":
@@ -228,7 +228,7 @@ func (d *drill) run(ctx context.Context) ([]drillResult, error) {
 	fmt.Fprintf(d.out, "\nWhat each run measured:\n\n")
 	for _, r := range results {
 		for i, p := range r.Parts {
-			fmt.Fprintf(d.out, "- `%s` run %d (%.2f s): %s\n", r.Scenario, i+1, r.Seconds[i], p)
+			fmt.Fprintf(d.out, "- `%s` run %d (%s): %s\n", r.Scenario, i+1, seconds(r.Seconds[i]), p)
 		}
 		if r.Error != "" {
 			fmt.Fprintf(d.out, "- `%s` failed: %s\n", r.Scenario, firstLine(r.Error))
@@ -296,7 +296,7 @@ func drillVerdict(results []drillResult) error {
 		case r.Error != "":
 			failed = append(failed, r.Scenario+": "+firstLine(r.Error))
 		case !r.Met:
-			missed = append(missed, fmt.Sprintf("%s (max %.2f s, objective %s)", r.Scenario, r.Max, r.Objective))
+			missed = append(missed, fmt.Sprintf("%s (max %s, objective %s)", r.Scenario, seconds(r.Max), r.Objective))
 		}
 	}
 	switch {
@@ -311,4 +311,14 @@ func drillVerdict(results []drillResult) error {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
+}
+
+// seconds prints a measured time: to the hundredth of a second, or to
+// the tenth of a millisecond below that (a resume can take a few
+// milliseconds, which "0.00 s" would hide).
+func seconds(f float64) string {
+	if f >= 0.01 || f <= 0 {
+		return fmt.Sprintf("%.2f s", f)
+	}
+	return fmt.Sprintf("%.4f s", f)
 }

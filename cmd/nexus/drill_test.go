@@ -79,7 +79,7 @@ func TestCLI_Drill(t *testing.T) {
 	if len(rows) != len(config.ObjectiveNames) {
 		t.Fatalf("%d rows, want one per scenario (%d):\n%s", len(rows), len(config.ObjectiveNames), stdout)
 	}
-	took := regexp.MustCompile(`^(\d+\.\d\d) s$`)
+	took := regexp.MustCompile(`^(\d+\.(?:\d\d|0\d\d\d)) s$`)
 	for i, name := range config.ObjectiveNames {
 		row := rows[i]
 		if len(row) != 6 || row[0] != "`"+name+"`" || row[2] != "5m0s" || row[5] != "met" {
