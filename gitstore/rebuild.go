@@ -24,10 +24,15 @@ import (
 // against each pack's sorted index, then each pack's blobs are read in
 // offset order, in windows of up to readWindow bytes (one read for many
 // neighbouring objects), and inflated, hash-checked and parsed on all
-// cores. Whatever this path does not handle itself — a delta entry, an
-// object it cannot inflate from its window, a blob scanContext declines,
-// a pack merged away meanwhile, any error — goes through the ordinary
-// per-object reader (readEntry), which gives the verdict and the error.
+// cores. A delta entry whose base is earlier in the same pack (OFS_DELTA,
+// as merges write them: blobs and commits against a keyframe, trees
+// against another version of their path) is resolved by the worker, which
+// keeps the bases it decoded (a keyframe serves many deltas). Whatever
+// this path does not handle itself — a REF_DELTA, an object it cannot
+// inflate from its window or whose delta does not apply, a blob
+// scanContext declines, a pack merged away meanwhile, any error — goes
+// through the ordinary per-object reader (readEntry), which gives the
+// verdict and the error.
 
 const (
 	readWindow = 1 << 20 // bytes per read
@@ -52,11 +57,13 @@ type readJobT struct {
 // packs in order, on all cores. Each worker calls handle(w, i, data) with
 // object i's verified content (valid only during the call); when the
 // object cannot be read this way, or handle returns false, it calls
-// slow(i) instead. w is the worker's reader, for its scratch state.
-func (s *Store) packedRead(hashes []Hash, want objType, handle func(w *packReader, i int, data []byte) bool, slow func(i int)) {
+// slow(i) instead. w is the worker's reader, for its scratch state. It
+// returns how many of the objects handled were delta entries.
+func (s *Store) packedRead(hashes []Hash, want objType, handle func(w *packReader, i int, data []byte) bool, slow func(i int)) int {
 	jobs, rest := s.planReads(hashes)
 	work := make(chan readJobT)
 	var wg sync.WaitGroup
+	var deltas atomic.Int64
 	for range runtime.GOMAXPROCS(0) {
 		wg.Add(1)
 		go func() {
@@ -65,6 +72,7 @@ func (s *Store) packedRead(hashes []Hash, want objType, handle func(w *packReade
 			for j := range work {
 				w.job(j, hashes, want, handle, slow)
 			}
+			deltas.Add(int64(w.deltas))
 		}()
 	}
 	for _, j := range jobs {
@@ -76,6 +84,7 @@ func (s *Store) packedRead(hashes []Hash, want objType, handle func(w *packReade
 	}
 	close(work)
 	wg.Wait()
+	return int(deltas.Load())
 }
 
 // readEntriesPacked reads and checks the blobs of added, which are all
@@ -188,18 +197,32 @@ func (s *Store) planReads(hashes []Hash) ([]readJobT, []int) {
 
 // packReader is one worker's state.
 type packReader struct {
-	s    *Store
-	buf  []byte // the current window
-	base uint64 // its offset in the pack
-	br   bytes.Reader
-	zr   io.ReadCloser
-	sha  hash.Hash
-	data []byte
-	strs map[string]string
+	s     *Store
+	buf   []byte // the current window
+	base  uint64 // its offset in the pack
+	br    bytes.Reader
+	zr    io.ReadCloser
+	sha   hash.Hash
+	data  []byte // a whole object's content
+	delta []byte // a delta's data
+	strs  map[string]string
+
+	// Delta bases decoded, by offset in basesOf, oldest first in baseFIFO.
+	basesOf   *pack
+	bases     map[uint64]cachedBase
+	baseFIFO  []uint64
+	baseBytes int
+
+	wasDelta bool // the last object read was a delta
+	deltas   int  // delta entries read and handled
 }
 
+// workerBaseBytes bounds each worker's cache of delta bases. A keyframe
+// serves the up to keyframeEvery deltas that follow it.
+const workerBaseBytes = 4 << 20
+
 func newPackReader(s *Store) *packReader {
-	return &packReader{s: s, sha: sha1.New(), strs: map[string]string{}}
+	return &packReader{s: s, sha: sha1.New(), strs: map[string]string{}, bases: map[uint64]cachedBase{}}
 }
 
 // job reads j's objects while j's pack is still in the set (a merge may
@@ -215,6 +238,8 @@ func (w *packReader) job(j readJobT, hashes []Hash, want objType, handle func(*p
 			data, ok := w.read(j.p, ref.off, want, &hashes[ref.i])
 			if !ok || !handle(w, ref.i, data) {
 				failed = append(failed, ref.i)
+			} else if w.wasDelta {
+				w.deltas++
 			}
 		}
 	}
@@ -254,34 +279,78 @@ func (w *packReader) window(p *pack, off uint64, need int) ([]byte, bool) {
 	return w.buf, true
 }
 
-// read returns the content of the object at off in p if it is a whole
-// (not delta) object of type want hashing to h. The content is valid
-// until the next read.
+// read returns the content of the object at off in p if it is an object
+// of type want hashing to h: stored whole, or as an OFS_DELTA whose base
+// this reader resolves itself (see object). The content is valid until
+// the next read. A REF_DELTA, another type, anything it cannot inflate or
+// apply, or a hash that does not match gives false: the ordinary reader
+// then decides.
 func (w *packReader) read(p *pack, off uint64, want objType, h *Hash) ([]byte, bool) {
-	b, ok := w.window(p, off, 32)
-	if !ok {
+	t, size, i, ok := w.header(p, off)
+	if !ok || size > maxObjectSize {
 		return nil, false
 	}
-	// The object header: type and size, 4 bits then 7 bits a byte.
+	var data []byte
+	w.wasDelta = t == objOfsDelta
+	switch t {
+	case want:
+		if uint64(cap(w.data)) < size {
+			w.data = make([]byte, size)
+		}
+		if data, ok = w.inflate(p, off+uint64(i), size, w.data[:size]); !ok {
+			return nil, false
+		}
+	case objOfsDelta:
+		var bt objType
+		if bt, data, ok = w.patch(p, off, i, size, 0); !ok || bt != want {
+			return nil, false
+		}
+	default:
+		return nil, false // a REF_DELTA, or another type: the ordinary reader decides
+	}
+	w.sha.Reset()
+	var hdr [32]byte
+	w.sha.Write(strconv.AppendUint(append(append(hdr[:0], want.String()...), ' '), uint64(len(data)), 10))
+	w.sha.Write([]byte{0})
+	w.sha.Write(data)
+	var got Hash
+	if w.sha.Sum(got[:0]); got != *h {
+		return nil, false
+	}
+	return data, true
+}
+
+// header decodes the type and size of the object at off and returns the
+// header's length.
+func (w *packReader) header(p *pack, off uint64) (objType, uint64, int, bool) {
+	b, ok := w.window(p, off, 32)
+	if !ok {
+		return 0, 0, 0, false
+	}
+	// Type and size, 4 bits then 7 bits a byte.
 	t := objType(b[0] >> 4 & 7)
 	size := uint64(b[0] & 0x0f)
 	i, shift := 1, 4
 	for b[i-1]&0x80 != 0 {
 		if i >= len(b) || shift > 60 {
-			return nil, false
+			return 0, 0, 0, false
 		}
 		size |= uint64(b[i]&0x7f) << shift
 		shift += 7
 		i++
 	}
-	if t != want || size > maxObjectSize {
-		return nil, false // a delta, or another type: the ordinary reader decides
-	}
+	return t, size, i, true
+}
+
+// inflate inflates the zlib stream at off in p into dst, which must be
+// exactly as long as the stream's content.
+func (w *packReader) inflate(p *pack, off uint64, size uint64, dst []byte) ([]byte, bool) {
 	// zlib adds at most 5 bytes per 16 KiB block plus header and trailer.
-	if b, ok = w.window(p, off, i+int(size)+int(size/16384+1)*5+64); !ok {
+	b, ok := w.window(p, off, int(size)+int(size/16384+1)*5+64)
+	if !ok {
 		return nil, false
 	}
-	w.br.Reset(b[i:])
+	w.br.Reset(b)
 	if w.zr == nil {
 		zr, err := zlib.NewReader(&w.br)
 		if err != nil {
@@ -291,27 +360,98 @@ func (w *packReader) read(p *pack, off uint64, want objType, h *Hash) ([]byte, b
 	} else if w.zr.(zlib.Resetter).Reset(&w.br, nil) != nil {
 		return nil, false
 	}
-	if uint64(cap(w.data)) < size {
-		w.data = make([]byte, size)
-	}
-	data := w.data[:size]
-	if _, err := io.ReadFull(w.zr, data); err != nil {
+	if _, err := io.ReadFull(w.zr, dst); err != nil {
 		return nil, false
 	}
 	var one [1]byte
 	if n, err := w.zr.Read(one[:]); n != 0 || err != io.EOF {
 		return nil, false
 	}
-	w.sha.Reset()
-	var hdr [32]byte
-	w.sha.Write(strconv.AppendUint(append(append(hdr[:0], t.String()...), ' '), size, 10))
-	w.sha.Write([]byte{0})
-	w.sha.Write(data)
-	var got Hash
-	if w.sha.Sum(got[:0]); got != *h {
-		return nil, false
+	return dst, true
+}
+
+// patch resolves the OFS_DELTA at off (header of hdrLen bytes, delta of
+// size bytes): its base, earlier in the same pack, through object, then
+// the delta applied to it. The result is a new slice.
+func (w *packReader) patch(p *pack, off uint64, hdrLen int, size uint64, depth int) (objType, []byte, bool) {
+	b, ok := w.window(p, off+uint64(hdrLen), 16)
+	if !ok {
+		return 0, nil, false
 	}
-	return data, true
+	rel, j, err := ofsDeltaOffset(b[:min(len(b), 16)])
+	if err != nil || rel <= 0 || uint64(rel) > off {
+		return 0, nil, false
+	}
+	bt, base, ok := w.object(p, off-uint64(rel), depth+1)
+	if !ok {
+		return 0, nil, false
+	}
+	if uint64(cap(w.delta)) < size {
+		w.delta = make([]byte, size)
+	}
+	delta, ok := w.inflate(p, off+uint64(hdrLen+j), size, w.delta[:size])
+	if !ok {
+		return 0, nil, false
+	}
+	out, err := applyDelta(base, delta)
+	if err != nil {
+		return 0, nil, false
+	}
+	return bt, out, true
+}
+
+// object returns the object at off in p as the base of a delta: from the
+// reader's cache of bases, else decoded (through its own chain of deltas,
+// up to maxDeltaChain) and cached. Bases are not hash-checked here: a
+// wrong base gives a target that does not hash to its id.
+func (w *packReader) object(p *pack, off uint64, depth int) (objType, []byte, bool) {
+	if depth > maxDeltaChain {
+		return 0, nil, false
+	}
+	if p != w.basesOf {
+		clear(w.bases)
+		w.baseFIFO, w.baseBytes, w.basesOf = w.baseFIFO[:0], 0, p
+	}
+	if b, ok := w.bases[off]; ok {
+		return b.t, b.data, true
+	}
+	t, size, i, ok := w.header(p, off)
+	if !ok || size > maxObjectSize {
+		return 0, nil, false
+	}
+	var data []byte
+	switch t {
+	case objCommit, objTree, objBlob, objTag:
+		if data, ok = w.inflate(p, off+uint64(i), size, make([]byte, size)); !ok {
+			return 0, nil, false
+		}
+	case objOfsDelta:
+		if t, data, ok = w.patch(p, off, i, size, depth); !ok {
+			return 0, nil, false
+		}
+	default:
+		return 0, nil, false
+	}
+	w.keepBase(off, t, data)
+	return t, data, true
+}
+
+// keepBase caches a decoded base, dropping the oldest ones beyond
+// workerBaseBytes. Bases are read in offset order, so the oldest is the
+// furthest behind the read.
+func (w *packReader) keepBase(off uint64, t objType, data []byte) {
+	if len(data) > baseCacheMaxObject {
+		return
+	}
+	w.bases[off] = cachedBase{t: t, data: data}
+	w.baseFIFO = append(w.baseFIFO, off)
+	w.baseBytes += len(data)
+	for w.baseBytes > workerBaseBytes && len(w.baseFIFO) > 1 {
+		old := w.baseFIFO[0]
+		w.baseFIFO = w.baseFIFO[1:]
+		w.baseBytes -= len(w.bases[old].data)
+		delete(w.bases, old)
+	}
 }
 
 // parse builds the entry of a context blob found at fc.
