@@ -89,6 +89,11 @@ func (c *catalog) addLocked(e *entry) {
 		c.children[e.parent] = insertSorted(c.children[e.parent], e)
 	}
 	c.byNS[e.ns] = insertSorted(c.byNS[e.ns], e)
+	c.countLeaf(e)
+}
+
+// countLeaf counts e in the fill of its namespace's newest leaf.
+func (c *catalog) countLeaf(e *entry) {
 	lf := c.leafFill[e.ns]
 	switch {
 	case e.leaf > lf.leaf || lf.count == 0:
@@ -143,13 +148,7 @@ func (c *catalog) addAllLocked(ents []*entry) {
 			c.children[e.parent] = append(c.children[e.parent], e)
 		}
 		c.byNS[e.ns] = append(c.byNS[e.ns], e)
-		lf := c.leafFill[e.ns]
-		switch {
-		case e.leaf > lf.leaf || lf.count == 0:
-			c.leafFill[e.ns] = leafFill{e.leaf, 1}
-		case e.leaf == lf.leaf:
-			c.leafFill[e.ns] = leafFill{lf.leaf, lf.count + 1}
-		}
+		c.countLeaf(e)
 	}
 }
 
