@@ -62,6 +62,13 @@ func TestStore_GitCLI(t *testing.T) {
 	child := mustPut(t, s, nexus.Draft{Type: nexus.TypeDecision, Content: "use bcrypt", AgentID: "worker-2", ParentID: root.ID})
 	ids = append(ids, child.ID)
 
+	// Stock git reads the packs of the running store from here on: no
+	// pack merge may retire one under it (seen: "packfile ... index not
+	// opened" when a merge finished during git fsck).
+	held, release := make(chan struct{}), make(chan struct{})
+	go s.HoldMerges(func() error { close(held); <-release; return nil })
+	<-held
+	defer close(release)
 	gd := s.GitDir()
 	out := git(t, gd, "fsck", "--full", "--strict")
 	if strings.Contains(out, "error") {
