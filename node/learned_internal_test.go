@@ -282,11 +282,7 @@ func TestLearned_trainsSwitchesAndReloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st2.Close()
-	for _, b := range [][]*nexus.Context{first, second} {
-		if _, err := st2.Apply(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	applyAll(t, st2.Apply, first, second)
 	l2 := &learner{store: st2, cfg: learnedConfig(config.Learned{Dimension: testDim})}
 	_, c2, err := l2.train(ctx, total)
 	if err != nil {
@@ -325,11 +321,7 @@ func TestLearned_damagedParameters(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	n := openLearned(t, dir, 200, nil)
-	for _, b := range [][]*nexus.Context{first, second} {
-		if _, err := n.Apply(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	applyAll(t, n.Apply, first, second)
 	st := waitLearned(t, n, "a training", func(st learnedStatus) bool { return st.Trainings == 1 })
 	if err := n.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -460,11 +452,7 @@ func TestLearned_recovery(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	n := openLearned(t, dir, 200, nil)
-	for _, b := range [][]*nexus.Context{first, second} {
-		if _, err := n.Apply(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	applyAll(t, n.Apply, first, second)
 	model := waitLearned(t, n, "a training", func(st learnedStatus) bool { return st.Trainings == 1 }).Model
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
@@ -557,5 +545,15 @@ func TestLearned_recovery(t *testing.T) {
 	}
 	if got := semantic(t, r.Searcher(), "tool to compress files"); !sameHits(got, want) {
 		t.Fatalf("restored: %v, want %v", hitList(got), hitList(want))
+	}
+}
+
+// applyAll applies each batch in turn, failing the test on an error.
+func applyAll[R any](t *testing.T, apply func(context.Context, []*nexus.Context) (R, error), batches ...[]*nexus.Context) {
+	t.Helper()
+	for _, b := range batches {
+		if _, err := apply(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
