@@ -58,7 +58,29 @@ func segments(t *testing.T, s *gitstore.Store, name string) []string {
 // back to the backup's version (or starts it again when the backup has
 // none), says so, and the store is whole again: a deep check and git fsck
 // are clean and the log takes appends. Damage elsewhere is still refused.
+// The source is a backup bundle or a mirror: both are read for the ref.
 func TestRepairFrom_CutsLostSideLog(t *testing.T) {
+	t.Run("bundle", func(t *testing.T) {
+		testCutsLostSideLog(t, func(t *testing.T, s *gitstore.Store) string {
+			info, err := s.Backup(context.Background(), t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return info.Path
+		})
+	})
+	t.Run("mirror", func(t *testing.T) {
+		testCutsLostSideLog(t, func(t *testing.T, s *gitstore.Store) string {
+			mirror := filepath.Join(t.TempDir(), "mirror.git")
+			if _, err := s.PushMirror(context.Background(), mirror); err != nil {
+				t.Fatal(err)
+			}
+			return mirror
+		})
+	})
+}
+
+func testCutsLostSideLog(t *testing.T, backup func(*testing.T, *gitstore.Store) string) {
 	ctx := context.Background()
 	opts := gitstore.Options{MergePacks: 1 << 20}
 	dir := t.TempDir()
@@ -70,10 +92,7 @@ func TestRepairFrom_CutsLostSideLog(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	info, err := s.Backup(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	source := backup(t, s)
 	atBackup := strings.TrimSpace(git(t, filepath.Join(dir, "repo.git"), "rev-parse", "refs/nexus/embeddings/m"))
 	lost := newPacks(t, dir, func() {
 		for _, seg := range []string{"three", "four"} {
@@ -92,13 +111,13 @@ func TestRepairFrom_CutsLostSideLog(t *testing.T) {
 	if rep, err := s.Fsck(ctx, true); err != nil || rep.Clean() {
 		t.Fatalf("deep check with the side logs' packs lost: %v, clean %v", err, rep.Clean())
 	}
-	did, err := s.RepairFrom(ctx, []string{info.Path})
+	did, err := s.RepairFrom(ctx, []string{source})
 	if err != nil {
 		t.Fatalf("repair: %v (did %s)", err, did)
 	}
 	for _, want := range []string{
 		"refs/nexus/embeddings/late named ", "started again",
-		"refs/nexus/embeddings/m named ", "cut back to " + atBackup + ", as " + info.Path + " holds it",
+		"refs/nexus/embeddings/m named ", "cut back to " + atBackup + ", as " + source + " holds it",
 		"deep check clean",
 	} {
 		if !strings.Contains(did, want) {
@@ -145,7 +164,7 @@ func TestRepairFrom_CutsLostSideLog(t *testing.T) {
 	if _, err := s.Fsck(ctx, true); err != nil {
 		t.Fatal(err)
 	}
-	did, err = s.RepairFrom(ctx, []string{info.Path})
+	did, err = s.RepairFrom(ctx, []string{source})
 	if err == nil || !strings.Contains(err.Error(), "not in the backup") || strings.Contains(did, "cut back") || strings.Contains(did, "started again") {
 		t.Fatalf("damage on main and a side log: repair said %q, %v; want refused, nothing cut", did, err)
 	}
