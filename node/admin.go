@@ -41,6 +41,9 @@ func (n *Node) Restore(ctx context.Context, at time.Time, dryRun bool) (plan *gi
 		if plan, err = n.incidents.restoring(ctx, n.store, at, dryRun, func() (*gitstore.RestorePlan, error) { return n.restore(ctx, at, dryRun) }); err != nil {
 			return nil, err
 		}
+		if !dryRun && plan.RolledBack > 0 && n.engine != nil && n.engine.learn != nil {
+			n.engine.learn.Notify() // its model may have learned from what was rolled back
+		}
 		return audit.Fields{"from": plan.From, "to": plan.To, "rolled_back": strconv.Itoa(plan.RolledBack),
 			"kept": strconv.Itoa(plan.Kept), "recovery_ref": plan.RecoveryRef}, nil
 	})

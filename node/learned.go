@@ -368,6 +368,14 @@ func (l *learner) round(ctx context.Context) {
 	defer l.update(func(st *learnedStatus) { st.Rounds++ })
 	total := l.store.Len()
 	l.mu.Lock()
+	if l.st.Model != "" && l.st.Contexts > total && l.st.Next > l.cfg.MinContexts {
+		// The model learned from contexts the store no longer holds (a
+		// restore rolled them back, or a repair lost them): train again
+		// from what it holds, as soon as that is enough text.
+		l.st.Next = max(l.cfg.MinContexts, 1)
+		l.log.Info("the learned model was trained on more contexts than the store holds; training again from the store as it is",
+			"model", l.st.Model, "trained_at_contexts", l.st.Contexts, "contexts", total, "next_training_at_contexts", l.st.Next)
+	}
 	due := total >= l.st.Next
 	l.mu.Unlock()
 	if !due || l.live.engine().Migration() != "" {

@@ -557,3 +557,60 @@ func applyAll[R any](t *testing.T, apply func(context.Context, []*nexus.Context)
 		}
 	}
 }
+
+// A point-in-time restore that rolls back contexts the model learned
+// from makes the node train again from the store as restored: the new
+// model is the one a store of only those contexts trains, and it serves.
+// A restore below min_contexts trains nothing until the store has grown
+// back to it.
+func TestLearned_restoreTrainsAgain(t *testing.T) {
+	first, second := learnedCorpus(t)
+	ctx := context.Background()
+	n := openLearned(t, t.TempDir(), 200, nil)
+	applyAll(t, n.Apply, first, second)
+	st := waitLearned(t, n, "the first training", func(st learnedStatus) bool { return st.Trainings == 1 })
+	if st.Contexts != 300 {
+		t.Fatalf("first training: %+v", st)
+	}
+	old := st.Model
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := n.engine.engine().WaitMigration(wctx); err != nil {
+		t.Fatal(err)
+	}
+
+	kept := 250
+	plan, err := n.Restore(ctx, second[kept-len(first)-1].Timestamp, false)
+	if err != nil || plan.Kept != kept || plan.RolledBack != 300-kept {
+		t.Fatalf("restore: %+v, %v", plan, err)
+	}
+	st = waitLearned(t, n, "a training after the restore", func(st learnedStatus) bool { return st.Trainings == 2 && !st.Training })
+	if st.Contexts != kept || st.Texts != kept || st.Model == old || st.Next != 2*kept {
+		t.Fatalf("after the restore: %+v (the model before: %s)", st, old)
+	}
+	if err := n.engine.engine().WaitMigration(wctx); err != nil {
+		t.Fatal(err)
+	}
+	if m := n.engine.Stats().Model; m != st.Model {
+		t.Fatalf("the index serves %s, want the model trained after the restore %s", m, st.Model)
+	}
+	other, err := gitstore.Open(t.TempDir(), gitstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	applyAll(t, other.Apply, first, second[:kept-len(first)])
+	l2 := &learner{store: other, cfg: learnedConfig(config.Learned{Dimension: testDim})}
+	if _, c, err := l2.train(ctx, kept); err != nil || c.Model() != st.Model {
+		t.Fatalf("a store of the %d kept contexts trains %v (%v), the node %s", kept, c, err, st.Model)
+	}
+
+	// Below min_contexts: the model stays until the store has grown back.
+	if _, err := n.Restore(ctx, first[99].Timestamp, false); err != nil {
+		t.Fatal(err)
+	}
+	st = aRound(t, n)
+	if st.Trainings != 2 || st.Next != 200 || st.Model == "" {
+		t.Fatalf("after a restore to 100 contexts: %+v", st)
+	}
+}
