@@ -291,17 +291,43 @@ func (n *Node) searchEmbedder(ctx context.Context) (nexus.Embedder, *learner, er
 }
 
 // next is the store size at which the learner trains: MinContexts
-// without a model, else the trained size times Growth, or plus Every if
-// that comes first. Called with mu held.
+// without a model, else the size after the trained one. Called with mu
+// held.
 func (l *learner) next() int {
 	if l.st.Model == "" || l.st.Contexts == 0 {
 		return max(l.cfg.MinContexts, 1)
 	}
-	n := int(math.Ceil(float64(l.st.Contexts) * l.cfg.Growth))
+	return l.after(l.st.Contexts)
+}
+
+// after is the training size that follows size: size times Growth, or
+// plus Every if that comes first.
+func (l *learner) after(size int) int {
+	n := int(math.Ceil(float64(size) * l.cfg.Growth))
 	if l.cfg.Every > 0 {
-		n = min(n, l.st.Contexts+l.cfg.Every)
+		n = min(n, size+l.cfg.Every)
 	}
-	return max(n, l.cfg.MinContexts, l.st.Contexts+1)
+	return max(n, l.cfg.MinContexts, size+1)
+}
+
+// trainingSize is the number of contexts a training due now learns from:
+// the largest size of the schedule (Next, then after(Next), …) the store
+// of total contexts has reached, or 0 when none is. A training learns from
+// the first that many contexts in id order, not from the store's size of
+// the moment, so that every node of a cluster, and every rebuild, makes
+// the same model at the same size. Called with mu held.
+func (l *learner) trainingSize(total int) int {
+	at := l.st.Next
+	if total < at {
+		return 0
+	}
+	for {
+		n := l.after(at)
+		if n > total {
+			return at
+		}
+		at = n
+	}
 }
 
 // status returns the learner's figures.
@@ -362,8 +388,8 @@ func (l *learner) run(ctx context.Context) {
 	}
 }
 
-// round trains a new model if the store has reached the next size and the
-// index is not moving to a model already.
+// round trains a new model if the store has reached the next size, once
+// the index is not moving to a model any more.
 func (l *learner) round(ctx context.Context) {
 	defer l.update(func(st *learnedStatus) { st.Rounds++ })
 	total := l.store.Len()
@@ -376,13 +402,22 @@ func (l *learner) round(ctx context.Context) {
 		l.log.Info("the learned model was trained on more contexts than the store holds; training again from the store as it is",
 			"model", l.st.Model, "trained_at_contexts", l.st.Contexts, "contexts", total, "next_training_at_contexts", l.st.Next)
 	}
-	due := total >= l.st.Next
+	at := l.trainingSize(total)
 	l.mu.Unlock()
-	if !due || l.live.engine().Migration() != "" {
+	if at == 0 {
+		return
+	}
+	if e := l.live.engine(); e.Migration() != "" {
+		// Due while the index still moves to the last model: look again
+		// once it has (nothing else may wake the learner before its next
+		// interval).
+		if e.WaitMigration(ctx) == nil {
+			l.Notify()
+		}
 		return
 	}
 	l.update(func(st *learnedStatus) { st.Training = true })
-	meta, c, err := l.train(ctx, total)
+	meta, c, err := l.train(ctx, at)
 	if err == nil {
 		err = l.switchTo(ctx, meta, c)
 	}
@@ -391,12 +426,12 @@ func (l *learner) round(ctx context.Context) {
 			l.update(func(st *learnedStatus) { st.Training = false })
 			return
 		}
-		l.log.Warn("training the learned model failed", "contexts", total, "err", err)
+		l.log.Warn("training the learned model failed", "contexts", at, "err", err)
 		l.update(func(st *learnedStatus) {
 			st.Training, st.LastError, st.Failures = false, nexus.ErrorMessage(err), st.Failures+1
 			if nexus.ErrorCode(err) == nexus.EInvalid {
 				// Too little text: try again once the store has grown.
-				st.Next = max(st.Next, int(math.Ceil(float64(total)*l.cfg.Growth)))
+				st.Next = max(st.Next, l.after(at))
 			}
 		})
 		return
@@ -410,7 +445,8 @@ func (l *learner) round(ctx context.Context) {
 		"texts", meta.Texts, "took", time.Duration(meta.TookMS)*time.Millisecond)
 }
 
-// train learns a model from the first total contexts of the store.
+// train learns a model from the first total contexts of the store (in id
+// order).
 func (l *learner) train(ctx context.Context, total int) (modelMeta, *embed.Cooc, error) {
 	start := time.Now()
 	texts, err := sampleTexts(ctx, l.store, total, l.cfg.MaxTexts)

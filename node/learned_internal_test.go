@@ -196,9 +196,11 @@ func TestLearned_trainsSwitchesAndReloads(t *testing.T) {
 	if _, err := n.Apply(ctx, second); err != nil {
 		t.Fatal(err)
 	}
-	total := len(first) + len(second)
+	// The store holds 300 contexts; the schedule's sizes are 200, 400, …:
+	// the model learns from the first 200.
+	total, trained := len(first)+len(second), 200
 	st := waitLearned(t, n, "a training", func(st learnedStatus) bool { return st.Trainings == 1 })
-	if st.Contexts != total || st.Texts != total || !strings.HasPrefix(st.Model, fmt.Sprintf("nexus-cooc-v1-%d-", embed.DefaultDimension+testDim)) || st.Next != 2*total {
+	if st.Contexts != trained || st.Texts != trained || !strings.HasPrefix(st.Model, fmt.Sprintf("nexus-cooc-v1-%d-", embed.DefaultDimension+testDim)) || st.Next != 2*trained {
 		t.Fatalf("after the training: %+v", st)
 	}
 	model := st.Model
@@ -210,13 +212,13 @@ func TestLearned_trainsSwitchesAndReloads(t *testing.T) {
 	}
 	h := n.engine.CheckHealth(ctx)
 	learned, _ := h.Details["learned"].(map[string]any)
-	if h.Details["model"] != model || h.Details["migrating_from"] != hash || learned["trained_at_contexts"] != total || learned["model"] != model {
+	if h.Details["model"] != model || h.Details["migrating_from"] != hash || learned["trained_at_contexts"] != trained || learned["model"] != model {
 		t.Fatalf("health during the re-embedding: %+v", h)
 	}
 	if got := counter(t, n.mets.Registry(), "nexus_embedder_trainings_total", "done"); got != 1 {
 		t.Fatalf("nexus_embedder_trainings_total{outcome=done} = %v", got)
 	}
-	if got := counter(t, n.mets.Registry(), "nexus_embedder_trained_contexts", ""); got != float64(total) {
+	if got := counter(t, n.mets.Registry(), "nexus_embedder_trained_contexts", ""); got != float64(trained) {
 		t.Fatalf("nexus_embedder_trained_contexts = %v", got)
 	}
 	close(gate.open)
@@ -241,7 +243,7 @@ func TestLearned_trainsSwitchesAndReloads(t *testing.T) {
 	if s := n.engine.Stats(); s.Model != model {
 		t.Fatalf("model after the restart: %s, want %s", s.Model, model)
 	}
-	if st := aRound(t, n); st.Trainings != 0 || st.Model != model || st.Contexts != total {
+	if st := aRound(t, n); st.Trainings != 0 || st.Model != model || st.Contexts != trained {
 		t.Fatalf("learner after the restart: %+v", st)
 	}
 	again := semantic(t, n.Searcher(), "tool to compress files")
@@ -284,7 +286,7 @@ func TestLearned_trainsSwitchesAndReloads(t *testing.T) {
 	defer st2.Close()
 	applyAll(t, st2.Apply, first, second)
 	l2 := &learner{store: st2, cfg: learnedConfig(config.Learned{Dimension: testDim})}
-	_, c2, err := l2.train(ctx, total)
+	_, c2, err := l2.train(ctx, trained)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -561,15 +563,17 @@ func applyAll[R any](t *testing.T, apply func(context.Context, []*nexus.Context)
 // A point-in-time restore that rolls back contexts the model learned
 // from makes the node train again from the store as restored: the new
 // model is the one a store of only those contexts trains, and it serves.
-// A restore below min_contexts trains nothing until the store has grown
-// back to it.
+// A restore that keeps every context the model learned from trains
+// nothing; one below min_contexts trains nothing until the store has
+// grown back to it.
 func TestLearned_restoreTrainsAgain(t *testing.T) {
 	first, second := learnedCorpus(t)
 	ctx := context.Background()
-	n := openLearned(t, t.TempDir(), 200, nil)
-	applyAll(t, n.Apply, first, second)
-	st := waitLearned(t, n, "the first training", func(st learnedStatus) bool { return st.Trainings == 1 })
-	if st.Contexts != 300 {
+	n := openLearned(t, t.TempDir(), 100, nil)
+	applyAll(t, n.Apply, slices.Concat(first, second)) // one batch: no training at 150
+	// 300 contexts, the schedule 100, 200, 400: the model learns from 200.
+	st := waitLearned(t, n, "the first training", func(st learnedStatus) bool { return st.Trainings == 1 && !st.Training })
+	if st.Contexts != 200 || st.Next != 400 {
 		t.Fatalf("first training: %+v", st)
 	}
 	old := st.Model
@@ -579,14 +583,21 @@ func TestLearned_restoreTrainsAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	kept := 250
-	plan, err := n.Restore(ctx, second[kept-len(first)-1].Timestamp, false)
-	if err != nil || plan.Kept != kept || plan.RolledBack != 300-kept {
+	// Back to 250 contexts: the model learned from the first 200 only.
+	if plan, err := n.Restore(ctx, second[99].Timestamp, false); err != nil || plan.Kept != 250 {
+		t.Fatalf("restore: %+v, %v", plan, err)
+	}
+	if st = aRound(t, n); st.Trainings != 1 || st.Model != old || st.Next != 400 {
+		t.Fatalf("after a restore to 250 contexts: %+v", st)
+	}
+
+	// Back to 150: the model learned from 50 contexts no longer held.
+	if plan, err := n.Restore(ctx, first[149].Timestamp, false); err != nil || plan.Kept != 150 {
 		t.Fatalf("restore: %+v, %v", plan, err)
 	}
 	st = waitLearned(t, n, "a training after the restore", func(st learnedStatus) bool { return st.Trainings == 2 && !st.Training })
-	if st.Contexts != kept || st.Texts != kept || st.Model == old || st.Next != 2*kept {
-		t.Fatalf("after the restore: %+v (the model before: %s)", st, old)
+	if st.Contexts != 100 || st.Texts != 100 || st.Model == old || st.Next != 200 {
+		t.Fatalf("after a restore to 150 contexts: %+v (the model before: %s)", st, old)
 	}
 	if err := n.engine.engine().WaitMigration(wctx); err != nil {
 		t.Fatal(err)
@@ -599,18 +610,17 @@ func TestLearned_restoreTrainsAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	applyAll(t, other.Apply, first, second[:kept-len(first)])
+	applyAll(t, other.Apply, first)
 	l2 := &learner{store: other, cfg: learnedConfig(config.Learned{Dimension: testDim})}
-	if _, c, err := l2.train(ctx, kept); err != nil || c.Model() != st.Model {
-		t.Fatalf("a store of the %d kept contexts trains %v (%v), the node %s", kept, c, err, st.Model)
+	if _, c, err := l2.train(ctx, 100); err != nil || c.Model() != st.Model {
+		t.Fatalf("a store of the 150 kept contexts trains %v (%v), the node %s", c, err, st.Model)
 	}
 
 	// Below min_contexts: the model stays until the store has grown back.
-	if _, err := n.Restore(ctx, first[99].Timestamp, false); err != nil {
+	if _, err := n.Restore(ctx, first[49].Timestamp, false); err != nil {
 		t.Fatal(err)
 	}
-	st = aRound(t, n)
-	if st.Trainings != 2 || st.Next != 200 || st.Model == "" {
-		t.Fatalf("after a restore to 100 contexts: %+v", st)
+	if st = aRound(t, n); st.Trainings != 2 || st.Next != 100 || st.Contexts != 100 {
+		t.Fatalf("after a restore to 50 contexts: %+v", st)
 	}
 }
