@@ -410,8 +410,11 @@ func TestOpenAI_Timeout(t *testing.T) {
 		if el := time.Since(start); el > 1500*time.Millisecond {
 			t.Errorf("returned %v after a deadline of 500ms", el)
 		}
-		if o.BreakerState() != "closed" || o.Stats().Failures < 3 {
-			t.Errorf("breaker %s, stats %+v", o.BreakerState(), o.Stats())
+		// Every attempt but the last timed out on its own and counts as a
+		// failure; the last, cut by the caller's deadline, counts as
+		// neither (how many attempts fit in 500 ms depends on the load).
+		if st := o.Stats(); o.BreakerState() != "closed" || st.Failures < 1 || st.Failures != st.Requests-1 {
+			t.Errorf("breaker %s, stats %+v", o.BreakerState(), st)
 		}
 	})
 	t.Run("canceled before", func(t *testing.T) {
