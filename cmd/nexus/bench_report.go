@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -137,7 +138,7 @@ func (r *reporter) profileFlags(name string) []string {
 // ceiling measures the no-op HTTP server with the load of the 64-client
 // write rows: what the client, HTTP and JSON cost without the node.
 func (r *reporter) ceiling(ctx context.Context) (*loadResult, error) {
-	srv, err := startNoopServer(ctx)
+	srv, err := startNoopServer(ctx, r.cfg.size)
 	if err != nil {
 		return nil, err
 	}
@@ -189,19 +190,56 @@ func (r *reporter) indexingCost(ctx context.Context, data string, withIndex *loa
 }
 
 // reads measures GET by id over HTTP, one client (latency) and eight.
+// The one-client figure comes with its floor: the same client reading the
+// same number of bytes from the no-op server, which answers GET with a
+// context of the same size and does nothing else. The two take turns in
+// slices of readSlice, so that both see the same machine.
 func (r *reporter) reads(ctx context.Context, srv *server) error {
 	c := benchClient(srv.url, "", 8)
 	ids, err := seedContexts(ctx, c, 2000, r.cfg.size)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(r.out, "\n| GET /v1/contexts/{id} over HTTP | req/s | p50 | p99 |\n|---|---:|---:|---:|\n")
-	for _, n := range []int{1, 8} {
-		r.say("HTTP reads, %d clients", n)
-		res := load(ctx, n, r.cfg.phase, 0, readOp(c, ids))
-		fmt.Fprintf(r.out, "| %d client(s) | %.0f | %s | %s |\n", n, res.rate(), res.pct(0.5).Round(time.Microsecond), res.pct(0.99).Round(time.Microsecond))
+	floor, err := startNoopServer(ctx, r.cfg.size)
+	if err != nil {
+		return err
 	}
+	defer floor.stop()
+	fc := benchClient(floor.url, "", 1)
+	r.say("HTTP reads, 1 client, and the no-op floor in turns")
+	one, base := &loadResult{}, &loadResult{}
+	for t := time.Duration(0); t < r.cfg.phase; t += readSlice {
+		one.add(srv.measure(ctx, 1, readSlice, readOp(c, ids)))
+		base.add(floor.measure(ctx, 1, readSlice, readOp(fc, ids)))
+	}
+	if one.Ops == 0 || base.Ops == 0 {
+		return fmt.Errorf("reads failed: nexus %v; floor %v", one, base)
+	}
+	fmt.Fprintf(r.out, "\n| GET /v1/contexts/{id} over HTTP | req/s | p50 | p99 | server CPU per GET |\n|---|---:|---:|---:|---:|\n")
+	fmt.Fprintf(r.out, "| 1 client | %.0f | %s | %s | %s |\n", one.rate(), one.pct(0.5).Round(time.Microsecond), one.pct(0.99).Round(time.Microsecond), cpuCell(one))
+	fmt.Fprintf(r.out, "| 1 client, floor: no-op server answering a context of the same size (`nexus bench noop-server`), in turns with the row above | %.0f | %s | %s | %s |\n", base.rate(), base.pct(0.5).Round(time.Microsecond), base.pct(0.99).Round(time.Microsecond), cpuCell(base))
+	fmt.Fprintf(r.out, "| 1 client, nexus − floor | | %s | | %s |\n", (one.pct(0.5) - base.pct(0.5)).Round(time.Microsecond), (one.serverCPUPerOp() - base.serverCPUPerOp()).Round(time.Microsecond))
+	r.say("HTTP reads, 8 clients")
+	res := srv.measure(ctx, 8, r.cfg.phase, readOp(c, ids))
+	fmt.Fprintf(r.out, "| 8 clients | %.0f | %s | %s | %s |\n", res.rate(), res.pct(0.5).Round(time.Microsecond), res.pct(0.99).Round(time.Microsecond), cpuCell(res))
 	return nil
+}
+
+// readSlice is the turn of each server in the one-client read phase.
+const readSlice = time.Second
+
+// add pools the result of a later run of the same load into r.
+func (r *loadResult) add(o *loadResult) {
+	r.Ops += o.Ops
+	r.Errors += o.Errors
+	r.Elapsed += o.Elapsed
+	r.CPU += o.CPU
+	r.ServerCPU += o.ServerCPU
+	r.lat = append(r.lat, o.lat...)
+	slices.Sort(r.lat)
+	if r.firstErr == nil {
+		r.firstErr = o.firstErr
+	}
 }
 
 // scale measures write throughput at two store sizes, cold start and
