@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -200,6 +201,10 @@ func (r *reporter) reads(ctx context.Context, srv *server) error {
 	if err != nil {
 		return err
 	}
+	waited, err := settle(ctx, srv.url)
+	if err != nil {
+		return err
+	}
 	floor, err := startNoopServer(ctx, r.cfg.size)
 	if err != nil {
 		return err
@@ -215,6 +220,7 @@ func (r *reporter) reads(ctx context.Context, srv *server) error {
 	if one.Ops == 0 || base.Ops == 0 {
 		return fmt.Errorf("reads failed: nexus %v; floor %v", one, base)
 	}
+	fmt.Fprintf(r.out, "\nReads start once the search index has caught up with the writes above (waited %s), so that the server's CPU is the reads'.\n", waited.Round(time.Millisecond))
 	fmt.Fprintf(r.out, "\n| GET /v1/contexts/{id} over HTTP | req/s | p50 | p99 | server CPU per GET |\n|---|---:|---:|---:|---:|\n")
 	fmt.Fprintf(r.out, "| 1 client | %.0f | %s | %s | %s |\n", one.rate(), one.pct(0.5).Round(time.Microsecond), one.pct(0.99).Round(time.Microsecond), cpuCell(one))
 	fmt.Fprintf(r.out, "| 1 client, floor: no-op server answering a context of the same size (`nexus bench noop-server`), in turns with the row above | %.0f | %s | %s | %s |\n", base.rate(), base.pct(0.5).Round(time.Microsecond), base.pct(0.99).Round(time.Microsecond), cpuCell(base))
@@ -223,6 +229,65 @@ func (r *reporter) reads(ctx context.Context, srv *server) error {
 	res := srv.measure(ctx, 8, r.cfg.phase, readOp(c, ids))
 	fmt.Fprintf(r.out, "| 8 clients | %.0f | %s | %s | %s |\n", res.rate(), res.pct(0.5).Round(time.Microsecond), res.pct(0.99).Round(time.Microsecond), cpuCell(res))
 	return nil
+}
+
+// settle waits until the search index of the server at url has caught
+// up with the store (its /metrics report no lag; a server without the
+// index reports none) and returns how long that took.
+func settle(ctx context.Context, url string) (time.Duration, error) {
+	t0 := time.Now()
+	for {
+		lag, err := indexLag(ctx, url)
+		if err != nil {
+			return 0, err
+		}
+		if lag == 0 {
+			return time.Since(t0), nil
+		}
+		if time.Since(t0) > settleTimeout {
+			return 0, fmt.Errorf("the search index still lags %d contexts behind after %s", lag, settleTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// settleTimeout bounds [settle].
+const settleTimeout = 5 * time.Minute
+
+// indexLag is the sum of nexus_index_lag_contexts and
+// nexus_index_waiting_embedding in the /metrics of the server at url (0
+// when it has no search index).
+func indexLag(ctx context.Context, url string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	lag := 0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if !ok || (name != "nexus_index_lag_contexts" && name != "nexus_index_waiting_embedding") {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return 0, fmt.Errorf("GET /metrics: %s: %w", name, err)
+		}
+		lag += int(f)
+	}
+	return lag, sc.Err()
 }
 
 // readSlice is the turn of each server in the one-client read phase.
