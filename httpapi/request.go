@@ -359,6 +359,9 @@ type query map[string]string
 
 // parseQuery parses r's query string, accepting only the allowed names.
 func parseQuery(r *http.Request, allowed ...string) (query, error) {
+	if r.URL.RawQuery == "" {
+		return nil, nil // no parameters: nothing to parse (a nil query reads as empty)
+	}
 	vals, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return nil, nexus.Errorf(nexus.EInvalid, "malformed query string: %v", err)

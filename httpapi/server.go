@@ -278,7 +278,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer func() { s.observe(pattern, sw.status(), time.Since(start)) }()
 	}
 	defer s.recoverPanic(sw, r)
-	sw.Header().Set("X-Content-Type-Options", "nosniff")
+	sw.Header()["X-Content-Type-Options"] = nosniff
 	if s.cluster != nil {
 		// Every answer of a cluster's node, refusals included, names the
 		// node that served it; a forwarded request's, the leader.
@@ -288,17 +288,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.limits.count(limit)
 		return
 	}
-	if h, page := s.pages.Handler(r); page != "" {
-		pattern = page
-		h.ServeHTTP(sw, r)
-		return
+	p := r.URL.EscapedPath()
+	canonical := cleanPath(p) == p
+	// A canonical path under /v1/ is no page: the API's requests skip the
+	// page mux (whose miss costs a second lookup for the 405 check).
+	if !canonical || !strings.HasPrefix(p, "/v1/") {
+		if h, page := s.pages.Handler(r); page != "" {
+			pattern = page
+			h.ServeHTTP(sw, r)
+			return
+		}
 	}
 	if r = s.authenticate(sw, r); r == nil {
 		return
 	}
 	// The mux would redirect a non-canonical path to its cleaned form, which
 	// can name another resource; refuse it instead.
-	if p := r.URL.EscapedPath(); cleanPath(p) != p {
+	if !canonical {
 		s.fail(sw, r, nexus.Errorf(nexus.EInvalid, "path %q is not canonical (no dot segments or empty segments)", clip(p, 80)))
 		return
 	}
@@ -384,9 +390,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	return nil
 }
 
+// The values of the headers every answer sets, shared by all answers
+// (net/http only reads them; a Set or Add elsewhere replaces the slice).
+var (
+	nosniff  = []string{"nosniff"}
+	jsonType = []string{"application/json"}
+)
+
 // writeRaw writes b, which is JSON, with the given status.
 func writeRaw(w http.ResponseWriter, status int, b []byte) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonType
 	w.WriteHeader(status)
 	w.Write(b)
 }

@@ -224,6 +224,16 @@ func (c *limitCollector) Collect(ch chan<- prometheus.Metric) {
 type requestMetrics struct {
 	total *prometheus.CounterVec
 	took  *prometheus.HistogramVec
+	// The series of each route and status, looked up once: a request
+	// then counts without hashing its labels (the sets are bounded, as
+	// the routes and statuses are).
+	counters  sync.Map // routeCode → prometheus.Counter
+	observers sync.Map // route → prometheus.Observer
+}
+
+type routeCode struct {
+	route string
+	code  int
 }
 
 func newRequestMetrics(reg prometheus.Registerer) *requestMetrics {
@@ -242,6 +252,15 @@ func (m *requestMetrics) observe(route string, status int, took time.Duration) {
 	if route == "" {
 		route = "none"
 	}
-	m.total.WithLabelValues(route, strconv.Itoa(status)).Inc()
-	m.took.WithLabelValues(route).Observe(took.Seconds())
+	k := routeCode{route, status}
+	c, ok := m.counters.Load(k)
+	if !ok {
+		c, _ = m.counters.LoadOrStore(k, m.total.WithLabelValues(route, strconv.Itoa(status)))
+	}
+	c.(prometheus.Counter).Inc()
+	o, ok := m.observers.Load(route)
+	if !ok {
+		o, _ = m.observers.LoadOrStore(route, m.took.WithLabelValues(route))
+	}
+	o.(prometheus.Observer).Observe(took.Seconds())
 }

@@ -14,7 +14,9 @@ import (
 
 // TestNoopServer_Ceiling runs the no-op server of `nexus bench report` and
 // writes to it with the load's own client: a draft is answered 201 with a
-// new id, a body the API would refuse is a 400 with a JSON error code.
+// new id, a body the API would refuse is a 400 with a JSON error code. A
+// GET of any id answers a context as the report seeds them, of 512
+// content bytes.
 func TestNoopServer_Ceiling(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
@@ -39,6 +41,15 @@ func TestNoopServer_Ceiling(t *testing.T) {
 	c, err := benchClient(url, "", 1).Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Content: "x"})
 	if err != nil || c.ID.IsZero() {
 		t.Fatalf("Put = %+v, %v; want a new id", c, err)
+	}
+	var gen nexus.IDGenerator
+	got, err := benchClient(url, "", 1).Get(ctx, gen.New(time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Namespace != "bench" || got.Type != nexus.TypeObservation || got.AgentID != "anonymous" || got.Principal != "anonymous" ||
+		len(got.Content) != 512 || string(got.Metadata) != "{}" || got.SemanticHash != nexus.SemanticHash(got.Type, got.Content, got.Metadata) || got.ID.IsZero() {
+		t.Fatalf("GET answered %+v; want a context of the report's seed, 512 content bytes", got)
 	}
 	resp, err := http.Post(url+"/v1/contexts", "application/json", strings.NewReader(`{"typ":"observation"}`))
 	if err != nil {

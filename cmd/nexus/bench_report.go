@@ -7,9 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -137,7 +139,7 @@ func (r *reporter) profileFlags(name string) []string {
 // ceiling measures the no-op HTTP server with the load of the 64-client
 // write rows: what the client, HTTP and JSON cost without the node.
 func (r *reporter) ceiling(ctx context.Context) (*loadResult, error) {
-	srv, err := startNoopServer(ctx)
+	srv, err := startNoopServer(ctx, r.cfg.size)
 	if err != nil {
 		return nil, err
 	}
@@ -189,19 +191,120 @@ func (r *reporter) indexingCost(ctx context.Context, data string, withIndex *loa
 }
 
 // reads measures GET by id over HTTP, one client (latency) and eight.
+// The one-client figure comes with its floor: the same client reading the
+// same number of bytes from the no-op server, which answers GET with a
+// context of the same size and does nothing else. The two take turns in
+// slices of readSlice, so that both see the same machine.
 func (r *reporter) reads(ctx context.Context, srv *server) error {
 	c := benchClient(srv.url, "", 8)
 	ids, err := seedContexts(ctx, c, 2000, r.cfg.size)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(r.out, "\n| GET /v1/contexts/{id} over HTTP | req/s | p50 | p99 |\n|---|---:|---:|---:|\n")
-	for _, n := range []int{1, 8} {
-		r.say("HTTP reads, %d clients", n)
-		res := load(ctx, n, r.cfg.phase, 0, readOp(c, ids))
-		fmt.Fprintf(r.out, "| %d client(s) | %.0f | %s | %s |\n", n, res.rate(), res.pct(0.5).Round(time.Microsecond), res.pct(0.99).Round(time.Microsecond))
+	waited, err := settle(ctx, srv.url)
+	if err != nil {
+		return err
 	}
+	floor, err := startNoopServer(ctx, r.cfg.size)
+	if err != nil {
+		return err
+	}
+	defer floor.stop()
+	fc := benchClient(floor.url, "", 1)
+	r.say("HTTP reads, 1 client, and the no-op floor in turns")
+	one, base := &loadResult{}, &loadResult{}
+	for t := time.Duration(0); t < r.cfg.phase; t += readSlice {
+		one.add(srv.measure(ctx, 1, readSlice, readOp(c, ids)))
+		base.add(floor.measure(ctx, 1, readSlice, readOp(fc, ids)))
+	}
+	if one.Ops == 0 || base.Ops == 0 {
+		return fmt.Errorf("reads failed: nexus %v; floor %v", one, base)
+	}
+	fmt.Fprintf(r.out, "\nReads start once the search index has caught up with the writes above (waited %s), so that the server's CPU is the reads'.\n", waited.Round(time.Millisecond))
+	fmt.Fprintf(r.out, "\n| GET /v1/contexts/{id} over HTTP | req/s | p50 | p99 | server CPU per GET |\n|---|---:|---:|---:|---:|\n")
+	fmt.Fprintf(r.out, "| 1 client | %.0f | %s | %s | %s |\n", one.rate(), one.pct(0.5).Round(time.Microsecond), one.pct(0.99).Round(time.Microsecond), cpuCell(one))
+	fmt.Fprintf(r.out, "| 1 client, floor: no-op server answering a context of the same size (`nexus bench noop-server`), in turns with the row above | %.0f | %s | %s | %s |\n", base.rate(), base.pct(0.5).Round(time.Microsecond), base.pct(0.99).Round(time.Microsecond), cpuCell(base))
+	fmt.Fprintf(r.out, "| 1 client, nexus − floor | | %s | | %s |\n", (one.pct(0.5) - base.pct(0.5)).Round(time.Microsecond), (one.serverCPUPerOp() - base.serverCPUPerOp()).Round(time.Microsecond))
+	r.say("HTTP reads, 8 clients")
+	res := srv.measure(ctx, 8, r.cfg.phase, readOp(c, ids))
+	fmt.Fprintf(r.out, "| 8 clients | %.0f | %s | %s | %s |\n", res.rate(), res.pct(0.5).Round(time.Microsecond), res.pct(0.99).Round(time.Microsecond), cpuCell(res))
 	return nil
+}
+
+// settle waits until the search index of the server at url has caught
+// up with the store (its /metrics report no lag; a server without the
+// index reports none) and returns how long that took.
+func settle(ctx context.Context, url string) (time.Duration, error) {
+	t0 := time.Now()
+	for {
+		lag, err := indexLag(ctx, url)
+		if err != nil {
+			return 0, err
+		}
+		if lag == 0 {
+			return time.Since(t0), nil
+		}
+		if time.Since(t0) > settleTimeout {
+			return 0, fmt.Errorf("the search index still lags %d contexts behind after %s", lag, settleTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// settleTimeout bounds [settle].
+const settleTimeout = 5 * time.Minute
+
+// indexLag is the sum of nexus_index_lag_contexts and
+// nexus_index_waiting_embedding in the /metrics of the server at url (0
+// when it has no search index).
+func indexLag(ctx context.Context, url string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	lag := 0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if !ok || (name != "nexus_index_lag_contexts" && name != "nexus_index_waiting_embedding") {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return 0, fmt.Errorf("GET /metrics: %s: %w", name, err)
+		}
+		lag += int(f)
+	}
+	return lag, sc.Err()
+}
+
+// readSlice is the turn of each server in the one-client read phase.
+const readSlice = time.Second
+
+// add pools the result of a later run of the same load into r.
+func (r *loadResult) add(o *loadResult) {
+	r.Ops += o.Ops
+	r.Errors += o.Errors
+	r.Elapsed += o.Elapsed
+	r.CPU += o.CPU
+	r.ServerCPU += o.ServerCPU
+	r.lat = append(r.lat, o.lat...)
+	slices.Sort(r.lat)
+	if r.firstErr == nil {
+		r.firstErr = o.firstErr
+	}
 }
 
 // scale measures write throughput at two store sizes, cold start and

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// settle waits for a server's search index: it polls /metrics until the
+// lag and the contexts waiting for an embedding are both 0; a server
+// without the index (no such series) needs no wait.
+func TestSettle(t *testing.T) {
+	var polls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		n := polls.Add(1)
+		lag, waiting := max(0, 3-n), 0
+		if n == 3 {
+			waiting = 2 // the lag is gone, an embedding is not
+		}
+		fmt.Fprintf(w, "# HELP nexus_index_lag_contexts Stored contexts not yet in the search index.\n")
+		fmt.Fprintf(w, "# TYPE nexus_index_lag_contexts gauge\nnexus_index_lag_contexts %d\n", lag)
+		fmt.Fprintf(w, "nexus_index_lag_contexts_other 7\nnexus_index_waiting_embedding %d\n", waiting)
+	}))
+	defer srv.Close()
+	waited, err := settle(context.Background(), srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := polls.Load(); n != 4 || waited < 300*time.Millisecond {
+		t.Fatalf("settled after %d polls in %s; want 4 polls, 100 ms apart", n, waited)
+	}
+
+	bare := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "nexus_http_requests_total{code=\"200\",route=\"GET /health\"} 1\n")
+	}))
+	defer bare.Close()
+	if waited, err := settle(context.Background(), bare.URL); err != nil || waited > time.Second {
+		t.Fatalf("a server without the index: %s, %v; want no wait", waited, err)
+	}
+	gone := httptest.NewServer(http.NotFoundHandler())
+	defer gone.Close()
+	if _, err := settle(context.Background(), gone.URL); err == nil {
+		t.Fatal("a server without /metrics settled")
+	}
+}
