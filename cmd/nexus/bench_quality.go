@@ -161,12 +161,17 @@ func printHeldOut(w io.Writer, rows []heldRow) {
 }
 
 // tuneGrid is the grid of fusion weights --tune sweeps: both weights
-// from 0 to 0.6 by 0.05, and first the small shares below 0.05 for both
-// at once (a share that only orders what keyword search scores alike).
+// from 0 to 0.6 by 0.05, and first the small shares below 0.05 (shares
+// that only order what keyword search scores alike or nearly so) for both
+// kinds of query, then for queries in words only (exact names 0).
 func tuneGrid() []search.Fusion {
 	var out []search.Fusion
-	for _, w := range []float64{0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04} {
+	small := []float64{0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04}
+	for _, w := range small {
 		out = append(out, search.Fusion{Semantic: w, Exact: w})
+	}
+	for _, w := range small {
+		out = append(out, search.Fusion{Semantic: w})
 	}
 	for s := 0; s <= 12; s++ {
 		for l := 0; l <= 12; l++ {
