@@ -30,11 +30,146 @@ var DefaultAnalyzer = Analyzer{}
 // [DefaultAnalyzer].
 func Analyze(text string) []string { return DefaultAnalyzer.Analyze(text) }
 
-// Analyze returns the terms of text in order, with repeats.
+// Analyze returns the terms of text in order, with repeats: one term per
+// word. Phrases are matched against this sequence.
 func (a Analyzer) Analyze(text string) []string {
 	var out []string
 	a.scan(text, func(term string, _, _ int) { out = append(out, term) })
 	return out
+}
+
+// Terms returns the terms an [Index] keeps for a document's text: the
+// terms of [Analyzer.Analyze], each compound word's followed by the terms
+// of its parts. A word is compound when it changes case
+// inside ("TrimSpace", "HTTPServer") or joins letters and digits
+// ("sha256", "Sum256"); its parts are the runs between those changes
+// ("trim", "space"; "http", "server"; "sha", "256"), analyzed like words.
+// So "TrimSpace" is found by "trim" as well as by "TrimSpace", and a
+// question in plain words finds the names made of them. A possessive
+// ending is dropped first ("TrimSpace's"); other words with an apostrophe
+// are not split. Queries are not split: a compound word in a query is
+// searched as written, since its parts as extra terms of the query found
+// other documents by common parts ("Open" of "OpenPGP") on the tuning
+// questions of the evaluation sets.
+func (a Analyzer) Terms(text string) []string {
+	out, _ := a.indexTerms(text)
+	return out
+}
+
+// indexTerms returns the terms of [Analyzer.Terms] and the number of words
+// they come from, which is the length of text that BM25 normalizes by: a
+// compound word's parts are other readings of the same word, not more
+// words (as Lucene's BM25 discounts tokens that overlap).
+func (a Analyzer) indexTerms(text string) (terms []string, words int) {
+	last := -1
+	a.scanParts(text, func(term string, start, _ int) {
+		terms = append(terms, term)
+		if start != last {
+			words++
+			last = start
+		}
+	})
+	return terms, words
+}
+
+// scanParts is scan with the parts of compound words: after a compound
+// word's term, the term of each part, with the span of the whole word.
+func (a Analyzer) scanParts(text string, emit func(term string, start, end int)) {
+	a.scan(text, func(term string, start, end int) {
+		emit(term, start, end)
+		word := trimPossessive(text[start:end])
+		cuts := partCuts(word)
+		if len(cuts) == 0 {
+			return
+		}
+		from := 0
+		for i := 0; i <= len(cuts); i++ {
+			to := len(word)
+			if i < len(cuts) {
+				to = cuts[i]
+			}
+			part := word[from:to]
+			from = to
+			if t, ok := a.term(part, isPlain(part)); ok && t != term {
+				emit(t, start, end)
+			}
+		}
+	})
+}
+
+// partCuts returns the byte offsets inside word where its parts start
+// (none if the word is not compound): before an upper-case letter that
+// follows a lower-case one ("trim|Space"), before the last of a run of
+// upper-case letters when a lower-case one follows ("HTTP|Server"), and
+// between letters and digits ("sha|256", "Sum|256"). A word with an
+// apostrophe has no parts.
+func partCuts(word string) []int {
+	const (
+		other = iota
+		lower
+		upper
+		digit
+	)
+	class := func(r rune) int {
+		switch {
+		case unicode.IsDigit(r):
+			return digit
+		case unicode.IsUpper(r):
+			return upper
+		case unicode.IsLetter(r):
+			return lower
+		}
+		return other
+	}
+	var cuts []int
+	prev, prevAt := other, 0
+	for i, r := range word {
+		c := class(r)
+		switch {
+		case r == '\'' || r == '\u2019':
+			return nil
+		case c == other: // a combining mark belongs to the letter before it
+			continue
+		case prev == lower && c == upper,
+			prev == digit && (c == lower || c == upper),
+			(prev == lower || prev == upper) && c == digit:
+			cuts = append(cuts, i)
+		case prev == upper && c == lower && prevAt > 0:
+			// "HTTPServer": the 'S' before "erver" starts a part, unless
+			// the run of capitals is one letter ("Server").
+			if p := prevAt; p > 0 && (len(cuts) == 0 || cuts[len(cuts)-1] < p) {
+				if r0, _ := utf8.DecodeLastRuneInString(word[:p]); class(r0) == upper {
+					cuts = append(cuts, p)
+				}
+			}
+		}
+		prev, prevAt = c, i
+	}
+	return cuts
+}
+
+// trimPossessive removes the possessive endings of a word ("TrimSpace's").
+func trimPossessive(word string) string {
+	for {
+		switch {
+		case strings.HasSuffix(word, "'s"), strings.HasSuffix(word, "'S"):
+			word = word[:len(word)-2]
+		case strings.HasSuffix(word, "\u2019s"), strings.HasSuffix(word, "\u2019S"):
+			word = word[:len(word)-len("\u2019s")]
+		default:
+			return word
+		}
+	}
+}
+
+// isPlain reports whether s is lowercase ASCII letters and digits only.
+func isPlain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // scan calls emit for every term of text with the byte span of the word it

@@ -95,3 +95,42 @@ func TestSnippet(t *testing.T) {
 		t.Fatalf("invalid input gave invalid snippet %q", got)
 	}
 }
+
+// TestAnalyzer_Terms checks the terms an index keeps: every word's term,
+// and after a compound word's the terms of its parts.
+func TestAnalyzer_Terms(t *testing.T) {
+	cases := []struct {
+		name, text string
+		want       []string
+	}{
+		{"camel and Pascal case", "strings.TrimSpace readAll", []string{"string", "trimspace", "trim", "space", "readall", "read", "all"}},
+		{"a run of capitals ends before a capitalized part", "HTTPServer RWMutex", []string{"httpserver", "http", "server", "rwmutex", "rw", "mutex"}},
+		{"letters and digits", "sha256 Sum256 utf8 x86", []string{"sha256", "sha", "256", "sum256", "sum", "256", "utf8", "utf", "8", "x86", "x", "86"}},
+		{"parts are stemmed", "ReadFiles WalkingDirs", []string{"readfile", "read", "file", "walkingdir", "walk", "dir"}},
+		{"digits then letters", "2026Q1 v1", []string{"2026q1", "2026", "q", "1", "v1", "v", "1"}},
+		{"plain and capitalized words have no parts", "server Server SERVER", []string{"server", "server", "server"}},
+		{"apostrophes are not split", "Don'tStop O'Reilly", []string{"don'tstop", "o'reilli"}},
+		{"possessive then parts", "TrimSpace's HTTPServer\u2019s", []string{"trimspace", "trim", "space", "httpserver", "http", "server"}},
+		{"non-ascii case change", "ÜberCool", []string{"übercool", "über", "cool"}},
+		{"a part equal to the word is not repeated", "Go", []string{"go"}},
+		{"ideographs", "日本 TrimSpace", []string{"日", "本", "trimspace", "trim", "space"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := keyword.DefaultAnalyzer.Terms(c.text); !slices.Equal(got, c.want) {
+				t.Fatalf("Terms(%q) = %q, want %q", c.text, got, c.want)
+			}
+			// Analyze, which phrases are matched against, has one term per word.
+			var words []string
+			for _, w := range strings.FieldsFunc(c.text, func(r rune) bool { return r == ' ' || r == '.' }) {
+				words = append(words, keyword.Analyze(w)...)
+			}
+			if got := keyword.Analyze(c.text); !slices.Equal(got, words) {
+				t.Fatalf("Analyze(%q) = %q, want %q", c.text, got, words)
+			}
+		})
+	}
+	if got := (keyword.Analyzer{NoStem: true}).Terms("ReadFiles"); !slices.Equal(got, []string{"readfiles", "read", "files"}) {
+		t.Fatalf("NoStem: %q", got)
+	}
+}

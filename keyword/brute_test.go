@@ -20,12 +20,34 @@ type brute struct {
 	df   map[string]float64 // document frequencies, computed on first use
 	avg  float64
 	tfs  map[uint32]map[string]int
+	lens map[uint32]int // length in words
+}
+
+// add analyzes text as the index does: the terms of its words and of
+// their parts, the length in words.
+func (b *brute) add(key uint32, text string) {
+	if b.lens == nil {
+		b.lens = map[uint32]int{}
+	}
+	b.docs[key] = keyword.DefaultAnalyzer.Terms(text)
+	b.lens[key] = len(keyword.Analyze(text))
+}
+
+// withCompounds returns the corpus document i, with compound words of
+// corpus words added to some: "alphaBeta", "Gamma42".
+func withCompounds(c *keywordtest.Corpus, i int) string {
+	text := c.Doc(i)
+	if i%4 == 0 {
+		a, b := keywordtest.Word(i%37), keywordtest.Word(i%53+1)
+		text += " " + a + strings.ToUpper(b[:1]) + b[1:] + " " + strings.ToUpper(a[:1]) + a[1:] + "42"
+	}
+	return text
 }
 
 func (b *brute) stats() {
 	b.df, b.avg, b.tfs = map[string]float64{}, 0, map[uint32]map[string]int{}
 	for key, terms := range b.docs {
-		b.avg += float64(len(terms))
+		b.avg += float64(b.lens[key])
 		b.tfs[key] = map[string]int{}
 		for _, t := range terms {
 			if b.tfs[key][t] == 0 {
@@ -63,7 +85,7 @@ func (b *brute) search(query string, k int, mode keyword.Mode, allow func(uint32
 	}
 	df, avg, n := b.df, b.avg, float64(len(b.docs))
 	var out []keyword.Result
-	for key, terms := range b.docs {
+	for key := range b.docs {
 		tfs := b.tfs[key]
 		score, matched := 0.0, []string(nil)
 		for i, q := range qs {
@@ -72,7 +94,7 @@ func (b *brute) search(query string, k int, mode keyword.Mode, allow func(uint32
 				continue
 			}
 			idf := math.Log(1 + (n-df[q]+0.5)/(df[q]+0.5))
-			score += idf * (keyword.K1 + 1) * tf / (tf + keyword.K1*(1-keyword.B) + keyword.K1*keyword.B/avg*float64(len(terms)))
+			score += idf * (keyword.K1 + 1) * tf / (tf + keyword.K1*(1-keyword.B) + keyword.K1*keyword.B/avg*float64(b.lens[key]))
 			matched = append(matched, words[i])
 		}
 		if len(matched) == 0 || mode == keyword.And && len(matched) < len(qs) || b.dead[key] || allow != nil && !allow(key) {
@@ -124,14 +146,14 @@ func TestIndex_Search_matchesBruteForce(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	const n = 3000
 	for _, i := range r.Perm(n) {
-		text := c.Doc(i)
+		text := withCompounds(c, i)
 		if i%97 == 0 {
 			text = ""
 		}
 		if err := x.Add(uint32(i), text); err != nil {
 			t.Fatal(err)
 		}
-		b.docs[uint32(i)] = keyword.Analyze(text)
+		b.add(uint32(i), text)
 	}
 	for i := 0; i < n; i += 13 {
 		x.Delete(uint32(i))
@@ -171,11 +193,11 @@ func TestIndex_SearchAmong_matchesBruteForce(t *testing.T) {
 	b := &brute{docs: map[uint32][]string{}, dead: map[uint32]bool{}}
 	const n = 2000
 	for i := range n {
-		text := c.Doc(i)
+		text := withCompounds(c, i)
 		if err := x.Add(uint32(i), text); err != nil {
 			t.Fatal(err)
 		}
-		b.docs[uint32(i)] = keyword.Analyze(text)
+		b.add(uint32(i), text)
 	}
 	for i := 0; i < n; i += 11 {
 		x.Delete(uint32(i))
@@ -219,7 +241,7 @@ func TestIndex_Containing(t *testing.T) {
 	docs := map[uint32][]string{}
 	const n = 1500
 	for i := range n {
-		text := c.Doc(i)
+		text := withCompounds(c, i)
 		if err := x.Add(uint32(i), text); err != nil {
 			t.Fatal(err)
 		}
@@ -227,7 +249,7 @@ func TestIndex_Containing(t *testing.T) {
 			x.Delete(uint32(i))
 			continue
 		}
-		docs[uint32(i)] = keyword.Analyze(text)
+		docs[uint32(i)] = keyword.DefaultAnalyzer.Terms(text)
 	}
 	for qi, q := range slices.Concat(c.Queries(keywordtest.And2, 20), c.Queries(keywordtest.OrCommon3, 20), []string{"the " + keywordtest.Word(1), "nosuchword " + keywordtest.Word(2)}) {
 		var want []uint32

@@ -83,6 +83,24 @@ func (x *Index) decode(b []byte) error {
 		d.fail("key bitmap does not end at key %d", nkeys-1)
 	}
 	x.lens = make([]uint32, nkeys)
+	for key := range x.lens {
+		if !x.added.has(uint32(key)) {
+			continue
+		}
+		l := d.uvarint()
+		if l > math.MaxUint32 {
+			d.fail("key %d: length %d", key, l)
+		}
+		x.lens[key] = uint32(l)
+		x.sumLen += l
+	}
+	if d.err != nil {
+		return d.err
+	}
+	// The frequencies of a document's terms sum to at least its length (a
+	// word has a term, a compound word also those of its parts), and to 0
+	// exactly when the length is 0.
+	tfSum := make([]uint64, nkeys)
 	nterms := d.count("term", 4)
 	x.lists = make([]postings, 0, nterms)
 	// Term bytes go to one string and postings to shared chunks, so that
@@ -99,7 +117,7 @@ func (x *Index) decode(b []byte) error {
 		prev = t
 		names = append(names, t...)
 		ends = append(ends, len(names))
-		x.lists = append(x.lists, x.decodePostings(d, t, &arena))
+		x.lists = append(x.lists, x.decodePostings(d, t, &arena, tfSum))
 	}
 	if d.err == nil && d.off != len(b) {
 		d.fail("%d bytes after the last term", len(b)-d.off)
@@ -107,11 +125,14 @@ func (x *Index) decode(b []byte) error {
 	if d.err != nil {
 		return d.err
 	}
-	for key, l := range x.lens {
-		if l > 0 && !x.added.has(uint32(key)) {
+	for key, sum := range tfSum {
+		l := uint64(x.lens[key])
+		if sum > 0 && !x.added.has(uint32(key)) {
 			return corrupt("postings for key %d, which is not a document", key)
 		}
-		x.sumLen += uint64(l)
+		if sum < l || (sum == 0) != (l == 0) {
+			return corrupt("key %d: length %d, term frequencies summing to %d", key, l, sum)
+		}
 	}
 	all := string(names)
 	x.dict = make(map[string]uint32, len(ends))
@@ -125,8 +146,8 @@ func (x *Index) decode(b []byte) error {
 }
 
 // decodePostings reads the postings of term t, checks that docs increase
-// and are below the key slots, and adds the frequencies to the lengths.
-func (x *Index) decodePostings(d *decoder, t []byte, arena *[]uint32) postings {
+// and are below the key slots, and adds the frequencies to tfSum.
+func (x *Index) decodePostings(d *decoder, t []byte, arena *[]uint32, tfSum []uint64) postings {
 	n := d.count("posting", 2)
 	if n == 0 {
 		d.fail("term %q has no postings", t)
@@ -164,12 +185,11 @@ func (x *Index) decodePostings(d *decoder, t []byte, arena *[]uint32) postings {
 		} else {
 			tf = d.uvarintSlow()
 		}
-		l := uint64(x.lens[doc]) + tf
-		if tf == 0 || l > math.MaxUint32 {
+		if tf == 0 || tf > math.MaxUint32 {
 			d.fail("term %q: frequency %d for key %d", t, tf, doc)
 			return postings{}
 		}
-		x.lens[doc] = uint32(l)
+		tfSum[doc] += tf
 		p.docs[i] = p.pack(doc, uint32(tf))
 	}
 	return p

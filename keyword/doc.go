@@ -15,7 +15,13 @@
 // one term each), possessive "'s" is dropped, tokens over [MaxTokenBytes]
 // are dropped, and plain English words go through a light stemmer (Porter2
 // steps 0–1c: plurals, -ed, -ing, final -y). Queries go through the same
-// analyzer. [Snippet] cuts an excerpt around the matched words.
+// analyzer. A document's compound words — a change of case inside a word
+// or letters joined to digits: "TrimSpace", "HTTPServer", "sha256" — are
+// also indexed by their parts ("trim", "space"; "http", "server"; "sha",
+// "256"), so a query in plain words finds the names made of them; the
+// parts do not lengthen the document, and a query's words are searched as
+// written ([Analyzer.Terms]). [Snippet] cuts an excerpt around the
+// matched words.
 //
 // [Index.Search] ranks by BM25 (k1 = 1.2, b = 0.75, the idf of Lucene:
 // ln(1 + (N − df + 0.5)/(df + 0.5))). [Or] queries are evaluated with

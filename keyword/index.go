@@ -55,7 +55,7 @@ func (x *Index) Add(key uint32, text string) error {
 	if key > MaxKey {
 		return nexus.Errorf(nexus.EInvalid, "key %d over the limit of %d", key, MaxKey)
 	}
-	terms := x.an.Analyze(text)
+	terms, words := x.an.indexTerms(text)
 	slices.Sort(terms)
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -65,21 +65,21 @@ func (x *Index) Add(key uint32, text string) error {
 		}
 		x.compactLocked()
 	}
-	x.addLocked(key, terms)
+	x.addLocked(key, terms, words)
 	return nil
 }
 
-// addLocked indexes the sorted terms of a new key.
-func (x *Index) addLocked(key uint32, terms []string) {
+// addLocked indexes the sorted terms of a new key of length words.
+func (x *Index) addLocked(key uint32, terms []string, words int) {
 	if int(key) >= len(x.lens) {
 		n := len(x.lens)
 		x.lens = slices.Grow(x.lens, int(key)+1-n)[:key+1]
 		clear(x.lens[n:])
 	}
-	x.lens[key] = uint32(len(terms))
+	x.lens[key] = uint32(words)
 	x.added.set(key)
 	x.ndocs++
-	x.sumLen += uint64(len(terms))
+	x.sumLen += uint64(words)
 	for i := 0; i < len(terms); {
 		j := i + 1
 		for j < len(terms) && terms[j] == terms[i] {

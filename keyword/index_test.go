@@ -279,3 +279,30 @@ func TestIndex_concurrent(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+// TestIndex_Search_compoundWords checks that a compound word is found by
+// its parts, that its parts do not lengthen the document, and that a
+// compound word in a query is searched as written.
+func TestIndex_Search_compoundWords(t *testing.T) {
+	x := MustIndex(t, "strings TrimSpace", "trim the space", "space")
+	// Lengths in words 2, 3, 1: average 2. "trim" is in docs 0 and 1.
+	idf := math.Log(1 + (3-2+0.5)/(2+0.5))
+	score := func(tf, length float64) float64 {
+		return idf * tf * (keyword.K1 + 1) / (tf + keyword.K1*(1-keyword.B+keyword.B*length/2))
+	}
+	res := MustSearch(t, x, "trim", 10, keyword.Or, nil)
+	if !slices.Equal(keys(res), []uint32{0, 1}) {
+		t.Fatalf("trim: keys %v, want [0 1]", keys(res))
+	}
+	for i, want := range []float64{score(1, 2), score(1, 3)} {
+		if math.Abs(float64(res[i].Score)-want) > 1e-6 || !slices.Equal(res[i].Matched, []string{"trim"}) {
+			t.Fatalf("trim: result %d = %+v, want score %v", i, res[i], want)
+		}
+	}
+	if res := MustSearch(t, x, "TrimSpace", 10, keyword.Or, nil); !slices.Equal(keys(res), []uint32{0}) || !slices.Equal(res[0].Matched, []string{"trimspace"}) {
+		t.Fatalf("TrimSpace: %+v, want doc 0 only", res)
+	}
+	if res := MustSearch(t, x, "trim space", 10, keyword.And, nil); !slices.Equal(keys(res), []uint32{0, 1}) {
+		t.Fatalf("trim space (and): keys %v, want [0 1]", keys(res))
+	}
+}

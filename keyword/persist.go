@@ -15,20 +15,24 @@ import (
 	"github.com/nexus-mem/nexus"
 )
 
-// The file format, version 1, all integers little endian:
+// The file format, version 2, all integers little endian:
 //
 //	header   magic "NXKWIDX\x00" | version uint32 | flags uint32 | payload length uint64
 //	payload  uvarint key slots | key-slot bitmap of the documents, uint64 words
+//	         per document, in key order: uvarint length in words
 //	         uvarint terms | per term, in byte order: uvarint length, bytes,
 //	         uvarint postings n, n uvarint doc gaps (the first is the doc),
 //	         n uvarint term frequencies
 //	trailer  SHA-256 of header and payload
 //
-// Document lengths are not stored: a length is the sum of the document's
-// term frequencies. Tombstoned documents are not written.
+// Tombstoned documents are not written. Version 1 had no lengths (a
+// length was the sum of the document's term frequencies) and was written
+// by the analyzer before compound words were split into parts: its terms
+// are not what the analyzer gives now, so [Read] refuses it and the
+// caller rebuilds the index from the texts.
 const (
 	magic      = "NXKWIDX\x00"
-	version    = 1
+	version    = 2
 	headerSize = 24
 	flagNoStem = 1
 	chunk      = 1 << 20
@@ -37,6 +41,12 @@ const (
 // ErrCorrupt is in the chain of the errors [Read] returns for data that is
 // not an intact index file.
 var ErrCorrupt = errors.New("keyword index file is corrupt")
+
+// ErrVersion is in the chain of the errors [Read] returns for an index
+// file of another version of the format (one written before the analyzer
+// split compound words, say). Such a file is intact but its terms are not
+// the analyzer's: the index must be rebuilt from the texts.
+var ErrVersion = errors.New("keyword index file has another version")
 
 func corrupt(format string, args ...any) error {
 	return nexus.WrapError(nexus.EInternal, ErrCorrupt, "keyword index file is corrupt: "+format, args...)
@@ -58,7 +68,7 @@ func (x *Index) WriteTo(w io.Writer) (int64, error) {
 	}
 	slices.Sort(terms)
 	nkeys, live := x.liveKeysLocked()
-	size := x.payloadSizeLocked(terms, nkeys)
+	size := x.payloadSizeLocked(terms, nkeys, live)
 	cw := &chunkWriter{w: w, h: sha256.New(), buf: make([]byte, 0, chunk+64)}
 	var flags uint32
 	if x.an.NoStem {
@@ -72,6 +82,12 @@ func (x *Index) WriteTo(w io.Writer) (int64, error) {
 	for _, word := range live[:(nkeys+63)/64] {
 		cw.buf = binary.LittleEndian.AppendUint64(cw.buf, word)
 		cw.maybeFlush()
+	}
+	for key := range nkeys {
+		if live.has(uint32(key)) {
+			cw.buf = binary.AppendUvarint(cw.buf, uint64(x.lens[key]))
+			cw.maybeFlush()
+		}
 	}
 	cw.buf = binary.AppendUvarint(cw.buf, uint64(len(terms)))
 	for _, t := range terms {
@@ -124,8 +140,13 @@ func (x *Index) liveCountLocked(id uint32) int {
 
 func uvarintLen(v uint64) uint64 { return uint64(bits.Len64(v|1)+6) / 7 }
 
-func (x *Index) payloadSizeLocked(terms []string, nkeys int) uint64 {
+func (x *Index) payloadSizeLocked(terms []string, nkeys int, live bitset) uint64 {
 	size := uvarintLen(uint64(nkeys)) + 8*uint64((nkeys+63)/64) + uvarintLen(uint64(len(terms)))
+	for key := range nkeys {
+		if live.has(uint32(key)) {
+			size += uvarintLen(uint64(x.lens[key]))
+		}
+	}
 	for _, t := range terms {
 		id := x.dict[t]
 		size += uvarintLen(uint64(len(t))) + uint64(len(t)) + uvarintLen(uint64(x.liveCountLocked(id)))
@@ -192,7 +213,8 @@ func (c *chunkWriter) flush() {
 // Read reads an index written by [Index.WriteTo]. It reads the header,
 // the payload and the trailer and nothing past them. Damaged data, a
 // truncated file or a checksum mismatch is an error with [ErrCorrupt] in
-// its chain; it never yields a partial or silently wrong index.
+// its chain, an intact file of another version of the format one with
+// [ErrVersion]; it never yields a partial or silently wrong index.
 func Read(r io.Reader) (*Index, error) {
 	var hdr [headerSize]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -200,13 +222,6 @@ func Read(r io.Reader) (*Index, error) {
 	}
 	if string(hdr[:8]) != magic {
 		return nil, corrupt("bad magic: not a keyword index")
-	}
-	if v := binary.LittleEndian.Uint32(hdr[8:]); v != version {
-		return nil, corrupt("version %d, want %d", v, version)
-	}
-	flags := binary.LittleEndian.Uint32(hdr[12:])
-	if flags&^flagNoStem != 0 {
-		return nil, corrupt("unknown flags %#x", flags)
 	}
 	size := binary.LittleEndian.Uint64(hdr[16:])
 	if size > math.MaxInt64/2 {
@@ -225,6 +240,15 @@ func Read(r io.Reader) (*Index, error) {
 	h.Write(payload)
 	if !bytes.Equal(h.Sum(nil), sum[:]) {
 		return nil, corrupt("checksum mismatch")
+	}
+	// Checked after the checksum, so that a damaged version field is
+	// damage, and an intact file of another version is that.
+	if v := binary.LittleEndian.Uint32(hdr[8:]); v != version {
+		return nil, nexus.WrapError(nexus.EInternal, ErrVersion, "keyword index file has version %d, this build reads %d: rebuild it", v, version)
+	}
+	flags := binary.LittleEndian.Uint32(hdr[12:])
+	if flags&^flagNoStem != 0 {
+		return nil, corrupt("unknown flags %#x", flags)
 	}
 	x := New(Config{NoStem: flags&flagNoStem != 0})
 	if err := x.decode(payload); err != nil {

@@ -50,8 +50,8 @@ func TestFusionWeight(t *testing.T) {
 			t.Errorf("weight(%q) = %v, want %v", q, got, want)
 		}
 	}
-	if d := DefaultFusion("nexus-hash-v1-384"); d.Semantic <= 0 || d.Semantic >= 0.5 {
-		t.Errorf("the hashing model's default %+v should give it a small share", d)
+	if d := DefaultFusion("nexus-hash-v1-384"); d.Semantic <= 0 || d.Semantic >= 0.5 || d.Exact != 0 {
+		t.Errorf("the hashing model's default %+v should give it a small share, none for exact names", d)
 	}
 	if d := DefaultFusion("text-embedding-3-small"); d != (Fusion{Semantic: 0.5, Exact: 0.3, Evidence: true}) {
 		t.Errorf("an unmeasured model's default is %+v", d)
@@ -78,7 +78,7 @@ func TestFusionQueryWeight(t *testing.T) {
 
 func TestDefaultFusion(t *testing.T) {
 	for model, want := range map[string]Fusion{
-		"nexus-hash-v1-384":      {Semantic: 0.05, Exact: 0.05},
+		"nexus-hash-v1-384":      {Semantic: 0.04},
 		"nexus-cooc-v1-512-ab12": {Semantic: 0.5, Exact: 0.25, Evidence: true},
 		"text-embedding-3-small": {Semantic: 0.5, Exact: 0.3, Evidence: true},
 	} {

@@ -44,8 +44,15 @@ func TestCLI_BenchQuality(t *testing.T) {
 			}
 		}
 	}
-	if got := strings.Count(out, "tune\tnexusdocs\t"); got != 2*13*13 {
-		t.Errorf("%d tuning lines, want 169 per model", got)
+	// Per model: keyword search's line, then 2×7 small shares and 13×13 weights.
+	if got := strings.Count(out, "tune\tnexusdocs\t"); got != 2*(1+14+13*13) {
+		t.Errorf("%d tuning lines, want 184 per model", got)
+	}
+	if got := len(regexp.MustCompile(`(?m)^tune\tnexusdocs\tkeyword\t-(\t[01]\.\d{4}){3}$`).FindAllString(out, -1)); got != 2 {
+		t.Errorf("%d keyword tuning lines, want one per model", got)
+	}
+	if got := len(regexp.MustCompile(`(?m)^tune\tnexusdocs(\t[01]\.\d{4}){5}\t(true|false)$`).FindAllString(out, -1)); got != 2*(14+13*13) {
+		t.Errorf("%d weight tuning lines, want 183 per model", got)
 	}
 	if err := exec.Command(binary, "bench", "quality", "--sets", "nosuchset").Run(); err == nil {
 		t.Error("an unknown set was accepted")
