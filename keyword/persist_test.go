@@ -2,11 +2,9 @@ package keyword_test
 
 import (
 	"bytes"
-	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
-	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -132,60 +130,13 @@ func reseal(b []byte) []byte {
 	return append(slices.Clone(b), sum[:]...)
 }
 
-// writeV1 returns the texts (keys 0, 1, …) indexed in version 1 of the
-// file format, as the analyzer before compound words were split wrote
-// it: the terms of each word only, no lengths.
-func writeV1(texts []string) []byte {
-	post := map[string][][2]uint64{} // term → (key, tf)
-	for key, text := range texts {
-		tf := map[string]uint64{}
-		for _, term := range keyword.Analyze(text) {
-			tf[term]++
-		}
-		for term, n := range tf {
-			post[term] = append(post[term], [2]uint64{uint64(key), n})
-		}
-	}
-	var payload []byte
-	payload = binary.AppendUvarint(payload, uint64(len(texts)))
-	bitmap := make([]uint64, (len(texts)+63)/64)
-	for key := range texts {
-		bitmap[key/64] |= 1 << (key % 64)
-	}
-	for _, w := range bitmap {
-		payload = binary.LittleEndian.AppendUint64(payload, w)
-	}
-	terms := slices.Sorted(maps.Keys(post))
-	payload = binary.AppendUvarint(payload, uint64(len(terms)))
-	for _, term := range terms {
-		ps := post[term]
-		slices.SortFunc(ps, func(a, b [2]uint64) int { return cmp.Compare(a[0], b[0]) })
-		payload = binary.AppendUvarint(payload, uint64(len(term)))
-		payload = append(payload, term...)
-		payload = binary.AppendUvarint(payload, uint64(len(ps)))
-		prev := uint64(0)
-		for _, p := range ps {
-			payload = binary.AppendUvarint(payload, p[0]-prev)
-			prev = p[0]
-		}
-		for _, p := range ps {
-			payload = binary.AppendUvarint(payload, p[1])
-		}
-	}
-	b := []byte("NXKWIDX\x00")
-	b = binary.LittleEndian.AppendUint32(b, 1)
-	b = binary.LittleEndian.AppendUint32(b, 0)
-	b = binary.LittleEndian.AppendUint64(b, uint64(len(payload)))
-	return reseal(append(b, payload...))
-}
-
 // TestRead_version1 checks that an intact file of version 1 is refused
 // as another version (so that the caller rebuilds the index with the
 // analyzer of now), and that its payload under this version's header is
 // refused as corrupt rather than misread.
 func TestRead_version1(t *testing.T) {
 	texts := []string{"strings.TrimSpace returns s without spaces", "trim the space", "sha256 Sum256 checksum", ""}
-	v1 := writeV1(texts)
+	v1 := keywordtest.FileV1(texts)
 	x, err := keyword.Read(bytes.NewReader(v1))
 	if x != nil || !errors.Is(err, keyword.ErrVersion) || errors.Is(err, keyword.ErrCorrupt) {
 		t.Fatalf("version 1: Read = %v, %v; want ErrVersion", x, err)
