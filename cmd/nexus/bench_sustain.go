@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -149,12 +150,22 @@ func (b *searchBench) sustainRun(ctx context.Context, data string, lagging float
 		}
 	})
 	var seq atomic.Int64
+	stopProfile := func() {}
+	if b.profile != "" {
+		stop, err := startCPUProfile(b.profile)
+		if err != nil {
+			return nil, err
+		}
+		b.profile = "" // the first run only
+		stopProfile = func() { pprof.StopCPUProfile(); stop() }
+	}
 	r.load = load(ctx, b.clients, b.sustainFor, 0, func(ctx context.Context, _ int) error {
 		i := int(seq.Add(1))
 		_, err := st.Put(ctx, nexus.Draft{Namespace: "bench", Type: nexus.TypeObservation, AgentID: "writer",
 			Content: fmt.Sprintf("%s n%d", texts[i%len(texts)], i), Metadata: []byte(fmt.Sprintf(`{"topic":%d}`, i%len(b.gen.topics)))})
 		return err
 	})
+	stopProfile()
 	close(stop)
 	wg.Wait()
 	if r.load.Ops == 0 {
