@@ -59,9 +59,10 @@ type Options struct {
 	LagBound int
 	// FreshMax bounds the fresh segment: contexts searchable (keywords
 	// indexed, vectors scanned exactly by every semantic search) while
-	// their vectors wait to be inserted into the graph (default 50,000).
+	// their vectors wait to be inserted into the graph (default 20,000).
 	// Past it, new contexts become searchable only as the graph catches
-	// up.
+	// up. Every semantic search scans the segment: its cost grows with
+	// the bound (docs/BENCHMARKS.md, "Fresh segment").
 	FreshMax int
 	// Workers is the number of goroutines adding to the indexes when
 	// catching up (default GOMAXPROCS).
@@ -129,7 +130,7 @@ func (o *Options) setDefaults() {
 		o.LagBound = 10000
 	}
 	if o.FreshMax <= 0 {
-		o.FreshMax = 50000
+		o.FreshMax = 20000
 	}
 	if o.EfSearch <= 0 {
 		o.EfSearch = 512
