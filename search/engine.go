@@ -387,19 +387,20 @@ func (e *Engine) CatchUp(ctx context.Context, progress func(done, total int)) er
 }
 
 // follow catches up like CatchUp, but while contexts keep arriving it
-// rations its CPU, sleeping after each round, so that indexing does not
-// take the cores that durable writes need: Options.MaxCPU of one core
-// while the index keeps up, rising with the lag to Options.MaxCPULagging
-// at Options.LagBound contexts behind (see ration). A round makes every
-// new context searchable (admit: its keywords indexed, its vector put in
-// the fresh segment, which searches scan exactly) while the fresh segment
-// is under Options.FreshMax, then inserts one batch of the fresh segment
-// into the graph (link), the costly part. The lag left is made up at full
-// speed once writes pause.
+// rations the CPU of the graph's building, sleeping after each round, so
+// that indexing does not take the cores that durable writes need:
+// Options.MaxCPU of one core while the graph keeps up, rising with the
+// lag to Options.MaxCPULagging at Options.LagBound contexts behind (see
+// ration). A round makes every new context searchable (admit: its
+// keywords indexed, its vector put in the fresh segment, which searches
+// scan exactly; about a sixth of the work, not rationed) while the fresh
+// segment is under Options.FreshMax, then inserts one batch of the fresh
+// segment into the graph (link), the costly part. The lag left is made up
+// at full speed once writes pause.
 func (e *Engine) follow(ctx context.Context, progress func(done, total int)) error {
 	busy := false // writes arrived during the last round
 	for {
-		before, start := e.src.Len(), time.Now()
+		before := e.src.Len()
 		share := math.Inf(1)
 		if busy {
 			share = e.ration(e.graphLag(before))
@@ -408,7 +409,7 @@ func (e *Engine) follow(ctx context.Context, progress func(done, total int)) err
 		if share < float64(workers) {
 			workers = max(1, int(math.Ceil(share)))
 		}
-		admitted, linked, err := e.round(ctx, workers)
+		admitted, linked, linking, err := e.round(ctx, workers)
 		if err != nil || admitted+linked == 0 {
 			return err
 		}
@@ -418,7 +419,9 @@ func (e *Engine) follow(ctx context.Context, progress func(done, total int)) err
 		if busy = e.src.Len() != before; !busy || share >= float64(workers) {
 			continue // writes have paused, or no ration: full speed
 		}
-		pause := time.Duration(float64(time.Since(start)) * (float64(workers)/share - 1))
+		// Only the linking is rationed: pausing for the admitting too
+		// lengthens the next round's admitting, and its pause, in turn.
+		pause := time.Duration(float64(linking) * (float64(workers)/share - 1))
 		select {
 		case <-time.After(pause):
 		case <-ctx.Done():
@@ -432,8 +435,8 @@ const maxAdmitBatches = 64
 
 // round admits the contexts stored since the cursor (up to
 // maxAdmitBatches batches, and while the fresh segment is under FreshMax)
-// and links one batch of the fresh segment.
-func (e *Engine) round(ctx context.Context, workers int) (admitted, linked int, err error) {
+// and links one batch of the fresh segment, which took linking.
+func (e *Engine) round(ctx context.Context, workers int) (admitted, linked int, linking time.Duration, err error) {
 	e.stepMu.Lock()
 	defer e.stepMu.Unlock()
 	for range maxAdmitBatches {
@@ -442,15 +445,16 @@ func (e *Engine) round(ctx context.Context, workers int) (admitted, linked int, 
 		}
 		n, err := e.admit(ctx, workers)
 		if err != nil {
-			return admitted, 0, err
+			return admitted, 0, 0, err
 		}
 		if n == 0 {
 			break
 		}
 		admitted += n
 	}
+	start := time.Now()
 	linked, err = e.link(workers)
-	return admitted, linked, err
+	return admitted, linked, time.Since(start), err
 }
 
 // graphLag is the contexts of the stored ones (stored of them) that are
