@@ -71,11 +71,11 @@ func isAncestor(t *testing.T, n *nodetest.Node, a, b string) bool {
 }
 
 // destroyIndexFiles removes the saved index files of a node's data
-// directory (there must be three).
+// directory (there must be four: docs, fresh, keyword, vectors).
 func destroyIndexFiles(t *testing.T, dir string) {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join(dir, "index", "*", "*.bin"))
-	if len(files) != 3 {
+	if len(files) != 4 { // docs, fresh, keyword, vectors
 		t.Fatalf("saved index files: %v", files)
 	}
 	for _, f := range files {

@@ -161,7 +161,7 @@ func TestNode_RecoversIndexFilesAndRef(t *testing.T) {
 	written := putMany(t, n, 20, "indexed")
 	n.Restart(func(c *node.Config) { c.RecoverInterval = 20 * time.Millisecond }) // saves the index
 	files, _ := filepath.Glob(filepath.Join(cfg.Dir, "index", "*", "*.bin"))
-	if len(files) != 3 {
+	if len(files) != 4 { // docs, fresh, keyword, vectors
 		t.Fatalf("saved index files: %v", files)
 	}
 	for _, f := range files {
@@ -172,7 +172,7 @@ func TestNode_RecoversIndexFilesAndRef(t *testing.T) {
 	if h := n.Health(context.Background()).Components[nexus.ComponentIndex]; h.Status != nexus.StatusHealthy {
 		t.Fatalf("index after recovery: %+v", h)
 	}
-	if again, _ := filepath.Glob(filepath.Join(cfg.Dir, "index", "*", "*.bin")); len(again) != 3 {
+	if again, _ := filepath.Glob(filepath.Join(cfg.Dir, "index", "*", "*.bin")); len(again) != 4 {
 		t.Fatalf("saved index files after recovery: %v", again)
 	}
 

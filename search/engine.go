@@ -54,9 +54,16 @@ type Options struct {
 	// if that is less, so that writes keep at least as much. Below MaxCPU:
 	// MaxCPU, a fixed ration.
 	MaxCPULagging float64
-	// LagBound is the lag (contexts stored, not yet indexed) at which the
-	// indexer takes MaxCPULagging (default 10,000).
+	// LagBound is the lag (contexts stored, not yet in the graph) at
+	// which the indexer takes MaxCPULagging (default 10,000).
 	LagBound int
+	// FreshMax bounds the fresh segment: contexts searchable (keywords
+	// indexed, vectors scanned exactly by every semantic search) while
+	// their vectors wait to be inserted into the graph (default 20,000).
+	// Past it, new contexts become searchable only as the graph catches
+	// up. Every semantic search scans the segment: its cost grows with
+	// the bound (docs/BENCHMARKS.md, "Fresh segment").
+	FreshMax int
 	// Workers is the number of goroutines adding to the indexes when
 	// catching up (default GOMAXPROCS).
 	Workers int
@@ -122,6 +129,9 @@ func (o *Options) setDefaults() {
 	if o.LagBound <= 0 {
 		o.LagBound = 10000
 	}
+	if o.FreshMax <= 0 {
+		o.FreshMax = 20000
+	}
 	if o.EfSearch <= 0 {
 		o.EfSearch = 512
 	}
@@ -144,15 +154,21 @@ type Engine struct {
 	vec *vector.Index
 	kw  *keyword.Index
 
-	mu       sync.RWMutex // guards the fields below
-	tab      *table
-	cursor   nexus.ID // last context added to the table
-	done     int      // docs fully added to both indexes
-	noVec    []uint32 // docs waiting for an embedding
-	degraded string   // why the last embedding failed; "" when healthy
-	failedAt time.Time
-	savedAt  int // done at the last save
-	progress chan struct{}
+	mu     sync.RWMutex // guards the fields below
+	tab    *table
+	cursor nexus.ID // last context added to the table
+	done   int      // docs searchable: in the keyword index, their vectors in the graph or fresh
+	noVec  []uint32 // docs waiting for an embedding
+	// The fresh segment: docs searchable whose vectors are not yet in the
+	// graph, ascending, with their vectors. Linking removes them from the
+	// front once the graph holds them; entries are never changed in
+	// place, so a search may keep the slices it took.
+	freshOrds []uint32
+	freshVecs [][]float32
+	degraded  string // why the last embedding failed; "" when healthy
+	failedAt  time.Time
+	savedAt   int // done at the last save
+	progress  chan struct{}
 
 	root        string                   // Options.Dir: the parent of the model directories
 	loadErr     error                    // why the saved index was not loaded at open
@@ -237,6 +253,7 @@ func (e *Engine) reset() error {
 	defer e.mu.Unlock()
 	e.vec, e.kw, e.tab = vec, keyword.New(e.opts.Keyword), newTable()
 	e.cursor, e.done, e.noVec, e.savedAt = nexus.ID{}, 0, nil, -1
+	e.freshOrds, e.freshVecs = nil, nil
 	return nil
 }
 
@@ -370,25 +387,30 @@ func (e *Engine) CatchUp(ctx context.Context, progress func(done, total int)) er
 }
 
 // follow catches up like CatchUp, but while contexts keep arriving it
-// rations its CPU, sleeping after each batch, so that indexing does not
-// take the cores that durable writes need: Options.MaxCPU of one core
-// while the index keeps up, rising with the lag to Options.MaxCPULagging
-// at Options.LagBound contexts behind (see ration). The lag left is made
-// up at full speed once writes pause.
+// rations the CPU of the graph's building, sleeping after each round, so
+// that indexing does not take the cores that durable writes need:
+// Options.MaxCPU of one core while the graph keeps up, rising with the
+// lag to Options.MaxCPULagging at Options.LagBound contexts behind (see
+// ration). A round makes every new context searchable (admit: its
+// keywords indexed, its vector put in the fresh segment, which searches
+// scan exactly; about a sixth of the work, not rationed) while the fresh
+// segment is under Options.FreshMax, then inserts one batch of the fresh
+// segment into the graph (link), the costly part. The lag left is made up
+// at full speed once writes pause.
 func (e *Engine) follow(ctx context.Context, progress func(done, total int)) error {
-	busy := false // writes arrived during the last step
+	busy := false // writes arrived during the last round
 	for {
-		before, start := e.src.Len(), time.Now()
+		before := e.src.Len()
 		share := math.Inf(1)
 		if busy {
-			share = e.ration(before - e.Indexed())
+			share = e.ration(e.graphLag(before))
 		}
 		workers := e.opts.Workers
 		if share < float64(workers) {
 			workers = max(1, int(math.Ceil(share)))
 		}
-		n, err := e.step(ctx, workers)
-		if err != nil || n == 0 {
+		admitted, linked, linking, err := e.round(ctx, workers)
+		if err != nil || admitted+linked == 0 {
 			return err
 		}
 		if progress != nil {
@@ -397,13 +419,56 @@ func (e *Engine) follow(ctx context.Context, progress func(done, total int)) err
 		if busy = e.src.Len() != before; !busy || share >= float64(workers) {
 			continue // writes have paused, or no ration: full speed
 		}
-		pause := time.Duration(float64(time.Since(start)) * (float64(workers)/share - 1))
+		// Only the linking is rationed: pausing for the admitting too
+		// lengthens the next round's admitting, and its pause, in turn.
+		pause := time.Duration(float64(linking) * (float64(workers)/share - 1))
 		select {
 		case <-time.After(pause):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
+}
+
+// maxAdmitBatches bounds the batches one round admits before it links.
+const maxAdmitBatches = 64
+
+// round admits the contexts stored since the cursor (up to
+// maxAdmitBatches batches, and while the fresh segment is under FreshMax)
+// and links one batch of the fresh segment, which took linking.
+func (e *Engine) round(ctx context.Context, workers int) (admitted, linked int, linking time.Duration, err error) {
+	e.stepMu.Lock()
+	defer e.stepMu.Unlock()
+	for range maxAdmitBatches {
+		if e.freshLen() >= e.opts.FreshMax {
+			break
+		}
+		n, err := e.admit(ctx, workers)
+		if err != nil {
+			return admitted, 0, 0, err
+		}
+		if n == 0 {
+			break
+		}
+		admitted += n
+	}
+	start := time.Now()
+	linked, err = e.link(workers)
+	return admitted, linked, time.Since(start), err
+}
+
+// graphLag is the contexts of the stored ones (stored of them) that are
+// not in the graph yet: those not yet admitted and the fresh segment.
+func (e *Engine) graphLag(stored int) int {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return max(0, stored-e.done) + len(e.freshOrds)
+}
+
+func (e *Engine) freshLen() int {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return len(e.freshOrds)
 }
 
 // ration returns the cores the indexer may use while writes keep arriving
@@ -443,11 +508,32 @@ func (e *Engine) catchUp(ctx context.Context, progress func(done, total int)) er
 }
 
 // step indexes the next batch, adding to the indexes from workers
-// goroutines, and returns its size. Steps (and saves) are serialised by
+// goroutines, and returns its size; then it inserts the whole fresh
+// segment into the graph. Steps, rounds (and saves) are serialised by
 // stepMu: the background indexer and an explicit CatchUp may run at once.
 func (e *Engine) step(ctx context.Context, workers int) (int, error) {
 	e.stepMu.Lock()
 	defer e.stepMu.Unlock()
+	n, err := e.admit(ctx, workers)
+	if err != nil {
+		return 0, err
+	}
+	for {
+		m, err := e.link(workers)
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			return n, nil
+		}
+	}
+}
+
+// admit makes the next batch of contexts searchable and returns its size:
+// they are added to the table and the keyword index (from workers
+// goroutines), and their vectors to the fresh segment. The caller holds
+// stepMu.
+func (e *Engine) admit(ctx context.Context, workers int) (int, error) {
 	e.mu.RLock()
 	cur := e.cursor
 	e.mu.RUnlock()
@@ -480,35 +566,72 @@ func (e *Engine) step(ctx context.Context, workers int) (int, error) {
 		e.markFailed(embErr)
 	}
 	e.mu.Unlock()
-	if err := e.addAll(cs, ords, vecs, workers); err != nil {
+	if err := e.addKeywords(cs, ords, workers); err != nil {
 		return 0, err
 	}
+	e.mu.Lock()
+	for i, v := range vecs {
+		if v != nil {
+			e.freshOrds, e.freshVecs = append(e.freshOrds, ords[i]), append(e.freshVecs, v)
+		}
+	}
+	e.mu.Unlock()
 	e.advance(len(cs))
 	return len(cs), nil
 }
 
-// addAll adds a batch to both indexes from workers goroutines.
-func (e *Engine) addAll(cs []*nexus.Context, ords []uint32, vecs [][]float32, workers int) error {
+// addKeywords adds a batch to the keyword index from workers goroutines.
+func (e *Engine) addKeywords(cs []*nexus.Context, ords []uint32, workers int) error {
+	return parallel(len(cs), workers, func(i int) error {
+		if err := e.kw.Add(ords[i], cs[i].Content); err != nil {
+			return fmt.Errorf("keyword index %s: %w", cs[i].ID, err)
+		}
+		return nil
+	})
+}
+
+// link inserts the oldest batch of the fresh segment into the graph from
+// workers goroutines, then drops it from the segment, and returns its
+// size. The caller holds stepMu. A vector the graph refuses is dropped
+// too (and the error returned): it would be refused again.
+func (e *Engine) link(workers int) (int, error) {
+	e.mu.RLock()
+	n := min(len(e.freshOrds), e.opts.Batch)
+	ords, vecs := e.freshOrds[:n], e.freshVecs[:n]
+	e.mu.RUnlock()
+	if n == 0 {
+		return 0, nil
+	}
+	err := parallel(n, workers, func(i int) error {
+		if err := e.vec.Add(ords[i], vecs[i]); err != nil {
+			return fmt.Errorf("vector index, doc %d: %w", ords[i], err)
+		}
+		return nil
+	})
+	e.mu.Lock()
+	e.freshOrds, e.freshVecs = e.freshOrds[n:], e.freshVecs[n:]
+	if len(e.freshOrds) == 0 {
+		e.freshOrds, e.freshVecs = nil, nil // let the arrays go
+	}
+	e.mu.Unlock()
+	return n, err
+}
+
+// parallel calls f(i) for i in [0, n) from up to workers goroutines. A
+// goroutine stops at its first error; the errors are joined.
+func parallel(n, workers int, f func(i int) error) error {
 	var next atomic.Int64
-	errs := make([]error, max(1, min(workers, len(cs))))
+	errs := make([]error, max(1, min(workers, n)))
 	var wg sync.WaitGroup
 	for w := range errs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1) - 1); i < len(cs); i = int(next.Add(1) - 1) {
-				if err := e.kw.Add(ords[i], cs[i].Content); err != nil {
-					errs[w] = fmt.Errorf("keyword index %s: %w", cs[i].ID, err)
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				if err := f(i); err != nil {
+					errs[w] = err
 					return
 				}
-				if vecs[i] != nil {
-					if err := e.vec.Add(ords[i], vecs[i]); err != nil {
-						errs[w] = fmt.Errorf("vector index %s: %w", cs[i].ID, err)
-						return
-					}
-				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)
@@ -638,7 +761,8 @@ func (e *Engine) retryEmbeddings(ctx context.Context) {
 	}
 }
 
-// Indexed is the number of contexts in both indexes.
+// Indexed is the number of searchable contexts: in the keyword index,
+// and in the graph or the fresh segment.
 func (e *Engine) Indexed() int {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
@@ -647,8 +771,11 @@ func (e *Engine) Indexed() int {
 
 // Stats describe the engine for health and metrics.
 type Stats struct {
-	Indexed   int    `json:"indexed"`
-	Lag       int    `json:"lag"`       // stored contexts not yet indexed
+	Indexed int `json:"indexed"` // searchable contexts
+	Lag     int `json:"lag"`     // stored contexts not yet searchable
+	// Fresh counts searchable contexts whose vectors are not yet in the
+	// graph: semantic searches scan them exactly.
+	Fresh     int    `json:"fresh"`
 	NoVector  int    `json:"no_vector"` // indexed for keywords, waiting for an embedding
 	Model     string `json:"model"`     // embedding model
 	Dimension int    `json:"dimension"` // of its vectors
@@ -663,7 +790,7 @@ func (e *Engine) Stats() Stats {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	return Stats{
-		Indexed: e.done, Lag: max(0, n-e.done), NoVector: len(e.noVec),
+		Indexed: e.done, Lag: max(0, n-e.done), Fresh: len(e.freshOrds), NoVector: len(e.noVec),
 		Model: e.emb.Model(), Dimension: e.emb.Dimension(), Degraded: e.degraded,
 		LogFailures: e.logFailures.Load(),
 	}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,14 +22,16 @@ import (
 	"github.com/nexus-mem/nexus/vector"
 )
 
-// The saved state: a manifest naming one generation of three files, each
-// with its SHA-256. Files of a generation are written and fsynced before
+// The saved state: a manifest naming one generation of four files, each
+// with its SHA-256 (a generation saved before the fresh segment had three:
+// no fresh file is an empty fresh segment). Files of a generation are written and fsynced before
 // the manifest that names them is renamed into place, so a crash leaves
 // either the old or the new generation whole.
 const (
 	manifestFile    = "manifest.json"
 	manifestVersion = 2 // 2: numbers in metadata hashes are canonical JSON values
 	docsMagic       = "NXDOCS1\n"
+	freshMagic      = "NXFRSH1\n"
 )
 
 type manifest struct {
@@ -59,6 +62,7 @@ func (e *Engine) save() error {
 		Cursor: e.cursor, Count: e.done, Files: map[string]string{},
 	}
 	docs := encodeDocs(e.tab, e.noVec)
+	fresh := encodeFresh(e.emb.Dimension(), e.freshOrds, e.freshVecs)
 	done := e.done
 	e.mu.RUnlock()
 	if err := os.MkdirAll(e.opts.Dir, 0o700); err != nil { // private, like every directory of the store
@@ -73,6 +77,7 @@ func (e *Engine) save() error {
 		"docs":    func(w io.Writer) error { _, err := w.Write(docs); return err },
 		"vectors": func(w io.Writer) error { _, err := e.vec.WriteTo(w); return err },
 		"keyword": func(w io.Writer) error { _, err := e.kw.WriteTo(w); return err },
+		"fresh":   func(w io.Writer) error { _, err := w.Write(fresh); return err },
 	}
 	for kind, write := range writers {
 		if e.opts.Seal != nil {
@@ -194,9 +199,12 @@ func (e *Engine) load() error {
 		return fmt.Errorf("index made with model %s/%d, configured %s/%d", m.Model, m.Dimension, e.emb.Model(), e.emb.Dimension())
 	}
 	files := map[string][]byte{}
-	for _, kind := range []string{"docs", "vectors", "keyword"} {
+	for _, kind := range []string{"docs", "vectors", "keyword", "fresh"} {
 		name := fmt.Sprintf("%s-%d.bin", kind, m.Gen)
 		want, ok := m.Files[name]
+		if !ok && kind == "fresh" {
+			continue // saved before the fresh segment: empty
+		}
 		if !ok {
 			return fmt.Errorf("manifest lists no %s", name)
 		}
@@ -226,13 +234,25 @@ func (e *Engine) load() error {
 	if err != nil {
 		return fmt.Errorf("keyword: %w", err)
 	}
+	var freshOrds []uint32
+	var freshVecs [][]float32
+	if b, ok := files["fresh"]; ok {
+		if freshOrds, freshVecs, err = decodeFresh(b, e.emb.Dimension(), len(tab.docs)); err != nil {
+			return fmt.Errorf("fresh: %w", err)
+		}
+	}
+	for _, o := range freshOrds {
+		if _, ok := vec.Vector(o); ok {
+			return fmt.Errorf("doc %d is both in the graph and in the fresh segment", o)
+		}
+	}
 	switch n := len(tab.docs); {
 	case n != m.Count:
 		return fmt.Errorf("docs hold %d contexts, manifest says %d", n, m.Count)
 	case vec.Dim() != e.emb.Dimension():
 		return fmt.Errorf("vectors have %d dimensions, want %d", vec.Dim(), e.emb.Dimension())
-	case vec.Len()+len(noVec) != n:
-		return fmt.Errorf("%d vectors and %d waiting for %d contexts", vec.Len(), len(noVec), n)
+	case vec.Len()+len(freshOrds)+len(noVec) != n:
+		return fmt.Errorf("%d vectors in the graph, %d fresh and %d waiting for %d contexts", vec.Len(), len(freshOrds), len(noVec), n)
 	case n > 0 && tab.docs[n-1].id != m.Cursor:
 		return fmt.Errorf("cursor %s is not the last context indexed", m.Cursor)
 	case n > e.src.Len():
@@ -246,6 +266,7 @@ func (e *Engine) load() error {
 	e.mu.Lock()
 	e.vec, e.kw, e.tab = vec, kw, tab
 	e.cursor, e.done, e.noVec, e.savedAt = m.Cursor, len(tab.docs), noVec, len(tab.docs)
+	e.freshOrds, e.freshVecs = freshOrds, freshVecs
 	if len(noVec) > 0 {
 		e.degraded = fmt.Sprintf("%d contexts were saved without an embedding", len(noVec))
 	}
@@ -359,6 +380,62 @@ func decodeDocs(b []byte) (*table, []uint32, error) {
 		return nil, nil, errors.New("truncated or trailing bytes")
 	}
 	return t, noVec, nil
+}
+
+// encodeFresh serialises the fresh segment: the dimension and the count,
+// then each doc's ordinal and vector.
+func encodeFresh(dim int, ords []uint32, vecs [][]float32) []byte {
+	b := make([]byte, 0, len(freshMagic)+8+len(ords)*(4+4*dim))
+	b = append(b, freshMagic...)
+	b = binary.LittleEndian.AppendUint32(b, uint32(dim))
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(ords)))
+	for i, o := range ords {
+		b = binary.LittleEndian.AppendUint32(b, o)
+		for _, x := range vecs[i] {
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
+		}
+	}
+	return b
+}
+
+// decodeFresh reads what encodeFresh wrote for vectors of dim components
+// and docs numbered below docs: ordinals ascending, vectors finite.
+func decodeFresh(b []byte, dim, docs int) ([]uint32, [][]float32, error) {
+	if !bytes.HasPrefix(b, []byte(freshMagic)) {
+		return nil, nil, errors.New("not a fresh segment file")
+	}
+	r := &reader{b: b[len(freshMagic):]}
+	if d := int(r.u32()); !r.bad && d != dim {
+		return nil, nil, fmt.Errorf("vectors of %d dimensions, want %d", d, dim)
+	}
+	n := r.count(4 + 4*dim)
+	if r.bad {
+		return nil, nil, errors.New("truncated")
+	}
+	var ords []uint32
+	var vecs [][]float32
+	if n > 0 {
+		ords, vecs = make([]uint32, n), make([][]float32, n)
+		flat := make([]float32, n*dim)
+		for i := range n {
+			ords[i] = r.u32()
+			if int(ords[i]) >= docs || (i > 0 && ords[i] <= ords[i-1]) {
+				return nil, nil, fmt.Errorf("doc %d out of range or out of order", ords[i])
+			}
+			v := flat[i*dim : (i+1)*dim : (i+1)*dim]
+			for j := range v {
+				v[j] = math.Float32frombits(r.u32())
+			}
+			if err := nexus.CheckVector(v, dim); err != nil {
+				return nil, nil, fmt.Errorf("vector of doc %d: %s", ords[i], nexus.ErrorMessage(err))
+			}
+			vecs[i] = v
+		}
+	}
+	if r.bad || len(r.b) != 0 {
+		return nil, nil, errors.New("truncated or trailing bytes")
+	}
+	return ords, vecs, nil
 }
 
 // SavedModels lists the models whose index is saved under root (the

@@ -1,6 +1,7 @@
 package search
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -153,7 +154,7 @@ func (e *Engine) semantic(ctx context.Context, query string, k int, allow func(u
 	e.mu.RLock()
 	degraded, missing := e.degraded, len(e.noVec)
 	e.mu.RUnlock()
-	if degraded != "" && missing > 0 && v.vec.Len() == 0 {
+	if degraded != "" && missing > 0 && v.vec.Len()+len(v.freshOrds) == 0 {
 		return nil, nexus.Errorf(nexus.EUnavailable, "%s", degraded)
 	}
 	qs, err := e.emb.Embed(ctx, []string{query})
@@ -167,21 +168,85 @@ func (e *Engine) semantic(ctx context.Context, query string, k int, allow func(u
 		return nil, nexus.WrapError(nexus.EUnavailable, err, "embed the query")
 	}
 	if exact && !v.narrowed {
-		return v.vec.Exact(qs[0], k, allow)
+		res, err := v.vec.Exact(qs[0], k, allow)
+		if err != nil {
+			return nil, err
+		}
+		return withFresh(res, qs[0], k, allow, v)
 	}
 	return e.nearest(qs[0], k, allow, v)
 }
 
 // nearest searches the graph, or scans exactly when the filter keeps few
-// contexts (a graph walk could then end before finding k of them).
+// contexts (a graph walk could then end before finding k of them); and
+// scans the fresh segment, whose vectors are not in the graph yet.
 func (e *Engine) nearest(q []float32, k int, allow func(uint32) bool, v view) ([]vector.Result, error) {
+	var res []vector.Result
+	var err error
+	switch {
+	case v.narrowed:
+		res, err = v.vec.ExactAmong(q, k, v.kept)
+	case v.filtered && e.keepsFew(allow, len(v.docs)):
+		res, err = v.vec.Exact(q, k, allow)
+	default:
+		res, err = v.vec.SearchEf(q, k, max(k, e.opts.EfSearch), allow)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return withFresh(res, q, k, allow, v)
+}
+
+// withFresh merges into the graph's results res the k vectors of the
+// fresh segment most similar to q among those allow accepts (among
+// v.kept when the view is narrowed: it is then the exact set), and
+// returns the best k of both, best first, ties by lower ordinal. A doc
+// linked while the search ran can be in both; it is kept once.
+func withFresh(res []vector.Result, q []float32, k int, allow func(uint32) bool, v view) ([]vector.Result, error) {
+	if len(v.freshOrds) == 0 {
+		return res, nil
+	}
 	if v.narrowed {
-		return v.vec.ExactAmong(q, k, v.kept)
+		allow = func(o uint32) bool { _, found := slices.BinarySearch(v.kept, o); return found }
 	}
-	if v.filtered && e.keepsFew(allow, len(v.docs)) {
-		return v.vec.Exact(q, k, allow)
+	fresh, err := vector.Scan(q, k, v.freshOrds, v.freshVecs, allow)
+	if err != nil {
+		return nil, err
 	}
-	return v.vec.SearchEf(q, k, max(k, e.opts.EfSearch), allow)
+	if len(fresh) == 0 {
+		return res, nil
+	}
+	out := make([]vector.Result, 0, len(res)+len(fresh))
+	seen := make(map[uint32]bool, len(res))
+	for _, r := range res {
+		seen[r.Key] = true
+		out = append(out, r)
+	}
+	for _, r := range fresh {
+		if !seen[r.Key] {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b vector.Result) int {
+		if a.Score != b.Score {
+			if a.Score > b.Score {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(a.Key, b.Key)
+	})
+	return out[:min(k, len(out))], nil
+}
+
+// freshVector returns the vector of doc ord if it is in the view's fresh
+// segment.
+func (v view) freshVector(ord uint32) ([]float32, bool) {
+	i, ok := slices.BinarySearch(v.freshOrds, ord)
+	if !ok {
+		return nil, false
+	}
+	return v.freshVecs[i], true
 }
 
 // keepsFew estimates from an evenly spaced sample of up to 4,096 contexts
@@ -217,7 +282,8 @@ func (e *Engine) compile(req *nexus.SearchRequest) (func(uint32) bool, view, boo
 func (e *Engine) compileFor(req *nexus.SearchRequest, self nexus.ID) (func(uint32) bool, view, bool) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	v := view{docs: e.tab.docs[:len(e.tab.docs):len(e.tab.docs)], vec: e.vec, kw: e.kw}
+	v := view{docs: e.tab.docs[:len(e.tab.docs):len(e.tab.docs)], vec: e.vec, kw: e.kw,
+		freshOrds: e.freshOrds[:len(e.freshOrds):len(e.freshOrds)], freshVecs: e.freshVecs[:len(e.freshVecs):len(e.freshVecs)]}
 	if !self.IsZero() {
 		v.self, v.selfFound = e.tab.byID[self]
 	}
@@ -297,6 +363,9 @@ func (e *Engine) Related(ctx context.Context, id nexus.ID, req nexus.SearchReque
 		return nil, nexus.Errorf(nexus.EUnavailable, "context %s is not indexed yet; retry shortly", id)
 	}
 	q, found := v.vec.Vector(ord)
+	if !found {
+		q, found = v.freshVector(ord)
+	}
 	if !found {
 		return nil, nexus.Errorf(nexus.EUnavailable, "context %s has no embedding yet (the embedding provider is failing)", id)
 	}

@@ -17,7 +17,7 @@ import (
 func indexFiles(t *testing.T, dir string) []byte {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join(dir, "*", "*.bin"))
-	if len(files) != 3 {
+	if len(files) != 4 { // docs, fresh, keyword, vectors
 		t.Fatalf("index files: %v", files)
 	}
 	var all []byte

@@ -151,10 +151,14 @@ func canonFloat(f float64) string {
 // view is a snapshot of the docs for one query: ordinals at or past len
 // were added after it began and are skipped.
 type view struct {
-	docs      []doc
-	filtered  bool // the request has filters
-	vec       *vector.Index
-	kw        *keyword.Index
+	docs     []doc
+	filtered bool // the request has filters
+	vec      *vector.Index
+	kw       *keyword.Index
+	// freshOrds and freshVecs are the fresh segment when the view was
+	// taken: searchable docs whose vectors are not in vec yet.
+	freshOrds []uint32
+	freshVecs [][]float32
 	self      uint32 // for Related: the ordinal of its context
 	selfFound bool
 	// kept is the exact set of ordinals the filter keeps, ascending, when

@@ -129,3 +129,21 @@ func BenchmarkRead(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkScan scans NEXUS_SCAN_N vectors (20,000: a full fresh segment
+// at search.Options.FreshMax's default) of 384 components for the best
+// 50, a hybrid search's depth at limit 10; no index is built.
+func BenchmarkScan(b *testing.B) {
+	base, qs := dataset(22, envInt(b, "NEXUS_SCAN_N", 20000), 64, 384, 1000, 1)
+	keys := make([]uint32, len(base))
+	for i := range keys {
+		keys[i] = uint32(i)
+	}
+	i := 0
+	for b.Loop() {
+		if _, err := vector.Scan(qs[i%len(qs)], 50, keys, base, nil); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}

@@ -352,8 +352,8 @@ func (ix *Index) ExactAmong(q []float32, k int, keys []uint32) ([]Result, error)
 	ix.keyMu.Unlock()
 	var h minHeap
 	for i, id := range ids {
-		c, j := ix.chunkOf(id)
-		if !c.done[j].Load() {
+		c, j, ok := ix.finished(id)
+		if !ok {
 			continue
 		}
 		h.keep(cand{score: dot(q, c.vecs[j*ix.dim:(j+1)*ix.dim]), id: kept[i]}, k)

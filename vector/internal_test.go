@@ -187,3 +187,22 @@ func naiveDot(a, b []float32) float32 {
 	}
 	return s
 }
+
+// A key is mapped to its id before the id's chunk exists: lookups in that
+// moment find nothing rather than panic.
+func TestLookup_reservedBeforeChunk(t *testing.T) {
+	ix, err := New(4, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ix.reserve(7); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := ix.Vector(7); ok || v != nil {
+		t.Errorf("Vector of a key being added: %v, %v", v, ok)
+	}
+	got, err := ix.ExactAmong([]float32{1, 0, 0, 0}, 3, []uint32{7})
+	if err != nil || len(got) != 0 {
+		t.Errorf("ExactAmong a key being added: %v, %v", got, err)
+	}
+}

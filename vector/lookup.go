@@ -9,8 +9,7 @@ func (ix *Index) Vector(key uint32) ([]float32, bool) {
 	if !ok {
 		return nil, false
 	}
-	c, i := ix.chunkOf(id)
-	if !c.done[i].Load() {
+	if _, _, ok := ix.finished(id); !ok {
 		return nil, false
 	}
 	return append([]float32(nil), ix.vec(id)...), true

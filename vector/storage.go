@@ -71,6 +71,18 @@ func (ix *Index) chunkOf(id uint32) (*chunk, int) {
 	return d[id>>ix.shift], int(id & ix.mask)
 }
 
+// finished returns the chunk holding id and id's index in it if id's
+// insertion has finished. An id just reserved may have no chunk yet: a
+// key is mapped to its id before the chunk is allocated.
+func (ix *Index) finished(id uint32) (*chunk, int, bool) {
+	d := *ix.chunks.Load()
+	if int(id>>ix.shift) >= len(d) {
+		return nil, 0, false
+	}
+	c, i := d[id>>ix.shift], int(id&ix.mask)
+	return c, i, c.done[i].Load()
+}
+
 // vec returns the vector of node id.
 func (ix *Index) vec(id uint32) []float32 {
 	c, i := ix.chunkOf(id)

@@ -97,7 +97,7 @@ func runBenchSearch(ctx context.Context, args []string, stdout, stderr io.Writer
 	topics := fs.Int("topics", 1000, "topics the texts cluster into")
 	dir := fs.String("dir", "", "work directory (default: a new temp dir)")
 	keep := fs.Bool("keep", false, "keep the work directory")
-	profile := fs.String("cpuprofile", "", "write a CPU profile of the first index build to this file")
+	profile := fs.String("cpuprofile", "", "write a CPU profile of the first index build (with --sustain: of the first run's writes) to this file")
 	buildOnly := fs.Bool("build-only", false, "stop after the first build and its query figures (no search-width sweep, filters, reload or rebuild)")
 	sustainFor := fs.Duration("sustain", 0, "instead of the figures above: write from --clients clients for this long with search on, once per indexer CPU ration, and print write rate, index rate and lag")
 	clients := fs.Int("clients", 64, "writing clients of --sustain")

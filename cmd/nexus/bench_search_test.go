@@ -31,7 +31,8 @@ func TestCLI_BenchSearch(t *testing.T) {
 }
 
 // `nexus bench search --sustain` for a moment: a row per ration with the
-// write rate, the index rate and the lags, the lag once a second, and the
+// write rate, the rates searchable and into the graph and the lags, both
+// lags once a second, and the
 // full build in the same run; a bad --rations is a usage error.
 func TestCLI_BenchSearchSustain(t *testing.T) {
 	cmd := exec.Command(binary, "bench", "search", "--sustain", "2s", "--clients", "4", "--rations", "0.25,1", "--topics", "40", "--dir", t.TempDir())
@@ -43,9 +44,9 @@ func TestCLI_BenchSearchSustain(t *testing.T) {
 	out := stdout.String()
 	t.Logf("\n%s", out)
 	for _, row := range []string{
-		`\| fixed: 0\.25 of a core \(before\) \| \d+ \| \d+ \| \d+ \| \d+ \| [^|]+ \(\d+/s\) \| \d\.\d\d \| [^|]+ \|`,
-		`\| rising with the lag: 0\.25 → 1 core\(s\) at 10,000 behind \(default\) \| \d+ \| \d+ \| \d+ \| \d+ \| [^|]+ \(\d+/s\) \| \d\.\d\d \| [^|]+ \|`,
-		`\| 1 \| \d+ \| \d+ \|`,
+		`\| fixed: 0\.25 of a core \(before\) \| \d+ \| \d+ \| \d+ \| \d+ \| \d+ \| \d+ \| [^|]+ \(\d+/s\) \| \d\.\d\d \| [^|]+ \|`,
+		`\| rising with the lag: 0\.25 → 1 core\(s\) at 10,000 behind \(default\) \| \d+ \| \d+ \| \d+ \| \d+ \| \d+ \| \d+ \| [^|]+ \(\d+/s\) \| \d\.\d\d \| [^|]+ \|`,
+		`\| 1 \| \d+ \| \d+ \| \d+ \| \d+ \|`,
 		`full build of the last run's \d+ contexts [^\n]*: [^,]+, \d+ contexts/s`,
 		`build rate / acked write rate, rising with the lag[^:]*: \d+\.\d\d`,
 	} {

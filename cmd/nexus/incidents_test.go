@@ -33,7 +33,7 @@ func TestCLI_Incidents(t *testing.T) {
 		t.Fatalf("a healthy node: exit %d\n%s%s", code, out, errs)
 	}
 	files, _ := filepath.Glob(filepath.Join(data, "index", "*", "*.bin"))
-	if len(files) != 3 {
+	if len(files) != 4 { // docs, fresh, keyword, vectors
 		t.Fatalf("saved index files: %v", files)
 	}
 	for _, f := range files {
