@@ -22,6 +22,10 @@ type Search struct {
 	// Learned sets when cooc trains; fields left out take the node's
 	// defaults.
 	Learned Learned `yaml:"learned"`
+	// MaxLag bounds the search index's lag behind the store (contexts
+	// written, not yet searchable): while the index is further behind,
+	// new writes wait for it (default 50,000; -1: never wait).
+	MaxLag int `yaml:"max_lag"`
 }
 
 // Learned sets when the node trains its cooc model. It trains once the
@@ -55,6 +59,9 @@ func (d *decoder) validateSearch(s *Search) {
 	case "", EmbedderHash, EmbedderCooc:
 	default:
 		d.errorf("search.embedder", "%q: want %s or %s", s.Embedder, EmbedderHash, EmbedderCooc)
+	}
+	if s.MaxLag < -1 {
+		d.errorf("search.max_lag", "%d: must be -1 (no bound), positive, or left out for the default 50000", s.MaxLag)
 	}
 	l := &s.Learned
 	d.atLeast("search.learned.min_contexts", l.MinContexts, 0)

@@ -23,10 +23,13 @@ func TestParse_search(t *testing.T) {
 		{"search:\n  learned: {growth: 1}\n", config.Search{}, "search.learned.growth: 1: must be more than 1"},
 		{"search:\n  learned: {growth: 0.5}\n", config.Search{}, "search.learned.growth: 0.5: must be more than 1"},
 		{"search:\n  learned: {min_contexts: -1}\n", config.Search{}, "search.learned.min_contexts: must not be negative, not -1"},
+		{"search:\n  max_lag: 1000\n", config.Search{MaxLag: 1000}, ""},
+		{"search:\n  max_lag: -1\n", config.Search{MaxLag: -1}, ""},
+		{"search:\n  max_lag: -2\n", config.Search{}, "search.max_lag: -2: must be -1 (no bound), positive, or left out for the default 50000"},
 		{"search:\n  learned: {every: -1}\n", config.Search{}, "search.learned.every: must not be negative"},
 		{"search:\n  learned: {max_texts: -3}\n", config.Search{}, "search.learned.max_texts: must not be negative"},
 		{"search:\n  learned: {interval: -1s}\n", config.Search{}, "search.learned.interval: -1s: must be positive"},
-		{"search:\n  model: cooc\n", config.Search{}, "search.model: unknown field (known: embedder, learned)"},
+		{"search:\n  model: cooc\n", config.Search{}, "search.model: unknown field (known: embedder, learned, max_lag)"},
 	} {
 		f, err := config.Parse("nexus.yaml", []byte(c.text))
 		if c.err != "" {

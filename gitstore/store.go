@@ -88,6 +88,9 @@ type Store struct {
 	repo  *repo
 	cat   *catalog
 	cache *cache
+	// admit, if set, is asked before each new context is written
+	// (SetAdmission).
+	admit atomic.Pointer[func(context.Context) error]
 
 	reqs    chan *request
 	closing chan struct{}
@@ -370,11 +373,36 @@ func (s *Store) PutRaw(ctx context.Context, d nexus.Draft) (*nexus.Context, []by
 	if err := s.checkParent(d.Namespace, d.ParentID, nil); err != nil {
 		return nil, nil, err
 	}
+	if err := s.Admit(ctx); err != nil {
+		return nil, nil, err
+	}
 	r, err := s.submit(ctx, &request{draft: &d})
 	if err != nil {
 		return nil, nil, err
 	}
 	return r.ctx, r.blob, nil
+}
+
+// SetAdmission makes f the check each new context passes before it is
+// written (Put, PutRaw; not Apply, whose contexts a leader admitted): f
+// may hold the write back, as the search index does while it is too far
+// behind, or refuse it with an error, and then nothing is written. nil
+// removes the check.
+func (s *Store) SetAdmission(f func(context.Context) error) {
+	if f == nil {
+		s.admit.Store(nil)
+		return
+	}
+	s.admit.Store(&f)
+}
+
+// Admit runs the check SetAdmission set, if any: a cluster's leader asks
+// it before proposing a write.
+func (s *Store) Admit(ctx context.Context) error {
+	if f := s.admit.Load(); f != nil {
+		return (*f)(ctx)
+	}
+	return nil
 }
 
 // Apply stores contexts whose ids and timestamps were fixed beforehand, in

@@ -271,3 +271,34 @@ func TestStore_Apply_Deterministic(t *testing.T) {
 		t.Fatalf("pack files differ (their names are their checksums): %v vs %v", packs[0], packs[1])
 	}
 }
+
+// The admission check runs before a new context is written: an error
+// from it is the Put's, and nothing is written; Apply does not ask it.
+func TestStore_Admission(t *testing.T) {
+	ctx := context.Background()
+	s := MustOpen(t, t.TempDir(), gitstore.Options{})
+	mustPut(t, s, nexus.Draft{Type: nexus.TypeMemory, Content: "before"})
+	head, n := s.Head(), s.Len()
+	asked := 0
+	s.SetAdmission(func(context.Context) error {
+		asked++
+		return nexus.Errorf(nexus.EUnavailable, "held back")
+	})
+	if c, err := s.Put(ctx, nexus.Draft{Type: nexus.TypeMemory, Content: "refused"}); c != nil || nexus.ErrorMessage(err) != "held back" {
+		t.Fatalf("Put with the check refusing: %v, %v", c, err)
+	}
+	if _, _, err := s.PutRaw(ctx, nexus.Draft{Type: nexus.TypeMemory, Content: "refused"}); nexus.ErrorMessage(err) != "held back" {
+		t.Fatalf("PutRaw with the check refusing: %v", err)
+	}
+	if _, err := s.Put(ctx, nexus.Draft{Type: "no such type", Content: "bad"}); nexus.ErrorCode(err) != nexus.EInvalid || asked != 2 {
+		t.Fatalf("an invalid draft: %v, the check asked %d times (want 2: bad input is refused first)", err, asked)
+	}
+	if s.Head() != head || s.Len() != n {
+		t.Fatalf("a refused write moved the store: head %s, %d contexts", s.Head(), s.Len())
+	}
+	s.SetAdmission(nil)
+	mustPut(t, s, nexus.Draft{Type: nexus.TypeMemory, Content: "after"})
+	if s.Len() != n+1 {
+		t.Fatalf("%d contexts, want %d", s.Len(), n+1)
+	}
+}

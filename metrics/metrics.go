@@ -35,6 +35,10 @@ type CacheFigures struct {
 type IndexFigures struct {
 	Indexed, Lag, NoVector int
 	LogFailures            int64
+	// Paced counts writes held back for the index's lag, PacedSeconds
+	// the time they waited in all.
+	Paced        int64
+	PacedSeconds float64
 }
 
 // AgentFigures are one of the node's own agents' health and counters,
@@ -164,6 +168,10 @@ func New(src Sources) *Metrics {
 			func() float64 { return float64(src.Index().NoVector) })
 		m.counter("nexus_index_vector_log_failures_total", "Embeddings that could not be kept in git.",
 			func() float64 { return float64(src.Index().LogFailures) })
+		m.counter("nexus_index_paced_writes_total", "Writes held back while the search index was more than search.max_lag contexts behind.",
+			func() float64 { return float64(src.Index().Paced) })
+		m.counter("nexus_index_paced_seconds_total", "Time writes waited, in all, for the search index's lag to fall to search.max_lag.",
+			func() float64 { return src.Index().PacedSeconds })
 	}
 	if src.DataDir != "" {
 		m.gauge("nexus_disk_free_bytes", "Bytes available to the node on the data directory's file system.", func() float64 {

@@ -191,14 +191,19 @@ type replicated struct {
 	c *cluster.Node
 }
 
+// Put goes through the log, once this node's admission check (the search
+// index's lag) lets it.
 func (r *replicated) Put(ctx context.Context, d nexus.Draft) (*nexus.Context, error) {
+	if err := r.Store.Admit(ctx); err != nil {
+		return nil, err
+	}
 	return r.c.Put(ctx, d)
 }
 
 // PutRaw goes through the log as Put does (the embedded store's PutRaw
 // would write this node only); the stored JSON is not handed back.
 func (r *replicated) PutRaw(ctx context.Context, d nexus.Draft) (*nexus.Context, []byte, error) {
-	c, err := r.c.Put(ctx, d)
+	c, err := r.Put(ctx, d)
 	return c, nil, err
 }
 

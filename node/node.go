@@ -18,6 +18,7 @@ import (
 	"github.com/nexus-mem/nexus/auth"
 	"github.com/nexus-mem/nexus/authz"
 	"github.com/nexus-mem/nexus/cluster"
+	"github.com/nexus-mem/nexus/config"
 	"github.com/nexus-mem/nexus/embed"
 	"github.com/nexus-mem/nexus/events"
 	"github.com/nexus-mem/nexus/gitstore"
@@ -186,15 +187,20 @@ func (n *Node) openSearch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var sc config.Search
+	if n.cfg.File != nil {
+		sc = n.cfg.File.Search
+	}
 	e, err := search.Open(n.store, emb, search.Options{
 		Dir: IndexDir(n.cfg.Dir), Log: n.store.SideLog(), Resolve: resolver(n.store),
-		Logger: n.log, Progress: n.progress("index"), Seal: indexSealer(n.store),
+		Logger: n.log, Progress: n.progress("index"), Seal: indexSealer(n.store), MaxLag: sc.MaxLag,
 	})
 	if err != nil {
 		return err
 	}
 	n.engine = newCurrentEngine(e, learn)
 	n.notify.Store(n.engine)
+	n.store.SetAdmission(func(ctx context.Context) error { return n.engine.engine().Pace(ctx) })
 	n.log.Info("search enabled", "model", emb.Model(), "dimension", emb.Dimension())
 	return nil
 }

@@ -53,7 +53,8 @@ func (n *Node) observe() {
 	if n.engine != nil {
 		src.Index = func() metrics.IndexFigures {
 			st := n.engine.Stats()
-			return metrics.IndexFigures{Indexed: st.Indexed, Lag: st.Lag, NoVector: st.NoVector, LogFailures: st.LogFailures}
+			return metrics.IndexFigures{Indexed: st.Indexed, Lag: st.Lag, NoVector: st.NoVector, LogFailures: st.LogFailures,
+				Paced: st.Paced, PacedSeconds: st.PacedSeconds}
 		}
 	}
 	n.agents.metricSources(&src)

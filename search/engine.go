@@ -99,6 +99,17 @@ type Options struct {
 	// and vectors of every context (the store's data key when the store
 	// is encrypted at rest); nil saves them in the clear.
 	Seal Sealer
+	// MaxLag bounds the lag (contexts stored, not yet searchable) that
+	// writes may make: Pace holds a write back while the lag is above it
+	// (default 50,000; negative: writes are never held back). A burst
+	// builds a lag up to it at the store's full write rate; a write load
+	// the index cannot keep up with for good is slowed to the rate the
+	// index makes contexts searchable.
+	MaxLag int
+	// PaceStall is how long Pace waits without the index making any
+	// progress before it lets the write through anyway: a stuck index
+	// (its health says why) must not stop writes (default 5s).
+	PaceStall time.Duration
 }
 
 // Sealer encrypts and authenticates whole files.
@@ -131,6 +142,12 @@ func (o *Options) setDefaults() {
 	}
 	if o.FreshMax <= 0 {
 		o.FreshMax = 20000
+	}
+	if o.MaxLag == 0 {
+		o.MaxLag = DefaultMaxLag
+	}
+	if o.PaceStall <= 0 {
+		o.PaceStall = 5 * time.Second
 	}
 	if o.EfSearch <= 0 {
 		o.EfSearch = 512
@@ -179,7 +196,14 @@ type Engine struct {
 	fileDamage  atomic.Pointer[string]   // what the last check of the saved files found
 	known       map[nexus.ID][]float32   // vectors from the log, for a rebuild; guarded by stepMu
 	logFailures atomic.Int64             // vector log appends that failed
-	fusionW     atomic.Pointer[Fusion]   // the weights of hybrid searches; nil: DefaultFusion of the model
+	paced       atomic.Int64             // writes Pace held back
+	pacedNanos  atomic.Int64             // the time it held them back, in all
+	paceStalls  atomic.Int64             // writes let through after PaceStall without progress
+	// caughtUp: the index has held every stored context since it was
+	// opened or reset (guarded by mu). Until then it is rebuilding or
+	// catching up, and Pace holds no write back for that lag.
+	caughtUp bool
+	fusionW  atomic.Pointer[Fusion] // the weights of hybrid searches; nil: DefaultFusion of the model
 
 	kick      chan struct{}
 	closing   chan struct{}
@@ -254,6 +278,7 @@ func (e *Engine) reset() error {
 	e.vec, e.kw, e.tab = vec, keyword.New(e.opts.Keyword), newTable()
 	e.cursor, e.done, e.noVec, e.savedAt = nexus.ID{}, 0, nil, -1
 	e.freshOrds, e.freshVecs = nil, nil
+	e.caughtUp = false
 	return nil
 }
 
@@ -547,6 +572,9 @@ func (e *Engine) admit(ctx context.Context, workers int) (int, error) {
 	}
 	cs := page.Contexts
 	if len(cs) == 0 {
+		e.mu.Lock()
+		e.caughtUp = true // nothing stored after the cursor
+		e.mu.Unlock()
 		return 0, nil
 	}
 	vecs, embErr := e.vectorsOf(ctx, cs)
@@ -702,8 +730,12 @@ func (e *Engine) markFailed(err error) {
 
 // advance records n more docs as fully indexed and wakes waiters.
 func (e *Engine) advance(n int) {
+	total := e.src.Len()
 	e.mu.Lock()
 	e.done += n
+	if e.done >= total {
+		e.caughtUp = true
+	}
 	close(e.progress)
 	e.progress = make(chan struct{})
 	e.mu.Unlock()
@@ -782,6 +814,14 @@ type Stats struct {
 	Degraded  string `json:"degraded,omitempty"`
 	// LogFailures counts embeddings that could not be kept in git.
 	LogFailures int64 `json:"log_failures"`
+	// MaxLag is the lag above which writes are held back (Pace); Paced
+	// counts the writes held back, PacedSeconds the time they waited in
+	// all, PaceStalls the writes let through because the index made no
+	// progress.
+	MaxLag       int     `json:"max_lag"`
+	Paced        int64   `json:"paced_writes"`
+	PacedSeconds float64 `json:"paced_seconds"`
+	PaceStalls   int64   `json:"pace_stalls"`
 }
 
 // Stats returns the current figures.
@@ -793,6 +833,63 @@ func (e *Engine) Stats() Stats {
 		Indexed: e.done, Lag: max(0, n-e.done), Fresh: len(e.freshOrds), NoVector: len(e.noVec),
 		Model: e.emb.Model(), Dimension: e.emb.Dimension(), Degraded: e.degraded,
 		LogFailures: e.logFailures.Load(),
+		MaxLag:      e.opts.MaxLag, Paced: e.paced.Load(), PacedSeconds: time.Duration(e.pacedNanos.Load()).Seconds(),
+		PaceStalls: e.paceStalls.Load(),
+	}
+}
+
+// DefaultMaxLag is Options.MaxLag's default.
+const DefaultMaxLag = 50_000
+
+// Pace holds a write back while the index is more than Options.MaxLag
+// contexts behind the store, and returns once it is not (the indexer,
+// no longer seeing writes arrive, catches up at full speed meanwhile).
+// It lets the write through without waiting for the lag when the index
+// has made no progress for Options.PaceStall, or is closing, and while
+// the index has not yet caught up since it was opened or reset (a
+// rebuild's lag is not the writes' doing: they are not held back for
+// it). It fails only when ctx ends first: nothing was written then.
+func (e *Engine) Pace(ctx context.Context) error {
+	bound := e.opts.MaxLag
+	if bound < 0 {
+		return nil
+	}
+	n := e.src.Len()
+	e.mu.RLock()
+	lag, ch, caughtUp := n-e.done, e.progress, e.caughtUp
+	e.mu.RUnlock()
+	if lag <= bound || !caughtUp {
+		return nil
+	}
+	start := time.Now()
+	e.paced.Add(1)
+	defer func() { e.pacedNanos.Add(int64(time.Since(start))) }()
+	e.Notify()
+	stall := time.NewTimer(e.opts.PaceStall)
+	defer stall.Stop()
+	for {
+		select {
+		case <-ch:
+			stall.Reset(e.opts.PaceStall)
+		case <-stall.C:
+			if e.paceStalls.Add(1) == 1 {
+				e.log.Warn("the index made no progress while writes were held back for its lag; letting writes through",
+					"lag", lag, "max_lag", bound, "waited", e.opts.PaceStall)
+			}
+			return nil
+		case <-e.closing:
+			return nil
+		case <-ctx.Done():
+			return nexus.WrapError(nexus.EUnavailable, ctx.Err(),
+				"the write was held back while the search index caught up (%d contexts behind, at most %d) and the request ended first; nothing was written", lag, bound)
+		}
+		n = e.src.Len()
+		e.mu.RLock()
+		lag, ch, caughtUp = n-e.done, e.progress, e.caughtUp
+		e.mu.RUnlock()
+		if lag <= bound || !caughtUp {
+			return nil
+		}
 	}
 }
 

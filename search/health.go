@@ -12,7 +12,8 @@ func (e *Engine) CheckHealth(context.Context) nexus.ComponentHealth {
 	st := e.Stats()
 	h := nexus.ComponentHealth{Status: nexus.StatusHealthy, Details: map[string]any{
 		"indexed": st.Indexed, "lag": st.Lag, "no_vector": st.NoVector, "model": st.Model,
-		"dimension": st.Dimension, "log_failures": st.LogFailures,
+		"dimension": st.Dimension, "log_failures": st.LogFailures, "fresh": st.Fresh,
+		"max_lag": st.MaxLag, "paced_writes": st.Paced, "paced_seconds": st.PacedSeconds, "pace_stalls": st.PaceStalls,
 	}}
 	if prev := e.Migration(); prev != "" {
 		h.Status = nexus.StatusDegraded
