@@ -103,11 +103,15 @@ func runBenchSearch(ctx context.Context, args []string, stdout, stderr io.Writer
 	clients := fs.Int("clients", 64, "writing clients of --sustain")
 	rations := fs.String("rations", "0.25,1", "--sustain: one run per value of the indexer's CPU share at 10,000 contexts behind (search.Options.MaxCPULagging, in cores; 0.25 is the fixed ration of before)")
 	efc := fs.Int("ef-construction", 0, "the graph's candidate list while inserting (default: the engine's)")
+	maxLag := fs.Int("max-lag", search.DefaultMaxLag, "--sustain: writes wait while the index is more than this many contexts behind (search.max_lag; -1: never)")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if *n <= 0 || *queries <= 0 || *topics <= 0 || *clients <= 0 || *sustainFor < 0 {
 		return usagef("--n, --queries, --topics and --clients must be positive, --sustain not negative")
+	}
+	if *maxLag == 0 || *maxLag < -1 {
+		return usagef("--max-lag: %d: want a positive number of contexts, or -1 for no bound", *maxLag)
 	}
 	if *dir == "" {
 		d, err := os.MkdirTemp("", "nexus-bench-search-")
@@ -128,7 +132,7 @@ func runBenchSearch(ctx context.Context, args []string, stdout, stderr io.Writer
 		lagging = append(lagging, v)
 	}
 	b := &searchBench{n: *n, queries: *queries, gen: newTextGen(1, *topics), dir: *dir, out: stdout, log: stderr,
-		profile: *profile, buildOnly: *buildOnly, sustainFor: *sustainFor, clients: *clients, efc: *efc, rations: lagging}
+		profile: *profile, buildOnly: *buildOnly, sustainFor: *sustainFor, clients: *clients, efc: *efc, rations: lagging, maxLag: *maxLag}
 	if b.sustainFor > 0 {
 		return b.sustain(ctx)
 	}
@@ -147,6 +151,7 @@ type searchBench struct {
 	clients    int
 	efc        int // --ef-construction
 	rations    []float64
+	maxLag     int // --max-lag
 }
 
 func (b *searchBench) run(ctx context.Context) error {

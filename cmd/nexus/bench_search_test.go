@@ -35,7 +35,7 @@ func TestCLI_BenchSearch(t *testing.T) {
 // lags once a second, and the
 // full build in the same run; a bad --rations is a usage error.
 func TestCLI_BenchSearchSustain(t *testing.T) {
-	cmd := exec.Command(binary, "bench", "search", "--sustain", "2s", "--clients", "4", "--rations", "0.25,1", "--topics", "40", "--dir", t.TempDir())
+	cmd := exec.Command(binary, "bench", "search", "--sustain", "2s", "--clients", "4", "--rations", "0.25,1", "--topics", "40", "--max-lag", "200", "--dir", t.TempDir())
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -44,8 +44,9 @@ func TestCLI_BenchSearchSustain(t *testing.T) {
 	out := stdout.String()
 	t.Logf("\n%s", out)
 	for _, row := range []string{
-		`\| fixed: 0\.25 of a core \(before\) \| \d+ \| \d+ \| \d+ \| \d+ \| \d+ \| \d+ \| [^|]+ \(\d+/s\) \| \d\.\d\d \| [^|]+ \|`,
-		`\| rising with the lag: 0\.25 → 1 core\(s\) at 10,000 behind \(default\) \| \d+ \| \d+ \| \d+ \| \d+ \| \d+ \| \d+ \| [^|]+ \(\d+/s\) \| \d\.\d\d \| [^|]+ \|`,
+		`writes wait while the searchable lag is over 200 \(--max-lag\)`,
+		`\| fixed: 0\.25 of a core \(before\) \| \d+ \| \d+ \| \d+ \| \d+ \| \d+ \| \d+ \| [^|]+ \(\d+/s\) \| \d+ \(\d+\.\d s\) \| \d\.\d\d \| [^|]+ \|`,
+		`\| rising with the lag: 0\.25 → 1 core\(s\) at 10,000 behind \(default\) \| \d+ \| \d+ \| \d+ \| \d+ \| \d+ \| \d+ \| [^|]+ \(\d+/s\) \| \d+ \(\d+\.\d s\) \| \d\.\d\d \| [^|]+ \|`,
 		`\| 1 \| \d+ \| \d+ \| \d+ \| \d+ \|`,
 		`full build of the last run's \d+ contexts [^\n]*: [^,]+, \d+ contexts/s`,
 		`build rate / acked write rate, rising with the lag[^:]*: \d+\.\d\d`,
@@ -57,5 +58,9 @@ func TestCLI_BenchSearchSustain(t *testing.T) {
 	bad := exec.Command(binary, "bench", "search", "--sustain", "1s", "--rations", "0.25,x")
 	if err := bad.Run(); err == nil || bad.ProcessState.ExitCode() != 2 {
 		t.Errorf("--rations 0.25,x: %v (exit %d), want exit 2", err, bad.ProcessState.ExitCode())
+	}
+	bad = exec.Command(binary, "bench", "search", "--sustain", "1s", "--max-lag", "0")
+	if err := bad.Run(); err == nil || bad.ProcessState.ExitCode() != 2 {
+		t.Errorf("--max-lag 0: %v (exit %d), want exit 2", err, bad.ProcessState.ExitCode())
 	}
 }

@@ -26,6 +26,7 @@ type sustainResult struct {
 	lag      []int         // contexts stored and not searchable, once a second
 	graphLag []int         // contexts stored and not in the graph (lag + fresh segment), once a second
 	endLag   int           // graph lag when the writes stopped
+	paced    search.Stats  // the engine's pacing figures when the writes stopped
 	drain    time.Duration // to put the end lag into the graph once the writes stopped
 	stored   int
 }
@@ -65,7 +66,12 @@ func (b *searchBench) sustain(ctx context.Context) error {
 		}
 		phases = append(phases, phase{name, l})
 	}
-	fmt.Fprintf(b.out, "| indexer's CPU ration | writes acked/s | searchable/s during the writes | into the graph/s | searchable lag max | graph lag max | graph lag at end | catch-up after | process CPU (cores) | load |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	bound := fmt.Sprint(b.maxLag)
+	if b.maxLag < 0 {
+		bound = "none"
+	}
+	fmt.Fprintf(b.out, "writes wait while the searchable lag is over %s (--max-lag)\n\n", bound)
+	fmt.Fprintf(b.out, "| indexer's CPU ration | writes acked/s | searchable/s during the writes | into the graph/s | searchable lag max | graph lag max | graph lag at end | catch-up after | writes held back (waited in all) | process CPU (cores) | load |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	results := make([]*sustainResult, len(phases))
 	var last string
 	for i, p := range phases {
@@ -76,10 +82,10 @@ func (b *searchBench) sustain(ctx context.Context) error {
 			return err
 		}
 		results[i], last = r, data
-		fmt.Fprintf(b.out, "| %s | %.0f | %.0f | %.0f | %d | %d | %d | %s (%.0f/s) | %.2f | %s |\n", p.name, r.load.rate(),
+		fmt.Fprintf(b.out, "| %s | %.0f | %.0f | %.0f | %d | %d | %d | %s (%.0f/s) | %d (%.1f s) | %.2f | %s |\n", p.name, r.load.rate(),
 			float64(r.indexed)/r.load.Elapsed.Seconds(), float64(r.linked)/r.load.Elapsed.Seconds(),
 			maxOf(r.lag), max(r.endLag, maxOf(r.graphLag)), r.endLag, r.drain.Round(time.Millisecond),
-			float64(r.endLag)/max(r.drain.Seconds(), 1e-9), r.load.cores(), loadAverage())
+			float64(r.endLag)/max(r.drain.Seconds(), 1e-9), r.paced.Paced, r.paced.PacedSeconds, r.load.cores(), loadAverage())
 	}
 	fmt.Fprintf(b.out, "\nlag once a second, by the ration's cores at 10,000 behind: contexts stored and not yet searchable / not yet in the graph (the rest of those are in the fresh segment, searched by an exact scan):\n\n| s |")
 	for _, p := range phases {
@@ -131,12 +137,13 @@ func (b *searchBench) sustainRun(ctx context.Context, data string, lagging float
 	}
 	defer st.Close()
 	e, err := search.Open(st, embed.NewHashing(embed.DefaultDimension),
-		search.Options{Dir: filepath.Join(data, "index"), Log: st.SideLog(), MaxCPULagging: lagging})
+		search.Options{Dir: filepath.Join(data, "index"), Log: st.SideLog(), MaxCPULagging: lagging, MaxLag: b.maxLag})
 	if err != nil {
 		return nil, err
 	}
 	defer e.Close()
 	eng.Store(e)
+	st.SetAdmission(e.Pace) // as the node does: writes wait while the lag is over --max-lag
 	r := &sustainResult{}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -176,7 +183,7 @@ func (b *searchBench) sustainRun(ctx context.Context, data string, lagging float
 		return nil, fmt.Errorf("no write succeeded: %v", r.load)
 	}
 	st0 := e.Stats()
-	r.indexed, r.linked, r.endLag = st0.Indexed, st0.Indexed-st0.Fresh, st0.Lag+st0.Fresh
+	r.indexed, r.linked, r.endLag, r.paced = st0.Indexed, st0.Indexed-st0.Fresh, st0.Lag+st0.Fresh, st0
 	t0 := time.Now()
 	if err := e.CatchUp(ctx, nil); err != nil {
 		return nil, err
