@@ -2,7 +2,10 @@ package gitstore
 
 import (
 	"context"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,5 +138,80 @@ func TestMerge_BoundedTiers(t *testing.T) {
 	out, err := exec.Command("git", "--git-dir", s.GitDir(), "fsck", "--full", "--strict", "--no-dangling").CombinedOutput()
 	if err != nil {
 		t.Fatalf("git fsck: %v\n%s", err, out)
+	}
+}
+
+// An index damaged inside (one object id flipped, its structure intact)
+// is not hashed at open, so the store opens; the deep fsck reports it as
+// pack damage, a merge refuses to copy the pack, no read returns wrong
+// content, and stock git sees the damage too.
+func TestOpen_IndexDamageFoundByFsckAndMerge(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{MergePacks: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gen nexus.IDGenerator
+	at := time.Now().Add(-time.Hour)
+	fill(t, s, &gen, &at, 400, 50)
+	live := liveCatalog(s)
+	s.repo.mu.RLock()
+	victim := s.repo.packs[3]
+	s.repo.mu.RUnlock()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	idxPath := filepath.Join(dir, "repo.git", "objects", "pack", victim.name+".idx")
+	b, err := os.ReadFile(idxPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[idxHeadLen+20*5+19] ^= 0x01 // the last byte of an id: order and fan-out stay right
+	if err := os.WriteFile(idxPath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseIndex(b); err == nil {
+		t.Fatal("the damage is not visible to a full check: the test injects nothing")
+	}
+	if out, err := exec.Command("git", "--git-dir", filepath.Join(dir, "repo.git"), "fsck", "--full", "--strict").CombinedOutput(); err == nil {
+		t.Fatalf("git fsck does not see the damage:\n%s", out)
+	}
+	s, err = Open(dir, Options{MergePacks: 1 << 20, CacheBytes: 1})
+	if err != nil {
+		t.Fatalf("open with an index damaged inside: %v", err)
+	}
+	defer s.Close()
+	rep, err := s.Fsck(context.Background(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range rep.Problems {
+		if p.Kind == ProblemPack && p.Object == victim.name+".idx" && strings.Contains(p.Message, "checksum mismatch") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("deep fsck does not report the damaged index: %+v", rep.Problems)
+	}
+	s.repo.mu.RLock()
+	var cands []*pack
+	for _, p := range s.repo.packs {
+		if p.name == victim.name || len(cands) < 2 {
+			cands = append(cands, p)
+		}
+	}
+	s.repo.mu.RUnlock()
+	s.mergeMu.Lock()
+	err = s.merge(cands)
+	s.mergeMu.Unlock()
+	if err == nil || !strings.Contains(err.Error(), victim.name+".idx") {
+		t.Fatalf("merge of a pack with a damaged index: %v", err)
+	}
+	for _, e := range live.ordered {
+		raw, err := s.GetRaw(context.Background(), e.id)
+		if err == nil && hashObject(objBlob, raw) != e.blob {
+			t.Fatalf("silently wrong read of %s", e.id)
+		}
 	}
 }
