@@ -17,6 +17,11 @@ import (
 // batches of batch, as `nexus bench report` fills its stores: random
 // words of a small vocabulary, namespace bench, agent fill.
 func fillApply(tb testing.TB, s *Store, n, size, batch int) {
+	fillApplyEach(tb, s, n, size, batch, func() {})
+}
+
+// fillApplyEach is fillApply calling after() after each batch.
+func fillApplyEach(tb testing.TB, s *Store, n, size, batch int, after func()) {
 	words := []string{"agent", "memory", "context", "durable", "commit", "search", "thread", "decision", "result", "observed"}
 	rng := rand.New(rand.NewPCG(1, 2))
 	var gen nexus.IDGenerator
@@ -38,6 +43,7 @@ func fillApply(tb testing.TB, s *Store, n, size, batch int) {
 		if _, err := s.Apply(context.Background(), cs); err != nil {
 			tb.Fatal(err)
 		}
+		after()
 	}
 }
 
