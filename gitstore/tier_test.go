@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -144,7 +145,8 @@ func TestMerge_BoundedTiers(t *testing.T) {
 // An index damaged inside (one object id flipped, its structure intact)
 // is not hashed at open, so the store opens; the deep fsck reports it as
 // pack damage, a merge refuses to copy the pack, no read returns wrong
-// content, and stock git sees the damage too.
+// content, and stock git sees the damage too. The repair rebuilds the
+// index, after which the deep fsck and stock git are clean.
 func TestOpen_IndexDamageFoundByFsckAndMerge(t *testing.T) {
 	dir := t.TempDir()
 	s, err := Open(dir, Options{MergePacks: 1 << 20})
@@ -155,6 +157,10 @@ func TestOpen_IndexDamageFoundByFsckAndMerge(t *testing.T) {
 	at := time.Now().Add(-time.Hour)
 	fill(t, s, &gen, &at, 400, 50)
 	live := liveCatalog(s)
+	backup, err := s.Backup(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	s.repo.mu.RLock()
 	victim := s.repo.packs[3]
 	s.repo.mu.RUnlock()
@@ -213,5 +219,26 @@ func TestOpen_IndexDamageFoundByFsckAndMerge(t *testing.T) {
 		if err == nil && hashObject(objBlob, raw) != e.blob {
 			t.Fatalf("silently wrong read of %s", e.id)
 		}
+	}
+	// The repair rebuilds the index from its pack (git index-pack) and
+	// restores what the damaged id hid; then every check is clean.
+	rrep, err := s.RepairFromBackup(context.Background(), backup.Path)
+	if err != nil || !slices.Contains(rrep.Salvaged, victim.name+".idx") || len(rrep.Unrepaired) != 0 {
+		t.Fatalf("repair: %v %+v", err, rrep)
+	}
+	if rep, err := s.Fsck(context.Background(), true); err != nil || !rep.Clean() {
+		t.Fatalf("deep fsck after the repair: %v %+v", err, rep)
+	}
+	for _, e := range live.ordered {
+		raw, err := s.GetRaw(context.Background(), e.id)
+		if err != nil || hashObject(objBlob, raw) != e.blob {
+			t.Fatalf("read %s after the repair: %v", e.id, err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("git", "--git-dir", filepath.Join(dir, "repo.git"), "fsck", "--full", "--strict").CombinedOutput(); err != nil {
+		t.Fatalf("git fsck after the repair: %v\n%s", err, out)
 	}
 }
