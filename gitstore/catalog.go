@@ -1,14 +1,12 @@
 package gitstore
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -325,6 +323,14 @@ var errCatalogDamaged = errors.New("catalog file is damaged")
 
 // loadCatalog reads dir's catalog file. A missing file returns (nil, nil);
 // a damaged one an error wrapping errCatalogDamaged.
+//
+// The file's sha256 is computed on another core while the entries are
+// decoded, and nothing decoded is returned unless it matches. Entries are
+// decoded from the file's bytes into one array (no allocation per entry;
+// namespaces, types and agents interned as they are read) and, since the
+// file lists them by id, taken as the ordered list as they are; the id
+// map and the per-namespace and child lists are then built from it, the
+// map on another core.
 func loadCatalog(dir string) (*catalog, error) {
 	b, err := os.ReadFile(filepath.Join(dir, catalogFile))
 	if errors.Is(err, os.ErrNotExist) {
@@ -337,70 +343,161 @@ func loadCatalog(dir string) (*catalog, error) {
 		return nil, fmt.Errorf("%w: bad header or too short (%d bytes)", errCatalogDamaged, len(b))
 	}
 	body, sum := b[:len(b)-32], b[len(b)-32:]
-	if s := sha256.Sum256(body); !bytes.Equal(s[:], sum) {
+	sumOK := make(chan bool, 1)
+	go func() {
+		s := sha256.Sum256(body)
+		sumOK <- bytes.Equal(s[:], sum)
+	}()
+	c, err := decodeCatalog(body[len(catalogMagic):])
+	if !<-sumOK {
 		return nil, fmt.Errorf("%w: checksum mismatch", errCatalogDamaged)
 	}
-	c := newCatalog()
-	r := bufio.NewReader(bytes.NewReader(body[len(catalogMagic):]))
-	if _, err := io.ReadFull(r, c.head[:]); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errCatalogDamaged, err)
-	}
-	n, err := binary.ReadUvarint(r)
-	if err != nil || n > uint64(len(b)) {
-		return nil, fmt.Errorf("%w: bad count", errCatalogDamaged)
-	}
-	c.ordered = make([]*entry, 0, n)
-	for i := uint64(0); i < n; i++ {
-		e, err := decodeEntry(r)
-		if err != nil {
-			return nil, fmt.Errorf("%w: entry %d: %v", errCatalogDamaged, i, err)
-		}
-		c.addLocked(e)
-	}
-	if r.Buffered() != 0 {
-		return nil, fmt.Errorf("%w: trailing data", errCatalogDamaged)
 	}
 	return c, nil
 }
 
-func decodeEntry(r *bufio.Reader) (*entry, error) {
-	e := &entry{}
-	if _, err := io.ReadFull(r, e.id[:]); err != nil {
-		return nil, err
+// minEntryBytes is the smallest encoded entry: two ids, a blob id, and
+// one byte for each varint and string length.
+const minEntryBytes = 16 + 16 + 20 + 6
+
+// decodeCatalog decodes the catalog file's body after its magic (head,
+// count, entries; the checksum is cut off).
+func decodeCatalog(b []byte) (*catalog, error) {
+	c := newCatalog()
+	d := catDecoder{b: b, strs: c.strs}
+	copy(c.head[:], d.next(20))
+	n := d.uvarint()
+	if d.err != nil || n > uint64(len(b))/minEntryBytes {
+		return nil, errors.New("bad count")
 	}
-	if _, err := io.ReadFull(r, e.parent[:]); err != nil {
-		return nil, err
-	}
-	ts, err := binary.ReadVarint(r)
-	if err != nil {
-		return nil, err
-	}
-	e.ts = ts
-	var strs [3]string
-	for i := range strs {
-		l, err := binary.ReadUvarint(r)
-		if err != nil || l > 1024 {
-			return nil, fmt.Errorf("bad string length")
+	ents := make([]entry, n)
+	c.ordered = make([]*entry, n)
+	sorted := true
+	for i := range ents {
+		e := &ents[i]
+		d.entry(e)
+		if d.err != nil {
+			return nil, fmt.Errorf("entry %d: %v", i, d.err)
 		}
-		s := make([]byte, l)
-		if _, err := io.ReadFull(r, s); err != nil {
-			return nil, err
+		c.ordered[i] = e
+		if i > 0 && compareIDs(&ents[i-1].id, &e.id) >= 0 {
+			sorted = false
 		}
-		strs[i] = string(s)
 	}
-	e.ns, e.typ, e.agent = strs[0], nexus.Type(strs[1]), strs[2]
-	if _, err := io.ReadFull(r, e.blob[:]); err != nil {
-		return nil, err
+	if len(d.b) != 0 {
+		return nil, errors.New("trailing data")
 	}
-	if e.leaf, err = binary.ReadUvarint(r); err != nil {
-		return nil, err
+	if !sorted { // not written by save: insert as a rebuild would
+		all := c.ordered
+		c.ordered = nil
+		c.addAllLocked(all)
+		return c, nil
 	}
-	size, err := binary.ReadUvarint(r)
-	if err != nil || size > 1<<31 {
-		return nil, fmt.Errorf("bad size")
+	c.indexOrderedLocked()
+	return c, nil
+}
+
+// indexOrderedLocked builds the id map, the child and namespace lists and
+// the leaf fill from c.ordered (sorted by id, without duplicates), the
+// map on another goroutine.
+func (c *catalog) indexOrderedLocked() {
+	byID := make(map[nexus.ID]*entry, len(c.ordered))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, e := range c.ordered {
+			byID[e.id] = e
+		}
+	}()
+	for _, e := range c.ordered {
+		if !e.parent.IsZero() {
+			c.children[e.parent] = append(c.children[e.parent], e)
+		}
+		c.byNS[e.ns] = append(c.byNS[e.ns], e)
+		c.countLeaf(e)
+	}
+	<-done
+	c.byID = byID
+}
+
+// catDecoder reads the catalog file's fields from b; the first error
+// stops it (later reads return zero values).
+type catDecoder struct {
+	b    []byte
+	err  error
+	strs map[string]string // interned strings
+}
+
+func (d *catDecoder) fail(what string) {
+	if d.err == nil {
+		d.err = errors.New(what)
+	}
+	d.b = nil
+}
+
+func (d *catDecoder) next(n int) []byte {
+	if len(d.b) < n {
+		d.fail("truncated")
+		return make([]byte, n)
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *catDecoder) uvarint() uint64 {
+	v, k := binary.Uvarint(d.b)
+	if k <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.b = d.b[k:]
+	return v
+}
+
+func (d *catDecoder) varint() int64 {
+	v, k := binary.Varint(d.b)
+	if k <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.b = d.b[k:]
+	return v
+}
+
+// str reads a length-prefixed string and returns it interned.
+func (d *catDecoder) str() string {
+	l := d.uvarint()
+	if l > 1024 {
+		d.fail("bad string length")
+		return ""
+	}
+	b := d.next(int(l))
+	if v, ok := d.strs[string(b)]; ok {
+		return v
+	}
+	v := string(b)
+	d.strs[v] = v
+	return v
+}
+
+// entry decodes one entry into e (see the file format above).
+func (d *catDecoder) entry(e *entry) {
+	copy(e.id[:], d.next(16))
+	copy(e.parent[:], d.next(16))
+	e.ts = d.varint()
+	e.ns = d.str()
+	e.typ = nexus.Type(d.str())
+	e.agent = d.str()
+	copy(e.blob[:], d.next(20))
+	e.leaf = d.uvarint()
+	size := d.uvarint()
+	if size > 1<<31 {
+		d.fail("bad size")
 	}
 	e.size = uint32(size)
-	return e, nil
 }
 
 // replaceLocked takes the contents of f (which is not used afterwards).

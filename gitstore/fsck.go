@@ -245,8 +245,9 @@ func (s *Store) checkRefs(rep *FsckReport) {
 	}
 }
 
-// checkPack re-reads a whole pack: trailer checksum, then every entry's
-// CRC-32 and object id.
+// checkPack re-reads a whole pack: trailer checksum, its index in full
+// (checksum, order of ids: an open checks only its structure), then every
+// entry's CRC-32 and object id.
 func (s *Store) checkPack(rep *FsckReport, p *pack) {
 	data := make([]byte, p.size)
 	if _, err := p.f.ReadAt(data, 0); err != nil {
@@ -255,6 +256,9 @@ func (s *Store) checkPack(rep *FsckReport, p *pack) {
 	}
 	if sum := sha1.Sum(data[:len(data)-20]); Hash(sum) != Hash(data[len(data)-20:]) {
 		rep.add(ProblemPack, p.name+".pack", "", "checksum mismatch: the pack is damaged")
+	}
+	if err := p.idx.verify(); err != nil {
+		rep.add(ProblemPack, p.name+".idx", "", "%v: the pack index is damaged", err)
 	}
 	ents := p.idx.byOffset()
 	for i, e := range ents {

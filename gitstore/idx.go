@@ -26,6 +26,8 @@ type packIndex struct {
 	crcs  int
 	offs  int
 	large int
+
+	nLarge int // entries of the large-offset table
 }
 
 var idxMagic = []byte{0xff, 't', 'O', 'c', 0, 0, 0, 2}
@@ -90,19 +92,36 @@ func buildIndex(entries []packEntry, sum Hash) *packIndex {
 	check := sha1.Sum(b[:end+20])
 	copy(b[end+20:], check[:])
 	x.data = b
+	x.nLarge = nLarge
 	return &x
 }
 
-// parseIndex checks b as a version 2 pack index: its checksum, fan-out,
-// order of ids and offsets. Nothing read from an index it accepts can point
-// outside it.
+// parseIndex checks b as a version 2 pack index in full: its structure
+// (openIndex) and everything verify checks. Indexes from outside the
+// store (a replica's history, stock git's index-pack) are read with it.
 func parseIndex(b []byte) (*packIndex, error) {
+	x, err := openIndex(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := x.verify(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// openIndex checks what an open needs of a version 2 pack index, in time
+// that does not grow with its objects: magic, a monotonic fan-out, and a
+// size that matches the count it gives. Nothing read from an index it
+// accepts can point outside it (offsetAt bounds the large offsets). It
+// does not hash the index or check the order of its ids: the store wrote
+// and checksummed its indexes itself (buildIndex), every object read is
+// checked against its id, a merge verifies the indexes of the packs it
+// copies, and fsck verifies every index (verify); the caller checks the
+// pack checksum the index ends with against the pack's trailer.
+func openIndex(b []byte) (*packIndex, error) {
 	if len(b) < idxHeadLen+idxTrailLen || !bytes.Equal(b[:8], idxMagic) {
 		return nil, errors.New("not a version 2 pack index")
-	}
-	end := len(b) - 20
-	if sha1.Sum(b[:end]) != [20]byte(b[end:]) {
-		return nil, errors.New("pack index checksum mismatch")
 	}
 	var x packIndex
 	prev := uint32(0)
@@ -117,29 +136,41 @@ func parseIndex(b []byte) (*packIndex, error) {
 		return nil, fmt.Errorf("pack index lists %d objects but is only %d bytes", prev, len(b))
 	}
 	x.layout(int(prev))
-	nLarge := (len(b) - idxTrailLen - x.large) / 8
 	if x.large > len(b)-idxTrailLen || (len(b)-idxTrailLen-x.large)%8 != 0 {
 		return nil, fmt.Errorf("pack index of %d objects has a bad size (%d bytes)", x.n, len(b))
 	}
 	x.data = b
+	x.nLarge = (len(b) - idxTrailLen - x.large) / 8
+	return &x, nil
+}
+
+// verify checks what openIndex does not: the index's SHA-1 checksum, the
+// order of its ids, that the fan-out counts them, and that every large
+// offset exists.
+func (x *packIndex) verify() error {
+	b := x.data
+	end := len(b) - 20
+	if sha1.Sum(b[:end]) != [20]byte(b[end:]) {
+		return errors.New("pack index checksum mismatch")
+	}
 	var fan [256]uint32
 	for i := range x.n {
 		if i > 0 && bytes.Compare(x.name(i-1), x.name(i)) >= 0 {
-			return nil, errors.New("pack index object ids are not sorted")
+			return errors.New("pack index object ids are not sorted")
 		}
 		fan[x.name(i)[0]]++
-		if o := binary.BigEndian.Uint32(b[x.offs+4*i:]); o&(1<<31) != 0 && int(o&maxSmallOff) >= nLarge {
-			return nil, errors.New("pack index large offset out of range")
+		if o := binary.BigEndian.Uint32(b[x.offs+4*i:]); o&(1<<31) != 0 && int(o&maxSmallOff) >= x.nLarge {
+			return errors.New("pack index large offset out of range")
 		}
 	}
 	var total uint32
 	for i, c := range fan {
 		total += c
 		if binary.BigEndian.Uint32(b[8+4*i:]) != total {
-			return nil, errors.New("pack index fan-out does not match its ids")
+			return errors.New("pack index fan-out does not match its ids")
 		}
 	}
-	return &x, nil
+	return nil
 }
 
 func (x *packIndex) name(i int) []byte { return x.data[x.names+20*i : x.names+20*i+20] }
@@ -156,8 +187,16 @@ func (x *packIndex) offsetAt(i int) uint64 {
 	if o&(1<<31) == 0 {
 		return uint64(o)
 	}
-	return binary.BigEndian.Uint64(x.data[x.large+8*int(o&maxSmallOff):])
+	k := int(o & maxSmallOff)
+	if k >= x.nLarge {
+		return badOffset // an index openIndex accepted without verify
+	}
+	return binary.BigEndian.Uint64(x.data[x.large+8*k:])
 }
+
+// badOffset is the offset of an entry whose large offset is missing: past
+// the end of any pack, so reading it fails.
+const badOffset = 1 << 62
 
 // find returns the offset of h in the pack.
 func (x *packIndex) find(h Hash) (uint64, bool) {

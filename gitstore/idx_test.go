@@ -3,7 +3,9 @@ package gitstore
 import (
 	"bytes"
 	"crypto/sha1"
+	"encoding/binary"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -152,5 +154,103 @@ func FuzzParseIndex(f *testing.F) {
 			}
 		}
 		x.byOffset()
+	})
+}
+
+// openIndex (the check at open) accepts damage that keeps the structure
+// (a flipped id, unsorted ids, a large offset that does not exist), and
+// verify, which fsck and merges run, rejects every such index; what
+// breaks the structure is refused at open.
+func TestOpenIndex_StructureOnly(t *testing.T) {
+	good := buildIndex(randomEntries(200, 3, true), Hash{1}).data
+	x, err := openIndex(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := x.verify(); err != nil {
+		t.Fatalf("a built index fails verify: %v", err)
+	}
+	unsorted := bytes.Clone(good)
+	copy(unsorted[idxHeadLen:], good[idxHeadLen+20:idxHeadLen+40])
+	copy(unsorted[idxHeadLen+20:], good[idxHeadLen:idxHeadLen+20])
+	resum(unsorted)
+	// A large offset naming an entry past the large-offset table.
+	var lx packIndex
+	lx.layout(200)
+	badLarge := bytes.Clone(good)
+	big := -1
+	for i := range 200 {
+		if o := binary.BigEndian.Uint32(good[lx.offs+4*i:]); o&(1<<31) != 0 {
+			big = i
+			binary.BigEndian.PutUint32(badLarge[lx.offs+4*i:], 1<<31|1000)
+			break
+		}
+	}
+	if big < 0 {
+		t.Fatal("no large offset in the index")
+	}
+	resum(badLarge)
+	for name, tc := range map[string]struct {
+		b      []byte
+		verify string
+	}{
+		"id flipped":       {flipByte(good, idxHeadLen+20*50+7), "checksum mismatch"},
+		"checksum flipped": {flipByte(good, len(good)-1), "checksum mismatch"},
+		"unsorted ids":     {unsorted, "not sorted"},
+		"large offset":     {badLarge, "large offset out of range"},
+	} {
+		x, err := openIndex(tc.b)
+		if err != nil {
+			t.Errorf("%s: refused at open: %v", name, err)
+			continue
+		}
+		if err := x.verify(); err == nil || !strings.Contains(err.Error(), tc.verify) {
+			t.Errorf("%s: verify says %v, want %q", name, err, tc.verify)
+		}
+		if _, err := parseIndex(tc.b); err == nil {
+			t.Errorf("%s: parseIndex accepted it", name)
+		}
+	}
+	x, _ = openIndex(badLarge)
+	if off := x.offsetAt(big); off != badOffset {
+		t.Fatalf("missing large offset reads as %d, want %d", off, uint64(badOffset))
+	}
+	for name, b := range map[string][]byte{
+		"truncated by 1":  good[:len(good)-1],
+		"truncated by 30": good[:len(good)-30],
+		"too short":       good[:100],
+		"bad magic":       append([]byte{0}, good[1:]...),
+		"empty":           nil,
+	} {
+		if _, err := openIndex(b); err == nil {
+			t.Errorf("%s: accepted at open", name)
+		}
+	}
+}
+
+// Whatever openIndex accepts, no lookup reads outside it and verify
+// returns.
+func FuzzOpenIndex(f *testing.F) {
+	f.Add(buildIndex(randomEntries(3, 1, false), Hash{2}).data, []byte{0x12})
+	f.Add(buildIndex(randomEntries(20, 2, true), Hash{3}).data, []byte{0xff, 1})
+	f.Fuzz(func(t *testing.T, b, probe []byte) {
+		x, err := openIndex(b)
+		if err != nil {
+			return
+		}
+		var h Hash
+		copy(h[:], probe)
+		x.find(h)
+		for i := range x.count() {
+			x.find(Hash(x.name(i)))
+			x.offsetAt(i)
+		}
+		x.byOffset()
+		x.packSum()
+		if x.verify() == nil {
+			if _, err := parseIndex(b); err != nil {
+				t.Fatalf("verify accepts what parseIndex refuses: %v", err)
+			}
+		}
 	})
 }

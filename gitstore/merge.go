@@ -10,10 +10,16 @@ import (
 
 // Packs are merged by size tier, as in a log-structured merge tree: a tier
 // holds packs whose sizes have the same power of 8, and when one holds
-// MergePacks packs they are rewritten as one pack of a higher tier. Each
-// object is thus rewritten about log8(store size / batch size) times and
-// the number of packs stays logarithmic. Packs above maxMergeBytes are left
-// alone: a merged pack is assembled in memory.
+// MergePacks packs, the MergePacks oldest of them are rewritten as one pack
+// of a higher tier. A merge never takes more than one tier's MergePacks
+// packs, however many wait (a merger that fell behind a fast fill catches
+// up tier by tier, never with one merge of everything that accumulated),
+// so the bytes one merge reads and holds in memory are bounded by its
+// tier: under MergePacks times the tier's upper size. Each object is thus
+// rewritten about log8(store size / batch size) times and, once the merger
+// has caught up, each tier holds fewer than MergePacks packs. Packs of
+// maxMergeBytes/MergePacks and more are left alone: a merged pack is
+// assembled in memory.
 const maxMergeBytes = 512 << 20
 
 // kickMerge asks the merger to look at the packs, without blocking.
@@ -45,14 +51,15 @@ func (s *Store) merger() {
 	}
 }
 
-// mergeCandidates returns the packs of the lowest tier that is full.
+// mergeCandidates returns the fanIn oldest packs (newest first) of the
+// lowest tier that holds fanIn packs or more.
 func (r *repo) mergeCandidates(fanIn int) []*pack {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	tiers := map[int][]*pack{}
-	for _, p := range r.packs {
+	for _, p := range r.packs { // newest first
 		if p.size < maxMergeBytes/int64(fanIn) {
-			t := bits.Len64(uint64(p.size)) / 3
+			t := packTier(p.size)
 			tiers[t] = append(tiers[t], p)
 		}
 	}
@@ -62,12 +69,16 @@ func (r *repo) mergeCandidates(fanIn int) []*pack {
 	}
 	sort.Ints(keys)
 	for _, t := range keys {
-		if len(tiers[t]) >= fanIn {
-			return tiers[t]
+		if ps := tiers[t]; len(ps) >= fanIn {
+			return ps[len(ps)-fanIn:]
 		}
 	}
 	return nil
 }
+
+// packTier is the merge tier of a pack of size bytes: sizes with the same
+// power of 8 share a tier.
+func packTier(size int64) int { return bits.Len64(uint64(size)) / 3 }
 
 // mergeOnce merges one full tier. It reports whether it merged anything.
 func (s *Store) mergeOnce() (bool, error) {

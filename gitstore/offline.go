@@ -137,13 +137,13 @@ func fixPacks(ctx context.Context, dataDir, gitDir string) ([]string, error) {
 		if !ok || !isPackName(name) {
 			continue
 		}
-		p, err := openPack(packDir, name, nil)
+		p, err := openPackVerified(packDir, name)
 		if err == nil {
 			p.f.Close()
 			continue
 		}
 		if reindex(ctx, packDir, name) == nil {
-			if p, err2 := openPack(packDir, name, nil); err2 == nil {
+			if p, err2 := openPackVerified(packDir, name); err2 == nil {
 				p.f.Close()
 				did = append(did, fmt.Sprintf("%s: %v; its index was rebuilt from the pack (git index-pack)", name, err))
 				continue

@@ -158,14 +158,30 @@ type pack struct {
 }
 
 // openPack opens dir/name.pack with its index. idx may be passed when the
-// caller just built it.
+// caller just built it. An index read from disk gets the checks of
+// openIndex, which do not grow with its objects (a store's open reads
+// every index); openPackVerified verifies it in full.
 func openPack(dir, name string, idx *packIndex) (*pack, error) {
+	return openPackChecked(dir, name, idx, false)
+}
+
+// openPackVerified is openPack with the index read from disk verified in
+// full (checksum, order of ids): what a repair that looks for damaged
+// packs needs.
+func openPackVerified(dir, name string) (*pack, error) {
+	return openPackChecked(dir, name, nil, true)
+}
+
+func openPackChecked(dir, name string, idx *packIndex, verify bool) (*pack, error) {
 	if idx == nil {
 		b, err := os.ReadFile(filepath.Join(dir, name+".idx"))
 		if err != nil {
 			return nil, err
 		}
-		if idx, err = parseIndex(b); err != nil {
+		if idx, err = openIndex(b); err == nil && verify {
+			err = idx.verify()
+		}
+		if err != nil {
 			return nil, fmt.Errorf("pack index %s.idx: %w", name, err)
 		}
 	}

@@ -185,6 +185,12 @@ type packedEntry struct {
 // pack is read in one call: merged packs are small (the largest tier
 // merged is maxMergeBytes/fanIn).
 func (m *packMerge) addPack(p *pack) error {
+	// An open checks an index's structure, not its checksum: verify it
+	// before its entries are trusted (a block copy takes its ids as they
+	// are and a new index is checksummed over them).
+	if err := p.idx.verify(); err != nil {
+		return fmt.Errorf("pack index %s.idx: %w", p.name, err)
+	}
 	data := make([]byte, p.size-20)
 	if _, err := p.f.ReadAt(data, 0); err != nil {
 		return err

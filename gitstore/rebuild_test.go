@@ -664,7 +664,7 @@ func storedAs(t *testing.T, s *Store, h Hash) (objType, *pack, uint64) {
 // the object.
 func TestRebuild_MergedDeltas(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, Options{MergePacks: 2})
+	s, err := Open(dir, Options{MergePacks: 1 << 20}) // merged below, all six packs at once
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -674,14 +674,16 @@ func TestRebuild_MergedDeltas(t *testing.T) {
 	fill(t, s, &gen, &at, 1500, 500)
 	older := s.Head()
 	fill(t, s, &gen, &at, 1500, 500)
-	for {
-		merged, err := s.mergeOnce()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !merged {
-			break
-		}
+	// One merge of the six group commits (a tier of fan-in 6), so the
+	// older snapshot's trees are deltas against the newer ones.
+	s.mergeMu.Lock()
+	err = s.merge(s.allPacks())
+	s.mergeMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.allPacks()); n != 1 {
+		t.Fatalf("%d packs after merging", n)
 	}
 	checkRebuilds(t, s, "after merges with deltas")
 	// An older snapshot: its trees are older versions, stored as deltas

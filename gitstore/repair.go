@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/nexus-mem/nexus"
 )
@@ -14,7 +15,7 @@ import (
 // RepairReport says what RepairFromBackup did.
 type RepairReport struct {
 	Restored   []string `json:"restored"`   // object ids copied from the backup
-	Salvaged   []string `json:"salvaged"`   // damaged packs rewritten without their bad entries
+	Salvaged   []string `json:"salvaged"`   // damaged packs rewritten without their bad entries, and pack indexes (.idx) rebuilt from their packs
 	Unrepaired []string `json:"unrepaired"` // damaged objects the backup does not hold
 }
 
@@ -42,6 +43,24 @@ func (s *Store) repairFromBackup(ctx context.Context, bundle string, rep *FsckRe
 			return nil, err
 		}
 	}
+	// A damaged index is rebuilt from its pack first (no backup needed);
+	// what it listed wrongly is then no longer reported, so the check
+	// runs again.
+	var reindexed []string
+	for _, p := range rep.Problems {
+		if name, ok := strings.CutSuffix(p.Object, ".idx"); ok && p.Kind == ProblemPack {
+			if err := s.repo.reindexPack(ctx, name); err != nil {
+				return nil, fmt.Errorf("rebuild the index of %s: %w", name, err)
+			}
+			reindexed = append(reindexed, p.Object)
+		}
+	}
+	if len(reindexed) > 0 {
+		var err error
+		if rep, err = s.Fsck(ctx, true); err != nil {
+			return nil, err
+		}
+	}
 	bad := map[Hash]bool{}
 	damagedPacks := map[string]bool{}
 	for _, p := range rep.Problems {
@@ -52,7 +71,7 @@ func (s *Store) repairFromBackup(ctx context.Context, bundle string, rep *FsckRe
 			damagedPacks[p.Object] = true
 		}
 	}
-	out := &RepairReport{Restored: []string{}, Salvaged: []string{}, Unrepaired: []string{}}
+	out := &RepairReport{Restored: []string{}, Salvaged: append([]string{}, reindexed...), Unrepaired: []string{}}
 	if len(bad) == 0 && len(damagedPacks) == 0 {
 		return out, nil
 	}
@@ -122,6 +141,33 @@ func (s *Store) repairFromBackup(ctx context.Context, bundle string, rep *FsckRe
 		out.Salvaged = append(out.Salvaged, p.name)
 	}
 	return out, nil
+}
+
+// reindexPack rebuilds the index of pack name from the pack (git
+// index-pack, which hashes every object), verifies it, and puts the pack
+// with its new index in place of the open one. A store opens an index
+// damaged inside (its structure intact: an open does not hash it), and
+// the deep fsck reports it as a pack problem on the .idx; this is its
+// repair, which needs no backup.
+func (r *repo) reindexPack(ctx context.Context, name string) error {
+	if err := reindex(ctx, r.packDir, name); err != nil {
+		return err
+	}
+	np, err := openPackVerified(r.packDir, name)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, p := range r.packs {
+		if p.name == name {
+			p.f.Close()
+			r.packs[i] = np
+			return nil
+		}
+	}
+	np.f.Close()
+	return nil // merged away meanwhile
 }
 
 // objectLinks lists the objects a tree or commit names.

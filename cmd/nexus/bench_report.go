@@ -313,18 +313,27 @@ func (r *reporter) scale(ctx context.Context, data string, w64 float64) error {
 	c := r.cfg
 	fmt.Fprintf(r.out, "\n| store size | HTTP writes/s, 64 clients (search off) | vs no-op HTTP ceiling | server CPU per write | cold start to ready | repo bytes/context |\n|---:|---:|---:|---:|---:|---:|\n")
 	var rates []float64
+	var packNotes []string
 	for _, n := range []int{c.small, c.big} {
 		r.say("filling the store to %d contexts", n)
-		if err := fillTo(ctx, data, n, c.size); err != nil {
+		packs := &packSampler{dir: filepath.Join(data, "repo.git", "objects", "pack")}
+		t0 := time.Now()
+		if err := fillWith(ctx, data, n, packs.sample, func(int) (string, string) { return benchPayload(c.size), "{}" }); err != nil {
 			return err
 		}
+		fill := time.Since(t0)
+		end, err := packs.count()
+		if err != nil {
+			return err
+		}
+		packNotes = append(packNotes, fmt.Sprintf("fill to %d contexts (in process, Apply batches of 1024): %s; packs in the repository: at most %d during the fill (counted every %d group commits), %d at the end", n, fill.Round(time.Millisecond), packs.max, packSampleEvery, end))
 		_, before, err := repoBytes(data)
 		if err != nil {
 			return err
 		}
 		// Search off: these runs measure the store; at start the index
 		// would otherwise catch up on every context filled in.
-		t0 := time.Now()
+		t0 = time.Now()
 		srv, err := r.startServer(ctx, data, "--no-search")
 		if err != nil {
 			return err
@@ -341,6 +350,9 @@ func (r *reporter) scale(ctx context.Context, data string, w64 float64) error {
 		fmt.Fprintf(r.out, "| %d | %.0f | %s | %s | %s | %.0f |\n", before, res.rate(), r.ofCeiling(64, res), cpuCell(res), cold.Round(time.Millisecond), float64(bytes)/float64(count))
 	}
 	fmt.Fprintf(r.out, "\nthroughput ratio small/large store: %.2f (bar ≤ 1.5); fresh-store 64-client rate was %.0f/s\n", rates[0]/rates[1], w64)
+	for _, note := range packNotes {
+		fmt.Fprintln(r.out, note)
+	}
 	if err := os.Remove(filepath.Join(data, "catalog.bin")); err != nil {
 		return err
 	}
@@ -352,6 +364,46 @@ func (r *reporter) scale(ctx context.Context, data string, w64 float64) error {
 	fmt.Fprintf(r.out, "cold start with the catalog deleted (full rebuild from git): %s\n", time.Since(t0).Round(time.Millisecond))
 	srv.stop()
 	return r.l1(ctx, data)
+}
+
+// packSampleEvery is how many group commits of a fill pass between two
+// counts of the packs.
+const packSampleEvery = 16
+
+// packSampler follows the number of packs in a repository during a fill.
+type packSampler struct {
+	dir   string
+	calls int
+	max   int
+}
+
+// sample is a fill's progress callback: it counts the packs every
+// packSampleEvery group commits.
+func (p *packSampler) sample(int, int) {
+	if p.calls++; p.calls%packSampleEvery != 0 {
+		return
+	}
+	if n, err := p.count(); err == nil && n > p.max {
+		p.max = n
+	}
+}
+
+// count returns the number of packs in the directory.
+func (p *packSampler) count() (int, error) {
+	ents, err := os.ReadDir(p.dir)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".pack") && strings.HasPrefix(e.Name(), "pack-") {
+			n++
+		}
+	}
+	if n > p.max {
+		p.max = n
+	}
+	return n, nil
 }
 
 // l1 measures in-process reads that hit the L1 cache.
