@@ -10,16 +10,17 @@ import (
 
 // Packs are merged by size tier, as in a log-structured merge tree: a tier
 // holds packs whose sizes have the same power of 8, and when one holds
-// MergePacks packs, the MergePacks oldest of them are rewritten as one pack
-// of a higher tier. A merge never takes more than one tier's MergePacks
-// packs, however many wait (a merger that fell behind a fast fill catches
-// up tier by tier, never with one merge of everything that accumulated),
-// so the bytes one merge reads and holds in memory are bounded by its
-// tier: under MergePacks times the tier's upper size. Each object is thus
-// rewritten about log8(store size / batch size) times and, once the merger
-// has caught up, each tier holds fewer than MergePacks packs. Packs of
-// maxMergeBytes/MergePacks and more are left alone: a merged pack is
-// assembled in memory.
+// MergePacks packs, its oldest packs are rewritten as one pack of a higher
+// tier: as many of them as fit in maxMergeBytes in all (at least
+// MergePacks, which always fit). Each object is thus rewritten about
+// log8(store size / batch size) times and, once the merger has caught up,
+// each tier holds fewer than MergePacks packs. A merger that fell behind a
+// fast fill takes the waiting packs of a tier together, up to the bound,
+// so that each of them is rewritten once at that tier and not again at
+// every tier above (taking MergePacks at a time rewrote a fill's packs
+// about three times while the merger caught up: docs/STORAGE.md), and no
+// merge reads or holds more than maxMergeBytes (a merged pack is assembled
+// in memory). Packs of maxMergeBytes/MergePacks and more are left alone.
 const maxMergeBytes = 512 << 20
 
 // kickMerge asks the merger to look at the packs, without blocking.
@@ -51,14 +52,16 @@ func (s *Store) merger() {
 	}
 }
 
-// mergeCandidates returns the fanIn oldest packs (newest first) of the
-// lowest tier that holds fanIn packs or more.
-func (r *repo) mergeCandidates(fanIn int) []*pack {
+// mergeCandidates returns the oldest packs (newest first) of the lowest
+// tier that holds fanIn packs or more: as many as fit in budget bytes in
+// all, at least fanIn (only packs under budget/fanIn are merged, so fanIn
+// of them always fit).
+func (r *repo) mergeCandidates(fanIn int, budget int64) []*pack {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	tiers := map[int][]*pack{}
 	for _, p := range r.packs { // newest first
-		if p.size < maxMergeBytes/int64(fanIn) {
+		if p.size < budget/int64(fanIn) {
 			t := packTier(p.size)
 			tiers[t] = append(tiers[t], p)
 		}
@@ -70,7 +73,11 @@ func (r *repo) mergeCandidates(fanIn int) []*pack {
 	sort.Ints(keys)
 	for _, t := range keys {
 		if ps := tiers[t]; len(ps) >= fanIn {
-			return ps[len(ps)-fanIn:]
+			n, total := 0, int64(0)
+			for i := len(ps) - 1; i >= 0 && (n < fanIn || total+ps[i].size <= budget); i-- {
+				n, total = n+1, total+ps[i].size
+			}
+			return ps[len(ps)-n:]
 		}
 	}
 	return nil
@@ -84,7 +91,7 @@ func packTier(size int64) int { return bits.Len64(uint64(size)) / 3 }
 func (s *Store) mergeOnce() (bool, error) {
 	s.mergeMu.Lock()
 	defer s.mergeMu.Unlock()
-	cands := s.repo.mergeCandidates(s.opts.MergePacks)
+	cands := s.repo.mergeCandidates(s.opts.MergePacks, maxMergeBytes)
 	if len(cands) == 0 {
 		return false, nil
 	}

@@ -182,8 +182,8 @@ type packedEntry struct {
 }
 
 // addPack adds every object of p to the merged pack, in p's order. The
-// pack is read in one call: merged packs are small (the largest tier
-// merged is maxMergeBytes/fanIn).
+// pack is read in one call: merged packs are small (under
+// maxMergeBytes/fanIn, and under maxMergeBytes in all).
 func (m *packMerge) addPack(p *pack) error {
 	// An open checks an index's structure, not its checksum: verify it
 	// before its entries are trusted (a block copy takes its ids as they

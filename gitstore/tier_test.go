@@ -13,15 +13,15 @@ import (
 	"github.com/nexus-mem/nexus"
 )
 
-// mergeAll runs merges of fan-in fanIn until no tier is full, as the
-// background merger does when it keeps up, and returns the number of
+// mergeAll runs merges of fan-in fanIn and byte budget budget until no
+// tier is full, as the background merger does, and returns the number of
 // packs and bytes each merge took.
-func mergeAll(t *testing.T, s *Store, fanIn int) (packs []int, bytes []int64) {
+func mergeAll(t *testing.T, s *Store, fanIn int, budget int64) (packs []int, bytes []int64) {
 	t.Helper()
 	s.mergeMu.Lock()
 	defer s.mergeMu.Unlock()
 	for {
-		cands := s.repo.mergeCandidates(fanIn)
+		cands := s.repo.mergeCandidates(fanIn, budget)
 		if len(cands) == 0 {
 			return packs, bytes
 		}
@@ -36,14 +36,18 @@ func mergeAll(t *testing.T, s *Store, fanIn int) (packs []int, bytes []int64) {
 	}
 }
 
-// tierCounts returns the packs of s by merge tier, and the lowest and
-// highest tier that holds one.
-func tierCounts(s *Store) (map[int]int, int, int) {
+// tierCounts returns the packs of s under limit bytes (the ones a merge
+// may take) by merge tier, and the lowest and highest tier that holds
+// one.
+func tierCounts(s *Store, limit int64) (map[int]int, int, int) {
 	s.repo.mu.RLock()
 	defer s.repo.mu.RUnlock()
 	counts := map[int]int{}
 	lo, hi := 1<<30, -1
 	for _, p := range s.repo.packs {
+		if p.size >= limit {
+			continue
+		}
 		tr := packTier(p.size)
 		counts[tr]++
 		lo, hi = min(lo, tr), max(hi, tr)
@@ -52,11 +56,13 @@ func tierCounts(s *Store) (map[int]int, int, int) {
 }
 
 // A long fill, with a merger that keeps up and one that falls behind:
-// no merge ever takes more than one tier's fan-in of packs of one tier,
-// the bytes a merge takes are bounded by its tier, the pack count stays
-// under (fanIn-1) per tier between the smallest pack's tier and the
-// largest's, every context reads back from the tiers with the cache off,
-// and stock git accepts the repository.
+// a merger that keeps up merges exactly fan-in packs of one tier; one
+// that fell behind takes the waiting packs of a tier together, as many as
+// its byte budget holds (so each is rewritten once at that tier), and
+// never more bytes than the budget; after the merges no tier holds
+// fan-in packs, the pack count stays under (fanIn-1) per tier between the
+// smallest pack's tier and the largest's, every context reads back from
+// the tiers with the cache off, and stock git accepts the repository.
 func TestMerge_BoundedTiers(t *testing.T) {
 	const fanIn = 4
 	dir := t.TempDir()
@@ -66,55 +72,71 @@ func TestMerge_BoundedTiers(t *testing.T) {
 	}
 	var gen nexus.IDGenerator
 	at := time.Now().Add(-time.Hour)
-	check := func(what string, packs []int, bytes []int64) {
+	// settled checks the packs a merge of that budget may take (under
+	// budget/fanIn; the larger are left alone).
+	settled := func(what string, budget int64) {
 		t.Helper()
-		for i, n := range packs {
-			if n != fanIn {
-				t.Fatalf("%s: merge %d took %d packs, want exactly %d", what, i, n, fanIn)
-			}
-		}
-		counts, lo, hi := tierCounts(s)
+		counts, lo, hi := tierCounts(s, budget/fanIn)
+		total := 0
 		for tr, n := range counts {
 			if n >= fanIn {
 				t.Fatalf("%s: tier %d holds %d packs after the merges (fan-in %d): %v", what, tr, n, fanIn, counts)
 			}
+			total += n
 		}
-		if n, bound := s.packCount(), (fanIn-1)*(hi-lo+1); n > bound {
-			t.Fatalf("%s: %d packs, bound (fanIn-1)*(tiers %d..%d) = %d", what, n, lo, hi, bound)
-		}
-		for i, b := range bytes {
-			// fanIn packs of one tier: each under 8^(tier+1) bytes.
-			if tr := packTier(b / fanIn); b >= int64(fanIn)<<(3*(tr+1)) {
-				t.Fatalf("%s: merge %d took %d bytes, over %d packs of tier %d", what, i, b, fanIn, tr)
-			}
+		if bound := (fanIn - 1) * (hi - lo + 1); total > bound {
+			t.Fatalf("%s: %d packs, bound (fanIn-1)*(tiers %d..%d) = %d", what, total, lo, hi, bound)
 		}
 	}
 	// A merger that keeps up: it runs after every group commit.
 	var merges int
 	for i := 0; i < 150; i++ {
 		fill(t, s, &gen, &at, 40, 40)
-		p, b := mergeAll(t, s, fanIn)
+		p, _ := mergeAll(t, s, fanIn, maxMergeBytes)
 		merges += len(p)
-		check("keeping up", p, b)
+		for k, n := range p {
+			if n != fanIn {
+				t.Fatalf("keeping up: merge %d took %d packs, want exactly %d", k, n, fanIn)
+			}
+		}
+		settled("keeping up", maxMergeBytes)
 	}
 	if merges < 40 {
 		t.Fatalf("%d merges for 150 group commits", merges)
 	}
-	// A merger that fell behind: 120 group commits wait, then it
-	// catches up tier by tier, fanIn packs at a time.
+	if _, lo, hi := tierCounts(s, maxMergeBytes); hi-lo < 2 {
+		t.Fatalf("packs span tiers %d..%d: the fill does not reach several tiers", lo, hi)
+	}
+
+	// A merger that fell behind by 120 group commits, with a budget of
+	// about 30 of their packs: merges of as many waiting packs as fit.
+	s.repo.mu.RLock()
+	one := s.repo.packs[0].size // the last group commit's
+	s.repo.mu.RUnlock()
+	budget := 30 * one
 	fill(t, s, &gen, &at, 120*40, 40)
 	if n := s.packCount(); n < 120 {
 		t.Fatalf("%d packs after 120 group commits unmerged", n)
 	}
-	p, b := mergeAll(t, s, fanIn)
-	if len(p) < 120/fanIn {
-		t.Fatalf("caught up in %d merges; 120 packs need at least %d of fan-in %d", len(p), 120/fanIn, fanIn)
+	p, b := mergeAll(t, s, fanIn, budget)
+	if len(p) == 0 || p[0] < 20 {
+		t.Fatalf("falling behind, budget %d bytes (≈ 30 packs of %d): merges took %v packs; want the first to take 20 or more", budget, one, p)
 	}
-	check("falling behind", p, b)
-	_, lo, hi := tierCounts(s)
-	if hi-lo < 2 {
-		t.Fatalf("packs span tiers %d..%d: the fill does not reach several tiers", lo, hi)
+	for k := range p {
+		if p[k] < fanIn || b[k] > budget {
+			t.Fatalf("falling behind: merge %d took %d packs, %d bytes (fan-in %d, budget %d)", k, p[k], b[k], fanIn, budget)
+		}
 	}
+	settled("falling behind, small budget", budget)
+
+	// Behind again, with the store's budget: the waiting packs of the
+	// tier go in one merge, each rewritten once there.
+	fill(t, s, &gen, &at, 120*40, 40)
+	p, _ = mergeAll(t, s, fanIn, maxMergeBytes)
+	if len(p) == 0 || p[0] < 120 {
+		t.Fatalf("falling behind, budget %d: merges took %v packs; want the first to take the 120 waiting", maxMergeBytes, p)
+	}
+	settled("falling behind", maxMergeBytes)
 	live := liveCatalog(s)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -124,7 +146,7 @@ func TestMerge_BoundedTiers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if len(live.ordered) != 150*40+120*40 {
+	if len(live.ordered) != 150*40+2*120*40 {
 		t.Fatalf("%d contexts", len(live.ordered))
 	}
 	for _, e := range live.ordered {
