@@ -78,14 +78,8 @@ func TestGet_servesTheStoredBytes(t *testing.T) {
 					if err := json.Unmarshal(resp.body, &c); err != nil {
 						t.Fatal(err)
 					}
-					var want bytes.Buffer
-					enc := json.NewEncoder(&want)
-					enc.SetEscapeHTML(false)
-					if err := enc.Encode(&c); err != nil {
-						t.Fatal(err)
-					}
-					if !bytes.Equal(resp.body, want.Bytes()) {
-						t.Errorf("%s: GET %s answered\n%s\nwant the context's encoding\n%s", stage, id, resp.body, want.Bytes())
+					if want := encoding(t, &c); !bytes.Equal(resp.body, want) {
+						t.Errorf("%s: GET %s answered\n%s\nwant the context's encoding\n%s", stage, id, resp.body, want)
 					}
 				}
 			}

@@ -36,14 +36,8 @@ func TestPut_answerIsTheStoredJSON(t *testing.T) {
 			if err := json.Unmarshal(resp.body, &c); err != nil {
 				t.Fatal(err)
 			}
-			var want bytes.Buffer
-			enc := json.NewEncoder(&want)
-			enc.SetEscapeHTML(false)
-			if err := enc.Encode(&c); err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(resp.body, want.Bytes()) {
-				t.Errorf("POST answered\n%s\nwant the context's encoding\n%s", resp.body, want.Bytes())
+			if want := encoding(t, &c); !bytes.Equal(resp.body, want) {
+				t.Errorf("POST answered\n%s\nwant the context's encoding\n%s", resp.body, want)
 			}
 			got := send(t, srv, request{method: http.MethodGet, target: "/v1/contexts/" + c.ID.String()})
 			if got.status != http.StatusOK || !bytes.Equal(got.body, resp.body) {
@@ -87,4 +81,17 @@ func BenchmarkPut(b *testing.B) {
 			}
 		})
 	}
+}
+
+// encoding is the API's JSON of c: HTML characters unescaped, a newline
+// at the end.
+func encoding(t *testing.T, c *nexus.Context) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(c); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }
