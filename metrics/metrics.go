@@ -34,7 +34,10 @@ type CacheFigures struct {
 // IndexFigures are the search index's figures.
 type IndexFigures struct {
 	Indexed, Lag, NoVector int
-	LogFailures            int64
+	// Fresh counts searchable contexts whose vectors are not yet in the
+	// graph (scanned exactly by every semantic search).
+	Fresh       int
+	LogFailures int64
 	// Paced counts writes held back for the index's lag, PacedSeconds
 	// the time they waited in all.
 	Paced        int64
@@ -164,6 +167,8 @@ func New(src Sources) *Metrics {
 	if src.Index != nil {
 		m.gauge("nexus_index_lag_contexts", "Stored contexts not yet in the search index.", func() float64 { return float64(src.Index().Lag) })
 		m.gauge("nexus_index_contexts", "Contexts in the search index.", func() float64 { return float64(src.Index().Indexed) })
+		m.gauge("nexus_index_fresh_contexts", "Searchable contexts whose vectors are not yet in the graph (every semantic search scans them exactly).",
+			func() float64 { return float64(src.Index().Fresh) })
 		m.gauge("nexus_index_waiting_embedding", "Indexed contexts waiting for an embedding (the embedder failed).",
 			func() float64 { return float64(src.Index().NoVector) })
 		m.counter("nexus_index_vector_log_failures_total", "Embeddings that could not be kept in git.",

@@ -26,9 +26,11 @@ func scrape(t *testing.T, m *metrics.Metrics) string {
 func TestMetrics_ReadSourcesAtScrape(t *testing.T) {
 	contexts := 7
 	m := metrics.New(metrics.Sources{
-		Contexts:   func() int { return contexts },
-		Cache:      func() metrics.CacheFigures { return metrics.CacheFigures{Hits: 3, Misses: 1, Bytes: 100} },
-		Index:      func() metrics.IndexFigures { return metrics.IndexFigures{Indexed: 5, Lag: 2} },
+		Contexts: func() int { return contexts },
+		Cache:    func() metrics.CacheFigures { return metrics.CacheFigures{Hits: 3, Misses: 1, Bytes: 100} },
+		Index: func() metrics.IndexFigures {
+			return metrics.IndexFigures{Indexed: 5, Lag: 2, Fresh: 3, Paced: 4, PacedSeconds: 1.5}
+		},
 		DataDir:    t.TempDir(),
 		LastBackup: func() (time.Time, int64, bool) { return time.Now().Add(-time.Hour), 4096, true },
 		Health: func(context.Context) nexus.Health {
@@ -42,7 +44,8 @@ func TestMetrics_ReadSourcesAtScrape(t *testing.T) {
 	out := scrape(t, m)
 	for _, want := range []string{
 		"nexus_contexts 7\n", "nexus_cache_hits_total 3\n", "nexus_cache_misses_total 1\n", "nexus_cache_hit_ratio 0.75\n",
-		"nexus_index_lag_contexts 2\n", "nexus_index_contexts 5\n",
+		"nexus_index_lag_contexts 2\n", "nexus_index_contexts 5\n", "nexus_index_fresh_contexts 3\n",
+		"nexus_index_paced_writes_total 4\n", "nexus_index_paced_seconds_total 1.5\n",
 		`nexus_component_status{component="git_repository",status="unhealthy"} 1`,
 		`nexus_component_status{component="git_repository",status="healthy"} 0`,
 		`nexus_component_status{component="agents",status="disabled"} 1`,

@@ -54,7 +54,7 @@ func (n *Node) observe() {
 		src.Index = func() metrics.IndexFigures {
 			st := n.engine.Stats()
 			return metrics.IndexFigures{Indexed: st.Indexed, Lag: st.Lag, NoVector: st.NoVector, LogFailures: st.LogFailures,
-				Paced: st.Paced, PacedSeconds: st.PacedSeconds}
+				Fresh: st.Fresh, Paced: st.Paced, PacedSeconds: st.PacedSeconds}
 		}
 	}
 	n.agents.metricSources(&src)
