@@ -199,9 +199,10 @@ type Engine struct {
 	paced       atomic.Int64             // writes Pace held back
 	pacedNanos  atomic.Int64             // the time it held them back, in all
 	paceStalls  atomic.Int64             // writes let through after PaceStall without progress
-	// caughtUp: the index has held every stored context since it was
-	// opened or reset (guarded by mu). Until then it is rebuilding or
-	// catching up, and Pace holds no write back for that lag.
+	// caughtUp: an admit has found nothing left to index since the
+	// index was opened or reset (guarded by mu). Until then it is
+	// rebuilding or catching up, and Pace holds no write back for that
+	// lag.
 	caughtUp bool
 	fusionW  atomic.Pointer[Fusion] // the weights of hybrid searches; nil: DefaultFusion of the model
 
@@ -730,12 +731,8 @@ func (e *Engine) markFailed(err error) {
 
 // advance records n more docs as fully indexed and wakes waiters.
 func (e *Engine) advance(n int) {
-	total := e.src.Len()
 	e.mu.Lock()
 	e.done += n
-	if e.done >= total {
-		e.caughtUp = true
-	}
 	close(e.progress)
 	e.progress = make(chan struct{})
 	e.mu.Unlock()
@@ -854,11 +851,8 @@ func (e *Engine) Pace(ctx context.Context) error {
 	if bound < 0 {
 		return nil
 	}
-	n := e.src.Len()
-	e.mu.RLock()
-	lag, ch, caughtUp := n-e.done, e.progress, e.caughtUp
-	e.mu.RUnlock()
-	if lag <= bound || !caughtUp {
+	lag, ch, hold := e.paceState(bound)
+	if !hold {
 		return nil
 	}
 	start := time.Now()
@@ -883,14 +877,21 @@ func (e *Engine) Pace(ctx context.Context) error {
 			return nexus.WrapError(nexus.EUnavailable, ctx.Err(),
 				"the write was held back while the search index caught up (%d contexts behind, at most %d) and the request ended first; nothing was written", lag, bound)
 		}
-		n = e.src.Len()
-		e.mu.RLock()
-		lag, ch, caughtUp = n-e.done, e.progress, e.caughtUp
-		e.mu.RUnlock()
-		if lag <= bound || !caughtUp {
+		if lag, ch, hold = e.paceState(bound); !hold {
 			return nil
 		}
 	}
+}
+
+// paceState returns the lag, the channel closed at the index's next
+// progress, and whether Pace holds writes back at bound: the lag is above
+// it and the index has caught up since it was opened or reset.
+func (e *Engine) paceState(bound int) (lag int, progress <-chan struct{}, hold bool) {
+	n := e.src.Len()
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	lag = n - e.done
+	return lag, e.progress, lag > bound && e.caughtUp
 }
 
 // waitIndexed blocks until n contexts are indexed or ctx is done.
