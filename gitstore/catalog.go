@@ -1,12 +1,14 @@
 package gitstore
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -40,6 +42,8 @@ type catalog struct {
 	byNS     map[string][]*entry // per namespace, by id ascending: a listing of one namespace reads only its own
 	leafFill map[string]leafFill // per namespace: the newest leaf and its size
 	strs     map[string]string   // interned namespaces and agents
+	saved    Hash                // head of the catalog file as last loaded or saved
+	hasFile  bool                // the catalog was loaded from or saved to its file
 }
 
 // leafFill says where the next context of a namespace goes.
@@ -282,29 +286,57 @@ const catalogMagic = "NXCAT1\n"
 const catalogFile = "catalog.bin"
 
 // save writes the catalog durably to dir. It snapshots under the read lock
-// and encodes outside it.
+// and encodes outside it, streaming the file (a store of a million
+// contexts has a catalog of ≈ 90 MB, which is not allocated whole: fresh
+// memory costs the page faults that dominate a node's start).
 func (c *catalog) save(dir string) error {
 	c.mu.RLock()
 	head, ents := c.head, c.ordered[:len(c.ordered):len(c.ordered)]
 	c.mu.RUnlock()
-	var buf bytes.Buffer
-	buf.Grow(64 + len(ents)*96)
-	buf.WriteString(catalogMagic)
-	buf.Write(head[:])
-	var tmp [binary.MaxVarintLen64]byte
-	buf.Write(binary.AppendUvarint(tmp[:0], uint64(len(ents))))
-	for _, e := range ents {
-		encodeEntry(&buf, e)
-	}
-	sum := sha256.Sum256(buf.Bytes())
-	buf.Write(sum[:])
-	if err := writeFileDurable(dir, catalogFile, buf.Bytes()); err != nil {
+	err := writeFileDurableStream(dir, catalogFile, func(f io.Writer) error {
+		h := sha256.New()
+		w := bufio.NewWriterSize(io.MultiWriter(f, h), 64<<10)
+		w.WriteString(catalogMagic)
+		w.Write(head[:])
+		var tmp [binary.MaxVarintLen64]byte
+		w.Write(binary.AppendUvarint(tmp[:0], uint64(len(ents))))
+		for _, e := range ents {
+			encodeEntry(w, e)
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		_, err := f.Write(h.Sum(nil))
+		return err
+	})
+	if err != nil {
 		return err
 	}
-	return syncDir(dir)
+	if err := syncDir(dir); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.saved, c.hasFile = head, true
+	c.mu.Unlock()
+	return nil
 }
 
-func encodeEntry(buf *bytes.Buffer, e *entry) {
+// unsaved reports whether the catalog has moved since it was last loaded
+// from or saved to its file (the catalog is a function of its head).
+func (c *catalog) unsaved() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.head != c.saved || !c.hasFile
+}
+
+// catWriter is what encodeEntry writes to (a bufio.Writer, or a
+// bytes.Buffer in tests).
+type catWriter interface {
+	io.Writer
+	io.StringWriter
+}
+
+func encodeEntry(buf catWriter, e *entry) {
 	var tmp [binary.MaxVarintLen64]byte
 	buf.Write(e.id[:])
 	buf.Write(e.parent[:])
@@ -324,37 +356,62 @@ var errCatalogDamaged = errors.New("catalog file is damaged")
 // loadCatalog reads dir's catalog file. A missing file returns (nil, nil);
 // a damaged one an error wrapping errCatalogDamaged.
 //
-// The file's sha256 is computed on another core while the entries are
-// decoded, and nothing decoded is returned unless it matches. Entries are
-// decoded from the file's bytes into one array (no allocation per entry;
-// namespaces, types and agents interned as they are read) and, since the
-// file lists them by id, taken as the ordered list as they are; the id
-// map and the per-namespace and child lists are then built from it, the
-// map on another core.
+// The file is streamed through a small buffer and its sha256 computed as
+// it is read, and nothing decoded is returned unless it matches: a store
+// of a million contexts has a catalog of ≈ 90 MB, and fresh memory of
+// that size costs more in page faults than the decoding. Entries are
+// decoded into one array (no allocation per entry; namespaces, types and
+// agents interned as they are read) and, since the file lists them by id,
+// taken as the ordered list as they are; the id map and the per-namespace
+// and child lists are then built from it, the map on another core.
 func loadCatalog(dir string) (*catalog, error) {
-	b, err := os.ReadFile(filepath.Join(dir, catalogFile))
+	f, err := os.Open(filepath.Join(dir, catalogFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	if len(b) < len(catalogMagic)+20+1+32 || string(b[:len(catalogMagic)]) != catalogMagic {
-		return nil, fmt.Errorf("%w: bad header or too short (%d bytes)", errCatalogDamaged, len(b))
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
 	}
-	body, sum := b[:len(b)-32], b[len(b)-32:]
-	sumOK := make(chan bool, 1)
-	go func() {
-		s := sha256.Sum256(body)
-		sumOK <- bytes.Equal(s[:], sum)
-	}()
-	c, err := decodeCatalog(body[len(catalogMagic):])
-	if !<-sumOK {
+	size := st.Size()
+	if size < int64(len(catalogMagic)+20+1+32) {
+		return nil, fmt.Errorf("%w: too short (%d bytes)", errCatalogDamaged, size)
+	}
+	h := sha256.New()
+	body := io.TeeReader(io.LimitReader(f, size-32), h)
+	var magic [len(catalogMagic)]byte
+	if _, err := io.ReadFull(body, magic[:]); err != nil {
+		return nil, err
+	}
+	if string(magic[:]) != catalogMagic {
+		return nil, fmt.Errorf("%w: bad header", errCatalogDamaged)
+	}
+	c, derr := decodeCatalogFrom(body)
+	if derr != nil {
+		// Read the rest, so that a damaged file is told from one that
+		// could not be read.
+		if _, err := io.Copy(io.Discard, body); err != nil {
+			return nil, err
+		}
+	}
+	var sum [32]byte
+	if _, err := io.ReadFull(f, sum[:]); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%w: truncated", errCatalogDamaged)
+		}
+		return nil, err
+	}
+	if !bytes.Equal(h.Sum(nil), sum[:]) {
 		return nil, fmt.Errorf("%w: checksum mismatch", errCatalogDamaged)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errCatalogDamaged, err)
+	if derr != nil {
+		return nil, fmt.Errorf("%w: %v", errCatalogDamaged, derr)
 	}
+	c.saved, c.hasFile = c.head, true
 	return c, nil
 }
 
@@ -362,39 +419,77 @@ func loadCatalog(dir string) (*catalog, error) {
 // one byte for each varint and string length.
 const minEntryBytes = 16 + 16 + 20 + 6
 
+// maxEntryBytes is the largest encoded entry: the fixed fields, three
+// strings of at most maxCatString bytes and four varints.
+const maxEntryBytes = 16 + 16 + 20 + 4*binary.MaxVarintLen64 + 3*(binary.MaxVarintLen64+maxCatString)
+
+// catReadBuf is the size of the buffer a catalog file is read through.
+const catReadBuf = 256 << 10
+
+// maxCatString is the longest namespace, type or agent a file may hold.
+const maxCatString = 1024
+
 // decodeCatalog decodes the catalog file's body after its magic (head,
 // count, entries; the checksum is cut off).
 func decodeCatalog(b []byte) (*catalog, error) {
+	return decodeCatalogFrom(bytes.NewReader(b))
+}
+
+// decodeCatalogFrom is [decodeCatalog] of the body read from r. A read
+// error of r is returned as it is; a malformed body as an error of its own.
+func decodeCatalogFrom(r io.Reader) (*catalog, error) {
 	c := newCatalog()
-	d := catDecoder{b: b, strs: c.strs}
+	d := catDecoder{src: r, buf: make([]byte, catReadBuf), strs: c.strs}
+	d.fill(20 + binary.MaxVarintLen64)
 	copy(c.head[:], d.next(20))
 	n := d.uvarint()
-	if d.err != nil || n > uint64(len(b))/minEntryBytes {
+	if d.err != nil {
+		return nil, d.err
+	}
+	if n > 1<<40 {
 		return nil, errors.New("bad count")
 	}
-	ents := make([]entry, n)
-	c.ordered = make([]*entry, n)
+	var ents []entry
+	var ordered []*entry
 	sorted := true
-	for i := range ents {
-		e := &ents[i]
+	for i := uint64(0); i < n; i++ {
+		d.fill(maxEntryBytes)
+		if len(d.b) < minEntryBytes {
+			if d.err == nil {
+				d.err = fmt.Errorf("entry %d: truncated", i)
+			}
+			return nil, d.err
+		}
+		if ents == nil || len(ents) == cap(ents) {
+			// Grown in chunks, not by the count the file claims, so
+			// that a damaged count cannot make it allocate the world.
+			ents = make([]entry, 0, min(n-i, 1<<16))
+		}
+		ents = append(ents, entry{})
+		e := &ents[len(ents)-1]
 		d.entry(e)
 		if d.err != nil {
 			return nil, fmt.Errorf("entry %d: %v", i, d.err)
 		}
-		c.ordered[i] = e
-		if i > 0 && compareIDs(&ents[i-1].id, &e.id) >= 0 {
+		if ordered == nil {
+			ordered = make([]*entry, 0, min(n, 1<<16))
+		}
+		if i > 0 && compareIDs(&ordered[len(ordered)-1].id, &e.id) >= 0 {
 			sorted = false
 		}
+		ordered = append(ordered, e)
 	}
-	if len(d.b) != 0 {
+	if d.fill(1); len(d.b) != 0 {
 		return nil, errors.New("trailing data")
 	}
+	if d.err != nil {
+		return nil, d.err
+	}
 	if !sorted { // not written by save: insert as a rebuild would
-		all := c.ordered
-		c.ordered = nil
-		c.addAllLocked(all)
+		c.addAllLocked(ordered)
 		return c, nil
 	}
+	c.ordered = ordered
 	c.indexOrderedLocked()
 	return c, nil
 }
@@ -422,12 +517,36 @@ func (c *catalog) indexOrderedLocked() {
 	c.byID = byID
 }
 
-// catDecoder reads the catalog file's fields from b; the first error
-// stops it (later reads return zero values).
+// catDecoder reads the catalog file's fields from b, which fill refills
+// from src through buf; the first error stops it (later reads return zero
+// values).
 type catDecoder struct {
 	b    []byte
+	src  io.Reader
+	buf  []byte
 	err  error
 	strs map[string]string // interned strings
+}
+
+// fill makes b hold at least n bytes, or all that is left of src.
+func (d *catDecoder) fill(n int) {
+	if len(d.b) >= n || d.src == nil || d.err != nil {
+		return
+	}
+	k := copy(d.buf, d.b)
+	for k < n {
+		m, err := d.src.Read(d.buf[k:])
+		k += m
+		if err == io.EOF {
+			d.src = nil
+			break
+		}
+		if err != nil {
+			d.err, d.src = err, nil
+			break
+		}
+	}
+	d.b = d.buf[:k]
 }
 
 func (d *catDecoder) fail(what string) {
@@ -470,7 +589,7 @@ func (d *catDecoder) varint() int64 {
 // str reads a length-prefixed string and returns it interned.
 func (d *catDecoder) str() string {
 	l := d.uvarint()
-	if l > 1024 {
+	if l > maxCatString {
 		d.fail("bad string length")
 		return ""
 	}

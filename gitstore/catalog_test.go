@@ -117,6 +117,9 @@ func TestLoadCatalog_BulkEqualsOneByOne(t *testing.T) {
 	if len(ref.children) == 0 || len(ref.byNS) < 2 {
 		t.Fatalf("the fill has %d parents and %d namespaces: it tests nothing", len(ref.children), len(ref.byNS))
 	}
+	if st, err := os.Stat(filepath.Join(dir, catalogFile)); err != nil || st.Size() < catReadBuf {
+		t.Fatalf("catalog file of %v bytes (%v): it would be read in one buffer, not streamed", st.Size(), err)
+	}
 	got, err := loadCatalog(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -200,4 +203,61 @@ func FuzzDecodeCatalog(f *testing.F) {
 			t.Fatalf("namespace lists hold %d of %d", n, len(c.ordered))
 		}
 	})
+}
+
+// Close writes the catalog file only when the catalog moved since it was
+// loaded or saved: a store opened and closed without a write leaves the
+// very same file (a million contexts make a file of ≈ 90 MB), one that
+// took a write replaces it with the new head's.
+func TestClose_SavesCatalogOnlyIfMoved(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gen nexus.IDGenerator
+	at := time.Now().Add(-time.Hour)
+	fill(t, s, &gen, &at, 20, 5)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, catalogFile)
+	before, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(dir, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(before, after) {
+		t.Fatal("a close without writes replaced the catalog file")
+	}
+	if s, err = Open(dir, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	fill(t, s, &gen, &at, 1, 5)
+	head := s.Head()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after, err = os.Stat(file); err != nil {
+		t.Fatal(err)
+	}
+	if os.SameFile(before, after) {
+		t.Fatal("a close after a write kept the old catalog file")
+	}
+	c, err := loadCatalog(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.head != head || len(c.ordered) != 21 {
+		t.Fatalf("saved catalog at %s with %d entries, want %s with 21", c.head, len(c.ordered), head)
+	}
 }

@@ -1,9 +1,11 @@
 package gitstore
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -489,6 +491,33 @@ func writeFileDurable(dir, name string, data []byte) error {
 		return err
 	}
 	return nil
+}
+
+// writeFileDurableStream is [writeFileDurable] of what write writes: the
+// file is streamed, never held whole in memory.
+func writeFileDurableStream(dir, name string, write func(io.Writer) error) error {
+	f, err := os.CreateTemp(dir, spareName)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	err = write(w)
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = syncTemp(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), filepath.Join(dir, name))
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }
 
 // stageFile writes data to a temp file in dir (from sp, if set), fsyncs

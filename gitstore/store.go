@@ -300,7 +300,8 @@ func (s *Store) unlock() {
 }
 
 // Close stops the writer after the writes already queued, saves the
-// catalog and releases the directory lock.
+// catalog if it moved since it was loaded or saved, and releases the
+// directory lock.
 func (s *Store) Close() error {
 	var err error
 	s.close.Do(func() {
@@ -309,7 +310,7 @@ func (s *Store) Close() error {
 		close(s.closing)
 		s.sendMu.Unlock()
 		s.wg.Wait()
-		if s.failure() == nil {
+		if s.failure() == nil && s.cat.unsaved() {
 			err = s.cat.save(s.dir)
 		}
 		s.repo.close()
