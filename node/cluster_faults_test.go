@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -186,23 +187,25 @@ func (a *acked) add(content string, id nexus.ID) {
 }
 
 // mustWrite writes through n and fails unless n acknowledges the write
-// (201) within 10 s; it records the write. Raft may lose its leader for a
-// moment on a loaded machine (its fast timeouts are tight), so a write
-// refused with no_quorum (not made) is sent again, and one answered
-// outcome_unknown is sent again with content of its own (the first may
-// be stored).
+// (201) within a minute; it records the write. Raft may lose its leader
+// for a moment on a loaded machine (its fast timeouts are tight), so a
+// write refused with no_quorum (not made) is sent again, and one whose
+// outcome is unknown — answered outcome_unknown, or not answered within
+// its 10 s (a starved machine can take that long to commit) — is sent
+// again with content of its own (the first may be stored).
 func mustWrite(t *testing.T, ack *acked, n *nodetest.Node, ns, content string) nexus.ID {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for try := 0; ; try++ {
-		a, id := write(n, ns, content, 5*time.Second)
+		a, id := write(n, ns, content, 10*time.Second)
+		unanswered := errors.Is(a.err, context.DeadlineExceeded)
 		switch {
 		case a.status == http.StatusCreated:
 			ack.add(content, id)
 			return id
-		case !refused(a) || time.Now().After(deadline):
+		case !(refused(a) || unanswered) || time.Now().After(deadline):
 			t.Fatalf("write %q via %s: %s", content, n.Config.Cluster.NodeID, a)
-		case a.code == nexus.EOutcomeUnknown:
+		case a.code == nexus.EOutcomeUnknown || unanswered:
 			content = fmt.Sprintf("%s (again %d)", content, try)
 		}
 	}

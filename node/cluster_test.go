@@ -333,7 +333,14 @@ func TestCluster_RestoreThroughTheLog(t *testing.T) {
 }
 
 // putRetry writes through n, again while the cluster answers that nothing
-// was written (no_quorum, unavailable: an election on a loaded machine).
+// was done (no quorum, unavailable: an election takes about a second).
+// A write whose outcome is unknown (the leader lost its leadership before
+// it was confirmed: a loaded machine can starve a leader's heartbeats) is
+// settled before anything else: a linearizable read, which a leader serves
+// only once it has committed an entry of its own term, says whether it was
+// stored, and only a write that was not is sent again. So a test counts
+// its contexts exactly whatever elections happen meanwhile (contents are
+// unique in these tests).
 func putRetry(t *testing.T, n *nodetest.Node, d nexus.Draft) (*nexus.Context, error) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -342,11 +349,63 @@ func putRetry(t *testing.T, n *nodetest.Node, d nexus.Draft) (*nexus.Context, er
 		switch nexus.ErrorCode(err) {
 		case nexus.ENoQuorum, nexus.EUnavailable:
 			if time.Now().Before(deadline) {
-				time.Sleep(50 * time.Millisecond) // an election takes about a second
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+		case nexus.EOutcomeUnknown:
+			stored, serr := settle(n, d, deadline)
+			if serr != nil {
+				return nil, fmt.Errorf("%v; then, settling it: %v", err, serr)
+			}
+			if stored != nil {
+				return stored, nil
+			}
+			continue
+		}
+		return c, err
+	}
+}
+
+// settle finds the context a write of d whose outcome was unknown stored,
+// nil if it stored none, by a linearizable listing of d's namespace
+// through n (forwarded to the leader), again while there is no leader.
+func settle(n *nodetest.Node, d nexus.Draft, deadline time.Time) (*nexus.Context, error) {
+	lin := n.Client.AtConsistency(cluster.Linearizable)
+	ns := d.Namespace
+	if ns == "" {
+		ns = nexus.DefaultNamespace
+	}
+	for {
+		found, err := findContent(lin, ns, d.Content)
+		switch nexus.ErrorCode(err) {
+		case nexus.ENoQuorum, nexus.EUnavailable:
+			if time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
 				continue
 			}
 		}
-		return c, err
+		return found, err
+	}
+}
+
+// findContent lists namespace ns through c and returns its context of
+// that content, nil if there is none.
+func findContent(c *httpapi.Client, ns, content string) (*nexus.Context, error) {
+	f := nexus.Filter{Namespace: ns, Limit: 1000}
+	for {
+		page, err := c.List(context.Background(), f)
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range page.Contexts {
+			if x.Content == content {
+				return x, nil
+			}
+		}
+		if page.NextCursor == "" {
+			return nil, nil
+		}
+		f.Cursor = page.NextCursor
 	}
 }
 
