@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/nexus-mem/nexus/internal/durable"
 )
 
 // repo is the bare git repository: its packs and its main ref. It owns the
@@ -494,30 +496,15 @@ func writeFileDurable(dir, name string, data []byte) error {
 }
 
 // writeFileDurableStream is [writeFileDurable] of what write writes: the
-// file is streamed, never held whole in memory.
+// file is streamed through a buffer, never held whole in memory.
 func writeFileDurableStream(dir, name string, write func(io.Writer) error) error {
-	f, err := os.CreateTemp(dir, spareName)
-	if err != nil {
-		return err
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	err = write(w)
-	if err == nil {
-		err = w.Flush()
-	}
-	if err == nil {
-		err = syncTemp(f)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(dir, name))
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
+	return durable.WriteFile(dir, name, spareName, syncTemp, func(f io.Writer) error {
+		w := bufio.NewWriterSize(f, 1<<20)
+		if err := write(w); err != nil {
+			return err
+		}
+		return w.Flush()
+	})
 }
 
 // stageFile writes data to a temp file in dir (from sp, if set), fsyncs

@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/nexus-mem/nexus"
+	"github.com/nexus-mem/nexus/internal/durable"
 	"github.com/nexus-mem/nexus/keyword"
 	"github.com/nexus-mem/nexus/vector"
 )
@@ -121,23 +122,9 @@ func sealed(s Sealer, write func(io.Writer) error) func(io.Writer) error {
 // writeDurable writes dir/name through a fsynced temp file and returns the
 // SHA-256 of what it wrote.
 func writeDurable(dir, name string, write func(io.Writer) error) (string, error) {
-	f, err := os.CreateTemp(dir, "tmp-*")
-	if err != nil {
-		return "", err
-	}
 	h := sha256.New()
-	err = write(io.MultiWriter(f, h))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(dir, name))
-	}
+	err := durable.WriteFile(dir, name, "tmp-*", (*os.File).Sync, func(f io.Writer) error { return write(io.MultiWriter(f, h)) })
 	if err != nil {
-		os.Remove(f.Name())
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
