@@ -10,11 +10,18 @@ import (
 	"github.com/nexus-mem/nexus"
 )
 
-// loadCatalog brings the catalog to head: load the persisted file, verify
-// it, then catch up by diffing its tree against head's, or rebuild it from
-// git when it is missing, damaged or refers to an unknown commit.
-func (s *Store) loadCatalog(head Hash) error {
-	c, err := loadCatalog(s.dir)
+// loadedCatalog is what [loadCatalog] returned.
+type loadedCatalog struct {
+	c   *catalog
+	err error
+}
+
+// loadCatalog brings the catalog to head from the persisted file, as
+// [loadCatalog] read it: verified, then caught up by diffing its tree
+// against head's, or rebuilt from git when it is missing, damaged or
+// refers to an unknown commit.
+func (s *Store) loadCatalog(head Hash, file loadedCatalog) error {
+	c, err := file.c, file.err
 	switch {
 	case errors.Is(err, errCatalogDamaged):
 		s.log.Warn("catalog damaged; rebuilding from git", "err", err)

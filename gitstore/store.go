@@ -201,22 +201,33 @@ func (s *Store) openRepo() error {
 	} else if did != "" {
 		s.log.Warn("repository repaired at open", "what", did)
 	}
+	// The catalog file is read while the pack indexes are: at a million
+	// contexts each is a few hundred MB of fresh memory, whose page faults
+	// are most of a start's time, and the two take a core each.
+	cat := make(chan loadedCatalog, 1)
+	go func() {
+		c, err := loadCatalog(s.dir)
+		cat <- loadedCatalog{c, err}
+	}()
 	r, err := openRepo(gitDir)
 	if err != nil {
+		<-cat
 		return nexus.WrapError(nexus.EUnavailable, err, "cannot open repository %s (run `nexus fsck`)", gitDir)
 	}
 	s.repo = r
 	s.trees = newTrees(r)
 	head, err := r.readRef()
 	if err != nil {
+		<-cat
 		r.close()
 		return nexus.WrapError(nexus.EUnavailable, err, "cannot read %s (run `nexus fsck`)", mainRef)
 	}
 	if err := s.openKeys(head); err != nil {
+		<-cat
 		r.close()
 		return err
 	}
-	if err := s.loadCatalog(head); err != nil {
+	if err := s.loadCatalog(head, <-cat); err != nil {
 		r.close()
 		return err
 	}
