@@ -87,13 +87,17 @@ func TestCluster_Nemesis(t *testing.T) {
 		}
 	}
 	nodetest.Converge(t, fc.nodes)
-	leader := nodetest.Leader(t, fc.nodes)
 	hc := &http.Client{}
 	for ns := range nemesisNamespaces {
 		name := nemesisNS(ns)
 		var op *linearize.Pending
 		var stored []linearize.Stored
-		for try := 0; ; try++ {
+		// A loaded machine can starve the leader's heartbeats after the
+		// heal too: a listing refused meanwhile (no quorum) is asked again
+		// of whichever node leads then, for up to a minute.
+		deadline := time.Now().Add(time.Minute)
+		for {
+			leader := nodetest.Leader(t, fc.nodes)
 			op = rec.Begin(nemesisClients, linearize.List(name))
 			var a answer
 			stored, a = listNamespace(hc, leader.URL, name)
@@ -101,9 +105,10 @@ func TestCluster_Nemesis(t *testing.T) {
 				break
 			}
 			op.Fail()
-			if try == 10 {
+			if time.Now().After(deadline) {
 				t.Fatalf("final listing of %s: %s", name, a)
 			}
+			time.Sleep(100 * time.Millisecond)
 		}
 		tokens := make([]string, len(stored))
 		for i, s := range stored {
