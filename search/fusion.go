@@ -55,8 +55,9 @@ func DefaultFusion(model string) Fusion {
 	return Fusion{Semantic: 0.5, Exact: 0.3, Evidence: true}
 }
 
-// weight returns w for a query.
-func (f Fusion) weight(query string) float64 {
+// Weight returns w for a query before any shift by evidence: Exact if a
+// word of the query is an exact name, else Semantic.
+func (f Fusion) Weight(query string) float64 {
 	for _, word := range strings.Fields(query) {
 		if exactName(word) {
 			return f.Exact
@@ -68,7 +69,7 @@ func (f Fusion) weight(query string) float64 {
 // queryWeight returns w for a query whose signals found sig: the weight
 // of the query, shifted by evidence if f.Evidence.
 func (f Fusion) queryWeight(query string, sig signals) float64 {
-	w := f.weight(query)
+	w := f.Weight(query)
 	if f.Evidence {
 		w = sig.evidence(w)
 	}

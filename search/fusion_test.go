@@ -46,7 +46,7 @@ func TestFusionWeight(t *testing.T) {
 		"unicode: Ärger über Öl":                   0.4,
 		"«quoted» words, (parenthesised) and such": 0.4,
 	} {
-		if got := f.weight(q); got != want {
+		if got := f.Weight(q); got != want {
 			t.Errorf("weight(%q) = %v, want %v", q, got, want)
 		}
 	}
