@@ -24,7 +24,7 @@
 // written ([Analyzer.Terms]). [Snippet] cuts an excerpt around the
 // matched words.
 //
-// [Index.Search] ranks by BM25 (k1 = 1.2, b = 0.75, the idf of Lucene:
+// [Index.Search] ranks by BM25 (k1 = 12, b = 0.4, the idf of Lucene:
 // ln(1 + (N − df + 0.5)/(df + 0.5))). [Or] queries are evaluated with
 // MaxScore and per-block bounds, so common terms do not cost a pass over
 // their postings; [And] queries walk the rarest term. A filter decides

@@ -33,22 +33,21 @@ type Fusion struct {
 	Evidence bool
 }
 
-// DefaultFusion returns the weights measured for an embedder model with
-// `nexus bench quality --tune` on the tuning questions of the evaluation
-// sets (docs/SEARCH.md). The built-in hashing model is lexical: its
-// signal mostly repeats keyword search's. Since compound words are indexed
-// by their parts, a share for queries with exact names ranked gostd's
-// tuning questions below keyword search alone at every value tried (down
-// to 0.0025), and a share above 0.04 for the others debian's, so it gets
-// 0.04 for queries in words, enough to order contexts that keyword search
-// scores alike or nearly so, 0 for exact names, and no shift by evidence,
-// which moved weight to it on queries where it was wrong. The learned
-// model was measured with the shift; a model not measured gets equal
-// shares, and less for exact names.
+// DefaultFusion returns the weights measured for an embedder model on the
+// tuning questions of the evaluation sets (docs/SEARCH.md). The built-in
+// hashing model is lexical: its signal mostly repeats keyword search's.
+// Its share was chosen with BM25's k1 and b (`nexus bench quality
+// --embedder hash --sweep`): 0.005 for queries in words, enough to order
+// contexts that keyword search scores alike or nearly so, 0 for exact
+// names (a share for them ranked gostd's tuning questions below keyword
+// search alone at every value tried since compound words are indexed by
+// their parts), and no shift by evidence, which moved weight to it on
+// queries where it was wrong. The learned model was measured with the
+// shift; a model not measured gets equal shares, and less for exact names.
 func DefaultFusion(model string) Fusion {
 	switch {
 	case strings.HasPrefix(model, "nexus-hash-"):
-		return Fusion{Semantic: 0.04}
+		return Fusion{Semantic: 0.005}
 	case strings.HasPrefix(model, "nexus-cooc-"):
 		return Fusion{Semantic: 0.5, Exact: 0.25, Evidence: true}
 	}

@@ -78,7 +78,7 @@ func TestFusionQueryWeight(t *testing.T) {
 
 func TestDefaultFusion(t *testing.T) {
 	for model, want := range map[string]Fusion{
-		"nexus-hash-v1-384":      {Semantic: 0.04},
+		"nexus-hash-v1-384":      {Semantic: 0.005},
 		"nexus-cooc-v1-512-ab12": {Semantic: 0.5, Exact: 0.25, Evidence: true},
 		"text-embedding-3-small": {Semantic: 0.5, Exact: 0.3, Evidence: true},
 	} {
