@@ -55,11 +55,17 @@ func (m *Memory) SweepKeyword(ctx context.Context, split Split, k1s, bs, shares 
 	}
 	n := float64(len(m.texts))
 	avg := total / n
+	// A context that has a term of a question: its place in the store, its
+	// length and the frequency of each of the question's terms.
+	type match struct {
+		ord int32
+		len float64
+		tf  []float64
+	}
 	type question struct {
 		q        Question
-		terms    []string
 		idf      []float64
-		docs     []int32 // contexts with a term, ascending
+		docs     []match // ascending by ord
 		semantic []scored
 		weight   float64 // the share's multiplier: 0 for exact names
 	}
@@ -72,20 +78,27 @@ func (m *Memory) SweepKeyword(ctx context.Context, split Split, k1s, bs, shares 
 		if (search.Fusion{Semantic: 1}).Weight(q.Q) == 0 {
 			qq.weight = 0
 		}
+		var terms []string
 		for _, term := range an.Analyze(q.Q) {
-			if slices.Contains(qq.terms, term) || df[term] == 0 {
+			if slices.Contains(terms, term) || df[term] == 0 {
 				continue
 			}
-			qq.terms = append(qq.terms, term)
+			terms = append(terms, term)
 			d := float64(df[term])
 			qq.idf = append(qq.idf, math.Log(1+(n-d+0.5)/(d+0.5)))
 		}
 		for d, f := range tf {
-			for _, term := range qq.terms {
-				if f[term] > 0 {
-					qq.docs = append(qq.docs, int32(d))
-					break
+			var freqs []float64
+			for j, term := range terms {
+				if c := f[term]; c > 0 {
+					if freqs == nil {
+						freqs = make([]float64, len(terms))
+					}
+					freqs[j] = float64(c)
 				}
+			}
+			if freqs != nil {
+				qq.docs = append(qq.docs, match{int32(d), lens[d], freqs})
 			}
 		}
 		res, err := m.Engine.Search(ctx, nexus.SearchRequest{Query: q.Q, Mode: nexus.Semantic, Limit: sweepDepth, Exact: true})
@@ -106,25 +119,26 @@ func (m *Memory) SweepKeyword(ctx context.Context, split Split, k1s, bs, shares 
 				rows[i] = SweepRow{K1: k1, B: b, Semantic: shares[i]}
 			}
 			for _, q := range qs {
-				scores := make([]scored, 0, len(q.docs))
+				var top topK
 				for _, d := range q.docs {
 					var s float64
-					for j, term := range q.terms {
-						if f := float64(tf[d][term]); f > 0 {
-							s += q.idf[j] * (k1 + 1) * f / (f + k1*(1-b+b*lens[d]/avg))
+					norm := k1 * (1 - b + b*d.len/avg)
+					for j, f := range d.tf {
+						if f > 0 {
+							s += q.idf[j] * (k1 + 1) * f / (f + norm)
 						}
 					}
-					scores = append(scores, scored{d, s})
+					top.offer(scored{d.ord, s})
 				}
 				// Ranked by the exact sums, handed to fusion as the float32
 				// of a keyword.Result, as the engine does.
-				top := best(scores, sweepDepth)
-				for i := range top {
-					top[i].score = float64(float32(top[i].score))
+				top.s = best(top.s, sweepDepth)
+				for i := range top.s {
+					top.s[i].score = float64(float32(top.s[i].score))
 				}
-				kw.add(m.labelsOf(top), q.q.Answers)
+				kw.add(m.labelsOf(top.s), q.q.Answers)
 				for i, share := range shares {
-					rows[i].Hybrid.add(m.labelsOf(fuse(q.semantic, top, share*q.weight)), q.q.Answers)
+					rows[i].Hybrid.add(m.labelsOf(fuse(q.semantic, top.s, share*q.weight)), q.q.Answers)
 				}
 			}
 			kw.mean()
@@ -142,6 +156,48 @@ func (m *Memory) SweepKeyword(ctx context.Context, split Split, k1s, bs, shares 
 type scored struct {
 	ord   int32
 	score float64
+}
+
+// topK keeps the sweepDepth best of the contexts offered: a heap whose
+// root is the worst kept.
+type topK struct{ s []scored }
+
+// worse orders contexts: lower score, then later in the store.
+func worse(a, b scored) bool { return a.score < b.score || a.score == b.score && a.ord > b.ord }
+
+func (t *topK) offer(c scored) {
+	h := t.s
+	if len(h) < sweepDepth {
+		h = append(h, c)
+		for i := len(h) - 1; i > 0; {
+			p := (i - 1) / 2
+			if !worse(h[i], h[p]) {
+				break
+			}
+			h[i], h[p] = h[p], h[i]
+			i = p
+		}
+		t.s = h
+		return
+	}
+	if !worse(h[0], c) {
+		return
+	}
+	h[0] = c
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < len(h) && worse(h[l], h[m]) {
+			m = l
+		}
+		if r < len(h) && worse(h[r], h[m]) {
+			m = r
+		}
+		if m == i {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
 }
 
 // best sorts s best first, ties to the earlier context, and keeps k.
