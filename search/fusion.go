@@ -38,11 +38,12 @@ type Fusion struct {
 // hashing model is lexical: its signal mostly repeats keyword search's.
 // Its share was chosen with BM25's k1 and b (`nexus bench quality
 // --embedder hash --sweep`): 0.005 for queries in words, enough to order
-// contexts that keyword search scores alike or nearly so, 0 for exact
-// names (a share for them ranked gostd's tuning questions below keyword
-// search alone at every value tried since compound words are indexed by
-// their parts), and no shift by evidence, which moved weight to it on
-// queries where it was wrong. The learned model was measured with the
+// contexts that keyword search scores alike or nearly so (with BM25's k1
+// and b of now, 0.01 and more ranked nexusdocs' tuning questions below
+// keyword search alone); 0 for exact names, as measured with the k1 and
+// b of before (a share for them ranked gostd's tuning questions below
+// keyword search at every value tried), not swept again; and no shift by
+// evidence, which moved weight to it on queries where it was wrong. The learned model was measured with the
 // shift; a model not measured gets equal shares, and less for exact names.
 func DefaultFusion(model string) Fusion {
 	switch {
