@@ -21,8 +21,8 @@ func TestAnalyze(t *testing.T) {
 		{"verb forms", "running jumped studies hoped", []string{"run", "jump", "studi", "hope"}},
 		{"non-ascii words are lowercased, not stemmed", "Naïve CAFÉS Straße", []string{"naïve", "cafés", "straße"}},
 		{"ideographs one per term", "日本語 テキスト", []string{"日", "本", "語", "テ", "キ", "ス", "ト"}},
-		{"underscores and case", "snake_case camelCase", []string{"snake", "case", "camelcase"}},
-		{"apostrophe inside a word", "don't rock'n'roll 'quoted'", []string{"don't", "rock'n'roll", "quot"}},
+		{"underscores and case", "snake_case camelCase", []string{"snake", "case", "camelcas"}},
+		{"apostrophe inside a word", "don't rock'n'roll 'quoted'", []string{"don't", "rock'n'rol", "quot"}},
 		{"digits", "v1.2.3 mp3 2026-01-02", []string{"v1", "2", "3", "mp3", "2026", "01", "02"}},
 		{"long tokens dropped", "a " + long + " b", []string{"a", "b"}},
 		{"64 bytes kept", strings.Repeat("7", 64), []string{strings.Repeat("7", 64)}},
@@ -43,17 +43,23 @@ func TestAnalyze(t *testing.T) {
 }
 
 // TestAnalyze_stemmer checks the light stemmer against Porter2's outputs
-// after its step 1c.
+// for words that its steps 2 to 4, which the stemmer leaves out, do not
+// change; and that leaving them out keeps a derivational suffix
+// ("luxuriated" is "luxuri" in Porter2).
 func TestAnalyze_stemmer(t *testing.T) {
 	pairs := map[string]string{
 		"caresses": "caress", "ponies": "poni", "ties": "tie", "cries": "cri", "cats": "cat",
 		"gas": "gas", "this": "this", "gaps": "gap", "kiwis": "kiwi", "us": "us", "chaos": "chao",
-		"feed": "feed", "agreed": "agree", "plastered": "plaster", "bled": "bled", "motoring": "motor",
-		"sing": "sing", "conflated": "conflate", "troubled": "trouble", "sized": "size",
+		"feed": "feed", "agreed": "agre", "plastered": "plaster", "bled": "bled", "motoring": "motor",
+		"sing": "sing", "conflated": "conflat", "troubled": "troubl", "sized": "size",
 		"hopping": "hop", "tanned": "tan", "falling": "fall", "hissing": "hiss", "fizzed": "fizz",
 		"failing": "fail", "filing": "file", "happy": "happi", "cry": "cri", "say": "say", "by": "by",
 		"skies": "sky", "dying": "die", "news": "news", "inning": "inning", "succeeded": "succeed",
-		"generously": "generousli", "generalization": "generalization", "luxuriated": "luxuriate", "yelling": "yell", "played": "play",
+		"generously": "generousli", "generalization": "generalization", "luxuriated": "luxuriat", "yelling": "yell", "played": "play",
+		// Step 5: a verb's forms meet again.
+		"parse": "pars", "parsing": "pars", "parsed": "pars", "float": "float", "floating": "float",
+		"create": "creat", "creating": "creat", "use": "use", "using": "use", "time": "time", "timing": "time",
+		"controlled": "control", "fall": "fall",
 	}
 	for in, want := range pairs {
 		if got := keyword.Analyze(in); len(got) != 1 || got[0] != want {
@@ -103,17 +109,17 @@ func TestAnalyzer_Terms(t *testing.T) {
 		name, text string
 		want       []string
 	}{
-		{"camel and Pascal case", "strings.TrimSpace readAll", []string{"string", "trimspace", "trim", "space", "readall", "read", "all"}},
+		{"camel and Pascal case", "strings.TrimSpace readAll", []string{"string", "trimspac", "trim", "space", "readal", "read", "all"}},
 		{"a run of capitals ends before a capitalized part", "HTTPServer RWMutex", []string{"httpserver", "http", "server", "rwmutex", "rw", "mutex"}},
 		{"letters and digits", "sha256 Sum256 utf8 x86", []string{"sha256", "sha", "256", "sum256", "sum", "256", "utf8", "utf", "8", "x86", "x", "86"}},
-		{"parts are stemmed", "ReadFiles WalkingDirs", []string{"readfile", "read", "file", "walkingdir", "walk", "dir"}},
+		{"parts are stemmed", "ReadFiles WalkingDirs", []string{"readfil", "read", "file", "walkingdir", "walk", "dir"}},
 		{"digits then letters", "2026Q1 v1", []string{"2026q1", "2026", "q", "1", "v1", "v", "1"}},
 		{"plain and capitalized words have no parts", "server Server SERVER", []string{"server", "server", "server"}},
 		{"apostrophes are not split", "Don'tStop O'Reilly", []string{"don'tstop", "o'reilli"}},
-		{"possessive then parts", "TrimSpace's HTTPServer\u2019s", []string{"trimspace", "trim", "space", "httpserver", "http", "server"}},
+		{"possessive then parts", "TrimSpace's HTTPServer\u2019s", []string{"trimspac", "trim", "space", "httpserver", "http", "server"}},
 		{"non-ascii case change", "ÜberCool", []string{"übercool", "über", "cool"}},
 		{"a part equal to the word is not repeated", "Go", []string{"go"}},
-		{"ideographs", "日本 TrimSpace", []string{"日", "本", "trimspace", "trim", "space"}},
+		{"ideographs", "日本 TrimSpace", []string{"日", "本", "trimspac", "trim", "space"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

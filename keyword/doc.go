@@ -14,7 +14,8 @@
 // runs of letters, digits and combining marks (Han and kana characters are
 // one term each), possessive "'s" is dropped, tokens over [MaxTokenBytes]
 // are dropped, and plain English words go through a light stemmer (Porter2
-// steps 0–1c: plurals, -ed, -ing, final -y). Queries go through the same
+// steps 0–1c and 5: plurals, -ed, -ing, final -y, the final -e that sets a
+// verb's forms apart: "parse", "parsing" → "pars"). Queries go through the same
 // analyzer. A document's compound words — a change of case inside a word
 // or letters joined to digits: "TrimSpace", "HTTPServer", "sha256" — are
 // also indexed by their parts ("trim", "space"; "http", "server"; "sha",
@@ -23,7 +24,7 @@
 // written ([Analyzer.Terms]). [Snippet] cuts an excerpt around the
 // matched words.
 //
-// [Index.Search] ranks by BM25 (k1 = 1.2, b = 0.75, the idf of Lucene:
+// [Index.Search] ranks by BM25 (k1 = 12, b = 0.4, the idf of Lucene:
 // ln(1 + (N − df + 0.5)/(df + 0.5))). [Or] queries are evaluated with
 // MaxScore and per-block bounds, so common terms do not cost a pass over
 // their postings; [And] queries walk the rarest term. A filter decides

@@ -27,9 +27,9 @@ func ExampleIndex_Search() {
 		fmt.Printf("%d %.3f %v %q\n", r.Key, r.Score, r.Matched, keyword.Snippet(docs[r.Key], r.Matched, 40))
 	}
 	// Output:
-	// 1 0.577 [login passwords] "The login page returns 500 when the…"
-	// 2 0.577 [login passwords] "Fixed the login bug: empty passwords…"
-	// 0 0.147 [passwords] "Decision: store passwords with bcrypt,…"
+	// 1 0.580 [login passwords] "The login page returns 500 when the…"
+	// 2 0.580 [login passwords] "Fixed the login bug: empty passwords…"
+	// 0 0.145 [passwords] "Decision: store passwords with bcrypt,…"
 }
 
 func ExampleRead() {

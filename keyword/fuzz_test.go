@@ -55,6 +55,7 @@ func FuzzAnalyze(f *testing.F) {
 	f.Add("a\xffb\xc3 don't 'quoted'", "don't", 3)
 	f.Add(strings.Repeat("x", 70)+" y", "y", 1)
 	f.Add("strings.TrimSpace's HTTPServer sha256 ÜberCool Don'tStop", "trim", 10)
+	f.Add("parsing the parse, floating floats; controlled use", "parse", 12)
 	x := MustIndex(f, fruit...)
 	f.Fuzz(func(t *testing.T, text, query string, max int) {
 		for _, an := range []keyword.Analyzer{{}, {NoStem: true}} {

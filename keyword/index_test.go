@@ -45,7 +45,7 @@ var fruit = []string{"apple banana", "apple apple cherry", "banana cherry cherry
 
 // TestIndex_Search_bm25 checks scores computed by hand: N = 3, average
 // length 3, idf(df) = ln(1 + (N-df+0.5)/(df+0.5)), and
-// score = idf·tf·2.2 / (tf + 1.2·(0.25 + 0.75·len/3)).
+// score = idf·tf·13 / (tf + 12·(0.6 + 0.4·len/3)).
 func TestIndex_Search_bm25(t *testing.T) {
 	x := MustIndex(t, fruit...)
 	cases := []struct {
@@ -53,10 +53,10 @@ func TestIndex_Search_bm25(t *testing.T) {
 		keys   []uint32
 		scores []float64
 	}{
-		// ln(1.6)·2·2.2/(2+1.2) and ln(1.6)·2.2/(1+0.9)
-		{"apple", []uint32{1, 0}, []float64{0.6462549902128865, 0.5442147286003255}},
-		// doc 2: ln(1.6)·2·2.2/(2+1.5) + ln(8/3)·2.2/(1+1.5); doc 1: ln(1.6)·2.2/(1+1.2)
-		{"durian cherry", []uint32{2, 1}, []float64{1.4539914479878155, 0.47000362924573563}},
+		// ln(1.6)·2·13/(2+12) and ln(1.6)·13/(1+10.4)
+		{"apple", []uint32{1, 0}, []float64{0.8728638828849375, 0.53596905089426}},
+		// doc 2: ln(1.6)·2·13/(2+13.6) + ln(8/3)·13/(1+13.6); doc 1: ln(1.6)·13/(1+12)
+		{"durian cherry", []uint32{2, 1}, []float64{1.6566804977715988, 0.47000362924573563}},
 	}
 	for _, c := range cases {
 		res := MustSearch(t, x, c.query, 10, keyword.Or, nil)

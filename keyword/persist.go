@@ -15,7 +15,7 @@ import (
 	"github.com/nexus-mem/nexus"
 )
 
-// The file format, version 2, all integers little endian:
+// The file format, version 3, all integers little endian:
 //
 //	header   magic "NXKWIDX\x00" | version uint32 | flags uint32 | payload length uint64
 //	payload  uvarint key slots | key-slot bitmap of the documents, uint64 words
@@ -27,12 +27,14 @@ import (
 //
 // Tombstoned documents are not written. Version 1 had no lengths (a
 // length was the sum of the document's term frequencies) and was written
-// by the analyzer before compound words were split into parts: its terms
-// are not what the analyzer gives now, so [Read] refuses it and the
-// caller rebuilds the index from the texts.
+// by the analyzer before compound words were split into parts; version 2
+// has this layout, written by the stemmer before it had Porter2's step 5
+// ("parsing" was "pars", "parse" was "parse"). Their terms are not what
+// the analyzer gives now, so [Read] refuses them and the caller rebuilds
+// the index from the texts.
 const (
 	magic      = "NXKWIDX\x00"
-	version    = 2
+	version    = 3
 	headerSize = 24
 	flagNoStem = 1
 	chunk      = 1 << 20
@@ -44,7 +46,7 @@ var ErrCorrupt = errors.New("keyword index file is corrupt")
 
 // ErrVersion is in the chain of the errors [Read] returns for an index
 // file of another version of the format (one written before the analyzer
-// split compound words, say). Such a file is intact but its terms are not
+// split compound words or before the stemmer's step 5, say). Such a file is intact but its terms are not
 // the analyzer's: the index must be rebuilt from the texts.
 var ErrVersion = errors.New("keyword index file has another version")
 

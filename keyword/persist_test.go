@@ -142,9 +142,9 @@ func TestRead_version1(t *testing.T) {
 		t.Fatalf("version 1: Read = %v, %v; want ErrVersion", x, err)
 	}
 	relabeled := slices.Clone(v1[:len(v1)-sha256.Size])
-	binary.LittleEndian.PutUint32(relabeled[8:], 2)
+	binary.LittleEndian.PutUint32(relabeled[8:], 3)
 	if x, err := keyword.Read(bytes.NewReader(reseal(relabeled))); x != nil || !errors.Is(err, keyword.ErrCorrupt) {
-		t.Fatalf("version 1 payload as version 2: Read = %v, %v; want ErrCorrupt", x, err)
+		t.Fatalf("version 1 payload as version 3: Read = %v, %v; want ErrCorrupt", x, err)
 	}
 	// The index rebuilt from the texts finds the parts of compound words,
 	// which the version 1 file has no terms for.
@@ -154,6 +154,32 @@ func TestRead_version1(t *testing.T) {
 	}
 	z, err := keyword.Read(bytes.NewReader(MustWrite(t, y)))
 	if err != nil || !slices.Equal(keys(MustSearch(t, z, "space", 10, keyword.Or, nil)), keys(MustSearch(t, y, "space", 10, keyword.Or, nil))) {
-		t.Fatalf("version 2 round trip: %v", err)
+		t.Fatalf("version 3 round trip: %v", err)
+	}
+}
+
+// TestRead_version2 checks that an intact file of version 2, written
+// before the stemmer had Porter2's step 5, is refused as another version,
+// and that the same payload under version 3's header reads.
+func TestRead_version2(t *testing.T) {
+	texts := []string{"parse the file", "parsing files", "floating point", "a float"}
+	v2 := keywordtest.FileV2(texts)
+	x, err := keyword.Read(bytes.NewReader(v2))
+	if x != nil || !errors.Is(err, keyword.ErrVersion) || errors.Is(err, keyword.ErrCorrupt) {
+		t.Fatalf("version 2: Read = %v, %v; want ErrVersion", x, err)
+	}
+	relabeled := slices.Clone(v2[:len(v2)-sha256.Size])
+	binary.LittleEndian.PutUint32(relabeled[8:], 3)
+	if _, err := keyword.Read(bytes.NewReader(reseal(relabeled))); err != nil {
+		t.Fatalf("version 2's layout as version 3: %v", err)
+	}
+	// The index made now folds the forms of a verb that step 5 brings
+	// together: "parse" finds both, "floating" finds "float".
+	y := MustIndex(t, texts...)
+	if got := keys(MustSearch(t, y, "parse", 10, keyword.Or, nil)); !slices.Equal(slices.Sorted(slices.Values(got)), []uint32{0, 1}) {
+		t.Fatalf("parse finds %v, want 0 and 1", got)
+	}
+	if got := keys(MustSearch(t, y, "floating", 10, keyword.Or, nil)); !slices.Equal(slices.Sorted(slices.Values(got)), []uint32{2, 3}) {
+		t.Fatalf("floating finds %v, want 2 and 3", got)
 	}
 }

@@ -38,10 +38,13 @@ const (
 	MaxK          = 10_000 // most results of one search
 )
 
-// BM25 parameters.
+// BM25 parameters, chosen on the tuning questions of the evaluation sets
+// (`nexus bench quality --embedder hash --sweep`, docs/SEARCH.md): a k1
+// well above the usual 1.2 lets a word a text repeats count for more
+// before it saturates, and b = 0.4 normalises less by length.
 const (
-	K1 = 1.2
-	B  = 0.75
+	K1 = 12.0
+	B  = 0.4
 )
 
 // Result is one matching document.
@@ -58,7 +61,7 @@ type queryTerm struct{ term, word string }
 
 // Search returns the k best documents for query, best first, ties broken
 // by the smaller key. Or ranks every document that has any term by BM25
-// (k1 = 1.2, b = 0.75). And returns only documents with every term,
+// (k1 = [K1], b = [B]). And returns only documents with every term,
 // ranked by the same score. Stop words ("the", "not", "with", ...) are
 // terms like any other: their idf is low, so they weigh little, but "not"
 // or "with" can be what tells two answers apart.

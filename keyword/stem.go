@@ -2,12 +2,15 @@ package keyword
 
 import "strings"
 
-// The light English stemmer: steps 0, 1a, 1b and 1c of the Porter2
+// The light English stemmer: steps 0, 1a, 1b, 1c and 5 of the Porter2
 // (snowball English) algorithm, with its exceptional forms. It folds
 // possessives, plurals, -ed, -ing and a final -y ("cats", "cat's" → "cat";
-// "running" → "run"; "studies", "study" → "studi") but leaves derivational
-// suffixes alone ("generalization" stays), so it conflates few unrelated
-// words. It applies to words of lowercase ASCII letters and apostrophes.
+// "running" → "run"; "studies", "study" → "studi"), and the final -e that
+// makes a verb's forms differ from one another after step 1b ("parse",
+// "parsing" → "pars"; "float", "floating" → "float"), but leaves
+// derivational suffixes alone (steps 2–4: "generalization" stays), so it
+// conflates few unrelated words. It applies to words of lowercase ASCII
+// letters and apostrophes.
 
 // stemmable reports whether t is lowercase ASCII letters and apostrophes.
 func stemmable(t string) bool {
@@ -44,7 +47,7 @@ func stem(w string) string {
 		return w
 	}
 	w = step1b(w)
-	return step1c(w)
+	return step5(step1c(w))
 }
 
 // vowels returns a mask with bit i set if w[i] is a vowel. A 'y' at the
@@ -163,6 +166,42 @@ func endsShortSyllable(w string, m uint64) bool {
 	}
 	c := w[n-1]
 	return c != 'w' && c != 'x' && c != 'y' // a consonant 'y' is Porter2's 'Y'
+}
+
+// region2 returns the start of R2: after the first non-vowel that follows
+// a vowel in R1.
+func region2(w string, m uint64, r1 int) int {
+	for i := r1 + 1; i < len(w); i++ {
+		if !isVowel(m, i) && isVowel(m, i-1) {
+			return i + 1
+		}
+	}
+	return len(w)
+}
+
+// step5 is Porter2's step 5 (its steps 2 to 4 are left out): a final 'e'
+// goes if it is in R2, or in R1 and not after a short syllable ("parse" →
+// "pars", "floate" → "float", but "use" stays); a final 'l' goes after
+// another 'l' in R2.
+func step5(w string) string {
+	n := len(w)
+	if n < 2 {
+		return w
+	}
+	m := vowels(w)
+	r1 := region1(w, m)
+	r2 := region2(w, m, r1)
+	switch w[n-1] {
+	case 'e':
+		if n-1 >= r2 || n-1 >= r1 && !endsShortSyllable(w[:n-1], m) {
+			return w[:n-1]
+		}
+	case 'l':
+		if n-1 >= r2 && w[n-2] == 'l' {
+			return w[:n-1]
+		}
+	}
+	return w
 }
 
 func step1c(w string) string {

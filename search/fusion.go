@@ -33,30 +33,31 @@ type Fusion struct {
 	Evidence bool
 }
 
-// DefaultFusion returns the weights measured for an embedder model with
-// `nexus bench quality --tune` on the tuning questions of the evaluation
-// sets (docs/SEARCH.md). The built-in hashing model is lexical: its
-// signal mostly repeats keyword search's. Since compound words are indexed
-// by their parts, a share for queries with exact names ranked gostd's
-// tuning questions below keyword search alone at every value tried (down
-// to 0.0025), and a share above 0.04 for the others debian's, so it gets
-// 0.04 for queries in words, enough to order contexts that keyword search
-// scores alike or nearly so, 0 for exact names, and no shift by evidence,
-// which moved weight to it on queries where it was wrong. The learned
-// model was measured with the shift; a model not measured gets equal
-// shares, and less for exact names.
+// DefaultFusion returns the weights measured for an embedder model on the
+// tuning questions of the evaluation sets (docs/SEARCH.md). The built-in
+// hashing model is lexical: its signal mostly repeats keyword search's.
+// Its share was chosen with BM25's k1 and b (`nexus bench quality
+// --embedder hash --sweep`): 0.005 for queries in words, enough to order
+// contexts that keyword search scores alike or nearly so (with BM25's k1
+// and b of now, 0.01 and more ranked nexusdocs' tuning questions below
+// keyword search alone); 0 for exact names, as measured with the k1 and
+// b of before (a share for them ranked gostd's tuning questions below
+// keyword search at every value tried), not swept again; and no shift by
+// evidence, which moved weight to it on queries where it was wrong. The learned model was measured with the
+// shift; a model not measured gets equal shares, and less for exact names.
 func DefaultFusion(model string) Fusion {
 	switch {
 	case strings.HasPrefix(model, "nexus-hash-"):
-		return Fusion{Semantic: 0.04}
+		return Fusion{Semantic: 0.005}
 	case strings.HasPrefix(model, "nexus-cooc-"):
 		return Fusion{Semantic: 0.5, Exact: 0.25, Evidence: true}
 	}
 	return Fusion{Semantic: 0.5, Exact: 0.3, Evidence: true}
 }
 
-// weight returns w for a query.
-func (f Fusion) weight(query string) float64 {
+// Weight returns w for a query before any shift by evidence: Exact if a
+// word of the query is an exact name, else Semantic.
+func (f Fusion) Weight(query string) float64 {
 	for _, word := range strings.Fields(query) {
 		if exactName(word) {
 			return f.Exact
@@ -68,7 +69,7 @@ func (f Fusion) weight(query string) float64 {
 // queryWeight returns w for a query whose signals found sig: the weight
 // of the query, shifted by evidence if f.Evidence.
 func (f Fusion) queryWeight(query string, sig signals) float64 {
-	w := f.weight(query)
+	w := f.Weight(query)
 	if f.Evidence {
 		w = sig.evidence(w)
 	}

@@ -46,7 +46,7 @@ func TestFusionWeight(t *testing.T) {
 		"unicode: Ärger über Öl":                   0.4,
 		"«quoted» words, (parenthesised) and such": 0.4,
 	} {
-		if got := f.weight(q); got != want {
+		if got := f.Weight(q); got != want {
 			t.Errorf("weight(%q) = %v, want %v", q, got, want)
 		}
 	}
@@ -78,7 +78,7 @@ func TestFusionQueryWeight(t *testing.T) {
 
 func TestDefaultFusion(t *testing.T) {
 	for model, want := range map[string]Fusion{
-		"nexus-hash-v1-384":      {Semantic: 0.04},
+		"nexus-hash-v1-384":      {Semantic: 0.005},
 		"nexus-cooc-v1-512-ab12": {Semantic: 0.5, Exact: 0.25, Evidence: true},
 		"text-embedding-3-small": {Semantic: 0.5, Exact: 0.3, Evidence: true},
 	} {

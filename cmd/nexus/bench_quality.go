@@ -27,6 +27,7 @@ func runBenchQuality(ctx context.Context, args []string, stdout, stderr io.Write
 	embedder := fs.String("embedder", "hash,cooc", "comma-separated built-in embedders: hash (nexus-hash-v1-384), cooc (trained on each memory's contexts, as a node with search.embedder: cooc trains it)")
 	mix := fs.Float64("cooc-mix", 0, "with --embedder cooc: the learned part's share of the similarity (default: embed.CoocOptions' default)")
 	tune := fs.Bool("tune", false, "sweep the fusion weights on the tuning questions and print hit@5 and nDCG@10 for each")
+	sweep := fs.Bool("sweep", false, "with --embedder hash: sweep BM25's k1 and b and the hashing model's share on the tuning questions only, at 300 noise contexts (the size of TestHybridNotBelowKeyword) and at --noise; print their figures and no tables")
 	dir := fs.String("dir", "", "work directory (default: a new temp dir, removed at the end)")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
@@ -56,6 +57,9 @@ func runBenchQuality(ctx context.Context, args []string, stdout, stderr io.Write
 	if len(chosen) == 0 {
 		return usagef("no set named in --sets %q", *sets)
 	}
+	if *sweep && (len(embs) != 1 || embs[0] != "hash" || *tune) {
+		return usagef("--sweep goes with --embedder hash alone, without --tune")
+	}
 	if *dir == "" {
 		d, err := os.MkdirTemp("", "nexus-bench-quality-")
 		if err != nil {
@@ -68,6 +72,7 @@ func runBenchQuality(ctx context.Context, args []string, stdout, stderr io.Write
 		time.Now().UTC().Format(time.RFC3339), *noise, *seed, strings.Join(embs, ","), runtime.GOMAXPROCS(0))
 	progress := newProgress(stderr, "build")
 	var held []heldRow // the held-out figures of each set and model
+	var swept [][]quality.SweepRow
 	for _, s := range chosen {
 		for _, e := range embs {
 			cfg := quality.Config{Noise: *noise, Seed: *seed, Dir: filepath.Join(*dir, s.Name+"-"+e),
@@ -79,12 +84,27 @@ func runBenchQuality(ctx context.Context, args []string, stdout, stderr io.Write
 					return embed.TrainCooc(ctx, texts, embed.CoocOptions{Mix: *mix})
 				}
 			}
+			if *sweep {
+				for _, n := range sweepNoise(*noise) {
+					cfg.Noise = n
+					rows, err := sweepSet(ctx, s, cfg, stdout)
+					if err != nil {
+						return err
+					}
+					swept = append(swept, rows)
+				}
+				continue
+			}
 			rows, err := benchSet(ctx, s, cfg, *tune, stdout)
 			if err != nil {
 				return err
 			}
 			held = append(held, rows...)
 		}
+	}
+	if *sweep {
+		printSweepTotals(stdout, swept)
+		return nil
 	}
 	if len(embs) > 1 {
 		printHeldOut(stdout, held)
@@ -205,4 +225,78 @@ func printTune(ctx context.Context, m *quality.Memory, w io.Writer) error {
 		fmt.Fprintf(w, "tune\t%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%v\n", m.Set.Name, f.Semantic, f.Exact, r.Hit5, r.MRR, r.NDCG10, notBelow)
 	}
 	return nil
+}
+
+// The grid of --sweep: BM25's k1 and b, and the hashing model's share for
+// queries in words (exact names 0).
+var (
+	sweepK1     = []float64{0.9, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 10, 12, 15, 20}
+	sweepB      = []float64{0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.75, 0.9}
+	sweepShares = []float64{0, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05}
+)
+
+// sweepNoise returns the noise sizes a sweep measures at: 300, the size
+// of TestHybridNotBelowKeyword, and the run's.
+func sweepNoise(noise int) []int {
+	if noise == 300 {
+		return []int{300}
+	}
+	return []int{300, noise}
+}
+
+// sweepSet builds the memory of one set and prints, for each setting of
+// the sweep's grid, the tuning questions' figures of keyword and hybrid
+// search as TSV lines "sweep set noise k1 b share kw-hits@5 kw-MRR@10
+// kw-nDCG@10 hy-hits@5 hy-MRR@10 hy-nDCG@10 not-below-keyword".
+func sweepSet(ctx context.Context, s *quality.Set, cfg quality.Config, stdout io.Writer) ([]quality.SweepRow, error) {
+	m, err := quality.Build(ctx, s, cfg)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := m.SweepKeyword(ctx, quality.Tune, sweepK1, sweepB, sweepShares)
+	if err != nil {
+		m.RemoveAll(cfg.Dir)
+		return nil, err
+	}
+	for _, r := range rows {
+		k, h := r.Keyword, r.Hybrid
+		fmt.Fprintf(stdout, "sweep\t%s\t%d\t%g\t%g\t%g\t%d\t%.4f\t%.4f\t%d\t%.4f\t%.4f\t%v\n", s.Name, cfg.Noise, r.K1, r.B, r.Semantic,
+			k.Hits5, k.MRR, k.NDCG10, h.Hits5, h.MRR, h.NDCG10, notBelow(h, k))
+	}
+	return rows, m.RemoveAll(cfg.Dir)
+}
+
+// notBelow reports whether hybrid search h has at least keyword search
+// k's hit@5, MRR@10 and nDCG@10, as TestHybridNotBelowKeyword requires.
+func notBelow(h, k quality.Metrics) bool {
+	return h.Hits5 >= k.Hits5 && h.MRR >= k.MRR && h.NDCG10 >= k.NDCG10
+}
+
+// printSweepTotals prints, for each setting of the sweep, hybrid search's
+// figures summed over the sets and noise sizes, "sweep-total k1 b share hits@5 MRR@10
+// nDCG@10 not-below-keyword-on-every-set", then the setting with the
+// highest hits@5 + MRR@10 + nDCG@10 among those not below keyword search
+// on any set at any size ("sweep-best k1 b share sum"; ties to the
+// earlier in the grid).
+func printSweepTotals(w io.Writer, sets [][]quality.SweepRow) {
+	if len(sets) == 0 {
+		return
+	}
+	best, bestSum := -1, 0.0
+	for i, r := range sets[0] {
+		hits, mrr, ndcg, ok := 0, 0.0, 0.0, true
+		for _, rows := range sets {
+			h := rows[i].Hybrid
+			hits, mrr, ndcg = hits+h.Hits5, mrr+h.MRR, ndcg+h.NDCG10
+			ok = ok && notBelow(h, rows[i].Keyword)
+		}
+		fmt.Fprintf(w, "sweep-total\t%g\t%g\t%g\t%d\t%.4f\t%.4f\t%v\n", r.K1, r.B, r.Semantic, hits, mrr, ndcg, ok)
+		if sum := float64(hits) + mrr + ndcg; ok && (best < 0 || sum > bestSum) {
+			best, bestSum = i, sum
+		}
+	}
+	if best >= 0 {
+		r := sets[0][best]
+		fmt.Fprintf(w, "sweep-best\t%g\t%g\t%g\t%.4f\n", r.K1, r.B, r.Semantic, bestSum)
+	}
 }

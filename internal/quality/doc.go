@@ -12,6 +12,10 @@
 // embedder parameters are tuned on the other questions only, and the
 // figures reported for the held-out ones say how the tuning generalises.
 //
+// [Memory.SweepKeyword] ranks the tuning questions with other BM25
+// parameters and shares of the hashing model than the engine's, for
+// `nexus bench quality --sweep`, which chose them.
+//
 // `nexus bench quality` prints the tables of docs/SEARCH.md; the package's
 // test runs a CI-sized version and fails if hybrid search ranks worse than
 // keyword search on any set.

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/nexus-mem/nexus/embed"
+	"github.com/nexus-mem/nexus/keyword"
+	"github.com/nexus-mem/nexus/search"
 )
 
 func TestSets(t *testing.T) {
@@ -130,6 +132,17 @@ func TestHybridNotBelowKeyword(t *testing.T) {
 			for _, mode := range []string{"keyword", "semantic", "hybrid", "bm25"} {
 				r, h := res[mode], held[mode]
 				t.Logf("%-8s tune: hit@5 %d/%d nDCG@10 %.3f; held out: hit@5 %d/%d nDCG@10 %.3f", mode, r.Hits5, r.N, r.NDCG10, h.Hits5, h.N, h.NDCG10)
+			}
+			// The sweep of bench quality --sweep gives the engine's figures
+			// at the engine's parameters.
+			share := search.DefaultFusion(m.Engine.Model()).Semantic
+			rows, err := m.SweepKeyword(ctx, Tune, []float64{keyword.K1}, []float64{keyword.B}, []float64{share})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) != 1 || rows[0].Keyword != *res["keyword"] || rows[0].Hybrid != *res["hybrid"] {
+				t.Errorf("the sweep at k1 %g, b %g, share %g gives keyword %+v, hybrid %+v; the engine %+v, %+v",
+					keyword.K1, keyword.B, share, rows[0].Keyword, rows[0].Hybrid, *res["keyword"], *res["hybrid"])
 			}
 			h, k := res["hybrid"], res["keyword"]
 			if h.Hits5 < k.Hits5 || h.MRR < k.MRR || h.NDCG10 < k.NDCG10 {

@@ -21,13 +21,24 @@ import (
 )
 
 // TestOldKeywordIndexIsRebuilt saves a memory's index, puts in place of
-// its keyword file the same contexts in version 1 of the keyword format
-// (written by the analyzer before compound words had parts: no term
-// "trim" for "TrimSpace"), with the manifest's checksum to match, and
-// reopens the engine: the old file must be rebuilt from the store, not
-// read, so that keyword search answers exactly like an index made now and
-// finds strings.TrimSpace by "trim", and saves it in the version of now.
+// its keyword file the same contexts in an older version of the keyword
+// format — version 1, written by the analyzer before compound words had
+// parts (no term "trim" for "TrimSpace"), and version 2, written before
+// the stemmer's step 5 (keywordtest.FileV2) — with the manifest's checksum
+// to match, and reopens the engine: the old file must be rebuilt from the
+// store, not read, so that keyword search answers exactly like an index
+// made now and finds strings.TrimSpace by "trim", and saves it in the
+// version of now.
 func TestOldKeywordIndexIsRebuilt(t *testing.T) {
+	for _, v := range []struct {
+		name string
+		file func([]string) []byte
+	}{{"version 1", keywordtest.FileV1}, {"version 2", keywordtest.FileV2}} {
+		t.Run(v.name, func(t *testing.T) { testOldKeywordIndexIsRebuilt(t, v.file) })
+	}
+}
+
+func testOldKeywordIndexIsRebuilt(t *testing.T, oldFile func([]string) []byte) {
 	sets, err := Sets()
 	if err != nil {
 		t.Fatal(err)
@@ -68,9 +79,9 @@ func TestOldKeywordIndexIsRebuilt(t *testing.T) {
 		t.Fatalf("manifest %s names no %s", b, name)
 	}
 	// The contexts' ordinals in the index are their places in the store.
-	old := keywordtest.FileV1(m.texts)
+	old := oldFile(m.texts)
 	if _, err := keyword.Read(bytes.NewReader(old)); !errors.Is(err, keyword.ErrVersion) {
-		t.Fatalf("the version 1 file reads with %v, want ErrVersion", err)
+		t.Fatalf("the old file reads with %v, want ErrVersion", err)
 	}
 	if err := os.WriteFile(filepath.Join(idx, name), old, 0o600); err != nil {
 		t.Fatal(err)
@@ -87,7 +98,7 @@ func TestOldKeywordIndexIsRebuilt(t *testing.T) {
 	// The engine refuses the saved index for the keyword file's version,
 	// not for anything else about it.
 	if err := search.VerifySaved(m.Store, emb, filepath.Join(dir, "index"), nil); !errors.Is(err, keyword.ErrVersion) {
-		t.Fatalf("the saved index with a version 1 keyword file verifies with %v, want ErrVersion", err)
+		t.Fatalf("the saved index with an old keyword file verifies with %v, want ErrVersion", err)
 	}
 	e, err := search.Open(m.Store, emb, search.Options{Dir: filepath.Join(dir, "index"), MaxCPU: 1})
 	if err != nil {
@@ -114,7 +125,7 @@ func TestOldKeywordIndexIsRebuilt(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Engine = e
-	for _, q := range []string{"trim", "trim space", "read file", "sha checksum", s.Questions[0].Q} {
+	for _, q := range []string{"trim", "trim space", "read file", "reading files", "parsing", "sha checksum", s.Questions[0].Q} {
 		res, err := e.Search(ctx, nexus.SearchRequest{Query: q, Mode: nexus.Keyword, Limit: 20})
 		if err != nil {
 			t.Fatal(err)

@@ -38,6 +38,7 @@ type Memory struct {
 	Store  *gitstore.Store
 	Engine *search.Engine
 	label  map[nexus.ID]string // context → document id, or "" for noise
+	ord    map[nexus.ID]int32  // context → its place in the store
 	texts  []string            // every context's text, in store order
 	labels []string            // the same order: document id or ""
 	ref    *bm25
@@ -50,7 +51,7 @@ func Build(ctx context.Context, s *Set, cfg Config) (*Memory, error) {
 		return nil, fmt.Errorf("quality: no embedder")
 	}
 	noise := Noise(s, cfg.Noise, cfg.Seed)
-	m := &Memory{Set: s, label: map[nexus.ID]string{}}
+	m := &Memory{Set: s, label: map[nexus.ID]string{}, ord: map[nexus.ID]int32{}}
 	for _, d := range s.Docs {
 		m.texts, m.labels = append(m.texts, d.Text), append(m.labels, d.ID)
 	}
@@ -88,6 +89,7 @@ func Build(ctx context.Context, s *Set, cfg Config) (*Memory, error) {
 				Timestamp: t, Metadata: []byte(`{}`), Content: m.texts[i]}
 			c.SemanticHash = nexus.SemanticHash(c.Type, c.Content, c.Metadata)
 			m.label[c.ID] = m.labels[i]
+			m.ord[c.ID] = int32(i)
 			batch = append(batch, c)
 		}
 		if _, err := st.Apply(ctx, batch); err != nil {

@@ -1,6 +1,7 @@
 package keywordtest
 
 import (
+	"bytes"
 	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
@@ -57,6 +58,30 @@ func FileV1(texts []string) []byte {
 	b = binary.LittleEndian.AppendUint32(b, 0)
 	b = binary.LittleEndian.AppendUint64(b, uint64(len(payload)))
 	b = append(b, payload...)
+	sum := sha256.Sum256(b)
+	return append(b, sum[:]...)
+}
+
+// FileV2 returns the texts (keys 0, 1, …) indexed in version 2 of the
+// keyword index file format, whose layout is version 3's but whose terms
+// are those of the stemmer before its step 5. That stemmer is gone; the
+// file stands in for it with terms that are not the analyzer's of now
+// either: the words unstemmed ("parsing" where the analyzer now has
+// "pars"), sealed with a valid checksum. Tests check that such a file is
+// refused with keyword.ErrVersion and rebuilt.
+func FileV2(texts []string) []byte {
+	x := keyword.New(keyword.Config{NoStem: true})
+	for key, text := range texts {
+		if err := x.Add(uint32(key), text); err != nil {
+			panic(err)
+		}
+	}
+	var buf bytes.Buffer
+	if _, err := x.WriteTo(&buf); err != nil {
+		panic(err)
+	}
+	b := buf.Bytes()[:buf.Len()-sha256.Size]
+	binary.LittleEndian.PutUint32(b[8:], 2)
 	sum := sha256.Sum256(b)
 	return append(b, sum[:]...)
 }
