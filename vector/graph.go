@@ -223,9 +223,11 @@ func (ix *Index) offer(s *scratch, x cand, ef int, allow func(uint32) bool) {
 			return
 		}
 	}
-	s.res.push(x)
-	if s.res.len() > ef {
-		s.res.pop()
+	if s.res.len() < ef {
+		s.res.push(x)
+	} else if better(x, s.res.top()) {
+		s.res.items[0] = x // the worst makes way: a push and a pop in one
+		s.res.down()
 	}
 }
 
