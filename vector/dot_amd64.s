@@ -190,8 +190,10 @@ batchdone:
 // are q's and v's; it adds them in pairs into int16, at most 2*128*127 =
 // 32,512 in magnitude, so never saturated, and VPMADDWD by ones adds
 // those pairs into int32 sums. Every sum is exact: the results are those
-// of the portable kernel, bit for bit. The next vector is prefetched
-// while one is multiplied, as in dotBatchAVX2.
+// of the portable kernel, bit for bit. Vectors are prefetched four
+// ahead of the one multiplied (the first three before the first), so that
+// the memory latency of a graph walk's random accesses, several times
+// the arithmetic of one vector, overlaps it.
 TEXT ·dotBatchInt8AVX2(SB), NOSPLIT, $0-40
 	MOVQ q+0(FP), R8
 	MOVQ vs+8(FP), R9
@@ -201,14 +203,33 @@ TEXT ·dotBatchInt8AVX2(SB), NOSPLIT, $0-40
 	MOVL $0x00010001, AX
 	VMOVD AX, X15
 	VPBROADCASTD X15, Y15 // sixteen int16 ones
+	MOVQ $1, BX
+
+jahead:
+	CMPQ BX, R10
+	JGE  jnext
+	CMPQ BX, $4
+	JGE  jnext
+	MOVQ BX, DX
+	IMULQ $24, DX
+	MOVQ (R9)(DX*1), DX
+	XORQ AX, AX
+
+jaheadline:
+	PREFETCHT0 (DX)(AX*1)
+	ADDQ $64, AX
+	CMPQ AX, R11
+	JL   jaheadline
+	INCQ BX
+	JMP  jahead
 
 jnext:
 	CMPQ R10, $0
 	JE   jdone
 	MOVQ (R9), DI
-	CMPQ R10, $1
-	JE   jcompute
-	MOVQ 24(R9), DX
+	CMPQ R10, $4
+	JLE  jcompute
+	MOVQ 96(R9), DX
 	XORQ AX, AX
 
 jprefetch:

@@ -7,15 +7,16 @@ import (
 
 // BenchmarkKernelInt8 scores batches of 32 quantised 384-component
 // vectors, as an insertion's search scores a node's neighbours, drawn at
-// random from a pool of 20,000 (7.8 MB, more than the L2 cache holds) or
-// 256 (in the L1 and L2 caches).
+// random from a pool of 200,000 (77 MB, more than the caches hold),
+// 20,000 (7.7 MB, more than the L2 cache holds) or 256 (in the L1 and L2
+// caches).
 //
 //	go test -run '^$' -bench KernelInt8 -count 6 ./vector/
 func BenchmarkKernelInt8(b *testing.B) {
 	for _, pool := range []struct {
 		name string
 		n    int
-	}{{"pool=20000", 20000}, {"pool=256", 256}} {
+	}{{"pool=200000", 200000}, {"pool=20000", 20000}, {"pool=256", 256}} {
 		r := rand.New(rand.NewPCG(3, 4))
 		const dim = 384
 		all := make([]int8, pool.n*dim)
