@@ -1,5 +1,7 @@
 package vector
 
+import "unsafe"
+
 // useAVX2 is set when the processor and the operating system support AVX2
 // and FMA, the instructions dotAVX2 uses.
 var useAVX2 = detectAVX2()
@@ -83,6 +85,11 @@ func dotBatchAVX2(q *float32, vs *[]float32, n, dim int, out *float32)
 //
 //go:noescape
 func dotBatchInt8AVX2(q *int8, vs *[]int8, n, dim int, out *int32)
+
+// prefetchLines asks for the n cache lines from p to be loaded.
+//
+//go:noescape
+func prefetchLines(p unsafe.Pointer, n int)
 
 func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
 

@@ -308,3 +308,22 @@ jreduce:
 jdone:
 	VZEROUPPER
 	RET
+
+// func prefetchLines(p unsafe.Pointer, n int)
+//
+// Prefetches the n cache lines from p on: a hint, which never faults,
+// even past the end of an allocation.
+TEXT ·prefetchLines(SB), NOSPLIT, $0-16
+	MOVQ p+0(FP), AX
+	MOVQ n+8(FP), CX
+
+pfloop:
+	CMPQ CX, $0
+	JLE  pfdone
+	PREFETCHT0 (AX)
+	ADDQ $64, AX
+	DECQ CX
+	JMP  pfloop
+
+pfdone:
+	RET

@@ -196,6 +196,11 @@ func (ix *Index) searchLayer(s *scratch, q []float32, entries []cand, ef, l int,
 		if s.res.len() >= ef && c.score < s.res.top().score {
 			break
 		}
+		if l == 0 && s.cand.len() > 0 {
+			// The next node expanded is most often the best one left:
+			// its list comes from memory while c's neighbours are scored.
+			ix.prefetchNeighbours(s.cand.top().id)
+		}
 		s.nbuf = ix.neighbours(s.nbuf, c.id, l)
 		s.ids = s.ids[:0]
 		for _, nb := range s.nbuf {
