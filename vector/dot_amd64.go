@@ -1,5 +1,7 @@
 package vector
 
+import "unsafe"
+
 // useAVX2 is set when the processor and the operating system support AVX2
 // and FMA, the instructions dotAVX2 uses.
 var useAVX2 = detectAVX2()
@@ -29,9 +31,11 @@ func dotBatch(q []float32, vs [][]float32, out []float32) {
 	dotBatchAVX2(&q[0], &vs[0], len(vs), len(q), &out[0])
 }
 
-// dotBatchInt8 sets out[i] to the dot product of q and vs[i]; every vs[i]
-// has the length of q, a multiple of 16, and out the length of vs.
-func dotBatchInt8(q []int16, vs [][]int8, out []int32) {
+// dotBatchInt8 sets out[i] to the dot product of q and vs[i]; q and
+// every vs[i] have the same length, a multiple of 16, no component of a
+// vs[i] is -128 (quantize gives ±127 at most), and out has the length of
+// vs.
+func dotBatchInt8(q []int8, vs [][]int8, out []int32) {
 	if !useAVX2 || len(q) == 0 || len(vs) == 0 {
 		dotBatchInt8Generic(q, vs, out)
 		return
@@ -46,24 +50,6 @@ func dotBatchInt8(q []int16, vs [][]int8, out []int32) {
 		}
 	}
 	dotBatchInt8AVX2(&q[0], &vs[0], len(vs), len(q), &out[0])
-}
-
-// dotBatchInt8x8 is dotBatchInt8 with an int8 q.
-func dotBatchInt8x8(q []int8, vs [][]int8, out []int32) {
-	if !useAVX2 || len(q) == 0 || len(vs) == 0 {
-		dotBatchInt8x8Generic(q, vs, out)
-		return
-	}
-	out = out[:len(vs)]
-	if len(q)%16 != 0 {
-		panic("vector: dotBatchInt8x8 length not a multiple of 16")
-	}
-	for _, v := range vs {
-		if len(v) != len(q) {
-			panic("vector: dotBatchInt8x8 length mismatch")
-		}
-	}
-	dotBatchInt8x8AVX2(&q[0], &vs[0], len(vs), len(q), &out[0])
 }
 
 // detectAVX2 reports whether AVX2 and FMA can be used: the CPU has them and
@@ -98,12 +84,12 @@ func dotBatchAVX2(q *float32, vs *[]float32, n, dim int, out *float32)
 // dotBatchInt8AVX2 sets out[i] to the dot product of q and vs[i] for i < n.
 //
 //go:noescape
-func dotBatchInt8AVX2(q *int16, vs *[]int8, n, dim int, out *int32)
+func dotBatchInt8AVX2(q *int8, vs *[]int8, n, dim int, out *int32)
 
-// dotBatchInt8x8AVX2 sets out[i] to the dot product of q and vs[i] for i < n.
+// prefetchLines asks for the n cache lines from p to be loaded.
 //
 //go:noescape
-func dotBatchInt8x8AVX2(q *int8, vs *[]int8, n, dim int, out *int32)
+func prefetchLines(p unsafe.Pointer, n int)
 
 func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
 

@@ -180,98 +180,56 @@ batchdone:
 	VZEROUPPER
 	RET
 
-// func dotBatchInt8AVX2(q *int16, vs *[]int8, n, dim int, out *int32)
+// func dotBatchInt8AVX2(q *int8, vs *[]int8, n, dim int, out *int32)
 //
-// out[i] = dot(q, vs[i]) for i < n: q holds dim int16, each vs[i] dim
-// int8, dim a multiple of 16. Sixteen components at a time are widened to
-// int16 (VPMOVSXBW) and multiplied in pairs into int32 sums (VPMADDWD);
-// |q|, |v| <= 127 keeps every sum far from overflowing. The next vector is
-// prefetched while one is multiplied, as in dotBatchAVX2.
+// out[i] = dot(q, vs[i]) for i < n: q and each vs[i] hold dim int8, dim a
+// multiple of 16, and no component of vs[i] is -128 (quantize's range is
+// ±127). Thirty-two components at a time: VPMADDUBSW multiplies unsigned
+// by signed bytes, so it is given |q| (VPABSB) and v with q's signs
+// (VPSIGNB: v where q > 0, -v where q < 0, 0 where q = 0), whose products
+// are q's and v's; it adds them in pairs into int16, at most 2*128*127 =
+// 32,512 in magnitude, so never saturated, and VPMADDWD by ones adds
+// those pairs into int32 sums. Every sum is exact: the results are those
+// of the portable kernel, bit for bit. Vectors are prefetched four
+// ahead of the one multiplied (the first three before the first), so that
+// the memory latency of a graph walk's random accesses, several times
+// the arithmetic of one vector, overlaps it.
 TEXT ·dotBatchInt8AVX2(SB), NOSPLIT, $0-40
 	MOVQ q+0(FP), R8
 	MOVQ vs+8(FP), R9
 	MOVQ n+16(FP), R10
 	MOVQ dim+24(FP), R11
 	MOVQ out+32(FP), R12
+	MOVL $0x00010001, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15 // sixteen int16 ones
+	MOVQ $1, BX
 
-inext:
-	CMPQ R10, $0
-	JE   idone
-	MOVQ (R9), DI
-	CMPQ R10, $1
-	JE   icompute
-	MOVQ 24(R9), DX
+jahead:
+	CMPQ BX, R10
+	JGE  jnext
+	CMPQ BX, $4
+	JGE  jnext
+	MOVQ BX, DX
+	IMULQ $24, DX
+	MOVQ (R9)(DX*1), DX
 	XORQ AX, AX
 
-iprefetch:
+jaheadline:
 	PREFETCHT0 (DX)(AX*1)
 	ADDQ $64, AX
 	CMPQ AX, R11
-	JL   iprefetch
-
-icompute:
-	MOVQ R8, SI
-	MOVQ R11, CX
-	VPXOR Y0, Y0, Y0
-	VPXOR Y1, Y1, Y1
-
-iloop32:
-	CMPQ CX, $32
-	JL   iloop16
-	VPMOVSXBW (DI), Y4
-	VPMOVSXBW 16(DI), Y5
-	VPMADDWD (SI), Y4, Y4
-	VPMADDWD 32(SI), Y5, Y5
-	VPADDD Y4, Y0, Y0
-	VPADDD Y5, Y1, Y1
-	ADDQ $32, DI
-	ADDQ $64, SI
-	SUBQ $32, CX
-	JMP  iloop32
-
-iloop16:
-	CMPQ CX, $16
-	JL   ireduce
-	VPMOVSXBW (DI), Y4
-	VPMADDWD (SI), Y4, Y4
-	VPADDD Y4, Y0, Y0
-
-ireduce:
-	VPADDD Y1, Y0, Y0
-	VEXTRACTI128 $1, Y0, X1
-	VPADDD X1, X0, X0
-	VPSHUFD $0x4e, X0, X1
-	VPADDD X1, X0, X0
-	VPSHUFD $0xb1, X0, X1
-	VPADDD X1, X0, X0
-	VMOVD X0, (R12)
-	ADDQ $4, R12
-	ADDQ $24, R9
-	DECQ R10
-	JMP  inext
-
-idone:
-	VZEROUPPER
-	RET
-
-// func dotBatchInt8x8AVX2(q *int8, vs *[]int8, n, dim int, out *int32)
-//
-// As dotBatchInt8AVX2 with an int8 q, widened on the fly: for the
-// neighbour-selection heuristic, whose query changes at every call.
-TEXT ·dotBatchInt8x8AVX2(SB), NOSPLIT, $0-40
-	MOVQ q+0(FP), R8
-	MOVQ vs+8(FP), R9
-	MOVQ n+16(FP), R10
-	MOVQ dim+24(FP), R11
-	MOVQ out+32(FP), R12
+	JL   jaheadline
+	INCQ BX
+	JMP  jahead
 
 jnext:
 	CMPQ R10, $0
 	JE   jdone
 	MOVQ (R9), DI
-	CMPQ R10, $1
-	JE   jcompute
-	MOVQ 24(R9), DX
+	CMPQ R10, $4
+	JLE  jcompute
+	MOVQ 96(R9), DX
 	XORQ AX, AX
 
 jprefetch:
@@ -286,29 +244,52 @@ jcompute:
 	VPXOR Y0, Y0, Y0
 	VPXOR Y1, Y1, Y1
 
+jloop64:
+	CMPQ CX, $64
+	JL   jloop32
+	VMOVDQU (SI), Y2
+	VMOVDQU 32(SI), Y3
+	VPABSB Y2, Y4
+	VPABSB Y3, Y5
+	VMOVDQU (DI), Y6
+	VMOVDQU 32(DI), Y7
+	VPSIGNB Y2, Y6, Y6
+	VPSIGNB Y3, Y7, Y7
+	VPMADDUBSW Y6, Y4, Y6
+	VPMADDUBSW Y7, Y5, Y7
+	VPMADDWD Y15, Y6, Y6
+	VPMADDWD Y15, Y7, Y7
+	VPADDD Y6, Y0, Y0
+	VPADDD Y7, Y1, Y1
+	ADDQ $64, DI
+	ADDQ $64, SI
+	SUBQ $64, CX
+	JMP  jloop64
+
 jloop32:
 	CMPQ CX, $32
 	JL   jloop16
-	VPMOVSXBW (SI), Y4
-	VPMOVSXBW 16(SI), Y5
-	VPMOVSXBW (DI), Y6
-	VPMOVSXBW 16(DI), Y7
-	VPMADDWD Y6, Y4, Y4
-	VPMADDWD Y7, Y5, Y5
-	VPADDD Y4, Y0, Y0
-	VPADDD Y5, Y1, Y1
+	VMOVDQU (SI), Y2
+	VPABSB Y2, Y4
+	VMOVDQU (DI), Y6
+	VPSIGNB Y2, Y6, Y6
+	VPMADDUBSW Y6, Y4, Y6
+	VPMADDWD Y15, Y6, Y6
+	VPADDD Y6, Y0, Y0
 	ADDQ $32, DI
 	ADDQ $32, SI
 	SUBQ $32, CX
-	JMP  jloop32
 
 jloop16:
 	CMPQ CX, $16
 	JL   jreduce
-	VPMOVSXBW (SI), Y4
-	VPMOVSXBW (DI), Y6
-	VPMADDWD Y6, Y4, Y4
-	VPADDD Y4, Y0, Y0
+	VMOVDQU (SI), X2 // the upper halves of Y2 and Y6 are zeroed
+	VPABSB Y2, Y4
+	VMOVDQU (DI), X6
+	VPSIGNB Y2, Y6, Y6
+	VPMADDUBSW Y6, Y4, Y6
+	VPMADDWD Y15, Y6, Y6
+	VPADDD Y6, Y1, Y1
 
 jreduce:
 	VPADDD Y1, Y0, Y0
@@ -326,4 +307,23 @@ jreduce:
 
 jdone:
 	VZEROUPPER
+	RET
+
+// func prefetchLines(p unsafe.Pointer, n int)
+//
+// Prefetches the n cache lines from p on: a hint, which never faults,
+// even past the end of an allocation.
+TEXT ·prefetchLines(SB), NOSPLIT, $0-16
+	MOVQ p+0(FP), AX
+	MOVQ n+8(FP), CX
+
+pfloop:
+	CMPQ CX, $0
+	JLE  pfdone
+	PREFETCHT0 (AX)
+	ADDQ $64, AX
+	DECQ CX
+	JMP  pfloop
+
+pfdone:
 	RET

@@ -30,7 +30,7 @@ type scratch struct {
 	fw      []cand // s.w scored again in float32
 
 	// The quantised query of an insertion (see quant.go).
-	q16   []int16
+	q8    []int8  // the node's own quantised vector
 	qs    float32 // its scale
 	qv    [][]int8
 	qsc   []float32
@@ -99,8 +99,7 @@ func (ix *Index) insert(s *scratch, id uint32, lvl int, v []float32) {
 			}
 		}
 	}
-	qv, qs := ix.qvec(id)
-	s.q16, s.qs = widen(s.q16, qv), qs
+	s.q8, s.qs = ix.qvec(id)
 	top := entryLevel(e)
 	s.ids = append(s.ids[:0], uint32(e))
 	cur := cand{id: uint32(e), score: ix.qscores(s, s.ids)[0]}
@@ -128,7 +127,7 @@ func (ix *Index) insert(s *scratch, id uint32, lvl int, v []float32) {
 
 // scoreIDs returns in s.scores the similarity of q to each of ids: dot
 // products of the float32 vectors, or, when q is nil, the approximate ones
-// of the insertion's quantised query (s.q16) with the quantised vectors.
+// of the insertion's quantised query (s.q8) with the quantised vectors.
 func (ix *Index) scoreIDs(s *scratch, q []float32, ids []uint32) []float32 {
 	if q == nil {
 		return ix.qscores(s, ids)
@@ -197,6 +196,11 @@ func (ix *Index) searchLayer(s *scratch, q []float32, entries []cand, ef, l int,
 		if s.res.len() >= ef && c.score < s.res.top().score {
 			break
 		}
+		if l == 0 && s.cand.len() > 0 {
+			// The next node expanded is most often the best one left:
+			// its list comes from memory while c's neighbours are scored.
+			ix.prefetchNeighbours(s.cand.top().id)
+		}
 		s.nbuf = ix.neighbours(s.nbuf, c.id, l)
 		s.ids = s.ids[:0]
 		for _, nb := range s.nbuf {
@@ -223,9 +227,11 @@ func (ix *Index) offer(s *scratch, x cand, ef int, allow func(uint32) bool) {
 			return
 		}
 	}
-	s.res.push(x)
-	if s.res.len() > ef {
-		s.res.pop()
+	if s.res.len() < ef {
+		s.res.push(x)
+	} else if better(x, s.res.top()) {
+		s.res.items[0] = x // the worst makes way: a push and a pop in one
+		s.res.down()
 	}
 }
 
@@ -249,7 +255,7 @@ func (ix *Index) selectNeighbours(s *scratch, dst, w []cand, m int) []cand {
 		for j := 0; good && j < len(s.kq); j += 4 {
 			k := s.kq[j:min(j+4, len(s.kq))]
 			s.idots = grow(s.idots, len(k))
-			dotBatchInt8x8(cv, k, s.idots)
+			dotBatchInt8(cv, k, s.idots)
 			for i, d := range s.idots {
 				if float32(d)*cs*s.ksc[j+i] > c.score {
 					good = false
@@ -313,7 +319,7 @@ func (ix *Index) connect(s *scratch, nb uint32, x cand, l int) {
 	}
 	nq, ns := ix.qvec(nb)
 	s.idots = grow(s.idots, n)
-	dotBatchInt8x8(nq, s.qv, s.idots)
+	dotBatchInt8(nq, s.qv, s.idots)
 	s.pool = append(s.pool[:0], x)
 	for j, o := range list[1 : 1+n] {
 		s.pool = append(s.pool, cand{score: float32(s.idots[j]) * ns * s.qsc[j], id: o})

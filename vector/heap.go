@@ -30,17 +30,50 @@ func (h *maxHeap) len() int  { return len(h.items) }
 func (h *maxHeap) top() cand { return h.items[0] }
 func (h *maxHeap) reset()    { h.items = h.items[:0] }
 
+// The heaps compare with better written out, not passed as a function:
+// a comparison through a function value is an indirect call per step,
+// which the insertions' searches paid millions of times.
+
 func (h *maxHeap) push(c cand) {
 	h.items = append(h.items, c)
-	siftUp(h.items, len(h.items)-1, better)
+	items := h.items
+	i := len(items) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !better(c, items[p]) {
+			break
+		}
+		items[i] = items[p]
+		i = p
+	}
+	items[i] = c
 }
 
 func (h *maxHeap) pop() cand {
 	top := h.items[0]
 	n := len(h.items) - 1
-	h.items[0] = h.items[n]
+	x := h.items[n]
 	h.items = h.items[:n]
-	siftDown(h.items, 0, better)
+	if n == 0 {
+		return top
+	}
+	items := h.items
+	i := 0
+	for {
+		c := 2*i + 1
+		if c >= n {
+			break
+		}
+		if c+1 < n && better(items[c+1], items[c]) {
+			c++
+		}
+		if !better(items[c], x) {
+			break
+		}
+		items[i] = items[c]
+		i = c
+	}
+	items[i] = x
 	return top
 }
 
@@ -48,24 +81,58 @@ func (h *maxHeap) pop() cand {
 // search, whose top is the bar a new candidate must clear.
 type minHeap struct{ items []cand }
 
-func worse(a, b cand) bool { return better(b, a) }
-
 func (h *minHeap) len() int  { return len(h.items) }
 func (h *minHeap) top() cand { return h.items[0] }
 func (h *minHeap) reset()    { h.items = h.items[:0] }
 
 func (h *minHeap) push(c cand) {
 	h.items = append(h.items, c)
-	siftUp(h.items, len(h.items)-1, worse)
+	items := h.items
+	i := len(items) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !better(items[p], c) {
+			break
+		}
+		items[i] = items[p]
+		i = p
+	}
+	items[i] = c
 }
 
 func (h *minHeap) pop() cand {
 	top := h.items[0]
 	n := len(h.items) - 1
-	h.items[0] = h.items[n]
+	x := h.items[n]
 	h.items = h.items[:n]
-	siftDown(h.items, 0, worse)
+	if n > 0 {
+		h.items[0] = x
+		h.down()
+	}
 	return top
+}
+
+// down moves the top down to its place.
+func (h *minHeap) down() {
+	items := h.items
+	n := len(items)
+	x := items[0]
+	i := 0
+	for {
+		c := 2*i + 1
+		if c >= n {
+			break
+		}
+		if c+1 < n && better(items[c], items[c+1]) {
+			c++
+		}
+		if !better(x, items[c]) {
+			break
+		}
+		items[i] = items[c]
+		i = c
+	}
+	items[i] = x
 }
 
 // drainBest empties the heap into dst, best first, and returns dst.
@@ -79,42 +146,4 @@ func (h *minHeap) drainBest(dst []cand) []cand {
 		dst[i] = h.pop()
 	}
 	return dst
-}
-
-// siftUp moves items[i] up while it comes before its parent in the order.
-func siftUp(items []cand, i int, before func(a, b cand) bool) {
-	x := items[i]
-	for i > 0 {
-		p := (i - 1) / 2
-		if !before(x, items[p]) {
-			break
-		}
-		items[i] = items[p]
-		i = p
-	}
-	items[i] = x
-}
-
-// siftDown moves items[i] down while a child comes before it in the order.
-func siftDown(items []cand, i int, before func(a, b cand) bool) {
-	n := len(items)
-	if n == 0 {
-		return
-	}
-	x := items[i]
-	for {
-		c := 2*i + 1
-		if c >= n {
-			break
-		}
-		if c+1 < n && before(items[c+1], items[c]) {
-			c++
-		}
-		if !before(items[c], x) {
-			break
-		}
-		items[i] = items[c]
-		i = c
-	}
-	items[i] = x
 }

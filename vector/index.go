@@ -312,7 +312,7 @@ func (h *minHeap) keep(x cand, k int) {
 		h.push(x)
 	} else if better(x, h.top()) {
 		h.items[0] = x
-		siftDown(h.items, 0, worse)
+		h.down()
 	}
 }
 

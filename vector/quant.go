@@ -5,7 +5,7 @@ import "math"
 // Insertions search the graph with 8-bit copies of the vectors: each
 // vector is scaled by its own largest magnitude into int8 components
 // (scalar quantisation), which reads a quarter of the memory per distance
-// and multiplies 16 components per instruction. Insertions use them for
+// and multiplies 32 components per instruction (dot_amd64.s). Insertions use them for
 // the search for candidates, for the heuristic's comparisons of a
 // candidate with the neighbours already kept, and for the pruning of a
 // full neighbour list; the candidates' scores to the new node are taken
@@ -43,54 +43,24 @@ func quantize(dst []int8, v []float32) float32 {
 	return float32(m / 127)
 }
 
-// widen copies a quantised vector into dst as int16, the form of the
-// query side of the kernel.
-func widen(dst []int16, q []int8) []int16 {
-	if cap(dst) < len(q) {
-		dst = make([]int16, len(q))
-	}
-	dst = dst[:len(q)]
-	for i, x := range q {
-		dst[i] = int16(x)
-	}
-	return dst
-}
-
-// dotInt8Generic is the portable kernel: the dot product of q and v.
-func dotInt8Generic(q []int16, v []int8) int32 {
-	v = v[:len(q)]
-	var s0, s1, s2, s3 int32
-	i := 0
-	for ; i+4 <= len(q); i += 4 {
-		s0 += int32(q[i]) * int32(v[i])
-		s1 += int32(q[i+1]) * int32(v[i+1])
-		s2 += int32(q[i+2]) * int32(v[i+2])
-		s3 += int32(q[i+3]) * int32(v[i+3])
-	}
-	for ; i < len(q); i++ {
-		s0 += int32(q[i]) * int32(v[i])
-	}
-	return s0 + s1 + s2 + s3
-}
-
-// dotBatchInt8Generic sets out[i] to the dot product of q and vs[i].
-func dotBatchInt8Generic(q []int16, vs [][]int8, out []int32) {
+// dotBatchInt8Generic is the portable kernel: it sets out[i] to the dot
+// product of q and vs[i], with four sums in flight.
+func dotBatchInt8Generic(q []int8, vs [][]int8, out []int32) {
 	out = out[:len(vs)]
-	for i, v := range vs {
-		out[i] = dotInt8Generic(q, v)
-	}
-}
-
-// dotBatchInt8x8Generic sets out[i] to the dot product of q and vs[i].
-func dotBatchInt8x8Generic(q []int8, vs [][]int8, out []int32) {
-	out = out[:len(vs)]
-	for i, v := range vs {
+	for k, v := range vs {
 		v = v[:len(q)]
-		var sum int32
-		for j, x := range q {
-			sum += int32(x) * int32(v[j])
+		var s0, s1, s2, s3 int32
+		i := 0
+		for ; i+4 <= len(q); i += 4 {
+			s0 += int32(q[i]) * int32(v[i])
+			s1 += int32(q[i+1]) * int32(v[i+1])
+			s2 += int32(q[i+2]) * int32(v[i+2])
+			s3 += int32(q[i+3]) * int32(v[i+3])
 		}
-		out[i] = sum
+		for ; i < len(q); i++ {
+			s0 += int32(q[i]) * int32(v[i])
+		}
+		out[k] = s0 + s1 + s2 + s3
 	}
 }
 
@@ -102,7 +72,7 @@ func (ix *Index) qvec(id uint32) ([]int8, float32) {
 }
 
 // qscores returns in s.scores the approximate similarity of the query
-// s.q16 (scale s.qs) to each of ids, from the quantised vectors.
+// s.q8 (scale s.qs) to each of ids, from the quantised vectors.
 func (ix *Index) qscores(s *scratch, ids []uint32) []float32 {
 	s.qv = s.qv[:0]
 	s.qsc = s.qsc[:0]
@@ -115,7 +85,7 @@ func (ix *Index) qscores(s *scratch, ids []uint32) []float32 {
 		s.idots = make([]int32, len(ids), 2*len(ids))
 	}
 	s.idots = s.idots[:len(ids)]
-	dotBatchInt8(s.q16, s.qv, s.idots)
+	dotBatchInt8(s.q8, s.qv, s.idots)
 	if cap(s.scores) < len(ids) {
 		s.scores = make([]float32, len(ids), 2*len(ids))
 	}

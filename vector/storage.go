@@ -3,6 +3,7 @@ package vector
 import (
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Nodes live in chunks of a fixed number of internal ids, so that growing
@@ -129,4 +130,14 @@ func (ix *Index) neighbours(buf []uint32, id uint32, l int) []uint32 {
 	buf = append(buf[:0], list[1:1+list[0]]...)
 	c.mu[i].Unlock()
 	return buf
+}
+
+// prefetchNeighbours asks for the layer-0 neighbour list of id and its
+// mutex to be loaded into the cache, where a search will want them next;
+// it reads neither.
+func (ix *Index) prefetchNeighbours(id uint32) {
+	c, i := ix.chunkOf(id)
+	s := ix.m0 + 1
+	prefetchLines(unsafe.Pointer(&c.links[i*s]), (s*4+63)/64+1)
+	prefetchLines(unsafe.Pointer(&c.mu[i]), 1)
 }
