@@ -212,8 +212,8 @@ func dropBaseCaches(s *Store) {
 }
 
 // mergeInMemory merges packs (newest first) as Store.merge does, without
-// writing the result.
-func mergeInMemory(tb testing.TB, packs []*pack) {
+// writing the result; it returns the merged pack and its index.
+func mergeInMemory(tb testing.TB, packs []*pack) ([]byte, *packIndex) {
 	var total int64
 	for _, p := range packs {
 		total += p.size
@@ -224,7 +224,9 @@ func mergeInMemory(tb testing.TB, packs []*pack) {
 			tb.Fatal(err)
 		}
 	}
-	if _, _, ok := m.finish(); !ok {
+	data, idx, ok := m.finish()
+	if !ok {
 		tb.Fatal("an object repeats")
 	}
+	return data, idx
 }

@@ -69,18 +69,31 @@ func (p *packWriter) addAt(t objType, data []byte) (Hash, uint64, bool) {
 	if _, ok := p.seen[h]; ok {
 		return h, 0, false
 	}
-	p.seen[h] = struct{}{}
-	start := len(p.buf)
-	p.buf = appendPackHeader(p.buf, t, uint64(len(data)))
 	zw := p.zw
 	if t == objTree {
 		zw = p.zstore
 	}
+	return h, p.addHashed(zw, h, t, data), true
+}
+
+// addHashed stores object h, of type t, compressed by zw, and returns
+// where its entry starts. The caller computed h from data (or checked
+// data against it) and knows that the pack does not hold it yet.
+func (p *packWriter) addHashed(zw *zlib.Writer, h Hash, t objType, data []byte) uint64 {
+	p.seen[h] = struct{}{}
+	start := len(p.buf)
+	p.buf = appendPackHeader(p.buf, t, uint64(len(data)))
+	p.deflate(zw, h, start, data)
+	return uint64(start)
+}
+
+// deflate appends data compressed by zw to the entry that starts at start
+// and lists the entry.
+func (p *packWriter) deflate(zw *zlib.Writer, h Hash, start int, data []byte) {
 	zw.Reset(appender{&p.buf})
 	zw.Write(data) // writes to memory: cannot fail
 	zw.Close()
 	p.entries = append(p.entries, packEntry{h, uint64(start), crc32.ChecksumIEEE(p.buf[start:])})
-	return h, uint64(start), true
 }
 
 // addRaw stores an object already encoded as a pack entry (header and
@@ -98,15 +111,17 @@ func (p *packWriter) addRaw(h Hash, raw []byte, crc uint32) {
 // format) against the object stored at baseOff in this pack. An object
 // already in the pack is not stored twice; it returns the entry's offset.
 func (p *packWriter) addDelta(h Hash, baseOff uint64, delta []byte) uint64 {
-	start := uint64(len(p.buf))
+	return p.addDeltaWith(p.zw, h, baseOff, delta)
+}
+
+// addDeltaWith is addDelta compressing the delta with zw.
+func (p *packWriter) addDeltaWith(zw *zlib.Writer, h Hash, baseOff uint64, delta []byte) uint64 {
+	start := len(p.buf)
 	p.seen[h] = struct{}{}
 	p.buf = appendPackHeader(p.buf, objOfsDelta, uint64(len(delta)))
-	p.buf = appendOfsDeltaOffset(p.buf, start-baseOff)
-	p.zw.Reset(appender{&p.buf})
-	p.zw.Write(delta) // writes to memory: cannot fail
-	p.zw.Close()
-	p.entries = append(p.entries, packEntry{h, start, crc32.ChecksumIEEE(p.buf[start:])})
-	return start
+	p.buf = appendOfsDeltaOffset(p.buf, uint64(start)-baseOff)
+	p.deflate(zw, h, start, delta)
+	return uint64(start)
 }
 
 // appendOfsDeltaOffset appends the distance back to a delta's base as git

@@ -24,14 +24,25 @@ const keyframeEvery = 128
 // a segment's objects are held decoded in memory.
 const segmentBytes = 16 << 20
 
-// Zlib levels of what a merge writes. Objects are compressed once (a
-// merged pack is later copied as a block), so size matters more than on
-// the write path. Tree deltas are a few dozen bytes, mostly an object id,
-// which no level compresses: they are stored (level 0), which measured
-// no larger than level 1 and skips building Huffman tables per delta.
+// Zlib levels of what a merge writes, by kind of entry. Objects are
+// compressed once (a merged pack is later copied as a block), so size
+// matters more than on the write path; but a merge compresses a small
+// object per entry, where building the Huffman tables costs more than
+// finding matches, so the levels were chosen by measuring both bytes and
+// CPU per kind (BenchmarkMergeLevels; docs/STORAGE.md):
+//
+//   - blobs (deltas against a keyframe, and keyframes): level 3, within
+//     1 % of level 6's bytes;
+//   - commits: Huffman coding only, smaller than level 6 (their deltas
+//     are a new id, a time and a trailer: few repeats to find);
+//   - whole trees: level 1, within 1 % of level 6;
+//   - tree deltas, a few dozen bytes and mostly an object id, which no
+//     level compresses: stored (level 0).
 const (
-	mergeLevel     = 6
-	mergeTreeLevel = 0
+	mergeBlobLevel      = 3
+	mergeCommitLevel    = zlib.HuffmanOnly
+	mergeTreeLevel      = 1
+	mergeTreeDeltaLevel = 0
 )
 
 // packMerge writes the objects of the packs of a merge into one pack,
@@ -63,12 +74,13 @@ const (
 // and encoded again. Every object decoded is checked against its id, so
 // a merge never spreads damage.
 type packMerge struct {
-	repo    *repo
-	pw      *packWriter
-	zTree   *zlib.Writer
-	enc     deltaEncoder
-	scratch []byte
-	blocks  bool // packs holding deltas may be copied as blocks
+	repo       *repo
+	pw         *packWriter
+	z          [objTag + 1]*zlib.Writer // by type: whole objects, and deltas of blobs and commits
+	zTreeDelta *zlib.Writer             // tree deltas
+	enc        deltaEncoder
+	scratch    []byte
+	blocks     bool // packs holding deltas may be copied as blocks
 
 	seg      []segObject // the segment being gathered, oldest first
 	segBytes int64
@@ -97,9 +109,13 @@ type version struct {
 func newPackMerge(r *repo, size int64, blocks bool) *packMerge {
 	m := &packMerge{repo: r, pw: newPackWriter(), blocks: blocks}
 	m.pw.buf = make([]byte, packHeaderLen, size)
-	zw, _ := zlib.NewWriterLevel(io.Discard, mergeLevel) // levels are valid: no error
-	m.zTree, _ = zlib.NewWriterLevel(io.Discard, mergeTreeLevel)
-	m.pw.zw, m.pw.zstore = zw, zw
+	newZ := func(level int) *zlib.Writer {
+		zw, _ := zlib.NewWriterLevel(io.Discard, level) // levels are valid: no error
+		return zw
+	}
+	blobs := newZ(mergeBlobLevel)
+	m.z = [...]*zlib.Writer{objCommit: newZ(mergeCommitLevel), objTree: newZ(mergeTreeLevel), objBlob: blobs, objTag: blobs}
+	m.zTreeDelta = newZ(mergeTreeDeltaLevel)
 	m.restart()
 	return m
 }
@@ -370,7 +386,9 @@ func (m *packMerge) writeSegment() {
 		case o.t == objBlob || o.t == objCommit:
 			m.putKeyed(o.t, o.h, o.data)
 		default:
-			m.pw.add(o.t, o.data)
+			if _, dup := m.pw.seen[o.h]; !dup {
+				m.pw.addHashed(m.z[o.t], o.h, o.t, o.data)
+			}
 		}
 	}
 	m.restart()
@@ -444,15 +462,13 @@ func (m *packMerge) put(t objType, h Hash, obj []byte, base *version, maxDepth i
 	if base != nil && base.depth < maxDepth {
 		m.scratch = m.enc.encode(m.scratch[:0], base.data, obj)
 		if 4*len(m.scratch) < 3*len(obj) {
-			zw := m.pw.zw
+			zw := m.z[t]
 			if t == objTree {
-				m.pw.zw = m.zTree
+				zw = m.zTreeDelta
 			}
-			off := m.pw.addDelta(h, base.off, m.scratch)
-			m.pw.zw = zw
+			off := m.pw.addDeltaWith(zw, h, base.off, m.scratch)
 			return &version{off: off, data: obj, depth: base.depth + 1}
 		}
 	}
-	_, off, _ := m.pw.addAt(t, obj)
-	return &version{off: off, data: obj}
+	return &version{off: m.pw.addHashed(m.z[t], h, t, obj), data: obj}
 }
