@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/adler32"
 	"hash/crc32"
 	"io"
 	"os"
@@ -260,31 +261,78 @@ func (p *pack) inflate(off int64, size uint64) ([]byte, error) {
 // inflate reads a zlib stream of exactly size bytes from src and checks
 // its Adler-32 trailer.
 func inflate(src io.Reader, size uint64) ([]byte, error) {
-	var zr io.ReadCloser
-	if v := zlibReaders.Get(); v != nil {
-		zr = v.(io.ReadCloser)
-		if err := zr.(zlib.Resetter).Reset(src, nil); err != nil {
-			return nil, err
-		}
-	} else {
-		var err error
-		if zr, err = zlib.NewReader(src); err != nil {
-			return nil, err
-		}
-	}
-	defer zlibReaders.Put(zr)
 	if size > maxObjectSize {
 		return nil, fmt.Errorf("object of %d bytes is over the %d byte limit", size, maxObjectSize)
 	}
 	out := make([]byte, size)
-	if _, err := io.ReadFull(zr, out); err != nil {
+	if err := inflateTo(out, src); err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// inflateTo reads a zlib stream of exactly len(out) bytes from src into
+// out and checks its Adler-32 trailer.
+func inflateTo(out []byte, src io.Reader) error {
+	var zr io.ReadCloser
+	if v := zlibReaders.Get(); v != nil {
+		zr = v.(io.ReadCloser)
+		if err := zr.(zlib.Resetter).Reset(src, nil); err != nil {
+			return err
+		}
+	} else {
+		var err error
+		if zr, err = zlib.NewReader(src); err != nil {
+			return err
+		}
+	}
+	defer zlibReaders.Put(zr)
+	if _, err := io.ReadFull(zr, out); err != nil {
+		return err
 	}
 	var one [1]byte
 	if n, err := zr.Read(one[:]); n != 0 || err != io.EOF {
-		return nil, errors.New("object data longer than its header says, or checksum mismatch")
+		return errors.New("object data longer than its header says, or checksum mismatch")
 	}
-	return out, nil
+	return nil
+}
+
+// inflateStored decodes src, the whole zlib data of a pack entry, into
+// out (len(out) is the size its header declares) when the stream is of
+// the form the write path's level-0 writer gives: the zlib header, stored
+// blocks, possibly an empty final block of fixed codes, and an Adler-32
+// that matches. It reports false for any other stream, without deciding
+// whether that one is valid: the caller decodes it with the general
+// decoder, which checks it. It reads no byte outside src and writes none
+// outside out.
+func inflateStored(out, src []byte) bool {
+	if len(src) < 2 {
+		return false
+	}
+	if cmf, flg := src[0], src[1]; cmf&0x0f != 8 || cmf>>4 > 7 || (uint(cmf)<<8|uint(flg))%31 != 0 || flg&0x20 != 0 {
+		return false
+	}
+	pos, n := 2, 0
+	for {
+		if pos+2 <= len(src) && src[pos] == 0x03 && src[pos+1] == 0x00 { // final block: fixed codes, end of block only
+			pos += 2
+			break
+		}
+		if pos+5 > len(src) || src[pos] > 1 { // a stored block, its padding bits zero
+			return false
+		}
+		final := src[pos] == 1
+		ln := int(binary.LittleEndian.Uint16(src[pos+1:]))
+		if binary.LittleEndian.Uint16(src[pos+3:]) != ^uint16(ln) || ln > len(src)-pos-5 || ln > len(out)-n {
+			return false
+		}
+		n += copy(out[n:], src[pos+5:pos+5+ln])
+		pos += 5 + ln
+		if final {
+			break
+		}
+	}
+	return n == len(out) && pos+4 == len(src) && adler32.Checksum(out) == binary.BigEndian.Uint32(src[pos:])
 }
 
 const maxObjectSize = 256 << 20

@@ -80,7 +80,9 @@ type packMerge struct {
 	zTreeDelta *zlib.Writer             // tree deltas
 	enc        deltaEncoder
 	scratch    []byte
-	blocks     bool // packs holding deltas may be copied as blocks
+	rd         bytes.Reader // the general decoder's input
+	arena      []byte       // decoded objects are allocated from it: alloc
+	blocks     bool         // packs holding deltas may be copied as blocks
 
 	seg      []segObject // the segment being gathered, oldest first
 	segBytes int64
@@ -329,7 +331,7 @@ type keptBase struct {
 // OFS_DELTA entries come from kept, which forgets each once its last
 // delta was read.
 func (m *packMerge) decode(pe *packedEntry, kept map[uint64]keptBase, need map[uint64]int) (objType, []byte, error) {
-	body, err := inflate(bytes.NewReader(pe.raw[pe.hdr:]), pe.size)
+	body, err := m.inflate(pe.raw[pe.hdr:], pe.size)
 	if err != nil {
 		return 0, nil, &CorruptError{Object: pe.hash, Err: fmt.Errorf("at offset %d: %w", pe.offset, err)}
 	}
@@ -358,6 +360,46 @@ func (m *packMerge) decode(pe *packedEntry, kept map[uint64]keptBase, need map[u
 		return 0, nil, &CorruptError{Object: pe.hash, Err: fmt.Errorf("at offset %d: content hashes to %s", pe.offset, got)}
 	}
 	return t, obj, nil
+}
+
+// inflate returns the data of zlib stream src, size bytes, in memory of
+// the merge's arena. Streams of stored blocks (the write path's trees)
+// are copied out directly; any other goes to the general decoder. Both
+// check the stream's Adler-32; the caller checks the object's id.
+func (m *packMerge) inflate(src []byte, size uint64) ([]byte, error) {
+	if size > maxObjectSize {
+		return nil, fmt.Errorf("object of %d bytes is over the %d byte limit", size, maxObjectSize)
+	}
+	out := m.alloc(int(size))
+	if inflateStored(out, src) {
+		return out, nil
+	}
+	m.rd.Reset(src)
+	if err := inflateTo(out, &m.rd); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// arenaChunk is the size of the blocks the merge's arena hands decoded
+// objects out of (larger objects get their own).
+const arenaChunk = 256 << 10
+
+// alloc returns n bytes for a decoded object. They are carved out of a
+// block shared with the objects decoded before it, so that a segment's
+// tens of thousands of small objects cost a few allocations; a block is
+// freed once no object in it is referenced (a segment and the versions
+// based on it are dropped when it is written).
+func (m *packMerge) alloc(n int) []byte {
+	if n > arenaChunk/8 {
+		return make([]byte, n)
+	}
+	if len(m.arena)+n > cap(m.arena) {
+		m.arena = make([]byte, 0, arenaChunk)
+	}
+	out := m.arena[len(m.arena) : len(m.arena)+n : len(m.arena)+n]
+	m.arena = m.arena[:len(m.arena)+n]
+	return out
 }
 
 // writeSegment writes the segment gathered, newest object first, and
