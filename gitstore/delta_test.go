@@ -225,11 +225,11 @@ func dropBaseCaches(s *Store) {
 // mergeInMemory merges packs (newest first) as Store.merge does, without
 // writing the result; it returns the merged pack and its index.
 func mergeInMemory(tb testing.TB, packs []*pack) ([]byte, *packIndex) {
-	var total int64
+	var total, objects int64
 	for _, p := range packs {
-		total += p.size
+		total, objects = total+p.size, objects+p.count
 	}
-	m := newPackMerge(nil, total, true)
+	m := newPackMerge(nil, total, objects, true)
 	for i := len(packs) - 1; i >= 0; i-- {
 		if err := m.addPack(packs[i]); err != nil {
 			tb.Fatal(err)

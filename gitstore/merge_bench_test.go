@@ -3,6 +3,7 @@ package gitstore
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -84,6 +85,30 @@ func BenchmarkMergeLevels(b *testing.B) {
 				b.ReportMetric(float64(written)/float64(n), "zlib-bytes/context")
 				b.ReportMetric(0, "ns/op")
 			})
+		}
+	}
+}
+
+// sortByHash orders entries as the index does, whatever their order.
+func TestSortByHash(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{0, 1, 2, 255, 256, 5000} {
+		var in []packEntry
+		for i := range n {
+			var h Hash
+			for j := range h {
+				h[j] = byte(rng.Uint32())
+			}
+			if i%7 == 3 {
+				h[0] = 0x42 // crowded buckets too
+			}
+			in = append(in, packEntry{hash: h, offset: uint64(i)})
+		}
+		got := sortByHash(slices.Clone(in))
+		want := slices.Clone(in)
+		slices.SortFunc(want, func(a, b packEntry) int { return compareHash(&a.hash, &b.hash) })
+		if !slices.Equal(got, want) {
+			t.Fatalf("%d entries: not in index order", n)
 		}
 	}
 }

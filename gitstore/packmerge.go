@@ -24,6 +24,11 @@ const keyframeEvery = 128
 // a segment's objects are held decoded in memory.
 const segmentBytes = 16 << 20
 
+// maxSegObjects bounds the room a merge reserves ahead for a segment's
+// objects (more grow it as needed): a segment of the write path's packs
+// holds about 60,000.
+const maxSegObjects = 1 << 17
+
 // Zlib levels of what a merge writes, by kind of entry. Objects are
 // compressed once (a merged pack is later copied as a block), so size
 // matters more than on the write path; but a merge compresses a small
@@ -82,6 +87,7 @@ type packMerge struct {
 	scratch    []byte
 	rd         bytes.Reader // the general decoder's input
 	arena      []byte       // decoded objects are allocated from it: alloc
+	read       []byte       // the pack being added, as read
 	blocks     bool         // packs holding deltas may be copied as blocks
 
 	seg      []segObject // the segment being gathered, oldest first
@@ -108,9 +114,14 @@ type version struct {
 	depth int // deltas between it and a whole object
 }
 
-func newPackMerge(r *repo, size int64, blocks bool) *packMerge {
+// newPackMerge returns a merge of packs of size bytes and objects in all,
+// whose buffers it sizes.
+func newPackMerge(r *repo, size, objects int64, blocks bool) *packMerge {
 	m := &packMerge{repo: r, pw: newPackWriter(), blocks: blocks}
 	m.pw.buf = make([]byte, packHeaderLen, size)
+	m.pw.entries = make([]packEntry, 0, objects)
+	m.pw.seen = make(map[Hash]struct{}, objects)
+	m.seg = make([]segObject, 0, min(objects, maxSegObjects))
 	newZ := func(level int) *zlib.Writer {
 		zw, _ := zlib.NewWriterLevel(io.Discard, level) // levels are valid: no error
 		return zw
@@ -135,12 +146,12 @@ func (m *packMerge) restart() {
 // stock git may repeat objects of other packs) the merge is done again
 // object by object.
 func (s *Store) merge(cands []*pack) error {
-	var total int64
+	var total, objects int64
 	for _, p := range cands {
-		total += p.size
+		total, objects = total+p.size, objects+p.count
 	}
 	for _, blocks := range []bool{true, false} {
-		m := newPackMerge(s.repo, total, blocks)
+		m := newPackMerge(s.repo, total, objects, blocks)
 		for i := len(cands) - 1; i >= 0; i-- { // oldest first
 			if err := m.addPack(cands[i]); err != nil {
 				return fmt.Errorf("merge %s: %w", cands[i].name, err)
@@ -156,9 +167,9 @@ func (s *Store) merge(cands []*pack) error {
 // finish completes the merged pack; false if an object is in it twice.
 func (m *packMerge) finish() ([]byte, *packIndex, bool) {
 	m.writeSegment()
+	m.pw.entries = sortByHash(m.pw.entries)
 	if len(m.copied) > 0 {
-		all := slices.Clone(m.pw.entries)
-		slices.SortFunc(all, func(a, b packEntry) int { return compareHash(&a.hash, &b.hash) })
+		all := m.pw.entries
 		for _, c := range m.copied {
 			var ok bool
 			if all, ok = mergeByHash(all, c); !ok {
@@ -169,6 +180,31 @@ func (m *packMerge) finish() ([]byte, *packIndex, bool) {
 	}
 	data, idx := m.pw.finish()
 	return data, idx, true
+}
+
+// sortByHash returns entries sorted by object id (as an index lists
+// them): spread over 256 buckets by the first byte of their id, as ids
+// are uniform, then each bucket sorted, which compares and moves each
+// entry about half as often as one sort of the whole list.
+func sortByHash(entries []packEntry) []packEntry {
+	var at [257]int
+	for i := range entries {
+		at[int(entries[i].hash[0])+1]++
+	}
+	for b := 1; b <= 256; b++ {
+		at[b] += at[b-1]
+	}
+	out := make([]packEntry, len(entries))
+	next := at
+	for i := range entries {
+		b := entries[i].hash[0]
+		out[next[b]] = entries[i]
+		next[b]++
+	}
+	for b := range 256 {
+		slices.SortFunc(out[at[b]:at[b+1]], func(x, y packEntry) int { return compareHash(&x.hash, &y.hash) })
+	}
+	return out
 }
 
 // mergeByHash merges two lists sorted by object id; it reports false if
@@ -209,7 +245,10 @@ func (m *packMerge) addPack(p *pack) error {
 	if err := p.idx.verify(); err != nil {
 		return fmt.Errorf("pack index %s.idx: %w", p.name, err)
 	}
-	data := make([]byte, p.size-20)
+	// Nothing refers to data once addPack returns (decoded objects are in
+	// the arena, copied blocks in the new pack): the next pack reuses it.
+	m.read = slices.Grow(m.read[:0], int(p.size-20))[:p.size-20]
+	data := m.read
 	if _, err := p.f.ReadAt(data, 0); err != nil {
 		return err
 	}
@@ -486,7 +525,12 @@ func (m *packMerge) name(trees map[Hash]int, h Hash, key string) {
 			m.seg[i].path = key
 		}
 		if string(data[:sp]) == modeDir {
-			m.name(trees, Hash(data[nul+1:nul+21]), key+"/"+string(name))
+			// Only a subtree of the segment not named yet is walked (most
+			// are unchanged ones, in older segments or named by an older
+			// commit): the key is built for it alone.
+			if j, ok := trees[Hash(data[nul+1:nul+21])]; ok && m.seg[j].path == "" {
+				m.name(trees, m.seg[j].h, key+"/"+string(name))
+			}
 		}
 		data = data[nul+21:]
 	}
