@@ -88,6 +88,7 @@ type packMerge struct {
 	rd         bytes.Reader // the general decoder's input
 	arena      []byte       // decoded objects are allocated from it: alloc
 	read       []byte       // the pack being added, as read
+	versions   []version    // newVersion's block
 	blocks     bool         // packs holding deltas may be copied as blocks
 
 	seg      []segObject // the segment being gathered, oldest first
@@ -447,7 +448,7 @@ func (m *packMerge) writeSegment() {
 	if len(m.seg) == 0 {
 		return
 	}
-	trees := map[Hash]int{}
+	trees := make(map[Hash]int, len(m.seg))
 	for i, o := range m.seg {
 		if o.t == objTree {
 			trees[o.h] = i
@@ -553,8 +554,18 @@ func (m *packMerge) put(t objType, h Hash, obj []byte, base *version, maxDepth i
 				zw = m.zTreeDelta
 			}
 			off := m.pw.addDeltaWith(zw, h, base.off, m.scratch)
-			return &version{off: off, data: obj, depth: base.depth + 1}
+			return m.newVersion(version{off: off, data: obj, depth: base.depth + 1})
 		}
 	}
-	return &version{off: m.pw.addHashed(m.z[t], h, t, obj), data: obj}
+	return m.newVersion(version{off: m.pw.addHashed(m.z[t], h, t, obj), data: obj})
+}
+
+// newVersion returns v in memory of the merge: versions are carved out of
+// blocks of 4096 (one allocation for as many objects written).
+func (m *packMerge) newVersion(v version) *version {
+	if len(m.versions) == cap(m.versions) {
+		m.versions = make([]version, 0, 4096)
+	}
+	m.versions = append(m.versions, v)
+	return &m.versions[len(m.versions)-1]
 }
