@@ -112,3 +112,16 @@ func TestSortByHash(t *testing.T) {
 		}
 	}
 }
+
+// A merge's hashObject, which keeps its SHA-1 state, gives the ids
+// hashObject gives, one object after another.
+func TestPackMerge_HashObject(t *testing.T) {
+	var m packMerge
+	for i, data := range [][]byte{nil, []byte("a"), bytes.Repeat([]byte("tree entry "), 300), []byte("b")} {
+		for _, ty := range []objType{objCommit, objTree, objBlob, objTag} {
+			if got, want := m.hashObject(ty, data), hashObject(ty, data); got != want {
+				t.Fatalf("object %d of type %s: %s, want %s", i, ty, got, want)
+			}
+		}
+	}
+}

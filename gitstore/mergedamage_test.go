@@ -121,6 +121,7 @@ func forgePack(t *testing.T, s *Store) Hash {
 	blob := Hash{0xb1}
 	pw := newPackWriter()
 	level1, _ := zlib.NewWriterLevel(nil, zlib.BestSpeed)
+	pw.claim(blob)
 	pw.addHashed(level1, blob, objBlob, bytes.Repeat([]byte("not the blob this id names "), 20))
 	data, idx := pw.finish()
 	if err := s.repo.writePack(data, idx); err != nil {

@@ -67,7 +67,7 @@ func (p *packWriter) add(t objType, data []byte) Hash {
 // was stored (false: the pack already held the object).
 func (p *packWriter) addAt(t objType, data []byte) (Hash, uint64, bool) {
 	h := hashObject(t, data)
-	if _, ok := p.seen[h]; ok {
+	if !p.claim(h) {
 		return h, 0, false
 	}
 	zw := p.zw
@@ -77,11 +77,18 @@ func (p *packWriter) addAt(t objType, data []byte) (Hash, uint64, bool) {
 	return h, p.addHashed(zw, h, t, data), true
 }
 
+// claim adds h to the objects of the pack and reports whether it is new
+// (one map operation where a lookup and an insert take two).
+func (p *packWriter) claim(h Hash) bool {
+	n := len(p.seen)
+	p.seen[h] = struct{}{}
+	return len(p.seen) > n
+}
+
 // addHashed stores object h, of type t, compressed by zw, and returns
 // where its entry starts. The caller computed h from data (or checked
-// data against it) and knows that the pack does not hold it yet.
+// data against it) and claimed it.
 func (p *packWriter) addHashed(zw *zlib.Writer, h Hash, t objType, data []byte) uint64 {
-	p.seen[h] = struct{}{}
 	start := len(p.buf)
 	p.buf = appendPackHeader(p.buf, t, uint64(len(data)))
 	p.deflate(zw, h, start, data)
@@ -112,13 +119,14 @@ func (p *packWriter) addRaw(h Hash, raw []byte, crc uint32) {
 // format) against the object stored at baseOff in this pack. An object
 // already in the pack is not stored twice; it returns the entry's offset.
 func (p *packWriter) addDelta(h Hash, baseOff uint64, delta []byte) uint64 {
+	p.claim(h)
 	return p.addDeltaWith(p.zw, h, baseOff, delta)
 }
 
-// addDeltaWith is addDelta compressing the delta with zw.
+// addDeltaWith is addDelta compressing the delta with zw, for a caller
+// that claimed h.
 func (p *packWriter) addDeltaWith(zw *zlib.Writer, h Hash, baseOff uint64, delta []byte) uint64 {
 	start := len(p.buf)
-	p.seen[h] = struct{}{}
 	p.buf = appendPackHeader(p.buf, objOfsDelta, uint64(len(delta)))
 	p.buf = appendOfsDeltaOffset(p.buf, uint64(start)-baseOff)
 	p.deflate(zw, h, start, delta)

@@ -2,10 +2,13 @@ package gitstore
 
 import (
 	"bytes"
+	"crypto/sha1"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"slices"
+	"strconv"
 
 	"github.com/klauspost/compress/zlib"
 )
@@ -89,6 +92,8 @@ type packMerge struct {
 	arena      []byte       // decoded objects are allocated from it: alloc
 	read       []byte       // the pack being added, as read
 	versions   []version    // newVersion's block
+	sha        hash.Hash    // hashObject's state
+	sum        []byte       // hashObject's buffer
 	blocks     bool         // packs holding deltas may be copied as blocks
 
 	seg      []segObject // the segment being gathered, oldest first
@@ -396,7 +401,7 @@ func (m *packMerge) decode(pe *packedEntry, kept map[uint64]keptBase, need map[u
 	if err != nil {
 		return 0, nil, &CorruptError{Object: pe.hash, Err: fmt.Errorf("at offset %d: %w", pe.offset, err)}
 	}
-	if got := hashObject(t, obj); got != pe.hash {
+	if got := m.hashObject(t, obj); got != pe.hash {
 		return 0, nil, &CorruptError{Object: pe.hash, Err: fmt.Errorf("at offset %d: content hashes to %s", pe.offset, got)}
 	}
 	return t, obj, nil
@@ -442,6 +447,22 @@ func (m *packMerge) alloc(n int) []byte {
 	return out
 }
 
+// hashObject is the package's hashObject with one SHA-1 state and output
+// buffer kept for the whole merge (two allocations fewer per object).
+func (m *packMerge) hashObject(t objType, data []byte) Hash {
+	if m.sha == nil {
+		m.sha = sha1.New()
+	}
+	m.sha.Reset()
+	hdr := append(m.sum[:0], t.String()...)
+	hdr = append(hdr, ' ')
+	hdr = strconv.AppendInt(hdr, int64(len(data)), 10)
+	m.sha.Write(append(hdr, 0))
+	m.sha.Write(data)
+	m.sum = m.sha.Sum(hdr[:0])
+	return Hash(m.sum)
+}
+
 // writeSegment writes the segment gathered, newest object first, and
 // empties it.
 func (m *packMerge) writeSegment() {
@@ -468,7 +489,7 @@ func (m *packMerge) writeSegment() {
 		case o.t == objBlob || o.t == objCommit:
 			m.putKeyed(o.t, o.h, o.data)
 		default:
-			if _, dup := m.pw.seen[o.h]; !dup {
+			if m.pw.claim(o.h) {
 				m.pw.addHashed(m.z[o.t], o.h, o.t, o.data)
 			}
 		}
@@ -543,7 +564,7 @@ func (m *packMerge) name(trees map[Hash]int, h Hash, key string) {
 // returns the version the next object of the same path or kind is based
 // on.
 func (m *packMerge) put(t objType, h Hash, obj []byte, base *version, maxDepth int) *version {
-	if _, dup := m.pw.seen[h]; dup {
+	if !m.pw.claim(h) {
 		return base
 	}
 	if base != nil && base.depth < maxDepth {
