@@ -92,6 +92,8 @@ type packMerge struct {
 	arena      []byte       // decoded objects are allocated from it: alloc
 	read       []byte       // the pack being added, as read
 	versions   []version    // newVersion's block
+	left       int64        // objects of the packs not added yet
+	sized      bool         // the buffers of decoded packs are sized: addPack
 	sha        hash.Hash    // hashObject's state
 	sum        []byte       // hashObject's buffer
 	blocks     bool         // packs holding deltas may be copied as blocks
@@ -120,14 +122,10 @@ type version struct {
 	depth int // deltas between it and a whole object
 }
 
-// newPackMerge returns a merge of packs of size bytes and objects in all,
-// whose buffers it sizes.
+// newPackMerge returns a merge of packs of size bytes and objects in all.
 func newPackMerge(r *repo, size, objects int64, blocks bool) *packMerge {
-	m := &packMerge{repo: r, pw: newPackWriter(), blocks: blocks}
+	m := &packMerge{repo: r, pw: newPackWriter(), blocks: blocks, left: objects}
 	m.pw.buf = make([]byte, packHeaderLen, size)
-	m.pw.entries = make([]packEntry, 0, objects)
-	m.pw.seen = make(map[Hash]struct{}, objects)
-	m.seg = make([]segObject, 0, min(objects, maxSegObjects))
 	newZ := func(level int) *zlib.Writer {
 		zw, _ := zlib.NewWriterLevel(io.Discard, level) // levels are valid: no error
 		return zw
@@ -279,9 +277,21 @@ func (m *packMerge) addPack(p *pack) error {
 		}
 		list[i] = pe
 	}
+	m.left -= p.count
 	if m.blocks && len(need) > 0 && !hasRefDelta(list) {
 		m.copyBlock(p, data)
 		return nil
+	}
+	if !m.sized {
+		// The first pack decoded: the merge's entries, its set of ids and
+		// a segment are sized for it and every pack after it (a merge
+		// takes packs of one tier, so those are decoded too; a merge of
+		// packs copied as blocks needs none of it).
+		n := int64(len(list)) + m.left
+		m.pw.entries = slices.Grow(m.pw.entries, int(n))
+		m.pw.seen = make(map[Hash]struct{}, n)
+		m.seg = make([]segObject, 0, min(n, maxSegObjects))
+		m.sized = true
 	}
 	kept := map[uint64]keptBase{} // decoded objects that a later delta of p needs
 	for i := range list {
