@@ -39,15 +39,18 @@ const maxSegObjects = 1 << 17
 // finding matches, so the levels were chosen by measuring both bytes and
 // CPU per kind (BenchmarkMergeLevels; docs/STORAGE.md):
 //
-//   - blobs (deltas against a keyframe, and keyframes): level 3, within
-//     1 % of level 6's bytes;
-//   - commits: Huffman coding only, smaller than level 6 (their deltas
-//     are a new id, a time and a trailer: few repeats to find);
-//   - whole trees: level 1, within 1 % of level 6;
+//   - blobs (deltas against a keyframe, and keyframes): level 6, the
+//     smallest; lower levels measured no cheaper (level 3) or cheaper by
+//     an eighth for 6 % more bytes (level 1);
+//   - commits: Huffman coding only, smaller than level 6 and a fifth
+//     cheaper (their deltas are a new id, a time and a trailer: few
+//     repeats to find);
+//   - whole trees: level 1, within 1 % of level 6's bytes, a third
+//     cheaper;
 //   - tree deltas, a few dozen bytes and mostly an object id, which no
 //     level compresses: stored (level 0).
 const (
-	mergeBlobLevel      = 3
+	mergeBlobLevel      = 6
 	mergeCommitLevel    = zlib.HuffmanOnly
 	mergeTreeLevel      = 1
 	mergeTreeDeltaLevel = 0
