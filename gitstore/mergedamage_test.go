@@ -178,9 +178,8 @@ func packFiles(t *testing.T, s *Store) []string {
 }
 
 // An object that two packs of a merge hold (the write path may write
-// again what an older pack holds: a directory's tree returns to an older
-// version when what was added to it is deleted) is in the merged pack
-// once. Every context reads back and stock git accepts the pack.
+// again what an older pack holds: after a restore, trees go back to older
+// versions) is in the merged pack once. Every context reads back and stock git accepts the pack.
 func TestMerge_RepeatedObjects(t *testing.T) {
 	s, err := Open(t.TempDir(), Options{MergePacks: 1 << 20, CacheBytes: 1})
 	if err != nil {
