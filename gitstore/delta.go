@@ -23,10 +23,21 @@ const (
 	deltaMaxLit  = 0x7f    // longest insert one instruction carries
 )
 
-// deltaEncoder computes deltas; it keeps its hash table between calls.
+// deltaEncoder computes deltas; it keeps its hash table between calls,
+// and the table of the last base hashed: a merge encodes up to
+// keyframeEvery blobs in a row against the same keyframe, whose windows
+// are then hashed once.
 type deltaEncoder struct {
 	table []uint32 // base position + 1 of each hashed window, 0: none
+	of    []byte   // the base the table was built for
 }
+
+// deltaMinMatch is the shortest middle part (between the common prefix
+// and suffix) that the encoder looks up in the base: in a shorter one (a
+// tree whose version differs by one object id) a copy would save at most
+// a few bytes, and hashing the base costs more than the rest of the
+// encoding.
+const deltaMinMatch = 32
 
 // encode appends to dst the delta that turns base into target. It copies
 // the common prefix and suffix, and between them every run of at least
@@ -40,7 +51,7 @@ func (d *deltaEncoder) encode(dst, base, target []byte) []byte {
 	suf := commonSuffix(base[pre:], target[pre:])
 	dst = appendCopy(dst, 0, pre)
 	mid := target[pre : len(target)-suf]
-	if len(mid) >= deltaWindow && len(base) >= deltaWindow {
+	if len(mid) >= deltaMinMatch && len(base) >= deltaWindow {
 		dst = d.matchInto(dst, base, mid)
 	} else {
 		dst = appendInsert(dst, mid)
@@ -57,12 +68,19 @@ func (d *deltaEncoder) matchInto(dst, base, mid []byte) []byte {
 	}
 	if cap(d.table) < n {
 		d.table = make([]uint32, n)
+		d.of = nil
 	}
 	t := d.table[:n]
-	clear(t)
 	mask := uint64(n - 1)
-	for i := 0; i+deltaWindow <= len(base); i++ {
-		t[windowHash(base[i:])&mask] = uint32(i + 1)
+	// The same base: its windows are in the table. A base that changed in
+	// place since would only give candidates that fail the comparison
+	// below, never a wrong copy.
+	if len(d.of) != len(base) || &d.of[0] != &base[0] {
+		clear(t)
+		for i := 0; i+deltaWindow <= len(base); i++ {
+			t[windowHash(base[i:])&mask] = uint32(i + 1)
+		}
+		d.of = base
 	}
 	lit := 0
 	for j := 0; j+deltaWindow <= len(mid); {

@@ -64,10 +64,21 @@ func TestDelta_RoundTrip(t *testing.T) {
 			t.Fatalf("case %d: delta of %d bytes gives %d bytes that differ from the %d-byte target", i, len(d), len(got), len(c[1]))
 		}
 	}
+	// The table of a base is kept for the next delta against it; a base
+	// changed in place since must still give right deltas.
+	base := []byte(strings.Repeat("a context file of the store, keyed and laid out alike; ", 8))
+	target := append([]byte("new first line; "), base[40:]...)
+	for i := range 3 {
+		d := enc.encode(nil, base, target)
+		if got, err := applyDelta(base, d); err != nil || !bytes.Equal(got, target) {
+			t.Fatalf("against a base used before (round %d): %v", i, err)
+		}
+		copy(base, strings.Repeat(fmt.Sprint(i), 100))
+	}
 	var h1, h2 Hash
 	h2[0] = 1
 	e := []treeEntry{{name: "0", dir: true}, {name: "1", dir: true, hash: h1}, {name: "2", dir: true}}
-	base := encodeTree(nil, e)
+	base = encodeTree(nil, e)
 	e[1].hash = h2
 	d := enc.encode(nil, base, encodeTree(nil, e))
 	if len(d) > 35 {
@@ -212,19 +223,21 @@ func dropBaseCaches(s *Store) {
 }
 
 // mergeInMemory merges packs (newest first) as Store.merge does, without
-// writing the result.
-func mergeInMemory(tb testing.TB, packs []*pack) {
-	var total int64
+// writing the result; it returns the merged pack and its index.
+func mergeInMemory(tb testing.TB, packs []*pack) ([]byte, *packIndex) {
+	var total, objects int64
 	for _, p := range packs {
-		total += p.size
+		total, objects = total+p.size, objects+p.count
 	}
-	m := newPackMerge(nil, total, true)
+	m := newPackMerge(nil, total, objects, true)
 	for i := len(packs) - 1; i >= 0; i-- {
 		if err := m.addPack(packs[i]); err != nil {
 			tb.Fatal(err)
 		}
 	}
-	if _, _, ok := m.finish(); !ok {
+	data, idx, ok := m.finish()
+	if !ok {
 		tb.Fatal("an object repeats")
 	}
+	return data, idx
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/adler32"
 	"hash/crc32"
 	"io"
 	"os"
@@ -66,21 +67,41 @@ func (p *packWriter) add(t objType, data []byte) Hash {
 // was stored (false: the pack already held the object).
 func (p *packWriter) addAt(t objType, data []byte) (Hash, uint64, bool) {
 	h := hashObject(t, data)
-	if _, ok := p.seen[h]; ok {
+	if !p.claim(h) {
 		return h, 0, false
 	}
-	p.seen[h] = struct{}{}
-	start := len(p.buf)
-	p.buf = appendPackHeader(p.buf, t, uint64(len(data)))
 	zw := p.zw
 	if t == objTree {
 		zw = p.zstore
 	}
+	return h, p.addHashed(zw, h, t, data), true
+}
+
+// claim adds h to the objects of the pack and reports whether it is new
+// (one map operation where a lookup and an insert take two).
+func (p *packWriter) claim(h Hash) bool {
+	n := len(p.seen)
+	p.seen[h] = struct{}{}
+	return len(p.seen) > n
+}
+
+// addHashed stores object h, of type t, compressed by zw, and returns
+// where its entry starts. The caller computed h from data (or checked
+// data against it) and claimed it.
+func (p *packWriter) addHashed(zw *zlib.Writer, h Hash, t objType, data []byte) uint64 {
+	start := len(p.buf)
+	p.buf = appendPackHeader(p.buf, t, uint64(len(data)))
+	p.deflate(zw, h, start, data)
+	return uint64(start)
+}
+
+// deflate appends data compressed by zw to the entry that starts at start
+// and lists the entry.
+func (p *packWriter) deflate(zw *zlib.Writer, h Hash, start int, data []byte) {
 	zw.Reset(appender{&p.buf})
 	zw.Write(data) // writes to memory: cannot fail
 	zw.Close()
 	p.entries = append(p.entries, packEntry{h, uint64(start), crc32.ChecksumIEEE(p.buf[start:])})
-	return h, uint64(start), true
 }
 
 // addRaw stores an object already encoded as a pack entry (header and
@@ -98,15 +119,18 @@ func (p *packWriter) addRaw(h Hash, raw []byte, crc uint32) {
 // format) against the object stored at baseOff in this pack. An object
 // already in the pack is not stored twice; it returns the entry's offset.
 func (p *packWriter) addDelta(h Hash, baseOff uint64, delta []byte) uint64 {
-	start := uint64(len(p.buf))
-	p.seen[h] = struct{}{}
+	p.claim(h)
+	return p.addDeltaWith(p.zw, h, baseOff, delta)
+}
+
+// addDeltaWith is addDelta compressing the delta with zw, for a caller
+// that claimed h.
+func (p *packWriter) addDeltaWith(zw *zlib.Writer, h Hash, baseOff uint64, delta []byte) uint64 {
+	start := len(p.buf)
 	p.buf = appendPackHeader(p.buf, objOfsDelta, uint64(len(delta)))
-	p.buf = appendOfsDeltaOffset(p.buf, start-baseOff)
-	p.zw.Reset(appender{&p.buf})
-	p.zw.Write(delta) // writes to memory: cannot fail
-	p.zw.Close()
-	p.entries = append(p.entries, packEntry{h, start, crc32.ChecksumIEEE(p.buf[start:])})
-	return start
+	p.buf = appendOfsDeltaOffset(p.buf, uint64(start)-baseOff)
+	p.deflate(zw, h, start, delta)
+	return uint64(start)
 }
 
 // appendOfsDeltaOffset appends the distance back to a delta's base as git
@@ -245,31 +269,78 @@ func (p *pack) inflate(off int64, size uint64) ([]byte, error) {
 // inflate reads a zlib stream of exactly size bytes from src and checks
 // its Adler-32 trailer.
 func inflate(src io.Reader, size uint64) ([]byte, error) {
-	var zr io.ReadCloser
-	if v := zlibReaders.Get(); v != nil {
-		zr = v.(io.ReadCloser)
-		if err := zr.(zlib.Resetter).Reset(src, nil); err != nil {
-			return nil, err
-		}
-	} else {
-		var err error
-		if zr, err = zlib.NewReader(src); err != nil {
-			return nil, err
-		}
-	}
-	defer zlibReaders.Put(zr)
 	if size > maxObjectSize {
 		return nil, fmt.Errorf("object of %d bytes is over the %d byte limit", size, maxObjectSize)
 	}
 	out := make([]byte, size)
-	if _, err := io.ReadFull(zr, out); err != nil {
+	if err := inflateTo(out, src); err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// inflateTo reads a zlib stream of exactly len(out) bytes from src into
+// out and checks its Adler-32 trailer.
+func inflateTo(out []byte, src io.Reader) error {
+	var zr io.ReadCloser
+	if v := zlibReaders.Get(); v != nil {
+		zr = v.(io.ReadCloser)
+		if err := zr.(zlib.Resetter).Reset(src, nil); err != nil {
+			return err
+		}
+	} else {
+		var err error
+		if zr, err = zlib.NewReader(src); err != nil {
+			return err
+		}
+	}
+	defer zlibReaders.Put(zr)
+	if _, err := io.ReadFull(zr, out); err != nil {
+		return err
 	}
 	var one [1]byte
 	if n, err := zr.Read(one[:]); n != 0 || err != io.EOF {
-		return nil, errors.New("object data longer than its header says, or checksum mismatch")
+		return errors.New("object data longer than its header says, or checksum mismatch")
 	}
-	return out, nil
+	return nil
+}
+
+// inflateStored decodes src, the whole zlib data of a pack entry, into
+// out (len(out) is the size its header declares) when the stream is of
+// the form the write path's level-0 writer gives: the zlib header, stored
+// blocks, possibly an empty final block of fixed codes, and an Adler-32
+// that matches. It reports false for any other stream, without deciding
+// whether that one is valid: the caller decodes it with the general
+// decoder, which checks it. It reads no byte outside src and writes none
+// outside out.
+func inflateStored(out, src []byte) bool {
+	if len(src) < 2 {
+		return false
+	}
+	if cmf, flg := src[0], src[1]; cmf&0x0f != 8 || cmf>>4 > 7 || (uint(cmf)<<8|uint(flg))%31 != 0 || flg&0x20 != 0 {
+		return false
+	}
+	pos, n := 2, 0
+	for {
+		if pos+2 <= len(src) && src[pos] == 0x03 && src[pos+1] == 0x00 { // final block: fixed codes, end of block only
+			pos += 2
+			break
+		}
+		if pos+5 > len(src) || src[pos] > 1 { // a stored block, its padding bits zero
+			return false
+		}
+		final := src[pos] == 1
+		ln := int(binary.LittleEndian.Uint16(src[pos+1:]))
+		if binary.LittleEndian.Uint16(src[pos+3:]) != ^uint16(ln) || ln > len(src)-pos-5 || ln > len(out)-n {
+			return false
+		}
+		n += copy(out[n:], src[pos+5:pos+5+ln])
+		pos += 5 + ln
+		if final {
+			break
+		}
+	}
+	return n == len(out) && pos+4 == len(src) && adler32.Checksum(out) == binary.BigEndian.Uint32(src[pos:])
 }
 
 const maxObjectSize = 256 << 20

@@ -2,10 +2,13 @@ package gitstore
 
 import (
 	"bytes"
+	"crypto/sha1"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"slices"
+	"strconv"
 
 	"github.com/klauspost/compress/zlib"
 )
@@ -24,14 +27,33 @@ const keyframeEvery = 128
 // a segment's objects are held decoded in memory.
 const segmentBytes = 16 << 20
 
-// Zlib levels of what a merge writes. Objects are compressed once (a
-// merged pack is later copied as a block), so size matters more than on
-// the write path. Tree deltas are a few dozen bytes, mostly an object id,
-// which no level compresses: they are stored (level 0), which measured
-// no larger than level 1 and skips building Huffman tables per delta.
+// maxSegObjects bounds the room a merge reserves ahead for a segment's
+// objects (more grow it as needed): a segment of the write path's packs
+// holds about 60,000.
+const maxSegObjects = 1 << 17
+
+// Zlib levels of what a merge writes, by kind of entry. Objects are
+// compressed once (a merged pack is later copied as a block), so size
+// matters more than on the write path; but a merge compresses a small
+// object per entry, where building the Huffman tables costs more than
+// finding matches, so the levels were chosen by measuring both bytes and
+// CPU per kind (BenchmarkMergeLevels; docs/STORAGE.md):
+//
+//   - blobs (deltas against a keyframe, and keyframes): level 6, the
+//     smallest; lower levels measured no cheaper (level 3) or cheaper by
+//     an eighth for 6 % more bytes (level 1);
+//   - commits: Huffman coding only, smaller than level 6 and a fifth
+//     cheaper (their deltas are a new id, a time and a trailer: few
+//     repeats to find);
+//   - whole trees: level 1, within 1 % of level 6's bytes, a third
+//     cheaper;
+//   - tree deltas, a few dozen bytes and mostly an object id, which no
+//     level compresses: stored (level 0).
 const (
-	mergeLevel     = 6
-	mergeTreeLevel = 0
+	mergeBlobLevel      = 6
+	mergeCommitLevel    = zlib.HuffmanOnly
+	mergeTreeLevel      = 1
+	mergeTreeDeltaLevel = 0
 )
 
 // packMerge writes the objects of the packs of a merge into one pack,
@@ -63,12 +85,21 @@ const (
 // and encoded again. Every object decoded is checked against its id, so
 // a merge never spreads damage.
 type packMerge struct {
-	repo    *repo
-	pw      *packWriter
-	zTree   *zlib.Writer
-	enc     deltaEncoder
-	scratch []byte
-	blocks  bool // packs holding deltas may be copied as blocks
+	repo       *repo
+	pw         *packWriter
+	z          [objTag + 1]*zlib.Writer // by type: whole objects, and deltas of blobs and commits
+	zTreeDelta *zlib.Writer             // tree deltas
+	enc        deltaEncoder
+	scratch    []byte
+	rd         bytes.Reader // the general decoder's input
+	arena      []byte       // decoded objects are allocated from it: alloc
+	read       []byte       // the pack being added, as read
+	versions   []version    // newVersion's block
+	left       int64        // objects of the packs not added yet
+	sized      bool         // the buffers of decoded packs are sized: addPack
+	sha        hash.Hash    // hashObject's state
+	sum        []byte       // hashObject's buffer
+	blocks     bool         // packs holding deltas may be copied as blocks
 
 	seg      []segObject // the segment being gathered, oldest first
 	segBytes int64
@@ -94,12 +125,17 @@ type version struct {
 	depth int // deltas between it and a whole object
 }
 
-func newPackMerge(r *repo, size int64, blocks bool) *packMerge {
-	m := &packMerge{repo: r, pw: newPackWriter(), blocks: blocks}
+// newPackMerge returns a merge of packs of size bytes and objects in all.
+func newPackMerge(r *repo, size, objects int64, blocks bool) *packMerge {
+	m := &packMerge{repo: r, pw: newPackWriter(), blocks: blocks, left: objects}
 	m.pw.buf = make([]byte, packHeaderLen, size)
-	zw, _ := zlib.NewWriterLevel(io.Discard, mergeLevel) // levels are valid: no error
-	m.zTree, _ = zlib.NewWriterLevel(io.Discard, mergeTreeLevel)
-	m.pw.zw, m.pw.zstore = zw, zw
+	newZ := func(level int) *zlib.Writer {
+		zw, _ := zlib.NewWriterLevel(io.Discard, level) // levels are valid: no error
+		return zw
+	}
+	blobs := newZ(mergeBlobLevel)
+	m.z = [...]*zlib.Writer{objCommit: newZ(mergeCommitLevel), objTree: newZ(mergeTreeLevel), objBlob: blobs, objTag: blobs}
+	m.zTreeDelta = newZ(mergeTreeDeltaLevel)
 	m.restart()
 	return m
 }
@@ -117,12 +153,12 @@ func (m *packMerge) restart() {
 // stock git may repeat objects of other packs) the merge is done again
 // object by object.
 func (s *Store) merge(cands []*pack) error {
-	var total int64
+	var total, objects int64
 	for _, p := range cands {
-		total += p.size
+		total, objects = total+p.size, objects+p.count
 	}
 	for _, blocks := range []bool{true, false} {
-		m := newPackMerge(s.repo, total, blocks)
+		m := newPackMerge(s.repo, total, objects, blocks)
 		for i := len(cands) - 1; i >= 0; i-- { // oldest first
 			if err := m.addPack(cands[i]); err != nil {
 				return fmt.Errorf("merge %s: %w", cands[i].name, err)
@@ -138,9 +174,9 @@ func (s *Store) merge(cands []*pack) error {
 // finish completes the merged pack; false if an object is in it twice.
 func (m *packMerge) finish() ([]byte, *packIndex, bool) {
 	m.writeSegment()
+	m.pw.entries = sortByHash(m.pw.entries)
 	if len(m.copied) > 0 {
-		all := slices.Clone(m.pw.entries)
-		slices.SortFunc(all, func(a, b packEntry) int { return compareHash(&a.hash, &b.hash) })
+		all := m.pw.entries
 		for _, c := range m.copied {
 			var ok bool
 			if all, ok = mergeByHash(all, c); !ok {
@@ -151,6 +187,31 @@ func (m *packMerge) finish() ([]byte, *packIndex, bool) {
 	}
 	data, idx := m.pw.finish()
 	return data, idx, true
+}
+
+// sortByHash returns entries sorted by object id (as an index lists
+// them): spread over 256 buckets by the first byte of their id, as ids
+// are uniform, then each bucket sorted, which compares and moves each
+// entry about half as often as one sort of the whole list.
+func sortByHash(entries []packEntry) []packEntry {
+	var at [257]int
+	for i := range entries {
+		at[int(entries[i].hash[0])+1]++
+	}
+	for b := 1; b <= 256; b++ {
+		at[b] += at[b-1]
+	}
+	out := make([]packEntry, len(entries))
+	next := at
+	for i := range entries {
+		b := entries[i].hash[0]
+		out[next[b]] = entries[i]
+		next[b]++
+	}
+	for b := range 256 {
+		slices.SortFunc(out[at[b]:at[b+1]], func(x, y packEntry) int { return compareHash(&x.hash, &y.hash) })
+	}
+	return out
 }
 
 // mergeByHash merges two lists sorted by object id; it reports false if
@@ -191,7 +252,10 @@ func (m *packMerge) addPack(p *pack) error {
 	if err := p.idx.verify(); err != nil {
 		return fmt.Errorf("pack index %s.idx: %w", p.name, err)
 	}
-	data := make([]byte, p.size-20)
+	// Nothing refers to data once addPack returns (decoded objects are in
+	// the arena, copied blocks in the new pack): the next pack reuses it.
+	m.read = slices.Grow(m.read[:0], int(p.size-20))[:p.size-20]
+	data := m.read
 	if _, err := p.f.ReadAt(data, 0); err != nil {
 		return err
 	}
@@ -216,9 +280,21 @@ func (m *packMerge) addPack(p *pack) error {
 		}
 		list[i] = pe
 	}
+	m.left -= p.count
 	if m.blocks && len(need) > 0 && !hasRefDelta(list) {
 		m.copyBlock(p, data)
 		return nil
+	}
+	if !m.sized {
+		// The first pack decoded: the merge's entries, its set of ids and
+		// a segment are sized for it and every pack after it (a merge
+		// takes packs of one tier, so those are decoded too; a merge of
+		// packs copied as blocks needs none of it).
+		n := int64(len(list)) + m.left
+		m.pw.entries = slices.Grow(m.pw.entries, int(n))
+		m.pw.seen = make(map[Hash]struct{}, n)
+		m.seg = make([]segObject, 0, min(n, maxSegObjects))
+		m.sized = true
 	}
 	kept := map[uint64]keptBase{} // decoded objects that a later delta of p needs
 	for i := range list {
@@ -313,7 +389,7 @@ type keptBase struct {
 // OFS_DELTA entries come from kept, which forgets each once its last
 // delta was read.
 func (m *packMerge) decode(pe *packedEntry, kept map[uint64]keptBase, need map[uint64]int) (objType, []byte, error) {
-	body, err := inflate(bytes.NewReader(pe.raw[pe.hdr:]), pe.size)
+	body, err := m.inflate(pe.raw[pe.hdr:], pe.size)
 	if err != nil {
 		return 0, nil, &CorruptError{Object: pe.hash, Err: fmt.Errorf("at offset %d: %w", pe.offset, err)}
 	}
@@ -338,10 +414,66 @@ func (m *packMerge) decode(pe *packedEntry, kept map[uint64]keptBase, need map[u
 	if err != nil {
 		return 0, nil, &CorruptError{Object: pe.hash, Err: fmt.Errorf("at offset %d: %w", pe.offset, err)}
 	}
-	if got := hashObject(t, obj); got != pe.hash {
+	if got := m.hashObject(t, obj); got != pe.hash {
 		return 0, nil, &CorruptError{Object: pe.hash, Err: fmt.Errorf("at offset %d: content hashes to %s", pe.offset, got)}
 	}
 	return t, obj, nil
+}
+
+// inflate returns the data of zlib stream src, size bytes, in memory of
+// the merge's arena. Streams of stored blocks (the write path's trees)
+// are copied out directly; any other goes to the general decoder. Both
+// check the stream's Adler-32; the caller checks the object's id.
+func (m *packMerge) inflate(src []byte, size uint64) ([]byte, error) {
+	if size > maxObjectSize {
+		return nil, fmt.Errorf("object of %d bytes is over the %d byte limit", size, maxObjectSize)
+	}
+	out := m.alloc(int(size))
+	if inflateStored(out, src) {
+		return out, nil
+	}
+	m.rd.Reset(src)
+	if err := inflateTo(out, &m.rd); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// arenaChunk is the size of the blocks the merge's arena hands decoded
+// objects out of (larger objects get their own).
+const arenaChunk = 256 << 10
+
+// alloc returns n bytes for a decoded object. They are carved out of a
+// block shared with the objects decoded before it, so that a segment's
+// tens of thousands of small objects cost a few allocations; a block is
+// freed once no object in it is referenced (a segment and the versions
+// based on it are dropped when it is written).
+func (m *packMerge) alloc(n int) []byte {
+	if n > arenaChunk/8 {
+		return make([]byte, n)
+	}
+	if len(m.arena)+n > cap(m.arena) {
+		m.arena = make([]byte, 0, arenaChunk)
+	}
+	out := m.arena[len(m.arena) : len(m.arena)+n : len(m.arena)+n]
+	m.arena = m.arena[:len(m.arena)+n]
+	return out
+}
+
+// hashObject is the package's hashObject with one SHA-1 state and output
+// buffer kept for the whole merge (two allocations fewer per object).
+func (m *packMerge) hashObject(t objType, data []byte) Hash {
+	if m.sha == nil {
+		m.sha = sha1.New()
+	}
+	m.sha.Reset()
+	hdr := append(m.sum[:0], t.String()...)
+	hdr = append(hdr, ' ')
+	hdr = strconv.AppendInt(hdr, int64(len(data)), 10)
+	m.sha.Write(append(hdr, 0))
+	m.sha.Write(data)
+	m.sum = m.sha.Sum(hdr[:0])
+	return Hash(m.sum)
 }
 
 // writeSegment writes the segment gathered, newest object first, and
@@ -350,7 +482,7 @@ func (m *packMerge) writeSegment() {
 	if len(m.seg) == 0 {
 		return
 	}
-	trees := map[Hash]int{}
+	trees := make(map[Hash]int, len(m.seg))
 	for i, o := range m.seg {
 		if o.t == objTree {
 			trees[o.h] = i
@@ -370,7 +502,9 @@ func (m *packMerge) writeSegment() {
 		case o.t == objBlob || o.t == objCommit:
 			m.putKeyed(o.t, o.h, o.data)
 		default:
-			m.pw.add(o.t, o.data)
+			if m.pw.claim(o.h) {
+				m.pw.addHashed(m.z[o.t], o.h, o.t, o.data)
+			}
 		}
 	}
 	m.restart()
@@ -426,7 +560,12 @@ func (m *packMerge) name(trees map[Hash]int, h Hash, key string) {
 			m.seg[i].path = key
 		}
 		if string(data[:sp]) == modeDir {
-			m.name(trees, Hash(data[nul+1:nul+21]), key+"/"+string(name))
+			// Only a subtree of the segment not named yet is walked (most
+			// are unchanged ones, in older segments or named by an older
+			// commit): the key is built for it alone.
+			if j, ok := trees[Hash(data[nul+1:nul+21])]; ok && m.seg[j].path == "" {
+				m.name(trees, m.seg[j].h, key+"/"+string(name))
+			}
 		}
 		data = data[nul+21:]
 	}
@@ -438,21 +577,29 @@ func (m *packMerge) name(trees map[Hash]int, h Hash, key string) {
 // returns the version the next object of the same path or kind is based
 // on.
 func (m *packMerge) put(t objType, h Hash, obj []byte, base *version, maxDepth int) *version {
-	if _, dup := m.pw.seen[h]; dup {
+	if !m.pw.claim(h) {
 		return base
 	}
 	if base != nil && base.depth < maxDepth {
 		m.scratch = m.enc.encode(m.scratch[:0], base.data, obj)
 		if 4*len(m.scratch) < 3*len(obj) {
-			zw := m.pw.zw
+			zw := m.z[t]
 			if t == objTree {
-				m.pw.zw = m.zTree
+				zw = m.zTreeDelta
 			}
-			off := m.pw.addDelta(h, base.off, m.scratch)
-			m.pw.zw = zw
-			return &version{off: off, data: obj, depth: base.depth + 1}
+			off := m.pw.addDeltaWith(zw, h, base.off, m.scratch)
+			return m.newVersion(version{off: off, data: obj, depth: base.depth + 1})
 		}
 	}
-	_, off, _ := m.pw.addAt(t, obj)
-	return &version{off: off, data: obj}
+	return m.newVersion(version{off: m.pw.addHashed(m.z[t], h, t, obj), data: obj})
+}
+
+// newVersion returns v in memory of the merge: versions are carved out of
+// blocks of 4096 (one allocation for as many objects written).
+func (m *packMerge) newVersion(v version) *version {
+	if len(m.versions) == cap(m.versions) {
+		m.versions = make([]version, 0, 4096)
+	}
+	m.versions = append(m.versions, v)
+	return &m.versions[len(m.versions)-1]
 }
