@@ -18,14 +18,17 @@ import (
 )
 
 // packWriter accumulates the objects of one batch as a version 2 packfile in
-// memory. Objects are stored whole (no deltas), zlib level 1, in the order
-// they were added, so the same objects always give the same bytes.
+// memory. Objects are stored whole (no deltas) in zlib streams of stored
+// blocks (level 0), in the order they were added, so the same objects
+// always give the same bytes. The write path's packs live until the merger
+// rewrites them, compressed and delta-encoded: compressing them first
+// cost the writer CPU for bytes that live seconds, and the merger the
+// decompression (a stored stream it copies out).
 type packWriter struct {
 	buf     []byte
 	entries []packEntry
 	seen    map[Hash]struct{}
-	zw      *zlib.Writer // level 1, for blobs and commits
-	zstore  *zlib.Writer // level 0, for trees: object ids do not compress
+	zw      *zlib.Writer // level 0
 	scratch []byte       // reusable encoding buffer
 }
 
@@ -38,9 +41,8 @@ type packEntry struct {
 const packHeaderLen = 12
 
 func newPackWriter() *packWriter {
-	zw, _ := zlib.NewWriterLevel(io.Discard, zlib.BestSpeed)     // level is valid: no error
-	zs, _ := zlib.NewWriterLevel(io.Discard, zlib.NoCompression) // likewise
-	p := &packWriter{zw: zw, zstore: zs, seen: map[Hash]struct{}{}}
+	zw, _ := zlib.NewWriterLevel(io.Discard, zlib.NoCompression) // level is valid: no error
+	p := &packWriter{zw: zw, seen: map[Hash]struct{}{}}
 	p.reset()
 	return p
 }
@@ -70,11 +72,7 @@ func (p *packWriter) addAt(t objType, data []byte) (Hash, uint64, bool) {
 	if !p.claim(h) {
 		return h, 0, false
 	}
-	zw := p.zw
-	if t == objTree {
-		zw = p.zstore
-	}
-	return h, p.addHashed(zw, h, t, data), true
+	return h, p.addHashed(p.zw, h, t, data), true
 }
 
 // claim adds h to the objects of the pack and reports whether it is new
