@@ -138,20 +138,14 @@ func (c *catalog) addAllLocked(ents []*entry) {
 		}
 		all = append(all, e)
 	}
+	for _, e := range sorted {
+		e.ns, e.agent = c.intern(e.ns), c.intern(e.agent)
+	}
 	c.ordered = all
-	c.byID = make(map[nexus.ID]*entry, len(all))
 	clear(c.children)
 	clear(c.byNS)
 	clear(c.leafFill)
-	for _, e := range all {
-		e.ns, e.agent = c.intern(e.ns), c.intern(e.agent)
-		c.byID[e.id] = e
-		if !e.parent.IsZero() {
-			c.children[e.parent] = append(c.children[e.parent], e)
-		}
-		c.byNS[e.ns] = append(c.byNS[e.ns], e)
-		c.countLeaf(e)
-	}
+	c.indexOrderedLocked() // the id map on another core
 }
 
 // compareIDs is nexus.ID.Compare, a word at a time.
