@@ -19,8 +19,8 @@ import (
 	"github.com/nexus-mem/nexus"
 )
 
-// Backups are git bundles (`git bundle create`), made with pack merging
-// paused so that git never reads a pack the merger retires, verified
+// Backups are git bundles (`git bundle create`) of a snapshot whose packs
+// are hard links, so that merges go on while git reads, verified
 // with `git bundle verify` and fsynced before they count. They hold main
 // and every side and recovery ref, so a restore brings back the journal,
 // the embeddings kept in git and the rolled-back heads.
@@ -53,10 +53,7 @@ func (s *Store) Backup(ctx context.Context, dir string) (*BackupInfo, error) {
 	}
 	now := time.Now().UTC()
 	tmp := filepath.Join(dir, fmt.Sprintf("tmp-nexus-%s%s", now.Format("20060102T150405.000000000Z"), backupExt))
-	s.mergeMu.Lock()
-	err := s.bundleSnapshot(ctx, tmp)
-	s.mergeMu.Unlock()
-	if err != nil {
+	if err := s.bundleSnapshot(ctx, tmp); err != nil {
 		os.Remove(tmp)
 		return nil, err
 	}
@@ -153,66 +150,18 @@ func bundleRefs(path string) (map[string]Hash, error) {
 	return refs, err
 }
 
-// bundleSnapshot bundles the refs as they are now; the caller pauses
-// merging, so no pack git reads is retired.
+// bundleSnapshot bundles the refs as they are now (a snapshot: merges go
+// on while git reads).
 func (s *Store) bundleSnapshot(ctx context.Context, out string) error {
-	scratch, err := s.snapshotRepo(ctx)
+	sn, err := s.snapshotRepo(ctx)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(scratch)
-	if o, err := exec.CommandContext(ctx, "git", gitArgs("--git-dir", scratch, "bundle", "create", "-q", out, "--all")...).CombinedOutput(); err != nil {
+	defer sn.close()
+	if o, err := exec.CommandContext(ctx, "git", gitArgs("--git-dir", sn.dir, "bundle", "create", "-q", out, "--all")...).CombinedOutput(); err != nil {
 		return fmt.Errorf("git bundle create: %v: %s", err, bytes.TrimSpace(o))
 	}
 	return os.Chmod(out, privateFile)
-}
-
-// snapshotRepo returns a scratch repository (to remove when done) that
-// borrows our objects (objects/info/alternates) and holds a copy of the
-// refs as they are now, main at the acknowledged head, so that group
-// commits going on meanwhile (new packs, moved refs) do not change what
-// git reads from it. The caller pauses merging while git reads.
-func (s *Store) snapshotRepo(ctx context.Context) (string, error) {
-	scratch, err := os.MkdirTemp("", "nexus-snapshot-")
-	if err != nil {
-		return "", err
-	}
-	fail := func(err error) (string, error) {
-		os.RemoveAll(scratch)
-		return "", err
-	}
-	if o, err := exec.CommandContext(ctx, "git", "init", "-q", "--bare", scratch).CombinedOutput(); err != nil {
-		return fail(fmt.Errorf("git init: %v: %s", err, bytes.TrimSpace(o)))
-	}
-	// HEAD names main, so that a bundle lists it and `git clone` of the
-	// bundle checks main out.
-	if err := os.WriteFile(filepath.Join(scratch, "HEAD"), []byte(headContent), privateFile); err != nil {
-		return fail(err)
-	}
-	objects, err := filepath.Abs(filepath.Join(s.GitDir(), "objects"))
-	if err != nil {
-		return fail(err)
-	}
-	if err := os.WriteFile(filepath.Join(scratch, "objects", "info", "alternates"), []byte(objects+"\n"), privateFile); err != nil {
-		return fail(err)
-	}
-	refs, err := s.snapshotRefs()
-	if err != nil {
-		return fail(err)
-	}
-	var packed strings.Builder
-	names := make([]string, 0, len(refs))
-	for n := range refs {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		fmt.Fprintf(&packed, "%s %s\n", refs[n], n)
-	}
-	if err := os.WriteFile(filepath.Join(scratch, "packed-refs"), []byte(packed.String()), privateFile); err != nil {
-		return fail(err)
-	}
-	return scratch, nil
 }
 
 // snapshotRefs returns every ref as a backup or a mirror holds it: main

@@ -104,24 +104,30 @@ const maxProblems = 1000
 // snapshot tree (every object reachable, every context file well formed,
 // at its path, with a valid semantic hash, its parent present in the same
 // namespace), walks the side refs, verifies the L1 cache, and compares
-// the catalog with a rebuild from git. Pack merging waits while a deep
-// check runs; writes do not.
+// the catalog with a rebuild from git. Merges and writes go on while a
+// deep check runs: it reads hard links to the packs it found.
 func (s *Store) Fsck(ctx context.Context, deep bool) (*FsckReport, error) {
 	start := time.Now()
 	rep := &FsckReport{Deep: deep, Head: s.Head().String(), Problems: []Problem{}}
 	s.checkRefs(rep)
 	if deep {
-		s.mergeMu.Lock()
-		defer s.mergeMu.Unlock()
-		s.repo.mu.RLock()
-		packs := append([]*pack(nil), s.repo.packs...)
-		s.repo.mu.RUnlock()
-		rep.Packs = len(packs)
-		for _, p := range packs {
-			if err := ctx.Err(); err != nil {
-				return nil, err
+		linked, err := s.checkPacksLinked(ctx, rep)
+		if err != nil {
+			return nil, err
+		}
+		if !linked {
+			s.mergeMu.Lock()
+			defer s.mergeMu.Unlock()
+			s.repo.mu.RLock()
+			packs := append([]*pack(nil), s.repo.packs...)
+			s.repo.mu.RUnlock()
+			rep.Packs = len(packs)
+			for _, p := range packs {
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+				s.checkPack(rep, p)
 			}
-			s.checkPack(rep, p)
 		}
 		seen := newSeen()
 		if err := s.walkMain(ctx, rep, seen); err != nil {

@@ -49,19 +49,19 @@ func (s *Store) PushMirror(ctx context.Context, path string) (*MirrorInfo, error
 	if err := initMirror(ctx, path); err != nil {
 		return nil, err
 	}
-	s.mergeMu.Lock()
-	scratch, err := s.snapshotRepo(ctx)
+	sn, err := s.snapshotRepo(ctx)
 	var want map[string]string
 	if err == nil {
-		defer os.RemoveAll(scratch)
-		want, err = gitRefs(ctx, scratch)
+		want, err = gitRefs(ctx, sn.dir)
 	}
 	if err == nil {
-		if o, perr := exec.CommandContext(ctx, "git", "--git-dir", scratch, "push", "-q", "--mirror", path).CombinedOutput(); perr != nil {
+		if o, perr := exec.CommandContext(ctx, "git", "--git-dir", sn.dir, "push", "-q", "--mirror", path).CombinedOutput(); perr != nil {
 			err = fmt.Errorf("git push --mirror %s: %v: %s", path, perr, bytes.TrimSpace(o))
 		}
 	}
-	s.mergeMu.Unlock()
+	if sn != nil {
+		sn.close()
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -118,7 +118,7 @@ func (s *Store) loadLogIndex() error {
 
 // WriteBundle writes to out a git bundle of the history of head (a commit
 // that main holds or held): the state a replica installs with
-// InstallBundle. Merging is paused while git reads.
+// InstallBundle. Merges go on while git reads (a snapshot).
 func (s *Store) WriteBundle(ctx context.Context, out string, head Hash) error {
 	if head.IsZero() {
 		return nexus.Errorf(nexus.EInvalid, "an empty store has no history to bundle")
@@ -126,18 +126,16 @@ func (s *Store) WriteBundle(ctx context.Context, out string, head Hash) error {
 	if _, err := s.readCommit(head); err != nil {
 		return err
 	}
-	s.mergeMu.Lock()
-	defer s.mergeMu.Unlock()
-	scratch, err := s.snapshotRepo(ctx)
+	sn, err := s.snapshotRepo(ctx)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(scratch)
+	defer sn.close()
 	refs := fmt.Sprintf("%s %s\n", head, mainRef)
-	if err := os.WriteFile(filepath.Join(scratch, "packed-refs"), []byte(refs), privateFile); err != nil {
+	if err := os.WriteFile(filepath.Join(sn.dir, "packed-refs"), []byte(refs), privateFile); err != nil {
 		return err
 	}
-	if o, err := exec.CommandContext(ctx, "git", gitArgs("--git-dir", scratch, "bundle", "create", "-q", out, mainRef)...).CombinedOutput(); err != nil {
+	if o, err := exec.CommandContext(ctx, "git", gitArgs("--git-dir", sn.dir, "bundle", "create", "-q", out, mainRef)...).CombinedOutput(); err != nil {
 		return fmt.Errorf("git bundle create: %v: %s", err, bytes.TrimSpace(o))
 	}
 	return os.Chmod(out, privateFile)

@@ -171,6 +171,10 @@ func Open(dir string, opts Options) (*Store, error) {
 		mergeKick: make(chan struct{}, 1),
 		pw:        newPackWriter(),
 	}
+	if err := removeScratch(dir); err != nil {
+		s.unlock()
+		return nil, wrapIOError(err, "remove scratch files")
+	}
 	if err := s.openRepo(); err != nil {
 		s.unlock()
 		return nil, err

@@ -37,12 +37,18 @@ func newSpares(want, keep int) *spares {
 // recycle retires path, a file the store no longer needs, as a spare of
 // its directory, or deletes it when enough spares are kept. Either way the
 // name path is gone when recycle returns (unless removal itself fails,
-// which the next open cleans up).
+// which the next open cleans up). A file with another name (a snapshot's
+// hard link, which git may be reading) is only unlinked: overwriting it
+// would change the snapshot's bytes. The caller holds mergeMu, as
+// snapshots do while they link, so the count cannot grow meanwhile.
 func (s *spares) recycle(path string) {
 	dir := filepath.Dir(path)
 	s.mu.Lock()
 	full := s.closed || len(s.ready[dir]) >= s.keep
 	s.mu.Unlock()
+	if n, ok := linkCount(path); !ok || n != 1 {
+		full = true
+	}
 	if full {
 		os.Remove(path)
 		return

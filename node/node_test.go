@@ -87,13 +87,8 @@ func TestNode_CloseUnderLoad(t *testing.T) {
 				mu.Unlock()
 				if i >= 100 {
 					// Keep writing until Close, at a pace that keeps the
-					// store small enough for the scrub's deep checks to
-					// stay short on a loaded machine, and its packs few:
-					// backups, mirror pushes and deep checks every 20–25 ms
-					// hold merges almost all the time, so each group
-					// commit's pack stays (one open file each; at 2 ms a
-					// run of four minutes on a loaded machine opened
-					// 20,000 and failed with too many open files).
+					// store small enough for the scrub's deep checks
+					// (every 20 ms) to stay short on a loaded machine.
 					time.Sleep(20 * time.Millisecond)
 				}
 			}
