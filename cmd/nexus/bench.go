@@ -142,21 +142,37 @@ func benchClient(server, token string, n int, extra ...httpapi.ClientOption) *ht
 	return httpapi.NewClient(strings.TrimRight(server, "/"), append(opts, extra...)...)
 }
 
+// payloadWords is the vocabulary of benchPayload: that of the search
+// benchmark's texts, 1,000 topics.
+var payloadWords = sync.OnceValue(func() *textGen { return newTextGen(1, 1000) })
+
+// benchPayload returns size bytes of text about a random topic, drawn as
+// the search benchmark's texts are (topic and common words with Zipf-like
+// frequencies): every call gives other text, as agents' notes differ, so
+// that the search indexes do the work real contexts give them (one text
+// repeated embeds to one vector, which an index treats as a special case).
 func benchPayload(size int) string {
-	words := []string{"agent", "memory", "context", "durable", "commit", "search", "thread", "decision", "result", "observed"}
+	g := payloadWords()
+	topic := g.topics[rand.IntN(len(g.topics))]
+	zipf := func(n int) int { return min(n-1, int(float64(n)*rand.Float64()*rand.Float64()*rand.Float64())) }
 	var b strings.Builder
+	b.Grow(size + 16)
 	for b.Len() < size {
-		b.WriteString(words[rand.IntN(len(words))])
+		if rand.IntN(2) == 0 {
+			b.WriteString(topic[zipf(len(topic))])
+		} else {
+			b.WriteString(g.common[zipf(len(g.common))])
+		}
 		b.WriteByte(' ')
 	}
 	return b.String()[:size]
 }
 
-// writeOp stores contexts of the given size through c.
+// writeOp stores contexts of the given size through c, each with its own
+// text.
 func writeOp(c nexus.Store, size int) func(context.Context, int) error {
-	body := benchPayload(size)
 	return func(ctx context.Context, w int) error {
-		_, err := c.Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Content: body, AgentID: fmt.Sprintf("bench-%d", w), Namespace: "bench"})
+		_, err := c.Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Content: benchPayload(size), AgentID: fmt.Sprintf("bench-%d", w), Namespace: "bench"})
 		return err
 	}
 }

@@ -426,9 +426,8 @@ func met(ok bool) string {
 // spreadWriteOp stores contexts through the clients, worker w through
 // clients[w % len].
 func spreadWriteOp(clients []nexus.Store, size int) func(context.Context, int) error {
-	body := benchPayload(size)
 	return func(ctx context.Context, w int) error {
-		_, err := clients[w%len(clients)].Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Content: body, AgentID: fmt.Sprintf("bench-%d", w), Namespace: "bench"})
+		_, err := clients[w%len(clients)].Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Content: benchPayload(size), AgentID: fmt.Sprintf("bench-%d", w), Namespace: "bench"})
 		return err
 	}
 }
