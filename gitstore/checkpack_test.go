@@ -12,7 +12,7 @@ import (
 )
 
 // A deep check names a damaged entry by its CRC-32 and the damaged pack by
-// its checksum, reading the pack a window at a time.
+// its checksum (first), reading the pack a window at a time.
 func TestFsck_PackEntryDamageNamed(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -56,7 +56,12 @@ func TestFsck_PackEntryDamageNamed(t *testing.T) {
 	sum := Problem{Kind: ProblemPack, Object: name + ".pack", Message: "checksum mismatch: the pack is damaged"}
 	for _, want := range []Problem{crc, sum} {
 		if !slices.Contains(rep.Problems, want) {
-			t.Errorf("the deep check does not report %s; it reports %v", want, rep.Problems)
+			t.Fatalf("the deep check does not report %s; it reports %v", want, rep.Problems)
 		}
+	}
+	// The damaged pack first: it is the cause, and a repair's summary
+	// names the first problem.
+	if i, j := slices.Index(rep.Problems, sum), slices.Index(rep.Problems, crc); i > j {
+		t.Errorf("the pack's problem comes after its entry's: %v", rep.Problems)
 	}
 }

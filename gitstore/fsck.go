@@ -275,6 +275,7 @@ func (s *Store) checkPack(rep *FsckReport, p *pack) {
 		return err
 	}
 	var raw []byte
+	first := len(rep.Problems) // a damaged pack is reported before its entries, as it is the cause
 	if err := p.idx.verify(); err != nil {
 		rep.add(ProblemPack, p.name+".idx", "", "%v: the pack index is damaged", err)
 	}
@@ -334,6 +335,7 @@ func (s *Store) checkPack(rep *FsckReport, p *pack) {
 	}
 	if Hash(sum.Sum(nil)) != trailer {
 		rep.add(ProblemPack, p.name+".pack", "", "checksum mismatch: the pack is damaged")
+		rep.Problems = slices.Insert(rep.Problems[:len(rep.Problems)-1], first, rep.Problems[len(rep.Problems)-1])
 	}
 }
 
