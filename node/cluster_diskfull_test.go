@@ -29,12 +29,24 @@ func TestCluster_FollowerDiskFull(t *testing.T) {
 	})
 	full := nodes[2]
 	ctx := context.Background()
-	if nodetest.Leader(t, nodes) == full {
-		if err := full.Cluster().TransferLeadership(ctx, "n1"); err != nil {
-			t.Fatal(err)
+	// leaderNotFull returns the leader, first moving the leadership off the
+	// follower whose disk fills if an election gave it to it (on a loaded
+	// machine a leader that misses its heartbeats steps down, and any node
+	// with the whole log may win the next election).
+	leaderNotFull := func() *nodetest.Node {
+		for range 10 {
+			l := nodetest.Leader(t, nodes)
+			if l != full {
+				return l
+			}
+			if err := full.Cluster().TransferLeadership(ctx, "n1"); err != nil {
+				t.Logf("moving the leadership off %s: %v", full.Config.Cluster.NodeID, err)
+			}
 		}
+		t.Fatalf("%s kept the leadership through 10 transfers", full.Config.Cluster.NodeID)
+		return nil
 	}
-	leader := nodetest.Leader(t, nodes, full)
+	leader := leaderNotFull()
 	big := strings.Repeat("incompressible? no, but large: ", 2000) // ~60 KB
 	acked := map[nexus.ID]bool{}
 	unknown := 0 // writes whose leader lost its leadership before confirming them
@@ -44,11 +56,11 @@ func TestCluster_FollowerDiskFull(t *testing.T) {
 		switch nexus.ErrorCode(err) {
 		case nexus.ENoQuorum:
 			// An election on a loaded machine: nothing was written.
-			leader = nodetest.Leader(t, nodes, full)
+			leader = leaderNotFull()
 			continue
 		case nexus.EOutcomeUnknown:
 			unknown++
-			leader = nodetest.Leader(t, nodes, full)
+			leader = leaderNotFull()
 			continue
 		}
 		if err != nil {
