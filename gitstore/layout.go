@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/nexus-mem/nexus"
 )
@@ -24,14 +26,26 @@ const (
 
 // shardDirs returns the directory names under the namespace for leaf.
 func shardDirs(leaf uint64) []string {
-	h := strconv.FormatUint(leaf, 16)
-	if len(h) < leafDigits {
-		h = strings.Repeat("0", leafDigits-len(h)) + h
+	var buf [1 + leafDigits]string
+	return appendShardDirs(buf[:0], leaf)
+}
+
+// hexDigits are the one-digit directory names, shared by every path.
+var hexDigits = [16]string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "a", "b", "c", "d", "e", "f"}
+
+// appendShardDirs appends the directory names of leaf to dirs. Only a top
+// level of more than one digit (past 2^20 contexts in a namespace) is
+// allocated.
+func appendShardDirs(dirs []string, leaf uint64) []string {
+	low := leafDigits - 1
+	top := leaf >> (4 * low)
+	if top < 16 {
+		dirs = append(dirs, hexDigits[top])
+	} else {
+		dirs = append(dirs, strconv.FormatUint(top, 16))
 	}
-	top := len(h) - (leafDigits - 1)
-	dirs := []string{h[:top]}
-	for i := top; i < len(h); i++ {
-		dirs = append(dirs, h[i:i+1])
+	for i := low - 1; i >= 0; i-- {
+		dirs = append(dirs, hexDigits[(leaf>>(4*i))&15])
 	}
 	return dirs
 }
@@ -58,8 +72,54 @@ const fileExt = ".json"
 
 // encodeContext returns the blob of a context: its API JSON, compact, keys
 // in struct order, no HTML escaping, one trailing newline. The same context
-// always encodes to the same bytes.
+// always encodes to the same bytes: those of encoding/json's Encoder with
+// SetEscapeHTML(false) (FuzzEncodeContext compares the two), written here
+// field by field into one buffer instead of through reflection.
 func encodeContext(c *nexus.Context) ([]byte, error) {
+	ts := c.Timestamp.UTC()
+	if y := ts.Year(); y < 0 || y > 9999 {
+		return encodeContextReflect(c) // encoding/json's error for it
+	}
+	n := 200 + len(c.Namespace) + len(c.Type) + len(c.AgentID) + len(c.Metadata) + len(c.Content) + len(c.Principal)
+	b := make([]byte, 0, n+n/8)
+	b = append(b, `{"id":"`...)
+	b, _ = c.ID.AppendText(b)
+	b = append(b, `","namespace":`...)
+	b = appendJSONString(b, c.Namespace)
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, string(c.Type))
+	b = append(b, `,"agent_id":`...)
+	b = appendJSONString(b, c.AgentID)
+	if !c.ParentID.IsZero() {
+		b = append(b, `,"parent_id":"`...)
+		b, _ = c.ParentID.AppendText(b)
+		b = append(b, '"')
+	}
+	b = append(b, `,"timestamp":"`...)
+	b = ts.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","semantic_hash":`...)
+	b = appendJSONString(b, c.SemanticHash)
+	b = append(b, `,"metadata":`...)
+	if c.Metadata == nil {
+		b = append(b, "null"...)
+	} else {
+		buf := bytes.NewBuffer(b)
+		if err := json.Compact(buf, c.Metadata); err != nil {
+			return encodeContextReflect(c) // encoding/json's error for it
+		}
+		b = buf.Bytes()
+	}
+	b = append(b, `,"content":`...)
+	b = appendJSONString(b, c.Content)
+	if c.Principal != "" {
+		b = append(b, `,"principal":`...)
+		b = appendJSONString(b, c.Principal)
+	}
+	return append(b, "}\n"...), nil
+}
+
+// encodeContextReflect is encodeContext through encoding/json.
+func encodeContextReflect(c *nexus.Context) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -69,6 +129,61 @@ func encodeContext(c *nexus.Context) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// appendJSONString appends s as a JSON string, escaped as encoding/json
+// escapes it without HTML escaping: quote, backslash and control
+// characters; invalid UTF-8 as U+FFFD; U+2028 and U+2029 as \u escapes.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // decodeContext parses a context blob and checks it is well formed.

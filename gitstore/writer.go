@@ -298,6 +298,7 @@ func (s *Store) build(items []staged) (Hash, []*entry, error) {
 	}
 	perNS := map[string]int{}
 	entries := make([]*entry, 0, len(items))
+	var dirs [2 + leafDigits]string // the namespace, then the shard levels
 	for i := range items {
 		it := &items[i]
 		blob, err := encodeContext(it.ctx)
@@ -309,8 +310,8 @@ func (s *Store) build(items []staged) (Hash, []*entry, error) {
 		ns := it.ctx.Namespace
 		leaf := s.cat.nextLeafLocked(ns, perNS[ns])
 		perNS[ns]++
-		dirs := append([]string{ns}, shardDirs(leaf)...)
-		root, err = s.trees.insert(s.pw, root, dirs, it.ctx.ID.String()+fileExt, bh)
+		path := appendShardDirs(append(dirs[:0], ns), leaf)
+		root, err = s.trees.insert(s.pw, root, path, it.ctx.ID.String()+fileExt, bh)
 		if err != nil {
 			return zeroHash, nil, nexus.WrapError(nexus.EUnavailable, err, "read snapshot tree")
 		}
