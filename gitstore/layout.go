@@ -2,6 +2,7 @@ package gitstore
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -204,38 +205,73 @@ var committer = signature{name: "Nexus", email: "nexus@localhost"}
 // An encrypted store's message gives no summary and no semantic hash
 // (a hash of the plaintext would let anyone confirm a guess of it).
 func commitMessage(c *nexus.Context, sealed bool) string {
-	var b strings.Builder
-	// One allocation: the summary's 72 runes take at most 4 bytes each.
-	b.Grow(2*len(c.Type) + 72*4 + 2*nexus.IDLen + len(c.Namespace) + len(c.SemanticHash) + len(c.Principal) + 96)
-	b.WriteString(string(c.Type))
-	b.WriteString(": ")
+	return string(appendCommitMessage(nil, c, sealed))
+}
+
+// appendCommitMessage appends the commit message of c to dst.
+func appendCommitMessage(dst []byte, c *nexus.Context, sealed bool) []byte {
+	dst = append(dst, c.Type...)
+	dst = append(dst, ": "...)
 	if sealed {
-		b.WriteString(sealedSummary)
+		dst = append(dst, sealedSummary...)
 	} else if s := c.Summary(72); s != "" {
-		b.WriteString(s)
+		dst = append(dst, s...)
 	} else {
-		b.WriteString("(no summary)")
+		dst = append(dst, "(no summary)"...)
 	}
-	b.WriteString("\n\nContext-Id: ")
-	b.WriteString(c.ID.String())
-	b.WriteString("\nType: ")
-	b.WriteString(string(c.Type))
-	b.WriteString("\nNamespace: ")
-	b.WriteString(c.Namespace)
+	dst = append(dst, "\n\nContext-Id: "...)
+	dst, _ = c.ID.AppendText(dst)
+	dst = append(dst, "\nType: "...)
+	dst = append(dst, c.Type...)
+	dst = append(dst, "\nNamespace: "...)
+	dst = append(dst, c.Namespace...)
 	if !c.ParentID.IsZero() {
-		b.WriteString("\nParent: ")
-		b.WriteString(c.ParentID.String())
+		dst = append(dst, "\nParent: "...)
+		dst, _ = c.ParentID.AppendText(dst)
 	}
 	if !sealed {
-		b.WriteString("\nSemantic-Hash: ")
-		b.WriteString(c.SemanticHash)
+		dst = append(dst, "\nSemantic-Hash: "...)
+		dst = append(dst, c.SemanticHash...)
 	}
 	if c.Principal != "" {
-		b.WriteString("\nPrincipal: ")
-		b.WriteString(c.Principal)
+		dst = append(dst, "\nPrincipal: "...)
+		dst = append(dst, c.Principal...)
 	}
-	b.WriteString("\n")
-	return b.String()
+	return append(dst, '\n')
+}
+
+// appendContextCommit appends the commit object of context c on top of
+// parent (zero: none) with the given tree, with a Log-Index trailer if
+// index > 0: the bytes of encodeCommit(newCommit(c, tree, parent, sealed))
+// with that trailer, written into dst without building the commit.
+func appendContextCommit(dst []byte, c *nexus.Context, tree, parent Hash, sealed bool, index uint64) []byte {
+	dst = append(dst, "tree "...)
+	dst = hex.AppendEncode(dst, tree[:])
+	if !parent.IsZero() {
+		dst = append(dst, "\nparent "...)
+		dst = hex.AppendEncode(dst, parent[:])
+	}
+	when := strconv.AppendInt(make([]byte, 0, 24), c.Timestamp.Unix(), 10)
+	dst = append(dst, "\nauthor "...)
+	dst = append(dst, c.AgentID...)
+	dst = append(dst, " <"...)
+	dst = append(dst, c.AgentID...)
+	dst = append(dst, "@agents.nexus> "...)
+	dst = append(dst, when...)
+	dst = append(dst, " +0000\ncommitter "...)
+	dst = append(dst, committer.name...)
+	dst = append(dst, " <"...)
+	dst = append(dst, committer.email...)
+	dst = append(dst, "> "...)
+	dst = append(dst, when...)
+	dst = append(dst, " +0000\n\n"...)
+	dst = appendCommitMessage(dst, c, sealed)
+	if index > 0 {
+		dst = append(dst, logIndexTrailer+": "...)
+		dst = strconv.AppendUint(dst, index, 10)
+		dst = append(dst, '\n')
+	}
+	return dst
 }
 
 // sealedSummary stands for the summary in an encrypted store's commits.

@@ -3,6 +3,7 @@ package gitstore
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -136,4 +137,43 @@ func BenchmarkEncodeContext(b *testing.B) {
 			}
 		})
 	}
+}
+
+// checkContextCommit fails unless appendContextCommit gives the bytes of
+// the commit built and encoded, Log-Index trailer included.
+func checkContextCommit(t *testing.T, c *nexus.Context, tree, parent Hash, sealed bool, index uint64) {
+	t.Helper()
+	cm := newCommit(c, tree, parent, sealed)
+	if index > 0 {
+		cm.message += logIndexTrailer + ": " + strconv.FormatUint(index, 10) + "\n"
+	}
+	want := encodeCommit(nil, cm)
+	got := appendContextCommit([]byte("x"), c, tree, parent, sealed, index)
+	if !bytes.Equal(got[1:], want) || got[0] != 'x' {
+		t.Fatalf("appended\n%q\nbuilt and encoded:\n%q", got, want)
+	}
+}
+
+// FuzzAppendContextCommit compares the commit the writer appends with the
+// commit built and encoded.
+func FuzzAppendContextCommit(f *testing.F) {
+	f.Add([]byte("0123456789abcdef"), "ns", "observation", "agent", "content\nsecond line", "hash", "alice", int64(1765137000123456789), byte(3), uint64(0))
+	f.Add([]byte("0123456789abcdef0123456789abcdef"), "", "", "", "", "", "", int64(-1), byte(0), uint64(42))
+	f.Fuzz(func(t *testing.T, ids []byte, ns, typ, agent, content, hash, principal string, nanos int64, flags byte, index uint64) {
+		c := &nexus.Context{
+			Namespace: ns, Type: nexus.Type(typ), AgentID: agent, Content: content, SemanticHash: hash,
+			Principal: principal, Timestamp: time.Unix(0, nanos),
+		}
+		copy(c.ID[:], ids)
+		if len(ids) > 16 {
+			copy(c.ParentID[:], ids[16:])
+		}
+		var tree, parent Hash
+		copy(tree[:], ids)
+		if flags&1 != 0 {
+			copy(parent[:], content)
+			parent[0] |= 1
+		}
+		checkContextCommit(t, c, tree, parent, flags&2 != 0, index)
+	})
 }
