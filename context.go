@@ -246,7 +246,10 @@ func SemanticHash(t Type, content string, canonicalMeta []byte) string {
 	h.Write([]byte(content))
 	h.Write([]byte{0})
 	h.Write(canonicalMeta)
-	return hex.EncodeToString(h.Sum(nil))
+	var sum [sha256.Size]byte
+	var out [2 * sha256.Size]byte
+	hex.Encode(out[:], h.Sum(sum[:0]))
+	return string(out[:])
 }
 
 // Verify checks a stored context's structure and that its semantic hash

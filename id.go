@@ -130,6 +130,10 @@ func (id ID) Compare(other ID) int {
 	return 0
 }
 
+// AppendText implements encoding.TextAppender: it appends the canonical
+// text form to b.
+func (id ID) AppendText(b []byte) ([]byte, error) { return id.appendTo(b), nil }
+
 // MarshalText implements encoding.TextMarshaler.
 func (id ID) MarshalText() ([]byte, error) { return id.appendTo(make([]byte, 0, IDLen)), nil }
 

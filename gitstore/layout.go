@@ -2,10 +2,13 @@ package gitstore
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/nexus-mem/nexus"
 )
@@ -24,14 +27,26 @@ const (
 
 // shardDirs returns the directory names under the namespace for leaf.
 func shardDirs(leaf uint64) []string {
-	h := strconv.FormatUint(leaf, 16)
-	if len(h) < leafDigits {
-		h = strings.Repeat("0", leafDigits-len(h)) + h
+	var buf [1 + leafDigits]string
+	return appendShardDirs(buf[:0], leaf)
+}
+
+// hexDigits are the one-digit directory names, shared by every path.
+var hexDigits = [16]string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "a", "b", "c", "d", "e", "f"}
+
+// appendShardDirs appends the directory names of leaf to dirs. Only a top
+// level of more than one digit (past 2^20 contexts in a namespace) is
+// allocated.
+func appendShardDirs(dirs []string, leaf uint64) []string {
+	low := leafDigits - 1
+	top := leaf >> (4 * low)
+	if top < 16 {
+		dirs = append(dirs, hexDigits[top])
+	} else {
+		dirs = append(dirs, strconv.FormatUint(top, 16))
 	}
-	top := len(h) - (leafDigits - 1)
-	dirs := []string{h[:top]}
-	for i := top; i < len(h); i++ {
-		dirs = append(dirs, h[i:i+1])
+	for i := low - 1; i >= 0; i-- {
+		dirs = append(dirs, hexDigits[(leaf>>(4*i))&15])
 	}
 	return dirs
 }
@@ -58,8 +73,54 @@ const fileExt = ".json"
 
 // encodeContext returns the blob of a context: its API JSON, compact, keys
 // in struct order, no HTML escaping, one trailing newline. The same context
-// always encodes to the same bytes.
+// always encodes to the same bytes: those of encoding/json's Encoder with
+// SetEscapeHTML(false) (FuzzEncodeContext compares the two), written here
+// field by field into one buffer instead of through reflection.
 func encodeContext(c *nexus.Context) ([]byte, error) {
+	ts := c.Timestamp.UTC()
+	if y := ts.Year(); y < 0 || y > 9999 {
+		return encodeContextReflect(c) // encoding/json's error for it
+	}
+	n := 200 + len(c.Namespace) + len(c.Type) + len(c.AgentID) + len(c.Metadata) + len(c.Content) + len(c.Principal)
+	b := make([]byte, 0, n+n/8)
+	b = append(b, `{"id":"`...)
+	b, _ = c.ID.AppendText(b)
+	b = append(b, `","namespace":`...)
+	b = appendJSONString(b, c.Namespace)
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, string(c.Type))
+	b = append(b, `,"agent_id":`...)
+	b = appendJSONString(b, c.AgentID)
+	if !c.ParentID.IsZero() {
+		b = append(b, `,"parent_id":"`...)
+		b, _ = c.ParentID.AppendText(b)
+		b = append(b, '"')
+	}
+	b = append(b, `,"timestamp":"`...)
+	b = ts.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","semantic_hash":`...)
+	b = appendJSONString(b, c.SemanticHash)
+	b = append(b, `,"metadata":`...)
+	if c.Metadata == nil {
+		b = append(b, "null"...)
+	} else {
+		buf := bytes.NewBuffer(b)
+		if err := json.Compact(buf, c.Metadata); err != nil {
+			return encodeContextReflect(c) // encoding/json's error for it
+		}
+		b = buf.Bytes()
+	}
+	b = append(b, `,"content":`...)
+	b = appendJSONString(b, c.Content)
+	if c.Principal != "" {
+		b = append(b, `,"principal":`...)
+		b = appendJSONString(b, c.Principal)
+	}
+	return append(b, "}\n"...), nil
+}
+
+// encodeContextReflect is encodeContext through encoding/json.
+func encodeContextReflect(c *nexus.Context) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -69,6 +130,61 @@ func encodeContext(c *nexus.Context) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// appendJSONString appends s as a JSON string, escaped as encoding/json
+// escapes it without HTML escaping: quote, backslash and control
+// characters; invalid UTF-8 as U+FFFD; U+2028 and U+2029 as \u escapes.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // decodeContext parses a context blob and checks it is well formed.
@@ -89,38 +205,73 @@ var committer = signature{name: "Nexus", email: "nexus@localhost"}
 // An encrypted store's message gives no summary and no semantic hash
 // (a hash of the plaintext would let anyone confirm a guess of it).
 func commitMessage(c *nexus.Context, sealed bool) string {
-	var b strings.Builder
-	// One allocation: the summary's 72 runes take at most 4 bytes each.
-	b.Grow(2*len(c.Type) + 72*4 + 2*nexus.IDLen + len(c.Namespace) + len(c.SemanticHash) + len(c.Principal) + 96)
-	b.WriteString(string(c.Type))
-	b.WriteString(": ")
+	return string(appendCommitMessage(nil, c, sealed))
+}
+
+// appendCommitMessage appends the commit message of c to dst.
+func appendCommitMessage(dst []byte, c *nexus.Context, sealed bool) []byte {
+	dst = append(dst, c.Type...)
+	dst = append(dst, ": "...)
 	if sealed {
-		b.WriteString(sealedSummary)
+		dst = append(dst, sealedSummary...)
 	} else if s := c.Summary(72); s != "" {
-		b.WriteString(s)
+		dst = append(dst, s...)
 	} else {
-		b.WriteString("(no summary)")
+		dst = append(dst, "(no summary)"...)
 	}
-	b.WriteString("\n\nContext-Id: ")
-	b.WriteString(c.ID.String())
-	b.WriteString("\nType: ")
-	b.WriteString(string(c.Type))
-	b.WriteString("\nNamespace: ")
-	b.WriteString(c.Namespace)
+	dst = append(dst, "\n\nContext-Id: "...)
+	dst, _ = c.ID.AppendText(dst)
+	dst = append(dst, "\nType: "...)
+	dst = append(dst, c.Type...)
+	dst = append(dst, "\nNamespace: "...)
+	dst = append(dst, c.Namespace...)
 	if !c.ParentID.IsZero() {
-		b.WriteString("\nParent: ")
-		b.WriteString(c.ParentID.String())
+		dst = append(dst, "\nParent: "...)
+		dst, _ = c.ParentID.AppendText(dst)
 	}
 	if !sealed {
-		b.WriteString("\nSemantic-Hash: ")
-		b.WriteString(c.SemanticHash)
+		dst = append(dst, "\nSemantic-Hash: "...)
+		dst = append(dst, c.SemanticHash...)
 	}
 	if c.Principal != "" {
-		b.WriteString("\nPrincipal: ")
-		b.WriteString(c.Principal)
+		dst = append(dst, "\nPrincipal: "...)
+		dst = append(dst, c.Principal...)
 	}
-	b.WriteString("\n")
-	return b.String()
+	return append(dst, '\n')
+}
+
+// appendContextCommit appends the commit object of context c on top of
+// parent (zero: none) with the given tree, with a Log-Index trailer if
+// index > 0: the bytes of encodeCommit(newCommit(c, tree, parent, sealed))
+// with that trailer, written into dst without building the commit.
+func appendContextCommit(dst []byte, c *nexus.Context, tree, parent Hash, sealed bool, index uint64) []byte {
+	dst = append(dst, "tree "...)
+	dst = hex.AppendEncode(dst, tree[:])
+	if !parent.IsZero() {
+		dst = append(dst, "\nparent "...)
+		dst = hex.AppendEncode(dst, parent[:])
+	}
+	when := strconv.AppendInt(make([]byte, 0, 24), c.Timestamp.Unix(), 10)
+	dst = append(dst, "\nauthor "...)
+	dst = append(dst, c.AgentID...)
+	dst = append(dst, " <"...)
+	dst = append(dst, c.AgentID...)
+	dst = append(dst, "@agents.nexus> "...)
+	dst = append(dst, when...)
+	dst = append(dst, " +0000\ncommitter "...)
+	dst = append(dst, committer.name...)
+	dst = append(dst, " <"...)
+	dst = append(dst, committer.email...)
+	dst = append(dst, "> "...)
+	dst = append(dst, when...)
+	dst = append(dst, " +0000\n\n"...)
+	dst = appendCommitMessage(dst, c, sealed)
+	if index > 0 {
+		dst = append(dst, logIndexTrailer+": "...)
+		dst = strconv.AppendUint(dst, index, 10)
+		dst = append(dst, '\n')
+	}
+	return dst
 }
 
 // sealedSummary stands for the summary in an encrypted store's commits.

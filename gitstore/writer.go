@@ -2,7 +2,6 @@ package gitstore
 
 import (
 	"errors"
-	"strconv"
 	"time"
 
 	"github.com/nexus-mem/nexus"
@@ -298,6 +297,8 @@ func (s *Store) build(items []staged) (Hash, []*entry, error) {
 	}
 	perNS := map[string]int{}
 	entries := make([]*entry, 0, len(items))
+	var dirs [2 + leafDigits]string // the namespace, then the shard levels
+	sealed := s.Encrypted()
 	for i := range items {
 		it := &items[i]
 		blob, err := encodeContext(it.ctx)
@@ -309,16 +310,12 @@ func (s *Store) build(items []staged) (Hash, []*entry, error) {
 		ns := it.ctx.Namespace
 		leaf := s.cat.nextLeafLocked(ns, perNS[ns])
 		perNS[ns]++
-		dirs := append([]string{ns}, shardDirs(leaf)...)
-		root, err = s.trees.insert(s.pw, root, dirs, it.ctx.ID.String()+fileExt, bh)
+		path := appendShardDirs(append(dirs[:0], ns), leaf)
+		root, err = s.trees.insert(s.pw, root, path, it.ctx.ID.String()+fileExt, bh)
 		if err != nil {
 			return zeroHash, nil, nexus.WrapError(nexus.EUnavailable, err, "read snapshot tree")
 		}
-		cm := newCommit(it.ctx, root, head, s.Encrypted())
-		if it.index > 0 {
-			cm.message += logIndexTrailer + ": " + strconv.FormatUint(it.index, 10) + "\n"
-		}
-		s.pw.scratch = encodeCommit(s.pw.scratch[:0], cm)
+		s.pw.scratch = appendContextCommit(s.pw.scratch[:0], it.ctx, root, head, sealed, it.index)
 		head = s.pw.add(objCommit, s.pw.scratch)
 		entries = append(entries, entryOf(it.ctx, bh, leaf, len(blob)))
 	}

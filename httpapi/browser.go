@@ -126,9 +126,20 @@ func splitHost(host string) (name, port string) {
 	return strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), ""
 }
 
+// addrParts splits the address a connection arrived on into its IP and
+// port; a TCP address (every connection of a node) without formatting it
+// and parsing it back.
 func addrParts(a net.Addr) (netip.Addr, string) {
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
+	var ap netip.AddrPort
+	if t, ok := a.(*net.TCPAddr); ok {
+		ap = t.AddrPort()
+	} else {
+		var err error
+		if ap, err = netip.ParseAddrPort(a.String()); err != nil {
+			return netip.Addr{}, ""
+		}
+	}
+	if !ap.Addr().IsValid() {
 		return netip.Addr{}, ""
 	}
 	return ap.Addr(), strconv.Itoa(int(ap.Port()))

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/nexus-mem/nexus"
@@ -93,11 +94,236 @@ func decodeDraft(body []byte) (nexus.Draft, error) {
 	// interface type, where UseNumber would matter, and its keys were
 	// checked, so the result is the strict decoder's. Anything else takes
 	// the strict decoder, which says what is wrong.
+	if d, ok := scanDraft(body); ok {
+		return d, nil
+	}
 	var d nexus.Draft
 	if utf8.Valid(body) && knownKeys(body, draftFields) && json.Unmarshal(body, &d) == nil {
 		return d, nil
 	}
 	return decodeDraftStrict(body)
+}
+
+// scanDraft decodes the drafts clients send, in one pass over the body
+// without reflection: one object with nothing but white space around it,
+// each key one of a draft's, in its exact case, at most once and without
+// escapes; the string fields strings whose escapes are not surrogates,
+// parent_id a valid id, metadata any valid JSON value (kept as its bytes,
+// as json.RawMessage keeps it). Anything else returns false, for the
+// decoders that say what is wrong; what it accepts, they decode the same
+// (FuzzDecodeDraft_FastIsStrict).
+func scanDraft(body []byte) (nexus.Draft, bool) {
+	var d nexus.Draft
+	if !utf8.Valid(body) {
+		return d, false
+	}
+	i := skipSpace(body, 0)
+	if i == len(body) || body[i] != '{' {
+		return d, false
+	}
+	i = skipSpace(body, i+1)
+	var seen uint8
+	if i < len(body) && body[i] == '}' {
+		return d, skipSpace(body, i+1) == len(body)
+	}
+	for {
+		if i == len(body) || body[i] != '"' {
+			return d, false
+		}
+		end := bytes.IndexByte(body[i+1:], '"')
+		if end < 0 {
+			return d, false
+		}
+		key := body[i+1 : i+1+end]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			return d, false
+		}
+		i = skipSpace(body, i+2+end)
+		if i == len(body) || body[i] != ':' {
+			return d, false
+		}
+		i = skipSpace(body, i+1)
+		var bit uint8
+		var v string
+		switch string(key) { // compared, not converted: no allocation
+		case "namespace":
+			bit = 1
+			d.Namespace, i = scanString(body, i)
+		case "type":
+			bit = 2
+			v, i = scanString(body, i)
+			d.Type = nexus.Type(v)
+		case "content":
+			bit = 4
+			d.Content, i = scanString(body, i)
+		case "agent_id":
+			bit = 8
+			d.AgentID, i = scanString(body, i)
+		case "parent_id":
+			bit = 16
+			if v, i = scanString(body, i); i >= 0 {
+				id, err := nexus.ParseID(v)
+				if err != nil {
+					return d, false
+				}
+				d.ParentID = id
+			}
+		case "metadata":
+			bit = 32
+			start := i
+			if i = valueEnd(body, i); i >= 0 {
+				raw := body[start:i]
+				if !json.Valid(raw) {
+					return d, false
+				}
+				d.Metadata = append(json.RawMessage(nil), raw...)
+			}
+		default:
+			return d, false
+		}
+		if i < 0 || seen&bit != 0 {
+			return d, false
+		}
+		seen |= bit
+		i = skipSpace(body, i)
+		if i == len(body) {
+			return d, false
+		}
+		if body[i] == '}' {
+			return d, skipSpace(body, i+1) == len(body)
+		}
+		if body[i] != ',' {
+			return d, false
+		}
+		i = skipSpace(body, i+1)
+	}
+}
+
+// scanString decodes the JSON string at b[i:] and returns it with the
+// offset after it, or -1 if there is none there, it holds a raw control
+// character, or an escape it leaves to encoding/json (a \u escape of a
+// surrogate, which may be half of a pair).
+func scanString(b []byte, i int) (string, int) {
+	if i >= len(b) || b[i] != '"' {
+		return "", -1
+	}
+	i++
+	start := i
+	for i < len(b) && b[i] != '"' && b[i] != '\\' && b[i] >= 0x20 {
+		i++
+	}
+	if i == len(b) || b[i] < 0x20 {
+		return "", -1
+	}
+	if b[i] == '"' {
+		return string(b[start:i]), i + 1
+	}
+	out := make([]byte, 0, len(b)-start)
+	out = append(out, b[start:i]...)
+	for i < len(b) {
+		c := b[i]
+		switch {
+		case c == '"':
+			return string(out), i + 1
+		case c < 0x20:
+			return "", -1
+		case c != '\\':
+			out = append(out, c)
+			i++
+			continue
+		}
+		if i+1 == len(b) {
+			return "", -1
+		}
+		switch e := b[i+1]; e {
+		case '"', '\\', '/':
+			out = append(out, e)
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			if i+6 > len(b) {
+				return "", -1
+			}
+			var r rune
+			for _, h := range b[i+2 : i+6] {
+				switch {
+				case '0' <= h && h <= '9':
+					h -= '0'
+				case 'a' <= h && h <= 'f':
+					h -= 'a' - 10
+				case 'A' <= h && h <= 'F':
+					h -= 'A' - 10
+				default:
+					return "", -1
+				}
+				r = r<<4 | rune(h)
+			}
+			if utf16.IsSurrogate(r) {
+				return "", -1
+			}
+			out = utf8.AppendRune(out, r)
+			i += 6
+			continue
+		default:
+			return "", -1
+		}
+		i += 2
+	}
+	return "", -1
+}
+
+// valueEnd returns the offset after the JSON value that starts at b[i]
+// (no white space before it), or -1 if b ends inside it. It follows
+// strings and nesting only; the value is checked after.
+func valueEnd(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		for i++; i < len(b); i++ {
+			switch b[i] {
+			case '\\':
+				i++
+			case '"':
+				return i + 1
+			}
+		}
+		return -1
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				if i = valueEnd(b, i); i < 0 {
+					return -1
+				}
+				i--
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return -1
+	}
+	for ; i < len(b); i++ { // a number or a literal: up to the next delimiter
+		switch b[i] {
+		case ',', '}', ']', ' ', '\t', '\r', '\n':
+			return i
+		}
+	}
+	return i
 }
 
 // decodeDraftStrict is decodeDraft through [decodeObject] only.
