@@ -16,8 +16,18 @@ type trees struct {
 	max   int
 }
 
+// treeCacheMax bounds the tree cache between batches. A batch needs the
+// trees on its paths from the root (seven per namespace and leaf), which
+// the next batch rewrites, so the cache holds mostly superseded trees: a
+// bound of 2^18 kept a map of up to 262,144 entry lists that every
+// collection scanned, and BenchmarkPut_64 spent 0.70–0.96× the CPU per
+// write with 2^12 (docs/BENCHMARKS.md, "Tree cache bound"). Reloading the
+// few trees a batch needs after the cache empties costs a few µs every few
+// hundred batches.
+const treeCacheMax = 1 << 12
+
 func newTrees(r *repo) *trees {
-	return &trees{repo: r, cache: map[Hash][]treeEntry{}, max: 1 << 18}
+	return &trees{repo: r, cache: map[Hash][]treeEntry{}, max: treeCacheMax}
 }
 
 // load returns the entries of tree h; the zero hash is the empty tree.
