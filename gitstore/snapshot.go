@@ -47,11 +47,7 @@ func (sn *snapshot) close() {
 // snapshotRepo returns a snapshot of the store (to close when done): what
 // the refs name now, whatever group commits do meanwhile.
 func (s *Store) snapshotRepo(ctx context.Context) (*snapshot, error) {
-	root := filepath.Join(s.dir, scratchDir)
-	if err := os.MkdirAll(root, privateDir); err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp(root, "snapshot-")
+	dir, err := s.scratchTemp("snapshot-")
 	if err != nil {
 		return nil, err
 	}
@@ -136,11 +132,7 @@ func (s *Store) linkPacks(dir string) ([]*pack, error) {
 // checked nothing, when the packs cannot be linked; the caller then checks
 // them in place with merging paused.
 func (s *Store) checkPacksLinked(ctx context.Context, rep *FsckReport) (bool, error) {
-	root := filepath.Join(s.dir, scratchDir)
-	if err := os.MkdirAll(root, privateDir); err != nil {
-		return false, nil
-	}
-	dir, err := os.MkdirTemp(root, "check-")
+	dir, err := s.scratchTemp("check-")
 	if err != nil {
 		return false, nil
 	}
@@ -169,6 +161,16 @@ func (s *Store) checkPacksLinked(ctx context.Context, rep *FsckReport) (bool, er
 		}
 	}
 	return true, nil
+}
+
+// scratchTemp makes a new directory in <data>/scratch, named prefix and a
+// random suffix.
+func (s *Store) scratchTemp(prefix string) (string, error) {
+	root := filepath.Join(s.dir, scratchDir)
+	if err := os.MkdirAll(root, privateDir); err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(root, prefix)
 }
 
 // removeScratch deletes what snapshots and checks left in the data
