@@ -77,7 +77,11 @@ func (a Analyzer) indexTerms(text string) (terms []string, words int) {
 func (a Analyzer) scanParts(text string, emit func(term string, start, end int)) {
 	a.scan(text, func(term string, start, end int) {
 		emit(term, start, end)
-		word := trimPossessive(text[start:end])
+		word := text[start:end]
+		if oneClass(word) {
+			return // most words of prose: no parts
+		}
+		word = trimPossessive(word)
 		cuts := partCuts(word)
 		if len(cuts) == 0 {
 			return
@@ -146,6 +150,24 @@ func partCuts(word string) []int {
 		prev, prevAt = c, i
 	}
 	return cuts
+}
+
+// oneClass reports whether word is lowercase ASCII letters only or ASCII
+// digits only: such a word has no parts (partCuts cuts only where the
+// class of its characters changes), so it needs no look for them.
+func oneClass(word string) bool {
+	letters, digits := 0, 0
+	for i := 0; i < len(word); i++ {
+		switch c := word[i]; {
+		case 'a' <= c && c <= 'z':
+			letters++
+		case '0' <= c && c <= '9':
+			digits++
+		default:
+			return false
+		}
+	}
+	return letters == 0 || digits == 0
 }
 
 // trimPossessive removes the possessive endings of a word ("TrimSpace's").

@@ -2,6 +2,7 @@ package keyword_test
 
 import (
 	"bytes"
+	"strings"
 	"sync"
 	"testing"
 
@@ -86,6 +87,19 @@ func BenchmarkIndex_WriteTo(b *testing.B) {
 	for b.Loop() {
 		var buf bytes.Buffer
 		if _, err := x.WriteTo(&buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkIndex_AddRepeated adds the 512-byte text that `nexus bench
+// report`'s clients write (ten lowercase words, repeated) under new keys.
+func BenchmarkIndex_AddRepeated(b *testing.B) {
+	text := strings.Repeat("agent memory context durable commit search thread decision result observed ", 7)[:512]
+	b.ReportAllocs()
+	x := keyword.New(keyword.Config{})
+	for i := 0; b.Loop(); i++ {
+		if err := x.Add(uint32(i), text); err != nil {
 			b.Fatal(err)
 		}
 	}

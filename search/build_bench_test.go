@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/nexus-mem/nexus"
 	"github.com/nexus-mem/nexus/embed"
+	"github.com/nexus-mem/nexus/gitstore"
 	"github.com/nexus-mem/nexus/search"
 	"github.com/nexus-mem/nexus/storetest"
 	"github.com/nexus-mem/nexus/vector"
@@ -158,4 +161,95 @@ func BenchmarkBuildGraph(b *testing.B) {
 			b.ReportMetric(sum/float64(len(queries)), "recall@10")
 		})
 	}
+}
+
+// BenchmarkEngine_Follow is the cost of indexing under durable writes,
+// in process: NEXUS_FOLLOW_N (10,000) contexts written to a real store
+// (gitstore, fsync per group commit) by 64 goroutines, as the clients of
+// `nexus bench report` write them, with the engine following the store as
+// the node wires it (notified at each group commit, its vector log in the
+// store's repository, writes paced by it) and without (search=off). One
+// iteration is a fresh store filled, then, with the engine, caught up;
+// cpu-µs/context is the process's CPU per context over that, so the
+// indexing costs the difference of the on and off rows. text=same writes
+// one 512-byte text over and over (the report's load: each phase of its
+// clients writes one text); text=distinct the build benchmark's notes.
+func BenchmarkEngine_Follow(b *testing.B) {
+	n := 10000
+	if s := os.Getenv("NEXUS_FOLLOW_N"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 {
+			b.Fatalf("NEXUS_FOLLOW_N=%q: want a positive number", s)
+		}
+		n = v
+	}
+	notes, _, _ := buildCorpus(b)
+	same := strings.Repeat("agent memory context durable commit search thread decision result observed ", 7)[:512]
+	for _, text := range []string{"same", "distinct"} {
+		for _, on := range []bool{false, true} {
+			name := fmt.Sprintf("text=%s/search=%s", text, map[bool]string{false: "off", true: "on"}[on])
+			b.Run(name, func(b *testing.B) {
+				var cpu time.Duration
+				for b.Loop() {
+					cpu += followOnce(b, n, on, func(i int) string {
+						if text == "same" {
+							return same
+						}
+						return notes[i%len(notes)]
+					})
+				}
+				b.ReportMetric(float64(cpu.Microseconds())/float64(n*b.N), "cpu-µs/context")
+			})
+		}
+	}
+}
+
+// followOnce writes n contexts to a new store from 64 goroutines, with an
+// engine following it when on, waits for the engine to catch up, and
+// returns the process's CPU time from the first write to then.
+func followOnce(b *testing.B, n int, on bool, text func(i int) string) time.Duration {
+	dir := b.TempDir()
+	var eng atomic.Pointer[search.Engine]
+	st, err := gitstore.Open(filepath.Join(dir, "data"), gitstore.Options{OnCommit: func() {
+		if e := eng.Load(); e != nil {
+			e.Notify()
+		}
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	if on {
+		e, err := search.Open(st, embed.NewHashing(0), search.Options{Dir: filepath.Join(dir, "index"), Log: st.SideLog()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer e.Close()
+		eng.Store(e)
+		st.SetAdmission(e.Pace)
+	}
+	ctx := context.Background()
+	cpu0 := cpuTime(b)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				if _, err := st.Put(ctx, nexus.Draft{Type: nexus.TypeObservation, Namespace: "bench", Content: text(i)}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if e := eng.Load(); e != nil {
+		if err := e.CatchUp(ctx, nil); err != nil {
+			b.Fatal(err)
+		}
+		if got := e.Indexed(); got != n {
+			b.Fatalf("indexed %d of %d", got, n)
+		}
+	}
+	return cpuTime(b) - cpu0
 }

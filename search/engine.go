@@ -83,6 +83,12 @@ type Options struct {
 	// takes them from there instead of calling the embedder; nil keeps
 	// them only in the index files.
 	Log VectorLog
+	// LogSegment is the most embeddings appended to Log as one segment
+	// (default 1,024), and LogDelay the longest an embedding waits for
+	// its segment (default 2s; Close appends what waits). Each segment is
+	// a commit the store makes between durable writes.
+	LogSegment int
+	LogDelay   time.Duration
 	// Resolve returns the embedder of a model other than the configured
 	// one, if it can still be made; after a model change, the saved index
 	// of that model then answers searches until the new one has caught up.
@@ -124,6 +130,12 @@ func (o *Options) setDefaults() {
 	}
 	if o.SaveInterval <= 0 {
 		o.SaveInterval = 30 * time.Second
+	}
+	if o.LogSegment <= 0 {
+		o.LogSegment = defaultLogSegment
+	}
+	if o.LogDelay <= 0 {
+		o.LogDelay = defaultLogDelay
 	}
 	if o.RetryInterval <= 0 {
 		o.RetryInterval = 5 * time.Second
@@ -187,18 +199,23 @@ type Engine struct {
 	savedAt   int // done at the last save
 	progress  chan struct{}
 
-	root        string                   // Options.Dir: the parent of the model directories
-	loadErr     error                    // why the saved index was not loaded at open
-	restores    atomic.Uint64            // the store's restore count the index reflects
-	prev        atomic.Pointer[Engine]   // the previous model's engine, during a migration
-	migrated    chan struct{}            // closed when the previous model's engine is retired
-	saved       atomic.Pointer[manifest] // the generation last saved or loaded
-	fileDamage  atomic.Pointer[string]   // what the last check of the saved files found
-	known       map[nexus.ID][]float32   // vectors from the log, for a rebuild; guarded by stepMu
-	logFailures atomic.Int64             // vector log appends that failed
-	paced       atomic.Int64             // writes Pace held back
-	pacedNanos  atomic.Int64             // the time it held them back, in all
-	paceStalls  atomic.Int64             // writes let through after PaceStall without progress
+	root       string                   // Options.Dir: the parent of the model directories
+	loadErr    error                    // why the saved index was not loaded at open
+	restores   atomic.Uint64            // the store's restore count the index reflects
+	prev       atomic.Pointer[Engine]   // the previous model's engine, during a migration
+	migrated   chan struct{}            // closed when the previous model's engine is retired
+	saved      atomic.Pointer[manifest] // the generation last saved or loaded
+	fileDamage atomic.Pointer[string]   // what the last check of the saved files found
+	known      map[nexus.ID][]float32   // vectors from the log, for a rebuild; guarded by stepMu
+	// Embeddings made and not yet appended to the vector log, and when
+	// the first of them was queued (logVectors); guarded by stepMu.
+	logIDs      []nexus.ID
+	logVecs     [][]float32
+	logSince    time.Time
+	logFailures atomic.Int64 // vector log appends that failed
+	paced       atomic.Int64 // writes Pace held back
+	pacedNanos  atomic.Int64 // the time it held them back, in all
+	paceStalls  atomic.Int64 // writes let through after PaceStall without progress
 	// caughtUp: an admit has found nothing left to index since the
 	// index was opened or reset (guarded by mu). Until then it is
 	// rebuilding or catching up, and Pace holds no write back for that
@@ -300,6 +317,11 @@ func (e *Engine) Close() error {
 		cancel()
 		close(e.closing)
 		e.wg.Wait()
+		ctx, cancel = context.WithTimeout(context.Background(), closeDrain)
+		e.stepMu.Lock()
+		e.flushLog(ctx)
+		e.stepMu.Unlock()
+		cancel()
 		err = e.save()
 		if prev := e.prev.Swap(nil); prev != nil {
 			if perr := prev.Close(); err == nil {
@@ -350,6 +372,7 @@ func (e *Engine) run() {
 		progress = nil
 		e.finishMigration()
 		e.retryEmbeddings(ctx)
+		e.flushLogIfDue(ctx)
 		cancel()
 		if time.Since(lastSave) >= e.opts.SaveInterval {
 			if err := e.save(); err != nil {

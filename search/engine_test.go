@@ -746,3 +746,62 @@ func TestEngine_OpensIndexOfOtherEfConstruction(t *testing.T) {
 		t.Fatalf("embedded %d texts, want 1 (the query): the index was rebuilt", n)
 	}
 }
+
+// segmentLog is a vector log that records how many embeddings each
+// appended segment holds (read from its header: magic, model, dimension,
+// count) before passing it on.
+type segmentLog struct {
+	search.VectorLog
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (l *segmentLog) Append(ctx context.Context, name string, seg []byte) error {
+	r := seg[len("NXVEC1\n"):]
+	n := int(uint32(r[0]) | uint32(r[1])<<8 | uint32(r[2])<<16 | uint32(r[3])<<24)
+	r = r[4+n+4:]
+	l.mu.Lock()
+	l.sizes = append(l.sizes, int(uint32(r[0])|uint32(r[1])<<8|uint32(r[2])<<16|uint32(r[3])<<24))
+	l.mu.Unlock()
+	return l.VectorLog.Append(ctx, name, seg)
+}
+
+// Embeddings go to the vector log in segments of LogSegment, not one per
+// batch indexed: the 46 contexts of the first build in one, then 30
+// contexts indexed one at a time in a segment of 16 and, at Close, one of
+// the 14 left. A rebuild then finds every vector there.
+func TestEngine_VectorLogSegments(t *testing.T) {
+	c := mustCorpus(t)
+	dir := t.TempDir()
+	log := &segmentLog{VectorLog: c.store.SideLog()}
+	opts := search.Options{Dir: dir, Log: log, LogSegment: 16, LogDelay: time.Hour}
+	e, err := search.Open(c.store, embed.NewHashing(64), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSearch(t, e, nexus.SearchRequest{Query: "billing", Mode: nexus.Semantic})
+	first := c.store.Len()
+	for i := range 30 {
+		if _, err := c.store.Put(context.Background(), nexus.Draft{Type: nexus.TypeMemory, Content: fmt.Sprint("indexed on its own ", i)}); err != nil {
+			t.Fatal(err)
+		}
+		mustSearch(t, e, nexus.SearchRequest{Query: "own", Mode: nexus.Semantic})
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{first, 16, 14}; !slices.Equal(log.sizes, want) {
+		t.Fatalf("segments of %v embeddings, want %v", log.sizes, want)
+	}
+	again := &countingEmbedder{Hashing: embed.NewHashing(64)}
+	os.RemoveAll(dir)
+	r, err := search.Open(c.store, again, search.Options{Dir: dir, Log: c.store.SideLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	mustSearch(t, r, nexus.SearchRequest{Query: "own", Mode: nexus.Semantic})
+	if n := again.texts.Load(); n != 1 {
+		t.Fatalf("the rebuild embedded %d texts; want only the query", n)
+	}
+}

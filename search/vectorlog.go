@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"time"
 
 	"github.com/nexus-mem/nexus"
 )
@@ -110,11 +111,52 @@ func (e *Engine) loadKnown(ctx context.Context) (map[nexus.ID][]float32, error) 
 	return known, err
 }
 
-// logVectors appends freshly made embeddings to the vector log.
+// The vector log takes embeddings in segments of up to Options.LogSegment,
+// or what Options.LogDelay gathered: each segment is a commit of its own
+// (a pack, its fsyncs, a ref moved) made by the store's one writer between
+// the group commits of durable writes, so one per batch indexed — a batch
+// of one context under light load — cost the writes more than the
+// segment's bytes. Embeddings still queued when the process dies are made
+// again by the next rebuild, as when an append fails.
+const (
+	defaultLogSegment = 1024
+	defaultLogDelay   = 2 * time.Second
+)
+
+// logVectors queues freshly made embeddings for the vector log, and
+// appends the queue as one segment once it holds Options.LogSegment. The
+// caller holds stepMu.
 func (e *Engine) logVectors(ctx context.Context, ids []nexus.ID, vecs [][]float32) {
 	if e.opts.Log == nil || len(ids) == 0 {
 		return
 	}
+	if len(e.logIDs) == 0 {
+		e.logSince = time.Now()
+	}
+	e.logIDs, e.logVecs = append(e.logIDs, ids...), append(e.logVecs, vecs...)
+	if len(e.logIDs) >= e.opts.LogSegment {
+		e.flushLog(ctx)
+	}
+}
+
+// flushLogIfDue appends the queued embeddings once the oldest has waited
+// Options.LogDelay.
+func (e *Engine) flushLogIfDue(ctx context.Context) {
+	e.stepMu.Lock()
+	defer e.stepMu.Unlock()
+	if len(e.logIDs) > 0 && time.Since(e.logSince) >= e.opts.LogDelay {
+		e.flushLog(ctx)
+	}
+}
+
+// flushLog appends the queued embeddings to the vector log as one
+// segment. The caller holds stepMu.
+func (e *Engine) flushLog(ctx context.Context) {
+	if len(e.logIDs) == 0 {
+		return
+	}
+	ids, vecs := e.logIDs, e.logVecs
+	e.logIDs, e.logVecs = nil, nil
 	seg := encodeSegment(e.emb.Model(), e.emb.Dimension(), ids, vecs)
 	if err := e.opts.Log.Append(ctx, LogName(e.emb.Model()), seg); err != nil {
 		e.logFailures.Add(1)

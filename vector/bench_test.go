@@ -147,3 +147,32 @@ func BenchmarkScan(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkAddCopies builds an index of NEXUS_VECTOR_N vectors (10,000)
+// drawn from only `distinct` different ones, one goroutine: the load of
+// `nexus bench report`, whose clients write one text over and over, and
+// of a memory holding repeated texts. Copies score alike against every
+// vector, so no candidate rules another out as a neighbour and every
+// pruning of a full list compares all its pairs. One iteration is a
+// whole build; cpu-µs/insert is the process's CPU per insertion.
+func BenchmarkAddCopies(b *testing.B) {
+	n := envInt(b, "NEXUS_VECTOR_N", 10000)
+	for _, distinct := range []int{1, 3, 10, 100} {
+		b.Run(fmt.Sprintf("distinct=%d", distinct), func(b *testing.B) {
+			uniq, _ := dataset(23, distinct, 0, 384, distinct, 1)
+			base := make([][]float32, n)
+			for i := range base {
+				base[i] = uniq[i%distinct]
+			}
+			cpu0 := cpuTime()
+			for b.Loop() {
+				ix, err := vector.New(384, vector.Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				build(b, ix, base, 1)
+			}
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(n*b.N), "cpu-µs/insert")
+		})
+	}
+}

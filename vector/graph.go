@@ -36,10 +36,11 @@ type scratch struct {
 	qsc   []float32
 	idots []int32
 
-	// selectNeighbours: the quantised vectors of the kept candidates and
-	// their scales.
+	// selectNeighbours: the quantised vectors of the kept candidates
+	// (one of each set of copies), their scales and squared norms.
 	kq  [][]int8
 	ksc []float32
+	kn  []int32
 }
 
 func (ix *Index) getScratch() *scratch {
@@ -242,16 +243,25 @@ func (ix *Index) offer(s *scratch, x cand, ef int, allow func(uint32) bool) {
 // cluster for another. The candidates' scores (to the base) are float32;
 // their similarity to the ones kept is taken from the quantised vectors,
 // a candidate against all the kept ones in one batch.
+//
+// Copies (nodes whose quantised vectors and scales are equal) score alike
+// against every candidate, so a candidate is compared with one kept node
+// of each set of copies only: that decides exactly what comparing it with
+// all of them decides. A kept candidate is a copy of a kept node u when
+// their dot product equals both their squared norms (|c − u|² = 0, exact
+// in integers) and their scales are equal. Without this, a list of copies
+// (a memory holding one text many times) rejects nothing, and every
+// pruning of a full list compared all its pairs.
 func (ix *Index) selectNeighbours(s *scratch, dst, w []cand, m int) []cand {
-	s.kq, s.ksc = s.kq[:0], s.ksc[:0]
+	s.kq, s.ksc, s.kn = s.kq[:0], s.ksc[:0], s.kn[:0]
 	for _, c := range w {
 		if len(dst) >= m {
 			break
 		}
-		cv, cs := ix.qvec(c.id)
+		cv, cs, cn := ix.qvecNorm(c.id)
 		// The kept ones nearest the base come first and reject most
 		// candidates, so they are compared a few at a time.
-		good := true
+		good, copied := true, false
 		for j := 0; good && j < len(s.kq); j += 4 {
 			k := s.kq[j:min(j+4, len(s.kq))]
 			s.idots = grow(s.idots, len(k))
@@ -261,10 +271,15 @@ func (ix *Index) selectNeighbours(s *scratch, dst, w []cand, m int) []cand {
 					good = false
 					break
 				}
+				if d == cn && s.kn[j+i] == cn && s.ksc[j+i] == cs {
+					copied = true
+				}
 			}
 		}
 		if good {
-			s.kq, s.ksc = append(s.kq, cv), append(s.ksc, cs)
+			if !copied {
+				s.kq, s.ksc, s.kn = append(s.kq, cv), append(s.ksc, cs), append(s.kn, cn)
+			}
 			dst = append(dst, c)
 		}
 	}

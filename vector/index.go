@@ -165,7 +165,7 @@ func (ix *Index) Add(key uint32, v []float32) error {
 	}
 	c, i := ix.ensure(id)
 	copy(c.vecs[i*ix.dim:(i+1)*ix.dim], v)
-	c.qscale[i] = quantize(c.qvecs[i*ix.qdim:(i+1)*ix.qdim], v)
+	ix.quantizeNode(c, i)
 	c.keys[i] = key
 	lvl := ix.levelOf(key)
 	c.level[i] = uint8(lvl)

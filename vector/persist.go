@@ -184,7 +184,7 @@ func (d *decoder) index() (*Index, error) {
 			return nil, err
 		}
 		for i := range cnt {
-			c.qscale[i] = quantize(c.qvecs[i*ix.qdim:(i+1)*ix.qdim], c.vecs[i*ix.dim:(i+1)*ix.dim])
+			ix.quantizeNode(c, i)
 		}
 	}
 	for base := 0; base < d.n; base += 1 << ix.shift {

@@ -64,11 +64,33 @@ func dotBatchInt8Generic(q []int8, vs [][]int8, out []int32) {
 	}
 }
 
+// quantizeNode derives the quantised copy of node i of c from its float32
+// vector: the int8 components, their scale and their dot product with
+// themselves.
+func (ix *Index) quantizeNode(c *chunk, i int) {
+	q := c.qvecs[i*ix.qdim : (i+1)*ix.qdim : (i+1)*ix.qdim]
+	scale := quantize(q, c.vecs[i*ix.dim:(i+1)*ix.dim])
+	var n int32
+	for _, x := range q {
+		n += int32(x) * int32(x)
+	}
+	c.qmeta[i] = qmeta{scale: scale, norm: n}
+}
+
 // qvec returns the quantised vector of node id and its scale.
 func (ix *Index) qvec(id uint32) ([]int8, float32) {
 	c, i := ix.chunkOf(id)
 	s := ix.qdim
-	return c.qvecs[i*s : (i+1)*s : (i+1)*s], c.qscale[i]
+	return c.qvecs[i*s : (i+1)*s : (i+1)*s], c.qmeta[i].scale
+}
+
+// qvecNorm is qvec with the dot product of the quantised vector with
+// itself.
+func (ix *Index) qvecNorm(id uint32) ([]int8, float32, int32) {
+	c, i := ix.chunkOf(id)
+	s := ix.qdim
+	m := c.qmeta[i]
+	return c.qvecs[i*s : (i+1)*s : (i+1)*s], m.scale, m.norm
 }
 
 // qscores returns in s.scores the approximate similarity of the query

@@ -1,6 +1,7 @@
 package vector
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -86,4 +87,114 @@ func BenchmarkSelectNeighbours(b *testing.B) {
 		dst = ix.selectNeighbours(s, dst[:0], pools[i%len(pools)], ix.m0)
 		i++
 	}
+}
+
+// selectPlain is the heuristic of selectNeighbours written without its
+// shortcut for copies: each candidate is compared with every candidate
+// kept before it.
+func selectPlain(ix *Index, w []cand, m int) []cand {
+	var dst []cand
+	for _, c := range w {
+		if len(dst) >= m {
+			break
+		}
+		cv, cs := ix.qvec(c.id)
+		good := true
+		for _, k := range dst {
+			kv, ks := ix.qvec(k.id)
+			d := make([]int32, 1)
+			dotBatchInt8Generic(cv, [][]int8{kv}, d)
+			if float32(d[0])*cs*ks > c.score {
+				good = false
+				break
+			}
+		}
+		if good {
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
+
+// TestSelectNeighbours_copies checks that comparing a candidate with one
+// of each set of copies among the kept ones keeps exactly what comparing
+// it with all of them keeps, on an index where most vectors have copies:
+// exact ones, and ones scaled by 2 (the same int8 components, another
+// scale, so not copies), among distinct vectors.
+func TestSelectNeighbours_copies(t *testing.T) {
+	const dim = 64
+	r := rand.New(rand.NewPCG(5, 6))
+	var uniq [][]float32
+	for range 12 {
+		v := make([]float32, dim)
+		for j := range v {
+			v[j] = float32(r.NormFloat64())
+		}
+		uniq = append(uniq, v)
+	}
+	ix, err := New(dim, Options{M: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vecs [][]float32
+	for k := range 600 {
+		var v []float32
+		switch k % 3 {
+		case 0: // an exact copy of one of the twelve
+			v = uniq[r.IntN(len(uniq))]
+		case 1: // one of them scaled by 2
+			v = slices.Clone(uniq[r.IntN(len(uniq))])
+			for j := range v {
+				v[j] *= 2
+			}
+		default: // near one of them
+			v = slices.Clone(uniq[r.IntN(len(uniq))])
+			for j := range v {
+				v[j] += 0.3 * float32(r.NormFloat64())
+			}
+		}
+		vecs = append(vecs, v)
+		if err := ix.Add(uint32(k), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := ix.getScratch()
+	copiesKept := 0
+	for p := range 300 {
+		base := vecs[r.IntN(len(vecs))]
+		var pool []cand
+		for _, id := range r.Perm(len(vecs))[:40] {
+			sc := dot(base, ix.vec(uint32(id)))
+			if p%2 == 1 { // as connect scores a pool: from the int8 copies
+				bq := make([]int8, ix.qdim)
+				bs := quantize(bq, base)
+				cv, cs := ix.qvec(uint32(id))
+				d := make([]int32, 1)
+				dotBatchInt8Generic(bq, [][]int8{cv}, d)
+				sc = float32(d[0]) * bs * cs
+			}
+			pool = append(pool, cand{score: sc, id: uint32(id)})
+		}
+		slices.SortFunc(pool, compareCand)
+		for _, m := range []int{4, 8, 40} {
+			want := selectPlain(ix, pool, m)
+			got := ix.selectNeighbours(s, nil, pool, m)
+			if !slices.Equal(got, want) {
+				t.Fatalf("pool %d, m %d: kept %v, the plain heuristic %v", p, m, got, want)
+			}
+			seen := map[string]bool{}
+			for _, c := range want {
+				q, sc := ix.qvec(c.id)
+				key := fmt.Sprint(q, sc)
+				if seen[key] {
+					copiesKept++
+				}
+				seen[key] = true
+			}
+		}
+	}
+	if copiesKept < 100 {
+		t.Fatalf("only %d copies kept beside another in all the pools: the shortcut is not exercised", copiesKept)
+	}
+	t.Logf("%d copies kept beside another", copiesKept)
 }

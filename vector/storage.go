@@ -33,16 +33,26 @@ func chunkShift(dim int) uint {
 	return shift
 }
 
+// qmeta is what a quantised vector needs beside its components, side by
+// side so that one cache line holds both: its scale, and its dot product
+// with itself, by which copies (equal components and scales; see
+// selectNeighbours) are told apart from other nodes without reading them.
+type qmeta struct {
+	scale float32
+	norm  int32
+}
+
 // chunk holds the nodes whose internal ids share id>>shift.
 type chunk struct {
 	vecs []float32 // dim components per node; written once, before the node is linked
 	// qvecs holds each vector quantised to int8 (qStride bytes per node)
-	// and qscale its scale, written with vecs; insertions search with them.
-	qvecs  []int8
-	qscale []float32
-	keys   []uint32 // the caller's key of each node
-	level  []uint8  // the node's top layer
-	done   []atomic.Bool
+	// and qmeta its scale and squared norm, written with vecs;
+	// insertions search with them.
+	qvecs []int8
+	qmeta []qmeta
+	keys  []uint32 // the caller's key of each node
+	level []uint8  // the node's top layer
+	done  []atomic.Bool
 
 	// mu[i] guards links and upper of node i.
 	mu    []sync.Mutex
@@ -53,15 +63,15 @@ type chunk struct {
 func (ix *Index) newChunk() *chunk {
 	n := 1 << ix.shift
 	return &chunk{
-		vecs:   make([]float32, n*ix.dim),
-		qvecs:  make([]int8, n*ix.qdim),
-		qscale: make([]float32, n),
-		keys:   make([]uint32, n),
-		level:  make([]uint8, n),
-		done:   make([]atomic.Bool, n),
-		mu:     make([]sync.Mutex, n),
-		links:  make([]uint32, n*(ix.m0+1)),
-		upper:  make([][]uint32, n),
+		vecs:  make([]float32, n*ix.dim),
+		qvecs: make([]int8, n*ix.qdim),
+		qmeta: make([]qmeta, n),
+		keys:  make([]uint32, n),
+		level: make([]uint8, n),
+		done:  make([]atomic.Bool, n),
+		mu:    make([]sync.Mutex, n),
+		links: make([]uint32, n*(ix.m0+1)),
+		upper: make([][]uint32, n),
 	}
 }
 
