@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"github.com/nexus-mem/nexus"
@@ -175,18 +177,29 @@ func (d *decoder) index() (*Index, error) {
 	if err := d.levels(entry); err != nil {
 		return nil, err
 	}
+	// Each chunk's quantised copies are derived on the other cores while
+	// the next chunk's vectors are read: at a million vectors the two
+	// took about as long each.
+	var wg sync.WaitGroup
+	busy := make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1))
 	for base := 0; base < d.n; base += 1 << ix.shift {
 		cnt := min(d.n-base, 1<<ix.shift)
 		c, _ := ix.ensure(uint32(base))
 		copy(c.keys, keys[base:base+cnt])
 		copy(c.level, d.lvl[base:base+cnt])
 		if err := d.vectors(c.vecs[:cnt*ix.dim]); err != nil {
+			wg.Wait()
 			return nil, err
 		}
-		for i := range cnt {
-			ix.quantizeNode(c, i)
-		}
+		busy <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-busy }()
+			for i := range cnt {
+				ix.quantizeNode(c, i)
+			}
+		})
 	}
+	wg.Wait()
 	for base := 0; base < d.n; base += 1 << ix.shift {
 		c, _ := ix.chunkOf(uint32(base))
 		if err := d.lists(c.links[:min(d.n-base, 1<<ix.shift)*(ix.m0+1)], ix.m0, base, 0); err != nil {
