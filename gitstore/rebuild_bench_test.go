@@ -143,3 +143,41 @@ func fillBench(dir string, n int) error {
 	}
 	return nil
 }
+
+// BenchmarkBuildCatalog times buildCatalog alone (the rebuild from git
+// that a start with the catalog file deleted runs) on the store in
+// -rebuild.dir, which must exist; each rebuild is checked equal to the
+// catalog the store opened with. For profiles of the rebuild:
+//
+//	go test -run '^$' -bench BuildCatalog -benchtime 3x -cpuprofile cpu.prof ./gitstore/ \
+//	    -args -rebuild.dir /tmp/rebuild1m
+func BenchmarkBuildCatalog(b *testing.B) {
+	if *rebuildDir == "" {
+		b.Skip("needs -rebuild.dir, a store to rebuild the catalog of")
+	}
+	s, err := Open(*rebuildDir, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	live := liveCatalog(s)
+	var cpu time.Duration
+	b.ResetTimer()
+	for range b.N {
+		c0 := cpuTime()
+		c, err := s.buildCatalog(live.head)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cpu += cpuTime() - c0
+		b.StopTimer()
+		if err := sameCatalog(live, c); err != nil {
+			b.Fatalf("rebuild differs from the live catalog: %v", err)
+		}
+		c = nil
+		runtime.GC()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(len(live.ordered)), "contexts")
+	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
+}
