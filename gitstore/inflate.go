@@ -100,10 +100,11 @@ type inflater struct {
 // codeLens are the code lengths of a code: the symbols that have a code,
 // in order, with their lengths, and how many codes each length has.
 type codeLens struct {
-	n     int
-	sym   [288]uint16
-	len   [288]uint8
-	count [maxCodeLen + 1]uint16 // count[0] stays 0
+	n      int
+	sym    [288]uint16
+	len    [288]uint8
+	count  [maxCodeLen + 1]uint16 // count[0] stays 0
+	sorted [288]uint16            // buildTable's scratch
 }
 
 func (c *codeLens) reset() {
@@ -135,64 +136,80 @@ func buildTable(t []uint32, c *codeLens, root uint) bool {
 		return true
 	}
 	// Check the code is complete: the codes of each length take their
-	// share of the 2^len strings of that length. Then the first code of
-	// each length, as RFC 1951 assigns them.
+	// share of the 2^len strings of that length.
 	left := 1
-	var next [maxCodeLen + 1]int
-	code := 0
 	for l := uint(1); l <= maxLen; l++ {
 		left = left<<1 - int(c.count[l])
 		if left < 0 {
 			return false // over-subscribed
 		}
-		code = (code + int(c.count[l-1])) << 1
-		next[l] = code
 	}
 	if left > 0 {
 		if maxLen != 1 || c.count[1] != 1 {
 			return false // incomplete
 		}
-		clear(t[:rootLen]) // the one code's other half stays invalid
-	}
-	// Codes of up to root bits fill the root table; longer ones are
-	// kept for the subtables, one of 2^(maxLen-root) entries per root
-	// prefix, placed after the root table.
-	var long [288]uint32 // code<<16 | index in c
-	nlong := 0
-	for k := range c.n {
-		l := uint(c.len[k])
-		code := next[l]
-		next[l]++
-		rev := int(bits.Reverse16(uint16(code)) >> (16 - l))
-		if l <= root {
-			e := uint32(c.sym[k])<<16 | uint32(l)
-			for i := rev; i < rootLen; i += 1 << l {
-				t[i] = e
-			}
-			continue
+		// One code, 0: the other half of the table stays invalid.
+		e := uint32(c.sym[0])<<16 | 1
+		for i := range rootLen {
+			t[i] = e * uint32(1-i&1)
 		}
-		long[nlong] = uint32(rev)<<16 | uint32(k)
-		nlong++
-		t[rev&(rootLen-1)] = 0 // no subtable yet
-	}
-	if nlong == 0 {
 		return true
 	}
+	// The symbols sorted by code length, then by value: the order of
+	// their canonical codes.
+	var offs [maxCodeLen + 2]uint16
+	for l := uint(1); l <= maxLen; l++ {
+		offs[l+1] = offs[l] + c.count[l]
+	}
+	sorted := &c.sorted
+	for k := range c.n {
+		l := c.len[k]
+		sorted[offs[l]] = c.sym[k]
+		offs[l]++
+	}
+	// Codes of up to root bits, shortest first: the 2^l first entries
+	// hold the codes of up to l bits, each at its bits reversed, and are
+	// doubled before the codes of l+1 bits are placed (an entry repeats
+	// every 2^len entries).
+	code, k := 0, 0
+	size := 1
+	for l := uint(1); l <= min(maxLen, root); l++ {
+		copy(t[size:2*size], t[:size])
+		size *= 2
+		for range c.count[l] {
+			t[bits.Reverse16(uint16(code))>>(16-l)] = uint32(sorted[k])<<16 | uint32(l)
+			code++
+			k++
+		}
+		code <<= 1
+	}
+	for ; size < rootLen; size *= 2 {
+		copy(t[size:2*size], t[:size])
+	}
+	if maxLen <= root {
+		return true
+	}
+	// Longer codes share root-bit prefixes in runs (canonical codes grow
+	// with their length); each prefix gets a subtable of 2^(maxLen-root)
+	// entries after the root table.
 	subBits := maxLen - root
-	sub := rootLen
-	for _, x := range long[:nlong] {
-		rev, k := int(x>>16), int(x&0xffff)
-		l := uint(c.len[k])
-		p := rev & (rootLen - 1)
-		if t[p] == 0 {
-			t[p] = uint32(sub)<<16 | uint32(subBits)<<8 | entryLink
-			sub += 1 << subBits
+	next, prefix, start := rootLen, -1, 0
+	for l := root + 1; l <= maxLen; l++ {
+		for range c.count[l] {
+			rev := int(bits.Reverse16(uint16(code)) >> (16 - l))
+			if p := rev & (rootLen - 1); p != prefix {
+				prefix, start = p, next
+				next += 1 << subBits
+				t[p] = uint32(start)<<16 | uint32(subBits)<<8 | entryLink
+			}
+			e := uint32(sorted[k])<<16 | uint32(l)
+			for i := rev >> root; i < 1<<subBits; i += 1 << (l - root) {
+				t[start+i] = e
+			}
+			code++
+			k++
 		}
-		start := int(t[p] >> 16)
-		e := uint32(c.sym[k])<<16 | uint32(l)
-		for i := rev >> root; i < 1<<subBits; i += 1 << (l - root) {
-			t[start+i] = e
-		}
+		code <<= 1
 	}
 	return true
 }
