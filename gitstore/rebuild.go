@@ -130,15 +130,11 @@ func (s *Store) readEntriesPacked(added []fileChange) ([]*entry, error) {
 func (s *Store) planReads(hashes []Hash) ([]readJobT, []int) {
 	// The ids sorted, with their places, in one array: the merges below
 	// read it in order.
-	type want struct {
-		h Hash
-		i int
-	}
-	pending := make([]want, len(hashes))
+	pending := make([]wantedID, len(hashes))
 	for i := range pending {
-		pending[i] = want{hashes[i], i}
+		pending[i] = wantedID{hashes[i], i}
 	}
-	slices.SortFunc(pending, func(a, b want) int { return compareHash(&a.h, &b.h) })
+	sortWanted(pending, runtime.GOMAXPROCS(0), 0)
 	s.repo.mu.RLock()
 	packs := slices.Clone(s.repo.packs)
 	s.repo.mu.RUnlock()
@@ -192,6 +188,36 @@ func (s *Store) planReads(hashes []Hash) ([]readJobT, []int) {
 		rest[k] = w.i
 	}
 	return jobs, rest
+}
+
+// wantedID is an object to locate: its id and its place in the caller's
+// list.
+type wantedID struct {
+	h Hash
+	i int
+}
+
+// sortWanted sorts p by id on up to ways cores: it splits p on bit bit of
+// the ids (counting from the first byte's highest), then sorts the two
+// parts at once, each split again while ways allow. Ids are uniform, so
+// the parts are even.
+func sortWanted(p []wantedID, ways int, bit uint) {
+	if ways < 2 || len(p) < 1<<14 || bit >= 8 {
+		slices.SortFunc(p, func(a, b wantedID) int { return compareHash(&a.h, &b.h) })
+		return
+	}
+	mask := byte(0x80) >> bit
+	k := 0
+	for j := range p {
+		if p[j].h[0]&mask == 0 {
+			p[k], p[j] = p[j], p[k]
+			k++
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { sortWanted(p[:k], ways/2, bit+1) })
+	sortWanted(p[k:], ways-ways/2, bit+1)
+	wg.Wait()
 }
 
 // packReader is one worker's state.

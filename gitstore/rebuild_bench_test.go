@@ -3,6 +3,7 @@ package gitstore
 import (
 	"context"
 	"flag"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -180,4 +181,28 @@ func BenchmarkBuildCatalog(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(live.ordered)), "contexts")
 	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
+}
+
+// Sorting a rebuild's million ids to locate them, on one core and on
+// all (sortWanted), wall time per sort.
+//
+//	go test -run '^$' -bench SortWanted ./gitstore/
+func BenchmarkSortWanted(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	ids := make([]wantedID, 1_000_000)
+	for i := range ids {
+		for j := range ids[i].h {
+			ids[i].h[j] = byte(r.Uint32())
+		}
+		ids[i].i = i
+	}
+	p := make([]wantedID, len(ids))
+	for _, ways := range []int{1, runtime.GOMAXPROCS(0)} {
+		b.Run(fmt.Sprintf("ways=%d", ways), func(b *testing.B) {
+			for b.Loop() {
+				copy(p, ids)
+				sortWanted(p, ways, 0)
+			}
+		})
+	}
 }
