@@ -173,6 +173,12 @@ var errDelta = errors.New("bad delta")
 // than the target size the delta declares, which may not exceed
 // maxObjectSize, and memory grows only as the output does.
 func applyDelta(base, delta []byte) ([]byte, error) {
+	return applyDeltaTo(nil, base, delta)
+}
+
+// applyDeltaTo is applyDelta writing into dst's memory when it has room
+// (the packed read's per-worker buffer); the result may alias dst.
+func applyDeltaTo(dst, base, delta []byte) ([]byte, error) {
 	bsize, n := binary.Uvarint(delta)
 	if n <= 0 {
 		return nil, fmt.Errorf("%w: truncated header", errDelta)
@@ -189,7 +195,10 @@ func applyDelta(base, delta []byte) ([]byte, error) {
 	if tsize > maxObjectSize {
 		return nil, fmt.Errorf("%w: target of %d bytes is over the %d byte limit", errDelta, tsize, maxObjectSize)
 	}
-	out := make([]byte, 0, min(tsize, uint64(len(base))+4*uint64(len(delta))))
+	out := dst[:0]
+	if want := min(tsize, uint64(len(base))+4*uint64(len(delta))); uint64(cap(out)) < want {
+		out = make([]byte, 0, want)
+	}
 	for len(delta) > 0 {
 		op := delta[0]
 		delta = delta[1:]

@@ -7,14 +7,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash"
-	"io"
 	"runtime"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 
-	"github.com/klauspost/compress/zlib"
 	"github.com/nexus-mem/nexus"
 )
 
@@ -23,7 +21,8 @@ import (
 // the index: the blobs are located with one merge of their sorted ids
 // against each pack's sorted index, then each pack's blobs are read in
 // offset order, in windows of up to readWindow bytes (one read for many
-// neighbouring objects), and inflated, hash-checked and parsed on all
+// neighbouring objects), and inflated (by the store's own decoder,
+// inflate.go, into per-worker buffers), hash-checked and parsed on all
 // cores. A delta entry whose base is earlier in the same pack (OFS_DELTA,
 // as merges write them: blobs and commits against a keyframe, trees
 // against another version of their path) is resolved by the worker, which
@@ -131,15 +130,11 @@ func (s *Store) readEntriesPacked(added []fileChange) ([]*entry, error) {
 func (s *Store) planReads(hashes []Hash) ([]readJobT, []int) {
 	// The ids sorted, with their places, in one array: the merges below
 	// read it in order.
-	type want struct {
-		h Hash
-		i int
-	}
-	pending := make([]want, len(hashes))
+	pending := make([]wantedID, len(hashes))
 	for i := range pending {
-		pending[i] = want{hashes[i], i}
+		pending[i] = wantedID{hashes[i], i}
 	}
-	slices.SortFunc(pending, func(a, b want) int { return compareHash(&a.h, &b.h) })
+	sortWanted(pending, runtime.GOMAXPROCS(0), 0)
 	s.repo.mu.RLock()
 	packs := slices.Clone(s.repo.packs)
 	s.repo.mu.RUnlock()
@@ -195,13 +190,42 @@ func (s *Store) planReads(hashes []Hash) ([]readJobT, []int) {
 	return jobs, rest
 }
 
+// wantedID is an object to locate: its id and its place in the caller's
+// list.
+type wantedID struct {
+	h Hash
+	i int
+}
+
+// sortWanted sorts p by id on up to ways cores: it splits p on bit bit of
+// the ids (counting from the first byte's highest), then sorts the two
+// parts at once, each split again while ways allow. Ids are uniform, so
+// the parts are even.
+func sortWanted(p []wantedID, ways int, bit uint) {
+	if ways < 2 || len(p) < 1<<14 || bit >= 8 {
+		slices.SortFunc(p, func(a, b wantedID) int { return compareHash(&a.h, &b.h) })
+		return
+	}
+	mask := byte(0x80) >> bit
+	k := 0
+	for j := range p {
+		if p[j].h[0]&mask == 0 {
+			p[k], p[j] = p[j], p[k]
+			k++
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { sortWanted(p[:k], ways/2, bit+1) })
+	sortWanted(p[k:], ways-ways/2, bit+1)
+	wg.Wait()
+}
+
 // packReader is one worker's state.
 type packReader struct {
 	s     *Store
 	buf   []byte // the current window
 	base  uint64 // its offset in the pack
-	br    bytes.Reader
-	zr    io.ReadCloser
+	inf   inflater
 	sha   hash.Hash
 	data  []byte // a whole object's content
 	delta []byte // a delta's data
@@ -302,8 +326,11 @@ func (w *packReader) read(p *pack, off uint64, want objType, h *Hash) ([]byte, b
 		}
 	case objOfsDelta:
 		var bt objType
-		if bt, data, ok = w.patch(p, off, i, size, 0); !ok || bt != want {
+		if bt, data, ok = w.patch(p, off, i, size, 0, w.data); !ok || bt != want {
 			return nil, false
+		}
+		if cap(data) > cap(w.data) {
+			w.data = data[:0] // grown: keep the larger buffer
 		}
 	default:
 		return nil, false // a REF_DELTA, or another type: the ordinary reader decides
@@ -350,21 +377,7 @@ func (w *packReader) inflate(p *pack, off uint64, size uint64, dst []byte) ([]by
 	if !ok {
 		return nil, false
 	}
-	w.br.Reset(b)
-	if w.zr == nil {
-		zr, err := zlib.NewReader(&w.br)
-		if err != nil {
-			return nil, false
-		}
-		w.zr = zr
-	} else if w.zr.(zlib.Resetter).Reset(&w.br, nil) != nil {
-		return nil, false
-	}
-	if _, err := io.ReadFull(w.zr, dst); err != nil {
-		return nil, false
-	}
-	var one [1]byte
-	if n, err := w.zr.Read(one[:]); n != 0 || err != io.EOF {
+	if _, ok := w.inf.inflate(dst, b); !ok {
 		return nil, false
 	}
 	return dst, true
@@ -372,8 +385,9 @@ func (w *packReader) inflate(p *pack, off uint64, size uint64, dst []byte) ([]by
 
 // patch resolves the OFS_DELTA at off (header of hdrLen bytes, delta of
 // size bytes): its base, earlier in the same pack, through object, then
-// the delta applied to it. The result is a new slice.
-func (w *packReader) patch(p *pack, off uint64, hdrLen int, size uint64, depth int) (objType, []byte, bool) {
+// the delta applied to it, into dst's memory when it has room (nil: a new
+// slice).
+func (w *packReader) patch(p *pack, off uint64, hdrLen int, size uint64, depth int, dst []byte) (objType, []byte, bool) {
 	b, ok := w.window(p, off+uint64(hdrLen), 16)
 	if !ok {
 		return 0, nil, false
@@ -393,7 +407,7 @@ func (w *packReader) patch(p *pack, off uint64, hdrLen int, size uint64, depth i
 	if !ok {
 		return 0, nil, false
 	}
-	out, err := applyDelta(base, delta)
+	out, err := applyDeltaTo(dst, base, delta)
 	if err != nil {
 		return 0, nil, false
 	}
@@ -426,7 +440,7 @@ func (w *packReader) object(p *pack, off uint64, depth int) (objType, []byte, bo
 			return 0, nil, false
 		}
 	case objOfsDelta:
-		if t, data, ok = w.patch(p, off, i, size, depth); !ok {
+		if t, data, ok = w.patch(p, off, i, size, depth, nil); !ok {
 			return 0, nil, false
 		}
 	default:

@@ -3,6 +3,7 @@ package gitstore
 import (
 	"context"
 	"flag"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -142,4 +143,66 @@ func fillBench(dir string, n int) error {
 		}
 	}
 	return nil
+}
+
+// BenchmarkBuildCatalog times buildCatalog alone (the rebuild from git
+// that a start with the catalog file deleted runs) on the store in
+// -rebuild.dir, which must exist; each rebuild is checked equal to the
+// catalog the store opened with. For profiles of the rebuild:
+//
+//	go test -run '^$' -bench BuildCatalog -benchtime 3x -cpuprofile cpu.prof ./gitstore/ \
+//	    -args -rebuild.dir /tmp/rebuild1m
+func BenchmarkBuildCatalog(b *testing.B) {
+	if *rebuildDir == "" {
+		b.Skip("needs -rebuild.dir, a store to rebuild the catalog of")
+	}
+	s, err := Open(*rebuildDir, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	live := liveCatalog(s)
+	var cpu time.Duration
+	b.ResetTimer()
+	for range b.N {
+		c0 := cpuTime()
+		c, err := s.buildCatalog(live.head)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cpu += cpuTime() - c0
+		b.StopTimer()
+		if err := sameCatalog(live, c); err != nil {
+			b.Fatalf("rebuild differs from the live catalog: %v", err)
+		}
+		c = nil
+		runtime.GC()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(len(live.ordered)), "contexts")
+	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
+}
+
+// Sorting a rebuild's million ids to locate them, on one core and on
+// all (sortWanted), wall time per sort.
+//
+//	go test -run '^$' -bench SortWanted ./gitstore/
+func BenchmarkSortWanted(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	ids := make([]wantedID, 1_000_000)
+	for i := range ids {
+		for j := range ids[i].h {
+			ids[i].h[j] = byte(r.Uint32())
+		}
+		ids[i].i = i
+	}
+	p := make([]wantedID, len(ids))
+	for _, ways := range []int{1, runtime.GOMAXPROCS(0)} {
+		b.Run(fmt.Sprintf("ways=%d", ways), func(b *testing.B) {
+			for b.Loop() {
+				copy(p, ids)
+				sortWanted(p, ways, 0)
+			}
+		})
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -795,5 +796,37 @@ func TestRebuild_MergedDeltas(t *testing.T) {
 	var ce *CorruptError
 	if !errors.As(err, &ce) || ce.Object != victim || c != nil {
 		t.Fatalf("rebuild over a damaged delta: %v (catalog %v), want a CorruptError for %s", err, c != nil, victim)
+	}
+}
+
+// sortWanted gives the order of one sort by id, on any number of cores,
+// for uniform ids and for ids that all share their first bits.
+func TestSortWanted(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, n := range []int{0, 1, 1000, 1 << 14, 100000} {
+		for _, skew := range []byte{0xff, 0x1f, 0x00} {
+			p := make([]wantedID, n)
+			for i := range p {
+				for j := range p[i].h {
+					p[i].h[j] = byte(r.Uint32())
+				}
+				p[i].h[0] &= skew
+				if i%7 == 3 && i > 0 {
+					p[i].h = p[i-1].h // duplicates keep some order between them
+				}
+				p[i].i = i
+			}
+			want := slices.Clone(p)
+			slices.SortFunc(want, func(a, b wantedID) int { return compareHash(&a.h, &b.h) })
+			for _, ways := range []int{1, 2, 3, 8} {
+				got := slices.Clone(p)
+				sortWanted(got, ways, 0)
+				for i := range got {
+					if got[i].h != want[i].h {
+						t.Fatalf("%d ids (first byte & %#x), %d ways: id %d out of order", n, skew, ways, i)
+					}
+				}
+			}
+		}
 	}
 }

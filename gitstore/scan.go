@@ -2,6 +2,8 @@ package gitstore
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math/bits"
 	"time"
 	"unicode/utf8"
 
@@ -330,6 +332,16 @@ var strSpecial = func() (t [256]bool) {
 	return t
 }()
 
+// special8 marks with its high bit each byte of x (eight bytes, the
+// first lowest) that is a quote, a backslash or below 0x20, as strSpecial
+// does. Above the first marked byte, a byte may be marked wrongly (a
+// borrow carries up); the lowest mark is exact.
+func special8(x uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	zero := func(v uint64) uint64 { return (v - ones) &^ v & highs }
+	return (x-ones*0x20)&^x&highs | zero(x^ones*'"') | zero(x^ones*'\\')
+}
+
 // anyStr skips a valid string, escapes included. Invalid UTF-8 is accepted,
 // as encoding/json accepts it (replacing it).
 func (s *jsonScan) anyStr() bool {
@@ -338,6 +350,15 @@ func (s *jsonScan) anyStr() bool {
 	}
 	b := s.b
 	for i := s.i; i < len(b); {
+		if i+8 <= len(b) {
+			// Eight bytes at a time to the first special one.
+			m := special8(binary.LittleEndian.Uint64(b[i:]))
+			if m == 0 {
+				i += 8
+				continue
+			}
+			i += bits.TrailingZeros64(m) >> 3
+		}
 		c := b[i]
 		if !strSpecial[c] {
 			i++

@@ -3,6 +3,7 @@ package gitstore
 import (
 	"encoding/json"
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -128,4 +129,80 @@ func FuzzScanContext(f *testing.F) {
 	}
 	f.Add([]byte(`{"id":"01JDQ8X7ZK1M5C7V4PQ3R2S9TA","namespace":"x","type":"y","agent_id":"z","timestamp":"2026-01-02T03:04:05Z","metadata":[{"a":-1e-3}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) { checkScan(t, b) })
+}
+
+// special8's lowest mark is the first byte strSpecial marks, in any
+// eight bytes.
+func FuzzSpecial8(f *testing.F) {
+	f.Add(uint64(0x2020202020202020))
+	f.Add(uint64(0x5c22001f20ff7f80))
+	f.Add(uint64(0x8081825c61626364))
+	f.Fuzz(func(t *testing.T, x uint64) { checkSpecial8(t, x) })
+}
+
+func checkSpecial8(t *testing.T, x uint64) {
+	want := 8
+	for i := range 8 {
+		if strSpecial[byte(x>>(8*i))] {
+			want = i
+			break
+		}
+	}
+	got := 8
+	if m := special8(x); m != 0 {
+		got = bits.TrailingZeros64(m) >> 3
+	}
+	if got != want {
+		t.Fatalf("special8(%#016x): first special byte %d, want %d", x, got, want)
+	}
+}
+
+// Every byte value at every place, over a background of each byte value.
+func TestSpecial8(t *testing.T) {
+	for bg := range 256 {
+		for c := range 256 {
+			for i := range 8 {
+				x := uint64(bg) * 0x0101010101010101
+				x = x&^(0xff<<(8*i)) | uint64(c)<<(8*i)
+				checkSpecial8(t, x)
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(9, 9))
+	for range 100000 {
+		checkSpecial8(t, r.Uint64())
+	}
+}
+
+// The scan of blobs as `nexus bench report` fills its big store (512
+// bytes of words as content).
+//
+//	go test -run '^$' -bench ScanContext ./gitstore/
+func BenchmarkScanContext(b *testing.B) {
+	words := []string{"agent", "memory", "context", "durable", "commit", "search", "thread", "decision", "result", "observed"}
+	r := rand.New(rand.NewPCG(1, 2))
+	var blobs [][]byte
+	for range 1000 {
+		c := sampleContext(r)
+		var sb strings.Builder
+		for sb.Len() < 512 {
+			sb.WriteString(words[r.IntN(len(words))])
+			sb.WriteByte(' ')
+		}
+		c.Content, c.Metadata = sb.String()[:512], json.RawMessage(`{}`)
+		blob, err := encodeContext(c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		blobs = append(blobs, blob)
+	}
+	c0 := cpuTime()
+	for b.Loop() {
+		for _, blob := range blobs {
+			if _, ok := scanContext(blob); !ok {
+				b.Fatal("declined")
+			}
+		}
+	}
+	b.ReportMetric(float64((cpuTime()-c0).Nanoseconds())/float64(b.N*len(blobs)), "cpu-ns/blob")
 }

@@ -94,7 +94,11 @@ func (s *Store) walkLevels(root Hash) ([]fileChange, error) {
 // part of each path is checked once per tree (as parseContextPath does),
 // then only the names.
 func leafFiles(level []walkNode, trees [][]treeEntry) ([]fileChange, error) {
-	var files []fileChange
+	n := 0
+	for _, t := range trees {
+		n += len(t)
+	}
+	files := make([]fileChange, 0, n)
 	for i, n := range level {
 		if len(trees[i]) == 0 {
 			continue
