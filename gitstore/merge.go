@@ -52,6 +52,18 @@ func (s *Store) merger() {
 	}
 }
 
+// MergeAll runs pack merges until no size tier is full, as the
+// background merger would in time, and returns how many it ran: a tool
+// that filled a store in bulk settles it before measuring it.
+func (s *Store) MergeAll() (int, error) {
+	for n := 0; ; n++ {
+		merged, err := s.mergeOnce()
+		if err != nil || !merged {
+			return n, err
+		}
+	}
+}
+
 // mergeCandidates returns the oldest packs (newest first) of the lowest
 // tier that holds fanIn packs or more: as many as fit in budget bytes in
 // all, at least fanIn (only packs under budget/fanIn are merged, so fanIn

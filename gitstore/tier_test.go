@@ -2,6 +2,7 @@ package gitstore
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -262,5 +263,32 @@ func TestOpen_IndexDamageFoundByFsckAndMerge(t *testing.T) {
 	}
 	if out, err := exec.Command("git", "--git-dir", filepath.Join(dir, "repo.git"), "fsck", "--full", "--strict").CombinedOutput(); err != nil {
 		t.Fatalf("git fsck after the repair: %v\n%s", err, out)
+	}
+}
+
+// MergeAll leaves no size tier full.
+func TestMergeAll_Settles(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{MergePacks: 1 << 20}) // no background merging
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 40 {
+		if _, err := s.Put(context.Background(), nexus.Draft{Type: nexus.TypeMemory, Content: fmt.Sprint("ctx ", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.mergeMu.Lock() // the merger reads it under the lock
+	s.opts.MergePacks = 4
+	s.mergeMu.Unlock()
+	n, err := s.MergeAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Fatal("MergeAll ran no merge on 40 packs of one tier")
+	}
+	if c := s.repo.mergeCandidates(4, maxMergeBytes); c != nil {
+		t.Fatalf("a tier is still full after %d merges: %d candidates", n, len(c))
 	}
 }

@@ -327,7 +327,7 @@ func (r *reporter) scale(ctx context.Context, data string, w64 float64) error {
 		if err != nil {
 			return err
 		}
-		packNotes = append(packNotes, fmt.Sprintf("fill to %d contexts (in process, Apply batches of 1024): %s; packs in the repository: at most %d during the fill (counted every %d group commits), %d at the end", n, fill.Round(time.Millisecond), packs.max, packSampleEvery, end))
+		packNotes = append(packNotes, fmt.Sprintf("fill to %d contexts and its merges (in process, Apply batches of 1024): %s; packs in the repository: at most %d during the fill (counted every %d group commits), %d once merged", n, fill.Round(time.Millisecond), packs.max, packSampleEvery, end))
 		_, before, err := repoBytes(data)
 		if err != nil {
 			return err
@@ -459,7 +459,8 @@ func fillWith(ctx context.Context, data string, n int, progress func(done, total
 // microsecond after the one before), namespace "bench", type
 // observation and agent "fill", and is then given the rest by set(i,
 // c), i counting the store's contexts; a parent it names must be one of
-// the contexts before it, in its namespace.
+// the contexts before it, in its namespace. It then runs the merges the
+// fill left.
 func fillContexts(ctx context.Context, data string, n int, progress func(done, total int), set func(i int, c *nexus.Context)) error {
 	s, err := gitstore.Open(data, gitstore.Options{})
 	if err != nil {
@@ -484,7 +485,10 @@ func fillContexts(ctx context.Context, data string, n int, progress func(done, t
 			progress(s.Len(), n)
 		}
 	}
-	return nil
+	// Settled, as a store that grew over time is: the merges a bulk fill
+	// leaves would otherwise run during the measurements that follow.
+	_, err = s.MergeAll()
+	return err
 }
 
 func repoBytes(data string) (int64, int, error) {
