@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha1"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"slices"
 	"strings"
@@ -285,8 +284,8 @@ func (s *Store) checkPack(rep *FsckReport, p *pack) {
 		if i+1 < len(ents) {
 			end = ents[i+1].offset
 		}
-		if end <= e.offset || end > body || e.offset < packHeaderLen {
-			rep.add(ProblemObject, e.hash.String(), "", "%v", &CorruptError{Object: e.hash, Err: fmt.Errorf("bad offsets %d-%d", e.offset, end)})
+		if err := checkBounds(e, end, body); err != nil {
+			rep.add(ProblemObject, e.hash.String(), "", "%v", err)
 			continue
 		}
 		raw = slices.Grow(raw[:0], int(end-e.offset))[:end-e.offset]
@@ -306,8 +305,8 @@ func (s *Store) checkPack(rep *FsckReport, p *pack) {
 			rep.add(ProblemPack, p.name+".pack", "", "cannot be read: %v", err)
 			return
 		}
-		if crc32.ChecksumIEEE(raw) != e.crc {
-			rep.add(ProblemObject, e.hash.String(), "", "%v", &CorruptError{Object: e.hash, Err: fmt.Errorf("in %s at offset %d: CRC-32 mismatch", p.name, e.offset)})
+		if err := checkCRC(p, e, raw); err != nil {
+			rep.add(ProblemObject, e.hash.String(), "", "%v", err)
 			continue
 		}
 		s.repo.mu.RLock()

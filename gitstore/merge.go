@@ -113,14 +113,29 @@ func (s *Store) mergeOnce() (bool, error) {
 // checkEntry returns the stored bytes of entry e, which end at end, after
 // checking them against the index's CRC-32.
 func checkEntry(p *pack, e packEntry, data []byte, end uint64) ([]byte, error) {
-	if end <= e.offset || end > uint64(len(data)) || e.offset < packHeaderLen {
-		return nil, &CorruptError{Object: e.hash, Err: fmt.Errorf("bad offsets %d-%d", e.offset, end)}
+	if err := checkBounds(e, end, uint64(len(data))); err != nil {
+		return nil, err
 	}
 	raw := data[e.offset:end]
-	if crc32.ChecksumIEEE(raw) != e.crc {
-		return nil, &CorruptError{Object: e.hash, Err: fmt.Errorf("in %s at offset %d: CRC-32 mismatch", p.name, e.offset)}
+	return raw, checkCRC(p, e, raw)
+}
+
+// checkBounds checks that entry e, which ends at end, lies in the first
+// body bytes of its pack, after the header.
+func checkBounds(e packEntry, end, body uint64) error {
+	if end <= e.offset || end > body || e.offset < packHeaderLen {
+		return &CorruptError{Object: e.hash, Err: fmt.Errorf("bad offsets %d-%d", e.offset, end)}
 	}
-	return raw, nil
+	return nil
+}
+
+// checkCRC checks raw, the stored bytes of entry e, against the index's
+// CRC-32.
+func checkCRC(p *pack, e packEntry, raw []byte) error {
+	if crc32.ChecksumIEEE(raw) != e.crc {
+		return &CorruptError{Object: e.hash, Err: fmt.Errorf("in %s at offset %d: CRC-32 mismatch", p.name, e.offset)}
+	}
+	return nil
 }
 
 // replacePacks makes the merged pack durable and adds it to the set (the
