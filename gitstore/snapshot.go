@@ -101,6 +101,10 @@ func (s *Store) snapshotRepo(ctx context.Context) (*snapshot, error) {
 	return sn, nil
 }
 
+// linkFile makes a hard link; tests replace it to play a file system
+// without hard links.
+var linkFile = os.Link
+
 // linkPacks hard-links the index and pack files of every current pack into
 // dir and returns those packs. The caller holds mergeMu. On an error, dir
 // holds no link.
@@ -115,7 +119,7 @@ func (s *Store) linkPacks(dir string) ([]*pack, error) {
 	for _, p := range packs {
 		for _, ext := range []string{".pack", ".idx"} {
 			dst := filepath.Join(dir, p.name+ext)
-			if err := os.Link(filepath.Join(s.repo.packDir, p.name+ext), dst); err != nil {
+			if err := linkFile(filepath.Join(s.repo.packDir, p.name+ext), dst); err != nil {
 				for _, m := range made {
 					os.Remove(m)
 				}

@@ -135,3 +135,50 @@ func TestSnapshot_DeepCheckAndOpenLeaveNoScratch(t *testing.T) {
 		t.Fatalf("the scratch directory survived an open: %v", err)
 	}
 }
+
+// On a file system without hard links a snapshot borrows the objects and
+// holds merges until it is closed, and a deep check reads the packs in
+// place with merges held; both still give the whole store.
+func TestSnapshot_WithoutHardLinksHoldsMerges(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 5 {
+		if _, err := s.Put(ctx, nexus.Draft{Type: nexus.TypeMemory, Content: fmt.Sprint("ctx ", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func(f func(string, string) error) { linkFile = f }(linkFile)
+	linkFile = func(string, string) error { return &os.LinkError{Op: "link", Err: os.ErrPermission} }
+
+	sn, err := s.snapshotRepo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sn.release == nil || s.mergeMu.TryLock() {
+		t.Fatal("a snapshot without hard links does not hold merges")
+	}
+	if ents, _ := os.ReadDir(filepath.Join(sn.dir, "objects", "pack")); len(ents) != 0 {
+		t.Fatalf("a failed link left %d files in the snapshot", len(ents))
+	}
+	out, err := exec.Command("git", "--git-dir", sn.dir, "rev-list", "--count", mainRef).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "5" {
+		t.Fatalf("the snapshot's main through alternates: %v %s", err, out)
+	}
+	sn.close()
+	if !s.mergeMu.TryLock() {
+		t.Fatal("closing the snapshot did not let merges go on")
+	}
+	s.mergeMu.Unlock()
+
+	rep, err := s.Fsck(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Clean() || rep.Packs == 0 || rep.Objects == 0 {
+		t.Fatalf("deep check in place: clean %v, %d objects in %d packs: %v", rep.Clean(), rep.Objects, rep.Packs, rep.Problems)
+	}
+}
