@@ -1,8 +1,10 @@
 package gitstore_test
 
 import (
+	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -244,4 +246,61 @@ func TestStore_BackupIfChanged(t *testing.T) {
 	}
 	step("the newest backup is damaged", true, 4)
 	step("no write since", false, 4)
+}
+
+// Two packs lost whose commits are apart on main: the deep check stops at
+// the newer missing commit and cannot see the older one below it, and a
+// repair restores a lost commit's history only down to the first commit
+// the repository has. RepairFrom goes round again with the same backup
+// while each round restores something, and ends clean; with one round
+// (maxRepairRounds 1) the older commit stays missing.
+func TestRepairFrom_LostCommitsApartOnMain(t *testing.T) {
+	ctx := context.Background()
+	dir, written := damagedStore(t, 12)
+	s := MustOpen(t, dir, gitstore.Options{MergePacks: 1 << 20})
+	info, err := s.Backup(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	gitDir := filepath.Join(dir, "repo.git")
+	commits := strings.Fields(git(t, gitDir, "rev-list", "refs/heads/main"))
+	for _, lost := range []string{commits[3], commits[8]} {
+		held := 0
+		for _, p := range packs(t, dir) {
+			idx := strings.TrimSuffix(p, ".pack") + ".idx"
+			cmd := exec.Command("git", "show-index")
+			cmd.Stdin = bytes.NewReader(mustRead(t, idx))
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(out), lost) {
+				held++
+				os.Remove(p)
+				os.Remove(idx)
+			}
+		}
+		if held != 1 {
+			t.Fatalf("commit %s is in %d packs, want 1 (each group commit its own pack)", lost, held)
+		}
+	}
+	s = MustOpen(t, dir, gitstore.Options{MergePacks: 1 << 20, CacheBytes: 1})
+	defer s.Close()
+	did, err := s.RepairFrom(ctx, []string{info.Path})
+	if err != nil {
+		t.Fatalf("repair: %v (did: %s)", err, did)
+	}
+	if fr, err := s.Fsck(ctx, true); err != nil || !fr.Clean() {
+		t.Fatalf("after the repair (%s): %v %+v", did, err, fr)
+	}
+	for id, content := range written {
+		if c, err := s.Get(ctx, id); err != nil || c.Content != content {
+			t.Fatalf("%s after the repair: %v", id, err)
+		}
+	}
+	s.Close()
+	if gitFsckFails(t, dir) {
+		t.Fatal("git fsck fails after the repair")
+	}
 }
