@@ -601,3 +601,9 @@ func (c *Cooc) setModel() {
 	sum := sha256.Sum256(b)
 	c.model = fmt.Sprintf("nexus-cooc-v1-%d-%s", c.Dimension(), hex.EncodeToString(sum[:6]))
 }
+
+// Local reports that the vectors are made here, from the text and the
+// model's parameters alone: a search index does not keep them in the
+// store's repository, since embedding a text again costs less
+// (search.LocalEmbedder).
+func (c *Cooc) Local() bool { return true }

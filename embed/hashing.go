@@ -310,3 +310,8 @@ func mix(h uint64) uint64 {
 	h ^= h >> 33
 	return h
 }
+
+// Local reports that the vectors are made here, from the text alone: a
+// search index does not keep them in the store's repository, since
+// embedding a text again costs less (search.LocalEmbedder).
+func (h *Hashing) Local() bool { return true }

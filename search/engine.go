@@ -81,7 +81,9 @@ type Options struct {
 	ScanFilters bool
 	// Log keeps embeddings in the store's repository, so that a rebuild
 	// takes them from there instead of calling the embedder; nil keeps
-	// them only in the index files.
+	// them only in the index files. An engine whose embedder is a
+	// [LocalEmbedder] (the built-in models) does not use it: a rebuild
+	// embeds the texts again, which costs less than keeping the vectors.
 	Log VectorLog
 	// LogSegment is the most embeddings appended to Log as one segment
 	// (default 1,024), and LogDelay the longest an embedding waits for
@@ -179,6 +181,7 @@ type Engine struct {
 	emb  nexus.Embedder
 	opts Options
 	log  *slog.Logger
+	vlog VectorLog // opts.Log, or nil for a local embedder (vectorLogOf)
 
 	vec *vector.Index
 	kw  *keyword.Index
@@ -257,7 +260,7 @@ func open(src Source, emb nexus.Embedder, opts Options, dir string) (*Engine, er
 	opts.setDefaults()
 	opts.Dir = dir
 	e := &Engine{
-		src: src, emb: emb, opts: opts, log: opts.Logger.With("model", emb.Model()),
+		src: src, emb: emb, opts: opts, vlog: vectorLogOf(emb, opts.Log), log: opts.Logger.With("model", emb.Model()),
 		progress: make(chan struct{}), kick: make(chan struct{}, 1), closing: make(chan struct{}),
 		migrated: make(chan struct{}),
 	}
@@ -274,13 +277,16 @@ func open(src Source, emb nexus.Embedder, opts Options, dir string) (*Engine, er
 			return nil, err
 		}
 	}
-	if e.done == 0 && src.Len() > 0 && opts.Log != nil {
-		known, err := e.loadKnown(context.Background())
-		if err != nil {
-			e.log.Warn("reading the vector log failed; the rebuild embeds again what it lacks", "err", err)
+	if e.done == 0 && src.Len() > 0 {
+		if e.vlog != nil {
+			known, err := e.loadKnown(context.Background())
+			if err != nil {
+				e.log.Warn("reading the vector log failed; the rebuild embeds again what it lacks", "err", err)
+			}
+			e.known = known
 		}
-		e.known = known
-		e.log.Info("rebuilding the search index", "contexts", src.Len(), "vectors kept in git", len(known))
+		// A local model keeps no vectors: the rebuild embeds every text.
+		e.log.Info("rebuilding the search index", "contexts", src.Len(), "vectors kept in git", len(e.known), "local model", e.vlog == nil)
 	}
 	return e, nil
 }
@@ -420,7 +426,7 @@ func (e *Engine) checkRollback(ctx context.Context) {
 		e.log.Error("resetting the index failed", "err", err)
 		return
 	}
-	if e.opts.Log != nil {
+	if e.vlog != nil {
 		known, err := e.loadKnown(ctx)
 		if err != nil {
 			e.log.Warn("reading the vector log failed; the rebuild embeds again what it lacks", "err", err)

@@ -488,10 +488,20 @@ func TestEngine_ProviderDown(t *testing.T) {
 }
 
 // countingEmbedder is the hashing embedder, counting the texts it embeds.
+// It stands for a remote model: it is not local, so an engine over it
+// keeps its vectors in the vector log (the hashing model itself is local
+// and keeps none: TestEngine_LocalModelKeepsNoVectors).
 type countingEmbedder struct {
 	*embed.Hashing
 	texts atomic.Int64
 }
+
+func (c *countingEmbedder) Local() bool { return false }
+
+// remoteEmbedder is the hashing embedder standing for a remote model.
+type remoteEmbedder struct{ *embed.Hashing }
+
+func (remoteEmbedder) Local() bool { return false }
 
 func (c *countingEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
 	c.texts.Add(int64(len(texts)))
@@ -672,7 +682,7 @@ func TestEngine_MetadataNumbers(t *testing.T) {
 func TestEngine_CloseKeepsLastVectors(t *testing.T) {
 	c := mustCorpus(t)
 	dir := t.TempDir()
-	e, err := search.Open(c.store, embed.NewHashing(64), search.Options{Dir: dir, Log: c.store.SideLog()})
+	e, err := search.Open(c.store, remoteEmbedder{embed.NewHashing(64)}, search.Options{Dir: dir, Log: c.store.SideLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -754,6 +764,14 @@ type segmentLog struct {
 	search.VectorLog
 	mu    sync.Mutex
 	sizes []int
+	walks int
+}
+
+func (l *segmentLog) Walk(ctx context.Context, name string, fn func([]byte) error) error {
+	l.mu.Lock()
+	l.walks++
+	l.mu.Unlock()
+	return l.VectorLog.Walk(ctx, name, fn)
 }
 
 func (l *segmentLog) Append(ctx context.Context, name string, seg []byte) error {
@@ -766,6 +784,48 @@ func (l *segmentLog) Append(ctx context.Context, name string, seg []byte) error 
 	return l.VectorLog.Append(ctx, name, seg)
 }
 
+// The built-in models are local: an engine over one keeps no vector log,
+// neither appending to it nor reading it, and a rebuild embeds every text
+// again. Without the check the first engine appends a segment.
+func TestEngine_LocalModelKeepsNoVectors(t *testing.T) {
+	c := mustCorpus(t)
+	dir := t.TempDir()
+	log := &segmentLog{VectorLog: c.store.SideLog()}
+	e, err := search.Open(c.store, embed.NewHashing(64), search.Options{Dir: dir, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ids(mustSearch(t, e, nexus.SearchRequest{Query: "billing rollout", Mode: nexus.Semantic, Limit: 20, Consistent: true}))
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(log.sizes) != 0 || log.walks != 0 {
+		t.Fatalf("the hashing model's engine appended segments of %v and read the log %d times; want none", log.sizes, log.walks)
+	}
+	os.RemoveAll(dir)
+	again := &localCounting{countingEmbedder{Hashing: embed.NewHashing(64)}}
+	r, err := search.Open(c.store, again, search.Options{Dir: dir, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got := ids(mustSearch(t, r, nexus.SearchRequest{Query: "billing rollout", Mode: nexus.Semantic, Limit: 20, Consistent: true}))
+	if !slices.Equal(got, want) {
+		t.Fatalf("rebuilt by embedding again: %v, want %v", got, want)
+	}
+	if n, want := again.texts.Load(), int64(c.store.Len()+1); n != want {
+		t.Fatalf("the rebuild embedded %d texts; want every context's and the query: %d", n, want)
+	}
+	if log.walks != 0 {
+		t.Fatalf("the rebuild read the log %d times; want none", log.walks)
+	}
+}
+
+// localCounting is countingEmbedder as a local model.
+type localCounting struct{ countingEmbedder }
+
+func (*localCounting) Local() bool { return true }
+
 // Embeddings go to the vector log in segments of LogSegment, not one per
 // batch indexed: the 46 contexts of the first build in one, then 30
 // contexts indexed one at a time in a segment of 16 and, at Close, one of
@@ -775,7 +835,7 @@ func TestEngine_VectorLogSegments(t *testing.T) {
 	dir := t.TempDir()
 	log := &segmentLog{VectorLog: c.store.SideLog()}
 	opts := search.Options{Dir: dir, Log: log, LogSegment: 16, LogDelay: time.Hour}
-	e, err := search.Open(c.store, embed.NewHashing(64), opts)
+	e, err := search.Open(c.store, remoteEmbedder{embed.NewHashing(64)}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,26 @@ type VectorLog interface {
 	Walk(ctx context.Context, name string, fn func(segment []byte) error) error
 }
 
+// LocalEmbedder is implemented by embedders that make a vector on this
+// machine from the text alone, in microseconds, calling nothing else: the
+// built-in models of package embed. An engine keeps no vector log for a
+// model whose embedder reports Local, neither appending to it nor reading
+// it: embedding a text again costs less than keeping its vector, which
+// took more of the repository than the context itself and a third of the
+// merger's work (docs/SEARCH.md, "Vectors of local models are not kept").
+type LocalEmbedder interface {
+	Local() bool
+}
+
+// vectorLogOf is the vector log an engine over emb uses: log, unless emb
+// is local.
+func vectorLogOf(emb nexus.Embedder, log VectorLog) VectorLog {
+	if l, ok := emb.(LocalEmbedder); ok && l.Local() {
+		return nil
+	}
+	return log
+}
+
 // LogName is the name of the vector log of a model: "embeddings/" and a
 // readable slug of the model id with a hash of the exact id, so that any
 // model id maps to a valid git ref name and two ids never share a log.
@@ -101,7 +121,7 @@ func decodeSegment(b []byte, model string, dim int, fn func(id nexus.ID, v []flo
 func (e *Engine) loadKnown(ctx context.Context) (map[nexus.ID][]float32, error) {
 	known := map[nexus.ID][]float32{}
 	model, dim := e.emb.Model(), e.emb.Dimension()
-	err := e.opts.Log.Walk(ctx, LogName(model), func(seg []byte) error {
+	err := e.vlog.Walk(ctx, LogName(model), func(seg []byte) error {
 		return decodeSegment(seg, model, dim, func(id nexus.ID, v []float32) {
 			if _, dup := known[id]; !dup { // newest first: keep the latest
 				known[id] = v
@@ -127,7 +147,7 @@ const (
 // appends the queue as one segment once it holds Options.LogSegment. The
 // caller holds stepMu.
 func (e *Engine) logVectors(ctx context.Context, ids []nexus.ID, vecs [][]float32) {
-	if e.opts.Log == nil || len(ids) == 0 {
+	if e.vlog == nil || len(ids) == 0 {
 		return
 	}
 	if len(e.logIDs) == 0 {
@@ -158,7 +178,7 @@ func (e *Engine) flushLog(ctx context.Context) {
 	ids, vecs := e.logIDs, e.logVecs
 	e.logIDs, e.logVecs = nil, nil
 	seg := encodeSegment(e.emb.Model(), e.emb.Dimension(), ids, vecs)
-	if err := e.opts.Log.Append(ctx, LogName(e.emb.Model()), seg); err != nil {
+	if err := e.vlog.Append(ctx, LogName(e.emb.Model()), seg); err != nil {
 		e.logFailures.Add(1)
 		e.log.Warn("keeping embeddings in git failed; a rebuild will embed these again", "contexts", len(ids), "err", err)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/nexus-mem/nexus"
 )
 
 // countLog counts the segments appended to the vector log.
@@ -25,7 +27,7 @@ func TestEngine_vectorLogDelay(t *testing.T) {
 	f := newFreshFixture(t, 10)
 	dir := t.TempDir()
 	log := &countLog{VectorLog: f.st.SideLog()}
-	e, err := open(f.st, f.emb, Options{Dir: dir, Log: log, LogDelay: time.Minute}, dir)
+	e, err := open(f.st, remote{f.emb}, Options{Dir: dir, Log: log, LogDelay: time.Minute}, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,3 +53,9 @@ func TestEngine_vectorLogDelay(t *testing.T) {
 		t.Fatalf("the log holds %d vectors (%v), want 10", len(known), err)
 	}
 }
+
+// remote is an embedder standing for a remote model, whose vectors an
+// engine keeps in the vector log.
+type remote struct{ nexus.Embedder }
+
+func (remote) Local() bool { return false }

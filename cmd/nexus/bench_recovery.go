@@ -304,8 +304,17 @@ func (b *recoveryBench) indexDestroyed(ctx context.Context, data string) (rtoRow
 		path:  "`nexus serve`",
 		took:  fmt.Sprintf("%s ready; %s to a complete index", secs(ready), secs(full)),
 		d:     full,
-		parts: fmt.Sprintf("index rebuilt in the background (index lag 0, %d contexts indexed); vectors read from git: %s", b.cfg.contexts, vectors[0]),
+		parts: fmt.Sprintf("index rebuilt in the background (index lag 0, %d contexts indexed); vectors read from git: %s%s", b.cfg.contexts, vectors[0], localNote(n.log.String())),
 	}, b.settled(ctx, n)
+}
+
+// localNote says why a rebuild read no vectors from git, when the node
+// logged that its model is local.
+func localNote(log string) string {
+	if l := logged(log, "rebuilding the search index", strconv.Quote("local model")); len(l) > 0 && l[0] == "true" {
+		return " (the model is local: its vectors are not kept, the texts are embedded again)"
+	}
+	return ""
 }
 
 // flipRunning: one bit flipped in the largest pack under a running node,
