@@ -105,6 +105,7 @@ func (r *reporter) run(ctx context.Context) error {
 	}
 	defer srv.stop()
 	var w64 *loadResult
+	var caught *catchUp
 	for _, n := range []int{1, 8, 64} {
 		r.say("HTTP durable writes, %d clients", n)
 		res := srv.measure(ctx, n, c.phase, writeOp(benchClient(srv.url, "", n), c.size))
@@ -115,13 +116,19 @@ func (r *reporter) run(ctx context.Context) error {
 		fmt.Fprintf(r.out, "|   latency p50 / p99 | %s / %s | | | |\n", res.pct(0.5).Round(time.Microsecond), res.pct(0.99).Round(time.Microsecond))
 		if n == 64 {
 			w64 = res
+			if caught, err = measureCatchUp(ctx, srv); err != nil {
+				return err
+			}
 		}
 	}
 	if err := r.reads(ctx, srv); err != nil {
 		return err
 	}
 	srv.stop()
-	if err := r.indexingCost(ctx, filepath.Join(c.dir, "nosearch"), w64, gitRate); err != nil {
+	if err := r.searchOnBytes(data); err != nil {
+		return err
+	}
+	if err := r.indexingCost(ctx, filepath.Join(c.dir, "nosearch"), w64, caught, gitRate); err != nil {
 		return err
 	}
 	return r.scale(ctx, filepath.Join(c.dir, "scale"), w64.rate())
@@ -171,8 +178,9 @@ func cpuCell(res *loadResult) string {
 }
 
 // indexingCost measures 64-client writes with the search indexes off, to
-// compare with the same load with them on (the default).
-func (r *reporter) indexingCost(ctx context.Context, data string, withIndex *loadResult, gitRate float64) error {
+// compare with the same load with them on (the default), both as measured
+// in the phase and counting the catch-up after it.
+func (r *reporter) indexingCost(ctx context.Context, data string, withIndex *loadResult, caught *catchUp, gitRate float64) error {
 	srv, err := r.startServer(ctx, data, append(r.profileFlags("nosearch"), "--no-search")...)
 	if err != nil {
 		return err
@@ -183,11 +191,56 @@ func (r *reporter) indexingCost(ctx context.Context, data string, withIndex *loa
 	if res.Ops == 0 {
 		return fmt.Errorf("no write succeeded: %v", res)
 	}
+	sustained := caught.sustained(withIndex)
 	fmt.Fprintf(r.out, "\n| 64 clients | writes/s | vs git CLI loop | vs no-op HTTP ceiling | server CPU per write |\n|---|---:|---:|---:|---:|\n")
 	fmt.Fprintf(r.out, "| search indexing on (the default, above) | %.0f | %.1f× | %s | %s |\n", withIndex.rate(), withIndex.rate()/gitRate, r.ofCeiling(64, withIndex), cpuCell(withIndex))
+	fmt.Fprintf(r.out, "| search indexing on, counting the catch-up: the phase's writes over the phase and the time the index took to take them all in after it (%d contexts behind at its end, %s) | %.0f | %.1f× | %s | %s |\n",
+		caught.lag, caught.wall.Round(time.Millisecond), sustained.rate(), sustained.rate()/gitRate, r.ofCeiling(64, sustained), cpuCell(sustained))
 	fmt.Fprintf(r.out, "| search indexing off (--no-search) | %.0f | %.1f× | %s | %s |\n", res.rate(), res.rate()/gitRate, r.ofCeiling(64, res), cpuCell(res))
-	fmt.Fprintf(r.out, "| cost of indexing | %.1f%% | | | |\n", 100*(1-withIndex.rate()/res.rate()))
+	fmt.Fprintf(r.out, "| cost of indexing, in the phase / counting the catch-up | %.1f%% / %.1f%% | | | |\n", 100*(1-withIndex.rate()/res.rate()), 100*(1-sustained.rate()/res.rate()))
 	return nil
+}
+
+// catchUp is what the search index did after a write phase: the lag it
+// had at the end of the phase, and the time and server CPU it took to
+// take every context of the phase in.
+type catchUp struct {
+	lag  int
+	wall time.Duration
+	cpu  time.Duration
+}
+
+// measureCatchUp waits until the index of srv has caught up with the
+// store and measures how long that took and the server CPU it used.
+func measureCatchUp(ctx context.Context, srv *server) (*catchUp, error) {
+	c0, ok0 := srv.cpu()
+	lag, err := indexLag(ctx, srv.url)
+	if err != nil {
+		return nil, err
+	}
+	waited, err := settle(ctx, srv.url)
+	if err != nil {
+		return nil, err
+	}
+	c := &catchUp{lag: lag, wall: waited}
+	if c1, ok1 := srv.cpu(); ok0 && ok1 {
+		c.cpu = c1 - c0
+	}
+	return c, nil
+}
+
+// sustained is phase as if it had lasted until the index caught up: the
+// same writes over the phase and the catch-up, with the server CPU of both.
+// It is the rate a load can keep up for good with every write searchable
+// within a bounded time, which the phase alone overstates when the index
+// falls behind during it (the fresh segment and the lag absorb a burst).
+func (c *catchUp) sustained(phase *loadResult) *loadResult {
+	out := *phase
+	out.Elapsed += c.wall
+	if out.ServerCPU > 0 {
+		out.ServerCPU += c.cpu
+	}
+	return &out
 }
 
 // reads measures GET by id over HTTP, one client (latency) and eight.
@@ -224,10 +277,12 @@ func (r *reporter) reads(ctx context.Context, srv *server) error {
 	fmt.Fprintf(r.out, "\n| GET /v1/contexts/{id} over HTTP | req/s | p50 | p99 | server CPU per GET |\n|---|---:|---:|---:|---:|\n")
 	fmt.Fprintf(r.out, "| 1 client | %.0f | %s | %s | %s |\n", one.rate(), one.pct(0.5).Round(time.Microsecond), one.pct(0.99).Round(time.Microsecond), cpuCell(one))
 	fmt.Fprintf(r.out, "| 1 client, floor: no-op server answering a context of the same size (`nexus bench noop-server`), in turns with the row above | %.0f | %s | %s | %s |\n", base.rate(), base.pct(0.5).Round(time.Microsecond), base.pct(0.99).Round(time.Microsecond), cpuCell(base))
-	fmt.Fprintf(r.out, "| 1 client, nexus − floor | | %s | | %s |\n", (one.pct(0.5) - base.pct(0.5)).Round(time.Microsecond), (one.serverCPUPerOp() - base.serverCPUPerOp()).Round(time.Microsecond))
+	over := one.pct(0.5) - base.pct(0.5)
+	fmt.Fprintf(r.out, "| 1 client, nexus − floor | | %s | | %s |\n", over.Round(time.Microsecond), (one.serverCPUPerOp() - base.serverCPUPerOp()).Round(time.Microsecond))
 	r.say("HTTP reads, 8 clients")
 	res := srv.measure(ctx, 8, r.cfg.phase, readOp(c, ids))
 	fmt.Fprintf(r.out, "| 8 clients | %.0f | %s | %s | %s |\n", res.rate(), res.pct(0.5).Round(time.Microsecond), res.pct(0.99).Round(time.Microsecond), cpuCell(res))
+	fmt.Fprintf(r.out, "\nGET p50, 1 client: %s over the floor (bar: at most %s over it; docs/BENCHMARKS.md, \"The GET bar, restated\")\n", over.Round(time.Microsecond), getOverFloorBar)
 	return nil
 }
 
@@ -289,6 +344,13 @@ func indexLag(ctx context.Context, url string) (int, error) {
 	}
 	return lag, sc.Err()
 }
+
+// getOverFloorBar is the most a one-client GET's p50 may exceed the
+// floor's: the bar of issue 17 was 100 µs in all, below what any server
+// reaches with the same client on the machines measured (the floor is
+// 130–200 µs there), so it is restated as what the node adds to the floor
+// (docs/BENCHMARKS.md, "The GET bar, restated").
+const getOverFloorBar = 50 * time.Microsecond
 
 // readSlice is the turn of each server in the one-client read phase.
 const readSlice = time.Second
@@ -489,6 +551,29 @@ func fillContexts(ctx context.Context, data string, n int, progress func(done, t
 	// leaves would otherwise run during the measurements that follow.
 	_, err = s.MergeAll()
 	return err
+}
+
+// searchOnBytes prints the repository's bytes per context of the store
+// the server with search on wrote (its merges run first, as the scale
+// rows' fills run theirs): what a node with its default settings keeps.
+func (r *reporter) searchOnBytes(data string) error {
+	s, err := gitstore.Open(data, gitstore.Options{})
+	if err != nil {
+		return err
+	}
+	_, err = s.MergeAll()
+	if cerr := s.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	b, n, err := repoBytes(data)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(r.out, "\nRepository of the store written above with search on, merged: %d bytes per context (%d contexts, %d bytes).\n", b/int64(max(n, 1)), n, b)
+	return nil
 }
 
 func repoBytes(data string) (int64, int, error) {

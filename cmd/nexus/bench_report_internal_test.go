@@ -51,3 +51,25 @@ func TestSettle(t *testing.T) {
 		t.Fatal("a server without /metrics settled")
 	}
 }
+
+// A phase that left the index behind counts the catch-up: its writes over
+// the phase and the catch-up, with the server CPU of both; without a CPU
+// figure (not Linux) the CPU cell stays n/a.
+func TestCatchUp_Sustained(t *testing.T) {
+	phase := &loadResult{Ops: 1000, Elapsed: 5 * time.Second, ServerCPU: 500 * time.Millisecond}
+	c := &catchUp{lag: 400, wall: 5 * time.Second, cpu: 1500 * time.Millisecond}
+	got := c.sustained(phase)
+	if got.rate() != 100 || got.serverCPUPerOp() != 2*time.Millisecond {
+		t.Fatalf("sustained: %.1f/s, %s per write; want 100/s, 2ms", got.rate(), got.serverCPUPerOp())
+	}
+	if phase.rate() != 200 || phase.ServerCPU != 500*time.Millisecond {
+		t.Fatalf("the phase's own result changed: %.1f/s, %s", phase.rate(), phase.ServerCPU)
+	}
+	none := c.sustained(&loadResult{Ops: 1000, Elapsed: 5 * time.Second})
+	if cell := cpuCell(none); cell != "n/a" {
+		t.Fatalf("without the server's CPU: %q, want n/a", cell)
+	}
+	if none.rate() != 100 {
+		t.Fatalf("without the server's CPU: %.1f/s, want 100", none.rate())
+	}
+}

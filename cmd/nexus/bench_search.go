@@ -103,6 +103,7 @@ func runBenchSearch(ctx context.Context, args []string, stdout, stderr io.Writer
 	clients := fs.Int("clients", 64, "writing clients of --sustain")
 	rations := fs.String("rations", "0.25,1", "--sustain: one run per value of the indexer's CPU share at 10,000 contexts behind (search.Options.MaxCPULagging, in cores; 0.25 is the fixed ration of before)")
 	efc := fs.Int("ef-construction", 0, "the graph's candidate list while inserting (default: the engine's)")
+	m := fs.Int("m", 0, "the graph's links per node on the upper layers, twice that on the bottom one (default: the engine's)")
 	maxLag := fs.Int("max-lag", search.DefaultMaxLag, "--sustain: writes wait while the index is more than this many contexts behind (search.max_lag; -1: never)")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
@@ -132,7 +133,7 @@ func runBenchSearch(ctx context.Context, args []string, stdout, stderr io.Writer
 		lagging = append(lagging, v)
 	}
 	b := &searchBench{n: *n, queries: *queries, gen: newTextGen(1, *topics), dir: *dir, out: stdout, log: stderr,
-		profile: *profile, buildOnly: *buildOnly, sustainFor: *sustainFor, clients: *clients, efc: *efc, rations: lagging, maxLag: *maxLag}
+		profile: *profile, buildOnly: *buildOnly, sustainFor: *sustainFor, clients: *clients, efc: *efc, m: *m, rations: lagging, maxLag: *maxLag}
 	if b.sustainFor > 0 {
 		return b.sustain(ctx)
 	}
@@ -150,6 +151,7 @@ type searchBench struct {
 	sustainFor time.Duration // --sustain
 	clients    int
 	efc        int // --ef-construction
+	m          int // --m
 	rations    []float64
 	maxLag     int // --max-lag
 }
@@ -171,7 +173,7 @@ func (b *searchBench) run(ctx context.Context) error {
 	b.store = st
 	emb := embed.NewHashing(embed.DefaultDimension)
 	idx := filepath.Join(b.dir, "index")
-	opts := search.Options{Dir: idx, Log: st.SideLog(), Vector: vector.Options{EfConstruction: b.efc}}
+	opts := search.Options{Dir: idx, Log: st.SideLog(), Vector: vector.Options{EfConstruction: b.efc, M: b.m}}
 
 	fmt.Fprintf(b.out, "| step | time | rate |\n|---|---:|---:|\n")
 	var before runtime.MemStats
@@ -184,7 +186,11 @@ func (b *searchBench) run(ctx context.Context) error {
 		}
 		defer stop()
 	}
-	e, build, err := b.build(ctx, emb, opts, "build: embed + HNSW + BM25, vectors kept in git")
+	kept, rebuilt := "vectors kept in git", "full rebuild from git (index files deleted)"
+	if l, ok := nexus.Embedder(emb).(search.LocalEmbedder); ok && l.Local() {
+		kept, rebuilt = "vectors not kept (a local model)", "full rebuild (index files deleted; texts embedded again)"
+	}
+	e, build, err := b.build(ctx, emb, opts, "build: embed + HNSW + BM25, "+kept)
 	if b.profile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -235,7 +241,7 @@ func (b *searchBench) run(ctx context.Context) error {
 	if err := os.RemoveAll(idx); err != nil {
 		return err
 	}
-	e, rebuild, err := b.build(ctx, emb, opts, "full rebuild from git (index files deleted)")
+	e, rebuild, err := b.build(ctx, emb, opts, rebuilt)
 	if err != nil {
 		return err
 	}
