@@ -42,6 +42,12 @@ func TestCluster_FollowerDiskFull(t *testing.T) {
 			if err := full.Cluster().TransferLeadership(ctx, "n1"); err != nil {
 				t.Logf("moving the leadership off %s: %v", full.Config.Cluster.NodeID, err)
 			}
+			// A transfer refused at once (one under way, n1 behind) must
+			// not use up the tries: wait for the leadership to move, or
+			// for the next try.
+			for deadline := time.Now().Add(5 * time.Second); full.Cluster().IsLeader() && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+			}
 		}
 		t.Fatalf("%s kept the leadership through 10 transfers", full.Config.Cluster.NodeID)
 		return nil

@@ -215,7 +215,7 @@ type Engine struct {
 	logIDs      []nexus.ID
 	logVecs     [][]float32
 	logSince    time.Time
-	logFailures atomic.Int64 // vector log appends that failed
+	logFailures atomic.Int64 // embeddings whose vector log append failed
 	paced       atomic.Int64 // writes Pace held back
 	pacedNanos  atomic.Int64 // the time it held them back, in all
 	paceStalls  atomic.Int64 // writes let through after PaceStall without progress
@@ -427,6 +427,7 @@ func (e *Engine) checkRollback(ctx context.Context) {
 		return
 	}
 	if e.vlog != nil {
+		e.flushLog(ctx) // what waits is in the log the rebuild reads
 		known, err := e.loadKnown(ctx)
 		if err != nil {
 			e.log.Warn("reading the vector log failed; the rebuild embeds again what it lacks", "err", err)

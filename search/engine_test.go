@@ -488,20 +488,16 @@ func TestEngine_ProviderDown(t *testing.T) {
 }
 
 // countingEmbedder is the hashing embedder, counting the texts it embeds.
-// It stands for a remote model: it is not local, so an engine over it
-// keeps its vectors in the vector log (the hashing model itself is local
-// and keeps none: TestEngine_LocalModelKeepsNoVectors).
+// Unless local is set it stands for a remote model, whose vectors an
+// engine keeps in the vector log (the hashing model itself is local and
+// keeps none: TestEngine_LocalModelKeepsNoVectors).
 type countingEmbedder struct {
 	*embed.Hashing
 	texts atomic.Int64
+	local bool
 }
 
-func (c *countingEmbedder) Local() bool { return false }
-
-// remoteEmbedder is the hashing embedder standing for a remote model.
-type remoteEmbedder struct{ *embed.Hashing }
-
-func (remoteEmbedder) Local() bool { return false }
+func (c *countingEmbedder) Local() bool { return c.local }
 
 func (c *countingEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
 	c.texts.Add(int64(len(texts)))
@@ -682,7 +678,7 @@ func TestEngine_MetadataNumbers(t *testing.T) {
 func TestEngine_CloseKeepsLastVectors(t *testing.T) {
 	c := mustCorpus(t)
 	dir := t.TempDir()
-	e, err := search.Open(c.store, remoteEmbedder{embed.NewHashing(64)}, search.Options{Dir: dir, Log: c.store.SideLog()})
+	e, err := search.Open(c.store, &countingEmbedder{Hashing: embed.NewHashing(64)}, search.Options{Dir: dir, Log: c.store.SideLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -803,7 +799,7 @@ func TestEngine_LocalModelKeepsNoVectors(t *testing.T) {
 		t.Fatalf("the hashing model's engine appended segments of %v and read the log %d times; want none", log.sizes, log.walks)
 	}
 	os.RemoveAll(dir)
-	again := &localCounting{countingEmbedder{Hashing: embed.NewHashing(64)}}
+	again := &countingEmbedder{Hashing: embed.NewHashing(64), local: true}
 	r, err := search.Open(c.store, again, search.Options{Dir: dir, Log: log})
 	if err != nil {
 		t.Fatal(err)
@@ -821,11 +817,6 @@ func TestEngine_LocalModelKeepsNoVectors(t *testing.T) {
 	}
 }
 
-// localCounting is countingEmbedder as a local model.
-type localCounting struct{ countingEmbedder }
-
-func (*localCounting) Local() bool { return true }
-
 // Embeddings go to the vector log in segments of LogSegment, not one per
 // batch indexed: the 46 contexts of the first build in one, then 30
 // contexts indexed one at a time in a segment of 16 and, at Close, one of
@@ -835,7 +826,7 @@ func TestEngine_VectorLogSegments(t *testing.T) {
 	dir := t.TempDir()
 	log := &segmentLog{VectorLog: c.store.SideLog()}
 	opts := search.Options{Dir: dir, Log: log, LogSegment: 16, LogDelay: time.Hour}
-	e, err := search.Open(c.store, remoteEmbedder{embed.NewHashing(64)}, opts)
+	e, err := search.Open(c.store, &countingEmbedder{Hashing: embed.NewHashing(64)}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

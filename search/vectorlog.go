@@ -162,6 +162,9 @@ func (e *Engine) logVectors(ctx context.Context, ids []nexus.ID, vecs [][]float3
 // flushLogIfDue appends the queued embeddings once the oldest has waited
 // Options.LogDelay.
 func (e *Engine) flushLogIfDue(ctx context.Context) {
+	if e.vlog == nil {
+		return // a local model's engine queues nothing: no lock to take
+	}
 	e.stepMu.Lock()
 	defer e.stepMu.Unlock()
 	if len(e.logIDs) > 0 && time.Since(e.logSince) >= e.opts.LogDelay {
@@ -179,7 +182,7 @@ func (e *Engine) flushLog(ctx context.Context) {
 	e.logIDs, e.logVecs = nil, nil
 	seg := encodeSegment(e.emb.Model(), e.emb.Dimension(), ids, vecs)
 	if err := e.vlog.Append(ctx, LogName(e.emb.Model()), seg); err != nil {
-		e.logFailures.Add(1)
+		e.logFailures.Add(int64(len(ids)))
 		e.log.Warn("keeping embeddings in git failed; a rebuild will embed these again", "contexts", len(ids), "err", err)
 	}
 }

@@ -2,21 +2,57 @@ package search
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/nexus-mem/nexus"
 )
 
-// countLog counts the segments appended to the vector log.
+// countLog counts the segments appended to the vector log; with err
+// set, every append fails with it.
 type countLog struct {
 	VectorLog
 	appends int
+	err     error
 }
 
 func (l *countLog) Append(ctx context.Context, name string, seg []byte) error {
 	l.appends++
+	if l.err != nil {
+		return l.err
+	}
 	return l.VectorLog.Append(ctx, name, seg)
+}
+
+// An append that fails loses nothing searchable: the engine counts every
+// embedding of the segment in LogFailures, keeps indexing, and closes
+// cleanly; a rebuild embeds those texts again.
+func TestEngine_vectorLogAppendFails(t *testing.T) {
+	ctx := context.Background()
+	f := newFreshFixture(t, 10)
+	dir := t.TempDir()
+	log := &countLog{VectorLog: f.st.SideLog(), err: errors.New("disk full")}
+	e, err := open(f.st, remote{f.emb}, Options{Dir: dir, Log: log, LogSegment: 4}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.step(ctx, 1); err != nil || n != 10 {
+		t.Fatalf("step: %d, %v", n, err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if got := e.Stats().LogFailures; got != 10 || log.appends != 1 {
+		t.Fatalf("%d embeddings counted lost in %d appends; want 10 in 1", got, log.appends)
+	}
+	if len(e.logIDs) != 0 {
+		t.Fatalf("%d embeddings still queued after Close", len(e.logIDs))
+	}
+	known, err := (&Engine{emb: f.emb, vlog: f.st.SideLog()}).loadKnown(ctx)
+	if err != nil || len(known) != 0 {
+		t.Fatalf("the log holds %d vectors (%v), want none", len(known), err)
+	}
 }
 
 // Queued embeddings are appended once the oldest has waited LogDelay,
@@ -59,3 +95,26 @@ func TestEngine_vectorLogDelay(t *testing.T) {
 type remote struct{ nexus.Embedder }
 
 func (remote) Local() bool { return false }
+
+// A rebuild after the store rolled back reads the embeddings that still
+// waited for their segment: they are appended first, so a remote model is
+// not asked for them again. Without the append the rebuild knows none.
+func TestEngine_rollbackKeepsQueuedVectors(t *testing.T) {
+	ctx := context.Background()
+	f := newFreshFixture(t, 10)
+	dir := t.TempDir()
+	log := &countLog{VectorLog: f.st.SideLog()}
+	e, err := open(f.st, remote{f.emb}, Options{Dir: dir, Log: log, LogDelay: time.Hour}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if n, err := e.step(ctx, 1); err != nil || n != 10 || len(e.logIDs) != 10 {
+		t.Fatalf("step: %d, %v, %d queued; want 10 indexed and queued", n, err, len(e.logIDs))
+	}
+	e.restores.Add(1) // as if the store had run a restore since
+	e.checkRollback(ctx)
+	if len(e.known) != 10 || len(e.logIDs) != 0 || log.appends != 1 {
+		t.Fatalf("the rebuild knows %d vectors, %d still queued, %d appends; want 10, 0, 1", len(e.known), len(e.logIDs), log.appends)
+	}
+}
