@@ -295,7 +295,8 @@ func (b *recoveryBench) indexDestroyed(ctx context.Context, data string) (rtoRow
 		return rtoRow{}, err
 	}
 	full := time.Since(t0)
-	vectors := logged(n.log.String(), "rebuilding the search index", strconv.Quote("vectors kept in git"))
+	log := n.log.String()
+	vectors := logged(log, "rebuilding the search index", strconv.Quote("vectors kept in git"))
 	if len(vectors) == 0 {
 		return rtoRow{}, fmt.Errorf("the node did not log its index rebuild:\n%s", n.log.tail())
 	}
@@ -304,7 +305,7 @@ func (b *recoveryBench) indexDestroyed(ctx context.Context, data string) (rtoRow
 		path:  "`nexus serve`",
 		took:  fmt.Sprintf("%s ready; %s to a complete index", secs(ready), secs(full)),
 		d:     full,
-		parts: fmt.Sprintf("index rebuilt in the background (index lag 0, %d contexts indexed); vectors read from git: %s%s", b.cfg.contexts, vectors[0], localNote(n.log.String())),
+		parts: fmt.Sprintf("index rebuilt in the background (index lag 0, %d contexts indexed); vectors read from git: %s%s", b.cfg.contexts, vectors[0], localNote(log)),
 	}, b.settled(ctx, n)
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,24 +31,24 @@ func TestSettle(t *testing.T) {
 		fmt.Fprintf(w, "nexus_index_lag_contexts_other 7\nnexus_index_waiting_embedding %d\n", waiting)
 	}))
 	defer srv.Close()
-	waited, err := settle(context.Background(), srv.URL)
+	waited, first, err := settle(context.Background(), srv.URL, 100*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := polls.Load(); n != 4 || waited < 300*time.Millisecond {
-		t.Fatalf("settled after %d polls in %s; want 4 polls, 100 ms apart", n, waited)
+	if n := polls.Load(); n != 4 || waited < 300*time.Millisecond || first != 2 {
+		t.Fatalf("settled after %d polls in %s, first lag %d; want 4 polls, 100 ms apart, first lag 2", n, waited, first)
 	}
 
 	bare := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "nexus_http_requests_total{code=\"200\",route=\"GET /health\"} 1\n")
 	}))
 	defer bare.Close()
-	if waited, err := settle(context.Background(), bare.URL); err != nil || waited > time.Second {
+	if waited, _, err := settle(context.Background(), bare.URL, 100*time.Millisecond); err != nil || waited > time.Second {
 		t.Fatalf("a server without the index: %s, %v; want no wait", waited, err)
 	}
 	gone := httptest.NewServer(http.NotFoundHandler())
 	defer gone.Close()
-	if _, err := settle(context.Background(), gone.URL); err == nil {
+	if _, _, err := settle(context.Background(), gone.URL, 100*time.Millisecond); err == nil {
 		t.Fatal("a server without /metrics settled")
 	}
 }
@@ -71,5 +72,19 @@ func TestCatchUp_Sustained(t *testing.T) {
 	}
 	if none.rate() != 100 {
 		t.Fatalf("without the server's CPU: %.1f/s, want 100", none.rate())
+	}
+}
+
+// The recovery table explains a rebuild that read no vectors only when
+// the node logged that its model is local.
+func TestLocalNote(t *testing.T) {
+	line := `time=2026-12-07T23:00:00Z level=INFO msg="rebuilding the search index" model=m contexts=200 "vectors kept in git"=0 "local model"=%s`
+	if got := localNote(fmt.Sprintf(line, "true")); !strings.Contains(got, "the model is local") {
+		t.Fatalf("local model: %q", got)
+	}
+	for _, log := range []string{fmt.Sprintf(line, "false"), "", `msg="search enabled" "local model"=true`} {
+		if got := localNote(log); got != "" {
+			t.Fatalf("log %q: %q, want nothing", log, got)
+		}
 	}
 }

@@ -186,11 +186,9 @@ func (b *searchBench) run(ctx context.Context) error {
 		}
 		defer stop()
 	}
-	kept, rebuilt := "vectors kept in git", "full rebuild from git (index files deleted)"
-	if l, ok := nexus.Embedder(emb).(search.LocalEmbedder); ok && l.Local() {
-		kept, rebuilt = "vectors not kept (a local model)", "full rebuild (index files deleted; texts embedded again)"
-	}
-	e, build, err := b.build(ctx, emb, opts, "build: embed + HNSW + BM25, "+kept)
+	// The hashing model is local: its engine keeps no vector log, and a
+	// rebuild embeds the texts again (search.LocalEmbedder).
+	e, build, err := b.build(ctx, emb, opts, "build: embed + HNSW + BM25, vectors not kept (a local model)")
 	if b.profile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -241,7 +239,7 @@ func (b *searchBench) run(ctx context.Context) error {
 	if err := os.RemoveAll(idx); err != nil {
 		return err
 	}
-	e, rebuild, err := b.build(ctx, emb, opts, rebuilt)
+	e, rebuild, err := b.build(ctx, emb, opts, "full rebuild (index files deleted; texts embedded again)")
 	if err != nil {
 		return err
 	}
