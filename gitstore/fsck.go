@@ -333,8 +333,8 @@ func (s *Store) checkPack(rep *FsckReport, p *pack) {
 		return
 	}
 	if Hash(sum.Sum(nil)) != trailer {
-		rep.add(ProblemPack, p.name+".pack", "", "checksum mismatch: the pack is damaged")
-		rep.Problems = slices.Insert(rep.Problems[:len(rep.Problems)-1], first, rep.Problems[len(rep.Problems)-1])
+		// Reported before the pack's entries: the first problem named.
+		rep.Problems = slices.Insert(rep.Problems, first, Problem{Kind: ProblemPack, Object: p.name + ".pack", Message: "checksum mismatch: the pack is damaged"})
 	}
 }
 

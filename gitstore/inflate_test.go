@@ -9,7 +9,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -136,14 +135,7 @@ func stdInflate(src []byte, size int) (out []byte, n int, ok bool) {
 // (klauspost/compress, which the store writes with, and compress/zlib).
 func inflateCases(tb testing.TB) (data, streams [][]byte) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	words := []string{"agent", "memory", "context", "durable", "commit", "search", "thread", "decision", "result", "observed"}
-	text := func(n int) []byte {
-		var b []byte
-		for len(b) < n {
-			b = append(append(b, words[rng.IntN(len(words))]...), ' ')
-		}
-		return b[:n]
-	}
+	text := func(n int) []byte { return []byte(wordText(rng, n)) }
 	random := func(n int) []byte {
 		b := make([]byte, n)
 		for i := range b {
@@ -357,22 +349,13 @@ func FuzzInflaterRoundTrip(f *testing.F) {
 // first blob), at the level merges write blobs with; sizes are the
 // contents' sizes.
 func packLikeStreams(tb testing.TB, n int) (streams [][]byte, sizes []int) {
-	words := []string{"agent", "memory", "context", "durable", "commit", "search", "thread", "decision", "result", "observed"}
 	rng := rand.New(rand.NewPCG(1, 2))
 	var gen nexus.IDGenerator
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	var key []byte
 	var enc deltaEncoder
 	for i := range n + 1 {
-		var sb strings.Builder
-		for sb.Len() < 512 {
-			sb.WriteString(words[rng.IntN(len(words))])
-			sb.WriteByte(' ')
-		}
-		ts := t0.Add(time.Duration(i) * time.Microsecond)
-		c := &nexus.Context{ID: gen.New(ts), Namespace: "bench", Type: nexus.TypeObservation, AgentID: "fill", Timestamp: ts,
-			Content: sb.String()[:512], Metadata: []byte("{}")}
-		c.SemanticHash = nexus.SemanticHash(c.Type, c.Content, c.Metadata)
+		c := wordContext(rng, &gen, t0.Add(time.Duration(i)*time.Microsecond), 512)
 		blob, err := encodeContext(c)
 		if err != nil {
 			tb.Fatal(err)

@@ -40,14 +40,8 @@ func (s *Store) merger() {
 			return
 		case <-s.mergeKick:
 		}
-		for {
-			merged, err := s.mergeOnce()
-			if err != nil {
-				s.log.Warn("pack merge failed", "err", err)
-			}
-			if !merged || err != nil {
-				break
-			}
+		if _, err := s.MergeAll(); err != nil {
+			s.log.Warn("pack merge failed", "err", err)
 		}
 	}
 }

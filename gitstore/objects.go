@@ -164,11 +164,18 @@ type signature struct {
 }
 
 func appendSignature(dst []byte, s signature) []byte {
-	dst = append(dst, s.name...)
+	return appendIdent(dst, s.name, s.email, "", s.when.Unix())
+}
+
+// appendIdent appends "name <email+suffix> unix +0000": a signature whose
+// email may be built from two parts without joining them first.
+func appendIdent(dst []byte, name, email, suffix string, unix int64) []byte {
+	dst = append(dst, name...)
 	dst = append(dst, " <"...)
-	dst = append(dst, s.email...)
+	dst = append(dst, email...)
+	dst = append(dst, suffix...)
 	dst = append(dst, "> "...)
-	dst = strconv.AppendInt(dst, s.when.Unix(), 10)
+	dst = strconv.AppendInt(dst, unix, 10)
 	return append(dst, " +0000"...)
 }
 

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -120,23 +119,14 @@ func fillBench(dir string, n int) error {
 		return err
 	}
 	defer s.Close()
-	words := []string{"agent", "memory", "context", "durable", "commit", "search", "thread", "decision", "result", "observed"}
 	r := rand.New(rand.NewPCG(1, 2))
 	var gen nexus.IDGenerator
 	t := time.Now()
 	for s.Len() < n {
 		var batch []*nexus.Context
 		for i := 0; i < 1024 && s.Len()+len(batch) < n; i++ {
-			var sb strings.Builder
-			for sb.Len() < 512 {
-				sb.WriteString(words[r.IntN(len(words))])
-				sb.WriteByte(' ')
-			}
 			t = t.Add(time.Microsecond)
-			c := &nexus.Context{ID: gen.New(t), Namespace: "bench", Type: nexus.TypeObservation, AgentID: "fill", Timestamp: t,
-				Content: sb.String()[:512], Metadata: []byte("{}")}
-			c.SemanticHash = nexus.SemanticHash(c.Type, c.Content, c.Metadata)
-			batch = append(batch, c)
+			batch = append(batch, wordContext(r, &gen, t, 512))
 		}
 		if _, err := s.Apply(context.Background(), batch); err != nil {
 			return err

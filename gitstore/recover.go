@@ -86,11 +86,6 @@ func (s *Store) fixMain(req *fixRefReq) error {
 	return nil
 }
 
-// maxRepairRounds bounds the rounds of repair from one source: each
-// restores what the check before it found missing, and a round that
-// restores nothing ends them sooner.
-const maxRepairRounds = 64
-
 // LastDeepCheck returns the report of the last deep check, or nil.
 func (s *Store) LastDeepCheck() *FsckReport { return s.lastDeep.Load() }
 
@@ -110,46 +105,20 @@ func (s *Store) RepairFrom(ctx context.Context, sources []string) (string, error
 		known = nil
 	}
 	for _, src := range sources {
-		// A missing commit on main hides the history below it from the
-		// check, and the repair restores what it names only down to the
-		// first commit this repository has: the objects of a lost pack
-		// that are further down (a merged pack's commits need not follow
-		// each other on main) show up in the confirming check, and the
-		// same source is tried again while each round restores something.
-		restored, salvaged := 0, 0
-		var rerr error
-		for round := 0; ; round++ {
-			rep, err := s.repairFromBackup(ctx, src, known)
-			known = nil
-			if rep != nil {
-				restored, salvaged = restored+len(rep.Restored), salvaged+len(rep.Salvaged)
-			}
-			if err != nil {
-				rerr = err
-				break
-			}
-			if len(rep.Restored)+len(rep.Salvaged) == 0 {
-				break
-			}
-			// Confirm: the repair's own deep check predates it.
-			if _, err := s.Fsck(ctx, true); err != nil {
-				if restored+salvaged > 0 {
-					did = append(did, fmt.Sprintf("%d objects restored from %s, %d packs rewritten", restored, src, salvaged))
-				}
-				return strings.Join(did, "; "), err
-			}
-			if _, p := s.damage(); p == nil || len(rep.Restored) == 0 || round+1 == maxRepairRounds {
-				break
-			}
-			known = s.lastDeep.Load()
+		rep, err := s.repairFromBackup(ctx, src, known)
+		known = nil
+		if rep != nil && len(rep.Restored)+len(rep.Salvaged) > 0 {
+			did = append(did, fmt.Sprintf("%d objects restored from %s, %d packs rewritten", len(rep.Restored), src, len(rep.Salvaged)))
 		}
-		if restored+salvaged > 0 {
-			did = append(did, fmt.Sprintf("%d objects restored from %s, %d packs rewritten", restored, src, salvaged))
+		var cf checkFailed
+		if errors.As(err, &cf) {
+			return strings.Join(did, "; "), cf.error
 		}
-		if rerr != nil {
-			errs = append(errs, src+": "+rerr.Error())
+		if err != nil {
+			errs = append(errs, src+": "+err.Error())
 			continue
 		}
+		// A repair that changed anything ended with a deep check.
 		last, p := s.damage()
 		if p == nil {
 			if len(did) == 0 {

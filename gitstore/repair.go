@@ -61,8 +61,69 @@ func (s *Store) repairFromBackup(ctx context.Context, bundle string, rep *FsckRe
 			return nil, err
 		}
 	}
-	bad := map[Hash]bool{}
-	damagedPacks := map[string]bool{}
+	out := &RepairReport{Restored: []string{}, Salvaged: append([]string{}, reindexed...), Unrepaired: []string{}}
+	var backup *repo
+	// A missing commit on main hides the history below it from the check,
+	// and a round restores what a missing object names only down to what
+	// this repository has: the objects of a lost pack that are further
+	// down (a merged pack's commits need not follow each other on main)
+	// show up in the next check. Rounds go on, from the one clone, while
+	// each restores something.
+	for round := 0; ; round++ {
+		bad, damagedPacks := damageIn(rep)
+		if len(bad) == 0 && len(damagedPacks) == 0 {
+			return out, nil
+		}
+		if backup == nil {
+			scratch, err := os.MkdirTemp("", "nexus-repair-")
+			if err != nil {
+				return nil, err
+			}
+			defer os.RemoveAll(scratch)
+			src := filepath.Join(scratch, "repo.git")
+			if err := cloneSource(ctx, bundle, src); err != nil {
+				return nil, err
+			}
+			if backup, err = openRepo(src); err != nil {
+				return nil, err
+			}
+			defer backup.close()
+		}
+		restored, salvaged := len(out.Restored), len(out.Salvaged)
+		if err := s.repairRound(backup, bad, damagedPacks, out); err != nil {
+			return out, err
+		}
+		if len(out.Restored) == restored && len(out.Salvaged) == salvaged {
+			return out, nil // nothing changed: the caller's report stands
+		}
+		// Confirm (the report predates the round), and find what the
+		// restored objects hid.
+		var err error
+		if rep, err = s.Fsck(ctx, true); err != nil {
+			return out, checkFailed{err}
+		}
+		if _, p := s.damage(); p == nil || len(out.Restored) == restored || round+1 == maxRepairRounds {
+			return out, nil
+		}
+	}
+}
+
+// checkFailed is a deep check that failed to run after a round of
+// repair: the repair cannot say where it stands, so no other source is
+// tried.
+type checkFailed struct{ error }
+
+func (e checkFailed) Unwrap() error { return e.error }
+
+// maxRepairRounds bounds the rounds of a repair from one source: each
+// restores what the check before it found missing, and a round that
+// restores nothing ends them sooner.
+const maxRepairRounds = 64
+
+// damageIn lists the objects a deep check found damaged or missing, and
+// the packs it found damaged.
+func damageIn(rep *FsckReport) (map[Hash]bool, map[string]bool) {
+	bad, damagedPacks := map[Hash]bool{}, map[string]bool{}
 	for _, p := range rep.Problems {
 		if h, err := ParseHash(p.Object); err == nil && (p.Kind == ProblemObject || p.Kind == ProblemReachability) {
 			bad[h] = true
@@ -71,24 +132,14 @@ func (s *Store) repairFromBackup(ctx context.Context, bundle string, rep *FsckRe
 			damagedPacks[p.Object] = true
 		}
 	}
-	out := &RepairReport{Restored: []string{}, Salvaged: append([]string{}, reindexed...), Unrepaired: []string{}}
-	if len(bad) == 0 && len(damagedPacks) == 0 {
-		return out, nil
-	}
-	scratch, err := os.MkdirTemp("", "nexus-repair-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(scratch)
-	src := filepath.Join(scratch, "repo.git")
-	if err := cloneSource(ctx, bundle, src); err != nil {
-		return nil, err
-	}
-	backup, err := openRepo(src)
-	if err != nil {
-		return nil, err
-	}
-	defer backup.close()
+	return bad, damagedPacks
+}
+
+// repairRound restores the bad objects from backup (and what they name
+// that this repository lacks) into a new pack, then rewrites each pack
+// that is damaged or holds a bad object, adding both to out. Objects the
+// backup lacks fail the round, the damaged packs kept.
+func (s *Store) repairRound(backup *repo, bad map[Hash]bool, damagedPacks map[string]bool, out *RepairReport) error {
 	s.mergeMu.Lock()
 	defer s.mergeMu.Unlock()
 	pw := newPackWriter()
@@ -99,6 +150,7 @@ func (s *Store) repairFromBackup(ctx context.Context, bundle string, rep *FsckRe
 		queue = append(queue, h)
 	}
 	done := map[Hash]bool{}
+	var unrepaired []string
 	for len(queue) > 0 {
 		h := queue[len(queue)-1]
 		queue = queue[:len(queue)-1]
@@ -108,7 +160,7 @@ func (s *Store) repairFromBackup(ctx context.Context, bundle string, rep *FsckRe
 		done[h] = true
 		t, data, err := backup.readObject(h)
 		if err != nil {
-			out.Unrepaired = append(out.Unrepaired, h.String())
+			unrepaired = append(unrepaired, h.String())
 			continue
 		}
 		pw.add(t, data)
@@ -122,11 +174,12 @@ func (s *Store) repairFromBackup(ctx context.Context, bundle string, rep *FsckRe
 	if len(pw.entries) > 0 {
 		data, idx := pw.finish()
 		if err := s.repo.writePack(data, idx); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if len(out.Unrepaired) > 0 {
-		return out, nexus.Errorf(nexus.EInternal, "%d damaged objects are not in the backup (written after it); the damaged packs are kept", len(out.Unrepaired))
+	if len(unrepaired) > 0 {
+		out.Unrepaired = append(out.Unrepaired, unrepaired...)
+		return nexus.Errorf(nexus.EInternal, "%d damaged objects are not in the backup (written after it); the damaged packs are kept", len(unrepaired))
 	}
 	s.repo.mu.RLock()
 	packs := append([]*pack(nil), s.repo.packs...)
@@ -136,11 +189,11 @@ func (s *Store) repairFromBackup(ctx context.Context, bundle string, rep *FsckRe
 			continue
 		}
 		if err := s.salvage(p); err != nil {
-			return out, fmt.Errorf("rewrite %s: %w", p.name, err)
+			return fmt.Errorf("rewrite %s: %w", p.name, err)
 		}
 		out.Salvaged = append(out.Salvaged, p.name)
 	}
-	return out, nil
+	return nil
 }
 
 // reindexPack rebuilds the index of pack name from the pack (git

@@ -22,7 +22,6 @@ func fillApply(tb testing.TB, s *Store, n, size, batch int) {
 
 // fillApplyEach is fillApply calling after() after each batch.
 func fillApplyEach(tb testing.TB, s *Store, n, size, batch int, after func()) {
-	words := []string{"agent", "memory", "context", "durable", "commit", "search", "thread", "decision", "result", "observed"}
 	rng := rand.New(rand.NewPCG(1, 2))
 	var gen nexus.IDGenerator
 	ts := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -30,15 +29,7 @@ func fillApplyEach(tb testing.TB, s *Store, n, size, batch int, after func()) {
 		var cs []*nexus.Context
 		for ; len(cs) < batch && done < n; done++ {
 			ts = ts.Add(time.Microsecond)
-			var b strings.Builder
-			for b.Len() < size {
-				b.WriteString(words[rng.IntN(len(words))])
-				b.WriteByte(' ')
-			}
-			c := &nexus.Context{ID: gen.New(ts), Namespace: "bench", Type: nexus.TypeObservation, AgentID: "fill", Timestamp: ts,
-				Content: b.String()[:size], Metadata: []byte("{}")}
-			c.SemanticHash = nexus.SemanticHash(c.Type, c.Content, c.Metadata)
-			cs = append(cs, c)
+			cs = append(cs, wordContext(rng, &gen, ts, size))
 		}
 		if _, err := s.Apply(context.Background(), cs); err != nil {
 			tb.Fatal(err)
@@ -136,4 +127,26 @@ func TestMerge_RepoBytesPerContext(t *testing.T) {
 			t.Fatalf("context %s reads back as %s with %d bytes of content", e.id, c.ID, len(c.Content))
 		}
 	}
+}
+
+// fillWords are the words of the texts the fills and benchmarks write.
+var fillWords = []string{"agent", "memory", "context", "durable", "commit", "search", "thread", "decision", "result", "observed"}
+
+// wordText is n bytes of words drawn from fillWords.
+func wordText(rng *rand.Rand, n int) string {
+	var b strings.Builder
+	for b.Len() < n {
+		b.WriteString(fillWords[rng.IntN(len(fillWords))])
+		b.WriteByte(' ')
+	}
+	return b.String()[:n]
+}
+
+// wordContext is a context of size bytes of words at ts, as the fills
+// write them.
+func wordContext(rng *rand.Rand, gen *nexus.IDGenerator, ts time.Time, size int) *nexus.Context {
+	c := &nexus.Context{ID: gen.New(ts), Namespace: "bench", Type: nexus.TypeObservation, AgentID: "fill", Timestamp: ts,
+		Content: wordText(rng, size), Metadata: []byte("{}")}
+	c.SemanticHash = nexus.SemanticHash(c.Type, c.Content, c.Metadata)
+	return c
 }

@@ -179,17 +179,11 @@ func TestSpecial8(t *testing.T) {
 //
 //	go test -run '^$' -bench ScanContext ./gitstore/
 func BenchmarkScanContext(b *testing.B) {
-	words := []string{"agent", "memory", "context", "durable", "commit", "search", "thread", "decision", "result", "observed"}
 	r := rand.New(rand.NewPCG(1, 2))
 	var blobs [][]byte
 	for range 1000 {
 		c := sampleContext(r)
-		var sb strings.Builder
-		for sb.Len() < 512 {
-			sb.WriteString(words[r.IntN(len(words))])
-			sb.WriteByte(' ')
-		}
-		c.Content, c.Metadata = sb.String()[:512], json.RawMessage(`{}`)
+		c.Content, c.Metadata = wordText(r, 512), json.RawMessage(`{}`)
 		blob, err := encodeContext(c)
 		if err != nil {
 			b.Fatal(err)
