@@ -89,14 +89,16 @@ func checkContentType(ct string) error {
 // decodeDraft decodes a request body into a draft. Every failure is an
 // EInvalid error whose message names the field or the byte offset.
 func decodeDraft(body []byte) (nexus.Draft, error) {
-	// The common case, a well-formed draft, in two passes over the body
-	// (one for its keys, one for json.Unmarshal). A draft has no field of
-	// interface type, where UseNumber would matter, and its keys were
-	// checked, so the result is the strict decoder's. Anything else takes
-	// the strict decoder, which says what is wrong.
+	// The common case, the drafts clients send, in one pass (scanDraft).
 	if d, ok := scanDraft(body); ok {
 		return d, nil
 	}
+	// A well-formed draft scanDraft declines (escaped keys, surrogate
+	// pairs, numbers in unusual forms) in two passes over the body: one
+	// for its keys, one for json.Unmarshal. A draft has no field of
+	// interface type, where UseNumber would matter, and its keys were
+	// checked, so the result is the strict decoder's. Anything else takes
+	// the strict decoder, which says what is wrong.
 	var d nexus.Draft
 	if utf8.Valid(body) && knownKeys(body, draftFields) && json.Unmarshal(body, &d) == nil {
 		return d, nil
