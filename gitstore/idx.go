@@ -234,9 +234,7 @@ func (x *packIndex) entries() []packEntry {
 
 // byOffset lists the entries in pack order.
 func (x *packIndex) byOffset() []packEntry {
-	out := x.entries()
-	slices.SortFunc(out, func(a, b packEntry) int { return cmp.Compare(a.offset, b.offset) })
-	return out
+	return sortByOffset(x.entries())
 }
 
 // compareHash orders object ids as git does (bytewise).

@@ -2,6 +2,7 @@ package gitstore
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -92,7 +93,7 @@ func BenchmarkMergeLevels(b *testing.B) {
 // sortByHash orders entries as the index does, whatever their order.
 func TestSortByHash(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	for _, n := range []int{0, 1, 2, 255, 256, 5000} {
+	for _, n := range []int{0, 1, 2, 255, 256, 5000, 300000} {
 		var in []packEntry
 		for i := range n {
 			var h Hash
@@ -109,6 +110,31 @@ func TestSortByHash(t *testing.T) {
 		slices.SortFunc(want, func(a, b packEntry) int { return compareHash(&a.hash, &b.hash) })
 		if !slices.Equal(got, want) {
 			t.Fatalf("%d entries: not in index order", n)
+		}
+	}
+}
+
+// sortByOffset puts entries in pack order, whatever their order and
+// however unevenly the offsets spread: a pack may hold one large object
+// among small ones, which crowds the small ones into few buckets.
+func TestSortByOffset(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, n := range []int{0, 1, 2, 255, 256, 5000, 300000} {
+		var in []packEntry
+		off := uint64(packHeaderLen)
+		for i := range n {
+			in = append(in, packEntry{offset: off, crc: uint32(i)})
+			off += 1 + uint64(rng.IntN(200))
+			if i == n/3 {
+				off += 1 << 34 // one object larger than everything else
+			}
+		}
+		rng.Shuffle(len(in), func(i, j int) { in[i], in[j] = in[j], in[i] })
+		got := sortByOffset(slices.Clone(in))
+		want := slices.Clone(in)
+		slices.SortFunc(want, func(a, b packEntry) int { return cmp.Compare(a.offset, b.offset) })
+		if !slices.Equal(got, want) {
+			t.Fatalf("%d entries: not in pack order", n)
 		}
 	}
 }

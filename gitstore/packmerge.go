@@ -2,11 +2,14 @@ package gitstore
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha1"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
+	"math/bits"
 	"slices"
 	"strconv"
 
@@ -107,7 +110,7 @@ type packMerge struct {
 	last     map[string]*version // tree path → its version written last
 	keyframe map[objType]*version
 	sinceKey map[objType]int
-	copied   [][]packEntry // entries of the packs copied as blocks, by id, at their new offsets
+	copied   [][]packEntry // entries of the packs copied as blocks, at their new offsets
 }
 
 // segObject is a decoded object of the segment.
@@ -174,61 +177,75 @@ func (s *Store) merge(cands []*pack) error {
 // finish completes the merged pack; false if an object is in it twice.
 func (m *packMerge) finish() ([]byte, *packIndex, bool) {
 	m.writeSegment()
-	m.pw.entries = sortByHash(m.pw.entries)
+	all := m.pw.entries
+	for _, c := range m.copied {
+		all = append(all, c...)
+	}
+	m.pw.entries = sortByHash(all)
 	if len(m.copied) > 0 {
-		all := m.pw.entries
-		for _, c := range m.copied {
-			var ok bool
-			if all, ok = mergeByHash(all, c); !ok {
+		// The objects written here are unique (claim); a block copied may
+		// hold one of them or of another block.
+		for i := 1; i < len(m.pw.entries); i++ {
+			if m.pw.entries[i].hash == m.pw.entries[i-1].hash {
 				return nil, nil, false
 			}
 		}
-		m.pw.entries = all
 	}
 	data, idx := m.pw.finish()
 	return data, idx, true
 }
 
 // sortByHash returns entries sorted by object id (as an index lists
-// them): spread over 256 buckets by the first byte of their id, as ids
-// are uniform, then each bucket sorted, which compares and moves each
-// entry about half as often as one sort of the whole list.
+// them). Ids are uniform, so their first 32 bits spread them evenly over
+// the buckets of bucketSort.
 func sortByHash(entries []packEntry) []packEntry {
-	var at [257]int
+	return bucketSort(entries, func(e *packEntry) uint64 { return uint64(binary.BigEndian.Uint32(e.hash[:4])) }, 1<<32,
+		func(x, y packEntry) int { return compareHash(&x.hash, &y.hash) })
+}
+
+// sortByOffset returns entries in pack order: offsets spread over the
+// pack about as evenly as its objects' sizes do.
+func sortByOffset(entries []packEntry) []packEntry {
+	var last uint64
 	for i := range entries {
-		at[int(entries[i].hash[0])+1]++
+		last = max(last, entries[i].offset)
 	}
-	for b := 1; b <= 256; b++ {
+	return bucketSort(entries, func(e *packEntry) uint64 { return e.offset }, last+1,
+		func(x, y packEntry) int { return cmp.Compare(x.offset, y.offset) })
+}
+
+// bucketSort returns a sorted copy of entries: a counting pass spreads
+// them by key (below limit, ascending in order) over about one bucket
+// per four entries, and each bucket is then sorted by order. Keys that
+// spread evenly leave a few entries per bucket, so a sort costs about
+// two passes over the entries however many there are (a sort of the
+// whole list compares each entry log2(n) times); keys that crowd a
+// bucket only make that bucket's sort longer.
+func bucketSort(entries []packEntry, key func(*packEntry) uint64, limit uint64, order func(x, y packEntry) int) []packEntry {
+	want := max(8, min(20, bits.Len(uint(len(entries)))-2)) // log2 of the buckets
+	shift := max(0, bits.Len64(limit-1)-want)
+	at := make([]int32, (limit-1)>>shift+2)
+	for i := range entries {
+		at[key(&entries[i])>>shift+1]++
+	}
+	for b := 1; b < len(at); b++ {
 		at[b] += at[b-1]
 	}
 	out := make([]packEntry, len(entries))
-	next := at
 	for i := range entries {
-		b := entries[i].hash[0]
-		out[next[b]] = entries[i]
-		next[b]++
+		b := key(&entries[i]) >> shift
+		out[at[b]] = entries[i]
+		at[b]++
 	}
-	for b := range 256 {
-		slices.SortFunc(out[at[b]:at[b+1]], func(x, y packEntry) int { return compareHash(&x.hash, &y.hash) })
+	// at[b] is now where bucket b ends.
+	start := int32(0)
+	for _, end := range at[:len(at)-1] {
+		if end-start > 1 {
+			slices.SortFunc(out[start:end], order)
+		}
+		start = end
 	}
 	return out
-}
-
-// mergeByHash merges two lists sorted by object id; it reports false if
-// an id is in both.
-func mergeByHash(a, b []packEntry) ([]packEntry, bool) {
-	out := make([]packEntry, 0, len(a)+len(b))
-	for len(a) > 0 && len(b) > 0 {
-		switch c := compareHash(&a[0].hash, &b[0].hash); {
-		case c < 0:
-			out, a = append(out, a[0]), a[1:]
-		case c > 0:
-			out, b = append(out, b[0]), b[1:]
-		default:
-			return nil, false
-		}
-	}
-	return append(append(out, a...), b...), true
 }
 
 // packedEntry is one entry of a pack being merged.
@@ -261,7 +278,7 @@ func (m *packMerge) addPack(p *pack) error {
 	}
 	ents := p.idx.byOffset()
 	list := make([]packedEntry, len(ents))
-	need := map[uint64]int{} // offset → deltas of this pack based on it, still to read
+	deltas, refs := 0, false
 	for i, e := range ents {
 		end := uint64(len(data))
 		if i+1 < len(ents) {
@@ -275,15 +292,24 @@ func (m *packMerge) addPack(p *pack) error {
 		if err != nil {
 			return err
 		}
-		if pe.t == objOfsDelta {
-			need[pe.baseOff]++
+		switch pe.t {
+		case objOfsDelta:
+			deltas++
+		case objRefDelta:
+			refs = true
 		}
 		list[i] = pe
 	}
 	m.left -= p.count
-	if m.blocks && len(need) > 0 && !hasRefDelta(list) {
-		m.copyBlock(p, data)
+	if m.blocks && deltas > 0 && !refs {
+		m.copyBlock(data, ents)
 		return nil
+	}
+	need := make(map[uint64]int, deltas) // offset → deltas of this pack based on it, still to read
+	for i := range list {
+		if list[i].t == objOfsDelta {
+			need[list[i].baseOff]++
+		}
 	}
 	if !m.sized {
 		// The first pack decoded: the merge's entries, its set of ids and
@@ -314,27 +340,18 @@ func (m *packMerge) addPack(p *pack) error {
 	return nil
 }
 
-func hasRefDelta(list []packedEntry) bool {
-	for _, pe := range list {
-		if pe.t == objRefDelta {
-			return true
-		}
-	}
-	return false
-}
-
-// copyBlock appends the body of p (checked by the caller) to the merged
-// pack in one piece: OFS_DELTA bases are at relative offsets, which stay
-// right. Its entries are kept, shifted, for the index.
-func (m *packMerge) copyBlock(p *pack, data []byte) {
+// copyBlock appends the body of a pack (data, checked by the caller) to
+// the merged pack in one piece: OFS_DELTA bases are at relative offsets,
+// which stay right. Its entries (ents, which the merge owns) are kept,
+// shifted, for the index.
+func (m *packMerge) copyBlock(data []byte, ents []packEntry) {
 	m.writeSegment()
 	shift := uint64(len(m.pw.buf)) - packHeaderLen
 	m.pw.buf = append(m.pw.buf, data[packHeaderLen:]...)
-	list := p.idx.entries()
-	for j := range list {
-		list[j].offset += shift
+	for j := range ents {
+		ents[j].offset += shift
 	}
-	m.copied = append(m.copied, list)
+	m.copied = append(m.copied, ents)
 	m.restart()
 }
 

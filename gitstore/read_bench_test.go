@@ -156,3 +156,32 @@ func BenchmarkMerge(b *testing.B) {
 	}
 	b.ReportMetric(float64((cpuTime()-start).Nanoseconds())/float64(b.N)/8192, "cpu-ns/context")
 }
+
+// BenchmarkMerge_Blocks measures the CPU of merging 8 merged packs (each
+// of 8 group commits of 1024 contexts) into one, in memory: the merge of
+// an upper tier, which copies each pack as a block and builds the index
+// of them all.
+func BenchmarkMerge_Blocks(b *testing.B) {
+	s, err := Open(b.TempDir(), Options{MergePacks: 1 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	batches := 0
+	fillApplyEach(b, s, 8*8192, 512, 1024, func() {
+		if batches++; batches%8 == 0 {
+			if err := s.merge(s.allPacks()[:8]); err != nil { // the 8 newest
+				b.Fatal(err)
+			}
+		}
+	})
+	packs := s.allPacks()
+	if len(packs) != 8 {
+		b.Fatalf("%d packs, want 8", len(packs))
+	}
+	start := cpuTime()
+	for b.Loop() {
+		mergeInMemory(b, packs)
+	}
+	b.ReportMetric(float64((cpuTime()-start).Nanoseconds())/float64(b.N)/(8*8192), "cpu-ns/context")
+}
