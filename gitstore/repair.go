@@ -117,8 +117,8 @@ func (e checkFailed) Unwrap() error { return e.error }
 
 // maxRepairRounds bounds the rounds of a repair from one source: each
 // restores what the check before it found missing, and a round that
-// restores nothing ends them sooner.
-const maxRepairRounds = 64
+// restores nothing ends them sooner. A variable only for tests.
+var maxRepairRounds = 64
 
 // damageIn lists the objects a deep check found damaged or missing, and
 // the packs it found damaged.
