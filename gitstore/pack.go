@@ -6,11 +6,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/adler32"
 	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -258,9 +258,39 @@ func (p *pack) offset(h Hash) (int64, bool) {
 
 var zlibReaders sync.Pool
 
+// Reads of objects up to maxFastInflate bytes take their zlib stream in
+// one read and decode it with the store's inflater (inflate.go), pooled
+// with its read buffer; larger ones, and a stream the inflater refuses
+// (which the general decoder then describes), are read through the
+// general decoder.
+const maxFastInflate = 1 << 20
+
+type readInflater struct {
+	inflater
+	buf []byte
+}
+
+var readInflaters = sync.Pool{New: func() any { return new(readInflater) }}
+
+// deflateBound is the most bytes a zlib stream of n bytes of content
+// takes, as zlib's deflateBound reckons it for any compression level.
+func deflateBound(n uint64) uint64 { return n + n>>12 + n>>14 + n>>25 + 13 + 6 }
+
 // inflate reads a zlib stream of exactly size bytes starting at off and
 // checks its Adler-32 trailer.
 func (p *pack) inflate(off int64, size uint64) ([]byte, error) {
+	if size <= maxFastInflate {
+		n := int(min(int64(deflateBound(size)), p.size-20-off))
+		d := readInflaters.Get().(*readInflater)
+		defer readInflaters.Put(d)
+		d.buf = slices.Grow(d.buf[:0], n)[:n]
+		if got, _ := p.f.ReadAt(d.buf, off); got == n {
+			out := make([]byte, size)
+			if _, ok := d.inflate(out, d.buf); ok {
+				return out, nil
+			}
+		}
+	}
 	return inflate(io.NewSectionReader(p.f, off, p.size-20-off), size)
 }
 
@@ -301,44 +331,6 @@ func inflateTo(out []byte, src io.Reader) error {
 		return errors.New("object data longer than its header says, or checksum mismatch")
 	}
 	return nil
-}
-
-// inflateStored decodes src, the whole zlib data of a pack entry, into
-// out (len(out) is the size its header declares) when the stream is of
-// the form the write path's level-0 writer gives: the zlib header, stored
-// blocks, possibly an empty final block of fixed codes, and an Adler-32
-// that matches. It reports false for any other stream, without deciding
-// whether that one is valid: the caller decodes it with the general
-// decoder, which checks it. It reads no byte outside src and writes none
-// outside out.
-func inflateStored(out, src []byte) bool {
-	if len(src) < 2 {
-		return false
-	}
-	if cmf, flg := src[0], src[1]; cmf&0x0f != 8 || cmf>>4 > 7 || (uint(cmf)<<8|uint(flg))%31 != 0 || flg&0x20 != 0 {
-		return false
-	}
-	pos, n := 2, 0
-	for {
-		if pos+2 <= len(src) && src[pos] == 0x03 && src[pos+1] == 0x00 { // final block: fixed codes, end of block only
-			pos += 2
-			break
-		}
-		if pos+5 > len(src) || src[pos] > 1 { // a stored block, its padding bits zero
-			return false
-		}
-		final := src[pos] == 1
-		ln := int(binary.LittleEndian.Uint16(src[pos+1:]))
-		if binary.LittleEndian.Uint16(src[pos+3:]) != ^uint16(ln) || ln > len(src)-pos-5 || ln > len(out)-n {
-			return false
-		}
-		n += copy(out[n:], src[pos+5:pos+5+ln])
-		pos += 5 + ln
-		if final {
-			break
-		}
-	}
-	return n == len(out) && pos+4 == len(src) && adler32.Checksum(out) == binary.BigEndian.Uint32(src[pos:])
 }
 
 const maxObjectSize = 256 << 20

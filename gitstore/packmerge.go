@@ -95,6 +95,7 @@ type packMerge struct {
 	enc        deltaEncoder
 	scratch    []byte
 	rd         bytes.Reader // the general decoder's input
+	inf        *inflater    // the store's decoder, for every stream it takes
 	arena      []byte       // decoded objects are allocated from it: alloc
 	read       []byte       // the pack being added, as read
 	versions   []version    // newVersion's block
@@ -130,7 +131,7 @@ type version struct {
 
 // newPackMerge returns a merge of packs of size bytes and objects in all.
 func newPackMerge(r *repo, size, objects int64, blocks bool) *packMerge {
-	m := &packMerge{repo: r, pw: newPackWriter(), blocks: blocks, left: objects}
+	m := &packMerge{repo: r, pw: newPackWriter(), blocks: blocks, left: objects, inf: new(inflater)}
 	m.pw.buf = make([]byte, packHeaderLen, size)
 	newZ := func(level int) *zlib.Writer {
 		zw, _ := zlib.NewWriterLevel(io.Discard, level) // levels are valid: no error
@@ -438,15 +439,15 @@ func (m *packMerge) decode(pe *packedEntry, kept map[uint64]keptBase, need map[u
 }
 
 // inflate returns the data of zlib stream src, size bytes, in memory of
-// the merge's arena. Streams of stored blocks (the write path's trees)
-// are copied out directly; any other goes to the general decoder. Both
+// the merge's arena, decoded by the store's inflater; a stream it refuses
+// goes to the general decoder, which says what is wrong with it. Both
 // check the stream's Adler-32; the caller checks the object's id.
 func (m *packMerge) inflate(src []byte, size uint64) ([]byte, error) {
 	if size > maxObjectSize {
 		return nil, fmt.Errorf("object of %d bytes is over the %d byte limit", size, maxObjectSize)
 	}
 	out := m.alloc(int(size))
-	if inflateStored(out, src) {
+	if _, ok := m.inf.inflate(out, src); ok {
 		return out, nil
 	}
 	m.rd.Reset(src)
