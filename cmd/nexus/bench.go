@@ -153,16 +153,11 @@ var payloadWords = sync.OnceValue(func() *textGen { return newTextGen(1, 1000) }
 // repeated embeds to one vector, which an index treats as a special case).
 func benchPayload(size int) string {
 	g := payloadWords()
-	topic := g.topics[rand.IntN(len(g.topics))]
-	zipf := func(n int) int { return min(n-1, int(float64(n)*rand.Float64()*rand.Float64()*rand.Float64())) }
+	t := rand.IntN(len(g.topics))
 	var b strings.Builder
 	b.Grow(size + 16)
 	for b.Len() < size {
-		if rand.IntN(2) == 0 {
-			b.WriteString(topic[zipf(len(topic))])
-		} else {
-			b.WriteString(g.common[zipf(len(g.common))])
-		}
+		b.WriteString(g.word(globalRand{}, t))
 		b.WriteByte(' ')
 	}
 	return b.String()[:size]

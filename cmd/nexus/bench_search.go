@@ -62,20 +62,38 @@ func newTextGen(seed uint64, topics int) *textGen {
 	return g
 }
 
+// randSource is what the texts are drawn with: a *rand.Rand, or the
+// package's global source (globalRand), which is safe for concurrent use.
+type randSource interface {
+	IntN(n int) int
+	Float64() float64
+}
+
+// globalRand draws from math/rand/v2's global source.
+type globalRand struct{}
+
+func (globalRand) IntN(n int) int   { return rand.IntN(n) }
+func (globalRand) Float64() float64 { return rand.Float64() }
+
 // zipf picks an index of n with probability falling as 1/(rank+1).
-func (g *textGen) zipf(n int) int {
-	return min(n-1, int(float64(n)*g.r.Float64()*g.r.Float64()*g.r.Float64()))
+func zipf(r randSource, n int) int {
+	return min(n-1, int(float64(n)*r.Float64()*r.Float64()*r.Float64()))
+}
+
+// word draws a word of a text about topic t: a topic word or a common
+// word, as often as each other, each with Zipf-like frequencies.
+func (g *textGen) word(r randSource, t int) string {
+	if r.IntN(2) == 0 {
+		return g.topics[t][zipf(r, len(g.topics[t]))]
+	}
+	return g.common[zipf(r, len(g.common))]
 }
 
 // text returns words words about topic t.
 func (g *textGen) text(t, words int) string {
 	out := make([]string, words)
 	for i := range out {
-		if g.r.IntN(2) == 0 {
-			out[i] = g.topics[t][g.zipf(len(g.topics[t]))]
-		} else {
-			out[i] = g.common[g.zipf(len(g.common))]
-		}
+		out[i] = g.word(g.r, t)
 	}
 	return strings.Join(out, " ")
 }
@@ -84,7 +102,7 @@ func (g *textGen) text(t, words int) string {
 func (g *textGen) query(t int) string {
 	out := make([]string, 4)
 	for i := range out {
-		out[i] = g.topics[t][g.zipf(len(g.topics[t]))]
+		out[i] = g.topics[t][zipf(g.r, len(g.topics[t]))]
 	}
 	return strings.Join(out, " ")
 }
