@@ -771,11 +771,8 @@ func (l *segmentLog) Walk(ctx context.Context, name string, fn func([]byte) erro
 }
 
 func (l *segmentLog) Append(ctx context.Context, name string, seg []byte) error {
-	r := seg[len("NXVEC1\n"):]
-	n := int(uint32(r[0]) | uint32(r[1])<<8 | uint32(r[2])<<16 | uint32(r[3])<<24)
-	r = r[4+n+4:]
 	l.mu.Lock()
-	l.sizes = append(l.sizes, int(uint32(r[0])|uint32(r[1])<<8|uint32(r[2])<<16|uint32(r[3])<<24))
+	l.sizes = append(l.sizes, search.SegmentEmbeddings(seg))
 	l.mu.Unlock()
 	return l.VectorLog.Append(ctx, name, seg)
 }

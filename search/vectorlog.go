@@ -85,19 +85,29 @@ func encodeSegment(model string, dim int, ids []nexus.ID, vecs [][]float32) []by
 	return b
 }
 
+// segmentHeader reads a segment's header: its model, dimension and
+// number of embeddings, and a reader at its first record.
+func segmentHeader(b []byte) (model string, dim, n int, r *reader, err error) {
+	if !strings.HasPrefix(string(b[:min(len(b), len(segMagic))]), segMagic) {
+		return "", 0, 0, nil, errors.New("not a vector segment")
+	}
+	r = &reader{b: b[len(segMagic):]}
+	model = string(r.next(int(r.u32())))
+	dim = int(r.u32())
+	n = r.count(16 + 4*max(dim, 1))
+	if r.bad {
+		return "", 0, 0, nil, errors.New("truncated vector segment")
+	}
+	return model, dim, n, r, nil
+}
+
 // decodeSegment reads a segment, calling fn for each embedding; the vector
 // passed to fn is freshly allocated.
 func decodeSegment(b []byte, model string, dim int, fn func(id nexus.ID, v []float32)) error {
-	if !strings.HasPrefix(string(b[:min(len(b), len(segMagic))]), segMagic) {
-		return errors.New("not a vector segment")
-	}
-	r := &reader{b: b[len(segMagic):]}
-	m := string(r.next(int(r.u32())))
-	d := int(r.u32())
-	n := r.count(16 + 4*max(d, 1))
+	m, d, n, r, err := segmentHeader(b)
 	switch {
-	case r.bad:
-		return errors.New("truncated vector segment")
+	case err != nil:
+		return err
 	case m != model || d != dim:
 		return fmt.Errorf("segment of model %s/%d in the log of %s/%d", m, d, model, dim)
 	case len(r.b) != n*(16+4*d):
