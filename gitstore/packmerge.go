@@ -179,8 +179,15 @@ func (s *Store) merge(cands []*pack) error {
 func (m *packMerge) finish() ([]byte, *packIndex, bool) {
 	m.writeSegment()
 	all := m.pw.entries
-	for _, c := range m.copied {
-		all = append(all, c...)
+	if len(m.copied) > 0 {
+		n := 0
+		for _, c := range m.copied {
+			n += len(c)
+		}
+		all = slices.Grow(all, n)
+		for _, c := range m.copied {
+			all = append(all, c...)
+		}
 	}
 	m.pw.entries = sortByHash(all)
 	if len(m.copied) > 0 {
