@@ -285,14 +285,18 @@ func (m *packMerge) addPack(p *pack) error {
 		return err
 	}
 	ents := p.idx.byOffset()
-	list := make([]packedEntry, len(ents))
+	end := func(i int) uint64 {
+		if i+1 < len(ents) {
+			return ents[i+1].offset
+		}
+		return uint64(len(data))
+	}
+	// Every entry is checked and its header read first; a pack copied as
+	// a block needs no more (a list of its entries would take a hundred
+	// bytes each: hundreds of megabytes for the largest merges).
 	deltas, refs := 0, false
 	for i, e := range ents {
-		end := uint64(len(data))
-		if i+1 < len(ents) {
-			end = ents[i+1].offset
-		}
-		raw, err := checkEntry(p, e, data, end)
+		raw, err := checkEntry(p, e, data, end(i))
 		if err != nil {
 			return err
 		}
@@ -306,18 +310,23 @@ func (m *packMerge) addPack(p *pack) error {
 		case objRefDelta:
 			refs = true
 		}
-		list[i] = pe
 	}
 	m.left -= p.count
 	if m.blocks && deltas > 0 && !refs {
 		m.copyBlock(data, ents)
 		return nil
 	}
+	list := make([]packedEntry, len(ents))
 	need := make(map[uint64]int, deltas) // offset → deltas of this pack based on it, still to read
-	for i := range list {
-		if list[i].t == objOfsDelta {
-			need[list[i].baseOff]++
+	for i, e := range ents {
+		pe, err := parsePacked(e, data[e.offset:end(i)]) // checked above
+		if err != nil {
+			return err
 		}
+		if pe.t == objOfsDelta {
+			need[pe.baseOff]++
+		}
+		list[i] = pe
 	}
 	if !m.sized {
 		// The first pack decoded: the merge's entries, its set of ids and
