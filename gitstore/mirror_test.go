@@ -81,15 +81,7 @@ func TestMirror_PushRestoreRepair(t *testing.T) {
 	if err != nil || !strings.Contains(did, "restored from "+mirror) || !strings.Contains(did, "deep check clean") {
 		t.Fatalf("repair from the mirror: %q %v", did, err)
 	}
-	for id, content := range written {
-		if got, err := s.Get(ctx, id); err != nil || got.Content != content {
-			t.Fatalf("after repair: %s: %v", id, err)
-		}
-	}
-	s.Close()
-	if gitFsckFails(t, dir) {
-		t.Fatal("git fsck fails after the repair")
-	}
+	checkRepaired(t, s, dir, written)
 	// A damaged mirror is refused by verify and restore.
 	mp, _ := filepath.Glob(filepath.Join(mirror, "objects", "pack", "*.pack"))
 	for _, p := range mp {
