@@ -402,3 +402,21 @@ func TestPack_InflatePaths(t *testing.T) {
 		w.Close()
 	}
 }
+
+// An offset in a pack's trailer (a damaged index or entry header points
+// there) is an error, not a panic, for every offset of the trailer.
+func TestPack_ReadAtTrailer(t *testing.T) {
+	p, _ := testPack(t, t.TempDir(), [][]byte{[]byte("hello")}, []objType{objBlob})
+	for off := p.size - 20; off <= p.size; off++ {
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Fatalf("readAt(%d) of a %d-byte pack panics: %v", off, p.size, r)
+				}
+			}()
+			if _, _, err := p.readAt(off, nil, 0); err == nil {
+				t.Fatalf("readAt(%d) of a %d-byte pack: no error", off, p.size)
+			}
+		}()
+	}
+}

@@ -179,48 +179,84 @@ func packFiles(t *testing.T, s *Store) []string {
 
 // An object that two packs of a merge hold (the write path may write
 // again what an older pack holds: after a restore, trees go back to older
-// versions) is in the merged pack once. Every context reads back and stock git accepts the pack.
+// versions) is in the merged pack once, whether the packs holding it are
+// decoded ("whole": written by the write path), one of them is copied as
+// a block ("block and whole": a merged pack and the write path's), or both
+// are ("two blocks"): a repeat among copied blocks makes the merge start
+// again object by object. Every context reads back and stock git accepts
+// the pack.
 func TestMerge_RepeatedObjects(t *testing.T) {
-	s, err := Open(t.TempDir(), Options{MergePacks: 1 << 20, CacheBytes: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	fillApply(t, s, 3*64, 512, 64)
-	s.cat.mu.RLock()
-	ents := append([]*entry(nil), s.cat.ordered...)
-	s.cat.mu.RUnlock()
-	pw := newPackWriter()
-	for _, e := range ents[:5] { // blobs of the oldest pack, again in a new one
-		data, err := s.repo.readTyped(e.blob, objBlob)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pw.add(objBlob, data)
-	}
-	data, idx := pw.finish()
-	if err := s.repo.writePack(data, idx); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.merge(s.allPacks()); err != nil {
-		t.Fatal(err)
-	}
-	packs := s.allPacks()
-	if len(packs) != 1 {
-		t.Fatalf("%d packs after the merge", len(packs))
-	}
-	list := packs[0].idx.entries()
-	for i := 1; i < len(list); i++ {
-		if list[i].hash == list[i-1].hash {
-			t.Fatalf("%s is in the merged pack twice", list[i].hash)
-		}
-	}
-	for _, e := range ents {
-		if raw, err := s.GetRaw(context.Background(), e.id); err != nil || hashObject(objBlob, raw) != e.blob {
-			t.Fatalf("read %s after the merge: %v", e.id, err)
-		}
-	}
-	if out, err := exec.Command("git", "--git-dir", s.GitDir(), "fsck", "--full", "--strict").CombinedOutput(); err != nil {
-		t.Fatalf("git fsck: %v\n%s", err, out)
+	for _, tc := range []struct {
+		name          string
+		mergeFirst    bool // the written packs merged (so copied as a block) first
+		mergeRepeated bool // the pack of repeated blobs too
+	}{
+		{"whole", false, false},
+		{"block and whole", true, false},
+		{"two blocks", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Open(t.TempDir(), Options{MergePacks: 1 << 20, CacheBytes: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			fillApply(t, s, 3*64, 512, 64)
+			if tc.mergeFirst {
+				if err := s.merge(s.allPacks()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.cat.mu.RLock()
+			ents := append([]*entry(nil), s.cat.ordered...)
+			s.cat.mu.RUnlock()
+			pw := newPackWriter()
+			for _, e := range ents[:5] { // blobs of the oldest pack, again in a new one
+				data, err := s.repo.readTyped(e.blob, objBlob)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pw.add(objBlob, data)
+			}
+			data, idx := pw.finish()
+			if err := s.repo.writePack(data, idx); err != nil {
+				t.Fatal(err)
+			}
+			if tc.mergeRepeated { // blob deltas against a keyframe: copied as a block
+				if err := s.merge(s.allPacks()[:1]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			unique := map[Hash]bool{}
+			for _, p := range s.allPacks() {
+				for _, e := range p.idx.entries() {
+					unique[e.hash] = true
+				}
+			}
+			if err := s.merge(s.allPacks()); err != nil {
+				t.Fatal(err)
+			}
+			packs := s.allPacks()
+			if len(packs) != 1 {
+				t.Fatalf("%d packs after the merge", len(packs))
+			}
+			list := packs[0].idx.entries()
+			if len(list) != len(unique) {
+				t.Fatalf("the merged pack holds %d objects, want the %d ids of its packs", len(list), len(unique))
+			}
+			for i := 1; i < len(list); i++ {
+				if list[i].hash == list[i-1].hash {
+					t.Fatalf("%s is in the merged pack twice", list[i].hash)
+				}
+			}
+			for _, e := range ents {
+				if raw, err := s.GetRaw(context.Background(), e.id); err != nil || hashObject(objBlob, raw) != e.blob {
+					t.Fatalf("read %s after the merge: %v", e.id, err)
+				}
+			}
+			if out, err := exec.Command("git", "--git-dir", s.GitDir(), "fsck", "--full", "--strict").CombinedOutput(); err != nil {
+				t.Fatalf("git fsck: %v\n%s", err, out)
+			}
+		})
 	}
 }

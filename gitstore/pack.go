@@ -262,8 +262,10 @@ var zlibReaders sync.Pool
 // one read and decode it with the store's inflater (inflate.go), pooled
 // with its read buffer; larger ones, and a stream the inflater refuses
 // (which the general decoder then describes), are read through the
-// general decoder.
-const maxFastInflate = 1 << 20
+// general decoder. The one read takes zlib's bound on the stream, which
+// for an object that compresses well is many times its stream: the
+// limit keeps that read small.
+const maxFastInflate = 64 << 10
 
 type readInflater struct {
 	inflater
@@ -279,8 +281,10 @@ func deflateBound(n uint64) uint64 { return n + n>>12 + n>>14 + n>>25 + 13 + 6 }
 // inflate reads a zlib stream of exactly size bytes starting at off and
 // checks its Adler-32 trailer.
 func (p *pack) inflate(off int64, size uint64) ([]byte, error) {
-	if size <= maxFastInflate {
-		n := int(min(int64(deflateBound(size)), p.size-20-off))
+	// An offset in the trailer or past it (a damaged index or header)
+	// leaves no stream to read: the general decoder reports it.
+	if rest := p.size - 20 - off; size <= maxFastInflate && rest > 0 {
+		n := int(min(int64(deflateBound(size)), rest))
 		d := readInflaters.Get().(*readInflater)
 		defer readInflaters.Put(d)
 		d.buf = slices.Grow(d.buf[:0], n)[:n]

@@ -10,7 +10,8 @@ set -eu
 BIN=$1 DATA=$2 DUR=$3
 shift 3
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+pid=
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
 mkfifo "$tmp/out"
 "$BIN" serve --data "$DATA" --addr 127.0.0.1:0 --rate-limit=0 "$@" >"$tmp/out" 2>&1 &
 pid=$!
@@ -28,11 +29,17 @@ cat <&3 >/dev/null &
 ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 hz=$(getconf CLK_TCK)
 t0=$(ticks)
-"$BIN" bench --server "http://$addr" --writers 64 --duration "$DUR" >"$tmp/bench" 2>&1
+"$BIN" bench --server "http://$addr" --writers 64 --duration "$DUR" >"$tmp/bench" 2>&1 || true
 t1=$(ticks)
 kill -INT "$pid"
 wait "$pid" || true
-line=$(grep '^writes' "$tmp/bench")
+pid=
+line=$(grep '^writes' "$tmp/bench" || true)
 ok=$(echo "$line" | sed -n 's/.*: \([0-9]*\) ok.*/\1/p')
 rate=$(echo "$line" | sed -n 's/.*: \([0-9]*\)\/s;.*/\1/p')
+if [ -z "$ok" ] || [ "$ok" -eq 0 ]; then
+	echo "no write acknowledged:" >&2
+	cat "$tmp/bench" >&2
+	exit 1
+fi
 echo "$rate writes/s  $(( (t1 - t0) * 1000000 / hz / ok )) µs of node CPU per write  load $(cut -d' ' -f1-3 /proc/loadavg)"
