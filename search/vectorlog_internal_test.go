@@ -30,13 +30,7 @@ func (l *countLog) Append(ctx context.Context, name string, seg []byte) error {
 // cleanly; a rebuild embeds those texts again.
 func TestEngine_vectorLogAppendFails(t *testing.T) {
 	ctx := context.Background()
-	f := newFreshFixture(t, 10)
-	dir := t.TempDir()
-	log := &countLog{VectorLog: f.st.SideLog(), err: errors.New("disk full")}
-	e, err := open(f.st, remote{f.emb}, Options{Dir: dir, Log: log, LogSegment: 4}, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, e, log := remoteEngine(t, Options{LogSegment: 4}, errors.New("disk full"))
 	if n, err := e.step(ctx, 1); err != nil || n != 10 {
 		t.Fatalf("step: %d, %v", n, err)
 	}
@@ -60,13 +54,7 @@ func TestEngine_vectorLogAppendFails(t *testing.T) {
 // every step and sets when the queue began.
 func TestEngine_vectorLogDelay(t *testing.T) {
 	ctx := context.Background()
-	f := newFreshFixture(t, 10)
-	dir := t.TempDir()
-	log := &countLog{VectorLog: f.st.SideLog()}
-	e, err := open(f.st, remote{f.emb}, Options{Dir: dir, Log: log, LogDelay: time.Minute}, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, e, log := remoteEngine(t, Options{LogDelay: time.Minute}, nil)
 	defer e.Close()
 	if n, err := e.step(ctx, 1); err != nil || n != 10 {
 		t.Fatalf("step: %d, %v", n, err)
@@ -96,18 +84,27 @@ type remote struct{ nexus.Embedder }
 
 func (remote) Local() bool { return false }
 
+// remoteEngine opens, without starting its indexer, an engine over a
+// store of 10 contexts and a remote model, with opts and a vector log
+// that counts its appends (each failing with appendErr if not nil).
+func remoteEngine(t *testing.T, opts Options, appendErr error) (*freshFixture, *Engine, *countLog) {
+	t.Helper()
+	f := newFreshFixture(t, 10)
+	log := &countLog{VectorLog: f.st.SideLog(), err: appendErr}
+	opts.Dir, opts.Log = t.TempDir(), log
+	e, err := open(f.st, remote{f.emb}, opts, opts.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, e, log
+}
+
 // A rebuild after the store rolled back reads the embeddings that still
 // waited for their segment: they are appended first, so a remote model is
 // not asked for them again. Without the append the rebuild knows none.
 func TestEngine_rollbackKeepsQueuedVectors(t *testing.T) {
 	ctx := context.Background()
-	f := newFreshFixture(t, 10)
-	dir := t.TempDir()
-	log := &countLog{VectorLog: f.st.SideLog()}
-	e, err := open(f.st, remote{f.emb}, Options{Dir: dir, Log: log, LogDelay: time.Hour}, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, e, log := remoteEngine(t, Options{LogDelay: time.Hour}, nil)
 	defer e.Close()
 	if n, err := e.step(ctx, 1); err != nil || n != 10 || len(e.logIDs) != 10 {
 		t.Fatalf("step: %d, %v, %d queued; want 10 indexed and queued", n, err, len(e.logIDs))
