@@ -3,6 +3,7 @@ package gitstore_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -299,6 +300,26 @@ func TestRepairFrom_RoundsBounded(t *testing.T) {
 	}
 	if fr, err := s.Fsck(ctx, true); err != nil || !fr.Clean() {
 		t.Fatalf("after the second repair: %v %+v", err, fr)
+	}
+}
+
+// A deep check that fails to run after a round of repair leaves the
+// repair unable to say where it stands: RepairFrom returns that error at
+// once, saying what the round restored, and tries no other source.
+// Without the stop the second source is tried and the error is another.
+func TestRepairFrom_CheckFailsAfterRound(t *testing.T) {
+	ctx := context.Background()
+	dir, _, backup := lostApartOnMain(t)
+	s := MustOpen(t, dir, gitstore.Options{MergePacks: 1 << 20, CacheBytes: 1})
+	defer s.Close()
+	broken := errors.New("deep check cannot read the repository")
+	gitstore.FailRepairCheck(t, broken)
+	did, err := s.RepairFrom(ctx, []string{backup, backup})
+	if !errors.Is(err, broken) {
+		t.Fatalf("repair: %v, want the failed check's error", err)
+	}
+	if n := strings.Count(did, "restored from"); n != 1 {
+		t.Fatalf("repair did %q: %d sources restored from, want the first only", did, n)
 	}
 }
 

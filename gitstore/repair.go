@@ -99,7 +99,7 @@ func (s *Store) repairFromBackup(ctx context.Context, bundle string, rep *FsckRe
 		// Confirm (the report predates the round), and find what the
 		// restored objects hid.
 		var err error
-		if rep, err = s.Fsck(ctx, true); err != nil {
+		if rep, err = confirmRepair(s, ctx, true); err != nil {
 			return out, checkFailed{err}
 		}
 		if _, p := s.damage(); p == nil || len(out.Restored) == restored || round+1 == maxRepairRounds {
@@ -107,6 +107,10 @@ func (s *Store) repairFromBackup(ctx context.Context, bundle string, rep *FsckRe
 		}
 	}
 }
+
+// confirmRepair is the deep check after a round of repair: Fsck, a
+// variable only so that a test can make it fail.
+var confirmRepair = (*Store).Fsck
 
 // checkFailed is a deep check that failed to run after a round of
 // repair: the repair cannot say where it stands, so no other source is
