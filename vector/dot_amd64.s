@@ -86,10 +86,12 @@ TEXT ·xgetbv(SB), NOSPLIT, $0-8
 
 // func dotBatchAVX2(q *float32, vs *[]float32, n, dim int, out *float32)
 //
-// out[i] = dot(q, vs[i]) for i < n, each vs[i] of length dim. While one
-// vector is multiplied, every cache line of the next one is prefetched, so
-// that the memory latency of a graph walk's random accesses overlaps the
-// arithmetic.
+// out[i] = dot(q, vs[i]) for i < n, each vs[i] of length dim. Every cache
+// line of the vectors up to floatAhead ahead (prefetch.go) is prefetched
+// before the first is multiplied, and then, while one vector is multiplied,
+// the one floatAhead after it, so that the memory latency of a graph
+// walk's random accesses overlaps the arithmetic and several misses are in
+// flight at once.
 TEXT ·dotBatchAVX2(SB), NOSPLIT, $0-40
 	MOVQ q+0(FP), R8
 	MOVQ vs+8(FP), R9
@@ -98,14 +100,35 @@ TEXT ·dotBatchAVX2(SB), NOSPLIT, $0-40
 	MOVQ out+32(FP), R12
 	MOVQ R11, R13
 	SHLQ $2, R13 // bytes per vector
+	MOVQ $1, BX
+
+fahead:
+	CMPQ BX, R10
+	JGE  next
+	CMPQ BX, ·floatAhead(SB)
+	JGE  next
+	MOVQ BX, DX
+	IMULQ $24, DX
+	MOVQ (R9)(DX*1), DX
+	XORQ AX, AX
+
+faheadline:
+	PREFETCHT0 (DX)(AX*1)
+	ADDQ $64, AX
+	CMPQ AX, R13
+	JL   faheadline
+	INCQ BX
+	JMP  fahead
 
 next:
 	CMPQ R10, $0
 	JE   batchdone
 	MOVQ (R9), DI
-	CMPQ R10, $1
-	JE   compute
-	MOVQ 24(R9), DX
+	MOVQ ·floatAhead(SB), DX
+	CMPQ R10, DX
+	JLE  compute
+	IMULQ $24, DX
+	MOVQ (R9)(DX*1), DX
 	XORQ AX, AX
 
 prefetch:
@@ -190,10 +213,11 @@ batchdone:
 // are q's and v's; it adds them in pairs into int16, at most 2*128*127 =
 // 32,512 in magnitude, so never saturated, and VPMADDWD by ones adds
 // those pairs into int32 sums. Every sum is exact: the results are those
-// of the portable kernel, bit for bit. Vectors are prefetched four
-// ahead of the one multiplied (the first three before the first), so that
-// the memory latency of a graph walk's random accesses, several times
-// the arithmetic of one vector, overlaps it.
+// of the portable kernel, bit for bit. Vectors are prefetched
+// int8Ahead ahead of the one multiplied (prefetch.go; the first int8Ahead-1
+// before the first), so that the memory latency of a graph walk's random
+// accesses, several times the arithmetic of one vector, overlaps it and
+// many misses are in flight at once.
 TEXT ·dotBatchInt8AVX2(SB), NOSPLIT, $0-40
 	MOVQ q+0(FP), R8
 	MOVQ vs+8(FP), R9
@@ -203,12 +227,13 @@ TEXT ·dotBatchInt8AVX2(SB), NOSPLIT, $0-40
 	MOVL $0x00010001, AX
 	VMOVD AX, X15
 	VPBROADCASTD X15, Y15 // sixteen int16 ones
+	MOVQ ·int8Ahead(SB), R13
 	MOVQ $1, BX
 
 jahead:
 	CMPQ BX, R10
 	JGE  jnext
-	CMPQ BX, $4
+	CMPQ BX, R13
 	JGE  jnext
 	MOVQ BX, DX
 	IMULQ $24, DX
@@ -227,9 +252,11 @@ jnext:
 	CMPQ R10, $0
 	JE   jdone
 	MOVQ (R9), DI
-	CMPQ R10, $4
+	CMPQ R10, R13
 	JLE  jcompute
-	MOVQ 96(R9), DX
+	MOVQ R13, DX
+	IMULQ $24, DX
+	MOVQ (R9)(DX*1), DX
 	XORQ AX, AX
 
 jprefetch:

@@ -1,0 +1,9 @@
+package vector
+
+// SetPrefetch sets the kernels' prefetch distances (prefetch.go) and
+// returns the ones it replaced.
+func SetPrefetch(int8, float int) (oldInt8, oldFloat int) {
+	oldInt8, oldFloat = int8Ahead, floatAhead
+	int8Ahead, floatAhead = int8, float
+	return oldInt8, oldFloat
+}
