@@ -229,7 +229,10 @@ func mergeInMemory(tb testing.TB, packs []*pack) ([]byte, *packIndex) {
 	for _, p := range packs {
 		total, objects = total+p.size, objects+p.count
 	}
-	m := newPackMerge(nil, total, objects, true)
+	m, err := newPackMerge(nil, total, objects, true)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	for i := len(packs) - 1; i >= 0; i-- {
 		if err := m.addPack(packs[i]); err != nil {
 			tb.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math/bits"
+	"os"
 	"path/filepath"
 	"sort"
 )
@@ -137,10 +138,30 @@ func checkCRC(p *pack, e packEntry, raw []byte) error {
 // deletes their files (index first, so a crash leaves at most an orphan
 // pack that the next open removes).
 func (r *repo) replacePacks(old []*pack, data []byte, idx *packIndex) error {
-	name := "pack-" + idx.packSum().String()
 	if err := r.writePack(data, idx); err != nil {
 		return err
 	}
+	return r.retire(old, "pack-"+idx.packSum().String())
+}
+
+// replaceStaged is replacePacks for a pack already written and fsynced
+// to packTmp (a merge's: packstream.go), which it installs with its index.
+func (r *repo) replaceStaged(old []*pack, packTmp string, idx *packIndex) error {
+	idxTmp, err := stageFile(r.spares, r.packDir, idx.data)
+	if err != nil {
+		os.Remove(packTmp)
+		return err
+	}
+	name := "pack-" + idx.packSum().String()
+	if err := r.installPack(name, idx, packTmp, idxTmp); err != nil {
+		return err
+	}
+	return r.retire(old, name)
+}
+
+// retire drops old, replaced by the pack name, from the set and deletes
+// their files.
+func (r *repo) retire(old []*pack, name string) error {
 	gone := map[*pack]bool{}
 	for _, p := range old {
 		gone[p] = true

@@ -30,6 +30,12 @@ type packWriter struct {
 	seen    map[Hash]struct{}
 	zw      *zlib.Writer // level 0
 	scratch []byte       // reusable encoding buffer
+
+	// A pack streamed to a file (a merge's: see stream) keeps in buf only
+	// what was written since the last flush; base is the offset in the
+	// pack of buf[0]. Otherwise out is nil and base 0.
+	out  *packStream
+	base uint64
 }
 
 type packEntry struct {
@@ -48,6 +54,7 @@ func newPackWriter() *packWriter {
 }
 
 func (p *packWriter) reset() {
+	p.out, p.base = nil, 0
 	p.buf = append(p.buf[:0], make([]byte, packHeaderLen)...)
 	p.entries = p.entries[:0]
 	clear(p.seen)
@@ -89,17 +96,21 @@ func (p *packWriter) claim(h Hash) bool {
 func (p *packWriter) addHashed(zw *zlib.Writer, h Hash, t objType, data []byte) uint64 {
 	start := len(p.buf)
 	p.buf = appendPackHeader(p.buf, t, uint64(len(data)))
-	p.deflate(zw, h, start, data)
-	return uint64(start)
+	return p.deflate(zw, h, start, data)
 }
 
-// deflate appends data compressed by zw to the entry that starts at start
-// and lists the entry.
-func (p *packWriter) deflate(zw *zlib.Writer, h Hash, start int, data []byte) {
+// deflate appends data compressed by zw to the entry that starts at
+// p.buf[start], lists the entry and returns its offset in the pack.
+func (p *packWriter) deflate(zw *zlib.Writer, h Hash, start int, data []byte) uint64 {
 	zw.Reset(appender{&p.buf})
 	zw.Write(data) // writes to memory: cannot fail
 	zw.Close()
-	p.entries = append(p.entries, packEntry{h, uint64(start), crc32.ChecksumIEEE(p.buf[start:])})
+	off := p.base + uint64(start)
+	p.entries = append(p.entries, packEntry{h, off, crc32.ChecksumIEEE(p.buf[start:])})
+	if p.out != nil && len(p.buf) >= streamFlush {
+		p.flush()
+	}
+	return off
 }
 
 // addRaw stores an object already encoded as a pack entry (header and
@@ -109,7 +120,7 @@ func (p *packWriter) addRaw(h Hash, raw []byte, crc uint32) {
 		return
 	}
 	p.seen[h] = struct{}{}
-	p.entries = append(p.entries, packEntry{h, uint64(len(p.buf)), crc})
+	p.entries = append(p.entries, packEntry{h, p.base + uint64(len(p.buf)), crc})
 	p.buf = append(p.buf, raw...)
 }
 
@@ -126,9 +137,8 @@ func (p *packWriter) addDelta(h Hash, baseOff uint64, delta []byte) uint64 {
 func (p *packWriter) addDeltaWith(zw *zlib.Writer, h Hash, baseOff uint64, delta []byte) uint64 {
 	start := len(p.buf)
 	p.buf = appendPackHeader(p.buf, objOfsDelta, uint64(len(delta)))
-	p.buf = appendOfsDeltaOffset(p.buf, uint64(start)-baseOff)
-	p.deflate(zw, h, start, delta)
-	return uint64(start)
+	p.buf = appendOfsDeltaOffset(p.buf, p.base+uint64(start)-baseOff)
+	return p.deflate(zw, h, start, delta)
 }
 
 // appendOfsDeltaOffset appends the distance back to a delta's base as git
@@ -161,9 +171,7 @@ func appendPackHeader(dst []byte, t objType, size uint64) []byte {
 
 // finish completes the pack (header and trailer) and builds its index.
 func (p *packWriter) finish() (pack []byte, idx *packIndex) {
-	copy(p.buf[0:4], "PACK")
-	binary.BigEndian.PutUint32(p.buf[4:8], 2)
-	binary.BigEndian.PutUint32(p.buf[8:12], uint32(len(p.entries)))
+	putPackHeader(p.buf, uint32(len(p.entries)))
 	sum := Hash(sha1.Sum(p.buf))
 	p.buf = append(p.buf, sum[:]...)
 	return p.buf, buildIndex(p.entries, sum)

@@ -130,9 +130,21 @@ type version struct {
 }
 
 // newPackMerge returns a merge of packs of size bytes and objects in all.
-func newPackMerge(r *repo, size, objects int64, blocks bool) *packMerge {
+// With a repository, the merged pack is written to a temp file in its
+// pack directory as it is assembled (packstream.go; finishFile); without,
+// it is assembled in memory (finish).
+func newPackMerge(r *repo, size, objects int64, blocks bool) (*packMerge, error) {
 	m := &packMerge{repo: r, pw: newPackWriter(), blocks: blocks, left: objects, inf: new(inflater)}
-	m.pw.buf = make([]byte, packHeaderLen, size)
+	if r != nil {
+		f, err := mergeFile(r)
+		if err != nil {
+			return nil, err
+		}
+		m.pw.buf = make([]byte, packHeaderLen, packHeaderLen+streamFlush+streamFlush/4)
+		m.pw.stream(f, objects)
+	} else {
+		m.pw.buf = make([]byte, packHeaderLen, size)
+	}
 	newZ := func(level int) *zlib.Writer {
 		zw, _ := zlib.NewWriterLevel(io.Discard, level) // levels are valid: no error
 		return zw
@@ -141,7 +153,7 @@ func newPackMerge(r *repo, size, objects int64, blocks bool) *packMerge {
 	m.z = [...]*zlib.Writer{objCommit: newZ(mergeCommitLevel), objTree: newZ(mergeTreeLevel), objBlob: blobs, objTag: blobs}
 	m.zTreeDelta = newZ(mergeTreeDeltaLevel)
 	m.restart()
-	return m
+	return m, nil
 }
 
 // restart forgets every delta base: what follows is based on objects
@@ -162,21 +174,42 @@ func (s *Store) merge(cands []*pack) error {
 		total, objects = total+p.size, objects+p.count
 	}
 	for _, blocks := range []bool{true, false} {
-		m := newPackMerge(s.repo, total, objects, blocks)
+		m, err := newPackMerge(s.repo, total, objects, blocks)
+		if err != nil {
+			return fmt.Errorf("merge: %w", err)
+		}
 		for i := len(cands) - 1; i >= 0; i-- { // oldest first
 			if err := m.addPack(cands[i]); err != nil {
+				m.pw.abortStream()
 				return fmt.Errorf("merge %s: %w", cands[i].name, err)
 			}
 		}
-		if data, idx, ok := m.finish(); ok {
-			return s.repo.replacePacks(cands, data, idx)
+		if !m.index() {
+			m.pw.abortStream()
+			continue
 		}
+		tmp, idx, err := m.pw.finishStream()
+		if err != nil {
+			return fmt.Errorf("merge: %w", err)
+		}
+		return s.repo.replaceStaged(cands, tmp, idx)
 	}
 	return errors.New("merge: an object repeats after merging object by object") // cannot happen: the writer dedups
 }
 
-// finish completes the merged pack; false if an object is in it twice.
+// finish completes a merged pack assembled in memory; false if an object
+// is in it twice.
 func (m *packMerge) finish() ([]byte, *packIndex, bool) {
+	if !m.index() {
+		return nil, nil, false
+	}
+	data, idx := m.pw.finish()
+	return data, idx, true
+}
+
+// index writes what is left of the merge and orders the merged pack's
+// entries by id; false if an object is in it twice.
+func (m *packMerge) index() bool {
 	m.writeSegment()
 	all := m.pw.entries
 	if len(m.copied) > 0 {
@@ -195,12 +228,11 @@ func (m *packMerge) finish() ([]byte, *packIndex, bool) {
 		// hold one of them or of another block.
 		for i := 1; i < len(m.pw.entries); i++ {
 			if m.pw.entries[i].hash == m.pw.entries[i-1].hash {
-				return nil, nil, false
+				return false
 			}
 		}
 	}
-	data, idx := m.pw.finish()
-	return data, idx, true
+	return true
 }
 
 // sortByHash returns entries sorted by object id (as an index lists
@@ -363,8 +395,8 @@ func (m *packMerge) addPack(p *pack) error {
 // shifted, for the index.
 func (m *packMerge) copyBlock(data []byte, ents []packEntry) {
 	m.writeSegment()
-	shift := uint64(len(m.pw.buf)) - packHeaderLen
-	m.pw.buf = append(m.pw.buf, data[packHeaderLen:]...)
+	shift := m.pw.offset() - packHeaderLen
+	m.pw.appendBlock(data[packHeaderLen:])
 	for j := range ents {
 		ents[j].offset += shift
 	}

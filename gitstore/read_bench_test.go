@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -162,11 +164,22 @@ func BenchmarkMerge(b *testing.B) {
 // an upper tier, which copies each pack as a block and builds the index
 // of them all.
 func BenchmarkMerge_Blocks(b *testing.B) {
+	s, packs := mergedPacks(b)
+	defer s.Close()
+	start := cpuTime()
+	for b.Loop() {
+		mergeInMemory(b, packs)
+	}
+	b.ReportMetric(float64((cpuTime()-start).Nanoseconds())/float64(b.N)/(8*8192), "cpu-ns/context")
+}
+
+// mergedPacks returns a store holding 8 merged packs, each of 8 group
+// commits of 1024 contexts.
+func mergedPacks(b *testing.B) (*Store, []*pack) {
 	s, err := Open(b.TempDir(), Options{MergePacks: 1 << 20})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close()
 	batches := 0
 	fillApplyEach(b, s, 8*8192, 512, 1024, func() {
 		if batches++; batches%8 == 0 {
@@ -179,9 +192,79 @@ func BenchmarkMerge_Blocks(b *testing.B) {
 	if len(packs) != 8 {
 		b.Fatalf("%d packs, want 8", len(packs))
 	}
-	start := cpuTime()
-	for b.Loop() {
-		mergeInMemory(b, packs)
+	return s, packs
+}
+
+// BenchmarkMerge_Written compares, in one process, the two ways of
+// writing the merge of BenchmarkMerge_Blocks to disk: the pack assembled
+// in memory and then written to a temp file (as merges did before
+// packstream.go), and the pack streamed to its temp file as it is
+// assembled; each ends with the pack and its index fsynced (neither is
+// installed, so the packs merged stay). The two alternate, the order
+// swapped every iteration. It reports the CPU per context and the bytes
+// allocated per merge of each.
+func BenchmarkMerge_Written(b *testing.B) {
+	s, packs := mergedPacks(b)
+	defer s.Close()
+	var total, objects int64
+	for _, p := range packs {
+		total, objects = total+p.size, objects+p.count
 	}
-	b.ReportMetric(float64((cpuTime()-start).Nanoseconds())/float64(b.N)/(8*8192), "cpu-ns/context")
+	stage := func(data []byte) {
+		tmp, err := stageFile(s.repo.spares, s.repo.packDir, data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		os.Remove(tmp)
+	}
+	ways := [2]func(){
+		func() { // in memory, then written
+			data, idx := mergeInMemory(b, packs)
+			stage(data)
+			stage(idx.data)
+		},
+		func() { // streamed
+			m, err := newPackMerge(s.repo, total, objects, true)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := len(packs) - 1; i >= 0; i-- {
+				if err := m.addPack(packs[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if !m.index() {
+				b.Fatal("an object repeats")
+			}
+			tmp, idx, err := m.pw.finishStream()
+			if err != nil {
+				b.Fatal(err)
+			}
+			os.Remove(tmp)
+			stage(idx.data)
+		},
+	}
+	var cpu [2]time.Duration
+	var alloc [2]uint64
+	var ms runtime.MemStats
+	n := 0
+	for b.Loop() {
+		for j := range 2 {
+			k := j ^ n&1
+			runtime.ReadMemStats(&ms)
+			c0, a0 := cpuTime(), ms.TotalAlloc
+			ways[k]()
+			runtime.ReadMemStats(&ms)
+			cpu[k] += cpuTime() - c0
+			alloc[k] += ms.TotalAlloc - a0
+		}
+		n++
+	}
+	perContext := func(k int) float64 { return float64(cpu[k].Nanoseconds()) / float64(n) / (8 * 8192) }
+	b.ReportMetric(perContext(0), "cpu-ns/context-memory")
+	b.ReportMetric(perContext(1), "cpu-ns/context-streamed")
+	b.ReportMetric(perContext(1)/perContext(0), "cpu-streamed/memory")
+	b.ReportMetric(float64(alloc[0])/float64(n)/(1<<20), "MiB-alloc/merge-memory")
+	b.ReportMetric(float64(alloc[1])/float64(n)/(1<<20), "MiB-alloc/merge-streamed")
+	b.ReportMetric(float64(total)/(1<<20), "MiB-packs-merged")
 }

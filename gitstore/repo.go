@@ -510,13 +510,7 @@ func writeFileDurableStream(dir, name string, write func(io.Writer) error) error
 // stageFile writes data to a temp file in dir (from sp, if set), fsyncs
 // and closes it, and returns its path. On error nothing is left behind.
 func stageFile(sp *spares, dir string, data []byte) (string, error) {
-	var f *os.File
-	var err error
-	if sp != nil {
-		f, err = sp.take(dir)
-	} else {
-		f, err = os.CreateTemp(dir, spareName)
-	}
+	f, err := tempIn(sp, dir)
 	if err != nil {
 		return "", err
 	}
@@ -536,6 +530,20 @@ func stageFile(sp *spares, dir string, data []byte) (string, error) {
 	}
 	return f.Name(), nil
 }
+
+// tempIn returns a temp file in dir to write a pack or index to: a
+// spare if sp has one ready.
+func tempIn(sp *spares, dir string) (*os.File, error) {
+	if sp != nil {
+		return sp.take(dir)
+	}
+	return os.CreateTemp(dir, spareName)
+}
+
+// mergeFile returns the temp file a merge streams its pack to: a spare
+// in the pack directory. A variable only so that tests can see the file
+// and make its writes fail (packstream_test.go).
+var mergeFile = func(r *repo) (*os.File, error) { return tempIn(r.spares, r.packDir) }
 
 // syncDir fsyncs a directory so that renames and creations in it survive a
 // power loss. It is a variable only so that the power-loss test can take
