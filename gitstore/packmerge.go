@@ -179,7 +179,11 @@ func (s *Store) merge(cands []*pack) error {
 			return fmt.Errorf("merge: %w", err)
 		}
 		for i := len(cands) - 1; i >= 0; i-- { // oldest first
-			if err := m.addPack(cands[i]); err != nil {
+			err := m.addPack(cands[i])
+			if err == nil {
+				err = m.pw.out.err // a write failed (the disk is full): stop here
+			}
+			if err != nil {
 				m.pw.abortStream()
 				return fmt.Errorf("merge %s: %w", cands[i].name, err)
 			}

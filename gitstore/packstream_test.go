@@ -84,38 +84,47 @@ func TestMerge_StreamedAsInMemory(t *testing.T) {
 
 // TestMerge_StreamWriteFails checks that a merge whose writes to its file
 // fail returns the error, removes the file and leaves the packs as they
-// were, every context readable.
+// were, every context readable: when the writes fail at the end (the
+// whole pack under a megabyte) and as soon as they begin (every entry
+// written as it comes, which stops the merge at its first pack).
 func TestMerge_StreamWriteFails(t *testing.T) {
-	s, err := Open(t.TempDir(), Options{MergePacks: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
+	for _, flush := range []int{streamFlush, 1} {
+		t.Run(fmt.Sprintf("flush=%d", flush), func(t *testing.T) {
+			saved := streamFlush
+			streamFlush = flush
+			defer func() { streamFlush = saved }()
+			s, err := Open(t.TempDir(), Options{MergePacks: 1 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			fillApply(t, s, 4*64, 512, 64)
+			before, onDisk := packNames(s), packFiles(t, s)
+			var names []string
+			recordMergeFiles(t, &names, func(f *os.File) (*os.File, error) {
+				f.Close()
+				return os.Open(f.Name()) // read only: every write fails
+			})
+			err = s.merge(s.allPacks())
+			var pe *os.PathError
+			if !errors.As(err, &pe) || pe.Op != "write" {
+				t.Fatalf("merge with failing writes: %v; want the write's error", err)
+			}
+			if len(names) != 1 {
+				t.Fatalf("the merge took %d temp files, want 1", len(names))
+			}
+			if _, err := os.Stat(names[0]); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("the failed merge's temp file %s is still there (%v)", names[0], err)
+			}
+			if after := packNames(s); !slices.Equal(after, before) {
+				t.Fatalf("packs after the failed merge: %v, before: %v", after, before)
+			}
+			if got := packFiles(t, s); !slices.Equal(got, onDisk) {
+				t.Fatalf("pack files after the failed merge: %v, before: %v", got, onDisk)
+			}
+			checkAllReadable(t, s)
+		})
 	}
-	defer s.Close()
-	fillApply(t, s, 4*64, 512, 64)
-	before, onDisk := packNames(s), packFiles(t, s)
-	var names []string
-	recordMergeFiles(t, &names, func(f *os.File) (*os.File, error) {
-		f.Close()
-		return os.Open(f.Name()) // read only: every write fails
-	})
-	err = s.merge(s.allPacks())
-	var pe *os.PathError
-	if !errors.As(err, &pe) || pe.Op != "write" {
-		t.Fatalf("merge with failing writes: %v; want the write's error", err)
-	}
-	if len(names) != 1 {
-		t.Fatalf("the merge took %d temp files, want 1", len(names))
-	}
-	if _, err := os.Stat(names[0]); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("the failed merge's temp file %s is still there (%v)", names[0], err)
-	}
-	if after := packNames(s); !slices.Equal(after, before) {
-		t.Fatalf("packs after the failed merge: %v, before: %v", after, before)
-	}
-	if got := packFiles(t, s); !slices.Equal(got, onDisk) {
-		t.Fatalf("pack files after the failed merge: %v, before: %v", got, onDisk)
-	}
-	checkAllReadable(t, s)
 }
 
 // checkAllReadable reads every context of the catalog back and checks it
