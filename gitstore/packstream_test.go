@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -84,31 +85,48 @@ func TestMerge_StreamedAsInMemory(t *testing.T) {
 
 // TestMerge_StreamWriteFails checks that a merge whose writes to its file
 // fail returns the error, removes the file and leaves the packs as they
-// were, every context readable: when the writes fail at the end (the
-// whole pack under a megabyte) and as soon as they begin (every entry
-// written as it comes, which stops the merge at its first pack).
+// were, every context readable: a merge of write-path packs, which writes
+// at the end (its segment is under 16 MiB), and one of merged packs,
+// copied as blocks, which writes the first at once and stops there.
 func TestMerge_StreamWriteFails(t *testing.T) {
-	for _, flush := range []int{streamFlush, 1} {
-		t.Run(fmt.Sprintf("flush=%d", flush), func(t *testing.T) {
-			saved := streamFlush
-			streamFlush = flush
-			defer func() { streamFlush = saved }()
+	for _, blocks := range []bool{false, true} {
+		t.Run(fmt.Sprintf("blocks=%v", blocks), func(t *testing.T) {
 			s, err := Open(t.TempDir(), Options{MergePacks: 1 << 20})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer s.Close()
 			fillApply(t, s, 4*64, 512, 64)
+			if blocks {
+				for range 2 {
+					if err := s.merge(s.allPacks()[:2]); err != nil { // two write-path packs: the newest
+						t.Fatal(err)
+					}
+					s.repo.mu.Lock()
+					s.repo.packs = append(s.repo.packs[1:], s.repo.packs[0]) // the merged one last: not taken again
+					s.repo.mu.Unlock()
+				}
+			}
 			before, onDisk := packNames(s), packFiles(t, s)
 			var names []string
 			recordMergeFiles(t, &names, func(f *os.File) (*os.File, error) {
 				f.Close()
 				return os.Open(f.Name()) // read only: every write fails
 			})
-			err = s.merge(s.allPacks())
+			packs := s.allPacks()
+			err = s.merge(packs)
 			var pe *os.PathError
 			if !errors.As(err, &pe) || pe.Op != "write" {
 				t.Fatalf("merge with failing writes: %v; want the write's error", err)
+			}
+			// Merging blocks, the merge stops at the first pack it adds,
+			// the oldest; else it fails writing the pack at the end.
+			if want := "merge: "; blocks {
+				if want = "merge " + packs[len(packs)-1].name + ": "; !strings.HasPrefix(err.Error(), want) {
+					t.Fatalf("merge: %v; want it to stop at the first pack (%q)", err, want)
+				}
+			} else if !strings.HasPrefix(err.Error(), want) {
+				t.Fatalf("merge: %v; want it to fail at the end (%q)", err, want)
 			}
 			if len(names) != 1 {
 				t.Fatalf("the merge took %d temp files, want 1", len(names))
