@@ -26,8 +26,8 @@ type scratch struct {
 	w       []cand
 	sel     []cand
 	pool    []cand // candidates when a neighbour list overflows
+	fw      []cand // rescore's
 	kept    []cand
-	fw      []cand // s.w scored again in float32
 
 	// The quantised query of an insertion (see quant.go).
 	q8    []int8  // the node's own quantised vector
@@ -82,8 +82,8 @@ func (s *scratch) visit(id uint32) bool {
 // entryLevel returns the top layer recorded in an entry word.
 func entryLevel(e uint64) int { return int(e >> 32 & 0xff) }
 
-// insert links node id, whose top layer is lvl and vector v, into the graph.
-func (ix *Index) insert(s *scratch, id uint32, lvl int, v []float32) {
+// insert links node id, whose top layer is lvl, into the graph.
+func (ix *Index) insert(s *scratch, id uint32, lvl int) {
 	e := ix.entry.Load()
 	if e == 0 || lvl > entryLevel(e) {
 		// This node becomes the entry point: hold entryMu until it is
@@ -114,8 +114,17 @@ func (ix *Index) insert(s *scratch, id uint32, lvl int, v []float32) {
 		// A concurrent insertion may have linked id already, so that the
 		// search found id itself.
 		s.w = slices.DeleteFunc(s.w, func(c cand) bool { return c.id == id })
-		s.fw = ix.rescore(s, v, s.w)
-		s.sel = ix.selectNeighbours(s, s.sel[:0], s.fw, ix.opts.M)
+		// The candidates are ranked by their int8 scores, as the search
+		// found them: scoring them again in float32 cost a tenth of an
+		// insertion (reading each candidate's float32 vector, four times
+		// the bytes) and changed recall@10 at 1M by less than the noise
+		// of a build (docs/BENCHMARKS.md, "Insertions on int8 scores").
+		// floatScores, for BenchmarkInsertScores only, does as before.
+		ranked := s.w
+		if ix.floatScores {
+			ranked = ix.rescore(s, ix.vec(id), s.w)
+		}
+		s.sel = ix.selectNeighbours(s, s.sel[:0], ranked, ix.opts.M)
 		ix.setLinks(s, id, l, s.sel)
 		for _, nb := range s.sel {
 			ix.connect(s, nb.id, cand{score: nb.score, id: id}, l)

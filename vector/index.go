@@ -108,6 +108,11 @@ type Index struct {
 
 	count   atomic.Int64 // finished insertions
 	scratch sync.Pool
+
+	// floatScores makes insertions rank their candidates by float32
+	// scores, as they did before (graph.go, insert): only so that
+	// BenchmarkInsertScores can compare the two in one process.
+	floatScores bool
 }
 
 const entryBit = 1 << 63
@@ -173,7 +178,7 @@ func (ix *Index) Add(key uint32, v []float32) error {
 		c.upper[i] = make([]uint32, lvl*(ix.opts.M+1))
 	}
 	s := ix.getScratch()
-	ix.insert(s, id, lvl, c.vecs[i*ix.dim:(i+1)*ix.dim])
+	ix.insert(s, id, lvl)
 	ix.scratch.Put(s)
 	c.done[i].Store(true)
 	ix.count.Add(1)

@@ -6,11 +6,11 @@ import "math"
 // vector is scaled by its own largest magnitude into int8 components
 // (scalar quantisation), which reads a quarter of the memory per distance
 // and multiplies 32 components per instruction (dot_amd64.s). Insertions use them for
-// the search for candidates, for the heuristic's comparisons of a
-// candidate with the neighbours already kept, and for the pruning of a
-// full neighbour list; the candidates' scores to the new node are taken
-// again in float32 before the heuristic ranks them, and queries use
-// float32 throughout. Every kernel has a portable Go version, used where
+// the search for candidates, for the ranking of the candidates found and
+// the heuristic's comparisons of a candidate with the neighbours already
+// kept, and for the pruning of a full neighbour list (only the scores of
+// links a concurrent insertion made to a node before its own are taken in
+// float32: setLinks); queries use float32 throughout. Every kernel has a portable Go version, used where
 // the CPU lacks AVX2 and checked against the assembly bit for bit
 // (kernel_test.go).
 // The 8-bit copies are derived from the float32 vectors, on Add and on
@@ -25,8 +25,9 @@ func qStride(dim int) int { return (dim + 15) &^ 15 }
 // stay within ±127; the largest magnitude maps to ±127. The arithmetic is
 // in float64, so that a vector whose largest component is subnormal (127/m
 // beyond the float32 range) quantises like any other; its scale may then
-// round to 0 in float32, which only makes its approximate scores 0 (the
-// float32 re-scoring still ranks it).
+// round to 0 in float32, which only makes its approximate scores 0: an
+// insertion ranks it last among its candidates, and queries, which score
+// in float32, find it as any other.
 func quantize(dst []int8, v []float32) float32 {
 	var m float64
 	for _, x := range v {

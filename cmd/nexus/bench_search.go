@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"flag"
 	"fmt"
 	"io"
@@ -122,6 +124,7 @@ func runBenchSearch(ctx context.Context, args []string, stdout, stderr io.Writer
 	rations := fs.String("rations", "0.25,1", "--sustain: one run per value of the indexer's CPU share at 10,000 contexts behind (search.Options.MaxCPULagging, in cores; 0.25 is the fixed ration of before)")
 	efc := fs.Int("ef-construction", 0, "the graph's candidate list while inserting (default: the engine's)")
 	m := fs.Int("m", 0, "the graph's links per node on the upper layers, twice that on the bottom one (default: the engine's)")
+	dump := fs.String("dump-vectors", "", "instead of the figures above: write the embeddings of the --n texts and of the --queries queries the figures would use to this `FILE` (queries first; 384 float32 components each, little-endian), for the vector package's benchmarks (NEXUS_VECTORS)")
 	maxLag := fs.Int("max-lag", search.DefaultMaxLag, "--sustain: writes wait while the index is more than this many contexts behind (search.max_lag; -1: never)")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
@@ -152,6 +155,9 @@ func runBenchSearch(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	b := &searchBench{n: *n, queries: *queries, gen: newTextGen(1, *topics), dir: *dir, out: stdout, log: stderr,
 		profile: *profile, buildOnly: *buildOnly, sustainFor: *sustainFor, clients: *clients, efc: *efc, m: *m, rations: lagging, maxLag: *maxLag}
+	if *dump != "" {
+		return b.dumpVectors(ctx, *dump)
+	}
 	if b.sustainFor > 0 {
 		return b.sustain(ctx)
 	}
@@ -266,6 +272,54 @@ func (b *searchBench) run(ctx context.Context) error {
 	fmt.Fprintf(b.out, "\nmemory of the indexes: %.0f bytes per context (heap growth over the build); saved index files: %.0f bytes per context\n",
 		float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(b.n), float64(size)/float64(b.n))
 	fmt.Fprintf(b.out, "build %s, rebuild from git %s\n", build.Round(time.Millisecond), rebuild.Round(time.Millisecond))
+	return nil
+}
+
+// dumpVectors writes to path the embeddings (hashing model) of the texts
+// fill writes and of the queries queryFigures asks, drawn in the same
+// order from the same generator: the queries first, then the texts, each
+// as 384 little-endian float32.
+func (b *searchBench) dumpVectors(ctx context.Context, path string) error {
+	topics := len(b.gen.topics)
+	texts := make([]string, b.n)
+	for i := range texts {
+		texts[i] = b.gen.text(i%topics, 40)
+	}
+	qs := make([]string, b.queries)
+	for i := range qs {
+		qs[i] = b.gen.query(b.gen.r.IntN(topics))
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	emb := embed.NewHashing(embed.DefaultDimension)
+	var buf []byte
+	for _, part := range [][]string{qs, texts} {
+		for i := 0; i < len(part); i += 1024 {
+			vs, err := emb.Embed(ctx, part[i:min(len(part), i+1024)])
+			if err != nil {
+				f.Close()
+				return err
+			}
+			for _, v := range vs {
+				buf = buf[:0]
+				for _, x := range v {
+					buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(x))
+				}
+				w.Write(buf)
+			}
+		}
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(b.out, "wrote the vectors of %d queries and %d texts to %s\n", len(qs), len(texts), path)
 	return nil
 }
 
