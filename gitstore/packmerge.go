@@ -131,7 +131,7 @@ type version struct {
 
 // newPackMerge returns a merge of packs of size bytes and objects in all.
 // With a repository, the merged pack is written to a temp file in its
-// pack directory as it is assembled (packstream.go; finishFile); without,
+// pack directory as it is assembled (packstream.go; Store.merge); without,
 // it is assembled in memory (finish).
 func newPackMerge(r *repo, size, objects int64, blocks bool) (*packMerge, error) {
 	m := &packMerge{repo: r, pw: newPackWriter(), blocks: blocks, left: objects, inf: new(inflater)}
