@@ -20,8 +20,9 @@ import (
 // so that each of them is rewritten once at that tier and not again at
 // every tier above (taking MergePacks at a time rewrote a fill's packs
 // about three times while the merger caught up: docs/STORAGE.md), and no
-// merge reads or holds more than maxMergeBytes (a merged pack is assembled
-// in memory). Packs of maxMergeBytes/MergePacks and more are left alone.
+// merge reads or writes more than maxMergeBytes (it reads each pack whole,
+// and streams the merged one to its file: packstream.go). Packs of
+// maxMergeBytes/MergePacks and more are left alone.
 const maxMergeBytes = 512 << 20
 
 // kickMerge asks the merger to look at the packs, without blocking.
