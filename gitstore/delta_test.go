@@ -238,9 +238,8 @@ func mergeInMemory(tb testing.TB, packs []*pack) ([]byte, *packIndex) {
 			tb.Fatal(err)
 		}
 	}
-	data, idx, ok := m.finish()
-	if !ok {
+	if !m.index() {
 		tb.Fatal("an object repeats")
 	}
-	return data, idx
+	return m.pw.finish()
 }

@@ -131,8 +131,8 @@ type version struct {
 
 // newPackMerge returns a merge of packs of size bytes and objects in all.
 // With a repository, the merged pack is written to a temp file in its
-// pack directory as it is assembled (packstream.go; Store.merge); without,
-// it is assembled in memory (finish).
+// pack directory as it is assembled (packstream.go; Store.merge); without
+// (the tests' mergeInMemory), it is assembled in memory.
 func newPackMerge(r *repo, size, objects int64, blocks bool) (*packMerge, error) {
 	m := &packMerge{repo: r, pw: newPackWriter(), blocks: blocks, left: objects, inf: new(inflater)}
 	if r != nil {
@@ -199,16 +199,6 @@ func (s *Store) merge(cands []*pack) error {
 		return s.repo.replaceStaged(cands, tmp, idx)
 	}
 	return errors.New("merge: an object repeats after merging object by object") // cannot happen: the writer dedups
-}
-
-// finish completes a merged pack assembled in memory; false if an object
-// is in it twice.
-func (m *packMerge) finish() ([]byte, *packIndex, bool) {
-	if !m.index() {
-		return nil, nil, false
-	}
-	data, idx := m.pw.finish()
-	return data, idx, true
 }
 
 // index writes what is left of the merge and orders the merged pack's

@@ -95,20 +95,11 @@ func (p *packWriter) finishStream() (string, *packIndex, error) {
 		sum = Hash(out.sha.Sum(nil))
 		_, err = out.f.WriteAt(sum[:], int64(p.base))
 	}
-	if err == nil {
-		err = out.f.Truncate(int64(p.base) + int64(len(sum))) // a spare may be longer
-	}
-	if err == nil {
-		err = syncTemp(out.f)
-	}
-	if cerr := out.f.Close(); err == nil {
-		err = cerr
-	}
+	name, err := sealTemp(out.f, int64(p.base)+int64(len(sum)), err)
 	if err != nil {
-		os.Remove(out.f.Name())
 		return "", nil, err
 	}
-	return out.f.Name(), buildIndex(p.entries, sum), nil
+	return name, buildIndex(p.entries, sum), nil
 }
 
 // rehash rewrites the header of a streamed pack with the count of

@@ -515,8 +515,16 @@ func stageFile(sp *spares, dir string, data []byte) (string, error) {
 		return "", err
 	}
 	_, err = f.WriteAt(data, 0)
+	return sealTemp(f, int64(len(data)), err)
+}
+
+// sealTemp ends the writing of temp file f, whose content is its first
+// size bytes, unless err (the writing's) is set: it cuts f to size (a
+// recycled spare may be longer), fsyncs and closes it, and returns its
+// path. On any error f is closed and removed, and the error returned.
+func sealTemp(f *os.File, size int64, err error) (string, error) {
 	if err == nil {
-		err = f.Truncate(int64(len(data))) // a recycled spare may be longer
+		err = f.Truncate(size)
 	}
 	if err == nil {
 		err = syncTemp(f)
