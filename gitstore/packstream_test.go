@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -157,4 +158,26 @@ func checkAllReadable(t *testing.T, s *Store) {
 			t.Fatalf("read %s: %v", e.id, err)
 		}
 	}
+}
+
+// TestMerge_NoTempFile checks that a merge that cannot create its file
+// (a full disk) returns why and leaves the packs as they were.
+func TestMerge_NoTempFile(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{MergePacks: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	fillApply(t, s, 2*64, 512, 64)
+	before := packNames(s)
+	saved := mergeFile
+	defer func() { mergeFile = saved }()
+	mergeFile = func(*repo) (*os.File, error) { return nil, &os.PathError{Op: "open", Path: "tmp", Err: syscall.ENOSPC} }
+	if err := s.merge(s.allPacks()); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("merge without a temp file: %v; want ENOSPC", err)
+	}
+	if after := packNames(s); !slices.Equal(after, before) {
+		t.Fatalf("packs after the failed merge: %v, before: %v", after, before)
+	}
+	checkAllReadable(t, s)
 }
