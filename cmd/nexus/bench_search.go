@@ -280,15 +280,11 @@ func (b *searchBench) run(ctx context.Context) error {
 // order from the same generator: the queries first, then the texts, each
 // as 384 little-endian float32.
 func (b *searchBench) dumpVectors(ctx context.Context, path string) error {
-	topics := len(b.gen.topics)
 	texts := make([]string, b.n)
 	for i := range texts {
-		texts[i] = b.gen.text(i%topics, 40)
+		texts[i], _ = b.text(i)
 	}
-	qs := make([]string, b.queries)
-	for i := range qs {
-		qs[i] = b.gen.query(b.gen.r.IntN(topics))
-	}
+	qs := b.queryTexts()
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -339,10 +335,23 @@ func startCPUProfile(path string) (func(), error) {
 
 // fill writes the synthetic memory through Apply, in batches of 1024.
 func (b *searchBench) fill(ctx context.Context, data string) error {
-	topics := len(b.gen.topics)
-	return fillWith(ctx, data, b.n, newProgress(b.log, "store"), func(i int) (string, string) {
-		return b.gen.text(i%topics, 40), fmt.Sprintf(`{"topic":%d}`, i%topics)
-	})
+	return fillWith(ctx, data, b.n, newProgress(b.log, "store"), b.text)
+}
+
+// text returns the content and metadata of the store's context i: 40
+// words of topic i mod topics.
+func (b *searchBench) text(i int) (string, string) {
+	t := i % len(b.gen.topics)
+	return b.gen.text(t, 40), fmt.Sprintf(`{"topic":%d}`, t)
+}
+
+// queryTexts draws the queries of the figures, each about a random topic.
+func (b *searchBench) queryTexts() []string {
+	qs := make([]string, b.queries)
+	for i := range qs {
+		qs[i] = b.gen.query(b.gen.r.IntN(len(b.gen.topics)))
+	}
+	return qs
 }
 
 // build opens an engine on an empty index directory and times its
@@ -366,10 +375,7 @@ func (b *searchBench) build(ctx context.Context, emb nexus.Embedder, opts search
 // queryFigures measures latency per mode and the recall@10 of the graph
 // against an exact scan of the same vectors, in the same run.
 func (b *searchBench) queryFigures(ctx context.Context, e *search.Engine) ([]string, [][]nexus.ID, error) {
-	qs := make([]string, b.queries)
-	for i := range qs {
-		qs[i] = b.gen.query(b.gen.r.IntN(len(b.gen.topics)))
-	}
+	qs := b.queryTexts()
 	type mode struct {
 		name string
 		req  nexus.SearchRequest
