@@ -119,11 +119,8 @@ func BenchmarkPrefetch(b *testing.B) {
 				lat[k] += time.Since(t0)
 			}
 		}
-		perInsert := func(k int) float64 { return float64(cpu[k].Microseconds()) / float64(n) }
+		reportInserts(b, cpu, n)
 		perQuery := func(k int) float64 { return float64(lat[k].Microseconds()) / float64(rounds*len(qs)) }
-		b.ReportMetric(perInsert(0), "cpu-µs/insert-old")
-		b.ReportMetric(perInsert(1), "cpu-µs/insert-new")
-		b.ReportMetric(perInsert(1)/perInsert(0), "insert-new/old")
 		b.ReportMetric(perQuery(0), "µs/query-old")
 		b.ReportMetric(perQuery(1), "µs/query-new")
 		b.ReportMetric(perQuery(1)/perQuery(0), "query-new/old")
@@ -159,13 +156,19 @@ func BenchmarkInsertScores(b *testing.B) {
 				rec[k] += recall(got, want) / float64(len(qs))
 			}
 		}
-		perInsert := func(k int) float64 { return float64(cpu[k].Microseconds()) / float64(n) }
-		b.ReportMetric(perInsert(0), "cpu-µs/insert-old")
-		b.ReportMetric(perInsert(1), "cpu-µs/insert-new")
-		b.ReportMetric(perInsert(1)/perInsert(0), "insert-new/old")
+		reportInserts(b, cpu, n)
 		b.ReportMetric(rec[0], "recall@10-old")
 		b.ReportMetric(rec[1], "recall@10-new")
 	}
+}
+
+// reportInserts reports the CPU per insertion of each of the two indexes
+// buildInTurns built with n insertions each, and their ratio (new ÷ old).
+func reportInserts(b *testing.B, cpu [2]time.Duration, n int) {
+	perInsert := func(k int) float64 { return float64(cpu[k].Microseconds()) / float64(n) }
+	b.ReportMetric(perInsert(0), "cpu-µs/insert-old")
+	b.ReportMetric(perInsert(1), "cpu-µs/insert-new")
+	b.ReportMetric(perInsert(1)/perInsert(0), "insert-new/old")
 }
 
 // newPair returns two empty indexes of dimension 384, default options.
