@@ -225,11 +225,18 @@ func dropBaseCaches(s *Store) {
 // mergeInMemory merges packs (newest first) as Store.merge does, without
 // writing the result; it returns the merged pack and its index.
 func mergeInMemory(tb testing.TB, packs []*pack) ([]byte, *packIndex) {
+	return mergeBlocks(tb, nil, packs).pw.finish()
+}
+
+// mergeBlocks adds packs (newest first) to a merge copying blocks, as
+// Store.merge's first try does, streamed to a temp file of r's if r is
+// set, and orders its entries; the caller finishes it.
+func mergeBlocks(tb testing.TB, r *repo, packs []*pack) *packMerge {
 	var total, objects int64
 	for _, p := range packs {
 		total, objects = total+p.size, objects+p.count
 	}
-	m, err := newPackMerge(nil, total, objects, true)
+	m, err := newPackMerge(r, total, objects, true)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -241,5 +248,5 @@ func mergeInMemory(tb testing.TB, packs []*pack) ([]byte, *packIndex) {
 	if !m.index() {
 		tb.Fatal("an object repeats")
 	}
-	return m.pw.finish()
+	return m
 }

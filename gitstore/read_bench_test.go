@@ -206,9 +206,9 @@ func mergedPacks(b *testing.B) (*Store, []*pack) {
 func BenchmarkMerge_Written(b *testing.B) {
 	s, packs := mergedPacks(b)
 	defer s.Close()
-	var total, objects int64
+	var total int64
 	for _, p := range packs {
-		total, objects = total+p.size, objects+p.count
+		total += p.size
 	}
 	stage := func(data []byte) {
 		tmp, err := stageFile(s.repo.spares, s.repo.packDir, data)
@@ -224,19 +224,7 @@ func BenchmarkMerge_Written(b *testing.B) {
 			stage(idx.data)
 		},
 		func() { // streamed
-			m, err := newPackMerge(s.repo, total, objects, true)
-			if err != nil {
-				b.Fatal(err)
-			}
-			for i := len(packs) - 1; i >= 0; i-- {
-				if err := m.addPack(packs[i]); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if !m.index() {
-				b.Fatal("an object repeats")
-			}
-			tmp, idx, err := m.pw.finishStream()
+			tmp, idx, err := mergeBlocks(b, s.repo, packs).pw.finishStream()
 			if err != nil {
 				b.Fatal(err)
 			}
